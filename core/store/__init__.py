@@ -1,0 +1,1 @@
+"""The database: typed models, engines and one-transaction-per-change sessions."""
