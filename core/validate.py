@@ -173,3 +173,13 @@ def network_size(field: str, value: object, minimum: int) -> int:
     if not minimum <= size <= MAX_NETWORK_SIZE:
         raise InvalidInput(field, f"{size} is outside {minimum}-{MAX_NETWORK_SIZE} addresses")
     return size
+
+
+def host_name(field: str, value: object) -> str:
+    """A host's name: dot-separated host-name labels, as ``socket.gethostname()`` gives."""
+    text = _text(field, value)
+    if len(text) > 253 or not all(_HOSTNAME.match(label) for label in text.split(".")):
+        raise InvalidInput(
+            field, f"{text!r} must be a host name: labels of letters, digits or '-', joined by '.'"
+        )
+    return text

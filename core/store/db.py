@@ -48,10 +48,15 @@ def _sqlite_engine(url: str) -> Engine:
 def _ensure_wal(engine: Engine) -> None:
     # WAL lets readers (the console's refresh) run beside a writer. The mode is stored
     # in the file, so this writes only the first time.
-    with engine.connect() as connection:
-        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
         if str(mode).lower() != "wal":
-            connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 class Database:

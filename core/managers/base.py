@@ -1,0 +1,167 @@
+"""What the three managers share: cutting subnets, reserving addresses, allocating them."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from sqlalchemy import false, insert, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import NoMoreFixedIps
+from core.store.models import FixedIP, Instance, Network, Project
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    """One network that ``network create`` is about to write."""
+
+    subnet: ipaddress.IPv4Network
+    label: str
+    bridge: str
+    vlan: int | None = None
+    vpn_public_port: int | None = None
+
+
+class NetworkManager:
+    """Rules of one manager. Instances are stateless; the session carries the state."""
+
+    kind: ClassVar[str]
+    # Addresses kept from instances at the bottom (network, gateway, ...) and at the top
+    # (broadcast, ...) of every subnet.
+    reserved_bottom: ClassVar[int] = 2
+    reserved_top: ClassVar[int] = 1
+    # The smallest subnet that still leaves one address for an instance.
+    min_network_size: ClassVar[int] = 4
+    # Without DHCP nothing can hold a lease, so an address is free again at once.
+    waits_for_lease: ClassVar[bool] = True
+    injects_config: ClassVar[bool] = False
+
+    def top_reserved(self, cnt_vpn_clients: int) -> int:
+        return self.reserved_top
+
+    def network_row(self, plan: SubnetPlan, *, dns: str | None, bridge_interface: str | None,
+                    segmentation: str | None, vpn_public_address: str | None,
+                    created_at: datetime) -> Network:
+        subnet = plan.subnet
+        hosts = subnet.num_addresses
+        return Network(
+            label=plan.label,
+            manager=self.kind,
+            cidr=str(subnet),
+            first_int=int(subnet.network_address),
+            last_int=int(subnet.broadcast_address),
+            netmask=str(subnet.netmask),
+            gateway=str(subnet.network_address + 1),
+            broadcast=str(subnet.broadcast_address),
+            dhcp_start=str(subnet.network_address + min(self.reserved_bottom, hosts - 1)),
+            dns1=dns,
+            bridge=plan.bridge,
+            bridge_interface=bridge_interface,
+            segmentation=segmentation,
+            vlan=plan.vlan,
+            vpn_public_port=plan.vpn_public_port,
+            vpn_public_address=vpn_public_address,
+            vpn_private_address=None,
+            created_at=created_at,
+        )
+
+    def fixed_ip_rows(self, network: Network, cnt_vpn_clients: int) -> list[dict[str, object]]:
+        """One row per address of the subnet, reserved ones marked, for a bulk insert."""
+        first, last = network.first_int, network.last_int
+        count = last - first + 1
+        bottom = self.reserved_bottom
+        top = self.top_reserved(cnt_vpn_clients)
+        to_text = ipaddress.IPv4Address
+        return [
+            {
+                "address": str(to_text(value)),
+                "address_int": value,
+                "network_id": network.id,
+                "reserved": index < bottom or count - index <= top,
+                "allocated": False,
+                "leased": False,
+            }
+            for index, value in enumerate(range(first, last + 1))
+        ]
+
+    def insert_fixed_ips(self, session: Session, network: Network, cnt_vpn_clients: int) -> None:
+        session.execute(insert(FixedIP), self.fixed_ip_rows(network, cnt_vpn_clients))
+
+    # -- allocation -----------------------------------------------------------------
+
+    def allocate_fixed_ip(self, session: Session, network: Network, instance: Instance,
+                          mac: str, now: datetime, timeout: int) -> FixedIP:
+        fixed = self._first_free(session, network)
+        if fixed is None and self.waits_for_lease and self._reclaim_stale(
+            session, network, now, timeout
+        ):
+            fixed = self._first_free(session, network)
+        if fixed is None:
+            raise NoMoreFixedIps(f"{network.label} ({network.cidr})")
+        fixed.instance_id = instance.id
+        fixed.mac = mac
+        fixed.allocated = True
+        fixed.released_at = None
+        return fixed
+
+    def _first_free(self, session: Session, network: Network) -> FixedIP | None:
+        # The WHERE matches the partial index ix_fixed_ips_free, so this walks free rows
+        # only; SKIP LOCKED lets concurrent launches on PostgreSQL take different rows.
+        query = (
+            select(FixedIP)
+            .where(
+                FixedIP.network_id == network.id,
+                FixedIP.instance_id.is_(None),
+                FixedIP.reserved == false(),
+                FixedIP.leased == false(),
+            )
+            .order_by(FixedIP.address_int)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        return session.scalars(query).first()
+
+    def _reclaim_stale(self, session: Session, network: Network, now: datetime,
+                       timeout: int) -> bool:
+        """Free addresses whose DHCP lease never went away after release (the timeout)."""
+        result = session.execute(
+            update(FixedIP)
+            .where(
+                FixedIP.network_id == network.id,
+                FixedIP.instance_id.is_(None),
+                FixedIP.leased.is_(True),
+                FixedIP.released_at < now - timedelta(seconds=timeout),
+            )
+            .values(leased=False, mac=None, released_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_fixed_ip(self, fixed: FixedIP, now: datetime) -> None:
+        fixed.instance_id = None
+        fixed.allocated = False
+        if self.waits_for_lease and fixed.leased:
+            # Reused only once dnsmasq reports the lease gone (or after the timeout):
+            # handing it out earlier gives two machines one address.
+            fixed.released_at = now
+        else:
+            fixed.mac = None
+            fixed.leased = False
+            fixed.released_at = None
+
+    def networks_for(self, session: Session, project: Project) -> list[Network]:
+        """The networks an instance of ``project`` takes an address from, in order."""
+        query = select(Network).where(Network.manager == self.kind).order_by(Network.id)
+        return list(session.scalars(query))
+
+
+def random_mac(rng: random.Random) -> str:
+    # fa:16:3e is the prefix nova used; the 4th octet stays below 0x80 as it did.
+    return "fa:16:3e:%02x:%02x:%02x" % (
+        rng.randint(0x00, 0x7F),
+        rng.randint(0x00, 0xFF),
+        rng.randint(0x00, 0xFF),
+    )

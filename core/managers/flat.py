@@ -1,0 +1,50 @@
+"""Flat: an admin-made bridge; the address is injected into the instance's image."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from core.managers.base import NetworkManager
+from core.store.models import FixedIP, Network
+from core.views import InjectedConfig
+
+
+class FlatManager(NetworkManager):
+    kind = "flat"
+    waits_for_lease = False
+    injects_config = True
+
+
+def injected_config(network: Network, fixed: FixedIP, interface: str = "eth0") -> InjectedConfig:
+    """The network configuration written into a Flat instance's image at launch."""
+    dns = [d for d in (network.dns1, network.dns2) if d]
+    prefix = ipaddress.IPv4Network(network.cidr).prefixlen
+    stanza = [
+        f"auto {interface}",
+        f"iface {interface} inet static",
+        f"    address {fixed.address}",
+        f"    netmask {network.netmask}",
+        f"    broadcast {network.broadcast}",
+        f"    gateway {network.gateway}",
+    ]
+    if dns:
+        stanza.append(f"    dns-nameservers {' '.join(dns)}")
+    # JSON scalars are valid YAML, so quoting through json keeps the document exact.
+    q = json.dumps
+    doc = [
+        "version: 2",
+        "ethernets:",
+        f"  {interface}:",
+        "    match:",
+        f"      macaddress: {q(fixed.mac)}",
+        f"    set-name: {interface}",
+        "    addresses:",
+        f"      - {q(f'{fixed.address}/{prefix}')}",
+        "    routes:",
+        "      - to: default",
+        f"        via: {q(network.gateway)}",
+    ]
+    if dns:
+        doc += ["    nameservers:", "      addresses:"] + [f"        - {q(d)}" for d in dns]
+    return InjectedConfig(interfaces="\n".join(stanza) + "\n", cloud_init="\n".join(doc) + "\n")

@@ -1,0 +1,9 @@
+"""FlatDHCP: one bridge for every project; dnsmasq hands out the addresses."""
+
+from __future__ import annotations
+
+from core.managers.base import NetworkManager
+
+
+class FlatDHCPManager(NetworkManager):
+    kind = "flatdhcp"

@@ -1,0 +1,18 @@
+"""The one service API that the console, the CLI and scripts call.
+
+Each public method is one database transaction (or one read); refusals raise the
+errors of :mod:`core.errors` with a one-line message naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+from core.service.base import ChangeSet, Listener
+from core.service.demo import DemoService
+from core.service.operations import OperationsService
+
+
+class NetconService(DemoService, OperationsService):
+    """Networks, fixed and floating IPs, projects, instances, security groups, VPNs."""
+
+
+__all__ = ["ChangeSet", "Listener", "NetconService"]

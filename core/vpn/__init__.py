@@ -1,0 +1,1 @@
+"""Per-project VPNs: an OpenVPN server per VLAN network, with its own certificate authority."""

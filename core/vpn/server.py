@@ -1,0 +1,255 @@
+"""One OpenVPN server process per project: start, probe, stop.
+
+The project's directory holds, beside the PKI: ``server.conf``, ``openvpn.pid``,
+``openvpn.log``, ``mgmt.sock`` (the management interface, a unix socket, so it is
+reachable whatever network namespace the server runs in) and ``run.json``, written
+before the start, saying where the server and its tap live so that ``stop`` can find
+them again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import HostError
+from core.vpn import netns
+from core.vpn.files import private_dir, write_private
+from core.vpn.pki import ProjectPki
+from core.vpn.render import server_config
+from core.vpn.spec import VpnSpec
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+PROBE_TIMEOUT = 1.0
+# sockaddr_un.sun_path is 108 bytes, including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
+
+def vpn_root(state_dir: str | Path) -> Path:
+    return Path(state_dir) / "vpn"
+
+
+@dataclass(frozen=True)
+class Running:
+    """What ``run.json`` recorded about a server that was started."""
+
+    project: str
+    netns: str | None
+    tap: str
+    pid: int | None
+
+
+class ServerFiles:
+    def __init__(self, state_dir: str | Path, project: str) -> None:
+        self.project = project
+        self.directory = vpn_root(state_dir) / project
+        self.pki = ProjectPki(self.directory, project)
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "server.conf"
+
+    @property
+    def pid(self) -> Path:
+        return self.directory / "openvpn.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "openvpn.log"
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "mgmt.sock"
+
+    @property
+    def record(self) -> Path:
+        return self.directory / "run.json"
+
+    def render(self, spec: VpnSpec) -> str:
+        return server_config(spec, self.pki, self.socket)
+
+    def running(self) -> Running | None:
+        try:
+            data = json.loads(self.record.read_text())
+        except (OSError, ValueError):
+            return None
+        return Running(
+            project=self.project,
+            netns=data.get("netns"),
+            tap=str(data.get("tap", "")),
+            pid=self.live_pid(),
+        )
+
+    def live_pid(self) -> int | None:
+        """The pid in the pid file if that process is still this project's OpenVPN."""
+        try:
+            pid = int(self.pid.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        # A recycled pid belongs to some other program: never signal that.
+        if not cmdline or not cmdline[0].endswith(b"openvpn"):
+            return None
+        if str(self.config).encode() not in cmdline:
+            return None
+        return pid
+
+    def answers(self) -> bool:
+        return management_state(self.socket) == "CONNECTED"
+
+    def state(self) -> str:
+        """up: the process answers; unresponsive: alive but silent; down: not running."""
+        if self.live_pid() is None:
+            return "down"
+        return "up" if self.answers() else "unresponsive"
+
+
+def management_state(path: Path, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """The server's state word from its management interface (``CONNECTED`` when
+    serving), or None if nothing answers."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(timeout)
+            client.connect(str(path))
+            client.sendall(b"state\r\nquit\r\n")
+            received = b""
+            while b"\r\nEND" not in received:
+                chunk = client.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    except OSError:
+        return None
+    for line in received.decode(errors="replace").splitlines():
+        fields = line.split(",")
+        if len(fields) > 1 and fields[0].isdigit():
+            return fields[1]
+    return None
+
+
+def _last_log_line(files: ServerFiles) -> str:
+    try:
+        lines = [line for line in files.log.read_text(errors="replace").splitlines() if line]
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        if any(word in line for word in ("error", "Error", "ERROR", "Cannot", "failed")):
+            return line
+    return lines[-1] if lines else "empty log"
+
+
+def start(files: ServerFiles, spec: VpnSpec, namespace: str | None) -> None:
+    """Start the server; on any failure leave nothing behind (no process, no tap)."""
+    if len(str(files.socket)) > MAX_SOCKET_PATH:
+        raise HostError(
+            f"state_dir is too long: {files.socket} exceeds {MAX_SOCKET_PATH} bytes"
+        )
+    netns.check_netns(namespace)
+    if files.live_pid() is not None:
+        raise HostError(f"the VPN of project {spec.project} is already running")
+    netns.check_udp_port_free(namespace, spec.public_address, spec.public_port)
+    files.pki.ensure_server()
+    private_dir(files.directory)
+    for stale in (files.pid, files.socket):
+        stale.unlink(missing_ok=True)
+    write_private(files.config, files.render(spec))
+    write_private(
+        files.record, json.dumps({"netns": namespace, "tap": spec.tap, "bridge": spec.bridge})
+    )
+    made_tap = False
+    try:
+        netns.ensure_tap(namespace, spec.tap, spec.bridge)
+        made_tap = True
+        _launch(files, namespace)
+        _wait_until_up(files, spec)
+    except BaseException:
+        _kill(files)
+        if made_tap:
+            netns.remove_tap(namespace, spec.tap)
+        files.record.unlink(missing_ok=True)
+        raise
+
+
+def _launch(files: ServerFiles, namespace: str | None) -> None:
+    command = [
+        "openvpn",
+        "--daemon",
+        f"netcon-vpn-{files.project}",
+        "--writepid",
+        str(files.pid),
+        "--log",
+        str(files.log),
+        "--config",
+        str(files.config),
+    ]
+    if namespace:
+        command = ["ip", "netns", "exec", namespace, *command]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+        )
+    except FileNotFoundError:
+        raise HostError("openvpn is not installed (Debian package openvpn)") from None
+    except subprocess.TimeoutExpired:
+        raise HostError(f"openvpn for project {files.project} did not start") from None
+    # The log file has the process's complaint even when it gave up before daemonising.
+    if result.returncode != 0:
+        raise HostError(
+            f"openvpn for project {files.project} failed to start: {_last_log_line(files)}"
+        )
+    files.log.chmod(0o600)
+
+
+def _wait_until_up(files: ServerFiles, spec: VpnSpec) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        pid_written = files.pid.exists()
+        if pid_written and files.live_pid() is None:
+            break
+        if pid_written and files.answers():
+            return
+        time.sleep(0.05)
+    raise HostError(
+        f"openvpn for project {spec.project} on {spec.endpoint} did not come up: "
+        f"{_last_log_line(files)}"
+    )
+
+
+def _kill(files: ServerFiles) -> None:
+    pid = files.live_pid()
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if files.live_pid() is None:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    while files.live_pid() is not None:
+        time.sleep(0.05)
+
+
+def stop(files: ServerFiles) -> None:
+    """Stop the server and take its tap out of the bridge; the PKI stays."""
+    record = files.running()
+    _kill(files)
+    if record is not None and record.tap:
+        netns.remove_tap(record.netns, record.tap)
+    for leftover in (files.pid, files.socket, files.record):
+        leftover.unlink(missing_ok=True)
+
+
+def started_projects(state_dir: str | Path) -> list[str]:
+    """Projects with a server that netcon started and has not stopped (running or not)."""
+    root = vpn_root(state_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob("*/run.json"))
