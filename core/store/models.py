@@ -105,6 +105,8 @@ class Network(Base):
     vpn_public_address: Mapped[str | None] = mapped_column(String(15))
     vpn_public_port: Mapped[int | None] = mapped_column(Integer, unique=True)
     vpn_private_address: Mapped[str | None] = mapped_column(String(15))
+    # Whether the project's VPN server should run (`vpn run` / `vpn stop`).
+    vpn_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     project: Mapped[Project | None] = relationship()

@@ -118,7 +118,8 @@ def management_state(path: Path, timeout: float = PROBE_TIMEOUT) -> str | None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.settimeout(timeout)
             client.connect(str(path))
-            client.sendall(b"state\r\nquit\r\n")
+            # Only "state": OpenVPN drops the reply if "quit" arrives in the same read.
+            client.sendall(b"state\r\n")
             received = b""
             while b"\r\nEND" not in received:
                 chunk = client.recv(4096)
@@ -139,8 +140,11 @@ def _last_log_line(files: ServerFiles) -> str:
         lines = [line for line in files.log.read_text(errors="replace").splitlines() if line]
     except OSError:
         return "no log"
-    for line in reversed(lines):
-        if any(word in line for word in ("error", "Error", "ERROR", "Cannot", "failed")):
+    # The first complaint after the start banner is the cause; later lines are fallout.
+    for line in lines:
+        if "Note:" not in line and any(
+            word in line for word in ("error", "Error", "ERROR", "Cannot", "failed")
+        ):
             return line
     return lines[-1] if lines else "empty log"
 
