@@ -1,0 +1,334 @@
+"""A table that draws only the rows on screen and asks for the ones it lacks.
+
+Textual's DataTable keeps and measures every row, which takes seconds for the 65,534
+addresses of a /16. This widget holds a :class:`TableSource` instead: either every row
+of a small listing (:class:`ListSource`), or windows of a large one fetched from the
+database as they scroll into view (:class:`PagedSource`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    numeric: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a table: the resource's id, the text of each cell and the view it shows."""
+
+    key: Hashable
+    cells: tuple[str, ...]
+    item: Any
+
+
+def sort_key(text: str) -> tuple[int, Any]:
+    """Order numbers and addresses by value, everything else alphabetically."""
+    if text.isdigit():
+        return (0, int(text))
+    head = text.split("/", 1)[0].split(":", 1)[0]
+    try:
+        return (1, int(ipaddress.IPv4Address(head)), text)
+    except ValueError:
+        return (2, text.lower())
+
+
+class TableSource:
+    """Where a table's rows come from."""
+
+    total: int = 0
+
+    def row(self, index: int) -> Row | None:
+        """The row at ``index``, or None while it is not loaded yet."""
+        raise NotImplementedError
+
+    def index_of(self, key: Hashable) -> int | None:
+        return None
+
+
+class ListSource(TableSource):
+    """Every row in memory; filtering and sorting happen here, without the database."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.all_rows = list(rows)
+        self.rows = list(rows)
+        self.total = len(self.rows)
+        self._index: dict[Hashable, int] | None = None
+
+    def row(self, index: int) -> Row | None:
+        return self.rows[index] if 0 <= index < self.total else None
+
+    def index_of(self, key: Hashable) -> int | None:
+        if self._index is None:
+            self._index = {row.key: i for i, row in enumerate(self.rows)}
+        return self._index.get(key)
+
+    def apply(self, search: str, sort_column: int | None, descending: bool) -> None:
+        needle = search.lower()
+        rows = self.all_rows
+        if needle:
+            rows = [r for r in rows if any(needle in cell.lower() for cell in r.cells)]
+        if sort_column is not None:
+            rows = sorted(rows, key=lambda r: sort_key(r.cells[sort_column]), reverse=descending)
+        self.rows = list(rows)
+        self.total = len(self.rows)
+        self._index = None
+
+
+class PagedSource(TableSource):
+    """A listing too large to hold: windows of ``page_size`` rows, fetched on demand.
+
+    ``request`` is called with the offset of a window the table needs; the owner fetches
+    it (in a worker) and hands it back with :meth:`put`.
+    """
+
+    def __init__(
+        self, total: int, page_size: int, request: Callable[[int], None], descending: bool = False
+    ) -> None:
+        self.total = total
+        self.page_size = page_size
+        self.descending = descending
+        self._request = request
+        self._pages: dict[int, list[Row]] = {}
+        self._asked: set[int] = set()
+
+    def _page_of(self, index: int) -> int:
+        position = self.total - 1 - index if self.descending else index
+        return position // self.page_size
+
+    def row(self, index: int) -> Row | None:
+        if not 0 <= index < self.total:
+            return None
+        page_number = self._page_of(index)
+        page = self._pages.get(page_number)
+        if page is None:
+            if page_number not in self._asked:
+                self._asked.add(page_number)
+                self._request(page_number * self.page_size)
+            return None
+        position = self.total - 1 - index if self.descending else index
+        within = position - page_number * self.page_size
+        return page[within] if within < len(page) else None
+
+    def put(self, offset: int, rows: Sequence[Row]) -> None:
+        self._pages[offset // self.page_size] = list(rows)
+
+    def index_of(self, key: Hashable) -> int | None:
+        for page_number, page in self._pages.items():
+            for within, row in enumerate(page):
+                if row.key == key:
+                    position = page_number * self.page_size + within
+                    return self.total - 1 - position if self.descending else position
+        return None
+
+
+class VirtualTable(ScrollView, can_focus=True):
+    """A keyboard-first table over a :class:`TableSource`; line 0 is the column header."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
+        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
+        Binding("home,g", "first", "First row", show=False),
+        Binding("end,G", "last", "Last row", show=False),
+        Binding("left,h", "scroll_left", "Scroll left", show=False),
+        Binding("right,l", "scroll_right", "Scroll right", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "virtual-table--header",
+        "virtual-table--header-sorted",
+        "virtual-table--cursor",
+        "virtual-table--odd",
+        "virtual-table--loading",
+    }
+
+    cursor = reactive(0)
+
+    class Highlighted(Message):
+        def __init__(self, table: VirtualTable, index: int, row: Row | None) -> None:
+            super().__init__()
+            self.table = table
+            self.index = index
+            self.row = row
+
+    class Selected(Message):
+        def __init__(self, table: VirtualTable, index: int, row: Row) -> None:
+            super().__init__()
+            self.table = table
+            self.index = index
+            self.row = row
+
+    class HeaderClicked(Message):
+        def __init__(self, table: VirtualTable, column: int) -> None:
+            super().__init__()
+            self.table = table
+            self.column = column
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.columns: list[Column] = []
+        self.source: TableSource = ListSource([])
+        self.sort_column: int | None = None
+        self.sort_descending = False
+        self.empty_text = "nothing here"
+
+    # -- data ---------------------------------------------------------------------------
+
+    def set_source(
+        self,
+        columns: Sequence[Column],
+        source: TableSource,
+        keep_key: Hashable | None = None,
+        keep_index: int | None = None,
+    ) -> None:
+        """Show ``source``; the cursor goes back to the row with ``keep_key`` if it is there."""
+        self.columns = list(columns)
+        self.source = source
+        width = sum(c.width + 1 for c in self.columns)
+        self.virtual_size = Size(width, source.total + 1)
+        index = source.index_of(keep_key) if keep_key is not None else None
+        if index is None:
+            index = keep_index if keep_index is not None else 0
+        self.cursor = max(0, min(index, source.total - 1))
+        self._keep_cursor_visible()
+        self.refresh()
+        self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+
+    def rows_arrived(self) -> None:
+        """A window came back from the database: redraw, and re-announce the cursor row."""
+        self.refresh()
+        self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+
+    @property
+    def current_row(self) -> Row | None:
+        return self.source.row(self.cursor)
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def _cells_segments(self, cells: Sequence[str], style: Style) -> list[Segment]:
+        segments = []
+        for column, text in zip(self.columns, cells, strict=False):
+            cell = text if len(text) <= column.width else text[: column.width - 1] + "…"
+            cell = cell.rjust(column.width) if column.numeric else cell.ljust(column.width)
+            segments.append(Segment(cell + " ", style))
+        return segments
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            labels = []
+            for number, column in enumerate(self.columns):
+                label = column.label
+                if number == self.sort_column:
+                    label += " ▼" if self.sort_descending else " ▲"
+                labels.append(label)
+            style = base + self.get_component_rich_style("virtual-table--header")
+            segments = self._cells_segments(labels, style)
+        else:
+            index = scroll_y + y - 1
+            if index >= self.source.total:
+                if self.source.total == 0 and y == 1:
+                    style = base + self.get_component_rich_style("virtual-table--loading")
+                    return Strip([Segment(f" {self.empty_text}", style)]).extend_cell_length(
+                        width, style
+                    )
+                return Strip.blank(width, base)
+            row = self.source.row(index)
+            if index == self.cursor:
+                style = base + self.get_component_rich_style("virtual-table--cursor")
+            elif index % 2:
+                style = base + self.get_component_rich_style("virtual-table--odd")
+            else:
+                style = base
+            if row is None:
+                loading = base + self.get_component_rich_style("virtual-table--loading")
+                segments = [Segment(" loading…", loading)]
+            else:
+                segments = self._cells_segments(row.cells, style)
+        strip = Strip(segments).extend_cell_length(scroll_x + width, style)
+        return strip.crop(scroll_x, scroll_x + width)
+
+    # -- cursor --------------------------------------------------------------------------
+
+    @property
+    def _page_rows(self) -> int:
+        return max(1, self.size.height - 1)
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self._keep_cursor_visible()
+        self.refresh()
+        if old != new:
+            self.post_message(self.Highlighted(self, new, self.current_row))
+
+    def _keep_cursor_visible(self) -> None:
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + self._page_rows:
+            self.scroll_to(y=self.cursor - self._page_rows + 1, animate=False, immediate=True)
+
+    def move_cursor(self, index: int) -> None:
+        if self.source.total:
+            self.cursor = max(0, min(index, self.source.total - 1))
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor + 1)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(self.cursor - self._page_rows)
+
+    def action_page_down(self) -> None:
+        self.move_cursor(self.cursor + self._page_rows)
+
+    def action_first(self) -> None:
+        self.move_cursor(0)
+
+    def action_last(self) -> None:
+        self.move_cursor(self.source.total - 1)
+
+    def action_select(self) -> None:
+        row = self.current_row
+        if row is not None:
+            self.post_message(self.Selected(self, self.cursor, row))
+
+    def on_click(self, event: events.Click) -> None:
+        scroll_x, scroll_y = self.scroll_offset
+        if event.y == 0:
+            x = event.x + scroll_x
+            for number, column in enumerate(self.columns):
+                if x < column.width + 1:
+                    self.post_message(self.HeaderClicked(self, number))
+                    return
+                x -= column.width + 1
+            return
+        index = scroll_y + event.y - 1
+        if index < self.source.total:
+            if index == self.cursor and event.chain >= 2:
+                self.action_select()
+            self.move_cursor(index)
