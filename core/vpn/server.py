@@ -152,9 +152,7 @@ def _last_log_line(files: ServerFiles) -> str:
 def start(files: ServerFiles, spec: VpnSpec, namespace: str | None) -> None:
     """Start the server; on any failure leave nothing behind (no process, no tap)."""
     if len(str(files.socket)) > MAX_SOCKET_PATH:
-        raise HostError(
-            f"state_dir is too long: {files.socket} exceeds {MAX_SOCKET_PATH} bytes"
-        )
+        raise HostError(f"state_dir is too long: {files.socket} exceeds {MAX_SOCKET_PATH} bytes")
     netns.check_netns(namespace)
     if files.live_pid() is not None:
         raise HostError(f"the VPN of project {spec.project} is already running")

@@ -1,9 +1,9 @@
 """Throwaway namespaces for VPN tests: a network host, an instance and a remote client.
 
-    remote (eth0 192.0.2.2/30) --veth-- (pub0 192.0.2.1/30) network host
-                                            br<vlan> 10.77.0.1/24
-                                              └─ vi0 --veth-- (eth0 10.77.0.5/24) instance,
-                                                                HTTP server on :8000
+remote (eth0 192.0.2.2/30) --veth-- (pub0 192.0.2.1/30) network host
+                                        br<vlan> 10.77.0.1/24
+                                          └─ vi0 --veth-- (eth0 10.77.0.5/24) instance,
+                                                            HTTP server on :8000
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/cmdline").read_bytes() != b""
+    try:
+        # A zombie waiting for init to reap it has an empty command line.
+        return Path(f"/proc/{pid}/cmdline").read_bytes() != b""
+    except OSError:
+        return False
 
 
 def kill_pid(pid: int) -> None:
@@ -106,11 +110,18 @@ class Lab:
         with IPRoute(netns=self.host) as ipr:
             ipr.link("add", ifname=self.bridge, kind="bridge")
             _up(ipr, self.bridge, self.gateway)
-            ipr.link("add", ifname="vi0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.instance})
+            ipr.link(
+                "add",
+                ifname="vi0",
+                kind="veth",
+                peer={"ifname": "eth0", "net_ns_fd": self.instance},
+            )
             index = ipr.link_lookup(ifname="vi0")[0]
             ipr.link("set", index=index, master=ipr.link_lookup(ifname=self.bridge)[0])
             _up(ipr, "vi0")
-            ipr.link("add", ifname="pub0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.remote})
+            ipr.link(
+                "add", ifname="pub0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": self.remote}
+            )
             _up(ipr, "pub0", PUBLIC_HOST, 30)
             _up(ipr, "lo")
         with IPRoute(netns=self.instance) as ipr:

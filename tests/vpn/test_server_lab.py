@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.vpn import server
-from core.vpn.pki import ProjectPki
 from core.vpn.render import client_config
 from core.vpn.spec import VpnSpec, vpn_spec
 from tests.vpn.lab import PUBLIC_HOST, Lab, wait_for

@@ -1,0 +1,139 @@
+"""The VPN part of the host plan: which servers to start and stop on this host.
+
+Desired: every VLAN network with a project, ``vpn_enabled`` and this host as its
+network host. Actual: the servers netcon started (``run.json`` in the project's
+directory) and whether their process answers. A server that answers with the
+configuration the database asks for is left alone, so a second apply changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.store.db import Database
+from core.store.models import Network
+from core.vpn import server
+from core.vpn.server import ServerFiles
+from core.vpn.spec import VpnSpec, vpn_spec
+
+
+@dataclass(frozen=True)
+class StartVpn:
+    spec: VpnSpec
+    files: ServerFiles
+    netns: str | None
+
+    def describe(self) -> str:
+        return (
+            f"start VPN of project {self.spec.project} on udp {self.spec.endpoint} "
+            f"({self.spec.tap} in {self.spec.bridge}, clients "
+            f"{self.spec.pool_start}-{self.spec.pool_end})"
+        )
+
+    def apply(self) -> None:
+        server.start(self.files, self.spec, self.netns)
+
+
+@dataclass(frozen=True)
+class StopVpn:
+    project: str
+    files: ServerFiles
+    reason: str
+
+    def describe(self) -> str:
+        return f"stop VPN of project {self.project} ({self.reason})"
+
+    def apply(self) -> None:
+        server.stop(self.files)
+
+
+VpnOperation = StartVpn | StopVpn
+
+
+def spec_for(network: Network, settings: Settings) -> VpnSpec:
+    assert network.project is not None and network.vlan is not None
+    return vpn_spec(
+        project=network.project.name,
+        network_id=network.id,
+        cidr=network.cidr,
+        bridge=network.bridge,
+        segment=network.vlan,
+        public_address=network.vpn_public_address or settings.vpn_ip,
+        public_port=network.vpn_public_port,
+        private_address=network.vpn_private_address,
+        gateway=network.gateway,
+        netmask=network.netmask,
+        clients=settings.cnt_vpn_clients,
+    )
+
+
+def desired_specs(session: Session, settings: Settings) -> list[VpnSpec]:
+    networks = session.scalars(
+        select(Network)
+        .where(
+            Network.manager == "vlan",
+            Network.project_id.is_not(None),
+            Network.vpn_enabled.is_(True),
+            Network.host == settings.host,
+        )
+        .order_by(Network.vlan)
+    )
+    return [spec_for(network, settings) for network in networks]
+
+
+def operations_for(
+    specs: list[VpnSpec], settings: Settings, netns: str | None, *, only: set[str] | None = None
+) -> list[VpnOperation]:
+    """Operations that make the running servers match ``specs``.
+
+    ``only`` limits the comparison to some projects (``vpn run PROJECT`` touches one).
+    """
+    wanted = {spec.project: spec for spec in specs}
+    started = set(server.started_projects(settings.state_dir))
+    operations: list[VpnOperation] = []
+    for project in sorted(started | set(wanted)):
+        if only is not None and project not in only:
+            continue
+        files = ServerFiles(settings.state_dir, project)
+        spec = wanted.get(project)
+        record = files.running()
+        if spec is None:
+            if record is not None:
+                operations.append(StopVpn(project, files, "the database no longer wants it"))
+            continue
+        if record is None:
+            operations.append(StartVpn(spec, files, netns))
+            continue
+        if record.pid is None:
+            reason = "its process is gone"
+        elif not files.answers():
+            reason = "it does not answer"
+        elif record.netns != netns or _config_text(files) != files.render(spec):
+            reason = "its configuration changed"
+        else:
+            continue
+        operations += [StopVpn(project, files, reason), StartVpn(spec, files, netns)]
+    return operations
+
+
+def _config_text(files: ServerFiles) -> str | None:
+    try:
+        return files.config.read_text()
+    except OSError:
+        return None
+
+
+def plan(db: Database, settings: Settings, netns: str | None = None) -> list[VpnOperation]:
+    """What `host apply` does for VPNs; empty when every wanted server answers."""
+    with db.read() as session:
+        specs = desired_specs(session, settings)
+    return operations_for(specs, settings, netns)
+
+
+def apply(operations: list[VpnOperation]) -> None:
+    for operation in operations:
+        operation.apply()

@@ -1,0 +1,227 @@
+"""`vpn run | stop | spawn | list | client-config | revoke` over a NetconService.
+
+Each change is one transaction with its AuditEvent (the service's own ``_change``), and
+the host work happens inside it: if OpenVPN cannot be started the flag in the
+database is rolled back and nothing is left running, so a refusal leaves no trace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import validate
+from core.errors import Conflict
+from core.service import NetconService
+from core.store.models import FixedIP, Network
+from core.views import VpnView
+from core.vpn import plan as vpn_plan
+from core.vpn import server
+from core.vpn.render import client_config as render_client_config
+from core.vpn.server import ServerFiles
+from core.vpn.spec import VpnSpec
+
+
+def _project_network(service: NetconService, session: Session, project: str) -> Network:
+    owner = service._project(session, project)
+    network = session.scalars(
+        select(Network).where(Network.project_id == owner.id, Network.manager == "vlan")
+    ).first()
+    if network is None:
+        raise Conflict(
+            "project",
+            f"{project} has no VLAN network (a VLAN project gets one when its first "
+            "instance is launched)",
+        )
+    return network
+
+
+def _reserve_client_pool(session: Session, network: Network, spec: VpnSpec) -> None:
+    """Keep instances off the addresses OpenVPN hands to clients."""
+    low = int(ipaddress.IPv4Address(spec.pool_start))
+    high = int(ipaddress.IPv4Address(spec.pool_end))
+    rows = session.scalars(
+        select(FixedIP).where(
+            FixedIP.network_id == network.id,
+            FixedIP.address_int >= low,
+            FixedIP.address_int <= high,
+        )
+    ).all()
+    for row in rows:
+        if row.instance_id is not None or row.leased:
+            raise Conflict(
+                "cnt_vpn_clients",
+                f"{row.address} in the VPN client pool {spec.pool_start}-{spec.pool_end} "
+                "is in use by an instance",
+            )
+    for row in rows:
+        row.reserved = True
+
+
+def _this_host(service: NetconService, session: Session, network: Network) -> bool:
+    if network.host is None:
+        network.host = service._pick_host(session)
+    return network.host == service.settings.host
+
+
+def _start_if_needed(service: NetconService, spec: VpnSpec, netns: str | None) -> list[str]:
+    operations = vpn_plan.operations_for([spec], service.settings, netns, only={spec.project})
+    vpn_plan.apply(operations)
+    return [operation.describe() for operation in operations]
+
+
+def run_vpn(service: NetconService, project: str, netns: str | None = None) -> list[str]:
+    """Want the project's VPN running and start it here; returns what was done."""
+    done: list[str] = []
+    with service._change("vpn.run", project) as (session, audit):
+        network = _project_network(service, session, project)
+        spec = vpn_plan.spec_for(network, service.settings)
+        _reserve_client_pool(session, network, spec)
+        here = _this_host(service, session, network)
+        was_enabled = network.vpn_enabled
+        audit.before = {"vpn_enabled": was_enabled}
+        network.vpn_enabled = True
+        audit.after = {"vpn_enabled": True, "host": network.host}
+        audit.network_ids.add(network.id)
+        session.flush()
+        if here:
+            done = _start_if_needed(service, spec, netns)
+        elif not was_enabled:
+            done = [f"VPN of project {project} is wanted on host {network.host}"]
+        # Already wanted and already answering: no change, so no audit record either.
+        audit.skip = was_enabled and not done
+    return done
+
+
+def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
+    """`vpn spawn`: run the VPN of every VLAN project, all or none."""
+    done: list[str] = []
+    started: list[ServerFiles] = []
+    try:
+        with service._change("vpn.spawn", "every VLAN project") as (session, audit):
+            networks = session.scalars(
+                select(Network)
+                .where(Network.manager == "vlan", Network.project_id.is_not(None))
+                .order_by(Network.vlan)
+            ).all()
+            was_enabled = [network.vpn_enabled for network in networks]
+            for network in networks:
+                spec = vpn_plan.spec_for(network, service.settings)
+                _reserve_client_pool(session, network, spec)
+                here = _this_host(service, session, network)
+                network.vpn_enabled = True
+                audit.network_ids.add(network.id)
+                session.flush()
+                if here:
+                    steps = _start_if_needed(service, spec, netns)
+                    if steps:
+                        started.append(ServerFiles(service.settings.state_dir, spec.project))
+                    done += steps
+                else:
+                    done.append(f"VPN of project {spec.project} is wanted on host {network.host}")
+            audit.after = {"vpn_enabled": sorted(n.project.name for n in networks if n.project)}
+            audit.skip = not done and all(was_enabled)
+    except BaseException:
+        for files in started:
+            server.stop(files)
+        raise
+    return done
+
+
+def stop_vpn(service: NetconService, project: str) -> list[str]:
+    """Stop wanting the project's VPN and stop its server here."""
+    done: list[str] = []
+    with service._change("vpn.stop", project) as (session, audit):
+        network = _project_network(service, session, project)
+        files = ServerFiles(service.settings.state_dir, project)
+        running = files.running() is not None
+        if not network.vpn_enabled and not running:
+            audit.skip = True
+            return [f"VPN of project {project} is not running"]
+        audit.before = {"vpn_enabled": network.vpn_enabled}
+        network.vpn_enabled = False
+        audit.after = {"vpn_enabled": False}
+        audit.network_ids.add(network.id)
+        session.flush()
+        if running:
+            server.stop(files)
+            done.append(f"stopped VPN of project {project}")
+        else:
+            done.append(f"VPN of project {project} will no longer be started")
+    return done
+
+
+def vpn_state(service: NetconService, network: Network) -> str:
+    """up only if the server's process answers; down if wanted but not answering."""
+    if network.project is None:
+        return "-"
+    if network.host not in (None, service.settings.host):
+        return f"on {network.host}"
+    state = ServerFiles(service.settings.state_dir, network.project.name).state()
+    if state == "down" and not network.vpn_enabled:
+        return "off"
+    return state
+
+
+def list_vpns(service: NetconService) -> list[VpnView]:
+    with service.db.read() as session:
+        networks = session.scalars(
+            select(Network).where(Network.manager == "vlan").order_by(Network.vlan)
+        ).all()
+        return [
+            VpnView(
+                project=n.project.name if n.project else None,
+                network=n.cidr,
+                public_address=n.vpn_public_address or service.settings.vpn_ip,
+                public_port=n.vpn_public_port,
+                private_address=n.vpn_private_address,
+                state=vpn_state(service, n),
+            )
+            for n in networks
+        ]
+
+
+def _local_files(
+    service: NetconService, session: Session, project: str
+) -> tuple[Network, ServerFiles]:
+    network = _project_network(service, session, project)
+    if network.host not in (None, service.settings.host):
+        raise Conflict(
+            "project",
+            f"the VPN of {project} lives on host {network.host}; run this there",
+        )
+    return network, ServerFiles(service.settings.state_dir, project)
+
+
+def client_config(service: NetconService, project: str, user: str) -> str:
+    """Issue (or reuse) the user's certificate and return a self-contained .ovpn."""
+    user = validate.name("user", user)
+    text = ""
+    with service._change("vpn.client-config", f"{project}/{user}") as (session, audit):
+        network, files = _local_files(service, session, project)
+        spec = vpn_plan.spec_for(network, service.settings)
+        if not spec.public_address:
+            raise Conflict(
+                "vpn_public_address",
+                f"network {network.cidr} has none for clients to reach; set vpn_ip",
+            )
+        audit.after = {"user": user}
+        text = render_client_config(spec, files.pki.client(user))
+    return text
+
+
+def revoke(service: NetconService, project: str, user: str) -> int:
+    """Put the user's certificate on the project's CRL; the server refuses it at once."""
+    user = validate.name("user", user)
+    serial = 0
+    with service._change("vpn.revoke", f"{project}/{user}") as (session, audit):
+        _network, files = _local_files(service, session, project)
+        serial = files.pki.revoke(user)
+        audit.after = {"user": user, "serial": f"{serial:x}"}
+    return serial
+
+
+def host_plan(service: NetconService, netns: str | None = None) -> list[vpn_plan.VpnOperation]:
+    return vpn_plan.plan(service.db, service.settings, netns)

@@ -1,0 +1,334 @@
+"""Project VPNs through the service, for real: OpenVPN in namespaces the test makes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute, netns
+from sqlalchemy import func, select
+
+from core.config import load_settings
+from core.errors import Conflict, HostError, InvalidInput, NotFound
+from core.service import NetconService
+from core.store.models import AuditEvent, FixedIP, Network
+from core.vpn import plan as vpn_plan
+from core.vpn import service as vpn
+from core.vpn.server import ServerFiles
+from tests.vpn.lab import PUBLIC_HOST, Lab, pid_alive, wait_for
+
+PORT = 11940
+HOST = "nc-test-nethost"
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, state_dir: Path) -> Iterator[NetconService]:
+    settings = load_settings(
+        [],
+        vpn_ip=PUBLIC_HOST,
+        state_dir=str(state_dir),
+        host=HOST,
+        cnt_vpn_clients=5,
+    )
+    service = NetconService(f"sqlite:///{tmp_path / 'netcon.db'}", settings, actor="test")
+    # Two VLAN networks: alpha gets 10.77.0.0/24 (br177), beta 10.77.1.0/24 (br178).
+    service.create_networks("10.77.0.0/16", 2, 256, 177, PORT)
+    for project in ("alpha", "beta"):
+        service.create_project(project)
+        service.launch_instance(project, f"{project}-web")
+    service.create_project("idle")  # VLAN project that never launched: no network yet
+    yield service
+    service.db.dispose()
+
+
+@pytest.fixture
+def running(cloud: NetconService, lab: Lab) -> Iterator[tuple[NetconService, Lab]]:
+    try:
+        yield cloud, lab
+    finally:
+        for project in ("alpha", "beta"):
+            files = ServerFiles(cloud.settings.state_dir, project)
+            if files.running() is not None:
+                vpn_plan.StopVpn(project, files, "test teardown").apply()
+
+
+def _audit_count(service: NetconService) -> int:
+    with service.db.read() as session:
+        return int(session.scalar(select(func.count(AuditEvent.id))) or 0)
+
+
+def _enabled(service: NetconService, project: str) -> bool:
+    return {v.project: v.state for v in vpn.list_vpns(service)}[project] != "off"
+
+
+def _states(service: NetconService) -> dict[str | None, str]:
+    return {v.project: v.state for v in vpn.list_vpns(service)}
+
+
+def _server_log(service: NetconService) -> str:
+    return ServerFiles(service.settings.state_dir, "alpha").log.read_text(errors="replace")
+
+
+def _links(namespace: str) -> set[str]:
+    with IPRoute(netns=namespace) as ipr:
+        return {link.get("ifname") for link in ipr.link("dump")}
+
+
+def test_run_connect_and_reach_the_instance(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    assert _states(service)["alpha"] == "off"
+
+    steps = vpn.run_vpn(service, "alpha", lab.host)
+
+    assert steps and steps[0].startswith("start VPN of project alpha on udp 192.0.2.1:11940")
+    assert _states(service)["alpha"] == "up"
+    assert _states(service)["beta"] == "off"
+    assert "tapvpn177" in _links(lab.host)
+    client = lab.start_client("alice", vpn.client_config(service, "alpha", "alice"))
+    wait_for(client.connected, "alice's tunnel")
+    assert lab.http_get_from_remote() == "hello from the instance\n"
+
+    # The client pool is reserved so no instance is ever given a client's address.
+    with service.db.read() as session:
+        pool = session.scalars(
+            select(FixedIP.reserved).where(
+                FixedIP.address.in_([f"10.77.0.{n}" for n in range(250, 255)])
+            )
+        ).all()
+    assert pool == [True] * 5
+
+
+def test_reapply_with_a_running_vpn_changes_nothing(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    vpn.run_vpn(service, "alpha", lab.host)
+    files = ServerFiles(service.settings.state_dir, "alpha")
+    pid = files.live_pid()
+    audits = _audit_count(service)
+
+    assert vpn.host_plan(service, lab.host) == []
+    assert vpn.run_vpn(service, "alpha", lab.host) == []
+    assert files.live_pid() == pid
+    # Nothing changed, so nothing is recorded either.
+    assert _audit_count(service) == audits
+
+
+def test_plan_restarts_a_dead_server_and_stops_an_unwanted_one(
+    running: tuple[NetconService, Lab],
+) -> None:
+    service, lab = running
+    vpn.run_vpn(service, "alpha", lab.host)
+    files = ServerFiles(service.settings.state_dir, "alpha")
+    old = files.live_pid()
+    assert old is not None
+
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: files.live_pid() is None, "the killed server to go")
+    assert _states(service)["alpha"] == "down"
+    operations = vpn.host_plan(service, lab.host)
+    assert [op.describe() for op in operations] == [
+        "stop VPN of project alpha (its process is gone)",
+        operations[1].describe(),
+    ]
+    assert isinstance(operations[1], vpn_plan.StartVpn)
+    vpn_plan.apply(operations)
+    assert _states(service)["alpha"] == "up"
+    assert files.live_pid() not in (None, old)
+
+    # The database stops wanting it behind the CLI's back: apply stops it.
+    with service.db.write() as session:
+        network = session.scalars(select(Network).where(Network.vlan == 177)).one()
+        network.vpn_enabled = False
+    operations = vpn.host_plan(service, lab.host)
+    assert [op.describe() for op in operations] == [
+        "stop VPN of project alpha (the database no longer wants it)"
+    ]
+    vpn_plan.apply(operations)
+    assert _states(service)["alpha"] == "off"
+    assert "tapvpn177" not in _links(lab.host)
+    assert vpn.host_plan(service, lab.host) == []
+
+
+def test_state_is_up_only_while_the_server_answers(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    vpn.run_vpn(service, "alpha", lab.host)
+    pid = ServerFiles(service.settings.state_dir, "alpha").live_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # Alive but frozen: the process exists, yet nothing answers.
+        assert _states(service)["alpha"] == "unresponsive"
+        reasons = [op.describe() for op in vpn.host_plan(service, lab.host)]
+        assert reasons[0] == "stop VPN of project alpha (it does not answer)"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Once it runs again it works through the probes that queued up, then answers.
+    wait_for(lambda: _states(service)["alpha"] == "up", "the thawed server to answer")
+
+
+def test_stop_takes_the_server_and_tap_away(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    vpn.run_vpn(service, "alpha", lab.host)
+    pid = ServerFiles(service.settings.state_dir, "alpha").live_pid()
+
+    assert vpn.stop_vpn(service, "alpha") == ["stopped VPN of project alpha"]
+
+    assert _states(service)["alpha"] == "off"
+    assert pid is not None and not pid_alive(pid)
+    assert "tapvpn177" not in _links(lab.host)
+    assert vpn.host_plan(service, lab.host) == []
+    assert vpn.stop_vpn(service, "alpha") == ["VPN of project alpha is not running"]
+
+
+def test_spawn_runs_every_vlan_project(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    # beta's bridge, as the host layer would make it.
+    with IPRoute(netns=lab.host) as ipr:
+        ipr.link("add", ifname="br178", kind="bridge", state="up")
+
+    steps = vpn.spawn_vpns(service, lab.host)
+
+    assert len(steps) == 2
+    assert _states(service) == {"alpha": "up", "beta": "up"}
+    assert vpn.spawn_vpns(service, lab.host) == []
+
+
+def test_spawn_is_all_or_nothing(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    audits = _audit_count(service)
+    # No br178 for beta: alpha's server starts first, then beta's cannot.
+    with pytest.raises(HostError, match="bridge br178 does not exist"):
+        vpn.spawn_vpns(service, lab.host)
+    assert _states(service) == {"alpha": "off", "beta": "off"}
+    assert "tapvpn177" not in _links(lab.host)
+    assert _audit_count(service) == audits
+
+
+def _refused(service: NetconService, lab: Lab, name: str, ovpn: str, evidence: str) -> None:
+    before = _server_log(service).count(evidence)
+    client = lab.start_client(name, ovpn)
+    wait_for(lambda: _server_log(service).count(evidence) > before, f"server to refuse {name}")
+    assert not client.connected()
+    lab.stop_client(client)
+
+
+def test_other_projects_and_revoked_clients_are_refused(
+    running: tuple[NetconService, Lab],
+) -> None:
+    service, lab = running
+    vpn.run_vpn(service, "alpha", lab.host)
+    alpha_alice = vpn.client_config(service, "alpha", "alice")
+    beta_bob = vpn.client_config(service, "beta", "bob")
+
+    # beta's whole file, aimed at alpha's server: its tls-crypt key is beta's.
+    aimed = beta_bob.replace(f"remote {PUBLIC_HOST} {PORT + 1}", f"remote {PUBLIC_HOST} {PORT}")
+    assert aimed != beta_bob
+    _refused(service, lab, "bob-whole", aimed, "tls-crypt unwrapping failed")
+
+    # beta's certificate with alpha's tls-crypt key and CA: the CA check refuses it.
+    def block(text: str, tag: str) -> str:
+        return text[text.index(f"<{tag}>") : text.index(f"</{tag}>") + len(tag) + 3]
+
+    hybrid = alpha_alice.replace(block(alpha_alice, "cert"), block(beta_bob, "cert")).replace(
+        block(alpha_alice, "key"), block(beta_bob, "key")
+    )
+    _refused(service, lab, "bob-hybrid", hybrid, "VERIFY ERROR")
+
+    # alice works, then is revoked: the running server refuses her from then on.
+    alice = lab.start_client("alice", alpha_alice)
+    wait_for(alice.connected, "alice's tunnel")
+    lab.stop_client(alice)
+    vpn.revoke(service, "alpha", "alice")
+    _refused(service, lab, "alice-again", alpha_alice, "certificate revoked")
+
+    # A new certificate for alice is a new serial, not on the list.
+    renewed = lab.start_client("alice-new", vpn.client_config(service, "alpha", "alice"))
+    wait_for(renewed.connected, "alice's renewed tunnel")
+
+
+def _assert_nothing_made(service: NetconService, lab: Lab, audits: int) -> None:
+    assert _audit_count(service) == audits
+    assert _states(service)["alpha"] == "off"
+    assert "tapvpn177" not in _links(lab.host)
+    assert ServerFiles(service.settings.state_dir, "alpha").running() is None
+
+
+def test_port_already_taken_is_refused_and_leaves_nothing(
+    running: tuple[NetconService, Lab],
+) -> None:
+    service, lab = running
+    audits = _audit_count(service)
+    netns.pushns(lab.host)
+    try:
+        squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    finally:
+        netns.popns()
+    with squatter:
+        squatter.bind((PUBLIC_HOST, PORT))
+        with pytest.raises(HostError, match=r"UDP 192\.0\.2\.1:11940 is already taken"):
+            vpn.run_vpn(service, "alpha", lab.host)
+    _assert_nothing_made(service, lab, audits)
+
+
+def test_missing_bridge_or_namespace_is_refused(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    audits = _audit_count(service)
+    with pytest.raises(InvalidInput, match="--netns: network namespace 'nc-none-0000'"):
+        vpn.run_vpn(service, "alpha", "nc-none-0000")
+    assert "nc-none-0000" not in netns.listnetns()
+    with IPRoute(netns=lab.host) as ipr:
+        ipr.link("del", index=ipr.link_lookup(ifname=lab.bridge)[0])
+    with pytest.raises(HostError, match="bridge br177 does not exist in namespace"):
+        vpn.run_vpn(service, "alpha", lab.host)
+    _assert_nothing_made(service, lab, audits)
+
+
+def test_bad_projects_are_refused_with_one_line(cloud: NetconService) -> None:
+    audits = _audit_count(cloud)
+    with pytest.raises(NotFound, match="project: no project named 'ghost'"):
+        vpn.run_vpn(cloud, "ghost")
+    with pytest.raises(Conflict, match="project: idle has no VLAN network"):
+        vpn.run_vpn(cloud, "idle")
+    with pytest.raises(Conflict, match="idle has no VLAN network"):
+        vpn.client_config(cloud, "idle", "alice")
+    with pytest.raises(InvalidInput, match="project"):
+        vpn.stop_vpn(cloud, "../alpha")
+    assert _audit_count(cloud) == audits
+    assert not (Path(cloud.settings.state_dir) / "vpn").exists()
+
+
+@pytest.mark.parametrize("user", ["../alpha", "a/b", ".hidden", "", "x" * 64, "bob smith"])
+def test_unsafe_user_names_are_refused(cloud: NetconService, user: str) -> None:
+    audits = _audit_count(cloud)
+    with pytest.raises(InvalidInput, match="^user: "):
+        vpn.client_config(cloud, "alpha", user)
+    with pytest.raises(InvalidInput, match="^user: "):
+        vpn.revoke(cloud, "alpha", user)
+    assert _audit_count(cloud) == audits
+    assert not (Path(cloud.settings.state_dir) / "vpn").exists()
+
+
+def test_revoking_an_unknown_user_is_refused(cloud: NetconService) -> None:
+    with pytest.raises(NotFound, match="user: 'carol' has no certificate in project alpha"):
+        vpn.revoke(cloud, "alpha", "carol")
+    vpn.client_config(cloud, "alpha", "carol")
+    vpn.revoke(cloud, "alpha", "carol")
+    with pytest.raises(NotFound, match="'carol' has no certificate"):
+        vpn.revoke(cloud, "alpha", "carol")
+
+
+def test_a_client_in_the_pool_is_a_conflict(cloud: NetconService) -> None:
+    with cloud.db.write() as session:
+        network = session.scalars(select(Network).where(Network.vlan == 177)).one()
+        top = session.scalars(select(FixedIP).where(FixedIP.address == "10.77.0.250")).one()
+        top.reserved = False
+        top.instance_id = session.scalars(
+            select(FixedIP.instance_id).where(
+                FixedIP.network_id == network.id, FixedIP.instance_id.is_not(None)
+            )
+        ).first()
+    with pytest.raises(Conflict, match=r"10\.77\.0\.250 in the VPN client pool"):
+        vpn.run_vpn(cloud, "alpha")
