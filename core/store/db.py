@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DatabaseError, InvalidInput
@@ -85,8 +85,9 @@ class Database:
                 _ensure_wal(self.engine)
             if migrate_schema:
                 migrate.upgrade(self.engine)
-        except OperationalError as exc:
-            raise DatabaseError(f"database {self.safe_url}: {exc.orig}") from None
+        except (SQLAlchemyError, migrate.MigrationError) as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise DatabaseError(f"database {self.safe_url}: {detail}") from None
         write_engine = self.engine.execution_options(**{_WRITE: True})
         self._write = sessionmaker(write_engine, expire_on_commit=False)
         self._read = sessionmaker(self.engine, expire_on_commit=False)

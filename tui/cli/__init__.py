@@ -68,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         # `netcon fixed list | head` closes the pipe early; that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # A bug, not bad input: still one line, unless asked for the whole story.
+        if os.environ.get("NETCON_DEBUG"):
+            raise
+        print(
+            f"netcon: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "(NETCON_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def open_console(context: Context) -> int:

@@ -1,0 +1,195 @@
+"""Any bad input: one line naming the field, and the database left exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.errors import NetconError
+from core.service import NetconService
+from tests.support import make_service, sqlite_dump
+
+NASTY = st.sampled_from(["\n", ",", " ", "$", "'", '"', "`", ";", "/", "\\", "\t", "\x00", "é"])
+# Text that contains at least one character a dnsmasq hosts file or a shell would misread.
+HOSTILE_TEXT = st.builds(lambda a, n, b: a + n + b, st.text(max_size=8), NASTY, st.text(max_size=8))
+CIDR_LIKE = st.one_of(
+    st.text(max_size=20),
+    st.builds(
+        lambda a, b, c, d, p: f"{a}.{b}.{c}.{d}/{p}",
+        st.integers(0, 300), st.integers(0, 300), st.integers(0, 300), st.integers(0, 300),
+        st.integers(-1, 40),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> NetconService:
+    service = make_service(tmp_path_factory.mktemp("demo"))
+    service.load_demo()
+    return service
+
+
+def _unchanged(service: NetconService, call) -> NetconError:  # type: ignore[no-untyped-def]
+    before = sqlite_dump(service.db.url)
+    try:
+        call()
+    except NetconError as exc:
+        error = exc
+    else:
+        raise AssertionError("bad input was accepted")
+    assert sqlite_dump(service.db.url) == before
+    assert "\n" not in str(error) and str(error)
+    return error
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(name=HOSTILE_TEXT)
+def test_hostile_names_are_refused_everywhere(demo: NetconService, name: str) -> None:
+    error = _unchanged(demo, lambda: demo.launch_instance("alpha", name))
+    assert str(error).startswith("name: ")
+    error = _unchanged(demo, lambda: demo.create_project(name))
+    assert str(error).startswith("project: ")
+    error = _unchanged(demo, lambda: demo.create_networks("10.30.0.0/24", 1, 256, label=name))
+    assert str(error).startswith("label: ")
+    error = _unchanged(demo, lambda: demo.create_security_group("alpha", name))
+    assert str(error).startswith("name: ")
+
+
+@SETTINGS
+@given(fixed_range=CIDR_LIKE, num=st.integers(-5, 5000), size=st.integers(-1, 1 << 20))
+def test_network_create_either_works_or_changes_nothing(
+    demo: NetconService, fixed_range: str, num: int, size: int
+) -> None:
+    before = sqlite_dump(demo.db.url)
+    try:
+        made = demo.create_networks(fixed_range, num, size)
+    except NetconError as exc:
+        assert sqlite_dump(demo.db.url) == before
+        assert "\n" not in str(exc)
+    else:
+        # Valid input: clean up so later examples see the demo database again.
+        for network in made:
+            demo.delete_network(network.id)
+
+
+@SETTINGS
+@given(ip_range=CIDR_LIKE, host=st.one_of(st.just("nethost1"), HOSTILE_TEXT))
+def test_floating_create_either_works_or_changes_nothing(
+    demo: NetconService, ip_range: str, host: str
+) -> None:
+    before = sqlite_dump(demo.db.url)
+    try:
+        demo.create_floating_range(host, ip_range)
+    except NetconError:
+        assert sqlite_dump(demo.db.url) == before
+    else:
+        demo.delete_floating_range(ip_range)
+
+
+@SETTINGS
+@given(
+    address=st.one_of(CIDR_LIKE, st.sampled_from(["203.0.113.1", "203.0.113.3", "203.0.113.9"])),
+    instance=st.one_of(HOSTILE_TEXT, st.sampled_from(["web1", "app1", "ghost"])),
+)
+def test_association_refusals_change_nothing(demo: NetconService, address: str, instance: str) -> None:
+    # Every one of these is refused: taken, foreign, unallocated, unknown or malformed.
+    _unchanged(demo, lambda: demo.associate_floating_ip(address, instance))
+
+
+@SETTINGS
+@given(
+    protocol=st.sampled_from(["tcp", "udp", "icmp", "gre", ""]),
+    low=st.integers(-3, 70000),
+    high=st.integers(-3, 70000),
+)
+def test_rule_ports(demo: NetconService, protocol: str, low: int, high: int) -> None:
+    before = sqlite_dump(demo.db.url)
+    try:
+        rule = demo.add_security_group_rule("gamma", "default", protocol, low, high)
+    except NetconError:
+        assert sqlite_dump(demo.db.url) == before
+    else:
+        if protocol == "icmp":
+            assert -1 <= rule.from_port <= 255 and -1 <= rule.to_port <= 255
+        else:
+            assert 1 <= rule.from_port <= rule.to_port <= 65535
+        demo.remove_security_group_rule(rule.id)
+
+
+def _netcon(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NETCON_DATABASE_URL": f"sqlite:///{db}"}
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("cli") / "demo.db"
+    assert _netcon(db, "demo").returncode == 0
+    # Fold the WAL into the main file so one file is the whole database to copy.
+    connection = sqlite3.connect(db)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return db
+
+
+def _digest(db: Path) -> str:
+    return "".join(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(db.parent.glob(db.name + "*"))
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["network", "create", "10.0.0.0/33"],
+        ["network", "create", "10.40.0.0/16", "4", "100"],
+        ["network", "create", "10.40.0.0/24", "4", "256"],
+        ["network", "create", "10.0.0.0/24"],
+        ["network", "create", "10.40.0.0/16", "1", "256", "4095"],
+        ["network", "create", "10.40.0.0/16", "1", "256", "100"],
+        ["network", "create", "10.40.0.0/16", "1", "256", "300", "99999"],
+        ["network", "create", "10.40.0.0/16", "--label", "a,b"],
+        ["floating", "create", "nethost1", "203.0.113.0/24"],
+        ["floating", "create", "nethost1", "300.0.0.1-300.0.0.9"],
+        ["floating", "associate", "203.0.113.3", "app1"],
+        ["floating", "associate", "203.0.113.1", "web2"],
+        ["floating", "release", "203.0.113.1"],
+        ["floating", "allocate", "--project", "nobody"],
+        ["instance", "launch", "--project", "alpha", "web$1"],
+        ["instance", "launch", "--project", "alpha", "web1"],
+        ["instance", "terminate", "ghost"],
+        ["project", "create", "a b"],
+        ["secgroup", "rule", "add", "--project", "alpha", "web", "tcp", "0", "80"],
+        ["fixed", "unreserve", "10.0.0.1"],
+        ["network", "delete", "10.0.0.0/24"],
+        ["network", "frobnicate"],
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_no_write(
+    demo_file: Path, tmp_path: Path, args: list[str]
+) -> None:
+    db = tmp_path / "netcon.db"
+    shutil.copy(demo_file, db)
+    before = _digest(db)
+    result = _netcon(db, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netcon"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert _digest(db) == before

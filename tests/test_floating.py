@@ -1,0 +1,106 @@
+"""Floating IPs: pool, allocation to projects, association with instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import Conflict, InvalidInput, NoMoreFloatingIps, NotFound, QuotaExceeded
+from core.service import NetconService
+from tests.support import make_service
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> NetconService:
+    service = make_service(tmp_path, quota_floating_ips=3, default_floating_pool="public")
+    service.create_networks("10.0.0.0/16", 2, 256, 100, 1000)
+    service.create_project("alpha")
+    service.create_project("beta")
+    service.launch_instance("alpha", "web1")
+    service.launch_instance("beta", "app1")
+    return service
+
+
+def test_create_list_delete_range(service: NetconService) -> None:
+    assert service.create_floating_range("nethost1", "203.0.113.0/29") == 6
+    assert service.create_floating_range("nethost1", "198.51.100.10-198.51.100.12", pool="b") == 3
+    listed = service.list_floating_ips()
+    assert [f.address for f in listed][:2] == ["198.51.100.10", "198.51.100.11"]
+    assert {f.interface for f in listed} == {"eth0"}
+    with pytest.raises(Conflict, match="overlaps existing floating IP 203.0.113.1"):
+        service.create_floating_range("nethost1", "203.0.113.1")
+    with pytest.raises(Conflict, match="overlaps fixed network 10.0.0.0/24"):
+        service.create_floating_range("nethost1", "10.0.0.0/28")
+    assert service.delete_floating_range("203.0.113.0/29") == 6
+    with pytest.raises(NotFound):
+        service.delete_floating_range("203.0.113.0/29")
+    assert len(service.list_floating_ips()) == 3
+
+
+@pytest.mark.parametrize(
+    ("host", "ip_range", "field"),
+    [
+        ("nethost1", "203.0.113.0/33", "ip_range"),
+        ("nethost1", "203.0.113.9-203.0.113.1", "ip_range"),
+        ("nethost1", "10.0.0.0/8", "ip_range"),
+        ("nethost1", "2001:db8::/64", "ip_range"),
+        ("net host", "203.0.113.0/30", "host"),
+        ("nethost1;rm", "203.0.113.0/30", "host"),
+    ],
+)
+def test_bad_ranges(service: NetconService, host: str, ip_range: str, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        service.create_floating_range(host, ip_range)
+    assert caught.value.field == field
+    assert service.list_floating_ips() == []
+
+
+def test_allocate_associate_disassociate_release(service: NetconService) -> None:
+    service.create_floating_range("nethost1", "203.0.113.0/30")
+    floating = service.allocate_floating_ip("alpha")
+    assert (floating.address, floating.project) == ("203.0.113.1", "alpha")
+    with pytest.raises(Conflict, match="belongs to alpha"):
+        service.associate_floating_ip(floating.address, "app1")
+    associated = service.associate_floating_ip(floating.address, "web1")
+    assert (associated.instance, associated.fixed_address) == ("web1", "10.0.0.3")
+    with pytest.raises(Conflict, match="already associated with web1"):
+        service.associate_floating_ip(floating.address, "web1")
+    second = service.allocate_floating_ip("alpha")
+    with pytest.raises(Conflict, match="already has floating IP"):
+        service.associate_floating_ip(second.address, "web1")
+    with pytest.raises(Conflict, match="disassociate it first"):
+        service.release_floating_ip(floating.address)
+    service.disassociate_floating_ip(floating.address)
+    with pytest.raises(Conflict, match="not associated"):
+        service.disassociate_floating_ip(floating.address)
+    service.release_floating_ip(floating.address)
+    assert service.get_floating_ip(floating.address).project is None
+    with pytest.raises(Conflict, match="release them first"):
+        service.delete_floating_range("203.0.113.0/30")
+
+
+def test_pool_exhaustion_and_quota(service: NetconService) -> None:
+    service.create_floating_range("nethost1", "203.0.113.0/29")
+    for _ in range(3):
+        service.allocate_floating_ip("alpha")
+    with pytest.raises(QuotaExceeded, match="quota_floating_ips"):
+        service.allocate_floating_ip("alpha")
+    for _ in range(3):
+        service.allocate_floating_ip("beta")
+    service.create_project("gamma")
+    with pytest.raises(NoMoreFloatingIps, match="no more floating IPs in pool public"):
+        service.allocate_floating_ip("gamma")
+    with pytest.raises(NotFound, match="project"):
+        service.allocate_floating_ip("nobody")
+
+
+def test_unknown_addresses_and_instances(service: NetconService) -> None:
+    service.create_floating_range("nethost1", "203.0.113.0/30")
+    with pytest.raises(NotFound, match="not a floating IP"):
+        service.associate_floating_ip("198.51.100.1", "web1")
+    floating = service.allocate_floating_ip("alpha")
+    with pytest.raises(NotFound, match="instance"):
+        service.associate_floating_ip(floating.address, "ghost")
+    with pytest.raises(InvalidInput):
+        service.associate_floating_ip("203.0.113", "web1")
