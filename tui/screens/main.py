@@ -49,8 +49,8 @@ class ViewState:
 
 class MainScreen(ActionsMixin, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("colon", "command_line", ":view", tooltip="Switch view: :networks, :fip, …"),
-        Binding("slash", "filter", "/filter"),
+        Binding("colon", "command_line", "View", tooltip="Switch view: :networks, :fip, …"),
+        Binding("slash", "filter", "Filter"),
         Binding("enter", "drill", "Open", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("s", "sort", "Sort"),
@@ -99,8 +99,15 @@ class MainScreen(ActionsMixin, Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#detail-pane").can_focus = False
         self._layout_for(self.size.width)
-        self.query_one(VirtualTable).focus()
         self.open_view()
+
+    def on_screen_resume(self) -> None:
+        self.call_after_refresh(self._focus_table_if_lost)
+
+    def _focus_table_if_lost(self) -> None:
+        # The first layout pass hides and blurs the table once; take focus back.
+        if self.focused is None and self.app.screen is self:
+            self.table.focus()
 
     def on_resize(self) -> None:
         self._layout_for(self.size.width)
@@ -234,6 +241,7 @@ class MainScreen(ActionsMixin, Screen[None]):
             source = ListSource(result)
             source.apply(state.search, state.sort_column, state.sort_descending)
         self._show_source(source, keep_key, keep_index)
+        self._focus_table_if_lost()
         self.last_refresh = self.netcon.clock().strftime("%H:%M:%S")
         self.loading = False
         self.show_header()
@@ -482,8 +490,11 @@ class MainScreen(ActionsMixin, Screen[None]):
         view_keys: list[tuple[str, str]] = []
         general: list[tuple[str, str]] = []
         seen: set[tuple[str, str]] = set()
-        for key, active in self.active_bindings.items():
+        for active in self.active_bindings.values():
             binding = active.binding
+            # The table's own keys are listed by hand below, in a shorter form.
+            if active.node is not self and active.node is not self.app:
+                continue
             if not active.enabled or not binding.description:
                 continue
             entry = (self.app.get_key_display(binding), binding.description)

@@ -17,7 +17,6 @@ from core.views import (
     AuditView,
     FixedIPView,
     FloatingIPView,
-    HostView,
     InstanceView,
     NetworkView,
     Page,

@@ -1,0 +1,94 @@
+"""A fixed demo cloud for console tests: same rows, same MACs, same timestamps each run."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from core.config import load_settings
+from core.service import NetconService
+from tui.app import NetconApp
+
+FIXED_TIME = datetime(2026, 1, 1, 12, 0, 0)
+DB_NAME = "demo.db"
+
+
+def build_demo_database(path: Path) -> None:
+    service = NetconService(
+        db_url=f"sqlite:///{path}", settings=load_settings(paths=[], host="nethost1"),
+        actor="admin",
+    )
+    service.load_demo()
+    with service.db.write() as session:
+        # Timestamps are the only thing the demo does not fix itself.
+        session.execute(text("UPDATE audit_events SET at = :t"), {"t": FIXED_TIME})
+        for table in ("projects", "networks", "instances"):
+            session.execute(text(f"UPDATE {table} SET created_at = :t"), {"t": FIXED_TIME})
+        session.execute(text("UPDATE hosts SET last_heartbeat = :t"), {"t": FIXED_TIME})
+    with service.db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    service.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("demo-template") / DB_NAME
+    build_demo_database(path)
+    return path
+
+
+@pytest.fixture
+def demo_service(
+    demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[NetconService]:
+    """A private copy of the demo database, opened by a relative URL so the header (which
+    shows the URL) is the same in every run."""
+    shutil.copy(demo_template, tmp_path / DB_NAME)
+    monkeypatch.chdir(tmp_path)
+    service = NetconService(
+        db_url=f"sqlite:///{DB_NAME}", settings=load_settings(paths=[], host="nethost1"),
+        actor="admin",
+    )
+    yield service
+    service.db.dispose()
+
+
+@pytest.fixture
+def make_app(demo_service: NetconService) -> Callable[..., NetconApp]:
+    def make(start: str = "networks", read_only: bool = False, **options: Any) -> NetconApp:
+        return NetconApp(
+            demo_service, read_only, clock=lambda: FIXED_TIME, refresh_interval=0,
+            start=start, **options,
+        )
+
+    return make
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until every worker is done and the screen is drawn; stop cursor blinking."""
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+def steps(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """A run_before that presses ``keys`` one by one, settling after each."""
+
+    async def run(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run
