@@ -78,6 +78,9 @@ class FixedIPView(View):
     allocated: bool
     leased: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "state": self.state}
+
     @property
     def state(self) -> str:
         if self.reserved:

@@ -25,7 +25,10 @@ CIDR_LIKE = st.one_of(
     st.text(max_size=20),
     st.builds(
         lambda a, b, c, d, p: f"{a}.{b}.{c}.{d}/{p}",
-        st.integers(0, 300), st.integers(0, 300), st.integers(0, 300), st.integers(0, 300),
+        st.integers(0, 300),
+        st.integers(0, 300),
+        st.integers(0, 300),
+        st.integers(0, 300),
         st.integers(-1, 40),
     ),
 )
@@ -51,7 +54,9 @@ def _unchanged(service: NetconService, call) -> NetconError:  # type: ignore[no-
     return error
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
@@ -103,7 +108,9 @@ def test_floating_create_either_works_or_changes_nothing(
     address=st.one_of(CIDR_LIKE, st.sampled_from(["203.0.113.1", "203.0.113.3", "203.0.113.9"])),
     instance=st.one_of(HOSTILE_TEXT, st.sampled_from(["web1", "app1", "ghost"])),
 )
-def test_association_refusals_change_nothing(demo: NetconService, address: str, instance: str) -> None:
+def test_association_refusals_change_nothing(
+    demo: NetconService, address: str, instance: str
+) -> None:
     # Every one of these is refused: taken, foreign, unallocated, unknown or malformed.
     _unchanged(demo, lambda: demo.associate_floating_ip(address, instance))
 
@@ -131,7 +138,10 @@ def test_rule_ports(demo: NetconService, protocol: str, low: int, high: int) -> 
 def _netcon(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NETCON_DATABASE_URL": f"sqlite:///{db}"}
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "tui.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=60,
     )
 

@@ -39,11 +39,16 @@ def test_seed_positional_network_create(db: Path) -> None:
 def test_named_options_and_config_file(db: Path, tmp_path: Path) -> None:
     config = tmp_path / "config" / "netcon"
     config.mkdir(parents=True)
-    (config / "netcon.toml").write_text('fixed_range = "172.16.0.0/16"\nnetwork_size = 64\nvlan_start = 300\n')
+    (config / "netcon.toml").write_text(
+        'fixed_range = "172.16.0.0/16"\nnetwork_size = 64\nvlan_start = 300\n'
+    )
     code, out, err = run(db, "network", "create", "--num-networks", "2", "--json")
     assert code == 0, err
     made = json.loads(out)
-    assert [(n["cidr"], n["vlan"]) for n in made] == [("172.16.0.0/26", 300), ("172.16.0.64/26", 301)]
+    assert [(n["cidr"], n["vlan"]) for n in made] == [
+        ("172.16.0.0/26", 300),
+        ("172.16.0.64/26", 301),
+    ]
     code, _, err = run(db, "network", "create", "10.9.0.0/16", "--fixed-range", "10.8.0.0/16")
     assert code == 2 and "fixed_range" in err
 
@@ -67,7 +72,13 @@ def test_floating_commands(db: Path) -> None:
     assert code == 0 and "app2" in out
     code, out, _ = run(db, "floating", "list", "--host", "nethost2")
     assert out.splitlines()[1].split() == [
-        "198.51.100.1", "nova", "nethost2", "eth0", "beta", "app2", "10.0.1.4",
+        "198.51.100.1",
+        "nova",
+        "nethost2",
+        "eth0",
+        "beta",
+        "app2",
+        "10.0.1.4",
     ]
     code, _, err = run(db, "floating", "release", "198.51.100.1")
     assert code == 2 and "disassociate it first" in err
@@ -88,7 +99,9 @@ def test_instances_projects_secgroups_vpn(db: Path) -> None:
     header, *rows = out.splitlines()
     assert header.split()[:3] == ["PROJECT", "IP:PORT", "PRIVATE"]
     assert rows[0].split()[0] == "alpha" and rows[0].split()[2] == "10.0.0.2"
-    code, out, _ = run(db, "secgroup", "rule", "add", "--project", "gamma", "default", "tcp", "22", "22")
+    code, out, _ = run(
+        db, "secgroup", "rule", "add", "--project", "gamma", "default", "tcp", "22", "22"
+    )
     assert code == 0
     code, out, _ = run(db, "secgroup", "list", "--project", "gamma")
     assert "tcp 22 from 0.0.0.0/0" in out

@@ -45,7 +45,9 @@ def test_full_subnet_raises_a_clear_error(service: NetconService) -> None:
     names = [f"vm{i}" for i in range(4)]
     for name in names:
         service.launch_instance("alpha", name)
-    with pytest.raises(NoMoreFixedIps, match=r"no more fixed IPs in network vlan100 \(10.0.0.0/29\)"):
+    with pytest.raises(
+        NoMoreFixedIps, match=r"no more fixed IPs in network vlan100 \(10.0.0.0/29\)"
+    ):
         service.launch_instance("alpha", "vm9")
     assert {i.name for i in service.list_instances()} == set(names)
 

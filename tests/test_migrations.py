@@ -22,7 +22,8 @@ def test_migrated_schema_matches_models(tmp_path: Path) -> None:
         context = MigrationContext.configure(connection)
         assert context.get_current_revision() == head_revision()
         differences = [
-            d for d in compare_metadata(context, Base.metadata)
+            d
+            for d in compare_metadata(context, Base.metadata)
             # SQLite cannot tell Alembic about partial-index predicates; skip index noise.
             if not (isinstance(d, tuple) and d[0] in ("add_index", "remove_index"))
         ]

@@ -24,7 +24,9 @@ def test_vlan_create_cuts_range_and_counts_ids_up(service: NetconService) -> Non
     assert [n.bridge for n in made] == ["br100", "br101", "br102", "br103"]
     first = made[0]
     assert (first.gateway, first.broadcast, first.netmask) == (
-        "10.0.0.1", "10.0.0.255", "255.255.255.0",
+        "10.0.0.1",
+        "10.0.0.255",
+        "255.255.255.0",
     )
     assert first.vpn_private_address == "10.0.0.2"
     assert first.dhcp_start == "10.0.0.3"

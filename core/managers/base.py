@@ -43,9 +43,16 @@ class NetworkManager:
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top
 
-    def network_row(self, plan: SubnetPlan, *, dns: str | None, bridge_interface: str | None,
-                    segmentation: str | None, vpn_public_address: str | None,
-                    created_at: datetime) -> Network:
+    def network_row(
+        self,
+        plan: SubnetPlan,
+        *,
+        dns: str | None,
+        bridge_interface: str | None,
+        segmentation: str | None,
+        vpn_public_address: str | None,
+        created_at: datetime,
+    ) -> Network:
         subnet = plan.subnet
         hosts = subnet.num_addresses
         return Network(
@@ -93,11 +100,20 @@ class NetworkManager:
 
     # -- allocation -----------------------------------------------------------------
 
-    def allocate_fixed_ip(self, session: Session, network: Network, instance: Instance,
-                          mac: str, now: datetime, timeout: int) -> FixedIP:
+    def allocate_fixed_ip(
+        self,
+        session: Session,
+        network: Network,
+        instance: Instance,
+        mac: str,
+        now: datetime,
+        timeout: int,
+    ) -> FixedIP:
         fixed = self._first_free(session, network)
-        if fixed is None and self.waits_for_lease and self._reclaim_stale(
-            session, network, now, timeout
+        if (
+            fixed is None
+            and self.waits_for_lease
+            and self._reclaim_stale(session, network, now, timeout)
         ):
             fixed = self._first_free(session, network)
         if fixed is None:
@@ -125,8 +141,9 @@ class NetworkManager:
         )
         return session.scalars(query).first()
 
-    def _reclaim_stale(self, session: Session, network: Network, now: datetime,
-                       timeout: int) -> bool:
+    def _reclaim_stale(
+        self, session: Session, network: Network, now: datetime, timeout: int
+    ) -> bool:
         """Free addresses whose DHCP lease never went away after release (the timeout)."""
         result = session.execute(
             update(FixedIP)
@@ -160,8 +177,5 @@ class NetworkManager:
 
 def random_mac(rng: random.Random) -> str:
     # fa:16:3e is the prefix nova used; the 4th octet stays below 0x80 as it did.
-    return "fa:16:3e:%02x:%02x:%02x" % (
-        rng.randint(0x00, 0x7F),
-        rng.randint(0x00, 0xFF),
-        rng.randint(0x00, 0xFF),
-    )
+    octets = (rng.randint(0x00, 0x7F), rng.randint(0x00, 0xFF), rng.randint(0x00, 0xFF))
+    return "fa:16:3e:" + ":".join(f"{octet:02x}" for octet in octets)

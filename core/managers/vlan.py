@@ -24,12 +24,23 @@ class VlanManager(NetworkManager):
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top + cnt_vpn_clients
 
-    def network_row(self, plan: SubnetPlan, *, dns: str | None, bridge_interface: str | None,
-                    segmentation: str | None, vpn_public_address: str | None,
-                    created_at: datetime) -> Network:
+    def network_row(
+        self,
+        plan: SubnetPlan,
+        *,
+        dns: str | None,
+        bridge_interface: str | None,
+        segmentation: str | None,
+        vpn_public_address: str | None,
+        created_at: datetime,
+    ) -> Network:
         row = super().network_row(
-            plan, dns=dns, bridge_interface=bridge_interface, segmentation=segmentation,
-            vpn_public_address=vpn_public_address, created_at=created_at,
+            plan,
+            dns=dns,
+            bridge_interface=bridge_interface,
+            segmentation=segmentation,
+            vpn_public_address=vpn_public_address,
+            created_at=created_at,
         )
         row.vpn_private_address = str(plan.subnet.network_address + 2)
         return row

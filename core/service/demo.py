@@ -21,7 +21,9 @@ class DemoService(NetworkService, InstanceService, FloatingService, SecurityGrou
     def load_demo(self) -> None:
         with self.db.read() as session:
             if session.scalar(select(func.count(Project.id))):
-                raise Conflict("database", "already holds projects; demo data goes into an empty one")
+                raise Conflict(
+                    "database", "already holds projects; demo data goes into an empty one"
+                )
         # A fixed seed gives the same MACs every time, so screenshots are comparable.
         saved, self.rng = self.rng, random.Random(2010)
         try:
@@ -35,7 +37,10 @@ class DemoService(NetworkService, InstanceService, FloatingService, SecurityGrou
         self.create_networks("10.10.0.0/24", manager="flatdhcp", bridge="brdhcp", label="shared")
         self.create_networks("10.20.0.0/24", manager="flat", bridge="brflat", label="legacy")
         for name, kind in (
-            ("alpha", "vlan"), ("beta", "vlan"), ("gamma", "vlan"), ("ops", "flatdhcp"),
+            ("alpha", "vlan"),
+            ("beta", "vlan"),
+            ("gamma", "vlan"),
+            ("ops", "flatdhcp"),
             ("legacy", "flat"),
         ):
             self.create_project(name, kind)

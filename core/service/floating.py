@@ -22,7 +22,9 @@ class FloatingService(ServiceBase):
         """Add every address of ``ip_range`` to ``pool`` on ``host``; returns the count."""
         validate.host_name("host", host)
         span = validate.ip_range("ip_range", ip_range)
-        pool = validate.name("pool", pool if pool is not None else self.settings.default_floating_pool)
+        pool = validate.name(
+            "pool", pool if pool is not None else self.settings.default_floating_pool
+        )
         interface = validate.ifname(
             "interface", interface if interface is not None else self.settings.public_interface
         )
@@ -90,7 +92,9 @@ class FloatingService(ServiceBase):
             audit.floating = True
         return int(total)
 
-    def list_floating_ips(self, host: str | None = None, project: str | None = None) -> list[FloatingIPView]:
+    def list_floating_ips(
+        self, host: str | None = None, project: str | None = None
+    ) -> list[FloatingIPView]:
         with self.db.read() as session:
             query = (
                 select(FloatingIP, Project.name, FixedIP.address, Instance.name)
@@ -120,7 +124,9 @@ class FloatingService(ServiceBase):
             )
 
     def allocate_floating_ip(self, project: str, pool: str | None = None) -> FloatingIPView:
-        pool = validate.name("pool", pool if pool is not None else self.settings.default_floating_pool)
+        pool = validate.name(
+            "pool", pool if pool is not None else self.settings.default_floating_pool
+        )
         with self._change("floating.allocate", project) as (session, audit):
             owner = self._project(session, project, lock=True)
             quota = self.settings.quota_floating_ips
@@ -158,7 +164,8 @@ class FloatingService(ServiceBase):
             target = self._instance(session, instance)
             if floating.project_id is None:
                 raise Conflict(
-                    "address", f"{floating.address} is not allocated to a project; allocate it first"
+                    "address",
+                    f"{floating.address} is not allocated to a project; allocate it first",
                 )
             if floating.project_id != target.project_id:
                 owner = floating.project.name if floating.project else "?"
@@ -172,7 +179,8 @@ class FloatingService(ServiceBase):
                 holder = current.instance.name if current and current.instance else "?"
                 raise Conflict(
                     "address",
-                    f"{floating.address} is already associated with {holder}; disassociate it first",
+                    f"{floating.address} is already associated with {holder}; "
+                    "disassociate it first",
                 )
             fixed = self._pick_fixed(target, fixed_address)
             taken = session.scalars(

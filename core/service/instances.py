@@ -90,7 +90,9 @@ class InstanceService(ServiceBase):
             )
             if floating:
                 raise Conflict("project", f"{name} still holds {floating} floating IP(s)")
-            network = session.scalars(select(Network).where(Network.project_id == project.id)).first()
+            network = session.scalars(
+                select(Network).where(Network.project_id == project.id)
+            ).first()
             if network is not None:
                 # The VLAN network goes back to the pool for the next project.
                 network.project_id = None
@@ -174,13 +176,19 @@ class InstanceService(ServiceBase):
                 f"project {owner.name}: fixed IP quota of {quota} reached (quota_fixed_ips)"
             )
 
-    def _allocate(self, session: Session, mgr, networks: list[Network], instance: Instance) -> FixedIP:  # type: ignore[no-untyped-def]
+    def _allocate(
+        self, session: Session, mgr, networks: list[Network], instance: Instance
+    ) -> FixedIP:  # type: ignore[no-untyped-def]
         mac = self._unique_mac(session)
         last_error: NetconError | None = None
         for network in networks:
             try:
                 return mgr.allocate_fixed_ip(  # type: ignore[no-any-return]
-                    session, network, instance, mac, self.clock(),
+                    session,
+                    network,
+                    instance,
+                    mac,
+                    self.clock(),
                     self.settings.fixed_ip_disassociate_timeout,
                 )
             except NetconError as exc:
@@ -249,7 +257,7 @@ def _floating_by_fixed(session: Session, fixed_ids: list[int]) -> dict[int, str]
             FloatingIP.fixed_ip_id.in_(fixed_ids)
         )
     )
-    return {int(fixed_id): address for fixed_id, address in rows}
+    return {fixed_id: address for fixed_id, address in rows if fixed_id is not None}
 
 
 def _instance_view(instance: Instance, floating: dict[int, str]) -> InstanceView:

@@ -6,7 +6,7 @@ import bisect
 import ipaddress
 from collections.abc import Iterable
 
-from sqlalchemy import Select, case, delete, func, or_, select
+from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core import validate
@@ -78,7 +78,9 @@ class NetworkService(ServiceBase):
                 raise InvalidInput("segmentation", f"{seg!r} must be vlan or vxlan")
         else:
             if segmentation is not None:
-                raise InvalidInput("segmentation", f"only VLAN networks are segmented, not {mgr.kind}")
+                raise InvalidInput(
+                    "segmentation", f"only VLAN networks are segmented, not {mgr.kind}"
+                )
             if vlan_start is not None or vpn_start is not None:
                 field = "vlan_start" if vlan_start is not None else "vpn_start"
                 raise InvalidInput(field, f"only VLAN networks have one, not {mgr.kind}")
@@ -96,6 +98,7 @@ class NetworkService(ServiceBase):
             self.db.advisory_lock(session, RANGE_LOCK)
             subnets = self._free_subnets(session, cidr, prefix, count)
             if is_vlan:
+                assert seg is not None
                 vlans = self._segment_ids(session, vlan_start, count, seg)
                 ports = self._vpn_ports(session, vpn_start, count)
                 plans = [
@@ -106,14 +109,18 @@ class NetworkService(ServiceBase):
                         vlan=vlan,
                         vpn_public_port=port,
                     )
-                    for index, (subnet, vlan, port) in enumerate(zip(subnets, vlans, ports, strict=True))
+                    for index, (subnet, vlan, port) in enumerate(
+                        zip(subnets, vlans, ports, strict=True)
+                    )
                 ]
             else:
                 assert bridge is not None
                 self._check_bridge_free(session, bridge, mgr.kind)
                 plans = [SubnetPlan(subnet=subnets[0], label=label or mgr.kind, bridge=bridge)]
             for plan in plans:
-                taken = session.scalars(select(Network.cidr).where(Network.bridge == plan.bridge)).first()
+                taken = session.scalars(
+                    select(Network.cidr).where(Network.bridge == plan.bridge)
+                ).first()
                 if taken is not None:
                     raise Conflict("bridge", f"{plan.bridge} already carries network {taken}")
             rows = [
@@ -283,7 +290,7 @@ class NetworkService(ServiceBase):
     ) -> Page:
         with self.db.read() as session:
             owner = aliased(Project)
-            query: Select[tuple[FixedIP, str, str | None, str | None, str | None]] = (
+            query = (
                 select(FixedIP, Network.cidr, Instance.name, Project.name, owner.name)
                 .join(Network, FixedIP.network_id == Network.id)
                 .outerjoin(Instance, FixedIP.instance_id == Instance.id)
@@ -298,9 +305,9 @@ class NetworkService(ServiceBase):
                     or_(Instance.project_id == project_id, Network.project_id == project_id)
                 )
             if search:
-                pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace(
-                    "_", "\\_"
-                ) + "%"
+                pattern = (
+                    "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
                 query = query.where(
                     or_(
                         FixedIP.address.like(pattern, escape="\\"),

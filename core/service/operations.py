@@ -40,17 +40,17 @@ class OperationsService(ServiceBase):
 
     def list_hosts(self) -> list[HostView]:
         with self.db.read() as session:
-            networks = dict(
-                session.execute(
-                    select(Network.host, func.count(Network.id))
-                    .where(Network.host.is_not(None))
-                    .group_by(Network.host)
-                ).all()
-            )
-            floating = dict(
+            networks: dict[str, int] = {
+                host: count
+                for host, count in session.execute(
+                    select(Network.host, func.count(Network.id)).group_by(Network.host)
+                )
+                if host is not None
+            }
+            floating: dict[str, int] = dict(
                 session.execute(
                     select(FloatingIP.host, func.count(FloatingIP.id)).group_by(FloatingIP.host)
-                ).all()
+                ).tuples()
             )
             cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
             known = {h.name: h for h in session.scalars(select(Host).order_by(Host.name))}
@@ -102,9 +102,7 @@ class OperationsService(ServiceBase):
                 for e in session.scalars(query)
             ]
 
-    def dhcp_event(
-        self, action: str, mac: str, address: str, hostname: str | None = None
-    ) -> bool:
+    def dhcp_event(self, action: str, mac: str, address: str, hostname: str | None = None) -> bool:
         """A lease event from dnsmasq's ``--dhcp-script``; returns whether state changed.
 
         ``add``/``old`` mark the address leased; ``del`` clears the lease and, for an
@@ -140,4 +138,3 @@ class OperationsService(ServiceBase):
             audit.after = {"leased": fixed.leased, "mac": mac}
             audit.network_ids.add(fixed.network_id)
         return True
-

@@ -49,7 +49,7 @@ class SecurityGroupService(ServiceBase):
 
     def list_security_groups(self, project: str | None = None) -> list[SecurityGroupView]:
         with self.db.read() as session:
-            members = dict(
+            members: dict[int, int] = dict(
                 session.execute(
                     select(
                         instance_security_groups.c.security_group_id,
@@ -86,9 +86,7 @@ class SecurityGroupService(ServiceBase):
             if group.name == "default":
                 raise Conflict("name", "every project keeps its default security group")
             used = session.scalar(
-                select(func.count()).where(
-                    instance_security_groups.c.security_group_id == group.id
-                )
+                select(func.count()).where(instance_security_groups.c.security_group_id == group.id)
             )
             if used:
                 raise Conflict("name", f"{name} is used by {used} instance(s)")
@@ -130,7 +128,10 @@ class SecurityGroupService(ServiceBase):
             )
             for rule in parent.rules:
                 if (rule.protocol, rule.from_port, rule.to_port, rule.cidr) == (
-                    protocol, low, high, cidr_text,
+                    protocol,
+                    low,
+                    high,
+                    cidr_text,
                 ) and rule.source_group_id == (source.id if source else None):
                     raise Conflict("rule", f"{group} already has this rule (id {rule.id})")
             quota = self.settings.quota_security_group_rules

@@ -11,7 +11,16 @@ from typing import NoReturn
 from core.errors import NetconError
 from tui.cli.context import Context
 
-COMMAND_MODULES = ["networks", "fixed", "floating", "projects", "instances", "secgroups", "vpn", "demo"]
+COMMAND_MODULES = [
+    "networks",
+    "fixed",
+    "floating",
+    "projects",
+    "instances",
+    "secgroups",
+    "vpn",
+    "demo",
+]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -38,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument(
-        "--read-only", action="store_true", help="open the console without any action that changes state"
+        "--read-only",
+        action="store_true",
+        help="open the console without any action that changes state",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMAND_MODULES:
@@ -85,4 +96,3 @@ def open_console(context: Context) -> int:
 
     run_console(context.service, read_only=bool(context.args.read_only))
     return 0
-

@@ -35,7 +35,9 @@ class Context:
     def json(self) -> bool:
         return bool(getattr(self.args, "json", False))
 
-    def emit(self, result: View | Sequence[View] | dict[str, Any], columns: Sequence[Column]) -> None:
+    def emit(
+        self, result: View | Sequence[View] | dict[str, Any], columns: Sequence[Column]
+    ) -> None:
         """Print ``result`` as a table (or a key/value list for one item), or as JSON."""
         if self.json:
             print(json.dumps(_plain(result), indent=2, sort_keys=False), file=self.out)
@@ -52,9 +54,15 @@ class Context:
         rows = [[_cell(get(row)) for _, get in columns] for row in result]
         headers = [h for h, _ in columns]
         widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), file=self.out)
+        print(
+            "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+            file=self.out,
+        )
         for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=self.out)
+            print(
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(),
+                file=self.out,
+            )
 
     def say(self, text: str, **data: Any) -> None:
         """A one-line confirmation; with --json, the data behind it."""

@@ -25,7 +25,10 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     listing.add_argument("--search", help="part of an address, MAC or instance name")
     listing.add_argument("--in-use", action="store_true", help="only addresses held by instances")
     listing.set_defaults(handler=list_fixed)
-    for action, text in (("reserve", "keep an address from instances"), ("unreserve", "give it back")):
+    for action, text in (
+        ("reserve", "keep an address from instances"),
+        ("unreserve", "give it back"),
+    ):
         parser = sub.add_parser(action, parents=[common], help=text)
         parser.add_argument("address")
         parser.set_defaults(handler=reserve if action == "reserve" else unreserve)
@@ -36,10 +39,7 @@ def list_fixed(ctx: Context) -> None:
         network=ctx.args.network, project=ctx.args.project, search=ctx.args.search
     )
     rows = [r for r in page.rows if r.instance or r.leased] if ctx.args.in_use else list(page.rows)
-    if ctx.json:
-        ctx.emit([{**r.to_dict(), "state": r.state} for r in rows], COLUMNS)  # type: ignore[arg-type]
-    else:
-        ctx.emit(rows, COLUMNS)
+    ctx.emit(rows, COLUMNS)
 
 
 def reserve(ctx: Context) -> None:

@@ -21,7 +21,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     floating = commands.add_parser("floating", help="the pool of public addresses")
     sub = floating.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    create = sub.add_parser("create", parents=[common], help="add a range of floating IPs for a host")
+    create = sub.add_parser(
+        "create", parents=[common], help="add a range of floating IPs for a host"
+    )
     create.add_argument("host")
     create.add_argument("ip_range", metavar="IP_RANGE", help="a CIDR, A-B, or one address")
     create.add_argument("--pool")
@@ -42,7 +44,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     allocate.add_argument("--pool")
     allocate.set_defaults(handler=allocate_floating)
 
-    associate = sub.add_parser("associate", parents=[common], help="NAT a floating IP to an instance")
+    associate = sub.add_parser(
+        "associate", parents=[common], help="NAT a floating IP to an instance"
+    )
     associate.add_argument("address")
     associate.add_argument("instance")
     associate.add_argument("--fixed-address", help="which of the instance's fixed IPs")
@@ -59,7 +63,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def create_range(ctx: Context) -> None:
     a = ctx.args
-    count = ctx.service.create_floating_range(a.host, a.ip_range, pool=a.pool, interface=a.interface)
+    count = ctx.service.create_floating_range(
+        a.host, a.ip_range, pool=a.pool, interface=a.interface
+    )
     ctx.say(f"created {count} floating IP(s) in {a.ip_range} for {a.host}", created=count)
 
 
@@ -83,7 +89,9 @@ def allocate_floating(ctx: Context) -> None:
 
 def associate_floating(ctx: Context) -> None:
     a = ctx.args
-    floating = ctx.service.associate_floating_ip(a.address, a.instance, fixed_address=a.fixed_address)
+    floating = ctx.service.associate_floating_ip(
+        a.address, a.instance, fixed_address=a.fixed_address
+    )
     ctx.say(
         f"associated {floating.address} with {floating.instance} ({floating.fixed_address})",
         **floating.to_dict(),

@@ -27,7 +27,9 @@ COLUMNS = [
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     instance = commands.add_parser("instance", help="launch, terminate, list and show instances")
     sub = instance.add_subparsers(dest="action", metavar="ACTION", required=True)
-    launch = sub.add_parser("launch", parents=[common], help="launch an instance (allocates its address)")
+    launch = sub.add_parser(
+        "launch", parents=[common], help="launch an instance (allocates its address)"
+    )
     launch.add_argument("--project", required=True)
     launch.add_argument("name")
     launch.add_argument(

@@ -78,7 +78,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     show.add_argument("network", metavar="ID|CIDR")
     show.set_defaults(handler=show_network)
 
-    remove = sub.add_parser("delete", parents=[common], help="delete a network with no addresses in use")
+    remove = sub.add_parser(
+        "delete", parents=[common], help="delete a network with no addresses in use"
+    )
     remove.add_argument("network", metavar="ID|CIDR")
     remove.set_defaults(handler=delete_network)
 

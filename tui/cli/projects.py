@@ -22,7 +22,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     create.add_argument("name")
     create.add_argument("--manager", help="flat, flatdhcp or vlan (default: network_manager)")
     create.set_defaults(handler=create_project)
-    sub.add_parser("list", parents=[common], help="list projects").set_defaults(handler=list_projects)
+    sub.add_parser("list", parents=[common], help="list projects").set_defaults(
+        handler=list_projects
+    )
     remove = sub.add_parser("delete", parents=[common], help="delete a project with no instances")
     remove.add_argument("name")
     remove.set_defaults(handler=delete_project)

@@ -10,8 +10,10 @@ from tui.cli.context import Context, column
 
 def _rule(rule: RuleView) -> str:
     ports = (
-        "any" if rule.from_port == rule.to_port == -1
-        else str(rule.from_port) if rule.from_port == rule.to_port
+        "any"
+        if rule.from_port == rule.to_port == -1
+        else str(rule.from_port)
+        if rule.from_port == rule.to_port
         else f"{rule.from_port}-{rule.to_port}"
     )
     source = rule.cidr or f"group {rule.source_group}"
@@ -88,8 +90,13 @@ def delete_group(ctx: Context) -> None:
 def add_rule(ctx: Context) -> None:
     a = ctx.args
     rule = ctx.service.add_security_group_rule(
-        a.project, a.group, a.protocol, a.from_port, a.to_port,
-        cidr=a.cidr, source_group=a.source_group,
+        a.project,
+        a.group,
+        a.protocol,
+        a.from_port,
+        a.to_port,
+        cidr=a.cidr,
+        source_group=a.source_group,
     )
     ctx.emit(rule, RULE_COLUMNS)
 
