@@ -131,9 +131,7 @@ class Database:
             if database and database != ":memory:":
                 import os
 
-                return os.access(database, os.W_OK) and os.access(
-                    Path(database).parent, os.W_OK
-                )
+                return os.access(database, os.W_OK) and os.access(Path(database).parent, os.W_OK)
             return True
         try:
             with self.engine.connect() as connection:

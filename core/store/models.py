@@ -208,9 +208,7 @@ class Instance(Base):
 
     project: Mapped[Project] = relationship()
     fixed_ips: Mapped[list[FixedIP]] = relationship(back_populates="instance")
-    security_groups: Mapped[list[SecurityGroup]] = relationship(
-        secondary=instance_security_groups
-    )
+    security_groups: Mapped[list[SecurityGroup]] = relationship(secondary=instance_security_groups)
 
 
 class SecurityGroup(Base):

@@ -25,7 +25,9 @@ def load_demo(ctx: Context) -> int | None:
         print(f"{ctx.service.db.safe_url} already holds projects; opening it", file=sys.stderr)
     else:
         ctx.service.load_demo()
-        ctx.say(f"demo cloud written to {ctx.service.db.safe_url}", database=ctx.service.db.safe_url)
+        ctx.say(
+            f"demo cloud written to {ctx.service.db.safe_url}", database=ctx.service.db.safe_url
+        )
     if ctx.args.open:
         from tui.cli import open_console
 
