@@ -176,3 +176,20 @@ def test_project_lifecycle(service: NetconService) -> None:
     assert service.list_projects() == []
     # The VLAN network went back to the pool.
     assert service.list_networks()[0].project is None
+
+
+def test_network_host_is_the_least_loaded_live_host(service: NetconService) -> None:
+    service.create_networks("10.0.0.0/16", 3, 256, 100, 1000)
+    for name in ("alpha", "beta", "gamma"):
+        service.create_project(name)
+    # No live host: this host takes the network.
+    service.launch_instance("alpha", "a1")
+    service.heartbeat("nethost1")
+    service.heartbeat("nethost2")
+    # nethost2 carries nothing yet, so it gets the next network, then they are even.
+    service.launch_instance("beta", "b1")
+    service.launch_instance("gamma", "g1")
+    hosts = {n.project: n.host for n in service.list_networks() if n.project}
+    assert hosts == {"alpha": "nethost1", "beta": "nethost2", "gamma": "nethost1"}
+    listed = {h.name: (h.alive, h.networks) for h in service.list_hosts()}
+    assert listed == {"nethost1": (True, 2), "nethost2": (True, 1)}

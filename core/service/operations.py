@@ -50,7 +50,7 @@ class OperationsService(ServiceBase):
             floating: dict[str, int] = dict(
                 session.execute(
                     select(FloatingIP.host, func.count(FloatingIP.id)).group_by(FloatingIP.host)
-                ).tuples()
+                ).all()
             )
             cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
             known = {h.name: h for h in session.scalars(select(Host).order_by(Host.name))}
