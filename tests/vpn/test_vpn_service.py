@@ -23,6 +23,9 @@ from tests.vpn.lab import PUBLIC_HOST, Lab, pid_alive, wait_for
 
 PORT = 11940
 HOST = "nc-test-nethost"
+# Refusals are expected before any host work; should one slip through, a namespace that
+# does not exist stops it there instead of letting it touch this machine's own network.
+NO_NETNS = "nc-none-0000"
 
 
 @pytest.fixture
@@ -289,9 +292,9 @@ def test_missing_bridge_or_namespace_is_refused(running: tuple[NetconService, La
 def test_bad_projects_are_refused_with_one_line(cloud: NetconService) -> None:
     audits = _audit_count(cloud)
     with pytest.raises(NotFound, match="project: no project named 'ghost'"):
-        vpn.run_vpn(cloud, "ghost")
+        vpn.run_vpn(cloud, "ghost", NO_NETNS)
     with pytest.raises(Conflict, match="project: idle has no VLAN network"):
-        vpn.run_vpn(cloud, "idle")
+        vpn.run_vpn(cloud, "idle", NO_NETNS)
     with pytest.raises(Conflict, match="idle has no VLAN network"):
         vpn.client_config(cloud, "idle", "alice")
     with pytest.raises(InvalidInput, match="project"):
@@ -331,4 +334,4 @@ def test_a_client_in_the_pool_is_a_conflict(cloud: NetconService) -> None:
             )
         ).first()
     with pytest.raises(Conflict, match=r"10\.77\.0\.250 in the VPN client pool"):
-        vpn.run_vpn(cloud, "alpha")
+        vpn.run_vpn(cloud, "alpha", NO_NETNS)

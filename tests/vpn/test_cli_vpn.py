@@ -1,0 +1,107 @@
+"""`netcon vpn ...` through the real command line, against namespaces the test makes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.vpn.server import ServerFiles
+from tests.vpn.lab import PUBLIC_HOST, Lab, wait_for
+
+
+class Netcon:
+    def __init__(self, tmp_path: Path, state_dir: Path) -> None:
+        config = tmp_path / "xdg" / "netcon"
+        config.mkdir(parents=True)
+        (config / "netcon.toml").write_text(
+            f'state_dir = "{state_dir}"\nhost = "nc-cli-host"\n'
+            f'vpn_ip = "{PUBLIC_HOST}"\ncnt_vpn_clients = 4\n'
+        )
+        self.env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+        self.db = f"sqlite:///{tmp_path / 'netcon.db'}"
+        self.state_dir = state_dir
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())", *args,
+             "--db", self.db],
+            capture_output=True, text=True, env=self.env, timeout=60,
+        )  # fmt: skip
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def netcon(tmp_path: Path, state_dir: Path) -> Iterator[Netcon]:
+    cli = Netcon(tmp_path, state_dir)
+    cli.ok("network", "create", "10.77.0.0/16", "1", "256", "177", "11950")
+    cli.ok("project", "create", "alpha")
+    cli.ok("project", "create", "idle")
+    cli.ok("instance", "launch", "--project", "alpha", "web1")
+    yield cli
+    files = ServerFiles(state_dir, "alpha")
+    if files.running() is not None:
+        from core.vpn import server
+
+        server.stop(files)
+
+
+def _state(netcon: Netcon) -> str:
+    rows = json.loads(netcon.ok("vpn", "list", "--json"))
+    return {row["project"]: row["state"] for row in rows}["alpha"]
+
+
+def test_vpn_commands_end_to_end(netcon: Netcon, lab: Lab) -> None:
+    assert _state(netcon) == "off"
+    out = netcon.ok("vpn", "run", "alpha", "--netns", lab.host)
+    assert out.startswith("start VPN of project alpha on udp 192.0.2.1:11950")
+    assert _state(netcon) == "up"
+    assert netcon.ok("vpn", "run", "alpha", "--netns", lab.host).startswith("nothing to do")
+    listing = netcon.ok("vpn", "list")
+    assert "alpha" in listing and "192.0.2.1:11950" in listing and "up" in listing
+
+    ovpn = netcon.ok("vpn", "client-config", "alpha", "alice")
+    assert ovpn.startswith("# netcon VPN of project alpha: user alice\n")
+    client = lab.start_client("alice", ovpn)
+    wait_for(client.connected, "alice's tunnel")
+    assert lab.http_get_from_remote() == "hello from the instance\n"
+    lab.stop_client(client)
+
+    revoked = netcon.ok("vpn", "revoke", "alpha", "alice")
+    assert revoked.startswith("revoked alice of project alpha (serial ")
+    for output in (out, listing, revoked):
+        assert "PRIVATE KEY" not in output
+
+    assert netcon.ok("vpn", "stop", "alpha") == "stopped VPN of project alpha\n"
+    assert _state(netcon) == "off"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("vpn", "run", "ghost"), "netcon: project: no project named 'ghost'\n"),
+        (("vpn", "run", "idle"), "netcon: project: idle has no VLAN network"),
+        (("vpn", "client-config", "alpha", "../root"), "netcon: user: '../root' must be"),
+        (("vpn", "revoke", "alpha", "nobody"), "netcon: user: 'nobody' has no certificate"),
+        (("vpn", "run", "alpha", "--netns", "nc-none-0000"), "netcon: --netns: network"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    netcon: Netcon, args: tuple[str, ...], message: str
+) -> None:
+    result = netcon(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+    assert _state(netcon) == "off"
+    assert not (netcon.state_dir / "vpn" / "alpha" / "run.json").exists()
