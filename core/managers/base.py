@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from sqlalchemy import false, insert, select, update
+from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NoMoreFixedIps
+from core.store.db import bulk_insert
 from core.store.models import FixedIP, Instance, Network, Project
+
+FIXED_IP_COLUMNS = ("address", "address_int", "network_id", "reserved", "allocated", "leased")
+FixedIPRow = tuple[str, int, int, bool, bool, bool]
 
 
 @dataclass(frozen=True)
@@ -76,27 +81,21 @@ class NetworkManager:
             created_at=created_at,
         )
 
-    def fixed_ip_rows(self, network: Network, cnt_vpn_clients: int) -> list[dict[str, object]]:
+    def fixed_ip_rows(self, network: Network, cnt_vpn_clients: int) -> Iterator[FixedIPRow]:
         """One row per address of the subnet, reserved ones marked, for a bulk insert."""
         first, last = network.first_int, network.last_int
         count = last - first + 1
         bottom = self.reserved_bottom
         top = self.top_reserved(cnt_vpn_clients)
         to_text = ipaddress.IPv4Address
-        return [
-            {
-                "address": str(to_text(value)),
-                "address_int": value,
-                "network_id": network.id,
-                "reserved": index < bottom or count - index <= top,
-                "allocated": False,
-                "leased": False,
-            }
-            for index, value in enumerate(range(first, last + 1))
-        ]
+        for index, value in enumerate(range(first, last + 1)):
+            reserved = index < bottom or count - index <= top
+            yield (str(to_text(value)), value, network.id, reserved, False, False)
 
     def insert_fixed_ips(self, session: Session, network: Network, cnt_vpn_clients: int) -> None:
-        session.execute(insert(FixedIP), self.fixed_ip_rows(network, cnt_vpn_clients))
+        bulk_insert(
+            session, "fixed_ips", FIXED_IP_COLUMNS, self.fixed_ip_rows(network, cnt_vpn_clients)
+        )
 
     # -- allocation -----------------------------------------------------------------
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core import validate
 from core.errors import Conflict, NoMoreFloatingIps, NotFound, QuotaExceeded
 from core.service.base import ServiceBase
 from core.service.networks import RANGE_LOCK
+from core.store.db import bulk_insert
 from core.store.models import FixedIP, FloatingIP, Instance, Network, Project
 from core.views import FloatingIPView
 
@@ -46,19 +47,14 @@ class FloatingService(ServiceBase):
             if network is not None:
                 raise Conflict("ip_range", f"{ip_range} overlaps fixed network {network}")
             to_text = ipaddress.IPv4Address
-            session.execute(
-                insert(FloatingIP),
-                [
-                    {
-                        "address": str(to_text(value)),
-                        "address_int": value,
-                        "pool": pool,
-                        "host": host,
-                        "interface": interface,
-                        "auto_assigned": False,
-                    }
+            bulk_insert(
+                session,
+                "floating_ips",
+                ("address", "address_int", "pool", "host", "interface", "auto_assigned"),
+                (
+                    (str(to_text(value)), value, pool, host, interface, False)
                     for value in span.addresses()
-                ],
+                ),
             )
             audit.target = str(span)
             audit.after = {"pool": pool, "host": host, "interface": interface, "count": len(span)}
