@@ -1,0 +1,142 @@
+"""Fixtures shared by the whole suite: a SQLite file and a real PostgreSQL 15 server.
+
+PostgreSQL refuses to run as root, and the suite runs as root (it makes network
+namespaces), so the server is started as the ``postgres`` user through ``runuser`` in
+a temporary directory that user owns. It listens on a unix socket in that directory
+and on 127.0.0.1 at a free port; fsync is off because nothing here needs to survive a
+crash. Each test that asks for ``pg_url`` gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER = "postgres"
+
+
+def _postgres_unavailable() -> str | None:
+    """Why a PostgreSQL server cannot be started here, or None when it can."""
+    for tool in ("initdb", "pg_ctl", "postgres"):
+        if not (PG_BIN / tool).is_file():
+            return (
+                f"PostgreSQL 15 is not installed ({PG_BIN / tool} is missing; "
+                "Debian package postgresql-15)"
+            )
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            return "running as root but runuser (util-linux) is missing, so initdb cannot drop root"
+        try:
+            pwd.getpwnam(PG_USER)
+        except KeyError:
+            return f"running as root but there is no {PG_USER!r} user to run the server as"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", PG_USER, "--", *argv]
+    return argv
+
+
+def _run(argv: list[str], what: str, log: Path | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        if log is not None and log.is_file():
+            detail += "\n" + log.read_text()[-2000:]
+        raise RuntimeError(f"{what} failed ({result.returncode}): {detail}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL 15 server for the session; yields its base URL (no database name)."""
+    reason = _postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    workdir = Path(tempfile.mkdtemp(prefix="nc-pg-"))
+    data, log = workdir / "data", workdir / "pg.log"
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(PG_USER)
+        os.chown(workdir, account.pw_uid, account.pw_gid)
+    workdir.chmod(0o755)
+    port = _free_port()
+    started = False
+    try:
+        _run(
+            _as_server_user(
+                [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                 "--no-sync", "-E", "UTF8", "--locale", "C"]
+            ),
+            "initdb",
+        )
+        options = (
+            f"-k {workdir} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        _run(
+            _as_server_user(
+                [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                 "-o", options, "start"]
+            ),
+            "pg_ctl start",
+            log,
+        )
+        started = True
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/"
+    finally:
+        if started:
+            subprocess.run(
+                _as_server_user(
+                    [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+                ),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _admin(base_url: str, statement: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True
+    ) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"nc_test_{uuid.uuid4().hex[:12]}"
+    _admin(pg_server, f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_server + name
+    finally:
+        # FORCE: a test that failed may have left a worker's connection open.
+        _admin(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file of its own for one test (created on first open)."""
+    return f"sqlite:///{tmp_path / 'netcon.db'}"
