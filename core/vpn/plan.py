@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.store.db import Database
-from core.store.models import Network
+from core.store.models import Network, Project
 from core.vpn import server
 from core.vpn.server import ServerFiles
 from core.vpn.spec import VpnSpec, vpn_spec
@@ -68,7 +68,12 @@ def spec_for(network: Network, settings: Settings) -> VpnSpec:
         gateway=network.gateway,
         netmask=network.netmask,
         clients=settings.cnt_vpn_clients,
+        owner=project_identity(network.project),
     )
+
+
+def project_identity(project: Project) -> str:
+    return f"{project.id}/{project.created_at.isoformat()}"
 
 
 def desired_specs(session: Session, settings: Settings) -> list[VpnSpec]:
@@ -112,6 +117,8 @@ def operations_for(
             reason = "its process is gone"
         elif not files.answers():
             reason = "it does not answer"
+        elif not files.owned_by(spec.owner):
+            reason = "it belongs to an earlier project of that name"
         elif record.netns != netns or _config_text(files) != files.render(spec):
             reason = "its configuration changed"
         else:

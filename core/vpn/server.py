@@ -87,6 +87,33 @@ class ServerFiles:
             pid=self.live_pid(),
         )
 
+    @property
+    def owner_file(self) -> Path:
+        return self.directory / "owner"
+
+    def owned_by(self, owner: str) -> bool:
+        try:
+            return self.owner_file.read_text() == owner
+        except FileNotFoundError:
+            # Made by hand (tests, rehearsals): nobody to tell apart.
+            return True
+
+    def claim(self, owner: str) -> None:
+        """Retire the directory if it holds the CA of an earlier project of this name."""
+        if not owner:
+            return
+        if self.directory.exists() and not self.owned_by(owner):
+            if self.live_pid() is not None:
+                raise HostError(
+                    f"a VPN server of an earlier project named {self.project} still runs"
+                )
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            retired = self.directory.with_name(f".retired-{self.project}-{stamp}")
+            os.replace(self.directory, retired)
+        private_dir(self.directory)
+        if not self.owner_file.exists():
+            write_private(self.owner_file, owner)
+
     def live_pid(self) -> int | None:
         """The pid in the pid file if that process is still this project's OpenVPN."""
         try:
@@ -157,6 +184,7 @@ def start(files: ServerFiles, spec: VpnSpec, namespace: str | None) -> None:
     if files.live_pid() is not None:
         raise HostError(f"the VPN of project {spec.project} is already running")
     netns.check_udp_port_free(namespace, spec.public_address, spec.public_port)
+    files.claim(spec.owner)
     files.pki.ensure_server()
     private_dir(files.directory)
     for stale in (files.pid, files.socket):

@@ -192,7 +192,10 @@ def _local_files(
             "project",
             f"the VPN of {project} lives on host {network.host}; run this there",
         )
-    return network, ServerFiles(service.settings.state_dir, project)
+    files = ServerFiles(service.settings.state_dir, project)
+    assert network.project is not None
+    files.claim(vpn_plan.project_identity(network.project))
+    return network, files
 
 
 def client_config(service: NetconService, project: str, user: str) -> str:

@@ -27,6 +27,9 @@ class VpnSpec:
     netmask: str
     pool_start: str
     pool_end: str
+    # Which project this is, beyond its name: a project deleted and made again with the
+    # same name must not inherit the old one's CA. Empty: not checked (hand-made specs).
+    owner: str = ""
 
     @property
     def endpoint(self) -> str:
@@ -64,6 +67,7 @@ def vpn_spec(
     gateway: str,
     netmask: str,
     clients: int,
+    owner: str = "",
 ) -> VpnSpec:
     if public_port is None:
         raise Conflict("network", f"{cidr} of project {project} has no VPN port")
@@ -81,4 +85,5 @@ def vpn_spec(
         netmask=netmask,
         pool_start=start,
         pool_end=end,
+        owner=owner,
     )

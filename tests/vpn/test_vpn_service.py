@@ -335,3 +335,22 @@ def test_a_client_in_the_pool_is_a_conflict(cloud: NetconService) -> None:
         ).first()
     with pytest.raises(Conflict, match=r"10\.77\.0\.250 in the VPN client pool"):
         vpn.run_vpn(cloud, "alpha", NO_NETNS)
+
+
+def _ca_block(ovpn: str) -> str:
+    return ovpn[ovpn.index("<ca>") : ovpn.index("</ca>")]
+
+
+def test_a_project_made_again_under_the_same_name_gets_a_new_ca(cloud: NetconService) -> None:
+    old = vpn.client_config(cloud, "alpha", "alice")
+    assert vpn.client_config(cloud, "alpha", "alice") == old
+    cloud.terminate_instance("alpha-web")
+    cloud.delete_project("alpha")
+    cloud.create_project("alpha")
+    cloud.launch_instance("alpha", "alpha-web2")
+
+    new = vpn.client_config(cloud, "alpha", "alice")
+
+    assert _ca_block(new) != _ca_block(old)
+    retired = [p.name for p in (Path(cloud.settings.state_dir) / "vpn").iterdir()]
+    assert any(name.startswith(".retired-alpha-") for name in retired)
