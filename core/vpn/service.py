@@ -22,6 +22,7 @@ from core.vpn import server
 from core.vpn.render import client_config as render_client_config
 from core.vpn.server import ServerFiles
 from core.vpn.spec import VpnSpec
+from core.vpn.state import vpn_state
 
 
 def _project_network(service: NetconService, session: Session, project: str) -> Network:
@@ -153,18 +154,6 @@ def stop_vpn(service: NetconService, project: str) -> list[str]:
     return done
 
 
-def vpn_state(service: NetconService, network: Network) -> str:
-    """up only if the server's process answers; down if wanted but not answering."""
-    if network.project is None:
-        return "-"
-    if network.host not in (None, service.settings.host):
-        return f"on {network.host}"
-    state = ServerFiles(service.settings.state_dir, network.project.name).state()
-    if state == "down" and not network.vpn_enabled:
-        return "off"
-    return state
-
-
 def list_vpns(service: NetconService) -> list[VpnView]:
     with service.db.read() as session:
         networks = session.scalars(
@@ -177,7 +166,7 @@ def list_vpns(service: NetconService) -> list[VpnView]:
                 public_address=n.vpn_public_address or service.settings.vpn_ip,
                 public_port=n.vpn_public_port,
                 private_address=n.vpn_private_address,
-                state=vpn_state(service, n),
+                state=vpn_state(service.settings, n),
             )
             for n in networks
         ]
