@@ -4,6 +4,12 @@ Desired: every VLAN network with a project, ``vpn_enabled`` and this host as its
 network host. Actual: the servers netcon started (``run.json`` in the project's
 directory) and whether their process answers. A server that answers with the
 configuration the database asks for is left alone, so a second apply changes nothing.
+
+The operations are the host layer's kind (``describe()``) and carry their own
+``apply()``. In a host apply, StopVpn belongs before links are deleted and StartVpn
+after bridges exist and are up: a server starts only into an existing bridge.
+The taps (``tapvpn<segment>``) carry no netcon alias, so link clean-up leaves them to
+this module.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.linux.operations import Operation
 from core.store.db import Database
 from core.store.models import Network, Project
 from core.vpn import server
@@ -22,7 +29,7 @@ from core.vpn.spec import VpnSpec, vpn_spec
 
 
 @dataclass(frozen=True)
-class StartVpn:
+class StartVpn(Operation):
     spec: VpnSpec
     files: ServerFiles
     netns: str | None
@@ -39,7 +46,7 @@ class StartVpn:
 
 
 @dataclass(frozen=True)
-class StopVpn:
+class StopVpn(Operation):
     project: str
     files: ServerFiles
     reason: str

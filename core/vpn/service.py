@@ -108,7 +108,7 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
                 .order_by(Network.vlan)
             ).all()
             was_enabled = [network.vpn_enabled for network in networks]
-            for network in networks:
+            for index, network in enumerate(networks):
                 spec = vpn_plan.spec_for(network, service.settings)
                 _reserve_client_pool(session, network, spec)
                 here = _this_host(service, session, network)
@@ -120,7 +120,7 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
                     if steps:
                         started.append(ServerFiles(service.settings.state_dir, spec.project))
                     done += steps
-                else:
+                elif not was_enabled[index]:
                     done.append(f"VPN of project {spec.project} is wanted on host {network.host}")
             audit.after = {"vpn_enabled": sorted(n.project.name for n in networks if n.project)}
             audit.skip = not done and all(was_enabled)
