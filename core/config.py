@@ -60,6 +60,13 @@ class Settings:
     quota_security_group_rules: int = 20
     auto_apply: bool = False
     state_dir: str = "/var/lib/netcon"
+    # Host layer: the namespace it acts in (None: the process's own), the binaries it
+    # runs, and how VXLAN segments find their peers (one multicast group per VNI).
+    netns: str | None = None
+    dnsmasq_binary: str = "dnsmasq"
+    nft_binary: str = "nft"
+    vxlan_group: str = "239.1.1.1"
+    vxlan_port: int = 4789
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "secgroups",
     "vpn",
     "demo",
+    "host",
 ]
 
 

@@ -1,0 +1,194 @@
+"""What this host must have, read from the database in one transaction.
+
+A network hosted here gets everything: bridge, segment link, gateway address, dnsmasq
+and NAT. A network that only has instances placed on this host (a compute host) gets
+the bridge and its segment, so its instances reach the network host over the segment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from core.config import Settings
+from core.store.db import Database
+from core.store.models import FixedIP, FloatingIP, Instance, Network, Project
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    mac: str
+    hostname: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: str  # "vlan" (802.1Q) or "vxlan"
+    id: int
+    parent: str  # the VLAN interface: 802.1Q parent or VXLAN underlay
+
+    @property
+    def ifname(self) -> str:
+        return f"vlan{self.id}" if self.kind == "vlan" else f"vx{self.id}"
+
+
+@dataclass(frozen=True)
+class Dhcp:
+    netmask: str
+    dhcp_start: str
+    dns: tuple[str, ...]
+    domain: str
+    lease_time: int
+    hosts: tuple[DhcpHost, ...]
+
+
+@dataclass(frozen=True)
+class DesiredNetwork:
+    id: int
+    cidr: str
+    manager: str
+    label: str
+    project: str | None
+    bridge: str
+    # False for Flat: the admin's bridge is used as it is, never created or deleted.
+    owns_bridge: bool
+    bridge_interface: str | None
+    segment: Segment | None
+    # None on a compute host (and for Flat): no address, no dnsmasq there.
+    gateway: str | None
+    prefixlen: int
+    broadcast: str
+    dhcp: Dhcp | None
+    # VLAN networks belong to one project each and must not reach one another.
+    isolated: bool
+
+
+@dataclass(frozen=True)
+class FloatingNat:
+    floating: str
+    fixed: str
+    interface: str
+
+
+@dataclass(frozen=True)
+class DesiredHost:
+    host: str
+    public_interface: str
+    vxlan_group: str
+    vxlan_port: int
+    networks: tuple[DesiredNetwork, ...] = ()
+    floating: tuple[FloatingNat, ...] = ()
+    # Networks whose outbound traffic is masqueraded out of the public interface.
+    snat_ranges: tuple[str, ...] = field(default=())
+
+    @property
+    def public_interfaces(self) -> tuple[str, ...]:
+        names = {f.interface for f in self.floating}
+        if self.snat_ranges:
+            names.add(self.public_interface)
+        return tuple(sorted(names))
+
+    @property
+    def isolated_bridges(self) -> tuple[str, ...]:
+        return tuple(sorted(n.bridge for n in self.networks if n.isolated))
+
+
+def read_desired(db: Database, settings: Settings) -> DesiredHost:
+    with db.read() as session:
+        return desired_from_session(session, settings)
+
+
+def desired_from_session(session: Session, settings: Settings) -> DesiredHost:
+    host = settings.host
+    served = (
+        select(FixedIP.network_id)
+        .join(Instance, FixedIP.instance_id == Instance.id)
+        .where(Instance.host == host)
+    )
+    rows = session.execute(
+        select(Network, Project.name)
+        .outerjoin(Project, Network.project_id == Project.id)
+        .where(or_(Network.host == host, Network.id.in_(served)))
+        .order_by(Network.id)
+    ).all()
+    hosted_ids = [n.id for n, _ in rows if n.host == host and n.manager != "flat"]
+    leases = _dhcp_hosts(session, hosted_ids)
+    networks = tuple(
+        _network(network, project, network.host == host, leases.get(network.id, ()), settings)
+        for network, project in rows
+    )
+    fixed = aliased(FixedIP)
+    pairs = session.execute(
+        select(FloatingIP.address, fixed.address, FloatingIP.interface)
+        .join(fixed, FloatingIP.fixed_ip_id == fixed.id)
+        .where(FloatingIP.host == host)
+        .order_by(FloatingIP.address_int)
+    ).all()
+    return DesiredHost(
+        host=host,
+        public_interface=settings.public_interface,
+        vxlan_group=settings.vxlan_group,
+        vxlan_port=settings.vxlan_port,
+        networks=networks,
+        floating=tuple(FloatingNat(f, x, i) for f, x, i in pairs),
+        snat_ranges=tuple(n.cidr for n in networks if n.gateway is not None),
+    )
+
+
+def _dhcp_hosts(session: Session, network_ids: list[int]) -> dict[int, tuple[DhcpHost, ...]]:
+    if not network_ids:
+        return {}
+    found: dict[int, list[DhcpHost]] = {}
+    rows = session.execute(
+        select(FixedIP.network_id, FixedIP.mac, Instance.name, FixedIP.address)
+        .join(Instance, FixedIP.instance_id == Instance.id)
+        .where(FixedIP.network_id.in_(network_ids), FixedIP.mac.is_not(None))
+        .order_by(FixedIP.address_int)
+    )
+    for network_id, mac, name, address in rows:
+        found.setdefault(network_id, []).append(DhcpHost(mac, name, address))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _network(
+    network: Network,
+    project: str | None,
+    hosted_here: bool,
+    hosts: tuple[DhcpHost, ...],
+    settings: Settings,
+) -> DesiredNetwork:
+    subnet = ipaddress.IPv4Network(network.cidr)
+    flat = network.manager == "flat"
+    segment = None
+    if network.manager == "vlan" and network.vlan is not None:
+        segment = Segment(network.segmentation or "vlan", network.vlan, settings.vlan_interface)
+    dhcp = None
+    if hosted_here and not flat:
+        dhcp = Dhcp(
+            netmask=network.netmask,
+            dhcp_start=network.dhcp_start,
+            dns=tuple(d for d in (network.dns1, network.dns2) if d),
+            domain=settings.dhcp_domain,
+            lease_time=settings.dhcp_lease_time,
+            hosts=hosts,
+        )
+    return DesiredNetwork(
+        id=network.id,
+        cidr=network.cidr,
+        manager=network.manager,
+        label=network.label,
+        project=project,
+        bridge=network.bridge,
+        owns_bridge=not flat,
+        bridge_interface=network.bridge_interface,
+        segment=segment,
+        gateway=network.gateway if hosted_here and not flat else None,
+        prefixlen=subnet.prefixlen,
+        broadcast=network.broadcast,
+        dhcp=dhcp,
+        isolated=network.manager == "vlan",
+    )

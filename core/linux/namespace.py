@@ -1,0 +1,80 @@
+"""Which network namespace the host layer acts in, and how child processes enter it."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core.errors import HostError, InvalidInput
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+
+
+def check_netns(name: str | None) -> None:
+    """Refuse a namespace that does not exist: the host layer never creates one."""
+    if name is None:
+        return
+    if not name or "/" in name or name in (".", ".."):
+        raise InvalidInput("--netns", f"{name!r} is not a namespace name")
+    if not (NETNS_DIR / name).exists():
+        raise HostError(
+            f"network namespace {name!r} does not exist (create it with 'ip netns add {name}')"
+        )
+
+
+def state_key(name: str | None) -> str:
+    """The state directory's sub-directory for one namespace (files must not mix)."""
+    return "netns-" + name if name else "host"
+
+
+def _enter(name: str) -> Callable[[], None]:
+    path = str(NETNS_DIR / name)
+
+    def enter() -> None:
+        # Runs in the forked child before exec: only the child changes namespace.
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {path}")
+        os.close(fd)
+
+    return enter
+
+
+def run(
+    netns: str | None, argv: Sequence[str], *, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run a program inside ``netns``; a missing program is a HostError naming it."""
+    try:
+        return subprocess.run(
+            list(argv),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=_enter(netns) if netns else None,
+        )
+    except FileNotFoundError:
+        raise HostError(f"{argv[0]}: program not found; install it or set its path") from None
+    except subprocess.TimeoutExpired:
+        raise HostError(f"{argv[0]} did not finish within {timeout:.0f} s") from None
+
+
+def spawn(netns: str | None, argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a daemon inside ``netns`` (it forks away; the caller waits for the parent)."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            preexec_fn=_enter(netns) if netns else None,
+        )
+    except FileNotFoundError:
+        raise HostError(f"{argv[0]}: program not found; install it or set its path") from None

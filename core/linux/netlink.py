@@ -1,0 +1,351 @@
+"""Links and addresses over one long-lived pyroute2 netlink socket per namespace.
+
+Changes are pipelined: each request is a pyroute2 message, many are written to the
+socket before any acknowledgement is read, and the acknowledgements are matched back
+by sequence number. One request and one wait per operation costs a round trip each,
+which is what made the one-process-per-operation way of nova-network slow.
+
+Dumps are parsed straight from the wire for the few fields the planner needs: the
+full pyroute2 decoder costs about a third of a millisecond per link, which alone would
+dominate an apply that has nothing to change.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import itertools
+import os
+import select
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2.netlink import (
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+    nlmsg,
+)
+from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_SETLINK
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+from core.errors import HostError
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_GETLINK = 18
+RTM_GETADDR = 22
+IFF_UP = 1
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MASTER = 1, 3, 5, 10
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_EXT_MASK = 18, 20, 29
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_VXLAN_ID, IFLA_VXLAN_LINK = 1, 3
+IFLA_VLAN_ID = 1
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL = 1, 2, 3
+RTEXT_FILTER_SKIP_STATS = 1 << 3
+# Requests written before the first acknowledgement is read; bounded so that the
+# acknowledgements never overflow the socket's receive buffer.
+WINDOW = 256
+SEND_BATCH = 64
+TIMEOUT = 30.0
+
+_HEADER = struct.Struct("=IHHII")
+_ATTR = struct.Struct("=HH")
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    kind: str | None
+    master: int
+    up: bool
+    alias: str | None
+    # VXLAN VNI or 802.1Q id, and the lower device (VLAN parent or VXLAN underlay).
+    segment_id: int | None
+    parent: int
+
+
+@dataclass(frozen=True)
+class Address:
+    index: int
+    address: str
+    prefixlen: int
+    label: str | None
+
+
+def _request(msg: nlmsg, msg_type: int, flags: int) -> nlmsg:
+    msg["header"]["type"] = msg_type
+    msg["header"]["flags"] = flags
+    return msg
+
+
+_CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+_CHANGE = NLM_F_REQUEST | NLM_F_ACK
+
+
+def new_link(
+    name: str,
+    kind: str,
+    *,
+    up: bool = True,
+    link: int | None = None,
+    data: list[list[object]] | None = None,
+) -> nlmsg:
+    msg = ifinfmsg()
+    msg["index"] = 0
+    msg["flags"] = IFF_UP if up else 0
+    msg["change"] = IFF_UP
+    info: list[list[object]] = [["IFLA_INFO_KIND", kind]]
+    if data:
+        info.append(["IFLA_INFO_DATA", {"attrs": data}])
+    attrs: list[list[object]] = [["IFLA_IFNAME", name]]
+    if link is not None:
+        attrs.append(["IFLA_LINK", link])
+    attrs.append(["IFLA_LINKINFO", {"attrs": info}])
+    msg["attrs"] = attrs
+    return _request(msg, RTM_NEWLINK, _CREATE)
+
+
+def set_link(
+    index: int, *, master: int | None = None, alias: str | None = None, up: bool | None = None
+) -> nlmsg:
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["flags"] = IFF_UP if up else 0
+    msg["change"] = IFF_UP if up is not None else 0
+    attrs: list[list[object]] = []
+    if master is not None:
+        attrs.append(["IFLA_MASTER", master])
+    if alias is not None:
+        attrs.append(["IFLA_IFALIAS", alias])
+    msg["attrs"] = attrs
+    return _request(msg, RTM_SETLINK, _CHANGE)
+
+
+def del_link(index: int) -> nlmsg:
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["attrs"] = []
+    return _request(msg, RTM_DELLINK, _CHANGE)
+
+
+def _addr(index: int, address: str, prefixlen: int) -> ifaddrmsg:
+    msg = ifaddrmsg()
+    msg["family"] = socket.AF_INET
+    msg["prefixlen"] = prefixlen
+    msg["index"] = index
+    msg["attrs"] = [["IFA_LOCAL", address], ["IFA_ADDRESS", address]]
+    return msg
+
+
+def new_addr(
+    index: int,
+    address: str,
+    prefixlen: int,
+    *,
+    broadcast: str | None = None,
+    label: str | None = None,
+) -> nlmsg:
+    msg = _addr(index, address, prefixlen)
+    if broadcast is not None:
+        msg["attrs"].append(["IFA_BROADCAST", broadcast])
+    if label is not None:
+        msg["attrs"].append(["IFA_LABEL", label])
+    return _request(msg, RTM_NEWADDR, _CREATE)
+
+
+def del_addr(index: int, address: str, prefixlen: int) -> nlmsg:
+    return _request(_addr(index, address, prefixlen), RTM_DELADDR, _CHANGE)
+
+
+class Netlink:
+    """One namespace's rtnetlink socket, opened once and kept for the process's life."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        try:
+            # No multicast groups: nothing but our own replies arrives on this socket.
+            self._ipr = IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
+        except OSError as exc:
+            where = f"namespace {netns}" if netns else "this host"
+            raise HostError(f"cannot open netlink in {where}: {exc.strerror or exc}") from None
+        self._sock = self._ipr.asyncore.socket
+        self._seq = itertools.count(0x40000000)
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    # -- reading ------------------------------------------------------------------
+
+    def links(self) -> list[Link]:
+        body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)
+        body += _ATTR.pack(8, IFLA_EXT_MASK) + struct.pack("=I", RTEXT_FILTER_SKIP_STATS)
+        return [_parse_link(m) for m in self._dump(RTM_GETLINK, body)]
+
+    def addresses(self) -> list[Address]:
+        body = struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)
+        found = (_parse_address(m) for m in self._dump(RTM_GETADDR, body))
+        return [a for a in found if a is not None]
+
+    def _dump(self, msg_type: int, body: bytes) -> list[bytes]:
+        seq = self._next_seq()
+        flags = NLM_F_REQUEST | NLM_F_DUMP
+        self._send(_HEADER.pack(_HEADER.size + len(body), msg_type, flags, seq, 0) + body)
+        found: list[bytes] = []
+        while True:
+            for msg_type_in, msg_seq, msg in self._receive():
+                if msg_seq != seq:
+                    continue
+                if msg_type_in == NLMSG_DONE:
+                    return found
+                if msg_type_in == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", msg, 16)[0]
+                    raise HostError(f"netlink dump failed: {os.strerror(code)}")
+                found.append(msg)
+
+    # -- changing -------------------------------------------------------------------
+
+    def run(self, requests: Sequence[nlmsg]) -> list[int]:
+        """Send every request, pipelined; the errno of each (0: done), in order."""
+        results: list[int | None] = [None] * len(requests)
+        by_seq: dict[int, int] = {}
+        position = 0
+        while position < len(requests) or by_seq:
+            if position < len(requests) and len(by_seq) < WINDOW:
+                chunk = bytearray()
+                stop = min(len(requests), position + SEND_BATCH, position + WINDOW - len(by_seq))
+                for index in range(position, stop):
+                    msg = requests[index]
+                    seq = self._next_seq()
+                    msg["header"]["sequence_number"] = seq
+                    msg["header"]["pid"] = 0
+                    msg.reset()
+                    msg.encode()
+                    chunk += msg.data
+                    by_seq[seq] = index
+                position = stop
+                self._send(bytes(chunk))
+                continue
+            for msg_type, msg_seq, msg in self._receive():
+                index = by_seq.pop(msg_seq, -1)
+                if index < 0:
+                    continue
+                if msg_type == NLMSG_ERROR:
+                    results[index] = -struct.unpack_from("=i", msg, 16)[0]
+                else:
+                    # The in-memory mock of pyroute2 answers some requests with DONE.
+                    results[index] = 0
+        return [r or 0 for r in results]
+
+    def _next_seq(self) -> int:
+        seq = next(self._seq)
+        if seq >= 0x7FFFFFFF:
+            self._seq = itertools.count(0x40000000)
+        return seq
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.send(data)
+        except OSError as exc:
+            raise HostError(f"netlink send failed: {exc.strerror or exc}") from None
+
+    def _receive(self) -> list[tuple[int, int, bytes]]:
+        while True:
+            ready, _, _ = select.select([self._sock], [], [], TIMEOUT)
+            if not ready:
+                raise HostError(
+                    f"the kernel did not answer netlink requests within {TIMEOUT:.0f} s"
+                )
+            try:
+                data = self._sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    raise HostError("netlink replies overflowed the socket buffer") from None
+                raise HostError(f"netlink receive failed: {exc.strerror or exc}") from None
+            out = []
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
+                if length < _HEADER.size:
+                    break
+                out.append((msg_type, seq, data[offset : offset + length]))
+                offset += (length + 3) & ~3
+            return out
+
+
+def _attrs(msg: bytes, offset: int) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    end = len(msg)
+    while offset + 4 <= end:
+        length, kind = _ATTR.unpack_from(msg, offset)
+        if length < 4:
+            break
+        found.setdefault(kind & 0x3FFF, msg[offset + 4 : offset + length])
+        offset += (length + 3) & ~3
+    return found
+
+
+def _text(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    return value.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _u32(value: bytes | None) -> int:
+    return struct.unpack_from("=I", value)[0] if value and len(value) >= 4 else 0
+
+
+def _parse_link(msg: bytes) -> Link:
+    _family, _type, index, flags, _change = struct.unpack_from("=BxHiII", msg, 16)
+    attrs = _attrs(msg, 32)
+    kind = None
+    segment_id = None
+    parent = _u32(attrs.get(IFLA_LINK))
+    info = attrs.get(IFLA_LINKINFO)
+    if info is not None:
+        nested = _attrs(info, 0)
+        kind = _text(nested.get(IFLA_INFO_KIND))
+        data = nested.get(IFLA_INFO_DATA)
+        if data is not None and kind in ("vxlan", "vlan"):
+            fields = _attrs(data, 0)
+            if kind == "vxlan":
+                segment_id = _u32(fields.get(IFLA_VXLAN_ID))
+                parent = _u32(fields.get(IFLA_VXLAN_LINK))
+            else:
+                raw = fields.get(IFLA_VLAN_ID)
+                segment_id = struct.unpack_from("=H", raw)[0] if raw else None
+    return Link(
+        index=index,
+        name=_text(attrs.get(IFLA_IFNAME)) or "",
+        kind=kind,
+        master=_u32(attrs.get(IFLA_MASTER)),
+        up=bool(flags & IFF_UP),
+        alias=_text(attrs.get(IFLA_IFALIAS)) or None,
+        segment_id=segment_id,
+        parent=parent,
+    )
+
+
+def _parse_address(msg: bytes) -> Address | None:
+    family, prefixlen, _flags, _scope, index = struct.unpack_from("=BBBBI", msg, 16)
+    if family != socket.AF_INET:
+        return None
+    attrs = _attrs(msg, 24)
+    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+    if raw is None or len(raw) != 4:
+        return None
+    return Address(
+        index=index,
+        address=str(ipaddress.IPv4Address(raw)),
+        prefixlen=prefixlen,
+        label=_text(attrs.get(IFA_LABEL)),
+    )

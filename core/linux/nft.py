@@ -1,0 +1,202 @@
+"""The one nftables table netcon owns: floating-IP NAT maps, SNAT and project isolation.
+
+Every address-dependent part is an element of a set or map, so associating one
+floating IP adds one element to each NAT map and never rewrites the table. Changes go
+to the ``nft`` binary as one JSON batch, which nftables applies atomically.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import HostError
+from core.linux import namespace
+
+FAMILY = "ip"
+TABLE = "netcon"
+IFNAME_SETS = ("public_ifs", "isolated")
+NET_SET = "fixed_nets"
+DNAT_MAP = "fip_dnat"
+SNAT_MAP = "fip_snat"
+
+
+def _match(left: dict[str, Any], right: str) -> dict[str, Any]:
+    return {"match": {"op": "==", "left": left, "right": right}}
+
+
+def _nat_map(kind: str, field_name: str, name: str) -> dict[str, Any]:
+    key = {"payload": {"protocol": "ip", "field": field_name}}
+    return {kind: {"addr": {"map": {"key": key, "data": f"@{name}"}}}}
+
+
+_OIF_PUBLIC = _match({"meta": {"key": "oifname"}}, "@public_ifs")
+# chain: (type, hook, priority, rules)
+CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
+    "prerouting": ("nat", "prerouting", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
+    # The network host itself reaching a floating IP takes the output hook.
+    "output": ("nat", "output", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
+    "postrouting": (
+        "nat",
+        "postrouting",
+        100,
+        [
+            # An instance with a floating IP leaves with it as source; NAT statements end
+            # the chain, so the masquerade below is only for the others.
+            [_OIF_PUBLIC, _nat_map("snat", "saddr", SNAT_MAP)],
+            [
+                _OIF_PUBLIC,
+                _match({"payload": {"protocol": "ip", "field": "saddr"}}, f"@{NET_SET}"),
+                {"masquerade": None},
+            ],
+        ],
+    ),
+    "forward": (
+        "filter",
+        "forward",
+        0,
+        [
+            [
+                _match({"meta": {"key": "iifname"}}, "@isolated"),
+                _match({"meta": {"key": "oifname"}}, "@isolated"),
+                {"drop": None},
+            ]
+        ],
+    ),
+}
+
+
+@dataclass(frozen=True)
+class NftState:
+    exists: bool = False
+    # False when the table is there but not in the shape this version of netcon builds.
+    layout_ok: bool = False
+    sets: dict[str, frozenset[str]] = field(default_factory=dict)
+    dnat: dict[str, str] = field(default_factory=dict)
+    snat: dict[str, str] = field(default_factory=dict)
+
+
+def table_commands(replace: bool) -> list[dict[str, Any]]:
+    """The batch that (re)creates the empty table: sets, maps, chains and rules."""
+    base = {"family": FAMILY, "table": TABLE}
+    commands: list[dict[str, Any]] = []
+    if replace:
+        commands.append({"delete": {"table": {"family": FAMILY, "name": TABLE}}})
+    commands.append({"add": {"table": {"family": FAMILY, "name": TABLE}}})
+    for name in IFNAME_SETS:
+        commands.append({"add": {"set": {**base, "name": name, "type": "ifname"}}})
+    commands.append(
+        {"add": {"set": {**base, "name": NET_SET, "type": "ipv4_addr", "flags": ["interval"]}}}
+    )
+    for name in (DNAT_MAP, SNAT_MAP):
+        commands.append(
+            {"add": {"map": {**base, "name": name, "type": "ipv4_addr", "map": "ipv4_addr"}}}
+        )
+    for chain, (kind, hook, prio, rules) in CHAINS.items():
+        commands.append(
+            {
+                "add": {
+                    "chain": {
+                        **base,
+                        "name": chain,
+                        "type": kind,
+                        "hook": hook,
+                        "prio": prio,
+                        "policy": "accept",
+                    }
+                }
+            }
+        )
+        for expr in rules:
+            commands.append({"add": {"rule": {**base, "chain": chain, "expr": expr}}})
+    return commands
+
+
+def element_command(verb: str, name: str, elems: list[Any]) -> dict[str, Any]:
+    return {verb: {"element": {"family": FAMILY, "table": TABLE, "name": name, "elem": elems}}}
+
+
+def net_element(cidr: str) -> dict[str, Any]:
+    network = ipaddress.IPv4Network(cidr)
+    return {"prefix": {"addr": str(network.network_address), "len": network.prefixlen}}
+
+
+class Nft:
+    def __init__(self, binary: str, netns: str | None) -> None:
+        self.binary = binary
+        self.netns = netns
+
+    def observe(self) -> NftState:
+        result = namespace.run(self.netns, [self.binary, "-j", "list", "table", FAMILY, TABLE])
+        if result.returncode != 0:
+            if "No such file or directory" in result.stderr:
+                return NftState()
+            raise HostError(f"nft: cannot read table {TABLE}: {_first_line(result.stderr)}")
+        try:
+            objects = json.loads(result.stdout)["nftables"]
+        except (ValueError, KeyError):
+            raise HostError(f"nft: unreadable listing of table {TABLE}") from None
+        return _parse(objects)
+
+    def run(self, commands: list[dict[str, Any]]) -> None:
+        if not commands:
+            return
+        payload = json.dumps({"nftables": commands})
+        result = namespace.run(self.netns, [self.binary, "-j", "-f", "-"], stdin=payload)
+        if result.returncode != 0:
+            raise HostError(f"nft: {_first_line(result.stderr)}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "failed without a message"
+
+
+def _elem_text(elem: Any) -> str:
+    if isinstance(elem, dict) and "prefix" in elem:
+        return f"{elem['prefix']['addr']}/{elem['prefix']['len']}"
+    if isinstance(elem, dict) and "elem" in elem:
+        return _elem_text(elem["elem"]["val"])
+    if isinstance(elem, str) and "/" not in elem:
+        try:
+            return f"{ipaddress.IPv4Address(elem)}/32"
+        except ValueError:
+            return elem
+    return str(elem)
+
+
+def _parse(objects: list[dict[str, Any]]) -> NftState:
+    sets: dict[str, frozenset[str]] = {}
+    maps: dict[str, dict[str, str]] = {}
+    rules: dict[str, int] = {}
+    chains: set[str] = set()
+    for obj in objects:
+        if "set" in obj:
+            item = obj["set"]
+            texts = [_elem_text(e) for e in item.get("elem", [])]
+            if item.get("type") == "ifname":
+                texts = [str(e) for e in item.get("elem", [])]
+            sets[item["name"]] = frozenset(texts)
+        elif "map" in obj:
+            item = obj["map"]
+            maps[item["name"]] = {str(k): str(v) for k, v in item.get("elem", [])}
+        elif "chain" in obj:
+            chains.add(obj["chain"]["name"])
+        elif "rule" in obj:
+            chain = obj["rule"]["chain"]
+            rules[chain] = rules.get(chain, 0) + 1
+    layout_ok = (
+        set(sets) == {*IFNAME_SETS, NET_SET}
+        and set(maps) == {DNAT_MAP, SNAT_MAP}
+        and chains == set(CHAINS)
+        and all(rules.get(name, 0) == len(spec[3]) for name, spec in CHAINS.items())
+    )
+    return NftState(
+        exists=True,
+        layout_ok=layout_ok,
+        sets=sets,
+        dnat=maps.get(DNAT_MAP, {}),
+        snat=maps.get(SNAT_MAP, {}),
+    )

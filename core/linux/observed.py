@@ -1,0 +1,56 @@
+"""What the host has now: the kernel's links and addresses, netcon's nftables table,
+its dnsmasq processes and files, and IPv4 forwarding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.linux import dnsmasq
+from core.linux.netlink import Address, Link, Netlink
+from core.linux.nft import Nft, NftState
+from core.linux.sysctl import read_forwarding
+
+# Links carry this alias once netcon has created them; nothing else is ever deleted.
+OWNER_ALIAS = "netcon"
+# Floating addresses on a public interface carry this label.
+FLOATING_LABEL = "netcon-fip"
+
+
+@dataclass(frozen=True)
+class ObservedHost:
+    links: dict[str, Link]
+    addresses: tuple[Address, ...]
+    forwarding: bool
+    # None: the nft binary is missing, so the table could not be read.
+    nft: NftState | None
+    dnsmasq: dict[str, dnsmasq.DnsmasqState] = field(default_factory=dict)
+    # Links an interrupted apply created before it could mark them (see journal).
+    journal: frozenset[str] = frozenset()
+
+    def by_index(self) -> dict[int, Link]:
+        return {link.index: link for link in self.links.values()}
+
+    def owns(self, link: Link) -> bool:
+        return link.alias == OWNER_ALIAS or link.name in self.journal
+
+
+def observe(
+    netlink: Netlink, nft: Nft, dhcp_dir: Path, journal: Path, netns: str | None
+) -> ObservedHost:
+    links = {link.name: link for link in netlink.links()}
+    addresses = tuple(netlink.addresses())
+    nft_state = nft.observe() if dnsmasq.find_binary(nft.binary) else None
+    bridges = dnsmasq.known_bridges(dhcp_dir)
+    states = {b: dnsmasq.observe(dnsmasq.DhcpFiles(dhcp_dir, b)) for b in bridges}
+    pending: frozenset[str] = frozenset()
+    if journal.is_file():
+        pending = frozenset(journal.read_text().split())
+    return ObservedHost(
+        links=links,
+        addresses=addresses,
+        forwarding=read_forwarding(netns),
+        nft=nft_state,
+        dnsmasq=states,
+        journal=pending,
+    )

@@ -1,0 +1,207 @@
+"""The typed operations a plan is made of; each says in one line what it will do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operation:
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+# -- links and addresses (netlink) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateBridge(Operation):
+    name: str
+
+    def describe(self) -> str:
+        return f"create bridge {self.name}"
+
+
+@dataclass(frozen=True)
+class CreateVxlan(Operation):
+    name: str
+    vni: int
+    parent: str
+    group: str
+    port: int
+
+    def describe(self) -> str:
+        return f"create VXLAN {self.name} (VNI {self.vni}) over {self.parent}, group {self.group}"
+
+
+@dataclass(frozen=True)
+class CreateVlan(Operation):
+    name: str
+    vlan_id: int
+    parent: str
+    network: str
+
+    def describe(self) -> str:
+        return f"create 802.1Q VLAN {self.name} (id {self.vlan_id}) on {self.parent}"
+
+
+@dataclass(frozen=True)
+class SetMaster(Operation):
+    port: str
+    bridge: str
+
+    def describe(self) -> str:
+        return f"enslave {self.port} to {self.bridge}"
+
+
+@dataclass(frozen=True)
+class SetUp(Operation):
+    name: str
+
+    def describe(self) -> str:
+        return f"set {self.name} up"
+
+
+@dataclass(frozen=True)
+class AddAddress(Operation):
+    ifname: str
+    address: str
+    prefixlen: int
+    broadcast: str | None = None
+    label: str | None = None
+
+    def describe(self) -> str:
+        return f"add address {self.address}/{self.prefixlen} to {self.ifname}"
+
+
+@dataclass(frozen=True)
+class DeleteAddress(Operation):
+    ifname: str
+    address: str
+    prefixlen: int
+
+    def describe(self) -> str:
+        return f"delete address {self.address}/{self.prefixlen} from {self.ifname}"
+
+
+@dataclass(frozen=True)
+class DeleteLink(Operation):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete link {self.name}"
+
+
+@dataclass(frozen=True)
+class EnableForwarding(Operation):
+    def describe(self) -> str:
+        return "enable IPv4 forwarding"
+
+
+# -- nftables ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateNatTable(Operation):
+    replace: bool
+
+    def describe(self) -> str:
+        verb = "recreate" if self.replace else "create"
+        return f"{verb} nftables table ip netcon (NAT maps, SNAT, isolation)"
+
+
+@dataclass(frozen=True)
+class AddSetElement(Operation):
+    set_name: str
+    value: str
+
+    def describe(self) -> str:
+        return f"add {self.value} to nftables set {self.set_name}"
+
+
+@dataclass(frozen=True)
+class DeleteSetElement(Operation):
+    set_name: str
+    value: str
+
+    def describe(self) -> str:
+        return f"remove {self.value} from nftables set {self.set_name}"
+
+
+@dataclass(frozen=True)
+class AddNatElement(Operation):
+    floating: str
+    fixed: str
+
+    def describe(self) -> str:
+        return f"add NAT element {self.floating} <-> {self.fixed}"
+
+
+@dataclass(frozen=True)
+class DeleteNatElement(Operation):
+    floating: str
+    fixed: str
+    # A pair may be only half there (the table was edited by hand): delete what is.
+    in_dnat: bool = True
+    in_snat: bool = True
+
+    def describe(self) -> str:
+        return f"delete NAT element {self.floating} <-> {self.fixed}"
+
+
+# -- DHCP --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteHostsFile(Operation):
+    bridge: str
+    hosts: str
+    opts: str
+
+    def describe(self) -> str:
+        count = len(self.hosts.splitlines())
+        return f"write dnsmasq hosts file for {self.bridge} ({count} host(s))"
+
+
+@dataclass(frozen=True)
+class StartDnsmasq(Operation):
+    bridge: str
+    network_id: int
+    argv: tuple[str, ...]
+    # The running dnsmasq to replace (its command line is out of date), if any.
+    replaces: int | None = None
+
+    def describe(self) -> str:
+        verb = "restart" if self.replaces is not None else "start"
+        return f"{verb} dnsmasq for {self.bridge}"
+
+
+@dataclass(frozen=True)
+class ReloadDnsmasq(Operation):
+    bridge: str
+    pid: int
+
+    def describe(self) -> str:
+        return f"reload dnsmasq for {self.bridge} (SIGHUP pid {self.pid})"
+
+
+@dataclass(frozen=True)
+class StopDnsmasq(Operation):
+    bridge: str
+    pid: int | None
+
+    def describe(self) -> str:
+        return f"stop dnsmasq for {self.bridge}" + (f" (pid {self.pid})" if self.pid else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    operations: tuple[Operation, ...] = ()
+    # Reasons the plan cannot be applied; apply refuses before changing anything.
+    problems: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.operations)
+
+    def describe(self) -> list[str]:
+        return [op.describe() for op in self.operations]

@@ -1,0 +1,310 @@
+"""plan(desired, observed): the operations that make the host match the database.
+
+netcon only plans changes to what it owns (links with its alias, addresses on them,
+floating addresses with its label, its nftables table, dnsmasq processes with pid
+files in its state directory). Anything else in the way is a problem that stops the
+whole apply before it starts, so nothing is left half-made.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.linux import dnsmasq, nft
+from core.linux.desired import DesiredHost, DesiredNetwork
+from core.linux.netlink import Link
+from core.linux.observed import FLOATING_LABEL, ObservedHost
+from core.linux.operations import (
+    AddAddress,
+    AddNatElement,
+    AddSetElement,
+    CreateBridge,
+    CreateNatTable,
+    CreateVlan,
+    CreateVxlan,
+    DeleteAddress,
+    DeleteLink,
+    DeleteNatElement,
+    DeleteSetElement,
+    EnableForwarding,
+    Operation,
+    Plan,
+    ReloadDnsmasq,
+    SetMaster,
+    SetUp,
+    StartDnsmasq,
+    StopDnsmasq,
+    WriteHostsFile,
+)
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    dhcp_dir: Path
+    # Absolute path of dnsmasq, or None when it is not installed.
+    dnsmasq_path: str | None
+    dnsmasq_binary: str
+    nft_binary: str
+
+
+class _Builder:
+    def __init__(self, desired: DesiredHost, observed: ObservedHost) -> None:
+        self.desired = desired
+        self.observed = observed
+        self.links = observed.links
+        self.stops: list[Operation] = []
+        self.deletes: list[Operation] = []
+        self.creates: list[Operation] = []
+        self.configures: list[Operation] = []
+        self.adds: list[Operation] = []
+        self.after: list[Operation] = []
+        self.problems: list[str] = []
+        self.wanted_links: set[str] = set()
+        self.wanted_addresses: set[tuple[str, str, int]] = set()
+        by_index = observed.by_index()
+        self.address_homes: dict[str, list[tuple[Link | None, int, str | None]]] = {}
+        for a in observed.addresses:
+            self.address_homes.setdefault(a.address, []).append(
+                (by_index.get(a.index), a.prefixlen, a.label)
+            )
+
+    def operations(self) -> tuple[Operation, ...]:
+        return tuple(
+            self.stops + self.deletes + self.creates + self.configures + self.adds + self.after
+        )
+
+    # -- links -------------------------------------------------------------------------
+
+    def network(self, net: DesiredNetwork) -> None:
+        bridge = self.links.get(net.bridge)
+        if bridge is None:
+            if not net.owns_bridge:
+                self.problems.append(
+                    f"Flat network {net.cidr}: bridge {net.bridge} does not exist; netcon uses "
+                    "the admin's bridge for Flat networks and never creates it"
+                )
+                return
+            self.creates.append(CreateBridge(net.bridge))
+            self.wanted_links.add(net.bridge)
+        elif bridge.kind != "bridge":
+            self.problems.append(
+                f"network {net.cidr}: {net.bridge} exists but is a {bridge.kind or 'plain'} "
+                "link, not a bridge"
+            )
+            return
+        else:
+            if self.observed.owns(bridge):
+                self.wanted_links.add(net.bridge)
+            if not bridge.up and net.owns_bridge:
+                self.configures.append(SetUp(net.bridge))
+        if net.segment is not None:
+            self._segment(net, bridge)
+        if net.bridge_interface is not None:
+            port = self.links.get(net.bridge_interface)
+            if port is None:
+                self.problems.append(
+                    f"network {net.cidr}: bridge_interface {net.bridge_interface} does not exist"
+                )
+            else:
+                if bridge is None or port.master != bridge.index:
+                    self.configures.append(SetMaster(net.bridge_interface, net.bridge))
+                if not port.up:
+                    self.configures.append(SetUp(net.bridge_interface))
+        if net.gateway is not None:
+            self._address(
+                net.bridge,
+                net.gateway,
+                net.prefixlen,
+                net.broadcast,
+                None,
+                f"gateway of {net.cidr}",
+            )
+
+    def _segment(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        segment = net.segment
+        assert segment is not None
+        name = segment.ifname
+        parent = self.links.get(segment.parent)
+        if parent is None:
+            self.problems.append(
+                f"network {net.cidr}: vlan_interface {segment.parent} does not exist "
+                f"(it carries {name})"
+            )
+            return
+        current = self.links.get(name)
+        create = current is None
+        if current is not None:
+            if not self.observed.owns(current):
+                self.problems.append(
+                    f"network {net.cidr}: {name} exists and is not netcon's; "
+                    "remove it or give the network another segment id"
+                )
+                return
+            if (
+                current.kind != segment.kind
+                or current.segment_id != segment.id
+                or current.parent != parent.index
+            ):
+                self.deletes.append(DeleteLink(name))
+                create = True
+        self.wanted_links.add(name)
+        if create:
+            if segment.kind == "vlan":
+                self.creates.append(CreateVlan(name, segment.id, segment.parent, net.cidr))
+            else:
+                self.creates.append(
+                    CreateVxlan(
+                        name,
+                        segment.id,
+                        segment.parent,
+                        self.desired.vxlan_group,
+                        self.desired.vxlan_port,
+                    )
+                )
+            self.configures.append(SetMaster(name, net.bridge))
+            return
+        assert current is not None
+        if bridge is None or current.master != bridge.index:
+            self.configures.append(SetMaster(name, net.bridge))
+        if not current.up:
+            self.configures.append(SetUp(name))
+
+    def _address(
+        self,
+        ifname: str,
+        address: str,
+        prefixlen: int,
+        broadcast: str | None,
+        label: str | None,
+        what: str,
+    ) -> None:
+        self.wanted_addresses.add((ifname, address, prefixlen))
+        present = False
+        for link, have_prefix, have_label in self.address_homes.get(address, []):
+            if link is not None and link.name == ifname and have_prefix == prefixlen:
+                present = True
+                continue
+            home = link.name if link is not None else "an unknown interface"
+            ours = link is not None and (
+                self.observed.owns(link) or (label is not None and have_label == label)
+            )
+            if not ours:
+                self.problems.append(
+                    f"address {address} ({what}) is already on {home}, which netcon does not own"
+                )
+                return
+            # Ours but in the wrong place: it goes with its link or is deleted below.
+        if not present:
+            self.adds.append(AddAddress(ifname, address, prefixlen, broadcast, label))
+
+    def floating(self) -> None:
+        needed = set(self.desired.public_interfaces)
+        for name in sorted(needed):
+            if name not in self.links:
+                self.problems.append(
+                    f"public interface {name} does not exist (floating IPs and SNAT use it; "
+                    "set public_interface or the floating range's --interface)"
+                )
+                return
+        for pair in self.desired.floating:
+            self._address(pair.interface, pair.floating, 32, None, FLOATING_LABEL, "a floating IP")
+
+    def cleanup_links(self) -> None:
+        by_index = self.observed.by_index()
+        deleted = {op.name for op in self.deletes if isinstance(op, DeleteLink)}
+        for link in self.links.values():
+            if self.observed.owns(link) and link.name not in self.wanted_links:
+                self.deletes.append(DeleteLink(link.name))
+                deleted.add(link.name)
+        for a in self.observed.addresses:
+            link = by_index.get(a.index)
+            if link is None or link.name in deleted:
+                continue
+            key = (link.name, a.address, a.prefixlen)
+            if key in self.wanted_addresses:
+                continue
+            if self.observed.owns(link) or a.label == FLOATING_LABEL:
+                self.deletes.insert(0, DeleteAddress(link.name, a.address, a.prefixlen))
+
+    # -- NAT -----------------------------------------------------------------------------
+
+    def nat(self) -> None:
+        desired = self.desired
+        needed = bool(desired.snat_ranges or desired.floating or desired.isolated_bridges)
+        state = self.observed.nft
+        if state is None:
+            if needed:
+                self.problems.append(
+                    "nft: program not found; install nftables (NAT and isolation need it)"
+                )
+            return
+        if not state.exists and not needed:
+            return
+        ops: list[Operation] = []
+        if not state.exists or not state.layout_ok:
+            ops.append(CreateNatTable(replace=state.exists))
+            state = nft.NftState(exists=True, layout_ok=True)
+        wanted_sets = {
+            "public_ifs": set(desired.public_interfaces),
+            "isolated": set(desired.isolated_bridges),
+            nft.NET_SET: {str(ipaddress.IPv4Network(c)) for c in desired.snat_ranges},
+        }
+        for name, wanted in wanted_sets.items():
+            have = set(state.sets.get(name, frozenset()))
+            ops += [DeleteSetElement(name, v) for v in sorted(have - wanted)]
+            ops += [AddSetElement(name, v) for v in sorted(wanted - have)]
+        wanted_pairs = {(p.floating, p.fixed) for p in desired.floating}
+        have_pairs = set(state.dnat.items()) | {(f, x) for x, f in state.snat.items()}
+        ops += [
+            DeleteNatElement(f, x, state.dnat.get(f) == x, state.snat.get(x) == f)
+            for f, x in sorted(have_pairs - wanted_pairs)
+        ]
+        ops += [AddNatElement(f, x) for f, x in sorted(wanted_pairs - have_pairs)]
+        self.after += ops
+
+    # -- DHCP ----------------------------------------------------------------------------
+
+    def dhcp(self, context: PlanContext) -> None:
+        networks = [n for n in self.desired.networks if n.dhcp is not None]
+        if networks and context.dnsmasq_path is None:
+            self.problems.append(
+                f"{context.dnsmasq_binary}: program not found; install dnsmasq "
+                "(FlatDHCP and VLAN networks need it) or set dnsmasq_binary"
+            )
+            return
+        wanted = set()
+        for net in networks:
+            assert context.dnsmasq_path is not None
+            wanted.add(net.bridge)
+            files = dnsmasq.DhcpFiles(context.dhcp_dir, net.bridge)
+            state = self.observed.dnsmasq.get(net.bridge)
+            hosts = dnsmasq.hosts_text(net)
+            opts = dnsmasq.opts_text(net)
+            argv = dnsmasq.argv(context.dnsmasq_path, net, files)
+            changed = state is None or state.hosts_text != hosts or state.opts_text != opts
+            if changed:
+                self.after.append(WriteHostsFile(net.bridge, hosts, opts))
+            if state is None or state.pid is None:
+                self.after.append(StartDnsmasq(net.bridge, net.id, argv))
+            elif state.argv != argv:
+                self.after.append(StartDnsmasq(net.bridge, net.id, argv, replaces=state.pid))
+            elif changed:
+                self.after.append(ReloadDnsmasq(net.bridge, state.pid))
+        for bridge, state in sorted(self.observed.dnsmasq.items()):
+            if bridge not in wanted:
+                self.stops.append(StopDnsmasq(bridge, state.pid))
+
+
+def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
+    builder = _Builder(desired, observed)
+    for net in desired.networks:
+        builder.network(net)
+    builder.floating()
+    builder.cleanup_links()
+    if any(n.gateway is not None for n in desired.networks) and not observed.forwarding:
+        builder.adds.append(EnableForwarding())
+    builder.nat()
+    builder.dhcp(context)
+    return Plan(operations=builder.operations(), problems=tuple(dict.fromkeys(builder.problems)))

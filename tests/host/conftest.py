@@ -1,0 +1,233 @@
+"""Namespaces, veths and processes for the host tests; each test removes its own.
+
+The tests run as root in network namespaces they create under unique names
+(``nc-<purpose>-<random>``); traffic stays between those namespaces. Interfaces are
+deleted before their namespace, because deleting a namespace full of interfaces
+stalls netlink for everyone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import load_settings
+from core.service import NetconService
+
+NOT_ROOT = "host tests create network namespaces and need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"
+MISSING = [
+    tool
+    for tool in ("ip", "nft", "dnsmasq", "udhcpc")
+    if subprocess.run(
+        ["sh", "-c", f"command -v {tool}"], capture_output=True, check=False
+    ).returncode
+    != 0
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here not in Path(str(item.fspath)).parents:
+            continue
+        item.add_marker(pytest.mark.host)
+        if os.geteuid() != 0:
+            item.add_marker(pytest.mark.skip(reason=NOT_ROOT))
+        elif MISSING and "no_tools" not in item.keywords:
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"missing programs: {', '.join(MISSING)} (Debian: "
+                    "iproute2 nftables dnsmasq-base busybox-static udhcpc)"
+                )
+            )
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return result
+
+
+def in_ns(
+    ns: str, *argv: str, check: bool = True, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return sh("ip", "netns", "exec", ns, *argv, check=check, timeout=timeout)
+
+
+class Lab:
+    """The namespaces and processes one test made, removed in teardown."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.tag = secrets.token_hex(2)
+        self.namespaces: list[str] = []
+        self.processes: list[subprocess.Popen[Any]] = []
+        # dnsmasq drops root for user nobody, which cannot enter pytest's 0700 tmp_path.
+        self.state_dir = Path(tempfile.mkdtemp(prefix="nc-state-"))
+        self.state_dir.chmod(0o755)
+
+    def netns(self, purpose: str) -> str:
+        name = f"nc-{purpose}-{self.tag}"
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        in_ns(name, "ip", "link", "set", "lo", "up")
+        return name
+
+    def veth(
+        self, ns_a: str, name_a: str, ns_b: str, name_b: str, *, mac_a: str | None = None
+    ) -> None:
+        sh(
+            "ip",
+            "link",
+            "add",
+            name_a,
+            "netns",
+            ns_a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            name_b,
+            "netns",
+            ns_b,
+        )
+        if mac_a:
+            in_ns(ns_a, "ip", "link", "set", name_a, "address", mac_a)
+        in_ns(ns_a, "ip", "link", "set", name_a, "up")
+        in_ns(ns_b, "ip", "link", "set", name_b, "up")
+
+    def address(self, ns: str, ifname: str, cidr: str) -> None:
+        in_ns(ns, "ip", "addr", "add", cidr, "dev", ifname)
+
+    def start(self, ns: str, *argv: str) -> subprocess.Popen[Any]:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
+    def http_server(self, ns: str, address: str, port: int = 8080) -> None:
+        self.start(
+            ns,
+            "python3",
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            address,
+            "--directory",
+            str(self.tmp_path),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = in_ns(
+                ns,
+                "python3",
+                "-c",
+                f"import socket; socket.create_connection(('{address}', {port}), 1)",
+                check=False,
+            )
+            if probe.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"HTTP server on {address}:{port} in {ns} did not start")
+
+    def dhcp_client(self, ns: str, ifname: str = "eth0") -> str | None:
+        """Run busybox udhcpc once; the address it was given, or None."""
+        script = self.tmp_path / f"udhcpc-{ns}.sh"
+        result = self.tmp_path / f"udhcpc-{ns}.ip"
+        result.unlink(missing_ok=True)
+        script.write_text(
+            "#!/bin/sh\n"
+            'case "$1" in bound|renew)\n'
+            '  ip addr flush dev "$interface"\n'
+            '  ip addr add "$ip/$mask" dev "$interface"\n'
+            '  [ -n "$router" ] && ip route replace default via "$router"\n'
+            f'  echo "$ip" > {result}\n'
+            ";; esac\n"
+        )
+        script.chmod(0o755)
+        in_ns(
+            ns,
+            "udhcpc",
+            "-i",
+            ifname,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "4",
+            "-T",
+            "1",
+            "-s",
+            str(script),
+            check=False,
+            timeout=30,
+        )
+        return result.read_text().strip() if result.exists() else None
+
+    def teardown(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        # dnsmasq daemons the host layer started for this test, found by their pid files.
+        for pid_file in self.state_dir.glob("**/dhcp/*.pid"):
+            text = pid_file.read_text().strip()
+            if text.isdigit():
+                try:
+                    cmdline = Path(f"/proc/{text}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if str(pid_file).encode() in cmdline:
+                    os.kill(int(text), signal.SIGTERM)
+        for name in reversed(self.namespaces):
+            links = in_ns(name, "ip", "-o", "link", "show", check=False).stdout.splitlines()
+            for line in links:
+                ifname = line.split(":")[1].strip().split("@")[0]
+                if ifname != "lo":
+                    in_ns(name, "ip", "link", "del", ifname, check=False)
+            sh("ip", "netns", "del", name, check=False)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    current = Lab(tmp_path)
+    try:
+        yield current
+    finally:
+        current.teardown()
+
+
+def make_service(lab: Lab, **settings: Any) -> NetconService:
+    values: dict[str, Any] = {
+        "host": "nethost",
+        "state_dir": str(lab.state_dir),
+        "public_interface": "pub0",
+        "vlan_interface": "und0",
+        "segmentation": "vxlan",
+        "dhcp_lease_time": 120,
+    }
+    values.update(settings)
+    return NetconService(
+        "sqlite:///" + str(lab.tmp_path / "n.db"), load_settings(paths=[], **values), actor="tester"
+    )

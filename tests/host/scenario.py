@@ -1,0 +1,45 @@
+"""A network host namespace wired like a real one, for the host tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.linux.host import HostLayer
+from core.service import NetconService
+from tests.host.conftest import Lab, in_ns, make_service
+
+PUBLIC_HOST = "203.0.113.2"
+PUBLIC_CLIENT = "203.0.113.1"
+
+
+@dataclass
+class NetworkHost:
+    lab: Lab
+    ns: str  # the network host
+    public: str  # a machine on the public side
+    service: NetconService
+    layer: HostLayer
+
+    def instance(self, purpose: str, mac: str, bridge: str) -> str:
+        """A namespace plugged into ``bridge`` by a veth, its eth0 carrying ``mac``."""
+        ns = self.lab.netns(purpose)
+        tap = f"tap-{purpose}"[:15]
+        self.lab.veth(ns, "eth0", self.ns, tap, mac_a=mac)
+        in_ns(self.ns, "ip", "link", "set", tap, "master", bridge)
+        return ns
+
+
+def network_host(lab: Lab, tmp_path: Path, purpose: str = "nh", **settings: Any) -> NetworkHost:
+    ns = lab.netns(purpose)
+    public = lab.netns("pub")
+    lab.veth(ns, "pub0", public, "eth0")
+    lab.address(ns, "pub0", f"{PUBLIC_HOST}/24")
+    lab.address(public, "eth0", f"{PUBLIC_CLIENT}/24")
+    # The VXLAN underlay: a veth whose other end stays in the same namespace.
+    lab.veth(ns, "und0", ns, "und1")
+    lab.address(ns, "und0", "192.168.90.1/24")
+    service = make_service(lab, netns=ns, **settings)
+    layer = HostLayer(service.settings, service.db)
+    return NetworkHost(lab, ns, public, service, layer)
