@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
@@ -18,6 +20,16 @@ from core.service import NetconService
 from tui.app import NetconApp
 
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, 0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests (Pilot sessions) on a fresh event loop, without a plugin."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
 DB_NAME = "demo.db"
 
 
@@ -64,10 +76,8 @@ def demo_service(
 @pytest.fixture
 def make_app(demo_service: NetconService) -> Callable[..., NetconApp]:
     def make(start: str = "networks", read_only: bool = False, **options: Any) -> NetconApp:
-        return NetconApp(
-            demo_service, read_only, clock=lambda: FIXED_TIME, refresh_interval=0,
-            start=start, **options,
-        )
+        options.setdefault("refresh_interval", 0)
+        return NetconApp(demo_service, read_only, clock=lambda: FIXED_TIME, start=start, **options)
 
     return make
 

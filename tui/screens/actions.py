@@ -208,7 +208,8 @@ class ActionsMixin:
             "New network (nova-network `network create`)",
             [
                 Field(
-                    "fixed_range", "Fixed range", partial(validate.ipv4_network, "fixed_range"),
+                    "fixed_range", "Fixed range",
+                    lambda t: str(validate.ipv4_network("fixed_range", t)),
                     placeholder=settings.fixed_range, optional=True,
                 ),
                 Field(
@@ -299,6 +300,7 @@ class ActionsMixin:
             )
 
         settings = self._screen().netcon.service.settings
+        pool = getattr(self._screen().current_item(), "pool", "")
         self._form(
             "Allocate a floating IP",
             [
@@ -307,6 +309,7 @@ class ActionsMixin:
                     value=self._default_project(), suggestions=self._project_names(),
                 ),
                 Field("pool", "Pool", partial(validate.name, "pool"), optional=True,
+                      value=pool if isinstance(pool, str) else "",
                       placeholder=settings.default_floating_pool),
             ],
             "Allocate",

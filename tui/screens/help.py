@@ -25,7 +25,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help"):
             yield Label("Keys", classes="dialog-title")
-            with VerticalScroll(id="help-keys"):
+            with VerticalScroll(id="help-keys", can_focus=True):
                 for heading, keys in self.sections:
                     yield Static(f"[b]{escape(heading)}[/b]", classes="help-heading")
                     width = max((len(k) for k, _ in keys), default=0)

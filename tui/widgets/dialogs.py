@@ -76,7 +76,9 @@ class FormDialog(ModalScreen[dict[str, Any] | None]):
             yield Label(self.title_text, classes="dialog-title")
             if self.note:
                 yield Static(self.note, classes="dialog-note")
-            with VerticalScroll(classes="form-fields"):
+            fields = VerticalScroll(classes="form-fields")
+            fields.can_focus = False  # focus goes to the first field, not its container
+            with fields:
                 for field in self.fields:
                     with Horizontal(classes="form-row"):
                         yield Label(field.label, classes="form-label")
@@ -93,6 +95,9 @@ class FormDialog(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.submit_label, variant="primary", id="submit", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
 
     def _show(self, field: Field, problem: str | None) -> None:
         error = self.query_one(f"#error-{field.name}", Static)
