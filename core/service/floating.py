@@ -82,7 +82,10 @@ class FloatingService(ServiceBase):
                     f"{held} address(es) in {ip_range} are allocated to projects "
                     f"(first {first}); release them first",
                 )
-            session.execute(delete(FloatingIP).where(in_range))
+            # No sync: the ORM would fetch all 65k deleted ids back to match its identity map.
+            session.execute(
+                delete(FloatingIP).where(in_range).execution_options(synchronize_session=False)
+            )
             audit.target = str(span)
             audit.before = {"count": total}
             audit.floating = True
