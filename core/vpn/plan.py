@@ -32,7 +32,6 @@ from core.vpn.spec import VpnSpec, vpn_spec
 class StartVpn(Operation):
     spec: VpnSpec
     files: ServerFiles
-    netns: str | None
 
     def describe(self) -> str:
         return (
@@ -42,7 +41,7 @@ class StartVpn(Operation):
         )
 
     def apply(self) -> None:
-        server.start(self.files, self.spec, self.netns)
+        server.start(self.files, self.spec)
 
 
 @dataclass(frozen=True)
@@ -105,12 +104,12 @@ def operations_for(
     ``only`` limits the comparison to some projects (``vpn run PROJECT`` touches one).
     """
     wanted = {spec.project: spec for spec in specs}
-    started = set(server.started_projects(settings.state_dir))
+    started = set(server.started_projects(settings.state_dir, netns))
     operations: list[VpnOperation] = []
     for project in sorted(started | set(wanted)):
         if only is not None and project not in only:
             continue
-        files = ServerFiles(settings.state_dir, project)
+        files = ServerFiles(settings.state_dir, project, netns)
         spec = wanted.get(project)
         record = files.running()
         if spec is None:
@@ -118,7 +117,7 @@ def operations_for(
                 operations.append(StopVpn(project, files, "the database no longer wants it"))
             continue
         if record is None:
-            operations.append(StartVpn(spec, files, netns))
+            operations.append(StartVpn(spec, files))
             continue
         if record.pid is None:
             reason = "its process is gone"
@@ -126,11 +125,11 @@ def operations_for(
             reason = "it does not answer"
         elif not files.owned_by(spec.owner):
             reason = "it belongs to an earlier project of that name"
-        elif record.netns != netns or _config_text(files) != files.render(spec):
+        elif _config_text(files) != files.render(spec):
             reason = "its configuration changed"
         else:
             continue
-        operations += [StopVpn(project, files, reason), StartVpn(spec, files, netns)]
+        operations += [StopVpn(project, files, reason), StartVpn(spec, files)]
     return operations
 
 

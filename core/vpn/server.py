@@ -1,10 +1,12 @@
-"""One OpenVPN server process per project: start, probe, stop.
+"""One OpenVPN server process per project and namespace: start, probe, stop.
 
-The project's directory holds, beside the PKI: ``server.conf``, ``openvpn.pid``,
-``openvpn.log``, ``mgmt.sock`` (the management interface, a unix socket, so it is
-reachable whatever network namespace the server runs in) and ``run.json``, written
-before the start, saying where the server and its tap live so that ``stop`` can find
-them again.
+The project's PKI lives in ``<state_dir>/vpn/<project>/`` whatever the namespace: the
+CA is the project's. The running server's files live per namespace, as the host
+layer keeps its own (``<state_dir>/host/vpn/<project>/``, or ``netns-<name>`` instead of
+``host``), so a rehearsal in a namespace never disturbs the real server:
+``server.conf``, ``openvpn.pid``, ``openvpn.log``, ``mgmt.sock`` (the management
+interface; a unix socket is reachable from any namespace) and ``run.json``, written
+before the start, saying where the tap lives so that ``stop`` can find it again.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ MAX_SOCKET_PATH = 107
 
 
 def vpn_root(state_dir: str | Path) -> Path:
+    """Where the projects' certificate authorities live."""
     return Path(state_dir) / "vpn"
+
+
+def runtime_root(state_dir: str | Path, namespace: str | None) -> Path:
+    # Named as the host layer names its per-namespace directories.
+    return Path(state_dir) / (f"netns-{namespace}" if namespace else "host") / "vpn"
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,11 @@ class Running:
 
 
 class ServerFiles:
-    def __init__(self, state_dir: str | Path, project: str) -> None:
+    def __init__(self, state_dir: str | Path, project: str, namespace: str | None = None) -> None:
         self.project = project
-        self.directory = vpn_root(state_dir) / project
-        self.pki = ProjectPki(self.directory, project)
+        self.namespace = namespace
+        self.directory = runtime_root(state_dir, namespace) / project
+        self.pki = ProjectPki(vpn_root(state_dir) / project, project)
 
     @property
     def config(self) -> Path:
@@ -89,7 +98,7 @@ class ServerFiles:
 
     @property
     def owner_file(self) -> Path:
-        return self.directory / "owner"
+        return self.pki.directory / "owner"
 
     def owned_by(self, owner: str) -> bool:
         try:
@@ -102,15 +111,15 @@ class ServerFiles:
         """Retire the directory if it holds the CA of an earlier project of this name."""
         if not owner:
             return
-        if self.directory.exists() and not self.owned_by(owner):
+        ca_dir = self.pki.directory
+        if ca_dir.exists() and not self.owned_by(owner):
             if self.live_pid() is not None:
                 raise HostError(
                     f"a VPN server of an earlier project named {self.project} still runs"
                 )
             stamp = time.strftime("%Y%m%dT%H%M%S")
-            retired = self.directory.with_name(f".retired-{self.project}-{stamp}")
-            os.replace(self.directory, retired)
-        private_dir(self.directory)
+            os.replace(ca_dir, ca_dir.with_name(f".retired-{self.project}-{stamp}"))
+        private_dir(ca_dir)
         if not self.owner_file.exists():
             write_private(self.owner_file, owner)
 
@@ -176,8 +185,10 @@ def _last_log_line(files: ServerFiles) -> str:
     return lines[-1] if lines else "empty log"
 
 
-def start(files: ServerFiles, spec: VpnSpec, namespace: str | None) -> None:
-    """Start the server; on any failure leave nothing behind (no process, no tap)."""
+def start(files: ServerFiles, spec: VpnSpec) -> None:
+    """Start the server in its namespace; on any failure leave nothing behind (no
+    process, no tap)."""
+    namespace = files.namespace
     if len(str(files.socket)) > MAX_SOCKET_PATH:
         raise HostError(f"state_dir is too long: {files.socket} exceeds {MAX_SOCKET_PATH} bytes")
     netns.check_netns(namespace)
@@ -277,9 +288,10 @@ def stop(files: ServerFiles) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def started_projects(state_dir: str | Path) -> list[str]:
-    """Projects with a server that netcon started and has not stopped (running or not)."""
-    root = vpn_root(state_dir)
+def started_projects(state_dir: str | Path, namespace: str | None) -> list[str]:
+    """Projects with a server that netcon started in ``namespace`` and has not stopped
+    (running or not)."""
+    root = runtime_root(state_dir, namespace)
     if not root.is_dir():
         return []
     return sorted(p.parent.name for p in root.glob("*/run.json"))

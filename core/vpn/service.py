@@ -67,6 +67,11 @@ def _this_host(service: NetconService, session: Session, network: Network) -> bo
     return network.host == service.settings.host
 
 
+def _namespace(service: NetconService, netns: str | None) -> str | None:
+    # As the host layer: an explicit --netns, else the configured one, else this host.
+    return netns if netns is not None else service.settings.netns
+
+
 def _start_if_needed(service: NetconService, spec: VpnSpec, netns: str | None) -> list[str]:
     operations = vpn_plan.operations_for([spec], service.settings, netns, only={spec.project})
     vpn_plan.apply(operations)
@@ -75,6 +80,7 @@ def _start_if_needed(service: NetconService, spec: VpnSpec, netns: str | None) -
 
 def run_vpn(service: NetconService, project: str, netns: str | None = None) -> list[str]:
     """Want the project's VPN running and start it here; returns what was done."""
+    netns = _namespace(service, netns)
     done: list[str] = []
     with service._change("vpn.run", project) as (session, audit):
         network = _project_network(service, session, project)
@@ -98,6 +104,7 @@ def run_vpn(service: NetconService, project: str, netns: str | None = None) -> l
 
 def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
     """`vpn spawn`: run the VPN of every VLAN project, all or none."""
+    netns = _namespace(service, netns)
     done: list[str] = []
     started: list[ServerFiles] = []
     try:
@@ -118,7 +125,7 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
                 if here:
                     steps = _start_if_needed(service, spec, netns)
                     if steps:
-                        started.append(ServerFiles(service.settings.state_dir, spec.project))
+                        started.append(ServerFiles(service.settings.state_dir, spec.project, netns))
                     done += steps
                 elif not was_enabled[index]:
                     done.append(f"VPN of project {spec.project} is wanted on host {network.host}")
@@ -131,12 +138,13 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
     return done
 
 
-def stop_vpn(service: NetconService, project: str) -> list[str]:
+def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> list[str]:
     """Stop wanting the project's VPN and stop its server here."""
+    netns = _namespace(service, netns)
     done: list[str] = []
     with service._change("vpn.stop", project) as (session, audit):
         network = _project_network(service, session, project)
-        files = ServerFiles(service.settings.state_dir, project)
+        files = ServerFiles(service.settings.state_dir, project, netns)
         running = files.running() is not None
         if not network.vpn_enabled and not running:
             audit.skip = True
@@ -154,7 +162,8 @@ def stop_vpn(service: NetconService, project: str) -> list[str]:
     return done
 
 
-def list_vpns(service: NetconService) -> list[VpnView]:
+def list_vpns(service: NetconService, netns: str | None = None) -> list[VpnView]:
+    netns = _namespace(service, netns)
     with service.db.read() as session:
         networks = session.scalars(
             select(Network).where(Network.manager == "vlan").order_by(Network.vlan)
@@ -166,7 +175,7 @@ def list_vpns(service: NetconService) -> list[VpnView]:
                 public_address=n.vpn_public_address or service.settings.vpn_ip,
                 public_port=n.vpn_public_port,
                 private_address=n.vpn_private_address,
-                state=vpn_state(service.settings, n),
+                state=vpn_state(service.settings, n, netns),
             )
             for n in networks
         ]
@@ -181,7 +190,7 @@ def _local_files(
             "project",
             f"the VPN of {project} lives on host {network.host}; run this there",
         )
-    files = ServerFiles(service.settings.state_dir, project)
+    files = ServerFiles(service.settings.state_dir, project, service.settings.netns)
     assert network.project is not None
     files.claim(vpn_plan.project_identity(network.project))
     return network, files
@@ -216,4 +225,4 @@ def revoke(service: NetconService, project: str, user: str) -> int:
 
 
 def host_plan(service: NetconService, netns: str | None = None) -> list[vpn_plan.VpnOperation]:
-    return vpn_plan.plan(service.db, service.settings, netns)
+    return vpn_plan.plan(service.db, service.settings, _namespace(service, netns))

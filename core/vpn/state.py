@@ -10,7 +10,7 @@ from core.store.models import Network
 from core.vpn.server import ServerFiles
 
 
-def vpn_state(settings: Settings, network: Network) -> str:
+def vpn_state(settings: Settings, network: Network, netns: str | None = None) -> str:
     """up: the server answers on its management socket; unresponsive: its process is
     alive but silent; down: wanted but not running; off: not wanted, not running;
     "on HOST": another network host runs it (not probed from here); "-": no project."""
@@ -18,7 +18,7 @@ def vpn_state(settings: Settings, network: Network) -> str:
         return "-"
     if network.host not in (None, settings.host):
         return f"on {network.host}"
-    state = ServerFiles(settings.state_dir, network.project.name).state()
+    state = ServerFiles(settings.state_dir, network.project.name, netns).state()
     if state == "down" and not network.vpn_enabled:
         return "off"
     return state

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core.vpn import server
 from core.vpn.server import ServerFiles
 from tests.vpn.lab import PUBLIC_HOST, Lab, wait_for
 
@@ -48,15 +49,13 @@ def netcon(tmp_path: Path, state_dir: Path) -> Iterator[Netcon]:
     cli.ok("project", "create", "idle")
     cli.ok("instance", "launch", "--project", "alpha", "web1")
     yield cli
-    files = ServerFiles(state_dir, "alpha")
-    if files.running() is not None:
-        from core.vpn import server
-
-        server.stop(files)
+    for record in state_dir.glob("*/vpn/*/run.json"):
+        namespace = json.loads(record.read_text())["netns"]
+        server.stop(ServerFiles(state_dir, record.parent.name, namespace))
 
 
-def _state(netcon: Netcon) -> str:
-    rows = json.loads(netcon.ok("vpn", "list", "--json"))
+def _state(netcon: Netcon, *netns: str) -> str:
+    rows = json.loads(netcon.ok("vpn", "list", "--json", *netns))
     return {row["project"]: row["state"] for row in rows}["alpha"]
 
 
@@ -64,9 +63,11 @@ def test_vpn_commands_end_to_end(netcon: Netcon, lab: Lab) -> None:
     assert _state(netcon) == "off"
     out = netcon.ok("vpn", "run", "alpha", "--netns", lab.host)
     assert out.startswith("start VPN of project alpha on udp 192.0.2.1:11950")
-    assert _state(netcon) == "up"
+    assert _state(netcon, "--netns", lab.host) == "up"
+    # The real host runs no server for alpha; only the rehearsal namespace does.
+    assert _state(netcon) == "down"
     assert netcon.ok("vpn", "run", "alpha", "--netns", lab.host).startswith("nothing to do")
-    listing = netcon.ok("vpn", "list")
+    listing = netcon.ok("vpn", "list", "--netns", lab.host)
     assert "alpha" in listing and "192.0.2.1:11950" in listing and "up" in listing
 
     ovpn = netcon.ok("vpn", "client-config", "alpha", "alice")
@@ -81,8 +82,9 @@ def test_vpn_commands_end_to_end(netcon: Netcon, lab: Lab) -> None:
     for output in (out, listing, revoked):
         assert "PRIVATE KEY" not in output
 
-    assert netcon.ok("vpn", "stop", "alpha") == "stopped VPN of project alpha\n"
-    assert _state(netcon) == "off"
+    stopped = netcon.ok("vpn", "stop", "alpha", "--netns", lab.host)
+    assert stopped == "stopped VPN of project alpha\n"
+    assert _state(netcon, "--netns", lab.host) == "off"
 
 
 @pytest.mark.parametrize(

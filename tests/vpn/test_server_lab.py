@@ -28,8 +28,8 @@ def _spec(lab: Lab, project: str = "alpha", port: int = 1194) -> VpnSpec:
 
 def test_client_reaches_instance_through_vpn(lab: Lab, state_dir: Path) -> None:
     spec = _spec(lab)
-    files = server.ServerFiles(state_dir, "alpha")
-    server.start(files, spec, lab.host)
+    files = server.ServerFiles(state_dir, "alpha", lab.host)
+    server.start(files, spec)
     try:
         assert files.state() == "up"
         client = lab.start_client("alice", client_config(spec, files.pki.client("alice")))

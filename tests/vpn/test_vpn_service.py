@@ -50,11 +50,15 @@ def cloud(tmp_path: Path, state_dir: Path) -> Iterator[NetconService]:
 
 @pytest.fixture
 def running(cloud: NetconService, lab: Lab) -> Iterator[tuple[NetconService, Lab]]:
+    # netcon configured to act in the lab's network-host namespace, as `netns` in
+    # netcon.toml does; the tests still pass it explicitly where the CLI would.
+    service = NetconService(cloud.db.url, cloud.settings.replace(netns=lab.host), actor="test")
     try:
-        yield cloud, lab
+        yield service, lab
     finally:
+        service.db.dispose()
         for project in ("alpha", "beta"):
-            files = ServerFiles(cloud.settings.state_dir, project)
+            files = ServerFiles(service.settings.state_dir, project, lab.host)
             if files.running() is not None:
                 vpn_plan.StopVpn(project, files, "test teardown").apply()
 
@@ -68,12 +72,14 @@ def _enabled(service: NetconService, project: str) -> bool:
     return {v.project: v.state for v in vpn.list_vpns(service)}[project] != "off"
 
 
-def _states(service: NetconService) -> dict[str | None, str]:
-    return {v.project: v.state for v in vpn.list_vpns(service)}
+def _states(service: NetconService, netns: str | None = None) -> dict[str | None, str]:
+    return {v.project: v.state for v in vpn.list_vpns(service, netns)}
 
 
 def _server_log(service: NetconService) -> str:
-    return ServerFiles(service.settings.state_dir, "alpha").log.read_text(errors="replace")
+    return ServerFiles(service.settings.state_dir, "alpha", service.settings.netns).log.read_text(
+        errors="replace"
+    )
 
 
 def _links(namespace: str) -> set[str]:
@@ -108,7 +114,7 @@ def test_run_connect_and_reach_the_instance(running: tuple[NetconService, Lab]) 
 def test_reapply_with_a_running_vpn_changes_nothing(running: tuple[NetconService, Lab]) -> None:
     service, lab = running
     vpn.run_vpn(service, "alpha", lab.host)
-    files = ServerFiles(service.settings.state_dir, "alpha")
+    files = ServerFiles(service.settings.state_dir, "alpha", service.settings.netns)
     pid = files.live_pid()
     audits = _audit_count(service)
 
@@ -124,7 +130,7 @@ def test_plan_restarts_a_dead_server_and_stops_an_unwanted_one(
 ) -> None:
     service, lab = running
     vpn.run_vpn(service, "alpha", lab.host)
-    files = ServerFiles(service.settings.state_dir, "alpha")
+    files = ServerFiles(service.settings.state_dir, "alpha", service.settings.netns)
     old = files.live_pid()
     assert old is not None
 
@@ -158,7 +164,7 @@ def test_plan_restarts_a_dead_server_and_stops_an_unwanted_one(
 def test_state_is_up_only_while_the_server_answers(running: tuple[NetconService, Lab]) -> None:
     service, lab = running
     vpn.run_vpn(service, "alpha", lab.host)
-    pid = ServerFiles(service.settings.state_dir, "alpha").live_pid()
+    pid = ServerFiles(service.settings.state_dir, "alpha", service.settings.netns).live_pid()
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -175,7 +181,7 @@ def test_state_is_up_only_while_the_server_answers(running: tuple[NetconService,
 def test_stop_takes_the_server_and_tap_away(running: tuple[NetconService, Lab]) -> None:
     service, lab = running
     vpn.run_vpn(service, "alpha", lab.host)
-    pid = ServerFiles(service.settings.state_dir, "alpha").live_pid()
+    pid = ServerFiles(service.settings.state_dir, "alpha", service.settings.netns).live_pid()
 
     assert vpn.stop_vpn(service, "alpha") == ["stopped VPN of project alpha"]
 
@@ -256,7 +262,9 @@ def _assert_nothing_made(service: NetconService, lab: Lab, audits: int) -> None:
     assert _audit_count(service) == audits
     assert _states(service)["alpha"] == "off"
     assert "tapvpn177" not in _links(lab.host)
-    assert ServerFiles(service.settings.state_dir, "alpha").running() is None
+    assert (
+        ServerFiles(service.settings.state_dir, "alpha", service.settings.netns).running() is None
+    )
 
 
 def test_port_already_taken_is_refused_and_leaves_nothing(

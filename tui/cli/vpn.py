@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
 
     sub.add_parser(
-        "list", parents=[common], help="every project's VPN; up only if its server answers"
+        "list", parents=[common, netns], help="every project's VPN; up only if its server answers"
     ).set_defaults(handler=list_vpns)
 
     run = sub.add_parser("run", parents=[common, netns], help="start the VPN of a project")
@@ -44,7 +44,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "spawn", parents=[common, netns], help="start the VPN of every VLAN project"
     ).set_defaults(handler=spawn_vpns)
 
-    stop = sub.add_parser("stop", parents=[common], help="stop the VPN of a project")
+    stop = sub.add_parser("stop", parents=[common, netns], help="stop the VPN of a project")
     stop.add_argument("project")
     stop.set_defaults(handler=stop_vpn)
 
@@ -66,7 +66,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def list_vpns(ctx: Context) -> None:
-    ctx.emit(vpn.list_vpns(ctx.service), COLUMNS)
+    ctx.emit(vpn.list_vpns(ctx.service, ctx.args.netns), COLUMNS)
 
 
 def _report(ctx: Context, steps: list[str]) -> None:
@@ -89,7 +89,7 @@ def spawn_vpns(ctx: Context) -> None:
 
 
 def stop_vpn(ctx: Context) -> None:
-    _report(ctx, vpn.stop_vpn(ctx.service, ctx.args.project))
+    _report(ctx, vpn.stop_vpn(ctx.service, ctx.args.project, ctx.args.netns))
 
 
 def client_config(ctx: Context) -> None:
