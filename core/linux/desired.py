@@ -190,5 +190,6 @@ def _network(
         prefixlen=subnet.prefixlen,
         broadcast=network.broadcast,
         dhcp=dhcp,
-        isolated=network.manager == "vlan",
+        # Only a host that routes (has the gateways) can forward between projects.
+        isolated=network.manager == "vlan" and hosted_here,
     )

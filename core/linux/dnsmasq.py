@@ -7,6 +7,7 @@ lease events to ``netcon dhcp-event``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shlex
@@ -216,10 +217,8 @@ def reload(pid: int) -> None:
 
 def stop(pid: int | None, files: DhcpFiles, *, remove_files: bool = True) -> None:
     if pid is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
             time.sleep(0.01)

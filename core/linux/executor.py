@@ -207,7 +207,7 @@ class Executor:
                 commands += nft.table_commands(op.replace)
             elif isinstance(op, AddSetElement | DeleteSetElement):
                 verb = "add" if isinstance(op, AddSetElement) else "delete"
-                value: Any = nft.net_element(op.value) if op.set_name == nft.NET_SET else op.value
+                value = nft.set_element(op.set_name, op.value)
                 commands.append(nft.element_command(verb, op.set_name, [value]))
             elif isinstance(op, AddNatElement):
                 commands.append(nft.element_command("add", nft.DNAT_MAP, [[op.floating, op.fixed]]))

@@ -18,6 +18,11 @@ from core.linux import namespace
 FAMILY = "ip"
 TABLE = "netcon"
 IFNAME_SETS = ("public_ifs", "isolated")
+# "br100 . br100" per isolated bridge: traffic that stays within one bridge. With
+# br_netfilter (common, and on here) bridged packets pass the forward hook with the
+# bridge as both input and output; nft cannot compare two interfaces, so this set
+# tells "same bridge" apart in one element per network.
+PAIR_SET = "same_bridge"
 NET_SET = "fixed_nets"
 DNAT_MAP = "fip_dnat"
 SNAT_MAP = "fip_snat"
@@ -61,6 +66,15 @@ CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
             [
                 _match({"meta": {"key": "iifname"}}, "@isolated"),
                 _match({"meta": {"key": "oifname"}}, "@isolated"),
+                {
+                    "match": {
+                        "op": "!=",
+                        "left": {
+                            "concat": [{"meta": {"key": "iifname"}}, {"meta": {"key": "oifname"}}]
+                        },
+                        "right": f"@{PAIR_SET}",
+                    }
+                },
                 {"drop": None},
             ]
         ],
@@ -87,6 +101,7 @@ def table_commands(replace: bool) -> list[dict[str, Any]]:
     commands.append({"add": {"table": {"family": FAMILY, "name": TABLE}}})
     for name in IFNAME_SETS:
         commands.append({"add": {"set": {**base, "name": name, "type": "ifname"}}})
+    commands.append({"add": {"set": {**base, "name": PAIR_SET, "type": ["ifname", "ifname"]}}})
     commands.append(
         {"add": {"set": {**base, "name": NET_SET, "type": "ipv4_addr", "flags": ["interval"]}}}
     )
@@ -116,6 +131,15 @@ def table_commands(replace: bool) -> list[dict[str, Any]]:
 
 def element_command(verb: str, name: str, elems: list[Any]) -> dict[str, Any]:
     return {verb: {"element": {"family": FAMILY, "table": TABLE, "name": name, "elem": elems}}}
+
+
+def set_element(set_name: str, value: str) -> Any:
+    """The JSON form of a set element kept as text by the planner."""
+    if set_name == NET_SET:
+        return net_element(value)
+    if set_name == PAIR_SET:
+        return {"concat": value.split(" . ")}
+    return value
 
 
 def net_element(cidr: str) -> dict[str, Any]:
@@ -157,6 +181,8 @@ def _first_line(text: str) -> str:
 def _elem_text(elem: Any) -> str:
     if isinstance(elem, dict) and "prefix" in elem:
         return f"{elem['prefix']['addr']}/{elem['prefix']['len']}"
+    if isinstance(elem, dict) and "concat" in elem:
+        return " . ".join(str(part) for part in elem["concat"])
     if isinstance(elem, dict) and "elem" in elem:
         return _elem_text(elem["elem"]["val"])
     if isinstance(elem, str) and "/" not in elem:
@@ -188,7 +214,7 @@ def _parse(objects: list[dict[str, Any]]) -> NftState:
             chain = obj["rule"]["chain"]
             rules[chain] = rules.get(chain, 0) + 1
     layout_ok = (
-        set(sets) == {*IFNAME_SETS, NET_SET}
+        set(sets) == {*IFNAME_SETS, PAIR_SET, NET_SET}
         and set(maps) == {DNAT_MAP, SNAT_MAP}
         and chains == set(CHAINS)
         and all(rules.get(name, 0) == len(spec[3]) for name, spec in CHAINS.items())

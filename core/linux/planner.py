@@ -249,6 +249,7 @@ class _Builder:
         wanted_sets = {
             "public_ifs": set(desired.public_interfaces),
             "isolated": set(desired.isolated_bridges),
+            nft.PAIR_SET: {f"{b} . {b}" for b in desired.isolated_bridges},
             nft.NET_SET: {str(ipaddress.IPv4Network(c)) for c in desired.snat_ranges},
         }
         for name, wanted in wanted_sets.items():

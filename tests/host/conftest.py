@@ -13,6 +13,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,6 +34,10 @@ MISSING = [
     ).returncode
     != 0
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "no_tools: needs none of the host programs (mock kernel)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,23 +126,27 @@ class Lab:
         self.processes.append(process)
         return process
 
-    def http_server(self, ns: str, address: str, port: int = 8080) -> None:
-        self.start(
-            ns,
-            "python3",
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            address,
-            "--directory",
-            str(self.tmp_path),
+    def echo_server(self, ns: str, address: str, port: int = 8080) -> None:
+        """An HTTP server that answers every GET with the address the request came from."""
+        program = (
+            "import http.server, sys\n"
+            "class Echo(http.server.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            "        body = self.client_address[0].encode()\n"
+            "        self.send_response(200)\n"
+            "        self.send_header('Content-Length', str(len(body)))\n"
+            "        self.end_headers()\n"
+            "        self.wfile.write(body)\n"
+            "    def log_message(self, *args):\n"
+            "        pass\n"
+            f"http.server.HTTPServer(('{address}', {port}), Echo).serve_forever()\n"
         )
+        self.start(ns, sys.executable, "-c", program)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             probe = in_ns(
                 ns,
-                "python3",
+                sys.executable,
                 "-c",
                 f"import socket; socket.create_connection(('{address}', {port}), 1)",
                 check=False,
@@ -146,6 +155,22 @@ class Lab:
                 return
             time.sleep(0.1)
         raise AssertionError(f"HTTP server on {address}:{port} in {ns} did not start")
+
+    def fetch(self, ns: str, url: str) -> str | None:
+        """GET ``url`` from inside ``ns``: the body, or None when it cannot connect."""
+        result = in_ns(
+            ns,
+            sys.executable,
+            "-c",
+            "import sys, urllib.request\n"
+            f"print(urllib.request.urlopen('{url}', timeout=3).read().decode())",
+            check=False,
+            timeout=20,
+        )
+        if result.returncode != 0 and os.environ.get("NC_DEBUG"):
+            print("FETCH", ns, url, result.stderr[-500:])
+            subprocess.run(["sh", "-c", os.environ["NC_DEBUG"].replace("NS", ns)])
+        return result.stdout.strip() if result.returncode == 0 else None
 
     def dhcp_client(self, ns: str, ifname: str = "eth0") -> str | None:
         """Run busybox udhcpc once; the address it was given, or None."""

@@ -1,0 +1,86 @@
+"""Floating IPs and isolation for real: HTTP across the NAT, and between projects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.linux import nft
+from core.linux.operations import AddAddress, AddNatElement, DeleteAddress, DeleteNatElement
+from tests.host.conftest import Lab, in_ns
+from tests.host.scenario import PUBLIC_CLIENT, network_host
+
+FLOATING = "203.0.113.10"
+
+
+def test_floating_ip_carries_http_both_ways(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.30.0.0/24", 1, 256)
+    vm = service.launch_instance("alpha", "vm1").addresses[0]
+    service.create_floating_range("nethost", "203.0.113.10-203.0.113.12")
+    host.layer.sync()
+    bridge = service.list_networks()[0].bridge
+    instance = host.instance("vm1", vm.mac, bridge)
+    assert lab.dhcp_client(instance) == vm.address
+
+    address = service.allocate_floating_ip("alpha").address
+    assert address == FLOATING
+    service.associate_floating_ip(address, "vm1")
+    # One association is one address on the public interface and one NAT element.
+    change = host.layer.sync().operations
+    assert change == (
+        AddAddress("pub0", FLOATING, 32, None, "netcon-fip"),
+        AddNatElement(FLOATING, vm.address),
+    )
+
+    lab.echo_server(instance, "0.0.0.0", 8080)
+    lab.echo_server(host.public, PUBLIC_CLIENT, 8081)
+    # Inbound: the public side reaches the instance through its floating IP.
+    assert lab.fetch(host.public, f"http://{FLOATING}:8080/") == PUBLIC_CLIENT
+    # Outbound: the instance leaves with the floating IP as its source.
+    assert lab.fetch(instance, f"http://{PUBLIC_CLIENT}:8081/") == FLOATING
+    assert host.layer.plan().operations == ()
+
+    service.disassociate_floating_ip(address)
+    assert host.layer.sync().operations == (
+        DeleteAddress("pub0", FLOATING, 32),
+        DeleteNatElement(FLOATING, vm.address),
+    )
+    assert lab.fetch(host.public, f"http://{FLOATING}:8080/") is None
+    state = nft.Nft("nft", host.ns).observe()
+    assert state.dnat == {} and state.snat == {}
+    # Without a floating IP the instance still gets out, masqueraded as the host.
+    assert lab.fetch(instance, f"http://{PUBLIC_CLIENT}:8081/") == "203.0.113.2"
+
+
+def test_projects_cannot_reach_each_other(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_networks("10.40.0.0/16", 2, 256)
+    service.create_project("alpha")
+    service.create_project("beta")
+    a = service.launch_instance("alpha", "vma").addresses[0]
+    b = service.launch_instance("beta", "vmb").addresses[0]
+    a2 = service.launch_instance("alpha", "vma2").addresses[0]
+    host.layer.sync()
+    bridges = {n.cidr: n.bridge for n in service.list_networks()}
+    ns_a = host.instance("vma", a.mac, bridges[a.network])
+    ns_b = host.instance("vmb", b.mac, bridges[b.network])
+    assert lab.dhcp_client(ns_a) == a.address
+    assert lab.dhcp_client(ns_b) == b.address
+    ns_a2 = host.instance("vma2", a2.mac, bridges[a2.network])
+    assert lab.dhcp_client(ns_a2) == a2.address
+    lab.echo_server(ns_a2, a2.address, 8080)
+    lab.echo_server(ns_b, b.address, 8080)
+    lab.echo_server(host.public, PUBLIC_CLIENT, 8081)
+
+    # Both reach the outside, neither reaches the other project.
+    assert lab.fetch(ns_a, f"http://{PUBLIC_CLIENT}:8081/") == "203.0.113.2"
+    assert lab.fetch(ns_a, f"http://{b.address}:8080/") is None
+    # Within a project the bridge still carries traffic (br_netfilter sends it
+    # through the forward hook too).
+    assert lab.fetch(ns_a, f"http://{a2.address}:8080/") == a.address
+    # The network host itself (not a project) still reaches both.
+    assert lab.fetch(host.ns, f"http://{b.address}:8080/") is not None
+    assert in_ns(host.ns, "nft", "list", "set", "ip", "netcon", "isolated").returncode == 0

@@ -1,0 +1,155 @@
+"""Segments: VXLAN between two hosts over a veth underlay; 802.1Q where the kernel has it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyroute2 import config as pyroute2_config
+from sqlalchemy import update
+
+from core.config import load_settings
+from core.errors import HostError
+from core.linux.desired import DesiredHost, DesiredNetwork, Segment
+from core.linux.host import HostLayer
+from core.linux.netlink import Netlink
+from core.linux.operations import CreateBridge, CreateVlan, SetMaster
+from core.service import NetconService
+from core.store.models import Instance
+from tests.host.conftest import Lab, in_ns
+from tests.host.scenario import network_host
+
+
+def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    compute = lab.netns("cmp")
+    # Replace the network host's looped underlay by a real link to the compute host.
+    in_ns(host.ns, "ip", "link", "del", "und0")
+    lab.veth(host.ns, "und0", compute, "und0")
+    lab.address(host.ns, "und0", "192.168.90.1/24")
+    lab.address(compute, "und0", "192.168.90.2/24")
+
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.50.0.0/24", 1, 256)
+    near = service.launch_instance("alpha", "near").addresses[0]
+    far = service.launch_instance("alpha", "far").addresses[0]
+    # The service places instances on the network host; this one runs on the compute host.
+    with service.db.write() as session:
+        session.execute(update(Instance).where(Instance.name == "far").values(host="cmphost"))
+    host.layer.sync()
+
+    compute_service = NetconService(
+        service.db.url, service.settings.replace(host="cmphost", netns=compute)
+    )
+    compute_layer = HostLayer(compute_service.settings, compute_service.db)
+    applied = compute_layer.sync().describe()
+    # A compute host carries the segment and bridge only: no gateway, no DHCP server.
+    assert applied == [
+        "create bridge br100",
+        "create VXLAN vx100 (VNI 100) over und0, group 239.1.1.1",
+        "enslave vx100 to br100",
+    ]
+
+    near_ns = host.instance("near", near.mac, "br100")
+    far_ns = lab.netns("far")
+    lab.veth(far_ns, "eth0", compute, "tap-far", mac_a=far.mac)
+    in_ns(compute, "ip", "link", "set", "tap-far", "master", "br100")
+
+    # DHCP from the network host's dnsmasq reaches the far instance across the VXLAN.
+    assert lab.dhcp_client(far_ns) == far.address
+    assert lab.dhcp_client(near_ns) == near.address
+    lab.echo_server(near_ns, near.address, 8080)
+    assert lab.fetch(far_ns, f"http://{near.address}:8080/") == far.address
+    assert compute_layer.plan().operations == ()
+    assert host.layer.plan().operations == ()
+    compute_layer.close()
+
+
+def test_vlan_on_a_kernel_without_8021q_fails_in_one_line_and_leaves_nothing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    host = network_host(lab, tmp_path, segmentation="vlan")
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.60.0.0/24", 1, 256)
+    service.launch_instance("alpha", "vm1")
+    before = sorted(host.layer.observe().links)
+    try:
+        host.layer.sync()
+    except HostError as exc:
+        message = str(exc)
+    else:
+        pytest.skip("this kernel supports 802.1Q: the failure path cannot happen here")
+    assert "\n" not in message
+    assert "no 802.1Q VLAN support" in message and "--segmentation vxlan" in message
+    # The bridge created in the same round was taken back.
+    assert sorted(host.layer.observe().links) == before
+    assert not list((lab.state_dir).glob("**/*.pid"))
+
+
+@pytest.fixture
+def mock_netlink() -> Iterator[None]:
+    pyroute2_config.mock_netlink = True
+    try:
+        yield
+    finally:
+        pyroute2_config.mock_netlink = False
+
+
+@pytest.mark.no_tools
+def test_vlan_segment_is_created_on_the_vlan_interface(mock_netlink: None, tmp_path: Path) -> None:
+    """The 802.1Q path against pyroute2's in-memory kernel, which has 802.1Q."""
+    settings = load_settings(paths=[], state_dir=str(tmp_path), vlan_interface="eth1")
+    layer = HostLayer(settings)
+    # The mock's fresh namespace has only lo: give it the VLAN interface.
+    layer.netlink._ipr.link("add", ifname="eth1", kind="dummy")
+    network = DesiredNetwork(
+        id=1,
+        cidr="10.70.0.0/24",
+        manager="vlan",
+        label="vlan100",
+        project="alpha",
+        bridge="br100",
+        owns_bridge=True,
+        bridge_interface=None,
+        segment=Segment("vlan", 100, "eth1"),
+        gateway=None,
+        prefixlen=24,
+        broadcast="10.70.0.255",
+        dhcp=None,
+        isolated=False,
+    )
+    desired = DesiredHost("h", "eth0", "239.1.1.1", 4789, networks=(network,))
+    plan = layer.plan(desired)
+    assert plan.operations == (
+        CreateBridge("br100"),
+        CreateVlan("vlan100", 100, "eth1", "10.70.0.0/24"),
+        SetMaster("vlan100", "br100"),
+    )
+    layer._executor().apply(plan)
+    links = {link.name: link for link in layer.netlink.links()}
+    assert links["vlan100"].kind == "vlan"
+    assert links["vlan100"].segment_id == 100
+    assert links["vlan100"].parent == links["eth1"].index
+    layer.close()
+
+
+def test_netlink_pipeline_reports_each_request(lab: Lab) -> None:
+    from core.linux import netlink
+
+    ns = lab.netns("nl")
+    session = Netlink(ns)
+    results = session.run(
+        [
+            netlink.new_link("brA", "bridge"),
+            netlink.new_link("brA", "bridge"),
+            netlink.new_link("brB", "bridge"),
+        ]
+    )
+    assert results == [0, 17, 0]  # the duplicate alone fails, with EEXIST
+    names = {link.name for link in session.links()}
+    assert {"brA", "brB"} <= names
+    session.run([netlink.del_link(link.index) for link in session.links() if link.name != "lo"])
+    session.close()
