@@ -1,0 +1,121 @@
+"""Bad input and faults: one clear line, nothing half-applied, and the next apply converges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import HostError
+from core.linux.host import HostLayer
+from core.linux.nft import Nft
+from tests.host.conftest import Lab, in_ns
+from tests.host.scenario import NetworkHost, network_host
+
+
+def _snapshot(host: NetworkHost) -> tuple[list[str], list[tuple[str, int]], bool]:
+    observed = host.layer.observe()
+    addresses = sorted((a.address, a.prefixlen) for a in observed.addresses)
+    table = Nft("nft", host.ns).observe().exists
+    return sorted(observed.links), addresses, table
+
+
+def _refused(layer: HostLayer) -> str:
+    with pytest.raises(HostError) as caught:
+        layer.sync()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def _converges(host: NetworkHost, layer: HostLayer) -> None:
+    assert layer.sync().operations
+    assert layer.plan().operations == ()
+
+
+def _one_network(host: NetworkHost, cidr: str) -> None:
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks(cidr, 1, 256)
+    service.launch_instance("alpha", "vm1")
+
+
+def test_missing_dnsmasq(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path, dnsmasq_binary="/nonexistent/dnsmasq")
+    _one_network(host, "10.81.0.0/24")
+    before = _snapshot(host)
+    assert "/nonexistent/dnsmasq: program not found" in _refused(host.layer)
+    assert _snapshot(host) == before
+    fixed = HostLayer(host.service.settings.replace(dnsmasq_binary="dnsmasq"), host.service.db)
+    _converges(host, fixed)
+
+
+def test_missing_nft(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path, nft_binary="/nonexistent/nft")
+    _one_network(host, "10.82.0.0/24")
+    before = _snapshot(host)
+    assert "nft: program not found" in _refused(host.layer)
+    assert _snapshot(host) == before
+    fixed = HostLayer(host.service.settings.replace(nft_binary="nft"), host.service.db)
+    _converges(host, fixed)
+
+
+def test_missing_public_interface(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path, public_interface="wan7")
+    _one_network(host, "10.83.0.0/24")
+    before = _snapshot(host)
+    assert "public interface wan7 does not exist" in _refused(host.layer)
+    assert _snapshot(host) == before
+    in_ns(host.ns, "ip", "link", "set", "pub0", "name", "wan7")
+    _converges(host, host.layer)
+
+
+def test_address_used_by_something_else(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    _one_network(host, "10.84.0.0/24")
+    # The gateway netcon wants is already on an interface it does not own.
+    in_ns(host.ns, "ip", "addr", "add", "10.84.0.1/24", "dev", "und1")
+    before = _snapshot(host)
+    message = _refused(host.layer)
+    assert message == (
+        "address 10.84.0.1 (gateway of 10.84.0.0/24) is already on und1, which netcon does not own"
+    )
+    assert _snapshot(host) == before
+    in_ns(host.ns, "ip", "addr", "del", "10.84.0.1/24", "dev", "und1")
+    _converges(host, host.layer)
+    # netcon never touched und1, and removing the network removes only what it made.
+    assert "und1" in host.layer.observe().links
+
+
+def test_flat_network_needs_the_admins_bridge(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("flatproj", manager="flat")
+    service.create_networks("10.85.0.0/24", manager="flat", bridge="brflat")
+    service.launch_instance("flatproj", "vm1")
+    assert "bridge brflat does not exist" in _refused(host.layer)
+    in_ns(host.ns, "ip", "link", "add", "brflat", "type", "bridge")
+    # The admin's bridge is used as it is: nothing to create, and never deleted.
+    assert host.layer.sync().operations == ()
+    service.terminate_instance("vm1")
+    service.delete_network("10.85.0.0/24")
+    host.layer.sync()
+    assert "brflat" in host.layer.observe().links
+
+
+def test_removed_network_takes_only_netcons_things(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    _one_network(host, "10.86.0.0/24")
+    host.layer.sync()
+    assert {"br100", "vx100"} <= set(host.layer.observe().links)
+    service = host.service
+    service.terminate_instance("vm1")
+    service.delete_project("alpha")
+    service.delete_network("10.86.0.0/24")
+    removed = host.layer.sync().describe()
+    assert "delete link br100" in removed and "delete link vx100" in removed
+    assert any(line.startswith("stop dnsmasq for br100") for line in removed)
+    links = set(host.layer.observe().links)
+    assert not {"br100", "vx100"} & links
+    assert {"pub0", "und0", "und1", "lo"} <= links
+    assert host.layer.plan().operations == ()
