@@ -40,7 +40,8 @@ def server_config(spec: VpnSpec, pki: ProjectPki, management_socket: Path) -> st
         "persist-key",
         "persist-tun",
         f"management {management_socket} unix",
-        "verb 3",
+        # 2 still logs refused certificates; 3 would log every probe of `vpn list`.
+        "verb 2",
     ]
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,18 +172,27 @@ def management_state(path: Path, timeout: float = PROBE_TIMEOUT) -> str | None:
     return None
 
 
+_LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
+
+
 def _last_log_line(files: ServerFiles) -> str:
     try:
         lines = [line for line in files.log.read_text(errors="replace").splitlines() if line]
     except OSError:
         return "no log"
-    # The first complaint after the start banner is the cause; later lines are fallout.
-    for line in lines:
-        if "Note:" not in line and any(
-            word in line for word in ("error", "Error", "ERROR", "Cannot", "failed")
-        ):
+    complaints = [
+        _LOG_TIME.sub("", line)
+        for line in lines
+        if "Note:" not in line
+        and any(word in line for word in ("error", "Error", "ERROR", "Cannot", "failed"))
+    ]
+    # OpenVPN's own first complaint names the cause; OpenSSL's lines before it are codes.
+    for line in complaints:
+        if not line.startswith("OpenSSL:"):
             return line
-    return lines[-1] if lines else "empty log"
+    if complaints:
+        return complaints[0]
+    return _LOG_TIME.sub("", lines[-1]) if lines else "empty log"
 
 
 def start(files: ServerFiles, spec: VpnSpec) -> None:
@@ -248,11 +258,22 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
     files.log.chmod(0o600)
 
 
+def _gave_up(files: ServerFiles) -> bool:
+    """Whether the daemon died before writing its pid file (bad key, bad option)."""
+    try:
+        text = files.log.read_text(errors="replace")
+    except OSError:
+        return False
+    return "Exiting due to fatal error" in text or "process exiting" in text
+
+
 def _wait_until_up(files: ServerFiles, spec: VpnSpec) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         pid_written = files.pid.exists()
         if pid_written and files.live_pid() is None:
+            break
+        if not pid_written and _gave_up(files):
             break
         if pid_written and files.answers():
             return

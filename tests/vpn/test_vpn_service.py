@@ -362,3 +362,20 @@ def test_a_project_made_again_under_the_same_name_gets_a_new_ca(cloud: NetconSer
     assert _ca_block(new) != _ca_block(old)
     retired = [p.name for p in (Path(cloud.settings.state_dir) / "vpn").iterdir()]
     assert any(name.startswith(".retired-alpha-") for name in retired)
+
+
+def test_a_server_that_fails_to_start_leaves_nothing(running: tuple[NetconService, Lab]) -> None:
+    service, lab = running
+    audits = _audit_count(service)
+    files = ServerFiles(service.settings.state_dir, "alpha", lab.host)
+    files.pki.ensure_server()
+    files.pki.server_key_path.write_text("not a key\n")
+
+    with pytest.raises(HostError, match="openvpn for project alpha .*private key") as refused:
+        vpn.run_vpn(service, "alpha", lab.host)
+
+    assert "\n" not in str(refused.value)
+    _assert_nothing_made(service, lab, audits)
+    assert not [
+        line for line in os.popen("ps -eo cmd").read().splitlines() if str(files.config) in line
+    ]
