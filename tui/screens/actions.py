@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding
+from textual.widgets import Input
 
 from core import validate
 from core.errors import InvalidInput
@@ -107,6 +108,9 @@ class ActionsMixin:
             if screen.netcon.read_only:
                 return False
             return screen.state.resource.name in WHERE[action]
+        if action in ("command_line", "filter"):
+            # While typing in a prompt, ':' and '/' are just characters.
+            return not isinstance(screen.focused, Input)
         return True
 
     # -- small helpers -------------------------------------------------------------------

@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 PAGE_SIZE = 200
 
 
+def short_url(url: str, width: int = 36) -> str:
+    """The database URL for an 80-column header: scheme and file name survive."""
+    if len(url) <= width:
+        return url
+    scheme, _, rest = url.partition("://")
+    tail = rest[-(width - len(scheme) - 4):]
+    return f"{scheme}://…{tail}"
+
+
 @dataclass
 class ViewState:
     """Where the admin is: which view, narrowed to what, filtered and sorted how."""
@@ -49,8 +58,11 @@ class ViewState:
 
 class MainScreen(ActionsMixin, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("colon", "command_line", "View", tooltip="Switch view: :networks, :fip, …"),
-        Binding("slash", "filter", "Filter"),
+        # Priority: handled as the key arrives, so the prompt has the focus before the
+        # rest of a fast-typed `:fip` is delivered. Disabled while typing in a prompt.
+        Binding("colon", "command_line", "View", priority=True,
+                tooltip="Switch view: :networks, :fip, …"),
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("enter", "drill", "Open", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("s", "sort", "Sort"),
@@ -134,7 +146,7 @@ class MainScreen(ActionsMixin, Screen[None]):
         header = (
             f"[b]netcon[/b]  host [b]{service.settings.host}[/b]  "
             f"refreshed {self.last_refresh}  {'  '.join(flags)}"
-            f"  db {service.db.safe_url}"
+            f"  db {short_url(service.db.safe_url)}"
         )
         self.query_one("#header", Static).update(header)
 
@@ -232,11 +244,10 @@ class MainScreen(ActionsMixin, Screen[None]):
         if state.resource.paged:
             total, pages = result
             descending = state.sort_column == 0 and state.sort_descending
-            source: ListSource | PagedSource = PagedSource(
-                total, PAGE_SIZE, self._request_window, descending=descending
-            )
+            paged = PagedSource(total, PAGE_SIZE, self._request_window, descending=descending)
             for number, rows in pages.items():
-                source.put(number * PAGE_SIZE, rows)
+                paged.put(number * PAGE_SIZE, rows)
+            source: ListSource | PagedSource = paged
         else:
             source = ListSource(result)
             source.apply(state.search, state.sort_column, state.sort_descending)
@@ -399,12 +410,13 @@ class MainScreen(ActionsMixin, Screen[None]):
         prompt = self.query_one(selector, Input)
         prompt.value = value
         prompt.add_class("-open")
-        prompt.focus()
+        # Focus now, not after the queued keys: `:fip` typed fast must land in the prompt.
+        self.set_focus(prompt)
 
     def _close_prompts(self) -> None:
         for prompt in self.query(".prompt"):
             prompt.remove_class("-open")
-        self.table.focus()
+        self.set_focus(self.table)
 
     @on(Input.Submitted, "#command")
     def _command(self, event: Input.Submitted) -> None:

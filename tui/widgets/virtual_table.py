@@ -41,7 +41,7 @@ class Row:
     item: Any
 
 
-def sort_key(text: str) -> tuple[int, Any]:
+def sort_key(text: str) -> tuple[Any, ...]:
     """Order numbers and addresses by value, everything else alphabetically."""
     if text.isdigit():
         return (0, int(text))
