@@ -1,8 +1,9 @@
 """Several processes allocate from one database at once, on SQLite and on PostgreSQL.
 
-Each test starts worker processes (the 'spawn' start method, so every worker has its own
-interpreter, engine and connections, as separate `netcon` commands or hosts would), lets
-them open the database, then releases them together through a barrier so that their
+Each test hands a job to each of several worker processes (the 'spawn' start method, so
+every worker has its own interpreter, engine and connections, as separate `netcon`
+commands or hosts would). Every worker opens the database and reports ready; only when
+all are ready does the test release them with a start message, so that their
 transactions really overlap. The workers report what they got; the test then checks the
 reports and the database against each other: no address or network is handed out twice,
 and a pool that runs dry says so with its named error and nothing else.
