@@ -106,3 +106,25 @@ def test_dialog(dialog: str, snap_compare: Snap, make_app: Callable[..., NetconA
     if start == "fixed":
         start, keys = "networks", ("enter", *keys)
     assert snap_compare(make_app(start=start), run_before=steps(*keys))
+
+
+def test_host_plan(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
+    """The plan dialog, on a plan built from the host layer's own operation types (the
+    real plan depends on the machine running the tests)."""
+    from core.linux.operations import AddAddress, CreateBridge, Plan
+    from tui.screens.hostplan import PlanScreen
+
+    plan = Plan(
+        operations=(
+            CreateBridge("br100"),
+            AddAddress(ifname="br100", address="10.0.0.1", prefixlen=24),
+        ),
+        problems=(),
+    )
+
+    async def run_before(pilot: Any) -> None:
+        await steps()(pilot)
+        await pilot.app.push_screen(PlanScreen("nethost1", plan, can_apply=True))
+        await steps()(pilot)
+
+    assert snap_compare(make_app(start="hosts"), run_before=run_before)

@@ -44,7 +44,10 @@ WHERE: dict[str, set[str]] = {
     "delete_secgroup": {"secgroups"},
     "add_rule": {"secgroups"},
     "remove_rule": {"secgroups"},
+    "apply_host": {"hosts"},
 }
+# Reading actions that still depend on the view.
+READING: dict[str, set[str]] = {"plan_host": {"hosts"}}
 
 
 def _choice(field: str, options: tuple[str, ...]) -> Callable[[str], str]:
@@ -100,6 +103,8 @@ class ActionsMixin:
         Binding("D", "delete_secgroup", "Delete group"),
         Binding("a", "add_rule", "Add rule"),
         Binding("x", "remove_rule", "Remove rule"),
+        Binding("P", "plan_host", "Plan"),
+        Binding("A", "apply_host", "Apply"),
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -108,6 +113,8 @@ class ActionsMixin:
             if screen.netcon.read_only:
                 return False
             return screen.state.resource.name in WHERE[action]
+        if action in READING:
+            return screen.state.resource.name in READING[action]
         if action in ("command_line", "filter"):
             # While typing in a prompt, ':' and '/' are just characters.
             return not isinstance(screen.focused, Input)
@@ -602,3 +609,26 @@ class ActionsMixin:
             ),
             chosen,
         )
+
+    # -- hosts ---------------------------------------------------------------------------
+
+    def _this_host(self) -> bool:
+        screen = self._screen()
+        host = screen.current_item()
+        here = screen.netcon.service.settings.host
+        if host is not None and host.name != here:
+            screen.notify(
+                f"plan and apply act on the machine the console runs on ({here}); "
+                f"run netcon on {host.name} for that host",
+                severity="warning",
+            )
+            return False
+        return True
+
+    def action_plan_host(self) -> None:
+        if self._this_host():
+            self._screen().show_host_plan(can_apply=False)
+
+    def action_apply_host(self) -> None:
+        if self._this_host():
+            self._screen().show_host_plan(can_apply=True)

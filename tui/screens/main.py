@@ -576,6 +576,30 @@ class MainScreen(ActionsMixin, Screen[None]):
             return
         self.app.call_from_thread(self.associate_with, floating, instances)
 
+    @work(thread=True, group="action", exit_on_error=False)
+    def show_host_plan(self, can_apply: bool) -> None:
+        """Compute this host's plan in a worker (it reads netlink and nftables)."""
+        from core.linux.host import HostLayer
+        from tui.screens.hostplan import PlanScreen
+
+        service = self.netcon.service
+        try:
+            layer = HostLayer(service.settings, service.db)
+            try:
+                plan = layer.plan()
+            finally:
+                layer.close()
+        except NetconError as exc:
+            self.app.call_from_thread(self.notify, exc.message, title="Plan", severity="error")
+            return
+        except Exception as exc:  # a host we cannot read must not close the console
+            self.app.call_from_thread(
+                self.notify, f"{type(exc).__name__}: {exc}", title="Plan", severity="error"
+            )
+            return
+        screen = PlanScreen(service.settings.host, plan, can_apply)
+        self.app.call_from_thread(self.app.push_screen, screen, lambda _: self.reload())
+
     def _action_done(self, message: str) -> None:
         self.notify(message, timeout=4)
         self.reload()
