@@ -11,6 +11,7 @@ before the start, saying where the tap lives so that ``stop`` can find it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -128,15 +129,30 @@ class ServerFiles:
         """The pid in the pid file if that process is still this project's OpenVPN."""
         try:
             pid = int(self.pid.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        # A recycled pid belongs to some other program: never signal that.
-        if not cmdline or not cmdline[0].endswith(b"openvpn"):
-            return None
-        if str(self.config).encode() not in cmdline:
-            return None
-        return pid
+        return pid if self._is_ours(pid) else None
+
+    def _is_ours(self, pid: int) -> bool:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        # A recycled pid belongs to some other program: never signal that. A zombie
+        # has an empty command line and is gone for our purposes.
+        return cmdline[0].endswith(b"openvpn") and str(self.config).encode() in cmdline
+
+    def processes(self) -> list[int]:
+        """Every live OpenVPN started with this server's configuration file.
+
+        The pid file is written a moment after the daemon forks (and is empty while
+        being written), so start-up and clean-up look the processes up themselves.
+        """
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._is_ours(int(entry.name)):
+                pids.append(int(entry.name))
+        return pids
 
     def answers(self) -> bool:
         return management_state(self.socket) == "CONNECTED"
@@ -258,25 +274,14 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
     files.log.chmod(0o600)
 
 
-def _gave_up(files: ServerFiles) -> bool:
-    """Whether the daemon died before writing its pid file (bad key, bad option)."""
-    try:
-        text = files.log.read_text(errors="replace")
-    except OSError:
-        return False
-    return "Exiting due to fatal error" in text or "process exiting" in text
-
-
 def _wait_until_up(files: ServerFiles, spec: VpnSpec) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        pid_written = files.pid.exists()
-        if pid_written and files.live_pid() is None:
-            break
-        if not pid_written and _gave_up(files):
-            break
-        if pid_written and files.answers():
+        if files.answers() and files.live_pid() is not None:
             return
+        # The daemon forked before _launch returned: no process left means it died.
+        if not files.processes():
+            break
         time.sleep(0.05)
     raise HostError(
         f"openvpn for project {spec.project} on {spec.endpoint} did not come up: "
@@ -284,18 +289,22 @@ def _wait_until_up(files: ServerFiles, spec: VpnSpec) -> None:
     )
 
 
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def _kill(files: ServerFiles) -> None:
-    pid = files.live_pid()
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGTERM)
+    _signal(files.processes(), signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if files.live_pid() is None:
+        if not files.processes():
             return
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    while files.live_pid() is not None:
+    _signal(files.processes(), signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while files.processes() and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

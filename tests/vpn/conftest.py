@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vpn.lab import Lab, new_tag
+from tests.vpn.lab import Lab, kill_pid, new_tag, processes_using
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="VPN host tests make network namespaces and need root"
@@ -20,11 +20,15 @@ needs_openvpn = pytest.mark.skipif(
 
 
 @pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
+def state_dir(tmp_path: Path) -> Iterator[Path]:
     # Short: the management socket lives in here and unix socket paths are short.
     path = tmp_path / "st"
     path.mkdir()
-    return path
+    yield path
+    # Whatever a failing test left running from this directory (its own OpenVPN
+    # servers, found by their configuration path) is killed by pid.
+    for pid in processes_using(path):
+        kill_pid(pid)
 
 
 @pytest.fixture

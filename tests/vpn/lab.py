@@ -54,6 +54,21 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def processes_using(path: Path) -> list[int]:
+    """Live processes whose command line names a file under ``path``."""
+    found = []
+    needle = str(path).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def kill_pid(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
