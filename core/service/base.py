@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core import validate
@@ -134,8 +136,14 @@ class ServiceBase:
         if row is not None:
             return str(row[0])
         name = self.settings.host
-        if session.scalars(select(Host).where(Host.name == name)).first() is None:
-            session.add(Host(name=name, role="network"))
+        # Concurrent first launches may all find no row for this host: on PostgreSQL a
+        # plain INSERT of the second one fails on the unique name, so skip a conflict.
+        dialect_insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        session.execute(
+            dialect_insert(Host)
+            .values(name=name, role="network")
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
         return name
 
 
