@@ -322,3 +322,30 @@ async def test_help_lists_live_bindings(make_app: MakeApp) -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is app.main
+
+
+async def test_theme_from_palette(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await type_text(pilot, "Theme: ansi-dark")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.theme == "ansi-dark"
+
+
+async def test_view_from_palette(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await type_text(pilot, "View: Audit")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.main.state.resource.name == "audit"
+        assert app.main.table.source.total > 0
