@@ -94,8 +94,10 @@ class InstanceService(ServiceBase):
                 select(Network).where(Network.project_id == project.id)
             ).first()
             if network is not None:
-                # The VLAN network goes back to the pool for the next project.
+                # The VLAN network goes back to the pool for the next project, without
+                # this project's VPN: the next owner starts its own.
                 network.project_id = None
+                network.vpn_enabled = False
                 audit.network_ids.add(network.id)
             for group in session.scalars(
                 select(SecurityGroup).where(SecurityGroup.project_id == project.id)

@@ -11,6 +11,7 @@ from core.errors import InvalidInput, NotFound
 from core.service.base import ServiceBase
 from core.store.models import AuditEvent, FixedIP, FloatingIP, Host, Network
 from core.views import AuditView, HostView, VpnView
+from core.vpn.state import vpn_state
 
 DHCP_ACTIONS = ("add", "old", "del")
 
@@ -35,8 +36,7 @@ class OperationsService(ServiceBase):
             ]
 
     def _vpn_state(self, network: Network) -> str:
-        # No VPN server runs until one is started for the project; nothing answers.
-        return "down"
+        return vpn_state(self.settings, network)
 
     def list_hosts(self) -> list[HostView]:
         with self.db.read() as session:
