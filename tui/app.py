@@ -28,7 +28,8 @@ class NetconApp(App[None]):
     TITLE = "netcon"
     COMMANDS = App.COMMANDS | {NetconCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        # Kept out of the footer (80 columns are for this view's keys); `?` lists it.
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
     ]
 
     def __init__(

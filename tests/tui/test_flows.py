@@ -349,3 +349,17 @@ async def test_view_from_palette(make_app: MakeApp) -> None:
         await settle(pilot)
         assert app.main.state.resource.name == "audit"
         assert app.main.table.source.total > 0
+
+
+async def test_stop_vpn_that_is_not_running(make_app: MakeApp) -> None:
+    app = make_app(start="vpn")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("X")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.target.startswith("alpha")
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        assert app.screen is app.main
+        assert any("alpha" in m for m in messages(app)), messages(app)

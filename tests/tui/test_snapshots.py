@@ -97,6 +97,7 @@ DIALOGS = {
     "delete_secgroup": ("secgroups", ("down", "D")),
     "add_rule": ("secgroups", ("a",)),
     "remove_rule": ("secgroups", ("down", "x")),
+    "stop_vpn": ("vpn", ("X",)),
 }
 
 

@@ -45,6 +45,8 @@ WHERE: dict[str, set[str]] = {
     "add_rule": {"secgroups"},
     "remove_rule": {"secgroups"},
     "apply_host": {"hosts"},
+    "run_vpn": {"vpn"},
+    "stop_vpn": {"vpn"},
 }
 # Reading actions that still depend on the view.
 READING: dict[str, set[str]] = {"plan_host": {"hosts"}}
@@ -103,6 +105,8 @@ class ActionsMixin:
         Binding("D", "delete_secgroup", "Delete group"),
         Binding("a", "add_rule", "Add rule"),
         Binding("x", "remove_rule", "Remove rule"),
+        Binding("r", "run_vpn", "Run VPN"),
+        Binding("X", "stop_vpn", "Stop VPN"),
         Binding("P", "plan_host", "Plan"),
         Binding("A", "apply_host", "Apply"),
     ]
@@ -632,3 +636,46 @@ class ActionsMixin:
     def action_apply_host(self) -> None:
         if self._this_host():
             self._screen().show_host_plan(can_apply=True)
+
+    # -- VPNs ----------------------------------------------------------------------------
+
+    def action_run_vpn(self) -> None:
+        vpn = self._item("VPN")
+        if vpn is None:
+            return
+        if vpn.project is None:
+            self._screen().notify(
+                f"{vpn.network} has no project yet: a VPN runs for a project's network",
+                severity="warning",
+            )
+            return
+        project = vpn.project
+        self._screen().run_service(
+            "Run VPN",
+            lambda s: _vpn_module().run_vpn(s, project),
+            lambda steps: "; ".join(steps) or f"VPN of {project} already runs",
+        )
+
+    def action_stop_vpn(self) -> None:
+        vpn = self._item("VPN")
+        if vpn is None or vpn.project is None:
+            return
+        project = vpn.project
+        where = f"{vpn.public_address}:{vpn.public_port}" if vpn.public_address else vpn.network
+        self._confirm(
+            f"Stop the VPN of project {project}? Its users lose access until it runs again.",
+            f"{project} ({where})",
+            "Stop",
+            lambda: self._screen().run_service(
+                "Stop VPN",
+                lambda s: _vpn_module().stop_vpn(s, project),
+                lambda steps: "; ".join(steps),
+            ),
+        )
+
+
+def _vpn_module() -> Any:
+    # Imported on use: the VPN layer pulls in the PKI, which the other views never need.
+    from core.vpn import service
+
+    return service
