@@ -70,6 +70,8 @@ class MainScreen(ActionsMixin, Screen[None]):
         Binding("ctrl+r", "refresh_now", "Refresh", show=False),
         Binding("p", "toggle_pause", "Pause", show=False),
         Binding("question_mark", "help", "Help"),
+        Binding("J", "scroll_detail(3)", "Scroll detail down", show=False),
+        Binding("K", "scroll_detail(-3)", "Scroll detail up", show=False),
         *ActionsMixin.ACTION_BINDINGS,
     ]
 
@@ -82,6 +84,8 @@ class MainScreen(ActionsMixin, Screen[None]):
         self.loading = False
         self.last_refresh: str = "never"
         self._timer: Timer | None = None
+        self._loading_generation = -1
+        self._reload_again = False
         self._inputs_open = False
 
     @property
@@ -109,6 +113,7 @@ class MainScreen(ActionsMixin, Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
         self._layout_for(self.size.width)
         self.open_view()
@@ -117,9 +122,12 @@ class MainScreen(ActionsMixin, Screen[None]):
         self.call_after_refresh(self._focus_table_if_lost)
 
     def _focus_table_if_lost(self) -> None:
-        # The first layout pass hides and blurs the table once; take focus back.
-        if self.focused is None and self.app.screen is self:
-            self.table.focus()
+        # The first layout pass hides and blurs the table once, and focus falls to the
+        # detail pane; the table is where the keys belong, so take it back once.
+        if self.app.screen is not self:
+            return
+        if self.focused is None:
+            self.set_focus(self.table)
 
     def on_resize(self) -> None:
         self._layout_for(self.size.width)
@@ -179,7 +187,15 @@ class MainScreen(ActionsMixin, Screen[None]):
         self.reload()
 
     def reload(self) -> None:
-        """Fetch the current view again in a worker (timer, ctrl+r, after an action)."""
+        """Fetch the current view again in a worker (timer, ctrl+r, after an action).
+
+        At most one load of a view runs at a time: asking again meanwhile queues one
+        more load for when it finishes, so a slow database never piles up queries.
+        """
+        if self.loading and self._loading_generation == self.generation:
+            self._reload_again = True
+            return
+        self._loading_generation = self.generation
         self.loading = True
         self.show_header()
         state = self.state
@@ -325,7 +341,15 @@ class MainScreen(ActionsMixin, Screen[None]):
 
     def on_worker_state_changed(self, event: Any) -> None:
         if event.worker.group == "load" and event.worker.is_finished:
-            self.arm_timer()
+            if self._reload_again and not self.loading:
+                self._reload_again = False
+                self.reload()
+            else:
+                self.arm_timer()
+
+    def action_scroll_detail(self, lines: int) -> None:
+        pane = self.query_one("#detail-pane", VerticalScroll)
+        pane.scroll_relative(y=lines, animate=False)
 
     def action_refresh_now(self) -> None:
         self.reload()
@@ -505,8 +529,10 @@ class MainScreen(ActionsMixin, Screen[None]):
         for active in self.active_bindings.values():
             binding = active.binding
             # The table's own keys are listed by hand below, in a shorter form.
-            if active.node is not self and active.node is not self.app:
+            if active.node is not self and binding.action not in ("quit", "command_palette"):
                 continue
+            if binding.action.startswith(("app.focus", "screen.")):
+                continue  # Textual's own screen keys: no use on this screen
             if not active.enabled or not binding.description:
                 continue
             entry = (self.app.get_key_display(binding), binding.description)
