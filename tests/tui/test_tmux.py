@@ -114,3 +114,26 @@ def test_netcon_console_in_tmux(terminal: Terminal) -> None:
     while terminal.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not terminal.alive(), "netcon did not quit on ctrl+q"
+
+
+def test_netcon_read_only_in_tmux(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    subprocess.run(["netcon", "--db", url, "demo"], check=True, env=env, capture_output=True)
+    session = f"nc-tui-{secrets.token_hex(2)}"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+         "-e", f"XDG_CONFIG_HOME={env['XDG_CONFIG_HOME']}", f"netcon --db {url} --read-only"],
+        check=True, env=env,
+    )
+    terminal = Terminal(session)
+    try:
+        screen = terminal.wait_for("Networks (6)")
+        assert "read-only" in screen
+        assert "New network" not in screen and "Delete network" not in screen
+        time.sleep(1.0)
+        terminal.keys("n", literal=True)
+        time.sleep(0.5)
+        assert "New network (nova-network" not in terminal.screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
