@@ -41,6 +41,7 @@ class NetconApp(App[None]):
         refresh_interval: float = DEFAULT_REFRESH_SECONDS,
         start: str = "networks",
         theme: str | None = None,
+        host_plans: bool = True,
     ) -> None:
         super().__init__()
         self.service = service
@@ -50,6 +51,8 @@ class NetconApp(App[None]):
         self.refresh_interval = refresh_interval
         self.start_view = start
         self.known_projects: set[str] = set()
+        # The hosts view plans this machine on each refresh (reads netlink, nftables).
+        self.host_plans = host_plans
         if theme:
             self.theme = theme
 

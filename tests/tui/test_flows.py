@@ -363,3 +363,15 @@ async def test_stop_vpn_that_is_not_running(make_app: MakeApp) -> None:
         await settle(pilot)
         assert app.screen is app.main
         assert any("alpha" in m for m in messages(app)), messages(app)
+
+
+async def test_hosts_view_shows_this_hosts_pending_plan(make_app: MakeApp) -> None:
+    # Planning only reads the host (links, addresses, nftables, dnsmasq files).
+    app = make_app(start="hosts", host_plans=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        row = app.main.table.current_row
+        assert row is not None and row.item.name == "nethost1"
+        assert row.item.plan is not None or row.item.plan_error is not None
+        detail = str(app.main.query_one("#detail").render())
+        assert "pending plan" in detail

@@ -217,7 +217,8 @@ class MainScreen(ActionsMixin, Screen[None]):
                 result = self._fetch_pages(service, state, keep_index, descending)
             else:
                 assert resource.fetch is not None
-                result = [resource.row(item) for item in resource.fetch(service, state.scope)]
+                scope = {**state.scope, "host_plans": self.netcon.host_plans}
+                result = [resource.row(item) for item in resource.fetch(service, scope)]
             projects = {p.name for p in service.list_projects()}
         except NetconError as exc:
             self.app.call_from_thread(self._load_failed, generation, exc.message)

@@ -15,6 +15,7 @@ from textual.markup import escape
 
 from core.views import (
     AuditView,
+    HostView,
     FixedIPView,
     FloatingIPView,
     InstanceView,
@@ -412,6 +413,71 @@ SECGROUPS = Resource(
 # -- hosts --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HostRow:
+    """A host and, for the host the console runs on, what ``host apply`` would do."""
+
+    host: HostView
+    plan: tuple[str, ...] | None = None
+    problems: tuple[str, ...] = ()
+    plan_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+
+def _host_detail(row: HostRow) -> str:
+    h = row.host
+    text = _lines(
+        [
+            ("host", h.name),
+            ("role", h.role),
+            ("alive", h.alive),
+            ("heartbeat", h.last_heartbeat),
+            ("networks", h.networks),
+            ("floating IPs", h.floating_ips),
+        ]
+    )
+    if row.plan_error:
+        text += f"\n[b]pending plan[/b]  could not be read: {escape(row.plan_error)}"
+    elif row.plan is not None:
+        count = len(row.plan)
+        text += f"\n[b]pending plan[/b]  {count} operation(s); P shows it, A applies it"
+        for problem in row.problems:
+            text += f"\n  [$error]✗ {escape(problem)}[/]"
+        text += "".join(f"\n  {escape(line)}" for line in row.plan)
+    return text
+
+
+def _hosts(service: Any, scope: Scope) -> list[HostRow]:
+    rows = []
+    for host in service.list_hosts():
+        if scope.get("host_plans") and host.name == service.settings.host:
+            rows.append(_with_plan(service, host))
+        else:
+            rows.append(HostRow(host))
+    return rows
+
+
+def _with_plan(service: Any, host: HostView) -> HostRow:
+    """Plan for this machine; only reads netlink, nftables and dnsmasq's files."""
+    from core.errors import NetconError
+    from core.linux.host import HostLayer
+
+    try:
+        layer = HostLayer(service.settings, service.db)
+        try:
+            plan = layer.plan()
+        finally:
+            layer.close()
+    except NetconError as exc:
+        return HostRow(host, plan_error=exc.message)
+    except OSError as exc:
+        return HostRow(host, plan_error=str(exc))
+    return HostRow(host, tuple(plan.describe()), tuple(plan.problems))
+
+
 HOSTS = Resource(
     name="hosts",
     title="Hosts",
@@ -422,28 +488,21 @@ HOSTS = Resource(
         Column("alive", "Alive", 5),
         Column("networks", "Nets", 5, numeric=True),
         Column("floating", "FIPs", 5, numeric=True),
+        Column("plan", "Plan", 5, numeric=True),
         Column("heartbeat", "Heartbeat", 19),
     ),
-    cells=lambda h: (
-        h.name,
-        h.role,
-        _text(h.alive),
-        str(h.networks),
-        str(h.floating_ips),
-        _text(h.last_heartbeat),
+    cells=lambda r: (
+        r.host.name,
+        r.host.role,
+        _text(r.host.alive),
+        str(r.host.networks),
+        str(r.host.floating_ips),
+        "-" if r.plan is None else str(len(r.plan)),
+        _text(r.host.last_heartbeat),
     ),
-    key=lambda h: h.name,
-    detail=lambda h: _lines(
-        [
-            ("host", h.name),
-            ("role", h.role),
-            ("alive", h.alive),
-            ("heartbeat", h.last_heartbeat),
-            ("networks", h.networks),
-            ("floating IPs", h.floating_ips),
-        ]
-    ),
-    fetch=lambda service, scope: service.list_hosts(),
+    key=lambda r: r.host.name,
+    detail=_host_detail,
+    fetch=_hosts,
 )
 
 
