@@ -15,9 +15,9 @@ from textual.markup import escape
 
 from core.views import (
     AuditView,
-    HostView,
     FixedIPView,
     FloatingIPView,
+    HostView,
     InstanceView,
     NetworkView,
     Page,
