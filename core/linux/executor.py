@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2.netlink import nlmsg
-
 from core.errors import HostError
 from core.linux import dnsmasq, netlink, nft
 from core.linux.netlink import Netlink
@@ -56,6 +54,7 @@ class Executor:
     netns: str | None
     dhcp_dir: Path
     journal: Path
+    nat_marker: Path
     dnsmasq_env: dict[str, str]
 
     def apply(self, plan: Plan) -> None:
@@ -64,10 +63,11 @@ class Executor:
         ops = plan.operations
         if not ops:
             return
-        undo: list[nlmsg] = []
+        undo: list[netlink.Request] = []
         try:
             self._stop_dnsmasq([op for op in ops if isinstance(op, StopDnsmasq)])
             self._removals(ops)
+            self._index = None
             created = [op for op in ops if isinstance(op, CREATES)]
             if created:
                 self.journal.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +78,8 @@ class Executor:
                 enable_forwarding(self.netns)
             self._nat([op for op in ops if isinstance(op, NAT_OPS)])
             self._dhcp(ops)
+            # Snapshot the result now, so that the next apply finds it unchanged cheaply.
+            self.netlink.state()
         except Exception:
             if undo:
                 # Best effort: what this apply made goes again, so nothing is half made.
@@ -89,7 +91,11 @@ class Executor:
     # -- netlink ---------------------------------------------------------------------------
 
     def _indexes(self) -> dict[str, int]:
-        return {link.name: link.index for link in self.netlink.links()}
+        if self._index is None:
+            self._index = {link.name: link.index for link in self.netlink.state()[0]}
+        return self._index
+
+    _index: dict[str, int] | None = None
 
     def _check(
         self, ops: Sequence[Operation], results: list[int], ignore: tuple[int, ...] = ()
@@ -118,7 +124,7 @@ class Executor:
         gone = (errno.ENODEV, errno.EADDRNOTAVAIL, errno.ESRCH)
         self._check(sent, self.netlink.run(requests), gone)
 
-    def _create(self, created: Sequence[Operation], undo: list[nlmsg]) -> None:
+    def _create(self, created: Sequence[Operation], undo: list[netlink.Request]) -> None:
         if not created:
             return
         index = self._indexes() if any(not isinstance(op, CreateBridge) for op in created) else {}
@@ -127,39 +133,30 @@ class Executor:
             if isinstance(op, CreateBridge):
                 requests.append(netlink.new_link(op.name, "bridge"))
             elif isinstance(op, CreateVxlan):
-                requests.append(
-                    netlink.new_link(
-                        op.name,
-                        "vxlan",
-                        data=[
-                            ["IFLA_VXLAN_ID", op.vni],
-                            ["IFLA_VXLAN_GROUP", op.group],
-                            ["IFLA_VXLAN_LINK", index[op.parent]],
-                            ["IFLA_VXLAN_PORT", op.port],
-                        ],
-                    )
-                )
+                data = netlink.vxlan_data(op.vni, op.group, index[op.parent], op.port)
+                requests.append(netlink.new_link(op.name, "vxlan", data=data))
             elif isinstance(op, CreateVlan):
                 requests.append(
                     netlink.new_link(
-                        op.name, "vlan", link=index[op.parent], data=[["IFLA_VLAN_ID", op.vlan_id]]
+                        op.name, "vlan", link=index[op.parent], data=netlink.vlan_data(op.vlan_id)
                     )
                 )
         results = self.netlink.run(requests)
         made = [op for op, code in zip(created, results, strict=True) if code == 0]
         if made:
+            self._index = None  # the new links' indexes come from a fresh dump
             index = self._indexes()
             undo.extend(netlink.del_link(index[op.name]) for op in made if op.name in index)  # type: ignore[attr-defined]
         self._check(created, results)
 
     def _configure(
-        self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[nlmsg]
+        self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[netlink.Request]
     ) -> None:
         configures = [op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress)]
         if not configures and not created:
             return
         index = self._indexes()
-        requests: list[nlmsg] = []
+        requests: list[netlink.Request] = []
         sent: list[Operation] = []
         masters = {op.port: op.bridge for op in configures if isinstance(op, SetMaster)}
         for op in created:
@@ -214,6 +211,9 @@ class Executor:
                 commands.append(nft.element_command("add", nft.SNAT_MAP, [[op.fixed, op.floating]]))
             elif isinstance(op, DeleteNatElement):
                 commands += self._delete_pair(op)
+        if any(isinstance(op, CreateNatTable) for op in ops):
+            self.nat_marker.parent.mkdir(parents=True, exist_ok=True)
+            self.nat_marker.touch()
         self.nft.run(commands)
 
     def _delete_pair(self, op: DeleteNatElement) -> list[dict[str, Any]]:

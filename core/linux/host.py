@@ -50,6 +50,8 @@ class HostLayer:
         self.state_dir = Path(settings.state_dir) / namespace.state_key(self.netns)
         self.dhcp_dir = self.state_dir / "dhcp"
         self.journal = self.state_dir / "creating"
+        # Present once netcon has made its nftables table in this namespace.
+        self.nat_marker = self.state_dir / "nat-table"
         self.nft = Nft(settings.nft_binary, self.netns)
         self._netlink: Netlink | None = None
 
@@ -69,12 +71,23 @@ class HostLayer:
             raise HostError("the host layer was given no database to read the desired state from")
         return read_desired(self.db, self.settings)
 
-    def observe(self) -> ObservedHost:
-        return observe(self.netlink, self.nft, self.dhcp_dir, self.journal, self.netns)
+    def observe(self, desired: DesiredHost | None = None) -> ObservedHost:
+        nat_needed = desired is None or bool(
+            desired.snat_ranges or desired.floating or desired.isolated_bridges
+        )
+        return observe(
+            self.netlink,
+            self.nft,
+            self.dhcp_dir,
+            self.journal,
+            self.netns,
+            nat_marker=self.nat_marker,
+            nat_needed=nat_needed,
+        )
 
     def plan(self, desired: DesiredHost | None = None) -> Plan:
         wanted = desired if desired is not None else self.desired()
-        return plan(wanted, self.observe(), self._context())
+        return plan(wanted, self.observe(wanted), self._context())
 
     def apply(self, operations: Plan) -> None:
         need_net_admin("host apply")
@@ -102,6 +115,7 @@ class HostLayer:
             netns=self.netns,
             dhcp_dir=self.dhcp_dir,
             journal=self.journal,
+            nat_marker=self.nat_marker,
             dnsmasq_env=self._dnsmasq_env(),
         )
 

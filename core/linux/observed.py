@@ -36,11 +36,26 @@ class ObservedHost:
 
 
 def observe(
-    netlink: Netlink, nft: Nft, dhcp_dir: Path, journal: Path, netns: str | None
+    netlink: Netlink,
+    nft: Nft,
+    dhcp_dir: Path,
+    journal: Path,
+    netns: str | None,
+    *,
+    nat_marker: Path,
+    nat_needed: bool = True,
 ) -> ObservedHost:
-    links = {link.name: link for link in netlink.links()}
-    addresses = tuple(netlink.addresses())
-    nft_state = nft.observe() if dnsmasq.find_binary(nft.binary) else None
+    link_list, address_list = netlink.state()
+    links = {link.name: link for link in link_list}
+    addresses = tuple(address_list)
+    nft_state: NftState | None
+    if not dnsmasq.find_binary(nft.binary):
+        nft_state = None
+    elif nat_needed or nat_marker.exists():
+        nft_state = nft.observe()
+    else:
+        # netcon never made its table here and needs none: no need to run nft to see.
+        nft_state = NftState()
     bridges = dnsmasq.known_bridges(dhcp_dir)
     states = {b: dnsmasq.observe(dnsmasq.DhcpFiles(dhcp_dir, b)) for b in bridges}
     pending: frozenset[str] = frozenset()
