@@ -54,7 +54,10 @@ async def settle(pilot: Pilot[None]) -> None:
 async def shoot(
     service: NetconService, name: str, keys: tuple[str, ...], size: tuple[int, int]
 ) -> Path:
-    app = NetconApp(service, clock=lambda: datetime(2026, 1, 1, 12, 0), refresh_interval=0)
+    # host_plans off: the plan would describe the machine taking the screenshots.
+    app = NetconApp(
+        service, clock=lambda: datetime(2026, 1, 1, 12, 0), refresh_interval=0, host_plans=False
+    )
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         for key in keys:
