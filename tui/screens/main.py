@@ -117,6 +117,7 @@ class MainScreen(ActionsMixin, Screen[None]):
         self.query_one("#detail-pane").can_focus = False
         self._layout_for(self.size.width)
         self.open_view()
+        self.refresh_project_names()
 
     def on_screen_resume(self) -> None:
         self.call_after_refresh(self._focus_table_if_lost)
@@ -219,7 +220,6 @@ class MainScreen(ActionsMixin, Screen[None]):
                 assert resource.fetch is not None
                 scope = {**state.scope, "host_plans": self.netcon.host_plans}
                 result = [resource.row(item) for item in resource.fetch(service, scope)]
-            projects = {p.name for p in service.list_projects()}
         except NetconError as exc:
             self.app.call_from_thread(self._load_failed, generation, exc.message)
             return
@@ -227,7 +227,16 @@ class MainScreen(ActionsMixin, Screen[None]):
             self.app.call_from_thread(self._load_failed, generation, f"{type(exc).__name__}: {exc}")
             return
         self.app.call_from_thread(self._loaded, generation, state, result, keep_key, keep_index)
-        self.netcon.known_projects = projects
+
+    @work(thread=True, group="names", exit_on_error=False)
+    def refresh_project_names(self) -> None:
+        """Project names for the dialogs' completion; read at start and after actions,
+        not on every refresh (counting a big cloud's projects is not free)."""
+        try:
+            names = {p.name for p in self.netcon.service.list_projects()}
+        except Exception:  # completion is a convenience; the dialogs work without it
+            return
+        self.netcon.known_projects = names
 
     def _fetch_pages(
         self, service: Any, state: ViewState, around: int, descending: bool
@@ -630,3 +639,4 @@ class MainScreen(ActionsMixin, Screen[None]):
     def _action_done(self, message: str) -> None:
         self.notify(message, timeout=4)
         self.reload()
+        self.refresh_project_names()
