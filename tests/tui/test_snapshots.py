@@ -129,3 +129,7 @@ def test_host_plan(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> No
         await steps()(pilot)
 
     assert snap_compare(make_app(start="hosts"), run_before=run_before)
+
+
+def test_palette(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
+    assert snap_compare(make_app(start="floating"), run_before=steps("ctrl+p", *"assoc"))
