@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
@@ -44,6 +45,12 @@ class Dhcp:
     domain: str
     lease_time: int
     hosts: tuple[DhcpHost, ...]
+
+    @cached_property
+    def hosts_file(self) -> str:
+        """The dnsmasq hosts file, exactly: one ``MAC,hostname.domain,IP`` line each."""
+        suffix = f".{self.domain},"
+        return "".join([f"{h.mac},{h.hostname}{suffix}{h.address}\n" for h in self.hosts])
 
 
 @dataclass(frozen=True)

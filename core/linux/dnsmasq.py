@@ -63,8 +63,7 @@ class DnsmasqState:
 
 def hosts_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None
-    domain = network.dhcp.domain
-    return "".join(f"{h.mac},{h.hostname}.{domain},{h.address}\n" for h in network.dhcp.hosts)
+    return network.dhcp.hosts_file
 
 
 def opts_text(network: DesiredNetwork) -> str:
@@ -177,10 +176,18 @@ def check_reachable(directory: Path) -> None:
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A reader (dnsmasq on SIGHUP) sees the old file or the new one, never half of one.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.chmod(temporary, mode)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     os.replace(temporary, path)
 
 

@@ -78,8 +78,6 @@ class Executor:
                 enable_forwarding(self.netns)
             self._nat([op for op in ops if isinstance(op, NAT_OPS)])
             self._dhcp(ops)
-            # Snapshot the result now, so that the next apply finds it unchanged cheaply.
-            self.netlink.state()
         except Exception:
             if undo:
                 # Best effort: what this apply made goes again, so nothing is half made.
@@ -92,7 +90,7 @@ class Executor:
 
     def _indexes(self) -> dict[str, int]:
         if self._index is None:
-            self._index = {link.name: link.index for link in self.netlink.state()[0]}
+            self._index = self.netlink.indexes()
         return self._index
 
     _index: dict[str, int] | None = None

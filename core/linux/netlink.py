@@ -12,6 +12,7 @@ dominate an apply that has nothing to change.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import itertools
@@ -42,14 +43,11 @@ IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
-RTNLGRP_LINK = 1
-RTNLGRP_IPV4_IFADDR = 5
-SOL_NETLINK = 270
-NETLINK_ADD_MEMBERSHIP = 1
-NETLINK_DROP_MEMBERSHIP = 2
+SO_RCVBUFFORCE = 33
+RECEIVE_BUFFER = 32 << 20
 # Requests written before the first acknowledgement is read; bounded so that the
 # acknowledgements never overflow the socket's receive buffer.
-WINDOW = 256
+WINDOW = 128
 SEND_BATCH = 64
 TIMEOUT = 30.0
 
@@ -201,14 +199,19 @@ class Netlink:
             raise HostError(f"cannot open netlink in {where}: {exc.strerror or exc}") from None
         self._sock = self._ipr.asyncore.socket
         self._seq = itertools.count(0x40000000)
-        # Subscribed to link and address notifications: while none arrives, the last
-        # snapshot is still the kernel's state and a no-change apply need not dump.
-        self._changed = True
-        self._snapshot: tuple[list[Link], list[Address]] | None = None
+        # Subscribed to link and address notifications, which keep the last dump up to
+        # date: a no-change apply reads nothing from the kernel, and one change costs
+        # the same with 5,000 addresses as with 10.
+        self._links: dict[int, Link] | None = None
+        self._addrs: dict[tuple[int, str, int], Address] | None = None
+        self._raced = False
         # pyroute2's in-memory mock has no socket options: there, always dump.
         self._watching = hasattr(self._sock, "setsockopt")
         if self._watching:
             self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
+            with contextlib.suppress(OSError):
+                # Room for the notifications of a whole pipelined window (root may force).
+                self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
 
     def close(self) -> None:
         self._ipr.close()
@@ -216,22 +219,62 @@ class Netlink:
     # -- reading ------------------------------------------------------------------
 
     def state(self) -> tuple[list[Link], list[Address]]:
-        """Links and IPv4 addresses: the last snapshot if nothing changed since, else fresh."""
+        """Links and IPv4 addresses, from the notification-kept copy when there is one."""
         self._drain()
-        if self._snapshot is not None and not self._changed and self._watching:
-            return self._snapshot
-        self._changed = False
+        if self._links is not None and self._addrs is not None:
+            return list(self._links.values()), list(self._addrs.values())
+        self._raced = False
         links = self.links()
         addresses = self.addresses()
         # A notification seen during the dumps may or may not be in them: do not keep.
-        self._snapshot = None if self._changed else (links, addresses)
+        if self._watching and not self._raced:
+            self._links = {link.index: link for link in links}
+            self._addrs = {(a.index, a.address, a.prefixlen): a for a in addresses}
         return links, addresses
+
+    def indexes(self) -> dict[str, int]:
+        """Interface index by name (from the kept copy when there is one)."""
+        self._drain()
+        if self._links is not None:
+            return {link.name: link.index for link in self._links.values()}
+        return {link.name: link.index for link in self.state()[0]}
 
     def _drain(self) -> None:
         while select.select([self._sock], [], [], 0)[0]:
             # Nothing of ours is outstanding: whatever is here is a notification.
-            if self._receive():
-                self._changed = True
+            for msg_type, _seq, msg in self._receive():
+                self._note(msg_type, msg)
+
+    def _forget(self) -> None:
+        self._links = None
+        self._addrs = None
+
+    def _note(self, msg_type: int, msg: bytes) -> None:
+        """Apply one notification to the kept copy."""
+        self._raced = True
+        links, addrs = self._links, self._addrs
+        if links is None or addrs is None:
+            return
+        if msg_type in (RTM_NEWLINK, RTM_DELLINK):
+            # Bridge-port messages (family AF_BRIDGE) describe a port, not the link.
+            if msg[16] != socket.AF_UNSPEC:
+                return
+            link = _parse_link(msg)
+            if msg_type == RTM_NEWLINK:
+                links[link.index] = link
+            else:
+                links.pop(link.index, None)
+                for key in [k for k in addrs if k[0] == link.index]:
+                    del addrs[key]
+        elif msg_type in (RTM_NEWADDR, RTM_DELADDR):
+            address = _parse_address(msg)
+            if address is None:
+                return
+            key = (address.index, address.address, address.prefixlen)
+            if msg_type == RTM_NEWADDR:
+                addrs[key] = address
+            else:
+                addrs.pop(key, None)
 
     def links(self) -> list[Link]:
         body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)
@@ -252,7 +295,7 @@ class Netlink:
             for msg_type_in, msg_seq, msg in self._receive():
                 if msg_seq != seq:
                     # A notification (it carries the seq of whoever made the change).
-                    self._changed = True
+                    self._note(msg_type_in, msg)
                     continue
                 if msg_type_in == NLMSG_DONE:
                     return found
@@ -267,21 +310,8 @@ class Netlink:
         """Send every request, pipelined; the errno of each (0: done), in order."""
         if not requests:
             return []
-        # Our own changes would flood the socket with notifications and crowd out the
-        # acknowledgements; they invalidate the snapshot anyway, so stop listening.
-        self._listen(False)
-        try:
-            return self._run(requests)
-        finally:
-            self._changed = True
-            self._listen(True)
-
-    def _listen(self, on: bool) -> None:
-        if not self._watching:
-            return
-        option = NETLINK_ADD_MEMBERSHIP if on else NETLINK_DROP_MEMBERSHIP
-        for group in (RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR):
-            self._sock.setsockopt(SOL_NETLINK, option, group)
+        self._drain()
+        return self._run(requests)
 
     def _run(self, requests: Sequence[Request]) -> list[int]:
         results: list[int | None] = [None] * len(requests)
@@ -299,11 +329,14 @@ class Netlink:
                 self._send(bytes(chunk))
                 continue
             for msg_type, msg_seq, msg in self._receive():
-                index = by_seq.pop(msg_seq, -1)
-                if index < 0:
-                    self._changed = True
+                # Notifications of our own changes carry our sequence numbers too (the
+                # mock sends none, and its replies carry no type).
+                reply = msg_type in (NLMSG_ERROR, NLMSG_DONE) or not self._watching
+                if not reply or msg_seq not in by_seq:
+                    self._note(msg_type, msg)
                     continue
-                if msg_type == NLMSG_ERROR:
+                index = by_seq.pop(msg_seq)
+                if len(msg) >= 20 and msg_type != NLMSG_DONE:
                     results[index] = -struct.unpack_from("=i", msg, 16)[0]
                 else:
                     # The in-memory mock of pyroute2 answers some requests with DONE.
@@ -336,7 +369,7 @@ class Netlink:
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     # Notifications overflowed the buffer: what was missed is unknown.
-                    self._changed = True
+                    self._forget()
                     continue
                 raise HostError(f"netlink receive failed: {exc.strerror or exc}") from None
             out = []
