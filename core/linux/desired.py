@@ -157,7 +157,7 @@ def _dhcp_hosts(session: Session, network_ids: list[int]) -> dict[int, tuple[Dhc
         .order_by(FixedIP.address_int)
     )
     for network_id, mac, name, address in rows:
-        found.setdefault(network_id, []).append(DhcpHost(mac, name, address))
+        found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address))
     return {k: tuple(v) for k, v in found.items()}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import HostError
 from core.linux import dnsmasq, netlink, nft
-from core.linux.netlink import Netlink
+from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
 from core.linux.operations import (
     AddAddress,
@@ -63,7 +63,7 @@ class Executor:
         ops = plan.operations
         if not ops:
             return
-        undo: list[netlink.Request] = []
+        undo: list[Request] = []
         try:
             self._stop_dnsmasq([op for op in ops if isinstance(op, StopDnsmasq)])
             self._removals(ops)
@@ -107,22 +107,21 @@ class Executor:
         if not removals:
             return
         index = self._indexes()
-        requests, sent = [], []
+        requests: list[Request] = []
+        sent: list[Operation] = []
         for op in removals:
-            if op.__class__ is DeleteAddress:
-                assert isinstance(op, DeleteAddress)
+            if isinstance(op, DeleteAddress):
                 if op.ifname in index:
                     requests.append(netlink.del_addr(index[op.ifname], op.address, op.prefixlen))
                     sent.append(op)
             else:
-                assert isinstance(op, DeleteLink)
                 if op.name in index:
                     requests.append(netlink.del_link(index[op.name]))
                     sent.append(op)
         gone = (errno.ENODEV, errno.EADDRNOTAVAIL, errno.ESRCH)
         self._check(sent, self.netlink.run(requests), gone)
 
-    def _create(self, created: Sequence[Operation], undo: list[netlink.Request]) -> None:
+    def _create(self, created: Sequence[Operation], undo: list[Request]) -> None:
         if not created:
             return
         index = self._indexes() if any(not isinstance(op, CreateBridge) for op in created) else {}
@@ -148,13 +147,13 @@ class Executor:
         self._check(created, results)
 
     def _configure(
-        self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[netlink.Request]
+        self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[Request]
     ) -> None:
         configures = [op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress)]
         if not configures and not created:
             return
         index = self._indexes()
-        requests: list[netlink.Request] = []
+        requests: list[Request] = []
         sent: list[Operation] = []
         masters = {op.port: op.bridge for op in configures if isinstance(op, SetMaster)}
         for op in created:

@@ -219,14 +219,14 @@ class _Builder:
                 self.deletes.append(DeleteLink(link.name))
                 deleted.add(link.name)
         for a in self.observed.addresses:
-            link = by_index.get(a.index)
-            if link is None or link.name in deleted:
+            home = by_index.get(a.index)
+            if home is None or home.name in deleted:
                 continue
-            key = (link.name, a.address, a.prefixlen)
+            key = (home.name, a.address, a.prefixlen)
             if key in self.wanted_addresses:
                 continue
-            if self.observed.owns(link) or a.label == FLOATING_LABEL:
-                self.deletes.insert(0, DeleteAddress(link.name, a.address, a.prefixlen))
+            if self.observed.owns(home) or a.label == FLOATING_LABEL:
+                self.deletes.insert(0, DeleteAddress(home.name, a.address, a.prefixlen))
 
     # -- NAT -----------------------------------------------------------------------------
 
