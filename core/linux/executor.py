@@ -42,6 +42,7 @@ from core.linux.operations import (
     WriteHostsFile,
 )
 from core.linux.sysctl import enable_forwarding
+from core.vpn.plan import StartVpn, StopVpn
 
 CREATES = (CreateBridge, CreateVxlan, CreateVlan)
 NAT_OPS = (CreateNatTable, AddSetElement, DeleteSetElement, AddNatElement, DeleteNatElement)
@@ -65,6 +66,11 @@ class Executor:
             return
         undo: list[Request] = []
         try:
+            # A VPN server sits on its project's bridge: it stops before links go and
+            # starts once bridges exist and are up.
+            for op in ops:
+                if isinstance(op, StopVpn):
+                    op.apply()
             self._stop_dnsmasq([op for op in ops if isinstance(op, StopDnsmasq)])
             self._removals(ops)
             self._index = None
@@ -78,6 +84,9 @@ class Executor:
                 enable_forwarding(self.netns)
             self._nat([op for op in ops if isinstance(op, NAT_OPS)])
             self._dhcp(ops)
+            for op in ops:
+                if isinstance(op, StartVpn):
+                    op.apply()
         except Exception:
             if undo:
                 # Best effort: what this apply made goes again, so nothing is half made.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from core.config import Settings
@@ -17,6 +18,7 @@ from core.linux.observed import ObservedHost, observe
 from core.linux.operations import Plan
 from core.linux.planner import PlanContext, plan
 from core.store.db import Database
+from core.vpn import plan as vpn_plan
 
 CAP_NET_ADMIN = 12
 
@@ -86,8 +88,14 @@ class HostLayer:
         )
 
     def plan(self, desired: DesiredHost | None = None) -> Plan:
-        wanted = desired if desired is not None else self.desired()
-        return plan(wanted, self.observe(wanted), self._context())
+        """The plan for ``desired``, or for the database's desired state and VPNs."""
+        if desired is not None:
+            return plan(desired, self.observe(desired), self._context())
+        wanted = self.desired()
+        result = plan(wanted, self.observe(wanted), self._context())
+        assert self.db is not None
+        vpns = vpn_plan.plan(self.db, self.settings, self.netns)
+        return replace(result, operations=result.operations + tuple(vpns))
 
     def apply(self, operations: Plan) -> None:
         need_net_admin("host apply")
