@@ -85,6 +85,7 @@ class HostLayer:
             self.netns,
             nat_marker=self.nat_marker,
             nat_needed=nat_needed,
+            may_change=can_change_host(),
         )
 
     def plan(self, desired: DesiredHost | None = None) -> Plan:

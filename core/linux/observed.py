@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import HostError
 from core.linux import dnsmasq
 from core.linux.netlink import Address, Link, Netlink
 from core.linux.nft import Nft, NftState
@@ -27,6 +28,8 @@ class ObservedHost:
     dnsmasq: dict[str, dnsmasq.DnsmasqState] = field(default_factory=dict)
     # Links an interrupted apply created before it could mark them (see journal).
     journal: frozenset[str] = frozenset()
+    # Without CAP_NET_ADMIN the table cannot be read: a plan then leaves NAT out.
+    nft_unreadable: bool = False
 
     def by_index(self) -> dict[int, Link]:
         return {link.index: link for link in self.links.values()}
@@ -44,15 +47,22 @@ def observe(
     *,
     nat_marker: Path,
     nat_needed: bool = True,
+    may_change: bool = True,
 ) -> ObservedHost:
     link_list, address_list = netlink.state()
     links = {link.name: link for link in link_list}
     addresses = tuple(address_list)
     nft_state: NftState | None
+    unreadable = False
     if not dnsmasq.find_binary(nft.binary):
         nft_state = None
     elif nat_needed or nat_marker.exists():
-        nft_state = nft.observe()
+        try:
+            nft_state = nft.observe()
+        except HostError:
+            if may_change:
+                raise
+            nft_state, unreadable = None, True
     else:
         # netcon never made its table here and needs none: no need to run nft to see.
         nft_state = NftState()
@@ -68,4 +78,5 @@ def observe(
         nft=nft_state,
         dnsmasq=states,
         journal=pending,
+        nft_unreadable=unreadable,
     )

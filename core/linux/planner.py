@@ -234,6 +234,8 @@ class _Builder:
         desired = self.desired
         needed = bool(desired.snat_ranges or desired.floating or desired.isolated_bridges)
         state = self.observed.nft
+        if self.observed.nft_unreadable:
+            return
         if state is None:
             if needed:
                 self.problems.append(

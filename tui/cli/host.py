@@ -69,7 +69,9 @@ def _show(ctx: Context, lines: list[str], problems: tuple[str, ...]) -> None:
 def plan_host(ctx: Context) -> int:
     if not can_change_host():
         print(
-            "netcon: without CAP_NET_ADMIN this plan shows only what can be read", file=sys.stderr
+            "netcon: without CAP_NET_ADMIN this plan shows only what can be read "
+            "(links, addresses, dnsmasq; not the nftables table)",
+            file=sys.stderr,
         )
     layer = _layer(ctx)
     try:
