@@ -17,8 +17,13 @@ DHCP_ACTIONS = ("add", "old", "del")
 
 
 class OperationsService(ServiceBase):
-    def list_vpns(self) -> list[VpnView]:
-        """Every VLAN network's VPN endpoint, as `vpn list` prints it."""
+    def list_vpns(self, netns: str | None = None) -> list[VpnView]:
+        """Every VLAN network's VPN endpoint, as `vpn list` prints it.
+
+        The state is probed where the servers run: this host, or ``netns`` when the
+        host is being rehearsed in a namespace.
+        """
+        where = netns if netns is not None else self.settings.netns
         with self.db.read() as session:
             networks = session.scalars(
                 select(Network).where(Network.manager == "vlan").order_by(Network.vlan)
@@ -30,13 +35,10 @@ class OperationsService(ServiceBase):
                     public_address=n.vpn_public_address or self.settings.vpn_ip,
                     public_port=n.vpn_public_port,
                     private_address=n.vpn_private_address,
-                    state=self._vpn_state(n),
+                    state=vpn_state(self.settings, n, where),
                 )
                 for n in networks
             ]
-
-    def _vpn_state(self, network: Network) -> str:
-        return vpn_state(self.settings, network)
 
     def list_hosts(self) -> list[HostView]:
         with self.db.read() as session:

@@ -22,7 +22,6 @@ from core.vpn import server
 from core.vpn.render import client_config as render_client_config
 from core.vpn.server import ServerFiles
 from core.vpn.spec import VpnSpec
-from core.vpn.state import vpn_state
 
 
 def _project_network(service: NetconService, session: Session, project: str) -> Network:
@@ -163,22 +162,7 @@ def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> 
 
 
 def list_vpns(service: NetconService, netns: str | None = None) -> list[VpnView]:
-    netns = _namespace(service, netns)
-    with service.db.read() as session:
-        networks = session.scalars(
-            select(Network).where(Network.manager == "vlan").order_by(Network.vlan)
-        ).all()
-        return [
-            VpnView(
-                project=n.project.name if n.project else None,
-                network=n.cidr,
-                public_address=n.vpn_public_address or service.settings.vpn_ip,
-                public_port=n.vpn_public_port,
-                private_address=n.vpn_private_address,
-                state=vpn_state(service.settings, n, netns),
-            )
-            for n in networks
-        ]
+    return service.list_vpns(netns)
 
 
 def _local_files(
