@@ -23,6 +23,7 @@ from core.linux.operations import (
     AddAddress,
     AddNatElement,
     AddSetElement,
+    ClaimLink,
     CreateBridge,
     CreateNatTable,
     CreateVlan,
@@ -158,7 +159,9 @@ class Executor:
     def _configure(
         self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[Request]
     ) -> None:
-        configures = [op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress)]
+        configures = [
+            op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress | ClaimLink)
+        ]
         if not configures and not created:
             return
         index = self._indexes()
@@ -183,6 +186,9 @@ class Executor:
                     sent.append(op)
             elif isinstance(op, SetUp):
                 requests.append(netlink.set_link(index[op.name], up=True))
+                sent.append(op)
+            elif isinstance(op, ClaimLink):
+                requests.append(netlink.set_link(index[op.name], alias=OWNER_ALIAS))
                 sent.append(op)
             elif isinstance(op, AddAddress):
                 requests.append(

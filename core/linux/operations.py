@@ -55,6 +55,16 @@ class SetMaster(Operation):
 
 
 @dataclass(frozen=True)
+class ClaimLink(Operation):
+    """Mark a link netcon created as its own (an interrupted apply could not)."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"mark {self.name} as netcon's"
+
+
+@dataclass(frozen=True)
 class SetUp(Operation):
     name: str
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from core.linux import dnsmasq, nft
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
-from core.linux.observed import FLOATING_LABEL, ObservedHost
+from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
 from core.linux.operations import (
     AddAddress,
     AddNatElement,
     AddSetElement,
+    ClaimLink,
     CreateBridge,
     CreateNatTable,
     CreateVlan,
@@ -213,6 +214,10 @@ class _Builder:
 
     def cleanup_links(self) -> None:
         by_index = self.observed.by_index()
+        for name in sorted(self.wanted_links & self.observed.journal):
+            link = self.links.get(name)
+            if link is not None and link.alias != OWNER_ALIAS:
+                self.configures.append(ClaimLink(name))
         deleted = {op.name for op in self.deletes if isinstance(op, DeleteLink)}
         for link in self.links.values():
             if self.observed.owns(link) and link.name not in self.wanted_links:

@@ -26,7 +26,11 @@ def netcon(lab: Lab, *argv: str) -> subprocess.CompletedProcess[str]:
     url = "sqlite:///" + str(lab.tmp_path / "n.db")
     return subprocess.run(
         [sys.executable, "-m", "tui.cli", "--db", url, *argv],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 

@@ -119,3 +119,16 @@ def test_removed_network_takes_only_netcons_things(lab: Lab, tmp_path: Path) -> 
     assert not {"br100", "vx100"} & links
     assert {"pub0", "und0", "und1", "lo"} <= links
     assert host.layer.plan().operations == ()
+
+
+def test_links_left_by_an_interrupted_apply_are_finished(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    _one_network(host, "10.87.0.0/24")
+    # As if an apply died after creating br100, before marking it as netcon's.
+    in_ns(host.ns, "ip", "link", "add", "br100", "type", "bridge")
+    host.layer.journal.parent.mkdir(parents=True, exist_ok=True)
+    host.layer.journal.write_text("br100\n")
+    applied = host.layer.sync().describe()
+    assert "mark br100 as netcon's" in applied and "create bridge br100" not in applied
+    assert host.layer.observe().links["br100"].alias == "netcon"
+    assert host.layer.plan().operations == ()
