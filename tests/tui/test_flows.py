@@ -375,3 +375,15 @@ async def test_hosts_view_shows_this_hosts_pending_plan(make_app: MakeApp) -> No
         assert row.item.plan is not None or row.item.plan_error is not None
         detail = str(app.main.query_one("#detail").render())
         assert "pending plan" in detail
+
+
+async def test_filter_with_markup_characters(make_app: MakeApp) -> None:
+    # A filter is shown in the breadcrumbs; brackets must not be read as markup.
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *[_character_to_key(c) for c in "[b]x[/"])
+        await settle(pilot)
+        assert app.is_running
+        assert app.main.table.source.total == 0
+        assert "[b]x[/" in str(app.main.query_one("#crumbs").render())

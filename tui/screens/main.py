@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
@@ -144,33 +145,33 @@ class MainScreen(ActionsMixin, Screen[None]):
     # -- header and breadcrumbs ----------------------------------------------------------
 
     def show_header(self) -> None:
+        # Content, not markup: a database URL or a filter may hold brackets.
         service = self.netcon.service
-        flags = []
+        parts: list[str | tuple[str, str]] = [
+            ("netcon", "bold"), "  host ", (service.settings.host, "bold"),
+            f"  refreshed {self.last_refresh}",
+        ]
         if self.netcon.read_only:
-            flags.append("[$warning]read-only[/]")
+            parts += ["  ", ("read-only", "bold $warning")]
         if self.paused:
-            flags.append("[$warning]paused[/]")
+            parts += ["  ", ("paused", "bold $warning")]
         elif self.loading:
-            flags.append("loading…")
-        header = (
-            f"[b]netcon[/b]  host [b]{service.settings.host}[/b]  "
-            f"refreshed {self.last_refresh}  {'  '.join(flags)}"
-            f"  db {short_url(service.db.safe_url)}"
-        )
-        self.query_one("#header", Static).update(header)
+            parts.append("  loading…")
+        parts.append(f"  db {short_url(service.db.safe_url)}")
+        self.query_one("#header", Static).update(Content.assemble(*parts))
 
     def show_crumbs(self) -> None:
-        parts = [s.crumb or s.resource.title for s in self.stack]
-        title = self.state.resource.title
-        parts.append(f"[b]{title}[/b]" if not self.state.crumb else f"[b]{self.state.crumb}[/b]")
-        total = self.table.source.total
-        text = " › ".join(parts) + f" ({total})"
+        parts: list[str | tuple[str, str]] = []
+        for state in self.stack:
+            parts += [state.crumb or state.resource.title, " › "]
+        parts.append((self.state.crumb or self.state.resource.title, "bold"))
+        parts.append(f" ({self.table.source.total})")
         if self.state.search:
-            text += f"  [$accent]/{self.state.search}[/]"
+            parts += ["  ", (f"/{self.state.search}", "bold $accent")]
         if self.state.sort_column is not None:
             column = self.state.resource.columns[self.state.sort_column]
-            text += f"  sort {column.label} {'▼' if self.state.sort_descending else '▲'}"
-        self.query_one("#crumbs", Static).update(text)
+            parts.append(f"  sort {column.label} {'▼' if self.state.sort_descending else '▲'}")
+        self.query_one("#crumbs", Static).update(Content.assemble(*parts))
 
     # -- loading -------------------------------------------------------------------------
 

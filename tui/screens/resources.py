@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from textual.markup import escape
+from textual.content import Content
 
 from core.views import (
     AuditView,
@@ -47,7 +47,7 @@ class Resource:
     columns: tuple[Column, ...]
     cells: Callable[[Any], tuple[str, ...]]
     key: Callable[[Any], Any]
-    detail: Callable[[Any], str]
+    detail: Callable[[Any], Content]
     # A small listing: every row at once. ``None`` for a paged one.
     fetch: Callable[[Any, Scope], Sequence[Any]] | None = None
     # A large listing: ``(service, scope, search, offset, limit) -> Page``.
@@ -72,17 +72,22 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _lines(pairs: Sequence[tuple[str, object]]) -> str:
+def _lines(pairs: Sequence[tuple[str, object]]) -> Content:
+    """Label/value lines. Built as Content, never as markup: values such as audit JSON
+    hold brackets that markup would try to read as tags."""
     width = max(len(label) for label, _ in pairs)
-    return "\n".join(
-        f"[b]{escape(label.ljust(width))}[/b]  {escape(_text(value))}" for label, value in pairs
-    )
+    parts: list[str | tuple[str, str]] = []
+    for number, (label, value) in enumerate(pairs):
+        if number:
+            parts.append("\n")
+        parts += [(label.ljust(width), "bold"), "  ", _text(value)]
+    return Content.assemble(*parts)
 
 
 # -- projects -----------------------------------------------------------------------------
 
 
-def _project_detail(p: ProjectView) -> str:
+def _project_detail(p: ProjectView) -> Content:
     return _lines(
         [
             ("project", p.name),
@@ -123,7 +128,7 @@ def _segment(n: NetworkView) -> str:
     return f"vxlan {n.vlan}" if n.segmentation == "vxlan" else str(n.vlan)
 
 
-def _network_detail(n: NetworkView) -> str:
+def _network_detail(n: NetworkView) -> Content:
     vpn = None
     if n.vpn_public_address:
         vpn = f"{n.vpn_public_address}:{n.vpn_public_port} → {n.vpn_private_address}"
@@ -184,7 +189,7 @@ NETWORKS = Resource(
 # -- fixed IPs ----------------------------------------------------------------------------
 
 
-def _fixed_detail(f: FixedIPView) -> str:
+def _fixed_detail(f: FixedIPView) -> Content:
     return _lines(
         [
             ("address", f.address),
@@ -228,7 +233,7 @@ FIXED = Resource(
 # -- floating IPs -------------------------------------------------------------------------
 
 
-def _floating_detail(f: FloatingIPView) -> str:
+def _floating_detail(f: FloatingIPView) -> Content:
     return _lines(
         [
             ("address", f.address),
@@ -321,7 +326,7 @@ VPNS = Resource(
 # -- instances ----------------------------------------------------------------------------
 
 
-def _instance_detail(i: InstanceView) -> str:
+def _instance_detail(i: InstanceView) -> Content:
     pairs: list[tuple[str, object]] = [
         ("instance", i.name),
         ("project", i.project),
@@ -379,7 +384,7 @@ def rule_text(rule: Any) -> str:
     return f"#{rule.id} {rule.protocol} {ports} from {source}"
 
 
-def _group_detail(g: SecurityGroupView) -> str:
+def _group_detail(g: SecurityGroupView) -> Content:
     head = _lines(
         [
             ("group", f"{g.name} (project {g.project})"),
@@ -388,8 +393,8 @@ def _group_detail(g: SecurityGroupView) -> str:
             ("rules", len(g.rules)),
         ]
     )
-    rules = "\n".join(f"  {escape(rule_text(r))}" for r in g.rules) or "  (no rules)"
-    return f"{head}\n{rules}"
+    rules = "\n".join(f"  {rule_text(r)}" for r in g.rules) or "  (no rules)"
+    return Content.assemble(head, "\n", rules)
 
 
 SECGROUPS = Resource(
@@ -427,27 +432,30 @@ class HostRow:
         return self.host.name
 
 
-def _host_detail(row: HostRow) -> str:
+def _host_detail(row: HostRow) -> Content:
     h = row.host
-    text = _lines(
-        [
-            ("host", h.name),
-            ("role", h.role),
-            ("alive", h.alive),
-            ("heartbeat", h.last_heartbeat),
-            ("networks", h.networks),
-            ("floating IPs", h.floating_ips),
-        ]
-    )
+    parts: list[str | Content | tuple[str, str]] = [
+        _lines(
+            [
+                ("host", h.name),
+                ("role", h.role),
+                ("alive", h.alive),
+                ("heartbeat", h.last_heartbeat),
+                ("networks", h.networks),
+                ("floating IPs", h.floating_ips),
+            ]
+        )
+    ]
     if row.plan_error:
-        text += f"\n[b]pending plan[/b]  could not be read: {escape(row.plan_error)}"
+        parts += ["\n", ("pending plan", "bold"), f"  could not be read: {row.plan_error}"]
     elif row.plan is not None:
-        count = len(row.plan)
-        text += f"\n[b]pending plan[/b]  {count} operation(s); P shows it, A applies it"
-        for problem in row.problems:
-            text += f"\n  [$error]✗ {escape(problem)}[/]"
-        text += "".join(f"\n  {escape(line)}" for line in row.plan)
-    return text
+        parts += [
+            "\n", ("pending plan", "bold"),
+            f"  {len(row.plan)} operation(s); P shows it, A applies it",
+        ]
+        parts += [part for problem in row.problems for part in ("\n  ", (f"✗ {problem}", "red"))]
+        parts += [f"\n  {line}" for line in row.plan]
+    return Content.assemble(*parts)
 
 
 def _hosts(service: Any, scope: Scope) -> list[HostRow]:
@@ -509,7 +517,7 @@ HOSTS = Resource(
 # -- audit --------------------------------------------------------------------------------
 
 
-def _audit_detail(a: AuditView) -> str:
+def _audit_detail(a: AuditView) -> Content:
     return _lines(
         [
             ("event", a.id),

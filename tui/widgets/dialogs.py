@@ -15,6 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
@@ -153,7 +154,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm"):
             yield Label("Confirm", classes="dialog-title")
-            yield Static(f"{escape(self.question)}\n\n  [b]{escape(self.target)}[/b]")
+            yield Static(Content.assemble(self.question, "\n\n  ", (self.target, "bold")))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
                 yield Button(
