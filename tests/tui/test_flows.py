@@ -415,3 +415,85 @@ async def test_reserve_and_unreserve_fixed_ip(
         await pilot.press("u")
         await settle(pilot)
         assert state() == "free"
+
+
+async def test_add_and_remove_security_group_rule(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    def rules() -> list[tuple[str, int, int]]:
+        group = next(
+            g for g in demo_service.list_security_groups("alpha") if g.name == "web"
+        )
+        return [(r.protocol, r.from_port, r.to_port) for r in group.rules]
+
+    app = make_app(start="secgroups")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"web", "enter")
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, FormDialog)
+        await pilot.press("tab", "8", "0", "8", "0", "tab", "8", "0", "8", "0", "enter")
+        await settle(pilot)
+        assert ("tcp", 8080, 8080) in rules()
+
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        await type_text(pilot, "8080")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "8080" in app.screen.target
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        assert ("tcp", 8080, 8080) not in rules()
+        assert len(rules()) == 2
+
+
+async def test_terminate_instance(make_app: MakeApp, demo_service: NetconService) -> None:
+    app = make_app(start="instances")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("down")  # app2
+        await pilot.press("D")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.target == "app2"
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        assert "app2" not in [i.name for i in demo_service.list_instances()]
+        assert app.main.table.source.total == 6
+
+
+async def test_create_and_delete_floating_range(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="floating")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("tab")
+        await type_text(pilot, "198.51.100.8-198.51.100.11")
+        await pilot.press("tab")
+        await type_text(pilot, "lab")
+        await pilot.press("enter")
+        await settle(pilot)
+        pool = [f.address for f in demo_service.list_floating_ips() if f.pool == "lab"]
+        assert pool == [f"198.51.100.{n}" for n in range(8, 12)]
+
+        await pilot.press("X")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormDialog)
+        form.query_one("#field-ip_range").value = ""  # type: ignore[attr-defined]
+        await type_text(pilot, "198.51.100.8-198.51.100.11")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.target == "198.51.100.8-198.51.100.11"
+        assert "4 addresses" in app.screen.question
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        assert not [f for f in demo_service.list_floating_ips() if f.pool == "lab"]
