@@ -497,3 +497,41 @@ async def test_create_and_delete_floating_range(
         await pilot.press("right", "enter")
         await settle(pilot)
         assert not [f for f in demo_service.list_floating_ips() if f.pool == "lab"]
+
+
+async def test_create_project_then_group_then_delete_group(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="projects")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        await type_text(pilot, "delta")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "delta" in [p.name for p in demo_service.list_projects()]
+        assert "delta" in app.known_projects  # offered by the dialogs' completion
+
+        await pilot.press("colon", *"sg", "enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormDialog)
+        form.query_one("#field-project").value = "delta"  # type: ignore[attr-defined]
+        await pilot.press("tab")
+        await type_text(pilot, "dns")
+        await pilot.press("enter")
+        await settle(pilot)
+        groups = {g.name for g in demo_service.list_security_groups("delta")}
+        assert "dns" in groups
+
+        await pilot.press("slash", *"dns", "enter")
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.target == "dns"
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        assert "dns" not in {g.name for g in demo_service.list_security_groups("delta")}
