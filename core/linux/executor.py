@@ -88,6 +88,7 @@ class Executor:
             for op in ops:
                 if isinstance(op, StartVpn):
                     op.apply()
+            self.netlink.catch_up()
         except Exception:
             if undo:
                 # Best effort: what this apply made goes again, so nothing is half made.

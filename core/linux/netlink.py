@@ -205,6 +205,7 @@ class Netlink:
         self._links: dict[int, Link] | None = None
         self._addrs: dict[tuple[int, str, int], Address] | None = None
         self._raced = False
+        self._pending: list[tuple[int, bytes]] = []
         # pyroute2's in-memory mock has no socket options: there, always dump.
         self._watching = hasattr(self._sock, "setsockopt")
         if self._watching:
@@ -221,6 +222,7 @@ class Netlink:
     def state(self) -> tuple[list[Link], list[Address]]:
         """Links and IPv4 addresses, from the notification-kept copy when there is one."""
         self._drain()
+        self._flush()
         if self._links is not None and self._addrs is not None:
             return list(self._links.values()), list(self._addrs.values())
         self._raced = False
@@ -232,9 +234,15 @@ class Netlink:
             self._addrs = {(a.index, a.address, a.prefixlen): a for a in addresses}
         return links, addresses
 
+    def catch_up(self) -> None:
+        """Bring the kept copy up to date now (after an apply, not in the next one)."""
+        self._drain()
+        self._flush()
+
     def indexes(self) -> dict[str, int]:
         """Interface index by name (from the kept copy when there is one)."""
         self._drain()
+        self._flush()
         if self._links is not None:
             return {link.name: link.index for link in self._links.values()}
         return {link.name: link.index for link in self.state()[0]}
@@ -248,33 +256,42 @@ class Netlink:
     def _forget(self) -> None:
         self._links = None
         self._addrs = None
+        self._pending = []
 
     def _note(self, msg_type: int, msg: bytes) -> None:
-        """Apply one notification to the kept copy."""
+        """Keep one notification for the copy; parsed only when the copy is next read."""
         self._raced = True
+        if self._links is not None:
+            self._pending.append((msg_type, msg))
+
+    def _flush(self) -> None:
+        """Apply the kept notifications; of many about one link only the last is parsed."""
+        pending, self._pending = self._pending, []
         links, addrs = self._links, self._addrs
         if links is None or addrs is None:
             return
-        if msg_type in (RTM_NEWLINK, RTM_DELLINK):
-            # Bridge-port messages (family AF_BRIDGE) describe a port, not the link.
-            if msg[16] != socket.AF_UNSPEC:
-                return
-            link = _parse_link(msg)
+        last_link: dict[int, tuple[int, bytes]] = {}
+        for msg_type, msg in pending:
+            if msg_type in (RTM_NEWLINK, RTM_DELLINK):
+                # Bridge-port messages (family AF_BRIDGE) describe a port, not the link.
+                if msg[16] == socket.AF_UNSPEC:
+                    last_link[struct.unpack_from("=i", msg, 20)[0]] = (msg_type, msg)
+            elif msg_type in (RTM_NEWADDR, RTM_DELADDR):
+                address = _parse_address(msg)
+                if address is None:
+                    continue
+                key = (address.index, address.address, address.prefixlen)
+                if msg_type == RTM_NEWADDR:
+                    addrs[key] = address
+                else:
+                    addrs.pop(key, None)
+        for index, (msg_type, msg) in last_link.items():
             if msg_type == RTM_NEWLINK:
-                links[link.index] = link
+                links[index] = _parse_link(msg)
             else:
-                links.pop(link.index, None)
-                for key in [k for k in addrs if k[0] == link.index]:
+                links.pop(index, None)
+                for key in [k for k in addrs if k[0] == index]:
                     del addrs[key]
-        elif msg_type in (RTM_NEWADDR, RTM_DELADDR):
-            address = _parse_address(msg)
-            if address is None:
-                return
-            key = (address.index, address.address, address.prefixlen)
-            if msg_type == RTM_NEWADDR:
-                addrs[key] = address
-            else:
-                addrs.pop(key, None)
 
     def links(self) -> list[Link]:
         body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)
@@ -356,23 +373,23 @@ class Netlink:
             raise HostError(f"netlink send failed: {exc.strerror or exc}") from None
 
     def _receive(self) -> list[tuple[int, int, bytes]]:
+        """Every message waiting on the socket (waiting for the first one)."""
+        ready, _, _ = select.select([self._sock], [], [], TIMEOUT)
+        if not ready:
+            raise HostError(f"the kernel did not answer netlink requests within {TIMEOUT:.0f} s")
+        out: list[tuple[int, int, bytes]] = []
+        # The kernel answers a whole batch while we send it: read everything queued.
         while True:
-            ready, _, _ = select.select([self._sock], [], [], TIMEOUT)
-            if not ready:
-                raise HostError(
-                    f"the kernel did not answer netlink requests within {TIMEOUT:.0f} s"
-                )
             try:
-                data = self._sock.recv(1 << 20)
+                data = self._sock.recv(1 << 20, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                continue
+                return out
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     # Notifications overflowed the buffer: what was missed is unknown.
                     self._forget()
                     continue
                 raise HostError(f"netlink receive failed: {exc.strerror or exc}") from None
-            out = []
             offset = 0
             while offset + _HEADER.size <= len(data):
                 length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
@@ -380,7 +397,8 @@ class Netlink:
                     break
                 out.append((msg_type, seq, data[offset : offset + length]))
                 offset += (length + 3) & ~3
-            return out
+            if not self._watching:
+                return out  # the mock's socket pair: one answer per read
 
 
 _LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS))
