@@ -378,7 +378,7 @@ def main() -> int:
     state.chmod(0o755)
     steps: dict[str, Callable[[], None]] = {
         "links": lambda: bench_links(args.networks, args.repeat, state),
-        "floating": lambda: bench_floating(args.floating, max(args.repeat, 5), state),
+        "floating": lambda: bench_floating(args.floating, max(args.repeat, 15), state),
         "dhcp": lambda: bench_dhcp(max(args.repeat, 5), state),
     }
     try:
