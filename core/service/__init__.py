@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from core.service.base import ChangeSet, Listener
 from core.service.demo import DemoService
+from core.service.host import HostService
 from core.service.operations import OperationsService
 
 
-class NetconService(DemoService, OperationsService):
+class NetconService(DemoService, OperationsService, HostService):
     """Networks, fixed and floating IPs, projects, instances, security groups, VPNs."""
 
 

@@ -73,16 +73,6 @@ class OperationsService(ServiceBase):
                 for name in names
             ]
 
-    def heartbeat(self, host: str | None = None) -> None:
-        """Mark a network host alive; the host layer calls this on every apply."""
-        name = validate.host_name("host", host if host is not None else self.settings.host)
-        with self.db.write() as session:
-            row = session.scalars(select(Host).where(Host.name == name)).first()
-            if row is None:
-                row = Host(name=name, role="network")
-                session.add(row)
-            row.last_heartbeat = self.clock()
-
     def list_audit(self, limit: int = 200, offset: int = 0) -> list[AuditView]:
         with self.db.read() as session:
             query = (

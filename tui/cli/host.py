@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.linux.host import HostLayer, can_change_host
+from core.errors import InvalidInput
+from core.linux.host import can_change_host
 from tui.cli.context import Context, column
 
 COLUMNS = [
@@ -51,11 +52,6 @@ def list_hosts(ctx: Context) -> None:
     ctx.emit(ctx.service.list_hosts(), COLUMNS)
 
 
-def _layer(ctx: Context) -> HostLayer:
-    service = ctx.service
-    return HostLayer(service.settings, service.db, netns=ctx.args.netns)
-
-
 def _show(ctx: Context, lines: list[str], problems: tuple[str, ...]) -> None:
     if ctx.json:
         ctx.say("", operations=lines, problems=list(problems))
@@ -73,11 +69,7 @@ def plan_host(ctx: Context) -> int:
             "(links, addresses, dnsmasq; not the nftables table)",
             file=sys.stderr,
         )
-    layer = _layer(ctx)
-    try:
-        result = layer.plan()
-    finally:
-        layer.close()
+    result = ctx.service.host_plan(ctx.args.netns)
     _show(ctx, result.describe(), result.problems)
     for problem in result.problems:
         print(f"netcon: {problem}", file=sys.stderr)
@@ -87,12 +79,7 @@ def plan_host(ctx: Context) -> int:
 def apply_host(ctx: Context) -> int:
     if ctx.args.dry_run:
         return plan_host(ctx)
-    layer = _layer(ctx)
-    try:
-        result = layer.sync()
-    finally:
-        layer.close()
-    ctx.service.heartbeat()
+    result = ctx.service.host_apply(ctx.args.netns)
     _show(ctx, result.describe(), ())
     return 0
 
@@ -104,6 +91,6 @@ def dhcp_event(ctx: Context) -> int:
         # none, --leasefile-ro keeps leases in the database) and "tftp": nothing to do.
         return 0
     if a.mac is None or a.address is None:
-        raise SystemExit(f"netcon dhcp-event: {a.event} needs MAC and IP")
+        raise InvalidInput("dhcp-event", f"{a.event} needs MAC and IP")
     ctx.service.dhcp_event(a.event, a.mac, a.address, a.hostname)
     return 0
