@@ -98,6 +98,10 @@ DIALOGS = {
     "add_rule": ("secgroups", ("a",)),
     "remove_rule": ("secgroups", ("down", "x")),
     "stop_vpn": ("vpn", ("X",)),
+    "vpn_client_config": ("vpn", ("c",)),
+    "vpn_client_config_invalid": ("vpn", ("c", *"al ice")),
+    "revoke_vpn_user": ("vpn", ("R",)),
+    "revoke_vpn_user_confirm": ("vpn", ("R", *"alice", "enter")),
 }
 
 
@@ -129,6 +133,40 @@ def test_host_plan(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> No
         await steps()(pilot)
 
     assert snap_compare(make_app(start="hosts"), run_before=run_before)
+
+
+# A stand-in with the .ovpn's shape: a real one holds fresh random keys every run.
+STUB_CLIENT_CONFIG = "\n".join(
+    [
+        "# netcon VPN of project alpha: user alice",
+        "client",
+        "dev tap",
+        "proto udp",
+        "remote 192.0.2.10 1000",
+        "remote-cert-tls server",
+        "<ca>",
+        "-----BEGIN CERTIFICATE-----",
+        *[f"{'STUB' * 16}" for _ in range(6)],
+        "-----END CERTIFICATE-----",
+        "</ca>",
+        "<key>",
+        "-----BEGIN PRIVATE KEY-----",
+        *[f"{'KEY0' * 16}" for _ in range(6)],
+        "-----END PRIVATE KEY-----",
+        "</key>",
+    ]
+)
+
+
+def test_client_config_dialog(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
+    from tui.widgets.dialogs import ClientConfigDialog
+
+    async def run_before(pilot: Any) -> None:
+        await steps()(pilot)
+        await pilot.app.push_screen(ClientConfigDialog("alpha", "alice", STUB_CLIENT_CONFIG))
+        await steps()(pilot)
+
+    assert snap_compare(make_app(start="vpn"), run_before=run_before)
 
 
 def test_palette(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:

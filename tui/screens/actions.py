@@ -1,8 +1,8 @@
 """Every action that changes state: its key, the views it applies to, its dialog and the
 service call it makes. Read-only mode hides all of them (``check_action``).
 
-Destructive actions sit on shifted or non-navigation keys (``D``, ``X``, ``x``) and
-always go through :class:`ConfirmDialog`, which names the CIDR or address.
+Destructive actions sit on shifted or non-navigation keys (``D``, ``X``, ``x``, ``R``)
+and always go through :class:`ConfirmDialog`, which names the CIDR, address or user.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import work
 from textual.binding import Binding
 from textual.widgets import Input
 
 from core import validate
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NetconError
 from tui.screens.resources import rule_text
-from tui.widgets.dialogs import ConfirmDialog, Field, FormDialog, PickDialog
+from tui.widgets.dialogs import ClientConfigDialog, ConfirmDialog, Field, FormDialog, PickDialog
 
 if TYPE_CHECKING:
     from tui.screens.main import MainScreen
@@ -47,6 +48,8 @@ WHERE: dict[str, set[str]] = {
     "apply_host": {"hosts"},
     "run_vpn": {"vpn"},
     "stop_vpn": {"vpn"},
+    "vpn_client_config": {"vpn"},
+    "revoke_vpn_user": {"vpn"},
 }
 # Reading actions that still depend on the view.
 READING: dict[str, set[str]] = {"plan_host": {"hosts"}}
@@ -107,6 +110,9 @@ class ActionsMixin:
         Binding("x", "remove_rule", "Remove rule"),
         Binding("r", "run_vpn", "Run VPN"),
         Binding("X", "stop_vpn", "Stop VPN"),
+        # Off the footer, which 80 columns fill already; `?` and the palette list them.
+        Binding("c", "vpn_client_config", "Client config", show=False),
+        Binding("R", "revoke_vpn_user", "Revoke user", show=False),
         Binding("P", "plan_host", "Plan"),
         Binding("A", "apply_host", "Apply"),
     ]
@@ -672,6 +678,86 @@ class ActionsMixin:
                 lambda steps: "; ".join(steps),
             ),
         )
+
+    def _vpn_project(self) -> str | None:
+        vpn = self._item("VPN")
+        if vpn is None:
+            return None
+        if vpn.project is None:
+            self._screen().notify(
+                f"{vpn.network} has no project yet: VPN users belong to a project",
+                severity="warning",
+            )
+            return None
+        return str(vpn.project)
+
+    def _user_field(self) -> Field:
+        # The core's own rule for user names (they become certificate file names).
+        return Field("user", "User", partial(validate.name, "user"))
+
+    def action_vpn_client_config(self) -> None:
+        project = self._vpn_project()
+        if project is None:
+            return
+
+        def issue(values: dict[str, Any]) -> None:
+            self._issue_client_config(project, values["user"])
+
+        self._form(
+            f"Client configuration for a user of {project}",
+            [self._user_field()],
+            "Issue",
+            issue,
+            note="Issues the user's certificate, or reuses the one already issued.",
+        )
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def _issue_client_config(self, project: str, user: str) -> None:
+        # Not run_service: the answer is shown in a dialog, never in a notification,
+        # because it holds the user's private key.
+        screen = self._screen()
+        what = "Client configuration"
+        try:
+            text = _vpn_module().client_config(screen.netcon.service, project, user)
+        except NetconError as exc:
+            screen.app.call_from_thread(
+                screen.notify, exc.message, title=f"{what} refused", severity="error",
+                timeout=8,
+            )
+            return
+        except Exception as exc:  # never let an unexpected error close the console
+            screen.app.call_from_thread(
+                screen.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
+                severity="error", timeout=8,
+            )
+            return
+        screen.app.call_from_thread(self._show_client_config, project, user, text)
+
+    def _show_client_config(self, project: str, user: str, text: str) -> None:
+        screen = self._screen()
+        screen.app.push_screen(ClientConfigDialog(project, user, text))
+        screen.reload()  # the audit log has a new entry
+
+    def action_revoke_vpn_user(self) -> None:
+        project = self._vpn_project()
+        if project is None:
+            return
+
+        def asked(values: dict[str, Any]) -> None:
+            user = values["user"]
+            self._confirm(
+                f"Revoke this user's certificate in project {project}? "
+                "Its VPN refuses the user from then on.",
+                f"{user} of {project}",
+                "Revoke",
+                lambda: self._screen().run_service(
+                    "Revoke",
+                    lambda s: _vpn_module().revoke(s, project, user),
+                    lambda serial: f"Revoked {user} in {project} (certificate {serial:x})",
+                ),
+            )
+
+        self._form(f"Revoke a VPN user of {project}", [self._user_field()], "Next", asked)
 
 
 def _vpn_module() -> Any:

@@ -1,5 +1,5 @@
-"""Modal dialogs: a validated form, a confirmation that names its target, and a
-filterable picker. Enter submits, Esc cancels, everywhere.
+"""Modal dialogs: a validated form, a confirmation that names its target, a filterable
+picker and a read-only text to copy. Enter submits, Esc cancels, everywhere.
 
 Fields are checked with the core's own validators (``core.validate``), so the console
 refuses exactly what the service and the CLI refuse, with the same words.
@@ -19,7 +19,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from core.errors import NetconError
@@ -239,4 +239,53 @@ class PickDialog(ModalScreen[Any]):
             self.dismiss(self.shown[event.option_index][1])
 
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ClientConfigDialog(ModalScreen[None]):
+    """A VPN user's .ovpn file, read-only, to select or copy whole (``c``).
+
+    The text holds the user's private key: it lives only in this widget and the
+    clipboard the admin asks for, never in a log, a notification or a file.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("c", "copy_all", "Copy"),
+    ]
+
+    def __init__(self, project: str, user: str, text: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.project = project
+        self.user = user
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog client-config"):
+            yield Label(
+                Content.assemble("Client configuration of ", (self.user, "bold"), " in ",
+                                 (self.project, "bold")),
+                classes="dialog-title",
+            )
+            yield Static(
+                "Holds the user's private key: hand it over privately.", classes="dialog-note"
+            )
+            yield TextArea(
+                self.text, read_only=True, soft_wrap=False, id="client-config-text"
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Static("c copy all · Esc close", classes="dialog-hint")
+                yield Button("Copy", variant="primary", id="copy", compact=True)
+                yield Button("Close", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+
+    @on(Button.Pressed, "#copy")
+    def action_copy_all(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"Configuration of {self.user} copied to the clipboard", timeout=4)
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
         self.dismiss(None)
