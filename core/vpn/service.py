@@ -165,10 +165,9 @@ def list_vpns(service: NetconService, netns: str | None = None) -> list[VpnView]
     return service.list_vpns(netns)
 
 
-def _local_files(
-    service: NetconService, session: Session, project: str
-) -> tuple[Network, ServerFiles]:
-    network = _project_network(service, session, project)
+def _local_files(service: NetconService, network: Network) -> ServerFiles:
+    """The project's VPN files on this host; creates its PKI directory on first use."""
+    project = network.project.name if network.project else "?"
     if network.host not in (None, service.settings.host):
         raise Conflict(
             "project",
@@ -177,7 +176,7 @@ def _local_files(
     files = ServerFiles(service.settings.state_dir, project, service.settings.netns)
     assert network.project is not None
     files.claim(vpn_plan.project_identity(network.project))
-    return network, files
+    return files
 
 
 def client_config(service: NetconService, project: str, user: str) -> str:
@@ -185,13 +184,15 @@ def client_config(service: NetconService, project: str, user: str) -> str:
     user = validate.name("user", user)
     text = ""
     with service._change("vpn.client-config", f"{project}/{user}") as (session, audit):
-        network, files = _local_files(service, session, project)
+        network = _project_network(service, session, project)
         spec = vpn_plan.spec_for(network, service.settings)
         if not spec.public_address:
+            # Refused before any file is made: nothing half-made is left behind.
             raise Conflict(
                 "vpn_public_address",
                 f"network {network.cidr} has none for clients to reach; set vpn_ip",
             )
+        files = _local_files(service, network)
         audit.after = {"user": user}
         text = render_client_config(spec, files.pki.client(user))
     return text
@@ -202,7 +203,7 @@ def revoke(service: NetconService, project: str, user: str) -> int:
     user = validate.name("user", user)
     serial = 0
     with service._change("vpn.revoke", f"{project}/{user}") as (session, audit):
-        _network, files = _local_files(service, session, project)
+        files = _local_files(service, _project_network(service, session, project))
         serial = files.pki.revoke(user)
         audit.after = {"user": user, "serial": f"{serial:x}"}
     return serial

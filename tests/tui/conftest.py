@@ -66,7 +66,9 @@ def demo_service(
     shutil.copy(demo_template, tmp_path / DB_NAME)
     monkeypatch.chdir(tmp_path)
     service = NetconService(
-        db_url=f"sqlite:///{DB_NAME}", settings=load_settings(paths=[], host="nethost1"),
+        db_url=f"sqlite:///{DB_NAME}",
+        # The VPN actions keep their PKI under state_dir: a private one per test.
+        settings=load_settings(paths=[], host="nethost1", state_dir=str(tmp_path / "state")),
         actor="admin",
     )
     yield service
