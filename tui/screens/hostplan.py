@@ -82,17 +82,10 @@ class PlanScreen(ModalScreen[None]):
 
     @work(thread=True, exit_on_error=False)
     def _run_apply(self) -> None:
-        from core.linux.host import HostLayer
-
         app: Any = self.app
         service = app.service
         try:
-            layer = HostLayer(service.settings, service.db)
-            try:
-                done = layer.sync()
-            finally:
-                layer.close()
-            service.heartbeat()
+            done = service.host_apply()
         except NetconError as exc:
             self.app.call_from_thread(self._finished, f"[$error]apply refused: "
                                                       f"{escape(exc.message)}[/]")

@@ -616,16 +616,11 @@ class MainScreen(ActionsMixin, Screen[None]):
     @work(thread=True, group="action", exit_on_error=False)
     def show_host_plan(self, can_apply: bool) -> None:
         """Compute this host's plan in a worker (it reads netlink and nftables)."""
-        from core.linux.host import HostLayer
         from tui.screens.hostplan import PlanScreen
 
         service = self.netcon.service
         try:
-            layer = HostLayer(service.settings, service.db)
-            try:
-                plan = layer.plan()
-            finally:
-                layer.close()
+            plan = service.host_plan()
         except NetconError as exc:
             self.app.call_from_thread(self.notify, exc.message, title="Plan", severity="error")
             return

@@ -283,14 +283,6 @@ def _public(v: VpnView) -> str:
     return f"{v.public_address}:{v.public_port}"
 
 
-def _vpns(service: Any) -> Sequence[VpnView]:
-    # The VPN layer knows whether each server really runs here; the plain listing only
-    # knows what the database wants.
-    from core.vpn.service import list_vpns
-
-    return list_vpns(service)
-
-
 VPNS = Resource(
     name="vpn",
     title="VPNs",
@@ -319,7 +311,7 @@ VPNS = Resource(
             ("state", v.state),
         ]
     ),
-    fetch=lambda service, scope: _vpns(service),
+    fetch=lambda service, scope: service.list_vpns(),
 )
 
 
@@ -471,14 +463,9 @@ def _hosts(service: Any, scope: Scope) -> list[HostRow]:
 def _with_plan(service: Any, host: HostView) -> HostRow:
     """Plan for this machine; only reads netlink, nftables and dnsmasq's files."""
     from core.errors import NetconError
-    from core.linux.host import HostLayer
 
     try:
-        layer = HostLayer(service.settings, service.db)
-        try:
-            plan = layer.plan()
-        finally:
-            layer.close()
+        plan = service.host_plan()
     except NetconError as exc:
         return HostRow(host, plan_error=exc.message)
     except OSError as exc:
