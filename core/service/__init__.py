@@ -10,9 +10,10 @@ from core.service.base import ChangeSet, Listener
 from core.service.demo import DemoService
 from core.service.host import HostService
 from core.service.operations import OperationsService
+from core.service.vpn import VpnService
 
 
-class NetconService(DemoService, OperationsService, HostService):
+class NetconService(DemoService, OperationsService, HostService, VpnService):
     """Networks, fixed and floating IPs, projects, instances, security groups, VPNs."""
 
 

@@ -16,7 +16,6 @@ from core import validate
 from core.errors import Conflict
 from core.service import NetconService
 from core.store.models import FixedIP, Network
-from core.views import VpnView
 from core.vpn import plan as vpn_plan
 from core.vpn import server
 from core.vpn.render import client_config as render_client_config
@@ -159,10 +158,6 @@ def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> 
         else:
             done.append(f"VPN of project {project} will no longer be started")
     return done
-
-
-def list_vpns(service: NetconService, netns: str | None = None) -> list[VpnView]:
-    return service.list_vpns(netns)
 
 
 def _local_files(service: NetconService, network: Network) -> ServerFiles:

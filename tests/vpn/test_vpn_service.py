@@ -69,11 +69,11 @@ def _audit_count(service: NetconService) -> int:
 
 
 def _enabled(service: NetconService, project: str) -> bool:
-    return {v.project: v.state for v in vpn.list_vpns(service)}[project] != "off"
+    return {v.project: v.state for v in service.list_vpns()}[project] != "off"
 
 
 def _states(service: NetconService, netns: str | None = None) -> dict[str | None, str]:
-    return {v.project: v.state for v in vpn.list_vpns(service, netns)}
+    return {v.project: v.state for v in service.list_vpns(netns)}
 
 
 def _server_log(service: NetconService) -> str:

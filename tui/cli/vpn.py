@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 from core.views import VpnView
-from core.vpn import service as vpn
 from tui.cli.context import Context, column
 
 
@@ -66,7 +65,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def list_vpns(ctx: Context) -> None:
-    ctx.emit(vpn.list_vpns(ctx.service, ctx.args.netns), COLUMNS)
+    ctx.emit(ctx.service.list_vpns(ctx.args.netns), COLUMNS)
 
 
 def _report(ctx: Context, steps: list[str]) -> None:
@@ -81,19 +80,19 @@ def _report(ctx: Context, steps: list[str]) -> None:
 
 
 def run_vpn(ctx: Context) -> None:
-    _report(ctx, vpn.run_vpn(ctx.service, ctx.args.project, ctx.args.netns))
+    _report(ctx, ctx.service.run_vpn(ctx.args.project, ctx.args.netns))
 
 
 def spawn_vpns(ctx: Context) -> None:
-    _report(ctx, vpn.spawn_vpns(ctx.service, ctx.args.netns))
+    _report(ctx, ctx.service.spawn_vpns(ctx.args.netns))
 
 
 def stop_vpn(ctx: Context) -> None:
-    _report(ctx, vpn.stop_vpn(ctx.service, ctx.args.project, ctx.args.netns))
+    _report(ctx, ctx.service.stop_vpn(ctx.args.project, ctx.args.netns))
 
 
 def client_config(ctx: Context) -> None:
-    text = vpn.client_config(ctx.service, ctx.args.project, ctx.args.user)
+    text = ctx.service.vpn_client_config(ctx.args.project, ctx.args.user)
     if ctx.json:
         ctx.say("", project=ctx.args.project, user=ctx.args.user, ovpn=text)
     else:
@@ -101,7 +100,7 @@ def client_config(ctx: Context) -> None:
 
 
 def revoke_user(ctx: Context) -> None:
-    serial = vpn.revoke(ctx.service, ctx.args.project, ctx.args.user)
+    serial = ctx.service.revoke_vpn_user(ctx.args.project, ctx.args.user)
     ctx.say(
         f"revoked {ctx.args.user} of project {ctx.args.project} (serial {serial:x})",
         project=ctx.args.project,

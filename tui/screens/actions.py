@@ -658,7 +658,7 @@ class ActionsMixin:
         project = vpn.project
         self._screen().run_service(
             "Run VPN",
-            lambda s: _vpn_module().run_vpn(s, project),
+            lambda s: s.run_vpn(project),
             lambda steps: "; ".join(steps) or f"VPN of {project} already runs",
         )
 
@@ -674,7 +674,7 @@ class ActionsMixin:
             "Stop",
             lambda: self._screen().run_service(
                 "Stop VPN",
-                lambda s: _vpn_module().stop_vpn(s, project),
+                lambda s: s.stop_vpn(project),
                 lambda steps: "; ".join(steps),
             ),
         )
@@ -718,7 +718,7 @@ class ActionsMixin:
         screen = self._screen()
         what = "Client configuration"
         try:
-            text = _vpn_module().client_config(screen.netcon.service, project, user)
+            text = screen.netcon.service.vpn_client_config(project, user)
         except NetconError as exc:
             screen.app.call_from_thread(
                 screen.notify, exc.message, title=f"{what} refused", severity="error",
@@ -752,16 +752,10 @@ class ActionsMixin:
                 "Revoke",
                 lambda: self._screen().run_service(
                     "Revoke",
-                    lambda s: _vpn_module().revoke(s, project, user),
+                    lambda s: s.revoke_vpn_user(project, user),
                     lambda serial: f"Revoked {user} in {project} (certificate {serial:x})",
                 ),
             )
 
         self._form(f"Revoke a VPN user of {project}", [self._user_field()], "Next", asked)
 
-
-def _vpn_module() -> Any:
-    # Imported on use: the VPN layer pulls in the PKI, which the other views never need.
-    from core.vpn import service
-
-    return service
