@@ -6,14 +6,25 @@ import os
 import secrets
 import shutil
 import subprocess
+import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+
+def _installed_netcon() -> str | None:
+    # pip puts the script beside this interpreter; a version manager's shim for it may
+    # not exist until it rehashes, so look there before PATH.
+    beside = Path(sysconfig.get_path("scripts")) / "netcon"
+    return str(beside) if beside.exists() else shutil.which("netcon")
+
+
+NETCON = _installed_netcon()
+
 pytestmark = pytest.mark.skipif(
-    shutil.which("tmux") is None or shutil.which("netcon") is None,
+    shutil.which("tmux") is None or NETCON is None,
     reason="needs tmux and the installed netcon executable (pip install -e .)",
 )
 
@@ -61,7 +72,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
         "TERM": "xterm-256color",
         "ESCDELAY": "25",
     }
-    subprocess.run(["netcon", "--db", url, "demo"], check=True, env=env, capture_output=True)
+    subprocess.run([str(NETCON), "--db", url, "demo"], check=True, env=env, capture_output=True)
     session = f"nc-tui-{secrets.token_hex(2)}"
     subprocess.run(
         [
@@ -69,7 +80,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
             "-e", f"XDG_CONFIG_HOME={env['XDG_CONFIG_HOME']}",
             "-e", f"XDG_DATA_HOME={env['XDG_DATA_HOME']}",
             "-e", "ESCDELAY=25",
-            f"netcon --db {url}",
+            f"{NETCON} --db {url}",
         ],
         check=True, env=env,
     )
@@ -119,11 +130,11 @@ def test_netcon_console_in_tmux(terminal: Terminal) -> None:
 def test_netcon_read_only_in_tmux(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cloud.db'}"
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    subprocess.run(["netcon", "--db", url, "demo"], check=True, env=env, capture_output=True)
+    subprocess.run([str(NETCON), "--db", url, "demo"], check=True, env=env, capture_output=True)
     session = f"nc-tui-{secrets.token_hex(2)}"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-         "-e", f"XDG_CONFIG_HOME={env['XDG_CONFIG_HOME']}", f"netcon --db {url} --read-only"],
+         "-e", f"XDG_CONFIG_HOME={env['XDG_CONFIG_HOME']}", f"{NETCON} --db {url} --read-only"],
         check=True, env=env,
     )
     terminal = Terminal(session)
