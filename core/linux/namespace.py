@@ -18,8 +18,10 @@ def check_netns(name: str | None) -> None:
     if not name or "/" in name or name in (".", ".."):
         raise InvalidInput("--netns", f"{name!r} is not a namespace name")
     if not (NETNS_DIR / name).exists():
-        raise HostError(
-            f"network namespace {name!r} does not exist (create it with 'ip netns add {name}')"
+        # An unknown name is bad input, like an unknown project: exit status 2.
+        raise InvalidInput(
+            "--netns",
+            f"network namespace {name!r} does not exist (create it with 'ip netns add {name}')",
         )
 
 
@@ -28,7 +30,7 @@ def state_key(name: str | None) -> str:
     return "netns-" + name if name else "host"
 
 
-def _inside(netns: str | None, argv: Sequence[str]) -> list[str]:
+def inside(netns: str | None, argv: Sequence[str]) -> list[str]:
     # nsenter rather than a setns() in a pre-exec hook: without the hook, Python can
     # spawn the child cheaply, which halves the cost of each nft call.
     if netns is None:
@@ -42,7 +44,7 @@ def run(
     """Run a program inside ``netns``; a missing program is a HostError naming it."""
     try:
         return subprocess.run(
-            _inside(netns, argv),
+            inside(netns, argv),
             input=stdin,
             capture_output=True,
             text=True,
@@ -60,7 +62,7 @@ def spawn(netns: str | None, argv: Sequence[str], env: dict[str, str]) -> subpro
     """Start a daemon inside ``netns`` (it forks away; the caller waits for the parent)."""
     try:
         return subprocess.Popen(
-            _inside(netns, argv),
+            inside(netns, argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

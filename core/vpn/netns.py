@@ -11,19 +11,12 @@ import errno
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from core.errors import HostError, InvalidInput
-
-NETNS_DIR = Path("/run/netns")
-
-
-def check_netns(name: str | None) -> None:
-    if name is not None and not (NETNS_DIR / name).exists():
-        raise InvalidInput("--netns", f"network namespace {name!r} does not exist")
+from core.errors import HostError
+from core.linux.namespace import NETNS_DIR, check_netns
 
 
 @contextmanager
@@ -63,14 +56,13 @@ def ensure_tap(name: str | None, tap: str, bridge: str) -> None:
 
 
 def remove_tap(name: str | None, tap: str) -> None:
+    if name is not None and not (NETNS_DIR / name).exists():
+        return  # the namespace is gone, and the tap with it
     try:
         with iproute(name) as ipr:
             found = ipr.link_lookup(ifname=tap)
             if found:
                 ipr.link("del", index=found[0])
-    except InvalidInput:
-        # The namespace is gone, and the tap with it.
-        return
     except NetlinkError as exc:
         if exc.code != errno.ENODEV:
             raise HostError(f"cannot delete {tap}{where(name)}: {exc}") from None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HostError
+from core.linux.namespace import inside as netns_command
 from core.vpn import netns
 from core.vpn.files import private_dir, write_private
 from core.vpn.pki import ProjectPki
@@ -256,8 +257,7 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
         "--config",
         str(files.config),
     ]
-    if namespace:
-        command = ["ip", "netns", "exec", namespace, *command]
+    command = netns_command(namespace or None, command)
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False

@@ -64,7 +64,7 @@ def test_plan_apply_and_dhcp_event_on_the_command_line(lab: Lab, tmp_path: Path)
     assert "nethost" in listing.stdout
 
     missing = netcon(lab, "host", "plan", "--netns", "nc-absent-0000")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0
     assert "does not exist" in missing.stderr
 
