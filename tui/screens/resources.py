@@ -137,7 +137,7 @@ def _network_detail(n: NetworkView) -> Content:
             ("network", f"{n.cidr}  (id {n.id}, {n.label})"),
             ("manager", n.manager),
             ("segment", f"{n.segmentation or 'none'} {_text(n.vlan)}"),
-            ("bridge", f"{n.bridge} on {_text(n.bridge_interface)}"),
+            ("bridge", n.bridge + (f" (port {n.bridge_interface})" if n.bridge_interface else "")),
             ("gateway", n.gateway),
             ("netmask", n.netmask),
             ("broadcast", n.broadcast),
