@@ -27,6 +27,14 @@ class DhcpHost:
 
 
 @dataclass(frozen=True)
+class HeldLease:
+    """A lease dnsmasq still holds for an address whose instance is gone."""
+
+    address: str
+    mac: str
+
+
+@dataclass(frozen=True)
 class Segment:
     kind: str  # "vlan" (802.1Q) or "vxlan"
     id: int
@@ -45,6 +53,9 @@ class Dhcp:
     domain: str
     lease_time: int
     hosts: tuple[DhcpHost, ...]
+    # Released addresses come back only once their lease is gone; these are asked back
+    # from dnsmasq (dhcp_release) instead of waiting for the lease to run out.
+    held_leases: tuple[HeldLease, ...] = ()
 
     @cached_property
     def hosts_file(self) -> str:
@@ -124,8 +135,16 @@ def desired_from_session(session: Session, settings: Settings) -> DesiredHost:
     ).all()
     hosted_ids = [n.id for n, _ in rows if n.host == host and n.manager != "flat"]
     leases = _dhcp_hosts(session, hosted_ids)
+    held = _held_leases(session, hosted_ids)
     networks = tuple(
-        _network(network, project, network.host == host, leases.get(network.id, ()), settings)
+        _network(
+            network,
+            project,
+            network.host == host,
+            leases.get(network.id, ()),
+            held.get(network.id, ()),
+            settings,
+        )
         for network, project in rows
     )
     fixed = aliased(FixedIP)
@@ -161,11 +180,31 @@ def _dhcp_hosts(session: Session, network_ids: list[int]) -> dict[int, tuple[Dhc
     return {k: tuple(v) for k, v in found.items()}
 
 
+def _held_leases(session: Session, network_ids: list[int]) -> dict[int, tuple[HeldLease, ...]]:
+    if not network_ids:
+        return {}
+    found: dict[int, list[HeldLease]] = {}
+    rows = session.execute(
+        select(FixedIP.network_id, FixedIP.address, FixedIP.mac)
+        .where(
+            FixedIP.network_id.in_(network_ids),
+            FixedIP.instance_id.is_(None),
+            FixedIP.leased.is_(True),
+            FixedIP.mac.is_not(None),
+        )
+        .order_by(FixedIP.address_int)
+    )
+    for network_id, address, mac in rows:
+        found.setdefault(network_id, []).append(HeldLease(address, str(mac)))
+    return {k: tuple(v) for k, v in found.items()}
+
+
 def _network(
     network: Network,
     project: str | None,
     hosted_here: bool,
     hosts: tuple[DhcpHost, ...],
+    held: tuple[HeldLease, ...],
     settings: Settings,
 ) -> DesiredNetwork:
     subnet = ipaddress.IPv4Network(network.cidr)
@@ -182,6 +221,7 @@ def _network(
             domain=settings.dhcp_domain,
             lease_time=settings.dhcp_lease_time,
             hosts=hosts,
+            held_leases=held,
         )
     return DesiredNetwork(
         id=network.id,

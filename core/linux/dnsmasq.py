@@ -16,6 +16,7 @@ import signal
 import stat
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,6 +221,21 @@ def reload(pid: int) -> None:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         raise HostError(f"dnsmasq pid {pid} vanished before it could reload") from None
+
+
+def release_leases(
+    netns: str | None, program: str, bridge: str, leases: Sequence[tuple[str, str]]
+) -> None:
+    """Ask dnsmasq to drop leases (a DHCPRELEASE on the client's behalf).
+
+    dnsmasq then runs the lease script with ``del``, which frees the address in the
+    database at once instead of after the lease time.
+    """
+    for address, mac in leases:
+        result = namespace.run(netns, [program, bridge, address, mac])
+        if result.returncode != 0:
+            message = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+            raise HostError(f"dhcp_release {address} on {bridge}: {message}")
 
 
 def stop(pid: int | None, files: DhcpFiles, *, remove_files: bool = True) -> None:

@@ -35,6 +35,7 @@ from core.linux.operations import (
     EnableForwarding,
     Operation,
     Plan,
+    ReleaseLeases,
     ReloadDnsmasq,
     SetMaster,
     SetUp,
@@ -262,6 +263,8 @@ class Executor:
                 dnsmasq.start(self.netns, op.argv, env, files)
             elif isinstance(op, ReloadDnsmasq):
                 dnsmasq.reload(op.pid)
+            elif isinstance(op, ReleaseLeases):
+                dnsmasq.release_leases(self.netns, op.program, op.bridge, op.leases)
 
 
 def _explain(op: Operation, code: int) -> str:

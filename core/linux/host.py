@@ -115,6 +115,7 @@ class HostLayer:
             dnsmasq_path=dnsmasq.find_binary(self.settings.dnsmasq_binary),
             dnsmasq_binary=self.settings.dnsmasq_binary,
             nft_binary=self.settings.nft_binary,
+            dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
         )
 
     def _executor(self) -> Executor:

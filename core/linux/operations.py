@@ -196,6 +196,17 @@ class ReloadDnsmasq(Operation):
 
 
 @dataclass(frozen=True)
+class ReleaseLeases(Operation):
+    bridge: str
+    leases: tuple[tuple[str, str], ...]  # (address, MAC)
+    program: str  # dhcp_release, from dnsmasq-utils
+
+    def describe(self) -> str:
+        addresses = ", ".join(address for address, _ in self.leases)
+        return f"release DHCP lease(s) of terminated instances on {self.bridge}: {addresses}"
+
+
+@dataclass(frozen=True)
 class StopDnsmasq(Operation):
     bridge: str
     pid: int | None

@@ -32,6 +32,7 @@ from core.linux.operations import (
     EnableForwarding,
     Operation,
     Plan,
+    ReleaseLeases,
     ReloadDnsmasq,
     SetMaster,
     SetUp,
@@ -48,6 +49,8 @@ class PlanContext:
     dnsmasq_path: str | None
     dnsmasq_binary: str
     nft_binary: str
+    # dhcp_release (dnsmasq-utils), or None: released leases then simply run out.
+    dhcp_release_path: str | None = None
 
 
 class _Builder:
@@ -300,6 +303,18 @@ class _Builder:
                 self.after.append(StartDnsmasq(net.bridge, net.id, argv, replaces=state.pid))
             elif changed:
                 self.after.append(ReloadDnsmasq(net.bridge, state.pid))
+                # Only a running dnsmasq holds leases to give back, and only a change of
+                # its hosts file (an instance gone) makes new ones to ask for: a second
+                # apply finds nothing to do here.
+                held = net.dhcp.held_leases if net.dhcp is not None else ()
+                if held and context.dhcp_release_path is not None:
+                    self.after.append(
+                        ReleaseLeases(
+                            net.bridge,
+                            tuple((lease.address, lease.mac) for lease in held),
+                            context.dhcp_release_path,
+                        )
+                    )
         for bridge, state in sorted(self.observed.dnsmasq.items()):
             if bridge not in wanted:
                 self.stops.append(StopDnsmasq(bridge, state.pid))

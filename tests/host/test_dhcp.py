@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from core.linux.operations import StartDnsmasq
+from core.linux.operations import ReleaseLeases, StartDnsmasq
 from tests.host.conftest import Lab
 from tests.host.scenario import network_host
 
@@ -71,4 +71,35 @@ def test_allocation_rewrites_hosts_file_and_dead_dnsmasq_is_restarted(
     assert [op.describe() for op in host.layer.sync().operations] == [f"start dnsmasq for {bridge}"]
     instance = host.instance("vm2", vm2.mac, bridge)
     assert lab.dhcp_client(instance) == vm2.address
+    assert host.layer.plan().operations == ()
+
+
+def test_terminated_instances_lease_is_released_at_once(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.22.0.0/29", 1, 8)
+    vm = service.launch_instance("alpha", "vm1").addresses[0]
+    host.layer.sync()
+    bridge = service.list_networks()[0].bridge
+    assert lab.dhcp_client(host.instance("vm1", vm.mac, bridge)) == vm.address
+    deadline = time.monotonic() + 10
+    while not _lease_state(service, vm.address) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _lease_state(service, vm.address)
+
+    # Terminated while its lease runs: the address is held until the lease is gone.
+    service.terminate_instance("vm1")
+    plan = host.layer.plan()
+    releases = [op for op in plan.operations if isinstance(op, ReleaseLeases)]
+    assert [op.leases for op in releases] == [((vm.address, vm.mac),)]
+    host.layer.apply(plan)
+
+    # dnsmasq drops the lease and its script tells the database: free again, no timeout.
+    deadline = time.monotonic() + 10
+    while _lease_state(service, vm.address) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _lease_state(service, vm.address)
+    assert service.launch_instance("alpha", "vm2").addresses[0].address == vm.address
+    host.layer.sync()
     assert host.layer.plan().operations == ()
