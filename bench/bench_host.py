@@ -137,20 +137,21 @@ def ip_operations(nets: tuple[DesiredNetwork, ...]) -> list[str]:
     return lines
 
 
+def bench_layer(state_dir: Path, ns: str) -> HostLayer:
+    """The host layer acting in the benchmark's namespace, on its underlay interfaces."""
+    settings = load_settings(
+        paths=[], state_dir=str(state_dir), netns=ns, vlan_interface="und0", public_interface="und1"
+    )
+    return HostLayer(settings)
+
+
 def bench_links(count: int, repeat: int, state_dir: Path) -> None:
     nets = networks(count)
     lines = ip_operations(nets)
     netcon_times, again_times, batch_times, process_times = [], [], [], []
     for _ in range(repeat):
         with fresh_namespace("nc") as ns:
-            settings = load_settings(
-                paths=[],
-                state_dir=str(state_dir),
-                netns=ns,
-                vlan_interface="und0",
-                public_interface="und1",
-            )
-            layer = HostLayer(settings)
+            layer = bench_layer(state_dir, ns)
             layer.netlink  # noqa: B018 - the long-lived socket is opened once per namespace
             desired = DesiredHost("bench", "und1", GROUP, 4789, networks=nets)
             start = time.perf_counter()
@@ -214,14 +215,7 @@ def time_association(present: int, repeat: int, state_dir: Path) -> tuple[float,
     """(one association with netcon, whole-ruleset rewrite) with ``present`` associated."""
     pairs = floating_pairs(present + repeat)
     with fresh_namespace(f"fip{present}") as ns:
-        settings = load_settings(
-            paths=[],
-            state_dir=str(state_dir),
-            netns=ns,
-            public_interface="und1",
-            vlan_interface="und0",
-        )
-        layer = HostLayer(settings)
+        layer = bench_layer(state_dir, ns)
         # Set-up, not timed: the table with `present` associations and their addresses.
         desired = DesiredHost("bench", "und1", GROUP, 4789, floating=tuple(pairs[:present]))
         layer.sync(desired)
@@ -305,14 +299,7 @@ def dhcp_network(hosts: int) -> DesiredNetwork:
 
 def time_allocation(hosts: int, repeat: int, state_dir: Path) -> float:
     with fresh_namespace(f"dhcp{hosts}") as ns:
-        settings = load_settings(
-            paths=[],
-            state_dir=str(state_dir),
-            netns=ns,
-            public_interface="und1",
-            vlan_interface="und0",
-        )
-        layer = HostLayer(settings)
+        layer = bench_layer(state_dir, ns)
         network = dhcp_network(hosts + repeat)
         layer.sync(DesiredHost("bench", "und1", GROUP, 4789, networks=(dhcp_network(hosts),)))
         files = dnsmasq.DhcpFiles(layer.dhcp_dir, network.bridge)
