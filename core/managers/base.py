@@ -44,6 +44,8 @@ class NetworkManager:
     # Without DHCP nothing can hold a lease, so an address is free again at once.
     waits_for_lease: ClassVar[bool] = True
     injects_config: ClassVar[bool] = False
+    # Only VLAN networks have a project VPN; its address is the one after the gateway.
+    has_vpn: ClassVar[bool] = False
 
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top
@@ -77,7 +79,7 @@ class NetworkManager:
             vlan=plan.vlan,
             vpn_public_port=plan.vpn_public_port,
             vpn_public_address=vpn_public_address,
-            vpn_private_address=None,
+            vpn_private_address=str(subnet.network_address + 2) if self.has_vpn else None,
             created_at=created_at,
         )
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import NoMoreNetworks
-from core.managers.base import NetworkManager, SubnetPlan
+from core.managers.base import NetworkManager
 from core.store.models import Network, Project
 
 
@@ -18,32 +17,12 @@ class VlanManager(NetworkManager):
     # network, gateway and the project's VPN address.
     reserved_bottom = 3
     min_network_size = 8
+    has_vpn = True
     # Above this the segment is a VXLAN VNI, not an 802.1Q id.
     max_vlan_id: ClassVar[int] = 4094
 
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top + cnt_vpn_clients
-
-    def network_row(
-        self,
-        plan: SubnetPlan,
-        *,
-        dns: str | None,
-        bridge_interface: str | None,
-        segmentation: str | None,
-        vpn_public_address: str | None,
-        created_at: datetime,
-    ) -> Network:
-        row = super().network_row(
-            plan,
-            dns=dns,
-            bridge_interface=bridge_interface,
-            segmentation=segmentation,
-            vpn_public_address=vpn_public_address,
-            created_at=created_at,
-        )
-        row.vpn_private_address = str(plan.subnet.network_address + 2)
-        return row
 
     def networks_for(self, session: Session, project: Project) -> list[Network]:
         own = session.scalars(select(Network).where(Network.project_id == project.id)).first()

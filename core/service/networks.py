@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from core import validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
-from core.managers.base import NetworkManager, SubnetPlan
+from core.managers.base import SubnetPlan
 from core.managers.vlan import VlanManager
 from core.service.base import ServiceBase
 from core.store.models import FixedIP, FloatingIP, Instance, Network, Project
@@ -115,14 +115,9 @@ class NetworkService(ServiceBase):
                 ]
             else:
                 assert bridge is not None
-                self._check_bridge_free(session, bridge, mgr.kind)
                 plans = [SubnetPlan(subnet=subnets[0], label=label or mgr.kind, bridge=bridge)]
             for plan in plans:
-                taken = session.scalars(
-                    select(Network.cidr).where(Network.bridge == plan.bridge)
-                ).first()
-                if taken is not None:
-                    raise Conflict("bridge", f"{plan.bridge} already carries network {taken}")
+                self._check_bridge_free(session, plan.bridge)
             rows = [
                 mgr.network_row(
                     plan,
@@ -233,7 +228,7 @@ class NetworkService(ServiceBase):
             raise Conflict("vpn_start", "no VPN ports are left below 65535")
         return result
 
-    def _check_bridge_free(self, session: Session, bridge: str, kind: str) -> None:
+    def _check_bridge_free(self, session: Session, bridge: str) -> None:
         holder = session.execute(
             select(Network.cidr, Network.manager).where(Network.bridge == bridge)
         ).first()
@@ -430,7 +425,3 @@ def _network_view(network: Network, counts: tuple[int, int, int]) -> NetworkView
         reserved=reserved,
         free=total - reserved - used,
     )
-
-
-def network_manager_of(network: Network) -> NetworkManager:
-    return get_manager(network.manager)

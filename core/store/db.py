@@ -8,6 +8,7 @@ allocation queries take row locks (``FOR UPDATE SKIP LOCKED``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,8 +130,6 @@ class Database:
         if self.dialect == "sqlite":
             database = make_url(self.url).database
             if database and database != ":memory:":
-                import os
-
                 return os.access(database, os.W_OK) and os.access(Path(database).parent, os.W_OK)
             return True
         try:
@@ -156,8 +155,7 @@ def bulk_insert(
     connection = session.connection()
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     statement = (
-        f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([marker] * len(columns))})"
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
     )
     batch = list(rows)
     if batch:
