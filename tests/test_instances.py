@@ -199,3 +199,13 @@ def test_network_host_is_the_least_loaded_live_host(service: NetconService) -> N
     assert hosts == {"alpha": "nethost1", "beta": "nethost2", "gamma": "nethost1"}
     listed = {h.name: (h.alive, h.networks) for h in service.list_hosts()}
     assert listed == {"nethost1": (True, 2), "nethost2": (True, 1)}
+
+
+def test_flat_launch_moves_on_to_the_next_network_with_room(service: NetconService) -> None:
+    service.create_networks("10.30.0.0/30", manager="flatdhcp", bridge="brone", label="one")
+    service.create_networks("10.31.0.0/30", manager="flatdhcp", bridge="brtwo", label="two")
+    service.create_project("ops", manager="flatdhcp")
+    assert service.launch_instance("ops", "a").addresses[0].address == "10.30.0.2"
+    assert service.launch_instance("ops", "b").addresses[0].address == "10.31.0.2"
+    with pytest.raises(NoMoreFixedIps, match=r"network two \(10.31.0.0/30\)"):
+        service.launch_instance("ops", "c")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from core import validate
-from core.errors import Conflict, InvalidInput, NetconError, QuotaExceeded
+from core.errors import Conflict, InvalidInput, NoMoreFixedIps, QuotaExceeded
 from core.managers import MANAGERS
 from core.managers import manager as get_manager
-from core.managers.base import random_mac
+from core.managers.base import NetworkManager, random_mac
 from core.managers.flat import injected_config
 from core.service.base import ServiceBase
 from core.store.models import (
@@ -179,24 +180,16 @@ class InstanceService(ServiceBase):
             )
 
     def _allocate(
-        self, session: Session, mgr, networks: list[Network], instance: Instance
-    ) -> FixedIP:  # type: ignore[no-untyped-def]
+        self, session: Session, mgr: NetworkManager, networks: list[Network], instance: Instance
+    ) -> FixedIP:
+        """An address from the first of ``networks`` that has one free."""
         mac = self._unique_mac(session)
-        last_error: NetconError | None = None
-        for network in networks:
-            try:
-                return mgr.allocate_fixed_ip(  # type: ignore[no-any-return]
-                    session,
-                    network,
-                    instance,
-                    mac,
-                    self.clock(),
-                    self.settings.fixed_ip_disassociate_timeout,
-                )
-            except NetconError as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
+        timeout = self.settings.fixed_ip_disassociate_timeout
+        for network in networks[:-1]:
+            with contextlib.suppress(NoMoreFixedIps):
+                return mgr.allocate_fixed_ip(session, network, instance, mac, self.clock(), timeout)
+        # The last network's exhaustion is the error the admin sees.
+        return mgr.allocate_fixed_ip(session, networks[-1], instance, mac, self.clock(), timeout)
 
     def _unique_mac(self, session: Session) -> str:
         for _ in range(MAC_ATTEMPTS):
