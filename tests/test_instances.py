@@ -202,8 +202,8 @@ def test_network_host_is_the_least_loaded_live_host(service: NetconService) -> N
 
 
 def test_flat_launch_moves_on_to_the_next_network_with_room(service: NetconService) -> None:
-    service.create_networks("10.30.0.0/30", manager="flatdhcp", bridge="brone", label="one")
-    service.create_networks("10.31.0.0/30", manager="flatdhcp", bridge="brtwo", label="two")
+    service.create_networks("10.30.0.0/30", 1, 4, manager="flatdhcp", bridge="brone", label="one")
+    service.create_networks("10.31.0.0/30", 1, 4, manager="flatdhcp", bridge="brtwo", label="two")
     service.create_project("ops", manager="flatdhcp")
     assert service.launch_instance("ops", "a").addresses[0].address == "10.30.0.2"
     assert service.launch_instance("ops", "b").addresses[0].address == "10.31.0.2"
