@@ -135,16 +135,19 @@ class ServiceBase:
         ).first()
         if row is not None:
             return str(row[0])
-        name = self.settings.host
-        # Concurrent first launches may all find no row for this host: on PostgreSQL a
-        # plain INSERT of the second one fails on the unique name, so skip a conflict.
+        self._ensure_host(session, self.settings.host)
+        return self.settings.host
+
+    def _ensure_host(self, session: Session, name: str) -> None:
+        """Register a network host by name unless it is known already."""
+        # Two transactions may both find no row: on PostgreSQL a plain INSERT of the
+        # second fails on the unique name, so a conflict is skipped instead.
         dialect_insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
         session.execute(
             dialect_insert(Host)
             .values(name=name, role="network")
             .on_conflict_do_nothing(index_elements=["name"])
         )
-        return name
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import update
 
 from core import validate
 from core.service.base import ServiceBase
@@ -19,11 +19,10 @@ class HostService(ServiceBase):
         """Mark a network host alive; the host layer calls this on every apply."""
         name = validate.host_name("host", host if host is not None else self.settings.host)
         with self.db.write() as session:
-            row = session.scalars(select(Host).where(Host.name == name)).first()
-            if row is None:
-                row = Host(name=name, role="network")
-                session.add(row)
-            row.last_heartbeat = self.clock()
+            self._ensure_host(session, name)
+            session.execute(
+                update(Host).where(Host.name == name).values(last_heartbeat=self.clock())
+            )
 
     def host_plan(self, netns: str | None = None) -> Plan:
         """What `host apply` would change on this host, or in namespace ``netns`` (a rehearsal).
