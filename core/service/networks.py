@@ -136,8 +136,8 @@ class NetworkService(ServiceBase):
             audit.target = f"{len(rows)} {mgr.kind} network(s) in {cidr}"
             audit.after = [row.cidr for row in rows]
             audit.network_ids.update(row.id for row in rows)
-            ids = [row.id for row in rows]
-        return [v for v in self.list_networks() if v.id in set(ids)]
+            made = {row.id for row in rows}
+        return [v for v in self.list_networks() if v.id in made]
 
     def _free_subnets(
         self, session: Session, cidr: ipaddress.IPv4Network, prefix: int, count: int
