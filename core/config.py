@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -11,20 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInput
+from core.paths import config_paths, data_dir, default_database_url
 
-
-def data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "netcon"
-
-
-def default_database_url() -> str:
-    return f"sqlite:///{data_dir() / 'netcon.db'}"
-
-
-def config_paths() -> list[Path]:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return [Path("/etc/netcon/netcon.toml"), Path(base) / "netcon" / "netcon.toml"]
+__all__ = ["Settings", "config_paths", "data_dir", "default_database_url", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +41,10 @@ class Settings:
     # A host whose heartbeat is older than this is not given new networks.
     host_down_time: int = 60
     default_floating_pool: str = "nova"
-    # Per-project quotas; a negative number means no limit.
+    # Per-project quotas; a negative number means no limit. Fixed IPs are unlimited by
+    # default, as nova-network's were in practice: a project's instances are its quota.
     quota_floating_ips: int = 10
-    quota_fixed_ips: int = 10
+    quota_fixed_ips: int = -1
     quota_security_groups: int = 10
     quota_security_group_rules: int = 20
     auto_apply: bool = False

@@ -12,6 +12,8 @@ class NetconError(Exception):
     """
 
     exit_code = 1
+    # The input a refusal is about, when there is one (a script reads it under --json).
+    field: str | None = None
 
     def __init__(self, message: str) -> None:
         # One line, always: a message is shown on stderr and in a console notification.
@@ -21,13 +23,19 @@ class NetconError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
+    @property
+    def rule(self) -> str:
+        """The message without the field it names."""
+        prefix = f"{self.field}: "
+        text = self.message
+        return text[len(prefix) :] if self.field and text.startswith(prefix) else text
+
 
 class InvalidInput(NetconError):
     exit_code = 2
 
     def __init__(self, field: str, rule: str) -> None:
         self.field = field
-        self.rule = rule
         super().__init__(f"{field}: {rule}")
 
 

@@ -183,3 +183,14 @@ def host_name(field: str, value: object) -> str:
             field, f"{text!r} must be a host name: labels of letters, digits or '-', joined by '.'"
         )
     return text
+
+
+# Row ids are INTEGER in both databases; PostgreSQL's is 32 bits.
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(field: str, value: object) -> int:
+    """An id as the database stores it; a number beyond that range is bad input."""
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) > 10:
+        raise InvalidInput(field, f"{value.strip()[:20]}... is not an id (at most {MAX_ROW_ID})")
+    return integer(field, value, 1, MAX_ROW_ID)

@@ -1,34 +1,29 @@
 """Plain, immutable results of the service API.
 
-The console, the CLI and scripts get these instead of ORM objects, so nothing outside
-``core`` holds a database session or can change state by accident.
+The console, the CLI and scripts get these instead of database rows, so nothing outside
+``core`` holds a connection or can change state by accident. They are named tuples: a
+listing of a /16 makes 65,534 of them, and a tuple is built several times faster than
+a frozen dataclass.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
-class View:
-    def to_dict(self) -> dict[str, Any]:
-        result = {}
-        for item in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, item.name)
-            if isinstance(value, datetime):
-                value = value.isoformat(timespec="seconds")
-            elif isinstance(value, tuple):
-                value = [v.to_dict() if isinstance(v, View) else v for v in value]
-            elif isinstance(value, View):
-                value = value.to_dict()
-            result[item.name] = value
-        return result
+def to_dict(view: Any) -> Any:
+    """A view (or a tuple of views) as plain dicts and lists, ready for JSON."""
+    if hasattr(view, "_asdict"):
+        return {key: to_dict(value) for key, value in view._asdict().items()}
+    if isinstance(view, tuple | list):
+        return [to_dict(value) for value in view]
+    if isinstance(view, datetime):
+        return view.isoformat(timespec="seconds")
+    return view
 
 
-@dataclass(frozen=True)
-class ProjectView(View):
+class ProjectView(NamedTuple):
     id: int
     name: str
     manager: str
@@ -38,8 +33,7 @@ class ProjectView(View):
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class NetworkView(View):
+class NetworkView(NamedTuple):
     id: int
     label: str
     manager: str
@@ -65,8 +59,17 @@ class NetworkView(View):
     free: int
 
 
-@dataclass(frozen=True)
-class FixedIPView(View):
+def fixed_ip_state(reserved: bool, allocated: bool, leased: bool) -> str:
+    if reserved:
+        return "reserved"
+    if allocated:
+        return "leased" if leased else "allocated"
+    if leased:
+        return "releasing"
+    return "free"
+
+
+class FixedIPView(NamedTuple):
     id: int
     address: str
     network: str  # CIDR
@@ -77,23 +80,10 @@ class FixedIPView(View):
     reserved: bool
     allocated: bool
     leased: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "state": self.state}
-
-    @property
-    def state(self) -> str:
-        if self.reserved:
-            return "reserved"
-        if self.allocated:
-            return "leased" if self.leased else "allocated"
-        if self.leased:
-            return "releasing"
-        return "free"
+    state: str  # fixed_ip_state() of the three flags
 
 
-@dataclass(frozen=True)
-class FloatingIPView(View):
+class FloatingIPView(NamedTuple):
     id: int
     address: str
     pool: str
@@ -105,16 +95,24 @@ class FloatingIPView(View):
     auto_assigned: bool
 
 
-@dataclass(frozen=True)
-class AddressView(View):
+class FloatingRangeView(NamedTuple):
+    """What `floating create` made or `floating delete` removed."""
+
+    range: str
+    addresses: int
+    pool: str | None  # None: the range held several pools
+    host: str | None
+    interface: str | None
+
+
+class AddressView(NamedTuple):
     network: str
     address: str
     mac: str
     floating: str | None
 
 
-@dataclass(frozen=True)
-class InstanceView(View):
+class InstanceView(NamedTuple):
     id: int
     name: str
     project: str
@@ -124,22 +122,19 @@ class InstanceView(View):
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class InjectedConfig(View):
+class InjectedConfig(NamedTuple):
     """What a Flat network writes into the instance's image at launch."""
 
     interfaces: str  # an /etc/network/interfaces stanza
     cloud_init: str  # a cloud-init network-config version 2 document
 
 
-@dataclass(frozen=True)
-class InstanceDetail(View):
+class InstanceDetail(NamedTuple):
     instance: InstanceView
     injected: InjectedConfig | None
 
 
-@dataclass(frozen=True)
-class RuleView(View):
+class RuleView(NamedTuple):
     id: int
     protocol: str
     from_port: int
@@ -148,8 +143,7 @@ class RuleView(View):
     source_group: str | None
 
 
-@dataclass(frozen=True)
-class SecurityGroupView(View):
+class SecurityGroupView(NamedTuple):
     id: int
     project: str
     name: str
@@ -158,8 +152,7 @@ class SecurityGroupView(View):
     instances: int
 
 
-@dataclass(frozen=True)
-class VpnView(View):
+class VpnView(NamedTuple):
     project: str | None
     network: str
     public_address: str | None
@@ -168,8 +161,7 @@ class VpnView(View):
     state: str
 
 
-@dataclass(frozen=True)
-class HostView(View):
+class HostView(NamedTuple):
     name: str
     role: str
     last_heartbeat: datetime | None
@@ -178,8 +170,7 @@ class HostView(View):
     floating_ips: int
 
 
-@dataclass(frozen=True)
-class AuditView(View):
+class AuditView(NamedTuple):
     id: int
     at: datetime
     actor: str
@@ -189,8 +180,7 @@ class AuditView(View):
     after: str | None
 
 
-@dataclass(frozen=True)
-class Page(View):
+class Page(NamedTuple):
     """A window of a large listing (fixed IPs of a /16) with the total it came from."""
 
     rows: tuple[Any, ...]

@@ -138,7 +138,7 @@ def test_rule_ports(demo: NetconService, protocol: str, low: int, high: int) -> 
 def _netcon(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NETCON_DATABASE_URL": f"sqlite:///{db}"}
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "core.cli", *args],
         capture_output=True,
         text=True,
         env=env,

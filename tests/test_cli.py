@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.cli import main
+from core.cli import main
 
 
 def run(db: Path, *args: str) -> tuple[int, str, str]:

@@ -293,7 +293,7 @@ def test_concurrent_floating_allocation_hands_out_each_address_once(
 ) -> None:
     service = _service(db_url)
     # The usable hosts of a /28: 14 addresses for 4 projects asking for 5 each.
-    assert service.create_floating_range("h1", "198.51.100.0/28", pool="public") == 14
+    assert service.create_floating_range("h1", "198.51.100.0/28", pool="public").addresses == 14
     projects = [f"tenant{index}" for index in range(WORKERS)]
     for project in projects:
         service.create_project(project, "flatdhcp")

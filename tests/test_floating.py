@@ -23,8 +23,8 @@ def service(tmp_path: Path) -> NetconService:
 
 
 def test_create_list_delete_range(service: NetconService) -> None:
-    assert service.create_floating_range("nethost1", "203.0.113.0/29") == 6
-    assert service.create_floating_range("nethost1", "198.51.100.10-198.51.100.12", pool="b") == 3
+    assert service.create_floating_range("nethost1", "203.0.113.0/29").addresses == 6
+    assert service.create_floating_range("nethost1", "198.51.100.10-198.51.100.12", pool="b").addresses == 3
     listed = service.list_floating_ips()
     assert [f.address for f in listed][:2] == ["198.51.100.10", "198.51.100.11"]
     assert {f.interface for f in listed} == {"eth0"}
@@ -32,7 +32,7 @@ def test_create_list_delete_range(service: NetconService) -> None:
         service.create_floating_range("nethost1", "203.0.113.1")
     with pytest.raises(Conflict, match="overlaps fixed network 10.0.0.0/24"):
         service.create_floating_range("nethost1", "10.0.0.0/28")
-    assert service.delete_floating_range("203.0.113.0/29") == 6
+    assert service.delete_floating_range("203.0.113.0/29").addresses == 6
     with pytest.raises(NotFound):
         service.delete_floating_range("203.0.113.0/29")
     assert len(service.list_floating_ips()) == 3

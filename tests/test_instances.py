@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.errors import Conflict, InvalidInput, NoMoreFixedIps, NoMoreNetworks, QuotaExceeded
 from core.service import NetconService
-from core.store.models import Network
+from core.store.schema import networks
 from tests.support import FIXED_TIME, make_service
 
 
@@ -174,14 +174,14 @@ def test_project_lifecycle(service: NetconService) -> None:
     with pytest.raises(Conflict, match="instance"):
         service.delete_project("alpha")
     service.terminate_instance("a")
-    with service.db.write() as session:
-        session.scalars(select(Network)).one().vpn_enabled = True
+    with service.db.write() as connection:
+        connection.execute(update(networks).values(vpn_enabled=True))
     service.delete_project("alpha")
     assert service.list_projects() == []
     # The VLAN network went back to the pool, without the old project's VPN.
     assert service.list_networks()[0].project is None
-    with service.db.read() as session:
-        assert session.scalars(select(Network)).one().vpn_enabled is False
+    with service.db.read() as connection:
+        assert connection.execute(select(networks.c.vpn_enabled)).scalar_one() is False
 
 
 def test_network_host_is_the_least_loaded_live_host(service: NetconService) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, Row, or_, select
 
 from core.config import Settings
 from core.store.db import Database
-from core.store.models import FixedIP, FloatingIP, Instance, Network, Project
+from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 
 
 @dataclass(frozen=True)
@@ -116,83 +116,84 @@ class DesiredHost:
 
 
 def read_desired(db: Database, settings: Settings) -> DesiredHost:
-    with db.read() as session:
-        return desired_from_session(session, settings)
+    with db.read() as connection:
+        return desired_from_connection(connection, settings)
 
 
-def desired_from_session(session: Session, settings: Settings) -> DesiredHost:
+def desired_from_connection(connection: Connection, settings: Settings) -> DesiredHost:
     host = settings.host
     served = (
-        select(FixedIP.network_id)
-        .join(Instance, FixedIP.instance_id == Instance.id)
-        .where(Instance.host == host)
+        select(fixed_ips.c.network_id)
+        .join(instances, fixed_ips.c.instance_id == instances.c.id)
+        .where(instances.c.host == host)
     )
-    rows = session.execute(
-        select(Network, Project.name)
-        .outerjoin(Project, Network.project_id == Project.id)
-        .where(or_(Network.host == host, Network.id.in_(served)))
-        .order_by(Network.id)
+    rows = connection.execute(
+        select(networks, projects.c.name.label("project_name"))
+        .outerjoin(projects, networks.c.project_id == projects.c.id)
+        .where(or_(networks.c.host == host, networks.c.id.in_(served)))
+        .order_by(networks.c.id)
     ).all()
-    hosted_ids = [n.id for n, _ in rows if n.host == host and n.manager != "flat"]
-    leases = _dhcp_hosts(session, hosted_ids)
-    held = _held_leases(session, hosted_ids)
-    networks = tuple(
+    hosted_ids = [n.id for n in rows if n.host == host and n.manager != "flat"]
+    leases = _dhcp_hosts(connection, hosted_ids)
+    held = _held_leases(connection, hosted_ids)
+    wanted = tuple(
         _network(
             network,
-            project,
             network.host == host,
             leases.get(network.id, ()),
             held.get(network.id, ()),
             settings,
         )
-        for network, project in rows
+        for network in rows
     )
-    fixed = aliased(FixedIP)
-    pairs = session.execute(
-        select(FloatingIP.address, fixed.address, FloatingIP.interface)
-        .join(fixed, FloatingIP.fixed_ip_id == fixed.id)
-        .where(FloatingIP.host == host)
-        .order_by(FloatingIP.address_int)
+    fixed = fixed_ips.alias("fixed")
+    pairs = connection.execute(
+        select(floating_ips.c.address, fixed.c.address, floating_ips.c.interface)
+        .join(fixed, floating_ips.c.fixed_ip_id == fixed.c.id)
+        .where(floating_ips.c.host == host)
+        .order_by(floating_ips.c.address_int)
     ).all()
     return DesiredHost(
         host=host,
         public_interface=settings.public_interface,
         vxlan_group=settings.vxlan_group,
         vxlan_port=settings.vxlan_port,
-        networks=networks,
+        networks=wanted,
         floating=tuple(FloatingNat(f, x, i) for f, x, i in pairs),
-        snat_ranges=tuple(n.cidr for n in networks if n.gateway is not None),
+        snat_ranges=tuple(n.cidr for n in wanted if n.gateway is not None),
     )
 
 
-def _dhcp_hosts(session: Session, network_ids: list[int]) -> dict[int, tuple[DhcpHost, ...]]:
+def _dhcp_hosts(connection: Connection, network_ids: list[int]) -> dict[int, tuple[DhcpHost, ...]]:
     if not network_ids:
         return {}
     found: dict[int, list[DhcpHost]] = {}
-    rows = session.execute(
-        select(FixedIP.network_id, FixedIP.mac, Instance.name, FixedIP.address)
-        .join(Instance, FixedIP.instance_id == Instance.id)
-        .where(FixedIP.network_id.in_(network_ids), FixedIP.mac.is_not(None))
-        .order_by(FixedIP.address_int)
+    rows = connection.execute(
+        select(fixed_ips.c.network_id, fixed_ips.c.mac, instances.c.name, fixed_ips.c.address)
+        .join(instances, fixed_ips.c.instance_id == instances.c.id)
+        .where(fixed_ips.c.network_id.in_(network_ids), fixed_ips.c.mac.is_not(None))
+        .order_by(fixed_ips.c.address_int)
     )
     for network_id, mac, name, address in rows:
         found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address))
     return {k: tuple(v) for k, v in found.items()}
 
 
-def _held_leases(session: Session, network_ids: list[int]) -> dict[int, tuple[HeldLease, ...]]:
+def _held_leases(
+    connection: Connection, network_ids: list[int]
+) -> dict[int, tuple[HeldLease, ...]]:
     if not network_ids:
         return {}
     found: dict[int, list[HeldLease]] = {}
-    rows = session.execute(
-        select(FixedIP.network_id, FixedIP.address, FixedIP.mac)
+    rows = connection.execute(
+        select(fixed_ips.c.network_id, fixed_ips.c.address, fixed_ips.c.mac)
         .where(
-            FixedIP.network_id.in_(network_ids),
-            FixedIP.instance_id.is_(None),
-            FixedIP.leased.is_(True),
-            FixedIP.mac.is_not(None),
+            fixed_ips.c.network_id.in_(network_ids),
+            fixed_ips.c.instance_id.is_(None),
+            fixed_ips.c.leased.is_(True),
+            fixed_ips.c.mac.is_not(None),
         )
-        .order_by(FixedIP.address_int)
+        .order_by(fixed_ips.c.address_int)
     )
     for network_id, address, mac in rows:
         found.setdefault(network_id, []).append(HeldLease(address, str(mac)))
@@ -200,8 +201,7 @@ def _held_leases(session: Session, network_ids: list[int]) -> dict[int, tuple[He
 
 
 def _network(
-    network: Network,
-    project: str | None,
+    network: Row[Any],
     hosted_here: bool,
     hosts: tuple[DhcpHost, ...],
     held: tuple[HeldLease, ...],
@@ -228,7 +228,7 @@ def _network(
         cidr=network.cidr,
         manager=network.manager,
         label=network.label,
-        project=project,
+        project=network.project_name,
         bridge=network.bridge,
         owns_bridge=not flat,
         bridge_interface=network.bridge_interface,

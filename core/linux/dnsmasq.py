@@ -109,7 +109,7 @@ def script_text(python: str = sys.executable) -> str:
     return (
         "#!/bin/sh\n"
         '[ "$1" = init ] && exit 0\n'
-        f'exec {shlex.quote(python)} -m tui.cli dhcp-event "$@"\n'
+        f'exec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
     )
 
 

@@ -130,7 +130,7 @@ class HostLayer:
         )
 
     def _dnsmasq_env(self) -> dict[str, str]:
-        # The lease script runs `python -m tui.cli dhcp-event`: it needs the database
+        # The lease script runs `python -m core.cli dhcp-event`: it needs the database
         # and this checkout on its import path, whatever dnsmasq's environment is.
         source = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")

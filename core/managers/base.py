@@ -5,19 +5,38 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import false, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, false, select, text, update
 
-from core.errors import NoMoreFixedIps
+from core import validate
+from core.errors import InvalidInput, NoMoreFixedIps
 from core.store.db import bulk_insert
-from core.store.models import FixedIP, Instance, Network, Project
+from core.store.schema import fixed_ips, networks
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 FIXED_IP_COLUMNS = ("address", "address_int", "network_id", "reserved", "allocated", "leased")
 FixedIPRow = tuple[str, int, int, bool, bool, bool]
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    """What `network create` was asked for, each field checked (defaults still None)."""
+
+    cidr: ipaddress.IPv4Network
+    count: int
+    size: int
+    label: str | None = None
+    bridge: str | None = None
+    bridge_interface: str | None = None
+    dns: str | None = None
+    segmentation: str | None = None
+    vlan_start: int | str | None = None
+    vpn_start: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,10 +48,11 @@ class SubnetPlan:
     bridge: str
     vlan: int | None = None
     vpn_public_port: int | None = None
+    vpn_public_address: str | None = None
 
 
 class NetworkManager:
-    """Rules of one manager. Instances are stateless; the session carries the state."""
+    """Rules of one manager. Instances are stateless; the connection carries the state."""
 
     kind: ClassVar[str]
     # Addresses kept from instances at the bottom (network, gateway, ...) and at the top
@@ -50,143 +70,178 @@ class NetworkManager:
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top
 
-    def network_row(
-        self,
-        plan: SubnetPlan,
-        *,
-        dns: str | None,
-        bridge_interface: str | None,
-        segmentation: str | None,
-        vpn_public_address: str | None,
-        created_at: datetime,
-    ) -> Network:
-        subnet = plan.subnet
-        hosts = subnet.num_addresses
-        return Network(
-            label=plan.label,
-            manager=self.kind,
-            cidr=str(subnet),
-            first_int=int(subnet.network_address),
-            last_int=int(subnet.broadcast_address),
-            netmask=str(subnet.netmask),
-            gateway=str(subnet.network_address + 1),
-            broadcast=str(subnet.broadcast_address),
-            dhcp_start=str(subnet.network_address + min(self.reserved_bottom, hosts - 1)),
-            dns1=dns,
-            bridge=plan.bridge,
-            bridge_interface=bridge_interface,
-            segmentation=segmentation,
-            vlan=plan.vlan,
-            vpn_public_port=plan.vpn_public_port,
-            vpn_public_address=vpn_public_address,
-            vpn_private_address=str(subnet.network_address + 2) if self.has_vpn else None,
-            created_at=created_at,
+    # -- network create ---------------------------------------------------------------
+
+    def complete_request(self, request: NetworkRequest, settings: Settings) -> NetworkRequest:
+        """The request with this manager's rules applied and its defaults filled in."""
+        if request.segmentation is not None:
+            raise InvalidInput("segmentation", f"only VLAN networks are segmented, not {self.kind}")
+        if request.vlan_start is not None or request.vpn_start is not None:
+            field = "vlan_start" if request.vlan_start is not None else "vpn_start"
+            raise InvalidInput(field, f"only VLAN networks have one, not {self.kind}")
+        if request.count != 1:
+            raise InvalidInput("num_networks", f"a {self.kind} network is created one at a time")
+        bridge = request.bridge if request.bridge is not None else settings.flat_network_bridge
+        return replace(
+            request,
+            bridge=validate.ifname("bridge", bridge),
+            dns=request.dns if request.dns is not None else settings.flat_network_dns or None,
         )
 
-    def fixed_ip_rows(self, network: Network, cnt_vpn_clients: int) -> Iterator[FixedIPRow]:
+    def subnet_plans(
+        self,
+        connection: Connection,
+        request: NetworkRequest,
+        subnets: list[ipaddress.IPv4Network],
+        settings: Settings,
+    ) -> list[SubnetPlan]:
+        """Label, bridge and (VLAN) segment and VPN port of each new network."""
+        assert request.bridge is not None
+        return [SubnetPlan(subnets[0], request.label or self.kind, request.bridge)]
+
+    def network_values(
+        self,
+        plan: SubnetPlan,
+        request: NetworkRequest,
+        created_at: datetime,
+    ) -> dict[str, Any]:
+        """The networks row for ``plan``: gateway, DHCP start and reserved roles as this
+        manager places them."""
+        subnet = plan.subnet
+        hosts = subnet.num_addresses
+        return {
+            "label": plan.label,
+            "manager": self.kind,
+            "cidr": str(subnet),
+            "first_int": int(subnet.network_address),
+            "last_int": int(subnet.broadcast_address),
+            "netmask": str(subnet.netmask),
+            "gateway": str(subnet.network_address + 1),
+            "broadcast": str(subnet.broadcast_address),
+            "dhcp_start": str(subnet.network_address + min(self.reserved_bottom, hosts - 1)),
+            "dns1": request.dns,
+            "bridge": plan.bridge,
+            "bridge_interface": request.bridge_interface,
+            "segmentation": request.segmentation,
+            "vlan": plan.vlan,
+            "vpn_public_port": plan.vpn_public_port,
+            "vpn_public_address": plan.vpn_public_address,
+            "vpn_private_address": str(subnet.network_address + 2) if self.has_vpn else None,
+            "created_at": created_at,
+        }
+
+    def fixed_ip_rows(
+        self, network_id: int, first: int, last: int, cnt_vpn_clients: int
+    ) -> Iterator[FixedIPRow]:
         """One row per address of the subnet, reserved ones marked, for a bulk insert."""
-        first, last = network.first_int, network.last_int
         count = last - first + 1
         bottom = self.reserved_bottom
         top = self.top_reserved(cnt_vpn_clients)
         to_text = ipaddress.IPv4Address
         for index, value in enumerate(range(first, last + 1)):
             reserved = index < bottom or count - index <= top
-            yield (str(to_text(value)), value, network.id, reserved, False, False)
+            yield (str(to_text(value)), value, network_id, reserved, False, False)
 
-    def insert_fixed_ips(self, session: Session, network: Network, cnt_vpn_clients: int) -> None:
+    def insert_fixed_ips(
+        self, connection: Connection, network_id: int, first: int, last: int, cnt: int
+    ) -> None:
         bulk_insert(
-            session, "fixed_ips", FIXED_IP_COLUMNS, self.fixed_ip_rows(network, cnt_vpn_clients)
+            connection,
+            "fixed_ips",
+            FIXED_IP_COLUMNS,
+            self.fixed_ip_rows(network_id, first, last, cnt),
         )
 
     # -- allocation -----------------------------------------------------------------
 
     def allocate_fixed_ip(
         self,
-        session: Session,
-        network: Network,
-        instance: Instance,
+        connection: Connection,
+        network: Row[Any],
+        instance_id: int,
         mac: str,
         now: datetime,
         timeout: int,
-    ) -> FixedIP:
-        fixed = self._first_free(session, network)
+    ) -> Row[Any]:
+        """Give the lowest free address of ``network`` to the instance; returns its row."""
+        fixed_id = self._first_free(connection, network.id)
         if (
-            fixed is None
+            fixed_id is None
             and self.waits_for_lease
-            and self._reclaim_stale(session, network, now, timeout)
+            and self._reclaim_stale(connection, network.id, now, timeout)
         ):
-            fixed = self._first_free(session, network)
-        if fixed is None:
+            fixed_id = self._first_free(connection, network.id)
+        if fixed_id is None:
             raise NoMoreFixedIps(f"{network.label} ({network.cidr})")
-        fixed.instance_id = instance.id
-        fixed.mac = mac
-        fixed.allocated = True
-        fixed.released_at = None
-        return fixed
+        connection.execute(
+            update(fixed_ips)
+            .where(fixed_ips.c.id == fixed_id)
+            .values(instance_id=instance_id, mac=mac, allocated=True, released_at=None)
+        )
+        return connection.execute(select(fixed_ips).where(fixed_ips.c.id == fixed_id)).one()
 
-    def _first_free(self, session: Session, network: Network) -> FixedIP | None:
+    def _first_free(self, connection: Connection, network_id: int) -> int | None:
         """The lowest free address, found through the partial index of free rows only,
         so the cost stays flat however full the network is."""
-        if session.get_bind().dialect.name == "sqlite":
+        if connection.dialect.name == "sqlite":
             # SQLite's planner prefers ix_fixed_ips_network_address (same leading
             # columns) and then steps over every allocated row, so name the index. The
             # write transaction already holds the database lock: no row lock needed.
-            named = select(FixedIP).from_statement(
+            return connection.execute(
                 text(
-                    "SELECT * FROM fixed_ips INDEXED BY ix_fixed_ips_free "
+                    "SELECT id FROM fixed_ips INDEXED BY ix_fixed_ips_free "
                     "WHERE network_id = :network_id AND instance_id IS NULL "
                     "AND reserved = 0 AND leased = 0 ORDER BY address_int LIMIT 1"
-                ).bindparams(network_id=network.id)
-            )
-            return session.scalars(named).first()
+                ),
+                {"network_id": network_id},
+            ).scalar()
         # SKIP LOCKED lets concurrent launches on PostgreSQL take different rows.
-        query = (
-            select(FixedIP)
+        return connection.execute(
+            select(fixed_ips.c.id)
             .where(
-                FixedIP.network_id == network.id,
-                FixedIP.instance_id.is_(None),
-                FixedIP.reserved == false(),
-                FixedIP.leased == false(),
+                fixed_ips.c.network_id == network_id,
+                fixed_ips.c.instance_id.is_(None),
+                fixed_ips.c.reserved == false(),
+                fixed_ips.c.leased == false(),
             )
-            .order_by(FixedIP.address_int)
+            .order_by(fixed_ips.c.address_int)
             .limit(1)
             .with_for_update(skip_locked=True)
-        )
-        return session.scalars(query).first()
+        ).scalar()
 
     def _reclaim_stale(
-        self, session: Session, network: Network, now: datetime, timeout: int
+        self, connection: Connection, network_id: int, now: datetime, timeout: int
     ) -> bool:
         """Free addresses whose DHCP lease never went away after release (the timeout)."""
-        result = session.execute(
-            update(FixedIP)
+        result = connection.execute(
+            update(fixed_ips)
             .where(
-                FixedIP.network_id == network.id,
-                FixedIP.instance_id.is_(None),
-                FixedIP.leased.is_(True),
-                FixedIP.released_at < now - timedelta(seconds=timeout),
+                fixed_ips.c.network_id == network_id,
+                fixed_ips.c.instance_id.is_(None),
+                fixed_ips.c.leased.is_(True),
+                fixed_ips.c.released_at < now - timedelta(seconds=timeout),
             )
             .values(leased=False, mac=None, released_at=None)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
-    def release_fixed_ip(self, fixed: FixedIP, now: datetime) -> None:
-        fixed.instance_id = None
-        fixed.allocated = False
+    def release_fixed_ip(self, connection: Connection, fixed: Row[Any], now: datetime) -> None:
         if self.waits_for_lease and fixed.leased:
             # Reused only once dnsmasq reports the lease gone (or after the timeout):
             # handing it out earlier gives two machines one address.
-            fixed.released_at = now
+            values: dict[str, Any] = {"released_at": now}
         else:
-            fixed.mac = None
-            fixed.leased = False
-            fixed.released_at = None
+            values = {"mac": None, "leased": False, "released_at": None}
+        connection.execute(
+            update(fixed_ips)
+            .where(fixed_ips.c.id == fixed.id)
+            .values(instance_id=None, allocated=False, **values)
+        )
 
-    def networks_for(self, session: Session, project: Project) -> list[Network]:
+    def networks_for(self, connection: Connection, project: Row[Any]) -> list[Row[Any]]:
         """The networks an instance of ``project`` takes an address from, in order."""
-        query = select(Network).where(Network.manager == self.kind).order_by(Network.id)
-        return list(session.scalars(query))
+        query = select(networks).where(networks.c.manager == self.kind).order_by(networks.c.id)
+        return list(connection.execute(query))
 
 
 def random_mac(rng: random.Random) -> str:

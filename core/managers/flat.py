@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from typing import Any
+
+from sqlalchemy import Row
 
 from core.managers.base import NetworkManager
-from core.store.models import FixedIP, Network
 from core.views import InjectedConfig
 
 
@@ -16,7 +18,7 @@ class FlatManager(NetworkManager):
     injects_config = True
 
 
-def injected_config(network: Network, fixed: FixedIP, interface: str = "eth0") -> InjectedConfig:
+def injected_config(network: Row[Any], fixed: Row[Any], interface: str = "eth0") -> InjectedConfig:
     """The network configuration written into a Flat instance's image at launch."""
     dns = [d for d in (network.dns1, network.dns2) if d]
     prefix = ipaddress.IPv4Network(network.cidr).prefixlen

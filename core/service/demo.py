@@ -11,7 +11,7 @@ from core.service.floating import FloatingService
 from core.service.instances import InstanceService
 from core.service.networks import NetworkService
 from core.service.secgroups import SecurityGroupService
-from core.store.models import Project
+from core.store.schema import projects
 
 # Documentation address blocks (RFC 5737) stand in for the public range.
 DEMO_PUBLIC_RANGE = "203.0.113.0/28"
@@ -19,8 +19,8 @@ DEMO_PUBLIC_RANGE = "203.0.113.0/28"
 
 class DemoService(NetworkService, InstanceService, FloatingService, SecurityGroupService):
     def load_demo(self) -> None:
-        with self.db.read() as session:
-            if session.scalar(select(func.count(Project.id))):
+        with self.db.read() as connection:
+            if connection.execute(select(func.count(projects.c.id))).scalar():
                 raise Conflict(
                     "database", "already holds projects; demo data goes into an empty one"
                 )

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, delete, func, select, update
 
 from core import validate
 from core.errors import Conflict, NoMoreFloatingIps, NotFound, QuotaExceeded
 from core.service.base import ServiceBase
 from core.service.networks import RANGE_LOCK
 from core.store.db import bulk_insert
-from core.store.models import FixedIP, FloatingIP, Instance, Network, Project
-from core.views import FloatingIPView
+from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
+from core.views import FloatingIPView, FloatingRangeView
 
 
 class FloatingService(ServiceBase):
     def create_floating_range(
         self, host: str, ip_range: str, pool: str | None = None, interface: str | None = None
-    ) -> int:
-        """Add every address of ``ip_range`` to ``pool`` on ``host``; returns the count."""
+    ) -> FloatingRangeView:
+        """Add every address of ``ip_range`` to ``pool`` on ``host``."""
         validate.host_name("host", host)
         span = validate.ip_range("ip_range", ip_range)
         pool = validate.name(
@@ -29,26 +29,26 @@ class FloatingService(ServiceBase):
         interface = validate.ifname(
             "interface", interface if interface is not None else self.settings.public_interface
         )
-        with self._change("floating.create", str(span)) as (session, audit):
-            self.db.advisory_lock(session, RANGE_LOCK)
-            clash = session.scalars(
-                select(FloatingIP.address)
-                .where(FloatingIP.address_int.between(span.first, span.last))
-                .order_by(FloatingIP.address_int)
+        with self._change("floating.create", str(span)) as (connection, audit):
+            self.db.advisory_lock(connection, RANGE_LOCK)
+            clash = connection.execute(
+                select(floating_ips.c.address)
+                .where(floating_ips.c.address_int.between(span.first, span.last))
+                .order_by(floating_ips.c.address_int)
                 .limit(1)
-            ).first()
+            ).scalar()
             if clash is not None:
                 raise Conflict("ip_range", f"{ip_range} overlaps existing floating IP {clash}")
-            network = session.scalars(
-                select(Network.cidr)
-                .where(Network.first_int <= span.last, Network.last_int >= span.first)
+            network = connection.execute(
+                select(networks.c.cidr)
+                .where(networks.c.first_int <= span.last, networks.c.last_int >= span.first)
                 .limit(1)
-            ).first()
+            ).scalar()
             if network is not None:
                 raise Conflict("ip_range", f"{ip_range} overlaps fixed network {network}")
             to_text = ipaddress.IPv4Address
             bulk_insert(
-                session,
+                connection,
                 "floating_ips",
                 ("address", "address_int", "pool", "host", "interface", "auto_assigned"),
                 (
@@ -59,145 +59,166 @@ class FloatingService(ServiceBase):
             audit.target = str(span)
             audit.after = {"pool": pool, "host": host, "interface": interface, "count": len(span)}
             audit.floating = True
-        return len(span)
+        return FloatingRangeView(str(span), len(span), pool, host, interface)
 
-    def delete_floating_range(self, ip_range: str) -> int:
+    def delete_floating_range(self, ip_range: str) -> FloatingRangeView:
         span = validate.ip_range("ip_range", ip_range)
-        with self._change("floating.delete", str(span)) as (session, audit):
-            in_range = FloatingIP.address_int.between(span.first, span.last)
-            total, held = session.execute(
-                select(func.count(FloatingIP.id), func.count(FloatingIP.project_id)).where(in_range)
+        with self._change("floating.delete", str(span)) as (connection, audit):
+            in_range = floating_ips.c.address_int.between(span.first, span.last)
+            total, held, pools, hosts, interfaces = connection.execute(
+                select(
+                    func.count(floating_ips.c.id),
+                    func.count(floating_ips.c.project_id),
+                    func.count(floating_ips.c.pool.distinct()),
+                    func.count(floating_ips.c.host.distinct()),
+                    func.count(floating_ips.c.interface.distinct()),
+                ).where(in_range)
             ).one()
             if not total:
                 raise NotFound("ip_range", f"{ip_range} holds no floating IPs")
             if held:
-                first = session.scalars(
-                    select(FloatingIP.address)
-                    .where(in_range, FloatingIP.project_id.is_not(None))
-                    .order_by(FloatingIP.address_int)
+                first = connection.execute(
+                    select(floating_ips.c.address)
+                    .where(in_range, floating_ips.c.project_id.is_not(None))
+                    .order_by(floating_ips.c.address_int)
                     .limit(1)
-                ).one()
+                ).scalar_one()
                 raise Conflict(
                     "ip_range",
                     f"{held} address(es) in {ip_range} are allocated to projects "
                     f"(first {first}); release them first",
                 )
-            # No sync: the ORM would fetch all 65k deleted ids back to match its identity map.
-            session.execute(
-                delete(FloatingIP).where(in_range).execution_options(synchronize_session=False)
-            )
+            sample = connection.execute(
+                select(floating_ips.c.pool, floating_ips.c.host, floating_ips.c.interface)
+                .where(in_range)
+                .limit(1)
+            ).one()
+            connection.execute(delete(floating_ips).where(in_range))
             audit.target = str(span)
             audit.before = {"count": total}
             audit.floating = True
-        return int(total)
+        return FloatingRangeView(
+            str(span),
+            int(total),
+            sample.pool if pools == 1 else None,
+            sample.host if hosts == 1 else None,
+            sample.interface if interfaces == 1 else None,
+        )
 
     def list_floating_ips(
-        self, host: str | None = None, project: str | None = None
+        self, host: str | None = None, project: str | None = None, pool: str | None = None
     ) -> list[FloatingIPView]:
-        with self.db.read() as session:
-            query = (
-                select(FloatingIP, Project.name, FixedIP.address, Instance.name)
-                .outerjoin(Project, FloatingIP.project_id == Project.id)
-                .outerjoin(FixedIP, FloatingIP.fixed_ip_id == FixedIP.id)
-                .outerjoin(Instance, FixedIP.instance_id == Instance.id)
-                .order_by(FloatingIP.address_int)
-            )
+        with self.db.read() as connection:
+            where = []
             if host is not None:
-                query = query.where(FloatingIP.host == host)
+                where.append(floating_ips.c.host == validate.host_name("host", host))
+            if pool is not None:
+                where.append(floating_ips.c.pool == validate.name("pool", pool))
             if project is not None:
-                query = query.where(FloatingIP.project_id == self._project(session, project).id)
-            return [
-                _view(floating, project_name, fixed_address, instance_name)
-                for floating, project_name, fixed_address, instance_name in session.execute(query)
-            ]
+                owner = self._project(connection, project)
+                where.append(floating_ips.c.project_id == owner.id)
+            return _floating_views(connection, *where)
 
     def get_floating_ip(self, address: str) -> FloatingIPView:
-        with self.db.read() as session:
-            floating = self._floating(session, address)
-            fixed = floating.fixed_ip
-            return _view(
-                floating,
-                floating.project.name if floating.project else None,
-                fixed.address if fixed else None,
-                fixed.instance.name if fixed and fixed.instance else None,
-            )
+        with self.db.read() as connection:
+            floating = self._floating(connection, address)
+            return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
     def allocate_floating_ip(self, project: str, pool: str | None = None) -> FloatingIPView:
         pool = validate.name(
             "pool", pool if pool is not None else self.settings.default_floating_pool
         )
-        with self._change("floating.allocate", project) as (session, audit):
-            owner = self._project(session, project, lock=True)
+        with self._change("floating.allocate", project) as (connection, audit):
+            owner = self._project(connection, project, lock=True)
             quota = self.settings.quota_floating_ips
             if quota >= 0:
-                held = session.scalar(
-                    select(func.count(FloatingIP.id)).where(
-                        FloatingIP.project_id == owner.id, FloatingIP.auto_assigned.is_(False)
+                held = connection.execute(
+                    select(func.count(floating_ips.c.id)).where(
+                        floating_ips.c.project_id == owner.id,
+                        floating_ips.c.auto_assigned.is_(False),
                     )
-                )
+                ).scalar()
                 if (held or 0) >= quota:
                     raise QuotaExceeded(
                         f"project {owner.name}: floating IP quota of {quota} reached "
                         "(quota_floating_ips)"
                     )
-            floating = session.scalars(
-                select(FloatingIP)
-                .where(FloatingIP.pool == pool, FloatingIP.project_id.is_(None))
-                .order_by(FloatingIP.address_int)
+            chosen = connection.execute(
+                select(floating_ips.c.id, floating_ips.c.address)
+                .where(floating_ips.c.pool == pool, floating_ips.c.project_id.is_(None))
+                .order_by(floating_ips.c.address_int)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
-            if floating is None:
+            if chosen is None:
+                if not connection.execute(
+                    select(floating_ips.c.id).where(floating_ips.c.pool == pool).limit(1)
+                ).first():
+                    raise NotFound("pool", f"no floating IP pool named {pool!r}")
                 raise NoMoreFloatingIps(pool)
-            floating.project_id = owner.id
-            audit.target = floating.address
+            connection.execute(
+                update(floating_ips)
+                .where(floating_ips.c.id == chosen.id)
+                .values(project_id=owner.id)
+            )
+            audit.target = chosen.address
             audit.after = {"project": owner.name, "pool": pool}
-            address = floating.address
-        return self.get_floating_ip(address)
+            return _floating_views(connection, floating_ips.c.id == chosen.id)[0]
 
     def associate_floating_ip(
         self, address: str, instance: str, fixed_address: str | None = None
     ) -> FloatingIPView:
-        with self._change("floating.associate", address) as (session, audit):
-            floating = self._floating(session, address, lock=True)
-            target = self._instance(session, instance)
+        with self._change("floating.associate", address) as (connection, audit):
+            floating = self._floating(connection, address, lock=True)
+            target = self._instance(connection, instance)
+            (current,) = _floating_views(connection, floating_ips.c.id == floating.id)
             if floating.project_id is None:
                 raise Conflict(
                     "address",
                     f"{floating.address} is not allocated to a project; allocate it first",
                 )
             if floating.project_id != target.project_id:
-                owner = floating.project.name if floating.project else "?"
+                target_project = connection.execute(
+                    select(projects.c.name).where(projects.c.id == target.project_id)
+                ).scalar_one()
                 raise Conflict(
                     "instance",
-                    f"{target.name} is in project {target.project.name}, but {floating.address} "
-                    f"belongs to {owner}",
+                    f"{target.name} is in project {target_project}, but {floating.address} "
+                    f"belongs to {current.project}",
                 )
             if floating.fixed_ip_id is not None:
-                current = floating.fixed_ip
-                holder = current.instance.name if current and current.instance else "?"
                 raise Conflict(
                     "address",
-                    f"{floating.address} is already associated with {holder}; "
+                    f"{floating.address} is already associated with {current.instance}; "
                     "disassociate it first",
                 )
-            fixed = self._pick_fixed(target, fixed_address)
-            taken = session.scalars(
-                select(FloatingIP.address).where(FloatingIP.fixed_ip_id == fixed.id)
-            ).first()
+            fixed = self._pick_fixed(connection, target, fixed_address)
+            taken = connection.execute(
+                select(floating_ips.c.address).where(floating_ips.c.fixed_ip_id == fixed.id)
+            ).scalar()
             if taken is not None:
                 raise Conflict(
                     "instance", f"{fixed.address} of {target.name} already has floating IP {taken}"
                 )
-            floating.fixed_ip_id = fixed.id
+            connection.execute(
+                update(floating_ips)
+                .where(floating_ips.c.id == floating.id)
+                .values(fixed_ip_id=fixed.id)
+            )
             audit.target = floating.address
             audit.after = {"instance": target.name, "fixed": fixed.address}
             audit.floating = True
             audit.network_ids.add(fixed.network_id)
-        return self.get_floating_ip(address)
+            return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
-    def _pick_fixed(self, target: Instance, fixed_address: str | None) -> FixedIP:
-        addresses = sorted(target.fixed_ips, key=lambda f: f.address_int)
+    def _pick_fixed(
+        self, connection: Connection, target: Row[Any], fixed_address: str | None
+    ) -> Row[Any]:
+        addresses = connection.execute(
+            select(fixed_ips)
+            .where(fixed_ips.c.instance_id == target.id)
+            .order_by(fixed_ips.c.address_int)
+        ).all()
         if fixed_address is not None:
             wanted = str(validate.ipv4_address("fixed_address", fixed_address))
             for fixed in addresses:
@@ -209,61 +230,110 @@ class FloatingService(ServiceBase):
         return addresses[0]
 
     def disassociate_floating_ip(self, address: str) -> FloatingIPView:
-        with self._change("floating.disassociate", address) as (session, audit):
-            floating = self._floating(session, address, lock=True)
+        with self._change("floating.disassociate", address) as (connection, audit):
+            floating = self._floating(connection, address, lock=True)
             if floating.fixed_ip_id is None:
                 raise Conflict("address", f"{floating.address} is not associated")
-            fixed = floating.fixed_ip
-            assert fixed is not None
-            audit.before = {
-                "instance": fixed.instance.name if fixed.instance else None,
-                "fixed": fixed.address,
-            }
-            audit.network_ids.add(fixed.network_id)
-            floating.fixed_ip_id = None
+            (before,) = _floating_views(connection, floating_ips.c.id == floating.id)
+            network_id = connection.execute(
+                select(fixed_ips.c.network_id).where(fixed_ips.c.id == floating.fixed_ip_id)
+            ).scalar_one()
+            audit.before = {"instance": before.instance, "fixed": before.fixed_address}
+            audit.network_ids.add(network_id)
+            connection.execute(
+                update(floating_ips)
+                .where(floating_ips.c.id == floating.id)
+                .values(fixed_ip_id=None)
+            )
             audit.target = floating.address
             audit.floating = True
-        return self.get_floating_ip(address)
+            return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
-    def release_floating_ip(self, address: str) -> None:
-        with self._change("floating.release", address) as (session, audit):
-            floating = self._floating(session, address, lock=True)
+    def release_floating_ip(self, address: str) -> FloatingIPView:
+        with self._change("floating.release", address) as (connection, audit):
+            floating = self._floating(connection, address, lock=True)
             if floating.project_id is None:
                 raise Conflict("address", f"{floating.address} is not allocated")
             if floating.fixed_ip_id is not None:
                 raise Conflict(
                     "address", f"{floating.address} is associated; disassociate it first"
                 )
-            audit.before = {"project": floating.project.name if floating.project else None}
-            floating.project_id = None
-            floating.auto_assigned = False
+            (before,) = _floating_views(connection, floating_ips.c.id == floating.id)
+            audit.before = {"project": before.project}
+            connection.execute(
+                update(floating_ips)
+                .where(floating_ips.c.id == floating.id)
+                .values(project_id=None, auto_assigned=False)
+            )
             audit.target = floating.address
+            return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
-    def _floating(self, session: Session, address: str, *, lock: bool = False) -> FloatingIP:
+    def _floating(self, connection: Connection, address: str, *, lock: bool = False) -> Row[Any]:
         text = str(validate.ipv4_address("address", address))
-        query = select(FloatingIP).where(FloatingIP.address == text)
+        query = select(floating_ips).where(floating_ips.c.address == text)
         if lock:
             query = query.with_for_update()
-        floating = session.scalars(query).first()
+        floating = connection.execute(query).first()
         if floating is None:
             raise NotFound("address", f"{text} is not a floating IP")
         return floating
 
 
-def _view(
-    floating: FloatingIP,
-    project: str | None,
-    fixed_address: str | None,
-    instance: str | None,
-) -> FloatingIPView:
-    return FloatingIPView(
-        id=floating.id,
-        address=floating.address,
-        pool=floating.pool,
-        host=floating.host,
-        interface=floating.interface,
-        project=project,
-        instance=instance,
-        fixed_address=fixed_address,
-        auto_assigned=floating.auto_assigned,
-    )
+def _floating_views(connection: Connection, *where: Any) -> list[FloatingIPView]:
+    """Floating IPs in address order; a /16 pool is 65,534 of them, so the addresses come
+    from the table alone and only the few associated or allocated ones are joined."""
+    rows = connection.execute(
+        select(
+            floating_ips.c.id,
+            floating_ips.c.address,
+            floating_ips.c.pool,
+            floating_ips.c.host,
+            floating_ips.c.interface,
+            floating_ips.c.project_id,
+            floating_ips.c.fixed_ip_id,
+            floating_ips.c.auto_assigned,
+        )
+        .where(*where)
+        .order_by(floating_ips.c.address_int)
+    ).all()
+    owners: dict[int, str] = {}
+    targets: dict[int, tuple[str, str | None]] = {}
+    if any(row[5] is not None for row in rows):
+        owners = dict(
+            connection.execute(
+                select(projects.c.id, projects.c.name).where(
+                    projects.c.id.in_(
+                        select(floating_ips.c.project_id).where(
+                            floating_ips.c.project_id.is_not(None), *where
+                        )
+                    )
+                )
+            ).all()
+        )
+        targets = {
+            fixed_id: (fixed_address, instance)
+            for fixed_id, fixed_address, instance in connection.execute(
+                select(fixed_ips.c.id, fixed_ips.c.address, instances.c.name)
+                .join(floating_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
+                .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
+                .where(*where)
+            )
+        }
+    no_target: tuple[str | None, str | None] = (None, None)
+    views = []
+    for id_, address, pool, host, interface, project_id, fixed_id, auto in rows:
+        fixed_address, instance = targets.get(fixed_id, no_target) if fixed_id else no_target
+        views.append(
+            FloatingIPView(
+                id_,
+                address,
+                pool,
+                host,
+                interface,
+                owners.get(project_id) if project_id is not None else None,
+                instance,
+                fixed_address,
+                bool(auto),
+            )
+        )
+    return views

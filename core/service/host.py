@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from core import validate
 from core.service.base import ServiceBase
-from core.store.models import Host
+from core.store.schema import hosts
 
 if TYPE_CHECKING:
     from core.linux.operations import Plan
@@ -18,10 +18,10 @@ class HostService(ServiceBase):
     def heartbeat(self, host: str | None = None) -> None:
         """Mark a network host alive; the host layer calls this on every apply."""
         name = validate.host_name("host", host if host is not None else self.settings.host)
-        with self.db.write() as session:
-            self._ensure_host(session, name)
-            session.execute(
-                update(Host).where(Host.name == name).values(last_heartbeat=self.clock())
+        with self.db.write() as connection:
+            self._ensure_host(connection, name)
+            connection.execute(
+                update(hosts).where(hosts.c.name == name).values(last_heartbeat=self.clock())
             )
 
     def host_plan(self, netns: str | None = None) -> Plan:

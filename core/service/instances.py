@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from core import validate
 from core.errors import Conflict, InvalidInput, NoMoreFixedIps, QuotaExceeded
@@ -15,13 +15,14 @@ from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
 from core.managers.flat import injected_config
 from core.service.base import ServiceBase
-from core.store.models import (
-    FixedIP,
-    FloatingIP,
-    Instance,
-    Network,
-    Project,
-    SecurityGroup,
+from core.store.schema import (
+    fixed_ips,
+    floating_ips,
+    instance_security_groups,
+    instances,
+    networks,
+    projects,
+    security_groups,
 )
 from core.views import AddressView, InstanceDetail, InstanceView, ProjectView
 
@@ -34,78 +35,59 @@ class InstanceService(ServiceBase):
     def create_project(self, name: str, manager: str | None = None) -> ProjectView:
         validate.name("project", name)
         kind = get_manager(manager if manager is not None else self.settings.network_manager).kind
-        with self._change("project.create", name) as (session, audit):
-            if session.scalars(select(Project).where(Project.name == name)).first():
+        with self._change("project.create", name) as (connection, audit):
+            if connection.execute(select(projects.c.id).where(projects.c.name == name)).first():
                 raise Conflict("project", f"{name!r} already exists")
-            project = Project(name=name, manager=kind, created_at=self.clock())
-            session.add(project)
-            session.flush()
-            session.add(SecurityGroup(project_id=project.id, name="default", description="default"))
+            (project_id,) = connection.execute(
+                insert(projects).values(name=name, manager=kind, created_at=self.clock())
+            ).inserted_primary_key  # type: ignore[misc]
+            connection.execute(
+                insert(security_groups).values(
+                    project_id=project_id, name="default", description="default"
+                )
+            )
             audit.after = {"name": name, "manager": kind}
-        return next(p for p in self.list_projects() if p.name == name)
+            return _project_views(connection, projects.c.id == project_id)[0]
+
+    def launch_obstacle(self, project: str) -> str | None:
+        """Why a first instance of ``project`` could not be launched now, or None.
+
+        A newcomer who creates a project before any VLAN network exists (the default
+        manager) would otherwise find out only at the first launch.
+        """
+        with self.db.read() as connection:
+            owner = self._project(connection, project)
+            if owner.manager != "vlan":
+                return None
+            return _missing_vlan_networks(connection, owner.name)
 
     def list_projects(self) -> list[ProjectView]:
-        with self.db.read() as session:
-            instances = dict(
-                session.execute(
-                    select(Instance.project_id, func.count(Instance.id)).group_by(
-                        Instance.project_id
-                    )
-                ).all()
-            )
-            floating = dict(
-                session.execute(
-                    select(FloatingIP.project_id, func.count(FloatingIP.id))
-                    .where(FloatingIP.project_id.is_not(None))
-                    .group_by(FloatingIP.project_id)
-                ).all()
-            )
-            networks = dict(
-                session.execute(
-                    select(Network.project_id, Network.cidr).where(Network.project_id.is_not(None))
-                ).all()
-            )
-            return [
-                ProjectView(
-                    id=p.id,
-                    name=p.name,
-                    manager=p.manager,
-                    network=networks.get(p.id),
-                    instances=instances.get(p.id, 0),
-                    floating_ips=floating.get(p.id, 0),
-                    created_at=p.created_at,
-                )
-                for p in session.scalars(select(Project).order_by(Project.name))
-            ]
+        with self.db.read() as connection:
+            return _project_views(connection)
 
-    def delete_project(self, name: str) -> None:
-        with self._change("project.delete", name) as (session, audit):
-            project = self._project(session, name, lock=True)
-            instances = session.scalar(
-                select(func.count(Instance.id)).where(Instance.project_id == project.id)
+    def delete_project(self, name: str) -> ProjectView:
+        with self._change("project.delete", name) as (connection, audit):
+            project = self._project(connection, name, lock=True)
+            (view,) = _project_views(connection, projects.c.id == project.id)
+            if view.instances:
+                raise Conflict("project", f"{name} still has {view.instances} instance(s)")
+            if view.floating_ips:
+                raise Conflict("project", f"{name} still holds {view.floating_ips} floating IP(s)")
+            # The VLAN network goes back to the pool for the next project, without this
+            # project's VPN: the next owner starts its own.
+            released = connection.execute(
+                update(networks)
+                .where(networks.c.project_id == project.id)
+                .values(project_id=None, vpn_enabled=False)
+                .returning(networks.c.id)
+            ).scalars()
+            audit.network_ids.update(released)
+            connection.execute(
+                delete(security_groups).where(security_groups.c.project_id == project.id)
             )
-            if instances:
-                raise Conflict("project", f"{name} still has {instances} instance(s)")
-            floating = session.scalar(
-                select(func.count(FloatingIP.id)).where(FloatingIP.project_id == project.id)
-            )
-            if floating:
-                raise Conflict("project", f"{name} still holds {floating} floating IP(s)")
-            network = session.scalars(
-                select(Network).where(Network.project_id == project.id)
-            ).first()
-            if network is not None:
-                # The VLAN network goes back to the pool for the next project, without
-                # this project's VPN: the next owner starts its own.
-                network.project_id = None
-                network.vpn_enabled = False
-                audit.network_ids.add(network.id)
-            for group in session.scalars(
-                select(SecurityGroup).where(SecurityGroup.project_id == project.id)
-            ):
-                session.delete(group)
-            session.delete(project)
+            connection.execute(delete(projects).where(projects.c.id == project.id))
             audit.before = {"name": name, "manager": project.manager}
+        return view
 
     # -- instances -----------------------------------------------------------------
 
@@ -116,48 +98,64 @@ class InstanceService(ServiceBase):
         groups = list(security_groups) or ["default"]
         for group in groups:
             validate.name("security_group", group)
-        with self._change("instance.launch", name) as (session, audit):
+        with self._change("instance.launch", name) as (connection, audit):
             # The project's row lock makes concurrent first launches take turns, so a
             # project never ends up with two VLAN networks.
-            owner = self._project(session, project, lock=True)
-            if session.scalars(select(Instance.id).where(Instance.name == name)).first():
+            owner = self._project(connection, project, lock=True)
+            if connection.execute(select(instances.c.id).where(instances.c.name == name)).first():
                 raise Conflict("name", f"an instance named {name!r} already exists")
-            members = self._groups(session, owner, groups)
-            self._check_fixed_quota(session, owner)
+            member_of = self._groups(connection, owner, groups)
+            self._check_fixed_quota(connection, owner)
             mgr = MANAGERS[owner.manager]
-            networks = mgr.networks_for(session, owner)
-            if not networks:
+            if owner.manager == "vlan":
+                missing = _missing_vlan_networks(connection, owner.name)
+                if missing is not None:
+                    raise Conflict("project", missing)
+            candidates = mgr.networks_for(connection, owner)
+            if not candidates:
                 raise Conflict(
                     "project",
                     f"{owner.name} uses the {owner.manager} manager but there is no "
                     f"{owner.manager} network; create one with "
                     f"'netcon network create --manager {owner.manager}'",
                 )
-            instance = Instance(name=name, project_id=owner.id, created_at=self.clock())
-            instance.security_groups = members
-            session.add(instance)
-            session.flush()
-            fixed = self._allocate(session, mgr, networks, instance)
-            if fixed.network.host is None:
-                fixed.network.host = self._pick_host(session)
-            instance.host = fixed.network.host
+            (instance_id,) = connection.execute(
+                insert(instances).values(name=name, project_id=owner.id, created_at=self.clock())
+            ).inserted_primary_key  # type: ignore[misc]
+            connection.execute(
+                insert(instance_security_groups),
+                [{"instance_id": instance_id, "security_group_id": g} for g in member_of],
+            )
+            fixed = self._allocate(connection, mgr, candidates, instance_id)
+            network = next(n for n in candidates if n.id == fixed.network_id)
+            host = network.host
+            if host is None:
+                host = self._pick_host(connection)
+                connection.execute(
+                    update(networks).where(networks.c.id == network.id).values(host=host)
+                )
+            connection.execute(
+                update(instances).where(instances.c.id == instance_id).values(host=host)
+            )
             audit.after = {"project": owner.name, "address": fixed.address, "mac": fixed.mac}
             audit.network_ids.add(fixed.network_id)
-        return self.get_instance(name).instance
+            return _instance_views(connection, instances.c.id == instance_id)[0]
 
-    def _groups(self, session: Session, owner: Project, names: list[str]) -> list[SecurityGroup]:
-        found = {
-            g.name: g
-            for g in session.scalars(
-                select(SecurityGroup).where(
-                    SecurityGroup.project_id == owner.id, SecurityGroup.name.in_(names)
+    def _groups(self, connection: Connection, owner: Row[Any], names: list[str]) -> list[int]:
+        """The ids of the project's groups ``names`` (its default group made if missing)."""
+        found = dict(
+            connection.execute(
+                select(security_groups.c.name, security_groups.c.id).where(
+                    security_groups.c.project_id == owner.id, security_groups.c.name.in_(names)
                 )
-            )
-        }
+            ).all()
+        )
         if "default" in names and "default" not in found:
-            group = SecurityGroup(project_id=owner.id, name="default", description="default")
-            session.add(group)
-            found["default"] = group
+            (found["default"],) = connection.execute(
+                insert(security_groups).values(
+                    project_id=owner.id, name="default", description="default"
+                )
+            ).inserted_primary_key  # type: ignore[misc]
         missing = [n for n in names if n not in found]
         if missing:
             raise InvalidInput(
@@ -165,111 +163,189 @@ class InstanceService(ServiceBase):
             )
         return [found[n] for n in dict.fromkeys(names)]
 
-    def _check_fixed_quota(self, session: Session, owner: Project) -> None:
+    def _check_fixed_quota(self, connection: Connection, owner: Row[Any]) -> None:
         quota = self.settings.quota_fixed_ips
         if quota < 0:
             return
-        used = session.scalar(
-            select(func.count(FixedIP.id))
-            .join(Instance, FixedIP.instance_id == Instance.id)
-            .where(Instance.project_id == owner.id)
-        )
+        used = connection.execute(
+            select(func.count(fixed_ips.c.id))
+            .join(instances, fixed_ips.c.instance_id == instances.c.id)
+            .where(instances.c.project_id == owner.id)
+        ).scalar()
         if (used or 0) >= quota:
             raise QuotaExceeded(
                 f"project {owner.name}: fixed IP quota of {quota} reached (quota_fixed_ips)"
             )
 
     def _allocate(
-        self, session: Session, mgr: NetworkManager, networks: list[Network], instance: Instance
-    ) -> FixedIP:
-        """An address from the first of ``networks`` that has one free."""
-        mac = self._unique_mac(session)
+        self,
+        connection: Connection,
+        mgr: NetworkManager,
+        candidates: Sequence[Row[Any]],
+        instance_id: int,
+    ) -> Row[Any]:
+        """An address from the first of ``candidates`` that has one free."""
+        mac = self._unique_mac(connection)
         timeout = self.settings.fixed_ip_disassociate_timeout
-        for network in networks[:-1]:
+        for network in candidates[:-1]:
             with contextlib.suppress(NoMoreFixedIps):
-                return mgr.allocate_fixed_ip(session, network, instance, mac, self.clock(), timeout)
+                return mgr.allocate_fixed_ip(
+                    connection, network, instance_id, mac, self.clock(), timeout
+                )
         # The last network's exhaustion is the error the admin sees.
-        return mgr.allocate_fixed_ip(session, networks[-1], instance, mac, self.clock(), timeout)
+        return mgr.allocate_fixed_ip(
+            connection, candidates[-1], instance_id, mac, self.clock(), timeout
+        )
 
-    def _unique_mac(self, session: Session) -> str:
+    def _unique_mac(self, connection: Connection) -> str:
         for _ in range(MAC_ATTEMPTS):
             mac = random_mac(self.rng)
-            if session.scalars(select(FixedIP.id).where(FixedIP.mac == mac)).first() is None:
+            taken = connection.execute(select(fixed_ips.c.id).where(fixed_ips.c.mac == mac))
+            if taken.first() is None:
                 return mac
         raise Conflict("mac", f"no unused MAC address after {MAC_ATTEMPTS} attempts")
 
-    def terminate_instance(self, name: str) -> None:
-        with self._change("instance.terminate", name) as (session, audit):
-            instance = self._instance(session, name)
-            addresses = []
-            for fixed in list(instance.fixed_ips):
-                for floating in session.scalars(
-                    select(FloatingIP).where(FloatingIP.fixed_ip_id == fixed.id)
-                ):
-                    # The floating IP stays with the project; only its NAT goes.
-                    floating.fixed_ip_id = None
+    def terminate_instance(self, name: str) -> InstanceView:
+        with self._change("instance.terminate", name) as (connection, audit):
+            instance = self._instance(connection, name)
+            (view,) = _instance_views(connection, instances.c.id == instance.id)
+            held = connection.execute(
+                select(fixed_ips, networks.c.manager)
+                .join(networks, fixed_ips.c.network_id == networks.c.id)
+                .where(fixed_ips.c.instance_id == instance.id)
+            ).all()
+            for fixed in held:
+                # The floating IP stays with the project; only its NAT goes.
+                moved = connection.execute(
+                    update(floating_ips)
+                    .where(floating_ips.c.fixed_ip_id == fixed.id)
+                    .values(fixed_ip_id=None)
+                )
+                if moved.rowcount:
                     audit.floating = True
-                addresses.append(fixed.address)
-                get_manager(fixed.network.manager).release_fixed_ip(fixed, self.clock())
+                get_manager(fixed.manager).release_fixed_ip(connection, fixed, self.clock())
                 audit.network_ids.add(fixed.network_id)
-            session.flush()
-            audit.before = {"project": instance.project.name, "addresses": addresses}
-            session.delete(instance)
+            audit.before = {"project": view.project, "addresses": [f.address for f in held]}
+            connection.execute(delete(instances).where(instances.c.id == instance.id))
+        return view
 
     def list_instances(self, project: str | None = None) -> list[InstanceView]:
-        with self.db.read() as session:
-            query = (
-                select(Instance)
-                .options(
-                    selectinload(Instance.fixed_ips).selectinload(FixedIP.network),
-                    selectinload(Instance.security_groups),
-                    selectinload(Instance.project),
-                )
-                .order_by(Instance.name)
-            )
-            if project is not None:
-                query = query.where(Instance.project_id == self._project(session, project).id)
-            instances = list(session.scalars(query))
-            floating = _floating_by_fixed(session, [f.id for i in instances for f in i.fixed_ips])
-            return [_instance_view(i, floating) for i in instances]
+        with self.db.read() as connection:
+            if project is None:
+                return _instance_views(connection)
+            owner = self._project(connection, project)
+            return _instance_views(connection, instances.c.project_id == owner.id)
 
     def get_instance(self, name: str) -> InstanceDetail:
-        with self.db.read() as session:
-            instance = self._instance(session, name)
-            floating = _floating_by_fixed(session, [f.id for f in instance.fixed_ips])
+        with self.db.read() as connection:
+            instance = self._instance(connection, name)
+            (view,) = _instance_views(connection, instances.c.id == instance.id)
             injected = None
-            for fixed in instance.fixed_ips:
-                if get_manager(fixed.network.manager).injects_config:
-                    injected = injected_config(fixed.network, fixed)
-            return InstanceDetail(instance=_instance_view(instance, floating), injected=injected)
+            for fixed in connection.execute(
+                select(fixed_ips).where(fixed_ips.c.instance_id == instance.id)
+            ):
+                network = connection.execute(
+                    select(networks).where(networks.c.id == fixed.network_id)
+                ).one()
+                if get_manager(network.manager).injects_config:
+                    injected = injected_config(network, fixed)
+            return InstanceDetail(instance=view, injected=injected)
 
 
-def _floating_by_fixed(session: Session, fixed_ids: list[int]) -> dict[int, str]:
-    if not fixed_ids:
-        return {}
-    rows = session.execute(
-        select(FloatingIP.fixed_ip_id, FloatingIP.address).where(
-            FloatingIP.fixed_ip_id.in_(fixed_ids)
+def _missing_vlan_networks(connection: Connection, project: str) -> str | None:
+    """The explanation for a VLAN project in a cloud with no VLAN network at all."""
+    if connection.execute(
+        select(networks.c.id).where(networks.c.manager == "vlan").limit(1)
+    ).first():
+        return None
+    others = connection.execute(
+        select(networks.c.manager, networks.c.cidr).order_by(networks.c.first_int)
+    ).all()
+    existing = ", ".join(f"{manager} {cidr}" for manager, cidr in others) or "none yet"
+    return (
+        f"{project} uses the vlan manager, but no VLAN network exists for its instances; "
+        "create some ('netcon network create 10.0.0.0/16 4 256'), or make the project with "
+        f"--manager flatdhcp or --manager flat (networks: {existing})"
+    )
+
+
+def _project_views(connection: Connection, *where: Any) -> list[ProjectView]:
+    instance_counts = (
+        select(instances.c.project_id, func.count(instances.c.id).label("n"))
+        .group_by(instances.c.project_id)
+        .subquery()
+    )
+    floating_counts = (
+        select(floating_ips.c.project_id, func.count(floating_ips.c.id).label("n"))
+        .where(floating_ips.c.project_id.is_not(None))
+        .group_by(floating_ips.c.project_id)
+        .subquery()
+    )
+    query = (
+        select(
+            projects.c.id,
+            projects.c.name,
+            projects.c.manager,
+            networks.c.cidr,
+            func.coalesce(instance_counts.c.n, 0),
+            func.coalesce(floating_counts.c.n, 0),
+            projects.c.created_at,
         )
+        .outerjoin(networks, networks.c.project_id == projects.c.id)
+        .outerjoin(instance_counts, instance_counts.c.project_id == projects.c.id)
+        .outerjoin(floating_counts, floating_counts.c.project_id == projects.c.id)
+        .where(*where)
+        .order_by(projects.c.name)
     )
-    return {fixed_id: address for fixed_id, address in rows if fixed_id is not None}
+    return [ProjectView(*row) for row in connection.execute(query)]
 
 
-def _instance_view(instance: Instance, floating: dict[int, str]) -> InstanceView:
-    return InstanceView(
-        id=instance.id,
-        name=instance.name,
-        project=instance.project.name,
-        host=instance.host,
-        addresses=tuple(
-            AddressView(
-                network=f.network.cidr,
-                address=f.address,
-                mac=f.mac or "",
-                floating=floating.get(f.id),
+def _instance_views(connection: Connection, *where: Any) -> list[InstanceView]:
+    rows = connection.execute(
+        select(instances, projects.c.name.label("project_name"))
+        .join(projects, instances.c.project_id == projects.c.id)
+        .where(*where)
+        .order_by(instances.c.name)
+    ).all()
+    ids = [row.id for row in rows]
+    addresses: dict[int, list[AddressView]] = {}
+    groups: dict[int, list[str]] = {}
+    if ids:
+        for instance_id, cidr, address, mac, floating in connection.execute(
+            select(
+                fixed_ips.c.instance_id,
+                networks.c.cidr,
+                fixed_ips.c.address,
+                fixed_ips.c.mac,
+                floating_ips.c.address,
             )
-            for f in sorted(instance.fixed_ips, key=lambda f: f.address_int)
-        ),
-        security_groups=tuple(sorted(g.name for g in instance.security_groups)),
-        created_at=instance.created_at,
-    )
+            .join(networks, fixed_ips.c.network_id == networks.c.id)
+            .outerjoin(floating_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
+            .where(fixed_ips.c.instance_id.in_(ids))
+            .order_by(fixed_ips.c.address_int)
+        ):
+            addresses.setdefault(instance_id, []).append(
+                AddressView(network=cidr, address=address, mac=mac or "", floating=floating)
+            )
+        for instance_id, group in connection.execute(
+            select(instance_security_groups.c.instance_id, security_groups.c.name)
+            .join(
+                security_groups,
+                instance_security_groups.c.security_group_id == security_groups.c.id,
+            )
+            .where(instance_security_groups.c.instance_id.in_(ids))
+            .order_by(security_groups.c.name)
+        ):
+            groups.setdefault(instance_id, []).append(group)
+    return [
+        InstanceView(
+            id=row.id,
+            name=row.name,
+            project=row.project_name,
+            host=row.host,
+            addresses=tuple(addresses.get(row.id, ())),
+            security_groups=tuple(groups.get(row.id, ())),
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]

@@ -5,24 +5,21 @@ from __future__ import annotations
 import bisect
 import ipaddress
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, Row, Select, case, delete, func, insert, or_, select, update
 
 from core import validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
-from core.managers.base import SubnetPlan
-from core.managers.vlan import VlanManager
+from core.managers.base import NetworkRequest
 from core.service.base import ServiceBase
-from core.store.models import FixedIP, FloatingIP, Instance, Network, Project
-from core.views import FixedIPView, NetworkView, Page
+from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
+from core.views import FixedIPView, NetworkView, Page, fixed_ip_state
 
 # Keys for PostgreSQL advisory locks: creating ranges checks overlaps against rows that
 # a concurrent creator has not committed yet, so creators take turns.
 RANGE_LOCK = 0x6E6574636F6E
-
-MAX_VXLAN_ID = 16_777_215
 
 
 class NetworkService(ServiceBase):
@@ -64,83 +61,54 @@ class NetworkService(ServiceBase):
                 f"{count} networks of {size} addresses need {count * size}; "
                 f"{cidr} holds {cidr.num_addresses}",
             )
-        if label is not None:
-            validate.name("label", label)
-        dns_text = str(validate.ipv4_address("dns", dns)) if dns is not None else None
-        if bridge_interface is not None:
-            validate.ifname("bridge_interface", bridge_interface)
-        is_vlan = isinstance(mgr, VlanManager)
-        if is_vlan:
-            if bridge is not None:
-                raise InvalidInput("bridge", "VLAN networks name their bridge br<vlan>; omit it")
-            seg = segmentation if segmentation is not None else s.segmentation
-            if seg not in ("vlan", "vxlan"):
-                raise InvalidInput("segmentation", f"{seg!r} must be vlan or vxlan")
-        else:
-            if segmentation is not None:
-                raise InvalidInput(
-                    "segmentation", f"only VLAN networks are segmented, not {mgr.kind}"
-                )
-            if vlan_start is not None or vpn_start is not None:
-                field = "vlan_start" if vlan_start is not None else "vpn_start"
-                raise InvalidInput(field, f"only VLAN networks have one, not {mgr.kind}")
-            if count != 1:
-                raise InvalidInput("num_networks", f"a {mgr.kind} network is created one at a time")
-            bridge = validate.ifname(
-                "bridge", bridge if bridge is not None else s.flat_network_bridge
-            )
-            seg = None
-            if dns_text is None and s.flat_network_dns:
-                dns_text = s.flat_network_dns
+        request = mgr.complete_request(
+            NetworkRequest(
+                cidr=cidr,
+                count=count,
+                size=size,
+                label=validate.name("label", label) if label is not None else None,
+                bridge=bridge,
+                bridge_interface=(
+                    validate.ifname("bridge_interface", bridge_interface)
+                    if bridge_interface is not None
+                    else None
+                ),
+                dns=str(validate.ipv4_address("dns", dns)) if dns is not None else None,
+                segmentation=segmentation,
+                vlan_start=vlan_start,
+                vpn_start=vpn_start,
+            ),
+            s,
+        )
         prefix = 32 - (size.bit_length() - 1)
 
-        with self._change("network.create", str(cidr)) as (session, audit):
-            self.db.advisory_lock(session, RANGE_LOCK)
-            subnets = self._free_subnets(session, cidr, prefix, count)
-            if is_vlan:
-                assert seg is not None
-                vlans = self._segment_ids(session, vlan_start, count, seg)
-                ports = self._vpn_ports(session, vpn_start, count)
-                plans = [
-                    SubnetPlan(
-                        subnet=subnet,
-                        label=_label(label, "vlan", vlan, count, index),
-                        bridge=f"br{vlan}",
-                        vlan=vlan,
-                        vpn_public_port=port,
-                    )
-                    for index, (subnet, vlan, port) in enumerate(
-                        zip(subnets, vlans, ports, strict=True)
-                    )
-                ]
-            else:
-                assert bridge is not None
-                plans = [SubnetPlan(subnet=subnets[0], label=label or mgr.kind, bridge=bridge)]
+        with self._change("network.create", str(cidr)) as (connection, audit):
+            self.db.advisory_lock(connection, RANGE_LOCK)
+            subnets = self._free_subnets(connection, cidr, prefix, count)
+            plans = mgr.subnet_plans(connection, request, subnets, s)
             for plan in plans:
-                self._check_bridge_free(session, plan.bridge)
-            rows = [
-                mgr.network_row(
-                    plan,
-                    dns=dns_text,
-                    bridge_interface=bridge_interface,
-                    segmentation=seg,
-                    vpn_public_address=s.vpn_ip if is_vlan else None,
-                    created_at=self.clock(),
+                self._check_bridge_free(connection, plan.bridge)
+            made = []
+            for plan in plans:
+                values = mgr.network_values(plan, request, self.clock())
+                inserted = connection.execute(insert(networks).values(**values))
+                (network_id,) = inserted.inserted_primary_key  # type: ignore[misc]
+                mgr.insert_fixed_ips(
+                    connection,
+                    network_id,
+                    values["first_int"],
+                    values["last_int"],
+                    s.cnt_vpn_clients,
                 )
-                for plan in plans
-            ]
-            session.add_all(rows)
-            session.flush()
-            for row in rows:
-                mgr.insert_fixed_ips(session, row, s.cnt_vpn_clients)
-            audit.target = f"{len(rows)} {mgr.kind} network(s) in {cidr}"
-            audit.after = [row.cidr for row in rows]
-            audit.network_ids.update(row.id for row in rows)
-            made = {row.id for row in rows}
-        return [v for v in self.list_networks() if v.id in made]
+                made.append(network_id)
+            audit.target = f"{len(plans)} {mgr.kind} network(s) in {cidr}"
+            audit.after = [str(plan.subnet) for plan in plans]
+            audit.network_ids.update(made)
+        with self.db.read() as connection:
+            return _network_views(connection, select(networks).where(networks.c.id.in_(made)))
 
     def _free_subnets(
-        self, session: Session, cidr: ipaddress.IPv4Network, prefix: int, count: int
+        self, connection: Connection, cidr: ipaddress.IPv4Network, prefix: int, count: int
     ) -> list[ipaddress.IPv4Network]:
         """The first ``count`` subnets of ``cidr`` that overlap nothing netcon has.
 
@@ -149,9 +117,9 @@ class NetworkService(ServiceBase):
         lo, hi = int(cidr.network_address), int(cidr.broadcast_address)
         taken = sorted(
             (int(first), int(last))
-            for first, last in session.execute(
-                select(Network.first_int, Network.last_int).where(
-                    Network.first_int <= hi, Network.last_int >= lo
+            for first, last in connection.execute(
+                select(networks.c.first_int, networks.c.last_int).where(
+                    networks.c.first_int <= hi, networks.c.last_int >= lo
                 )
             )
         )
@@ -167,11 +135,11 @@ class NetworkService(ServiceBase):
             if index >= 0 and taken[index][1] >= start:
                 start = lo + ((taken[index][1] - lo) // step + 1) * step
                 continue
-            floating = session.scalars(
-                select(FloatingIP.address)
-                .where(FloatingIP.address_int.between(start, end))
+            floating = connection.execute(
+                select(floating_ips.c.address)
+                .where(floating_ips.c.address_int.between(start, end))
                 .limit(1)
-            ).first()
+            ).scalar()
             if floating is None:
                 chosen.append(ipaddress.IPv4Network((start, prefix)))
             start += step
@@ -183,54 +151,9 @@ class NetworkService(ServiceBase):
             )
         return chosen
 
-    def _segment_ids(
-        self, session: Session, start: int | str | None, count: int, segmentation: str
-    ) -> list[int]:
-        ceiling = VlanManager.max_vlan_id if segmentation == "vlan" else MAX_VXLAN_ID
-        used = set(session.scalars(select(Network.vlan).where(Network.vlan.is_not(None))))
-        if start is not None:
-            first = validate.integer("vlan_start", start, 1, ceiling)
-            wanted = list(range(first, first + count))
-            if wanted[-1] > ceiling:
-                raise InvalidInput(
-                    "vlan_start", f"{count} networks from {first} pass the last id {ceiling}"
-                )
-            for vlan in wanted:
-                if vlan in used:
-                    holder = session.scalars(select(Network.cidr).where(Network.vlan == vlan)).one()
-                    raise Conflict("vlan_start", f"VLAN {vlan} is taken by network {holder}")
-            return wanted
-        # Not given: count up from the configured start, skipping ids already taken.
-        free = (v for v in range(self.settings.vlan_start, ceiling + 1) if v not in used)
-        result = [v for _, v in zip(range(count), free, strict=False)]
-        if len(result) < count:
-            raise Conflict("vlan_start", f"only {len(result)} segment ids are left below {ceiling}")
-        return result
-
-    def _vpn_ports(self, session: Session, start: int | str | None, count: int) -> list[int]:
-        used = set(
-            session.scalars(
-                select(Network.vpn_public_port).where(Network.vpn_public_port.is_not(None))
-            )
-        )
-        if start is not None:
-            first = validate.port("vpn_start", start)
-            wanted = list(range(first, first + count))
-            if wanted[-1] > 65535:
-                raise InvalidInput("vpn_start", f"{count} ports from {first} pass 65535")
-            for port in wanted:
-                if port in used:
-                    raise Conflict("vpn_start", f"VPN port {port} is taken")
-            return wanted
-        free = (p for p in range(self.settings.vpn_start, 65536) if p not in used)
-        result = [p for _, p in zip(range(count), free, strict=False)]
-        if len(result) < count:
-            raise Conflict("vpn_start", "no VPN ports are left below 65535")
-        return result
-
-    def _check_bridge_free(self, session: Session, bridge: str) -> None:
-        holder = session.execute(
-            select(Network.cidr, Network.manager).where(Network.bridge == bridge)
+    def _check_bridge_free(self, connection: Connection, bridge: str) -> None:
+        holder = connection.execute(
+            select(networks.c.cidr, networks.c.manager).where(networks.c.bridge == bridge)
         ).first()
         if holder is not None:
             raise Conflict("bridge", f"{bridge} already carries {holder[1]} network {holder[0]}")
@@ -238,45 +161,35 @@ class NetworkService(ServiceBase):
     # -- reading -------------------------------------------------------------------
 
     def list_networks(self, project: str | None = None) -> list[NetworkView]:
-        with self.db.read() as session:
-            query = select(Network).order_by(Network.first_int)
+        with self.db.read() as connection:
+            query = select(networks)
             if project is not None:
-                query = query.where(Network.project_id == self._project(session, project).id)
-            networks = list(session.scalars(query))
-            counts = _address_counts(session, [n.id for n in networks])
-            return [_network_view(n, counts.get(n.id, (0, 0, 0))) for n in networks]
+                owner = self._project(connection, project)
+                query = query.where(networks.c.project_id == owner.id)
+            return _network_views(connection, query)
 
     def get_network(self, ref: str | int) -> NetworkView:
-        with self.db.read() as session:
-            network = self._network(session, ref)
-            counts = _address_counts(session, [network.id])
-            return _network_view(network, counts.get(network.id, (0, 0, 0)))
+        with self.db.read() as connection:
+            network = self._network(connection, ref)
+            query = select(networks).where(networks.c.id == network.id)
+            return _network_views(connection, query)[0]
 
     def delete_network(self, ref: str | int) -> NetworkView:
-        with self._change("network.delete", str(ref)) as (session, audit):
-            network = self._network(session, ref)
-            view = _network_view(network, _address_counts(session, [network.id])[network.id])
-            in_use = session.scalar(
-                select(func.count(FixedIP.id)).where(
-                    FixedIP.network_id == network.id,
-                    or_(FixedIP.instance_id.is_not(None), FixedIP.leased.is_(True)),
-                )
+        with self._change("network.delete", str(ref)) as (connection, audit):
+            network = self._network(connection, ref)
+            (view,) = _network_views(
+                connection, select(networks).where(networks.c.id == network.id)
             )
-            if in_use:
+            if view.used:
                 raise Conflict(
                     "network",
-                    f"{network.cidr} has {in_use} address(es) in use by instances or DHCP "
+                    f"{network.cidr} has {view.used} address(es) in use by instances or DHCP "
                     "leases; terminate them first",
                 )
-            # No ORM bookkeeping of the deleted rows: a /16 is 65,536 of them.
-            session.execute(
-                delete(FixedIP)
-                .where(FixedIP.network_id == network.id)
-                .execution_options(synchronize_session=False)
-            )
-            session.delete(network)
+            connection.execute(delete(fixed_ips).where(fixed_ips.c.network_id == network.id))
+            connection.execute(delete(networks).where(networks.c.id == network.id))
             audit.target = network.cidr
-            audit.before = view.to_dict()
+            audit.before = view._asdict()
             audit.network_ids.add(network.id)
         return view
 
@@ -287,22 +200,22 @@ class NetworkService(ServiceBase):
         search: str | None = None,
         offset: int = 0,
         limit: int | None = None,
+        *,
+        in_use: bool = False,
     ) -> Page:
-        with self.db.read() as session:
-            owner = aliased(Project)
-            query = (
-                select(FixedIP, Network.cidr, Instance.name, Project.name, owner.name)
-                .join(Network, FixedIP.network_id == Network.id)
-                .outerjoin(Instance, FixedIP.instance_id == Instance.id)
-                .outerjoin(Project, Instance.project_id == Project.id)
-                .outerjoin(owner, Network.project_id == owner.id)
-            )
+        with self.db.read() as connection:
+            query = _fixed_query()
             if network is not None:
-                query = query.where(FixedIP.network_id == self._network(session, network).id)
+                network_id = self._network(connection, network).id
+                query = query.where(fixed_ips.c.network_id == network_id)
             if project is not None:
-                project_id = self._project(session, project).id
+                project_id = self._project(connection, project).id
                 query = query.where(
-                    or_(Instance.project_id == project_id, Network.project_id == project_id)
+                    or_(instances.c.project_id == project_id, networks.c.project_id == project_id)
+                )
+            if in_use:
+                query = query.where(
+                    or_(fixed_ips.c.instance_id.is_not(None), fixed_ips.c.leased.is_(True))
                 )
             if search:
                 pattern = (
@@ -310,50 +223,44 @@ class NetworkService(ServiceBase):
                 )
                 query = query.where(
                     or_(
-                        FixedIP.address.like(pattern, escape="\\"),
-                        FixedIP.mac.like(pattern, escape="\\"),
-                        Instance.name.like(pattern, escape="\\"),
+                        fixed_ips.c.address.like(pattern, escape="\\"),
+                        fixed_ips.c.mac.like(pattern, escape="\\"),
+                        instances.c.name.like(pattern, escape="\\"),
                     )
                 )
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            query = query.order_by(FixedIP.address_int).offset(max(0, offset))
+            total = connection.execute(
+                select(func.count()).select_from(query.subquery())
+            ).scalar_one()
+            query = query.order_by(fixed_ips.c.address_int).offset(max(0, offset))
             if limit is not None:
                 query = query.limit(max(0, limit))
             rows = tuple(
-                FixedIPView(
-                    id=fixed.id,
-                    address=fixed.address,
-                    network=cidr,
-                    network_id=fixed.network_id,
-                    instance=instance_name,
-                    project=project_name or owner_name,
-                    mac=fixed.mac,
-                    reserved=fixed.reserved,
-                    allocated=fixed.allocated,
-                    leased=fixed.leased,
-                )
-                for fixed, cidr, instance_name, project_name, owner_name in session.execute(query)
+                FixedIPView._make((*row, fixed_ip_state(row[7], row[8], row[9])))
+                for row in connection.execute(query)
             )
             return Page(rows=rows, total=total, offset=offset)
 
-    def reserve_fixed_ip(self, address: str) -> None:
-        with self._change("fixed.reserve", address) as (session, audit):
-            fixed = self._fixed_ip(session, address)
+    def reserve_fixed_ip(self, address: str) -> FixedIPView:
+        with self._change("fixed.reserve", address) as (connection, audit):
+            fixed = self._fixed_ip(connection, address)
             if fixed.reserved:
                 raise Conflict("address", f"{fixed.address} is already reserved")
             if fixed.instance_id is not None or fixed.leased:
                 raise Conflict("address", f"{fixed.address} is in use; release it first")
-            fixed.reserved = True
+            self._set_reserved(connection, fixed, True)
             audit.target = fixed.address
             audit.after = {"reserved": True}
             audit.network_ids.add(fixed.network_id)
+            return _fixed_view(connection, fixed.id)
 
-    def unreserve_fixed_ip(self, address: str) -> None:
-        with self._change("fixed.unreserve", address) as (session, audit):
-            fixed = self._fixed_ip(session, address)
+    def unreserve_fixed_ip(self, address: str) -> FixedIPView:
+        with self._change("fixed.unreserve", address) as (connection, audit):
+            fixed = self._fixed_ip(connection, address)
             if not fixed.reserved:
                 raise Conflict("address", f"{fixed.address} is not reserved")
-            network = fixed.network
+            network = connection.execute(
+                select(networks).where(networks.c.id == fixed.network_id)
+            ).one()
             role = {
                 network.cidr.split("/")[0]: "network address",
                 network.gateway: "gateway",
@@ -364,41 +271,82 @@ class NetworkService(ServiceBase):
                 raise Conflict(
                     "address", f"{fixed.address} is the {role} of {network.cidr} and stays reserved"
                 )
-            fixed.reserved = False
+            self._set_reserved(connection, fixed, False)
             audit.target = fixed.address
             audit.after = {"reserved": False}
             audit.network_ids.add(fixed.network_id)
+            return _fixed_view(connection, fixed.id)
+
+    def _set_reserved(self, connection: Connection, fixed: Row[Any], reserved: bool) -> None:
+        connection.execute(
+            update(fixed_ips).where(fixed_ips.c.id == fixed.id).values(reserved=reserved)
+        )
 
 
-def _label(label: str | None, kind: str, vlan: int, count: int, index: int) -> str:
-    if label is None:
-        return f"{kind}{vlan}"
-    return label if count == 1 else f"{label}_{index}"
+def _fixed_query() -> Select[Any]:
+    """Fixed IPs with their network, instance and project, in FixedIPView's order."""
+    instance_project = projects.alias("instance_project")
+    owner = projects.alias("owner")
+    return (
+        select(
+            fixed_ips.c.id,
+            fixed_ips.c.address,
+            networks.c.cidr,
+            fixed_ips.c.network_id,
+            instances.c.name,
+            func.coalesce(instance_project.c.name, owner.c.name),
+            fixed_ips.c.mac,
+            fixed_ips.c.reserved,
+            fixed_ips.c.allocated,
+            fixed_ips.c.leased,
+        )
+        .select_from(fixed_ips)
+        .join(networks, fixed_ips.c.network_id == networks.c.id)
+        .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
+        .outerjoin(instance_project, instances.c.project_id == instance_project.c.id)
+        .outerjoin(owner, networks.c.project_id == owner.c.id)
+    )
 
 
-def _address_counts(session: Session, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+def _fixed_view(connection: Connection, fixed_id: int) -> FixedIPView:
+    row = connection.execute(_fixed_query().where(fixed_ips.c.id == fixed_id)).one()
+    return FixedIPView._make((*row, fixed_ip_state(row[7], row[8], row[9])))
+
+
+def _address_counts(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
     """Per network: (all addresses, reserved, in use by an instance or a lease)."""
     wanted = list(ids)
     if not wanted:
         return {}
-    in_use = or_(FixedIP.instance_id.is_not(None), FixedIP.leased.is_(True))
+    in_use = or_(fixed_ips.c.instance_id.is_not(None), fixed_ips.c.leased.is_(True))
     query = (
         select(
-            FixedIP.network_id,
-            func.count(FixedIP.id),
-            func.sum(case((FixedIP.reserved.is_(True), 1), else_=0)),
+            fixed_ips.c.network_id,
+            func.count(fixed_ips.c.id),
+            func.sum(case((fixed_ips.c.reserved.is_(True), 1), else_=0)),
             func.sum(case((in_use, 1), else_=0)),
         )
-        .where(FixedIP.network_id.in_(wanted))
-        .group_by(FixedIP.network_id)
+        .where(fixed_ips.c.network_id.in_(wanted))
+        .group_by(fixed_ips.c.network_id)
     )
     return {
         network_id: (int(total), int(reserved or 0), int(used or 0))
-        for network_id, total, reserved, used in session.execute(query)
+        for network_id, total, reserved, used in connection.execute(query)
     }
 
 
-def _network_view(network: Network, counts: tuple[int, int, int]) -> NetworkView:
+def _network_views(connection: Connection, query: Select[Any]) -> list[NetworkView]:
+    """The networks ``query`` selects (from the networks table), in address order."""
+    rows = connection.execute(
+        query.add_columns(projects.c.name.label("project_name"))
+        .outerjoin(projects, networks.c.project_id == projects.c.id)
+        .order_by(networks.c.first_int)
+    ).all()
+    counts = _address_counts(connection, [row.id for row in rows])
+    return [_network_view(row, counts.get(row.id, (0, 0, 0))) for row in rows]
+
+
+def _network_view(network: Row[Any], counts: tuple[int, int, int]) -> NetworkView:
     total, reserved, used = counts
     return NetworkView(
         id=network.id,
@@ -415,7 +363,7 @@ def _network_view(network: Network, counts: tuple[int, int, int]) -> NetworkView
         bridge_interface=network.bridge_interface,
         segmentation=network.segmentation,
         vlan=network.vlan,
-        project=network.project.name if network.project is not None else None,
+        project=network.project_name,
         host=network.host,
         vpn_public_address=network.vpn_public_address,
         vpn_public_port=network.vpn_public_port,

@@ -7,11 +7,12 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from core import validate
-from core.errors import InvalidInput, NotFound
-from core.service.base import ServiceBase
-from core.store.models import AuditEvent, FixedIP, FloatingIP, Host, Network
+from core.errors import InvalidInput
+from core.service.base import ChangeSet, ServiceBase
+from core.store.leases import record_lease
+from core.store.raw import RawDatabase
+from core.store.schema import audit_events, floating_ips, hosts, networks, projects
 from core.views import AuditView, HostView, VpnView
-from core.vpn.state import vpn_state
 
 DHCP_ACTIONS = ("add", "old", "del")
 
@@ -23,110 +24,100 @@ class OperationsService(ServiceBase):
         The state is probed where the servers run: this host, or ``netns`` when the
         host is being rehearsed in a namespace.
         """
+        from core.vpn.state import vpn_state
+
         where = netns if netns is not None else self.settings.netns
-        with self.db.read() as session:
-            networks = session.scalars(
-                select(Network).where(Network.manager == "vlan").order_by(Network.vlan)
+        with self.db.read() as connection:
+            rows = connection.execute(
+                select(networks, projects.c.name.label("project_name"))
+                .outerjoin(projects, networks.c.project_id == projects.c.id)
+                .where(networks.c.manager == "vlan")
+                .order_by(networks.c.vlan)
+            ).all()
+        return [
+            VpnView(
+                project=n.project_name,
+                network=n.cidr,
+                public_address=n.vpn_public_address or self.settings.vpn_ip,
+                public_port=n.vpn_public_port,
+                private_address=n.vpn_private_address,
+                state=vpn_state(self.settings, n, where),
             )
-            return [
-                VpnView(
-                    project=n.project.name if n.project else None,
-                    network=n.cidr,
-                    public_address=n.vpn_public_address or self.settings.vpn_ip,
-                    public_port=n.vpn_public_port,
-                    private_address=n.vpn_private_address,
-                    state=vpn_state(self.settings, n, where),
-                )
-                for n in networks
-            ]
+            for n in rows
+        ]
 
     def list_hosts(self) -> list[HostView]:
-        with self.db.read() as session:
-            networks: dict[str, int] = {
+        with self.db.read() as connection:
+            network_counts: dict[str, int] = {
                 host: count
-                for host, count in session.execute(
-                    select(Network.host, func.count(Network.id)).group_by(Network.host)
+                for host, count in connection.execute(
+                    select(networks.c.host, func.count(networks.c.id)).group_by(networks.c.host)
                 )
                 if host is not None
             }
             floating: dict[str, int] = dict(
-                session.execute(
-                    select(FloatingIP.host, func.count(FloatingIP.id)).group_by(FloatingIP.host)
+                connection.execute(
+                    select(floating_ips.c.host, func.count(floating_ips.c.id)).group_by(
+                        floating_ips.c.host
+                    )
                 ).all()
             )
-            cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
-            known = {h.name: h for h in session.scalars(select(Host).order_by(Host.name))}
-            names = sorted(set(known) | set(networks) | set(floating))
-            return [
+            known = {
+                row.name: row for row in connection.execute(select(hosts).order_by(hosts.c.name))
+            }
+        cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
+        names = sorted(set(known) | set(network_counts) | set(floating))
+        views = []
+        for name in names:
+            row = known.get(name)
+            beat = row.last_heartbeat if row is not None else None
+            views.append(
                 HostView(
                     name=name,
-                    role=known[name].role if name in known else "network",
-                    last_heartbeat=known[name].last_heartbeat if name in known else None,
-                    alive=bool(
-                        name in known
-                        and known[name].last_heartbeat is not None
-                        and known[name].last_heartbeat >= cutoff  # type: ignore[operator]
-                    ),
-                    networks=networks.get(name, 0),
+                    role=row.role if row is not None else "network",
+                    last_heartbeat=beat,
+                    alive=beat is not None and beat >= cutoff,
+                    networks=network_counts.get(name, 0),
                     floating_ips=floating.get(name, 0),
                 )
-                for name in names
-            ]
+            )
+        return views
 
     def list_audit(self, limit: int = 200, offset: int = 0) -> list[AuditView]:
-        with self.db.read() as session:
+        with self.db.read() as connection:
             query = (
-                select(AuditEvent)
-                .order_by(AuditEvent.id.desc())
+                select(
+                    audit_events.c.id,
+                    audit_events.c.at,
+                    audit_events.c.actor,
+                    audit_events.c.action,
+                    audit_events.c.target,
+                    audit_events.c.before,
+                    audit_events.c.after,
+                )
+                .order_by(audit_events.c.id.desc())
                 .offset(max(0, offset))
                 .limit(max(0, limit))
             )
-            return [
-                AuditView(
-                    id=e.id,
-                    at=e.at,
-                    actor=e.actor,
-                    action=e.action,
-                    target=e.target,
-                    before=e.before,
-                    after=e.after,
-                )
-                for e in session.scalars(query)
-            ]
+            return [AuditView(*row) for row in connection.execute(query)]
 
     def dhcp_event(self, action: str, mac: str, address: str, hostname: str | None = None) -> bool:
         """A lease event from dnsmasq's ``--dhcp-script``; returns whether state changed.
 
         ``add``/``old`` mark the address leased; ``del`` clears the lease and, for an
-        address whose instance is gone, makes it free again.
+        address whose instance is gone, makes it free again. (`netcon dhcp-event`, which
+        dnsmasq runs, does the same on a bare driver connection to start fast.)
         """
         if action not in DHCP_ACTIONS:
             raise InvalidInput("action", f"{action!r} must be one of {', '.join(DHCP_ACTIONS)}")
         mac = validate.mac("mac", mac)
         text = str(validate.ipv4_address("address", address))
-        with self.db.read() as session:
-            fixed = session.scalars(select(FixedIP).where(FixedIP.address == text)).first()
-            if fixed is None:
-                raise NotFound("address", f"{text} is not a fixed IP of any network")
-            if fixed.mac != mac:
-                # A lease for a MAC we did not hand this address to (a stale lease after
-                # the address moved on): nothing of ours to change.
-                return False
-            wanted_leased = action != "del"
-            if fixed.leased == wanted_leased:
-                return False
-        with self._change(f"dhcp.{action}", text) as (session, audit):
-            fixed = session.scalars(
-                select(FixedIP).where(FixedIP.address == text).with_for_update()
-            ).one()
-            if fixed.mac != mac or fixed.leased == wanted_leased:
-                audit.skip = True  # changed under us since the read: nothing to record
-                return False
-            audit.before = {"leased": fixed.leased}
-            fixed.leased = wanted_leased
-            if not wanted_leased and fixed.instance_id is None:
-                fixed.mac = None
-                fixed.released_at = None
-            audit.after = {"leased": fixed.leased, "mac": mac}
-            audit.network_ids.add(fixed.network_id)
+        database = RawDatabase(self.db.url)
+        try:
+            network_id = record_lease(database, action, mac, text, self.actor, self.clock())
+        finally:
+            database.close()
+        if network_id is None:
+            return False
+        self._tell(ChangeSet(frozenset({network_id})))
         return True

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select
 
 from core import validate
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from core.service.base import ServiceBase
-from core.store.models import (
-    Project,
-    SecurityGroup,
-    SecurityGroupRule,
+from core.store.schema import (
     instance_security_groups,
+    projects,
+    security_group_rules,
+    security_groups,
 )
 from core.views import RuleView, SecurityGroupView
 
@@ -26,72 +27,48 @@ class SecurityGroupService(ServiceBase):
         validate.name("name", name)
         if len(description) > 255 or any(c in description for c in "\n\r\0"):
             raise InvalidInput("description", "must be one line of at most 255 characters")
-        with self._change("secgroup.create", f"{project}/{name}") as (session, audit):
-            owner = self._project(session, project, lock=True)
-            if session.scalars(
-                select(SecurityGroup).where(
-                    SecurityGroup.project_id == owner.id, SecurityGroup.name == name
-                )
-            ).first():
+        with self._change("secgroup.create", f"{project}/{name}") as (connection, audit):
+            owner = self._project(connection, project, lock=True)
+            count, taken = connection.execute(
+                select(
+                    func.count(security_groups.c.id),
+                    func.count(security_groups.c.id).filter(security_groups.c.name == name),
+                ).where(security_groups.c.project_id == owner.id)
+            ).one()
+            if taken:
                 raise Conflict("name", f"{owner.name} already has a security group {name!r}")
             quota = self.settings.quota_security_groups
-            count = session.scalar(
-                select(func.count(SecurityGroup.id)).where(SecurityGroup.project_id == owner.id)
-            )
-            if quota >= 0 and (count or 0) >= quota:
+            if quota >= 0 and count >= quota:
                 raise QuotaExceeded(
                     f"project {owner.name}: security group quota of {quota} reached "
                     "(quota_security_groups)"
                 )
-            session.add(SecurityGroup(project_id=owner.id, name=name, description=description))
+            (group_id,) = connection.execute(
+                insert(security_groups).values(
+                    project_id=owner.id, name=name, description=description
+                )
+            ).inserted_primary_key  # type: ignore[misc]
             audit.after = {"description": description}
-        return next(g for g in self.list_security_groups(project) if g.name == name)
+            return _group_views(connection, security_groups.c.id == group_id)[0]
 
     def list_security_groups(self, project: str | None = None) -> list[SecurityGroupView]:
-        with self.db.read() as session:
-            members: dict[int, int] = dict(
-                session.execute(
-                    select(
-                        instance_security_groups.c.security_group_id,
-                        func.count(instance_security_groups.c.instance_id),
-                    ).group_by(instance_security_groups.c.security_group_id)
-                ).all()
-            )
-            query = (
-                select(SecurityGroup)
-                .join(Project, SecurityGroup.project_id == Project.id)
-                .options(
-                    selectinload(SecurityGroup.rules).selectinload(SecurityGroupRule.source_group),
-                    selectinload(SecurityGroup.project),
-                )
-                .order_by(Project.name, SecurityGroup.name)
-            )
-            if project is not None:
-                query = query.where(SecurityGroup.project_id == self._project(session, project).id)
-            return [
-                SecurityGroupView(
-                    id=g.id,
-                    project=g.project.name,
-                    name=g.name,
-                    description=g.description,
-                    rules=tuple(_rule_view(r) for r in g.rules),
-                    instances=members.get(g.id, 0),
-                )
-                for g in session.scalars(query)
-            ]
+        with self.db.read() as connection:
+            if project is None:
+                return _group_views(connection)
+            owner = self._project(connection, project)
+            return _group_views(connection, security_groups.c.project_id == owner.id)
 
-    def delete_security_group(self, project: str, name: str) -> None:
-        with self._change("secgroup.delete", f"{project}/{name}") as (session, audit):
-            group = self._group(session, project, name)
+    def delete_security_group(self, project: str, name: str) -> SecurityGroupView:
+        with self._change("secgroup.delete", f"{project}/{name}") as (connection, audit):
+            group = self._group(connection, project, name)
             if group.name == "default":
                 raise Conflict("name", "every project keeps its default security group")
-            used = session.scalar(
-                select(func.count()).where(instance_security_groups.c.security_group_id == group.id)
-            )
-            if used:
-                raise Conflict("name", f"{name} is used by {used} instance(s)")
-            audit.before = {"rules": [_rule_view(r).to_dict() for r in group.rules]}
-            session.delete(group)
+            (view,) = _group_views(connection, security_groups.c.id == group.id)
+            if view.instances:
+                raise Conflict("name", f"{name} is used by {view.instances} instance(s)")
+            audit.before = {"rules": [rule._asdict() for rule in view.rules]}
+            connection.execute(delete(security_groups).where(security_groups.c.id == group.id))
+        return view
 
     def add_security_group_rule(
         self,
@@ -119,57 +96,68 @@ class SecurityGroupService(ServiceBase):
         cidr_text = str(validate.ipv4_network("cidr", cidr)) if cidr is not None else None
         if cidr_text is None and source_group is None:
             cidr_text = "0.0.0.0/0"
-        with self._change("secgroup.rule.add", f"{project}/{group}") as (session, audit):
-            parent = self._group(session, project, group)
+        with self._change("secgroup.rule.add", f"{project}/{group}") as (connection, audit):
+            parent = self._group(connection, project, group)
             source = (
-                self._group(session, project, source_group, field="source_group")
+                self._group(connection, project, source_group, field="source_group")
                 if source_group is not None
                 else None
             )
-            for rule in parent.rules:
-                if (rule.protocol, rule.from_port, rule.to_port, rule.cidr) == (
-                    protocol,
-                    low,
-                    high,
-                    cidr_text,
-                ) and rule.source_group_id == (source.id if source else None):
+            wanted = (protocol, low, high, cidr_text, source.id if source else None)
+            existing = connection.execute(
+                select(
+                    security_group_rules.c.id,
+                    security_group_rules.c.protocol,
+                    security_group_rules.c.from_port,
+                    security_group_rules.c.to_port,
+                    security_group_rules.c.cidr,
+                    security_group_rules.c.source_group_id,
+                ).where(security_group_rules.c.group_id == parent.id)
+            ).all()
+            for rule in existing:
+                if tuple(rule[1:]) == wanted:
                     raise Conflict("rule", f"{group} already has this rule (id {rule.id})")
             quota = self.settings.quota_security_group_rules
-            if quota >= 0 and len(parent.rules) >= quota:
+            if quota >= 0 and len(existing) >= quota:
                 raise QuotaExceeded(
                     f"security group {group}: rule quota of {quota} reached "
                     "(quota_security_group_rules)"
                 )
-            rule = SecurityGroupRule(
-                group_id=parent.id,
-                protocol=protocol,
-                from_port=low,
-                to_port=high,
-                cidr=cidr_text,
-                source_group_id=source.id if source else None,
-            )
-            session.add(rule)
-            session.flush()
-            session.refresh(rule, ["source_group"])
-            view = _rule_view(rule)
-            audit.after = view.to_dict()
+            (rule_id,) = connection.execute(
+                insert(security_group_rules).values(
+                    group_id=parent.id,
+                    protocol=protocol,
+                    from_port=low,
+                    to_port=high,
+                    cidr=cidr_text,
+                    source_group_id=source.id if source else None,
+                )
+            ).inserted_primary_key  # type: ignore[misc]
+            view = _rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
+            audit.after = view._asdict()
         return view
 
-    def remove_security_group_rule(self, rule_id: int | str) -> None:
-        number = validate.integer("rule", rule_id, 1, 2**31 - 1)
-        with self._change("secgroup.rule.remove", str(number)) as (session, audit):
-            rule = session.get(SecurityGroupRule, number)
-            if rule is None:
+    def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
+        number = validate.row_id("rule", rule_id)
+        with self._change("secgroup.rule.remove", str(number)) as (connection, audit):
+            found = _rule_views(connection, security_group_rules.c.id == number)
+            if not found:
                 raise NotFound("rule", f"no security group rule with id {number}")
-            audit.before = _rule_view(rule).to_dict()
-            session.delete(rule)
+            view = found[0][1]
+            audit.before = view._asdict()
+            connection.execute(
+                delete(security_group_rules).where(security_group_rules.c.id == number)
+            )
+        return view
 
-    def _group(self, session, project: str, name: str, field: str = "group") -> SecurityGroup:  # type: ignore[no-untyped-def]
-        owner = self._project(session, project)
+    def _group(
+        self, connection: Connection, project: str, name: str, field: str = "group"
+    ) -> Row[Any]:
+        owner = self._project(connection, project)
         validate.name(field, name)
-        group = session.scalars(
-            select(SecurityGroup).where(
-                SecurityGroup.project_id == owner.id, SecurityGroup.name == name
+        group = connection.execute(
+            select(security_groups).where(
+                security_groups.c.project_id == owner.id, security_groups.c.name == name
             )
         ).first()
         if group is None:
@@ -183,12 +171,54 @@ def _icmp(field: str, value: int | str) -> int:
     return validate.integer(field, value, 0, 255)
 
 
-def _rule_view(rule: SecurityGroupRule) -> RuleView:
-    return RuleView(
-        id=rule.id,
-        protocol=rule.protocol,
-        from_port=rule.from_port,
-        to_port=rule.to_port,
-        cidr=rule.cidr,
-        source_group=rule.source_group.name if rule.source_group else None,
+def _rule_views(connection: Connection, *where: Any) -> list[tuple[int, RuleView]]:
+    """(group id, rule) pairs in rule order."""
+    source = security_groups.alias("source")
+    rows = connection.execute(
+        select(
+            security_group_rules.c.group_id,
+            security_group_rules.c.id,
+            security_group_rules.c.protocol,
+            security_group_rules.c.from_port,
+            security_group_rules.c.to_port,
+            security_group_rules.c.cidr,
+            source.c.name,
+        )
+        .outerjoin(source, security_group_rules.c.source_group_id == source.c.id)
+        .where(*where)
+        .order_by(security_group_rules.c.id)
     )
+    return [(row[0], RuleView(*row[1:])) for row in rows]
+
+
+def _group_views(connection: Connection, *where: Any) -> list[SecurityGroupView]:
+    members = (
+        select(
+            instance_security_groups.c.security_group_id,
+            func.count(instance_security_groups.c.instance_id).label("n"),
+        )
+        .group_by(instance_security_groups.c.security_group_id)
+        .subquery()
+    )
+    groups = connection.execute(
+        select(
+            security_groups.c.id,
+            projects.c.name,
+            security_groups.c.name,
+            security_groups.c.description,
+            func.coalesce(members.c.n, 0),
+        )
+        .join(projects, security_groups.c.project_id == projects.c.id)
+        .outerjoin(members, members.c.security_group_id == security_groups.c.id)
+        .where(*where)
+        .order_by(projects.c.name, security_groups.c.name)
+    ).all()
+    rules: dict[int, list[RuleView]] = {}
+    if groups:
+        ids = [g[0] for g in groups]
+        for group_id, rule in _rule_views(connection, security_group_rules.c.group_id.in_(ids)):
+            rules.setdefault(group_id, []).append(rule)
+    return [
+        SecurityGroupView(id_, project, name, description, tuple(rules.get(id_, ())), count)
+        for id_, project, name, description, count in groups
+    ]

@@ -14,13 +14,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from core.errors import DatabaseError, InvalidInput
-from core.store import migrate
+
+# The newest migration this netcon knows (core/store/migrations/versions). Opening a
+# database compares it with the stored revision in one query; Alembic is imported only
+# when the database is behind.
+HEAD_REVISION = "0002"
 
 _WRITE = "netcon_write"
 
@@ -84,46 +93,56 @@ class Database:
         try:
             if self.dialect == "sqlite":
                 _ensure_wal(self.engine)
-            if migrate_schema:
+            if migrate_schema and self.revision() != HEAD_REVISION:
+                from core.store import migrate
+
                 migrate.upgrade(self.engine)
-        except (SQLAlchemyError, migrate.MigrationError) as exc:
+        except (SQLAlchemyError, RuntimeError) as exc:
             detail = getattr(exc, "orig", None) or exc
             raise DatabaseError(f"database {self.safe_url}: {detail}") from None
-        write_engine = self.engine.execution_options(**{_WRITE: True})
-        self._write = sessionmaker(write_engine, expire_on_commit=False)
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+
+    def revision(self) -> str | None:
+        """The schema revision stored in the database; None for an empty one."""
+        with self.engine.connect() as connection:
+            try:
+                return connection.exec_driver_sql(
+                    "SELECT version_num FROM alembic_version"
+                ).scalar()
+            except (OperationalError, ProgrammingError):
+                return None
 
     @property
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self) -> Iterator[Connection]:
         """One transaction that changes state: commits on success, rolls back on any error."""
         try:
-            with self._write() as session, session.begin():
-                yield session
+            with self._write_engine.begin() as connection:
+                yield connection
         except IntegrityError as exc:
             raise DatabaseError(f"the database refused the change: {exc.orig}") from None
         except OperationalError as exc:
             raise DatabaseError(f"database {self.safe_url}: {exc.orig}") from None
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self) -> Iterator[Connection]:
         try:
-            with self._read() as session, session.begin():
-                yield session
+            with self.engine.begin() as connection:
+                yield connection
         except OperationalError as exc:
             raise DatabaseError(f"database {self.safe_url}: {exc.orig}") from None
 
-    def advisory_lock(self, session: Session, key: int) -> None:
+    def advisory_lock(self, connection: Connection, key: int) -> None:
         """Serialise a whole kind of change (e.g. creating ranges) across hosts.
 
         SQLite's write transaction already holds the only write lock; PostgreSQL needs
         an explicit one because overlap checks read rows that do not exist yet.
         """
         if self.dialect == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     def writable(self) -> bool:
         """Whether this process may change the database (the console's read-only mode)."""
@@ -144,15 +163,13 @@ class Database:
 
 
 def bulk_insert(
-    session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
 ) -> None:
-    """Insert many rows with the driver's executemany, inside the session's transaction.
+    """Insert many rows with the driver's executemany, inside the connection's transaction.
 
-    Creating a /16 of floating IPs is 65,534 rows; building a dict per row for the ORM
-    or Core costs several times the insert itself, so the rows go to the driver as
-    plain tuples.
+    Creating a /16 of floating IPs is 65,534 rows; building a dict per row for Core
+    costs several times the insert itself, so the rows go to the driver as plain tuples.
     """
-    connection = session.connection()
     marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     statement = (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"

@@ -15,14 +15,14 @@ this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, Select, select
 
 from core.config import Settings
 from core.linux.operations import Operation
 from core.store.db import Database
-from core.store.models import Network, Project
+from core.store.schema import networks, projects
 from core.vpn import server
 from core.vpn.server import ServerFiles
 from core.vpn.spec import VpnSpec, vpn_spec
@@ -60,10 +60,24 @@ class StopVpn(Operation):
 VpnOperation = StartVpn | StopVpn
 
 
-def spec_for(network: Network, settings: Settings) -> VpnSpec:
-    assert network.project is not None and network.vlan is not None
+def vpn_networks() -> Select[Any]:
+    """VLAN networks with what a VPN needs of their project (name, identity)."""
+    return (
+        select(
+            networks,
+            projects.c.name.label("project_name"),
+            projects.c.created_at.label("project_created_at"),
+        )
+        .outerjoin(projects, networks.c.project_id == projects.c.id)
+        .where(networks.c.manager == "vlan")
+    )
+
+
+def spec_for(network: Row[Any], settings: Settings) -> VpnSpec:
+    """The server of a VLAN network's project; ``network`` is a row of vpn_networks()."""
+    assert network.project_name is not None and network.vlan is not None
     return vpn_spec(
-        project=network.project.name,
+        project=network.project_name,
         network_id=network.id,
         cidr=network.cidr,
         bridge=network.bridge,
@@ -74,26 +88,26 @@ def spec_for(network: Network, settings: Settings) -> VpnSpec:
         gateway=network.gateway,
         netmask=network.netmask,
         clients=settings.cnt_vpn_clients,
-        owner=project_identity(network.project),
+        owner=project_identity(network),
     )
 
 
-def project_identity(project: Project) -> str:
-    return f"{project.id}/{project.created_at.isoformat()}"
+def project_identity(network: Row[Any]) -> str:
+    """Tells a project from an earlier one of the same name (its VPN keys are not ours)."""
+    return f"{network.project_id}/{network.project_created_at.isoformat()}"
 
 
-def desired_specs(session: Session, settings: Settings) -> list[VpnSpec]:
-    networks = session.scalars(
-        select(Network)
+def desired_specs(connection: Connection, settings: Settings) -> list[VpnSpec]:
+    rows = connection.execute(
+        vpn_networks()
         .where(
-            Network.manager == "vlan",
-            Network.project_id.is_not(None),
-            Network.vpn_enabled.is_(True),
-            Network.host == settings.host,
+            networks.c.project_id.is_not(None),
+            networks.c.vpn_enabled.is_(True),
+            networks.c.host == settings.host,
         )
-        .order_by(Network.vlan)
+        .order_by(networks.c.vlan)
     )
-    return [spec_for(network, settings) for network in networks]
+    return [spec_for(network, settings) for network in rows]
 
 
 def operations_for(
@@ -142,8 +156,8 @@ def _config_text(files: ServerFiles) -> str | None:
 
 def plan(db: Database, settings: Settings, netns: str | None = None) -> list[VpnOperation]:
     """What `host apply` does for VPNs; empty when every wanted server answers."""
-    with db.read() as session:
-        specs = desired_specs(session, settings)
+    with db.read() as connection:
+        specs = desired_specs(connection, settings)
     return operations_for(specs, settings, netns)
 
 

@@ -8,14 +8,14 @@ database is rolled back and nothing is left running, so a refusal leaves no trac
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, select, update
 
 from core import validate
 from core.errors import Conflict
 from core.service import NetconService
-from core.store.models import FixedIP, Network
+from core.store.schema import fixed_ips, networks
 from core.vpn import plan as vpn_plan
 from core.vpn import server
 from core.vpn.render import client_config as render_client_config
@@ -23,10 +23,10 @@ from core.vpn.server import ServerFiles
 from core.vpn.spec import VpnSpec
 
 
-def _project_network(service: NetconService, session: Session, project: str) -> Network:
-    owner = service._project(session, project)
-    network = session.scalars(
-        select(Network).where(Network.project_id == owner.id, Network.manager == "vlan")
+def _project_network(service: NetconService, connection: Connection, project: str) -> Row[Any]:
+    owner = service._project(connection, project)
+    network = connection.execute(
+        vpn_plan.vpn_networks().where(networks.c.project_id == owner.id)
     ).first()
     if network is None:
         raise Conflict(
@@ -37,32 +37,43 @@ def _project_network(service: NetconService, session: Session, project: str) -> 
     return network
 
 
-def _reserve_client_pool(session: Session, network: Network, spec: VpnSpec) -> None:
+def _reserve_client_pool(connection: Connection, network: Row[Any], spec: VpnSpec) -> None:
     """Keep instances off the addresses OpenVPN hands to clients."""
     low = int(ipaddress.IPv4Address(spec.pool_start))
     high = int(ipaddress.IPv4Address(spec.pool_end))
-    rows = session.scalars(
-        select(FixedIP).where(
-            FixedIP.network_id == network.id,
-            FixedIP.address_int >= low,
-            FixedIP.address_int <= high,
+    in_pool = (
+        (fixed_ips.c.network_id == network.id)
+        & (fixed_ips.c.address_int >= low)
+        & (fixed_ips.c.address_int <= high)
+    )
+    busy = connection.execute(
+        select(fixed_ips.c.address)
+        .where(in_pool, (fixed_ips.c.instance_id.is_not(None)) | fixed_ips.c.leased.is_(True))
+        .order_by(fixed_ips.c.address_int)
+        .limit(1)
+    ).scalar()
+    if busy is not None:
+        raise Conflict(
+            "cnt_vpn_clients",
+            f"{busy} in the VPN client pool {spec.pool_start}-{spec.pool_end} "
+            "is in use by an instance",
         )
-    ).all()
-    for row in rows:
-        if row.instance_id is not None or row.leased:
-            raise Conflict(
-                "cnt_vpn_clients",
-                f"{row.address} in the VPN client pool {spec.pool_start}-{spec.pool_end} "
-                "is in use by an instance",
-            )
-    for row in rows:
-        row.reserved = True
+    connection.execute(update(fixed_ips).where(in_pool).values(reserved=True))
 
 
-def _this_host(service: NetconService, session: Session, network: Network) -> bool:
-    if network.host is None:
-        network.host = service._pick_host(session)
-    return network.host == service.settings.host
+def _host_of(service: NetconService, connection: Connection, network: Row[Any]) -> str:
+    """The network's host, picked now if it has none yet."""
+    if network.host is not None:
+        return str(network.host)
+    host = service._pick_host(connection)
+    connection.execute(update(networks).where(networks.c.id == network.id).values(host=host))
+    return host
+
+
+def _enable(connection: Connection, network: Row[Any], enabled: bool) -> None:
+    connection.execute(
+        update(networks).where(networks.c.id == network.id).values(vpn_enabled=enabled)
+    )
 
 
 def _namespace(service: NetconService, netns: str | None) -> str | None:
@@ -80,21 +91,20 @@ def run_vpn(service: NetconService, project: str, netns: str | None = None) -> l
     """Want the project's VPN running and start it here; returns what was done."""
     netns = _namespace(service, netns)
     done: list[str] = []
-    with service._change("vpn.run", project) as (session, audit):
-        network = _project_network(service, session, project)
+    with service._change("vpn.run", project) as (connection, audit):
+        network = _project_network(service, connection, project)
         spec = vpn_plan.spec_for(network, service.settings)
-        _reserve_client_pool(session, network, spec)
-        here = _this_host(service, session, network)
+        _reserve_client_pool(connection, network, spec)
+        host = _host_of(service, connection, network)
         was_enabled = network.vpn_enabled
         audit.before = {"vpn_enabled": was_enabled}
-        network.vpn_enabled = True
-        audit.after = {"vpn_enabled": True, "host": network.host}
+        _enable(connection, network, True)
+        audit.after = {"vpn_enabled": True, "host": host}
         audit.network_ids.add(network.id)
-        session.flush()
-        if here:
+        if host == service.settings.host:
             done = _start_if_needed(service, spec, netns)
         elif not was_enabled:
-            done = [f"VPN of project {project} is wanted on host {network.host}"]
+            done = [f"VPN of project {project} is wanted on host {host}"]
         # Already wanted and already answering: no change, so no audit record either.
         audit.skip = was_enabled and not done
     return done
@@ -106,29 +116,27 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
     done: list[str] = []
     started: list[ServerFiles] = []
     try:
-        with service._change("vpn.spawn", "every VLAN project") as (session, audit):
-            networks = session.scalars(
-                select(Network)
-                .where(Network.manager == "vlan", Network.project_id.is_not(None))
-                .order_by(Network.vlan)
+        with service._change("vpn.spawn", "every VLAN project") as (connection, audit):
+            rows = connection.execute(
+                vpn_plan.vpn_networks()
+                .where(networks.c.project_id.is_not(None))
+                .order_by(networks.c.vlan)
             ).all()
-            was_enabled = [network.vpn_enabled for network in networks]
-            for index, network in enumerate(networks):
+            for network in rows:
                 spec = vpn_plan.spec_for(network, service.settings)
-                _reserve_client_pool(session, network, spec)
-                here = _this_host(service, session, network)
-                network.vpn_enabled = True
+                _reserve_client_pool(connection, network, spec)
+                host = _host_of(service, connection, network)
+                _enable(connection, network, True)
                 audit.network_ids.add(network.id)
-                session.flush()
-                if here:
+                if host == service.settings.host:
                     steps = _start_if_needed(service, spec, netns)
                     if steps:
                         started.append(ServerFiles(service.settings.state_dir, spec.project, netns))
                     done += steps
-                elif not was_enabled[index]:
-                    done.append(f"VPN of project {spec.project} is wanted on host {network.host}")
-            audit.after = {"vpn_enabled": sorted(n.project.name for n in networks if n.project)}
-            audit.skip = not done and all(was_enabled)
+                elif not network.vpn_enabled:
+                    done.append(f"VPN of project {spec.project} is wanted on host {host}")
+            audit.after = {"vpn_enabled": sorted(n.project_name for n in rows)}
+            audit.skip = not done and all(n.vpn_enabled for n in rows)
     except BaseException:
         for files in started:
             server.stop(files)
@@ -140,18 +148,17 @@ def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> 
     """Stop wanting the project's VPN and stop its server here."""
     netns = _namespace(service, netns)
     done: list[str] = []
-    with service._change("vpn.stop", project) as (session, audit):
-        network = _project_network(service, session, project)
+    with service._change("vpn.stop", project) as (connection, audit):
+        network = _project_network(service, connection, project)
         files = ServerFiles(service.settings.state_dir, project, netns)
         running = files.running() is not None
         if not network.vpn_enabled and not running:
             audit.skip = True
             return [f"VPN of project {project} is not running"]
         audit.before = {"vpn_enabled": network.vpn_enabled}
-        network.vpn_enabled = False
+        _enable(connection, network, False)
         audit.after = {"vpn_enabled": False}
         audit.network_ids.add(network.id)
-        session.flush()
         if running:
             server.stop(files)
             done.append(f"stopped VPN of project {project}")
@@ -160,17 +167,16 @@ def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> 
     return done
 
 
-def _local_files(service: NetconService, network: Network) -> ServerFiles:
+def _local_files(service: NetconService, network: Row[Any]) -> ServerFiles:
     """The project's VPN files on this host; creates its PKI directory on first use."""
-    project = network.project.name if network.project else "?"
+    project = network.project_name or "?"
     if network.host not in (None, service.settings.host):
         raise Conflict(
             "project",
             f"the VPN of {project} lives on host {network.host}; run this there",
         )
     files = ServerFiles(service.settings.state_dir, project, service.settings.netns)
-    assert network.project is not None
-    files.claim(vpn_plan.project_identity(network.project))
+    files.claim(vpn_plan.project_identity(network))
     return files
 
 
@@ -178,8 +184,8 @@ def client_config(service: NetconService, project: str, user: str) -> str:
     """Issue (or reuse) the user's certificate and return a self-contained .ovpn."""
     user = validate.name("user", user)
     text = ""
-    with service._change("vpn.client-config", f"{project}/{user}") as (session, audit):
-        network = _project_network(service, session, project)
+    with service._change("vpn.client-config", f"{project}/{user}") as (connection, audit):
+        network = _project_network(service, connection, project)
         spec = vpn_plan.spec_for(network, service.settings)
         if not spec.public_address:
             # Refused before any file is made: nothing half-made is left behind.
@@ -197,8 +203,8 @@ def revoke(service: NetconService, project: str, user: str) -> int:
     """Put the user's certificate on the project's CRL; the server refuses it at once."""
     user = validate.name("user", user)
     serial = 0
-    with service._change("vpn.revoke", f"{project}/{user}") as (session, audit):
-        files = _local_files(service, _project_network(service, session, project))
+    with service._change("vpn.revoke", f"{project}/{user}") as (connection, audit):
+        files = _local_files(service, _project_network(service, connection, project))
         serial = files.pki.revoke(user)
         audit.after = {"user": user, "serial": f"{serial:x}"}
     return serial

@@ -5,20 +5,23 @@ Kept free of the service so that the service itself can call it (``_vpn_state``)
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Row
+
 from core.config import Settings
-from core.store.models import Network
 from core.vpn.server import ServerFiles
 
 
-def vpn_state(settings: Settings, network: Network, netns: str | None = None) -> str:
+def vpn_state(settings: Settings, network: Row[Any], netns: str | None = None) -> str:
     """up: the server answers on its management socket; unresponsive: its process is
     alive but silent; down: wanted but not running; off: not wanted, not running;
     "on HOST": another network host runs it (not probed from here); "-": no project."""
-    if network.project is None:
+    if network.project_name is None:
         return "-"
     if network.host not in (None, settings.host):
         return f"on {network.host}"
-    state = ServerFiles(settings.state_dir, network.project.name, netns).state()
+    state = ServerFiles(settings.state_dir, network.project_name, netns).state()
     if state == "down" and not network.vpn_enabled:
         return "off"
     return state

@@ -25,7 +25,7 @@ def netcon(lab: Lab, *argv: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, XDG_CONFIG_HOME=str(lab.tmp_path / "config"), PYTHONPATH=str(REPO))
     url = "sqlite:///" + str(lab.tmp_path / "n.db")
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", "--db", url, *argv],
+        [sys.executable, "-m", "core.cli", "--db", url, *argv],
         capture_output=True,
         text=True,
         env=env,

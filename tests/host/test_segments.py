@@ -16,7 +16,7 @@ from core.linux.host import HostLayer
 from core.linux.netlink import Netlink
 from core.linux.operations import CreateBridge, CreateVlan, SetMaster
 from core.service import NetconService
-from core.store.models import Instance
+from core.store.schema import instances
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import network_host
 
@@ -37,7 +37,7 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
     far = service.launch_instance("alpha", "far").addresses[0]
     # The service places instances on the network host; this one runs on the compute host.
     with service.db.write() as session:
-        session.execute(update(Instance).where(Instance.name == "far").values(host="cmphost"))
+        session.execute(update(instances).where(instances.c.name == "far").values(host="cmphost"))
     host.layer.sync()
 
     compute_service = NetconService(

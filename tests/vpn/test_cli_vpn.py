@@ -30,7 +30,7 @@ class Netcon:
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-c", "import sys; from tui.cli import main; sys.exit(main())", *args,
+            [sys.executable, "-c", "import sys; from core.cli import main; sys.exit(main())", *args,
              "--db", self.db],
             capture_output=True, text=True, env=self.env, timeout=60,
         )  # fmt: skip

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute, netns
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.config import load_settings
 from core.errors import Conflict, HostError, InvalidInput, NotFound
 from core.service import NetconService
-from core.store.models import AuditEvent, FixedIP, Network
+from core.store.schema import audit_events, fixed_ips, networks
 from core.vpn import plan as vpn_plan
 from core.vpn import service as vpn
 from core.vpn.server import ServerFiles
@@ -64,8 +64,8 @@ def running(cloud: NetconService, lab: Lab) -> Iterator[tuple[NetconService, Lab
 
 
 def _audit_count(service: NetconService) -> int:
-    with service.db.read() as session:
-        return int(session.scalar(select(func.count(AuditEvent.id))) or 0)
+    with service.db.read() as connection:
+        return int(connection.execute(select(func.count(audit_events.c.id))).scalar() or 0)
 
 
 def _enabled(service: NetconService, project: str) -> bool:
@@ -102,12 +102,12 @@ def test_run_connect_and_reach_the_instance(running: tuple[NetconService, Lab]) 
     assert lab.http_get_from_remote() == "hello from the instance\n"
 
     # The client pool is reserved so no instance is ever given a client's address.
-    with service.db.read() as session:
-        pool = session.scalars(
-            select(FixedIP.reserved).where(
-                FixedIP.address.in_([f"10.77.0.{n}" for n in range(250, 255)])
+    with service.db.read() as connection:
+        pool = connection.execute(
+            select(fixed_ips.c.reserved).where(
+                fixed_ips.c.address.in_([f"10.77.0.{n}" for n in range(250, 255)])
             )
-        ).all()
+        ).scalars().all()
     assert pool == [True] * 5
 
 
@@ -148,9 +148,10 @@ def test_plan_restarts_a_dead_server_and_stops_an_unwanted_one(
     assert files.live_pid() not in (None, old)
 
     # The database stops wanting it behind the CLI's back: apply stops it.
-    with service.db.write() as session:
-        network = session.scalars(select(Network).where(Network.vlan == 177)).one()
-        network.vpn_enabled = False
+    with service.db.write() as connection:
+        connection.execute(
+            update(networks).where(networks.c.vlan == 177).values(vpn_enabled=False)
+        )
     operations = vpn.host_plan(service, lab.host)
     assert [op.describe() for op in operations] == [
         "stop VPN of project alpha (the database no longer wants it)"
@@ -332,15 +333,20 @@ def test_revoking_an_unknown_user_is_refused(cloud: NetconService) -> None:
 
 
 def test_a_client_in_the_pool_is_a_conflict(cloud: NetconService) -> None:
-    with cloud.db.write() as session:
-        network = session.scalars(select(Network).where(Network.vlan == 177)).one()
-        top = session.scalars(select(FixedIP).where(FixedIP.address == "10.77.0.250")).one()
-        top.reserved = False
-        top.instance_id = session.scalars(
-            select(FixedIP.instance_id).where(
-                FixedIP.network_id == network.id, FixedIP.instance_id.is_not(None)
+    with cloud.db.write() as connection:
+        network_id = connection.execute(
+            select(networks.c.id).where(networks.c.vlan == 177)
+        ).scalar_one()
+        holder = connection.execute(
+            select(fixed_ips.c.instance_id).where(
+                fixed_ips.c.network_id == network_id, fixed_ips.c.instance_id.is_not(None)
             )
-        ).first()
+        ).scalar()
+        connection.execute(
+            update(fixed_ips)
+            .where(fixed_ips.c.address == "10.77.0.250")
+            .values(reserved=False, instance_id=holder)
+        )
     with pytest.raises(Conflict, match=r"10\.77\.0\.250 in the VPN client pool"):
         vpn.run_vpn(cloud, "alpha", NO_NETNS)
 

@@ -2,12 +2,13 @@
 
 from alembic import context
 
-from core.store.models import Base
+from core.store import schema
 
+schema.add_partial_indexes()
 connection = context.config.attributes.get("connection")
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=schema.metadata,
     render_as_batch=True,
 )
 with context.begin_transaction():

@@ -1,0 +1,71 @@
+"""`netcon batch` (also `netcon -`): many commands from standard input, one process.
+
+Each line is a command as it would follow `netcon` in a shell (quoting and `#`
+comments as in sh). Every change is still its own transaction; the host is brought in
+line once, after the last line, instead of after each one. The first failing line
+stops the batch with its exit status, unless `--force` is given (as `ip -force -batch`):
+then every line runs and the exit status is the worst one seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import IO
+
+from core.cli.context import Context
+from core.cli.run import guarded, parse, report
+from core.cli.spec import Command, arg
+from core.errors import InvalidInput, NetconError
+
+
+def run_batch(ctx: Context, lines: IO[str] | None = None) -> int:
+    from core.cli.parser import build_parser
+
+    parser = build_parser()
+    worst = 0
+    with ctx.service.deferred_changes():
+        for number, line in enumerate(lines or sys.stdin, start=1):
+            status = _run_line(ctx, parser, line, f"line {number}")
+            worst = max(worst, status)
+            if status and not ctx.args.force:
+                return status
+    return worst
+
+
+def _run_line(ctx: Context, parser: argparse.ArgumentParser, line: str, where: str) -> int:
+    try:
+        words = shlex.split(line, comments=True)
+        if not words:
+            return 0
+        if words[0] in ("batch", "-"):
+            raise InvalidInput("command", "a batch cannot start another batch")
+        args = parse(parser, words)
+    except ValueError as exc:  # unbalanced quotes
+        return report(InvalidInput("quoting", str(exc)), ctx.json, where=where)
+    except NetconError as exc:
+        return report(exc, ctx.json, where=where)
+    except SystemExit as exc:  # --help on a line: argparse printed it and wants to exit
+        return int(exc.code or 0)
+    if getattr(args, "command", None) is None:
+        return report(InvalidInput("command", "missing"), ctx.json, where=where)
+    if args.db is not None and args.db != ctx.database_url:
+        return report(InvalidInput("--db", "a batch works on one database"), ctx.json, where=where)
+    args.json = bool(args.json or ctx.json)
+    line_ctx = Context(args, out=ctx.out, service=ctx.service, compact=True)
+    return guarded(line_ctx, lambda: args.handler(line_ctx), where=where)
+
+
+command = Command(
+    "batch",
+    "run commands read from standard input, one per line, in one process (also: netcon -)",
+    (
+        arg(
+            "--force",
+            action="store_true",
+            help="go on after a failing line; exit with the worst status seen",
+        ),
+    ),
+    run_batch,
+)

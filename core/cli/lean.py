@@ -1,0 +1,153 @@
+"""The two commands that run often and must start at once: `netcon dhcp-event`, which
+dnsmasq runs on every lease event, and `netcon complete`, which the shell runs on Tab.
+
+Neither builds the parser nor imports SQLAlchemy; each does one or two statements on a
+bare driver connection.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from core import validate
+from core.cli.spec import Command, arg
+from core.errors import InvalidInput, NetconError
+from core.paths import database_url
+from core.store.leases import record_lease
+from core.store.raw import RawDatabase, utcnow
+
+DHCP_ACTIONS = ("add", "old", "del")
+
+# What `netcon complete KIND PREFIX` offers: names from the database (one query each).
+NAMES = {
+    "project": "SELECT name FROM projects WHERE substr(name, 1, ?) = ? ORDER BY name",
+    "instance": "SELECT name FROM instances WHERE substr(name, 1, ?) = ? ORDER BY name",
+    "network": "SELECT cidr FROM networks WHERE substr(cidr, 1, ?) = ? ORDER BY first_int",
+    "pool": "SELECT DISTINCT pool FROM floating_ips WHERE substr(pool, 1, ?) = ? ORDER BY pool",
+    "floating": "SELECT address FROM floating_ips WHERE substr(address, 1, ?) = ? "
+    "ORDER BY address_int",
+    "secgroup": "SELECT DISTINCT name FROM security_groups WHERE substr(name, 1, ?) = ? "
+    "ORDER BY name",
+    "host": "SELECT name FROM hosts WHERE substr(name, 1, ?) = ? "
+    "UNION SELECT DISTINCT host FROM networks WHERE host IS NOT NULL AND substr(host, 1, ?) = ? "
+    "UNION SELECT DISTINCT host FROM floating_ips WHERE substr(host, 1, ?) = ? ORDER BY 1",
+}
+KINDS = (*NAMES, "netns")
+# A Tab on an empty prefix in a /16 pool must not print 65,534 lines.
+MAX_NAMES = 500
+
+
+def _options(words: list[str]) -> tuple[str | None, bool, list[str]]:
+    db: str | None = None
+    as_json = False
+    rest: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--db" and index + 1 < len(words):
+            db = words[index + 1]
+            index += 2
+            continue
+        if word.startswith("--db="):
+            db = word.removeprefix("--db=")
+        elif word == "--json":
+            as_json = True
+        else:
+            rest.append(word)
+        index += 1
+    return db, as_json, rest
+
+
+def run(words: list[str]) -> int:
+    command = words[0]
+    db, as_json, rest = _options(words[1:])
+    try:
+        if command == "complete":
+            return complete(db, rest)
+        return dhcp_event(db, rest)
+    except NetconError as exc:
+        from core.cli.run import report
+
+        return report(exc, as_json)
+
+
+def complete(db: str | None, words: list[str]) -> int:
+    if not words or words[0] not in KINDS or len(words) > 2:
+        raise InvalidInput("complete", f"usage: netcon complete {{{','.join(KINDS)}}} [PREFIX]")
+    kind = words[0]
+    prefix = words[1] if len(words) > 1 else ""
+    if kind == "netns":
+        names = sorted(p.name for p in Path("/run/netns").glob(f"{prefix}*"))
+    else:
+        try:
+            database = RawDatabase(database_url(db), read_only=True)
+        except NetconError:
+            return 0  # no database yet: nothing to offer, and nothing to say during a Tab
+        try:
+            sql = NAMES[kind] + f" LIMIT {MAX_NAMES}"
+            params = (len(prefix), prefix) * sql.count("substr(")
+            names = [str(row[0]) for row in database.query(sql, params)]
+        except Exception:  # noqa: BLE001 - a Tab never prints a traceback
+            return 0
+        finally:
+            database.close()
+    sys.stdout.write("".join(f"{name}\n" for name in names))
+    return 0
+
+
+def dhcp_event(db: str | None, words: list[str]) -> int:
+    """``add|old|del MAC IP [HOSTNAME]``: mark the address leased or free it.
+
+    ``init`` (dnsmasq asks for the leases it should know at start) prints nothing: the
+    leases live in the database and the hosts file carries every allocation.
+    """
+    if not words:
+        raise InvalidInput("action", "missing; dnsmasq passes add, old, del or init")
+    action = words[0]
+    if action == "init":
+        return 0
+    if action not in DHCP_ACTIONS:
+        raise InvalidInput("action", f"{action[:80]!r} must be one of add, old, del, init")
+    if len(words) < 3:
+        raise InvalidInput("dhcp-event", f"{action} needs MAC and IP")
+    mac = validate.mac("mac", words[1])
+    address = str(validate.ipv4_address("address", words[2]))
+    database = RawDatabase(database_url(db))
+    try:
+        record_lease(database, action, mac, address, _actor(), utcnow())
+    finally:
+        database.close()
+    return 0
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+# Declared for the parser's help and the completion scripts; `main` runs them without it.
+complete_command = Command(
+    "complete",
+    "print the names a shell completes (projects, instances, ...) that start with PREFIX",
+    (arg("kind", choices=KINDS), arg("prefix", nargs="?", default="")),
+    lambda ctx: complete(ctx.args.db, [ctx.args.kind, ctx.args.prefix]),
+)
+dhcp_event_command = Command(
+    "dhcp-event",
+    "a DHCP lease event (dnsmasq's --dhcp-script)",
+    (
+        arg("event", metavar="ACTION", help="add, old, del or init"),
+        arg("mac", metavar="MAC", nargs="?"),
+        arg("address", metavar="IP", nargs="?"),
+        arg("hostname", metavar="HOSTNAME", nargs="?"),
+    ),
+    lambda ctx: dhcp_event(
+        ctx.args.db,
+        [w for w in (ctx.args.event, ctx.args.mac, ctx.args.address, ctx.args.hostname) if w],
+    ),
+)

@@ -1,0 +1,114 @@
+"""`netcon network create|list|show|delete`."""
+
+from __future__ import annotations
+
+from core.cli.context import Context
+from core.cli.output import col
+from core.cli.spec import Group, arg
+from core.errors import InvalidInput
+
+COLUMNS = (
+    col("ID"),
+    col("LABEL"),
+    col("MANAGER"),
+    col("CIDR"),
+    col("VLAN"),
+    col("BRIDGE"),
+    col("GATEWAY"),
+    col("PROJECT"),
+    col("HOST"),
+    col("USED"),
+    col("FREE"),
+)
+
+DETAIL = (
+    *COLUMNS[:5],
+    col("SEGMENTATION"),
+    col("NETMASK"),
+    col("GATEWAY"),
+    col("BROADCAST"),
+    col("DHCP START"),
+    col("DNS", "dns1"),
+    col("BRIDGE"),
+    col("BRIDGE INTERFACE"),
+    col("PROJECT"),
+    col("HOST"),
+    col("VPN PUBLIC", "vpn_public_address"),
+    col("VPN PORT", "vpn_public_port"),
+    col("VPN PRIVATE", "vpn_private_address"),
+    col("ADDRESSES", "size"),
+    col("RESERVED"),
+    col("USED"),
+    col("FREE"),
+)
+
+# The seed's positional form, in its order, and the named options that mirror it.
+POSITIONAL = ("fixed_range", "num_networks", "network_size", "vlan_start", "vpn_start")
+
+group = Group("network", "create, list, show and delete networks")
+
+
+@group.command(
+    "create",
+    "cut FIXED_RANGE into NUM_NETWORKS subnets of NETWORK_SIZE addresses",
+    *(arg(name, nargs="?", metavar=name.upper()) for name in POSITIONAL),
+    *(
+        arg(f"--{name.replace('_', '-')}", f"--{name}", dest=f"named_{name}", metavar=name.upper())
+        for name in POSITIONAL
+    ),
+    arg("--label"),
+    arg(
+        "--manager",
+        default="vlan",
+        complete=("flat", "flatdhcp", "vlan"),
+        help="flat, flatdhcp or vlan (default vlan)",
+    ),
+    arg("--bridge", help="the admin's bridge (flat managers)"),
+    arg("--bridge-interface", help="interface enslaved into the bridge"),
+    arg("--dns", help="DNS server handed to instances"),
+    arg("--segmentation", complete=("vlan", "vxlan"), help="vlan (802.1Q) or vxlan"),
+    description="Defaults come from netcon.toml: fixed_range, num_networks, network_size, "
+    "vlan_start, vpn_start.",
+)
+def create_networks(ctx: Context) -> None:
+    args = ctx.args
+    values: dict[str, str | None] = {}
+    for name in POSITIONAL:
+        positional, named = getattr(args, name), getattr(args, f"named_{name}")
+        if positional is not None and named is not None:
+            raise InvalidInput(name, "given both by position and as an option; give it once")
+        values[name] = positional if positional is not None else named
+    created = ctx.service.create_networks(
+        values["fixed_range"],
+        values["num_networks"],
+        values["network_size"],
+        values["vlan_start"],
+        values["vpn_start"],
+        label=args.label,
+        manager=args.manager,
+        bridge=args.bridge,
+        bridge_interface=args.bridge_interface,
+        dns=args.dns,
+        segmentation=args.segmentation,
+    )
+    ctx.output.rows(created, COLUMNS)
+
+
+@group.command("list", "list networks", arg("--project", complete="project"))
+def list_networks(ctx: Context) -> None:
+    ctx.output.rows(ctx.service.list_networks(project=ctx.args.project), COLUMNS)
+
+
+@group.command("show", "show one network", arg("network", metavar="ID|CIDR", complete="network"))
+def show_network(ctx: Context) -> None:
+    ctx.output.one(ctx.service.get_network(ctx.args.network), DETAIL)
+
+
+@group.command(
+    "delete",
+    "delete a network with no addresses in use",
+    arg("network", metavar="ID|CIDR", complete="network"),
+)
+def delete_network(ctx: Context) -> None:
+    gone = ctx.service.delete_network(ctx.args.network)
+    ctx.output.outcome(gone, DETAIL, f"deleted network {gone.cidr} ({gone.label})")

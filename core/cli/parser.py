@@ -1,0 +1,129 @@
+"""The `netcon` argument parser, built from the command modules' declarations."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from core.cli import (
+    batch,
+    completion,
+    demo,
+    fixed,
+    floating,
+    host,
+    instances,
+    lean,
+    networks,
+    projects,
+    secgroups,
+    vpn,
+)
+from core.cli.spec import Command, Group
+from core.errors import InvalidInput
+
+COMMANDS: tuple[Group | Command, ...] = (
+    networks.group,
+    fixed.group,
+    floating.group,
+    projects.group,
+    instances.group,
+    secgroups.group,
+    vpn.group,
+    host.group,
+    demo.command,
+    batch.command,
+    completion.command,
+    lean.complete_command,
+    lean.dhcp_event_command,
+)
+
+DESCRIPTION = (
+    "Run a small cloud's networks: Flat, FlatDHCP and VLAN managers, fixed and floating IPs, "
+    "project VPNs. With no command, open the console."
+)
+
+
+class UsageError(InvalidInput):
+    """A command line argparse could not read: bad input like any other (exit status 2)."""
+
+    def __init__(self, command: str, message: str) -> None:
+        where = f"netcon {command}".strip()
+        super().__init__(where, f"{message} (see '{where} --help')")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog.removeprefix("netcon").strip(), message)
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="database URL (also NETCON_DATABASE_URL); default: the embedded SQLite file",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    return common
+
+
+def _add(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    item: Group | Command,
+    common: argparse.ArgumentParser,
+    dest: str,
+    *,
+    whole: bool = True,
+) -> None:
+    if not whole:
+        # Named in the list of commands, with nothing behind it: the command line names
+        # another one, and building every parser would cost a fifth of a read command.
+        sub.add_parser(item.name, help=item.help)
+        return
+    if isinstance(item, Command):
+        parser = sub.add_parser(
+            item.name, parents=[common], help=item.help, description=item.description or item.help
+        )
+        for a in item.args:
+            parser.add_argument(*a.names, **a.options)
+        parser.set_defaults(handler=item.handler)
+        return
+    parser = sub.add_parser(item.name, help=item.help, description=item.help)
+    children = parser.add_subparsers(dest=dest, metavar="ACTION", required=True)
+    for command in item.commands:
+        _add(children, command, common, dest)
+    for group in item.groups:
+        _add(children, group, common, f"{dest}_{group.name}")
+
+
+def build_parser(words: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``words`` only the part those words can reach."""
+    named = _named_command(words) if words is not None else None
+    common = _common()
+    parser = OneLineParser(prog="netcon", description=DESCRIPTION, parents=[common])
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open the console without any action that changes state",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for item in COMMANDS:
+        _add(sub, item, common, "action", whole=named is None or item.name == named)
+    return parser
+
+
+def _named_command(words: list[str]) -> str | None:
+    """The command the words name (the first word that is not an option or its value),
+    or None when they name none, which needs the whole parser for help or an error."""
+    names = {item.name for item in COMMANDS}
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--db":
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in names else None
+    return None

@@ -1,0 +1,241 @@
+"""The database schema: the desired state of every network host, as SQLAlchemy Core tables.
+
+Uniqueness rules of the design are database constraints, not only checks in Python, so
+that two processes (or two network hosts sharing PostgreSQL) cannot both win a race.
+Addresses are stored twice: as text for people and as an integer for range queries.
+
+The service works on these tables with SQLAlchemy Core, without the ORM: a command that
+lists a /16 of floating IPs reads 65,534 rows as tuples, and every command starts without
+paying for the ORM's import and mapper set-up.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
+
+# Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _required(name: str, *args: Any, **options: Any) -> Column[Any]:
+    return Column(name, *args, nullable=False, **options)
+
+
+def _optional(name: str, *args: Any, **options: Any) -> Column[Any]:
+    return Column(name, *args, nullable=True, **options)
+
+
+def _flag(name: str) -> Column[bool]:
+    return Column(name, Boolean, nullable=False, default=False)
+
+
+MANAGER_CHECK = "manager IN ('flat','flatdhcp','vlan')"
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("name", String(63), unique=True),
+    # Which manager gives this project its addresses: flat, flatdhcp or vlan.
+    _required("manager", String(16)),
+    _required("created_at", DateTime, default=utcnow),
+    CheckConstraint(MANAGER_CHECK, name="manager"),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("name", String(255), unique=True),
+    _required("role", String(32), default="network"),
+    _optional("last_heartbeat", DateTime),
+)
+
+networks = Table(
+    "networks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("label", String(63)),
+    _required("manager", String(16)),
+    _required("cidr", String(18), unique=True),
+    _required("first_int", BigInteger, index=True),
+    _required("last_int", BigInteger),
+    _required("netmask", String(15)),
+    _required("gateway", String(15)),
+    _required("broadcast", String(15)),
+    _required("dhcp_start", String(15)),
+    _optional("dns1", String(15)),
+    _optional("dns2", String(15)),
+    _required("bridge", String(15)),
+    _optional("bridge_interface", String(15)),
+    # 'vlan' (802.1Q, ids 1-4094) or 'vxlan' (VNI); None for the flat managers.
+    _optional("segmentation", String(8)),
+    _optional("vlan", Integer, unique=True),
+    _optional("project_id", ForeignKey("projects.id", ondelete="RESTRICT"), unique=True),
+    _optional("host", String(255)),
+    _optional("vpn_public_address", String(15)),
+    _optional("vpn_public_port", Integer, unique=True),
+    _optional("vpn_private_address", String(15)),
+    # Whether the project's VPN server should run (`vpn run` / `vpn stop`).
+    _required("vpn_enabled", Boolean, default=False, server_default=false()),
+    _required("created_at", DateTime, default=utcnow),
+    CheckConstraint(MANAGER_CHECK, name="manager"),
+    CheckConstraint("(manager = 'vlan') = (vlan IS NOT NULL)", name="vlan_only_for_vlan_manager"),
+    CheckConstraint("manager = 'vlan' OR project_id IS NULL", name="flat_is_shared"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("name", String(63), unique=True),
+    _required("project_id", ForeignKey("projects.id", ondelete="RESTRICT")),
+    _optional("host", String(255)),
+    _required("created_at", DateTime, default=utcnow),
+)
+
+fixed_ips = Table(
+    "fixed_ips",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("address", String(15), unique=True),
+    _required("address_int", BigInteger),
+    _required("network_id", ForeignKey("networks.id", ondelete="CASCADE")),
+    _optional("instance_id", ForeignKey("instances.id", ondelete="SET NULL"), index=True),
+    _optional("mac", String(17), unique=True),
+    _flag("reserved"),
+    _flag("allocated"),
+    _flag("leased"),
+    # When the instance let go of it; a lease still held then is waited for, up to a limit.
+    _optional("released_at", DateTime),
+    Index("ix_fixed_ips_network_address", "network_id", "address_int"),
+)
+
+floating_ips = Table(
+    "floating_ips",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("address", String(15), unique=True),
+    _required("address_int", BigInteger, unique=True),
+    _required("pool", String(63)),
+    _required("host", String(255)),
+    _required("interface", String(15)),
+    _optional("project_id", ForeignKey("projects.id", ondelete="RESTRICT"), index=True),
+    # One floating IP per fixed IP: the SNAT map needs one source for one target.
+    _optional("fixed_ip_id", ForeignKey("fixed_ips.id", ondelete="RESTRICT"), unique=True),
+    _flag("auto_assigned"),
+    CheckConstraint(
+        "fixed_ip_id IS NULL OR project_id IS NOT NULL", name="associated_is_allocated"
+    ),
+)
+
+security_groups = Table(
+    "security_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("project_id", ForeignKey("projects.id", ondelete="CASCADE")),
+    _required("name", String(63)),
+    _required("description", String(255), default=""),
+    UniqueConstraint("project_id", "name"),
+)
+
+security_group_rules = Table(
+    "security_group_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("group_id", ForeignKey("security_groups.id", ondelete="CASCADE")),
+    _required("protocol", String(4)),
+    # tcp/udp: a port range; icmp: type and code, -1 meaning any.
+    _required("from_port", Integer),
+    _required("to_port", Integer),
+    _optional("cidr", String(18)),
+    _optional("source_group_id", ForeignKey("security_groups.id", ondelete="CASCADE")),
+    CheckConstraint("protocol IN ('tcp','udp','icmp')", name="protocol"),
+    CheckConstraint("(cidr IS NULL) <> (source_group_id IS NULL)", name="one_source"),
+)
+
+instance_security_groups = Table(
+    "instance_security_groups",
+    metadata,
+    Column("instance_id", ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "security_group_id",
+        ForeignKey("security_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("at", DateTime, default=utcnow, index=True),
+    _required("actor", String(64)),
+    _required("action", String(64)),
+    _required("target", String(255)),
+    _optional("before", Text),
+    _optional("after", Text),
+)
+
+
+def add_partial_indexes() -> None:
+    """Declare the two partial indexes of free addresses (for Alembic's comparisons).
+
+    The migrations create them; queries name them where a planner needs telling. They
+    are declared on request only because a ``postgresql_where`` makes SQLAlchemy import
+    its PostgreSQL dialect, a fifth of a command's start-up.
+    """
+    if "ix_fixed_ips_free" in {index.name for index in fixed_ips.indexes}:
+        return
+    # Free addresses in address order: the allocation query walks only this index, so
+    # its cost does not grow as the network fills up.
+    free_fixed = (
+        fixed_ips.c.instance_id.is_(None)
+        & (fixed_ips.c.reserved == false())
+        & (fixed_ips.c.leased == false())
+    )
+    Index(
+        "ix_fixed_ips_free",
+        fixed_ips.c.network_id,
+        fixed_ips.c.address_int,
+        sqlite_where=free_fixed,
+        postgresql_where=free_fixed,
+    )
+    free_floating = floating_ips.c.project_id.is_(None)
+    Index(
+        "ix_floating_ips_free",
+        floating_ips.c.pool,
+        floating_ips.c.address_int,
+        sqlite_where=free_floating,
+        postgresql_where=free_floating,
+    )
