@@ -49,7 +49,7 @@ from core.config import Settings, load_settings  # noqa: E402
 from core.errors import NoMoreFixedIps  # noqa: E402
 from core.service import NetconService  # noqa: E402
 from core.store.db import Database  # noqa: E402
-from core.store.models import Base  # noqa: E402
+from core.store.schema import metadata  # noqa: E402
 
 FLOATING_RANGE = "172.16.0.0/16"
 FLOATING_POOL = "bench"
@@ -111,7 +111,7 @@ class PostgresBackend(Backend):
 
     def fresh(self) -> str:
         db = Database(self.url)
-        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
         with db.engine.begin() as connection:
             connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         db.dispose()
