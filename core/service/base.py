@@ -35,12 +35,18 @@ class ChangeSet:
 
     network_ids: frozenset[int] = field(default_factory=frozenset)
     floating: bool = False
+    # Security groups, their rules or memberships changed: the hosts' filters follow.
+    secgroups: bool = False
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
-        return ChangeSet(self.network_ids | other.network_ids, self.floating or other.floating)
+        return ChangeSet(
+            self.network_ids | other.network_ids,
+            self.floating or other.floating,
+            self.secgroups or other.secgroups,
+        )
 
     def __bool__(self) -> bool:
-        return bool(self.network_ids or self.floating)
+        return bool(self.network_ids or self.floating or self.secgroups)
 
 
 Listener = Callable[[ChangeSet], None]
@@ -90,7 +96,7 @@ class ServiceBase:
                 )
         except _NothingToDo:
             return
-        self._tell(ChangeSet(frozenset(audit.network_ids), audit.floating))
+        self._tell(ChangeSet(frozenset(audit.network_ids), audit.floating, audit.secgroups))
 
     def _tell(self, changes: ChangeSet) -> None:
         if not changes:
@@ -204,6 +210,7 @@ class _Audit:
     after: Any = None
     network_ids: set[int] = field(default_factory=set)
     floating: bool = False
+    secgroups: bool = False
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

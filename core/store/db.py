@@ -29,7 +29,7 @@ from core.errors import DatabaseError, InvalidInput
 # The newest migration this netcon knows (core/store/migrations/versions). Opening a
 # database compares it with the stored revision in one query; Alembic is imported only
 # when the database is behind.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 _WRITE = "netcon_write"
 
