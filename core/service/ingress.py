@@ -205,4 +205,3 @@ def _ingress(connection: Connection, row: Any) -> InstanceIngressView:
         always=ALWAYS,
         otherwise="deny",
     )
-
