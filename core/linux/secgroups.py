@@ -507,7 +507,8 @@ def _rule_elements(
 ) -> tuple[dict[str, dict[str, str]], dict[str, AddGroupRule]]:
     """(kind -> element -> words, comment -> chain rule) for one group's rules."""
     elements: dict[str, dict[str, str]] = {kind: {} for kind in HEAD}
-    spans: dict[str, list[tuple[str, secrules.Ranges]]] = {kind: [] for kind in HEAD}
+    # What each set holds so far: (protocol, cidr, ranges) of its elements.
+    spans: dict[str, list[tuple[str, str, secrules.Ranges]]] = {kind: [] for kind in HEAD}
     lines: dict[str, AddGroupRule] = {}
     for rule in group.rules:
         what = secrules.what(rule.protocol, rule.from_port, rule.to_port)
@@ -520,8 +521,9 @@ def _rule_elements(
             kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
             words = f"{what} from {rule.cidr}"
             covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
-            if not any(_clash(rule.cidr, covered, other) for other in spans[kind]):
-                spans[kind].append((rule.cidr, covered))
+            mine = (rule.protocol, rule.cidr, covered)
+            if not any(_clash(mine, other) for other in spans[kind]):
+                spans[kind].append(mine)
                 elements[kind][element] = words
                 continue
             comment = f"rule {rule.id}: {what} from {rule.cidr}"
@@ -550,9 +552,12 @@ def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[st
     return "any", cidr
 
 
-def _clash(cidr: str, covered: secrules.Ranges, other: tuple[str, secrules.Ranges]) -> bool:
+def _clash(mine: tuple[str, str, secrules.Ranges], other: tuple[str, str, secrules.Ranges]) -> bool:
     """Whether two elements of one interval set would overlap (the kernel refuses that)."""
-    other_cidr, other_covered = other
+    protocol, cidr, covered = mine
+    other_protocol, other_cidr, other_covered = other
+    if protocol != other_protocol:
+        return False
     if not ipaddress.IPv4Network(cidr).overlaps(ipaddress.IPv4Network(other_cidr)):
         return False
     return all(a[0] <= b[1] and b[0] <= a[1] for a, b in zip(covered, other_covered, strict=True))

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import insert
+
 from core.linux import secgroup_nft
 from core.linux.secgroups import (
     AddMember,
@@ -23,6 +25,7 @@ from core.linux.secgroups import (
     RemoveMember,
     is_filter_operation,
 )
+from core.store.schema import security_group_rules
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns
 from tests.host.probes import Recorder, probe, send_arp_reply, send_udp, serve
@@ -300,3 +303,25 @@ def test_explain_agrees_with_packets(lab: Lab, tmp_path: Path) -> None:
     )
     refused = service.explain_ingress("web", PUBLIC_CLIENT, "tcp", 22)
     assert not refused.allowed and refused.decided_by.startswith("default deny")
+
+
+def test_overlapping_rules_from_before_the_check_still_hold(lab: Lab, tmp_path: Path) -> None:
+    host = _cloud(lab, tmp_path, "10.97.0.0/24")
+    service = host.service
+    client = _guest(host, "client", ["default"])
+    service.create_security_group("alpha", "web")
+    web = _guest(host, "web", ["web"])
+    (group,) = [g for g in service.list_security_groups("alpha") if g.name == "web"]
+    # The service refuses overlapping rules now; a database may hold some from before.
+    with service.db.write() as connection:
+        for low, high, cidr in ((20, 30, "10.97.0.0/24"), (25, 35, f"{client.vm.address}/32")):
+            connection.execute(
+                insert(security_group_rules).values(
+                    group_id=group.id, protocol="tcp", from_port=low, to_port=high, cidr=cidr
+                )
+            )
+    host.layer.sync()
+    assert host.layer.plan().operations == ()
+    serve(lab, web.ns, web.vm.address, [22, 33, 40], [])
+    checks = [("tcp", web.vm.address, port) for port in (22, 33, 40)]
+    assert probe(client.ns, checks) == [True, True, False]
