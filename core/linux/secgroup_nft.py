@@ -299,20 +299,21 @@ def _range(pair: tuple[int, int]) -> Any:
 
 def element_json(text: str, spec: SetSpec) -> Any:
     types, interval = spec
+    if len(types) == 1:
+        return _value_json(text, types[0], interval)
     parts = text.split(" . ")
-    values = [_value_json(p, t, interval) for p, t in zip(parts, types, strict=True)]
-    return values[0] if len(values) == 1 else {"concat": values}
+    return {"concat": [_value_json(p, t, interval) for p, t in zip(parts, types, strict=True)]}
 
 
 def _value_json(text: str, kind: str, interval: bool) -> Any:
+    if kind in ("ifname", "ether_addr"):
+        return text
     if kind == "ipv4_addr":
         return prefix(text) if interval else text
-    if kind in ("inet_proto",):
+    if kind == "inet_proto":
         return int(text)
-    if kind in ("inet_service", "icmp_type", "icmp_code"):
-        low, _, high = text.partition("-")
-        return _range((int(low), int(high or low))) if interval else int(low)
-    return text
+    low, _, high = text.partition("-")
+    return _range((int(low), int(high or low))) if interval else int(low)
 
 
 def _value_text(value: Any, kind: str, interval: bool) -> str:

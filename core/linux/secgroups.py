@@ -26,6 +26,8 @@ from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
 Command = dict[str, Any]
 # (table, set or map, element as text); a map element is "key : chain".
 Piece = tuple[sg.Table, str, str]
+# A command, or an element to add or delete ("add"/"delete", piece).
+Staged = Command | tuple[str, Piece]
 MARKER = "filter-tables"
 _GROUP_CHAIN = re.compile(r"g(\d+)\Z")
 _GROUP_SET = re.compile(r"g(\d+)-(ports|icmp|any)\Z")
@@ -37,7 +39,7 @@ HEAD = ("ports", "icmp", "any")
 class FilterOperation(Operation):
     """An operation on the security-group tables: its nft commands, each with a phase."""
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         raise NotImplementedError
 
 
@@ -70,20 +72,13 @@ class CreateFilterTable(FilterOperation):
         what = "anti-spoofing of instance ports" if self.family == "bridge" else "security groups"
         return f"{verb} nftables table {self.family} {self.name} ({what})"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         return [(0, c) for c in sg.create_table((self.family, self.name), self.replace)]
 
 
-def _element_commands(phase: int, verb: str, pieces: Iterable[Piece]) -> list[tuple[int, Command]]:
-    found = []
-    for table, name, text in pieces:
-        if name == sg.INSTANCE_MAP:
-            key, _, chain = text.partition(" : ")
-            elem: Any = key if verb == "delete" else [key, {"goto": {"target": chain}}]
-        else:
-            elem = sg.element_json(text, spec_of(table, name))
-        found.append((phase, sg.elements(verb, table, name, [elem])))
-    return found
+def _element_commands(phase: int, verb: str, pieces: Iterable[Piece]) -> list[tuple[int, Staged]]:
+    """Element changes, staged: commands() turns them into one command per set."""
+    return [(phase, (verb, piece)) for piece in pieces]
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ class _PortChange(FilterOperation):
     removes: tuple[Piece, ...] = ()
     adds: tuple[Piece, ...] = ()
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         return _element_commands(DROP_ELEMENTS, "delete", self.removes) + _element_commands(
             ADD_PORTS, "add", self.adds
         )
@@ -136,7 +131,7 @@ class AddDhcpServer(FilterOperation):
     def describe(self) -> str:
         return f"let DHCP answers from {self.address} (a network's dnsmasq) reach instances"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         pieces = [(t, "dhcp_servers", self.address) for t in self.tables]
         return _element_commands(ADD_ELEMENTS, "add", pieces)
 
@@ -149,7 +144,7 @@ class RemoveDhcpServer(FilterOperation):
     def describe(self) -> str:
         return f"stop letting DHCP answers from {self.address} reach instances"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         pieces = [(t, "dhcp_servers", self.address) for t in self.tables]
         return _element_commands(DROP_ELEMENTS, "delete", pieces)
 
@@ -166,9 +161,9 @@ class CreateGroupFilter(FilterOperation):
         verb = "rebuild" if self.chain_exists or self.sets_present else "create"
         return f"{verb} the filter of security group {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         chain = sg.group_chain(self.group_id)
-        found: list[tuple[int, Command]] = []
+        found: list[tuple[int, Staged]] = []
         if self.chain_exists:
             found.append((MAKE_SETS, sg.flush_chain(sg.GROUPS, chain)))
         found += [(MAKE_SETS, sg.delete_set(sg.GROUPS, name)) for name in self.sets_present]
@@ -192,9 +187,9 @@ class DeleteGroupFilter(FilterOperation):
     def describe(self) -> str:
         return f"delete the filter of security group {self.group_id} (no instance here uses it)"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         chain = sg.group_chain(self.group_id)
-        found: list[tuple[int, Command]] = []
+        found: list[tuple[int, Staged]] = []
         if self.chain_exists:
             found += [
                 (DROP_GROUPS, sg.flush_chain(sg.GROUPS, chain)),
@@ -214,7 +209,7 @@ class AddRuleElement(FilterOperation):
     def describe(self) -> str:
         return f"allow {self.words} into {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         piece = (sg.GROUPS, sg.group_set(self.group_id, self.kind), self.element)
         return _element_commands(ADD_ELEMENTS, "add", [piece])
 
@@ -230,7 +225,7 @@ class RemoveRuleElement(FilterOperation):
     def describe(self) -> str:
         return f"stop allowing {self.words} into {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         piece = (sg.GROUPS, sg.group_set(self.group_id, self.kind), self.element)
         return _element_commands(DROP_ELEMENTS, "delete", [piece])
 
@@ -252,7 +247,7 @@ class AddGroupRule(FilterOperation):
     def describe(self) -> str:
         return f"allow {self.words} into {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         expr = sg.line_expr(self.source, self.protocol, self.from_port, self.to_port)
         chain = sg.group_chain(self.group_id)
         return [(ADD_ELEMENTS, sg.add_rule(sg.GROUPS, chain, self.comment, expr))]
@@ -268,7 +263,7 @@ class RemoveGroupRule(FilterOperation):
     def describe(self) -> str:
         return f"remove {self.comment} from {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         chain = sg.group_chain(self.group_id)
         return [(DROP_RULES, sg.delete_rule(sg.GROUPS, chain, self.handle))]
 
@@ -281,7 +276,7 @@ class CreateMemberSet(FilterOperation):
     def describe(self) -> str:
         return f"track the members of {self.label} (a rule's source)"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         name = sg.member_set(self.group_id)
         return [(MAKE_SETS, sg.add_set(sg.GROUPS, name, sg.MEMBER_SET))]
 
@@ -293,7 +288,7 @@ class DeleteMemberSet(FilterOperation):
     def describe(self) -> str:
         return f"stop tracking the members of group {self.group_id} (no rule here names it)"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         return [(DROP_MEMBER_SETS, sg.delete_set(sg.GROUPS, sg.member_set(self.group_id)))]
 
 
@@ -307,7 +302,7 @@ class AddMember(FilterOperation):
     def describe(self) -> str:
         return f"add {self.address} ({self.instance}) to the members of {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         piece = (sg.GROUPS, sg.member_set(self.group_id), self.address)
         return _element_commands(ADD_ELEMENTS, "add", [piece])
 
@@ -321,7 +316,7 @@ class RemoveMember(FilterOperation):
     def describe(self) -> str:
         return f"remove {self.address} from the members of {self.label}"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         piece = (sg.GROUPS, sg.member_set(self.group_id), self.address)
         return _element_commands(DROP_ELEMENTS, "delete", [piece])
 
@@ -337,9 +332,9 @@ class CreateCombination(FilterOperation):
         groups = " + ".join(self.labels) or "no group"
         return f"{'rebuild' if self.exists else 'create'} chain {self.chain} ({groups})"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         first = sg.flush_chain if self.exists else sg.add_chain
-        found = [(MAKE_COMBINATIONS, first(sg.GROUPS, self.chain))]
+        found: list[tuple[int, Staged]] = [(MAKE_COMBINATIONS, first(sg.GROUPS, self.chain))]
         for comment, expr in sg.combination_rules(self.group_ids):
             found.append((MAKE_COMBINATIONS, sg.add_rule(sg.GROUPS, self.chain, comment, expr)))
         return found
@@ -352,7 +347,7 @@ class DeleteCombination(FilterOperation):
     def describe(self) -> str:
         return f"delete chain {self.chain} (no port here has that combination of groups)"
 
-    def commands(self) -> list[tuple[int, Command]]:
+    def commands(self) -> list[tuple[int, Staged]]:
         return [
             (DROP_COMBINATIONS, sg.flush_chain(sg.GROUPS, self.chain)),
             (DROP_COMBINATIONS, sg.delete_chain(sg.GROUPS, self.chain)),
@@ -397,24 +392,38 @@ def observe(
 
 
 def commands(ops: Sequence[Operation]) -> list[Command]:
-    """One batch for every filter operation, in phase order, element changes merged per set."""
-    staged = [pair for op in ops if isinstance(op, FilterOperation) for pair in op.commands()]
-    staged.sort(key=lambda pair: pair[0])
-    batch: list[Command] = []
-    last_key: tuple[Any, ...] | None = None
-    for _, command in staged:
-        verb = next(iter(command))
-        body = command[verb]
-        key = None
-        if "element" in body:
-            e = body["element"]
-            key = (verb, e["family"], e["table"], e["name"])
-        if key is not None and key == last_key:
-            batch[-1][verb]["element"]["elem"].extend(body["element"]["elem"])
+    """One batch for every filter operation, in phase order, with one command per set for
+    the elements a phase adds to it or deletes from it."""
+    plain: dict[int, list[Command]] = {}
+    staged: dict[tuple[int, str, sg.Table, str], list[str]] = {}
+    for op in ops:
+        if not isinstance(op, FilterOperation):
             continue
-        batch.append(command)
-        last_key = key
+        for phase, item in op.commands():
+            if isinstance(item, dict):
+                plain.setdefault(phase, []).append(item)
+            else:
+                verb, (table, name, text) = item
+                staged.setdefault((phase, verb, table, name), []).append(text)
+    batch: list[Command] = []
+    for phase in sorted({*plain, *(key[0] for key in staged)}):
+        batch += plain.get(phase, [])
+        for (at, verb, table, name), texts in staged.items():
+            if at == phase:
+                batch.append(
+                    sg.elements(verb, table, name, _elements_json(verb, table, name, texts))
+                )
     return batch
+
+
+def _elements_json(verb: str, table: sg.Table, name: str, texts: list[str]) -> list[Any]:
+    if name == sg.INSTANCE_MAP:
+        pairs = [text.partition(" : ") for text in texts]
+        if verb == "delete":
+            return [key for key, _, _ in pairs]
+        return [[key, {"goto": {"target": chain}}] for key, _, chain in pairs]
+    spec = spec_of(table, name)
+    return [sg.element_json(text, spec) for text in texts]
 
 
 def prepare(ops: Sequence[Operation], netns: str | None, state_dir: Path) -> None:
@@ -508,7 +517,7 @@ def _rule_elements(
     """(kind -> element -> words, comment -> chain rule) for one group's rules."""
     elements: dict[str, dict[str, str]] = {kind: {} for kind in HEAD}
     # What each set holds so far: (protocol, cidr, ranges) of its elements.
-    spans: dict[str, list[tuple[str, str, secrules.Ranges]]] = {kind: [] for kind in HEAD}
+    spans: dict[str, list[Span]] = {kind: [] for kind in HEAD}
     lines: dict[str, AddGroupRule] = {}
     for rule in group.rules:
         what = secrules.what(rule.protocol, rule.from_port, rule.to_port)
@@ -521,7 +530,7 @@ def _rule_elements(
             kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
             words = f"{what} from {rule.cidr}"
             covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
-            mine = (rule.protocol, rule.cidr, covered)
+            mine = (rule.protocol, _bounds(rule.cidr), covered)
             if not any(_clash(mine, other) for other in spans[kind]):
                 spans[kind].append(mine)
                 elements[kind][element] = words
@@ -552,15 +561,21 @@ def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[st
     return "any", cidr
 
 
-def _clash(mine: tuple[str, str, secrules.Ranges], other: tuple[str, str, secrules.Ranges]) -> bool:
+# (protocol, first and last address of the CIDR, ranges) of one element of a set.
+Span = tuple[str, tuple[int, int], secrules.Ranges]
+
+
+def _bounds(cidr: str) -> tuple[int, int]:
+    network = ipaddress.IPv4Network(cidr)
+    return int(network.network_address), int(network.broadcast_address)
+
+
+def _clash(mine: Span, other: Span) -> bool:
     """Whether two elements of one interval set would overlap (the kernel refuses that)."""
-    protocol, cidr, covered = mine
-    other_protocol, other_cidr, other_covered = other
-    if protocol != other_protocol:
-        return False
-    if not ipaddress.IPv4Network(cidr).overlaps(ipaddress.IPv4Network(other_cidr)):
-        return False
-    return all(a[0] <= b[1] and b[0] <= a[1] for a, b in zip(covered, other_covered, strict=True))
+    return mine[0] == other[0] and all(
+        a[0] <= b[1] and b[0] <= a[1]
+        for a, b in zip((mine[1], *mine[2]), (other[1], *other[2]), strict=True)
+    )
 
 
 def _words(kind: str, element: str) -> str:
