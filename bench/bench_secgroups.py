@@ -341,14 +341,13 @@ def bench_changes(cloud: Cloud, changes: int, repeat: int) -> None:
     command_total = per_command * n
     fastest = min(nova.values())
     print(f"\n{n} successive single changes, each applied ({rules} iptables rules at the end):")
-    print(
-        f"  netcon, in the applying process: {per_change * 1000:7.1f} ms a change, {ours_total:6.2f} s"
-    )
-    print(
-        f"  netcon, as a command:            {per_command * 1000:7.1f} ms a change, {command_total:6.2f} s"
-    )
-    for backend, total in nova.items():
-        print(f"  {backend}-save + -restore:  {total / n * 1000:7.1f} ms a change, {total:6.2f} s")
+    lines = [
+        ("netcon, in the applying process", per_change, ours_total),
+        ("netcon, as a command", per_command, command_total),
+    ]
+    lines += [(f"{backend}-save + -restore", total / n, total) for backend, total in nova.items()]
+    for label, each, total in lines:
+        print(f"  {label:<34} {each * 1000:7.1f} ms a change, {total:6.2f} s in all")
     print(f"  (the change's own transaction:   {statistics.mean(changes_db) * 1000:7.1f} ms)")
     report(
         "iptables-restore per change / netcon in process  (x faster)",
@@ -417,15 +416,12 @@ def bench_group_size(cloud: Cloud, repeat: int) -> None:
         statistics.median(results["big-cmd"]),
         statistics.median(results["small-cmd"]),
     )
-    print(
-        f"\none instance joining a group, and one rule added to it, then applied; median of {repeat}:"
-    )
-    print(
-        f"  group of 1,000 members: in process {big * 1000:7.1f} ms, as a command {big_cmd * 1000:7.1f} ms"
-    )
-    print(
-        f"  group of 10 members:    in process {small * 1000:7.1f} ms, as a command {small_cmd * 1000:7.1f} ms"
-    )
+    print(f"\none instance joins a group, one rule is added to it, applied; median of {repeat}:")
+    for label, inner, whole in (("1,000", big, big_cmd), ("10", small, small_cmd)):
+        print(
+            f"  group of {label:>5} members: in the applying process {inner * 1000:7.1f} ms, "
+            f"as a command {whole * 1000:7.1f} ms"
+        )
     report(
         "1,000 members / 10, in the applying process  (x)",
         big / small,
