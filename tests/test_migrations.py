@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from core.store import schema
 from core.store.db import Database
 from core.store.migrate import alembic_config, head_revision
-from core.store import schema
 from tests.support import make_service
 
 

@@ -7,6 +7,7 @@ from typing import NoReturn
 
 from core.cli import (
     batch,
+    command_index,
     completion,
     demo,
     fixed,
@@ -49,7 +50,7 @@ class UsageError(InvalidInput):
 
     def __init__(self, command: str, message: str) -> None:
         where = f"netcon {command}".strip()
-        super().__init__(where, f"{message} (see '{where} --help')")
+        super().__init__(command or "command line", f"{message} (see '{where} --help')")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -115,15 +116,8 @@ def build_parser(words: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _named_command(words: list[str]) -> str | None:
-    """The command the words name (the first word that is not an option or its value),
-    or None when they name none, which needs the whole parser for help or an error."""
+    """The command the words name, or None when they name none (help, or an error that
+    lists every command)."""
+    at = command_index(words)
     names = {item.name for item in COMMANDS}
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-        elif word == "--db":
-            skip = True
-        elif not word.startswith("-"):
-            return word if word in names else None
-    return None
+    return words[at] if at is not None and words[at] in names else None
