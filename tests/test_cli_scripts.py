@@ -246,3 +246,34 @@ def test_bash_completion_from_the_generated_script(db: Path, tmp_path: Path) -> 
     assert "--segmentation" in complete("netcon network create --s")
     assert complete("netcon secgroup rule a") == ["add"]
     assert complete("netcon completion ") == ["bash", "zsh", "fish"]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completion_from_the_generated_script(db: Path, tmp_path: Path) -> None:
+    script = tmp_path / "netcon.fish"
+    script.write_text(run(db, "completion", "fish")[1])
+    launcher = tmp_path / "bin" / "netcon"
+    launcher.parent.mkdir()
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} -m tui "$@"\n')
+    launcher.chmod(0o755)
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "PATH": f"{launcher.parent}:{os.environ['PATH']}",
+        "NETCON_DATABASE_URL": f"sqlite:///{db}",
+    }
+
+    def complete(line: str) -> list[str]:
+        result = subprocess.run(
+            ["fish", "-c", f"source {script}; complete -C'{line}'"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert result.stderr == ""
+        return [w.split("\t")[0] for w in result.stdout.splitlines()]
+
+    assert complete("netcon flo") == ["floating"]
+    assert complete("netcon floating associate 203.0.113.4 we") == ["web1", "web2"]
+    assert complete("netcon network create --manager f") == ["flat", "flatdhcp"]
