@@ -9,6 +9,7 @@ from core.cli import (
     batch,
     command_index,
     completion,
+    database,
     demo,
     fixed,
     floating,
@@ -21,6 +22,7 @@ from core.cli import (
     vpn,
 )
 from core.cli.spec import Command, Group
+from core.defaults import LOCK_TIMEOUT
 from core.errors import InvalidInput
 
 COMMANDS: tuple[Group | Command, ...] = (
@@ -32,6 +34,7 @@ COMMANDS: tuple[Group | Command, ...] = (
     secgroups.group,
     vpn.group,
     host.group,
+    database.command,
     demo.command,
     batch.command,
     completion.command,
@@ -58,6 +61,16 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(self.prog.removeprefix("netcon").strip(), message)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0-86400 seconds")
+    return value
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -67,6 +80,13 @@ def _common() -> argparse.ArgumentParser:
         help="database URL (also NETCON_DATABASE_URL); default: the embedded SQLite file",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"how long a change waits for another writer (default {LOCK_TIMEOUT:.0f})",
+    )
     return common
 
 

@@ -66,6 +66,8 @@ class NetworkManager:
     injects_config: ClassVar[bool] = False
     # Only VLAN networks have a project VPN; its address is the one after the gateway.
     has_vpn: ClassVar[bool] = False
+    # The flat managers may use a bridge the admin made; VLAN bridges are netcon's own.
+    accepts_admin_bridge: ClassVar[bool] = True
 
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, func, insert, select
 
 from core import validate
 from core.config import Settings, load_settings
+from core.defaults import LOCK_TIMEOUT
 from core.errors import NotFound
 from core.paths import default_database_url
 from core.store.db import Database
@@ -55,9 +56,21 @@ class ServiceBase:
         *,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        create: bool = True,
+        lock_timeout: float = LOCK_TIMEOUT,
+        application: str = "netcon",
     ) -> None:
+        """``create``: make the database if it is missing or empty (the command line
+        allows that only to `init`, `demo` and the default path); ``lock_timeout``: how
+        long a write waits for another writer; ``application``: how this process is named
+        to PostgreSQL, so a waiting writer can name the one it waits for."""
         self.settings = settings if settings is not None else load_settings()
-        self.db = Database(db_url or default_database_url())
+        self.db = Database(
+            db_url or default_database_url(),
+            create=create,
+            lock_timeout=lock_timeout,
+            application=application,
+        )
         self.actor = actor or _current_user()
         self.clock = clock
         self.rng = rng or random.SystemRandom()

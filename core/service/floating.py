@@ -25,6 +25,7 @@ class FloatingService(ServiceBase):
         """Add every address of ``ip_range`` to ``pool`` on ``host``."""
         validate.host_name("host", host)
         span = validate.ip_range("ip_range", ip_range)
+        validate.usable("ip_range", span.first, span.last, str(span))
         pool = validate.name(
             "pool", pool if pool is not None else self.settings.default_floating_pool
         )

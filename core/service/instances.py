@@ -102,8 +102,15 @@ class InstanceService(ServiceBase):
             # The project's row lock makes concurrent first launches take turns, so a
             # project never ends up with two VLAN networks.
             owner = self._project(connection, project, lock=True)
-            if connection.execute(select(instances.c.id).where(instances.c.name == name)).first():
+            twin = connection.execute(
+                select(instances.c.name).where(func.lower(instances.c.name) == name.lower())
+            ).scalar()
+            if twin == name:
                 raise Conflict("name", f"an instance named {name!r} already exists")
+            if twin is not None:
+                raise Conflict(
+                    "name", f"{name!r} is the DHCP and DNS name of {twin!r} (names ignore case)"
+                )
             member_of = self._groups(connection, owner, groups)
             self._check_fixed_quota(connection, owner)
             mgr = MANAGERS[owner.manager]

@@ -40,7 +40,7 @@ class NetworkService(ServiceBase):
     ) -> list[NetworkView]:
         s = self.settings
         mgr = get_manager(manager if manager is not None else "vlan")
-        cidr = validate.ipv4_network(
+        cidr = validate.usable_network(
             "fixed_range", fixed_range if fixed_range is not None else s.fixed_range
         )
         count = validate.integer(
@@ -88,6 +88,7 @@ class NetworkService(ServiceBase):
             plans = mgr.subnet_plans(connection, request, subnets, s)
             for plan in plans:
                 self._check_bridge_free(connection, plan.bridge)
+                self._check_bridge_name(plan.bridge, admins=mgr.accepts_admin_bridge)
             made = []
             for plan in plans:
                 values = mgr.network_values(plan, request, self.clock())
@@ -157,6 +158,28 @@ class NetworkService(ServiceBase):
         ).first()
         if holder is not None:
             raise Conflict("bridge", f"{bridge} already carries {holder[1]} network {holder[0]}")
+
+    def _check_bridge_name(self, bridge: str, *, admins: bool) -> None:
+        """A bridge may not be a link the host needs for something else: refused here,
+        rather than making every later `host apply` fail."""
+        s = self.settings
+        roles = {"lo": "the loopback", s.public_interface: "the public interface"}
+        roles.setdefault(s.vlan_interface, "the VLAN interface")
+        if bridge in roles:
+            raise Conflict("bridge", f"{bridge} is {roles[bridge]} of this host, not a bridge")
+        if s.netns is not None:
+            return  # a rehearsal namespace: its links are checked by `host plan`
+        from core.linux.sysfs import local_link
+
+        link = local_link(bridge)
+        if link is None:
+            return
+        if not link.is_bridge:
+            raise Conflict("bridge", f"{bridge} exists on this host and is not a bridge")
+        if not admins and link.alias != "netcon":
+            raise Conflict(
+                "bridge", f"{bridge} exists on this host and is not netcon's; netcon makes br<vlan>"
+            )
 
     # -- reading -------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -123,6 +124,8 @@ instances = Table(
     _optional("host", String(255)),
     _required("created_at", DateTime, default=utcnow),
 )
+# An instance's name is its DHCP and DNS name, and those ignore case.
+Index("ix_instances_name_lower", func.lower(instances.c.name), unique=True)
 
 fixed_ips = Table(
     "fixed_ips",
