@@ -50,6 +50,10 @@ class Settings:
     quota_security_groups: int = 10
     quota_security_group_rules: int = 20
     auto_apply: bool = False
+    # `netcon agent`: re-sync everything this often (seconds) in case a notice was
+    # lost, and move a down host's networks to live hosts without a person.
+    agent_resync: int = 60
+    auto_evacuate: bool = False
     state_dir: str = "/var/lib/netcon"
     # Host layer: the namespace it acts in (None: the process's own), the binaries it
     # runs, and how VXLAN segments find their peers (one multicast group per VNI).
@@ -128,6 +132,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "quota_security_groups": _at_least(-1),
     "quota_security_group_rules": _at_least(-1),
     "auto_apply": lambda f, v: v,
+    "agent_resync": _at_least(1, 86400),
+    "auto_evacuate": lambda f, v: v,
     "state_dir": validate.state_directory,
     "netns": _namespace,
     "dnsmasq_binary": validate.program,

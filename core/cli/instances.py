@@ -39,10 +39,12 @@ group = Group("instance", "launch, terminate, list and show instances")
         metavar="GROUP",
         complete="secgroup",
     ),
+    arg("--host", complete="host", help="the compute host it runs on (default: its network's)"),
 )
 def launch_instance(ctx: Context) -> None:
     a = ctx.args
-    ctx.output.one(ctx.service.launch_instance(a.project, a.name, a.security_groups), DETAIL)
+    launched = ctx.service.launch_instance(a.project, a.name, a.security_groups, host=a.host)
+    ctx.output.one(launched, DETAIL)
 
 
 @group.command("terminate", "terminate an instance", arg("name", complete="instance"))

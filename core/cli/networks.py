@@ -33,6 +33,7 @@ DETAIL = (
     col("BRIDGE INTERFACE"),
     col("PROJECT"),
     col("HOST"),
+    col("MULTI HOST"),
     col("VPN PUBLIC", "vpn_public_address"),
     col("VPN PORT", "vpn_public_port"),
     col("VPN PRIVATE", "vpn_private_address"),
@@ -67,6 +68,11 @@ group = Group("network", "create, list, show and delete networks")
     arg("--bridge-interface", help="interface enslaved into the bridge"),
     arg("--dns", help="DNS server handed to instances"),
     arg("--segmentation", complete=("vlan", "vxlan"), help="vlan (802.1Q) or vxlan"),
+    arg(
+        "--multi-host",
+        action="store_true",
+        help="served by every host with its instances (gateway, DHCP and NAT on each)",
+    ),
     description="Defaults come from netcon.toml: fixed_range, num_networks, network_size, "
     "vlan_start, vpn_start.",
 )
@@ -90,6 +96,7 @@ def create_networks(ctx: Context) -> None:
         bridge_interface=args.bridge_interface,
         dns=args.dns,
         segmentation=args.segmentation,
+        multi_host=args.multi_host,
     )
     ctx.output.rows(created, COLUMNS)
 

@@ -6,6 +6,7 @@ import argparse
 from typing import NoReturn
 
 from core.cli import (
+    agent,
     batch,
     command_index,
     completion,
@@ -34,6 +35,7 @@ COMMANDS: tuple[Group | Command, ...] = (
     secgroups.group,
     vpn.group,
     host.group,
+    agent.command,
     database.command,
     demo.command,
     batch.command,

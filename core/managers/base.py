@@ -37,6 +37,7 @@ class NetworkRequest:
     segmentation: str | None = None
     vlan_start: int | str | None = None
     vpn_start: int | str | None = None
+    multi_host: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class NetworkManager:
             "vpn_public_port": plan.vpn_public_port,
             "vpn_public_address": plan.vpn_public_address,
             "vpn_private_address": str(subnet.network_address + 2) if self.has_vpn else None,
+            "multi_host": request.multi_host,
             "created_at": created_at,
         }
 
@@ -181,6 +183,14 @@ class NetworkManager:
             .values(instance_id=instance_id, mac=mac, allocated=True, released_at=None)
         )
         return connection.execute(select(fixed_ips).where(fixed_ips.c.id == fixed_id)).one()
+
+    def take_host_address(self, connection: Connection, network: Row[Any]) -> int:
+        """A free address of ``network`` for a host's own use (its gateway on a
+        multi-host network); returns its row id."""
+        fixed_id = self._first_free(connection, network.id)
+        if fixed_id is None:
+            raise NoMoreFixedIps(f"{network.label} ({network.cidr})")
+        return fixed_id
 
     def _first_free(self, connection: Connection, network_id: int) -> int | None:
         """The lowest free address, found through the partial index of free rows only,

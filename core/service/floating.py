@@ -223,14 +223,20 @@ class FloatingService(ServiceBase):
                 raise Conflict(
                     "instance", f"{fixed.address} of {target.name} already has floating IP {taken}"
                 )
+            values: dict[str, Any] = {"fixed_ip_id": fixed.id}
+            network = connection.execute(
+                select(networks.c.multi_host).where(networks.c.id == fixed.network_id)
+            ).one()
+            if network.multi_host and target.host is not None and target.host != floating.host:
+                # A multi-host network's floating IPs are NATed where the instance runs.
+                values["host"] = target.host
+                audit.hosts.update({floating.host, target.host})
             connection.execute(
-                update(floating_ips)
-                .where(floating_ips.c.id == floating.id)
-                .values(fixed_ip_id=fixed.id)
+                update(floating_ips).where(floating_ips.c.id == floating.id).values(**values)
             )
             audit.target = floating.address
             audit.after = {"instance": target.name, "fixed": fixed.address}
-            audit.floating = True
+            audit.floating_addresses.add(floating.address)
             audit.network_ids.add(fixed.network_id)
             return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
@@ -269,7 +275,7 @@ class FloatingService(ServiceBase):
                 .values(fixed_ip_id=None)
             )
             audit.target = floating.address
-            audit.floating = True
+            audit.floating_addresses.add(floating.address)
             return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
     def release_floating_ip(self, address: str) -> FloatingIPView:

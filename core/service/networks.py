@@ -37,6 +37,7 @@ class NetworkService(ServiceBase):
         bridge_interface: str | None = None,
         dns: str | None = None,
         segmentation: str | None = None,
+        multi_host: bool = False,
     ) -> list[NetworkView]:
         s = self.settings
         mgr = get_manager(manager if manager is not None else "vlan")
@@ -77,6 +78,7 @@ class NetworkService(ServiceBase):
                 segmentation=segmentation,
                 vlan_start=vlan_start,
                 vpn_start=vpn_start,
+                multi_host=bool(multi_host),
             ),
             s,
         )
@@ -214,6 +216,8 @@ class NetworkService(ServiceBase):
             audit.target = network.cidr
             audit.before = view._asdict()
             audit.network_ids.add(network.id)
+            if network.host is not None:
+                audit.hosts.add(network.host)
         return view
 
     def list_fixed_ips(
@@ -395,4 +399,5 @@ def _network_view(network: Row[Any], counts: tuple[int, int, int]) -> NetworkVie
         used=used,
         reserved=reserved,
         free=total - reserved - used,
+        multi_host=bool(network.multi_host),
     )
