@@ -62,6 +62,11 @@ class Settings:
     nft_binary: str = "nft"
     vxlan_group: str = "239.1.1.1"
     vxlan_port: int = 4789
+    # Guests: the MTU of the host's physical links (a network's default MTU is this less
+    # its segment's overhead), and the resolvers each network's dnsmasq forwards names it
+    # does not know to (empty: this host's own, from /etc/resolv.conf).
+    physical_mtu: int = 1500
+    dns_servers: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -140,6 +145,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "nft_binary": validate.program,
     "vxlan_group": _multicast,
     "vxlan_port": validate.port,
+    "physical_mtu": _at_least(validate.MIN_MTU, 65535),
+    "dns_servers": lambda f, v: tuple(str(validate.ipv4_address(f, item)) for item in v),
 }
 
 
@@ -152,6 +159,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         wanted = (bool,)
     elif current in ("str | None",):
         wanted = (str, type(None))
+    elif current in ("tuple[str, ...]",):
+        wanted = (list, tuple)
     else:
         wanted = (str,)
     field_name = f"{source}: {key}"

@@ -302,3 +302,53 @@ def program(field: str, value: object) -> str:
     if not re.fullmatch(r"/?[A-Za-z0-9_.+/-]{1,255}", text) or ".." in text.split("/"):
         raise InvalidInput(field, f"{shown(text)} must be a program name or an absolute path")
     return text
+
+
+MIN_MTU = 576
+MAX_USER_DATA = 64 * 1024
+_GZIP = b"\x1f\x8b"
+
+
+def mtu(field: str, value: object, maximum: int) -> int:
+    """An MTU guests can use: at least IPv4's 576, at most what the link under it carries."""
+    number = integer(field, value, 1, 65535)
+    if number < MIN_MTU:
+        raise InvalidInput(field, f"{number} is below {MIN_MTU}, the least IPv4 needs")
+    if number > maximum:
+        raise InvalidInput(field, f"{number} is above {maximum}, what the link under it carries")
+    return number
+
+
+def user_data(field: str, value: bytes) -> bytes:
+    """cloud-init user data: UTF-8 text or gzip, at most 64 KiB."""
+    if len(value) > MAX_USER_DATA:
+        raise InvalidInput(field, f"is {len(value)} bytes; at most {MAX_USER_DATA} (64 KiB)")
+    if not value.startswith(_GZIP):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(field, "must be UTF-8 text or gzip") from None
+    return value
+
+
+def public_key(field: str, value: object) -> tuple[str, str]:
+    """An OpenSSH public key line; returns it tidied and its SHA256 fingerprint."""
+    import base64
+    import hashlib
+
+    text = _text(field, value.strip() if isinstance(value, str) else value)
+    parts = text.split()
+    if len(parts) < 2 or "\n" in text:
+        raise InvalidInput(field, "must be one OpenSSH public key line, like 'ssh-ed25519 AAAA...'")
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    try:
+        load_ssh_public_key(" ".join(parts[:2]).encode())
+        blob = base64.b64decode(parts[1], validate=True)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise InvalidInput(
+            field, f"{shown(parts[0])} ... is not a public key OpenSSH reads"
+        ) from None
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return " ".join(parts), f"SHA256:{digest}"

@@ -58,6 +58,8 @@ class NetworkView(NamedTuple):
     reserved: int
     free: int
     multi_host: bool = False
+    mtu: int | None = None  # the effective MTU guests are handed
+    dhcp_lease_time: int | None = None
 
 
 def fixed_ip_state(reserved: bool, allocated: bool, leased: bool) -> str:
@@ -215,3 +217,35 @@ class Page(NamedTuple):
     rows: tuple[Any, ...]
     total: int
     offset: int
+
+
+class KeyView(NamedTuple):
+    id: int
+    project: str
+    name: str
+    fingerprint: str
+    public_key: str
+    instances: int
+    created_at: datetime
+
+
+class MetadataView(NamedTuple):
+    """What the metadata service tells one instance about itself."""
+
+    instance_id: int
+    name: str
+    project: str
+    host: str | None
+    address: str
+    mac: str
+    cidr: str
+    netmask: str
+    gateway: str
+    dns: tuple[str, ...]
+    mtu: int
+    domain: str
+    floating: str | None
+    security_groups: tuple[str, ...]
+    key_name: str | None
+    public_key: str | None
+    user_data: bytes | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -16,6 +17,7 @@ from core.store.migrate import alembic_config, head_revision
 from tests.support import make_service
 
 
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
 def test_migrated_schema_matches_models(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'n.db'}")
     with database.engine.connect() as connection:

@@ -21,6 +21,7 @@ from core.store.schema import (
     hosts,
     instance_security_groups,
     instances,
+    keys,
     networks,
     projects,
     security_groups,
@@ -99,13 +100,20 @@ class InstanceService(ServiceBase):
         security_groups: Iterable[str] = (),
         *,
         host: str | None = None,
+        user_data: bytes | None = None,
+        key: str | None = None,
     ) -> InstanceView:
         """Launch ``name`` in ``project``: an address from the project's network (under
         VLAN, the network itself on the first launch). ``host`` places it on a compute
-        host; by default it runs on its network's host."""
+        host; by default it runs on its network's host. ``user_data`` and the project's
+        key ``key`` are what the metadata service hands it."""
         validate.hostname("name", name)
         if host is not None:
             validate.host_name("host", host)
+        if user_data is not None:
+            validate.user_data("user_data", user_data)
+        if key is not None:
+            validate.name("key", key)
         groups = list(security_groups) or ["default"]
         for group in groups:
             validate.name("security_group", group)
@@ -137,8 +145,21 @@ class InstanceService(ServiceBase):
                     f"{owner.manager} network; create one with "
                     f"'netcon network create --manager {owner.manager}'",
                 )
+            key_id = None
+            if key is not None:
+                key_id = connection.execute(
+                    select(keys.c.id).where(keys.c.project_id == owner.id, keys.c.name == key)
+                ).scalar()
+                if key_id is None:
+                    raise NotFound("key", f"{owner.name} has no key named {key!r}")
             (instance_id,) = connection.execute(
-                insert(instances).values(name=name, project_id=owner.id, created_at=self.clock())
+                insert(instances).values(
+                    name=name,
+                    project_id=owner.id,
+                    created_at=self.clock(),
+                    user_data=user_data,
+                    key_id=key_id,
+                )
             ).inserted_primary_key  # type: ignore[misc]
             connection.execute(
                 insert(instance_security_groups),

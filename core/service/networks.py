@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, Select, case, delete, func, insert, or_,
 from core import validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
-from core.managers.base import NetworkRequest
+from core.managers.base import NetworkRequest, effective_mtu
 from core.service.base import ServiceBase
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 from core.views import FixedIPView, NetworkView, Page, fixed_ip_state
@@ -108,7 +108,8 @@ class NetworkService(ServiceBase):
             audit.after = [str(plan.subnet) for plan in plans]
             audit.network_ids.update(made)
         with self.db.read() as connection:
-            return _network_views(connection, select(networks).where(networks.c.id.in_(made)))
+            query = select(networks).where(networks.c.id.in_(made))
+            return _network_views(connection, query, self.settings.physical_mtu)
 
     def _free_subnets(
         self, connection: Connection, cidr: ipaddress.IPv4Network, prefix: int, count: int
@@ -191,19 +192,21 @@ class NetworkService(ServiceBase):
             if project is not None:
                 owner = self._project(connection, project)
                 query = query.where(networks.c.project_id == owner.id)
-            return _network_views(connection, query)
+            return _network_views(connection, query, self.settings.physical_mtu)
 
     def get_network(self, ref: str | int) -> NetworkView:
         with self.db.read() as connection:
             network = self._network(connection, ref)
             query = select(networks).where(networks.c.id == network.id)
-            return _network_views(connection, query)[0]
+            return _network_views(connection, query, self.settings.physical_mtu)[0]
 
     def delete_network(self, ref: str | int) -> NetworkView:
         with self._change("network.delete", str(ref)) as (connection, audit):
             network = self._network(connection, ref)
             (view,) = _network_views(
-                connection, select(networks).where(networks.c.id == network.id)
+                connection,
+                select(networks).where(networks.c.id == network.id),
+                self.settings.physical_mtu,
             )
             if view.used:
                 raise Conflict(
@@ -362,7 +365,9 @@ def _address_counts(connection: Connection, ids: Iterable[int]) -> dict[int, tup
     }
 
 
-def _network_views(connection: Connection, query: Select[Any]) -> list[NetworkView]:
+def _network_views(
+    connection: Connection, query: Select[Any], physical_mtu: int
+) -> list[NetworkView]:
     """The networks ``query`` selects (from the networks table), in address order."""
     rows = connection.execute(
         query.add_columns(projects.c.name.label("project_name"))
@@ -370,10 +375,12 @@ def _network_views(connection: Connection, query: Select[Any]) -> list[NetworkVi
         .order_by(networks.c.first_int)
     ).all()
     counts = _address_counts(connection, [row.id for row in rows])
-    return [_network_view(row, counts.get(row.id, (0, 0, 0))) for row in rows]
+    return [_network_view(row, counts.get(row.id, (0, 0, 0)), physical_mtu) for row in rows]
 
 
-def _network_view(network: Row[Any], counts: tuple[int, int, int]) -> NetworkView:
+def _network_view(
+    network: Row[Any], counts: tuple[int, int, int], physical_mtu: int
+) -> NetworkView:
     total, reserved, used = counts
     return NetworkView(
         id=network.id,
@@ -400,4 +407,6 @@ def _network_view(network: Row[Any], counts: tuple[int, int, int]) -> NetworkVie
         reserved=reserved,
         free=total - reserved - used,
         multi_host=bool(network.multi_host),
+        mtu=effective_mtu(network, physical_mtu) if network.manager != "flat" else network.mtu,
+        dhcp_lease_time=network.dhcp_lease_time,
     )

@@ -38,7 +38,7 @@ from core.errors import DatabaseError, InvalidInput
 # Every migration this netcon knows, oldest first (core/store/migrations/versions).
 # Opening a database compares its stored revision with these in one query; Alembic is
 # imported only when the database is behind.
-REVISIONS = ("0001", "0002", "0004", "0006")
+REVISIONS = ("0001", "0002", "0004", "0006", "0007")
 HEAD_REVISION = REVISIONS[-1]
 
 # How long one attempt at the SQLite write lock waits before the waiter is told.

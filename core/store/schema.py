@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -118,10 +119,26 @@ networks = Table(
     # Served by every host that has its instances (nova-network's multi_host): each one
     # routes, answers DHCP and NATs floating IPs for its own instances.
     _required("multi_host", Boolean, default=False, server_default=false()),
+    # None: the default (physical MTU less the segment's overhead; dhcp_lease_time).
+    _optional("mtu", Integer),
+    _optional("dhcp_lease_time", Integer),
     _required("created_at", DateTime, default=utcnow),
     CheckConstraint(MANAGER_CHECK, name="manager"),
     CheckConstraint("(manager = 'vlan') = (vlan IS NOT NULL)", name="vlan_only_for_vlan_manager"),
     CheckConstraint("manager = 'vlan' OR project_id IS NULL", name="flat_is_shared"),
+)
+
+# SSH public keys of a project, handed to its instances by the metadata service.
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("project_id", ForeignKey("projects.id", ondelete="CASCADE")),
+    _required("name", String(63)),
+    _required("public_key", Text),
+    _required("fingerprint", String(64)),
+    _required("created_at", DateTime, default=utcnow),
+    UniqueConstraint("project_id", "name"),
 )
 
 instances = Table(
@@ -132,6 +149,9 @@ instances = Table(
     _required("project_id", ForeignKey("projects.id", ondelete="RESTRICT")),
     _optional("host", String(255)),
     _required("created_at", DateTime, default=utcnow),
+    # What cloud-init reads at /latest/user-data (text or gzip, at most 64 KiB).
+    _optional("user_data", LargeBinary),
+    _optional("key_id", ForeignKey("keys.id", ondelete="SET NULL")),
 )
 # An instance's name is its DHCP and DNS name, and those ignore case.
 Index("ix_instances_name_lower", func.lower(instances.c.name), unique=True)
