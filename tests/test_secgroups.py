@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from core.service import NetconService
+from core.service import ChangeSet, NetconService
+from core.store.schema import instances
 from tests.support import make_service
 
 
@@ -86,17 +88,25 @@ def test_default_group_lets_its_members_in(service: NetconService) -> None:
     ]
 
 
-def test_changes_tell_the_hosts(service: NetconService) -> None:
-    told: list[object] = []
+def test_changes_tell_the_hosts_whose_filters_change(service: NetconService) -> None:
+    told: list[ChangeSet] = []
     service.listeners.append(told.append)
     service.create_security_group("alpha", "web")
+    service.create_security_group("alpha", "db")
+    # A group no instance uses: no host has anything to change.
     rule = service.add_security_group_rule("alpha", "web", "tcp", 80, 80)
+    assert told == []
     service.launch_instance("alpha", "web1")
+    with service.db.write() as connection:
+        connection.execute(update(instances).values(host="compute7"))
+    service.launch_instance("alpha", "db1", ["db"])
+    service.add_security_group_rule("alpha", "db", "tcp", 5432, 5432, source_group="web")
     told.clear()
+    # web1 joins web: its own host, and db1's host, whose rule names web as a source.
     service.add_instance_security_group("web1", "web")
     service.remove_security_group_rule(rule.id)
     service.remove_instance_security_group("web1", "web")
-    assert [getattr(c, "secgroups", False) for c in told] == [True, True, True]
+    assert [set(c.hosts) for c in told] == [{"compute7", "nethost1"}] * 3
 
 
 def test_membership_after_launch(service: NetconService) -> None:

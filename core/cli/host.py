@@ -11,11 +11,13 @@ from core.cli.spec import Group, arg, netns_arg
 
 COLUMNS = (
     col("HOST", "name"),
-    col("ROLE"),
     col("ALIVE"),
     col("LAST HEARTBEAT"),
     col("NETWORKS"),
     col("FLOATING IPS"),
+    col("PENDING"),
+    col("APPLIED", "applied_change"),
+    col("LAST ERROR"),
 )
 
 group = Group("host", "network hosts; make this host match the database")
@@ -59,3 +61,23 @@ def apply_host(ctx: Context) -> int:
         return plan_host(ctx)
     _show(ctx, ctx.service.host_apply(ctx.args.netns))
     return 0
+
+
+@group.command(
+    "evacuate",
+    "move a down host's networks and floating IPs to live hosts",
+    arg("host", metavar="DEAD", complete="host"),
+    arg("--to", metavar="LIVE", complete="host", help="the host to move them to (default: spread)"),
+)
+def evacuate_host(ctx: Context) -> None:
+    moved = ctx.service.evacuate_host(ctx.args.host, ctx.args.to)
+    lines = [f"  {cidr} -> {host}" for cidr, host in moved.networks]
+    lines += [f"  floating {address} -> {host}" for address, host in moved.floating]
+    ctx.output.lines(
+        [f"evacuated {moved.host}:", *lines] if lines else [f"{moved.host} held nothing"],
+        {
+            "host": moved.host,
+            "networks": [{"network": c, "host": h} for c, h in moved.networks],
+            "floating": [{"address": a, "host": h} for a, h in moved.floating],
+        },
+    )

@@ -15,6 +15,7 @@ from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from core.service.ingress import IngressService
 from core.store.schema import (
     instance_security_groups,
+    instances,
     projects,
     security_group_rules,
     security_groups,
@@ -106,8 +107,8 @@ class SecurityGroupService(IngressService):
                     f"{name} is the source of rule #{citing[0]} of group {citing[1]}; "
                     "remove that rule first",
                 )
+            # No instance uses it and no other rule names it: no host's filter changes.
             audit.before = {"rules": [rule._asdict() for rule in view.rules]}
-            audit.secgroups = True
             connection.execute(delete(security_groups).where(security_groups.c.id == group.id))
         return view
 
@@ -173,7 +174,7 @@ class SecurityGroupService(IngressService):
             ).inserted_primary_key  # type: ignore[misc]
             view = _rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
             audit.after = view._asdict()
-            audit.secgroups = True
+            audit.hosts.update(filter_hosts(connection, [parent.id]))
         return view
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
@@ -182,9 +183,9 @@ class SecurityGroupService(IngressService):
             found = _rule_views(connection, security_group_rules.c.id == number)
             if not found:
                 raise NotFound("rule", f"no security group rule with id {number}")
-            view = found[0][1]
+            group_id, view = found[0]
             audit.before = view._asdict()
-            audit.secgroups = True
+            audit.hosts.update(filter_hosts(connection, [group_id]))
             connection.execute(
                 delete(security_group_rules).where(security_group_rules.c.id == number)
             )
@@ -213,7 +214,7 @@ class SecurityGroupService(IngressService):
                 )
             )
             audit.after = {"group": group}
-            audit.secgroups = True
+            audit.hosts.update(filter_hosts(connection, [joined.id]))
             return _instance_groups(connection, row.id)
 
     def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]:
@@ -226,20 +227,27 @@ class SecurityGroupService(IngressService):
             row = self._instance(connection, instance)
             validate.name("group", group)
             left = connection.execute(
+                select(security_groups.c.id)
+                .join(
+                    instance_security_groups,
+                    instance_security_groups.c.security_group_id == security_groups.c.id,
+                )
+                .where(
+                    instance_security_groups.c.instance_id == row.id,
+                    security_groups.c.name == group,
+                )
+            ).scalar()
+            if left is None:
+                raise NotFound("group", f"{instance} is not in a group named {group!r}")
+            # Found while the instance is still a member, so its own host is among them.
+            audit.hosts.update(filter_hosts(connection, [left]))
+            connection.execute(
                 delete(instance_security_groups).where(
                     instance_security_groups.c.instance_id == row.id,
-                    instance_security_groups.c.security_group_id.in_(
-                        select(security_groups.c.id).where(
-                            security_groups.c.project_id == row.project_id,
-                            security_groups.c.name == group,
-                        )
-                    ),
+                    instance_security_groups.c.security_group_id == left,
                 )
             )
-            if not left.rowcount:
-                raise NotFound("group", f"{instance} is not in a group named {group!r}")
             audit.before = {"group": group}
-            audit.secgroups = True
             return _instance_groups(connection, row.id)
 
     # -- look-ups ------------------------------------------------------------------------
@@ -292,6 +300,29 @@ class SecurityGroupService(IngressService):
                 f"a rule of {own} may only name {own}'s groups",
             )
         raise NotFound("source_group", f"{own} has no security group named {name!r}")
+
+
+def filter_hosts(connection: Connection, group_ids: list[int]) -> set[str]:
+    """The hosts whose filters change with these groups' rules or members: where their
+    members run, and where instances run whose groups' rules name them as a source."""
+    citing = select(security_group_rules.c.group_id).where(
+        security_group_rules.c.source_group_id.in_(group_ids)
+    )
+    return set(
+        connection.execute(
+            select(instances.c.host)
+            .join(
+                instance_security_groups,
+                instance_security_groups.c.instance_id == instances.c.id,
+            )
+            .where(
+                instances.c.host.is_not(None),
+                instance_security_groups.c.security_group_id.in_(group_ids)
+                | instance_security_groups.c.security_group_id.in_(citing),
+            )
+            .distinct()
+        ).scalars()
+    )
 
 
 def _ports(

@@ -1,7 +1,7 @@
 """Security groups enforced: 'any' protocol, member look-ups by group, default group rule
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0007
 Create Date: 2026-11-24 10:00:00
 
 A project's default group that has no rule yet gets one allowing ingress of any protocol
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0003'
-down_revision: str | None = '0002'
+down_revision: str | None = '0007'
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
