@@ -4,7 +4,7 @@
                                     [--changes 100] [--repeat 5] [--strict]
 
 Needs root, nft, iptables (iptables-save/-restore, both backends) and ab (apache2-utils).
-Everything runs in one fresh network namespace (``nc-bench-sg-<random>``) holding a
+Everything runs in one fresh network namespace (``nc-bsg-<random>``) holding a
 network host with one VLAN network of ``--instances`` instances, each in one of
 ``--groups`` groups of ``--rules`` rules (7 CIDR rules, 1 ICMP rule, 2 source-group
 rules); it is emptied and deleted at the end.
@@ -110,7 +110,7 @@ def timed(action: Callable[[], object]) -> float:
 
 @contextmanager
 def namespace() -> Iterator[str]:
-    name = f"nc-bench-sg-{secrets.token_hex(2)}"
+    name = f"nc-bsg-{secrets.token_hex(2)}"
     run("ip", "netns", "add", name)
     try:
         for command in (
