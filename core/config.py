@@ -105,6 +105,8 @@ def load_settings(paths: list[Path] | None = None, **overrides: Any) -> Settings
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise InvalidInput(str(path), f"is not valid TOML ({exc})") from None
         for key, value in document.items():
+            if key in ("contexts", "keys", "console"):
+                continue  # the console's own tables: it reads them itself
             if key not in _FIELDS:
                 raise InvalidInput(f"{path}: {key}", "is not a known setting")
             values[key] = _coerce(key, value, str(path))

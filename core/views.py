@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 class View:
@@ -190,9 +190,39 @@ class AuditView(View):
 
 
 @dataclass(frozen=True)
-class Page(View):
+class VpnUserView(View):
+    """A user of a project's VPN: one client certificate, in use or revoked."""
+
+    project: str
+    user: str
+    state: str  # "active" or "revoked"
+    serial: str  # hexadecimal, as the revocation list names it
+
+
+@dataclass(frozen=True)
+class PlanView(View):
+    """What `host apply` would do (or did) on one host.
+
+    ``subjects`` are the names the operations act on (bridges, addresses, MACs), so a
+    caller can tell which networks, addresses and instances still wait for the host.
+    """
+
+    host: str
+    operations: tuple[str, ...]
+    problems: tuple[str, ...]
+    subjects: frozenset[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "subjects": sorted(self.subjects)}
+
+
+RowT = TypeVar("RowT", bound=View)
+
+
+@dataclass(frozen=True)
+class Page(View, Generic[RowT]):
     """A window of a large listing (fixed IPs of a /16) with the total it came from."""
 
-    rows: tuple[Any, ...]
+    rows: tuple[RowT, ...]
     total: int
     offset: int

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core import validate
@@ -287,7 +289,21 @@ class NetworkService(ServiceBase):
         search: str | None = None,
         offset: int = 0,
         limit: int | None = None,
-    ) -> Page:
+        *,
+        regex: bool = False,
+        negate: bool = False,
+    ) -> Page[FixedIPView]:
+        """A window of fixed IPs in address order.
+
+        ``search`` matches any of the columns a listing shows (address, state, instance,
+        MAC, network), case-insensitively: as a substring, or as a regular expression
+        with ``regex``; ``negate`` keeps the rows that do not match instead.
+        """
+        if search and regex:
+            try:
+                re.compile(search)
+            except re.error as exc:
+                raise InvalidInput("search", f"is not a regular expression ({exc})") from None
         with self.db.read() as session:
             owner = aliased(Project)
             query = (
@@ -305,16 +321,19 @@ class NetworkService(ServiceBase):
                     or_(Instance.project_id == project_id, Network.project_id == project_id)
                 )
             if search:
-                pattern = (
-                    "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                )
-                query = query.where(
-                    or_(
-                        FixedIP.address.like(pattern, escape="\\"),
-                        FixedIP.mac.like(pattern, escape="\\"),
-                        Instance.name.like(pattern, escape="\\"),
+                matches = or_(
+                    *(
+                        _matches(column, search, regex, self.db.dialect)
+                        for column in (
+                            FixedIP.address,
+                            _FIXED_STATE,
+                            func.coalesce(Instance.name, "-"),
+                            func.coalesce(FixedIP.mac, "-"),
+                            Network.cidr,
+                        )
                     )
                 )
+                query = query.where(~matches if negate else matches)
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             query = query.order_by(FixedIP.address_int).offset(max(0, offset))
             if limit is not None:
@@ -368,6 +387,27 @@ class NetworkService(ServiceBase):
             audit.target = fixed.address
             audit.after = {"reserved": False}
             audit.network_ids.add(fixed.network_id)
+
+
+# The state a listing shows for a fixed IP (FixedIPView.state), computed in the query so
+# that a search can match it.
+_FIXED_STATE = case(
+    (FixedIP.reserved.is_(True), "reserved"),
+    (and_(FixedIP.allocated.is_(True), FixedIP.leased.is_(True)), "leased"),
+    (FixedIP.allocated.is_(True), "allocated"),
+    (FixedIP.leased.is_(True), "releasing"),
+    else_="free",
+)
+
+
+def _matches(column: Any, search: str, regex: bool, dialect: str) -> ColumnElement[bool]:
+    if regex:
+        # SQLite's REGEXP is Python's re.search, which takes its flags inline.
+        if dialect == "sqlite":
+            return column.regexp_match(f"(?i){search}")  # type: ignore[no-any-return]
+        return column.regexp_match(search, flags="i")  # type: ignore[no-any-return]
+    pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
 
 
 def _label(label: str | None, kind: str, vlan: int, count: int, index: int) -> str:
