@@ -200,23 +200,30 @@ class VpnUserView(View):
 
 
 @dataclass(frozen=True)
+class PlannedOperation(View):
+    """One step of a host plan, and the names it acts on (bridges, addresses, MACs)."""
+
+    text: str
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PlanView(View):
     """What `host apply` would do (or did) on one host.
 
-    ``subjects`` are the names the operations act on (bridges, addresses, MACs), so a
-    caller can tell which networks, addresses and instances still wait for the host.
+    Each operation names what it acts on, so a caller can tell which networks, addresses
+    and instances still wait for the host.
     """
 
     host: str
-    operations: tuple[str, ...]
+    operations: tuple[PlannedOperation, ...]
     problems: tuple[str, ...]
-    subjects: frozenset[str]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "subjects": sorted(self.subjects)}
+    def describe(self) -> list[str]:
+        return [operation.text for operation in self.operations]
 
 
-RowT = TypeVar("RowT", bound=View)
+RowT = TypeVar("RowT")
 
 
 @dataclass(frozen=True)

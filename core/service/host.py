@@ -10,7 +10,7 @@ from sqlalchemy import update
 from core import validate
 from core.service.base import ServiceBase
 from core.store.models import Host
-from core.views import PlanView
+from core.views import PlannedOperation, PlanView
 
 if TYPE_CHECKING:
     from core.linux.operations import Operation, Plan
@@ -61,14 +61,13 @@ class HostService(ServiceBase):
 
 
 def _plan_view(host: str, plan: Plan) -> PlanView:
-    subjects: set[str] = set()
-    for operation in plan.operations:
-        subjects.update(_subjects(operation))
     return PlanView(
         host=host,
-        operations=tuple(plan.describe()),
+        operations=tuple(
+            PlannedOperation(operation.describe(), tuple(sorted(_subjects(operation))))
+            for operation in plan.operations
+        ),
         problems=tuple(plan.problems),
-        subjects=frozenset(subjects),
     )
 
 

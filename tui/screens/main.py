@@ -89,10 +89,7 @@ def matcher(search: Search) -> Any:
     if not search:
         return None
     if search.regex:
-        try:
-            pattern = re.compile(search.text, re.IGNORECASE)
-        except re.error:
-            return lambda cells: False
+        pattern = re.compile(search.text, re.IGNORECASE)
         hit = lambda cells: any(pattern.search(cell) for cell in cells)  # noqa: E731
     else:
         needle = search.text.lower()
@@ -557,7 +554,8 @@ class MainScreen(Screen[None]):
         def read(api: NetconAPI) -> Known:
             projects = tuple(sorted(p.name for p in api.list_projects()))
             hosts = tuple(sorted(h.name for h in api.list_hosts()))
-            return Known(projects, self.known.pools, hosts)
+            pools = tuple(sorted({f.pool for f in api.list_floating_ips()}))
+            return Known(projects, pools, hosts)
 
         def keep(known: Known) -> None:
             self.known = known
@@ -596,6 +594,7 @@ class MainScreen(Screen[None]):
 
     def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
         """An action succeeded: show it, and say honestly where the host stands."""
+        hosts = hosts or {self.this_host()}
         self.reload()
         self.refresh_known()
         if not action.host_change:
@@ -828,12 +827,6 @@ class MainScreen(Screen[None]):
         if typed == self.state.typed:
             return
         search = Search.parse(typed)
-        if search.regex:
-            try:
-                re.compile(search.text)
-            except re.error:
-                self.show_crumbs()
-                return  # keep the last good filter while the pattern is being typed
         self.state.typed = typed
         source = self.table.source
         if isinstance(source, ListSource) and not self.state.spec.paged:

@@ -9,6 +9,7 @@ the key to the transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -245,11 +246,19 @@ class Search:
 
     @classmethod
     def parse(cls, typed: str) -> Search:
+        """``!`` negates; text with regular-expression characters is a pattern when it
+        compiles, else (``[b`` half typed) plain text."""
         text = typed.strip()
         negate = text.startswith("!")
         if negate:
             text = text[1:].strip()
-        return cls(text, negate, any(c in text for c in "^$*+?()[]{}|\\"))
+        regex = any(c in text for c in "^$*+?()[]{}|\\")
+        if regex:
+            try:
+                re.compile(text)
+            except re.error:
+                regex = False
+        return cls(text, negate, regex)
 
     def __bool__(self) -> bool:
         return bool(self.text)

@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 
 def allocate_form(situation: Situation, project: str, pool: str) -> Form:
-    pools = tuple(sorted(set(situation.known.pools) | {situation.settings.default_floating_pool}))
+    default = situation.settings.default_floating_pool
+    known = situation.known.pools
+    pools = tuple(sorted(set(known) | {default}))
+    if not pool and known and default not in known:
+        pool = known[0]  # the configured default has no addresses: offer one that has
     return Form(
         "Allocate a floating IP",
         (

@@ -168,12 +168,14 @@ class FormDialog(Dialog):
         )
 
     def on_mount(self) -> None:
-        # The first field still to fill in, not one the dialog filled already.
-        for field in self.fields:
-            if not self.typed(field):
-                self.query_one(f"#field-{field.name}").focus()
-                return
-        self.query_one(f"#field-{self.fields[0].name}").focus()
+        # The first field still to fill in, not one the dialog filled already; when every
+        # required field is filled, the button, so that Enter submits.
+        required = [f for f in self.fields if not f.optional]
+        empty = [f for f in (required or self.fields) if not self.typed(f)]
+        if empty:
+            self.query_one(f"#field-{empty[0].name}").focus()
+        else:
+            self.query_one("#submit", Button).focus()
 
     def typed(self, field: Field) -> str:
         widget = self.query_one(f"#field-{field.name}")
