@@ -750,8 +750,11 @@ class MainScreen(Screen[None]):
         return any(prompt.is_open for prompt in self.query(Prompt))
 
     def action_back(self) -> None:
-        """Esc: close a prompt, clear the filter, clear the marks, then go back."""
+        """Esc: close a prompt (the filter's also drops the filter), clear the filter,
+        clear the marks, then go back."""
         if self._prompt_open():
+            if self.query_one("#filter", Prompt).is_open:
+                self._set_filter("")
             for prompt in self.query(Prompt):
                 prompt.close()
             return
