@@ -51,7 +51,7 @@ class HelpScreen(ModalScreen[None]):
                     yield Static(Content.styled(heading, "bold"), classes="help-heading")
                     yield Static(self._lines(entries))
             yield Static(
-                "Rebind a key in netcon.toml: [keys] \"binding.id\" = \"key\" · Esc close",
+                Content('Rebind a key in netcon.toml: [keys] "binding.id" = "key" · Esc close'),
                 classes="dialog-hint",
             )
 

@@ -266,7 +266,10 @@ class MainScreen(Screen[None]):
     def show_keys(self) -> None:
         """The footer: this view's actions in their order, then `:` `/` `?` `q`."""
         entries: list[tuple[int, str, str]] = []
+        empty = self.table.current_row is None
         for action in self.state.spec.actions:
+            if empty and isinstance(action, RowAction):
+                continue  # nothing to act on yet
             if action.footer is not None and self._enabled(action):
                 entries.append((action.footer, self._key(action.id, action.key), action.label))
         for spec in GENERAL:
@@ -504,6 +507,7 @@ class MainScreen(Screen[None]):
             table.empty_text = spec.empty
         table.marked = self.state.marks
         table.set_source(spec.columns, source, keep_key, keep_index)
+        self.show_keys()
         # Keep the rows where the eye left them when the cursor is still on screen.
         if scroll_y <= table.cursor < scroll_y + table.size.height - 1:
             table.scroll_to(y=scroll_y, animate=False, immediate=True)

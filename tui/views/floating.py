@@ -171,7 +171,7 @@ FLOATING: ViewSpec[FloatingIPView] = ViewSpec(
         Column("project", "Project", 12, priority=1, min_width=8),
         Column("instance", "Instance", 14, priority=1, min_width=10),
         Column("fixed", "Fixed IP", 15, priority=2, min_width=15),
-        Column("pool", "Pool", 8, priority=4),
+        Column("pool", "Pool", 8, priority=4, min_width=6),
         Column("host", "Host", 10, priority=3, min_width=8),
     ),
     cells=lambda f: (
