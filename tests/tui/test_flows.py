@@ -488,7 +488,7 @@ async def test_bulk_terminate_and_rule_removal(
         await pilot.press("D")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
-        assert "Terminate: 2 instances?" == app.screen.question
+        assert app.screen.question == "Terminate: 2 instances?"
         await pilot.press("y")
         await settle(pilot)
         assert {"app1", "app2"}.isdisjoint(i.name for i in demo_service.list_instances())

@@ -141,6 +141,7 @@ class MainScreen(Screen[None]):
         self._loading_generation = -1
         self._reload_again = False
         self._pending_reading = False
+        self._started = False
         self._bulk_after: list[tuple[str, set[str], bool]] = []
         self.key_problems: list[str] = []
 
@@ -193,7 +194,6 @@ class MainScreen(Screen[None]):
         self._layout_for(self.size.width)
         self._check_keymap()
         self.open_view()
-        self.refresh_known()
 
     def _check_keymap(self) -> None:
         ids = [spec.id for spec in GENERAL] + [
@@ -480,8 +480,11 @@ class MainScreen(Screen[None]):
         self._focus_table_if_lost()
         self.last_refresh = self.context.clock().strftime("%H:%M:%S")
         self._load_finished()
-        if self.pending.known is False and self.context.pending_source is not None:
-            # First rows are up: now learn what the host still owes (never before).
+        if not self._started:
+            # The first rows are up: only now read names for pickers and what the host
+            # still owes, so that neither delays the first screen.
+            self._started = True
+            self.refresh_known()
             self.read_pending()
 
     def _load_finished(self) -> None:
@@ -556,6 +559,9 @@ class MainScreen(Screen[None]):
         every refresh (counting a big cloud's projects is not free)."""
 
         def read(api: NetconAPI) -> Known:
+            # Loaded here, off the event loop, before the first dialog needs it.
+            import tui.widgets.dialogs  # noqa: F401
+
             projects = tuple(sorted(p.name for p in api.list_projects()))
             hosts = tuple(sorted(h.name for h in api.list_hosts()))
             pools = tuple(sorted({f.pool for f in api.list_floating_ips()}))
