@@ -10,10 +10,8 @@ left is dropped (each load carries the view's generation number).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,14 +28,15 @@ from tui.calls import Failure, call_service
 from tui.commands import PaletteEntry
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
 from tui.pending import UNKNOWN, Pending
+from tui.screens import status
 from tui.screens.runner import ActionRunner
+from tui.screens.state import ViewState, matcher
 from tui.views import VIEWS, completions, resolve
 from tui.views.base import (
     BaseAction,
     Drill,
     Known,
     RowAction,
-    Scope,
     Search,
     Situation,
     ViewAction,
@@ -53,48 +52,6 @@ if TYPE_CHECKING:
     from tui.screens.help import HelpEntry
 
 PAGE_SIZE = 200
-PENDING_LINES = 8
-
-
-def short_url(url: str, width: int = 28) -> str:
-    """The database URL for an 80-column header: scheme and file name survive."""
-    if len(url) <= width:
-        return url
-    scheme, _, rest = url.partition("://")
-    tail = rest[-(width - len(scheme) - 4):]
-    return f"{scheme}://…{tail}"
-
-
-@dataclass
-class ViewState:
-    """Where the admin is: which view, narrowed to what, filtered, sorted, marked."""
-
-    spec: ViewSpec[Any]
-    scope: Scope = field(default_factory=dict)
-    crumb: str = ""
-    typed: str = ""  # the filter as typed
-    sort_column: int | None = None
-    sort_descending: bool = False
-    cursor_key: Hashable | None = None
-    cursor_index: int = 0
-    marks: set[Hashable] = field(default_factory=set)
-
-    @property
-    def search(self) -> Search:
-        return Search.parse(self.typed)
-
-
-def matcher(search: Search) -> Any:
-    """A test of a row's cells for a filter: substring or regex, maybe negated."""
-    if not search:
-        return None
-    if search.regex:
-        pattern = re.compile(search.text, re.IGNORECASE)
-        hit = lambda cells: any(pattern.search(cell) for cell in cells)  # noqa: E731
-    else:
-        needle = search.text.lower()
-        hit = lambda cells: any(needle in cell.lower() for cell in cells)  # noqa: E731
-    return (lambda cells: not hit(cells)) if search.negate else hit
 
 
 class MainScreen(Screen[None]):
@@ -281,64 +238,20 @@ class MainScreen(Screen[None]):
     # -- header and breadcrumbs ----------------------------------------------------------
 
     def show_header(self) -> None:
-        # Content, not markup: a database URL or a filter may hold brackets.
-        settings = self.api.settings
         header = self.query_one("#header", Static)
-        parts: list[str | tuple[str, str]] = [("netcon", "bold")]
-        style = self.context.style
-        if style is not None:
-            parts += [" ", (f" {style.label} ", "bold reverse")]
-            header.styles.background = style.color
-        if self.context.read_only:
-            parts += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
-        parts += ["  db ", (short_url(self.api.db.safe_url), "bold")]
-        if settings.netns:
-            parts += ["  ns ", (settings.netns, "bold")]
-        parts += ["  ", *self._pending_header()]
-        if self.paused:
-            parts += ["  ", ("paused", "bold $text-warning")]
-        elif self.loading:
-            parts.append("  loading…")
-        else:
-            parts.append(f"  {self.last_refresh}")
-        header.update(Content.assemble(*parts))
-
-    def _pending_header(self) -> list[str | tuple[str, str]]:
-        host = self.this_host()
-        if not self.pending.known:
-            return [host]
-        if host in self.pending.errors:
-            return [host, (" plan unreadable", "bold $text-error")]
-        count = self.pending.count(host) or 0
-        if count:
-            return [(f"{host} ~{count} pending", "bold $text-warning")]
-        return [f"{host} applied"]
+        if self.context.style is not None:
+            header.styles.background = self.context.style.color
+        header.update(
+            status.header(
+                self.context, self.pending, paused=self.paused, loading=self.loading,
+                last_refresh=self.last_refresh,
+            )
+        )
 
     def show_crumbs(self) -> None:
-        state = self.state
-        parts: list[str | tuple[str, str]] = []
-        for earlier in self.stack:
-            parts += [earlier.crumb or earlier.spec.title, " › "]
-        parts.append((state.crumb or state.spec.title, "bold"))
-        source = self.table.source
-        if state.typed and isinstance(source, ListSource):
-            parts.append(f" ({source.total} of {len(source.all_rows)})")
-        elif state.typed:
-            parts.append(f" ({source.total} match)")
-        else:
-            parts.append(f" ({source.total})")
-        if state.typed:
-            parts += ["  ", (f"/{state.typed}", "bold $accent")]
-        if state.marks:
-            parts += ["  ", (f"{len(state.marks)} marked", "bold $accent")]
-        if state.sort_column is not None:
-            column = state.spec.columns[state.sort_column]
-            parts.append(f"  sort {column.label} {'▼' if state.sort_descending else '▲'}")
-        if self.working is not None:
-            what, started = self.working
-            seconds = time.monotonic() - started
-            parts += ["  ", (f"{what}… {seconds:.1f} s", "bold $text-warning")]
-        self.query_one("#crumbs", Static).update(Content.assemble(*parts))
+        self.query_one("#crumbs", Static).update(
+            status.crumbs(self.stack, self.state, self.table.source, self.working)
+        )
 
     def show_working(self, what: str | None) -> None:
         """A call without a dialog runs: say so, with the time it has taken."""
@@ -676,40 +589,10 @@ class MainScreen(Screen[None]):
             return
         spec = self.state.spec
         content = spec.detail(row.item)
-        detail.update(Content.assemble(content, *self._pending_detail(spec, row.item)))
-
-    def _pending_detail(self, spec: ViewSpec[Any], item: object) -> list[str | tuple[str, str]]:
-        if not self.pending.known:
-            return []
-        host = spec.host(item) or self.this_host()
-        if spec.whole_plan:
-            if host in self.pending.errors:
-                error = self.pending.errors[host]
-                return ["\n", ("pending", "bold"), f"  plan unreadable: {error}"]
-            plan = self.pending.plans.get(host)
-            if plan is None:
-                return []
-            lines = plan.describe()
-            problems = list(plan.problems)
-        else:
-            lines = self.pending.touching(host, spec.subjects(item))
-            problems = []
-        if not lines and not problems:
-            return []
-        parts: list[str | tuple[str, str]] = [
-            "\n", (f"pending on {host}", "bold $text-warning"), f"  {len(lines)} operation(s)",
-        ]
-        if spec.whole_plan and not self.context.read_only:
-            parts.append(" · P shows the plan, A applies it")
-        elif spec.whole_plan:
-            parts.append(" · P shows the plan")
-        for problem in problems:
-            parts += ["\n  ", (f"✗ {problem}", "$text-error")]
-        for line in lines[:PENDING_LINES]:
-            parts.append(f"\n  ~ {line}")
-        if len(lines) > PENDING_LINES:
-            parts.append(f"\n  … {len(lines) - PENDING_LINES} more")
-        return parts
+        extra = status.pending_detail(
+            spec, row.item, self.pending, self.this_host(), self.context.read_only
+        )
+        detail.update(Content.assemble(content, *extra))
 
     @on(VirtualTable.Selected)
     def _selected(self) -> None:
