@@ -593,6 +593,9 @@ class MainScreen(Screen[None]):
             spec, row.item, self.pending, self.this_host(), self.context.read_only
         )
         detail.update(Content.assemble(content, *extra))
+        # The pane's scroll bar comes and goes with the text's length, and Textual can
+        # keep the text's old height when it does: measure it again once laid out.
+        self.call_after_refresh(detail.refresh, layout=True)
 
     @on(VirtualTable.Selected)
     def _selected(self) -> None:

@@ -280,7 +280,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.columns: list[Column] = []
-        self.layout_columns: list[tuple[int, int]] = []
+        self._fitted: tuple[int, list[tuple[int, int]]] = (-1, [])
         self.source: TableSource = ListSource([])
         self.sort_column: int | None = None
         self.sort_descending = False
@@ -312,13 +312,24 @@ class VirtualTable(ScrollView, can_focus=True):
         self.post_message(self.Highlighted(self, self.cursor, self.current_row))
 
     def _fit(self) -> None:
-        room = max(0, self.size.width - GUTTER - 1)  # one cell for the vertical scroll bar
-        self.layout_columns = fit_columns(self.columns, room)
-        width = GUTTER + sum(w + 1 for _, w in self.layout_columns)
-        self.virtual_size = Size(min(width, max(self.size.width - 1, 0)), self.source.total + 1)
+        # Columns always fit the width (see fit_columns), so the virtual width is nominal:
+        # there is nothing to scroll sideways to.
+        self.virtual_size = Size(1, self.source.total + 1)
+        self._fitted = (-1, [])
+
+    def _layout(self) -> list[tuple[int, int]]:
+        """The columns for the width the table has now; refitted when it changes."""
+        width = self.size.width
+        if self._fitted[0] != width:
+            room = max(0, width - GUTTER - 1)  # one cell for the vertical scroll bar
+            self._fitted = (width, fit_columns(self.columns, room))
+        return self._fitted[1]
+
+    @property
+    def layout_columns(self) -> list[tuple[int, int]]:
+        return self._layout()
 
     def on_resize(self) -> None:
-        self._fit()
         self._keep_cursor_visible()
         self.refresh()
 
