@@ -407,6 +407,9 @@ def _matches(column: Any, search: str, regex: bool, dialect: str) -> ColumnEleme
             return column.regexp_match(f"(?i){search}")  # type: ignore[no-any-return]
         return column.regexp_match(search, flags="i")  # type: ignore[no-any-return]
     pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if dialect == "sqlite":
+        # SQLite's LIKE ignores ASCII case already; ilike would add lower() on each side.
+        return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
     return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
 
 
