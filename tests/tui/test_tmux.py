@@ -29,18 +29,32 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# A tmux server of these tests' own, kept up by an idle session: a server whose last
+# session closes exits, and a session started in that instant would fail.
+TMUX = ["tmux", "-L", f"nc-tui-{os.getpid()}"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tmux_server() -> Iterator[None]:
+    subprocess.run([*TMUX, "new-session", "-d", "-s", "keeper", "sleep 3600"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*TMUX, "kill-server"], capture_output=True)
+
+
 class Terminal:
     def __init__(self, session: str) -> None:
         self.session = session
 
     def screen(self) -> str:
         return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.session],
+            [*TMUX, "capture-pane", "-p", "-t", self.session],
             check=True, capture_output=True, text=True,
         ).stdout
 
     def keys(self, *keys: str, literal: bool = False) -> None:
-        command = ["tmux", "send-keys", "-t", self.session]
+        command = [*TMUX, "send-keys", "-t", self.session]
         subprocess.run([*command, *(["-l"] if literal else []), *keys], check=True)
 
     def wait_for(self, text: str, timeout: float = 20.0) -> str:
@@ -65,7 +79,7 @@ class Terminal:
     def alive(self) -> bool:
         return (
             subprocess.run(
-                ["tmux", "has-session", "-t", self.session], capture_output=True
+                [*TMUX, "has-session", "-t", self.session], capture_output=True
             ).returncode
             == 0
         )
@@ -97,7 +111,7 @@ def _open(tmp_path: Path, *options: str, size: tuple[int, int] = (80, 24)) -> Te
     ]
     subprocess.run(
         [
-            "tmux", "new-session", "-d", "-s", session, "-x", str(size[0]), "-y",
+            *TMUX, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y",
             str(size[1]), *exports, f"{NETCON} --db {url} {' '.join(options)}",
         ],
         check=True, env=env,
@@ -118,7 +132,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     try:
         yield term
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", term.session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", term.session], capture_output=True)
 
 
 def test_netcon_console_in_tmux(terminal: Terminal, tmp_path: Path) -> None:
@@ -188,7 +202,7 @@ def test_netcon_console_in_tmux(terminal: Terminal, tmp_path: Path) -> None:
         again.keys("C-q")
         _wait_closed(again)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", again.session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", again.session], capture_output=True)
 
 
 def test_netcon_read_only_in_tmux(tmp_path: Path) -> None:
@@ -202,7 +216,7 @@ def test_netcon_read_only_in_tmux(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert "New network (nova-network" not in terminal.screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", terminal.session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", terminal.session], capture_output=True)
 
 
 def test_netcon_context_and_keymap_from_netcon_toml(tmp_path: Path) -> None:
@@ -221,4 +235,4 @@ def test_netcon_context_and_keymap_from_netcon_toml(tmp_path: Path) -> None:
         terminal.keys("N", literal=True)
         terminal.wait_for("New network (nova-network")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", terminal.session], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", terminal.session], capture_output=True)
