@@ -15,19 +15,27 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from tui.commands import NetconCommands
 from tui.context import ConsoleContext
 from tui.pending import PendingSource, read_pending
 from tui.screens.main import MainScreen
 from tui.settings import ConsoleMemory, ConsoleSettings, load_console_settings
 
 if TYPE_CHECKING:
+    from textual.command import Provider
+
     from core.service.api import NetconAPI
+
+
+def _palette() -> type[Provider]:
+    # Loaded when the palette first opens, not before the first screen.
+    from tui.commands import NetconCommands
+
+    return NetconCommands
 
 
 class NetconApp(App[None]):
     TITLE = "netcon"
-    COMMANDS = App.COMMANDS | {NetconCommands}
+    COMMANDS = App.COMMANDS | {_palette}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False, id="console.quit_now"),
     ]

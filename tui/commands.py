@@ -7,24 +7,11 @@ changes state in read-only mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from typing import Protocol, runtime_checkable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-
-@dataclass(frozen=True)
-class PaletteEntry:
-    text: str
-    run: Callable[[], object]
-    help: str
-
-
-@runtime_checkable
-class PaletteSource(Protocol):
-    def palette_entries(self) -> list[PaletteEntry]: ...
+from tui.palette import PaletteEntry, PaletteSource
 
 
 class NetconCommands(Provider):

@@ -25,8 +25,8 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from tui.calls import Failure, call_service
-from tui.commands import PaletteEntry
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
+from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
 from tui.screens import status
 from tui.screens.runner import ActionRunner
