@@ -210,7 +210,7 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
             return self._action(str(parameters[0])) is not None
-        if action in ("command_line", "filter", "mark", "previous", "app.quit", "sort",
+        if action in ("command_line", "filter", "mark", "previous", "sort",
                       "toggle_pause"):
             # While typing in a prompt these are just characters.
             return not isinstance(self.focused, Input)
