@@ -7,7 +7,11 @@ which is what made the one-process-per-operation way of nova-network slow.
 
 Dumps are parsed straight from the wire for the few fields the planner needs: the
 full pyroute2 decoder costs about a third of a millisecond per link, which alone would
-dominate an apply that has nothing to change.
+dominate an apply that has nothing to change. For the same reason the socket is opened
+here (entering the namespace with setns) rather than by pyroute2: importing pyroute2
+costs a command 160 ms, more than everything else a no-change apply does. pyroute2's
+in-memory kernel is still used when it is switched on (tests of 802.1Q, which this
+kernel lacks).
 """
 
 from __future__ import annotations
@@ -20,19 +24,24 @@ import os
 import select
 import socket
 import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST
-from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_SETLINK
+from typing import Any
 
 from core.errors import HostError
+from core.linux.namespace import entered
 
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_GET_STRICT_CHK = 12
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_ROOT, NLM_F_MATCH = 0x1, 0x4, 0x100, 0x200
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
-RTM_GETLINK = 18
-RTM_GETADDR = 22
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 IFF_UP = 1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MASTER = 1, 3, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_EXT_MASK = 18, 20, 29
@@ -186,18 +195,37 @@ def del_addr(index: int, address: str, prefixlen: int) -> Request:
     return Request(RTM_DELADDR, _CHANGE, _addr_body(index, address, prefixlen))
 
 
+def _mock_kernel() -> bool:
+    """Whether pyroute2's in-memory kernel is switched on (only tests do that)."""
+    config = sys.modules.get("pyroute2.config")
+    return bool(getattr(config, "mock_netlink", False))
+
+
+def _open_socket(netns: str | None) -> socket.socket:
+    try:
+        with entered(netns):
+            return socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+            )
+    except OSError as exc:
+        where = f"namespace {netns}" if netns else "this host"
+        raise HostError(f"cannot open netlink in {where}: {exc.strerror or exc}") from None
+
+
 class Netlink:
     """One namespace's rtnetlink socket, opened once and kept for the process's life."""
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        try:
-            # No multicast groups: nothing but our own replies arrives on this socket.
+        self._ipr: Any = None
+        self._sock: Any
+        if _mock_kernel():
+            from pyroute2 import IPRoute
+
             self._ipr = IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
-        except OSError as exc:
-            where = f"namespace {netns}" if netns else "this host"
-            raise HostError(f"cannot open netlink in {where}: {exc.strerror or exc}") from None
-        self._sock = self._ipr.asyncore.socket
+            self._sock = self._ipr.asyncore.socket
+        else:
+            self._sock = _open_socket(netns)
         self._seq = itertools.count(0x40000000)
         # Subscribed to link and address notifications, which keep the last dump up to
         # date: a no-change apply reads nothing from the kernel, and one change costs
@@ -207,15 +235,23 @@ class Netlink:
         self._raced = False
         self._pending: list[tuple[int, bytes]] = []
         # pyroute2's in-memory mock has no socket options: there, always dump.
-        self._watching = hasattr(self._sock, "setsockopt")
+        self._watching = self._ipr is None
+        self._port = 0
         if self._watching:
             self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
+            self._port = self._sock.getsockname()[0]
             with contextlib.suppress(OSError):
                 # Room for the notifications of a whole pipelined window (root may force).
                 self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            with contextlib.suppress(OSError):
+                # Dumps filtered by the kernel (the addresses of one interface).
+                self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
 
     def close(self) -> None:
-        self._ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
+        else:
+            self._sock.close()
 
     # -- reading ------------------------------------------------------------------
 

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from core.linux.namespace import entered
 
-from pyroute2 import netns as pyroute2_netns
-
+# /proc/sys/net shows the namespace of the thread that opens it.
 FORWARDING = "/proc/sys/net/ipv4/ip_forward"
 
 
-@contextmanager
-def _inside(netns: str | None) -> Iterator[None]:
-    # /proc/sys/net shows the namespace of the thread that opens it.
-    if netns is None:
-        yield
-        return
-    pyroute2_netns.pushns(netns)
-    try:
-        yield
-    finally:
-        pyroute2_netns.popns()
-
-
 def read_forwarding(netns: str | None) -> bool:
-    with _inside(netns), open(FORWARDING) as handle:
+    with entered(netns), open(FORWARDING) as handle:
         return handle.read().strip() == "1"
 
 
 def enable_forwarding(netns: str | None) -> None:
-    with _inside(netns), open(FORWARDING, "w") as handle:
+    with entered(netns), open(FORWARDING, "w") as handle:
         handle.write("1\n")
