@@ -66,8 +66,7 @@ def observe(
     else:
         # netcon never made its table here and needs none: no need to run nft to see.
         nft_state = NftState()
-    bridges = dnsmasq.known_bridges(dhcp_dir)
-    states = {b: dnsmasq.observe(dnsmasq.DhcpFiles(dhcp_dir, b)) for b in bridges}
+    states = dnsmasq.observe(dhcp_dir, netns)
     pending: frozenset[str] = frozenset()
     if journal.is_file():
         pending = frozenset(journal.read_text().split())

@@ -20,6 +20,7 @@ from core.linux.operations import (
     AddAddress,
     AddNatElement,
     AddSetElement,
+    AdoptDnsmasq,
     ClaimLink,
     CreateBridge,
     CreateNatTable,
@@ -38,6 +39,7 @@ from core.linux.operations import (
     SetUp,
     StartDnsmasq,
     StopDnsmasq,
+    StopStrayDnsmasq,
     WriteHostsFile,
 )
 
@@ -297,17 +299,22 @@ class _Builder:
             changed = state is None or state.hosts_text != hosts or state.opts_text != opts
             if changed:
                 self.after.append(WriteHostsFile(net.bridge, hosts, opts))
+            if state is not None and state.strays:
+                self.stops.append(StopStrayDnsmasq(net.bridge, state.strays))
             if state is None or state.pid is None:
                 self.after.append(StartDnsmasq(net.bridge, net.id, argv))
             elif state.argv != argv:
                 self.after.append(StartDnsmasq(net.bridge, net.id, argv, replaces=state.pid))
-            elif changed:
-                self.after.append(ReloadDnsmasq(net.bridge, state.pid))
+            elif changed or state.adopted:
+                if state.adopted:
+                    self.after.append(AdoptDnsmasq(net.bridge, state.pid))
+                if changed:
+                    self.after.append(ReloadDnsmasq(net.bridge, state.pid))
                 # Only a running dnsmasq holds leases to give back, and only a change of
                 # its hosts file (an instance gone) makes new ones to ask for: a second
                 # apply finds nothing to do here.
                 held = net.dhcp.held_leases if net.dhcp is not None else ()
-                if held and context.dhcp_release_path is not None:
+                if changed and held and context.dhcp_release_path is not None:
                     self.after.append(
                         ReleaseLeases(
                             net.bridge,
@@ -317,7 +324,7 @@ class _Builder:
                     )
         for bridge, state in sorted(self.observed.dnsmasq.items()):
             if bridge not in wanted:
-                self.stops.append(StopDnsmasq(bridge, state.pid))
+                self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
