@@ -224,13 +224,20 @@ class _Builder:
             if link is not None and link.alias != OWNER_ALIAS:
                 self.configures.append(ClaimLink(name))
         deleted = {op.name for op in self.deletes if isinstance(op, DeleteLink)}
+        # A scoped plan removes only what its scope covers, whatever else it saw.
+        reach = self.desired.reach
         for link in self.links.values():
+            if reach is not None and link.name not in reach.links:
+                continue
             if self.observed.owns(link) and link.name not in self.wanted_links:
                 self.deletes.append(DeleteLink(link.name))
                 deleted.add(link.name)
         for a in self.observed.addresses:
             home = by_index.get(a.index)
             if home is None or home.name in deleted:
+                continue
+            outside = reach is not None and home.name not in reach.links
+            if outside and a.address not in reach.floating:  # type: ignore[union-attr]
                 continue
             key = (home.name, a.address, a.prefixlen)
             if key in self.wanted_addresses:
@@ -322,8 +329,9 @@ class _Builder:
                             context.dhcp_release_path,
                         )
                     )
+        reach = self.desired.reach
         for bridge, state in sorted(self.observed.dnsmasq.items()):
-            if bridge not in wanted:
+            if bridge not in wanted and (reach is None or bridge in reach.bridges):
                 self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
 
 

@@ -31,16 +31,47 @@ from core.store.schema import (
 
 @dataclass(frozen=True)
 class ChangeSet:
-    """What a committed change touched, for whoever keeps the host in step."""
+    """What a committed change touched, for whoever keeps the host in step.
+
+    An apply scoped to it (core.linux.scope.Scope.of) plans only these networks and
+    floating IPs. ``floating`` without ``floating_addresses`` means floating IPs changed
+    without saying which: the host then compares all of them. Small and plain, so that
+    it travels as a notification payload (to_json / from_json).
+    """
 
     network_ids: frozenset[int] = field(default_factory=frozenset)
     floating: bool = False
+    # The floating IPs whose address or NAT may have changed, when known.
+    floating_addresses: frozenset[str] = field(default_factory=frozenset)
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
-        return ChangeSet(self.network_ids | other.network_ids, self.floating or other.floating)
+        # Merged, "some floating IP, unknown which" wins over a list of addresses.
+        unknown = (self.floating and not self.floating_addresses) or (
+            other.floating and not other.floating_addresses
+        )
+        return ChangeSet(
+            self.network_ids | other.network_ids,
+            self.floating or other.floating,
+            frozenset() if unknown else self.floating_addresses | other.floating_addresses,
+        )
 
     def __bool__(self) -> bool:
         return bool(self.network_ids or self.floating)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "networks": sorted(self.network_ids),
+            "floating": self.floating,
+            "addresses": sorted(self.floating_addresses),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChangeSet:
+        return cls(
+            frozenset(int(n) for n in data.get("networks", ())),
+            bool(data.get("floating", False)),
+            frozenset(str(a) for a in data.get("addresses", ())),
+        )
 
 
 Listener = Callable[[ChangeSet], None]
@@ -90,7 +121,13 @@ class ServiceBase:
                 )
         except _NothingToDo:
             return
-        self._tell(ChangeSet(frozenset(audit.network_ids), audit.floating))
+        self._tell(
+            ChangeSet(
+                frozenset(audit.network_ids),
+                audit.floating or bool(audit.floating_addresses),
+                frozenset(audit.floating_addresses),
+            )
+        )
 
     def _tell(self, changes: ChangeSet) -> None:
         if not changes:
@@ -204,6 +241,7 @@ class _Audit:
     after: Any = None
     network_ids: set[int] = field(default_factory=set)
     floating: bool = False
+    floating_addresses: set[str] = field(default_factory=set)
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

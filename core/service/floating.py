@@ -207,8 +207,8 @@ class FloatingService(ServiceBase):
             )
             audit.target = floating.address
             audit.after = {"instance": target.name, "fixed": fixed.address}
-            audit.floating = True
-            audit.network_ids.add(fixed.network_id)
+            # Only its address and NAT change on the host, not the network.
+            audit.floating_addresses.add(floating.address)
             return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
     def _pick_fixed(
@@ -235,18 +235,14 @@ class FloatingService(ServiceBase):
             if floating.fixed_ip_id is None:
                 raise Conflict("address", f"{floating.address} is not associated")
             (before,) = _floating_views(connection, floating_ips.c.id == floating.id)
-            network_id = connection.execute(
-                select(fixed_ips.c.network_id).where(fixed_ips.c.id == floating.fixed_ip_id)
-            ).scalar_one()
             audit.before = {"instance": before.instance, "fixed": before.fixed_address}
-            audit.network_ids.add(network_id)
             connection.execute(
                 update(floating_ips)
                 .where(floating_ips.c.id == floating.id)
                 .values(fixed_ip_id=None)
             )
             audit.target = floating.address
-            audit.floating = True
+            audit.floating_addresses.add(floating.address)
             return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
     def release_floating_ip(self, address: str) -> FloatingIPView:

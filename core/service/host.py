@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
@@ -12,6 +13,9 @@ from core.store.schema import hosts
 
 if TYPE_CHECKING:
     from core.linux.operations import Plan
+
+# Seconds an apply waits for another one on the same host before giving up.
+LOCK_TIMEOUT = 30.0
 
 
 class HostService(ServiceBase):
@@ -37,13 +41,25 @@ class HostService(ServiceBase):
         finally:
             layer.close()
 
-    def host_apply(self, netns: str | None = None) -> Plan:
-        """Make the host match the database; returns what was done. Marks this host alive."""
+    def host_apply(
+        self,
+        netns: str | None = None,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: Callable[[Any, float], None] | None = None,
+    ) -> Plan:
+        """Make the host match the database; returns what was done. Marks this host alive.
+
+        One apply at a time: this waits up to ``lock_timeout`` seconds (0: not at all)
+        for another to finish, calling ``on_wait(holder, waited)`` every second of it
+        (holder: core.linux.applylock.Holder, or None if it has not said yet), and
+        raises core.linux.applylock.LockBusy (a HostError) when the time is up.
+        """
         from core.linux.host import HostLayer
 
         layer = HostLayer(self.settings, self.db, netns=netns)
         try:
-            done = layer.sync()
+            done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
         finally:
             layer.close()
         self.heartbeat()

@@ -217,12 +217,15 @@ class InstanceService(ServiceBase):
             for fixed in held:
                 # The floating IP stays with the project; only its NAT goes.
                 moved = connection.execute(
-                    update(floating_ips)
-                    .where(floating_ips.c.fixed_ip_id == fixed.id)
-                    .values(fixed_ip_id=None)
-                )
-                if moved.rowcount:
-                    audit.floating = True
+                    select(floating_ips.c.address).where(floating_ips.c.fixed_ip_id == fixed.id)
+                ).scalar()
+                if moved is not None:
+                    connection.execute(
+                        update(floating_ips)
+                        .where(floating_ips.c.fixed_ip_id == fixed.id)
+                        .values(fixed_ip_id=None)
+                    )
+                    audit.floating_addresses.add(moved)
                 get_manager(fixed.manager).release_fixed_ip(connection, fixed, self.clock())
                 audit.network_ids.add(fixed.network_id)
             audit.before = {"project": view.project, "addresses": [f.address for f in held]}
