@@ -303,22 +303,33 @@ def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
                 continue
             launched.append((item, process))
     deadline = time.monotonic() + START_TIMEOUT
-    waiting: list[Start] = []
     # dnsmasq's first process exits once the daemon it forked is serving (or has
-    # failed, saying why on stderr): these exits are what is waited for.
-    for item, process in launched:
+    # failed, saying why on stderr): these exits are what is waited for, all together.
+    pending, exited = launched, []
+    while pending:
+        exited += [(item, process) for item, process in pending if process.poll() is not None]
+        pending = [(item, process) for item, process in pending if process.returncode is None]
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.002)
+    for item, process in pending:
+        process.kill()
+        process.wait()
+        failed[item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
+    waiting: list[Start] = []
+    for item, process in exited:
         try:
-            _, err = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            _, err = process.communicate(timeout=1)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            failed[item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
-            continue
+            err = b""  # something it started keeps its stderr open: nothing more to read
         if process.returncode != 0:
             message = " ".join(err.decode(errors="replace").split())
             failed[item.files.bridge] = message or f"exit status {process.returncode}"
             continue
         waiting.append(item)
+    # They said they serve; their pid files follow at once (a second's grace if the
+    # bound ran out waiting for another one).
+    deadline = max(deadline, time.monotonic() + 1.0)
     while waiting:
         waiting = [w for w in waiting if _running_pid(str(w.files.pid)) is None]
         if not waiting or time.monotonic() >= deadline:
