@@ -75,6 +75,7 @@ class Executor:
         if not ops:
             return
         undo: list[Request] = []
+        self._names = _link_names(ops)
         try:
             # A VPN server sits on its project's bridge: it stops before links go and
             # starts once bridges exist and are up.
@@ -115,10 +116,12 @@ class Executor:
 
     def _indexes(self) -> dict[str, int]:
         if self._index is None:
-            self._index = self.netlink.indexes()
+            # Only the links the plan names: a plan for one network looks up its own.
+            self._index = self.netlink.indexes(self._names)
         return self._index
 
     _index: dict[str, int] | None = None
+    _names: set[str] | None = None
 
     def _check(
         self, ops: Sequence[Operation], results: list[int], ignore: tuple[int, ...] = ()
@@ -299,6 +302,20 @@ class Executor:
             elif isinstance(op, ReleaseLeases):
                 dnsmasq.release_leases(self.netns, op.program, op.bridge, op.leases)
         return [dnsmasq.failure_message(failed)] if failed else []
+
+
+def _link_names(ops: Sequence[Operation]) -> set[str]:
+    names: set[str] = set()
+    for op in ops:
+        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge):
+            names.add(op.name)
+        elif isinstance(op, CreateVxlan | CreateVlan):
+            names.update((op.name, op.parent))
+        elif isinstance(op, SetMaster):
+            names.update((op.port, op.bridge))
+        elif isinstance(op, AddAddress | DeleteAddress):
+            names.add(op.ifname)
+    return names
 
 
 def _explain(op: Operation, code: int) -> str:

@@ -255,9 +255,16 @@ class Netlink:
 
     # -- reading ------------------------------------------------------------------
 
-    def state(self) -> tuple[list[Link], list[Address]]:
-        """Links and IPv4 addresses, from the notification-kept copy when there is one."""
+    def state(self, *, fresh: bool = False) -> tuple[list[Link], list[Address]]:
+        """Links and IPv4 addresses, from the notification-kept copy when there is one
+        (``fresh``: from new dumps, which also renew the copy).
+
+        The kernel does not announce every change: an alias set on a link that is down
+        goes unnoticed, so the full comparison (``host apply``) asks afresh.
+        """
         self._drain()
+        if fresh:
+            self._forget()
         self._flush()
         if self._links is not None and self._addrs is not None:
             return list(self._links.values()), list(self._addrs.values())
@@ -275,12 +282,15 @@ class Netlink:
         self._drain()
         self._flush()
 
-    def indexes(self) -> dict[str, int]:
-        """Interface index by name (from the kept copy when there is one)."""
+    def indexes(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Interface index by name, of every link or of ``names`` (from the kept copy
+        when there is one)."""
         self._drain()
         self._flush()
         if self._links is not None:
             return {link.name: link.index for link in self._links.values()}
+        if names is not None:
+            return {link.name: link.index for link in self.links_named(names)}
         return {link.name: link.index for link in self.state()[0]}
 
     def _drain(self) -> None:

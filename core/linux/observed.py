@@ -55,7 +55,7 @@ def observe(
     nat_needed: bool = True,
     may_change: bool = True,
 ) -> ObservedHost:
-    link_list, address_list = netlink.state()
+    link_list, address_list = netlink.state(fresh=True)
     links = {link.name: link for link in link_list}
     addresses = tuple(address_list)
     nft_state: NftState | None
