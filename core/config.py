@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
+import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import validate
 from core.errors import InvalidInput
 from core.paths import config_paths, data_dir, default_database_url
 
@@ -27,7 +29,7 @@ class Settings:
     network_manager: str = "vlan"
     segmentation: str = "vlan"
     # Host wiring.
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=lambda: os.uname().nodename)
     public_interface: str = "eth0"
     vlan_interface: str = "eth1"
     flat_network_bridge: str = "br100"
@@ -48,6 +50,10 @@ class Settings:
     quota_security_groups: int = 10
     quota_security_group_rules: int = 20
     auto_apply: bool = False
+    # `netcon agent`: re-sync everything this often (seconds) in case a notice was
+    # lost, and move a down host's networks to live hosts without a person.
+    agent_resync: int = 60
+    auto_evacuate: bool = False
     state_dir: str = "/var/lib/netcon"
     # Host layer: the namespace it acts in (None: the process's own), the binaries it
     # runs, and how VXLAN segments find their peers (one multicast group per VNI).
@@ -56,12 +62,92 @@ class Settings:
     nft_binary: str = "nft"
     vxlan_group: str = "239.1.1.1"
     vxlan_port: int = 4789
+    # Guests: the MTU of the host's physical links (a network's default MTU is this less
+    # its segment's overhead), and the resolvers each network's dnsmasq forwards names it
+    # does not know to (empty: this host's own, from /etc/resolv.conf).
+    physical_mtu: int = 1500
+    dns_servers: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# Tables of netcon.toml that belong to the console, not to these settings.
+CONSOLE_TABLES = ("contexts", "keys", "console")
+
+
+def _choice(*allowed: str) -> Callable[[str, Any], Any]:
+    def check(field: str, value: Any) -> Any:
+        if value not in allowed:
+            raise InvalidInput(
+                field, f"{validate.shown(value)} must be one of {', '.join(allowed)}"
+            )
+        return value
+
+    return check
+
+
+def _at_least(low: int, high: int = 2**31 - 1) -> Callable[[str, Any], Any]:
+    return lambda field, value: validate.integer(field, value, low, high)
+
+
+def _address_or_none(field: str, value: Any) -> Any:
+    return None if value is None else str(validate.ipv4_address(field, value))
+
+
+def _multicast(field: str, value: Any) -> Any:
+    address = validate.ipv4_address(field, value)
+    if not address.is_multicast:
+        raise InvalidInput(field, f"{address} must be a multicast address (224.0.0.0/4)")
+    return str(address)
+
+
+def _namespace(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    return validate.ifname(field, value)
+
+
+# Each setting is checked when read, by the same rules as the command line's options:
+# a setting reaches dnsmasq's files, nftables and the host's links.
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "fixed_range": lambda f, v: str(validate.usable_network(f, v)),
+    "num_networks": _at_least(1, 4094),
+    "network_size": lambda f, v: validate.network_size(f, v, 4),
+    "vlan_start": _at_least(1, 16_777_215),
+    "vpn_start": validate.port,
+    "network_manager": _choice("flat", "flatdhcp", "vlan"),
+    "segmentation": _choice("vlan", "vxlan"),
+    "host": validate.host_name,
+    "public_interface": validate.ifname,
+    "vlan_interface": validate.ifname,
+    "flat_network_bridge": validate.ifname,
+    "flat_network_dns": lambda f, v: v and str(validate.ipv4_address(f, v)),
+    "vpn_ip": _address_or_none,
+    "cnt_vpn_clients": _at_least(0, 4096),
+    "dhcp_domain": validate.domain,
+    # dnsmasq refuses leases shorter than two minutes.
+    "dhcp_lease_time": _at_least(120),
+    "fixed_ip_disassociate_timeout": _at_least(0),
+    "host_down_time": _at_least(1),
+    "default_floating_pool": validate.name,
+    "quota_floating_ips": _at_least(-1),
+    "quota_fixed_ips": _at_least(-1),
+    "quota_security_groups": _at_least(-1),
+    "quota_security_group_rules": _at_least(-1),
+    "auto_apply": lambda f, v: v,
+    "agent_resync": _at_least(1, 86400),
+    "auto_evacuate": lambda f, v: v,
+    "state_dir": validate.state_directory,
+    "netns": _namespace,
+    "dnsmasq_binary": validate.program,
+    "nft_binary": validate.program,
+    "vxlan_group": _multicast,
+    "vxlan_port": validate.port,
+    "physical_mtu": _at_least(validate.MIN_MTU, 65535),
+    "dns_servers": lambda f, v: tuple(str(validate.ipv4_address(f, item)) for item in v),
+}
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -73,14 +159,29 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         wanted = (bool,)
     elif current in ("str | None",):
         wanted = (str, type(None))
+    elif current in ("tuple[str, ...]",):
+        wanted = (list, tuple)
     else:
         wanted = (str,)
+    field_name = f"{source}: {key}"
     if isinstance(value, bool) and bool not in wanted:
-        raise InvalidInput(f"{source}: {key}", "has the wrong type")
+        raise InvalidInput(field_name, "has the wrong type")
     if not isinstance(value, wanted):
         names = " or ".join(w.__name__ for w in wanted)
-        raise InvalidInput(f"{source}: {key}", f"must be {names}")
-    return value
+        raise InvalidInput(field_name, f"must be {names}")
+    check = CHECKS.get(key)
+    return value if check is None else check(field_name, value)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput(str(path), "is not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidInput(str(path), f"cannot be read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(str(path), f"is not valid TOML ({exc})") from None
 
 
 def load_settings(paths: list[Path] | None = None, **overrides: Any) -> Settings:
@@ -89,13 +190,13 @@ def load_settings(paths: list[Path] | None = None, **overrides: Any) -> Settings
     for path in config_paths() if paths is None else paths:
         if not path.is_file():
             continue
-        try:
-            document = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InvalidInput(str(path), f"is not valid TOML ({exc})") from None
-        for key, value in document.items():
+        for key, value in _read(path).items():
+            if key in CONSOLE_TABLES:
+                continue
             if key not in _FIELDS:
-                raise InvalidInput(f"{path}: {key}", "is not a known setting")
+                raise InvalidInput(f"{path}: {validate.shown(key)[1:-1]}", "is not a known setting")
             values[key] = _coerce(key, value, str(path))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value, "settings") if key in _FIELDS else value
     return Settings(**values)

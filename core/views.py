@@ -57,6 +57,9 @@ class NetworkView(NamedTuple):
     used: int  # allocated to instances or still leased
     reserved: int
     free: int
+    multi_host: bool = False
+    mtu: int | None = None  # the effective MTU guests are handed
+    dhcp_lease_time: int | None = None
 
 
 def fixed_ip_state(reserved: bool, allocated: bool, leased: bool) -> str:
@@ -168,6 +171,34 @@ class HostView(NamedTuple):
     alive: bool
     networks: int
     floating_ips: int
+    # What its agent has applied: changes still pending on it, the last one applied,
+    # when, and the last apply that failed (None when the last one worked).
+    pending: int = 0
+    applied_change: int | None = None
+    applied_at: datetime | None = None
+    last_error: str | None = None
+
+
+class PendingView(NamedTuple):
+    """The changes a host has not applied yet, and what they touched."""
+
+    host: str
+    applied: int | None
+    changes: tuple[int, ...]
+    network_ids: tuple[int, ...]
+    floating: tuple[str, ...]
+    latest: int | None  # the newest change for any host
+
+
+class ChangeStatusView(NamedTuple):
+    change: int
+    pending_on: tuple[str, ...]  # hosts that still owe it; empty: applied everywhere
+
+
+class EvacuationView(NamedTuple):
+    host: str
+    networks: tuple[tuple[str, str], ...]  # (CIDR, new host)
+    floating: tuple[tuple[str, str], ...]  # (address, new host)
 
 
 class AuditView(NamedTuple):
@@ -186,3 +217,35 @@ class Page(NamedTuple):
     rows: tuple[Any, ...]
     total: int
     offset: int
+
+
+class KeyView(NamedTuple):
+    id: int
+    project: str
+    name: str
+    fingerprint: str
+    public_key: str
+    instances: int
+    created_at: datetime
+
+
+class MetadataView(NamedTuple):
+    """What the metadata service tells one instance about itself."""
+
+    instance_id: int
+    name: str
+    project: str
+    host: str | None
+    address: str
+    mac: str
+    cidr: str
+    netmask: str
+    gateway: str
+    dns: tuple[str, ...]
+    mtu: int
+    domain: str
+    floating: str | None
+    security_groups: tuple[str, ...]
+    key_name: str | None
+    public_key: str | None
+    user_data: bytes | None

@@ -23,7 +23,9 @@ def run(db: Path, *args: str) -> tuple[int, str, str]:
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Keep the user's own netcon.toml out of the tests.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return tmp_path / "netcon.db"
+    path = tmp_path / "netcon.db"
+    assert run(path, "init")[0] == 0
+    return path
 
 
 def test_seed_positional_network_create(db: Path) -> None:

@@ -24,7 +24,8 @@ def service(tmp_path: Path) -> NetconService:
 
 def test_create_list_delete_range(service: NetconService) -> None:
     assert service.create_floating_range("nethost1", "203.0.113.0/29").addresses == 6
-    assert service.create_floating_range("nethost1", "198.51.100.10-198.51.100.12", pool="b").addresses == 3
+    made = service.create_floating_range("nethost1", "198.51.100.10-198.51.100.12", pool="b")
+    assert made.addresses == 3
     listed = service.list_floating_ips()
     assert [f.address for f in listed][:2] == ["198.51.100.10", "198.51.100.11"]
     assert {f.interface for f in listed} == {"eth0"}

@@ -20,12 +20,27 @@ LEAN = ("dhcp-event", "complete")
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words and words[0] in LEAN and not {"-h", "--help"} & set(words):
+    at = command_index(words)
+    if at is not None and words[at] in LEAN and not {"-h", "--help"} & set(words):
         from core.cli import lean
 
-        return lean.run(words)
-    if words[:1] == ["-"]:
-        words[0] = "batch"
+        return lean.run([words[at], *words[:at], *words[at + 1 :]])
+    if at is not None and words[at] == "-":
+        words[at] = "batch"
     from core.cli.run import run_command
 
     return run_command(words, console)
+
+
+def command_index(words: list[str]) -> int | None:
+    """Where the command word is: the first word that is neither an option nor the value
+    of ``--db``; None when there is none."""
+    skip = False
+    for index, word in enumerate(words):
+        if skip:
+            skip = False
+        elif word == "--db":
+            skip = True
+        elif word == "-" or not word.startswith("-"):
+            return index
+    return None

@@ -221,7 +221,7 @@ def fish() -> str:
         "    end",
         "end",
         "function __netcon_at --description 'whether the typed words are exactly this path'",
-        '    test (string join " " (__netcon_words)) = (string join " " $argv)',
+        '    string match -q -- (string join " " $argv) (string join " " (__netcon_words))',
         "end",
         "function __netcon_position --description 'the path, then the index of the next word'",
         "    set -l words (__netcon_words)",
@@ -238,43 +238,45 @@ def fish() -> str:
     commands = [p.key for p in tree if p.words and not p.subcommands]
     lines.append("set -g __netcon_paths " + " ".join(_quote(c) for c in commands))
     for p in tree:
-        condition = "__fish_use_subcommand" if not p.words else f"__netcon_at {' '.join(p.words)}"
-        for name, text in p.subcommands:
-            lines.append(f"complete -c netcon -n {_quote(condition)} -a {name} -d {_quote(text)}")
-        for a in p.options:
-            for name in a.names:
-                if not name.startswith("--"):
-                    continue
-                flag = f"-l {name[2:]}"
-                kind = _completer(a)
-                if not a.takes_value:
-                    extra = ""
-                elif kind.startswith("="):
-                    extra = f" -xa {_quote(kind[1:])}"
-                elif kind:
-                    extra = f" -xa {_quote(f'(netcon complete {kind} (commandline -ct))')}"
-                else:
-                    extra = " -r"
-                help_text = a.options.get("help", "")
-                described = f" -d {_quote(help_text)}" if help_text else ""
-                lines.append(
-                    f"complete -c netcon -n {_quote(f'__netcon_at {p.key}')} {flag}{extra}"
-                    f"{described}"
-                )
-        for index, a in enumerate(p.positionals):
-            kind = _completer(a)
-            if not kind:
-                continue
-            words = (
-                kind[1:]
-                if kind.startswith("=")
-                else (f"(netcon complete {kind} (commandline -ct))")
-            )
-            test = f'test (__netcon_position) = "{p.key} {index}"'
-            lines.append(f"complete -c netcon -n {_quote(test)} -a {_quote(words)}")
+        lines += _fish_lines(p)
     for name in GLOBAL_OPTIONS:
         lines.append(f"complete -c netcon -l {name[2:]}" + (" -r" if name == "--db" else ""))
     return "\n".join(lines) + "\n"
+
+
+def _fish_lines(p: Path) -> list[str]:
+    """What may follow one path: its actions, its options with their values, and the names
+    its positional arguments take."""
+    condition = "__fish_use_subcommand" if not p.words else f"__netcon_at {p.key}"
+    lines = [
+        f"complete -c netcon -n {_quote(condition)} -a {name} -d {_quote(text)}"
+        for name, text in p.subcommands
+    ]
+    for a in p.options:
+        for name in a.names:
+            if name.startswith("--"):
+                lines.append(
+                    f"complete -c netcon -n {_quote(condition)} -l {name[2:]}{_fish_value(a)}"
+                )
+    for index, a in enumerate(p.positionals):
+        kind = _completer(a)
+        if kind:
+            test = f'string match -q -- "{p.key} {index}" (__netcon_position)'
+            lines.append(f"complete -c netcon -n {_quote(test)} -a {_quote(_fish_words(kind))}")
+    return lines
+
+
+def _fish_value(a: Arg) -> str:
+    help_text = a.options.get("help", "")
+    described = f" -d {_quote(help_text)}" if help_text else ""
+    if not a.takes_value:
+        return described
+    kind = _completer(a)
+    return (f" -xa {_quote(_fish_words(kind))}" if kind else " -r") + described
+
+
+def _fish_words(kind: str) -> str:
+    return kind[1:] if kind.startswith("=") else f"(netcon complete {kind} (commandline -ct))"
 
 
 def print_script(ctx: Context) -> None:

@@ -11,9 +11,13 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING
 
 from core.cli.output import Output
+from core.defaults import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
     from core.service import NetconService
+
+# Commands that make a database on purpose.
+CREATING = ("init", "demo")
 
 # Opens the console on a service; given by the `netcon` executable, absent when the
 # command line runs headless (`python -m core.cli`).
@@ -50,6 +54,35 @@ class Context:
         # Imported here: --help, completion and the lease hook never pay for the
         # database layer.
         from core.config import load_settings
+        from core.paths import database_url, default_database_url
         from core.service import NetconService
 
-        return NetconService(self.database_url, load_settings())
+        url = database_url(self.database_url)
+        words = [getattr(self.args, "command", None), getattr(self.args, "action", None)]
+        command = " ".join(w for w in words if w)
+        # Only a command that makes state on purpose, or the embedded default, may
+        # create a database: a mistyped --db is refused, not filled.
+        create = command in CREATING or url == default_database_url()
+        service = NetconService(
+            url,
+            load_settings(),
+            create=create,
+            lock_timeout=self.lock_timeout,
+            application=f"netcon {command}".strip(),
+        )
+        service.db.on_wait = self._report_wait
+        if service.db.created and command not in CREATING:
+            print(f"netcon: created database {service.db.safe_url}", file=sys.stderr)
+        return service
+
+    @property
+    def lock_timeout(self) -> float:
+        value = getattr(self.args, "lock_timeout", None)
+        return LOCK_TIMEOUT if value is None else float(value)
+
+    def _report_wait(self, waited: float, holder: str) -> None:
+        print(
+            f"netcon: waiting for the database's write lock, held by {holder}: "
+            f"{waited:.0f} s of {self.lock_timeout:.0f} s (--lock-timeout)",
+            file=sys.stderr,
+        )

@@ -61,9 +61,11 @@ def delete_range(ctx: Context) -> None:
 )
 def list_floating(ctx: Context) -> None:
     a = ctx.args
-    ctx.output.rows(
-        ctx.service.list_floating_ips(host=a.host, project=a.project, pool=a.pool), COLUMNS
-    )
+    if ctx.json:
+        keys = [c.key for c in COLUMNS]
+        ctx.output.text(ctx.service.floating_ips_json(keys, a.host, a.project, a.pool))
+    else:
+        ctx.output.rows(ctx.service.list_floating_ips(a.host, a.project, a.pool), COLUMNS)
 
 
 @group.command("show", "show one floating IP", arg("address", complete="floating"))

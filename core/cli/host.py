@@ -12,11 +12,13 @@ from core.errors import InvalidInput
 
 COLUMNS = (
     col("HOST", "name"),
-    col("ROLE"),
     col("ALIVE"),
     col("LAST HEARTBEAT"),
     col("NETWORKS"),
     col("FLOATING IPS"),
+    col("PENDING"),
+    col("APPLIED", "applied_change"),
+    col("LAST ERROR"),
 )
 
 group = Group("host", "network hosts; make this host match the database")
@@ -49,16 +51,6 @@ def plan_host(ctx: Context) -> int:
     return 1 if plan.problems else 0
 
 
-def _lock_timeout(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 86400:
-        raise InvalidInput("--lock-timeout", f"{value[:80]!r} is not a number of seconds 0-86400")
-    return seconds
-
-
 @group.command(
     "apply",
     "make this host match the database",
@@ -67,41 +59,53 @@ def _lock_timeout(value: str) -> float:
     arg(
         "--no-wait",
         action="store_true",
-        help="if another apply is running on this host, fail at once instead of waiting",
-    ),
-    arg(
-        "--lock-timeout",
-        default=None,
-        metavar="SECONDS",
-        help="how long to wait for another apply on this host (default 30)",
+        help="if another apply is changing this host, fail at once instead of waiting for "
+        "it (--lock-timeout says how long to wait)",
     ),
 )
 def apply_host(ctx: Context) -> int:
-    from core.service.host import LOCK_TIMEOUT
-
     if ctx.args.dry_run:
         return plan_host(ctx)
-    if ctx.args.no_wait and ctx.args.lock_timeout is not None:
+    given = getattr(ctx.args, "lock_timeout", None) is not None
+    if ctx.args.no_wait and given:
         raise InvalidInput("--no-wait", "give --no-wait or --lock-timeout, not both")
-    timeout = LOCK_TIMEOUT
-    if ctx.args.no_wait:
-        timeout = 0.0
-    elif ctx.args.lock_timeout is not None:
-        timeout = _lock_timeout(ctx.args.lock_timeout)
+    # One apply at a time per host: --lock-timeout (default 30 s) is how long this one
+    # waits for another, as it is for a change waiting for another writer.
+    timeout = 0.0 if ctx.args.no_wait else ctx.lock_timeout
     told = [0.0]
 
     def waiting(holder: Any, waited: float) -> None:
         # Said after a second of waiting, then every five: who holds it, since when.
-        if waited - told[0] < 5 and told[0]:
+        if told[0] and waited - told[0] < 5:
             return
         told[0] = waited
         who = holder.describe() if holder is not None else "a process that has not said who"
-        print(f"netcon: waiting for another apply: {who}; waited {waited:.0f} s", file=sys.stderr)
+        print(
+            f"netcon: waiting for another apply, {who}: {waited:.0f} s of {timeout:.0f} s "
+            "(--lock-timeout)",
+            file=sys.stderr,
+        )
 
-    done = ctx.service.host_apply(
-        ctx.args.netns,
-        lock_timeout=timeout,
-        on_wait=waiting,
-    )
+    done = ctx.service.host_apply(ctx.args.netns, lock_timeout=timeout, on_wait=waiting)
     _show(ctx, done)
     return 0
+
+
+@group.command(
+    "evacuate",
+    "move a down host's networks and floating IPs to live hosts",
+    arg("host", metavar="DEAD", complete="host"),
+    arg("--to", metavar="LIVE", complete="host", help="the host to move them to (default: spread)"),
+)
+def evacuate_host(ctx: Context) -> None:
+    moved = ctx.service.evacuate_host(ctx.args.host, ctx.args.to)
+    lines = [f"  {cidr} -> {host}" for cidr, host in moved.networks]
+    lines += [f"  floating {address} -> {host}" for address, host in moved.floating]
+    ctx.output.lines(
+        [f"evacuated {moved.host}:", *lines] if lines else [f"{moved.host} held nothing"],
+        {
+            "host": moved.host,
+            "networks": [{"network": c, "host": h} for c, h in moved.networks],
+            "floating": [{"address": a, "host": h} for a, h in moved.floating],
+        },
+    )

@@ -7,6 +7,9 @@ from typing import Any
 from core.cli.context import Context
 from core.cli.output import col
 from core.cli.spec import Group, arg
+from core.errors import InvalidInput
+
+MAX_USER_DATA = 64 * 1024  # as core.validate's; read no more than one byte past it
 
 
 def _addresses(instance: Any) -> str:
@@ -39,10 +42,26 @@ group = Group("instance", "launch, terminate, list and show instances")
         metavar="GROUP",
         complete="secgroup",
     ),
+    arg("--host", complete="host", help="the compute host it runs on (default: its network's)"),
+    arg("--user-data", metavar="FILE", help="what cloud-init reads (text or gzip, ≤ 64 KiB)"),
+    arg("--key", complete="key", help="a key of the project, handed out by the metadata service"),
 )
 def launch_instance(ctx: Context) -> None:
     a = ctx.args
-    ctx.output.one(ctx.service.launch_instance(a.project, a.name, a.security_groups), DETAIL)
+    user_data = _read_user_data(a.user_data) if a.user_data is not None else None
+    launched = ctx.service.launch_instance(
+        a.project, a.name, a.security_groups, host=a.host, user_data=user_data, key=a.key
+    )
+    ctx.output.one(launched, DETAIL)
+
+
+def _read_user_data(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            # One byte more than allowed is enough to refuse a file that is too big.
+            return file.read(MAX_USER_DATA + 1)
+    except OSError as exc:
+        raise InvalidInput("user_data", f"cannot read {path[:80]} ({exc.strerror})") from None
 
 
 @group.command("terminate", "terminate an instance", arg("name", complete="instance"))

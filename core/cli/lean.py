@@ -31,6 +31,7 @@ NAMES = {
     "ORDER BY address_int",
     "secgroup": "SELECT DISTINCT name FROM security_groups WHERE substr(name, 1, ?) = ? "
     "ORDER BY name",
+    "key": "SELECT DISTINCT name FROM keys WHERE substr(name, 1, ?) = ? ORDER BY name",
     "host": "SELECT name FROM hosts WHERE substr(name, 1, ?) = ? "
     "UNION SELECT DISTINCT host FROM networks WHERE host IS NOT NULL AND substr(host, 1, ?) = ? "
     "UNION SELECT DISTINCT host FROM floating_ips WHERE substr(host, 1, ?) = ? ORDER BY 1",

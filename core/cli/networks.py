@@ -33,6 +33,9 @@ DETAIL = (
     col("BRIDGE INTERFACE"),
     col("PROJECT"),
     col("HOST"),
+    col("MULTI HOST"),
+    col("MTU"),
+    col("LEASE TIME", "dhcp_lease_time"),
     col("VPN PUBLIC", "vpn_public_address"),
     col("VPN PORT", "vpn_public_port"),
     col("VPN PRIVATE", "vpn_private_address"),
@@ -67,6 +70,11 @@ group = Group("network", "create, list, show and delete networks")
     arg("--bridge-interface", help="interface enslaved into the bridge"),
     arg("--dns", help="DNS server handed to instances"),
     arg("--segmentation", complete=("vlan", "vxlan"), help="vlan (802.1Q) or vxlan"),
+    arg(
+        "--multi-host",
+        action="store_true",
+        help="served by every host with its instances (gateway, DHCP and NAT on each)",
+    ),
     description="Defaults come from netcon.toml: fixed_range, num_networks, network_size, "
     "vlan_start, vpn_start.",
 )
@@ -90,6 +98,7 @@ def create_networks(ctx: Context) -> None:
         bridge_interface=args.bridge_interface,
         dns=args.dns,
         segmentation=args.segmentation,
+        multi_host=args.multi_host,
     )
     ctx.output.rows(created, COLUMNS)
 
@@ -112,3 +121,34 @@ def show_network(ctx: Context) -> None:
 def delete_network(ctx: Context) -> None:
     gone = ctx.service.delete_network(ctx.args.network)
     ctx.output.outcome(gone, DETAIL, f"deleted network {gone.cidr} ({gone.label})")
+
+
+@group.command(
+    "modify",
+    "change a network's DNS servers, MTU, lease time, host or project",
+    arg("network", metavar="ID|CIDR", complete="network"),
+    arg("--dns1", metavar="IP", help="first DNS server guests get ('' for the default)"),
+    arg("--dns2", metavar="IP", help="second DNS server ('' for none)"),
+    arg("--mtu", help="the MTU guests get ('' for the default: physical MTU less overhead)"),
+    arg("--dhcp-lease-time", metavar="SECONDS", help="DHCP lease time ('' for the default)"),
+    arg("--host", complete="host", help="move the network to this live host"),
+    arg("--disassociate-host", action="store_true", help="no host (picked again when needed)"),
+    arg("--project", complete="project", help="give this VLAN network to a project"),
+    arg("--disassociate-project", action="store_true", help="take it from its project"),
+)
+def modify_network(ctx: Context) -> None:
+    a = ctx.args
+    given = {
+        name: getattr(a, name)
+        for name in ("dns1", "dns2", "mtu", "dhcp_lease_time")
+        if getattr(a, name) is not None
+    }
+    changed = ctx.service.modify_network(
+        a.network,
+        host=a.host,
+        project=a.project,
+        disassociate_host=a.disassociate_host,
+        disassociate_project=a.disassociate_project,
+        **given,
+    )
+    ctx.output.one(changed, DETAIL)

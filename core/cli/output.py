@@ -139,6 +139,10 @@ class Output:
         else:
             self.stream.write("".join(line + "\n" for line in lines))
 
+    def text(self, text: str) -> None:
+        """Output made elsewhere (a JSON listing the database wrote), as it is."""
+        self.stream.write(text + "\n")
+
     def document(self, value: object) -> None:
         indent = None if self.compact else 2
         self.stream.write(json.dumps(plain(value), indent=indent) + "\n")

@@ -6,13 +6,17 @@ import argparse
 from typing import NoReturn
 
 from core.cli import (
+    agent,
     batch,
+    command_index,
     completion,
+    database,
     demo,
     fixed,
     floating,
     host,
     instances,
+    keys,
     lean,
     networks,
     projects,
@@ -20,6 +24,7 @@ from core.cli import (
     vpn,
 )
 from core.cli.spec import Command, Group
+from core.defaults import LOCK_TIMEOUT
 from core.errors import InvalidInput
 
 COMMANDS: tuple[Group | Command, ...] = (
@@ -29,8 +34,11 @@ COMMANDS: tuple[Group | Command, ...] = (
     projects.group,
     instances.group,
     secgroups.group,
+    keys.group,
     vpn.group,
     host.group,
+    agent.command,
+    database.command,
     demo.command,
     batch.command,
     completion.command,
@@ -49,12 +57,22 @@ class UsageError(InvalidInput):
 
     def __init__(self, command: str, message: str) -> None:
         where = f"netcon {command}".strip()
-        super().__init__(where, f"{message} (see '{where} --help')")
+        super().__init__(command or "command line", f"{message} (see '{where} --help')")
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog.removeprefix("netcon").strip(), message)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0-86400 seconds")
+    return value
 
 
 def _common() -> argparse.ArgumentParser:
@@ -66,6 +84,13 @@ def _common() -> argparse.ArgumentParser:
         help="database URL (also NETCON_DATABASE_URL); default: the embedded SQLite file",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"how long a change waits for another writer (default {LOCK_TIMEOUT:.0f})",
+    )
     return common
 
 
@@ -115,15 +140,8 @@ def build_parser(words: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _named_command(words: list[str]) -> str | None:
-    """The command the words name (the first word that is not an option or its value),
-    or None when they name none, which needs the whole parser for help or an error."""
+    """The command the words name, or None when they name none (help, or an error that
+    lists every command)."""
+    at = command_index(words)
     names = {item.name for item in COMMANDS}
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-        elif word == "--db":
-            skip = True
-        elif not word.startswith("-"):
-            return word if word in names else None
-    return None
+    return words[at] if at is not None and words[at] in names else None

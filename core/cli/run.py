@@ -12,7 +12,7 @@ from core.cli.context import Console, Context
 from core.cli.output import error_document
 from core.errors import NetconError
 
-DEFAULTS = (("db", None), ("json", False))
+DEFAULTS = (("db", None), ("json", False), ("lock_timeout", None))
 
 
 def parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:

@@ -35,7 +35,11 @@ def install(service: Any) -> None:
             try:
                 if layer is None:
                     layer = HostLayer(service.settings, service.db)
-                layer.sync(scope=Scope.of(changes), lock_timeout=LOCK_TIMEOUT, on_wait=waiting)
+                layer.sync(
+                    scope=Scope.of(changes),
+                    lock_timeout=getattr(service.db, "lock_timeout", LOCK_TIMEOUT),
+                    on_wait=waiting,
+                )
             except NetconError as exc:
                 log.warning("host not updated (pending until 'netcon host apply'): %s", exc)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -304,4 +304,18 @@ def _network(
         dhcp=dhcp,
         # Only a host that routes (has the gateways) can forward between projects.
         isolated=network.manager == "vlan" and hosted_here,
+    )
+
+
+def fenced(desired: DesiredHost) -> DesiredHost:
+    """``desired`` as a host that may no longer serve: its bridges and segments stay (its
+    instances keep their links), but no gateway address, DHCP server or NAT."""
+    return replace(
+        desired,
+        networks=tuple(
+            replace(network, gateway=None, dhcp=None, isolated=False)
+            for network in desired.networks
+        ),
+        floating=(),
+        snat_ranges=(),
     )

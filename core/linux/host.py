@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.config import Settings
+from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import dnsmasq, namespace
 from core.linux.applylock import ApplyLock, WaitNotice
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from core.linux.executor import Executor
     from core.linux.nftelements import Lookup
 
-# How long an apply waits for another one to finish, unless told otherwise.
-LOCK_TIMEOUT = 30.0
+# How long an apply waits for another one to finish, unless told otherwise: as long as
+# a change waits for another writer.
+LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT
 
 CAP_NET_ADMIN = 12
 

@@ -19,6 +19,17 @@ from core.store.schema import fixed_ips, networks
 if TYPE_CHECKING:
     from core.config import Settings
 
+# Bytes a segment's encapsulation takes from the physical MTU.
+SEGMENT_OVERHEAD = {"vxlan": 50, "vlan": 0, None: 0}
+
+
+def effective_mtu(network: Any, physical_mtu: int) -> int:
+    """A network's MTU: its own, or the physical MTU less its segment's overhead."""
+    if network.mtu is not None:
+        return int(network.mtu)
+    return physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
+
+
 FIXED_IP_COLUMNS = ("address", "address_int", "network_id", "reserved", "allocated", "leased")
 FixedIPRow = tuple[str, int, int, bool, bool, bool]
 
@@ -37,6 +48,7 @@ class NetworkRequest:
     segmentation: str | None = None
     vlan_start: int | str | None = None
     vpn_start: int | str | None = None
+    multi_host: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,8 @@ class NetworkManager:
     injects_config: ClassVar[bool] = False
     # Only VLAN networks have a project VPN; its address is the one after the gateway.
     has_vpn: ClassVar[bool] = False
+    # The flat managers may use a bridge the admin made; VLAN bridges are netcon's own.
+    accepts_admin_bridge: ClassVar[bool] = True
 
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top
@@ -127,6 +141,7 @@ class NetworkManager:
             "vpn_public_port": plan.vpn_public_port,
             "vpn_public_address": plan.vpn_public_address,
             "vpn_private_address": str(subnet.network_address + 2) if self.has_vpn else None,
+            "multi_host": request.multi_host,
             "created_at": created_at,
         }
 
@@ -179,6 +194,14 @@ class NetworkManager:
             .values(instance_id=instance_id, mac=mac, allocated=True, released_at=None)
         )
         return connection.execute(select(fixed_ips).where(fixed_ips.c.id == fixed_id)).one()
+
+    def take_host_address(self, connection: Connection, network: Row[Any]) -> int:
+        """A free address of ``network`` for a host's own use (its gateway on a
+        multi-host network); returns its row id."""
+        fixed_id = self._first_free(connection, network.id)
+        if fixed_id is None:
+            raise NoMoreFixedIps(f"{network.label} ({network.cidr})")
+        return fixed_id
 
     def _first_free(self, connection: Connection, network_id: int) -> int | None:
         """The lowest free address, found through the partial index of free rows only,

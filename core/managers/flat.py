@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
-from core.managers.base import NetworkManager
+from core.errors import InvalidInput
+from core.managers.base import NetworkManager, NetworkRequest
 from core.views import InjectedConfig
+
+if TYPE_CHECKING:
+    from core.config import Settings
 
 
 class FlatManager(NetworkManager):
     kind = "flat"
     waits_for_lease = False
     injects_config = True
+
+    def complete_request(self, request: NetworkRequest, settings: Settings) -> NetworkRequest:
+        if request.multi_host:
+            raise InvalidInput(
+                "multi_host", "a flat network has no gateway or DHCP for netcon to serve"
+            )
+        return super().complete_request(request, settings)
 
 
 def injected_config(network: Row[Any], fixed: Row[Any], interface: str = "eth0") -> InjectedConfig:

@@ -26,6 +26,7 @@ class VlanManager(NetworkManager):
     reserved_bottom = 3
     min_network_size = 8
     has_vpn = True
+    accepts_admin_bridge = False
     # Above this the segment is a VXLAN VNI, not an 802.1Q id.
     max_vlan_id: ClassVar[int] = 4094
 

@@ -15,12 +15,15 @@ from sqlalchemy import Connection, Row, func, insert, select
 
 from core import validate
 from core.config import Settings, load_settings
+from core.defaults import LOCK_TIMEOUT
 from core.errors import NotFound
 from core.paths import default_database_url
 from core.store.db import Database
 from core.store.schema import (
     audit_events,
     fixed_ips,
+    floating_ips,
+    host_changes,
     hosts,
     instances,
     networks,
@@ -28,23 +31,30 @@ from core.store.schema import (
     utcnow,
 )
 
+# The PostgreSQL channel on which every committed change names the hosts it concerns.
+CHANGES_CHANNEL = "netcon_changes"
+
 
 @dataclass(frozen=True)
 class ChangeSet:
-    """What a committed change touched, for whoever keeps the host in step.
+    """What a committed change touched, for whoever keeps the hosts in step.
 
-    An apply scoped to it (core.linux.scope.Scope.of) plans only these networks and
-    floating IPs. ``floating`` without ``floating_addresses`` means floating IPs changed
-    without saying which: the host then compares all of them. Small and plain, so that
-    it travels as a notification payload (to_json / from_json).
-    """
+    ``change`` is the change's number (its audit event's id; the latest when merged),
+    ``hosts`` the network hosts that must apply it. An apply scoped to it
+    (core.linux.scope.Scope.of) plans only these networks and floating IPs; ``floating``
+    without ``floating_addresses`` means floating IPs changed without saying which, and
+    the host then compares all of them. Small and plain, so that it travels as a
+    notification payload (to_json / from_json)."""
 
     network_ids: frozenset[int] = field(default_factory=frozenset)
     floating: bool = False
     # The floating IPs whose address or NAT may have changed, when known.
     floating_addresses: frozenset[str] = field(default_factory=frozenset)
+    hosts: frozenset[str] = field(default_factory=frozenset)
+    change: int | None = None
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
+        numbers = [n for n in (self.change, other.change) if n is not None]
         # Merged, "some floating IP, unknown which" wins over a list of addresses.
         unknown = (self.floating and not self.floating_addresses) or (
             other.floating and not other.floating_addresses
@@ -53,13 +63,17 @@ class ChangeSet:
             self.network_ids | other.network_ids,
             self.floating or other.floating,
             frozenset() if unknown else self.floating_addresses | other.floating_addresses,
+            self.hosts | other.hosts,
+            max(numbers) if numbers else None,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.network_ids or self.floating)
+        return bool(self.network_ids or self.floating or self.hosts)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "change": self.change,
+            "hosts": sorted(self.hosts),
             "networks": sorted(self.network_ids),
             "floating": self.floating,
             "addresses": sorted(self.floating_addresses),
@@ -67,10 +81,13 @@ class ChangeSet:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangeSet:
+        change = data.get("change")
         return cls(
             frozenset(int(n) for n in data.get("networks", ())),
             bool(data.get("floating", False)),
             frozenset(str(a) for a in data.get("addresses", ())),
+            frozenset(str(h) for h in data.get("hosts", ())),
+            int(change) if change is not None else None,
         )
 
 
@@ -86,15 +103,29 @@ class ServiceBase:
         *,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        create: bool = True,
+        lock_timeout: float = LOCK_TIMEOUT,
+        application: str = "netcon",
     ) -> None:
+        """``create``: make the database if it is missing or empty (the command line
+        allows that only to `init`, `demo` and the default path); ``lock_timeout``: how
+        long a write waits for another writer; ``application``: how this process is named
+        to PostgreSQL, so a waiting writer can name the one it waits for."""
         self.settings = settings if settings is not None else load_settings()
-        self.db = Database(db_url or default_database_url())
+        self.db = Database(
+            db_url or default_database_url(),
+            create=create,
+            lock_timeout=lock_timeout,
+            application=application,
+        )
         self.actor = actor or _current_user()
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.listeners: list[Listener] = []
         # While a batch runs, changes are gathered here and told once at its end.
         self._held: ChangeSet | None = None
+        # The last change this service committed (the console follows it to "applied").
+        self.last_change: ChangeSet | None = None
         if self.settings.auto_apply:
             from core.linux.autoapply import install
 
@@ -109,7 +140,7 @@ class ServiceBase:
                 yield connection, audit
                 if audit.skip:
                     raise _NothingToDo
-                connection.execute(
+                inserted = connection.execute(
                     insert(audit_events).values(
                         at=self.clock(),
                         actor=self.actor,
@@ -119,15 +150,19 @@ class ServiceBase:
                         after=_dump(audit.after),
                     )
                 )
+                (change,) = inserted.inserted_primary_key  # type: ignore[misc]
+                changes = ChangeSet(
+                    frozenset(audit.network_ids),
+                    audit.floating or bool(audit.floating_addresses),
+                    frozenset(audit.floating_addresses),
+                    frozenset(self._hosts_concerned(connection, audit)),
+                    int(change),
+                )
+                self._record_for_hosts(connection, changes)
         except _NothingToDo:
             return
-        self._tell(
-            ChangeSet(
-                frozenset(audit.network_ids),
-                audit.floating or bool(audit.floating_addresses),
-                frozenset(audit.floating_addresses),
-            )
-        )
+        self.last_change = changes
+        self._tell(changes)
 
     def _tell(self, changes: ChangeSet) -> None:
         if not changes:
@@ -151,6 +186,61 @@ class ServiceBase:
         finally:
             held, self._held = self._held, None
             self._tell(held)
+
+    def _hosts_concerned(self, connection: Connection, audit: _Audit) -> set[str]:
+        """The network hosts a change must reach: those its body named (a deleted
+        network's host, a terminated instance's), the hosts of the networks it touched
+        and of their instances, and the hosts of the floating IPs it touched."""
+        found = set(audit.hosts)
+        if audit.network_ids:
+            ids = list(audit.network_ids)
+            found.update(
+                connection.execute(
+                    select(networks.c.host).where(
+                        networks.c.id.in_(ids), networks.c.host.is_not(None)
+                    )
+                ).scalars()
+            )
+            found.update(
+                connection.execute(
+                    select(instances.c.host)
+                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+                    .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
+                    .distinct()
+                ).scalars()
+            )
+        if audit.floating_addresses:
+            found.update(
+                connection.execute(
+                    select(floating_ips.c.host)
+                    .where(floating_ips.c.address.in_(sorted(audit.floating_addresses)))
+                    .distinct()
+                ).scalars()
+            )
+        return found
+
+    def _record_for_hosts(self, connection: Connection, changes: ChangeSet) -> None:
+        """One row per host the change concerns, in the change's own transaction, and on
+        PostgreSQL a NOTIFY naming those hosts, which is delivered only on commit."""
+        if not changes.hosts:
+            return
+        networks_json = json.dumps(sorted(changes.network_ids))
+        floating_json = json.dumps(sorted(changes.floating_addresses))
+        connection.execute(
+            insert(host_changes),
+            [
+                {
+                    "change_id": changes.change,
+                    "host": host,
+                    "networks": networks_json,
+                    "floating": floating_json,
+                }
+                for host in sorted(changes.hosts)
+            ],
+        )
+        if self.db.dialect == "postgresql":
+            payload = json.dumps({"change": changes.change, "hosts": sorted(changes.hosts)})
+            connection.execute(select(func.pg_notify(CHANGES_CHANNEL, payload[:7900])))
 
     # -- look-ups that raise NotFound with the field's name ---------------------------
 
@@ -242,6 +332,9 @@ class _Audit:
     network_ids: set[int] = field(default_factory=set)
     floating: bool = False
     floating_addresses: set[str] = field(default_factory=set)
+    # Hosts the change concerns that the database no longer names once it is made (the
+    # host of a deleted network, of a terminated instance).
+    hosts: set[str] = field(default_factory=set)
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, Select, delete, func, select, update
 
 from core import validate
 from core.errors import Conflict, NoMoreFloatingIps, NotFound, QuotaExceeded
 from core.service.base import ServiceBase
 from core.service.networks import RANGE_LOCK
 from core.store.db import bulk_insert
+from core.store.export import json_array
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 from core.views import FloatingIPView, FloatingRangeView
 
@@ -23,6 +25,7 @@ class FloatingService(ServiceBase):
         """Add every address of ``ip_range`` to ``pool`` on ``host``."""
         validate.host_name("host", host)
         span = validate.ip_range("ip_range", ip_range)
+        validate.usable("ip_range", span.first, span.last, str(span))
         pool = validate.name(
             "pool", pool if pool is not None else self.settings.default_floating_pool
         )
@@ -109,15 +112,35 @@ class FloatingService(ServiceBase):
         self, host: str | None = None, project: str | None = None, pool: str | None = None
     ) -> list[FloatingIPView]:
         with self.db.read() as connection:
-            where = []
-            if host is not None:
-                where.append(floating_ips.c.host == validate.host_name("host", host))
-            if pool is not None:
-                where.append(floating_ips.c.pool == validate.name("pool", pool))
-            if project is not None:
-                owner = self._project(connection, project)
-                where.append(floating_ips.c.project_id == owner.id)
-            return _floating_views(connection, *where)
+            return _floating_views(
+                connection, *self._floating_filter(connection, host, project, pool)
+            )
+
+    def floating_ips_json(
+        self,
+        fields: Sequence[str],
+        host: str | None = None,
+        project: str | None = None,
+        pool: str | None = None,
+    ) -> str:
+        """``list_floating_ips`` as a JSON array of objects with ``fields`` (names of
+        FloatingIPView's fields), written by the database itself."""
+        with self.db.read() as connection:
+            where = self._floating_filter(connection, host, project, pool)
+            return json_array(connection, _floating_query(*where), fields)
+
+    def _floating_filter(
+        self, connection: Connection, host: str | None, project: str | None, pool: str | None
+    ) -> list[Any]:
+        where = []
+        if host is not None:
+            where.append(floating_ips.c.host == validate.host_name("host", host))
+        if pool is not None:
+            where.append(floating_ips.c.pool == validate.name("pool", pool))
+        if project is not None:
+            owner = self._project(connection, project)
+            where.append(floating_ips.c.project_id == owner.id)
+        return where
 
     def get_floating_ip(self, address: str) -> FloatingIPView:
         with self.db.read() as connection:
@@ -200,15 +223,21 @@ class FloatingService(ServiceBase):
                 raise Conflict(
                     "instance", f"{fixed.address} of {target.name} already has floating IP {taken}"
                 )
+            values: dict[str, Any] = {"fixed_ip_id": fixed.id}
+            network = connection.execute(
+                select(networks.c.multi_host).where(networks.c.id == fixed.network_id)
+            ).one()
+            if network.multi_host and target.host is not None and target.host != floating.host:
+                # A multi-host network's floating IPs are NATed where the instance runs.
+                values["host"] = target.host
+                audit.hosts.update({floating.host, target.host})
             connection.execute(
-                update(floating_ips)
-                .where(floating_ips.c.id == floating.id)
-                .values(fixed_ip_id=fixed.id)
+                update(floating_ips).where(floating_ips.c.id == floating.id).values(**values)
             )
             audit.target = floating.address
             audit.after = {"instance": target.name, "fixed": fixed.address}
-            # Only its address and NAT change on the host, not the network.
             audit.floating_addresses.add(floating.address)
+            audit.network_ids.add(fixed.network_id)
             return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
     def _pick_fixed(
@@ -235,7 +264,11 @@ class FloatingService(ServiceBase):
             if floating.fixed_ip_id is None:
                 raise Conflict("address", f"{floating.address} is not associated")
             (before,) = _floating_views(connection, floating_ips.c.id == floating.id)
+            network_id = connection.execute(
+                select(fixed_ips.c.network_id).where(fixed_ips.c.id == floating.fixed_ip_id)
+            ).scalar_one()
             audit.before = {"instance": before.instance, "fixed": before.fixed_address}
+            audit.network_ids.add(network_id)
             connection.execute(
                 update(floating_ips)
                 .where(floating_ips.c.id == floating.id)
@@ -275,61 +308,28 @@ class FloatingService(ServiceBase):
         return floating
 
 
-def _floating_views(connection: Connection, *where: Any) -> list[FloatingIPView]:
-    """Floating IPs in address order; a /16 pool is 65,534 of them, so the addresses come
-    from the table alone and only the few associated or allocated ones are joined."""
-    rows = connection.execute(
+def _floating_query(*where: Any) -> Select[Any]:
+    """Floating IPs in address order, labelled as FloatingIPView's fields."""
+    return (
         select(
             floating_ips.c.id,
             floating_ips.c.address,
             floating_ips.c.pool,
             floating_ips.c.host,
             floating_ips.c.interface,
-            floating_ips.c.project_id,
-            floating_ips.c.fixed_ip_id,
+            projects.c.name.label("project"),
+            instances.c.name.label("instance"),
+            fixed_ips.c.address.label("fixed_address"),
             floating_ips.c.auto_assigned,
         )
+        .select_from(floating_ips)
+        .outerjoin(projects, floating_ips.c.project_id == projects.c.id)
+        .outerjoin(fixed_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
+        .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
         .where(*where)
         .order_by(floating_ips.c.address_int)
-    ).all()
-    owners: dict[int, str] = {}
-    targets: dict[int, tuple[str, str | None]] = {}
-    if any(row[5] is not None for row in rows):
-        owners = dict(
-            connection.execute(
-                select(projects.c.id, projects.c.name).where(
-                    projects.c.id.in_(
-                        select(floating_ips.c.project_id).where(
-                            floating_ips.c.project_id.is_not(None), *where
-                        )
-                    )
-                )
-            ).all()
-        )
-        targets = {
-            fixed_id: (fixed_address, instance)
-            for fixed_id, fixed_address, instance in connection.execute(
-                select(fixed_ips.c.id, fixed_ips.c.address, instances.c.name)
-                .join(floating_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
-                .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
-                .where(*where)
-            )
-        }
-    no_target: tuple[str | None, str | None] = (None, None)
-    views = []
-    for id_, address, pool, host, interface, project_id, fixed_id, auto in rows:
-        fixed_address, instance = targets.get(fixed_id, no_target) if fixed_id else no_target
-        views.append(
-            FloatingIPView(
-                id_,
-                address,
-                pool,
-                host,
-                interface,
-                owners.get(project_id) if project_id is not None else None,
-                instance,
-                fixed_address,
-                bool(auto),
-            )
-        )
-    return views
+    )
+
+
+def _floating_views(connection: Connection, *where: Any) -> list[FloatingIPView]:
+    return list(map(FloatingIPView._make, connection.execute(_floating_query(*where))))

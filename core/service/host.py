@@ -8,14 +8,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from core import validate
+from core.defaults import LOCK_TIMEOUT
 from core.service.base import ServiceBase
 from core.store.schema import hosts
 
 if TYPE_CHECKING:
     from core.linux.operations import Plan
-
-# Seconds an apply waits for another one on the same host before giving up.
-LOCK_TIMEOUT = 30.0
 
 
 class HostService(ServiceBase):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from core import validate
-from core.errors import Conflict, InvalidInput, NoMoreFixedIps, QuotaExceeded
+from core.errors import Conflict, InvalidInput, NoMoreFixedIps, NotFound, QuotaExceeded
 from core.managers import MANAGERS
 from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
@@ -18,8 +18,10 @@ from core.service.base import ServiceBase
 from core.store.schema import (
     fixed_ips,
     floating_ips,
+    hosts,
     instance_security_groups,
     instances,
+    keys,
     networks,
     projects,
     security_groups,
@@ -92,9 +94,26 @@ class InstanceService(ServiceBase):
     # -- instances -----------------------------------------------------------------
 
     def launch_instance(
-        self, project: str, name: str, security_groups: Iterable[str] = ()
+        self,
+        project: str,
+        name: str,
+        security_groups: Iterable[str] = (),
+        *,
+        host: str | None = None,
+        user_data: bytes | None = None,
+        key: str | None = None,
     ) -> InstanceView:
+        """Launch ``name`` in ``project``: an address from the project's network (under
+        VLAN, the network itself on the first launch). ``host`` places it on a compute
+        host; by default it runs on its network's host. ``user_data`` and the project's
+        key ``key`` are what the metadata service hands it."""
         validate.hostname("name", name)
+        if host is not None:
+            validate.host_name("host", host)
+        if user_data is not None:
+            validate.user_data("user_data", user_data)
+        if key is not None:
+            validate.name("key", key)
         groups = list(security_groups) or ["default"]
         for group in groups:
             validate.name("security_group", group)
@@ -102,8 +121,15 @@ class InstanceService(ServiceBase):
             # The project's row lock makes concurrent first launches take turns, so a
             # project never ends up with two VLAN networks.
             owner = self._project(connection, project, lock=True)
-            if connection.execute(select(instances.c.id).where(instances.c.name == name)).first():
+            twin = connection.execute(
+                select(instances.c.name).where(func.lower(instances.c.name) == name.lower())
+            ).scalar()
+            if twin == name:
                 raise Conflict("name", f"an instance named {name!r} already exists")
+            if twin is not None:
+                raise Conflict(
+                    "name", f"{name!r} is the DHCP and DNS name of {twin!r} (names ignore case)"
+                )
             member_of = self._groups(connection, owner, groups)
             self._check_fixed_quota(connection, owner)
             mgr = MANAGERS[owner.manager]
@@ -119,27 +145,69 @@ class InstanceService(ServiceBase):
                     f"{owner.manager} network; create one with "
                     f"'netcon network create --manager {owner.manager}'",
                 )
+            key_id = None
+            if key is not None:
+                key_id = connection.execute(
+                    select(keys.c.id).where(keys.c.project_id == owner.id, keys.c.name == key)
+                ).scalar()
+                if key_id is None:
+                    raise NotFound("key", f"{owner.name} has no key named {key!r}")
             (instance_id,) = connection.execute(
-                insert(instances).values(name=name, project_id=owner.id, created_at=self.clock())
+                insert(instances).values(
+                    name=name,
+                    project_id=owner.id,
+                    created_at=self.clock(),
+                    user_data=user_data,
+                    key_id=key_id,
+                )
             ).inserted_primary_key  # type: ignore[misc]
             connection.execute(
                 insert(instance_security_groups),
                 [{"instance_id": instance_id, "security_group_id": g} for g in member_of],
             )
+            if host is not None:
+                self._check_known_host(connection, host)
             fixed = self._allocate(connection, mgr, candidates, instance_id)
             network = next(n for n in candidates if n.id == fixed.network_id)
-            host = network.host
-            if host is None:
-                host = self._pick_host(connection)
+            network_host = network.host
+            if network_host is None:
+                network_host = self._pick_host(connection)
                 connection.execute(
-                    update(networks).where(networks.c.id == network.id).values(host=host)
+                    update(networks).where(networks.c.id == network.id).values(host=network_host)
                 )
+            placed = host or network_host
+            if network.multi_host:
+                self._host_gateway(connection, mgr, network, placed)
             connection.execute(
-                update(instances).where(instances.c.id == instance_id).values(host=host)
+                update(instances).where(instances.c.id == instance_id).values(host=placed)
             )
             audit.after = {"project": owner.name, "address": fixed.address, "mac": fixed.mac}
             audit.network_ids.add(fixed.network_id)
             return _instance_views(connection, instances.c.id == instance_id)[0]
+
+    def _check_known_host(self, connection: Connection, host: str) -> None:
+        known = connection.execute(select(hosts.c.name).where(hosts.c.name == host)).first()
+        if known is None:
+            raise NotFound(
+                "host", f"no host named {host!r} has registered (its agent registers it)"
+            )
+
+    def _host_gateway(
+        self, connection: Connection, mgr: NetworkManager, network: Row[Any], host: str
+    ) -> None:
+        """On a multi-host network each host with instances routes and answers DHCP from
+        an address of its own, taken (and reserved) when its first instance arrives."""
+        have = connection.execute(
+            select(fixed_ips.c.id).where(
+                fixed_ips.c.network_id == network.id, fixed_ips.c.host == host
+            )
+        ).first()
+        if have is not None:
+            return
+        address = mgr.take_host_address(connection, network)
+        connection.execute(
+            update(fixed_ips).where(fixed_ips.c.id == address).values(host=host, reserved=True)
+        )
 
     def _groups(self, connection: Connection, owner: Row[Any], names: list[str]) -> list[int]:
         """The ids of the project's groups ``names`` (its default group made if missing)."""
@@ -214,18 +282,16 @@ class InstanceService(ServiceBase):
                 .join(networks, fixed_ips.c.network_id == networks.c.id)
                 .where(fixed_ips.c.instance_id == instance.id)
             ).all()
+            audit.hosts.update(h for h in (instance.host,) if h is not None)
             for fixed in held:
                 # The floating IP stays with the project; only its NAT goes.
                 moved = connection.execute(
-                    select(floating_ips.c.address).where(floating_ips.c.fixed_ip_id == fixed.id)
-                ).scalar()
-                if moved is not None:
-                    connection.execute(
-                        update(floating_ips)
-                        .where(floating_ips.c.fixed_ip_id == fixed.id)
-                        .values(fixed_ip_id=None)
-                    )
-                    audit.floating_addresses.add(moved)
+                    update(floating_ips)
+                    .where(floating_ips.c.fixed_ip_id == fixed.id)
+                    .values(fixed_ip_id=None)
+                    .returning(floating_ips.c.address)
+                )
+                audit.floating_addresses.update(moved.scalars())
                 get_manager(fixed.manager).release_fixed_ip(connection, fixed, self.clock())
                 audit.network_ids.add(fixed.network_id)
             audit.before = {"project": view.project, "addresses": [f.address for f in held]}

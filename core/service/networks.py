@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, Select, case, delete, func, insert, or_,
 from core import validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
-from core.managers.base import NetworkRequest
+from core.managers.base import NetworkRequest, effective_mtu
 from core.service.base import ServiceBase
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 from core.views import FixedIPView, NetworkView, Page, fixed_ip_state
@@ -37,10 +37,11 @@ class NetworkService(ServiceBase):
         bridge_interface: str | None = None,
         dns: str | None = None,
         segmentation: str | None = None,
+        multi_host: bool = False,
     ) -> list[NetworkView]:
         s = self.settings
         mgr = get_manager(manager if manager is not None else "vlan")
-        cidr = validate.ipv4_network(
+        cidr = validate.usable_network(
             "fixed_range", fixed_range if fixed_range is not None else s.fixed_range
         )
         count = validate.integer(
@@ -77,6 +78,7 @@ class NetworkService(ServiceBase):
                 segmentation=segmentation,
                 vlan_start=vlan_start,
                 vpn_start=vpn_start,
+                multi_host=bool(multi_host),
             ),
             s,
         )
@@ -88,6 +90,7 @@ class NetworkService(ServiceBase):
             plans = mgr.subnet_plans(connection, request, subnets, s)
             for plan in plans:
                 self._check_bridge_free(connection, plan.bridge)
+                self._check_bridge_name(plan.bridge, admins=mgr.accepts_admin_bridge)
             made = []
             for plan in plans:
                 values = mgr.network_values(plan, request, self.clock())
@@ -105,7 +108,8 @@ class NetworkService(ServiceBase):
             audit.after = [str(plan.subnet) for plan in plans]
             audit.network_ids.update(made)
         with self.db.read() as connection:
-            return _network_views(connection, select(networks).where(networks.c.id.in_(made)))
+            query = select(networks).where(networks.c.id.in_(made))
+            return _network_views(connection, query, self.settings.physical_mtu)
 
     def _free_subnets(
         self, connection: Connection, cidr: ipaddress.IPv4Network, prefix: int, count: int
@@ -158,6 +162,28 @@ class NetworkService(ServiceBase):
         if holder is not None:
             raise Conflict("bridge", f"{bridge} already carries {holder[1]} network {holder[0]}")
 
+    def _check_bridge_name(self, bridge: str, *, admins: bool) -> None:
+        """A bridge may not be a link the host needs for something else: refused here,
+        rather than making every later `host apply` fail."""
+        s = self.settings
+        roles = {"lo": "the loopback", s.public_interface: "the public interface"}
+        roles.setdefault(s.vlan_interface, "the VLAN interface")
+        if bridge in roles:
+            raise Conflict("bridge", f"{bridge} is {roles[bridge]} of this host, not a bridge")
+        if s.netns is not None:
+            return  # a rehearsal namespace: its links are checked by `host plan`
+        from core.linux.sysfs import local_link
+
+        link = local_link(bridge)
+        if link is None:
+            return
+        if not link.is_bridge:
+            raise Conflict("bridge", f"{bridge} exists on this host and is not a bridge")
+        if not admins and link.alias != "netcon":
+            raise Conflict(
+                "bridge", f"{bridge} exists on this host and is not netcon's; netcon makes br<vlan>"
+            )
+
     # -- reading -------------------------------------------------------------------
 
     def list_networks(self, project: str | None = None) -> list[NetworkView]:
@@ -166,19 +192,21 @@ class NetworkService(ServiceBase):
             if project is not None:
                 owner = self._project(connection, project)
                 query = query.where(networks.c.project_id == owner.id)
-            return _network_views(connection, query)
+            return _network_views(connection, query, self.settings.physical_mtu)
 
     def get_network(self, ref: str | int) -> NetworkView:
         with self.db.read() as connection:
             network = self._network(connection, ref)
             query = select(networks).where(networks.c.id == network.id)
-            return _network_views(connection, query)[0]
+            return _network_views(connection, query, self.settings.physical_mtu)[0]
 
     def delete_network(self, ref: str | int) -> NetworkView:
         with self._change("network.delete", str(ref)) as (connection, audit):
             network = self._network(connection, ref)
             (view,) = _network_views(
-                connection, select(networks).where(networks.c.id == network.id)
+                connection,
+                select(networks).where(networks.c.id == network.id),
+                self.settings.physical_mtu,
             )
             if view.used:
                 raise Conflict(
@@ -191,6 +219,8 @@ class NetworkService(ServiceBase):
             audit.target = network.cidr
             audit.before = view._asdict()
             audit.network_ids.add(network.id)
+            if network.host is not None:
+                audit.hosts.add(network.host)
         return view
 
     def list_fixed_ips(
@@ -335,7 +365,9 @@ def _address_counts(connection: Connection, ids: Iterable[int]) -> dict[int, tup
     }
 
 
-def _network_views(connection: Connection, query: Select[Any]) -> list[NetworkView]:
+def _network_views(
+    connection: Connection, query: Select[Any], physical_mtu: int
+) -> list[NetworkView]:
     """The networks ``query`` selects (from the networks table), in address order."""
     rows = connection.execute(
         query.add_columns(projects.c.name.label("project_name"))
@@ -343,10 +375,12 @@ def _network_views(connection: Connection, query: Select[Any]) -> list[NetworkVi
         .order_by(networks.c.first_int)
     ).all()
     counts = _address_counts(connection, [row.id for row in rows])
-    return [_network_view(row, counts.get(row.id, (0, 0, 0))) for row in rows]
+    return [_network_view(row, counts.get(row.id, (0, 0, 0)), physical_mtu) for row in rows]
 
 
-def _network_view(network: Row[Any], counts: tuple[int, int, int]) -> NetworkView:
+def _network_view(
+    network: Row[Any], counts: tuple[int, int, int], physical_mtu: int
+) -> NetworkView:
     total, reserved, used = counts
     return NetworkView(
         id=network.id,
@@ -372,4 +406,7 @@ def _network_view(network: Row[Any], counts: tuple[int, int, int]) -> NetworkVie
         used=used,
         reserved=reserved,
         free=total - reserved - used,
+        multi_host=bool(network.multi_host),
+        mtu=effective_mtu(network, physical_mtu) if network.manager != "flat" else network.mtu,
+        dhcp_lease_time=network.dhcp_lease_time,
     )

@@ -11,7 +11,7 @@ from core.errors import InvalidInput
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
 from core.store.raw import RawDatabase
-from core.store.schema import audit_events, floating_ips, hosts, networks, projects
+from core.store.schema import audit_events, floating_ips, host_changes, hosts, networks, projects
 from core.views import AuditView, HostView, VpnView
 
 DHCP_ACTIONS = ("add", "old", "del")
@@ -65,8 +65,20 @@ class OperationsService(ServiceBase):
             known = {
                 row.name: row for row in connection.execute(select(hosts).order_by(hosts.c.name))
             }
+            pending: dict[str, int] = dict(
+                connection.execute(
+                    select(host_changes.c.host, func.count())
+                    .select_from(host_changes)
+                    .outerjoin(hosts, hosts.c.name == host_changes.c.host)
+                    .where(
+                        hosts.c.applied_change.is_(None)
+                        | (host_changes.c.change_id > hosts.c.applied_change)
+                    )
+                    .group_by(host_changes.c.host)
+                ).all()
+            )
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
-        names = sorted(set(known) | set(network_counts) | set(floating))
+        names = sorted(set(known) | set(network_counts) | set(floating) | set(pending))
         views = []
         for name in names:
             row = known.get(name)
@@ -79,6 +91,10 @@ class OperationsService(ServiceBase):
                     alive=beat is not None and beat >= cutoff,
                     networks=network_counts.get(name, 0),
                     floating_ips=floating.get(name, 0),
+                    pending=pending.get(name, 0),
+                    applied_change=row.applied_change if row is not None else None,
+                    applied_at=row.applied_at if row is not None else None,
+                    last_error=row.last_error if row is not None else None,
                 )
             )
         return views

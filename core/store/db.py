@@ -4,55 +4,401 @@ Every change of state is one write transaction. On SQLite a write transaction st
 with ``BEGIN IMMEDIATE`` so that two processes serialise on the database lock up front
 instead of both reading, then one failing to upgrade its lock; on PostgreSQL the
 allocation queries take row locks (``FOR UPDATE SKIP LOCKED``).
+
+A database is opened, never invented by accident: a file that is missing, foreign,
+damaged or of a schema this netcon does not know is refused in one line, and nothing is
+written to it. Read access is enough to read.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DBAPIError,
     IntegrityError,
     OperationalError,
-    ProgrammingError,
     SQLAlchemyError,
 )
+from sqlalchemy.pool import NullPool, StaticPool
 
+from core.defaults import LOCK_TIMEOUT
 from core.errors import DatabaseError, InvalidInput
 
-# The newest migration this netcon knows (core/store/migrations/versions). Opening a
-# database compares it with the stored revision in one query; Alembic is imported only
-# when the database is behind.
-HEAD_REVISION = "0002"
+# Every migration this netcon knows, oldest first (core/store/migrations/versions).
+# Opening a database compares its stored revision with these in one query; Alembic is
+# imported only when the database is behind.
+REVISIONS = ("0001", "0002", "0004", "0006", "0007")
+HEAD_REVISION = REVISIONS[-1]
 
+# How long one attempt at the SQLite write lock waits before the waiter is told.
+_LOCK_STEP_MS = 1000
 _WRITE = "netcon_write"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+# Told while a write waits for the database lock: (seconds waited, what holds it).
+WaitReporter = Callable[[float, str], None]
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30})
+class Database:
+    """One database: its engine, and write and read transactions on it."""
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from the driver so BEGIN is ours to issue.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate_schema: bool = True,
+        create: bool = True,
+        lock_timeout: float = LOCK_TIMEOUT,
+        application: str = "netcon",
+    ) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise InvalidInput("--db", f"{url[:80]!r} is not a database URL") from None
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        self.lock_timeout = lock_timeout
+        self.on_wait: WaitReporter | None = None
+        # Whether this process may only read (file or file system not writable).
+        self.read_only = False
+        # Whether opening made a new, empty database (a command may say so).
+        self.created = False
+        self.path: Path | None = None
+        if self.dialect == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                self.path = Path(database)
+                self.created = self._prepare_file(self.path, create)
+                self.read_only = not _writable(self.path)
+            self.engine = self._sqlite_engine(url)
+        elif self.dialect == "postgresql":
+            if parsed.drivername == "postgresql":
+                url = parsed.set(drivername="postgresql+psycopg").render_as_string(False)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                connect_args={"application_name": application[:63]},
+            )
+        else:
+            raise InvalidInput("--db", "must be a sqlite:/// or postgresql:// URL")
+        try:
+            self._check_schema(create, migrate_schema)
+        except (SQLAlchemyError, RuntimeError) as exc:
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(_WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # -- opening --------------------------------------------------------------------
 
-    return engine
+    def _prepare_file(self, path: Path, create: bool) -> bool:
+        """Refuse a path that is no netcon database; returns whether one was created."""
+        if path.is_dir():
+            raise DatabaseError(f"database {path}: is a directory, not a database file")
+        if path.exists():
+            try:
+                with path.open("rb") as file:
+                    header = file.read(len(_SQLITE_HEADER))
+            except OSError as exc:
+                raise DatabaseError(f"database {path}: cannot be read ({exc.strerror})") from None
+            if header and header != _SQLITE_HEADER:
+                raise DatabaseError(
+                    f"database {path}: is not an SQLite database (damaged, or another kind of file)"
+                )
+            if header:
+                return False
+        if not create:
+            raise InvalidInput(
+                "--db",
+                f"no netcon database at {path}; make one on purpose with 'netcon init' "
+                "(or 'netcon demo')",
+            )
+        if not path.parent.is_dir():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"database {path}: cannot create {path.parent} ({exc.strerror})"
+                ) from None
+        return True
+
+    def _sqlite_engine(self, url: str) -> Engine:
+        path = self.path
+        read_only = self.read_only
+
+        def connect() -> sqlite3.Connection:
+            if path is None:
+                return sqlite3.connect(":memory:", check_same_thread=False)
+            return sqlite3.connect(
+                _sqlite_uri(path, read_only), uri=True, check_same_thread=False, timeout=0
+            )
+
+        # A reader without write access decides afresh for each connection whether a
+        # writer is active (see _sqlite_uri), so it takes no pooled connection; an
+        # in-memory database lives in its one connection.
+        options: dict[str, Any] = {}
+        if path is None:
+            options["poolclass"] = StaticPool
+        elif read_only:
+            options["poolclass"] = NullPool
+        engine = create_engine("sqlite://", creator=connect, **options)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the driver so BEGIN is ours to issue.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {_LOCK_STEP_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not read_only:
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            if connection.get_execution_options().get(_WRITE, False):
+                self._begin_immediate(connection)
+            else:
+                connection.exec_driver_sql("BEGIN")
+
+        return engine
+
+    def _check_schema(self, create: bool, migrate_schema: bool) -> None:
+        revision, tables = self._schema_state()
+        if revision is None and tables:
+            raise InvalidInput(
+                "--db",
+                f"{self.safe_url} holds tables but not netcon's; it was left as it was",
+            )
+        if revision is not None and revision not in REVISIONS:
+            raise DatabaseError(
+                f"database {self.safe_url}: schema revision {revision} is unknown to this "
+                f"netcon (it knows up to {HEAD_REVISION}): a newer netcon made it; upgrade netcon"
+            )
+        if revision == HEAD_REVISION or not migrate_schema:
+            return
+        if revision is None and not create:
+            raise InvalidInput(
+                "--db",
+                f"{self.safe_url} holds no netcon schema; make it on purpose with 'netcon init'",
+            )
+        if self.read_only:
+            what = "is empty" if revision is None else f"has schema {revision}, not {HEAD_REVISION}"
+            raise DatabaseError(
+                f"database {self.safe_url} {what} and is read-only for this user; "
+                "open it once as a user who may write it"
+            )
+        if self.dialect == "sqlite":
+            _ensure_wal(self.engine)
+        from core.store import migrate
+
+        migrate.upgrade(self.engine)
+
+    def _schema_state(self) -> tuple[str | None, int]:
+        """The stored schema revision (None: none) and how many tables there are."""
+        if self.dialect == "sqlite":
+            tables_sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            tables_sql = (
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+        with self.engine.connect() as connection:
+            names = set(connection.exec_driver_sql(tables_sql).scalars())
+            if "alembic_version" not in names:
+                return None, len(names)
+            revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+            return revision.scalar(), len(names)
+
+    def revision(self) -> str | None:
+        """The schema revision stored in the database; None for an empty one."""
+        return self._schema_state()[0]
+
+    # -- transactions ----------------------------------------------------------------
+
+    def _begin_immediate(self, connection: Any) -> None:
+        """Take the SQLite write lock, telling ``on_wait`` each second it is held by
+        another writer, and giving up after ``lock_timeout``."""
+        start = time.monotonic()
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                    raise
+            waited = time.monotonic() - start
+            if waited >= self.lock_timeout:
+                raise DatabaseError(
+                    f"database {self.safe_url}: gave up waiting for the write lock after "
+                    f"{waited:.0f} s (another writer holds it; --lock-timeout sets the wait)"
+                )
+            if self.on_wait is not None:
+                self.on_wait(waited, "another writer of this database file")
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One transaction that changes state: commits on success, rolls back on any error."""
+        if self.read_only:
+            raise DatabaseError(
+                f"database {self.safe_url} is read-only for this user{_why(self.path)}"
+            )
+        try:
+            with self._write_engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.exec_driver_sql(
+                        f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'"
+                    )
+                with _PostgresWaitWatch(self, connection):
+                    yield connection
+        except IntegrityError as exc:
+            raise DatabaseError(f"the database refused the change: {exc.orig}") from None
+        except DBAPIError as exc:
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except DBAPIError as exc:
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
+
+    def advisory_lock(self, connection: Connection, key: int) -> None:
+        """Serialise a whole kind of change (e.g. creating ranges) across hosts.
+
+        SQLite's write transaction already holds the only write lock; PostgreSQL needs
+        an explicit one because overlap checks read rows that do not exist yet.
+        """
+        if self.dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def writable(self) -> bool:
+        """Whether this process may change the database (the console's read-only mode)."""
+        if self.dialect == "sqlite":
+            return not self.read_only
+        try:
+            with self.engine.connect() as connection:
+                value = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
+                return str(value) == "off"
+        except OperationalError:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class _PostgresWaitWatch:
+    """While a PostgreSQL write transaction runs, tell ``on_wait`` once a second whether
+    it is blocked on another session's locks, naming that session."""
+
+    def __init__(self, database: Database, connection: Connection) -> None:
+        self.database = database
+        self.connection = connection
+        self.timer: Any = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> None:
+        if self.database.dialect != "postgresql" or self.database.on_wait is None:
+            return
+        backend = self.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        self._arm(int(backend or 0))
+
+    def _arm(self, backend: int) -> None:
+        import threading
+
+        self.timer = threading.Timer(1.0, self._check, args=(backend,))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _check(self, backend: int) -> None:
+        reporter = self.database.on_wait
+        try:
+            with self.database.engine.connect() as probe:
+                holder = probe.exec_driver_sql(
+                    "SELECT a.pid, a.application_name, a.xact_start FROM pg_stat_activity a "
+                    "WHERE a.pid = ANY(pg_blocking_pids(%(pid)s)) LIMIT 1",
+                    {"pid": backend},
+                ).first()
+        except SQLAlchemyError:
+            holder = None
+        if holder is not None and reporter is not None:
+            since = holder.xact_start.strftime("%H:%M:%S") if holder.xact_start else "?"
+            reporter(
+                time.monotonic() - self.started,
+                f"pid {holder.pid} ({holder.application_name or 'unknown program'}, since {since})",
+            )
+        self._arm(backend)
+
+    def __exit__(self, *_: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _sqlite_uri(path: Path, read_only: bool) -> str:
+    """How to open the file: for writing; read-only beside an active writer (its -wal and
+    -shm files are there to share); or, with no writer, as immutable, which reads the
+    file alone and creates no -shm file a reader could not create (or should not leave
+    behind, owned by a user who may only read)."""
+    if not read_only:
+        return f"file:{quote(str(path))}?mode=rwc"
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if wal.exists() and shm.exists():
+        return f"file:{quote(str(path))}?mode=ro"
+    return f"file:{quote(str(path))}?mode=ro&immutable=1"
+
+
+def _file_system(path: Path) -> str | None:
+    """Why the file system holding ``path`` takes no writes ("read-only", "full"), or None.
+
+    A full one is read like a read-only one: SQLite could not even create the shared
+    memory file a reader needs beside the database."""
+    try:
+        info = os.statvfs(path.parent)
+    except OSError:
+        return None
+    if info.f_flag & os.ST_RDONLY:
+        return "mounted read-only"
+    if info.f_bfree == 0 or (info.f_bavail == 0 and os.geteuid() != 0):
+        return "full"
+    return None
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the database (its file, and the directory where
+    SQLite keeps the -wal and -shm files beside it)."""
+    if _file_system(path) is not None:
+        return False
+    target = path if path.exists() else path.parent
+    return os.access(target, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _why(path: Path | None) -> str:
+    state = _file_system(path) if path is not None else None
+    if state is not None:
+        return f"its file system is {state}"
+    return (
+        "it is read-only for this user (writing needs write permission on the file and "
+        "its directory)"
+    )
+
+
+def _cause(exc: BaseException) -> str:
+    detail = getattr(exc, "orig", None) or exc
+    return " ".join(str(detail).split())
 
 
 def _ensure_wal(engine: Engine) -> None:
@@ -67,99 +413,6 @@ def _ensure_wal(engine: Engine) -> None:
         cursor.close()
     finally:
         raw.close()
-
-
-class Database:
-    """One database: an engine, a write session factory and a read session factory."""
-
-    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise InvalidInput("--db", f"{url!r} is not a database URL") from None
-        self.url = url
-        self.dialect = parsed.get_backend_name()
-        if self.dialect == "sqlite":
-            database = parsed.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = _sqlite_engine(url)
-        elif self.dialect == "postgresql":
-            if parsed.drivername == "postgresql":
-                url = parsed.set(drivername="postgresql+psycopg").render_as_string(False)
-            self.engine = create_engine(url, pool_pre_ping=True)
-        else:
-            raise InvalidInput("--db", "must be a sqlite:/// or postgresql:// URL")
-        try:
-            if self.dialect == "sqlite":
-                _ensure_wal(self.engine)
-            if migrate_schema and self.revision() != HEAD_REVISION:
-                from core.store import migrate
-
-                migrate.upgrade(self.engine)
-        except (SQLAlchemyError, RuntimeError) as exc:
-            detail = getattr(exc, "orig", None) or exc
-            raise DatabaseError(f"database {self.safe_url}: {detail}") from None
-        self._write_engine = self.engine.execution_options(**{_WRITE: True})
-
-    def revision(self) -> str | None:
-        """The schema revision stored in the database; None for an empty one."""
-        with self.engine.connect() as connection:
-            try:
-                return connection.exec_driver_sql(
-                    "SELECT version_num FROM alembic_version"
-                ).scalar()
-            except (OperationalError, ProgrammingError):
-                return None
-
-    @property
-    def safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One transaction that changes state: commits on success, rolls back on any error."""
-        try:
-            with self._write_engine.begin() as connection:
-                yield connection
-        except IntegrityError as exc:
-            raise DatabaseError(f"the database refused the change: {exc.orig}") from None
-        except OperationalError as exc:
-            raise DatabaseError(f"database {self.safe_url}: {exc.orig}") from None
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise DatabaseError(f"database {self.safe_url}: {exc.orig}") from None
-
-    def advisory_lock(self, connection: Connection, key: int) -> None:
-        """Serialise a whole kind of change (e.g. creating ranges) across hosts.
-
-        SQLite's write transaction already holds the only write lock; PostgreSQL needs
-        an explicit one because overlap checks read rows that do not exist yet.
-        """
-        if self.dialect == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-    def writable(self) -> bool:
-        """Whether this process may change the database (the console's read-only mode)."""
-        if self.dialect == "sqlite":
-            database = make_url(self.url).database
-            if database and database != ":memory:":
-                return os.access(database, os.W_OK) and os.access(Path(database).parent, os.W_OK)
-            return True
-        try:
-            with self.engine.connect() as connection:
-                value = connection.exec_driver_sql("SHOW transaction_read_only").scalar()
-                return str(value) == "off"
-        except OperationalError:
-            return False
-
-    def dispose(self) -> None:
-        self.engine.dispose()
 
 
 def bulk_insert(

@@ -23,12 +23,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -79,6 +81,12 @@ hosts = Table(
     _required("name", String(255), unique=True),
     _required("role", String(32), default="network"),
     _optional("last_heartbeat", DateTime),
+    # What its agent has applied: the last change (an audit event id), when, and the
+    # last apply that failed.
+    _optional("applied_change", BigInteger),
+    _optional("applied_at", DateTime),
+    _optional("last_error", Text),
+    _optional("error_at", DateTime),
 )
 
 networks = Table(
@@ -108,10 +116,29 @@ networks = Table(
     _optional("vpn_private_address", String(15)),
     # Whether the project's VPN server should run (`vpn run` / `vpn stop`).
     _required("vpn_enabled", Boolean, default=False, server_default=false()),
+    # Served by every host that has its instances (nova-network's multi_host): each one
+    # routes, answers DHCP and NATs floating IPs for its own instances.
+    _required("multi_host", Boolean, default=False, server_default=false()),
+    # None: the default (physical MTU less the segment's overhead; dhcp_lease_time).
+    _optional("mtu", Integer),
+    _optional("dhcp_lease_time", Integer),
     _required("created_at", DateTime, default=utcnow),
     CheckConstraint(MANAGER_CHECK, name="manager"),
     CheckConstraint("(manager = 'vlan') = (vlan IS NOT NULL)", name="vlan_only_for_vlan_manager"),
     CheckConstraint("manager = 'vlan' OR project_id IS NULL", name="flat_is_shared"),
+)
+
+# SSH public keys of a project, handed to its instances by the metadata service.
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("project_id", ForeignKey("projects.id", ondelete="CASCADE")),
+    _required("name", String(63)),
+    _required("public_key", Text),
+    _required("fingerprint", String(64)),
+    _required("created_at", DateTime, default=utcnow),
+    UniqueConstraint("project_id", "name"),
 )
 
 instances = Table(
@@ -122,7 +149,12 @@ instances = Table(
     _required("project_id", ForeignKey("projects.id", ondelete="RESTRICT")),
     _optional("host", String(255)),
     _required("created_at", DateTime, default=utcnow),
+    # What cloud-init reads at /latest/user-data (text or gzip, at most 64 KiB).
+    _optional("user_data", LargeBinary),
+    _optional("key_id", ForeignKey("keys.id", ondelete="SET NULL")),
 )
+# An instance's name is its DHCP and DNS name, and those ignore case.
+Index("ix_instances_name_lower", func.lower(instances.c.name), unique=True)
 
 fixed_ips = Table(
     "fixed_ips",
@@ -138,6 +170,8 @@ fixed_ips = Table(
     _flag("leased"),
     # When the instance let go of it; a lease still held then is waited for, up to a limit.
     _optional("released_at", DateTime),
+    # On a multi-host network: the host whose gateway and DHCP address this is.
+    _optional("host", String(255)),
     Index("ix_fixed_ips_network_address", "network_id", "address_int"),
 )
 
@@ -193,6 +227,19 @@ instance_security_groups = Table(
         ForeignKey("security_groups.id", ondelete="CASCADE"),
         primary_key=True,
     ),
+)
+
+# Which host each change concerns, and what of it (network ids, floating addresses, as
+# JSON lists): a host's agent applies the rows after the change it last applied, and the
+# rows it has not applied are what is pending on it.
+host_changes = Table(
+    "host_changes",
+    metadata,
+    Column("change_id", BigInteger, primary_key=True),
+    Column("host", String(255), primary_key=True),
+    _required("networks", Text),
+    _required("floating", Text),
+    Index("ix_host_changes_host_change", "host", "change_id"),
 )
 
 audit_events = Table(

@@ -16,7 +16,6 @@ from core import validate
 from core.errors import Conflict
 from core.linux.applylock import ApplyLock
 from core.service import NetconService
-from core.service.host import LOCK_TIMEOUT
 from core.store.schema import fixed_ips, networks
 from core.vpn import plan as vpn_plan
 from core.vpn import server
@@ -89,7 +88,7 @@ def _host_lock(service: NetconService, netns: str | None) -> ApplyLock:
 
 
 def _start_if_needed(service: NetconService, spec: VpnSpec, netns: str | None) -> list[str]:
-    with _host_lock(service, netns).hold(LOCK_TIMEOUT):
+    with _host_lock(service, netns).hold(service.db.lock_timeout):
         operations = vpn_plan.operations_for(
             [spec], service.settings, netns, only={spec.project}
         )
@@ -148,7 +147,7 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
             audit.after = {"vpn_enabled": sorted(n.project_name for n in rows)}
             audit.skip = not done and all(n.vpn_enabled for n in rows)
     except BaseException:
-        with _host_lock(service, netns).hold(LOCK_TIMEOUT):
+        with _host_lock(service, netns).hold(service.db.lock_timeout):
             for files in started:
                 server.stop(files)
         raise
@@ -171,7 +170,7 @@ def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> 
         audit.after = {"vpn_enabled": False}
         audit.network_ids.add(network.id)
         if running:
-            with _host_lock(service, netns).hold(LOCK_TIMEOUT):
+            with _host_lock(service, netns).hold(service.db.lock_timeout):
                 server.stop(files)
             done.append(f"stopped VPN of project {project}")
         else:

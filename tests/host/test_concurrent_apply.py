@@ -121,15 +121,16 @@ def test_a_second_apply_is_told_who_holds_the_host(lab: Lab, tmp_path: Path) -> 
         assert (code, out) == (1, "")
         waiting, refusal = err.splitlines()
         assert waiting.startswith(
-            f"netcon: waiting for another apply: pid {os.getpid()} (the test's own apply) since "
+            f"netcon: waiting for another apply, pid {os.getpid()} (the test's own apply) since "
         )
+        assert waiting.endswith(": 1 s of 2 s (--lock-timeout)")
         assert refusal.endswith("; gave up after waiting 2 s")
 
         queued = _start(lab, host, "host", "apply", "--netns", host.ns)
         assert queued.stderr is not None
         # It says whom it waits for once it has waited a second; then it is let go.
         said = queued.stderr.readline()
-        assert said.startswith(f"netcon: waiting for another apply: pid {os.getpid()} ")
+        assert said.startswith(f"netcon: waiting for another apply, pid {os.getpid()} ")
         assert queued.poll() is None
     out, _ = queued.communicate(timeout=60)
     assert queued.returncode == 0
@@ -137,7 +138,11 @@ def test_a_second_apply_is_told_who_holds_the_host(lab: Lab, tmp_path: Path) -> 
     assert host.layer.plan().operations == ()
 
     code, _, err = _run(lab, host, "host", "apply", "--netns", host.ns, "--lock-timeout", "x")
-    assert code == 2 and err.startswith("netcon: --lock-timeout: ")
+    assert code == 2 and "--lock-timeout" in err and err.count("\n") == 1
+    code, _, err = _run(
+        lab, host, "host", "apply", "--netns", host.ns, "--no-wait", "--lock-timeout", "3"
+    )
+    assert (code, err) == (2, "netcon: --no-wait: give --no-wait or --lock-timeout, not both\n")
 
 
 def test_a_failed_apply_takes_back_only_what_it_made(lab: Lab, tmp_path: Path) -> None:

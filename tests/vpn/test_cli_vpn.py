@@ -44,6 +44,7 @@ class Netcon:
 @pytest.fixture
 def netcon(tmp_path: Path, state_dir: Path) -> Iterator[Netcon]:
     cli = Netcon(tmp_path, state_dir)
+    cli.ok("init")
     cli.ok("network", "create", "10.77.0.0/16", "1", "256", "177", "11950")
     cli.ok("project", "create", "alpha")
     cli.ok("project", "create", "idle")

@@ -1,0 +1,283 @@
+"""`netcon agent`: keeps one network host equal to the database, for as long as it runs.
+
+It wakes on change, not on a timer: on PostgreSQL every committed change NOTIFYs the
+hosts it concerns and the agent LISTENs; on SQLite (one host) it watches the file's
+commit counter (``PRAGMA data_version``). A change for another host wakes it but starts
+no apply. A slow re-sync catches anything a lost notification hid. It heartbeats,
+records what it applied (or why it could not), and when it cannot renew its heartbeat
+within ``host_down_time`` it stops serving (gateway addresses, DHCP and NAT go) so that
+a host its peers declared dead never answers beside the host that took over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from core.errors import DatabaseError, HostError, NetconError
+
+if TYPE_CHECKING:
+    from core.linux.applylock import Holder
+    from core.linux.desired import DesiredHost
+    from core.linux.host import HostLayer
+    from core.service import NetconService
+
+log = logging.getLogger("netcon.agent")
+
+# How often an idle SQLite watcher looks at the commit counter.
+SQLITE_POLL = 0.05
+
+
+class ChangeWatch(Protocol):
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when a change may concern this host."""
+
+    def close(self) -> None: ...
+
+
+class PostgresWatch:
+    """LISTEN on the change channel; wake only for changes that name this host."""
+
+    def __init__(self, url: str, host: str, channel: str) -> None:
+        import psycopg
+
+        self.url = url.replace("postgresql+psycopg://", "postgresql://")
+        self.host = host
+        self.channel = channel
+        self.connection = psycopg.connect(
+            self.url, autocommit=True, application_name=f"netcon agent {host}"[:63]
+        )
+        self.connection.execute(f"LISTEN {channel}")
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        ours = False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 and not ours:
+                return False
+            # Gather what has arrived; a burst of changes is one apply.
+            for notice in self.connection.notifies(timeout=max(left, 0) if not ours else 0.0):
+                if self._concerns_us(notice.payload):
+                    ours = True
+            if ours:
+                return True
+
+    def _concerns_us(self, payload: str) -> bool:
+        try:
+            return self.host in json.loads(payload).get("hosts", [])
+        except ValueError:
+            return True  # unreadable: look for ourselves
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class SqliteWatch:
+    """Poll the database file's commit counter: it changes with every other writer's
+    commit, and reading it touches no table."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.version = self._version()
+
+    def _version(self) -> int:
+        return int(self.connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self._version()
+            if current != self.version:
+                self.version = current
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(SQLITE_POLL, left))
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass
+class AgentState:
+    """What an agent knows between wake-ups."""
+
+    last_heartbeat: float = 0.0
+    last_resync: float = 0.0
+    # Monotonic time of the last heartbeat the database took.
+    last_renewed: float = field(default_factory=time.monotonic)
+    fenced: bool = False
+    failures: int = 0
+
+
+class Agent:
+    def __init__(
+        self,
+        service: NetconService,
+        host: str,
+        netns: str | None = None,
+        *,
+        resync: float | None = None,
+        on_apply: Callable[[str], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.host = host
+        self.netns = netns
+        settings = service.settings
+        self.resync = float(resync if resync is not None else settings.agent_resync)
+        self.lease = float(settings.host_down_time)
+        self.heartbeat_every = max(1.0, self.lease / 4)
+        self.on_apply = on_apply or (lambda line: log.info("%s", line))
+        self.state = AgentState()
+        self.watch: ChangeWatch | None = None
+        self._layer: HostLayer | None = None
+        # What this host served at its last apply: kept to stop serving it when the
+        # database cannot be reached.
+        self.last_desired: DesiredHost | None = None
+
+    @property
+    def layer(self) -> HostLayer:
+        # One host layer for the agent's life: its netlink socket stays open and its
+        # copy of the kernel's links is kept current by notifications.
+        if self._layer is None:
+            from core.linux.host import HostLayer
+
+            settings = self.service.settings.replace(host=self.host)
+            self._layer = HostLayer(settings, self.service.db, netns=self.netns)
+        return self._layer
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.on_apply(f"agent for host {self.host} started")
+        try:
+            while not stop.is_set():
+                woke = self._step()
+                if stop.is_set():
+                    break
+                if woke is None:  # the database is away: try again shortly
+                    stop.wait(min(1.0 + self.state.failures, 5.0))
+                    continue
+        finally:
+            if self.watch is not None:
+                self.watch.close()
+            if self._layer is not None:
+                self._layer.close()
+            self.on_apply(f"agent for host {self.host} stopped")
+
+    def _step(self) -> bool | None:
+        """One round: (re)connect, heartbeat, apply what is due, wait for a change."""
+        now = time.monotonic()
+        try:
+            if self.watch is None:
+                self.watch = self._connect()
+                self.state.last_resync = 0.0  # after a gap, look at everything
+            if now - self.state.last_heartbeat >= self.heartbeat_every:
+                self.service.heartbeat(self.host)
+                self.state.last_heartbeat = now
+                self.state.last_renewed = now
+                self.state.failures = 0
+                if self.state.fenced:
+                    self.state.fenced = False
+                    self.state.last_resync = 0.0
+            if now - self.state.last_resync >= self.resync:
+                self._apply(full=True)
+                self.state.last_resync = time.monotonic()
+                self._evacuate_down_hosts()
+            else:
+                self._apply(full=False)
+            timeout = min(
+                self.heartbeat_every - (time.monotonic() - self.state.last_heartbeat),
+                self.resync - (time.monotonic() - self.state.last_resync),
+            )
+            return self.watch.wait(max(timeout, 0.0))
+        except DatabaseError as exc:
+            self._database_lost(exc)
+            return None
+
+    def _connect(self) -> ChangeWatch:
+        db = self.service.db
+        if db.dialect == "postgresql":
+            from core.service.base import CHANGES_CHANNEL
+
+            return PostgresWatch(db.url, self.host, CHANGES_CHANNEL)
+        if db.path is None:
+            raise DatabaseError("an agent needs a database file or a PostgreSQL server")
+        return SqliteWatch(str(db.path))
+
+    def _apply(self, *, full: bool) -> None:
+        """Apply the changes pending on this host (or, on a re-sync, everything)."""
+        pending = self.service.pending_for(self.host)
+        if not full and not pending.changes:
+            return
+        # The changes are read before the host is planned from the database, so every
+        # change recorded as applied is one the plan saw.
+        upto = pending.latest if full else max(pending.changes)
+        try:
+            # One apply at a time on a host: the same lock as `host apply` and the
+            # console's, held from reading the desired state until it is applied.
+            with self.layer.lock.hold(self.service.db.lock_timeout, self._waiting):
+                desired = self.layer.desired()
+                done = self.layer.plan()
+                self.layer.apply(done)
+            self.last_desired = desired
+        except HostError as exc:
+            self.service.record_applied(self.host, None, error=exc.message)
+            self.on_apply(f"apply failed (pending until the next try): {exc.message}")
+            return
+        self.service.record_applied(self.host, upto)
+        if done:
+            self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+
+    def _waiting(self, holder: Holder | None, waited: float) -> None:
+        if waited < 2:  # said once per wait
+            who = holder.describe() if holder is not None else "another process"
+            self.on_apply(f"waiting for another apply on this host: {who}")
+
+    def _database_lost(self, exc: NetconError) -> None:
+        self.state.failures += 1
+        if self.watch is not None:
+            # The connection is gone either way.
+            with contextlib.suppress(Exception):
+                self.watch.close()
+            self.watch = None
+        self.on_apply(f"database unreachable ({exc.message}); retrying")
+        silent = time.monotonic() - self.state.last_renewed
+        if silent >= self.lease and not self.state.fenced:
+            self._fence()
+
+    def _fence(self) -> None:
+        """Stop serving: peers consider this host dead once its heartbeat is older than
+        host_down_time, and one of them may already serve its networks."""
+        from core.linux.desired import fenced
+
+        self.on_apply("heartbeat lease expired: stopping gateway addresses, DHCP and NAT")
+        if self.last_desired is None:
+            return
+        try:
+            self.layer.sync(fenced(self.last_desired))
+            self.state.fenced = True
+        except NetconError as exc:
+            self.on_apply(f"could not stop serving: {exc.message}")
+
+    def _evacuate_down_hosts(self) -> None:
+        if not self.service.settings.auto_evacuate:
+            return
+        for dead in self.service.down_hosts():
+            if dead == self.host:
+                continue
+            try:
+                moved = self.service.evacuate_host(dead)
+            except NetconError as exc:
+                self.on_apply(f"could not evacuate {dead}: {exc.message}")
+                continue
+            self.on_apply(f"evacuated {dead}: {len(moved.networks)} network(s)")

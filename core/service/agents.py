@@ -1,0 +1,201 @@
+"""Several network hosts on one database: what each still has to apply, what it applied,
+and moving a dead host's networks to live ones."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from core import validate
+from core.errors import Conflict, NotFound
+from core.service.base import ServiceBase
+from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, networks
+from core.views import ChangeStatusView, EvacuationView, PendingView
+
+# Evacuations of down hosts are made by one agent at a time.
+EVACUATION_LOCK = 0x6E63657661
+
+
+class AgentService(ServiceBase):
+    def pending_for(self, host: str) -> PendingView:
+        """The changes ``host`` has not applied yet, and what they touched."""
+        name = validate.host_name("host", host)
+        with self.db.read() as connection:
+            applied = connection.execute(
+                select(hosts.c.applied_change).where(hosts.c.name == name)
+            ).scalar()
+            query = select(
+                host_changes.c.change_id, host_changes.c.networks, host_changes.c.floating
+            ).where(host_changes.c.host == name)
+            if applied is not None:
+                query = query.where(host_changes.c.change_id > applied)
+            rows = connection.execute(query.order_by(host_changes.c.change_id)).all()
+            latest = connection.execute(select(func.max(host_changes.c.change_id))).scalar()
+        network_ids: set[int] = set()
+        floating: set[str] = set()
+        for _, networks_json, floating_json in rows:
+            network_ids.update(json.loads(networks_json))
+            floating.update(json.loads(floating_json))
+        return PendingView(
+            host=name,
+            applied=applied,
+            changes=tuple(row[0] for row in rows),
+            network_ids=tuple(sorted(network_ids)),
+            floating=tuple(sorted(floating)),
+            latest=latest,
+        )
+
+    def record_applied(self, host: str, change: int | None, error: str | None = None) -> None:
+        """What ``host``'s agent did: applied everything up to ``change``, or failed with
+        ``error`` (the changes stay pending). Applied rows are forgotten."""
+        name = validate.host_name("host", host)
+        now = self.clock()
+        with self.db.write() as connection:
+            self._ensure_host(connection, name)
+            if error is not None:
+                connection.execute(
+                    update(hosts)
+                    .where(hosts.c.name == name)
+                    .values(last_error=" ".join(error.split())[:1000], error_at=now)
+                )
+                return
+            values: dict[str, Any] = {"applied_at": now, "last_error": None, "error_at": None}
+            if change is not None:
+                current = connection.execute(
+                    select(hosts.c.applied_change).where(hosts.c.name == name)
+                ).scalar()
+                if current is None or change > current:
+                    values["applied_change"] = change
+                connection.execute(
+                    delete(host_changes).where(
+                        host_changes.c.host == name, host_changes.c.change_id <= change
+                    )
+                )
+            connection.execute(update(hosts).where(hosts.c.name == name).values(**values))
+
+    def change_status(self, change: int) -> ChangeStatusView:
+        """Which hosts have applied change ``change`` and which still owe it."""
+        with self.db.read() as connection:
+            owing = set(
+                connection.execute(
+                    select(host_changes.c.host).where(host_changes.c.change_id == change)
+                ).scalars()
+            )
+            pending = tuple(
+                sorted(
+                    host
+                    for host, applied in connection.execute(
+                        select(hosts.c.name, hosts.c.applied_change).where(hosts.c.name.in_(owing))
+                    )
+                    if applied is None or applied < change
+                )
+                + sorted(owing - set(self._known_hosts(connection)))
+            )
+        return ChangeStatusView(change=change, pending_on=pending)
+
+    def _known_hosts(self, connection: Connection) -> list[str]:
+        return list(connection.execute(select(hosts.c.name)).scalars())
+
+    def down_hosts(self) -> list[str]:
+        """Hosts that hold networks but whose heartbeat is older than host_down_time."""
+        cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
+        with self.db.read() as connection:
+            return sorted(
+                connection.execute(
+                    select(hosts.c.name)
+                    .join(networks, networks.c.host == hosts.c.name)
+                    .where((hosts.c.last_heartbeat.is_(None)) | (hosts.c.last_heartbeat < cutoff))
+                    .distinct()
+                ).scalars()
+            )
+
+    def evacuate_host(self, dead: str, to: str | None = None) -> EvacuationView:
+        """Move a down host's networks, and the floating IPs it NATs, to live hosts in one
+        transaction; each new host's agent brings them up."""
+        dead = validate.host_name("host", dead)
+        if to is not None:
+            to = validate.host_name("to", to)
+            if to == dead:
+                raise Conflict("to", f"{to} is the host being evacuated")
+        cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
+        with self._change("host.evacuate", dead) as (connection, audit):
+            self.db.advisory_lock(connection, EVACUATION_LOCK)
+            beat = connection.execute(
+                select(hosts.c.last_heartbeat).where(hosts.c.name == dead)
+            ).first()
+            held = connection.execute(
+                select(networks.c.id, networks.c.cidr).where(networks.c.host == dead)
+            ).all()
+            if beat is None and not held:
+                raise NotFound("host", f"no network host named {dead!r}")
+            if beat is not None and beat[0] is not None and beat[0] >= cutoff:
+                raise Conflict(
+                    "host",
+                    f"{dead} is alive (its heartbeat is younger than host_down_time, "
+                    f"{self.settings.host_down_time} s); stop its agent first",
+                )
+            live = self._live_hosts(connection, cutoff, exclude=dead)
+            if to is not None and to not in live:
+                raise Conflict("to", f"{to} is not a live network host (no recent heartbeat)")
+            if not live:
+                raise Conflict("host", f"no live network host can take {dead}'s networks")
+            moved: dict[str, list[str]] = {}
+            for network_id, cidr in held:
+                target = to or self._least_loaded(connection, live)
+                connection.execute(
+                    update(networks).where(networks.c.id == network_id).values(host=target)
+                )
+                moved.setdefault(target, []).append(cidr)
+                audit.network_ids.add(network_id)
+            floating = self._move_floating(connection, dead, to, live)
+            audit.hosts.update({dead, *moved, *floating.values()})
+            audit.floating_addresses.update(floating)
+            audit.after = {"networks": moved, "floating": floating}
+        return EvacuationView(
+            host=dead,
+            networks=tuple((cidr, host) for host, cidrs in sorted(moved.items()) for cidr in cidrs),
+            floating=tuple(sorted(floating.items())),
+        )
+
+    def _live_hosts(self, connection: Connection, cutoff: Any, exclude: str) -> list[str]:
+        return sorted(
+            connection.execute(
+                select(hosts.c.name).where(
+                    hosts.c.last_heartbeat >= cutoff, hosts.c.name != exclude
+                )
+            ).scalars()
+        )
+
+    def _least_loaded(self, connection: Connection, live: list[str]) -> str:
+        load: dict[str, int] = dict(
+            connection.execute(
+                select(networks.c.host, func.count(networks.c.id))
+                .where(networks.c.host.in_(live))
+                .group_by(networks.c.host)
+            ).all()
+        )
+        return min(live, key=lambda host: (load.get(host, 0), host))
+
+    def _move_floating(
+        self, connection: Connection, dead: str, to: str | None, live: list[str]
+    ) -> dict[str, str]:
+        """The floating IPs ``dead`` NATed go where their instance's network now is (an
+        unassociated one to the first live host); returns address -> new host."""
+        rows = connection.execute(
+            select(floating_ips.c.id, floating_ips.c.address, networks.c.host)
+            .select_from(floating_ips)
+            .outerjoin(fixed_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
+            .outerjoin(networks, fixed_ips.c.network_id == networks.c.id)
+            .where(floating_ips.c.host == dead)
+        ).all()
+        moved = {}
+        for floating_id, address, network_host in rows:
+            target = network_host if network_host not in (None, dead) else (to or live[0])
+            connection.execute(
+                update(floating_ips).where(floating_ips.c.id == floating_id).values(host=target)
+            )
+            moved[address] = target
+        return moved

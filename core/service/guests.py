@@ -1,0 +1,294 @@
+"""What a guest gets from its network: `network modify` (DNS, MTU, lease time, host,
+project), project keys, and what the metadata service tells an instance about itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+
+from core import validate
+from core.errors import Conflict, InvalidInput, NotFound
+from core.managers.base import SEGMENT_OVERHEAD, effective_mtu
+from core.service.networks import NetworkService
+from core.store.schema import (
+    fixed_ips,
+    floating_ips,
+    hosts,
+    instance_security_groups,
+    instances,
+    keys,
+    networks,
+    projects,
+    security_groups,
+)
+from core.views import KeyView, MetadataView
+
+UNSET = object()
+
+
+class GuestService(NetworkService):
+    # -- network modify ---------------------------------------------------------------
+
+    def modify_network(
+        self,
+        ref: str | int,
+        *,
+        dns1: Any = UNSET,
+        dns2: Any = UNSET,
+        mtu: Any = UNSET,
+        dhcp_lease_time: Any = UNSET,
+        host: str | None = None,
+        project: str | None = None,
+        disassociate_project: bool = False,
+        disassociate_host: bool = False,
+    ) -> Any:
+        """Change what a network hands its guests and who it belongs to; one transaction.
+
+        ``dns1``/``dns2``/``mtu``/``dhcp_lease_time``: a value, or None (or "") to go back
+        to the default; left out, unchanged."""
+        values: dict[str, Any] = {}
+        for name, given in (("dns1", dns1), ("dns2", dns2)):
+            if given is not UNSET:
+                values[name] = str(validate.ipv4_address(name, given)) if given else None
+        if dhcp_lease_time is not UNSET:
+            values["dhcp_lease_time"] = (
+                validate.integer("dhcp_lease_time", dhcp_lease_time, 120, 2**31 - 1)
+                if dhcp_lease_time not in (None, "")
+                else None
+            )
+        if host is not None:
+            validate.host_name("host", host)
+        if host is not None and disassociate_host:
+            raise InvalidInput("host", "give --host or --disassociate-host, not both")
+        if project is not None and disassociate_project:
+            raise InvalidInput("project", "give --project or --disassociate-project, not both")
+        with self._change("network.modify", str(ref)) as (connection, audit):
+            network = self._network(connection, ref)
+            if mtu is not UNSET:
+                ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
+                values["mtu"] = validate.mtu("mtu", mtu, ceiling) if mtu not in (None, "") else None
+            if host is not None:
+                self._check_live_host(connection, host)
+                values["host"] = host
+            if disassociate_host:
+                self._check_unused(connection, network, "--disassociate-host")
+                values["host"] = None
+            if project is not None:
+                values["project_id"] = self._take_for_project(connection, network, project)
+            if disassociate_project:
+                self._check_unused(connection, network, "--disassociate-project")
+                values.update(project_id=None, vpn_enabled=False)
+            if not values:
+                raise InvalidInput("network modify", "nothing to change; give an option")
+            before = {name: network._mapping[name] for name in values}
+            connection.execute(update(networks).where(networks.c.id == network.id).values(**values))
+            audit.target = network.cidr
+            audit.before = before
+            audit.after = values
+            audit.network_ids.add(network.id)
+            if network.host is not None:
+                audit.hosts.add(network.host)
+            if "host" in values:
+                audit.floating_addresses.update(
+                    self._move_floating_with(connection, network, values["host"])
+                )
+        return self.get_network(network.id)
+
+    def _check_live_host(self, connection: Connection, host: str) -> None:
+        cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
+        beat = connection.execute(
+            select(hosts.c.last_heartbeat).where(hosts.c.name == host)
+        ).first()
+        if beat is None:
+            raise NotFound("host", f"no network host named {host!r} has registered")
+        if beat[0] is None or beat[0] < cutoff:
+            raise Conflict("host", f"{host} is down (no heartbeat within host_down_time)")
+
+    def _check_unused(self, connection: Connection, network: Row[Any], what: str) -> None:
+        used = connection.execute(
+            select(func.count(fixed_ips.c.id)).where(
+                fixed_ips.c.network_id == network.id, fixed_ips.c.instance_id.is_not(None)
+            )
+        ).scalar()
+        if used:
+            raise Conflict(
+                "network", f"{network.cidr} still has {used} instance(s); {what} would cut them off"
+            )
+
+    def _take_for_project(self, connection: Connection, network: Row[Any], project: str) -> int:
+        owner = self._project(connection, project, lock=True)
+        if network.manager != "vlan":
+            raise Conflict(
+                "project", f"{network.cidr} is a {network.manager} network, shared by every project"
+            )
+        if network.project_id not in (None, owner.id):
+            self._check_unused(connection, network, "--project")
+        taken = connection.execute(
+            select(networks.c.cidr).where(
+                networks.c.project_id == owner.id, networks.c.id != network.id
+            )
+        ).scalar()
+        if taken is not None:
+            raise Conflict("project", f"{owner.name} already has VLAN network {taken}")
+        return int(owner.id)
+
+    def _move_floating_with(
+        self, connection: Connection, network: Row[Any], host: str | None
+    ) -> list[str]:
+        """Floating IPs NATed to this network's instances follow the network's host."""
+        if host is None or network.multi_host:
+            return []
+        moved = connection.execute(
+            update(floating_ips)
+            .where(
+                floating_ips.c.fixed_ip_id.in_(
+                    select(fixed_ips.c.id).where(fixed_ips.c.network_id == network.id)
+                )
+            )
+            .values(host=host)
+            .returning(floating_ips.c.address)
+        )
+        return list(moved.scalars())
+
+    # -- keys -------------------------------------------------------------------------
+
+    def add_key(self, project: str, name: str, public_key: str) -> KeyView:
+        validate.name("name", name)
+        text, fingerprint = validate.public_key("public_key", public_key)
+        with self._change("key.add", f"{project}/{name}") as (connection, audit):
+            owner = self._project(connection, project)
+            if connection.execute(
+                select(keys.c.id).where(keys.c.project_id == owner.id, keys.c.name == name)
+            ).first():
+                raise Conflict("name", f"{owner.name} already has a key named {name!r}")
+            connection.execute(
+                insert(keys).values(
+                    project_id=owner.id,
+                    name=name,
+                    public_key=text,
+                    fingerprint=fingerprint,
+                    created_at=self.clock(),
+                )
+            )
+            audit.after = {"fingerprint": fingerprint}
+            return _key_views(connection, keys.c.project_id == owner.id, keys.c.name == name)[0]
+
+    def list_keys(self, project: str | None = None) -> list[KeyView]:
+        with self.db.read() as connection:
+            if project is None:
+                return _key_views(connection)
+            owner = self._project(connection, project)
+            return _key_views(connection, keys.c.project_id == owner.id)
+
+    def delete_key(self, project: str, name: str) -> KeyView:
+        with self._change("key.delete", f"{project}/{name}") as (connection, audit):
+            key = self._key(connection, project, name)
+            (view,) = _key_views(connection, keys.c.id == key.id)
+            if view.instances:
+                raise Conflict("name", f"{name} is the key of {view.instances} instance(s)")
+            connection.execute(delete(keys).where(keys.c.id == key.id))
+            audit.before = {"fingerprint": view.fingerprint}
+        return view
+
+    def _key(self, connection: Connection, project: str, name: str) -> Row[Any]:
+        owner = self._project(connection, project)
+        validate.name("key", name)
+        key = connection.execute(
+            select(keys).where(keys.c.project_id == owner.id, keys.c.name == name)
+        ).first()
+        if key is None:
+            raise NotFound("key", f"{owner.name} has no key named {name!r}")
+        return key
+
+    # -- metadata ---------------------------------------------------------------------
+
+    def instance_metadata(self, address: str) -> MetadataView | None:
+        """What the metadata service tells the instance whose fixed IP is ``address`` (its
+        source address, which anti-spoofing guarantees); None when no instance has it."""
+        text = str(validate.ipv4_address("address", address))
+        with self.db.read() as connection:
+            row = connection.execute(
+                select(
+                    instances.c.id,
+                    instances.c.name,
+                    instances.c.user_data,
+                    instances.c.host,
+                    projects.c.name.label("project"),
+                    fixed_ips.c.address,
+                    fixed_ips.c.mac,
+                    networks,
+                    keys.c.name.label("key_name"),
+                    keys.c.public_key,
+                )
+                .select_from(fixed_ips)
+                .join(instances, fixed_ips.c.instance_id == instances.c.id)
+                .join(projects, instances.c.project_id == projects.c.id)
+                .join(networks, fixed_ips.c.network_id == networks.c.id)
+                .outerjoin(keys, instances.c.key_id == keys.c.id)
+                .where(fixed_ips.c.address == text)
+            ).first()
+            if row is None:
+                return None
+            floating = connection.execute(
+                select(floating_ips.c.address)
+                .join(fixed_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
+                .where(fixed_ips.c.address == text)
+            ).scalar()
+            groups = tuple(
+                connection.execute(
+                    select(security_groups.c.name)
+                    .join(
+                        instance_security_groups,
+                        instance_security_groups.c.security_group_id == security_groups.c.id,
+                    )
+                    .where(instance_security_groups.c.instance_id == row.id)
+                    .order_by(security_groups.c.name)
+                ).scalars()
+            )
+        dns = tuple(d for d in (row.dns1, row.dns2) if d) or (row.gateway,)
+        return MetadataView(
+            instance_id=row.id,
+            name=row.name,
+            project=row.project,
+            host=row.host,
+            address=row.address,
+            mac=row.mac or "",
+            cidr=row.cidr,
+            netmask=row.netmask,
+            gateway=row.gateway,
+            dns=dns,
+            mtu=effective_mtu(row, self.settings.physical_mtu),
+            domain=self.settings.dhcp_domain,
+            floating=floating,
+            security_groups=groups,
+            key_name=row.key_name,
+            public_key=row.public_key,
+            user_data=row.user_data,
+        )
+
+
+def _key_views(connection: Connection, *where: Any) -> list[KeyView]:
+    used = (
+        select(instances.c.key_id, func.count(instances.c.id).label("n"))
+        .where(instances.c.key_id.is_not(None))
+        .group_by(instances.c.key_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            keys.c.id,
+            projects.c.name,
+            keys.c.name,
+            keys.c.fingerprint,
+            keys.c.public_key,
+            func.coalesce(used.c.n, 0),
+            keys.c.created_at,
+        )
+        .join(projects, keys.c.project_id == projects.c.id)
+        .outerjoin(used, used.c.key_id == keys.c.id)
+        .where(*where)
+        .order_by(projects.c.name, keys.c.name)
+    )
+    return [KeyView(*row) for row in rows]

@@ -1,0 +1,279 @@
+"""What a script sees: lean start-up, one JSON shape, JSON errors, batches, completion."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.cli.batch import run_batch
+from core.cli.context import Context
+from core.cli.run import parse
+from core.service import ChangeSet
+from tests.support import make_service
+
+HEAVY = ("sqlalchemy", "sqlalchemy.orm", "alembic", "pyroute2", "textual", "core.service")
+
+
+def run(db: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(["--db", f"sqlite:///{db}", *args])
+    finally:
+        sys.stdin = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    path = tmp_path / "netcon.db"
+    assert run(path, "demo")[0] == 0
+    return path
+
+
+def modules_after(*argv: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules a `netcon` process has imported when it exits."""
+    probe = (
+        "import atexit, json, sys\n"
+        "def report():\n"
+        "    sys.__stderr__.write('MODULES ' + json.dumps(sorted(sys.modules)))\n"
+        "atexit.register(report)\n"
+        "from tui.launch import main\n"
+        "sys.exit(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    marker = result.stderr.rindex("MODULES ")
+    return set(json.loads(result.stderr[marker + len("MODULES ") :]))
+
+
+def test_help_imports_neither_the_database_nor_the_host_stack() -> None:
+    for argv in (["--help"], ["floating", "associate", "--help"], ["host", "apply", "--help"]):
+        loaded = modules_after(*argv)
+        assert not loaded & set(HEAVY), (argv, loaded & set(HEAVY))
+
+
+def test_a_read_command_imports_no_orm_alembic_host_stack_or_console(db: Path) -> None:
+    loaded = modules_after("--db", f"sqlite:///{db}", "network", "list")
+    assert "sqlalchemy" in loaded
+    assert not loaded & {"sqlalchemy.orm", "alembic", "pyroute2", "textual"}
+
+
+def test_lists_objects_and_deletions_have_one_shape(db: Path) -> None:
+    code, out, _ = run(db, "--json", "network", "list")
+    networks = json.loads(out)
+    assert isinstance(networks, list) and code == 0
+    assert list(networks[0]) == [
+        "id", "label", "manager", "cidr", "vlan", "bridge", "gateway", "project", "host",
+        "used", "free",
+    ]  # fmt: skip
+    text_header = run(db, "network", "list")[1].splitlines()[0].split()
+    assert [h.lower() for h in text_header] == list(networks[0])
+
+    code, out, _ = run(db, "--json", "network", "show", "10.20.0.0/24")
+    shown = json.loads(out)
+    assert isinstance(shown, dict) and shown["bridge"] == "brflat"
+
+    code, out, _ = run(db, "--json", "floating", "list")
+    floating = json.loads(out)
+    assert [f["address"] for f in floating][:3] == ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    assert set(floating[0]) == {
+        "address", "pool", "host", "interface", "project", "instance", "fixed_address"
+    }  # fmt: skip
+
+    code, out, _ = run(db, "--json", "project", "create", "delta", "--manager", "flatdhcp")
+    made = json.loads(out)
+    code, out, _ = run(db, "--json", "project", "delete", "delta")
+    assert json.loads(out) == made  # the deletion reports what went, in the same form
+
+    code, out, _ = run(db, "--json", "instance", "terminate", "db1")
+    gone = json.loads(out)
+    assert gone["name"] == "db1" and gone["addresses"][0]["address"].startswith("10.0.0.")
+
+    code, out, _ = run(db, "--json", "floating", "release", "203.0.113.3")
+    assert json.loads(out)["project"] is None
+
+
+def test_errors_under_json_are_an_object_with_field_rule_and_status(db: Path) -> None:
+    code, out, err = run(db, "--json", "floating", "associate", "203.0.113.9", "web1")
+    assert (code, out) == (2, "")
+    error = json.loads(err)["error"]
+    assert error["field"] == "address"
+    assert error["exit_status"] == 2
+    assert "not allocated" in error["rule"] and error["message"].startswith("address: ")
+
+    code, _, err = run(db, "--json", "network", "create", "10.9.0.0/33")
+    assert code == 2 and json.loads(err)["error"]["field"] == "fixed_range"
+
+    code, _, err = run(db, "--json", "floating", "crete")
+    error = json.loads(err)["error"]
+    assert code == 2 and "invalid choice" in error["rule"]
+
+
+def test_batch_runs_many_commands_in_one_process(db: Path) -> None:
+    script = (
+        "# allocate two addresses and put them on web servers\n"
+        "floating allocate --project beta --pool public\n"
+        "floating allocate --project beta --pool public\n"
+        "floating associate 203.0.113.6 app2\n"
+        "\n"
+        "floating list --project beta\n"
+    )
+    code, out, err = run(db, "batch", stdin=script)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[:3] == [
+        "203.0.113.5",
+        "203.0.113.6",
+        "associated 203.0.113.6 with app2 (10.0.1.4)",
+    ]
+    assert "app2" in out.splitlines()[-1]
+
+
+def test_batch_stops_at_the_first_failure_unless_forced(db: Path) -> None:
+    script = (
+        "project create one --manager flat\nproject create one\nproject create two --manager flat\n"
+    )
+    code, out, err = run(db, "-", stdin=script)
+    assert code == 2
+    assert err == "netcon: line 2: project: 'one' already exists\n"
+    assert "two" not in run(db, "project", "list")[1]
+
+    code, out, err = run(db, "batch", "--force", stdin=script.replace("one", "three"))
+    assert code == 2 and err.count("\n") == 1
+    assert "two" in run(db, "project", "list")[1]
+
+
+def test_batch_json_is_one_document_per_line_and_errors_name_the_line(db: Path) -> None:
+    script = "project list\nfloating allocate --project nobody\n"
+    code, out, err = run(db, "--json", "batch", "--force", stdin=script)
+    assert code == 2
+    (only,) = out.splitlines()
+    assert [p["name"] for p in json.loads(only)][:2] == ["alpha", "beta"]
+    error = json.loads(err)["error"]
+    assert error["where"] == "line 2" and error["field"] == "project"
+
+
+def test_a_batch_tells_the_host_once(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.load_demo()
+    told: list[ChangeSet] = []
+    service.listeners.append(told.append)
+    from core.cli.parser import build_parser
+
+    args = parse(build_parser(), ["batch"])
+    script = io.StringIO("floating disassociate 203.0.113.1\nfloating disassociate 203.0.113.2\n")
+    out = io.StringIO()
+    assert run_batch(Context(args, out=out, service=service), lines=script) == 0
+    assert len(told) == 1 and told[0].floating
+
+
+def test_complete_prints_names_from_one_query(db: Path) -> None:
+    code, out, _ = run(db, "complete", "project", "a")
+    assert (code, out) == (0, "alpha\n")
+    assert run(db, "complete", "floating", "203.0.113.2")[1].split() == ["203.0.113.2"]
+    assert run(db, "complete", "instance", "")[1].split()[:2] == ["app1", "app2"]
+    # No database yet: nothing to offer, nothing said, none made.
+    missing = db.parent / "absent.db"
+    assert run(missing, "complete", "project", "")[:2] == (0, "")
+    assert not missing.exists()
+    loaded = modules_after("--db", f"sqlite:///{db}", "complete", "project", "a")
+    assert not loaded & set(HEAVY)
+
+
+def test_dhcp_event_refuses_an_unknown_action_and_imports_no_sqlalchemy(db: Path) -> None:
+    code, _, err = run(db, "dhcp-event", "tftp", "fa:16:3e:00:00:01", "10.0.0.3")
+    assert code == 2 and "must be one of add, old, del, init" in err
+    loaded = modules_after("--db", f"sqlite:///{db}", "dhcp-event", "init")
+    assert not loaded & set(HEAVY)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_from_the_generated_script(db: Path, tmp_path: Path) -> None:
+    script = tmp_path / "netcon.bash"
+    code, out, _ = run(db, "completion", "bash")
+    script.write_text(out)
+    launcher = tmp_path / "bin" / "netcon"
+    launcher.parent.mkdir()
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} -m tui "$@"\n')
+    launcher.chmod(0o755)
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        shell = (
+            f"source {script}\n"
+            f"COMP_WORDS=({' '.join(repr(w) if w else chr(34) * 2 for w in words)})\n"
+            f"COMP_CWORD={len(words) - 1}\n"
+            "_netcon\n"
+            'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        )
+        env = {
+            **os.environ,
+            "PATH": f"{launcher.parent}:{os.environ['PATH']}",
+            "NETCON_DATABASE_URL": f"sqlite:///{db}",
+        }
+        result = subprocess.run(
+            ["bash", "-c", shell], capture_output=True, text=True, env=env, check=True
+        )
+        return [w for w in result.stdout.splitlines() if w]
+
+    assert complete("netcon flo") == ["floating"]
+    assert complete("netcon floating as") == ["associate"]
+    assert complete("netcon floating associate 203.0.113.2") == ["203.0.113.2"]
+    assert complete("netcon floating associate 203.0.113.4 we") == ["web1", "web2"]
+    assert complete("netcon floating allocate --project ") == [
+        "alpha", "beta", "gamma", "legacy", "ops"
+    ]  # fmt: skip
+    assert complete("netcon network create --manager f") == ["flat", "flatdhcp"]
+    assert "--segmentation" in complete("netcon network create --s")
+    assert complete("netcon secgroup rule a") == ["add"]
+    assert complete("netcon completion ") == ["bash", "zsh", "fish"]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completion_from_the_generated_script(db: Path, tmp_path: Path) -> None:
+    script = tmp_path / "netcon.fish"
+    script.write_text(run(db, "completion", "fish")[1])
+    launcher = tmp_path / "bin" / "netcon"
+    launcher.parent.mkdir()
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} -m tui "$@"\n')
+    launcher.chmod(0o755)
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "PATH": f"{launcher.parent}:{os.environ['PATH']}",
+        "NETCON_DATABASE_URL": f"sqlite:///{db}",
+    }
+
+    def complete(line: str) -> list[str]:
+        result = subprocess.run(
+            ["fish", "-c", f"source {script}; complete -C'{line}'"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert result.stderr == ""
+        return [w.split("\t")[0] for w in result.stdout.splitlines()]
+
+    assert complete("netcon flo") == ["floating"]
+    assert complete("netcon floating associate 203.0.113.4 we") == ["web1", "web2"]
+    assert complete("netcon network create --manager f") == ["flat", "flatdhcp"]

@@ -1,0 +1,112 @@
+"""The metadata application answers each instance about itself, by its source address."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from core.metadata.app import make_app
+from core.views import MetadataView
+
+WEB1 = MetadataView(
+    instance_id=42,
+    name="web1",
+    project="alpha",
+    host="nethost1",
+    address="127.0.0.1",  # the test client's own address stands for the guest's
+    mac="fa:16:3e:00:00:01",
+    cidr="10.0.0.0/24",
+    netmask="255.255.255.0",
+    gateway="10.0.0.1",
+    dns=("10.0.0.1",),
+    mtu=1450,
+    domain="novalocal",
+    floating="203.0.113.1",
+    security_groups=("default", "web"),
+    key_name="admin",
+    public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1 admin@example",
+    user_data=b"#cloud-config\nhostname: web1\n",
+)
+
+
+def serve(view: MetadataView | None, check: Callable[[TestClient], Awaitable[None]]) -> None:
+    seen: list[str] = []
+
+    def lookup(address: str) -> MetadataView | None:
+        seen.append(address)
+        return view
+
+    async def main() -> None:
+        async with TestClient(TestServer(make_app(lookup))) as client:
+            await check(client)
+
+    asyncio.run(main())
+    assert set(seen) <= {"127.0.0.1"}
+
+
+async def text(client: TestClient, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status == status, (path, response.status)
+    return await response.text()
+
+
+def test_ec2_paths_cloud_init_reads() -> None:
+    async def check(client: TestClient) -> None:
+        assert "latest" in (await text(client, "/")).split()
+        assert (await text(client, "/latest/")).split() == ["meta-data/", "user-data"]
+        listing = (await text(client, "/latest/meta-data/")).split()
+        assert {"instance-id", "hostname", "local-ipv4", "public-ipv4", "security-groups",
+                "public-keys/"} <= set(listing)  # fmt: skip
+        assert await text(client, "/latest/meta-data/instance-id") == "i-0000002a"
+        assert await text(client, "/latest/meta-data/hostname") == "web1.novalocal"
+        assert await text(client, "/latest/meta-data/local-ipv4") == "127.0.0.1"
+        assert await text(client, "/latest/meta-data/public-ipv4") == "203.0.113.1"
+        assert await text(client, "/latest/meta-data/security-groups") == "default\nweb"
+        assert await text(client, "/latest/meta-data/public-keys/") == "0=admin"
+        assert await text(client, "/latest/meta-data/public-keys/0/") == "openssh-key"
+        key = await text(client, "/latest/meta-data/public-keys/0/openssh-key")
+        assert key.startswith("ssh-ed25519 ")
+        assert await text(client, "/2009-04-04/meta-data/local-ipv4") == "127.0.0.1"
+        assert (await (await client.get("/latest/user-data")).read()) == WEB1.user_data
+        await text(client, "/latest/meta-data/nothing-here", 404)
+
+    serve(WEB1, check)
+
+
+def test_openstack_paths() -> None:
+    async def check(client: TestClient) -> None:
+        meta: dict[str, Any] = json.loads(await text(client, "/openstack/latest/meta_data.json"))
+        assert meta["name"] == "web1" and meta["public_keys"] == {"admin": WEB1.public_key}
+        network = json.loads(await text(client, "/openstack/latest/network_data.json"))
+        assert network["links"][0]["mtu"] == 1450
+        assert network["networks"][0]["routes"][0]["gateway"] == "10.0.0.1"
+        assert network["services"] == [{"type": "dns", "address": "10.0.0.1"}]
+        assert (await (await client.get("/openstack/latest/user_data")).read()) == WEB1.user_data
+
+    serve(WEB1, check)
+
+
+def test_an_address_no_instance_has_learns_nothing() -> None:
+    async def check(client: TestClient) -> None:
+        for path in ("/latest/meta-data/instance-id", "/latest/user-data",
+                     "/openstack/latest/meta_data.json"):  # fmt: skip
+            body = await text(client, path, 404)
+            assert "web1" not in body
+
+    serve(None, check)
+
+
+def test_no_user_data_and_no_floating_ip_are_404() -> None:
+    bare = WEB1._replace(user_data=None, floating=None, public_key=None, key_name=None)
+
+    async def check(client: TestClient) -> None:
+        assert (await text(client, "/latest/")).split() == ["meta-data/"]
+        await text(client, "/latest/user-data", 404)
+        await text(client, "/latest/meta-data/public-ipv4", 404)
+        assert "public-keys/" not in (await text(client, "/latest/meta-data/")).split()
+
+    serve(bare, check)
