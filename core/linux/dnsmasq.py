@@ -134,7 +134,10 @@ def find_binary(binary: str) -> str | None:
 
 
 def observe(
-    directory: Path, netns: str | None, bridges: Iterable[str] | None = None
+    directory: Path,
+    netns: str | None,
+    bridges: Iterable[str] | None = None,
+    expected: Iterable[str] = (),
 ) -> dict[str, DnsmasqState]:
     """The dnsmasq of every bridge this state directory knows (or of ``bridges`` only).
 
@@ -142,7 +145,7 @@ def observe(
     its pid file here) and its namespace, so that one whose pid file was lost is
     adopted, and one that should not run (a duplicate, or one left in a namespace since
     made again) is stopped. For a few named bridges that look is made only when a pid
-    file does not name a live dnsmasq of ours.
+    file does not name a live dnsmasq of ours where one runs or should (``expected``).
     """
     base = str(directory)
     prefix = f"--pid-file={base}/"
@@ -159,7 +162,8 @@ def observe(
                 argv_by_pid[pid] = seen
             else:
                 named[bridge] = None
-        if any(pid is None for pid in named.values()):
+        present = set(known_bridges(directory)) | set(expected)
+        if any(pid is None and bridge in present for bridge, pid in named.items()):
             everything = _by_bridge(processes_.find("dnsmasq", prefix, netns), prefix)
             found = {b: everything[b] for b in names if b in everything}
     if found is not None:

@@ -102,6 +102,8 @@ def observe_scoped(
     and key; None when only a full look will do (netcon's table is not complete)."""
     reach = desired.reach
     assert reach is not None
+    if not dnsmasq.find_binary(nft_binary):
+        return None  # the full comparison says so
     names = set(reach.links) | set(desired.public_interfaces)
     for net in desired.networks:
         if net.segment is not None:
@@ -118,8 +120,6 @@ def observe_scoped(
     if homes:
         link_list += netlink.links_named((), homes)
     nft_state: NftState | None
-    if not dnsmasq.find_binary(nft_binary):
-        return None
     if nat_marker.exists():
         fixed = {pair.fixed for pair in desired.floating}
         from core.linux.nftelements import scoped_state
@@ -146,6 +146,8 @@ def observe_scoped(
         addresses=tuple(address_list),
         forwarding=read_forwarding(netns),
         nft=nft_state,
-        dnsmasq=dnsmasq.observe(dhcp_dir, netns, reach.bridges),
+        dnsmasq=dnsmasq.observe(
+            dhcp_dir, netns, reach.bridges, [n.bridge for n in desired.networks if n.dhcp]
+        ),
         journal=pending,
     )
