@@ -7,12 +7,12 @@ lease events to ``netcon dhcp-event``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -27,6 +27,8 @@ from core.linux.desired import DesiredNetwork
 # For all the dnsmasq processes of one apply together, not for each one.
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
+# dnsmasq processes starting at once; enough to keep every core busy.
+IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -282,66 +284,118 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
-    """Start every dnsmasq, then wait for all of them together, within START_TIMEOUT.
+    """Start every dnsmasq without waiting for each in turn, within START_TIMEOUT for all.
 
-    Returns why each one that failed did, by bridge; the others are running.
+    dnsmasq's first process exits once the daemon it forked is serving (or has failed,
+    saying why on stderr); up to IN_FLIGHT of them run at once, each next one starting
+    as soon as one is done, which bounds the open pipes and keeps the machine's cores
+    busy without drowning them. Returns why each one that failed did, by bridge.
     """
-    if not starts:
-        return {}
     failed: dict[str, str] = {}
-    launched: list[tuple[Start, subprocess.Popen[bytes]]] = []
     for item in starts:
         item.files.pid.unlink(missing_ok=True)
-    with namespace.entered(netns):
-        for item in starts:
-            try:
-                process = subprocess.Popen(
-                    item.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    env=item.env,
-                )
-            except OSError as exc:
-                failed[item.files.bridge] = f"cannot run {item.argv[0]}: {exc.strerror}"
-                continue
-            launched.append((item, process))
     deadline = time.monotonic() + START_TIMEOUT
-    # dnsmasq's first process exits once the daemon it forked is serving (or has
-    # failed, saying why on stderr): these exits are what is waited for, all together.
-    pending, exited = launched, []
-    while pending:
-        exited += [(item, process) for item, process in pending if process.poll() is not None]
-        pending = [(item, process) for item, process in pending if process.returncode is None]
-        if not pending or time.monotonic() >= deadline:
-            break
-        time.sleep(0.002)
-    for item, process in pending:
-        process.kill()
-        process.wait()
+    queue = list(starts)
+    running: list[_Launch] = []
+    served: list[Start] = []
+    with namespace.entered(netns):
+        while queue or running:
+            while queue and len(running) < IN_FLIGHT and time.monotonic() < deadline:
+                item = queue.pop(0)
+                try:
+                    running.append(_Launch.spawn(item))
+                except OSError as exc:
+                    failed[item.files.bridge] = f"cannot run {item.argv[0]}: {exc.strerror}"
+            still = []
+            for launch in running:
+                status = launch.poll()
+                if status is None:
+                    still.append(launch)
+                elif status == 0:
+                    launch.close()
+                    served.append(launch.item)
+                else:
+                    failed[launch.item.files.bridge] = launch.complaint(status)
+            running = still
+            if time.monotonic() >= deadline:
+                break
+            if running:
+                time.sleep(0.002)
+    for launch in running:
+        launch.kill()
+        failed[launch.item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
+    for item in queue:
         failed[item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
-    waiting: list[Start] = []
-    for item, process in exited:
-        try:
-            _, err = process.communicate(timeout=1)
-        except subprocess.TimeoutExpired:
-            err = b""  # something it started keeps its stderr open: nothing more to read
-        if process.returncode != 0:
-            message = " ".join(err.decode(errors="replace").split())
-            failed[item.files.bridge] = message or f"exit status {process.returncode}"
-            continue
-        waiting.append(item)
     # They said they serve; their pid files follow at once (a second's grace if the
     # bound ran out waiting for another one).
     deadline = max(deadline, time.monotonic() + 1.0)
-    while waiting:
-        waiting = [w for w in waiting if _running_pid(str(w.files.pid)) is None]
-        if not waiting or time.monotonic() >= deadline:
+    while served:
+        served = [w for w in served if _running_pid(str(w.files.pid)) is None]
+        if not served or time.monotonic() >= deadline:
             break
         time.sleep(0.005)
-    for item in waiting:
+    for item in served:
         failed[item.files.bridge] = "started but wrote no pid file"
     return failed
+
+
+class _Launch:
+    """The first process of one dnsmasq, started with posix_spawn (the cheapest way for a
+    large process to start a small one), its stderr on a pipe."""
+
+    def __init__(self, item: Start, pid: int, errors: int) -> None:
+        self.item = item
+        self.pid = pid
+        self.errors = errors
+
+    @classmethod
+    def spawn(cls, item: Start) -> _Launch:
+        read, write = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.posix_spawn(
+                item.argv[0],
+                item.argv,
+                item.env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write, 2),
+                ],
+            )
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        return cls(item, pid, read)
+
+    def poll(self) -> int | None:
+        """Its exit status once it has exited (negative: killed by that signal)."""
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        return os.waitstatus_to_exitcode(status)
+
+    def complaint(self, status: int) -> str:
+        # What the daemon it forked inherited is closed by now (dnsmasq closes its
+        # stdio): everything is there to read without waiting.
+        os.set_blocking(self.errors, False)
+        chunks = []
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.errors, 65536):
+                chunks.append(chunk)
+        self.close()
+        message = " ".join(b"".join(chunks).decode(errors="replace").split())
+        return message or f"exit status {status}"
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        self.close()
+
+    def close(self) -> None:
+        os.close(self.errors)
 
 
 def failure_message(failed: dict[str, str]) -> str:
