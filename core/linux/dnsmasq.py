@@ -228,10 +228,18 @@ def _bridge_of(argv_: tuple[str, ...], prefix: str) -> str | None:
 
 def _read(path: str) -> str | None:
     try:
-        with open(path) as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _pid_in(pid_file: str) -> int | None:

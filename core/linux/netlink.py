@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import itertools
 import os
 import select
@@ -595,7 +594,7 @@ def _parse_address(msg: bytes) -> Address | None:
         return None
     return Address(
         index=index,
-        address=str(ipaddress.IPv4Address(raw)),
+        address=socket.inet_ntoa(raw),
         prefixlen=prefixlen,
         label=_text(attrs.get(IFA_LABEL)),
     )

@@ -36,13 +36,9 @@ def find(program: str, marker: str, netns: str | None) -> list[Process]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                raw = handle.read()
-        except OSError:
-            continue  # gone meanwhile
-        if needle not in raw:
-            continue
+        raw = _read(f"/proc/{entry}/cmdline")
+        if raw is None or needle not in raw:
+            continue  # gone meanwhile, or not one of ours
         words = raw.split(b"\0")
         if not words[0] or os.path.basename(words[0]) != name:
             continue  # a zombie (empty), or another program naming our files
@@ -61,24 +57,34 @@ def find(program: str, marker: str, netns: str | None) -> list[Process]:
 
 def argv_of(pid: int) -> tuple[str, ...] | None:
     """The command line of a live process (None: gone, or a zombie)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            raw = handle.read()
-    except OSError:
+    raw = _read(f"/proc/{pid}/cmdline")
+    if raw is None:
         return None
     words = tuple(w.decode(errors="replace") for w in raw.split(b"\0") if w)
     return words or None
 
 
 def parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
         return 0
     # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
     fields = stat[stat.rfind(b")") + 2 :].split()
     return int(fields[1]) if len(fields) > 1 else 0
+
+
+def _read(path: str) -> bytes | None:
+    # os-level reads: a look at every process costs a third of what file objects do.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 1 << 16)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _namespace_of(pid: int) -> tuple[int, int] | None:

@@ -14,15 +14,10 @@ the full comparison, which also finds what nobody announced.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-
-class Changes(Protocol):
-    """What the service tells after a commit (core.service.base.ChangeSet)."""
-
-    network_ids: frozenset[int]
-    floating: bool
-    floating_addresses: frozenset[str]
+if TYPE_CHECKING:
+    from core.service.base import ChangeSet as Changes
 
 
 @dataclass(frozen=True)
