@@ -24,8 +24,9 @@ from core.linux import namespace
 from core.linux import processes as processes_
 from core.linux.desired import DesiredNetwork
 
-# For all the dnsmasq processes of one apply together, not for each one.
+# How long one dnsmasq may take to say it serves (or why it does not).
 START_TIMEOUT = 10.0
+PID_FILE_GRACE = 2.0
 STOP_TIMEOUT = 5.0
 # dnsmasq processes starting at once; enough to keep every core busy.
 IN_FLIGHT = 64
@@ -292,32 +293,39 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
-    """Start every dnsmasq without waiting for each in turn, within START_TIMEOUT for all.
+    """Start every dnsmasq without waiting for each in turn; returns why each one that
+    failed did, by bridge.
 
     dnsmasq's first process exits once the daemon it forked is serving (or has failed,
-    saying why on stderr); up to IN_FLIGHT of them run at once, each next one starting
-    as soon as one is done, which bounds the open pipes and keeps the machine's cores
-    busy without drowning them. Returns why each one that failed did, by bridge.
+    saying why on stderr). Up to IN_FLIGHT of them run at once, the next one starting
+    as soon as one is done: that bounds the open pipes and keeps the cores busy without
+    drowning them. Each has START_TIMEOUT from its own start.
     """
     failed: dict[str, str] = {}
     for item in starts:
         item.files.pid.unlink(missing_ok=True)
-    deadline = time.monotonic() + START_TIMEOUT
     queue = list(starts)
+    queue.reverse()
     running: list[_Launch] = []
     served: list[Start] = []
     with namespace.entered(netns):
         while queue or running:
-            while queue and len(running) < IN_FLIGHT and time.monotonic() < deadline:
-                item = queue.pop(0)
+            while queue and len(running) < IN_FLIGHT:
+                item = queue.pop()
                 try:
                     running.append(_Launch.spawn(item))
                 except OSError as exc:
                     failed[item.files.bridge] = f"cannot run {item.argv[0]}: {exc.strerror}"
             still = []
+            now = time.monotonic()
             for launch in running:
                 status = launch.poll()
-                if status is None:
+                if status is None and now - launch.started > START_TIMEOUT:
+                    launch.kill()
+                    failed[launch.item.files.bridge] = (
+                        f"did not start within {START_TIMEOUT:.0f} s"
+                    )
+                elif status is None:
                     still.append(launch)
                 elif status == 0:
                     launch.close()
@@ -325,18 +333,10 @@ def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
                 else:
                     failed[launch.item.files.bridge] = launch.complaint(status)
             running = still
-            if time.monotonic() >= deadline:
-                break
             if running:
                 time.sleep(0.002)
-    for launch in running:
-        launch.kill()
-        failed[launch.item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
-    for item in queue:
-        failed[item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
-    # They said they serve; their pid files follow at once (a second's grace if the
-    # bound ran out waiting for another one).
-    deadline = max(deadline, time.monotonic() + 1.0)
+    # They said they serve; their pid files follow at once.
+    deadline = time.monotonic() + PID_FILE_GRACE
     while served:
         served = [w for w in served if _running_pid(str(w.files.pid)) is None]
         if not served or time.monotonic() >= deadline:
@@ -355,6 +355,7 @@ class _Launch:
         self.item = item
         self.pid = pid
         self.errors = errors
+        self.started = time.monotonic()
 
     @classmethod
     def spawn(cls, item: Start) -> _Launch:
@@ -407,11 +408,14 @@ class _Launch:
 
 
 def failure_message(failed: dict[str, str]) -> str:
-    """One line naming every dnsmasq that failed and why."""
+    """One line naming every dnsmasq that failed, grouped by why."""
     if len(failed) == 1:
         ((bridge, why),) = failed.items()
         return f"dnsmasq for {bridge} failed to start: {why} (the next apply tries again)"
-    parts = ", ".join(f"{bridge}: {why}" for bridge, why in sorted(failed.items()))
+    reasons: dict[str, list[str]] = {}
+    for bridge, why in sorted(failed.items()):
+        reasons.setdefault(why, []).append(bridge)
+    parts = "; ".join(f"{', '.join(bridges)}: {why}" for why, bridges in reasons.items())
     return f"{len(failed)} dnsmasq failed to start: {parts} (the next apply tries again)"
 
 
