@@ -51,12 +51,17 @@ class PostgresWatch:
         self.url = url.replace("postgresql+psycopg://", "postgresql://")
         self.host = host
         self.channel = channel
-        self.connection = psycopg.connect(
-            self.url, autocommit=True, application_name=f"netcon agent {host}"[:63]
-        )
-        self.connection.execute(f"LISTEN {channel}")
+        try:
+            self.connection = psycopg.connect(
+                self.url, autocommit=True, application_name=f"netcon agent {host}"[:63]
+            )
+            self.connection.execute(f"LISTEN {channel}")
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot listen for changes: {exc}") from None
 
     def wait(self, timeout: float) -> bool:
+        import psycopg
+
         deadline = time.monotonic() + timeout
         ours = False
         while True:
@@ -64,9 +69,11 @@ class PostgresWatch:
             if left <= 0 and not ours:
                 return False
             # Gather what has arrived; a burst of changes is one apply.
-            for notice in self.connection.notifies(timeout=max(left, 0) if not ours else 0.0):
-                if self._concerns_us(notice.payload):
-                    ours = True
+            try:
+                notices = list(self.connection.notifies(timeout=max(left, 0) if not ours else 0.0))
+            except psycopg.Error as exc:
+                raise DatabaseError(f"lost the change notifications: {exc}") from None
+            ours = ours or any(self._concerns_us(notice.payload) for notice in notices)
             if ours:
                 return True
 

@@ -192,7 +192,7 @@ def load_settings(paths: list[Path] | None = None, **overrides: Any) -> Settings
             continue
         for key, value in _read(path).items():
             if key in CONSOLE_TABLES:
-                continue
+                continue  # the console's own tables: it reads them itself
             if key not in _FIELDS:
                 raise InvalidInput(f"{path}: {validate.shown(key)[1:-1]}", "is not a known setting")
             values[key] = _coerce(key, value, str(path))

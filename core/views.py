@@ -9,7 +9,7 @@ a frozen dataclass.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 
 def to_dict(view: Any) -> Any:
@@ -211,10 +211,44 @@ class AuditView(NamedTuple):
     after: str | None
 
 
-class Page(NamedTuple):
+class VpnUserView(NamedTuple):
+    """A user of a project's VPN: one client certificate, in use or revoked."""
+
+    project: str
+    user: str
+    state: str  # "active" or "revoked"
+    serial: str  # hexadecimal, as the revocation list names it
+
+
+class PlannedOperation(NamedTuple):
+    """One step of a host plan, and the names it acts on (bridges, addresses, MACs)."""
+
+    text: str
+    subjects: tuple[str, ...]
+
+
+class PlanView(NamedTuple):
+    """What `host apply` would do (or did) on one host.
+
+    Each operation names what it acts on, so a caller can tell which networks, addresses
+    and instances still wait for the host.
+    """
+
+    host: str
+    operations: tuple[PlannedOperation, ...]
+    problems: tuple[str, ...]
+
+    def describe(self) -> list[str]:
+        return [operation.text for operation in self.operations]
+
+
+RowT = TypeVar("RowT")
+
+
+class Page(NamedTuple, Generic[RowT]):
     """A window of a large listing (fixed IPs of a /16) with the total it came from."""
 
-    rows: tuple[Any, ...]
+    rows: tuple[RowT, ...]
     total: int
     offset: int
 

@@ -1,9 +1,10 @@
-"""Regenerate screenshots/: each main view of the console and the association dialog.
+"""Regenerate screenshots/: each main view of the console and its main dialogs.
 
-    python scripts/screenshots.py [--size 100x30]
+    python scripts/screenshots.py [--size 80x24]
 
-Runs the console headless on a fresh demo database and saves SVG images (open them in
-a browser; README.md embeds them).
+Runs the console headless on a fresh demo database, with a fixed clock for both the
+database and the console, and saves SVG images (open them in a browser; README.md
+embeds them). Running it again gives the same files.
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ from core.service import NetconService  # noqa: E402
 from tui.app import NetconApp  # noqa: E402
 
 OUT = ROOT / "screenshots"
+CLOCK = datetime(2026, 1, 1, 12, 0)
 SHOTS: list[tuple[str, tuple[str, ...]]] = [
     ("projects", ("colon", *"projects", "enter")),
     ("networks", ("colon", *"networks", "enter")),
     ("fixed-ips", ("colon", *"networks", "enter", "enter")),
     ("floating-ips", ("colon", *"fip", "enter")),
     ("associate-floating-ip", ("colon", *"fip", "enter", "down", "down", "a")),
+    ("bulk-disassociate", ("colon", *"fip", "enter", "space", "space", "x")),
+    ("new-network-refused", ("colon", *"networks", "enter", "n", *"10.0.0.0/24", "enter")),
     ("vpns", ("colon", *"vpn", "enter")),
     ("instances", ("colon", *"instances", "enter")),
     ("security-groups", ("colon", *"secgroups", "enter", "slash", *"web", "enter")),
+    ("rules", ("colon", *"secgroups", "enter", "slash", *"web", "enter", "enter")),
     ("hosts", ("colon", *"hosts", "enter")),
     ("audit", ("colon", *"audit", "enter")),
+    ("command-line", ("colon", *"se", "tab")),
     ("help", ("question_mark",)),
 ]
 
@@ -54,10 +60,9 @@ async def settle(pilot: Pilot[None]) -> None:
 async def shoot(
     service: NetconService, name: str, keys: tuple[str, ...], size: tuple[int, int]
 ) -> Path:
-    # host_plans off: the plan would describe the machine taking the screenshots.
-    app = NetconApp(
-        service, clock=lambda: datetime(2026, 1, 1, 12, 0), refresh_interval=0, host_plans=False
-    )
+    # Pending host changes are not read: they would describe the machine taking the
+    # screenshots.
+    app = NetconApp(service, clock=lambda: CLOCK, refresh_interval=0, pending_source=None)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         for key in keys:
@@ -69,7 +74,7 @@ async def shoot(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="100x30", help="terminal size, COLSxROWS")
+    parser.add_argument("--size", default="80x24", help="terminal size, COLSxROWS")
     args = parser.parse_args()
     columns, rows = (int(part) for part in args.size.split("x"))
     OUT.mkdir(exist_ok=True)
@@ -77,7 +82,7 @@ def main() -> None:
         os.chdir(directory)  # a relative database URL keeps machine paths out of the images
         service = NetconService(
             db_url="sqlite:///demo.db", settings=load_settings(paths=[], host="nethost1"),
-            actor="admin",
+            actor="admin", clock=lambda: CLOCK,
         )
         service.load_demo()
         for name, keys in SHOTS:

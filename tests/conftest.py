@@ -64,53 +64,89 @@ def _run(argv: list[str], what: str, log: Path | None = None) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}): {detail}")
 
 
+class PostgresServer:
+    """A throwaway PostgreSQL 15 server in a directory of its own, run as ``postgres``;
+    it can be stopped and started again on the same port (an outage, a restart)."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="nc-pg-"))
+        self.data, self.log = self.workdir / "data", self.workdir / "pg.log"
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(PG_USER)
+            os.chown(self.workdir, account.pw_uid, account.pw_gid)
+        self.workdir.chmod(0o755)
+        self.port = _free_port()
+        self.running = False
+        _run(
+            _as_server_user(
+                [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                 "--no-sync", "-E", "UTF8", "--locale", "C"]
+            ),
+            "initdb",
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        options = (
+            f"-k {self.workdir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        _run(
+            _as_server_user(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+                 "-t", "60", "-o", options, "start"]
+            ),
+            "pg_ctl start",
+            self.log,
+        )  # fmt: skip
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            subprocess.run(
+                _as_server_user(
+                    [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+                ),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            self.running = False
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A PostgreSQL 15 server for the session; yields its base URL (no database name)."""
     reason = _postgres_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    workdir = Path(tempfile.mkdtemp(prefix="nc-pg-"))
-    data, log = workdir / "data", workdir / "pg.log"
-    if os.geteuid() == 0:
-        account = pwd.getpwnam(PG_USER)
-        os.chown(workdir, account.pw_uid, account.pw_gid)
-    workdir.chmod(0o755)
-    port = _free_port()
-    started = False
+    server = PostgresServer()
     try:
-        _run(
-            _as_server_user(
-                [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                 "--no-sync", "-E", "UTF8", "--locale", "C"]
-            ),
-            "initdb",
-        )
-        options = (
-            f"-k {workdir} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        _run(
-            _as_server_user(
-                [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                 "-o", options, "start"]
-            ),
-            "pg_ctl start",
-            log,
-        )
-        started = True
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/"
+        server.start()
+        yield server.url
     finally:
-        if started:
-            subprocess.run(
-                _as_server_user(
-                    [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
-                ),
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which it may stop and start."""
+    reason = _postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 def _admin(base_url: str, statement: str) -> None:

@@ -332,28 +332,42 @@ def test_the_read_only_console_opens_for_a_reader(demo_db: Path, reader: str) ->
     demo_db.parent.chmod(0o755)
     demo_db.chmod(0o644)
     session = f"ncr-{os.getpid()}"
+    socket_path = f"/tmp/ncr-tmux-{os.getpid()}"
+    tmux = ["tmux", "-S", socket_path]
     command = (
-        f"runuser -u {reader} -- env TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent "
+        f"exec runuser -u {reader} -- env TERM=xterm-256color XDG_CONFIG_HOME=/nonexistent "
         f"HOME=/nonexistent {sys.executable} -m tui --read-only --db sqlite:///{demo_db}"
     )
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
+        [*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True
     )
+    pane = subprocess.run(
+        [*tmux, "display", "-p", "-t", session, "#{pane_pid}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
     try:
         screen = ""
         for _ in range(100):
             time.sleep(0.1)
             screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", session],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
+                [*tmux, "capture-pane", "-p", "-t", session],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
             if "10.0.0.0/24" in screen:
                 break
         assert "10.0.0.0/24" in screen, screen
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        # The console and runuser by their own pids: a hung-up console could outlive
+        # its session, and runuser does not pass the hang-up on.
+        subprocess.run(["pkill", "-TERM", "-P", pane], check=False)
+        subprocess.run(["kill", "-TERM", pane], check=False)
+        subprocess.run([*tmux, "kill-server"], check=False)
+        for _ in range(50):
+            alive = subprocess.run(["pgrep", "-P", pane], capture_output=True).returncode == 0
+            if not alive:
+                break
+            time.sleep(0.1)
+        Path(socket_path).unlink(missing_ok=True)
     assert sorted(p.name for p in demo_db.parent.iterdir()) == ["demo.db"]
 
 

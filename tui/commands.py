@@ -1,69 +1,41 @@
 """The ctrl+p palette: every view, every action that applies here, and the themes.
 
-Actions are read from the main screen's bindings through its ``check_action``, so the
-palette offers exactly what the keys offer (nothing that changes state in read-only
-mode).
+The entries come from the screen under the palette (:class:`PaletteSource`), so the
+palette offers exactly what the keys offer, with the admin's keys, and nothing that
+changes state in read-only mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.screens.resources import RESOURCES
-
-if TYPE_CHECKING:
-    from tui.app import NetconApp
-    from tui.screens.main import MainScreen
+from tui.palette import PaletteEntry, PaletteSource
 
 
 class NetconCommands(Provider):
-    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app: NetconApp = self.app  # type: ignore[assignment]
-        main: MainScreen = app.main
-        commands: list[tuple[str, Callable[[], object], str]] = []
-        for resource in RESOURCES.values():
-            commands.append(
-                (
-                    f"View: {resource.title}",
-                    partial(main.switch_to, resource),
-                    f":{resource.aliases[0]}  ({', '.join(resource.aliases[1:3])})",
+    def entries(self) -> list[PaletteEntry]:
+        entries: list[PaletteEntry] = []
+        source = self.app.screen_stack[0] if self.app.screen_stack else None
+        if isinstance(source, PaletteSource):
+            entries += source.palette_entries()
+        for theme in sorted(self.app.available_themes):
+            entries.append(
+                PaletteEntry(
+                    f"Theme: {theme}", partial(setattr, self.app, "theme", theme),
+                    "switch colours (kept for the next start)",
                 )
             )
-        seen: set[str] = set()
-        for bindings in main._bindings.key_to_bindings.values():
-            for binding in bindings:
-                action = binding.action
-                if action in seen or action in ("command_line", "filter", "back", "drill"):
-                    continue
-                if main.check_action(action, ()) is not True:
-                    continue
-                seen.add(action)
-                commands.append(
-                    (
-                        f"{main.state.resource.title}: {binding.description}"
-                        if action in main.MUTATING
-                        else binding.description,
-                        partial(main.run_action, action),
-                        f"key {app.get_key_display(binding)}",
-                    )
-                )
-        for theme in sorted(app.available_themes):
-            commands.append(
-                (f"Theme: {theme}", partial(setattr, app, "theme", theme), "switch colours")
-            )
-        return commands
+        return entries
 
     async def discover(self) -> Hits:
-        for text, run, help_text in self._commands():
-            yield DiscoveryHit(text, run, help=help_text)
+        for entry in self.entries():
+            yield DiscoveryHit(entry.text, entry.run, help=entry.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for text, run, help_text in self._commands():
-            score = matcher.match(text)
+        for entry in self.entries():
+            score = matcher.match(entry.text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), run, help=help_text)
+                yield Hit(score, matcher.highlight(entry.text), entry.run, help=entry.help)

@@ -23,7 +23,7 @@ from core.store.schema import (
     projects,
     security_groups,
 )
-from core.views import KeyView, MetadataView
+from core.views import KeyView, MetadataView, NetworkView
 
 UNSET = object()
 
@@ -43,7 +43,7 @@ class GuestService(NetworkService):
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
-    ) -> Any:
+    ) -> NetworkView:
         """Change what a network hands its guests and who it belongs to; one transaction.
 
         ``dns1``/``dns2``/``mtu``/``dhcp_lease_time``: a value, or None (or "") to go back

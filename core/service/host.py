@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +12,10 @@ from core import validate
 from core.defaults import LOCK_TIMEOUT
 from core.service.base import ServiceBase
 from core.store.schema import hosts
+from core.views import PlannedOperation, PlanView
 
 if TYPE_CHECKING:
-    from core.linux.operations import Plan
+    from core.linux.operations import Operation, Plan
 
 
 class HostService(ServiceBase):
@@ -62,3 +64,46 @@ class HostService(ServiceBase):
             layer.close()
         self.heartbeat()
         return done
+
+    def host_plan_view(self, netns: str | None = None) -> PlanView:
+        """:meth:`host_plan` as a view: its lines, its problems and what it acts on."""
+        return _plan_view(self.settings.host, self.host_plan(netns))
+
+    def host_apply_view(
+        self,
+        netns: str | None = None,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: Callable[[Any, float], None] | None = None,
+    ) -> PlanView:
+        """:meth:`host_apply` as a view of what was done."""
+        done = self.host_apply(netns, lock_timeout=lock_timeout, on_wait=on_wait)
+        return _plan_view(self.settings.host, done)
+
+
+def _plan_view(host: str, plan: Plan) -> PlanView:
+    return PlanView(
+        host=host,
+        operations=tuple(
+            PlannedOperation(operation.describe(), tuple(sorted(_subjects(operation))))
+            for operation in plan.operations
+        ),
+        problems=tuple(plan.problems),
+    )
+
+
+def _subjects(operation: Operation) -> set[str]:
+    """The names an operation acts on: its short text fields, the address and MAC
+    tokens of a hosts file or a lease list. Command lines are left out."""
+    found: set[str] = set()
+    for field in dataclasses.fields(operation):
+        if field.name == "argv":
+            continue
+        value = getattr(operation, field.name)
+        if isinstance(value, str):
+            found.update(token for token in value.replace(",", " ").split() if token)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, tuple):
+                    found.update(str(part) for part in item)
+    return found

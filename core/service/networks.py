@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from core import validate
 from core.errors import Conflict, InvalidInput
@@ -15,7 +29,7 @@ from core.managers import manager as get_manager
 from core.managers.base import NetworkRequest, effective_mtu
 from core.service.base import ServiceBase
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
-from core.views import FixedIPView, NetworkView, Page, fixed_ip_state
+from core.views import FixedIPView, NetworkView, Page
 
 # Keys for PostgreSQL advisory locks: creating ranges checks overlaps against rows that
 # a concurrent creator has not committed yet, so creators take turns.
@@ -232,7 +246,20 @@ class NetworkService(ServiceBase):
         limit: int | None = None,
         *,
         in_use: bool = False,
-    ) -> Page:
+        regex: bool = False,
+        negate: bool = False,
+    ) -> Page[FixedIPView]:
+        """A window of fixed IPs in address order.
+
+        ``search`` matches any of the columns a listing shows (address, state, instance,
+        MAC, network), case-insensitively: as a substring, or as a regular expression
+        with ``regex``; ``negate`` keeps the rows that do not match instead.
+        """
+        if search and regex:
+            try:
+                re.compile(search)
+            except re.error as exc:
+                raise InvalidInput("search", f"is not a regular expression ({exc})") from None
         with self.db.read() as connection:
             query = _fixed_query()
             if network is not None:
@@ -248,26 +275,26 @@ class NetworkService(ServiceBase):
                     or_(fixed_ips.c.instance_id.is_not(None), fixed_ips.c.leased.is_(True))
                 )
             if search:
-                pattern = (
-                    "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                )
-                query = query.where(
-                    or_(
-                        fixed_ips.c.address.like(pattern, escape="\\"),
-                        fixed_ips.c.mac.like(pattern, escape="\\"),
-                        instances.c.name.like(pattern, escape="\\"),
+                matches = or_(
+                    *(
+                        _matches(column, search, regex, self.db.dialect)
+                        for column in (
+                            fixed_ips.c.address,
+                            _FIXED_STATE,
+                            func.coalesce(instances.c.name, "-"),
+                            func.coalesce(fixed_ips.c.mac, "-"),
+                            networks.c.cidr,
+                        )
                     )
                 )
+                query = query.where(~matches if negate else matches)
             total = connection.execute(
                 select(func.count()).select_from(query.subquery())
             ).scalar_one()
             query = query.order_by(fixed_ips.c.address_int).offset(max(0, offset))
             if limit is not None:
                 query = query.limit(max(0, limit))
-            rows = tuple(
-                FixedIPView._make((*row, fixed_ip_state(row[7], row[8], row[9])))
-                for row in connection.execute(query)
-            )
+            rows = tuple(map(FixedIPView._make, connection.execute(query)))
             return Page(rows=rows, total=total, offset=offset)
 
     def reserve_fixed_ip(self, address: str) -> FixedIPView:
@@ -313,6 +340,17 @@ class NetworkService(ServiceBase):
         )
 
 
+# The state a listing shows for a fixed IP (FixedIPView.state), computed in the query so
+# that a search can match it.
+_FIXED_STATE = case(
+    (fixed_ips.c.reserved.is_(True), "reserved"),
+    (and_(fixed_ips.c.allocated.is_(True), fixed_ips.c.leased.is_(True)), "leased"),
+    (fixed_ips.c.allocated.is_(True), "allocated"),
+    (fixed_ips.c.leased.is_(True), "releasing"),
+    else_="free",
+)
+
+
 def _fixed_query() -> Select[Any]:
     """Fixed IPs with their network, instance and project, in FixedIPView's order."""
     instance_project = projects.alias("instance_project")
@@ -329,6 +367,7 @@ def _fixed_query() -> Select[Any]:
             fixed_ips.c.reserved,
             fixed_ips.c.allocated,
             fixed_ips.c.leased,
+            _FIXED_STATE,
         )
         .select_from(fixed_ips)
         .join(networks, fixed_ips.c.network_id == networks.c.id)
@@ -338,9 +377,23 @@ def _fixed_query() -> Select[Any]:
     )
 
 
+def _matches(column: Any, search: str, regex: bool, dialect: str) -> ColumnElement[bool]:
+    if regex:
+        # SQLite's REGEXP is Python's re.search, which takes its flags inline.
+        if dialect == "sqlite":
+            return column.regexp_match(f"(?i){search}")  # type: ignore[no-any-return]
+        return column.regexp_match(search, flags="i")  # type: ignore[no-any-return]
+    pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if dialect == "sqlite":
+        # SQLite's LIKE ignores ASCII case already; ilike would add lower() on each side.
+        return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
+    return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
+
+
 def _fixed_view(connection: Connection, fixed_id: int) -> FixedIPView:
-    row = connection.execute(_fixed_query().where(fixed_ips.c.id == fixed_id)).one()
-    return FixedIPView._make((*row, fixed_ip_state(row[7], row[8], row[9])))
+    return FixedIPView._make(
+        connection.execute(_fixed_query().where(fixed_ips.c.id == fixed_id)).one()
+    )
 
 
 def _address_counts(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:

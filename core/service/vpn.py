@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from core.service.base import ServiceBase
+from core.views import VpnUserView
 
 if TYPE_CHECKING:
     from core.service import NetconService
@@ -41,6 +42,27 @@ class VpnService(ServiceBase):
         from core.vpn import service
 
         return service.revoke(self._whole(), project, user)
+
+    def list_vpn_users(self, project: str) -> list[VpnUserView]:
+        """The users of the project's VPN: issued certificates, then revoked ones."""
+        from cryptography import x509
+
+        from core.vpn.pki import ProjectPki
+        from core.vpn.server import vpn_root
+
+        with self.db.read() as session:
+            name = self._project(session, project).name
+        pki = ProjectPki(vpn_root(self.settings.state_dir) / name, name)
+        users = []
+        for user in pki.users():
+            cert = x509.load_pem_x509_certificate((pki.clients_dir / f"{user}.crt").read_bytes())
+            users.append(VpnUserView(name, user, "active", f"{cert.serial_number:x}"))
+        if pki.revoked_dir.is_dir():
+            # Kept for the record as <user>-<serial>.crt; a hex serial holds no '-'.
+            for path in sorted(pki.revoked_dir.glob("*.crt")):
+                user, _, serial = path.stem.rpartition("-")
+                users.append(VpnUserView(name, user, "revoked", serial))
+        return users
 
     def _whole(self) -> NetconService:
         return cast("NetconService", self)

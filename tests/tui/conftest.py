@@ -17,7 +17,10 @@ from textual.widgets import Input
 
 from core.config import load_settings
 from core.service import NetconService
+from core.service.api import NetconAPI
+from core.views import PlannedOperation, PlanView
 from tui.app import NetconApp
+from tui.pending import Pending
 
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -75,13 +78,34 @@ def demo_service(
     service.db.dispose()
 
 
+def demo_plan(host: str = "nethost1") -> PlanView:
+    """What the demo cloud's host still owes, as a fixed plan: a bridge and an address
+    for alpha's network, and web1's floating IP (the real plan depends on the machine
+    running the tests; tests/tui/test_pending_host.py reads a real one)."""
+    return PlanView(
+        host=host,
+        operations=(
+            PlannedOperation("create bridge br100", ("br100",)),
+            PlannedOperation("add address 10.0.0.1/24 to br100", ("10.0.0.1", "br100")),
+            PlannedOperation(
+                "add NAT element 203.0.113.1 <-> 10.0.0.3", ("10.0.0.3", "203.0.113.1")
+            ),
+        ),
+        problems=(),
+    )
+
+
+def fixed_pending(plan: PlanView) -> Callable[[NetconAPI], Pending]:
+    return lambda api: Pending(plans={plan.host: plan})
+
+
 @pytest.fixture
 def make_app(demo_service: NetconService) -> Callable[..., NetconApp]:
     def make(start: str = "networks", read_only: bool = False, **options: Any) -> NetconApp:
         options.setdefault("refresh_interval", 0)
-        # The real plan depends on the machine running the tests; the plan dialog has its
-        # own test with a plan built from the host layer's operations.
-        options.setdefault("host_plans", False)
+        # Pending host changes are not read unless a test asks (the real plan depends on
+        # the machine running the tests).
+        options.setdefault("pending_source", None)
         return NetconApp(demo_service, read_only, clock=lambda: FIXED_TIME, start=start, **options)
 
     return make
@@ -92,8 +116,9 @@ async def settle(pilot: Pilot[Any]) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-    for widget in pilot.app.screen.query(Input):
-        widget.cursor_blink = False
+    for screen in pilot.app.screen_stack:
+        for widget in screen.query(Input):
+            widget.cursor_blink = False
     await pilot.pause()
 
 

@@ -7,12 +7,14 @@ from typing import Any
 
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
+from textual.widgets import Input, Select
 
 from core.service import NetconService
-from tests.tui.conftest import settle
+from tests.tui.conftest import demo_plan, fixed_pending, settle
 from tui.app import NetconApp
+from tui.commands import NetconCommands
 from tui.screens.help import HelpScreen
-from tui.widgets.dialogs import ConfirmDialog, FormDialog, PickDialog
+from tui.widgets.dialogs import ConfirmDialog, FormDialog, PickDialog, TextDialog
 
 MakeApp = Callable[..., NetconApp]
 
@@ -25,6 +27,21 @@ def messages(app: NetconApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
+def field(app: NetconApp, name: str) -> Any:
+    return app.screen.query_one(f"#field-{name}")
+
+
+def cells(app: NetconApp, column: int = 0) -> list[str]:
+    source = app.main.table.source
+    return [source.row(i).cells[column] for i in range(source.total)]  # type: ignore[union-attr]
+
+
+def current(app: NetconApp) -> Any:
+    row = app.main.table.current_row
+    assert row is not None
+    return row.item
+
+
 async def test_create_network_from_dialog(make_app: MakeApp, demo_service: NetconService) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -33,20 +50,82 @@ async def test_create_network_from_dialog(make_app: MakeApp, demo_service: Netco
         await settle(pilot)
         assert isinstance(app.screen, FormDialog)
         await type_text(pilot, "192.168.50.0/24")
-        for _ in range(5):  # to Manager
-            await pilot.press("tab")
-        await type_text(pilot, "flatdhcp")
-        await pilot.press("tab")
+        # Manager and segmentation are pickers, not free text.
+        manager = field(app, "manager")
+        assert isinstance(manager, Select)
+        manager.value = "flatdhcp"
+        field(app, "label").focus()
         await type_text(pilot, "lab")
         await pilot.press("tab")
         await type_text(pilot, "brlab")
         await pilot.press("enter")
         await settle(pilot)
         assert not isinstance(app.screen, FormDialog)
-        assert messages(app) == ["Created 192.168.50.0/24"]
         network = demo_service.get_network("192.168.50.0/24")
         assert (network.manager, network.label, network.bridge) == ("flatdhcp", "lab", "brlab")
-        assert "192.168.50.0/24" in [row.cells[0] for row in app.main.table.source.rows]
+        assert "192.168.50.0/24" in cells(app)
+        # Not reported as done: the host has not made the bridge yet.
+        assert messages(app) == ["Created 192.168.50.0/24 — saved; pending on nethost1"]
+
+
+async def test_refused_form_keeps_everything_typed(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        before = len(demo_service.list_networks())
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormDialog)
+        await type_text(pilot, "10.0.0.0/24")  # alpha's network: the service refuses
+        field(app, "label").focus()
+        await type_text(pilot, "clash")
+        field(app, "dns").focus()
+        await type_text(pilot, "192.0.2.53")
+        await pilot.press("enter")
+        await settle(pilot)
+        # The form stays, every field as typed, the refusal under the field it names.
+        assert app.screen is form
+        assert field(app, "fixed_range").value == "10.0.0.0/24"
+        assert field(app, "label").value == "clash"
+        assert field(app, "dns").value == "192.0.2.53"
+        error = str(form.query_one("#error-fixed_range").render())
+        assert "overlap" in error, error
+        assert form.focused is field(app, "fixed_range")
+        assert messages(app) == []
+        # Fix the field and submit again: now it goes through.
+        field(app, "fixed_range").value = "10.99.0.0/24"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not isinstance(app.screen, FormDialog)
+        assert len(demo_service.list_networks()) == before + 1
+        assert demo_service.get_network("10.99.0.0/24").label == "clash"
+
+
+async def test_refusal_without_a_field_is_shown_in_the_form(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="secgroups")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")  # a rule on the first group
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormDialog)
+        await type_text(pilot, "22")
+        await pilot.press("tab")
+        await type_text(pilot, "22")
+        field(app, "cidr").focus()
+        await type_text(pilot, "10.0.0.0/8")
+        field(app, "source_group").focus()
+        await type_text(pilot, "default")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is form
+        assert "not both" in str(form.query_one("#error-cidr").render())
+        assert field(app, "source_group").value == "default"
 
 
 async def test_invalid_field_blocks_submit(make_app: MakeApp, demo_service: NetconService) -> None:
@@ -59,7 +138,6 @@ async def test_invalid_field_blocks_submit(make_app: MakeApp, demo_service: Netc
         await type_text(pilot, "10.0.0.1/16")
         await pilot.press("enter")
         await settle(pilot)
-        # The form stays open, naming the rule the core applies.
         assert isinstance(app.screen, FormDialog)
         error = str(app.screen.query_one("#error-fixed_range").render())
         assert "host bits set" in error
@@ -69,134 +147,172 @@ async def test_invalid_field_blocks_submit(make_app: MakeApp, demo_service: Netc
         assert len(demo_service.list_networks()) == before
 
 
-async def test_launch_instance(make_app: MakeApp, demo_service: NetconService) -> None:
-    app = make_app(start="instances")
+async def test_launch_here_focuses_the_first_empty_field(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="projects")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("n")
+        assert current(app).name == "alpha"
+        await pilot.press("L")
         await settle(pilot)
-        # The project field starts on the highlighted instance's project (beta).
-        await pilot.press("tab")
+        form = app.screen
+        assert isinstance(form, FormDialog)
+        assert field(app, "project").value == "alpha"
+        assert form.focused is field(app, "name")  # not the project, filled already
         await type_text(pilot, "worker7")
         await pilot.press("enter")
         await settle(pilot)
         launched = {i.name: i for i in demo_service.list_instances()}["worker7"]
-        assert launched.project == "beta"
-        assert launched.addresses and launched.addresses[0].address.startswith("10.0.1.")
-        assert "worker7" in [row.cells[0] for row in app.main.table.source.rows]
+        assert launched.project == "alpha"
+        assert launched.addresses[0].address.startswith("10.0.0.")
 
 
 async def test_allocate_associate_disassociate(
     make_app: MakeApp, demo_service: NetconService
 ) -> None:
     app = make_app(start="floating")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)
-        form = app.screen
-        assert isinstance(form, FormDialog)
-        form.query_one("#field-project").value = "alpha"  # type: ignore[attr-defined]
+        assert isinstance(app.screen, FormDialog)
+        field(app, "project").value = "alpha"
         await pilot.press("enter")
         await settle(pilot)
         allocated = [f for f in demo_service.list_floating_ips() if f.project == "alpha"]
         assert len(allocated) == 4
         new = next(f for f in allocated if f.address == "203.0.113.5")
-        assert new.instance is None
+        assert messages(app)[-1] == "203.0.113.5 allocated to alpha"
 
-        # Select it, one key, a filtered list of alpha's instances, Enter.
         app.main.table.move_cursor(app.main.table.source.index_of(new.id))
         await settle(pilot)
         await pilot.press("a")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)
-        names = [value for _label, value in app.screen.choices]
-        assert names == ["db1", "web1", "web2"]
+        assert [c.value for c in app.screen.choices] == ["db1", "web1", "web2"]
         await type_text(pilot, "db")
         await pilot.press("enter")
         await settle(pilot)
-        associated = {f.address: f for f in demo_service.list_floating_ips()}["203.0.113.5"]
+        associated = demo_service.get_floating_ip("203.0.113.5")
         assert (associated.instance, associated.fixed_address) == ("db1", "10.0.0.5")
-        assert app.main.table.current_row is not None
-        assert app.main.table.current_row.item.instance == "db1"  # cursor stayed on it
+        assert current(app).instance == "db1"  # the cursor stayed on the row
+        assert messages(app)[-1] == (
+            "203.0.113.5 → db1 (10.0.0.5) — saved; pending on nethost1"
+        )
 
         await pilot.press("x")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
         assert app.screen.target == "203.0.113.5"
-        await pilot.press("tab", "enter")
+        await pilot.press("y")
         await settle(pilot)
-        released = {f.address: f for f in demo_service.list_floating_ips()}["203.0.113.5"]
+        released = demo_service.get_floating_ip("203.0.113.5")
         assert released.instance is None and released.project == "alpha"
+        assert messages(app)[-1] == (
+            "203.0.113.5 disassociated from db1 — saved; pending on nethost1"
+        )
 
 
-async def test_delete_asks_and_escape_keeps(make_app: MakeApp, demo_service: NetconService) -> None:
+async def test_refused_before_asking(make_app: MakeApp, demo_service: NetconService) -> None:
+    app = make_app(start="floating")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("G")  # 203.0.113.14: in the pool, allocated to no project
+        await settle(pilot)
+        assert current(app).project is None
+        await pilot.press("D")
+        await settle(pilot)
+        assert app.screen is app.main  # no confirmation for what would be refused
+        assert messages(app) == ["203.0.113.14 is not allocated: there is nothing to release"]
+        await pilot.press("x")
+        await settle(pilot)
+        assert app.screen is app.main
+        assert messages(app)[-1] == "203.0.113.14 is not associated"
+
+
+async def test_confirmation_keys(make_app: MakeApp, demo_service: NetconService) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("G")  # the flat 10.20.0.0/24 network ...
-        await pilot.press("up", "up")  # ... up to the unused VLAN network 10.0.3.0/24
+        await pilot.press("G", "up", "up")  # the unused VLAN network 10.0.3.0/24
         await settle(pilot)
-        assert app.main.table.current_row.item.cidr == "10.0.3.0/24"  # type: ignore[union-attr]
+        assert current(app).cidr == "10.0.3.0/24"
+
+        def present() -> bool:
+            return "10.0.3.0/24" in [n.cidr for n in demo_service.list_networks()]
+
         await pilot.press("D")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog)
-        assert app.screen.target == "10.0.3.0/24"
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.target == "10.0.3.0/24"
         # Enter on the focused button is Cancel: deleting takes a deliberate move.
         await pilot.press("enter")
         await settle(pilot)
-        assert "10.0.3.0/24" in [n.cidr for n in demo_service.list_networks()]
+        assert present()
+        for cancel in ("n", "escape"):
+            await pilot.press("D")
+            await settle(pilot)
+            await pilot.press(cancel)
+            await settle(pilot)
+            assert app.screen is app.main and present()
         await pilot.press("D")
         await settle(pilot)
-        await pilot.press("escape")
+        await pilot.press("right", "left", "right", "enter")
         await settle(pilot)
-        assert "10.0.3.0/24" in [n.cidr for n in demo_service.list_networks()]
-        await pilot.press("D")
-        await settle(pilot)
-        await pilot.press("right", "enter")
-        await settle(pilot)
-        assert "10.0.3.0/24" not in [n.cidr for n in demo_service.list_networks()]
+        assert not present()
+        # The cursor stays where it was, on the next row up.
+        assert current(app).cidr in ("10.0.2.0/24", "10.10.0.0/24")
 
 
-async def test_core_error_is_a_notification(make_app: MakeApp, demo_service: NetconService) -> None:
-    app = make_app()
-    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+async def test_refusal_of_a_confirmed_action_is_shown_in_the_dialog(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="secgroups")
+    async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        rows_before = [row.cells for row in app.main.table.source.rows]
-        # 10.0.0.0/24 holds alpha's instances: the core refuses to delete it.
-        await pilot.press("D")
+        # Delete alpha/web while an instance is launched into it behind the console's back.
+        await pilot.press("slash", *"web", "enter")
         await settle(pilot)
-        await pilot.press("right", "enter")
+        demo_service.launch_instance("alpha", "late", ["web"])
+        group = current(app)
+        assert group.name == "web" and group.instances == 2  # as listed, before the launch
+        app.main.runner.run_row_action(
+            app.main.state.spec,
+            app.main._action("secgroup.delete"),  # type: ignore[arg-type]
+            [group._replace(instances=0)],
+        )
         await settle(pilot)
-        assert app.is_running
-        # The core's own one-line message, word for word.
-        assert messages(app) == [
-            "network: 10.0.0.0/24 has 3 address(es) in use by instances or DHCP leases; "
-            "terminate them first"
-        ]
-        assert [row.cells for row in app.main.table.source.rows] == rows_before
-        assert app.main.table.current_row.item.cidr == "10.0.0.0/24"  # type: ignore[union-attr]
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.screen is dialog
+        assert "used by 3 instance(s)" in str(dialog.query_one("#confirm-refusal").render())
+        await pilot.press("enter")  # Close
+        await settle(pilot)
+        assert app.screen is app.main
 
 
-async def test_read_only_hides_actions(make_app: MakeApp, demo_service: NetconService) -> None:
+async def test_read_only_hides_actions(make_app: MakeApp) -> None:
     app = make_app(read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         main = app.main
-        for action in main.MUTATING:
-            assert main.check_action(action, ()) is False
-        shown = {b.binding.action for b in main.active_bindings.values()}
-        assert not shown & main.MUTATING
-        await pilot.press("n")
-        await pilot.press("D")
+        for action in main.state.spec.actions:
+            assert main.check_action("run", (action.id,)) is False
+        keys = str(main.query_one("#keys").render())
+        assert "New network" not in keys and "Delete" not in keys
+        await pilot.press("n", "D")
         await settle(pilot)
         assert app.screen is main
-        from tui.commands import NetconCommands
-
-        provider = NetconCommands(main)
-        titles = [text for text, _run, _help in provider._commands()]
+        titles = [e.text for e in NetconCommands(main).entries()]
         assert "View: Networks" in titles
         assert not [t for t in titles if t.startswith("Networks:")]
+        # Plan still reads; apply is gone.
+        await pilot.press("colon", *"hosts", "enter")
+        await settle(pilot)
+        assert main.check_action("run", ("host.plan",)) is True
+        assert main.check_action("run", ("host.apply",)) is False
 
 
 async def test_read_only_when_database_cannot_be_written(
@@ -207,76 +323,255 @@ async def test_read_only_when_database_cannot_be_written(
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert app.read_only
-        assert app.main.check_action("create_network", ()) is False
+        assert app.main.check_action("run", ("network.create",)) is False
 
 
-async def test_palette_offers_actions_of_the_view(make_app: MakeApp) -> None:
+async def test_palette_offers_actions_of_the_view_with_their_keys(make_app: MakeApp) -> None:
     app = make_app(start="floating")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        from tui.commands import NetconCommands
-
-        titles = [t for t, _run, _help in NetconCommands(app.main)._commands()]
+        entries = {e.text: e.help for e in NetconCommands(app.main).entries()}
+        assert entries["Floating IPs: Associate"].startswith("key a")
         for wanted in (
-            "Floating IPs: Associate", "Floating IPs: Allocate FIP", "Floating IPs: Release",
-            "Floating IPs: New range", "Floating IPs: Delete range", "Theme: ansi-dark",
-            "View: Audit log",
+            "Floating IPs: Allocate", "Floating IPs: Release", "Floating IPs: New range",
+            "Floating IPs: Delete range", "Theme: ansi-dark", "View: Audit log",
         ):
-            assert wanted in titles
+            assert wanted in entries
 
 
-async def test_command_line_aliases_and_back(make_app: MakeApp) -> None:
+async def test_command_line_completes_remembers_and_goes_back(make_app: MakeApp) -> None:
     app = make_app(start="projects")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
-        await pilot.press("colon", *"vlans", "enter")
+        main = app.main
+        await pilot.press("colon", *"ins", "enter")  # a unique prefix opens its view
         await settle(pilot)
-        assert app.main.state.resource.name == "networks"
-        await pilot.press("colon", *"nope", "enter")
+        assert main.state.spec.name == "instances"
+        await pilot.press("colon", *"fl", "tab")  # Tab completes
         await settle(pilot)
-        assert app.main.state.resource.name == "networks"
-        assert any("no view named" in m for m in messages(app))
-        # Drill: network -> its fixed IPs; Esc comes back to the same row.
-        await pilot.press("down")
+        assert main.query_one("#command", Input).value == "floating"
         await pilot.press("enter")
         await settle(pilot)
-        assert app.main.state.resource.name == "fixed"
-        assert app.main.table.source.total == 256
+        assert main.state.spec.name == "floating"
+        await pilot.press("colon", "up")  # history, newest first
+        assert main.query_one("#command", Input).value == "floating"
+        await pilot.press("up")
+        assert main.query_one("#command", Input).value == "instances"
         await pilot.press("escape")
         await settle(pilot)
-        assert app.main.state.resource.name == "networks"
-        assert app.main.table.current_row.item.cidr == "10.0.1.0/24"  # type: ignore[union-attr]
+        assert not main.query_one("#command").display
+        assert main.focused is main.table
+        await pilot.press("minus")  # back to the view before
+        await settle(pilot)
+        assert main.state.spec.name == "instances"
+        await pilot.press("minus")
+        await settle(pilot)
+        assert main.state.spec.name == "floating"
+        # A word that names nothing keeps the prompt open with the word in it.
+        await pilot.press("colon", *"nope", "enter")
+        await settle(pilot)
+        assert main.query_one("#command", Input).value == "nope"
+        assert any("no view named" in m for m in messages(app))
+        # Focus leaving the prompt closes it: it never stays stranded on screen.
+        main.table.focus()
+        await settle(pilot)
+        assert not main.query_one("#command").has_class("-open")
 
 
-async def test_filter_and_escape(make_app: MakeApp) -> None:
+async def test_tab_in_the_prompt_never_strands_it(make_app: MakeApp) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("enter")  # fixed IPs of 10.0.0.0/24, paged from the database
+        main = app.main
+        await pilot.press("colon", "tab", "tab")  # nothing typed: cycles the names
         await settle(pilot)
-        await pilot.press("slash", *"web")
+        prompt = main.query_one("#command", Input)
+        assert main.focused is prompt and prompt.value in ("projects", "networks")
+        await pilot.press("slash")  # a character in a prompt, not the filter key
+        assert main.focused is prompt
+
+
+async def test_q_quits(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert app.main.table.source.total == 2
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_q_in_a_prompt_is_a_letter(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", "q")
+        await settle(pilot)
+        assert app.is_running
+        assert app.main.state.typed == "q"
+
+
+async def test_filter_every_column_negation_and_regex(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        await pilot.press("enter")  # 10.0.0.0/24's fixed IPs, paged from the database
+        await settle(pilot)
+        await pilot.press("slash", *"allocated")  # the State column
+        await settle(pilot)
+        assert main.table.source.total == 3
+        assert "(3 match)" in str(main.query_one("#crumbs").render())
         await pilot.press("enter")  # leaves the prompt, keeps the filter
         await settle(pilot)
-        assert app.main.state.search == "web"
+        assert main.state.typed == "allocated"
+        await pilot.press("slash", "ctrl+u", *"!free")
+        await settle(pilot)
+        assert main.table.source.total == 7  # 4 reserved and 3 allocated
+        await pilot.press("ctrl+u", *[_character_to_key(c) for c in r"^10\.0\.0\.1\d$"])
+        await settle(pilot)
+        assert main.table.source.total == 10
+        await pilot.press("escape")  # closes the filter and drops it
+        await settle(pilot)
+        assert main.table.source.total == 256
+        assert main.state.spec.name == "fixed"
+
+        await pilot.press("colon", *"fip", "enter", "slash", *"!alpha")
+        await settle(pilot)
+        assert "(11 of 14)" in str(main.query_one("#crumbs").render())
+
+
+async def test_filter_with_markup_characters(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *[_character_to_key(c) for c in "[b]x[/"])
+        await settle(pilot)
+        assert app.is_running
+        assert app.main.table.source.total == 0
+        assert "[b]x[/" in str(app.main.query_one("#crumbs").render())
+
+
+async def test_marks_and_bulk_disassociate(make_app: MakeApp, demo_service: NetconService) -> None:
+    app = make_app(start="floating")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        # 203.0.113.1 (web1), .2 (web2), .3 (alpha, not associated): three marks.
+        await pilot.press("space", "space", "space")
+        await settle(pilot)
+        assert len(app.main.state.marks) == 3
+        assert "3 marked" in str(app.main.query_one("#crumbs").render())
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        # The count, the names, and the one that cannot be done, before anything is done.
+        assert "2 floating IPs" in dialog.question
+        assert "1 marked left out" in dialog.question
+        assert dialog.targets == ["203.0.113.1", "203.0.113.2"]
+        await pilot.press("y")
+        await settle(pilot)
+        assert [f.instance for f in demo_service.list_floating_ips()[:3]] == [None] * 3
+        assert messages(app)[-1] == (
+            "2 floating IPs disassociated — saved; pending on nethost1"
+        )
+        await pilot.press("escape")  # clears the marks
+        assert not app.main.state.marks
+
+
+async def test_bulk_terminate_and_rule_removal(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="instances")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("space", "space")  # app1, app2
+        await pilot.press("D")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.question == "Terminate: 2 instances?"
+        await pilot.press("y")
+        await settle(pilot)
+        assert {"app1", "app2"}.isdisjoint(i.name for i in demo_service.list_instances())
+
+        await pilot.press("colon", *"sg", "enter", "slash", *"web", "enter", "enter")
+        await settle(pilot)
+        assert app.main.state.spec.name == "rules"
+        assert app.main.table.source.total == 2
+        await pilot.press("space", "space", "D")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "2 rules" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        web = next(g for g in demo_service.list_security_groups("alpha") if g.name == "web")
+        assert web.rules == ()
+        assert messages(app)[-1] == "2 rules removed"
+
+
+async def test_enter_opens_something_on_every_view(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="vpn")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        await pilot.press("enter")  # a VPN: its users
+        await settle(pilot)
+        assert main.state.spec.name == "vpnusers" and main.state.scope == {"project": "alpha"}
         await pilot.press("escape")
         await settle(pilot)
-        assert app.main.table.source.total == 256
-        assert app.main.state.resource.name == "fixed"
+        await pilot.press("colon", *"sg", "enter", "enter")  # a group: its rules
+        await settle(pilot)
+        assert main.state.spec.name == "rules"
+        await pilot.press("escape", "M")  # and M: its members (alpha/default)
+        await settle(pilot)
+        assert main.state.spec.name == "instances"
+        assert cells(app) == ["db1", "web1", "web2"]
+        await pilot.press("colon", *"hosts", "enter", "enter")  # a host: its networks
+        await settle(pilot)
+        assert main.state.spec.name == "networks"
+        assert main.table.source.total == 4
+        await pilot.press("colon", *"audit", "enter", "enter")  # an event: all of it
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        assert "before" in str(app.screen.query_one("#text-body Static").render())
+        await pilot.press("escape", "colon", *"instances", "enter", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)  # an instance: in full
+        await pilot.press("escape", "colon", *"projects", "enter", "enter")
+        await settle(pilot)
+        assert main.state.spec.name == "networks" and main.state.scope == {"project": "alpha"}
+        await pilot.press("enter")  # a network: its fixed IPs
+        await settle(pilot)
+        assert main.state.spec.name == "fixed"
+        await pilot.press("slash", *"web1", "enter", "enter")  # a fixed IP: its instance
+        await settle(pilot)
+        assert main.state.spec.name == "instances" and cells(app) == ["web1"]
+
+
+async def test_empty_database_says_what_to_do(tmp_path: Any, monkeypatch: Any) -> None:
+    from core.config import load_settings
+    from tests.tui.conftest import FIXED_TIME
+
+    monkeypatch.chdir(tmp_path)
+    service = NetconService("sqlite:///empty.db", load_settings(paths=[], host="nethost1"))
+    app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        text = str(app.main.table.render_line(1).text)
+        assert "press n to create one" in text and "netcon demo" in text
+    service.db.dispose()
 
 
 async def test_sort_cycles_and_header_click(make_app: MakeApp) -> None:
     app = make_app(start="instances")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        table = app.main.table
         await pilot.press("s", "s")
-        names = [table.source.row(i).cells[0] for i in range(table.source.total)]  # type: ignore[union-attr]
+        names = cells(app)
         assert names == sorted(names, reverse=True)
-        await pilot.click("#table", offset=(16, 0))  # the Project header
+        await pilot.click("#table", offset=(18, 0))  # the Project header
         await settle(pilot)
-        projects = [table.source.row(i).cells[1] for i in range(table.source.total)]  # type: ignore[union-attr]
+        projects = cells(app, 1)
         assert projects == sorted(projects)
         assert app.main.state.sort_column == 1
 
@@ -287,13 +582,13 @@ async def test_refresh_keeps_cursor_on_the_same_row(
     app = make_app(start="instances")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("down", "down", "down")  # mail1
-        assert app.main.table.current_row.item.name == "mail1"  # type: ignore[union-attr]
+        await pilot.press("down", "down", "down")
+        assert current(app).name == "mail1"
         demo_service.launch_instance("alpha", "aaa-first")  # sorts above mail1
         await pilot.press("ctrl+r")
         await settle(pilot)
         assert app.main.table.source.total == 8
-        assert app.main.table.current_row.item.name == "mail1"  # type: ignore[union-attr]
+        assert current(app).name == "mail1"
 
 
 async def test_pause_stops_timer_refresh(make_app: MakeApp, demo_service: NetconService) -> None:
@@ -311,13 +606,13 @@ async def test_pause_stops_timer_refresh(make_app: MakeApp, demo_service: Netcon
         assert app.main.table.source.total == 8
 
 
-async def test_help_lists_live_bindings(make_app: MakeApp) -> None:
+async def test_help_lists_the_keys_as_bound(make_app: MakeApp) -> None:
     app = make_app(start="floating")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         sections = dict(app.main.help_sections())
-        view = dict((d, k) for k, d in sections["Floating IPs"])
-        assert view["Associate"] == "a" and view["Release"] == "D"
+        view = {e.binding_id: e.key for e in sections["Floating IPs"]}
+        assert view["floating.associate"] == "a" and view["floating.release"] == "D"
         await pilot.press("question_mark")
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
@@ -326,20 +621,7 @@ async def test_help_lists_live_bindings(make_app: MakeApp) -> None:
         assert app.screen is app.main
 
 
-async def test_theme_from_palette(make_app: MakeApp) -> None:
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("ctrl+p")
-        await settle(pilot)
-        await type_text(pilot, "Theme: ansi-dark")
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        assert app.theme == "ansi-dark"
-
-
-async def test_view_from_palette(make_app: MakeApp) -> None:
+async def test_view_and_theme_from_palette(make_app: MakeApp) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -349,8 +631,14 @@ async def test_view_from_palette(make_app: MakeApp) -> None:
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
-        assert app.main.state.resource.name == "audit"
-        assert app.main.table.source.total > 0
+        assert app.main.state.spec.name == "audit"
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await type_text(pilot, "Theme: ansi-dark")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.theme == "ansi-dark"
 
 
 async def test_stop_vpn_that_is_not_running(make_app: MakeApp) -> None:
@@ -361,48 +649,23 @@ async def test_stop_vpn_that_is_not_running(make_app: MakeApp) -> None:
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
         assert app.screen.target.startswith("alpha")
-        await pilot.press("right", "enter")
+        await pilot.press("y")
         await settle(pilot)
         assert app.screen is app.main
         assert any("alpha" in m for m in messages(app)), messages(app)
-
-
-async def test_hosts_view_shows_this_hosts_pending_plan(make_app: MakeApp) -> None:
-    # Planning only reads the host (links, addresses, nftables, dnsmasq files).
-    app = make_app(start="hosts", host_plans=True)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        row = app.main.table.current_row
-        assert row is not None and row.item.name == "nethost1"
-        assert row.item.plan is not None or row.item.plan_error is not None
-        detail = str(app.main.query_one("#detail").render())
-        assert "pending plan" in detail
-
-
-async def test_filter_with_markup_characters(make_app: MakeApp) -> None:
-    # A filter is shown in the breadcrumbs; brackets must not be read as markup.
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("slash", *[_character_to_key(c) for c in "[b]x[/"])
-        await settle(pilot)
-        assert app.is_running
-        assert app.main.table.source.total == 0
-        assert "[b]x[/" in str(app.main.query_one("#crumbs").render())
 
 
 async def test_reserve_and_unreserve_fixed_ip(
     make_app: MakeApp, demo_service: NetconService
 ) -> None:
     app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
-        await pilot.press("enter")  # 10.0.0.0/24's fixed IPs
+        await pilot.press("enter")
         await settle(pilot)
         await pilot.press("slash", *[_character_to_key(c) for c in "10.0.0.6"], "enter")
         await settle(pilot)
-        row = app.main.table.current_row
-        assert row is not None and row.item.address == "10.0.0.6" and row.item.state == "free"
+        assert current(app).address == "10.0.0.6" and current(app).state == "free"
 
         def state() -> str:
             page = demo_service.list_fixed_ips(network="10.0.0.0/24", search="10.0.0.6")
@@ -410,60 +673,38 @@ async def test_reserve_and_unreserve_fixed_ip(
 
         await pilot.press("r")
         await settle(pilot)
-        assert state() == "reserved"
-        assert app.main.table.current_row.item.state == "reserved"  # type: ignore[union-attr]
+        assert state() == "reserved" and current(app).state == "reserved"
+        await pilot.press("r")  # said at once, nothing asked
+        await settle(pilot)
+        assert messages(app)[-1] == "10.0.0.6 is already reserved"
         await pilot.press("u")
         await settle(pilot)
         assert state() == "free"
 
 
-async def test_add_and_remove_security_group_rule(
-    make_app: MakeApp, demo_service: NetconService
-) -> None:
+async def test_add_rule_then_remove_it(make_app: MakeApp, demo_service: NetconService) -> None:
     def rules() -> list[tuple[str, int, int]]:
-        group = next(
-            g for g in demo_service.list_security_groups("alpha") if g.name == "web"
-        )
+        group = next(g for g in demo_service.list_security_groups("alpha") if g.name == "web")
         return [(r.protocol, r.from_port, r.to_port) for r in group.rules]
 
     app = make_app(start="secgroups")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"web", "enter")
-        await settle(pilot)
-        await pilot.press("a")
+        await pilot.press("slash", *"web", "enter", "a")
         await settle(pilot)
         assert isinstance(app.screen, FormDialog)
-        await pilot.press("tab", "8", "0", "8", "0", "tab", "8", "0", "8", "0", "enter")
+        assert app.screen.focused is field(app, "from_port")  # protocol is filled (tcp)
+        await pilot.press("8", "0", "8", "0", "tab", "8", "0", "8", "0", "enter")
         await settle(pilot)
         assert ("tcp", 8080, 8080) in rules()
-
-        await pilot.press("x")
+        await pilot.press("enter")  # the group's rules
         await settle(pilot)
-        assert isinstance(app.screen, PickDialog)
-        await type_text(pilot, "8080")
-        await pilot.press("enter")
+        await pilot.press("slash", *"8080", "enter", "D")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog)
-        assert "8080" in app.screen.target
-        await pilot.press("right", "enter")
+        assert isinstance(app.screen, ConfirmDialog) and "8080" in app.screen.target
+        await pilot.press("y")
         await settle(pilot)
-        assert ("tcp", 8080, 8080) not in rules()
-        assert len(rules()) == 2
-
-
-async def test_terminate_instance(make_app: MakeApp, demo_service: NetconService) -> None:
-    app = make_app(start="instances")
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("down")  # app2
-        await pilot.press("D")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog) and app.screen.target == "app2"
-        await pilot.press("right", "enter")
-        await settle(pilot)
-        assert "app2" not in [i.name for i in demo_service.list_instances()]
-        assert app.main.table.source.total == 6
+        assert ("tcp", 8080, 8080) not in rules() and len(rules()) == 2
 
 
 async def test_create_and_delete_floating_range(
@@ -474,7 +715,8 @@ async def test_create_and_delete_floating_range(
         await settle(pilot)
         await pilot.press("c")
         await settle(pilot)
-        await pilot.press("tab")
+        assert isinstance(app.screen, FormDialog)
+        assert app.screen.focused is field(app, "ip_range")  # the host is picked already
         await type_text(pilot, "198.51.100.8-198.51.100.11")
         await pilot.press("tab")
         await type_text(pilot, "lab")
@@ -485,16 +727,13 @@ async def test_create_and_delete_floating_range(
 
         await pilot.press("X")
         await settle(pilot)
-        form = app.screen
-        assert isinstance(form, FormDialog)
-        form.query_one("#field-ip_range").value = ""  # type: ignore[attr-defined]
-        await type_text(pilot, "198.51.100.8-198.51.100.11")
+        field(app, "ip_range").value = "198.51.100.8-198.51.100.11"
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
         assert app.screen.target == "198.51.100.8-198.51.100.11"
         assert "4 addresses" in app.screen.question
-        await pilot.press("right", "enter")
+        await pilot.press("y")
         await settle(pilot)
         assert not [f for f in demo_service.list_floating_ips() if f.pool == "lab"]
 
@@ -511,27 +750,90 @@ async def test_create_project_then_group_then_delete_group(
         await pilot.press("enter")
         await settle(pilot)
         assert "delta" in [p.name for p in demo_service.list_projects()]
-        assert "delta" in app.known_projects  # offered by the dialogs' completion
+        assert "delta" in app.main.known.projects  # offered by the pickers from now on
 
-        await pilot.press("colon", *"sg", "enter")
+        await pilot.press("colon", *"sg", "enter", "n")
+        await settle(pilot)
+        project = field(app, "project")
+        assert isinstance(project, Select) and "delta" in [o[1] for o in project._options]
+        project.value = "delta"
+        field(app, "name").focus()
+        await type_text(pilot, "dns")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "dns" in {g.name for g in demo_service.list_security_groups("delta")}
+
+        await pilot.press("slash", *"dns", "enter", "D")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.target == "dns"
+        await pilot.press("y")
+        await settle(pilot)
+        assert "dns" not in {g.name for g in demo_service.list_security_groups("delta")}
+
+
+async def test_pending_rows_header_and_detail(make_app: MakeApp) -> None:
+    app = make_app(pending_source=fixed_pending(demo_plan()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        header = str(main.query_one("#header").render())
+        assert "nethost1 ~3 pending" in header
+        pending = [row.cells[0] for row in main.table.source.rows if main._row_pending(row)]
+        assert pending == ["10.0.0.0/24"]  # br100's bridge and gateway are owed
+        detail = str(main.query_one("#detail").render())
+        assert "pending on nethost1" in detail and "create bridge br100" in detail
+        await pilot.press("colon", *"fip", "enter")
+        await settle(pilot)
+        pending = [row.cells[0] for row in main.table.source.rows if main._row_pending(row)]
+        assert pending == ["203.0.113.1"]
+        await pilot.press("colon", *"hosts", "enter")
+        await settle(pilot)
+        assert cells(app, 5) == ["3"]
+        detail = str(main.query_one("#detail").render())
+        assert "P shows the plan, A applies it" in detail
+
+
+async def test_toast_says_applied_when_the_host_has_it(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    empty = demo_plan()
+    empty = empty.__class__(empty.host, (), ())
+    app = make_app(start="floating", pending_source=fixed_pending(empty))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "y")
+        await settle(pilot)
+        assert messages(app)[-1] == (
+            "203.0.113.1 disassociated from web1 — applied on nethost1"
+        )
+        assert "nethost1 applied" in str(app.main.query_one("#header").render())
+
+
+async def test_write_waiting_on_a_lock_shows_it_is_working(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    import sqlite3
+
+    app = make_app(start="projects")
+    async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)
         form = app.screen
-        assert isinstance(form, FormDialog)
-        form.query_one("#field-project").value = "delta"  # type: ignore[attr-defined]
-        await pilot.press("tab")
-        await type_text(pilot, "dns")
-        await pilot.press("enter")
+        await type_text(pilot, "blocked")
+        # Another writer holds the database: the call waits for its lock.
+        other = sqlite3.connect("demo.db", timeout=30, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            assert app.screen is form  # not closed: it is working
+            working = str(form.query_one("Working Static").render())
+            assert working.startswith("New project…") and working.endswith(" s")
+            assert form.busy
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
         await settle(pilot)
-        groups = {g.name for g in demo_service.list_security_groups("delta")}
-        assert "dns" in groups
-
-        await pilot.press("slash", *"dns", "enter")
-        await settle(pilot)
-        await pilot.press("D")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog) and app.screen.target == "dns"
-        await pilot.press("right", "enter")
-        await settle(pilot)
-        assert "dns" not in {g.name for g in demo_service.list_security_groups("delta")}
+        assert app.screen is app.main
+        assert "blocked" in [p.name for p in demo_service.list_projects()]

@@ -53,6 +53,14 @@ async def test_slash16_pages_on_demand(
             network="172.16.0.0/16", search=".255.7", limit=0
         ).total
         assert main.table.source.total > 0
+        # Negated, and as a pattern, in the database too.
+        await pilot.press("ctrl+u", *"!free")
+        await settle(pilot)
+        assert main.table.source.total == 3  # network, gateway and broadcast: reserved
+        await pilot.press("ctrl+u", *"^172", "full_stop", *"16", "full_stop", *"9", "full_stop",
+                          *"9$")
+        await settle(pilot)
+        assert main.table.source.total == 1
         await pilot.press("escape")
         await settle(pilot)
         assert main.table.source.total == 65536

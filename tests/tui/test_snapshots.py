@@ -1,4 +1,5 @@
-"""Snapshots of every view and every dialog, at 80x24 (and the wide layout at 120x40).
+"""Snapshots of every view and every dialog at 80x24 and 120x40, the prompt with its
+completion, the footer, marks, a bulk confirmation and pending host changes.
 
 Update after a deliberate change of the look with ``pytest tests/tui --snapshot-update``
 and review the SVGs under ``__snapshots__/``.
@@ -11,126 +12,168 @@ from typing import Any
 
 import pytest
 
-from tests.tui.conftest import steps
+from core.views import PlannedOperation, PlanView
+from tests.tui.conftest import demo_plan, fixed_pending, settle, steps
 from tui.app import NetconApp
+from tui.settings import ConsoleSettings, ContextStyle
 
 Snap = Callable[..., bool]
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
-VIEW_COMMANDS = {
+VIEW_KEYS = {
     "projects": ("colon", *"projects", "enter"),
     "networks": (),
     "fixed": ("enter",),
     "floating": ("colon", *"fip", "enter"),
     "vpn": ("colon", *"vpn", "enter"),
+    "vpnusers": ("colon", *"vpn", "enter", "enter"),
     "instances": ("colon", *"instances", "enter"),
     "secgroups": ("colon", *"secgroups", "enter"),
+    "rules": ("colon", *"secgroups", "enter", "slash", *"web", "enter", "enter"),
     "hosts": ("colon", *"hosts", "enter"),
     "audit": ("colon", *"audit", "enter"),
 }
 
 
-@pytest.mark.parametrize("view", list(VIEW_COMMANDS))
-def test_view(view: str, snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
-    assert snap_compare(make_app(), run_before=steps(*VIEW_COMMANDS[view]))
-
-
-def test_secgroup_rules_in_detail(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    # alpha/web is the group with two rules; the detail pane lists them.
-    keys = ("colon", *"secgroups", "enter", "slash", *"web", "enter")
-    assert snap_compare(make_app(), run_before=steps(*keys))
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("view", list(VIEW_KEYS))
+def test_view(view: str, size: str, snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    app = make_app(pending_source=fixed_pending(demo_plan()))
+    assert snap_compare(app, run_before=steps(*VIEW_KEYS[view]), terminal_size=SIZES[size])
 
 
 def test_drill_project_to_networks(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
     assert snap_compare(make_app(start="projects"), run_before=steps("enter"))
 
 
-def test_drill_floating_to_instance(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    assert snap_compare(make_app(start="floating"), run_before=steps("enter"))
+def test_filter_negated(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    assert snap_compare(make_app(start="floating"), run_before=steps("slash", *"!alpha"))
 
 
-def test_filter(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    assert snap_compare(make_app(), run_before=steps("slash", *"flat"))
+def test_filter_regex_on_state(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    keys = ("enter", "slash", *"^(allocated", "vertical_line", *"reserved)$")
+    assert snap_compare(make_app(), run_before=steps(*keys))
 
 
 def test_command_line_completion(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    assert snap_compare(make_app(), run_before=steps("colon", *"sec"))
+    assert snap_compare(make_app(), run_before=steps("colon", *"se", "tab"))
 
 
 def test_sorted(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    # s: CIDR ascending, s: descending.
     assert snap_compare(make_app(), run_before=steps("s", "s"))
 
 
 def test_help(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    assert snap_compare(make_app(), run_before=steps("question_mark"))
-
-
-def test_wide_layout(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
-    assert snap_compare(make_app(start="instances"), run_before=steps(), terminal_size=(120, 40))
+    assert snap_compare(make_app(start="floating"), run_before=steps("question_mark"))
 
 
 def test_read_only(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
     assert snap_compare(make_app(start="floating", read_only=True), run_before=steps())
 
 
+def test_context_colour_and_label(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    settings = ConsoleSettings(
+        contexts=(ContextStyle("prod", "sqlite:///*", "PRODUCTION", "darkred"),)
+    )
+    assert snap_compare(make_app(settings=settings), run_before=steps())
+
+
 def test_ansi_dark(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
     assert snap_compare(make_app(theme="ansi-dark"), run_before=steps())
+
+
+def test_marks(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    assert snap_compare(make_app(start="floating"), run_before=steps("space", "space", "down"))
+
+
+def test_bulk_confirmation(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    keys = ("space", "space", "space", "x")
+    assert snap_compare(make_app(start="floating"), run_before=steps(*keys))
+
+
+def test_palette(snap_compare: Snap, make_app: Callable[..., Any]) -> None:
+    assert snap_compare(make_app(start="floating"), run_before=steps("ctrl+p", *"assoc"))
+
+
+def test_empty_database(snap_compare: Snap, tmp_path: Any, monkeypatch: Any) -> None:
+    from core.config import load_settings
+    from core.service import NetconService
+    from tests.tui.conftest import FIXED_TIME
+
+    monkeypatch.chdir(tmp_path)
+    service = NetconService("sqlite:///empty.db", load_settings(paths=[], host="nethost1"))
+    app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=None)
+    assert snap_compare(app, run_before=steps())
+    service.db.dispose()
 
 
 DIALOGS = {
     "create_network": ("networks", ("n",)),
     "create_network_invalid": ("networks", ("n", *"10.0.0.1/16", "tab", *"0")),
+    "create_network_refused": ("networks", ("n", *"10.0.0.0/24", "enter")),
     "delete_network": ("networks", ("D",)),
     "create_project": ("projects", ("n",)),
-    "delete_project": ("projects", ("down", "down", "D")),
-    "reserve_fixed_ip": ("fixed", ("r",)),
+    "launch_here": ("projects", ("L",)),
+    "delete_project": ("projects", ("G", "D")),
     "allocate_floating": ("floating", ("n",)),
     "associate_floating": ("floating", ("down", "down", "a")),
     "disassociate_floating": ("floating", ("x",)),
-    "release_floating": ("floating", ("D",)),
+    "release_floating": ("floating", ("down", "down", "D")),
     "create_floating_range": ("floating", ("c",)),
     "delete_floating_range": ("floating", ("X",)),
     "delete_floating_range_confirm": ("floating", ("X", "enter")),
     "launch_instance": ("instances", ("n",)),
+    "instance_in_full": ("instances", ("enter",)),
     "terminate_instance": ("instances", ("D",)),
     "create_secgroup": ("secgroups", ("n",)),
     "delete_secgroup": ("secgroups", ("down", "D")),
     "add_rule": ("secgroups", ("a",)),
-    "remove_rule": ("secgroups", ("down", "x")),
     "stop_vpn": ("vpn", ("X",)),
     "vpn_client_config": ("vpn", ("c",)),
     "vpn_client_config_invalid": ("vpn", ("c", *"al ice")),
     "revoke_vpn_user": ("vpn", ("R",)),
     "revoke_vpn_user_confirm": ("vpn", ("R", *"alice", "enter")),
+    "audit_event": ("audit", ("G", "enter")),
 }
 
 
+@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("dialog", list(DIALOGS))
-def test_dialog(dialog: str, snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
+def test_dialog(
+    dialog: str, size: str, snap_compare: Snap, make_app: Callable[..., NetconApp]
+) -> None:
     start, keys = DIALOGS[dialog]
-    if start == "fixed":
-        start, keys = "networks", ("enter", *keys)
-    assert snap_compare(make_app(start=start), run_before=steps(*keys))
+    assert snap_compare(make_app(start=start), run_before=steps(*keys),
+                        terminal_size=SIZES[size])
 
 
-def test_host_plan(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
-    """The plan dialog, on a plan built from the host layer's own operation types (the
-    real plan depends on the machine running the tests)."""
-    from core.linux.operations import AddAddress, CreateBridge, Plan
-    from tui.screens.hostplan import PlanScreen
-
-    plan = Plan(
-        operations=(
-            CreateBridge("br100"),
-            AddAddress(ifname="br100", address="10.0.0.1", prefixlen=24),
-        ),
-        problems=(),
+def _plan(problems: tuple[str, ...]) -> PlanView:
+    operations = tuple(
+        PlannedOperation(f"add address 10.0.{n}.1/24 to br{100 + n}", ())
+        for n in range(24)
     )
+    return PlanView("nethost1", operations, problems)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["apply", "problems", "scrolled"],
+)
+def test_host_plan(case: str, snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
+    """The plan dialog, on fixed plans (the real plan depends on the machine running the
+    tests): one that can be applied, one that cannot and says why, one scrolled down."""
+    from tui.screens.plan import PlanScreen
+
+    problems = ("network 10.0.0.0/24: vlan_interface eth1 does not exist",)
+    plan = _plan(problems if case == "problems" else ())
 
     async def run_before(pilot: Any) -> None:
-        await steps()(pilot)
-        await pilot.app.push_screen(PlanScreen("nethost1", plan, can_apply=True))
-        await steps()(pilot)
+        await settle(pilot)
+        await pilot.app.push_screen(PlanScreen(pilot.app.service, plan, can_apply=True))
+        await settle(pilot)
+        if case == "scrolled":
+            await pilot.press("pagedown", "down")
+            await settle(pilot)
 
     assert snap_compare(make_app(start="hosts"), run_before=run_before)
 
@@ -162,12 +205,8 @@ def test_client_config_dialog(snap_compare: Snap, make_app: Callable[..., Netcon
     from tui.widgets.dialogs import ClientConfigDialog
 
     async def run_before(pilot: Any) -> None:
-        await steps()(pilot)
+        await settle(pilot)
         await pilot.app.push_screen(ClientConfigDialog("alpha", "alice", STUB_CLIENT_CONFIG))
-        await steps()(pilot)
+        await settle(pilot)
 
     assert snap_compare(make_app(start="vpn"), run_before=run_before)
-
-
-def test_palette(snap_compare: Snap, make_app: Callable[..., NetconApp]) -> None:
-    assert snap_compare(make_app(start="floating"), run_before=steps("ctrl+p", *"assoc"))

@@ -39,7 +39,7 @@ def make_vpn_app(demo_service: NetconService, tmp_path: Path) -> Iterator[MakeVp
         services.append(service)
         return NetconApp(
             service, read_only, clock=lambda: FIXED_TIME, start="vpn", refresh_interval=0,
-            host_plans=False,
+            pending_source=None,
         )
 
     yield make
@@ -105,20 +105,23 @@ async def test_issue_and_copy_client_config(make_vpn_app: MakeVpnApp) -> None:
         assert app.screen is app.main
 
 
-async def test_client_config_refusal_is_a_notification(make_vpn_app: MakeVpnApp) -> None:
+async def test_client_config_refusal_stays_in_the_form(make_vpn_app: MakeVpnApp) -> None:
     app = make_vpn_app(vpn_ip=None)  # no public address for clients to reach
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("c")
         await settle(pilot)
+        form = app.screen
         await type_text(pilot, "alice")
         await pilot.press("enter")
         await settle(pilot)
-        assert app.screen is app.main
-        assert messages(app) == [
-            "vpn_public_address: network 10.0.0.0/24 has none for clients to reach; "
+        assert app.screen is form
+        assert str(form.query_one("#form-refusal").render()) == (
+            "✗ vpn_public_address: network 10.0.0.0/24 has none for clients to reach; "
             "set vpn_ip"
-        ]
+        )
+        assert form.query_one("#field-user").value == "alice"  # type: ignore[attr-defined]
+        assert messages(app) == []
 
 
 async def test_revoke_asks_naming_user_and_project(make_vpn_app: MakeVpnApp) -> None:
@@ -148,7 +151,7 @@ async def test_revoke_asks_naming_user_and_project(make_vpn_app: MakeVpnApp) -> 
         await type_text(pilot, "alice")
         await pilot.press("enter")
         await settle(pilot)
-        await pilot.press("right", "enter")
+        await pilot.press("y")
         await settle(pilot)
         assert app.screen is app.main
         assert pki.users() == []
@@ -156,26 +159,51 @@ async def test_revoke_asks_naming_user_and_project(make_vpn_app: MakeVpnApp) -> 
         assert len(serials) == 1
         assert messages(app) == [f"Revoked alice in alpha (certificate {serials.pop():x})"]
 
-        # A user without a certificate: the core's refusal, word for word.
+        # A user without a certificate: the core's refusal, word for word, in the dialog.
         await pilot.press("R")
         await settle(pilot)
         await type_text(pilot, "bob")
         await pilot.press("enter")
         await settle(pilot)
-        await pilot.press("right", "enter")
+        confirm = app.screen
+        await pilot.press("y")
         await settle(pilot)
-        assert app.is_running and app.screen is app.main
-        assert messages(app)[-1] == "user: 'bob' has no certificate in project alpha"
+        assert app.is_running and app.screen is confirm
+        assert str(confirm.query_one("#confirm-refusal").render()) == (
+            "✗ user: 'bob' has no certificate in project alpha"
+        )
 
 
 async def test_user_actions_in_palette_and_help(make_vpn_app: MakeVpnApp) -> None:
     app = make_vpn_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        titles = [t for t, _run, _help in NetconCommands(app.main)._commands()]
+        titles = [e.text for e in NetconCommands(app.main).entries()]
         assert "VPNs: Client config" in titles and "VPNs: Revoke user" in titles
-        view = dict(dict(app.main.help_sections())["VPNs"])
+        view = {e.key: e.label for e in dict(app.main.help_sections())["VPNs"]}
         assert view["c"] == "Client config" and view["R"] == "Revoke user"
+
+
+async def test_vpn_users_view(make_vpn_app: MakeVpnApp) -> None:
+    app = make_vpn_app()
+    vpn_service.client_config(app.service, "alpha", "alice")
+    vpn_service.client_config(app.service, "alpha", "bob")
+    vpn_service.revoke(app.service, "alpha", "bob")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # alpha's VPN: its users
+        await settle(pilot)
+        main = app.main
+        assert main.state.spec.name == "vpnusers"
+        rows = [main.table.source.row(i).cells[:2] for i in range(main.table.source.total)]  # type: ignore[union-attr]
+        assert rows == [("alice", "active"), ("bob", "revoked")]
+        await pilot.press("c")  # alice's configuration, again
+        await settle(pilot)
+        assert isinstance(app.screen, ClientConfigDialog) and app.screen.user == "alice"
+        await pilot.press("escape", "down", "R")
+        await settle(pilot)
+        assert app.screen is main  # bob is revoked already: said, not asked
+        assert messages(app)[-1] == "bob is already revoked"
 
 
 async def test_read_only_hides_user_actions(make_vpn_app: MakeVpnApp) -> None:
@@ -183,14 +211,16 @@ async def test_read_only_hides_user_actions(make_vpn_app: MakeVpnApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         main = app.main
-        for action in ("vpn_client_config", "revoke_vpn_user"):
-            assert main.check_action(action, ()) is False
+        for action in ("vpn.client_config", "vpn.revoke"):
+            assert main.check_action("run", (action,)) is False
         await pilot.press("c")
         await pilot.press("R")
         await settle(pilot)
         assert app.screen is main
-        titles = [t for t, _run, _help in NetconCommands(main)._commands()]
+        titles = [e.text for e in NetconCommands(main).entries()]
         assert not [t for t in titles if t.startswith("VPNs:")]
-        keys: list[Any] = [k for _heading, section in main.help_sections() for k in section]
+        keys: list[Any] = [
+            (e.key, e.label) for _heading, section in main.help_sections() for e in section
+        ]
         assert ("c", "Client config") not in keys and ("R", "Revoke user") not in keys
         assert users_of(app, "alpha") == []

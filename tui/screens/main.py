@@ -1,97 +1,126 @@
-"""The one screen of the console: a header, breadcrumbs, the table of the current view
-and the detail pane of its highlighted row, with the ``:`` command line and ``/`` filter.
+"""The one screen of the console, a generic engine for every view of ``tui/views/``: a
+header, breadcrumbs, the table of the current view and the detail pane of its row,
+the ``:`` and ``/`` prompts, and a footer of this view's keys.
 
 Views switch inside this screen (``:networks``); Enter narrows to what a row owns and
-pushes the current view on a stack that Esc pops. Reading the database always happens in
-thread workers; results come back with the view's generation number so that a late
-answer for a view the admin already left is dropped.
+pushes the current view on a stack that Esc pops; ``-`` returns to the view before the
+last switch. Reading happens in workers; an answer for a view the admin has already
+left is dropped (each load carries the view's generation number).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Hashable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.suggester import SuggestFromList
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
-from core.errors import NetconError
-from tui.screens.actions import ActionsMixin
-from tui.screens.resources import ALIASES, RESOURCES, Resource, Scope, resolve
+from tui.calls import Failure, call_service
+from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
+from tui.palette import PaletteEntry
+from tui.pending import UNKNOWN, Pending
+from tui.screens import status
+from tui.screens.runner import ActionRunner
+from tui.screens.state import ViewState, matcher
+from tui.views import VIEWS, completions, resolve
+from tui.views.base import (
+    BaseAction,
+    Drill,
+    Known,
+    RowAction,
+    Search,
+    Situation,
+    ViewAction,
+    ViewSpec,
+)
+from tui.widgets.keybar import KeyBar
+from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
 
 if TYPE_CHECKING:
-    from tui.app import NetconApp
+    from core.service.api import NetconAPI
+    from tui.context import ConsoleContext
+    from tui.screens.help import HelpEntry
 
 PAGE_SIZE = 200
 
 
-def short_url(url: str, width: int = 36) -> str:
-    """The database URL for an 80-column header: scheme and file name survive."""
-    if len(url) <= width:
-        return url
-    scheme, _, rest = url.partition("://")
-    tail = rest[-(width - len(scheme) - 4):]
-    return f"{scheme}://…{tail}"
+class MainScreen(Screen[None]):
+    DEFAULT_CSS = """
+    MainScreen #header {
+        dock: top; height: 1; background: $primary; color: $text;
+        text-wrap: nowrap; text-overflow: ellipsis; padding: 0 1;
+    }
+    MainScreen #crumbs {
+        height: 1; background: $panel; color: $foreground;
+        text-wrap: nowrap; text-overflow: ellipsis; padding: 0 1;
+    }
+    MainScreen #body { layout: vertical; height: 1fr; }
+    MainScreen #body.-wide { layout: horizontal; }
+    MainScreen #detail-pane {
+        height: 8; border-top: solid $primary; background: $surface; padding: 0 1;
+    }
+    MainScreen #body.-wide #detail-pane {
+        height: 1fr; width: 48; border-top: none; border-left: solid $primary;
+    }
+    MainScreen #detail { width: 1fr; }
+    MainScreen #filter { border-left: outer $secondary; }
+    """
 
+    # Replaced per view (see _bind): the general keys and this view's actions.
+    BINDINGS: ClassVar[list[BindingType]] = []
 
-@dataclass
-class ViewState:
-    """Where the admin is: which view, narrowed to what, filtered and sorted how."""
-
-    resource: Resource
-    scope: Scope = field(default_factory=dict)
-    crumb: str = ""
-    search: str = ""
-    sort_column: int | None = None
-    sort_descending: bool = False
-    cursor_key: Hashable | None = None
-    cursor_index: int = 0
-
-
-class MainScreen(ActionsMixin, Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # Priority: handled as the key arrives, so the prompt has the focus before the
-        # rest of a fast-typed `:fip` is delivered. Disabled while typing in a prompt.
-        Binding("colon", "command_line", "View", priority=True,
-                tooltip="Switch view: :networks, :fip, …"),
-        Binding("slash", "filter", "Filter", priority=True),
-        Binding("enter", "drill", "Open", show=False),
-        Binding("escape", "back", "Back", show=False),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "sort_reverse", "Reverse sort", show=False),
-        Binding("ctrl+r", "refresh_now", "Refresh", show=False),
-        Binding("p", "toggle_pause", "Pause", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("J", "scroll_detail(3)", "Scroll detail down", show=False),
-        Binding("K", "scroll_detail(-3)", "Scroll detail up", show=False),
-        *ActionsMixin.ACTION_BINDINGS,
-    ]
-
-    def __init__(self, start: str = "networks") -> None:
+    def __init__(self, context: ConsoleContext, start: str = "networks") -> None:
         super().__init__()
-        self.state = ViewState(RESOURCES[start])
+        self.context = context
+        self.state = ViewState(VIEWS[start])
         self.stack: list[ViewState] = []
+        self.previous: ViewState | None = None
         self.generation = 0
         self.paused = False
         self.loading = False
-        self.last_refresh: str = "never"
+        self.last_refresh = "never"
+        self.pending: Pending = UNKNOWN
+        self.known = Known()
+        self.working: tuple[str, float] | None = None
+        self.runner = ActionRunner(self)
         self._timer: Timer | None = None
+        self._working_timer: Timer | None = None
         self._loading_generation = -1
         self._reload_again = False
-        self._inputs_open = False
+        self._pending_reading = False
+        self._started = False
+        self._bulk_after: list[tuple[str, set[str], bool]] = []
+        self.key_problems: list[str] = []
+
+    # -- what the runner and the palette need ------------------------------------------
 
     @property
-    def netcon(self) -> NetconApp:
-        return self.app  # type: ignore[return-value]
+    def api(self) -> NetconAPI:
+        return self.context.api
+
+    def this_host(self) -> str:
+        return self.api.settings.host
+
+    def situation(self) -> Situation:
+        project = str(self.state.scope.get("project", ""))
+        item = self.current_item()
+        if not project and item is not None:
+            owner = getattr(item, "project", None)
+            if isinstance(owner, str):
+                project = owner
+            elif self.state.spec.name == "projects":
+                project = str(getattr(item, "name", ""))
+        return Situation(self.api.settings, dict(self.state.scope), self.known, project)
 
     # -- layout --------------------------------------------------------------------------
 
@@ -102,33 +131,46 @@ class MainScreen(ActionsMixin, Screen[None]):
             yield VirtualTable(id="table")
             with VerticalScroll(id="detail-pane"):
                 yield Static(id="detail")
-        yield Input(
+        yield CommandPrompt(
+            completions,
+            self.context.memory.history() if self.context.memory else [],
             id="command",
             placeholder="view: projects networks fixed floating vpn instances secgroups "
-            "hosts audit",
-            compact=True,
-            suggester=SuggestFromList(sorted(ALIASES), case_sensitive=False),
-            classes="prompt",
+            "hosts audit (Tab completes)",
         )
-        yield Input(id="filter", placeholder="filter", compact=True, classes="prompt")
-        yield Footer(compact=True)
+        yield Prompt(
+            id="filter", compact=True,
+            placeholder="filter every column; !text negates; ^regex$ matches a pattern",
+        )
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
+        self.table.pending = self._row_pending
         self._layout_for(self.size.width)
+        self._check_keymap()
         self.open_view()
-        self.refresh_project_names()
+
+    def _check_keymap(self) -> None:
+        ids = [spec.id for spec in GENERAL] + [
+            action.id for view in VIEWS.values() for action in view.actions
+        ]
+        keymap = self.context.settings.keys
+        problems = [f"keys.{i} is not a binding id (`?` lists them)" for i in
+                    unknown_ids(keymap, ids)]
+        for view in VIEWS.values():
+            problems += self._view_keys(view)[1]
+        self.key_problems = sorted(set(problems))
+        if self.key_problems:
+            self.notify("\n".join(self.key_problems), title="netcon.toml [keys]",
+                        severity="warning", timeout=10)
 
     def on_screen_resume(self) -> None:
         self.call_after_refresh(self._focus_table_if_lost)
 
     def _focus_table_if_lost(self) -> None:
-        # The first layout pass hides and blurs the table once, and focus falls to the
-        # detail pane; the table is where the keys belong, so take it back once.
-        if self.app.screen is not self:
-            return
-        if self.focused is None:
+        if self.app.screen is self and not isinstance(self.focused, Input):
             self.set_focus(self.table)
 
     def on_resize(self) -> None:
@@ -142,54 +184,105 @@ class MainScreen(ActionsMixin, Screen[None]):
     def table(self) -> VirtualTable:
         return self.query_one("#table", VirtualTable)
 
+    # -- keys ----------------------------------------------------------------------------
+
+    def _view_keys(self, spec: ViewSpec[Any]) -> tuple[list[Binding], list[str]]:
+        specs = list(GENERAL) + [
+            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions
+        ]
+        return build_bindings(specs, self.context.settings.keys)
+
+    def _bind(self) -> None:
+        bindings, _clashes = self._view_keys(self.state.spec)
+        self._bindings = BindingsMap(bindings)
+        self.refresh_bindings()
+        self.show_keys()
+
+    def _enabled(self, action: BaseAction) -> bool:
+        return not (action.mutating and self.context.read_only)
+
+    def _action(self, action_id: str) -> RowAction[Any] | ViewAction | None:
+        for action in self.state.spec.actions:
+            if action.id == action_id:
+                return action if self._enabled(action) else None
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run":
+            return self._action(str(parameters[0])) is not None
+        if action in ("command_line", "filter", "mark", "previous", "sort",
+                      "toggle_pause"):
+            # While typing in a prompt these are just characters.
+            return not isinstance(self.focused, Input)
+        return True
+
+    def _key(self, spec_id: str, default: str) -> str:
+        keys = self.context.settings.keys.get(spec_id, default).split(",")[0].strip()
+        return self.app.get_key_display(Binding(keys, ""))
+
+    def show_keys(self) -> None:
+        """The footer: this view's actions in their order, then `:` `/` `?` `q`."""
+        entries: list[tuple[int, str, str]] = []
+        empty = self.table.current_row is None
+        for action in self.state.spec.actions:
+            if empty and isinstance(action, RowAction):
+                continue  # nothing to act on yet
+            if action.footer is not None and self._enabled(action):
+                entries.append((action.footer, self._key(action.id, action.key), action.label))
+        for spec in GENERAL:
+            if spec.footer is not None:
+                entries.append((spec.footer, self._key(spec.id, spec.key), spec.label))
+        entries.sort(key=lambda e: e[0])
+        self.query_one(KeyBar).show_keys([(key, label) for _, key, label in entries])
+
     # -- header and breadcrumbs ----------------------------------------------------------
 
     def show_header(self) -> None:
-        # Content, not markup: a database URL or a filter may hold brackets.
-        service = self.netcon.service
-        parts: list[str | tuple[str, str]] = [
-            ("netcon", "bold"), "  host ", (service.settings.host, "bold"),
-            f"  refreshed {self.last_refresh}",
-        ]
-        if self.netcon.read_only:
-            parts += ["  ", ("read-only", "bold $warning")]
-        if self.paused:
-            parts += ["  ", ("paused", "bold $warning")]
-        elif self.loading:
-            parts.append("  loading…")
-        parts.append(f"  db {short_url(service.db.safe_url)}")
-        self.query_one("#header", Static).update(Content.assemble(*parts))
+        header = self.query_one("#header", Static)
+        if self.context.style is not None:
+            header.styles.background = self.context.style.color
+        header.update(
+            status.header(
+                self.context, self.pending, paused=self.paused, loading=self.loading,
+                last_refresh=self.last_refresh,
+            )
+        )
 
     def show_crumbs(self) -> None:
-        parts: list[str | tuple[str, str]] = []
-        for state in self.stack:
-            parts += [state.crumb or state.resource.title, " › "]
-        parts.append((self.state.crumb or self.state.resource.title, "bold"))
-        parts.append(f" ({self.table.source.total})")
-        if self.state.search:
-            parts += ["  ", (f"/{self.state.search}", "bold $accent")]
-        if self.state.sort_column is not None:
-            column = self.state.resource.columns[self.state.sort_column]
-            parts.append(f"  sort {column.label} {'▼' if self.state.sort_descending else '▲'}")
-        self.query_one("#crumbs", Static).update(Content.assemble(*parts))
+        self.query_one("#crumbs", Static).update(
+            status.crumbs(self.stack, self.state, self.table.source, self.working)
+        )
+
+    def show_working(self, what: str | None) -> None:
+        """A call without a dialog runs: say so, with the time it has taken."""
+        if self._working_timer is not None:
+            self._working_timer.stop()
+            self._working_timer = None
+        if what is None:
+            self.working = None
+        else:
+            self.working = (what, time.monotonic())
+            self._working_timer = self.set_interval(0.1, self.show_crumbs)
+        self.show_crumbs()
 
     # -- loading -------------------------------------------------------------------------
 
     def open_view(self) -> None:
         """Show the current state's view from scratch (a switch, a drill, a back)."""
         self.generation += 1
-        resource = self.state.resource
+        spec = self.state.spec
         self.table.empty_text = "loading…"
         self.table.sort_column = self.state.sort_column
         self.table.sort_descending = self.state.sort_descending
-        self.table.set_source(resource.columns, ListSource([]))
+        self.table.marked = self.state.marks
+        self.table.set_source(spec.columns, ListSource([]))
         self.query_one("#detail", Static).update("")
+        self._bind()
         self.show_crumbs()
-        self.refresh_bindings()
         self.reload()
 
     def reload(self) -> None:
-        """Fetch the current view again in a worker (timer, ctrl+r, after an action).
+        """Fetch the current view again (timer, ctrl+r, after an action).
 
         At most one load of a view runs at a time: asking again meanwhile queues one
         more load for when it finishes, so a slow database never piles up queries.
@@ -204,123 +297,163 @@ class MainScreen(ActionsMixin, Screen[None]):
         current = self.table.current_row
         keep_key = current.key if current else state.cursor_key
         keep_index = self.table.cursor
-        self._load(self.generation, state, keep_key, keep_index)
+        generation = self.generation
+        spec = state.spec
+        if spec.fetch_page is not None:
+            descending = state.sort_column == 0 and state.sort_descending
+            fetch_page = spec.fetch_page
 
-    @work(thread=True, group="load", exit_on_error=False)
-    def _load(
-        self, generation: int, state: ViewState, keep_key: Hashable | None, keep_index: int
-    ) -> None:
-        resource = state.resource
-        service = self.netcon.service
-        result: Any
-        try:
-            if resource.fetch_page is not None:
-                descending = state.sort_column == 0 and state.sort_descending
-                result = self._fetch_pages(service, state, keep_index, descending)
-            else:
-                assert resource.fetch is not None
-                scope = {**state.scope, "host_plans": self.netcon.host_plans}
-                result = [resource.row(item) for item in resource.fetch(service, scope)]
-        except NetconError as exc:
-            self.app.call_from_thread(self._load_failed, generation, exc.message)
-            return
-        except Exception as exc:  # a broken database must not take the console down
-            self.app.call_from_thread(self._load_failed, generation, f"{type(exc).__name__}: {exc}")
-            return
-        self.app.call_from_thread(self._loaded, generation, state, result, keep_key, keep_index)
+            def read_pages(api: NetconAPI) -> tuple[int, dict[int, list[Row]]]:
+                first = fetch_page(api, state.scope, state.search, 0, PAGE_SIZE)
+                total = first.total
+                pages = {0: [self._row(spec, item) for item in first.rows]}
+                position = total - 1 - keep_index if descending else keep_index
+                wanted = {max(0, min(position, total - 1)) // PAGE_SIZE}
+                if descending:
+                    wanted.add(max(0, total - 1) // PAGE_SIZE)
+                for number in sorted(wanted - {0}):
+                    page = fetch_page(api, state.scope, state.search, number * PAGE_SIZE,
+                                      PAGE_SIZE)
+                    pages[number] = [self._row(spec, item) for item in page.rows]
+                return total, pages
 
-    @work(thread=True, group="names", exit_on_error=False)
-    def refresh_project_names(self) -> None:
-        """Project names for the dialogs' completion; read at start and after actions,
-        not on every refresh (counting a big cloud's projects is not free)."""
-        try:
-            names = {p.name for p in self.netcon.service.list_projects()}
-        except Exception:  # completion is a convenience; the dialogs work without it
-            return
-        self.netcon.known_projects = names
-
-    def _fetch_pages(
-        self, service: Any, state: ViewState, around: int, descending: bool
-    ) -> tuple[int, dict[int, list[Row]]]:
-        resource = state.resource
-        assert resource.fetch_page is not None
-        first = resource.fetch_page(service, state.scope, state.search, 0, PAGE_SIZE)
-        total = first.total
-        pages = {0: [resource.row(item) for item in first.rows]}
-        position = total - 1 - around if descending else around
-        wanted = {max(0, min(position, total - 1)) // PAGE_SIZE}
-        if descending:
-            wanted.add(max(0, total - 1) // PAGE_SIZE)
-        for number in sorted(wanted - {0}):
-            page = resource.fetch_page(
-                service, state.scope, state.search, number * PAGE_SIZE, PAGE_SIZE
+            call_service(
+                self, self.api, read_pages,
+                lambda result: self._pages_loaded(generation, state, result, keep_key,
+                                                  keep_index),
+                lambda failure: self._load_failed(generation, failure), group="load",
             )
-            pages[number] = [resource.row(item) for item in page.rows]
-        return total, pages
+        else:
+            fetch = spec.fetch
+            assert fetch is not None
+            call_service(
+                self, self.api,
+                lambda api: [self._row(spec, item) for item in fetch(api, state.scope)],
+                lambda rows: self._rows_loaded(generation, state, rows, keep_key, keep_index),
+                lambda failure: self._load_failed(generation, failure), group="load",
+            )
 
-    def _loaded(
+    def _row(self, spec: ViewSpec[Any], item: object) -> Row:
+        cells = spec.cells(item)
+        if spec.pending_column is not None:
+            count = self.pending.count(spec.host(item) or "")
+            cells = (
+                *cells[: spec.pending_column],
+                "?" if count is None else str(count),
+                *cells[spec.pending_column + 1 :],
+            )
+        return Row(spec.key(item), cells, item)
+
+    def _rows_loaded(
         self,
         generation: int,
         state: ViewState,
-        result: Any,
+        rows: list[Row],
         keep_key: Hashable | None,
         keep_index: int,
     ) -> None:
-        if generation != self.generation or state is not self.state:
+        if self._stale(generation, state):
             return
-        if state.resource.paged:
-            total, pages = result
-            descending = state.sort_column == 0 and state.sort_descending
-            paged = PagedSource(total, PAGE_SIZE, self._request_window, descending=descending)
-            for number, rows in pages.items():
-                paged.put(number * PAGE_SIZE, rows)
-            source: ListSource | PagedSource = paged
-        else:
-            source = ListSource(result)
-            source.apply(state.search, state.sort_column, state.sort_descending)
+        source = ListSource(rows)
+        source.apply(matcher(state.search), state.sort_column, state.sort_descending)
+        self._loaded(source, keep_key, keep_index)
+
+    def _pages_loaded(
+        self,
+        generation: int,
+        state: ViewState,
+        result: tuple[int, dict[int, list[Row]]],
+        keep_key: Hashable | None,
+        keep_index: int,
+    ) -> None:
+        if self._stale(generation, state):
+            return
+        total, pages = result
+        descending = state.sort_column == 0 and state.sort_descending
+        paged = PagedSource(total, PAGE_SIZE, self._request_window, descending=descending)
+        for number, rows in pages.items():
+            paged.put(number * PAGE_SIZE, rows)
+        self._loaded(paged, keep_key, keep_index)
+
+    def _stale(self, generation: int, state: ViewState) -> bool:
+        if generation != self.generation or state is not self.state:
+            self._load_finished()
+            return True
+        return False
+
+    def _loaded(
+        self, source: ListSource | PagedSource, keep_key: Hashable | None, keep_index: int
+    ) -> None:
+        present = {
+            row.key for row in getattr(source, "all_rows", [])
+        } if isinstance(source, ListSource) else None
+        if present is not None:
+            self.state.marks &= present  # a marked row that is gone is no longer marked
         self._show_source(source, keep_key, keep_index)
         self._focus_table_if_lost()
-        self.last_refresh = self.netcon.clock().strftime("%H:%M:%S")
+        self.last_refresh = self.context.clock().strftime("%H:%M:%S")
+        self._load_finished()
+        if not self._started:
+            # The first rows are up: only now read names for pickers and what the host
+            # still owes, so that neither delays the first screen.
+            self._started = True
+            self.refresh_known()
+            self.read_pending()
+
+    def _load_finished(self) -> None:
         self.loading = False
         self.show_header()
+        if self._reload_again:
+            self._reload_again = False
+            self.reload()
+        else:
+            self.arm_timer()
 
     def _show_source(
         self, source: ListSource | PagedSource, keep_key: Hashable | None, keep_index: int
     ) -> None:
         table = self.table
         scroll_y = table.scroll_y
-        table.empty_text = "nothing matches" if self.state.search else "nothing here"
-        table.set_source(self.state.resource.columns, source, keep_key, keep_index)
+        spec = self.state.spec
+        if self.state.typed:
+            table.empty_text = "nothing matches the filter (Esc clears it)"
+        elif self.state.scope:
+            table.empty_text = f"no {spec.noun[1]} here"
+        else:
+            table.empty_text = spec.empty
+        table.marked = self.state.marks
+        table.set_source(spec.columns, source, keep_key, keep_index)
+        self.show_keys()
         # Keep the rows where the eye left them when the cursor is still on screen.
         if scroll_y <= table.cursor < scroll_y + table.size.height - 1:
             table.scroll_to(y=scroll_y, animate=False, immediate=True)
         self.show_crumbs()
 
-    def _load_failed(self, generation: int, message: str) -> None:
-        self.loading = False
-        self.show_header()
+    def _load_failed(self, generation: int, failure: Failure) -> None:
         if generation == self.generation:
             self.table.empty_text = "could not load"
             self.table.refresh()
-        self.notify(message, title="Refresh failed", severity="error")
+        self._load_finished()
+        self.notify(failure.message, title="Refresh failed", severity="error")
 
     def _request_window(self, offset: int) -> None:
         # Called while drawing: start the fetch after the frame, never inside it.
         self.call_later(self._fetch_window, self.generation, self.state, offset)
 
-    @work(thread=True, group="window", exit_on_error=False)
     def _fetch_window(self, generation: int, state: ViewState, offset: int) -> None:
-        resource = state.resource
-        assert resource.fetch_page is not None
-        try:
-            page = resource.fetch_page(
-                self.netcon.service, state.scope, state.search, offset, PAGE_SIZE
-            )
-        except NetconError as exc:
-            self.app.call_from_thread(self.notify, exc.message, severity="error")
-            return
-        rows = [resource.row(item) for item in page.rows]
-        self.app.call_from_thread(self._window_arrived, generation, state, offset, rows)
+        spec = state.spec
+        fetch_page = spec.fetch_page
+        assert fetch_page is not None
+        call_service(
+            self, self.api,
+            lambda api: [
+                self._row(spec, item)
+                for item in fetch_page(api, state.scope, state.search, offset, PAGE_SIZE).rows
+            ],
+            lambda rows: self._window_arrived(generation, state, offset, rows),
+            lambda failure: self.notify(failure.message, severity="error"),
+            group="window",
+        )
 
     def _window_arrived(
         self, generation: int, state: ViewState, offset: int, rows: list[Row]
@@ -332,14 +465,89 @@ class MainScreen(ActionsMixin, Screen[None]):
             source.put(offset, rows)
             self.table.rows_arrived()
 
+    # -- names for the dialogs' pickers ----------------------------------------------
+
+    def refresh_known(self) -> None:
+        """Projects, hosts and pools for pickers: read at start and after actions, not on
+        every refresh (counting a big cloud's projects is not free)."""
+
+        def read(api: NetconAPI) -> Known:
+            # Loaded here, off the event loop, before the first dialog needs it.
+            import tui.widgets.dialogs  # noqa: F401
+
+            projects = tuple(sorted(p.name for p in api.list_projects()))
+            hosts = tuple(sorted(h.name for h in api.list_hosts()))
+            pools = tuple(sorted({f.pool for f in api.list_floating_ips()}))
+            return Known(projects, pools, hosts)
+
+        def keep(known: Known) -> None:
+            self.known = known
+
+        call_service(self, self.api, read, keep, lambda failure: None, group="known")
+
+    # -- what the hosts still owe ------------------------------------------------------
+
+    def read_pending(self) -> None:
+        source = self.context.pending_source
+        if source is None or self._pending_reading:
+            return
+        self._pending_reading = True
+        call_service(self, self.api, source, self._pending_arrived,
+                     lambda failure: self._pending_arrived(UNKNOWN), group="pending")
+
+    def _pending_arrived(self, pending: Pending) -> None:
+        self._pending_reading = False
+        before = self.pending
+        self.pending = pending
+        self.show_header()
+        self.table.refresh()
+        self._show_detail()
+        for message, hosts, warn in self._bulk_after:
+            self._tell(message, hosts, warn)
+        self._bulk_after.clear()
+        if self.state.spec.pending_column is not None and before != pending:
+            self.reload()
+
+    def _row_pending(self, row: Row) -> bool:
+        spec = self.state.spec
+        if not self.pending.known or spec.whole_plan:
+            return False
+        host = spec.host(row.item) or self.this_host()
+        return self.pending.marks(host, spec.subjects(row.item))
+
+    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
+        """An action succeeded: show it, and say honestly where the host stands."""
+        hosts = hosts or {self.this_host()}
+        self.reload()
+        self.refresh_known()
+        if not action.host_change:
+            self.notify(message, severity="warning" if warn else "information", timeout=5)
+            return
+        if self.context.pending_source is None:
+            self._tell(message, hosts, warn)
+            return
+        self._bulk_after.append((message, hosts, warn))
+        self._pending_reading = False
+        self.read_pending()
+
+    def _tell(self, message: str, hosts: set[str], warn: bool) -> None:
+        applied = [h for h in sorted(hosts) if self.pending.count(h) == 0]
+        waiting = [h for h in sorted(hosts) if h not in applied]
+        text = message
+        if waiting:
+            text += f" — saved; pending on {', '.join(waiting)}"
+        if applied:
+            text += f" — applied on {', '.join(applied)}"
+        self.notify(text, severity="warning" if warn else "information", timeout=6)
+
     # -- live refresh --------------------------------------------------------------------
 
     def arm_timer(self) -> None:
-        """Schedule the next refresh; called again only once a refresh has finished, so
-        a slow database never piles up overlapping refreshes."""
+        """Schedule the next refresh once this one has finished, so a slow database
+        never piles up overlapping refreshes."""
         if self._timer is not None:
             self._timer.stop()
-        interval = self.netcon.refresh_interval
+        interval = self.context.refresh_interval
         if interval > 0:
             self._timer = self.set_timer(interval, self._tick)
 
@@ -349,21 +557,14 @@ class MainScreen(ActionsMixin, Screen[None]):
             self.arm_timer()
             return
         self.reload()
-
-    def on_worker_state_changed(self, event: Any) -> None:
-        if event.worker.group == "load" and event.worker.is_finished:
-            if self._reload_again and not self.loading:
-                self._reload_again = False
-                self.reload()
-            else:
-                self.arm_timer()
+        self.read_pending()
 
     def action_scroll_detail(self, lines: int) -> None:
-        pane = self.query_one("#detail-pane", VerticalScroll)
-        pane.scroll_relative(y=lines, animate=False)
+        self.query_one("#detail-pane", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_refresh_now(self) -> None:
         self.reload()
+        self.read_pending()
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -374,18 +575,31 @@ class MainScreen(ActionsMixin, Screen[None]):
 
     @on(VirtualTable.Highlighted)
     def _highlighted(self, event: VirtualTable.Highlighted) -> None:
+        if event.row is not None:
+            self.state.cursor_key = event.row.key
+            self.state.cursor_index = event.index
+        self._show_detail()
+        self.refresh_bindings()
+
+    def _show_detail(self) -> None:
         detail = self.query_one("#detail", Static)
-        if event.row is None:
+        row = self.table.current_row
+        if row is None:
             detail.update("")
             return
-        self.state.cursor_key = event.row.key
-        self.state.cursor_index = event.index
-        detail.update(self.state.resource.detail(event.row.item))
-        self.refresh_bindings()
+        spec = self.state.spec
+        content = spec.detail(row.item)
+        extra = status.pending_detail(
+            spec, row.item, self.pending, self.this_host(), self.context.read_only
+        )
+        detail.update(Content.assemble(content, *extra))
+        # The pane's scroll bar comes and goes with the text's length, and Textual can
+        # keep the text's old height when it does: measure it again once laid out.
+        self.call_after_refresh(detail.refresh, layout=True)
 
     @on(VirtualTable.Selected)
     def _selected(self) -> None:
-        self.action_drill()
+        self.action_open()
 
     @on(VirtualTable.HeaderClicked)
     def _header_clicked(self, event: VirtualTable.HeaderClicked) -> None:
@@ -397,93 +611,125 @@ class MainScreen(ActionsMixin, Screen[None]):
 
     # -- navigation ----------------------------------------------------------------------
 
-    def switch_to(self, resource: Resource) -> None:
+    def current_item(self) -> object | None:
+        row = self.table.current_row
+        return row.item if row is not None else None
+
+    def switch_to(self, spec: ViewSpec[Any]) -> None:
+        if spec is not self.state.spec or self.stack:
+            self.previous = self.state
         self.stack.clear()
-        self.state = ViewState(resource)
+        self.state = ViewState(spec)
         self.open_view()
         self.table.focus()
 
-    def action_drill(self) -> None:
-        row = self.table.current_row
-        if row is None:
-            return
-        target = self.state.resource.drill(row.item)
-        if target is None:
-            self.notify(f"Nothing below this {self.state.resource.title.lower()} row", timeout=2)
+    def go(self, drill: Drill) -> None:
+        if drill.open is not None:
+            self.runner.open_drill(drill)
             return
         self.stack.append(self.state)
-        resource = RESOURCES[target.resource]
-        self.state = ViewState(resource, dict(target.scope), f"{target.crumb} › {resource.title}")
+        spec = VIEWS[drill.view]
+        self.state = ViewState(spec, dict(drill.scope), f"{drill.crumb} › {spec.title}")
         self.open_view()
 
-    def action_back(self) -> None:
-        focused = self.focused
-        if isinstance(focused, Input) and focused.has_class("prompt"):
-            # Esc in a prompt closes it; in the filter it also clears the filter.
-            if focused.id == "filter":
-                focused.value = ""
-                self._set_search("")
-            self._close_prompts()
+    def action_open(self) -> None:
+        item = self.current_item()
+        if item is None:
             return
-        if self.state.search:
-            self.query_one("#filter", Input).value = ""
-            self._set_search("")
+        drill = self.state.spec.drill(item)
+        if drill is None:
+            self.notify(f"Nothing below this {self.state.spec.noun[0]}", timeout=2)
+            return
+        self.go(drill)
+
+    def _prompt_open(self) -> bool:
+        return any(prompt.is_open for prompt in self.query(Prompt))
+
+    def action_back(self) -> None:
+        """Esc: close a prompt (the filter's also drops the filter), clear the filter,
+        clear the marks, then go back."""
+        if self._prompt_open():
+            if self.query_one("#filter", Prompt).is_open:
+                self._set_filter("")
+            for prompt in self.query(Prompt):
+                prompt.close()
+            return
+        if self.state.typed:
+            self._set_filter("")
+            return
+        if self.state.marks:
+            self.state.marks.clear()
+            self.table.refresh()
+            self.show_crumbs()
             return
         if self.stack:
             self.state = self.stack.pop()
             self.open_view()
 
+    def action_previous(self) -> None:
+        """`-`: back to the view before the last `:` switch, as k9s does."""
+        if self.previous is None:
+            self.notify("No previous view yet", timeout=2)
+            return
+        previous, self.previous = self.previous, self.state
+        self.stack.clear()
+        self.state = previous
+        self.open_view()
+
     def action_command_line(self) -> None:
-        self._open_prompt("#command")
+        self.query_one("#command", CommandPrompt).open()
 
     def action_filter(self) -> None:
-        self._open_prompt("#filter", self.state.search)
+        self.query_one("#filter", Prompt).open(self.state.typed)
 
-    def _open_prompt(self, selector: str, value: str = "") -> None:
-        for prompt in self.query(".prompt"):
-            prompt.remove_class("-open")
-        prompt = self.query_one(selector, Input)
-        prompt.value = value
-        prompt.add_class("-open")
-        # Focus now, not after the queued keys: `:fip` typed fast must land in the prompt.
-        self.set_focus(prompt)
-
-    def _close_prompts(self) -> None:
-        for prompt in self.query(".prompt"):
-            prompt.remove_class("-open")
-        self.set_focus(self.table)
+    @on(Prompt.Closed)
+    def _prompt_closed(self) -> None:
+        if not self._prompt_open() and self.app.screen is self:
+            self.set_focus(self.table)
 
     @on(Input.Submitted, "#command")
     def _command(self, event: Input.Submitted) -> None:
-        word = event.value.strip()
-        self._close_prompts()
+        prompt = self.query_one("#command", CommandPrompt)
+        word = event.value.strip().lstrip(":")
         if not word:
+            prompt.close()
             return
-        if word in {"q", "quit"}:
+        if word.lower() in ("q", "quit"):
             self.app.exit()
             return
-        resource = resolve(word)
-        if resource is None:
-            self.notify(f"no view named {word!r}; try :networks, :fip, :vpn", severity="warning")
-            return
-        self.switch_to(resource)
+        spec = resolve(word)
+        if spec is None:
+            candidates = prompt.candidates()
+            hint = f"; did you mean {', '.join(candidates[:4])}?" if candidates else (
+                "; try :networks, :fip, :vpn (Tab completes)"
+            )
+            self.notify(f"no view named {word!r}{hint}", severity="warning")
+            return  # the prompt stays open with what was typed
+        prompt.close()
+        if self.context.memory is not None:
+            prompt.history = self.context.memory.remember(spec.aliases[0])
+        else:
+            prompt.history = [*prompt.history, spec.aliases[0]]
+        self.switch_to(spec)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        if event.input.has_class("-open"):
-            self._set_search(event.value.strip())
+        if self.query_one("#filter", Prompt).is_open:
+            self._set_filter(event.value)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
-        self._close_prompts()
+        self.query_one("#filter", Prompt).close()
 
-    def _set_search(self, search: str) -> None:
-        if search == self.state.search:
+    def _set_filter(self, typed: str) -> None:
+        typed = typed.strip()
+        if typed == self.state.typed:
             return
-        self.state.search = search
+        search = Search.parse(typed)
+        self.state.typed = typed
         source = self.table.source
-        if isinstance(source, ListSource):
-            source.apply(search, self.state.sort_column, self.state.sort_descending)
+        if isinstance(source, ListSource) and not self.state.spec.paged:
+            source.apply(matcher(search), self.state.sort_column, self.state.sort_descending)
             self._show_source(source, self.state.cursor_key, 0)
         else:
             # A paged view filters in the database; the answer replaces the table.
@@ -491,21 +737,32 @@ class MainScreen(ActionsMixin, Screen[None]):
             self.reload()
         self.show_crumbs()
 
-    # -- sorting -------------------------------------------------------------------------
+    # -- marks and sorting ------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        row = self.table.current_row
+        if row is None:
+            return
+        self.state.marks ^= {row.key}
+        self.table.marked = self.state.marks
+        self.table.action_cursor_down()
+        self.table.refresh()
+        self.show_crumbs()
 
     def action_sort(self) -> None:
-        columns = len(self.state.resource.columns)
-        if self.state.resource.paged:
+        state = self.state
+        columns = len(state.spec.columns)
+        if state.spec.paged:
             # Paged rows come in address order from the database; flip it instead.
-            self.state.sort_column = 0
-            self.state.sort_descending = not self.state.sort_descending
-        elif self.state.sort_column is None:
-            self.state.sort_column, self.state.sort_descending = 0, False
-        elif not self.state.sort_descending:
-            self.state.sort_descending = True
+            state.sort_column = 0
+            state.sort_descending = not state.sort_descending
+        elif state.sort_column is None:
+            state.sort_column, state.sort_descending = 0, False
+        elif not state.sort_descending:
+            state.sort_descending = True
         else:
-            self.state.sort_column = (self.state.sort_column + 1) % columns
-            self.state.sort_descending = False
+            state.sort_column = (state.sort_column + 1) % columns
+            state.sort_descending = False
         self._resort()
 
     def action_sort_reverse(self) -> None:
@@ -516,51 +773,61 @@ class MainScreen(ActionsMixin, Screen[None]):
 
     def _resort(self) -> None:
         state = self.state
-        if state.resource.paged and state.sort_column not in (None, 0):
+        if state.spec.paged and state.sort_column not in (None, 0):
             state.sort_column = 0
-            self.notify("Fixed IPs sort by address only", severity="warning", timeout=3)
+            self.notify(f"{state.spec.title} sort by address only", severity="warning",
+                        timeout=3)
         self.table.sort_column = state.sort_column
         self.table.sort_descending = state.sort_descending
         source = self.table.source
-        if isinstance(source, ListSource) and not state.resource.paged:
-            source.apply(state.search, state.sort_column, state.sort_descending)
+        if isinstance(source, ListSource) and not state.spec.paged:
+            source.apply(matcher(state.search), state.sort_column, state.sort_descending)
             self._show_source(source, state.cursor_key, 0)
         else:
             self.generation += 1
             self.reload()
         self.show_crumbs()
 
-    # -- help ----------------------------------------------------------------------------
+    # -- actions -------------------------------------------------------------------------
 
-    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """The keys that work here, grouped; read from the live binding chain."""
-        view_keys: list[tuple[str, str]] = []
-        general: list[tuple[str, str]] = []
-        seen: set[tuple[str, str]] = set()
-        for active in self.active_bindings.values():
-            binding = active.binding
-            # The table's own keys are listed by hand below, in a shorter form.
-            if active.node is not self and binding.action not in ("quit", "command_palette"):
-                continue
-            if binding.action.startswith(("app.focus", "screen.")):
-                continue  # Textual's own screen keys: no use on this screen
-            if not active.enabled or not binding.description:
-                continue
-            entry = (self.app.get_key_display(binding), binding.description)
-            if entry in seen:
-                continue
-            seen.add(entry)
-            (view_keys if binding.action in self.MUTATING else general).append(entry)
-        table_keys = [
-            ("↑↓ j k", "move"),
-            ("PgUp PgDn", "page"),
-            ("g G", "first / last row"),
-            ("← → h l", "scroll sideways"),
-            ("enter", "open what the row owns"),
-            ("esc", "clear filter, then back"),
+    def action_run(self, action_id: str) -> None:
+        action = self._action(action_id)
+        if action is None:
+            return
+        if isinstance(action, ViewAction):
+            self.runner.run_view_action(action)
+            return
+        self.runner.run_row_action(self.state.spec, action, self._targets(action))
+
+    def _targets(self, action: RowAction[Any]) -> list[object]:
+        """The marked rows for an action that takes marks, else the highlighted row."""
+        source = self.table.source
+        if action.bulk and self.state.marks and isinstance(source, ListSource):
+            return [row.item for row in source.all_rows if row.key in self.state.marks]
+        item = self.current_item()
+        return [] if item is None else [item]
+
+    # -- help and palette -------------------------------------------------------------
+
+    def help_sections(self) -> list[tuple[str, list[HelpEntry]]]:
+        """The keys that work here, as bound, with their binding ids."""
+        from tui.screens.help import HelpEntry
+
+        view = [
+            HelpEntry(self._key(a.id, a.key), a.label + (" (marks)" if isinstance(
+                a, RowAction) and a.bulk else ""), a.id)
+            for a in self.state.spec.actions
+            if self._enabled(a)
         ]
-        sections = [(self.state.resource.title, view_keys)] if view_keys else []
-        sections += [("General", general), ("Table", table_keys)]
+        general = [HelpEntry(self._key(s.id, s.key), s.label, s.id) for s in GENERAL]
+        general += [
+            HelpEntry("ctrl+p", "Palette: every view and action"),
+            HelpEntry("ctrl+q", "Quit"),
+        ]
+        table = [HelpEntry(k, d) for k, d in TABLE_KEYS]
+        table.append(HelpEntry("~ in a row", "its change waits for the host's apply"))
+        sections = [(self.state.spec.title, view)] if view else []
+        sections += [("General", general), ("Table", table)]
         return sections
 
     def action_help(self) -> None:
@@ -568,71 +835,23 @@ class MainScreen(ActionsMixin, Screen[None]):
 
         self.app.push_screen(HelpScreen(self.help_sections()))
 
-    # -- helpers for actions -------------------------------------------------------------
-
-    def current_item(self) -> Any:
-        row = self.table.current_row
-        return row.item if row is not None else None
-
-    def run_service(
-        self,
-        what: str,
-        call: Callable[[Any], Any],
-        done: Callable[[Any], str] | None = None,
-    ) -> None:
-        """Run one service call in a worker; a refusal becomes a notification and the
-        table stays as it was."""
-        self._run_service(what, call, done)
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def _run_service(
-        self, what: str, call: Callable[[Any], Any], done: Callable[[Any], str] | None
-    ) -> None:
-        try:
-            result = call(self.netcon.service)
-        except NetconError as exc:
-            self.app.call_from_thread(
-                self.notify, exc.message, title=f"{what} refused", severity="error", timeout=8
+    def palette_entries(self) -> list[PaletteEntry]:
+        entries = [
+            PaletteEntry(
+                f"View: {spec.title}", partial(self.switch_to, spec),
+                f":{spec.aliases[0]}  ({', '.join(spec.aliases[1:3])})",
             )
-            return
-        except Exception as exc:  # never let an unexpected error close the console
-            self.app.call_from_thread(
-                self.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed",
-                severity="error", timeout=8,
-            )
-            return
-        message = done(result) if done else f"{what}: done"
-        self.app.call_from_thread(self._action_done, message)
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def pick_instance_for(self, floating: Any) -> None:
-        try:
-            instances = self.netcon.service.list_instances(project=floating.project)
-        except NetconError as exc:
-            self.app.call_from_thread(self.notify, exc.message, severity="error")
-            return
-        self.app.call_from_thread(self.associate_with, floating, instances)
-
-    @work(thread=True, group="action", exit_on_error=False)
-    def show_host_plan(self, can_apply: bool) -> None:
-        """Compute this host's plan in a worker (it reads netlink and nftables)."""
-        from tui.screens.hostplan import PlanScreen
-
-        service = self.netcon.service
-        try:
-            plan = service.host_plan()
-        except NetconError as exc:
-            self.app.call_from_thread(self.notify, exc.message, title="Plan", severity="error")
-            return
-        except Exception as exc:  # a host we cannot read must not close the console
-            self.app.call_from_thread(
-                self.notify, f"{type(exc).__name__}: {exc}", title="Plan", severity="error"
-            )
-            return
-        screen = PlanScreen(service.settings.host, plan, can_apply)
-        self.app.call_from_thread(self.app.push_screen, screen, lambda _: self.reload())
-
-    def _action_done(self, message: str) -> None:
-        self.notify(message, timeout=4)
-        self.reload()
-        self.refresh_project_names()
+            for spec in VIEWS.values()
+            if spec.listed
+        ]
+        title = self.state.spec.title
+        for action in self.state.spec.actions:
+            if self._enabled(action):
+                entries.append(
+                    PaletteEntry(
+                        f"{title}: {action.label}",
+                        partial(self.action_run, action.id),
+                        f"key {self._key(action.id, action.key)}  ({action.id})",
+                    )
+                )
+        return entries

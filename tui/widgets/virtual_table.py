@@ -3,7 +3,9 @@
 Textual's DataTable keeps and measures every row, which takes seconds for the 65,534
 addresses of a /16. This widget holds a :class:`TableSource` instead: either every row
 of a small listing (:class:`ListSource`), or windows of a large one fetched from the
-database as they scroll into view (:class:`PagedSource`).
+database as they scroll into view (:class:`PagedSource`). Columns are fitted to the
+width (shrunk or dropped by priority), so there is never a sideways scroll bar; a
+two-cell gutter shows marks and rows whose change waits for the host.
 """
 
 from __future__ import annotations
@@ -26,10 +28,61 @@ from textual.strip import Strip
 
 @dataclass(frozen=True)
 class Column:
+    """A column: its natural width, and how it gives way on a narrow terminal.
+
+    Columns shrink (never below their label, nor ``min_width``) starting with the
+    largest ``priority`` number, and when even that does not fit they are dropped in
+    the same order, so the columns an admin reads first stay whole.
+    """
+
     key: str
     label: str
     width: int
     numeric: bool = False
+    priority: int = 0
+    min_width: int = 0
+
+    @property
+    def narrowest(self) -> int:
+        return min(self.width, max(len(self.label), self.min_width))
+
+
+GUTTER = 2  # a mark ('*') and a pending host change ('~') before each row
+EXTRA = 5  # columns of this priority or more go before any other column is narrowed
+
+
+def fit_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int]]:
+    """Which columns to draw, at what width, within ``width`` cells: (index, width).
+
+    First the extras (priority 5 or more) go, least important first; then columns
+    narrow, least important first and never the first-rank ones (priority 0); only when
+    that is not enough do more columns go.
+    """
+    kept = list(range(len(columns)))
+
+    def natural() -> int:
+        return sum(columns[i].width + 1 for i in kept)
+
+    def narrowest() -> int:
+        return sum((columns[i].narrowest if columns[i].priority else columns[i].width) + 1
+                   for i in kept)
+
+    def least_important() -> int:
+        return max(kept, key=lambda i: (columns[i].priority, i))
+
+    while natural() > width and columns[least_important()].priority >= EXTRA:
+        kept.remove(least_important())
+    while narrowest() > width and len(kept) > 1:
+        kept.remove(least_important())
+    widths = {i: columns[i].width for i in kept}
+    excess = natural() - width
+    for i in sorted(kept, key=lambda i: (-columns[i].priority, -i)):
+        if excess <= 0 or not columns[i].priority:
+            continue
+        cut = min(excess, widths[i] - columns[i].narrowest)
+        widths[i] -= cut
+        excess -= cut
+    return [(i, widths[i]) for i in kept]
 
 
 @dataclass(frozen=True)
@@ -65,6 +118,9 @@ class TableSource:
         return None
 
 
+Matcher = Callable[[tuple[str, ...]], bool]
+
+
 class ListSource(TableSource):
     """Every row in memory; filtering and sorting happen here, without the database."""
 
@@ -82,11 +138,10 @@ class ListSource(TableSource):
             self._index = {row.key: i for i, row in enumerate(self.rows)}
         return self._index.get(key)
 
-    def apply(self, search: str, sort_column: int | None, descending: bool) -> None:
-        needle = search.lower()
+    def apply(self, match: Matcher | None, sort_column: int | None, descending: bool) -> None:
         rows = self.all_rows
-        if needle:
-            rows = [r for r in rows if any(needle in cell.lower() for cell in r.cells)]
+        if match is not None:
+            rows = [r for r in rows if match(r.cells)]
         if sort_column is not None:
             rows = sorted(rows, key=lambda r: sort_key(r.cells[sort_column]), reverse=descending)
         self.rows = list(rows)
@@ -144,6 +199,44 @@ class PagedSource(TableSource):
 class VirtualTable(ScrollView, can_focus=True):
     """A keyboard-first table over a :class:`TableSource`; line 0 is the column header."""
 
+    DEFAULT_CSS = """
+    VirtualTable {
+        height: 1fr;
+        width: 1fr;
+        background: $surface;
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+    }
+    VirtualTable:focus {
+        background-tint: $foreground 3%;
+    }
+    VirtualTable > .virtual-table--header {
+        text-style: bold;
+        background: $panel;
+        color: $accent;
+    }
+    VirtualTable > .virtual-table--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: bold;
+    }
+    VirtualTable > .virtual-table--odd {
+        background: $surface-lighten-1;
+    }
+    VirtualTable > .virtual-table--marked {
+        color: $accent;
+        text-style: bold;
+    }
+    VirtualTable > .virtual-table--pending {
+        color: $warning;
+        text-style: bold;
+    }
+    VirtualTable > .virtual-table--loading {
+        color: $text-muted;
+        text-style: italic;
+    }
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "cursor_up", "Up", show=False),
         Binding("down,j", "cursor_down", "Down", show=False),
@@ -151,15 +244,14 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
         Binding("home,g", "first", "First row", show=False),
         Binding("end,G", "last", "Last row", show=False),
-        Binding("left,h", "scroll_left", "Scroll left", show=False),
-        Binding("right,l", "scroll_right", "Scroll right", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "virtual-table--header",
-        "virtual-table--header-sorted",
         "virtual-table--cursor",
         "virtual-table--odd",
+        "virtual-table--marked",
+        "virtual-table--pending",
         "virtual-table--loading",
     }
 
@@ -188,10 +280,13 @@ class VirtualTable(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.columns: list[Column] = []
+        self._fitted: tuple[int, list[tuple[int, int]]] = (-1, [])
         self.source: TableSource = ListSource([])
         self.sort_column: int | None = None
         self.sort_descending = False
         self.empty_text = "nothing here"
+        self.marked: set[Hashable] = set()
+        self.pending: Callable[[Row], bool] = lambda row: False
 
     # -- data ---------------------------------------------------------------------------
 
@@ -205,15 +300,38 @@ class VirtualTable(ScrollView, can_focus=True):
         """Show ``source``; the cursor goes back to the row with ``keep_key`` if it is there."""
         self.columns = list(columns)
         self.source = source
-        width = sum(c.width + 1 for c in self.columns)
-        self.virtual_size = Size(width, source.total + 1)
+        self._fit()
         index = source.index_of(keep_key) if keep_key is not None else None
         if index is None:
             index = keep_index if keep_index is not None else 0
-        self.cursor = max(0, min(index, source.total - 1))
-        self._keep_cursor_visible()
+        cursor = max(0, min(index, source.total - 1))
+        if cursor == self.cursor:
+            self._keep_cursor_visible()
+        self.cursor = cursor
         self.refresh()
         self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+
+    def _fit(self) -> None:
+        # Columns always fit the width (see fit_columns), so the virtual width is nominal:
+        # there is nothing to scroll sideways to.
+        self.virtual_size = Size(1, self.source.total + 1)
+        self._fitted = (-1, [])
+
+    def _layout(self) -> list[tuple[int, int]]:
+        """The columns for the width the table has now; refitted when it changes."""
+        width = self.size.width
+        if self._fitted[0] != width:
+            room = max(0, width - GUTTER - 1)  # one cell for the vertical scroll bar
+            self._fitted = (width, fit_columns(self.columns, room))
+        return self._fitted[1]
+
+    @property
+    def layout_columns(self) -> list[tuple[int, int]]:
+        return self._layout()
+
+    def on_resize(self) -> None:
+        self._keep_cursor_visible()
+        self.refresh()
 
     def rows_arrived(self) -> None:
         """A window came back from the database: redraw, and re-announce the cursor row."""
@@ -228,14 +346,16 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def _cells_segments(self, cells: Sequence[str], style: Style) -> list[Segment]:
         segments = []
-        for column, text in zip(self.columns, cells, strict=False):
-            cell = text if len(text) <= column.width else text[: column.width - 1] + "…"
-            cell = cell.rjust(column.width) if column.numeric else cell.ljust(column.width)
+        for index, width in self.layout_columns:
+            column = self.columns[index]
+            text = cells[index] if index < len(cells) else ""
+            cell = text if len(text) <= width else text[: width - 1] + "…"
+            cell = cell.rjust(width) if column.numeric else cell.ljust(width)
             segments.append(Segment(cell + " ", style))
         return segments
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         width = self.size.width
         base = self.rich_style
         if y == 0:
@@ -246,30 +366,39 @@ class VirtualTable(ScrollView, can_focus=True):
                     label += " ▼" if self.sort_descending else " ▲"
                 labels.append(label)
             style = base + self.get_component_rich_style("virtual-table--header")
-            segments = self._cells_segments(labels, style)
+            segments = [Segment(" " * GUTTER, style), *self._cells_segments(labels, style)]
+            return Strip(segments).extend_cell_length(width, style).crop(0, width)
+        index = scroll_y + y - 1
+        if index >= self.source.total:
+            if self.source.total == 0 and y == 1:
+                style = base + self.get_component_rich_style("virtual-table--loading")
+                return Strip([Segment(f" {self.empty_text}", style)]).extend_cell_length(
+                    width, style
+                ).crop(0, width)
+            return Strip.blank(width, base)
+        row = self.source.row(index)
+        if index == self.cursor:
+            style = base + self.get_component_rich_style("virtual-table--cursor")
+        elif index % 2:
+            style = base + self.get_component_rich_style("virtual-table--odd")
         else:
-            index = scroll_y + y - 1
-            if index >= self.source.total:
-                if self.source.total == 0 and y == 1:
-                    style = base + self.get_component_rich_style("virtual-table--loading")
-                    return Strip([Segment(f" {self.empty_text}", style)]).extend_cell_length(
-                        width, style
-                    )
-                return Strip.blank(width, base)
-            row = self.source.row(index)
-            if index == self.cursor:
-                style = base + self.get_component_rich_style("virtual-table--cursor")
-            elif index % 2:
-                style = base + self.get_component_rich_style("virtual-table--odd")
-            else:
-                style = base
-            if row is None:
-                loading = base + self.get_component_rich_style("virtual-table--loading")
-                segments = [Segment(" loading…", loading)]
-            else:
-                segments = self._cells_segments(row.cells, style)
-        strip = Strip(segments).extend_cell_length(scroll_x + width, style)
-        return strip.crop(scroll_x, scroll_x + width)
+            style = base
+        if row is None:
+            loading = base + self.get_component_rich_style("virtual-table--loading")
+            return Strip([Segment("   loading…", loading)]).extend_cell_length(
+                width, style
+            ).crop(0, width)
+        marked = row.key in self.marked
+        if marked:
+            style += self.get_component_rich_style("virtual-table--marked")
+        pending = self.pending(row)
+        pending_style = style + self.get_component_rich_style("virtual-table--pending")
+        gutter = [
+            Segment("*" if marked else " ", style),
+            Segment("~" if pending else " ", pending_style if pending else style),
+        ]
+        segments = gutter + self._cells_segments(row.cells, style)
+        return Strip(segments).extend_cell_length(width, style).crop(0, width)
 
     # -- cursor --------------------------------------------------------------------------
 
@@ -318,14 +447,14 @@ class VirtualTable(ScrollView, can_focus=True):
             self.post_message(self.Selected(self, self.cursor, row))
 
     def on_click(self, event: events.Click) -> None:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         if event.y == 0:
-            x = event.x + scroll_x
-            for number, column in enumerate(self.columns):
-                if x < column.width + 1:
-                    self.post_message(self.HeaderClicked(self, number))
+            x = event.x - GUTTER
+            for index, width in self.layout_columns:
+                if 0 <= x < width + 1:
+                    self.post_message(self.HeaderClicked(self, index))
                     return
-                x -= column.width + 1
+                x -= width + 1
             return
         index = scroll_y + event.y - 1
         if index < self.source.total:

@@ -1,0 +1,107 @@
+"""Honest host state against a real host: a network host namespace made by the test, its
+plan read by the console as the admin works, and applied from the console.
+
+Root only (it creates network namespaces); skipped elsewhere, as the host tests are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button
+
+from tests.host.conftest import Lab
+from tests.host.scenario import network_host
+from tests.tui.conftest import FIXED_TIME, settle
+from tui.app import NetconApp
+from tui.screens.plan import PlanScreen
+from tui.widgets.dialogs import ConfirmDialog
+
+pytestmark = [
+    pytest.mark.host,
+    pytest.mark.skipif(os.geteuid() != 0, reason="creates network namespaces: needs root"),
+    pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in ("ip", "nft", "dnsmasq")),
+        reason="needs iproute2, nftables and dnsmasq",
+    ),
+]
+
+FLOATING = "203.0.113.10"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    current = Lab(tmp_path)
+    try:
+        yield current
+    finally:
+        current.teardown()
+
+
+def test_console_shows_what_the_host_still_owes(lab: Lab, tmp_path: Path) -> None:
+    # Synchronous: the host layer's netlink runs an event loop of its own, so the set-up
+    # happens outside the console's loop (the console reads the host in workers).
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.30.0.0/24", 1, 256)
+    service.launch_instance("alpha", "vm1")
+    service.create_floating_range("nethost", "203.0.113.10-203.0.113.11")
+    service.allocate_floating_ip("alpha")
+    service.associate_floating_ip(FLOATING, "vm1")
+    host.layer.sync()
+    assert not host.layer.plan().operations
+
+    app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, start="floating")
+    asyncio.run(_drive(app))
+    assert not host.layer.plan().operations
+
+
+async def _drive(app: NetconApp) -> None:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        main = app.main
+        assert "nethost applied" in str(main.query_one("#header").render())
+        assert not [row for row in main.table.source.rows if main._row_pending(row)]
+
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await settle(pilot)
+        # Saved, not done: the NAT element is still in the host's table.
+        assert str(list(app._notifications)[-1].message) == (
+            f"{FLOATING} disassociated from vm1 — saved; pending on nethost"
+        )
+        header = str(main.query_one("#header").render())
+        assert "nethost ~2 pending" in header, header
+        marked = [row.cells[0] for row in main.table.source.rows if main._row_pending(row)]
+        assert marked == [FLOATING]
+        detail = str(main.query_one("#detail").render())
+        assert f"delete NAT element {FLOATING}" in detail
+
+        # Apply from the console: the plan, then the button naming host and count.
+        await pilot.press("colon", *"hosts", "enter")
+        await settle(pilot)
+        assert main.table.current_row is not None
+        assert main.table.current_row.cells[5] == "2"
+        await pilot.press("A")
+        await settle(pilot)
+        plan = app.screen
+        assert isinstance(plan, PlanScreen)
+        apply = plan.query_one("#apply", Button)
+        assert str(apply.label) == "Apply 2 on nethost"
+        apply.press()
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert "nethost applied" in str(main.query_one("#header").render())
+        assert main.table.current_row is not None
+        assert main.table.current_row.cells[5] == "0"

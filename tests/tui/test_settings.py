@@ -1,0 +1,140 @@
+"""The console's own settings: [console], [keys] and [contexts] of netcon.toml, and what
+it remembers between runs (the `:` history, the theme)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import load_settings
+from core.errors import InvalidInput
+from tests.tui.conftest import settle
+from tui.app import NetconApp
+from tui.settings import ConsoleMemory, ConsoleSettings, ContextStyle, load_console_settings
+from tui.widgets.dialogs import FormDialog
+
+MakeApp = Callable[..., NetconApp]
+
+TOML = """
+fixed_range = "10.0.0.0/8"
+
+[console]
+theme = "nord"
+refresh = 2
+
+[keys]
+"floating.release" = "ctrl+d"
+"console.quit" = "Q"
+
+[contexts.production]
+database = "postgresql://*@db.prod.example/*"
+label = "PRODUCTION"
+color = "darkred"
+read_only = true
+"""
+
+
+def test_the_core_skips_the_console_tables_and_the_console_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "netcon.toml"
+    path.write_text(TOML)
+    assert load_settings(paths=[path]).fixed_range == "10.0.0.0/8"
+    settings = load_console_settings([path])
+    assert (settings.theme, settings.refresh) == ("nord", 2.0)
+    assert settings.keys == {"floating.release": "ctrl+d", "console.quit": "Q"}
+    context = settings.context_for("postgresql://netcon:***@db.prod.example/netcon")
+    assert context is not None and (context.label, context.read_only) == ("PRODUCTION", True)
+    assert settings.context_for("sqlite:///demo.db") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[console]\ncolour = 1\n", "console.colour"),
+        ("[console]\nrefresh = -1\n", "console.refresh"),
+        ("[keys]\n\"floating.release\" = 3\n", "keys.floating.release"),
+        ("[contexts.lab]\nlabel = \"LAB\"\n", "contexts.lab.database"),
+        ("[contexts.lab]\ndatabase = \"x\"\nshade = \"red\"\n", "contexts.lab.shade"),
+    ],
+)
+def test_mistakes_are_refused_in_one_line(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "netcon.toml"
+    path.write_text(text)
+    with pytest.raises(InvalidInput) as refused:
+        load_console_settings([path])
+    assert f"{path}: {field}" in refused.value.message
+    assert "\n" not in refused.value.message
+
+
+def test_memory_keeps_history_and_theme(tmp_path: Path) -> None:
+    memory = ConsoleMemory(tmp_path / "state")
+    assert memory.history() == [] and memory.theme() is None
+    memory.remember("floating")
+    memory.remember("networks")
+    assert memory.remember("floating") == ["networks", "floating"]
+    memory.keep_theme("nord")
+    again = ConsoleMemory(tmp_path / "state")
+    assert again.history() == ["networks", "floating"] and again.theme() == "nord"
+
+
+async def test_keys_rebound_by_id(make_app: MakeApp, demo_service: Any) -> None:
+    settings = ConsoleSettings(keys={"network.create": "N", "console.quit": "Q"})
+    app = make_app(settings=settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        keys = str(app.main.query_one("#keys").render())
+        assert "N New network" in keys and "Q Quit" in keys
+        await pilot.press("n")  # the old key does nothing now
+        await settle(pilot)
+        assert app.screen is app.main
+        await pilot.press("N")
+        await settle(pilot)
+        assert isinstance(app.screen, FormDialog)
+        await pilot.press("escape")
+        await settle(pilot)
+        help_keys = {e.binding_id: e.key for _, es in app.main.help_sections() for e in es}
+        assert help_keys["network.create"] == "N" and help_keys["console.quit"] == "Q"
+        await pilot.press("q")  # rebound: no longer quits
+        await settle(pilot)
+        assert app.is_running
+        await pilot.press("Q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_unknown_ids_and_clashes_are_reported(make_app: MakeApp) -> None:
+    settings = ConsoleSettings(keys={"floating.teleport": "t", "floating.release": "a"})
+    app = make_app(start="floating", settings=settings)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        problems = app.main.key_problems
+        assert "keys.floating.teleport is not a binding id (`?` lists them)" in problems
+        assert "a is bound to floating.associate and floating.release; floating.associate wins" in (
+            problems
+        )
+
+
+async def test_theme_is_kept_for_the_next_start(make_app: MakeApp, tmp_path: Path) -> None:
+    memory = ConsoleMemory(tmp_path / "state")
+    app = make_app(memory=memory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.theme = "nord"
+        await settle(pilot)
+    assert memory.theme() == "nord"
+    again = make_app(memory=memory, settings=ConsoleSettings(theme="gruvbox"))
+    assert again.theme == "nord"  # the one picked wins over the configured default
+
+
+async def test_read_only_context(make_app: MakeApp) -> None:
+    settings = ConsoleSettings(
+        contexts=(ContextStyle("prod", "sqlite:///demo.db", "PROD", "darkred", read_only=True),)
+    )
+    app = make_app(settings=settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        header = str(app.main.query_one("#header").render())
+        assert "PROD" in header and "read-only" in header
+        assert app.read_only

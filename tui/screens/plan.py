@@ -1,0 +1,141 @@
+"""This host's plan: what `host apply` would change, and applying it from the console.
+
+The plan scrolls by keyboard. A plan with problems cannot be applied, and the screen
+says why instead of only leaving the button out; read-only never offers to apply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import Button, Label, Static
+
+from tui.calls import Failure, call_service
+from tui.widgets.dialogs import Dialog, Working
+
+if TYPE_CHECKING:
+    from core.service.api import NetconAPI
+    from core.views import PlanView
+
+
+class PlanScreen(Dialog):
+    DEFAULT_CSS = """
+    PlanScreen > .dialog { width: 90; height: auto; max-height: 100%; }
+    PlanScreen #plan-operations { height: auto; max-height: 14; }
+    PlanScreen #plan-status { height: auto; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Close"),
+        Binding("left,right,tab,shift+tab", "switch", "Switch button", show=False),
+        Binding("down,j", "scroll(1)", "Down", show=False),
+        Binding("up,k", "scroll(-1)", "Up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("home,g", "edge(0)", "Top", show=False),
+        Binding("end,G", "edge(1)", "Bottom", show=False),
+    ]
+
+    def __init__(self, api: NetconAPI, plan: PlanView, can_apply: bool) -> None:
+        super().__init__()
+        self.api = api
+        self.plan = plan
+        self.wants_apply = can_apply
+        self.can_apply = can_apply and bool(plan.operations) and not plan.problems
+
+    def compose(self) -> ComposeResult:
+        plan = self.plan
+        count = len(plan.operations)
+        with Vertical(classes="dialog plan"):
+            yield Label(
+                Content(f"Plan for {plan.host}: {count} operation(s)"), classes="dialog-title"
+            )
+            with VerticalScroll(id="plan-operations"):
+                parts: list[str | tuple[str, str]] = []
+                for problem in plan.problems:
+                    parts += [(f"✗ {problem}", "$error"), "\n"]
+                for line in plan.describe():
+                    parts.append(f"  {line}\n")
+                if not plan.operations:
+                    parts.append("  nothing to change: the host matches the database\n")
+                yield Static(Content.assemble(*parts).rstrip())
+            yield Static(self._status(), id="plan-status", classes="dialog-note")
+            yield Working()
+            with Horizontal(classes="dialog-buttons"):
+                yield Static("↑↓ PgUp PgDn scroll", classes="dialog-hint")
+                yield Button("Close", id="close", compact=True)
+                if self.can_apply:
+                    yield Button(
+                        f"Apply {count} on {plan.host}", variant="warning", id="apply",
+                        compact=True,
+                    )
+
+    def _status(self) -> Content:
+        plan = self.plan
+        if not self.wants_apply:
+            return Content("")
+        if plan.problems:
+            return Content.styled(
+                f"Cannot apply: {len(plan.problems)} problem(s) above must be fixed first "
+                "(apply changes nothing while any is left).",
+                "$error",
+            )
+        if not plan.operations:
+            return Content("Nothing to apply.")
+        return Content("")
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    def _scroller(self) -> VerticalScroll:
+        return self.query_one("#plan-operations", VerticalScroll)
+
+    def action_scroll(self, lines: int) -> None:
+        self._scroller().scroll_relative(y=lines, animate=False)
+
+    def action_page(self, pages: int) -> None:
+        scroller = self._scroller()
+        scroller.scroll_relative(y=pages * max(1, scroller.size.height - 1), animate=False)
+
+    def action_edge(self, bottom: int) -> None:
+        scroller = self._scroller()
+        (scroller.scroll_end if bottom else scroller.scroll_home)(animate=False)
+
+    def action_switch(self) -> None:
+        buttons = [b for b in self.query(Button) if b.display and not b.disabled]
+        if len(buttons) > 1:
+            current = buttons.index(self.focused) if self.focused in buttons else -1
+            buttons[(current + 1) % len(buttons)].focus()
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed, "#apply")
+    def _apply(self) -> None:
+        self.busy = True
+        self.query_one("#apply", Button).disabled = True
+        self.query_one(Working).start(f"applying {len(self.plan.operations)} operation(s)")
+        call_service(
+            self, self.api, lambda api: api.host_apply_view(), self._applied, self._failed,
+            group="apply",
+        )
+
+    def _applied(self, done: PlanView) -> None:
+        self._finished(Content(f"applied {len(done.operations)} operation(s) on {done.host}"))
+
+    def _failed(self, failure: Failure) -> None:
+        word = "refused" if failure.refused else "failed"
+        self._finished(Content.styled(f"apply {word}: {failure.message}", "$error"))
+
+    def _finished(self, message: Content) -> None:
+        self.busy = False
+        self.query_one(Working).stop()
+        self.query_one("#plan-status", Static).update(message)
+        self.query_one("#close", Button).focus()
+        self.app.notify(message.plain, timeout=6)

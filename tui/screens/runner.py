@@ -1,0 +1,336 @@
+"""Runs an action as its view declares it: refusal said up front, then a picker, a
+form, a confirmation, the call, and what the admin is told.
+
+Every step is data from ``tui/views/``; this module is the only place that turns it
+into dialogs and service calls, for one row or for every marked row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from textual.app import App
+
+from tui.calls import Failure, call_service, failure_of
+from tui.views.base import (
+    BaseAction,
+    Choice,
+    Confirm,
+    Drill,
+    Outcome,
+    RowAction,
+    Situation,
+    Values,
+    ViewAction,
+    ViewSpec,
+)
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from core.service.api import NetconAPI
+    from tui.widgets.dialogs import ConfirmDialog, FormDialog
+
+
+class Stage(Protocol):
+    """What the runner needs of the screen it runs on."""
+
+    @property
+    def app(self) -> App[Any]: ...
+
+    @property
+    def api(self) -> NetconAPI: ...
+
+    def situation(self) -> Situation: ...
+
+    def this_host(self) -> str: ...
+
+    def show_working(self, what: str | None) -> None: ...
+
+    def go(self, drill: Drill) -> None: ...
+
+    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None: ...
+
+
+class ActionRunner:
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    @property
+    def api(self) -> NetconAPI:
+        return self.stage.api
+
+    @property
+    def _owner(self) -> Screen[Any]:
+        # Workers belong to the main screen, which outlives every dialog.
+        return self.stage.app.screen_stack[0]
+
+    def _warn(self, message: str) -> None:
+        self.stage.app.notify(message, severity="warning", timeout=5)
+
+    def _error(self, title: str, failure: Failure) -> None:
+        word = "refused" if failure.refused else "failed"
+        self.stage.app.notify(failure.message, title=f"{title} {word}", severity="error",
+                              timeout=8)
+
+    # -- entry points -------------------------------------------------------------------
+
+    def run_view_action(self, action: ViewAction) -> None:
+        function = action.call
+        assert function is not None
+
+        def call(values: Values) -> Callable[[NetconAPI], Outcome]:
+            scope = self.stage.situation().scope
+            return lambda api: function(api, values, scope)
+
+        def after_form(values: Values) -> None:
+            if action.confirm is not None:
+                self._confirm(action, action.confirm(values), call(values), set())
+            else:
+                self._direct(action, call(values), set())
+
+        if action.form is None:
+            after_form(Values())
+            return
+        form = action.form(self.stage.situation())
+        if action.confirm is None:
+            self._form_then_call(action, form, call, set())
+        else:
+            self._form_then(form, after_form)
+
+    def run_row_action(
+        self, spec: ViewSpec[Any], action: RowAction[Any], items: Sequence[object]
+    ) -> None:
+        if not items:
+            self._warn(f"Select a {spec.noun[0]} first")
+            return
+        hosts = {spec.host(item) or self.stage.this_host() for item in items}
+        if action.this_host_only:
+            elsewhere = hosts - {self.stage.this_host()}
+            if elsewhere:
+                self._warn(
+                    f"{action.label} acts on the machine the console runs on "
+                    f"({self.stage.this_host()}); run netcon on {', '.join(sorted(elsewhere))} "
+                    "for that host"
+                )
+                return
+        if len(items) > 1:
+            self._bulk(spec, action, items)
+            return
+        item = items[0]
+        reason = action.refuse(item)
+        if reason is not None:
+            self._warn(reason)
+            return
+        if action.goto is not None:
+            self.stage.go(action.goto(item))
+            return
+        if action.open is not None:
+            opener = action.open
+            self.stage.show_working(action.label)
+            call_service(
+                self._owner, self.api, lambda api: opener(api, item),
+                self._opened, lambda f: self._failed_open(action.label, f), group="action",
+            )
+            return
+
+        function = action.call
+        assert function is not None
+
+        def call(values: Values) -> Callable[[NetconAPI], Outcome]:
+            return lambda api: function(api, item, values)
+
+        def after_pick_and_form(values: Values) -> None:
+            if action.confirm is not None:
+                self._confirm(action, action.confirm(item, values), call(values), hosts)
+            else:
+                self._direct(action, call(values), hosts)
+
+        def after_pick(values: Values) -> None:
+            if action.form is None:
+                after_pick_and_form(values)
+                return
+            form = action.form(self.stage.situation(), item)
+            if action.confirm is None:
+                self._form_then_call(action, form, call, hosts)
+            else:
+                self._form_then(form, after_pick_and_form)
+
+        if action.pick is not None:
+            self._pick(action, item, after_pick)
+        else:
+            after_pick(Values())
+
+    def open_drill(self, drill: Drill) -> None:
+        opener = drill.open
+        assert opener is not None
+        self.stage.show_working("Opening")
+        call_service(
+            self._owner, self.api, opener, self._opened,
+            lambda f: self._failed_open("Open", f), group="action",
+        )
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _opened(self, factory: Callable[[], Screen[object]]) -> None:
+        self.stage.show_working(None)
+        self.stage.app.push_screen(factory())
+
+    def _failed_open(self, what: str, failure: Failure) -> None:
+        self.stage.show_working(None)
+        self._error(what, failure)
+
+    def _pick(self, action: RowAction[Any], item: object, then: Callable[[Values], None]) -> None:
+        pick = action.pick
+        assert pick is not None
+
+        def chosen(value: object) -> None:
+            if isinstance(value, str):
+                then(Values({"choice": value}))
+
+        def offer(choices: list[Choice]) -> None:
+            self.stage.show_working(None)
+            if not choices:
+                self._warn(pick.empty(item))
+                return
+            from tui.widgets.dialogs import PickDialog
+
+            self.stage.app.push_screen(PickDialog(pick.title(item), choices), chosen)
+
+        self.stage.show_working(action.label)
+        call_service(
+            self._owner, self.api, lambda api: pick.choices(api, item),
+            offer, lambda f: self._failed_open(action.label, f), group="action",
+        )
+
+    def _form_then(self, form: Any, then: Callable[[Values], None]) -> None:
+        from tui.widgets.dialogs import FormDialog
+
+        def answered(values: object) -> None:
+            if isinstance(values, Values):
+                then(values)
+
+        self.stage.app.push_screen(FormDialog(form), answered)
+
+    def _form_then_call(
+        self,
+        action: BaseAction,
+        form: Any,
+        call: Callable[[Values], Callable[[NetconAPI], Outcome]],
+        hosts: set[str],
+    ) -> None:
+        """The form stays open while the call runs; a refusal comes back to it."""
+        from tui.widgets.dialogs import FormDialog
+
+        def submit(dialog: FormDialog, values: Values) -> None:
+            dialog.working(action.label)
+            call_service(
+                self._owner, self.api, call(values),
+                lambda outcome: self._succeeded(dialog, action, outcome, hosts),
+                dialog.refused, group="action",
+            )
+
+        self.stage.app.push_screen(FormDialog(form, submit))
+
+    def _confirm(
+        self,
+        action: BaseAction,
+        confirm: Confirm,
+        call: Callable[[NetconAPI], Outcome],
+        hosts: set[str],
+        targets: Sequence[str] = (),
+    ) -> None:
+        from tui.widgets.dialogs import ConfirmDialog
+
+        def run(dialog: ConfirmDialog) -> None:
+            dialog.working(action.label)
+            call_service(
+                self._owner, self.api, call,
+                lambda outcome: self._succeeded(dialog, action, outcome, hosts),
+                dialog.refused, group="action",
+            )
+
+        self.stage.app.push_screen(ConfirmDialog(confirm, run, targets))
+
+    def _direct(
+        self, action: BaseAction, call: Callable[[NetconAPI], Outcome], hosts: set[str]
+    ) -> None:
+        self.stage.show_working(action.label)
+
+        def failed(failure: Failure) -> None:
+            self.stage.show_working(None)
+            self._error(action.label, failure)
+
+        call_service(
+            self._owner, self.api, call,
+            lambda outcome: self._succeeded(None, action, outcome, hosts), failed,
+            group="action",
+        )
+
+    def _succeeded(
+        self,
+        dialog: FormDialog | ConfirmDialog | None,
+        action: BaseAction,
+        outcome: Outcome,
+        hosts: set[str],
+    ) -> None:
+        self.stage.show_working(None)
+        if dialog is not None:
+            dialog.busy = False
+            dialog.dismiss(None)
+        if outcome.show is not None:
+            self.stage.app.push_screen(outcome.show())
+        self.stage.changed(action, outcome.message, hosts, warn=False)
+
+    # -- marks ----------------------------------------------------------------------------
+
+    def _bulk(self, spec: ViewSpec[Any], action: RowAction[Any], items: Sequence[object]) -> None:
+        singular, plural = spec.noun
+        refused = [(item, action.refuse(item)) for item in items]
+        ready = [item for item, reason in refused if reason is None]
+        skipped = [reason for _item, reason in refused if reason is not None]
+        if not ready:
+            self._warn(f"None of the {len(items)} marked {plural} can be "
+                       f"{action.past}: {skipped[0]}")
+            return
+        count = len(ready)
+        noun = singular if count == 1 else plural
+        question = f"{action.label}: {count} {noun}?"
+        if skipped:
+            question += f" ({len(skipped)} marked left out: {skipped[0]})"
+        confirm = Confirm(question, f"{count} {noun}", f"{action.label} {count}")
+        hosts = {spec.host(item) or self.stage.this_host() for item in ready}
+        call = action.call
+        assert call is not None
+
+        def each(api: NetconAPI) -> Outcome:
+            done = 0
+            failures: list[str] = []
+            for item in ready:
+                try:
+                    call(api, item, Values())
+                    done += 1
+                except Exception as exc:  # one refusal must not stop the rest
+                    failures.append(f"{action.name(item)}: {failure_of(exc).message}")
+            message = f"{done} {singular if done == 1 else plural} {action.past}"
+            if failures:
+                message += f"; {len(failures)} refused ({failures[0]})"
+            return Outcome(message)
+
+        from tui.widgets.dialogs import ConfirmDialog
+
+        def run(dialog: ConfirmDialog) -> None:
+            dialog.working(f"{action.label} {count}")
+
+            def finished(outcome: Outcome) -> None:
+                dialog.busy = False
+                dialog.dismiss(None)
+                self.stage.changed(
+                    action, outcome.message, hosts, warn="refused" in outcome.message
+                )
+
+            call_service(self._owner, self.api, each, finished, dialog.refused, group="action")
+
+        names = [action.name(item) for item in ready]
+        self.stage.app.push_screen(ConfirmDialog(confirm, run, names))

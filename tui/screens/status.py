@@ -1,0 +1,131 @@
+"""What the header, the breadcrumbs and the detail pane say about where the admin is:
+the database and its context, what the host still owes, the view, filter, marks, sort
+and a call at work. Pure functions of the state, drawn as Content (never markup: a URL
+or a filter may hold brackets)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from textual.content import Content
+
+from tui.widgets.virtual_table import ListSource, TableSource
+
+if TYPE_CHECKING:
+    from tui.context import ConsoleContext
+    from tui.pending import Pending
+    from tui.screens.state import ViewState
+    from tui.views.base import ViewSpec
+
+PENDING_LINES = 8
+Parts = list[str | tuple[str, str]]
+
+
+def short_url(url: str, width: int = 28) -> str:
+    """The database URL for an 80-column header: scheme and file name survive."""
+    if len(url) <= width:
+        return url
+    scheme, _, rest = url.partition("://")
+    tail = rest[-(width - len(scheme) - 4):]
+    return f"{scheme}://…{tail}"
+
+
+def header(
+    context: ConsoleContext, pending: Pending, *, paused: bool, loading: bool, last_refresh: str
+) -> Content:
+    """netcon, the context's label, read-only, the database, the namespace, what this
+    host owes, and when the view was read."""
+    settings = context.api.settings
+    parts: Parts = [("netcon", "bold")]
+    if context.style is not None:
+        parts += [" ", (f" {context.style.label} ", "bold reverse")]
+    if context.read_only:
+        parts += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
+    parts += ["  db ", (short_url(context.api.db.safe_url), "bold")]
+    if settings.netns:
+        parts += ["  ns ", (settings.netns, "bold")]
+    parts += ["  ", *_owed(settings.host, pending)]
+    if paused:
+        parts += ["  ", ("paused", "bold $text-warning")]
+    elif loading:
+        parts.append("  loading…")
+    else:
+        parts.append(f"  {last_refresh}")
+    return Content.assemble(*parts)
+
+
+def _owed(host: str, pending: Pending) -> Parts:
+    if not pending.known:
+        return [host]
+    if host in pending.errors:
+        return [host, (" plan unreadable", "bold $text-error")]
+    count = pending.count(host) or 0
+    if count:
+        return [(f"{host} ~{count} pending", "bold $text-warning")]
+    return [f"{host} applied"]
+
+
+def crumbs(
+    stack: Sequence[ViewState],
+    state: ViewState,
+    source: TableSource,
+    working: tuple[str, float] | None,
+) -> Content:
+    parts: Parts = []
+    for earlier in stack:
+        parts += [earlier.crumb or earlier.spec.title, " › "]
+    parts.append((state.crumb or state.spec.title, "bold"))
+    if state.typed and isinstance(source, ListSource):
+        parts.append(f" ({source.total} of {len(source.all_rows)})")
+    elif state.typed:
+        parts.append(f" ({source.total} match)")
+    else:
+        parts.append(f" ({source.total})")
+    if state.typed:
+        parts += ["  ", (f"/{state.typed}", "bold $accent")]
+    if state.marks:
+        parts += ["  ", (f"{len(state.marks)} marked", "bold $accent")]
+    if state.sort_column is not None:
+        column = state.spec.columns[state.sort_column]
+        parts.append(f"  sort {column.label} {'▼' if state.sort_descending else '▲'}")
+    if working is not None:
+        what, started = working
+        seconds = time.monotonic() - started
+        parts += ["  ", (f"{what}… {seconds:.1f} s", "bold $text-warning")]
+    return Content.assemble(*parts)
+
+
+def pending_detail(
+    spec: ViewSpec[Any], item: object, pending: Pending, this_host: str, read_only: bool
+) -> Parts:
+    """What the row's host still owes that touches this row (all of it for a host)."""
+    if not pending.known:
+        return []
+    host = spec.host(item) or this_host
+    if spec.whole_plan:
+        if host in pending.errors:
+            return ["\n", ("pending", "bold"), f"  plan unreadable: {pending.errors[host]}"]
+        plan = pending.plans.get(host)
+        if plan is None:
+            return []
+        lines = plan.describe()
+        problems = list(plan.problems)
+    else:
+        lines = pending.touching(host, spec.subjects(item))
+        problems = []
+    if not lines and not problems:
+        return []
+    parts: Parts = [
+        "\n", (f"pending on {host}", "bold $text-warning"), f"  {len(lines)} operation(s)",
+    ]
+    if spec.whole_plan:
+        parts.append(" · P shows the plan" + ("" if read_only else ", A applies it"))
+    for problem in problems:
+        parts += ["\n  ", (f"✗ {problem}", "$text-error")]
+    for line in lines[:PENDING_LINES]:
+        parts.append(f"\n  ~ {line}")
+    if len(lines) > PENDING_LINES:
+        parts.append(f"\n  … {len(lines) - PENDING_LINES} more")
+    return parts

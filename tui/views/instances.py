@@ -1,0 +1,173 @@
+"""Instances: launching one allocates its fixed IP (and under VLAN, the project's network)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.content import Content
+
+from core import validate
+from core.views import InstanceDetail, InstanceView
+from tui.views.base import (
+    Column,
+    Confirm,
+    Drill,
+    Field,
+    Form,
+    Outcome,
+    RowAction,
+    Scope,
+    Situation,
+    Values,
+    ViewAction,
+    ViewSpec,
+    lines,
+    text,
+)
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from core.service.api import NetconAPI
+
+
+def _names(field: str) -> Callable[[str], list[str]]:
+    def check(value: str) -> list[str]:
+        return [validate.name(field, part.strip()) for part in value.split(",") if part.strip()]
+
+    return check
+
+
+def launch_form(situation: Situation, project: str) -> Form:
+    projects = situation.known.projects
+    return Form(
+        "Launch an instance",
+        (
+            Field("project", "Project", partial(validate.name, "project"), value=project,
+                  choices=projects),
+            Field("name", "Name", partial(validate.hostname, "name")),
+            Field("security_groups", "Security groups", _names("security_group"),
+                  optional=True, placeholder="default (comma-separated)"),
+        ),
+        "Launch",
+    )
+
+
+def launched(api: NetconAPI, values: Values) -> Outcome:
+    instance = api.launch_instance(
+        values.text("project"), values.text("name"), values.names("security_groups")
+    )
+    addresses = ", ".join(a.address for a in instance.addresses) or "no address"
+    return Outcome(f"Launched {instance.name}: {addresses}")
+
+
+def _detail(i: InstanceView) -> Content:
+    pairs: list[tuple[str, object]] = [
+        ("instance", i.name),
+        ("project", i.project),
+        ("host", i.host),
+        ("groups", ", ".join(i.security_groups) or None),
+        ("created", i.created_at),
+    ]
+    for a in i.addresses:
+        floating = f"  ⇄ {a.floating}" if a.floating else ""
+        pairs.append((a.network, f"{a.address}  {a.mac}{floating}"))
+    return lines(pairs)
+
+
+def _instances(api: NetconAPI, scope: Scope) -> Sequence[InstanceView]:
+    project = scope.get("project")
+    instances: Sequence[InstanceView] = api.list_instances(
+        project=str(project) if project else None
+    )
+    if scope.get("instance"):
+        instances = [i for i in instances if i.name == scope["instance"]]
+    if scope.get("group"):
+        instances = [i for i in instances if scope["group"] in i.security_groups]
+    return instances
+
+
+def _full(detail: InstanceDetail) -> Content:
+    parts: list[str | Content | tuple[str, str]] = [_detail(detail.instance)]
+    if detail.injected is not None:
+        parts += [
+            "\n\n", ("written into the image (Flat network)", "bold"), "\n",
+            detail.injected.interfaces, "\n", detail.injected.cloud_init,
+        ]
+    return Content.assemble(*parts)
+
+
+def _open(api: NetconAPI, i: InstanceView) -> Callable[[], Screen[object]]:
+    detail = api.get_instance(i.name)
+
+    def show() -> Screen[object]:
+        from tui.widgets.dialogs import TextDialog
+
+        return TextDialog(f"Instance {i.name}", _full(detail))
+
+    return show
+
+
+def _launch(api: NetconAPI, values: Values, scope: Scope) -> Outcome:
+    return launched(api, values)
+
+
+def _terminate(api: NetconAPI, i: InstanceView, values: Values) -> Outcome:
+    api.terminate_instance(i.name)
+    return Outcome(f"{i.name} terminated")
+
+
+def _addresses(i: InstanceView) -> str:
+    return ", ".join(a.address for a in i.addresses) or "no address"
+
+
+INSTANCES: ViewSpec[InstanceView] = ViewSpec(
+    name="instances",
+    title="Instances",
+    aliases=("instances", "instance", "servers", "vm", "vms"),
+    noun=("instance", "instances"),
+    columns=(
+        Column("name", "Name", 14),
+        Column("project", "Project", 12, priority=1, min_width=8),
+        Column("addresses", "Addresses", 15, priority=1, min_width=15),
+        Column("floating", "Floating", 15, priority=2, min_width=15),
+        Column("host", "Host", 10, priority=3, min_width=8),
+        Column("groups", "Groups", 16, priority=4),
+    ),
+    cells=lambda i: (
+        i.name,
+        i.project,
+        ", ".join(a.address for a in i.addresses) or "-",
+        ", ".join(a.floating for a in i.addresses if a.floating) or "-",
+        text(i.host),
+        ", ".join(i.security_groups) or "-",
+    ),
+    key=lambda i: i.id,
+    detail=_detail,
+    fetch=_instances,
+    drill=lambda i: Drill(open=lambda api: _open(api, i)),
+    empty="No instances: press n to launch one",
+    host=lambda i: i.host,
+    subjects=lambda i: tuple(
+        name for a in i.addresses for name in (a.address, a.mac, a.floating) if name
+    ),
+    actions=(
+        ViewAction(
+            "instance.launch", "n", "Launch", footer=1,
+            form=lambda situation: launch_form(
+                situation, str(situation.scope.get("project", ""))
+            ),
+            call=_launch,
+        ),
+        RowAction(
+            "instance.terminate", "D", "Terminate", footer=2, bulk=True, past="terminated",
+            name=lambda i: i.name,
+            confirm=lambda i, v: Confirm(
+                f"Terminate this instance of {i.project} ({_addresses(i)})?", i.name, "Terminate"
+            ),
+            call=_terminate,
+        ),
+    ),
+)
