@@ -7,7 +7,7 @@ the same run.
 
 Needs root. The `netcon` timed is the one installed beside this interpreter, with a
 netcon.toml of its own; every measurement acts in a fresh network namespace
-(``nc-bench-<random>``) whose interfaces are deleted before it is, and nothing is timed
+(``ncb-<purpose>-<random>``) whose interfaces are deleted before it is, and nothing is timed
 right after such a deletion.
 
 * First apply: ``netcon host apply --netns NS`` of N VXLAN networks (one instance each,
@@ -145,7 +145,8 @@ def vxlan_cloud(cloud: Cloud, count: int, instances: int = 1) -> None:
 
 @contextmanager
 def namespace(purpose: str) -> Iterator[str]:
-    name = f"nc-bench-{purpose}-{secrets.token_hex(2)}"
+    # Short enough for a setting (netns names an interface-like name, at most 15).
+    name = f"ncb-{purpose}-{secrets.token_hex(2)}"
     ip("netns", "add", name)
     try:
         ip("-n", name, "link", "set", "lo", "up")
