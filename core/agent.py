@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.errors import DatabaseError, HostError, NetconError
 
 if TYPE_CHECKING:
+    from core.linux.applylock import Holder
     from core.linux.desired import DesiredHost
     from core.linux.host import HostLayer
     from core.service import NetconService
@@ -229,9 +230,12 @@ class Agent:
         # change recorded as applied is one the plan saw.
         upto = pending.latest if full else max(pending.changes)
         try:
-            desired = self.layer.desired()
-            done = self.layer.plan()
-            self.layer.apply(done)
+            # One apply at a time on a host: the same lock as `host apply` and the
+            # console's, held from reading the desired state until it is applied.
+            with self.layer.lock.hold(self.service.db.lock_timeout, self._waiting):
+                desired = self.layer.desired()
+                done = self.layer.plan()
+                self.layer.apply(done)
             self.last_desired = desired
         except HostError as exc:
             self.service.record_applied(self.host, None, error=exc.message)
@@ -240,6 +244,11 @@ class Agent:
         self.service.record_applied(self.host, upto)
         if done:
             self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+
+    def _waiting(self, holder: Holder | None, waited: float) -> None:
+        if waited < 2:  # said once per wait
+            who = holder.describe() if holder is not None else "another process"
+            self.on_apply(f"waiting for another apply on this host: {who}")
 
     def _database_lost(self, exc: NetconError) -> None:
         self.state.failures += 1
