@@ -15,6 +15,7 @@ name, and the next apply starts them again.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import dnsmasq, netlink, nft, secgroups
+from core.linux import conntrack, dnsmasq, garp, netlink, nft, secgroups
+from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
 from core.linux.operations import (
@@ -53,6 +55,8 @@ from core.linux.operations import (
 )
 from core.linux.sysctl import enable_forwarding
 from core.vpn.plan import StartVpn, StopVpn
+
+log = logging.getLogger("netcon.host")
 
 CREATES = (CreateBridge, CreateVxlan, CreateVlan)
 NAT_OPS = (CreateNatTable, AddSetElement, DeleteSetElement, AddNatElement, DeleteNatElement)
@@ -96,6 +100,7 @@ class Executor:
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
             self._nat(nat, secgroups.commands(ops))
+            self._forget_old_mappings(ops)
         except Exception:
             if undo:
                 # Best effort: what this apply made goes again, so nothing is half made.
@@ -103,6 +108,7 @@ class Executor:
             raise
         finally:
             self.journal.unlink(missing_ok=True)
+        self._announce(ops)
         failures = self._dhcp(ops)
         for op in ops:
             if isinstance(op, StartVpn):
@@ -256,6 +262,36 @@ class Executor:
         if op.in_snat:
             commands.append(nft.element_command("delete", nft.SNAT_MAP, [op.fixed]))
         return commands
+
+    def _forget_old_mappings(self, ops: Sequence[Operation]) -> None:
+        """A NAT mapping holds for a connection's life: once a floating IP's pair is gone
+        (disassociated, or moved to another instance), its tracked connections go too,
+        or they keep flowing to the old instance."""
+        moved = [op.floating for op in ops if isinstance(op, DeleteNatElement)]
+        if not moved:
+            return
+        try:
+            with entered(self.netns):
+                conntrack.forget(moved)
+        except OSError as exc:
+            log.warning("connections through %s not forgotten: %s", ", ".join(moved), exc)
+
+    def _announce(self, ops: Sequence[Operation]) -> None:
+        """Gratuitous ARP for every address this apply brought here (a floating IP, a
+        gateway after a failover), so neighbours stop sending to its old home now rather
+        than when their ARP entry expires. Best effort: the address works without it."""
+        added: dict[str, list[str]] = {}
+        for op in ops:
+            if isinstance(op, AddAddress):
+                added.setdefault(op.ifname, []).append(op.address)
+        if not added:
+            return
+        with entered(self.netns):
+            for ifname, addresses in added.items():
+                try:
+                    garp.announce(ifname, addresses)
+                except OSError as exc:
+                    log.warning("no gratuitous ARP for %s on %s: %s", addresses, ifname, exc)
 
     # -- DHCP ------------------------------------------------------------------------------
 
