@@ -318,6 +318,33 @@ def _network(
     )
 
 
+def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
+    """``whole`` brought up to date with a scope's desired state: what the scope reaches
+    is as ``scoped`` says, everything else as before. Cheaper than reading it all again."""
+    reach = scoped.reach
+    if reach is None:
+        return scoped
+    networks_ = tuple(
+        sorted(
+            [n for n in whole.networks if n.bridge not in reach.bridges] + list(scoped.networks),
+            key=lambda n: n.id,
+        )
+    )
+    return replace(
+        whole,
+        networks=networks_,
+        floating=tuple(
+            sorted(
+                [f for f in whole.floating if f.floating not in reach.floating]
+                + list(scoped.floating),
+                key=lambda f: ipaddress.IPv4Address(f.floating),
+            )
+        ),
+        snat_ranges=tuple(n.cidr for n in networks_ if n.gateway is not None),
+        security=scoped.security if scoped.security is not None else whole.security,
+    )
+
+
 def fenced(desired: DesiredHost) -> DesiredHost:
     """``desired`` as a host that may no longer serve: its bridges and segments stay (its
     instances keep their links), but no gateway address, DHCP server or NAT."""

@@ -74,6 +74,8 @@ class HostLayer:
         self.nat_marker = self.state_dir / "nat-table"
         self.nft = Nft(settings.nft_binary, self.netns)
         self.lock = ApplyLock.of(settings.state_dir, self.netns)
+        # The desired state (or scoped desired state) the last plan was made for.
+        self.last_planned: DesiredHost | None = None
         self._netlink: Netlink | None = None
         self._lookup: Lookup | None = None
 
@@ -136,6 +138,7 @@ class HostLayer:
         with self.db.read() as connection:
             wanted = desired_from_connection(connection, self.settings)
             specs = vpn_plan.desired_specs(connection, self.settings)
+        self.last_planned = wanted
         result = plan(wanted, self.observe(wanted), self._context())
         vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
         return replace(result, operations=result.operations + tuple(vpns))
@@ -167,6 +170,7 @@ class HostLayer:
         )
         if observed is None:
             return None
+        self.last_planned = wanted
         result = plan(wanted, observed, self._context())
         vpns: list[vpn_plan.VpnOperation] = []
         if projects is None:
