@@ -134,6 +134,10 @@ def pending_detail(
         lines = pending.touching(host, spec.subjects(item))
         problems = []
     if not lines and not problems:
+        if host in pending.failed:
+            return ["\n", ("last apply failed", "bold $text-error"), f"  {pending.failed[host]}"]
+        if spec.host(item) is not None and (host in pending.plans or host in pending.changes):
+            return ["\n", (f"applied on {host}", "$text-success")]
         return []
     parts: Parts = [
         "\n", (f"pending on {host}", "bold $text-warning"), f"  {len(lines)} operation(s)",
