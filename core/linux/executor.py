@@ -73,9 +73,18 @@ class Executor:
     dnsmasq_env: dict[str, str]
 
     def apply(self, plan: Plan) -> None:
-        if plan.problems:
+        if plan.problems and not plan.partial:
             raise HostError(plan.problems[0])
-        ops = plan.operations
+        self._carry_out(plan.operations)
+        if plan.problems:
+            raise HostError(
+                f"{plan.problems[0]} (that network held back; everything else applied)"
+                if len(plan.problems) == 1
+                else f"{'; '.join(plan.problems)} (those networks held back; "
+                "everything else applied)"
+            )
+
+    def _carry_out(self, ops: tuple[Operation, ...]) -> None:
         if not ops:
             return
         undo: list[Request] = []
