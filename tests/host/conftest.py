@@ -241,7 +241,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         current.teardown()
 
 
-def make_service(lab: Lab, **settings: Any) -> NetconService:
+def make_service(lab: Lab, db_url: str | None = None, **settings: Any) -> NetconService:
     values: dict[str, Any] = {
         "host": "nethost",
         "state_dir": str(lab.state_dir),
@@ -252,5 +252,7 @@ def make_service(lab: Lab, **settings: Any) -> NetconService:
     }
     values.update(settings)
     return NetconService(
-        "sqlite:///" + str(lab.tmp_path / "n.db"), load_settings(paths=[], **values), actor="tester"
+        db_url or "sqlite:///" + str(lab.tmp_path / "n.db"),
+        load_settings(paths=[], **values),
+        actor="tester",
     )
