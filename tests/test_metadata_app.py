@@ -34,10 +34,10 @@ WEB1 = MetadataView(
 
 
 def serve(view: MetadataView | None, check: Callable[[TestClient], Awaitable[None]]) -> None:
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
 
-    def lookup(address: str) -> MetadataView | None:
-        seen.append(address)
+    def lookup(address: str, local: str) -> MetadataView | None:
+        seen.append((address, local))
         return view
 
     async def main() -> None:
@@ -45,7 +45,8 @@ def serve(view: MetadataView | None, check: Callable[[TestClient], Awaitable[Non
             await check(client)
 
     asyncio.run(main())
-    assert set(seen) <= {"127.0.0.1"}
+    # Identified by the socket's addresses, whatever the request says.
+    assert set(seen) <= {("127.0.0.1", "127.0.0.1")}
 
 
 async def text(client: TestClient, path: str, status: int = 200) -> str:
@@ -110,3 +111,14 @@ def test_no_user_data_and_no_floating_ip_are_404() -> None:
         assert "public-keys/" not in (await text(client, "/latest/meta-data/")).split()
 
     serve(bare, check)
+
+
+def test_what_the_guest_claims_is_not_who_it_is() -> None:
+    async def check(client: TestClient) -> None:
+        claims = {"X-Forwarded-For": "10.0.0.99", "Forwarded": "for=10.0.0.99",
+                  "X-Real-IP": "10.0.0.99", "X-Instance-ID": "i-00000001"}  # fmt: skip
+        response = await client.get("/latest/meta-data/local-ipv4", headers=claims)
+        assert response.status == 200
+        assert await response.text() == "127.0.0.1"
+
+    serve(WEB1, check)
