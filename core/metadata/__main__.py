@@ -14,8 +14,8 @@ import sys
 from aiohttp import web
 
 from core.config import load_settings
-from core.paths import database_url
 from core.metadata.app import make_app
+from core.paths import database_url
 from core.service import NetconService
 from core.views import MetadataView
 

@@ -4,6 +4,7 @@ another project; a server that dies; the plan that starts, restarts and stops it
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.linux import metadata
+from core.linux.scope import Scope
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import NetworkHost, network_host
 
@@ -97,7 +99,8 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
     web1_ns, web1 = _guest(host, "web1", "alpha", key="admin", user_data=USER_DATA)
     web2_ns, web2 = _guest(host, "web2", "alpha")
     other_ns, other = _guest(host, "intruder", "beta")
-    assert other.rsplit(".", 1)[0] != web1.rsplit(".", 1)[0] or True
+    # Networks never overlap in netcon, so another project's guest has another address.
+    assert not _within(other, _cidr_of(host, web1))
     paths = ("/latest/meta-data/hostname", "/latest/user-data")
     # Each asks with its own address and learns about itself only.
     assert fetch(web2_ns, paths)["/latest/meta-data/hostname"] == [200, "web2.novalocal"]
@@ -116,8 +119,7 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
     assert fetch(web1_ns, paths)["/latest/user-data"] == [200, USER_DATA.decode()]
     # The server's port cannot be reached around the DNAT: not from a guest at its
     # gateway, not from the public side.
-    gateways = {n.cidr: n.gateway for n in host.service.list_networks()}
-    gateway = next(g for c, g in gateways.items() if _within(web2, c))
+    gateway = next(n.gateway for n in host.service.list_networks() if _within(web2, n.cidr))
     direct = in_ns(
         web2_ns,
         sys.executable,
@@ -130,9 +132,11 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
 
 
 def _within(address: str, cidr: str) -> bool:
-    import ipaddress
-
     return ipaddress.IPv4Address(address) in ipaddress.IPv4Network(cidr)
+
+
+def _cidr_of(host: NetworkHost, address: str) -> str:
+    return next(n.cidr for n in host.service.list_networks() if _within(address, n.cidr))
 
 
 def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path: Path) -> None:
@@ -152,7 +156,6 @@ def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path:
     (server,) = metadata.find_servers(files, host.ns)
     # Killed: the next apply sees it gone and starts another, which answers.
     os.kill(server.pid, signal.SIGKILL)
-    os.waitpid(server.pid, 0) if _is_child(server.pid) else None
     assert host.layer.plan().describe() == ["start metadata server on port 8775"]
     host.layer.sync()
     assert fetch(ns, ("/latest/meta-data/hostname",))["/latest/meta-data/hostname"] == [
@@ -162,7 +165,27 @@ def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path:
     # Its pid file lost, it is still found by its command line: nothing to do.
     files.pid.unlink()
     assert not host.layer.plan()
-    # No network served here any more: the server and the DNAT go.
+
+
+def test_a_scoped_apply_of_a_new_network_starts_the_server(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    host.service.create_project("alpha")
+    (network,) = host.service.create_networks("10.94.0.0/24", 1, 256)
+    host.service.launch_instance("alpha", "web1")
+    scope = Scope(frozenset({network.id}))
+    described = host.layer.sync(scope=scope).describe()
+    assert "start metadata server on port 8775" in described
+    assert not host.layer.sync(scope=scope)
+    # A change that touches no network does not look for the server at all.
+    assert not host.layer.plan(scope=Scope(security=True))
+
+
+def test_the_server_and_its_dnat_go_with_the_last_network_served(lab: Lab, tmp_path: Path) -> None:
+    host = _host(lab, tmp_path)
+    host.service.launch_instance("alpha", "web1")
+    host.layer.sync()
+    files = metadata.ServerFiles(host.layer.state_dir / "metadata")
+    assert len(metadata.find_servers(files, host.ns)) == 1
     host.service.terminate_instance("web1")
     for network in host.service.list_networks():
         host.service.delete_network(network.cidr)
@@ -170,11 +193,6 @@ def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path:
     assert any(line.startswith("stop metadata server") for line in described), described
     assert any("delete nftables table ip netcon_metadata" in line for line in described)
     assert metadata.find_servers(files, host.ns) == ()
+    listed = in_ns(host.ns, "nft", "list", "tables").stdout
+    assert "netcon_metadata" not in listed
     assert not host.layer.plan()
-
-
-def _is_child(pid: int) -> bool:
-    try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return False
