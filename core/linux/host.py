@@ -191,12 +191,15 @@ class HostLayer:
 
     def _metadata_plan(self, routes: tuple[metadata.Route, ...]) -> list[Operation]:
         """The metadata server and its DNAT, for the networks this host serves."""
-        want = metadata.desired(routes, self.settings, self.state_dir, self._dnsmasq_env())
+        want = metadata.desired(
+            routes, self.settings, self.state_dir, self._dnsmasq_env(), self.netns
+        )
         nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
         have = metadata.observe(
             self.settings.nft_binary,
             self.netns,
             want.files,
+            want.port,
             table_wanted=bool(routes) and nft_found,
         )
         return metadata.plan(want, have, nft_found=nft_found)

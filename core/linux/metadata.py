@@ -12,10 +12,13 @@ to (gateway, port), one rule that uses it, and a guard that lets only DNATed
 connections (and the host's own, over loopback) reach the server's port, so neither
 the public side nor a guest addressing the gateway directly gets past the DNAT.
 
-The server is found as dnsmasq is, by its command line in /proc (it names this
-namespace's state directory), so one whose pid file was lost is still seen; it is
-started when missing, restarted when its command line is out of date, and stopped
-when no network here needs it. Every step is a plan operation.
+The server process runs where the host layer runs (so it reaches the database the same
+way, which a namespace's own loopback may not) and opens its listening socket inside
+the namespace the host layer acts in. It is found as dnsmasq is, by its command line in
+/proc (it names this namespace's state directory), so one whose pid file was lost is
+still seen; it is started when missing, restarted when its command line is out of date
+or its port does not answer, and stopped when no network here needs it. Every step is a
+plan operation.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class ObservedMetadata:
     routes: dict[str, tuple[str, int]] = field(default_factory=dict)
     ports: frozenset[int] = frozenset()
     servers: tuple[processes.Process, ...] = ()
+    # Whether something listens on the metadata port in the namespace.
+    answers: bool = False
 
 
 def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ...]:
@@ -110,7 +115,11 @@ def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ..
 
 
 def desired(
-    routes: tuple[Route, ...], settings: Settings, state_dir: Path, env: dict[str, str]
+    routes: tuple[Route, ...],
+    settings: Settings,
+    state_dir: Path,
+    env: dict[str, str],
+    netns: str | None,
 ) -> DesiredMetadata:
     files = ServerFiles(state_dir / "metadata")
     argv = (
@@ -125,6 +134,7 @@ def desired(
         settings.dhcp_domain,
         "--physical-mtu",
         str(settings.physical_mtu),
+        *(("--netns", netns) if netns else ()),
     )
     return DesiredMetadata(routes, settings.metadata_port, argv, tuple(sorted(env.items())), files)
 
@@ -133,33 +143,33 @@ def desired(
 
 
 def find_servers(files: ServerFiles, netns: str | None) -> tuple[processes.Process, ...]:
+    """The servers of this namespace's state directory. A server runs in the namespace
+    of whoever started it (so it reaches the database as the host layer does) and
+    listens in ``netns``: whether it is there is seen by asking its port (answers())."""
     marker = f"{files.directory}/"
     found: list[processes.Process] = []
     for program in sorted(PROGRAMS):
-        found += [
-            p
-            for p in processes.find(program, marker, netns)
-            if "core.metadata" in p.argv and p.here
-        ]
+        found += [p for p in processes.find(program, marker, netns) if "core.metadata" in p.argv]
     return tuple(sorted(set(found), key=lambda p: p.pid))
 
 
 def observe(
-    nft_binary: str, netns: str | None, files: ServerFiles, *, table_wanted: bool
+    nft_binary: str, netns: str | None, files: ServerFiles, port: int, *, table_wanted: bool
 ) -> ObservedMetadata:
     servers = find_servers(files, netns)
+    answers = len(servers) == 1 and _listens(netns, port)
     if not table_wanted and not _table_marker(files).exists():
-        return ObservedMetadata(table=False, layout_ok=False, servers=servers)
+        return ObservedMetadata(table=False, layout_ok=False, servers=servers, answers=answers)
     result = namespace.run(netns, [nft_binary, "-j", "list", "table", FAMILY, TABLE])
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
-            return ObservedMetadata(table=False, layout_ok=False, servers=servers)
+            return ObservedMetadata(False, False, servers=servers, answers=answers)
         raise HostError(f"nft: cannot read table {FAMILY} {TABLE}: {result.stderr.strip()}")
     try:
         objects = json.loads(result.stdout)["nftables"]
     except (ValueError, KeyError):
         raise HostError(f"nft: unreadable listing of table {FAMILY} {TABLE}") from None
-    return _parse(objects, servers)
+    return replace(_parse(objects, servers), answers=answers)
 
 
 def _parse(
@@ -315,6 +325,8 @@ def _plan_server(want: DesiredMetadata, have: ObservedMetadata, serving: bool) -
         reason = f"{len(pids)} servers run"
     elif have.servers[0].argv[1:] != want.argv[1:]:
         reason = "its command line is out of date"
+    elif not have.answers:
+        reason = "it does not answer on its port"
     else:
         return []
     return [StopMetadataServer(pids, reason), replace(start, reason="restart")]
@@ -401,20 +413,20 @@ def table_text(ops: Sequence[Operation]) -> str:
 
 
 def start(op: StartMetadataServer, netns: str | None) -> int:
-    """Start the server in ``netns`` and wait (at most START_TIMEOUT) until it listens."""
+    """Start the server for ``netns`` and wait (at most START_TIMEOUT) until it listens."""
     op.files.directory.mkdir(parents=True, exist_ok=True)
     op.files.pid.unlink(missing_ok=True)
     log = open(op.files.log, "ab")  # noqa: SIM115 - handed to the child
     try:
-        with namespace.entered(netns):
-            child = subprocess.Popen(
-                list(op.argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=dict(op.env),
-                start_new_session=True,
-            )
+        # Started here, not in ``netns``: it opens its listening socket there itself.
+        child = subprocess.Popen(
+            list(op.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=dict(op.env),
+            start_new_session=True,
+        )
     except OSError as exc:
         raise HostError(f"metadata server: cannot start {op.argv[0]}: {exc.strerror}") from None
     finally:

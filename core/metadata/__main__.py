@@ -1,5 +1,5 @@
-"""`python -m core.metadata --listen ADDRESS:PORT`: the metadata server of one network
-host, started, watched and stopped by `host apply` (core.linux.metadata). The database
+"""`python -m core.metadata --listen ADDRESS:PORT [--netns NAME]`: the metadata server of
+one network host, started, watched and stopped by `host apply` (core.linux.metadata). The database
 comes from NETCON_DATABASE_URL; the settings that shape the answers come as options, so
 a change of them changes the command line and the next apply restarts the server."""
 
@@ -9,11 +9,13 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 
 from aiohttp import web
 
 from core.config import load_settings
+from core.linux import namespace
 from core.metadata.app import make_app
 from core.paths import database_url
 from core.service import NetconService
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid-file", help="written once the server listens")
     parser.add_argument("--dhcp-domain", help="the domain of instance hostnames")
     parser.add_argument("--physical-mtu", type=int, help="the MTU networks derive theirs from")
+    parser.add_argument("--netns", help="the network namespace to listen in")
     args = parser.parse_args(argv)
     address, _, port = args.listen.rpartition(":")
     settings = load_settings()
@@ -38,14 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     def lookup(source: str, local: str) -> MetadataView | None:
         return service.instance_metadata(source, via=local)
 
-    asyncio.run(serve(make_app(lookup), address or "0.0.0.0", int(port), args.pid_file))
+    # The socket is made in the namespace the guests' DNAT leads to; the process stays
+    # where it was started, so it reaches the database as the host layer does.
+    with namespace.entered(args.netns):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address or "0.0.0.0", int(port)))
+    listener.listen(1024)
+    asyncio.run(serve(make_app(lookup), listener, args.pid_file))
     return 0
 
 
-async def serve(app: web.Application, address: str, port: int, pid_file: str | None) -> None:
+async def serve(app: web.Application, listener: socket.socket, pid_file: str | None) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, address, port, reuse_address=True).start()
+    await web.SockSite(runner, listener).start()
     if pid_file:
         # Written once the port is ours: the host layer waits for this.
         temporary = f"{pid_file}.tmp"
