@@ -158,9 +158,7 @@ class HostLayer:
                     specs = vpn_plan.desired_specs(connection, self.settings)
                 # Which networks this host serves changes only with a network.
                 routes = (
-                    metadata.wanted_routes(connection, self.settings)
-                    if scope.network_ids
-                    else None
+                    metadata.wanted_routes(connection, self.settings) if scope.network_ids else None
                 )
         except ScopeUnknown:
             return None
@@ -201,6 +199,7 @@ class HostLayer:
             want.files,
             want.port,
             table_wanted=bool(routes) and nft_found,
+            may_change=can_change_host(),
         )
         return metadata.plan(want, have, nft_found=nft_found)
 

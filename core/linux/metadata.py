@@ -98,6 +98,8 @@ class ObservedMetadata:
     servers: tuple[processes.Process, ...] = ()
     # Whether something listens on the metadata port in the namespace.
     answers: bool = False
+    # The table could not be read (no CAP_NET_ADMIN): its operations are left out.
+    unread: bool = False
 
 
 def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ...]:
@@ -154,7 +156,13 @@ def find_servers(files: ServerFiles, netns: str | None) -> tuple[processes.Proce
 
 
 def observe(
-    nft_binary: str, netns: str | None, files: ServerFiles, port: int, *, table_wanted: bool
+    nft_binary: str,
+    netns: str | None,
+    files: ServerFiles,
+    port: int,
+    *,
+    table_wanted: bool,
+    may_change: bool = True,
 ) -> ObservedMetadata:
     servers = find_servers(files, netns)
     answers = len(servers) == 1 and _listens(netns, port)
@@ -164,6 +172,9 @@ def observe(
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return ObservedMetadata(False, False, servers=servers, answers=answers)
+        if not may_change:
+            # `host plan` without CAP_NET_ADMIN: the table is not known, so not planned.
+            return ObservedMetadata(False, False, servers=servers, answers=answers, unread=True)
         raise HostError(f"nft: cannot read table {FAMILY} {TABLE}: {result.stderr.strip()}")
     try:
         objects = json.loads(result.stdout)["nftables"]
@@ -290,7 +301,7 @@ def plan(want: DesiredMetadata, have: ObservedMetadata, *, nft_found: bool) -> l
     ops: list[Operation] = []
     serving = bool(want.routes)
     ops += _plan_server(want, have, serving)
-    if not nft_found:
+    if not nft_found or have.unread:
         return ops  # the host plan already says nft is missing when NAT needs it
     if not serving:
         if have.table:
