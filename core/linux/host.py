@@ -184,23 +184,36 @@ class HostLayer:
         elif projects:
             mine = [spec for spec in specs if spec.project in projects]
             vpns = vpn_plan.operations_for(mine, self.settings, self.netns, only=set(projects))
-        served = self._metadata_plan(routes) if routes is not None else []
+        served = self._metadata_plan(routes, wanted.reach.bridges) if routes is not None else []
         return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
 
-    def _metadata_plan(self, routes: tuple[metadata.Route, ...]) -> list[Operation]:
-        """The metadata server and its DNAT, for the networks this host serves."""
+    def _metadata_plan(
+        self, routes: tuple[metadata.Route, ...], bridges: frozenset[str] | None = None
+    ) -> list[Operation]:
+        """The metadata server and its DNAT, for the networks this host serves (of
+        ``bridges`` only, when given: a scoped apply looks up their routes by key)."""
         want = metadata.desired(
             routes, self.settings, self.state_dir, self._dnsmasq_env(), self.netns
         )
         nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
-        have = metadata.observe(
-            self.settings.nft_binary,
-            self.netns,
-            want.files,
-            want.port,
-            table_wanted=bool(routes) and nft_found,
-            may_change=can_change_host(),
-        )
+        if bridges is not None:
+            have = metadata.observe_scoped(
+                self.lookup,
+                self.settings.nft_binary,
+                self.netns,
+                want,
+                bridges,
+                may_change=can_change_host(),
+            )
+        else:
+            have = metadata.observe(
+                self.settings.nft_binary,
+                self.netns,
+                want.files,
+                want.port,
+                table_wanted=bool(routes) and nft_found,
+                may_change=can_change_host(),
+            )
         return metadata.plan(want, have, nft_found=nft_found)
 
     def apply(

@@ -26,15 +26,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
@@ -43,6 +45,9 @@ from core.errors import HostError
 from core.linux import namespace, processes
 from core.linux.operations import Operation
 from core.store.schema import networks
+
+if TYPE_CHECKING:
+    from core.linux.nftelements import Lookup
 
 ADDRESS = "169.254.169.254"
 FAMILY = "ip"
@@ -100,6 +105,8 @@ class ObservedMetadata:
     answers: bool = False
     # The table could not be read (no CAP_NET_ADMIN): its operations are left out.
     unread: bool = False
+    # Set when only these bridges' routes were looked up (a scoped apply).
+    seen: frozenset[str] | None = None
 
 
 def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ...]:
@@ -181,6 +188,66 @@ def observe(
     except (ValueError, KeyError):
         raise HostError(f"nft: unreadable listing of table {FAMILY} {TABLE}") from None
     return replace(_parse(objects, servers), answers=answers)
+
+
+def observe_scoped(
+    lookup: Callable[[], Lookup],
+    nft_binary: str,
+    netns: str | None,
+    want: DesiredMetadata,
+    bridges: frozenset[str],
+    *,
+    may_change: bool = True,
+) -> ObservedMetadata:
+    """What the host has of the server and of these bridges' routes, asked by key: the
+    server through its pid file, the routes from the kernel over nfnetlink. Whatever
+    cannot be known that way (no pid file, no table yet) is looked at in full."""
+    servers = _server_by_pid_file(want)
+    if servers is None:
+        servers = find_servers(want.files, netns)
+    answers = len(servers) == 1 and _listens(netns, want.port)
+    nft_found = shutil.which(nft_binary) is not None
+    if not want.routes and not _table_marker(want.files).exists():
+        return ObservedMetadata(False, False, servers=servers, answers=answers)
+    source = lookup() if nft_found and _table_marker(want.files).exists() else None
+    if source is None or not source.sets_exist(TABLE, (ROUTES, PORTS)):
+        full = observe(
+            nft_binary,
+            netns,
+            want.files,
+            want.port,
+            table_wanted=bool(want.routes) and nft_found,
+            may_change=may_change,
+        )
+        return replace(full, servers=servers, answers=answers)
+    from core.linux.nftelements import ifname_key
+
+    names = sorted(bridges)
+    found = source.get(TABLE, ROUTES, [ifname_key(name) for name in names])
+    routes = {}
+    for name, element in zip(names, found, strict=True):
+        if element is not None and element.data is not None and len(element.data) >= 6:
+            (port,) = struct.unpack("!H", element.data[4:6])
+            routes[name] = (socket.inet_ntoa(element.data[:4]), port)
+    (guard,) = source.get(TABLE, PORTS, [struct.pack("!H", want.port)])
+    return ObservedMetadata(
+        table=True,
+        layout_ok=True,
+        routes=routes,
+        ports=frozenset({want.port}) if guard is not None else frozenset(),
+        servers=servers,
+        answers=answers,
+        seen=frozenset(bridges),
+    )
+
+
+def _server_by_pid_file(want: DesiredMetadata) -> tuple[processes.Process, ...] | None:
+    """The server its pid file names, if that process runs this command line."""
+    pid = _pid_in(want.files.pid)
+    argv = processes.argv_of(pid) if pid is not None else None
+    if pid is None or argv is None or argv[1:] != want.argv[1:]:
+        return None
+    return (processes.Process(pid, processes.parent(pid), argv, here=False),)
 
 
 def _parse(
@@ -313,6 +380,8 @@ def plan(want: DesiredMetadata, have: ObservedMetadata, *, nft_found: bool) -> l
         ops.append(CreateMetadataTable(have.table, want.files))
         routes, ports = {}, set()
     wanted = {r.bridge: (r.gateway, want.port) for r in want.routes}
+    if have.seen is not None:
+        wanted = {b: target for b, target in wanted.items() if b in have.seen}
     ops += [DeleteMetadataRoute(b) for b in sorted(set(routes) - set(wanted))]
     ops += [
         SetMetadataRoute(bridge, gateway, port, replaces=bridge in routes)

@@ -11,6 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.linux import metadata
 from core.linux.scope import Scope
 from tests.host.conftest import Lab, in_ns
@@ -167,7 +169,13 @@ def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path:
     assert not host.layer.plan()
 
 
-def test_a_scoped_apply_of_a_new_network_starts_the_server(lab: Lab, tmp_path: Path) -> None:
+def _refuse(*_: object, **__: object) -> None:
+    raise AssertionError("a scoped apply looked at everything")
+
+
+def test_a_scoped_apply_of_a_new_network_starts_the_server(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     host = network_host(lab, tmp_path)
     host.service.create_project("alpha")
     (network,) = host.service.create_networks("10.94.0.0/24", 1, 256)
@@ -175,6 +183,9 @@ def test_a_scoped_apply_of_a_new_network_starts_the_server(lab: Lab, tmp_path: P
     scope = Scope(frozenset({network.id}))
     described = host.layer.sync(scope=scope).describe()
     assert "start metadata server on port 8775" in described
+    # Asked again, by key only: the server through its pid file, routes over nfnetlink.
+    monkeypatch.setattr("core.linux.processes.find", _refuse)
+    monkeypatch.setattr(metadata, "observe", _refuse)
     assert not host.layer.sync(scope=scope)
     # A change that touches no network does not look for the server at all.
     assert not host.layer.plan(scope=Scope(security=True))
