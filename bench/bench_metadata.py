@@ -68,21 +68,22 @@ import http.client, json, sys, time
 paths, count, start_at = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 while time.time() < start_at:
     time.sleep(0.0005)
-latencies, failures, began = [], 0, time.time()
+latencies, failures, why, began = [], 0, [], time.time()
 for i in range(count):
     t = time.perf_counter()
     conn = http.client.HTTPConnection("169.254.169.254", 80, timeout=10)
     try:
         conn.request("GET", paths[i % len(paths)])
         response = conn.getresponse(); response.read()
-        failures += response.status != 200
-    except OSError:
-        failures += 1
+        if response.status != 200:
+            failures += 1; why.append(f"{paths[i % len(paths)]}: HTTP {response.status}")
+    except OSError as exc:
+        failures += 1; why.append(f"{paths[i % len(paths)]}: {exc!r}")
     finally:
         conn.close()
     latencies.append(time.perf_counter() - t)
 print(json.dumps({"latencies": latencies, "began": began, "ended": time.time(),
-                  "failures": failures}))
+                  "failures": failures, "why": why}))
 """
 
 STATIC = r"""
@@ -221,6 +222,8 @@ def burst(cloud: Cloud, requests: int) -> tuple[list[float], float, int]:
     began = min(out["began"] for out in outputs)
     ended = max(out["ended"] for out in outputs)
     failures = sum(out["failures"] for out in outputs)
+    for reason in sorted({r for out in outputs for r in out["why"]})[:5]:
+        print(f"  failed: {reason}", file=sys.stderr)
     return latencies, len(latencies) / (ended - began), failures
 
 
@@ -269,7 +272,8 @@ def bench(cloud: Cloud, requests: int, repeat: int) -> None:
         assert not plan.problems, plan.problems
         latencies, rate, failures = burst(cloud, requests)
         if failures:
-            raise RuntimeError(f"{failures} metadata requests failed")
+            log = (cloud.layer.state_dir / "metadata" / "server.log").read_text()[-2000:]
+            raise RuntimeError(f"{failures} metadata requests failed; the server's log:\n{log}")
         subject += latencies
         subject_rates.append(rate)
         with static_server(cloud):

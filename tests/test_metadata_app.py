@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from core.metadata.app import make_app
+from core.metadata.app import InstanceCache, make_app
 from core.views import MetadataView
 
 WEB1 = MetadataView(
@@ -122,3 +123,32 @@ def test_what_the_guest_claims_is_not_who_it_is() -> None:
         assert await response.text() == "127.0.0.1"
 
     serve(WEB1, check)
+
+
+def test_lookups_run_one_at_a_time_and_a_burst_asks_once() -> None:
+    # The database layer is synchronous (SQLite shares one connection): never two
+    # look-ups at once, and one instance's burst waits for a single one.
+    import threading
+
+    calls: list[str] = []
+    busy = threading.Lock()
+
+    def lookup(address: str, local: str) -> MetadataView | None:
+        assert busy.acquire(blocking=False), "two look-ups at once"
+        try:
+            calls.append(address)
+            time.sleep(0.05)
+            return WEB1 if address == "127.0.0.1" else None
+        finally:
+            busy.release()
+
+    async def main() -> None:
+        cache = InstanceCache(lookup)
+        views = await asyncio.gather(
+            *[cache.get("127.0.0.1", "127.0.0.1") for _ in range(10)],
+            *[cache.get(f"10.0.0.{i}", "10.0.0.1") for i in range(2, 6)],
+        )
+        assert views[:10] == [WEB1] * 10 and views[10:] == [None] * 4
+
+    asyncio.run(main())
+    assert calls.count("127.0.0.1") == 1 and len(calls) == 5

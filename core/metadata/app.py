@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -32,12 +33,19 @@ CACHE_SECONDS = 2.0
 
 
 class InstanceCache:
-    """Looks instances up by address in a worker thread (the database is synchronous),
-    and keeps each answer for a moment."""
+    """Looks instances up by address in one worker thread, and keeps each answer for a
+    moment.
+
+    One thread: the database layer is synchronous and its SQLite engine shares one
+    connection, which concurrent threads would close under each other. Requests of one
+    instance that arrive together wait for the same look-up instead of queueing more.
+    """
 
     def __init__(self, lookup: Lookup) -> None:
         self.lookup = lookup
         self.entries: dict[tuple[str, str], tuple[float, MetadataView | None]] = {}
+        self.pending: dict[tuple[str, str], asyncio.Future[MetadataView | None]] = {}
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-db")
 
     async def get(self, address: str, local: str) -> MetadataView | None:
         now = time.monotonic()
@@ -45,11 +53,19 @@ class InstanceCache:
         cached = self.entries.get(key)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
+        waiting = self.pending.get(key)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
         if len(self.entries) > 4096:
             self.entries = {k: v for k, v in self.entries.items() if now - v[0] < CACHE_SECONDS}
         loop = asyncio.get_running_loop()
-        view = await loop.run_in_executor(None, self.lookup, address, local)
-        self.entries[key] = (now, view)
+        future = loop.run_in_executor(self.worker, self.lookup, address, local)
+        self.pending[key] = future
+        try:
+            view = await asyncio.shield(future)
+        finally:
+            self.pending.pop(key, None)
+        self.entries[key] = (time.monotonic(), view)
         return view
 
 
