@@ -37,11 +37,11 @@ PATHS = (
 # source address the guest has put on its interface (a spoofed one).
 FETCH = r"""
 import http.client, json, sys
-paths, source = json.loads(sys.argv[1]), sys.argv[2] or None
+paths, source, timeout = json.loads(sys.argv[1]), sys.argv[2] or None, float(sys.argv[3])
 found = {}
 for path in paths:
     try:
-        conn = http.client.HTTPConnection("169.254.169.254", 80, timeout=3,
+        conn = http.client.HTTPConnection("169.254.169.254", 80, timeout=timeout,
                                           source_address=(source, 0) if source else None)
         conn.request("GET", path)
         response = conn.getresponse()
@@ -52,8 +52,12 @@ print(json.dumps(found))
 """
 
 
-def fetch(ns: str, paths: tuple[str, ...] = PATHS, source: str = "") -> dict[str, list[object]]:
-    result = in_ns(ns, sys.executable, "-c", FETCH, json.dumps(list(paths)), source, timeout=60)
+def fetch(
+    ns: str, paths: tuple[str, ...] = PATHS, source: str = "", timeout: float = 3
+) -> dict[str, list[object]]:
+    result = in_ns(
+        ns, sys.executable, "-c", FETCH, json.dumps(list(paths)), source, str(timeout), timeout=60
+    )
     found: dict[str, list[object]] = json.loads(result.stdout)
     return found
 
@@ -104,6 +108,8 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
     # Networks never overlap in netcon, so another project's guest has another address.
     assert not _within(other, _cidr_of(host, web1))
     paths = ("/latest/meta-data/hostname", "/latest/user-data")
+    # A spoofed request is never answered: one path tells that.
+    stolen = ("/latest/user-data",)
     # Each asks with its own address and learns about itself only.
     assert fetch(web2_ns, paths)["/latest/meta-data/hostname"] == [200, "web2.novalocal"]
     theirs = fetch(other_ns, paths)
@@ -111,14 +117,29 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
     assert theirs["/latest/user-data"][0] == 404
     # A neighbour on the same network that takes web1's address is dropped at its port.
     in_ns(web2_ns, "ip", "addr", "add", f"{web1}/32", "dev", "eth0")
-    spoofed = fetch(web2_ns, paths, source=web1)
+    spoofed = fetch(web2_ns, stolen, source=web1)
     assert all(status is None for status, _ in spoofed.values()), spoofed
     # So is a guest of another project's network claiming it.
     in_ns(other_ns, "ip", "addr", "add", f"{web1}/32", "dev", "eth0")
-    spoofed = fetch(other_ns, paths, source=web1)
+    spoofed = fetch(other_ns, stolen, source=web1)
     assert all(status is None for status, _ in spoofed.values()), spoofed
     # web1 itself still gets its own.
     assert fetch(web1_ns, paths)["/latest/user-data"] == [200, USER_DATA.decode()]
+    # The real test of a source address: an instance that is not up (no one to reset a
+    # spoofed connection), whose address a neighbour takes and answers ARP for.
+    ghost = host.service.launch_instance("alpha", "ghost", user_data=b"ghost secrets\n")
+    host.layer.sync()
+    ghost_ip = ghost.addresses[0].address
+    in_ns(web2_ns, "ip", "addr", "add", f"{ghost_ip}/32", "dev", "eth0")
+    spoofed = fetch(web2_ns, stolen, source=ghost_ip)
+    assert all(status is None for status, _ in spoofed.values()), spoofed
+    # Anti-spoofing is what stops it: without the port filter the same request gets the
+    # ghost's user data (so this test would see the hole), and the next apply closes it.
+    in_ns(host.ns, "nft", "delete", "table", "bridge", "netcon")
+    assert fetch(web2_ns, stolen, source=ghost_ip)["/latest/user-data"] == [200, "ghost secrets\n"]
+    host.layer.sync()
+    spoofed = fetch(web2_ns, stolen, source=ghost_ip)
+    assert all(status is None for status, _ in spoofed.values()), spoofed
     # The server's port cannot be reached around the DNAT: not from a guest at its
     # gateway, not from the public side.
     gateway = next(n.gateway for n in host.service.list_networks() if _within(web2, n.cidr))
