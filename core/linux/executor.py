@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import conntrack, dnsmasq, garp, netlink, nft, secgroups
+from core.linux import conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
@@ -95,6 +95,7 @@ class Executor:
             for op in ops:
                 if isinstance(op, StopVpn):
                     op.apply()
+            metadata.stop(ops)
             self._stop_dnsmasq(ops)
             self._removals(ops)
             self._index = None
@@ -119,6 +120,7 @@ class Executor:
             self.journal.unlink(missing_ok=True)
         self._announce(ops)
         failures = self._dhcp(ops)
+        failures += metadata.apply(ops, self.nft.binary, self.netns)
         for op in ops:
             if isinstance(op, StartVpn):
                 try:
