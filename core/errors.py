@@ -89,3 +89,7 @@ class HostError(NetconError):
 
 class DatabaseError(NetconError):
     """The database refused or could not be reached."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The database server did not answer: worth trying again later, unlike a refusal."""

@@ -143,3 +143,34 @@ def test_a_multi_host_network_gives_each_host_its_own_gateway(tmp_path: Path) ->
     ]
     assert len(reserved) == 2  # one gateway address for h1, one for h2
     assert service.list_networks()[0].multi_host
+
+
+def test_an_agent_waits_for_a_database_server_that_is_not_up_yet(tmp_path: Path) -> None:
+    """A host that boots before its database server waits for it, saying so, and stops
+    cleanly when told to; nothing listens on this loopback port."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "--db",
+         f"postgresql://netcon@127.0.0.1:{port}/netcon", "agent", "--host", "h1"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, XDG_CONFIG_HOME=str(tmp_path)),
+    )
+    try:
+        time.sleep(3)
+        assert agent.poll() is None  # still there, waiting
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=10)
+    assert agent.returncode == 0
+    assert "database unreachable" in err and "retrying" in err
+    assert "Traceback" not in err

@@ -14,9 +14,8 @@ from core.cli.spec import Command, arg, netns_arg
 def run_agent(ctx: Context) -> int:
     from core import validate
     from core.agent import Agent
+    from core.errors import DatabaseUnreachable
 
-    service = ctx.service
-    host = validate.host_name("--host", ctx.args.host or service.settings.host)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
@@ -24,6 +23,18 @@ def run_agent(ctx: Context) -> int:
     def say(line: str) -> None:
         stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
         print(f"{stamp} {line}", file=sys.stderr, flush=True)
+
+    # A host booting before its database server (or beside a restarting one) waits for
+    # it, as it would once running; a database that refuses (missing, foreign) ends it.
+    while True:
+        try:
+            service = ctx.service
+            break
+        except DatabaseUnreachable as exc:
+            say(f"database unreachable ({exc.message}); retrying")
+            if stop.wait(2.0):
+                return 0
+    host = validate.host_name("--host", ctx.args.host or service.settings.host)
 
     Agent(service, host, ctx.args.netns, on_apply=say).run(stop)
     return 0

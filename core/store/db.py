@@ -33,7 +33,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import NullPool, StaticPool
 
 from core.defaults import LOCK_TIMEOUT
-from core.errors import DatabaseError, InvalidInput
+from core.errors import DatabaseError, DatabaseUnreachable, InvalidInput
 
 # Every migration this netcon knows, oldest first (core/store/migrations/versions).
 # Opening a database compares its stored revision with these in one query; Alembic is
@@ -96,6 +96,10 @@ class Database:
             raise InvalidInput("--db", "must be a sqlite:/// or postgresql:// URL")
         try:
             self._check_schema(create, migrate_schema)
+        except OperationalError as exc:
+            if self.dialect == "postgresql" and _unreachable(_cause(exc)):
+                raise DatabaseUnreachable(f"database {self.safe_url}: {_cause(exc)}") from None
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
         except (SQLAlchemyError, RuntimeError) as exc:
             raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
@@ -396,6 +400,25 @@ def _why(path: Path | None) -> str:
         "it is read-only for this user (writing needs write permission on the file and "
         "its directory)"
     )
+
+
+# What a PostgreSQL server that is down, starting or restarting makes the driver say (a
+# refusal such as a missing database or a bad password says something else).
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "the database system is",
+    "timeout expired",
+    "no such file or directory",
+    "network is unreachable",
+    "terminating connection",
+)
+
+
+def _unreachable(cause: str) -> bool:
+    lowered = cause.lower()
+    return any(phrase in lowered for phrase in _UNREACHABLE)
 
 
 def _cause(exc: BaseException) -> str:
