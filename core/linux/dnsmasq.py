@@ -154,8 +154,15 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
 
 def script_text(python: str = sys.executable) -> str:
     # dnsmasq runs this as root with its own environment, which carries the database
-    # URL, the import path and NETWORK_ID; "init" prints that network's leases.
-    return f'#!/bin/sh\nexec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
+    # URL, the import path and NETWORK_ID; "init" prints that network's leases. At start
+    # dnsmasq then runs it with "old" for every one of them (DNSMASQ_DATA_MISSING=1):
+    # the database told it those, so they are answered by the shell, not by a Python
+    # process each (5,000 of them would keep a core busy for minutes).
+    return (
+        "#!/bin/sh\n"
+        '[ "$1" = old ] && [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
+        f'exec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
+    )
 
 
 def find_binary(binary: str) -> str | None:
