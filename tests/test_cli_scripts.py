@@ -312,3 +312,21 @@ def test_fish_completion_from_the_generated_script(db: Path, tmp_path: Path) -> 
     assert complete("netcon flo") == ["floating"]
     assert complete("netcon floating associate 203.0.113.4 we") == ["web1", "web2"]
     assert complete("netcon network create --manager f") == ["flat", "flatdhcp"]
+
+
+def test_lease_script_answers_the_leases_dnsmasq_learnt_at_start_without_python(
+    tmp_path: Path,
+) -> None:
+    from core.linux.dnsmasq import script_text
+
+    script = tmp_path / "dhcp-script"
+    # A "python" that fails: whatever reaches it shows as exit status 1.
+    script.write_text(script_text(python="/bin/false"))
+    script.chmod(0o755)
+    event = [str(script), "old", "fa:16:3e:00:00:01", "10.0.0.3", "web1"]
+    at_start = subprocess.run(event, env={"DNSMASQ_DATA_MISSING": "1"}, check=False)
+    assert at_start.returncode == 0
+    # An "old" event later (a changed hostname) and every other action go to netcon.
+    assert subprocess.run(event, env={}, check=False).returncode == 1
+    add = [str(script), "add", *event[2:]]
+    assert subprocess.run(add, env={"DNSMASQ_DATA_MISSING": "1"}, check=False).returncode == 1

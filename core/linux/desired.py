@@ -190,7 +190,7 @@ def desired_from_connection(
         reach = _reach(named, scope, settings)
     hosted = [n.id for n in rows if n.host == host and n.manager != "flat"]
     leases, held = _fixed_with_mac(connection, host, hosted, scoped=scope is not None)
-    ports = _ports(connection, host, [n.id for n in rows])
+    ports = _ports(connection, host, [n.id for n in rows] if scope is not None else None)
     upstream = (settings.dns_servers or host_resolvers(settings.netns)) if hosted else ()
     wanted = tuple(
         replace(
@@ -297,20 +297,21 @@ def _fixed_with_mac(
     )
 
 
-def _ports(connection: Connection, host: str, network_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    """The port names of this host's instances, by network."""
-    if not network_ids:
+def _ports(
+    connection: Connection, host: str, network_ids: list[int] | None
+) -> dict[int, tuple[str, ...]]:
+    """The port names of this host's instances, by network (of ``network_ids`` only, when
+    given)."""
+    if network_ids is not None and not network_ids:
         return {}
     query = (
         select(fixed_ips.c.network_id, fixed_ips.c.mac)
         .join(instances, fixed_ips.c.instance_id == instances.c.id)
-        .where(
-            instances.c.host == host,
-            fixed_ips.c.mac.is_not(None),
-            fixed_ips.c.network_id.in_(network_ids),
-        )
+        .where(instances.c.host == host, fixed_ips.c.mac.is_not(None))
         .order_by(fixed_ips.c.address_int)
     )
+    if network_ids is not None:
+        query = query.where(fixed_ips.c.network_id.in_(network_ids))
     found: dict[int, list[str]] = {}
     for network_id, mac in connection.execute(query):
         found.setdefault(network_id, []).append(port_name(str(mac)))
