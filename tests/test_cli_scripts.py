@@ -236,6 +236,10 @@ def test_dhcp_event_init_prints_the_networks_leases_in_dnsmasq_lease_file_form(
     assert all(before + 600 <= int(expiry) <= int(time.time()) + 600 for expiry, *_ in lines)
     assert all(client == "*" for *_, client in lines)
 
+    # A database it cannot read must not keep dnsmasq from starting: no leases, status 0.
+    code, out, err = run(db.parent / "missing" / "netcon.db", "dhcp-event", "init")
+    assert (code, out) == (0, "") and "no leases read" in err
+
     monkeypatch.delenv("NETWORK_ID")
     code, _, err = run(db, "dhcp-event", "init")
     assert code == 2 and "NETWORK_ID" in err

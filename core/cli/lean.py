@@ -147,11 +147,18 @@ def dhcp_init(db: str | None, env: os._Environ[str] | dict[str, str]) -> int:
         raise InvalidInput("NETWORK_ID", "init needs the network's id in NETWORK_ID")
     lease_time = env.get("DHCP_LEASE_TIME", "")
     seconds = int(lease_time) if lease_time.isdigit() and int(lease_time) else DEFAULT_LEASE_TIME
-    database = RawDatabase(database_url(db), read_only=True)
     try:
-        rows = database.query(LEASES, (int(network),))
-    finally:
-        database.close()
+        database = RawDatabase(database_url(db), read_only=True)
+        try:
+            rows = database.query(LEASES, (int(network),))
+        finally:
+            database.close()
+    except Exception as exc:  # noqa: BLE001 - dnsmasq must start even so
+        # A failed init stops dnsmasq from starting at all; without the leases it still
+        # serves (and, authoritative, ACKs every guest renewing the address it was given).
+        reason = " ".join(str(exc).split())[:300]
+        sys.stderr.write(f"netcon dhcp-event init: no leases read ({reason})\n")
+        return 0
     expiry = int(time.time()) + seconds
     sys.stdout.write(
         "".join(f"{expiry} {mac} {address} {name or '*'} *\n" for mac, address, name in rows)
