@@ -368,7 +368,6 @@ def _digest(db: Path) -> str:
         ["network", "modify", "10.0.0.0/24", "--mtu", "575"],
         ["network", "modify", "10.0.0.0/24", "--mtu", "1501"],
         ["network", "modify", "10.0.0.0/24", "--mtu", "jumbo"],
-        ["dhcp-event", "init"],
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_no_write(

@@ -140,11 +140,17 @@ def dhcp_init(db: str | None, env: os._Environ[str] | dict[str, str]) -> int:
 
     The database knows that an address is leased, not since when: each lease is given a
     whole lease time from now, so a guest keeps its address until it renews (and is
-    ACKed) or, gone, its lease runs out and dnsmasq reports it deleted.
+    ACKed) or, gone, its lease runs out and dnsmasq reports it deleted. Whatever goes
+    wrong, init exits 0 having said why on stderr: dnsmasq does not start at all when
+    it fails.
     """
     network = env.get("NETWORK_ID", "")
     if not network.isdigit():
-        raise InvalidInput("NETWORK_ID", "init needs the network's id in NETWORK_ID")
+        # A dnsmasq started by hand with netcon's command line: it serves without them.
+        sys.stderr.write(
+            "netcon dhcp-event init: no leases read (NETWORK_ID does not name the network)\n"
+        )
+        return 0
     lease_time = env.get("DHCP_LEASE_TIME", "")
     seconds = int(lease_time) if lease_time.isdigit() and int(lease_time) else DEFAULT_LEASE_TIME
     try:
@@ -154,7 +160,7 @@ def dhcp_init(db: str | None, env: os._Environ[str] | dict[str, str]) -> int:
         finally:
             database.close()
     except Exception as exc:  # noqa: BLE001 - dnsmasq must start even so
-        # A failed init stops dnsmasq from starting at all; without the leases it still
+        # A failed init keeps dnsmasq from starting at all; without the leases it still
         # serves (and, authoritative, ACKs every guest renewing the address it was given).
         reason = " ".join(str(exc).split())[:300]
         sys.stderr.write(f"netcon dhcp-event init: no leases read ({reason})\n")
