@@ -40,6 +40,8 @@ def parse(text: str, *, loopback: bool) -> tuple[str, ...]:
             continue
         if address.is_loopback and not loopback or address.is_unspecified:
             continue
+        if address.version == 6 and address.is_link_local:
+            continue  # needs its interface, which names the host's, not the namespace's
         if str(address) not in found:
             found.append(str(address))
     return tuple(found)
