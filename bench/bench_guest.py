@@ -12,7 +12,7 @@ netcon.toml of its own.
 The guests are emulated: one Python process in a second namespace sends each guest's
 renewal (a DHCPREQUEST in the RENEWING state: its address in ciaddr, no server
 identifier, its own chaddr and xid) unicast to the gateway, resends it every second
-until it is answered (at most 256 unanswered at a time), and stops once every one is
+until it is answered (at most 64 unanswered at a time), and stops once every one is
 ACKed. It sends them as a relay agent on the guests' subnet would (giaddr set to its own
 address), so that dnsmasq answers it at one address: unicast answers to 5,000 guest
 addresses would need 5,000 neighbour entries on the network host, beyond the kernel's
@@ -78,7 +78,7 @@ for index, (mac, address) in enumerate(guests):
 print("ready", flush=True)
 sys.stdin.readline()
 started = time.monotonic()
-pending = dict(requests); last_sent = {}; naks = 0; sent = 0; window = 256
+pending = dict(requests); last_sent = {}; naks = 0; sent = 0; window = 64
 while pending:
     now = time.monotonic()
     budget = window
