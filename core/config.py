@@ -33,6 +33,8 @@ class Settings:
     public_interface: str = "eth0"
     vlan_interface: str = "eth1"
     flat_network_bridge: str = "br100"
+    # The resolver Flat guests are configured with (FlatDHCP and VLAN guests get their
+    # network's dnsmasq unless the network names its own).
     flat_network_dns: str = "8.8.4.4"
     vpn_ip: str | None = None
     cnt_vpn_clients: int = 0

@@ -362,6 +362,12 @@ def _digest(db: Path) -> str:
         ["dhcp-event", "add", "not-a-mac", "10.0.0.3"],
         ["dhcp-event", "add", "fa:16:3e:00:00:01", "10.99.0.1"],
         ["--lock-timeout", "-1", "project", "list"],
+        # What guests are handed: DNS servers and MTU.
+        ["network", "modify", "10.0.0.0/24", "--dns1", "dns.example"],
+        ["network", "modify", "10.0.0.0/24", "--dns2", "10.0.0.300"],
+        ["network", "modify", "10.0.0.0/24", "--mtu", "575"],
+        ["network", "modify", "10.0.0.0/24", "--mtu", "1501"],
+        ["network", "modify", "10.0.0.0/24", "--mtu", "jumbo"],
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_no_write(
@@ -376,4 +382,39 @@ def test_cli_bad_input_is_one_line_exit_2_and_no_write(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("netcon"), result.stderr
     assert "Traceback" not in result.stderr
+    assert _digest(db) == before
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ('dns_servers = ["resolver.example"]', "dns_servers"),
+        ('dns_servers = ["10.0.0.1", "::x"]', "dns_servers"),
+        ("physical_mtu = 575", "physical_mtu"),
+    ],
+)
+def test_bad_guest_settings_in_netcon_toml_are_one_line_and_no_write(
+    demo_file: Path, tmp_path: Path, line: str, field: str
+) -> None:
+    db = tmp_path / "netcon.db"
+    shutil.copy(demo_file, db)
+    before = _digest(db)
+    config = tmp_path / "config" / "netcon" / "netcon.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(line + "\n")
+    env = {
+        **os.environ,
+        "NETCON_DATABASE_URL": f"sqlite:///{db}",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "network", "modify", "10.0.0.0/24", "--mtu", "1400"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and field in lines[0], result.stderr
     assert _digest(db) == before

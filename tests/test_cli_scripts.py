@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -202,8 +203,46 @@ def test_complete_prints_names_from_one_query(db: Path) -> None:
 def test_dhcp_event_refuses_an_unknown_action_and_imports_no_sqlalchemy(db: Path) -> None:
     code, _, err = run(db, "dhcp-event", "tftp", "fa:16:3e:00:00:01", "10.0.0.3")
     assert code == 2 and "must be one of add, old, del, init" in err
-    loaded = modules_after("--db", f"sqlite:///{db}", "dhcp-event", "init")
+    loaded = modules_after("--db", f"sqlite:///{db}", "dhcp-event", "init", env={"NETWORK_ID": "1"})
     assert not loaded & set(HEAVY)
+
+
+def test_dhcp_event_init_prints_the_networks_leases_in_dnsmasq_lease_file_form(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instances = json.loads(run(db, "--json", "instance", "list")[1])
+    first, second = (i["addresses"][0] for i in instances[:2])
+    network = next(
+        n["id"]
+        for n in json.loads(run(db, "--json", "network", "list")[1])
+        if n["cidr"] == first["network"]
+    )
+    for address in (first, second):
+        assert run(db, "dhcp-event", "add", address["mac"], address["address"])[0] == 0
+    monkeypatch.setenv("NETWORK_ID", str(network))
+    monkeypatch.setenv("DHCP_LEASE_TIME", "600")
+    before = int(time.time())
+    code, out, _ = run(db, "dhcp-event", "init")
+    assert code == 0
+    lines = [line.split() for line in out.splitlines()]
+    # EXPIRY MAC IP HOSTNAME CLIENT-ID, only the leased addresses of that network.
+    wanted = {
+        (a["mac"], a["address"], i["name"])
+        for i in instances[:2]
+        for a in i["addresses"]
+        if a["network"] == first["network"]
+    }
+    assert {(mac, ip, name) for _, mac, ip, name, _ in lines} == wanted
+    assert all(before + 600 <= int(expiry) <= int(time.time()) + 600 for expiry, *_ in lines)
+    assert all(client == "*" for *_, client in lines)
+
+    # A database it cannot read must not keep dnsmasq from starting: no leases, status 0.
+    code, out, err = run(db.parent / "missing" / "netcon.db", "dhcp-event", "init")
+    assert (code, out) == (0, "") and "no leases read" in err
+
+    monkeypatch.delenv("NETWORK_ID")
+    code, out, err = run(db, "dhcp-event", "init")
+    assert (code, out) == (0, "") and "NETWORK_ID" in err
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
@@ -277,3 +316,21 @@ def test_fish_completion_from_the_generated_script(db: Path, tmp_path: Path) -> 
     assert complete("netcon flo") == ["floating"]
     assert complete("netcon floating associate 203.0.113.4 we") == ["web1", "web2"]
     assert complete("netcon network create --manager f") == ["flat", "flatdhcp"]
+
+
+def test_lease_script_answers_the_leases_dnsmasq_learnt_at_start_without_python(
+    tmp_path: Path,
+) -> None:
+    from core.linux.dnsmasq import script_text
+
+    script = tmp_path / "dhcp-script"
+    # A "python" that fails: whatever reaches it shows as exit status 1.
+    script.write_text(script_text(python="/bin/false"))
+    script.chmod(0o755)
+    event = [str(script), "old", "fa:16:3e:00:00:01", "10.0.0.3", "web1"]
+    at_start = subprocess.run(event, env={"DNSMASQ_DATA_MISSING": "1"}, check=False)
+    assert at_start.returncode == 0
+    # An "old" event later (a changed hostname) and every other action go to netcon.
+    assert subprocess.run(event, env={}, check=False).returncode == 1
+    add = [str(script), "add", *event[2:]]
+    assert subprocess.run(add, env={"DNSMASQ_DATA_MISSING": "1"}, check=False).returncode == 1

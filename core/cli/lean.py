@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import time
 from pathlib import Path
 
 from core import validate
@@ -102,14 +103,14 @@ def complete(db: str | None, words: list[str]) -> int:
 def dhcp_event(db: str | None, words: list[str]) -> int:
     """``add|old|del MAC IP [HOSTNAME]``: mark the address leased or free it.
 
-    ``init`` (dnsmasq asks for the leases it should know at start) prints nothing: the
-    leases live in the database and the hosts file carries every allocation.
+    ``init``: dnsmasq (which keeps no lease file) asks at start for the leases it should
+    know; they are printed from the database for the network in NETWORK_ID.
     """
     if not words:
         raise InvalidInput("action", "missing; dnsmasq passes add, old, del or init")
     action = words[0]
     if action == "init":
-        return 0
+        return dhcp_init(db, os.environ)
     if action not in DHCP_ACTIONS:
         raise InvalidInput("action", f"{action[:80]!r} must be one of add, old, del, init")
     if len(words) < 3:
@@ -121,6 +122,54 @@ def dhcp_event(db: str | None, words: list[str]) -> int:
         record_lease(database, action, mac, address, _actor(), utcnow())
     finally:
         database.close()
+    return 0
+
+
+# Leased addresses of one network that are still given to a MAC, with their instance.
+LEASES = (
+    "SELECT f.mac, f.address, i.name FROM fixed_ips f "
+    "LEFT JOIN instances i ON i.id = f.instance_id "
+    "WHERE f.network_id = ? AND f.leased AND f.mac IS NOT NULL ORDER BY f.address_int"
+)
+DEFAULT_LEASE_TIME = 120
+
+
+def dhcp_init(db: str | None, env: os._Environ[str] | dict[str, str]) -> int:
+    """Print the network's leases in dnsmasq's lease-file format, one a line:
+    ``EXPIRY MAC IP HOSTNAME CLIENT-ID`` (``*`` for none).
+
+    The database knows that an address is leased, not since when: each lease is given a
+    whole lease time from now, so a guest keeps its address until it renews (and is
+    ACKed) or, gone, its lease runs out and dnsmasq reports it deleted. Whatever goes
+    wrong, init exits 0 having said why on stderr: dnsmasq does not start at all when
+    it fails.
+    """
+    network = env.get("NETWORK_ID", "")
+    if not network.isdigit():
+        # A dnsmasq started by hand with netcon's command line: it serves without them.
+        sys.stderr.write(
+            "netcon dhcp-event init: no leases read (NETWORK_ID does not name the network)\n"
+        )
+        return 0
+    lease_time = env.get("DHCP_LEASE_TIME", "")
+    seconds = int(lease_time) if lease_time.isdigit() and int(lease_time) else DEFAULT_LEASE_TIME
+    try:
+        database = RawDatabase(database_url(db), read_only=True)
+        try:
+            rows = database.query(LEASES, (int(network),))
+        finally:
+            database.close()
+    except Exception as exc:  # noqa: BLE001 - dnsmasq must start even so
+        # A failed init keeps dnsmasq from starting at all; without the leases it still
+        # serves (and, authoritative, ACKs every guest renewing the address it was given).
+        reason = " ".join(str(exc).split())[:300]
+        sys.stderr.write(f"netcon dhcp-event init: no leases read ({reason})\n")
+        return 0
+    expiry = int(time.time()) + seconds
+    sys.stdout.write(
+        "".join(f"{expiry} {mac} {address} {name or '*'} *\n" for mac, address, name in rows)
+    )
+    sys.stdout.flush()
     return 0
 
 

@@ -16,8 +16,11 @@ from typing import Any
 from sqlalchemy import Connection, Row, or_, select
 
 from core.config import Settings
+from core.linux.ports import port_name
+from core.linux.resolvers import host_resolvers
 from core.linux.scope import Reach, Scope
 from core.linux.secgroup_desired import DesiredFilter, read_filter
+from core.managers.base import effective_mtu
 from core.store.db import Database
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 
@@ -59,12 +62,24 @@ class Dhcp:
     # Released addresses come back only once their lease is gone; these are asked back
     # from dnsmasq (dhcp_release) instead of waiting for the lease to run out.
     held_leases: tuple[HeldLease, ...] = ()
+    # Handed to guests as option 26 (None: not sent).
+    mtu: int | None = None
+    # Where the names dnsmasq does not know are forwarded.
+    upstream: tuple[str, ...] = ()
 
     @cached_property
     def hosts_file(self) -> str:
         """The dnsmasq hosts file, exactly: one ``MAC,hostname.domain,IP`` line each."""
         suffix = f".{self.domain},"
         return "".join([f"{h.mac},{h.hostname}{suffix}{h.address}\n" for h in self.hosts])
+
+    @cached_property
+    def names_file(self) -> str:
+        """The names dnsmasq answers for, leased or not: ``IP name.domain name`` each (the
+        first name is what the address's reverse lookup gives)."""
+        return "".join(
+            [f"{h.address} {h.hostname}.{self.domain} {h.hostname}\n" for h in self.hosts]
+        )
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,10 @@ class DesiredNetwork:
     dhcp: Dhcp | None
     # VLAN networks belong to one project each and must not reach one another.
     isolated: bool
+    # The MTU of its bridge, segment link and instance ports (None: left as they are).
+    mtu: int | None = None
+    # The ports (tap + MAC) of this host's instances on this network.
+    ports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,13 +190,19 @@ def desired_from_connection(
         reach = _reach(named, scope, settings)
     hosted = [n.id for n in rows if n.host == host and n.manager != "flat"]
     leases, held = _fixed_with_mac(connection, host, hosted, scoped=scope is not None)
+    ports = _ports(connection, host, [n.id for n in rows] if scope is not None else None)
+    upstream = (settings.dns_servers or host_resolvers(settings.netns)) if hosted else ()
     wanted = tuple(
-        _network(
-            network,
-            network.host == host,
-            leases.get(network.id, ()),
-            held.get(network.id, ()),
-            settings,
+        replace(
+            _network(
+                network,
+                network.host == host,
+                leases.get(network.id, ()),
+                held.get(network.id, ()),
+                settings,
+                upstream,
+            ),
+            ports=ports.get(network.id, ()),
         )
         for network in rows
     )
@@ -272,6 +297,27 @@ def _fixed_with_mac(
     )
 
 
+def _ports(
+    connection: Connection, host: str, network_ids: list[int] | None
+) -> dict[int, tuple[str, ...]]:
+    """The port names of this host's instances, by network (of ``network_ids`` only, when
+    given)."""
+    if network_ids is not None and not network_ids:
+        return {}
+    query = (
+        select(fixed_ips.c.network_id, fixed_ips.c.mac)
+        .join(instances, fixed_ips.c.instance_id == instances.c.id)
+        .where(instances.c.host == host, fixed_ips.c.mac.is_not(None))
+        .order_by(fixed_ips.c.address_int)
+    )
+    if network_ids is not None:
+        query = query.where(fixed_ips.c.network_id.in_(network_ids))
+    found: dict[int, list[str]] = {}
+    for network_id, mac in connection.execute(query):
+        found.setdefault(network_id, []).append(port_name(str(mac)))
+    return {k: tuple(v) for k, v in found.items()}
+
+
 def _segment(network: Row[Any], settings: Settings) -> Segment | None:
     if network.manager == "vlan" and network.vlan is not None:
         return Segment(network.segmentation or "vlan", network.vlan, settings.vlan_interface)
@@ -284,20 +330,26 @@ def _network(
     hosts: tuple[DhcpHost, ...],
     held: tuple[HeldLease, ...],
     settings: Settings,
+    upstream: tuple[str, ...] = (),
 ) -> DesiredNetwork:
     subnet = ipaddress.IPv4Network(network.cidr)
     flat = network.manager == "flat"
     segment = _segment(network, settings)
+    # A Flat network's bridge is the admin's: its MTU is theirs too.
+    mtu = None if flat else effective_mtu(network, settings.physical_mtu)
     dhcp = None
     if hosted_here and not flat:
         dhcp = Dhcp(
             netmask=network.netmask,
             dhcp_start=network.dhcp_start,
-            dns=tuple(d for d in (network.dns1, network.dns2) if d),
+            # The network's own servers, or its dnsmasq, which knows its instances' names.
+            dns=tuple(d for d in (network.dns1, network.dns2) if d) or (network.gateway,),
             domain=settings.dhcp_domain,
-            lease_time=settings.dhcp_lease_time,
+            lease_time=network.dhcp_lease_time or settings.dhcp_lease_time,
             hosts=hosts,
             held_leases=held,
+            mtu=mtu,
+            upstream=upstream,
         )
     return DesiredNetwork(
         id=network.id,
@@ -315,6 +367,7 @@ def _network(
         dhcp=dhcp,
         # Only a host that routes (has the gateways) can forward between projects.
         isolated=network.manager == "vlan" and hosted_here,
+        mtu=mtu,
     )
 
 

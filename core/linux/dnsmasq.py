@@ -1,8 +1,15 @@
 """One dnsmasq per DHCP network: its files in the state directory and its process.
 
-The hosts file holds exactly the network's allocated addresses (MAC, hostname, IP);
-dnsmasq is told about a new version with SIGHUP, and its ``--dhcp-script`` reports
-lease events to ``netcon dhcp-event``.
+The hosts file holds exactly the network's allocated addresses (MAC, hostname, IP),
+the names file the same instances as DNS names (forward and reverse, leased or not);
+dnsmasq is told about new versions with SIGHUP, which re-reads both, and the options
+file. Its ``--dhcp-script`` reports lease events to ``netcon dhcp-event``, and at start
+(``init``) prints the network's current leases from the database, so a restarted
+dnsmasq ACKs a renewing guest at once.
+
+Each dnsmasq serves its own bridge only: ``--interface`` with no ``--listen-address``
+makes it bind its DHCP socket to that device (SO_BINDTODEVICE), so a unicast renewal
+to one network's gateway is never taken by another network's dnsmasq on the same host.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ class DhcpFiles:
         return self.directory / f"{self.bridge}.conf"
 
     @property
+    def names(self) -> Path:
+        return self.directory / f"{self.bridge}.names"
+
+    @property
     def opts(self) -> Path:
         return self.directory / f"{self.bridge}.opts"
 
@@ -69,6 +80,7 @@ class DnsmasqState:
     adopted: bool = False
     # Other dnsmasq processes of this bridge: duplicates, or left in an old namespace.
     strays: tuple[int, ...] = ()
+    names_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,12 +97,19 @@ def hosts_text(network: DesiredNetwork) -> str:
     return network.dhcp.hosts_file
 
 
+def names_text(network: DesiredNetwork) -> str:
+    assert network.dhcp is not None
+    return network.dhcp.names_file
+
+
 def opts_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None and network.gateway is not None
     tag = f"net{network.id}"
     lines = [f"tag:{tag},option:router,{network.gateway}"]
     if network.dhcp.dns:
         lines.append(f"tag:{tag},option:dns-server,{','.join(network.dhcp.dns)}")
+    if network.dhcp.mtu is not None:
+        lines.append(f"tag:{tag},option:mtu,{network.dhcp.mtu}")
     return "\n".join(lines) + "\n"
 
 
@@ -106,17 +125,28 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
         "--conf-file=",
         f"--pid-file={base}.pid",
         f"--dhcp-optsfile={base}.opts",
-        f"--listen-address={network.gateway}",
+        # Its own bridge only (no --listen-address, which would turn off the device
+        # binding of the DHCP socket), and not the loopback --interface brings along.
+        f"--interface={network.bridge}",
         "--except-interface=lo",
         f"--dhcp-range=set:net{network.id},{dhcp.dhcp_start},static,{dhcp.netmask},"
         f"{dhcp.lease_time}s",
         f"--dhcp-lease-max={size}",
         f"--dhcp-hostsfile={base}.conf",
         f"--dhcp-script={files.directory}/dhcp-script",
+        # The only DHCP server of its subnet: a request for an address it has no lease
+        # of is answered (ACK or NAK), never ignored.
+        "--dhcp-authoritative",
         "--no-hosts",
+        f"--addn-hosts={base}.names",
         "--leasefile-ro",
+        # Names in the network's domain are answered here or not at all (NXDOMAIN);
+        # single-label names never leave; the rest goes to the upstream resolvers.
         "--no-resolv",
         f"--domain={dhcp.domain}",
+        f"--local=/{dhcp.domain}/",
+        "--domain-needed",
+        *(f"--server={server}" for server in dhcp.upstream),
         f"--log-facility={base}.log",
         "--log-dhcp",
     )
@@ -124,10 +154,13 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
 
 def script_text(python: str = sys.executable) -> str:
     # dnsmasq runs this as root with its own environment, which carries the database
-    # URL and the import path; "init" is answered with an empty lease list.
+    # URL, the import path and NETWORK_ID; "init" prints that network's leases. At start
+    # dnsmasq then runs it with "old" for every one of them (DNSMASQ_DATA_MISSING=1):
+    # the database told it those, so they are answered by the shell, not by a Python
+    # process each (5,000 of them would keep a core busy for minutes).
     return (
         "#!/bin/sh\n"
-        '[ "$1" = init ] && exit 0\n'
+        '[ "$1" = old ] && [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
         f'exec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
     )
 
@@ -193,6 +226,7 @@ def observe(
             argv=argv_now,
             hosts_text=_read(f"{base}/{bridge}.conf"),
             opts_text=_read(f"{base}/{bridge}.opts"),
+            names_text=_read(f"{base}/{bridge}.names"),
             adopted=adopted,
             strays=tuple(p.pid for p in mine if p.pid != pid),
         )
@@ -322,9 +356,7 @@ def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
                 status = launch.poll()
                 if status is None and now - launch.started > START_TIMEOUT:
                     launch.kill()
-                    failed[launch.item.files.bridge] = (
-                        f"did not start within {START_TIMEOUT:.0f} s"
-                    )
+                    failed[launch.item.files.bridge] = f"did not start within {START_TIMEOUT:.0f} s"
                 elif status is None:
                     still.append(launch)
                 elif status == 0:
@@ -466,7 +498,7 @@ def _signal(pid: int, signum: int) -> bool:
 
 
 def delete_files(files: DhcpFiles) -> None:
-    for path in (files.pid, files.hosts, files.opts):
+    for path in (files.pid, files.hosts, files.opts, files.names):
         path.unlink(missing_ok=True)
 
 

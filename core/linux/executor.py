@@ -47,6 +47,7 @@ from core.linux.operations import (
     ReleaseLeases,
     ReloadDnsmasq,
     SetMaster,
+    SetMtu,
     SetUp,
     StartDnsmasq,
     StopDnsmasq,
@@ -197,7 +198,7 @@ class Executor:
         self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[Request]
     ) -> None:
         configures = [
-            op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress | ClaimLink)
+            op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress | ClaimLink | SetMtu)
         ]
         if not configures and not created:
             return
@@ -226,6 +227,9 @@ class Executor:
                 sent.append(op)
             elif isinstance(op, ClaimLink):
                 requests.append(netlink.set_link(index[op.name], alias=OWNER_ALIAS))
+                sent.append(op)
+            elif isinstance(op, SetMtu):
+                requests.append(netlink.set_link(index[op.name], mtu=op.mtu))
                 sent.append(op)
             elif isinstance(op, AddAddress):
                 requests.append(
@@ -331,6 +335,8 @@ class Executor:
             if isinstance(op, WriteHostsFile):
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
                 dnsmasq.write_atomically(files.opts, op.opts)
+                if op.names is not None:
+                    dnsmasq.write_atomically(files.names, op.names)
                 dnsmasq.write_atomically(files.hosts, op.hosts)
         dnsmasq.stop_processes([op.replaces for op in starts if op.replaces is not None])
         failed = dnsmasq.start_all(
@@ -339,7 +345,11 @@ class Executor:
                 dnsmasq.Start(
                     dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge),
                     op.argv,
-                    dict(self.dnsmasq_env, NETWORK_ID=str(op.network_id)),
+                    dict(
+                        self.dnsmasq_env,
+                        NETWORK_ID=str(op.network_id),
+                        DHCP_LEASE_TIME=str(op.lease_time),
+                    ),
                 )
                 for op in starts
             ],
@@ -357,7 +367,7 @@ class Executor:
 def _link_names(ops: Sequence[Operation]) -> set[str]:
     names: set[str] = set()
     for op in ops:
-        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge):
+        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu):
             names.add(op.name)
         elif isinstance(op, CreateVxlan | CreateVlan):
             names.update((op.name, op.parent))

@@ -42,7 +42,7 @@ NLMSG_DONE = 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 IFF_UP = 1
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINK, IFLA_MASTER = 1, 3, 5, 10
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_EXT_MASK = 18, 20, 29
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT = 1, 2, 3, 15
@@ -74,6 +74,7 @@ class Link:
     # VXLAN VNI or 802.1Q id, and the lower device (VLAN parent or VXLAN underlay).
     segment_id: int | None
     parent: int
+    mtu: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,16 @@ def new_link(
 
 
 def set_link(
-    index: int, *, master: int | None = None, alias: str | None = None, up: bool | None = None
+    index: int,
+    *,
+    master: int | None = None,
+    alias: str | None = None,
+    up: bool | None = None,
+    mtu: int | None = None,
 ) -> Request:
     attrs = b""
+    if mtu is not None:
+        attrs += _attr_u32(IFLA_MTU, mtu)
     if master is not None:
         attrs += _attr_u32(IFLA_MASTER, master)
     if alias is not None:
@@ -525,7 +533,9 @@ class Netlink:
                 return out  # the mock's socket pair: one answer per read
 
 
-_LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS))
+_LINK_ATTRS = frozenset(
+    (IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS)
+)
 
 
 def _attrs(msg: bytes, offset: int, wanted: frozenset[int] | None = None) -> dict[int, bytes]:
@@ -581,6 +591,7 @@ def _parse_link(msg: bytes) -> Link:
         alias=_text(attrs.get(IFLA_IFALIAS)) or None,
         segment_id=segment_id,
         parent=parent,
+        mtu=_u32(attrs.get(IFLA_MTU)),
     )
 
 

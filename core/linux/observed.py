@@ -123,6 +123,7 @@ def observe_scoped(
             names.add(net.segment.parent)
         if net.bridge_interface is not None:
             names.add(net.bridge_interface)
+        names.update(net.ports)
     link_list = netlink.links_named(names)
     gateways = {n.gateway for n in desired.networks if n.gateway is not None}
     ours = {link.index for link in link_list if link.name in reach.links}

@@ -73,6 +73,17 @@ class SetUp(Operation):
 
 
 @dataclass(frozen=True)
+class SetMtu(Operation):
+    """A network's bridge, segment link or instance port at the network's MTU."""
+
+    name: str
+    mtu: int
+
+    def describe(self) -> str:
+        return f"set MTU of {self.name} to {self.mtu}"
+
+
+@dataclass(frozen=True)
 class AddAddress(Operation):
     ifname: str
     address: str
@@ -167,6 +178,8 @@ class WriteHostsFile(Operation):
     bridge: str
     hosts: str
     opts: str
+    # The names dnsmasq answers for (an addn-hosts file); None: leave it as it is.
+    names: str | None = None
 
     def describe(self) -> str:
         count = len(self.hosts.splitlines())
@@ -180,6 +193,8 @@ class StartDnsmasq(Operation):
     argv: tuple[str, ...]
     # The running dnsmasq to replace (its command line is out of date), if any.
     replaces: int | None = None
+    # Seconds a lease lasts: what the leases it learns at start are given.
+    lease_time: int = 0
 
     def describe(self) -> str:
         verb = "restart" if self.replaces is not None else "start"

@@ -39,6 +39,7 @@ from core.linux.operations import (
     ReleaseLeases,
     ReloadDnsmasq,
     SetMaster,
+    SetMtu,
     SetUp,
     StartDnsmasq,
     StopDnsmasq,
@@ -115,6 +116,7 @@ class _Builder:
                 self.configures.append(SetUp(net.bridge))
         if net.segment is not None:
             self._segment(net, bridge)
+        self._mtu(net)
         if net.bridge_interface is not None:
             port = self.links.get(net.bridge_interface)
             if port is None:
@@ -135,6 +137,23 @@ class _Builder:
                 None,
                 f"gateway of {net.cidr}",
             )
+
+    def _mtu(self, net: DesiredNetwork) -> None:
+        """The bridge, segment link and instance ports at the network's MTU: a frame the
+        guest may send must fit through every one of them (and the segment's header)."""
+        if net.mtu is None or not net.owns_bridge:
+            return
+        names = [net.bridge]
+        if net.segment is not None:
+            names.append(net.segment.ifname)
+        names += net.ports
+        recreated = {op.name for op in self.deletes if isinstance(op, DeleteLink)}
+        for name in names:
+            link = self.links.get(name)
+            # A link made by this apply (a port not there yet is left for a later one).
+            made = name in recreated or (link is None and name in self.wanted_links)
+            if made or (link is not None and link.mtu != net.mtu):
+                self.configures.append(SetMtu(name, net.mtu))
 
     def _segment(self, net: DesiredNetwork, bridge: Link | None) -> None:
         segment = net.segment
@@ -330,16 +349,27 @@ class _Builder:
             state = self.observed.dnsmasq.get(net.bridge)
             hosts = dnsmasq.hosts_text(net)
             opts = dnsmasq.opts_text(net)
+            names = dnsmasq.names_text(net)
             argv = dnsmasq.argv(context.dnsmasq_path, net, files)
-            changed = state is None or state.hosts_text != hosts or state.opts_text != opts
+            changed = (
+                state is None
+                or state.hosts_text != hosts
+                or state.opts_text != opts
+                or state.names_text != names
+            )
             if changed:
-                self.after.append(WriteHostsFile(net.bridge, hosts, opts))
+                self.after.append(WriteHostsFile(net.bridge, hosts, opts, names))
             if state is not None and state.strays:
                 self.stops.append(StopStrayDnsmasq(net.bridge, state.strays))
+            lease_time = net.dhcp.lease_time if net.dhcp is not None else 0
             if state is None or state.pid is None:
-                self.after.append(StartDnsmasq(net.bridge, net.id, argv))
+                self.after.append(StartDnsmasq(net.bridge, net.id, argv, lease_time=lease_time))
             elif state.argv != argv:
-                self.after.append(StartDnsmasq(net.bridge, net.id, argv, replaces=state.pid))
+                self.after.append(
+                    StartDnsmasq(
+                        net.bridge, net.id, argv, replaces=state.pid, lease_time=lease_time
+                    )
+                )
             elif changed or state.adopted:
                 if state.adopted:
                     self.after.append(AdoptDnsmasq(net.bridge, state.pid))

@@ -96,10 +96,13 @@ class NetworkManager:
         if request.count != 1:
             raise InvalidInput("num_networks", f"a {self.kind} network is created one at a time")
         bridge = request.bridge if request.bridge is not None else settings.flat_network_bridge
+        # A Flat guest is told its resolver in the injected configuration; a FlatDHCP
+        # guest gets its network's dnsmasq, which also knows its neighbours' names.
+        default_dns = settings.flat_network_dns or None if self.injects_config else None
         return replace(
             request,
             bridge=validate.ifname("bridge", bridge),
-            dns=request.dns if request.dns is not None else settings.flat_network_dns or None,
+            dns=request.dns if request.dns is not None else default_dns,
         )
 
     def subnet_plans(

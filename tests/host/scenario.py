@@ -9,7 +9,7 @@ from typing import Any
 from core.linux.host import HostLayer
 from core.linux.ports import port_name
 from core.service import NetconService
-from tests.host.conftest import Lab, in_ns, make_service
+from tests.host.conftest import Lab, make_service
 
 PUBLIC_HOST = "203.0.113.2"
 PUBLIC_CLIENT = "203.0.113.1"
@@ -27,9 +27,7 @@ class NetworkHost:
         """A namespace plugged into ``bridge`` by a veth, its eth0 carrying ``mac``; the
         host end is named as the compute side names an instance's port."""
         ns = self.lab.netns(purpose)
-        tap = port_name(mac)
-        self.lab.veth(ns, "eth0", self.ns, tap, mac_a=mac)
-        in_ns(self.ns, "ip", "link", "set", tap, "master", bridge)
+        self.lab.plug(self.ns, port_name(mac), bridge, ns, mac)
         return ns
 
 

@@ -52,6 +52,8 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
         "create bridge br100",
         "create VXLAN vx100 (VNI 100) over und0, group 239.1.1.1",
         "enslave vx100 to br100",
+        "set MTU of br100 to 1450",
+        "set MTU of vx100 to 1450",
     ]
     # ...and the filter of the port of the instance it runs.
     ports = [op for op in applied if isinstance(op, AddPortFilter)]
@@ -59,8 +61,7 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
 
     near_ns = host.instance("near", near.mac, "br100")
     far_ns = lab.netns("far")
-    lab.veth(far_ns, "eth0", compute, port_name(far.mac), mac_a=far.mac)
-    in_ns(compute, "ip", "link", "set", port_name(far.mac), "master", "br100")
+    lab.plug(compute, port_name(far.mac), "br100", far_ns, far.mac)
 
     # DHCP from the network host's dnsmasq reaches the far instance across the VXLAN.
     assert lab.dhcp_client(far_ns) == far.address
