@@ -15,6 +15,7 @@ def run_agent(ctx: Context) -> int:
     from core import validate
     from core.agent import Agent
 
+    poll = None if ctx.args.poll is None else _seconds("--poll", ctx.args.poll)
     service = ctx.service
     host = validate.host_name("--host", ctx.args.host or service.settings.host)
     stop = threading.Event()
@@ -25,8 +26,20 @@ def run_agent(ctx: Context) -> int:
         stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
         print(f"{stamp} {line}", file=sys.stderr, flush=True)
 
-    Agent(service, host, ctx.args.netns, on_apply=say).run(stop)
+    Agent(service, host, ctx.args.netns, on_apply=say, poll=poll).run(stop)
     return 0
+
+
+def _seconds(field: str, text: str) -> float:
+    from core.errors import InvalidInput
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.01 <= value <= 3600:
+        raise InvalidInput(field, f"must be a number of seconds from 0.01 to 3600, not {text!r}")
+    return value
 
 
 command = Command(
@@ -35,6 +48,12 @@ command = Command(
     (
         arg("--host", complete="host", help="the host it serves (default: the host setting)"),
         netns_arg(),
+        arg(
+            "--poll",
+            metavar="SECONDS",
+            help="look at the database every SECONDS instead of listening for changes "
+            "(a baseline to compare with; notifications are what an agent should use)",
+        ),
     ),
     run_agent,
 )
