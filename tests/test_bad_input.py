@@ -362,6 +362,9 @@ def _digest(db: Path) -> str:
         ["dhcp-event", "add", "not-a-mac", "10.0.0.3"],
         ["dhcp-event", "add", "fa:16:3e:00:00:01", "10.99.0.1"],
         ["--lock-timeout", "-1", "project", "list"],
+        ["agent", "--poll", "0"],
+        ["agent", "--poll", "soon"],
+        ["agent", "--poll", "nan"],
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_no_write(
