@@ -42,6 +42,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -411,13 +412,16 @@ def main() -> int:
     print(f"bench_agents: {NETCON}, 2 x 3 hosts, {load()}")
     root = Path(tempfile.mkdtemp(prefix="nc-bagent-"))
     root.chmod(0o755)
-    with postgres(args.server) as server_url:
-        if args.only in (None, "latency"):
-            with ExitStack() as stack:
-                bench_latency(stack, root, server_url, args.associations)
-        if args.only in (None, "idle"):
-            with ExitStack() as stack:
-                bench_idle(stack, root, server_url, args.networks, args.idle)
+    try:
+        with postgres(args.server) as server_url:
+            if args.only in (None, "latency"):
+                with ExitStack() as stack:
+                    bench_latency(stack, root, server_url, args.associations)
+            if args.only in (None, "idle"):
+                with ExitStack() as stack:
+                    bench_idle(stack, root, server_url, args.networks, args.idle)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     failed = [label for label, ok in RESULTS if not ok]
     for label in failed:
         print(f"  not met: {label}")
