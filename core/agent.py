@@ -63,20 +63,19 @@ class PostgresWatch:
     def wait(self, timeout: float) -> bool:
         import psycopg
 
-        deadline = time.monotonic() + timeout
-        ours = False
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 and not ours:
-                return False
-            # Gather what has arrived; a burst of changes is one apply.
-            try:
-                notices = list(self.connection.notifies(timeout=max(left, 0) if not ours else 0.0))
-            except psycopg.Error as exc:
-                raise DatabaseError(f"lost the change notifications: {exc}") from None
-            ours = ours or any(self._concerns_us(notice.payload) for notice in notices)
-            if ours:
-                return True
+        try:
+            # notifies() yields each notice as it arrives and ends only at its timeout:
+            # leave it at the first notice for this host.
+            with contextlib.closing(self.connection.notifies(timeout=max(timeout, 0.0))) as notices:
+                if not any(self._concerns_us(notice.payload) for notice in notices):
+                    return False
+            # Take what else has already arrived: a burst of changes is one apply.
+            with contextlib.closing(self.connection.notifies(timeout=0.0)) as rest:
+                for _ in rest:
+                    pass
+        except psycopg.Error as exc:
+            raise DatabaseError(f"lost the change notifications: {exc}") from None
+        return True
 
     def _concerns_us(self, payload: str) -> bool:
         try:
@@ -115,6 +114,22 @@ class SqliteWatch:
         self.connection.close()
 
 
+class PollWatch:
+    """Look at the database every ``period`` seconds instead of listening: what an agent
+    without notifications would do. Kept as the baseline the notified agent is measured
+    against (`netcon agent --poll SECONDS`)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+
+    def wait(self, timeout: float) -> bool:
+        time.sleep(max(min(self.period, timeout), 0.0))
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class AgentState:
     """What an agent knows between wake-ups."""
@@ -136,11 +151,13 @@ class Agent:
         *,
         resync: float | None = None,
         on_apply: Callable[[str], None] | None = None,
+        poll: float | None = None,
     ) -> None:
         self.service = service
         self.host = host
         self.netns = netns
         settings = service.settings
+        self.poll = poll
         self.resync = float(resync if resync is not None else settings.agent_resync)
         self.lease = float(settings.host_down_time)
         self.heartbeat_every = max(1.0, self.lease / 4)
@@ -214,6 +231,8 @@ class Agent:
 
     def _connect(self) -> ChangeWatch:
         db = self.service.db
+        if self.poll is not None:
+            return PollWatch(self.poll)
         if db.dialect == "postgresql":
             from core.service.base import CHANGES_CHANNEL
 
@@ -256,7 +275,9 @@ class Agent:
             self.on_apply(f"apply failed (pending until the next try): {exc.message}")
             return
         self.service.record_applied(self.host, upto)
-        if done:
+        # Every apply a change woke is said, even one with nothing left to do: the log
+        # shows which changes reached this host and when.
+        if done or not full:
             self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
 
     def _waiting(self, holder: Holder | None, waited: float) -> None:

@@ -368,6 +368,9 @@ def _digest(db: Path) -> str:
         ["network", "modify", "10.0.0.0/24", "--mtu", "575"],
         ["network", "modify", "10.0.0.0/24", "--mtu", "1501"],
         ["network", "modify", "10.0.0.0/24", "--mtu", "jumbo"],
+        ["agent", "--poll", "0"],
+        ["agent", "--poll", "soon"],
+        ["agent", "--poll", "nan"],
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_no_write(

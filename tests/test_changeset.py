@@ -50,9 +50,11 @@ def test_each_change_names_what_it_touched(tmp_path: Path) -> None:
     address = service.allocate_floating_ip("alpha").address
     count = len(told)
     service.associate_floating_ip(address, "web1")
-    # The floating IP by its address: an apply of this change plans that one alone.
-    assert [_touched(c) for c in told[count:]] == [({made.id}, True, {address})]
-    assert Scope.of(told[-1]) == Scope(frozenset({made.id}), frozenset({address}))
+    # The floating IP by its address, and not its network, which stays as it was: an
+    # apply of this change plans that one address alone.
+    assert [_touched(c) for c in told[count:]] == [(set(), True, {address})]
+    assert Scope.of(told[-1]) == Scope(frozenset(), frozenset({address}))
+    assert told[-1].hosts == {"nethost1"}
     service.terminate_instance("web1")
     assert _touched(told[-1]) == ({made.id}, True, {address})
     with service.deferred_changes():

@@ -16,6 +16,7 @@ def run_agent(ctx: Context) -> int:
     from core.agent import Agent
     from core.errors import DatabaseUnreachable
 
+    poll = None if ctx.args.poll is None else _seconds("--poll", ctx.args.poll)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
@@ -36,8 +37,20 @@ def run_agent(ctx: Context) -> int:
                 return 0
     host = validate.host_name("--host", ctx.args.host or service.settings.host)
 
-    Agent(service, host, ctx.args.netns, on_apply=say).run(stop)
+    Agent(service, host, ctx.args.netns, on_apply=say, poll=poll).run(stop)
     return 0
+
+
+def _seconds(field: str, text: str) -> float:
+    from core.errors import InvalidInput
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.01 <= value <= 3600:
+        raise InvalidInput(field, f"must be a number of seconds from 0.01 to 3600, not {text!r}")
+    return value
 
 
 command = Command(
@@ -46,6 +59,12 @@ command = Command(
     (
         arg("--host", complete="host", help="the host it serves (default: the host setting)"),
         netns_arg(),
+        arg(
+            "--poll",
+            metavar="SECONDS",
+            help="look at the database every SECONDS instead of listening for changes "
+            "(a baseline to compare with; notifications are what an agent should use)",
+        ),
     ),
     run_agent,
 )

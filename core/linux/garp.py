@@ -7,11 +7,14 @@ what ``arping -U`` does, written as one frame on a packet socket.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import socket
 import struct
+import threading
 
 ETH_P_ARP = 0x0806
+SIOCGIFHWADDR = 0x8927
 ARP_REQUEST = 1
 BROADCAST = b"\xff" * 6
 
@@ -30,11 +33,19 @@ def announce(ifname: str, addresses: list[str], repeat: int = 2) -> None:
     by default, as arping -U -c 2, since a single frame can be lost."""
     if not addresses:
         return
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
-        sock.bind((ifname, 0))
-        # The bound socket names the interface's hardware address; /sys would show the
-        # namespace sysfs was mounted in, not this thread's.
-        mac = sock.getsockname()[4]
+    # Protocol 0 and no bind: such a socket takes in no traffic, and binding one that
+    # does waits for a network RCU grace period (some 8 ms); each frame names its way out.
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        # The interface's hardware address as this socket's namespace sees it; /sys
+        # would show the namespace sysfs was mounted in, not this thread's.
+        request = struct.pack("256s", ifname.encode())
+        mac = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, request)[18:24]
         for _ in range(repeat):
             for address in addresses:
-                sock.send(frame(mac, address))
+                sock.sendto(frame(mac, address), (ifname, ETH_P_ARP))
+    finally:
+        # Closing a packet socket waits for a grace period too (packet_release calls
+        # synchronize_net): some 10 ms that the frames, already sent, and the apply
+        # that sent them need not wait for.
+        threading.Thread(target=sock.close, name="garp-close", daemon=True).start()

@@ -7,6 +7,9 @@ to the ``nft`` binary as one JSON batch, which nftables applies atomically.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import ipaddress
 import json
 from dataclasses import dataclass, field
@@ -201,9 +204,71 @@ class Nft:
         if not commands:
             return
         payload = json.dumps({"nftables": commands})
+        library = _library() if self.binary == DEFAULT_BINARY else None
+        if library is not None:
+            # The library the nft program is made of, in this process: the same batch,
+            # parsed and committed the same way, without starting a program (which
+            # costs more than the batch itself on a busy host).
+            with namespace.entered(self.netns):
+                failure = library.run(payload)
+            if failure is not None:
+                raise HostError(f"nft: {_first_line(failure)}")
+            return
         result = namespace.run(self.netns, [self.binary, "-j", "-f", "-"], stdin=payload)
         if result.returncode != 0:
             raise HostError(f"nft: {_first_line(result.stderr)}")
+
+
+# The nft_binary setting's default: the program found on PATH, whose library
+# (libnftables) is used in process when present.
+DEFAULT_BINARY = "nft"
+# nft_ctx_output_set_flags: JSON output also makes the input parsed as JSON.
+_OUTPUT_JSON = 1 << 4
+
+
+class _Libnftables:
+    """libnftables through ctypes: one context per batch, made in the calling thread's
+    network namespace (its netlink socket belongs to the namespace it is opened in)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+        for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+
+    def run(self, payload: str) -> str | None:
+        """Apply one JSON batch; None when it worked, else nft's error text."""
+        ctx = self.lib.nft_ctx_new(0)
+        if not ctx:
+            return "cannot make an nftables context"
+        try:
+            self.lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
+            self.lib.nft_ctx_buffer_output(ctx)
+            self.lib.nft_ctx_buffer_error(ctx)
+            if self.lib.nft_run_cmd_from_buffer(ctx, payload.encode()) == 0:
+                return None
+            error = self.lib.nft_ctx_get_error_buffer(ctx)
+            return (error or b"").decode(errors="replace") or "the batch was refused"
+        finally:
+            self.lib.nft_ctx_free(ctx)
+
+
+@functools.cache
+def _library() -> _Libnftables | None:
+    for name in ("libnftables.so.1", ctypes.util.find_library("nftables")):
+        if name is None:
+            continue
+        try:
+            return _Libnftables(ctypes.CDLL(name))
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 def _first_line(text: str) -> str:

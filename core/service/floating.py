@@ -236,8 +236,11 @@ class FloatingService(ServiceBase):
             )
             audit.target = floating.address
             audit.after = {"instance": target.name, "fixed": fixed.address}
+            # The address and its NAT pair are all that change, on the floating IP's host:
+            # the network stays as it is, so the change does not name it (a named network
+            # would bring its bridge, DHCP and filter into the apply, and every host with
+            # instances on it into the change).
             audit.floating_addresses.add(floating.address)
-            audit.network_ids.add(fixed.network_id)
             return _floating_views(connection, floating_ips.c.id == floating.id)[0]
 
     def _pick_fixed(
@@ -264,11 +267,7 @@ class FloatingService(ServiceBase):
             if floating.fixed_ip_id is None:
                 raise Conflict("address", f"{floating.address} is not associated")
             (before,) = _floating_views(connection, floating_ips.c.id == floating.id)
-            network_id = connection.execute(
-                select(fixed_ips.c.network_id).where(fixed_ips.c.id == floating.fixed_ip_id)
-            ).scalar_one()
             audit.before = {"instance": before.instance, "fixed": before.fixed_address}
-            audit.network_ids.add(network_id)
             connection.execute(
                 update(floating_ips)
                 .where(floating_ips.c.id == floating.id)
