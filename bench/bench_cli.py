@@ -106,7 +106,7 @@ def main() -> None:
         netcon = [NETCON]
         run([*netcon, "demo"], env)
         empty = work / "empty.db"
-        run([*netcon, "--db", f"sqlite:///{empty}", "network", "list"], env)
+        run([*netcon, "--db", f"sqlite:///{empty}", "init"], env)
         pool = work / "pool.db"
         shutil.copy(empty, pool)
         run([*netcon, "--db", f"sqlite:///{pool}", "floating", "create", "h1", RANGE], env)

@@ -4,6 +4,8 @@ forgotten, so the next packet goes where the database says."""
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -121,3 +123,88 @@ def test_a_moved_floating_ip_is_announced_and_its_old_flows_forgotten(
     _send(host.public, address, "two")
     assert _arrives(address, "two", records["vm2"])
     assert "two" not in _received(records["vm1"])
+
+
+def _tcp_echo(lab: Lab, ns: str, port: int) -> None:
+    """A TCP server in ``ns`` that answers each line with the line and its own name."""
+    program = (
+        "import socket, socketserver\n"
+        "class Echo(socketserver.StreamRequestHandler):\n"
+        "    def handle(self):\n"
+        "        for line in self.rfile:\n"
+        "            self.wfile.write(line.strip() + b' from ' + socket.gethostname().encode()"
+        " + b'\\n')\n"
+        "            self.wfile.flush()\n"
+        f"socketserver.ThreadingTCPServer(('0.0.0.0', {port}), Echo).serve_forever()\n"
+    )
+    lab.start(
+        ns,
+        "unshare",
+        "--uts",
+        "sh",
+        "-c",
+        f"hostname {ns}; exec {sys.executable} -c " + shlex.quote(program),
+    )
+
+
+def test_an_established_tcp_stream_cannot_outlive_its_floating_ip(lab: Lab, tmp_path: Path) -> None:
+    """A live TCP connection through a floating IP: once the address is disassociated,
+    the connection's next packet no longer reaches the instance."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.32.0.0/24", 1, 256)
+    vm = service.launch_instance("alpha", "vm1").addresses[0]
+    service.add_security_group_rule("alpha", "default", "tcp", 7000, 7000)
+    service.create_floating_range("nethost", "203.0.113.20-203.0.113.22")
+    host.layer.sync()
+    guest = host.instance("vm1", vm.mac, service.list_networks()[0].bridge)
+    assert lab.dhcp_client(guest) == vm.address
+    _tcp_echo(lab, guest, 7000)
+    address = service.allocate_floating_ip("alpha").address
+    service.associate_floating_ip(address, "vm1")
+    host.layer.sync()
+
+    # The client keeps one connection open and sends a line when told (a line on its
+    # standard input), printing each answer or 'gone' once the connection fails.
+    client = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            host.public,
+            sys.executable,
+            "-u",
+            "-c",
+            "import socket, sys, time\n"
+            f"deadline = time.monotonic() + 10\n"
+            "while True:\n"
+            "    try:\n"
+            f"        s = socket.create_connection(({address!r}, 7000), 1); break\n"
+            "    except OSError:\n"
+            "        if time.monotonic() > deadline: raise\n"
+            "        time.sleep(0.2)\n"
+            "s.settimeout(3)\n"
+            "for line in sys.stdin:\n"
+            "    try:\n"
+            "        s.sendall(line.encode())\n"
+            "        answer = s.recv(100).decode().strip()\n"
+            "        print(answer or 'gone', flush=True)\n"
+            "    except OSError:\n"
+            "        print('gone', flush=True)\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lab.processes.append(client)
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write("one\n")
+    client.stdin.flush()
+    assert client.stdout.readline().strip() == f"one from {guest}"
+
+    service.disassociate_floating_ip(address)
+    host.layer.sync()
+    client.stdin.write("two\n")
+    client.stdin.flush()
+    assert client.stdout.readline().strip() == "gone"
