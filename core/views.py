@@ -155,6 +155,50 @@ class SecurityGroupView(NamedTuple):
     instances: int
 
 
+class IngressRuleView(NamedTuple):
+    """One rule as it applies to an instance: which of its groups it comes from."""
+
+    group: str
+    id: int
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr: str | None
+    source_group: str | None
+    text: str  # "tcp 22 from 10.0.0.0/8"
+
+
+class InstancePortView(NamedTuple):
+    network: str
+    address: str
+    mac: str
+    port: str  # the name of the instance's port on the bridge (see core/linux/ports.py)
+    dhcp_server: str  # the network's dnsmasq, whose answers always pass
+
+
+class InstanceIngressView(NamedTuple):
+    """What may reach an instance: its groups' rules, what passes anyway, and the default."""
+
+    instance: str
+    project: str
+    groups: tuple[str, ...]
+    ports: tuple[InstancePortView, ...]
+    rules: tuple[IngressRuleView, ...]
+    always: tuple[str, ...]
+    otherwise: str  # what happens to the rest: "deny"
+
+
+class IngressVerdictView(NamedTuple):
+    """`secgroup explain`: whether a first packet reaches an instance, and what decides."""
+
+    instance: str
+    address: str  # the instance's fixed address the packet is for
+    packet: str  # "tcp 22 from 203.0.113.1"
+    allowed: bool
+    decided_by: str
+    rule: IngressRuleView | None  # the rule that lets it in, if one does
+
+
 class VpnView(NamedTuple):
     project: str | None
     network: str

@@ -104,11 +104,13 @@ class PostgresServer:
         )  # fmt: skip
         self.running = True
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server; ``fast`` first writes out what was committed (the server runs
+        with synchronous_commit off, so an immediate stop may lose the last commits)."""
         if self.running:
             subprocess.run(
                 _as_server_user(
-                    [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+                    [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]
                 ),
                 capture_output=True,
                 timeout=60,

@@ -135,6 +135,84 @@ def test_rule_ports(demo: NetconService, protocol: str, low: int, high: int) -> 
         demo.remove_security_group_rule(rule.id)
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "field", "words"),
+    [
+        # alpha/web holds tcp 80 and tcp 443 from anywhere.
+        (("tcp", 80, 80), {}, "rule", "already has this rule"),
+        (("tcp", 79, 81), {}, "rule", "overlaps rule #"),
+        (("tcp", 443, 443), {"cidr": "10.0.0.0/8"}, "rule", "overlaps rule #"),
+        (("udp", 53, 53), {"cidr": "192.0.2.0/24"}, None, None),  # no overlap: accepted
+        (("tcp", 90, 80), {}, "to_port", "below from_port"),
+        (("tcp", 0, 10), {}, "from_port", "outside 1-65535"),
+        (("udp", 53, 65536), {}, "to_port", "outside 1-65535"),
+        (("icmp", 256, 0), {}, "from_port", "outside 0-255"),
+        (("icmp", 8, 300), {}, "to_port", "outside 0-255"),
+        (("icmp", -1, 3), {}, "to_port", "needs an ICMP type"),
+        (("any", 22, 22), {}, "from_port", "covers every port"),
+        (("udp",), {}, "from_port", "needs a port range"),
+        (("tcp", 22, 22), {"source_group": "beta/default"}, "source_group", "project beta"),
+        (("tcp", 22, 22), {"source_group": "ghost"}, "source_group", "no security group"),
+    ],
+)
+def test_rule_refusals_name_the_field_and_write_nothing(
+    demo: NetconService,
+    args: tuple[object, ...],
+    kwargs: dict[str, str],
+    field: str | None,
+    words: str | None,
+) -> None:
+    call = lambda: demo.add_security_group_rule("alpha", "web", *args, **kwargs)  # noqa: E731
+    if field is None:
+        demo.remove_security_group_rule(call().id)
+        return
+    error = _unchanged(demo, call)
+    assert error.field == field and words in error.rule, error
+
+
+def test_source_group_of_another_project_by_plain_name(demo: NetconService) -> None:
+    demo.create_security_group("beta", "only-beta")
+    try:
+        error = _unchanged(
+            demo,
+            lambda: demo.add_security_group_rule(
+                "alpha", "web", "tcp", 22, 22, source_group="only-beta"
+            ),
+        )
+        assert error.field == "source_group" and "group of project beta" in error.rule
+    finally:
+        demo.delete_security_group("beta", "only-beta")
+
+
+def test_groups_in_use_cannot_be_deleted(demo: NetconService) -> None:
+    error = _unchanged(demo, lambda: demo.delete_security_group("alpha", "web"))
+    assert error.field == "name" and "used by 2 instance(s)" in error.rule
+    demo.create_security_group("alpha", "cited")
+    rule = demo.add_security_group_rule("alpha", "web", "tcp", 9000, 9000, source_group="cited")
+    try:
+        error = _unchanged(demo, lambda: demo.delete_security_group("alpha", "cited"))
+        assert error.field == "name" and f"source of rule #{rule.id}" in error.rule
+    finally:
+        demo.remove_security_group_rule(rule.id)
+        demo.delete_security_group("alpha", "cited")
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("web1", "300.1.1.1", "tcp", 22), "from"),
+        (("web1", "10.0.0.9", "sctp", 22), "proto"),
+        (("web1", "10.0.0.9", "tcp", None), "port"),
+        (("web1", "10.0.0.9", "tcp", 70000), "port"),
+        (("web1", "10.0.0.9", "icmp", 22), "port"),
+        (("ghost", "10.0.0.9", "tcp", 22), "instance"),
+    ],
+)
+def test_explain_refusals(demo: NetconService, args: tuple[object, ...], field: str) -> None:
+    error = _unchanged(demo, lambda: demo.explain_ingress(*args))  # type: ignore[arg-type]
+    assert error.field == field
+
+
 def _netcon(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NETCON_DATABASE_URL": f"sqlite:///{db}"}
     return subprocess.run(
@@ -185,6 +263,26 @@ def _digest(db: Path) -> str:
         ["instance", "terminate", "ghost"],
         ["project", "create", "a b"],
         ["secgroup", "rule", "add", "--project", "alpha", "web", "tcp", "0", "80"],
+        ["secgroup", "rule", "add", "--project", "alpha", "web", "tcp", "80", "79"],
+        ["secgroup", "rule", "add", "--project", "alpha", "web", "tcp", "443"],
+        ["secgroup", "rule", "add", "--project", "alpha", "web", "tcp", "440", "450"],
+        ["secgroup", "rule", "add", "--project", "alpha", "web", "icmp", "8", "256"],
+        [
+            "secgroup",
+            "rule",
+            "add",
+            "--project",
+            "alpha",
+            "web",
+            "tcp",
+            "22",
+            "--source-group",
+            "beta/default",
+        ],
+        ["secgroup", "delete", "--project", "alpha", "web"],
+        ["secgroup", "leave", "web1", "ghost"],
+        ["secgroup", "join", "web1", "web"],
+        ["secgroup", "explain", "web1", "--from", "10.0.0.300", "--proto", "tcp", "--port", "22"],
         ["fixed", "unreserve", "10.0.0.1"],
         ["network", "delete", "10.0.0.0/24"],
         ["network", "frobnicate"],

@@ -294,7 +294,9 @@ def reader(tmp_path: Path) -> Iterator[str]:
     granted: list[Path] = []
     try:
         # Let the user reach the interpreter and this checkout, wherever root keeps them.
-        for target in (Path(sys.prefix), Path(__file__).resolve().parent, tmp_path):
+        # (A virtualenv's interpreter is a link into its base installation: both.)
+        targets = (Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent)
+        for target in (*targets, tmp_path):
             for folder in [target, *target.parents]:
                 if folder.stat().st_mode & 0o001 == 0 and folder not in granted:
                     subprocess.run(["setfacl", "-m", f"u:{name}:x", str(folder)], check=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from core.service import NetconService
+from core.service import ChangeSet, NetconService
+from core.store.schema import instances
 from tests.support import make_service
 
 
@@ -77,3 +79,76 @@ def test_group_in_use_cannot_go(service: NetconService) -> None:
         service.create_security_group("alpha", "bad name")
     with pytest.raises(InvalidInput, match="description"):
         service.create_security_group("alpha", "x", "two\nlines")
+
+
+def test_default_group_lets_its_members_in(service: NetconService) -> None:
+    (default,) = service.list_security_groups("alpha")
+    assert [(r.protocol, r.cidr, r.source_group) for r in default.rules] == [
+        ("any", None, "default")
+    ]
+
+
+def test_changes_tell_the_hosts_whose_filters_change(service: NetconService) -> None:
+    told: list[ChangeSet] = []
+    service.listeners.append(told.append)
+    service.create_security_group("alpha", "web")
+    service.create_security_group("alpha", "db")
+    # A group no instance uses: no host has anything to change.
+    rule = service.add_security_group_rule("alpha", "web", "tcp", 80, 80)
+    assert told == []
+    service.launch_instance("alpha", "web1")
+    with service.db.write() as connection:
+        connection.execute(update(instances).values(host="compute7"))
+    service.launch_instance("alpha", "db1", ["db"])
+    service.add_security_group_rule("alpha", "db", "tcp", 5432, 5432, source_group="web")
+    told.clear()
+    # web1 joins web: its own host, and db1's host, whose rule names web as a source.
+    service.add_instance_security_group("web1", "web")
+    service.remove_security_group_rule(rule.id)
+    service.remove_instance_security_group("web1", "web")
+    assert [set(c.hosts) for c in told] == [{"compute7", "nethost1"}] * 3
+
+
+def test_membership_after_launch(service: NetconService) -> None:
+    service.create_security_group("alpha", "web")
+    service.launch_instance("alpha", "web1")
+    assert service.add_instance_security_group("web1", "web") == ("default", "web")
+    with pytest.raises(Conflict, match="already in web"):
+        service.add_instance_security_group("web1", "web")
+    assert service.remove_instance_security_group("web1", "default") == ("web",)
+    assert service.remove_instance_security_group("web1", "web") == ()
+    with pytest.raises(NotFound, match="not in a group"):
+        service.remove_instance_security_group("web1", "web")
+    # With no group, only replies and DHCP get in.
+    verdict = service.explain_ingress("web1", "10.0.0.9", "tcp", 22)
+    assert not verdict.allowed and "groups (none)" in verdict.decided_by
+
+
+def test_effective_rules_and_explain(service: NetconService) -> None:
+    service.create_security_group("alpha", "web")
+    service.create_security_group("alpha", "ops")
+    service.add_security_group_rule("alpha", "web", "tcp", 80, 81)
+    service.add_security_group_rule("alpha", "web", "tcp", 22, 22, source_group="ops")
+    service.add_security_group_rule("alpha", "web", "icmp", 8, -1, cidr="10.9.0.0/16")
+    web = service.launch_instance("alpha", "web1", ["web"]).addresses[0]
+    admin = service.launch_instance("alpha", "admin", ["ops"]).addresses[0]
+    ingress = service.instance_ingress("web1")
+    assert ingress.groups == ("web",) and ingress.otherwise == "deny"
+    assert [r.text for r in ingress.rules] == [
+        "tcp 80-81 from 0.0.0.0/0",
+        "tcp 22 from members of ops",
+        "icmp type 8 from 10.9.0.0/16",
+    ]
+    (port,) = ingress.ports
+    assert port.port == "tap" + web.mac.replace(":", "") and port.dhcp_server == "10.0.0.1"
+
+    def verdict(source: str, protocol: str, port: int | None = None, **icmp: int) -> str:
+        answer = service.explain_ingress("web1", source, protocol, port, **icmp)  # type: ignore[arg-type]
+        return ("allow " if answer.allowed else "deny ") + answer.decided_by
+
+    assert verdict("198.51.100.7", "tcp", 81).startswith("allow rule #")
+    assert verdict("198.51.100.7", "tcp", 22).startswith("deny default deny: no rule of groups web")
+    assert "members of ops" in verdict(admin.address, "tcp", 22)
+    assert verdict("10.9.3.4", "icmp", icmp_type=8).startswith("allow")
+    assert verdict("10.9.3.4", "icmp", icmp_type=0).startswith("deny")
+    assert verdict("10.0.0.1", "udp", 68).startswith("allow DHCP from the dnsmasq of 10.0.0.0/24")

@@ -1,4 +1,5 @@
-"""`netcon secgroup create|list|show|delete` and `netcon secgroup rule add|remove`."""
+"""`netcon secgroup create|list|delete|join|leave|rules|explain` and
+`netcon secgroup rule add|remove`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def rule_text(rule: Any) -> str:
     else:
         ports = f"{rule.from_port}-{rule.to_port}"
     source = rule.cidr or f"group {rule.source_group}"
+    if rule.protocol == "any":
+        return f"#{rule.id} any from {source}"
     return f"#{rule.id} {rule.protocol} {ports} from {source}"
 
 
@@ -36,7 +39,23 @@ RULE_COLUMNS = (
     col("SOURCE GROUP"),
 )
 
-PROTOCOLS = ("tcp", "udp", "icmp")
+PROTOCOLS = ("tcp", "udp", "icmp", "any")
+EXPLAIN = (
+    col("INSTANCE"),
+    col("ADDRESS"),
+    col("PACKET"),
+    col("ALLOWED"),
+    col("DECIDED BY"),
+    col("RULE", value=lambda v: v.rule.id if v.rule else None),
+)
+INGRESS = (
+    col("GROUP"),
+    col("ID"),
+    col("PROTOCOL"),
+    col("FROM", "from_port"),
+    col("TO", "to_port"),
+    col("SOURCE", value=lambda r: r.cidr or f"group {r.source_group}"),
+)
 
 group = Group("secgroup", "security groups and their rules")
 
@@ -77,9 +96,9 @@ rules = group.group("rule", "add or remove rules")
     "allow traffic into a group's instances",
     arg("--project", required=True, complete="project"),
     arg("group", complete="secgroup"),
-    arg("protocol", complete=PROTOCOLS, help="tcp, udp or icmp"),
-    arg("from_port", help="first port (icmp: type, -1 for any)"),
-    arg("to_port", help="last port (icmp: code, -1 for any)"),
+    arg("protocol", complete=PROTOCOLS, help="tcp, udp, icmp or any"),
+    arg("from_port", nargs="?", help="first port (icmp: type, -1 or none for any)"),
+    arg("to_port", nargs="?", help="last port (default: from_port; icmp: code)"),
     arg("--cidr", help="allowed source range (default 0.0.0.0/0)"),
     arg("--source-group", complete="secgroup", help="allow members of this group of the project"),
 )
@@ -101,3 +120,73 @@ def add_rule(ctx: Context) -> None:
 def remove_rule(ctx: Context) -> None:
     gone = ctx.service.remove_security_group_rule(ctx.args.rule_id)
     ctx.output.outcome(gone, RULE_COLUMNS, f"removed rule {rule_text(gone)}")
+
+
+@group.command(
+    "join",
+    "put an instance into one more of its project's groups",
+    arg("instance", complete="instance"),
+    arg("group", complete="secgroup"),
+)
+def join_group(ctx: Context) -> None:
+    a = ctx.args
+    groups = ctx.service.add_instance_security_group(a.instance, a.group)
+    ctx.output.done(
+        f"{a.instance} is now in {', '.join(groups)}",
+        {"instance": a.instance, "security_groups": list(groups)},
+    )
+
+
+@group.command(
+    "leave",
+    "take an instance out of one of its groups",
+    arg("instance", complete="instance"),
+    arg("group", complete="secgroup"),
+)
+def leave_group(ctx: Context) -> None:
+    a = ctx.args
+    groups = ctx.service.remove_instance_security_group(a.instance, a.group)
+    where = ", ".join(groups) or "no group (only replies and DHCP reach it)"
+    ctx.output.done(
+        f"{a.instance} is now in {where}",
+        {"instance": a.instance, "security_groups": list(groups)},
+    )
+
+
+@group.command(
+    "rules",
+    "the rules that let traffic into an instance, from all of its groups",
+    arg("instance", complete="instance"),
+)
+def instance_rules(ctx: Context) -> None:
+    view = ctx.service.instance_ingress(ctx.args.instance)
+    if ctx.json:
+        ctx.output.document(view)
+        return
+    ports = ", ".join(f"{p.port} ({p.address})" for p in view.ports) or "-"
+    ctx.out.write(
+        f"{view.instance} ({view.project}), groups {', '.join(view.groups) or '-'}, "
+        f"port {ports}\n"
+    )
+    if view.rules:
+        ctx.output.rows(view.rules, INGRESS)
+    ctx.out.write("".join(f"always: {line}\n" for line in view.always))
+    ctx.out.write(f"everything else: {view.otherwise}\n")
+
+
+@group.command(
+    "explain",
+    "would a new connection reach an instance, and which rule decides",
+    arg("instance", complete="instance"),
+    arg("--from", dest="source", required=True, metavar="ADDRESS"),
+    arg("--proto", required=True, choices=("tcp", "udp", "icmp")),
+    arg("--port", help="destination port (tcp, udp)"),
+    arg("--icmp-type", help="ICMP type (default 8, echo request)"),
+    arg("--icmp-code", help="ICMP code (default 0)"),
+)
+def explain(ctx: Context) -> None:
+    a = ctx.args
+    verdict = ctx.service.explain_ingress(
+        a.instance, a.source, a.proto, a.port, icmp_type=a.icmp_type, icmp_code=a.icmp_code
+    )
+    ctx.output.one(verdict, EXPLAIN)

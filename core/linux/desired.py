@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, or_, select
 
 from core.config import Settings
+from core.linux.secgroup_desired import DesiredFilter, read_filter
 from core.store.db import Database
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 
@@ -102,6 +103,8 @@ class DesiredHost:
     floating: tuple[FloatingNat, ...] = ()
     # Networks whose outbound traffic is masqueraded out of the public interface.
     snat_ranges: tuple[str, ...] = field(default=())
+    # Security groups on this host's instance ports; None: leave the filter alone.
+    security: DesiredFilter | None = None
 
     @property
     def public_interfaces(self) -> tuple[str, ...]:
@@ -161,6 +164,7 @@ def desired_from_connection(connection: Connection, settings: Settings) -> Desir
         networks=wanted,
         floating=tuple(FloatingNat(f, x, i) for f, x, i in pairs),
         snat_ranges=tuple(n.cidr for n in wanted if n.gateway is not None),
+        security=read_filter(connection, host),
     )
 
 

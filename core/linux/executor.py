@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import dnsmasq, netlink, nft
+from core.linux import dnsmasq, netlink, nft, secgroups
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
 from core.linux.operations import (
@@ -84,7 +84,9 @@ class Executor:
             self._configure(ops, created, undo)
             if any(isinstance(op, EnableForwarding) for op in ops):
                 enable_forwarding(self.netns)
-            self._nat([op for op in ops if isinstance(op, NAT_OPS)])
+            secgroups.prepare(ops, self.netns, self.nat_marker.parent)
+            nat = [op for op in ops if isinstance(op, NAT_OPS)]
+            self._nat(nat, secgroups.commands(ops))
             self._dhcp(ops)
             for op in ops:
                 if isinstance(op, StartVpn):
@@ -211,7 +213,8 @@ class Executor:
 
     # -- nftables -------------------------------------------------------------------------
 
-    def _nat(self, ops: Sequence[Operation]) -> None:
+    def _nat(self, ops: Sequence[Operation], filters: list[dict[str, Any]]) -> None:
+        """NAT and security-group changes, as one atomic nft batch."""
         commands: list[dict[str, Any]] = []
         for op in ops:
             if isinstance(op, CreateNatTable):
@@ -228,7 +231,7 @@ class Executor:
         if any(isinstance(op, CreateNatTable) for op in ops):
             self.nat_marker.parent.mkdir(parents=True, exist_ok=True)
             self.nat_marker.touch()
-        self.nft.run(commands)
+        self.nft.run(commands + filters)
 
     def _delete_pair(self, op: DeleteNatElement) -> list[dict[str, Any]]:
         commands = []

@@ -86,6 +86,8 @@ class HostLayer:
             nat_marker=self.nat_marker,
             nat_needed=nat_needed,
             may_change=can_change_host(),
+            security_dir=self.state_dir if desired is None or desired.security else None,
+            security_needed=desired is None or bool(desired.security and desired.security.ports),
         )
 
     def plan(self, desired: DesiredHost | None = None) -> Plan:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import HostError
-from core.linux import dnsmasq
+from core.linux import dnsmasq, secgroups
 from core.linux.netlink import Address, Link, Netlink
 from core.linux.nft import Nft, NftState
+from core.linux.secgroup_nft import FilterState
 from core.linux.sysctl import read_forwarding
 
 # Links carry this alias once netcon has created them; nothing else is ever deleted.
@@ -30,6 +31,8 @@ class ObservedHost:
     journal: frozenset[str] = frozenset()
     # Without CAP_NET_ADMIN the table cannot be read: a plan then leaves NAT out.
     nft_unreadable: bool = False
+    # The security-group tables (None: nft is missing, or they were not asked for).
+    security: FilterState | None = None
 
     def by_index(self) -> dict[int, Link]:
         return {link.index: link for link in self.links.values()}
@@ -48,6 +51,8 @@ def observe(
     nat_marker: Path,
     nat_needed: bool = True,
     may_change: bool = True,
+    security_dir: Path | None = None,
+    security_needed: bool = True,
 ) -> ObservedHost:
     link_list, address_list = netlink.state()
     links = {link.name: link for link in link_list}
@@ -68,6 +73,11 @@ def observe(
         nft_state = NftState()
     bridges = dnsmasq.known_bridges(dhcp_dir)
     states = {b: dnsmasq.observe(dnsmasq.DhcpFiles(dhcp_dir, b)) for b in bridges}
+    security = None
+    if security_dir is not None:
+        security = secgroups.observe(
+            nft.binary, netns, security_dir, needed=security_needed, may_change=may_change
+        )
     pending: frozenset[str] = frozenset()
     if journal.is_file():
         pending = frozenset(journal.read_text().split())
@@ -79,4 +89,5 @@ def observe(
         dnsmasq=states,
         journal=pending,
         nft_unreadable=unreadable,
+        security=security,
     )

@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.linux import dnsmasq, nft
+from core.linux import dnsmasq, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -329,5 +329,6 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     if any(n.gateway is not None for n in desired.networks) and not observed.forwarding:
         builder.adds.append(EnableForwarding())
     builder.nat()
+    builder.after += secgroups.plan(desired.security, observed.security, builder.problems)
     builder.dhcp(context)
     return Plan(operations=builder.operations(), problems=tuple(dict.fromkeys(builder.problems)))

@@ -20,7 +20,9 @@ from core.views import (
     FloatingIPView,
     FloatingRangeView,
     HostView,
+    IngressVerdictView,
     InstanceDetail,
+    InstanceIngressView,
     InstanceView,
     KeyView,
     NetworkView,
@@ -166,6 +168,18 @@ class NetconAPI(Protocol):
     ) -> RuleView: ...
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView: ...
+
+    def instance_ingress(self, instance: str) -> InstanceIngressView: ...
+
+    def explain_ingress(
+        self,
+        instance: str,
+        source: str,
+        protocol: str,
+        port: int | str | None = None,
+        icmp_type: int | str | None = None,
+        icmp_code: int | str | None = None,
+    ) -> IngressVerdictView: ...
 
     # -- VPNs ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
 from core.managers.flat import injected_config
 from core.service.base import ServiceBase
+from core.service.secgroups import add_default_group
 from core.store.schema import (
     fixed_ips,
     floating_ips,
@@ -43,11 +44,7 @@ class InstanceService(ServiceBase):
             (project_id,) = connection.execute(
                 insert(projects).values(name=name, manager=kind, created_at=self.clock())
             ).inserted_primary_key  # type: ignore[misc]
-            connection.execute(
-                insert(security_groups).values(
-                    project_id=project_id, name="default", description="default"
-                )
-            )
+            add_default_group(connection, project_id)
             audit.after = {"name": name, "manager": kind}
             return _project_views(connection, projects.c.id == project_id)[0]
 
@@ -219,11 +216,7 @@ class InstanceService(ServiceBase):
             ).all()
         )
         if "default" in names and "default" not in found:
-            (found["default"],) = connection.execute(
-                insert(security_groups).values(
-                    project_id=owner.id, name="default", description="default"
-                )
-            ).inserted_primary_key  # type: ignore[misc]
+            found["default"] = add_default_group(connection, owner.id)
         missing = [n for n in names if n not in found]
         if missing:
             raise InvalidInput(

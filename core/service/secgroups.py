@@ -1,4 +1,8 @@
-"""Security groups and their rules (the data; enforcement is the host layer's)."""
+"""Security groups, their rules and instances' memberships.
+
+The host layer enforces them (core/linux/secgroups.py); every change here tells the
+listeners so the hosts' filters follow, like any other change.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,42 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select
 
-from core import validate
+from core import secrules, validate
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from core.service.base import ServiceBase
+from core.service.ingress import IngressService
 from core.store.schema import (
     instance_security_groups,
+    instances,
     projects,
     security_group_rules,
     security_groups,
 )
 from core.views import RuleView, SecurityGroupView
 
-PROTOCOLS = ("tcp", "udp", "icmp")
+PROTOCOLS = secrules.PROTOCOLS
+RuleKey = tuple[str, int, int, str | None, int | None]
 
 
-class SecurityGroupService(ServiceBase):
+def add_default_group(connection: Connection, project_id: int) -> int:
+    """A project's ``default`` group, letting in anything from its own members (as
+    Neutron's does; nova-network's was empty and relied on allow_same_net_traffic)."""
+    (group_id,) = connection.execute(
+        insert(security_groups).values(project_id=project_id, name="default", description="default")
+    ).inserted_primary_key  # type: ignore[misc]
+    connection.execute(
+        insert(security_group_rules).values(
+            group_id=group_id,
+            protocol="any",
+            from_port=secrules.ANY,
+            to_port=secrules.ANY,
+            cidr=None,
+            source_group_id=group_id,
+        )
+    )
+    return int(group_id)
+
+
+class SecurityGroupService(IngressService):
     def create_security_group(
         self, project: str, name: str, description: str = ""
     ) -> SecurityGroupView:
@@ -49,6 +74,7 @@ class SecurityGroupService(ServiceBase):
                 )
             ).inserted_primary_key  # type: ignore[misc]
             audit.after = {"description": description}
+            # An empty group changes no host: nothing refers to it yet.
             return _group_views(connection, security_groups.c.id == group_id)[0]
 
     def list_security_groups(self, project: str | None = None) -> list[SecurityGroupView]:
@@ -66,6 +92,22 @@ class SecurityGroupService(ServiceBase):
             (view,) = _group_views(connection, security_groups.c.id == group.id)
             if view.instances:
                 raise Conflict("name", f"{name} is used by {view.instances} instance(s)")
+            citing = connection.execute(
+                select(security_group_rules.c.id, security_groups.c.name)
+                .join(security_groups, security_group_rules.c.group_id == security_groups.c.id)
+                .where(
+                    security_group_rules.c.source_group_id == group.id,
+                    security_group_rules.c.group_id != group.id,
+                )
+                .order_by(security_group_rules.c.id)
+            ).first()
+            if citing is not None:
+                raise Conflict(
+                    "name",
+                    f"{name} is the source of rule #{citing[0]} of group {citing[1]}; "
+                    "remove that rule first",
+                )
+            # No instance uses it and no other rule names it: no host's filter changes.
             audit.before = {"rules": [rule._asdict() for rule in view.rules]}
             connection.execute(delete(security_groups).where(security_groups.c.id == group.id))
         return view
@@ -75,22 +117,12 @@ class SecurityGroupService(ServiceBase):
         project: str,
         group: str,
         protocol: str,
-        from_port: int | str,
-        to_port: int | str,
+        from_port: int | str | None = None,
+        to_port: int | str | None = None,
         cidr: str | None = None,
         source_group: str | None = None,
     ) -> RuleView:
-        if protocol not in PROTOCOLS:
-            raise InvalidInput("protocol", f"{protocol!r} must be one of {', '.join(PROTOCOLS)}")
-        if protocol == "icmp":
-            # nova's convention: type and code, -1 for any.
-            low = _icmp("from_port", from_port)
-            high = _icmp("to_port", to_port)
-        else:
-            low = validate.port("from_port", from_port)
-            high = validate.port("to_port", to_port)
-            if high < low:
-                raise InvalidInput("to_port", f"{high} is below from_port {low}")
+        low, high = _ports(protocol, from_port, to_port)
         if cidr is not None and source_group is not None:
             raise InvalidInput("cidr", "give a CIDR or a source group, not both")
         cidr_text = str(validate.ipv4_network("cidr", cidr)) if cidr is not None else None
@@ -99,11 +131,11 @@ class SecurityGroupService(ServiceBase):
         with self._change("secgroup.rule.add", f"{project}/{group}") as (connection, audit):
             parent = self._group(connection, project, group)
             source = (
-                self._group(connection, project, source_group, field="source_group")
+                self._source_group(connection, parent, source_group)
                 if source_group is not None
                 else None
             )
-            wanted = (protocol, low, high, cidr_text, source.id if source else None)
+            wanted: RuleKey = (protocol, low, high, cidr_text, source.id if source else None)
             existing = connection.execute(
                 select(
                     security_group_rules.c.id,
@@ -115,8 +147,15 @@ class SecurityGroupService(ServiceBase):
                 ).where(security_group_rules.c.group_id == parent.id)
             ).all()
             for rule in existing:
-                if tuple(rule[1:]) == wanted:
+                have: RuleKey = tuple(rule[1:])  # type: ignore[assignment]
+                if have == wanted:
                     raise Conflict("rule", f"{group} already has this rule (id {rule.id})")
+                if secrules.overlap(have, wanted):
+                    raise Conflict(
+                        "rule",
+                        f"overlaps rule #{rule.id} of {group} "
+                        f"({_rule_words(connection, have)}); widen or remove that rule instead",
+                    )
             quota = self.settings.quota_security_group_rules
             if quota >= 0 and len(existing) >= quota:
                 raise QuotaExceeded(
@@ -135,6 +174,7 @@ class SecurityGroupService(ServiceBase):
             ).inserted_primary_key  # type: ignore[misc]
             view = _rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
             audit.after = view._asdict()
+            audit.hosts.update(filter_hosts(connection, [parent.id]))
         return view
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
@@ -143,12 +183,74 @@ class SecurityGroupService(ServiceBase):
             found = _rule_views(connection, security_group_rules.c.id == number)
             if not found:
                 raise NotFound("rule", f"no security group rule with id {number}")
-            view = found[0][1]
+            group_id, view = found[0]
             audit.before = view._asdict()
+            audit.hosts.update(filter_hosts(connection, [group_id]))
             connection.execute(
                 delete(security_group_rules).where(security_group_rules.c.id == number)
             )
         return view
+
+    # -- memberships ---------------------------------------------------------------------
+
+    def add_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]:
+        """Put a running instance into one more of its project's groups; its groups after."""
+        with self._change("instance.secgroup.add", f"{instance}/{group}") as (connection, audit):
+            row = self._instance(connection, instance)
+            owner = connection.execute(
+                select(projects.c.name).where(projects.c.id == row.project_id)
+            ).scalar_one()
+            joined = self._group(connection, owner, group, field="group")
+            if connection.execute(
+                select(instance_security_groups.c.instance_id).where(
+                    instance_security_groups.c.instance_id == row.id,
+                    instance_security_groups.c.security_group_id == joined.id,
+                )
+            ).first():
+                raise Conflict("group", f"{instance} is already in {group}")
+            connection.execute(
+                insert(instance_security_groups).values(
+                    instance_id=row.id, security_group_id=joined.id
+                )
+            )
+            audit.after = {"group": group}
+            audit.hosts.update(filter_hosts(connection, [joined.id]))
+            return _instance_groups(connection, row.id)
+
+    def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]:
+        """Take an instance out of one of its groups; its groups after (possibly none:
+        then nothing reaches it but replies and DHCP)."""
+        with self._change("instance.secgroup.remove", f"{instance}/{group}") as (
+            connection,
+            audit,
+        ):
+            row = self._instance(connection, instance)
+            validate.name("group", group)
+            left = connection.execute(
+                select(security_groups.c.id)
+                .join(
+                    instance_security_groups,
+                    instance_security_groups.c.security_group_id == security_groups.c.id,
+                )
+                .where(
+                    instance_security_groups.c.instance_id == row.id,
+                    security_groups.c.name == group,
+                )
+            ).scalar()
+            if left is None:
+                raise NotFound("group", f"{instance} is not in a group named {group!r}")
+            # Found while the instance is still a member, so its own host is among them.
+            audit.hosts.update(filter_hosts(connection, [left]))
+            connection.execute(
+                delete(instance_security_groups).where(
+                    instance_security_groups.c.instance_id == row.id,
+                    instance_security_groups.c.security_group_id == left,
+                )
+            )
+            audit.before = {"group": group}
+            return _instance_groups(connection, row.id)
+
+    # -- look-ups ------------------------------------------------------------------------
 
     def _group(
         self, connection: Connection, project: str, name: str, field: str = "group"
@@ -164,11 +266,120 @@ class SecurityGroupService(ServiceBase):
             raise NotFound(field, f"{owner.name} has no security group named {name!r}")
         return group
 
+    def _source_group(self, connection: Connection, parent: Row[Any], ref: str) -> Row[Any]:
+        """A rule's source group: a group of the rule's own project, named ``name`` or
+        ``project/name``; another project's group is refused (its members' addresses are
+        that project's business, and isolation keeps them apart anyway)."""
+        own = connection.execute(
+            select(projects.c.name).where(projects.c.id == parent.project_id)
+        ).scalar_one()
+        project, _, name = ref.rpartition("/")
+        validate.name("source_group", name)
+        if project and project != own:
+            raise InvalidInput(
+                "source_group",
+                f"{ref} belongs to project {project}; a rule of {own} may only name {own}'s groups",
+            )
+        found = connection.execute(
+            select(security_groups).where(
+                security_groups.c.project_id == parent.project_id, security_groups.c.name == name
+            )
+        ).first()
+        if found is not None:
+            return found
+        elsewhere = connection.execute(
+            select(projects.c.name)
+            .join(security_groups, security_groups.c.project_id == projects.c.id)
+            .where(security_groups.c.name == name)
+            .order_by(projects.c.name)
+        ).first()
+        if elsewhere is not None:
+            raise InvalidInput(
+                "source_group",
+                f"{name} is a group of project {elsewhere[0]}, not of {own}; "
+                f"a rule of {own} may only name {own}'s groups",
+            )
+        raise NotFound("source_group", f"{own} has no security group named {name!r}")
 
-def _icmp(field: str, value: int | str) -> int:
-    if value in (-1, "-1"):
-        return -1
+
+def filter_hosts(connection: Connection, group_ids: list[int]) -> set[str]:
+    """The hosts whose filters change with these groups' rules or members: where their
+    members run, and where instances run whose groups' rules name them as a source."""
+    citing = select(security_group_rules.c.group_id).where(
+        security_group_rules.c.source_group_id.in_(group_ids)
+    )
+    return set(
+        connection.execute(
+            select(instances.c.host)
+            .join(
+                instance_security_groups,
+                instance_security_groups.c.instance_id == instances.c.id,
+            )
+            .where(
+                instances.c.host.is_not(None),
+                instance_security_groups.c.security_group_id.in_(group_ids)
+                | instance_security_groups.c.security_group_id.in_(citing),
+            )
+            .distinct()
+        ).scalars()
+    )
+
+
+def _ports(
+    protocol: str, from_port: int | str | None, to_port: int | str | None
+) -> tuple[int, int]:
+    """The stored (from_port, to_port) of a rule, or the refusal naming the field."""
+    if protocol not in PROTOCOLS:
+        raise InvalidInput("protocol", f"{protocol!r} must be one of {', '.join(PROTOCOLS)}")
+    if protocol == "any":
+        for field, value in (("from_port", from_port), ("to_port", to_port)):
+            if value not in (None, secrules.ANY, str(secrules.ANY)):
+                raise InvalidInput(field, "protocol any covers every port; give none (or -1)")
+        return secrules.ANY, secrules.ANY
+    if protocol == "icmp":
+        # nova's convention: type and code, -1 for any.
+        low = _icmp("from_port", from_port)
+        high = _icmp("to_port", to_port)
+        if low == secrules.ANY and high != secrules.ANY:
+            raise InvalidInput("to_port", f"ICMP code {high} needs an ICMP type (from_port)")
+        return low, high
+    if from_port is None:
+        raise InvalidInput("from_port", f"{protocol} needs a port range (1-65535)")
+    low = validate.port("from_port", from_port)
+    high = low if to_port is None else validate.port("to_port", to_port)
+    if high < low:
+        raise InvalidInput("to_port", f"{high} is below from_port {low}")
+    return low, high
+
+
+def _icmp(field: str, value: int | str | None) -> int:
+    if value is None or value in (-1, "-1"):
+        return secrules.ANY
     return validate.integer(field, value, 0, 255)
+
+
+def _rule_words(connection: Connection, rule: RuleKey) -> str:
+    protocol, low, high, cidr, source_id = rule
+    source = None
+    if source_id is not None:
+        source = connection.execute(
+            select(security_groups.c.name).where(security_groups.c.id == source_id)
+        ).scalar_one()
+    return f"{secrules.what(protocol, low, high)} from {secrules.source_text(cidr, source)}"
+
+
+def _instance_groups(connection: Connection, instance_id: int) -> tuple[str, ...]:
+    return tuple(
+        connection.execute(
+            select(security_groups.c.name)
+            .join(
+                instance_security_groups,
+                instance_security_groups.c.security_group_id == security_groups.c.id,
+            )
+            .where(instance_security_groups.c.instance_id == instance_id)
+            .order_by(security_groups.c.name)
+        ).scalars()
+    )
 
 
 def _rule_views(connection: Connection, *where: Any) -> list[tuple[int, RuleView]]:

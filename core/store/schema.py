@@ -209,12 +209,12 @@ security_group_rules = Table(
     Column("id", Integer, primary_key=True),
     _required("group_id", ForeignKey("security_groups.id", ondelete="CASCADE")),
     _required("protocol", String(4)),
-    # tcp/udp: a port range; icmp: type and code, -1 meaning any.
+    # tcp/udp: a port range; icmp: type and code, -1 meaning any; any: -1 and -1.
     _required("from_port", Integer),
     _required("to_port", Integer),
     _optional("cidr", String(18)),
-    _optional("source_group_id", ForeignKey("security_groups.id", ondelete="CASCADE")),
-    CheckConstraint("protocol IN ('tcp','udp','icmp')", name="protocol"),
+    _optional("source_group_id", ForeignKey("security_groups.id", ondelete="CASCADE"), index=True),
+    CheckConstraint("protocol IN ('tcp','udp','icmp','any')", name="protocol"),
     CheckConstraint("(cidr IS NULL) <> (source_group_id IS NULL)", name="one_source"),
 )
 
@@ -227,6 +227,8 @@ instance_security_groups = Table(
         ForeignKey("security_groups.id", ondelete="CASCADE"),
         primary_key=True,
     ),
+    # A group's members are read by group (the host's member sets, explain).
+    Index("ix_instance_security_groups_security_group_id", "security_group_id"),
 )
 
 # Which host each change concerns, and what of it (network ids, floating addresses, as

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.linux.host import HostLayer
+from core.linux.ports import port_name
 from core.service import NetconService
 from tests.host.conftest import Lab, in_ns, make_service
 
@@ -23,9 +24,10 @@ class NetworkHost:
     layer: HostLayer
 
     def instance(self, purpose: str, mac: str, bridge: str) -> str:
-        """A namespace plugged into ``bridge`` by a veth, its eth0 carrying ``mac``."""
+        """A namespace plugged into ``bridge`` by a veth, its eth0 carrying ``mac``; the
+        host end is named as the compute side names an instance's port."""
         ns = self.lab.netns(purpose)
-        tap = f"tap-{purpose}"[:15]
+        tap = port_name(mac)
         self.lab.veth(ns, "eth0", self.ns, tap, mac_a=mac)
         in_ns(self.ns, "ip", "link", "set", tap, "master", bridge)
         return ns

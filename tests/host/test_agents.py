@@ -87,6 +87,8 @@ def test_a_dead_host_is_evacuated_and_its_guests_keep_lease_and_floating_ip(
     admin = cloud.service("h3")
     admin.create_networks("10.52.0.0/24", 1, 256, 120)
     admin.create_project("gamma")
+    # The guest's web server is opened to everyone by its security group.
+    admin.add_security_group_rule("gamma", "default", "tcp", 8080, 8080)
     vm = admin.launch_instance("gamma", "g1", host="h2")
     dead = admin.list_networks()[0].host
     assert dead is not None and dead != "h2"
@@ -166,7 +168,8 @@ def test_the_database_restarted_under_running_agents_loses_no_change(
     admin.launch_instance("eps", "e1")
     serving = admin.list_networks()[0].host
     admin.db.dispose()
-    own_pg_server.stop()
+    # A restart, not a crash: what was committed is still there afterwards.
+    own_pg_server.stop(mode="fast")
     own_pg_server.start()
     admin = cloud.service()
     admin.launch_instance("eps", "e2")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from core.linux.operations import ReleaseLeases, StartDnsmasq
+from core.linux.ports import port_name
 from tests.host.conftest import Lab
 from tests.host.scenario import network_host
 
@@ -54,14 +55,18 @@ def test_allocation_rewrites_hosts_file_and_dead_dnsmasq_is_restarted(
     host.layer.sync()
     bridge = service.list_networks()[0].bridge
 
-    # A second instance: only the hosts file changes and dnsmasq is told by SIGHUP.
+    # A second instance: its port and membership are two filter elements, the hosts
+    # file changes and dnsmasq is told by SIGHUP.
     vm2 = service.launch_instance("alpha", "vm2").addresses[0]
     change = host.layer.sync().describe()
     assert change == [
+        f"add {vm2.address} (vm2) to the members of alpha/default",
+        f"filter port {port_name(vm2.mac)} of vm2 ({vm2.address}, {vm2.mac}); "
+        "ingress by alpha/default",
         f"write dnsmasq hosts file for {bridge} (2 host(s))",
-        change[1],
+        change[3],
     ]
-    assert change[1].startswith(f"reload dnsmasq for {bridge}")
+    assert change[3].startswith(f"reload dnsmasq for {bridge}")
 
     # Kill dnsmasq: the next apply starts it again and DHCP works.
     observed = host.layer.observe().dnsmasq[bridge]

@@ -36,7 +36,12 @@ def test_floating_ip_carries_http_both_ways(lab: Lab, tmp_path: Path) -> None:
 
     lab.echo_server(instance, "0.0.0.0", 8080)
     lab.echo_server(host.public, PUBLIC_CLIENT, 8081)
-    # Inbound: the public side reaches the instance through its floating IP.
+    # The default group lets in only its own members: the public side is refused...
+    assert lab.fetch(host.public, f"http://{FLOATING}:8080/") is None
+    service.add_security_group_rule("alpha", "default", "tcp", 8080, 8080)
+    host.layer.sync()
+    # ...until a rule opens the port. Inbound: the public side reaches the instance
+    # through its floating IP.
     assert lab.fetch(host.public, f"http://{FLOATING}:8080/") == PUBLIC_CLIENT
     # Outbound: the instance leaves with the floating IP as its source.
     assert lab.fetch(instance, f"http://{PUBLIC_CLIENT}:8081/") == FLOATING
@@ -74,6 +79,9 @@ def test_projects_cannot_reach_each_other(lab: Lab, tmp_path: Path) -> None:
     lab.echo_server(ns_a2, a2.address, 8080)
     lab.echo_server(ns_b, b.address, 8080)
     lab.echo_server(host.public, PUBLIC_CLIENT, 8081)
+    # beta's port 8080 is open to everyone: only isolation keeps alpha out.
+    service.add_security_group_rule("beta", "default", "tcp", 8080, 8080)
+    host.layer.sync()
 
     # Both reach the outside, neither reaches the other project.
     assert lab.fetch(ns_a, f"http://{PUBLIC_CLIENT}:8081/") == "203.0.113.2"
@@ -81,6 +89,6 @@ def test_projects_cannot_reach_each_other(lab: Lab, tmp_path: Path) -> None:
     # Within a project the bridge still carries traffic (br_netfilter sends it
     # through the forward hook too).
     assert lab.fetch(ns_a, f"http://{a2.address}:8080/") == a.address
-    # The network host itself (not a project) still reaches both.
+    # The network host itself (not a project) still reaches beta's open port.
     assert lab.fetch(host.ns, f"http://{b.address}:8080/") is not None
     assert in_ns(host.ns, "nft", "list", "set", "ip", "netcon", "isolated").returncode == 0

@@ -15,6 +15,8 @@ from core.linux.desired import DesiredHost, DesiredNetwork, Segment
 from core.linux.host import HostLayer
 from core.linux.netlink import Netlink
 from core.linux.operations import CreateBridge, CreateVlan, SetMaster
+from core.linux.ports import port_name
+from core.linux.secgroups import AddPortFilter, is_filter_operation
 from core.service import NetconService
 from core.store.schema import instances
 from tests.host.conftest import Lab, in_ns
@@ -44,18 +46,21 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
         service.db.url, service.settings.replace(host="cmphost", netns=compute)
     )
     compute_layer = HostLayer(compute_service.settings, compute_service.db)
-    applied = compute_layer.sync().describe()
-    # A compute host carries the segment and bridge only: no gateway, no DHCP server.
-    assert applied == [
+    applied = compute_layer.sync().operations
+    # A compute host carries the segment and bridge only: no gateway, no DHCP server...
+    assert [op.describe() for op in applied if not is_filter_operation(op)] == [
         "create bridge br100",
         "create VXLAN vx100 (VNI 100) over und0, group 239.1.1.1",
         "enslave vx100 to br100",
     ]
+    # ...and the filter of the port of the instance it runs.
+    ports = [op for op in applied if isinstance(op, AddPortFilter)]
+    assert [(op.port, op.instance) for op in ports] == [(port_name(far.mac), "far")]
 
     near_ns = host.instance("near", near.mac, "br100")
     far_ns = lab.netns("far")
-    lab.veth(far_ns, "eth0", compute, "tap-far", mac_a=far.mac)
-    in_ns(compute, "ip", "link", "set", "tap-far", "master", "br100")
+    lab.veth(far_ns, "eth0", compute, port_name(far.mac), mac_a=far.mac)
+    in_ns(compute, "ip", "link", "set", port_name(far.mac), "master", "br100")
 
     # DHCP from the network host's dnsmasq reaches the far instance across the VXLAN.
     assert lab.dhcp_client(far_ns) == far.address

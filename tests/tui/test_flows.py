@@ -197,9 +197,7 @@ async def test_allocate_associate_disassociate(
         associated = demo_service.get_floating_ip("203.0.113.5")
         assert (associated.instance, associated.fixed_address) == ("db1", "10.0.0.5")
         assert current(app).instance == "db1"  # the cursor stayed on the row
-        assert messages(app)[-1] == (
-            "203.0.113.5 → db1 (10.0.0.5) — saved; pending on nethost1"
-        )
+        assert messages(app)[-1] == ("203.0.113.5 → db1 (10.0.0.5) — saved; pending on nethost1")
 
         await pilot.press("x")
         await settle(pilot)
@@ -333,8 +331,12 @@ async def test_palette_offers_actions_of_the_view_with_their_keys(make_app: Make
         entries = {e.text: e.help for e in NetconCommands(app.main).entries()}
         assert entries["Floating IPs: Associate"].startswith("key a")
         for wanted in (
-            "Floating IPs: Allocate", "Floating IPs: Release", "Floating IPs: New range",
-            "Floating IPs: Delete range", "Theme: ansi-dark", "View: Audit log",
+            "Floating IPs: Allocate",
+            "Floating IPs: Release",
+            "Floating IPs: New range",
+            "Floating IPs: Delete range",
+            "Theme: ansi-dark",
+            "View: Audit log",
         ):
             assert wanted in entries
 
@@ -471,9 +473,7 @@ async def test_marks_and_bulk_disassociate(make_app: MakeApp, demo_service: Netc
         await pilot.press("y")
         await settle(pilot)
         assert [f.instance for f in demo_service.list_floating_ips()[:3]] == [None] * 3
-        assert messages(app)[-1] == (
-            "2 floating IPs disassociated — saved; pending on nethost1"
-        )
+        assert messages(app)[-1] == ("2 floating IPs disassociated — saved; pending on nethost1")
         await pilot.press("escape")  # clears the marks
         assert not app.main.state.marks
 
@@ -803,9 +803,7 @@ async def test_toast_says_applied_when_the_host_has_it(
         await settle(pilot)
         await pilot.press("x", "y")
         await settle(pilot)
-        assert messages(app)[-1] == (
-            "203.0.113.1 disassociated from web1 — applied on nethost1"
-        )
+        assert messages(app)[-1] == ("203.0.113.1 disassociated from web1 — applied on nethost1")
         assert "nethost1 applied" in str(app.main.query_one("#header").render())
 
 
@@ -837,3 +835,29 @@ async def test_write_waiting_on_a_lock_shows_it_is_working(
         await settle(pilot)
         assert app.screen is app.main
         assert "blocked" in [p.name for p in demo_service.list_projects()]
+
+
+async def test_instance_shows_what_may_reach_it_and_checks_a_connection(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="instances")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"web1", "enter", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        body = str(app.screen.query_one("#text-body Static").render())
+        assert "may reach it" in body
+        assert "tcp 80 from 0.0.0.0/0  [web" in body  # the web group's rule, named
+        assert "anything else: deny" in body
+        await pilot.press("escape", "e")
+        await settle(pilot)
+        assert isinstance(app.screen, FormDialog)
+        await type_text(pilot, "198.51.100.7")
+        await pilot.press("tab", "tab")
+        await type_text(pilot, "22")
+        await pilot.press("enter")
+        await settle(pilot)
+        denied = demo_service.explain_ingress("web1", "198.51.100.7", "tcp", port=22)
+        assert not denied.allowed
+        assert any("denied by" in m and "tcp 22 from 198.51.100.7" in m for m in messages(app))

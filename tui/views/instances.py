@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from core import validate
-from core.views import InstanceDetail, InstanceView
+from core.views import InstanceDetail, InstanceIngressView, InstanceView
 from tui.views.base import (
     Column,
     Confirm,
@@ -89,11 +89,26 @@ def _instances(api: NetconAPI, scope: Scope) -> Sequence[InstanceView]:
     return instances
 
 
-def _full(detail: InstanceDetail) -> Content:
+def _ingress(ingress: InstanceIngressView) -> list[str | Content | tuple[str, str]]:
+    """What may reach the instance: every rule of its groups, what always passes, and the
+    rest, as the host enforces it (`netcon secgroup rules` prints the same)."""
+    parts: list[str | Content | tuple[str, str]] = [
+        "\n\n", ("may reach it (new connections)", "bold"), "\n"
+    ]
+    parts += [f"  {rule.text}  [{rule.group} #{rule.id}]\n" for rule in ingress.rules]
+    if not ingress.rules:
+        parts.append("  no rule lets anything in\n")
+    parts += [f"  {always}\n" for always in ingress.always]
+    parts.append(f"  anything else: {ingress.otherwise}\n")
+    return parts
+
+
+def _full(detail: InstanceDetail, ingress: InstanceIngressView) -> Content:
     parts: list[str | Content | tuple[str, str]] = [_detail(detail.instance)]
+    parts += _ingress(ingress)
     if detail.injected is not None:
         parts += [
-            "\n\n", ("written into the image (Flat network)", "bold"), "\n",
+            "\n", ("written into the image (Flat network)", "bold"), "\n",
             detail.injected.interfaces, "\n", detail.injected.cloud_init,
         ]
     return Content.assemble(*parts)
@@ -101,13 +116,41 @@ def _full(detail: InstanceDetail) -> Content:
 
 def _open(api: NetconAPI, i: InstanceView) -> Callable[[], Screen[object]]:
     detail = api.get_instance(i.name)
+    ingress = api.instance_ingress(i.name)
 
     def show() -> Screen[object]:
         from tui.widgets.dialogs import TextDialog
 
-        return TextDialog(f"Instance {i.name}", _full(detail))
+        return TextDialog(f"Instance {i.name}", _full(detail, ingress))
 
     return show
+
+
+PROTOCOLS = ("tcp", "udp", "icmp")
+
+
+def _check_form(situation: Situation, i: InstanceView) -> Form:
+    return Form(
+        f"May a new connection reach {i.name}?",
+        (
+            Field("source", "From address", partial(validate.ipv4_address, "source")),
+            Field("protocol", "Protocol", str, value="tcp", choices=PROTOCOLS),
+            Field("port", "Port (ICMP: type)", partial(validate.integer, "port", low=0,
+                  high=65535), optional=True, placeholder="22"),
+        ),
+        "Check",
+    )
+
+
+def _check(api: NetconAPI, i: InstanceView, values: Values) -> Outcome:
+    protocol = values.text("protocol")
+    port = values.optional("port")
+    if protocol == "icmp":
+        verdict = api.explain_ingress(i.name, values.text("source"), protocol, icmp_type=port)
+    else:
+        verdict = api.explain_ingress(i.name, values.text("source"), protocol, port=port)
+    answer = "allowed" if verdict.allowed else "denied"
+    return Outcome(f"{verdict.packet} to {verdict.address}: {answer} by {verdict.decided_by}")
 
 
 def _launch(api: NetconAPI, values: Values, scope: Scope) -> Outcome:
@@ -160,6 +203,10 @@ INSTANCES: ViewSpec[InstanceView] = ViewSpec(
                 situation, str(situation.scope.get("project", ""))
             ),
             call=_launch,
+        ),
+        RowAction(
+            "instance.check", "e", "Check access", mutating=False, host_change=False,
+            name=lambda i: i.name, form=_check_form, call=_check,
         ),
         RowAction(
             "instance.terminate", "D", "Terminate", footer=2, bulk=True, past="terminated",

@@ -1,0 +1,508 @@
+"""The two nftables tables that enforce security groups, and how netcon reads them back.
+
+``table bridge netcon`` sees every frame an instance port sends or receives, without
+conntrack (the bridge family has none here): it drops what a port sends from another
+MAC or IP (or ARP for another address), and lets out to a port only ARP, packets for
+the port's own fixed IP and DHCP answers.
+
+``table ip netcon_groups`` judges, with conntrack, the IPv4 packets for those fixed IPs
+(bridged ones reach the ip hooks through br_netfilter): replies pass, then a verdict
+map from the fixed IP jumps to the chain of the port's combination of groups, which
+jumps to each group's chain and drops what none accepted. A group's chain matches its
+CIDR rules with three interval sets (tcp/udp ports, ICMP types, any protocol) and has
+one rule per source-group rule, matching a set of that group's members.
+
+Everything that changes with instances and rules is a set or map element, a group's
+chain, or a combination's chain, so no change rewrites a table. Rules carry comments;
+netcon recognises its own rules by them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from core import secrules
+from core.errors import HostError
+from core.linux import namespace
+
+BRIDGE = ("bridge", "netcon")
+GROUPS = ("ip", "netcon_groups")
+TABLES = (BRIDGE, GROUPS)
+Table = tuple[str, str]
+Expr = list[dict[str, Any]]
+
+# Set name -> (component types, interval flag).
+SetSpec = tuple[tuple[str, ...], bool]
+FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
+    BRIDGE: {
+        "ports": (("ifname",), False),
+        "port_mac": (("ifname", "ether_addr"), False),
+        "port_ip": (("ifname", "ipv4_addr"), False),
+        "dhcp_servers": (("ipv4_addr",), False),
+    },
+    GROUPS: {"dhcp_servers": (("ipv4_addr",), False)},
+}
+INSTANCE_MAP = "instance_in"
+GROUP_SETS: dict[str, SetSpec] = {
+    "ports": (("ipv4_addr", "inet_proto", "inet_service"), True),
+    "icmp": (("ipv4_addr", "icmp_type", "icmp_code"), True),
+    "any": (("ipv4_addr",), True),
+}
+MEMBER_SET: SetSpec = (("ipv4_addr",), False)
+
+
+def _match(left: Any, right: Any, op: str = "==") -> dict[str, Any]:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _meta(key: str) -> dict[str, Any]:
+    return {"meta": {"key": key}}
+
+
+def _field(protocol: str, name: str) -> dict[str, Any]:
+    return {"payload": {"protocol": protocol, "field": name}}
+
+
+def _concat(*parts: Any) -> dict[str, Any]:
+    return {"concat": list(parts)}
+
+
+DROP: dict[str, Any] = {"drop": None}
+ACCEPT: dict[str, Any] = {"accept": None}
+_DHCP_ANSWER = [
+    _match(_field("udp", "sport"), 67),
+    _match(_field("udp", "dport"), 68),
+    _match(_field("ip", "saddr"), "@dhcp_servers"),
+    ACCEPT,
+]
+_REPLIES = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), ACCEPT]
+_TO_INSTANCES = [{"vmap": {"key": _field("ip", "daddr"), "data": f"@{INSTANCE_MAP}"}}]
+
+# Base chains: (type, hook, priority) or None for a regular chain; then (comment, expr).
+ChainSpec = tuple[tuple[str, str, int] | None, tuple[tuple[str, Expr], ...]]
+FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
+    BRIDGE: {
+        # Before br_netfilter (priority 0) hands the frame to conntrack and the ip hooks.
+        "prerouting": (
+            ("filter", "prerouting", -200),
+            (
+                (
+                    "instance ports",
+                    [_match(_meta("iifname"), "@ports"), {"jump": {"target": "spoof"}}],
+                ),
+            ),
+        ),
+        "spoof": (
+            None,
+            (
+                (
+                    "own MAC",
+                    [
+                        _match(
+                            _concat(_meta("iifname"), _field("ether", "saddr")), "@port_mac", "!="
+                        ),
+                        DROP,
+                    ],
+                ),
+                (
+                    "DHCP discovery",
+                    [
+                        _match(_field("udp", "sport"), 68),
+                        _match(_field("udp", "dport"), 67),
+                        _match(_field("ip", "saddr"), "0.0.0.0"),
+                        _match(_field("ip", "daddr"), "255.255.255.255"),
+                        ACCEPT,
+                    ],
+                ),
+                (
+                    "own IP",
+                    [
+                        _match(_concat(_meta("iifname"), _field("ip", "saddr")), "@port_ip", "!="),
+                        DROP,
+                    ],
+                ),
+                ("IPv4", [_match(_field("ether", "type"), "ip"), ACCEPT]),
+                ("ARP of Ethernet", [_match(_field("arp", "hlen"), 6, "!="), DROP]),
+                ("ARP of IPv4", [_match(_field("arp", "plen"), 4, "!="), DROP]),
+                (
+                    "ARP from own MAC",
+                    [
+                        _match(
+                            _concat(_meta("iifname"), _field("arp", "saddr ether")),
+                            "@port_mac",
+                            "!=",
+                        ),
+                        DROP,
+                    ],
+                ),
+                (
+                    "ARP probe",
+                    [
+                        _match(_field("arp", "operation"), "request"),
+                        _match(_field("arp", "saddr ip"), "0.0.0.0"),
+                        ACCEPT,
+                    ],
+                ),
+                (
+                    "ARP for own IP",
+                    [
+                        _match(
+                            _concat(_meta("iifname"), _field("arp", "saddr ip")), "@port_ip", "!="
+                        ),
+                        DROP,
+                    ],
+                ),
+                ("ARP", [_match(_field("ether", "type"), "arp"), ACCEPT]),
+                ("nothing else", [DROP]),
+            ),
+        ),
+        "forward": (
+            ("filter", "forward", 0),
+            (
+                (
+                    "instance ports",
+                    [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
+                ),
+            ),
+        ),
+        "output": (
+            ("filter", "output", 0),
+            (
+                (
+                    "instance ports",
+                    [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
+                ),
+            ),
+        ),
+        "guard": (
+            None,
+            (
+                ("ARP", [_match(_field("ether", "type"), "arp"), ACCEPT]),
+                (
+                    "to its own IP",
+                    [_match(_concat(_meta("oifname"), _field("ip", "daddr")), "@port_ip"), ACCEPT],
+                ),
+                ("DHCP answers", _DHCP_ANSWER),
+                ("nothing else", [DROP]),
+            ),
+        ),
+    },
+    GROUPS: {
+        "forward": (
+            ("filter", "forward", 0),
+            (("replies", _REPLIES), ("instances", _TO_INSTANCES)),
+        ),
+        "output": (
+            ("filter", "output", 0),
+            (("replies", _REPLIES), ("instances", _TO_INSTANCES)),
+        ),
+        "admit": (
+            None,
+            (
+                ("invalid", [_match({"ct": {"key": "state"}}, "invalid", "in"), DROP]),
+                ("DHCP answers", _DHCP_ANSWER),
+            ),
+        ),
+    },
+}
+
+
+def group_chain(group_id: int) -> str:
+    return f"g{group_id}"
+
+
+def group_set(group_id: int, kind: str) -> str:
+    return f"g{group_id}-{kind}"
+
+
+def member_set(group_id: int) -> str:
+    return f"m{group_id}"
+
+
+def combination_chain(groups: tuple[int, ...]) -> str:
+    """The chain for ports in exactly these groups (ids ascending); ``in-none`` for none."""
+    name = "in-" + ("-".join(str(g) for g in groups) or "none")
+    if len(name) <= 64:
+        return name
+    return "in-" + hashlib.sha1(name.encode()).hexdigest()[:16]
+
+
+def combination_rules(groups: tuple[int, ...]) -> tuple[tuple[str, Expr], ...]:
+    rules: list[tuple[str, Expr]] = [("admit", [{"jump": {"target": "admit"}}])]
+    rules += [(group_chain(g), [{"jump": {"target": group_chain(g)}}]) for g in groups]
+    rules.append(("deny", [DROP]))
+    return tuple(rules)
+
+
+def group_head(group_id: int) -> tuple[tuple[str, Expr], ...]:
+    saddr = _field("ip", "saddr")
+    return (
+        (
+            "ports",
+            [
+                _match(
+                    _concat(saddr, _meta("l4proto"), _field("th", "dport")),
+                    f"@{group_set(group_id, 'ports')}",
+                ),
+                ACCEPT,
+            ],
+        ),
+        (
+            "icmp",
+            [
+                _match(
+                    _concat(saddr, _field("icmp", "type"), _field("icmp", "code")),
+                    f"@{group_set(group_id, 'icmp')}",
+                ),
+                ACCEPT,
+            ],
+        ),
+        ("any", [_match(saddr, f"@{group_set(group_id, 'any')}"), ACCEPT]),
+    )
+
+
+def line_expr(source: str, protocol: str, from_port: int, to_port: int) -> Expr:
+    """One rule as a chain rule: from ``source`` (a CIDR or ``@set``), for its traffic."""
+    if source.startswith("@"):
+        right: Any = source
+    else:
+        right = prefix(source)
+    expr: Expr = [_match(_field("ip", "saddr"), right)]
+    if protocol != "any":
+        expr.append(_match(_meta("l4proto"), secrules.NUMBERS[protocol]))
+    covered = secrules.ranges(protocol, from_port, to_port)
+    if protocol in ("tcp", "udp"):
+        expr.append(_match(_field("th", "dport"), _range(covered.first)))
+    elif protocol == "icmp":
+        if from_port != secrules.ANY:
+            expr.append(_match(_field("icmp", "type"), from_port))
+        if to_port != secrules.ANY:
+            expr.append(_match(_field("icmp", "code"), to_port))
+    expr.append(ACCEPT)
+    return expr
+
+
+def prefix(cidr: str) -> dict[str, Any]:
+    addr, _, length = cidr.partition("/")
+    return {"prefix": {"addr": addr, "len": int(length or 32)}}
+
+
+def _range(pair: tuple[int, int]) -> Any:
+    return pair[0] if pair[0] == pair[1] else {"range": list(pair)}
+
+
+# -- elements: netcon keeps them as text ("10.0.0.0/8 . 6 . 22-22") -----------------------
+
+
+def element_json(text: str, spec: SetSpec) -> Any:
+    types, interval = spec
+    if len(types) == 1:
+        return _value_json(text, types[0], interval)
+    parts = text.split(" . ")
+    return {"concat": [_value_json(p, t, interval) for p, t in zip(parts, types, strict=True)]}
+
+
+def _value_json(text: str, kind: str, interval: bool) -> Any:
+    if kind in ("ifname", "ether_addr"):
+        return text
+    if kind == "ipv4_addr":
+        return prefix(text) if interval else text
+    if kind == "inet_proto":
+        return int(text)
+    low, _, high = text.partition("-")
+    return _range((int(low), int(high or low))) if interval else int(low)
+
+
+def _value_text(value: Any, kind: str, interval: bool) -> str:
+    if isinstance(value, dict) and "prefix" in value:
+        return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+    if isinstance(value, dict) and "range" in value:
+        low, high = value["range"]
+        return f"{low}-{high}"
+    if kind == "ipv4_addr":
+        return f"{value}/32" if interval else str(value)
+    if kind == "inet_proto" and isinstance(value, str):
+        return str(secrules.NUMBERS.get(value, value))
+    if kind in ("inet_service", "icmp_type", "icmp_code") and interval:
+        return f"{value}-{value}"
+    return str(value)
+
+
+def element_text(elem: Any, spec: SetSpec) -> str:
+    types, interval = spec
+    if isinstance(elem, dict) and "elem" in elem:
+        elem = elem["elem"]["val"]
+    parts = elem["concat"] if isinstance(elem, dict) and "concat" in elem else [elem]
+    return " . ".join(_value_text(v, t, interval) for v, t in zip(parts, types, strict=False))
+
+
+# -- what the host has -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableState:
+    exists: bool = False
+    sets: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The instance map: fixed IP -> the chain it jumps to.
+    targets: dict[str, str] = field(default_factory=dict)
+    # Chain -> its rules' (comment, handle), in order.
+    chains: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    hooks: dict[str, tuple[str, str, int] | None] = field(default_factory=dict)
+    types: dict[str, SetSpec] = field(default_factory=dict)
+
+    def layout_ok(self, table: Table) -> bool:
+        """Whether the fixed part is exactly what this netcon builds."""
+        if not self.exists:
+            return False
+        for name, spec in FIXED_SETS[table].items():
+            if self.types.get(name) != spec:
+                return False
+        if table == GROUPS and self.types.get(INSTANCE_MAP) != (("ipv4_addr",), False):
+            return False
+        for name, (hook, rules) in FIXED_CHAINS[table].items():
+            if self.hooks.get(name, "missing") != hook:
+                return False
+            if [c for c, _ in self.chains.get(name, ())] != [c for c, _ in rules]:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class FilterState:
+    bridge: TableState
+    groups: TableState
+    # net.bridge.bridge-nf-call-iptables: None when br_netfilter is not in the kernel.
+    bridge_netfilter: bool | None = True
+    # False without CAP_NET_ADMIN: the tables could not be read, so nothing is planned.
+    readable: bool = True
+
+
+def read_table(binary: str, netns: str | None, table: Table) -> TableState:
+    family, name = table
+    result = namespace.run(netns, [binary, "-j", "-n", "list", "table", family, name])
+    if result.returncode != 0:
+        if "No such file or directory" in result.stderr:
+            return TableState()
+        message = next((s.strip() for s in result.stderr.splitlines() if s.strip()), "failed")
+        raise HostError(f"nft: cannot read table {family} {name}: {message}")
+    try:
+        objects = json.loads(result.stdout)["nftables"]
+    except (ValueError, KeyError):
+        raise HostError(f"nft: unreadable listing of table {family} {name}") from None
+    return parse_table(objects)
+
+
+def parse_table(objects: list[dict[str, Any]]) -> TableState:
+    sets: dict[str, frozenset[str]] = {}
+    types: dict[str, SetSpec] = {}
+    targets: dict[str, str] = {}
+    chains: dict[str, list[tuple[str, int]]] = {}
+    hooks: dict[str, tuple[str, str, int] | None] = {}
+    for obj in objects:
+        if "set" in obj or "map" in obj:
+            item = obj.get("set") or obj["map"]
+            kind = item["type"]
+            spec: SetSpec = (
+                tuple(kind) if isinstance(kind, list) else (kind,),
+                "interval" in item.get("flags", []),
+            )
+            types[item["name"]] = spec
+            if "map" in obj:
+                for key, verdict in item.get("elem", []):
+                    jumps: list[dict[str, Any]] = list(verdict.values())
+                    targets[str(key)] = str(jumps[0].get("target", "")) if jumps else ""
+            else:
+                sets[item["name"]] = frozenset(element_text(e, spec) for e in item.get("elem", []))
+        elif "chain" in obj:
+            chain = obj["chain"]
+            chains.setdefault(chain["name"], [])
+            hook = None
+            if "hook" in chain:
+                hook = (chain.get("type", ""), chain["hook"], int(chain.get("prio", 0)))
+            hooks[chain["name"]] = hook
+        elif "rule" in obj:
+            rule = obj["rule"]
+            chains.setdefault(rule["chain"], []).append((rule.get("comment", ""), rule["handle"]))
+    return TableState(
+        exists=True,
+        sets=sets,
+        targets=targets,
+        chains={k: tuple(v) for k, v in chains.items()},
+        hooks=hooks,
+        types=types,
+    )
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _base(table: Table) -> dict[str, str]:
+    return {"family": table[0], "table": table[1]}
+
+
+def add_set(
+    table: Table, name: str, spec: SetSpec, elems: list[str] | None = None
+) -> dict[str, Any]:
+    types, interval = spec
+    kind: Any = list(types) if len(types) > 1 else types[0]
+    body: dict[str, Any] = {**_base(table), "name": name, "type": kind}
+    if interval:
+        body["flags"] = ["interval"]
+    if elems:
+        body["elem"] = [element_json(e, spec) for e in elems]
+    return {"add": {"set": body}}
+
+
+def delete_set(table: Table, name: str) -> dict[str, Any]:
+    return {"delete": {"set": {**_base(table), "name": name}}}
+
+
+def add_chain(table: Table, name: str, hook: tuple[str, str, int] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {**_base(table), "name": name}
+    if hook is not None:
+        body.update(type=hook[0], hook=hook[1], prio=hook[2], policy="accept")
+    return {"add": {"chain": body}}
+
+
+def flush_chain(table: Table, name: str) -> dict[str, Any]:
+    return {"flush": {"chain": {**_base(table), "name": name}}}
+
+
+def delete_chain(table: Table, name: str) -> dict[str, Any]:
+    return {"delete": {"chain": {**_base(table), "name": name}}}
+
+
+def add_rule(table: Table, chain: str, comment: str, expr: Expr) -> dict[str, Any]:
+    return {"add": {"rule": {**_base(table), "chain": chain, "expr": expr, "comment": comment}}}
+
+
+def delete_rule(table: Table, chain: str, handle: int) -> dict[str, Any]:
+    return {"delete": {"rule": {**_base(table), "chain": chain, "handle": handle}}}
+
+
+def elements(verb: str, table: Table, name: str, elems: list[Any]) -> dict[str, Any]:
+    return {verb: {"element": {**_base(table), "name": name, "elem": elems}}}
+
+
+def create_table(table: Table, replace: bool) -> list[dict[str, Any]]:
+    """The fixed part of ``table``: its own sets and chains, no elements."""
+    family, name = table
+    commands: list[dict[str, Any]] = []
+    if replace:
+        commands.append({"delete": {"table": {"family": family, "name": name}}})
+    commands.append({"add": {"table": {"family": family, "name": name}}})
+    for set_name, spec in FIXED_SETS[table].items():
+        commands.append(add_set(table, set_name, spec))
+    if table == GROUPS:
+        instance_map = {**_base(table), "name": INSTANCE_MAP, "type": "ipv4_addr", "map": "verdict"}
+        commands.append({"add": {"map": instance_map}})
+    # Regular chains first: base chains jump to them.
+    specs = sorted(FIXED_CHAINS[table].items(), key=lambda item: item[1][0] is not None)
+    for chain, (hook, _) in specs:
+        commands.append(add_chain(table, chain, hook))
+    for chain, (_, rules) in specs:
+        commands += [add_rule(table, chain, comment, expr) for comment, expr in rules]
+    return commands

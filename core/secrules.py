@@ -1,0 +1,107 @@
+"""What one security-group rule lets in: its ranges, its words, overlap and matching.
+
+The service checks new rules and answers `secgroup explain` with these, and the host
+layer turns the same ranges into nftables elements, so what people are told and what
+the kernel does come from one definition.
+
+Rules are stored the way nova-network stored them: ``from_port``/``to_port`` are a port
+range for tcp and udp, the ICMP type and code for icmp (-1 meaning any), and -1/-1 for
+``any`` (every protocol, every port).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+ANY = -1
+PROTOCOLS = ("tcp", "udp", "icmp", "any")
+# IP protocol numbers, as nftables stores them.
+NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
+
+
+class Ranges(NamedTuple):
+    """The inclusive ranges a rule covers: ports (tcp/udp) or ICMP types, then ICMP codes."""
+
+    first: tuple[int, int]
+    second: tuple[int, int]
+
+
+def ranges(protocol: str, from_port: int, to_port: int) -> Ranges:
+    if protocol in ("tcp", "udp"):
+        return Ranges((from_port, to_port), (0, 0))
+    if protocol == "icmp":
+        types = (0, 255) if from_port == ANY else (from_port, from_port)
+        codes = (0, 255) if to_port == ANY else (to_port, to_port)
+        return Ranges(types, codes)
+    return Ranges((0, 65535), (0, 255))
+
+
+def what(protocol: str, from_port: int, to_port: int) -> str:
+    """The traffic a rule admits, in words: ``tcp 22``, ``udp 1000-2000``, ``icmp type 8``."""
+    if protocol == "any":
+        return "any protocol"
+    if protocol == "icmp":
+        if from_port == ANY:
+            return "icmp (any type)"
+        code = "" if to_port == ANY else f" code {to_port}"
+        return f"icmp type {from_port}{code}"
+    ports = str(from_port) if from_port == to_port else f"{from_port}-{to_port}"
+    return f"{protocol} {ports}"
+
+
+def source_text(cidr: str | None, source_group: str | None) -> str:
+    return cidr if cidr is not None else f"members of {source_group}"
+
+
+def _meet(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def overlap(
+    a: tuple[str, int, int, str | None, int | None],
+    b: tuple[str, int, int, str | None, int | None],
+) -> bool:
+    """Whether some packet is let in by both rules (protocol, from, to, cidr, source group).
+
+    A CIDR and a source group are never said to overlap: the group's members change.
+    """
+    protocol_a, protocol_b = a[0], b[0]
+    if protocol_a != protocol_b and "any" not in (protocol_a, protocol_b):
+        return False
+    if protocol_a == protocol_b:
+        ra, rb = ranges(*a[:3]), ranges(*b[:3])
+        if not (_meet(ra.first, rb.first) and _meet(ra.second, rb.second)):
+            return False
+    if a[3] is not None and b[3] is not None:
+        return ipaddress.IPv4Network(a[3]).overlaps(ipaddress.IPv4Network(b[3]))
+    return a[4] is not None and a[4] == b[4]
+
+
+def admits(protocol: str, from_port: int, to_port: int, packet: Packet) -> bool:
+    """Whether a rule's protocol and ranges take ``packet`` (its source is checked apart)."""
+    if protocol == "any":
+        return True
+    if protocol != packet.protocol:
+        return False
+    covered = ranges(protocol, from_port, to_port)
+    if protocol == "icmp":
+        return (
+            covered.first[0] <= packet.port <= covered.first[1]
+            and covered.second[0] <= packet.code <= covered.second[1]
+        )
+    return covered.first[0] <= packet.port <= covered.first[1]
+
+
+class Packet(NamedTuple):
+    """The first packet of a connection, as `explain` is asked about it."""
+
+    source: str
+    protocol: str  # tcp, udp or icmp
+    port: int  # destination port, or the ICMP type
+    code: int = 0  # the ICMP code
+
+    def text(self) -> str:
+        if self.protocol == "icmp":
+            return f"icmp type {self.port} code {self.code} from {self.source}"
+        return f"{self.protocol} {self.port} from {self.source}"

@@ -1,0 +1,131 @@
+"""The security-group plan without a kernel: elements, fallbacks, and nft's listings read back."""
+
+from __future__ import annotations
+
+import json
+
+from core import secrules
+from core.linux import secgroup_nft as sg
+from core.linux.secgroup_desired import DesiredFilter, FilteredGroup, FilteredPort, GroupRule
+from core.linux.secgroups import (
+    AddGroupRule,
+    AddRuleElement,
+    CreateFilterTable,
+    commands,
+    plan,
+)
+
+EMPTY = sg.FilterState(sg.TableState(), sg.TableState())
+
+
+def _desired(*rules: GroupRule) -> DesiredFilter:
+    port = FilteredPort("tapfa163e000001", "vm1", "fa:16:3e:00:00:01", "10.0.0.3", (5,))
+    return DesiredFilter(
+        ports=(port,),
+        groups=(FilteredGroup(5, "alpha/web", rules),),
+        dhcp_servers=("10.0.0.1",),
+    )
+
+
+def test_overlap_is_symmetric_and_exact() -> None:
+    tcp22 = ("tcp", 22, 22, "10.0.0.0/8", None)
+    assert secrules.overlap(tcp22, ("tcp", 20, 30, "10.1.0.0/16", None))
+    assert not secrules.overlap(tcp22, ("tcp", 23, 30, "10.1.0.0/16", None))
+    assert not secrules.overlap(tcp22, ("udp", 22, 22, "10.0.0.0/8", None))
+    assert secrules.overlap(tcp22, ("any", -1, -1, "0.0.0.0/0", None))
+    assert not secrules.overlap(tcp22, ("tcp", 22, 22, "192.168.0.0/16", None))
+    assert not secrules.overlap(tcp22, ("tcp", 22, 22, None, 3))
+    assert secrules.overlap(("icmp", 8, -1, None, 3), ("icmp", -1, -1, None, 3))
+    assert not secrules.overlap(("icmp", 8, 0, None, 3), ("icmp", 0, -1, None, 3))
+
+
+def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
+    problems: list[str] = []
+    ops = plan(_desired(GroupRule(1, "tcp", 22, 22, "10.0.0.0/8", None)), EMPTY, problems)
+    assert problems == []
+    assert [op for op in ops if isinstance(op, CreateFilterTable)] == [
+        CreateFilterTable("bridge", "netcon", False),
+        CreateFilterTable("ip", "netcon_groups", False),
+    ]
+    assert (
+        AddRuleElement(5, "alpha/web", "ports", "10.0.0.0/8 . 6 . 22-22", "tcp 22 from 10.0.0.0/8")
+        in ops
+    )
+    batch = commands(ops)
+    # Tables first, then sets and chains, then what refers to them; one command per set.
+    verbs = [next(iter(c)) for c in batch]
+    assert verbs[0] == "add" and "table" in batch[0]["add"]
+    names = [
+        (c["add"]["element"]["family"], c["add"]["element"]["name"])
+        for c in batch
+        if "element" in c.get("add", {})
+    ]
+    assert len(names) == len(set(names))
+    assert names[-1] == ("ip", sg.INSTANCE_MAP)
+
+
+def test_rules_an_interval_set_cannot_hold_become_chain_rules() -> None:
+    """Overlapping CIDR rules (from before the service refused them) still load."""
+    ops = plan(
+        _desired(
+            GroupRule(1, "tcp", 20, 30, "10.0.0.0/8", None),
+            GroupRule(2, "tcp", 25, 35, "10.1.0.0/16", None),
+            GroupRule(3, "udp", 25, 35, "10.1.0.0/16", None),
+        ),
+        EMPTY,
+        [],
+    )
+    elements = [op.element for op in ops if isinstance(op, AddRuleElement)]
+    assert elements == ["10.0.0.0/8 . 6 . 20-30", "10.1.0.0/16 . 17 . 25-35"]
+    (line,) = [op for op in ops if isinstance(op, AddGroupRule)]
+    assert line.comment == "rule 2: tcp 25-35 from 10.1.0.0/16"
+
+
+def test_listing_is_read_back_as_the_elements_netcon_wrote() -> None:
+    listing = [
+        {"table": {"family": "ip", "name": "netcon_groups"}},
+        {
+            "set": {
+                "name": "g5-ports",
+                "type": ["ipv4_addr", "inet_proto", "inet_service"],
+                "flags": ["interval"],
+                "elem": [
+                    {"concat": [{"prefix": {"addr": "10.0.0.0", "len": 8}}, 6, 22]},
+                    {"concat": ["1.2.3.4", 17, {"range": [1000, 2000]}]},
+                ],
+            }
+        },
+        {
+            "set": {
+                "name": "g5-icmp",
+                "type": ["ipv4_addr", "icmp_type", "icmp_code"],
+                "flags": ["interval"],
+                "elem": [
+                    {"concat": [{"prefix": {"addr": "0.0.0.0", "len": 0}}, 8, {"range": [0, 255]}]}
+                ],
+            }
+        },
+        {
+            "map": {
+                "name": "instance_in",
+                "type": "ipv4_addr",
+                "map": "verdict",
+                "elem": [["10.0.0.3", {"goto": {"target": "in-5"}}]],
+            }
+        },
+    ]
+    state = sg.parse_table(json.loads(json.dumps(listing)))
+    assert state.sets["g5-ports"] == {"10.0.0.0/8 . 6 . 22-22", "1.2.3.4/32 . 17 . 1000-2000"}
+    assert state.sets["g5-icmp"] == {"0.0.0.0/0 . 8-8 . 0-255"}
+    assert state.targets == {"10.0.0.3": "in-5"}
+    spec = sg.GROUP_SETS["ports"]
+    assert sg.element_json("1.2.3.4/32 . 17 . 1000-2000", spec) == {
+        "concat": [{"prefix": {"addr": "1.2.3.4", "len": 32}}, 17, {"range": [1000, 2000]}]
+    }
+
+
+def test_nothing_to_filter_and_no_tables_means_no_nft() -> None:
+    assert plan(DesiredFilter(), EMPTY, []) == []
+    problems: list[str] = []
+    assert plan(_desired(), None, problems) == []
+    assert problems == ["nft: program not found; install nftables (security groups need it)"]
