@@ -18,7 +18,6 @@ import argparse
 from typing import TYPE_CHECKING
 
 from core.config import load_settings
-from core.errors import NetconError
 from core.paths import database_url
 from core.store.listing import read_networks
 from tui.settings import ConsoleMemory, load_console_settings
@@ -47,8 +46,8 @@ def start_console(db: str | None, read_only: bool) -> int | None:
     try:
         settings = load_settings()
         console_settings = load_console_settings()
-    except NetconError:
-        return None  # the command line says what is wrong, in its own words
+    except Exception:  # the command line meets it again, and says it
+        return None
     listing = read_networks(database_url(db), settings.physical_mtu)
     if listing is None:
         return None
@@ -65,13 +64,17 @@ def start_console(db: str | None, read_only: bool) -> int | None:
     app = NetconApp(opening, read_only, settings=console_settings, memory=ConsoleMemory())
     try:
         app.run()
-    except KeyboardInterrupt:
-        return 130
-    error = app.open_error
-    if error is None:
-        return 0
-    # The service could not be opened after all (the file went away meanwhile, ...):
-    # said in one line, with its exit status, as the command line says it.
+        if app.open_error is not None:
+            # The service could not be opened after all (the file went away, ...).
+            raise app.open_error
+    except BaseException as exc:  # reported as the command line reports it
+        return _as_the_command_line_says(exc, db, read_only)
+    return 0
+
+
+def _as_the_command_line_says(error: BaseException, db: str | None, read_only: bool) -> int:
+    """One line and an exit status for what ended the console, as the ordinary way
+    reports it (or the traceback under NETCON_DEBUG)."""
     from core.cli.context import Context
     from core.cli.run import guarded
 
