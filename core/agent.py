@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import DatabaseError, HostError, NetconError
+from core.linux.scope import Scope
 
 if TYPE_CHECKING:
+    from core.linux.applylock import Holder
     from core.linux.desired import DesiredHost
     from core.linux.host import HostLayer
     from core.service import NetconService
@@ -146,8 +148,8 @@ class Agent:
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
         self._layer: HostLayer | None = None
-        # What this host served at its last apply: kept to stop serving it when the
-        # database cannot be reached.
+        # What this host serves, as of its last apply (a scoped apply patches it): kept
+        # to stop serving it when the database cannot be reached.
         self.last_desired: DesiredHost | None = None
 
     @property
@@ -228,10 +230,26 @@ class Agent:
         # The changes are read before the host is planned from the database, so every
         # change recorded as applied is one the plan saw.
         upto = pending.latest if full else max(pending.changes)
+        from core.linux.desired import patched
+
         try:
-            desired = self.layer.desired()
-            done = self.layer.plan()
-            self.layer.apply(done)
+            # One apply at a time on a host: the same lock as `host apply` and the
+            # console's, held from reading the desired state until it is applied.
+            with self.layer.lock.hold(self.service.db.lock_timeout, self._waiting):
+                if full or pending.whole_host:
+                    done = self.layer.plan()
+                    desired = self.layer.last_planned
+                else:
+                    # Only what the pending changes touched: the cost of the change,
+                    # not of the host (a network's change also compares the filter).
+                    done = self.layer.plan(
+                        scope=Scope(frozenset(pending.network_ids), frozenset(pending.floating))
+                    )
+                    scoped = self.layer.last_planned
+                    desired = self.last_desired
+                    if desired is not None and scoped is not None:
+                        desired = patched(desired, scoped)
+                self.layer.apply(done)
             self.last_desired = desired
         except HostError as exc:
             self.service.record_applied(self.host, None, error=exc.message)
@@ -240,6 +258,11 @@ class Agent:
         self.service.record_applied(self.host, upto)
         if done:
             self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+
+    def _waiting(self, holder: Holder | None, waited: float) -> None:
+        if waited < 2:  # said once per wait
+            who = holder.describe() if holder is not None else "another process"
+            self.on_apply(f"waiting for another apply on this host: {who}")
 
     def _database_lost(self, exc: NetconError) -> None:
         self.state.failures += 1

@@ -12,7 +12,7 @@ range for tcp and udp, the ICMP type and code for icmp (-1 meaning any), and -1/
 from __future__ import annotations
 
 import ipaddress
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 ANY = -1
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
@@ -52,6 +52,33 @@ def what(protocol: str, from_port: int, to_port: int) -> str:
 
 def source_text(cidr: str | None, source_group: str | None) -> str:
     return cidr if cidr is not None else f"members of {source_group}"
+
+
+class StoredRule(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def from_port(self) -> int: ...
+    @property
+    def to_port(self) -> int: ...
+    @property
+    def cidr(self) -> str | None: ...
+    @property
+    def source_group(self) -> str | None: ...
+
+
+def rule_text(rule: StoredRule) -> str:
+    """A rule in one line, as the command line and the console name it."""
+    admitted = what(rule.protocol, rule.from_port, rule.to_port)
+    return f"#{rule.id} {admitted} from {source_text(rule.cidr, rule.source_group)}"
+
+
+def ports_text(protocol: str, from_port: int, to_port: int) -> str:
+    """The ports (or ICMP type and code) part of a rule: ``22``, ``1000-2000``, ``any``."""
+    words = what(protocol, from_port, to_port)
+    return "any" if protocol == "any" else words.split(" ", 1)[1]
 
 
 def _meet(a: tuple[int, int], b: tuple[int, int]) -> bool:

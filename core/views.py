@@ -232,6 +232,9 @@ class PendingView(NamedTuple):
     network_ids: tuple[int, ...]
     floating: tuple[str, ...]
     latest: int | None  # the newest change for any host
+    # Some pending change named neither networks nor floating IPs (a security group's,
+    # or floating IPs without saying which): only a full comparison covers it.
+    whole_host: bool = False
 
 
 class ChangeStatusView(NamedTuple):

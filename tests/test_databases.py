@@ -294,7 +294,7 @@ def reader(tmp_path: Path) -> Iterator[str]:
     granted: list[Path] = []
     try:
         # Let the user reach the interpreter and this checkout, wherever root keeps them.
-        # (A virtualenv's interpreter is a link into its base installation: both.)
+        # (A virtualenv's interpreter is a link into its base installation: both count.)
         targets = (Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent)
         for target in (*targets, tmp_path):
             for folder in [target, *target.parents]:

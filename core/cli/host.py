@@ -8,6 +8,7 @@ from typing import Any
 from core.cli.context import Context
 from core.cli.output import col
 from core.cli.spec import Group, arg, netns_arg
+from core.errors import InvalidInput
 
 COLUMNS = (
     col("HOST", "name"),
@@ -55,11 +56,38 @@ def plan_host(ctx: Context) -> int:
     "make this host match the database",
     netns_arg(),
     arg("--dry-run", action="store_true", help="only print the plan, like 'host plan'"),
+    arg(
+        "--no-wait",
+        action="store_true",
+        help="if another apply is changing this host, fail at once instead of waiting for "
+        "it (--lock-timeout says how long to wait)",
+    ),
 )
 def apply_host(ctx: Context) -> int:
     if ctx.args.dry_run:
         return plan_host(ctx)
-    _show(ctx, ctx.service.host_apply(ctx.args.netns))
+    given = getattr(ctx.args, "lock_timeout", None) is not None
+    if ctx.args.no_wait and given:
+        raise InvalidInput("--no-wait", "give --no-wait or --lock-timeout, not both")
+    # One apply at a time per host: --lock-timeout (default 30 s) is how long this one
+    # waits for another, as it is for a change waiting for another writer.
+    timeout = 0.0 if ctx.args.no_wait else ctx.lock_timeout
+    told = [0.0]
+
+    def waiting(holder: Any, waited: float) -> None:
+        # Said after a second of waiting, then every five: who holds it, since when.
+        if told[0] and waited - told[0] < 5:
+            return
+        told[0] = waited
+        who = holder.describe() if holder is not None else "a process that has not said who"
+        print(
+            f"netcon: waiting for another apply, {who}: {waited:.0f} s of {timeout:.0f} s "
+            "(--lock-timeout)",
+            file=sys.stderr,
+        )
+
+    done = ctx.service.host_apply(ctx.args.netns, lock_timeout=timeout, on_wait=waiting)
+    _show(ctx, done)
     return 0
 
 

@@ -3,25 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from core.cli.context import Context
 from core.cli.output import col
 from core.cli.spec import Group, arg
-
-
-def rule_text(rule: Any) -> str:
-    if rule.from_port == rule.to_port == -1:
-        ports = "any"
-    elif rule.from_port == rule.to_port:
-        ports = str(rule.from_port)
-    else:
-        ports = f"{rule.from_port}-{rule.to_port}"
-    source = rule.cidr or f"group {rule.source_group}"
-    if rule.protocol == "any":
-        return f"#{rule.id} any from {source}"
-    return f"#{rule.id} {rule.protocol} {ports} from {source}"
-
+from core.secrules import rule_text
 
 COLUMNS = (
     col("PROJECT"),

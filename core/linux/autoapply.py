@@ -1,7 +1,8 @@
 """Apply a committed change to the host at once, when this process may change it.
 
-Without CAP_NET_ADMIN (or when the apply fails) the change stays pending: the next
-`netcon host plan` shows it and `netcon host apply` carries it out.
+Only what the change touched is planned and applied (its scope), under the host's apply
+lock like any apply. Without CAP_NET_ADMIN (or when the apply fails) the change stays
+pending: the next `netcon host plan` shows it and `netcon host apply` carries it out.
 """
 
 from __future__ import annotations
@@ -11,26 +12,34 @@ import threading
 from typing import Any
 
 from core.errors import NetconError
-from core.linux.host import HostLayer, can_change_host
+from core.linux.applylock import Holder
+from core.linux.host import LOCK_TIMEOUT, HostLayer, can_change_host
+from core.linux.scope import Scope
 
 log = logging.getLogger("netcon.host")
 
 
 def install(service: Any) -> None:
     layer: HostLayer | None = None
-    lock = threading.Lock()
+    guard = threading.Lock()
+
+    def waiting(holder: Holder | None, waited: float) -> None:
+        if waited < 2:  # said once
+            log.warning("%s; waiting", layer.lock.busy_message(holder) if layer else "")
 
     def apply_change(changes: Any) -> None:
         nonlocal layer
         if not can_change_host():
             return
-        with lock:
+        with guard:
             try:
                 if layer is None:
                     layer = HostLayer(service.settings, service.db)
-                # The planner compares everything but changes only what differs, so a
-                # full sync touches exactly the part this change affected.
-                layer.sync()
+                layer.sync(
+                    scope=Scope.of(changes),
+                    lock_timeout=getattr(service.db, "lock_timeout", LOCK_TIMEOUT),
+                    on_wait=waiting,
+                )
             except NetconError as exc:
                 log.warning("host not updated (pending until 'netcon host apply'): %s", exc)
 

@@ -8,6 +8,7 @@ the bridge and its segment, so its instances reach the network host over the seg
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, or_, select
 
 from core.config import Settings
+from core.linux.scope import Reach, Scope
 from core.linux.secgroup_desired import DesiredFilter, read_filter
 from core.store.db import Database
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
@@ -105,6 +107,8 @@ class DesiredHost:
     snat_ranges: tuple[str, ...] = field(default=())
     # Security groups on this host's instance ports; None: leave the filter alone.
     security: DesiredFilter | None = None
+    # Set when this is the desired state of a scope only: what that scope covers.
+    reach: Reach | None = None
 
     @property
     def public_interfaces(self) -> tuple[str, ...]:
@@ -118,27 +122,55 @@ class DesiredHost:
         return tuple(sorted(n.bridge for n in self.networks if n.isolated))
 
 
-def read_desired(db: Database, settings: Settings) -> DesiredHost:
+class ScopeUnknown(Exception):
+    """A scoped network has no row any more: only a full comparison finds its links."""
+
+
+def read_desired(db: Database, settings: Settings, scope: Scope | None = None) -> DesiredHost:
     with db.read() as connection:
-        return desired_from_connection(connection, settings)
+        return desired_from_connection(connection, settings, scope)
 
 
-def desired_from_connection(connection: Connection, settings: Settings) -> DesiredHost:
+def desired_from_connection(
+    connection: Connection, settings: Settings, scope: Scope | None = None
+) -> DesiredHost:
+    """Everything this host must have; with ``scope``, only what the scope names (and
+    ``reach`` says what that covers). Raises ScopeUnknown if a scoped network is gone."""
     host = settings.host
     served = (
         select(fixed_ips.c.network_id)
         .join(instances, fixed_ips.c.instance_id == instances.c.id)
         .where(instances.c.host == host)
     )
-    rows = connection.execute(
-        select(networks, projects.c.name.label("project_name"))
-        .outerjoin(projects, networks.c.project_id == projects.c.id)
-        .where(or_(networks.c.host == host, networks.c.id.in_(served)))
-        .order_by(networks.c.id)
-    ).all()
-    hosted_ids = [n.id for n in rows if n.host == host and n.manager != "flat"]
-    leases = _dhcp_hosts(connection, hosted_ids)
-    held = _held_leases(connection, hosted_ids)
+    query = select(networks, projects.c.name.label("project_name")).outerjoin(
+        projects, networks.c.project_id == projects.c.id
+    )
+    reach = None
+    if scope is None:
+        rows = connection.execute(
+            query.where(or_(networks.c.host == host, networks.c.id.in_(served))).order_by(
+                networks.c.id
+            )
+        ).all()
+    else:
+        named: Sequence[Row[Any]] = []
+        if scope.network_ids:
+            named = connection.execute(
+                query.where(networks.c.id.in_(sorted(scope.network_ids))).order_by(networks.c.id)
+            ).all()
+        if len(named) != len(scope.network_ids):
+            raise ScopeUnknown
+        here = set()
+        if named:
+            here = set(
+                connection.execute(
+                    served.where(fixed_ips.c.network_id.in_([n.id for n in named])).distinct()
+                ).scalars()
+            )
+        rows = [n for n in named if n.host == host or n.id in here]
+        reach = _reach(named, scope, settings)
+    hosted = [n.id for n in rows if n.host == host and n.manager != "flat"]
+    leases, held = _fixed_with_mac(connection, host, hosted, scoped=scope is not None)
     wanted = tuple(
         _network(
             network,
@@ -150,12 +182,15 @@ def desired_from_connection(connection: Connection, settings: Settings) -> Desir
         for network in rows
     )
     fixed = fixed_ips.alias("fixed")
-    pairs = connection.execute(
+    pairs_query = (
         select(floating_ips.c.address, fixed.c.address, floating_ips.c.interface)
         .join(fixed, floating_ips.c.fixed_ip_id == fixed.c.id)
         .where(floating_ips.c.host == host)
         .order_by(floating_ips.c.address_int)
-    ).all()
+    )
+    if scope is not None:
+        pairs_query = pairs_query.where(floating_ips.c.address.in_(sorted(scope.floating)))
+    pairs = connection.execute(pairs_query).all() if scope is None or scope.floating else []
     return DesiredHost(
         host=host,
         public_interface=settings.public_interface,
@@ -164,44 +199,83 @@ def desired_from_connection(connection: Connection, settings: Settings) -> Desir
         networks=wanted,
         floating=tuple(FloatingNat(f, x, i) for f, x, i in pairs),
         snat_ranges=tuple(n.cidr for n in wanted if n.gateway is not None),
-        security=read_filter(connection, host),
+        # The filter is compared whole (element by element), so a scope brings it in only
+        # when the change touched networks (their DHCP servers and ports are in it),
+        # instance ports or security groups: never for a floating IP alone.
+        security=(
+            read_filter(connection, host)
+            if scope is None or scope.security or scope.network_ids
+            else None
+        ),
+        reach=reach,
     )
 
 
-def _dhcp_hosts(connection: Connection, network_ids: list[int]) -> dict[int, tuple[DhcpHost, ...]]:
-    if not network_ids:
-        return {}
-    found: dict[int, list[DhcpHost]] = {}
-    rows = connection.execute(
-        select(fixed_ips.c.network_id, fixed_ips.c.mac, instances.c.name, fixed_ips.c.address)
-        .join(instances, fixed_ips.c.instance_id == instances.c.id)
-        .where(fixed_ips.c.network_id.in_(network_ids), fixed_ips.c.mac.is_not(None))
-        .order_by(fixed_ips.c.address_int)
+def _reach(named: Sequence[Row[Any]], scope: Scope, settings: Settings) -> Reach:
+    links = {n.bridge for n in named}
+    links |= {_segment(n, settings).ifname for n in named if _segment(n, settings) is not None}  # type: ignore[union-attr]
+    projects_: frozenset[str] | None = frozenset(
+        n.project_name for n in named if n.project_name is not None
     )
-    for network_id, mac, name, address in rows:
-        found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address))
-    return {k: tuple(v) for k, v in found.items()}
+    if any(n.manager == "vlan" and n.project_name is None for n in named):
+        projects_ = None  # a released network: its last project's VPN is unknown here
+    return Reach(
+        links=frozenset(links),
+        bridges=frozenset(n.bridge for n in named),
+        cidrs=frozenset(str(ipaddress.IPv4Network(n.cidr)) for n in named),
+        floating=scope.floating,
+        projects=projects_,
+    )
 
 
-def _held_leases(
-    connection: Connection, network_ids: list[int]
-) -> dict[int, tuple[HeldLease, ...]]:
+def _fixed_with_mac(
+    connection: Connection, host: str, network_ids: list[int], *, scoped: bool
+) -> tuple[dict[int, tuple[DhcpHost, ...]], dict[int, tuple[HeldLease, ...]]]:
+    """The DHCP hosts (addresses with an instance) and held leases (released, still
+    leased) of the networks hosted here, in one query.
+
+    Only addresses with a MAC qualify, which the unique index on mac finds directly;
+    going by network would walk every address of every network.
+    """
     if not network_ids:
-        return {}
-    found: dict[int, list[HeldLease]] = {}
-    rows = connection.execute(
-        select(fixed_ips.c.network_id, fixed_ips.c.address, fixed_ips.c.mac)
+        return {}, {}
+    query = (
+        select(
+            fixed_ips.c.network_id,
+            fixed_ips.c.mac,
+            instances.c.name,
+            fixed_ips.c.address,
+            fixed_ips.c.instance_id,
+            fixed_ips.c.leased,
+        )
+        .join(networks, fixed_ips.c.network_id == networks.c.id)
+        .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
         .where(
-            fixed_ips.c.network_id.in_(network_ids),
-            fixed_ips.c.instance_id.is_(None),
-            fixed_ips.c.leased.is_(True),
             fixed_ips.c.mac.is_not(None),
+            networks.c.host == host,
+            networks.c.manager != "flat",
         )
         .order_by(fixed_ips.c.address_int)
     )
-    for network_id, address, mac in rows:
-        found.setdefault(network_id, []).append(HeldLease(address, str(mac)))
-    return {k: tuple(v) for k, v in found.items()}
+    if scoped:
+        query = query.where(fixed_ips.c.network_id.in_(network_ids))
+    found: dict[int, list[DhcpHost]] = {}
+    held: dict[int, list[HeldLease]] = {}
+    for network_id, mac, name, address, instance_id, leased in connection.execute(query):
+        if instance_id is not None:
+            found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address))
+        elif leased:
+            held.setdefault(network_id, []).append(HeldLease(address, str(mac)))
+    return (
+        {k: tuple(v) for k, v in found.items()},
+        {k: tuple(v) for k, v in held.items()},
+    )
+
+
+def _segment(network: Row[Any], settings: Settings) -> Segment | None:
+    if network.manager == "vlan" and network.vlan is not None:
+        return Segment(network.segmentation or "vlan", network.vlan, settings.vlan_interface)
+    return None
 
 
 def _network(
@@ -213,9 +287,7 @@ def _network(
 ) -> DesiredNetwork:
     subnet = ipaddress.IPv4Network(network.cidr)
     flat = network.manager == "flat"
-    segment = None
-    if network.manager == "vlan" and network.vlan is not None:
-        segment = Segment(network.segmentation or "vlan", network.vlan, settings.vlan_interface)
+    segment = _segment(network, settings)
     dhcp = None
     if hosted_here and not flat:
         dhcp = Dhcp(
@@ -243,6 +315,33 @@ def _network(
         dhcp=dhcp,
         # Only a host that routes (has the gateways) can forward between projects.
         isolated=network.manager == "vlan" and hosted_here,
+    )
+
+
+def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
+    """``whole`` brought up to date with a scope's desired state: what the scope reaches
+    is as ``scoped`` says, everything else as before. Cheaper than reading it all again."""
+    reach = scoped.reach
+    if reach is None:
+        return scoped
+    networks_ = tuple(
+        sorted(
+            [n for n in whole.networks if n.bridge not in reach.bridges] + list(scoped.networks),
+            key=lambda n: n.id,
+        )
+    )
+    return replace(
+        whole,
+        networks=networks_,
+        floating=tuple(
+            sorted(
+                [f for f in whole.floating if f.floating not in reach.floating]
+                + list(scoped.floating),
+                key=lambda f: ipaddress.IPv4Address(f.floating),
+            )
+        ),
+        snat_ranges=tuple(n.cidr for n in networks_ if n.gateway is not None),
+        security=scoped.security if scoped.security is not None else whole.security,
     )
 
 

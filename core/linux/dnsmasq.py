@@ -8,7 +8,6 @@ lease events to ``netcon dhcp-event``.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import shlex
 import shutil
@@ -16,15 +15,21 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HostError
 from core.linux import namespace
+from core.linux import processes as processes_
 from core.linux.desired import DesiredNetwork
 
+# How long one dnsmasq may take to say it serves (or why it does not).
 START_TIMEOUT = 10.0
+PID_FILE_GRACE = 2.0
+STOP_TIMEOUT = 5.0
+# dnsmasq processes starting at once; enough to keep every core busy.
+IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,19 @@ class DnsmasqState:
     argv: tuple[str, ...]
     hosts_text: str | None
     opts_text: str | None
+    # True: found by its command line, not named by its pid file (which was lost).
+    adopted: bool = False
+    # Other dnsmasq processes of this bridge: duplicates, or left in an old namespace.
+    strays: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Start:
+    """One dnsmasq to start: its files, command line and environment."""
+
+    files: DhcpFiles
+    argv: tuple[str, ...]
+    env: dict[str, str]
 
 
 def hosts_text(network: DesiredNetwork) -> str:
@@ -79,26 +97,27 @@ def opts_text(network: DesiredNetwork) -> str:
 def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, ...]:
     assert network.dhcp is not None and network.gateway is not None
     dhcp = network.dhcp
-    size = ipaddress.IPv4Network(network.cidr).num_addresses
+    size = 1 << (32 - network.prefixlen)
+    base = f"{files.directory}/{files.bridge}"
     return (
         binary,
         "--strict-order",
         "--bind-interfaces",
         "--conf-file=",
-        f"--pid-file={files.pid}",
-        f"--dhcp-optsfile={files.opts}",
+        f"--pid-file={base}.pid",
+        f"--dhcp-optsfile={base}.opts",
         f"--listen-address={network.gateway}",
         "--except-interface=lo",
         f"--dhcp-range=set:net{network.id},{dhcp.dhcp_start},static,{dhcp.netmask},"
         f"{dhcp.lease_time}s",
         f"--dhcp-lease-max={size}",
-        f"--dhcp-hostsfile={files.hosts}",
-        f"--dhcp-script={files.script}",
+        f"--dhcp-hostsfile={base}.conf",
+        f"--dhcp-script={files.directory}/dhcp-script",
         "--no-hosts",
         "--leasefile-ro",
         "--no-resolv",
         f"--domain={dhcp.domain}",
-        f"--log-facility={files.log}",
+        f"--log-facility={base}.log",
         "--log-dhcp",
     )
 
@@ -117,51 +136,132 @@ def find_binary(binary: str) -> str | None:
     return shutil.which(binary)
 
 
-def observe(files: DhcpFiles) -> DnsmasqState:
-    pid = _running_pid(files)
-    argv_now: tuple[str, ...] = ()
-    if pid is not None:
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            argv_now = tuple(a.decode() for a in raw.split(b"\0") if a)
-        except OSError:
-            pid = None
-    return DnsmasqState(
-        bridge=files.bridge,
-        pid=pid,
-        argv=argv_now,
-        hosts_text=_read(files.hosts),
-        opts_text=_read(files.opts),
-    )
+def observe(
+    directory: Path,
+    netns: str | None,
+    bridges: Iterable[str] | None = None,
+    expected: Iterable[str] = (),
+) -> dict[str, DnsmasqState]:
+    """The dnsmasq of every bridge this state directory knows (or of ``bridges`` only).
+
+    Every dnsmasq of ours is also looked for in /proc, by its command line (which names
+    its pid file here) and its namespace, so that one whose pid file was lost is
+    adopted, and one that should not run (a duplicate, or one left in a namespace since
+    made again) is stopped. For a few named bridges that look is made only when a pid
+    file does not name a live dnsmasq of ours where one runs or should (``expected``).
+    """
+    base = str(directory)
+    prefix = f"--pid-file={base}/"
+    names = set(known_bridges(directory)) if bridges is None else set(bridges)
+    named = {bridge: _pid_in(f"{base}/{bridge}.pid") for bridge in names}
+    found: dict[str, list[processes_.Process]] | None = None
+    argv_by_pid: dict[int, tuple[str, ...]] = {}
+    if bridges is None:
+        found = _by_bridge(processes_.find("dnsmasq", prefix, netns), prefix)
+    else:
+        for bridge, pid in named.items():
+            seen = processes_.argv_of(pid) if pid is not None else None
+            if pid is not None and seen is not None and _is_ours(seen, f"{base}/{bridge}.pid"):
+                argv_by_pid[pid] = seen
+            else:
+                named[bridge] = None
+        present = set(known_bridges(directory)) | set(expected)
+        if any(pid is None and bridge in present for bridge, pid in named.items()):
+            everything = _by_bridge(processes_.find("dnsmasq", prefix, netns), prefix)
+            found = {b: everything[b] for b in names if b in everything}
+    if found is not None:
+        names |= set(found)
+    states = {}
+    for bridge in sorted(names):
+        pid = named.get(bridge)
+        argv_now: tuple[str, ...] = ()
+        adopted = False
+        mine = found.get(bridge, []) if found is not None else []
+        if found is not None:
+            # What /proc says wins: the pid file's process must be ours and here.
+            serving = [p for p in mine if p.here]
+            if pid is not None and not any(p.pid == pid for p in serving):
+                pid = None
+            if pid is None and serving:
+                pid, adopted = serving[0].pid, True
+            argv_now = next((p.argv for p in mine if p.pid == pid), ())
+        elif pid is not None:
+            argv_now = argv_by_pid[pid]
+        states[bridge] = DnsmasqState(
+            bridge=bridge,
+            pid=pid,
+            argv=argv_now,
+            hosts_text=_read(f"{base}/{bridge}.conf"),
+            opts_text=_read(f"{base}/{bridge}.opts"),
+            adopted=adopted,
+            strays=tuple(p.pid for p in mine if p.pid != pid),
+        )
+    return states
+
+
+def _by_bridge(
+    found: Iterable[processes_.Process], prefix: str
+) -> dict[str, list[processes_.Process]]:
+    by_bridge: dict[str, list[processes_.Process]] = {}
+    for process in found:
+        bridge = _bridge_of(process.argv, prefix)
+        if bridge is not None:
+            by_bridge.setdefault(bridge, []).append(process)
+    return by_bridge
 
 
 def known_bridges(directory: Path) -> list[str]:
     """Bridges this state directory has dnsmasq files for (ours to stop and clean)."""
-    if not directory.is_dir():
+    try:
+        entries = os.listdir(directory)
+    except OSError:
         return []
-    return sorted(p.name.removesuffix(".pid") for p in directory.glob("*.pid"))
+    return sorted({name.rsplit(".", 1)[0] for name in entries if name.endswith((".pid", ".conf"))})
 
 
-def _read(path: Path) -> str | None:
+def _bridge_of(argv_: tuple[str, ...], prefix: str) -> str | None:
+    for word in argv_:
+        if word.startswith(prefix) and word.endswith(".pid"):
+            bridge = word[len(prefix) : -len(".pid")]
+            return bridge if bridge and "/" not in bridge else None
+    return None
+
+
+def _read(path: str) -> str | None:
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-
-
-def _running_pid(files: DhcpFiles) -> int | None:
-    text = _read(files.pid)
-    if not text or not text.strip().isdigit():
-        return None
-    pid = int(text.strip())
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
     except OSError:
         return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _pid_in(pid_file: str) -> int | None:
+    text = _read(pid_file)
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def _is_ours(argv_now: tuple[str, ...], pid_file: str) -> bool:
     # A recycled pid belongs to someone else: only our dnsmasq names our pid file.
-    if f"--pid-file={files.pid}".encode() not in cmdline:
+    return (
+        bool(argv_now) and argv_now[0].endswith("dnsmasq") and f"--pid-file={pid_file}" in argv_now
+    )
+
+
+def _running_pid(pid_file: str) -> int | None:
+    """The live dnsmasq of ours the pid file names."""
+    pid = _pid_in(pid_file)
+    if pid is None:
         return None
-    return pid
+    argv_now = processes_.argv_of(pid)
+    return pid if argv_now is not None and _is_ours(argv_now, pid_file) else None
 
 
 def check_reachable(directory: Path) -> None:
@@ -192,28 +292,136 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(temporary, path)
 
 
-def start(netns: str | None, argv_: tuple[str, ...], env: dict[str, str], files: DhcpFiles) -> int:
-    files.pid.unlink(missing_ok=True)
-    process = namespace.spawn(netns, argv_, env)
-    try:
-        _, err = process.communicate(timeout=START_TIMEOUT)
-    except Exception:
-        process.kill()
-        raise HostError(
-            f"dnsmasq for {files.bridge} did not start within {START_TIMEOUT:.0f} s"
-        ) from None
-    if process.returncode != 0:
-        message = (
-            " ".join(err.decode(errors="replace").split()) or f"exit status {process.returncode}"
-        )
-        raise HostError(f"dnsmasq for {files.bridge} failed to start: {message}")
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        pid = _running_pid(files)
-        if pid is not None:
-            return pid
-        time.sleep(0.01)
-    raise HostError(f"dnsmasq for {files.bridge} started but wrote no pid file")
+def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
+    """Start every dnsmasq without waiting for each in turn; returns why each one that
+    failed did, by bridge.
+
+    dnsmasq's first process exits once the daemon it forked is serving (or has failed,
+    saying why on stderr). Up to IN_FLIGHT of them run at once, the next one starting
+    as soon as one is done: that bounds the open pipes and keeps the cores busy without
+    drowning them. Each has START_TIMEOUT from its own start.
+    """
+    failed: dict[str, str] = {}
+    for item in starts:
+        item.files.pid.unlink(missing_ok=True)
+    queue = list(starts)
+    queue.reverse()
+    running: list[_Launch] = []
+    served: list[Start] = []
+    with namespace.entered(netns):
+        while queue or running:
+            while queue and len(running) < IN_FLIGHT:
+                item = queue.pop()
+                try:
+                    running.append(_Launch.spawn(item))
+                except OSError as exc:
+                    failed[item.files.bridge] = f"cannot run {item.argv[0]}: {exc.strerror}"
+            still = []
+            now = time.monotonic()
+            for launch in running:
+                status = launch.poll()
+                if status is None and now - launch.started > START_TIMEOUT:
+                    launch.kill()
+                    failed[launch.item.files.bridge] = (
+                        f"did not start within {START_TIMEOUT:.0f} s"
+                    )
+                elif status is None:
+                    still.append(launch)
+                elif status == 0:
+                    launch.close()
+                    served.append(launch.item)
+                else:
+                    failed[launch.item.files.bridge] = launch.complaint(status)
+            running = still
+            if running:
+                time.sleep(0.002)
+    # They said they serve; their pid files follow at once.
+    deadline = time.monotonic() + PID_FILE_GRACE
+    while served:
+        served = [w for w in served if _running_pid(str(w.files.pid)) is None]
+        if not served or time.monotonic() >= deadline:
+            break
+        time.sleep(0.005)
+    for item in served:
+        failed[item.files.bridge] = "started but wrote no pid file"
+    return failed
+
+
+class _Launch:
+    """The first process of one dnsmasq, started with posix_spawn (the cheapest way for a
+    large process to start a small one), its stderr on a pipe."""
+
+    def __init__(self, item: Start, pid: int, errors: int) -> None:
+        self.item = item
+        self.pid = pid
+        self.errors = errors
+        self.started = time.monotonic()
+
+    @classmethod
+    def spawn(cls, item: Start) -> _Launch:
+        read, write = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.posix_spawn(
+                item.argv[0],
+                item.argv,
+                item.env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write, 2),
+                ],
+            )
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        return cls(item, pid, read)
+
+    def poll(self) -> int | None:
+        """Its exit status once it has exited (negative: killed by that signal)."""
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return None
+        return os.waitstatus_to_exitcode(status)
+
+    def complaint(self, status: int) -> str:
+        # What the daemon it forked inherited is closed by now (dnsmasq closes its
+        # stdio): everything is there to read without waiting.
+        os.set_blocking(self.errors, False)
+        chunks = []
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.errors, 65536):
+                chunks.append(chunk)
+        self.close()
+        message = " ".join(b"".join(chunks).decode(errors="replace").split())
+        return message or f"exit status {status}"
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        self.close()
+
+    def close(self) -> None:
+        os.close(self.errors)
+
+
+def failure_message(failed: dict[str, str]) -> str:
+    """One line naming every dnsmasq that failed, grouped by why."""
+    if len(failed) == 1:
+        ((bridge, why),) = failed.items()
+        return f"dnsmasq for {bridge} failed to start: {why} (the next apply tries again)"
+    reasons: dict[str, list[str]] = {}
+    for bridge, why in sorted(failed.items()):
+        reasons.setdefault(why, []).append(bridge)
+    parts = "; ".join(f"{', '.join(bridges)}: {why}" for why, bridges in reasons.items())
+    return f"{len(failed)} dnsmasq failed to start: {parts} (the next apply tries again)"
+
+
+def adopt(files: DhcpFiles, pid: int) -> None:
+    """Write down a running dnsmasq that lost its pid file, as if it had written it."""
+    write_atomically(files.pid, f"{pid}\n")
 
 
 def reload(pid: int) -> None:
@@ -238,13 +446,31 @@ def release_leases(
             raise HostError(f"dhcp_release {address} on {bridge}: {message}")
 
 
+def stop_processes(pids: Iterable[int]) -> None:
+    """SIGTERM every one, then wait for all of them (SIGKILL after STOP_TIMEOUT)."""
+    alive = [pid for pid in pids if _signal(pid, signal.SIGTERM)]
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.005)
+        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}")]
+    for pid in alive:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, signum: int) -> bool:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def delete_files(files: DhcpFiles) -> None:
+    for path in (files.pid, files.hosts, files.opts):
+        path.unlink(missing_ok=True)
+
+
 def stop(pid: int | None, files: DhcpFiles, *, remove_files: bool = True) -> None:
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.01)
+    stop_processes([pid] if pid is not None else [])
     if remove_files:
-        for path in (files.pid, files.hosts, files.opts):
-            path.unlink(missing_ok=True)
+        delete_files(files)

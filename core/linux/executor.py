@@ -2,13 +2,20 @@
 
 Netlink work is sent in three pipelined rounds (removals, link creation, then
 enslaving/marking/addresses, which need the new links' indexes); nftables changes
-go as one atomic batch; DHCP files and processes come last, once the addresses
-dnsmasq binds to exist.
+go as one atomic batch. If any of that fails, what this apply made in the kernel (the
+links it created and the addresses it added, by index: never another's) is taken
+back, so nothing is left half made.
+
+Daemons come last, once the addresses they bind to exist: every dnsmasq is started
+at once and then all are waited for. A daemon that fails does not take back the
+kernel work, which is right as it is: the apply reports every daemon that failed, by
+name, and the next apply starts them again.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import dnsmasq, netlink, nft, secgroups
+from core.linux import conntrack, dnsmasq, garp, netlink, nft, secgroups
+from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
 from core.linux.operations import (
     AddAddress,
     AddNatElement,
     AddSetElement,
+    AdoptDnsmasq,
     ClaimLink,
     CreateBridge,
     CreateNatTable,
@@ -41,10 +50,13 @@ from core.linux.operations import (
     SetUp,
     StartDnsmasq,
     StopDnsmasq,
+    StopStrayDnsmasq,
     WriteHostsFile,
 )
 from core.linux.sysctl import enable_forwarding
 from core.vpn.plan import StartVpn, StopVpn
+
+log = logging.getLogger("netcon.host")
 
 CREATES = (CreateBridge, CreateVxlan, CreateVlan)
 NAT_OPS = (CreateNatTable, AddSetElement, DeleteSetElement, AddNatElement, DeleteNatElement)
@@ -67,13 +79,14 @@ class Executor:
         if not ops:
             return
         undo: list[Request] = []
+        self._names = _link_names(ops)
         try:
             # A VPN server sits on its project's bridge: it stops before links go and
             # starts once bridges exist and are up.
             for op in ops:
                 if isinstance(op, StopVpn):
                     op.apply()
-            self._stop_dnsmasq([op for op in ops if isinstance(op, StopDnsmasq)])
+            self._stop_dnsmasq(ops)
             self._removals(ops)
             self._index = None
             created = [op for op in ops if isinstance(op, CREATES)]
@@ -87,11 +100,7 @@ class Executor:
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
             self._nat(nat, secgroups.commands(ops))
-            self._dhcp(ops)
-            for op in ops:
-                if isinstance(op, StartVpn):
-                    op.apply()
-            self.netlink.catch_up()
+            self._forget_old_mappings(ops)
         except Exception:
             if undo:
                 # Best effort: what this apply made goes again, so nothing is half made.
@@ -99,15 +108,28 @@ class Executor:
             raise
         finally:
             self.journal.unlink(missing_ok=True)
+        self._announce(ops)
+        failures = self._dhcp(ops)
+        for op in ops:
+            if isinstance(op, StartVpn):
+                try:
+                    op.apply()
+                except HostError as exc:
+                    failures.append(str(exc))
+        self.netlink.catch_up()
+        if failures:
+            raise HostError("; ".join(failures))
 
     # -- netlink ---------------------------------------------------------------------------
 
     def _indexes(self) -> dict[str, int]:
         if self._index is None:
-            self._index = self.netlink.indexes()
+            # Only the links the plan names: a plan for one network looks up its own.
+            self._index = self.netlink.indexes(self._names)
         return self._index
 
     _index: dict[str, int] | None = None
+    _names: set[str] | None = None
 
     def _check(
         self, ops: Sequence[Operation], results: list[int], ignore: tuple[int, ...] = ()
@@ -241,16 +263,57 @@ class Executor:
             commands.append(nft.element_command("delete", nft.SNAT_MAP, [op.fixed]))
         return commands
 
+    def _forget_old_mappings(self, ops: Sequence[Operation]) -> None:
+        """A NAT mapping holds for a connection's life: once a floating IP's pair is gone
+        (disassociated, or moved to another instance), its tracked connections go too,
+        or they keep flowing to the old instance."""
+        moved = [op.floating for op in ops if isinstance(op, DeleteNatElement)]
+        if not moved:
+            return
+        try:
+            with entered(self.netns):
+                conntrack.forget(moved)
+        except OSError as exc:
+            log.warning("connections through %s not forgotten: %s", ", ".join(moved), exc)
+
+    def _announce(self, ops: Sequence[Operation]) -> None:
+        """Gratuitous ARP for every address this apply brought here (a floating IP, a
+        gateway after a failover), so neighbours stop sending to its old home now rather
+        than when their ARP entry expires. Best effort: the address works without it."""
+        added: dict[str, list[str]] = {}
+        for op in ops:
+            if isinstance(op, AddAddress):
+                added.setdefault(op.ifname, []).append(op.address)
+        if not added:
+            return
+        with entered(self.netns):
+            for ifname, addresses in added.items():
+                try:
+                    garp.announce(ifname, addresses)
+                except OSError as exc:
+                    log.warning("no gratuitous ARP for %s on %s: %s", addresses, ifname, exc)
+
     # -- DHCP ------------------------------------------------------------------------------
 
-    def _stop_dnsmasq(self, ops: Sequence[StopDnsmasq]) -> None:
+    def _stop_dnsmasq(self, ops: Sequence[Operation]) -> None:
+        pids: list[int] = []
+        gone: list[StopDnsmasq] = []
         for op in ops:
-            dnsmasq.stop(op.pid, dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge))
+            if isinstance(op, StopDnsmasq):
+                pids += ([op.pid] if op.pid is not None else []) + list(op.strays)
+                gone.append(op)
+            elif isinstance(op, StopStrayDnsmasq):
+                pids += op.pids
+        dnsmasq.stop_processes(pids)
+        for op in gone:
+            dnsmasq.delete_files(dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge))
 
-    def _dhcp(self, ops: Sequence[Operation]) -> None:
-        if any(isinstance(op, WriteHostsFile | StartDnsmasq) for op in ops):
+    def _dhcp(self, ops: Sequence[Operation]) -> list[str]:
+        """Files, restarts, starts and reloads; why the daemons that failed did."""
+        starts = [op for op in ops if isinstance(op, StartDnsmasq)]
+        if starts or any(isinstance(op, WriteHostsFile) for op in ops):
             dnsmasq.check_reachable(self.dhcp_dir)
-        if any(isinstance(op, StartDnsmasq) for op in ops):
+        if starts:
             files = dnsmasq.DhcpFiles(self.dhcp_dir, "any")
             dnsmasq.write_atomically(files.script, dnsmasq.script_text(), mode=0o755)
         for op in ops:
@@ -258,16 +321,40 @@ class Executor:
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
                 dnsmasq.write_atomically(files.opts, op.opts)
                 dnsmasq.write_atomically(files.hosts, op.hosts)
-            elif isinstance(op, StartDnsmasq):
-                files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
-                if op.replaces is not None:
-                    dnsmasq.stop(op.replaces, files, remove_files=False)
-                env = dict(self.dnsmasq_env, NETWORK_ID=str(op.network_id))
-                dnsmasq.start(self.netns, op.argv, env, files)
+        dnsmasq.stop_processes([op.replaces for op in starts if op.replaces is not None])
+        failed = dnsmasq.start_all(
+            self.netns,
+            [
+                dnsmasq.Start(
+                    dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge),
+                    op.argv,
+                    dict(self.dnsmasq_env, NETWORK_ID=str(op.network_id)),
+                )
+                for op in starts
+            ],
+        )
+        for op in ops:
+            if isinstance(op, AdoptDnsmasq):
+                dnsmasq.adopt(dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge), op.pid)
             elif isinstance(op, ReloadDnsmasq):
                 dnsmasq.reload(op.pid)
             elif isinstance(op, ReleaseLeases):
                 dnsmasq.release_leases(self.netns, op.program, op.bridge, op.leases)
+        return [dnsmasq.failure_message(failed)] if failed else []
+
+
+def _link_names(ops: Sequence[Operation]) -> set[str]:
+    names: set[str] = set()
+    for op in ops:
+        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge):
+            names.add(op.name)
+        elif isinstance(op, CreateVxlan | CreateVlan):
+            names.update((op.name, op.parent))
+        elif isinstance(op, SetMaster):
+            names.update((op.port, op.bridge))
+        elif isinstance(op, AddAddress | DeleteAddress):
+            names.add(op.ifname)
+    return names
 
 
 def _explain(op: Operation, code: int) -> str:

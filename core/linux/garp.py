@@ -10,17 +10,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from pathlib import Path
 
 ETH_P_ARP = 0x0806
 ARP_REQUEST = 1
 BROADCAST = b"\xff" * 6
-
-
-def interface_mac(ifname: str) -> bytes:
-    """The MAC address of ``ifname`` in this process's namespace."""
-    text = Path(f"/sys/class/net/{ifname}/address").read_text().strip()
-    return bytes.fromhex(text.replace(":", ""))
 
 
 def frame(mac: bytes, address: str) -> bytes:
@@ -37,9 +30,11 @@ def announce(ifname: str, addresses: list[str], repeat: int = 2) -> None:
     by default, as arping -U -c 2, since a single frame can be lost."""
     if not addresses:
         return
-    mac = interface_mac(ifname)
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
         sock.bind((ifname, 0))
+        # The bound socket names the interface's hardware address; /sys would show the
+        # namespace sysfs was mounted in, not this thread's.
+        mac = sock.getsockname()[4]
         for _ in range(repeat):
             for address in addresses:
                 sock.send(frame(mac, address))

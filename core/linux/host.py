@@ -1,4 +1,10 @@
-"""HostLayer: read the desired state, observe the host, plan, apply — for one namespace."""
+"""HostLayer: read the desired state, observe the host, plan, apply — for one namespace.
+
+An apply holds the namespace's apply lock (core.linux.applylock) from before it looks
+at the host until its plan is carried out. Given a scope (core.linux.scope), it reads,
+looks at and changes only what the scope names; a scope it cannot plan alone (a
+network that is gone, netcon's table still to be made) becomes a full comparison.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,31 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import Settings
+from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import dnsmasq, namespace
-from core.linux.desired import DesiredHost, read_desired
-from core.linux.executor import Executor
+from core.linux.applylock import ApplyLock, WaitNotice
+from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.netlink import Netlink
 from core.linux.nft import Nft
-from core.linux.observed import ObservedHost, observe
+from core.linux.observed import ObservedHost, observe, observe_scoped
 from core.linux.operations import Plan
 from core.linux.planner import PlanContext, plan
+from core.linux.scope import Scope
 from core.store.db import Database
 from core.vpn import plan as vpn_plan
+
+if TYPE_CHECKING:
+    # Imported on use: a plan with nothing to do needs neither.
+    from core.linux.executor import Executor
+    from core.linux.nftelements import Lookup
+
+# How long an apply waits for another one to finish, unless told otherwise: as long as
+# a change waits for another writer.
+LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT
 
 CAP_NET_ADMIN = 12
 
@@ -55,7 +73,11 @@ class HostLayer:
         # Present once netcon has made its nftables table in this namespace.
         self.nat_marker = self.state_dir / "nat-table"
         self.nft = Nft(settings.nft_binary, self.netns)
+        self.lock = ApplyLock.of(settings.state_dir, self.netns)
+        # The desired state (or scoped desired state) the last plan was made for.
+        self.last_planned: DesiredHost | None = None
         self._netlink: Netlink | None = None
+        self._lookup: Lookup | None = None
 
     @property
     def netlink(self) -> Netlink:
@@ -67,6 +89,17 @@ class HostLayer:
         if self._netlink is not None:
             self._netlink.close()
             self._netlink = None
+        if self._lookup is not None:
+            self._lookup.close()
+            self._lookup = None
+
+    def lookup(self) -> Lookup:
+        """The nfnetlink socket for lookups of single elements, opened on first use."""
+        if self._lookup is None:
+            from core.linux.nftelements import Lookup
+
+            self._lookup = Lookup(self.netns)
+        return self._lookup
 
     def desired(self) -> DesiredHost:
         if self.db is None:
@@ -90,25 +123,92 @@ class HostLayer:
             security_needed=desired is None or bool(desired.security and desired.security.ports),
         )
 
-    def plan(self, desired: DesiredHost | None = None) -> Plan:
-        """The plan for ``desired``, or for the database's desired state and VPNs."""
+    def plan(self, desired: DesiredHost | None = None, *, scope: Scope | None = None) -> Plan:
+        """The plan for ``desired``, or for the database's desired state and VPNs (of
+        ``scope`` only, when given)."""
         if desired is not None:
             return plan(desired, self.observe(desired), self._context())
-        wanted = self.desired()
+        if scope is not None:
+            scoped = self._plan_scope(scope)
+            if scoped is not None:
+                return scoped
+        if self.db is None:
+            raise HostError("the host layer was given no database to read the desired state from")
+        # One read of the database for everything the plan needs.
+        with self.db.read() as connection:
+            wanted = desired_from_connection(connection, self.settings)
+            specs = vpn_plan.desired_specs(connection, self.settings)
+        self.last_planned = wanted
         result = plan(wanted, self.observe(wanted), self._context())
-        assert self.db is not None
-        vpns = vpn_plan.plan(self.db, self.settings, self.netns)
+        vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
         return replace(result, operations=result.operations + tuple(vpns))
 
-    def apply(self, operations: Plan) -> None:
-        need_net_admin("host apply")
-        self._executor().apply(operations)
+    def _plan_scope(self, scope: Scope) -> Plan | None:
+        if self.db is None:
+            raise HostError("the host layer was given no database to read the desired state from")
+        try:
+            with self.db.read() as connection:
+                wanted = desired_from_connection(connection, self.settings, scope)
+                assert wanted.reach is not None
+                projects = wanted.reach.projects
+                specs = []
+                if projects is None or projects:
+                    specs = vpn_plan.desired_specs(connection, self.settings)
+        except ScopeUnknown:
+            return None
+        observed = observe_scoped(
+            self.netlink,
+            self.lookup,
+            self.settings.nft_binary,
+            self.dhcp_dir,
+            self.journal,
+            self.netns,
+            wanted,
+            nat_marker=self.nat_marker,
+            security_dir=self.state_dir,
+            may_change=can_change_host(),
+        )
+        if observed is None:
+            return None
+        self.last_planned = wanted
+        result = plan(wanted, observed, self._context())
+        vpns: list[vpn_plan.VpnOperation] = []
+        if projects is None:
+            vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
+        elif projects:
+            mine = [spec for spec in specs if spec.project in projects]
+            vpns = vpn_plan.operations_for(mine, self.settings, self.netns, only=set(projects))
+        return replace(result, operations=result.operations + tuple(vpns))
 
-    def sync(self, desired: DesiredHost | None = None) -> Plan:
-        """Plan and apply in one go; returns what was applied."""
+    def apply(
+        self,
+        operations: Plan,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: WaitNotice | None = None,
+    ) -> None:
         need_net_admin("host apply")
-        result = self.plan(desired)
-        self._executor().apply(result)
+        with self.lock.hold(lock_timeout, on_wait):
+            self._executor().apply(operations)
+
+    def sync(
+        self,
+        desired: DesiredHost | None = None,
+        *,
+        scope: Scope | None = None,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: WaitNotice | None = None,
+    ) -> Plan:
+        """Plan and apply in one go, holding the apply lock; returns what was applied.
+
+        ``lock_timeout``: seconds to wait for another apply (None: as long as it takes,
+        0: not at all); ``on_wait(holder, waited)`` hears about the wait each second.
+        """
+        need_net_admin("host apply")
+        with self.lock.hold(lock_timeout, on_wait):
+            result = self.plan(desired, scope=scope)
+            if result.operations or result.problems:
+                self._executor().apply(result)
         return result
 
     def _context(self) -> PlanContext:
@@ -121,6 +221,8 @@ class HostLayer:
         )
 
     def _executor(self) -> Executor:
+        from core.linux.executor import Executor
+
         return Executor(
             netlink=self.netlink,
             nft=self.nft,

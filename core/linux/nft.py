@@ -26,6 +26,8 @@ PAIR_SET = "same_bridge"
 NET_SET = "fixed_nets"
 DNAT_MAP = "fip_dnat"
 SNAT_MAP = "fip_snat"
+# Every nftables table netcon owns, as (family, name): read together by read_owned().
+OWNED_TABLES: tuple[tuple[str, str], ...] = ((FAMILY, TABLE),)
 
 
 def _match(left: dict[str, Any], right: str) -> dict[str, Any]:
@@ -147,22 +149,53 @@ def net_element(cidr: str) -> dict[str, Any]:
     return {"prefix": {"addr": str(network.network_address), "len": network.prefixlen}}
 
 
+TableKey = tuple[str, str]
+
+
+def read_owned(
+    binary: str, netns: str | None, tables: tuple[TableKey, ...] = OWNED_TABLES
+) -> dict[TableKey, list[dict[str, Any]]]:
+    """The one nft read of an apply: the JSON objects of each netcon table that exists
+    (its table, sets, maps, chains and rules), by (family, name).
+
+    One nft process: ``list table`` for a single table, ``list ruleset`` (keeping only
+    netcon's) for several, since nft cannot list two tables in one run.
+    """
+    if len(tables) == 1:
+        ((family, name),) = tables
+        command = [binary, "-j", "list", "table", family, name]
+    else:
+        command = [binary, "-j", "list", "ruleset"]
+    result = namespace.run(netns, command)
+    if result.returncode != 0:
+        if "No such file or directory" in result.stderr:
+            return {}
+        raise HostError(f"nft: cannot read netcon's tables: {_first_line(result.stderr)}")
+    try:
+        objects = json.loads(result.stdout)["nftables"]
+    except (ValueError, KeyError):
+        raise HostError("nft: unreadable listing of netcon's tables") from None
+    wanted = set(tables)
+    found: dict[TableKey, list[dict[str, Any]]] = {}
+    for obj in objects:
+        for kind, item in obj.items():
+            if not isinstance(item, dict):
+                continue
+            key = (item.get("family"), item.get("name") if kind == "table" else item.get("table"))
+            if key in wanted:
+                found.setdefault(key, []).append(obj)  # type: ignore[arg-type]
+    return found
+
+
 class Nft:
     def __init__(self, binary: str, netns: str | None) -> None:
         self.binary = binary
         self.netns = netns
 
     def observe(self) -> NftState:
-        result = namespace.run(self.netns, [self.binary, "-j", "list", "table", FAMILY, TABLE])
-        if result.returncode != 0:
-            if "No such file or directory" in result.stderr:
-                return NftState()
-            raise HostError(f"nft: cannot read table {TABLE}: {_first_line(result.stderr)}")
-        try:
-            objects = json.loads(result.stdout)["nftables"]
-        except (ValueError, KeyError):
-            raise HostError(f"nft: unreadable listing of table {TABLE}") from None
-        return _parse(objects)
+        owned = read_owned(self.binary, self.netns)
+        objects = owned.get((FAMILY, TABLE))
+        return NftState() if objects is None else _parse(objects)
 
     def run(self, commands: list[dict[str, Any]]) -> None:
         if not commands:

@@ -3,15 +3,21 @@ its dnsmasq processes and files, and IPv4 forwarding."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import HostError
 from core.linux import dnsmasq, secgroups
+from core.linux.desired import DesiredHost
 from core.linux.netlink import Address, Link, Netlink
 from core.linux.nft import Nft, NftState
 from core.linux.secgroup_nft import FilterState
 from core.linux.sysctl import read_forwarding
+
+if TYPE_CHECKING:
+    from core.linux.nftelements import Lookup
 
 # Links carry this alias once netcon has created them; nothing else is ever deleted.
 OWNER_ALIAS = "netcon"
@@ -54,7 +60,7 @@ def observe(
     security_dir: Path | None = None,
     security_needed: bool = True,
 ) -> ObservedHost:
-    link_list, address_list = netlink.state()
+    link_list, address_list = netlink.state(fresh=True)
     links = {link.name: link for link in link_list}
     addresses = tuple(address_list)
     nft_state: NftState | None
@@ -71,8 +77,7 @@ def observe(
     else:
         # netcon never made its table here and needs none: no need to run nft to see.
         nft_state = NftState()
-    bridges = dnsmasq.known_bridges(dhcp_dir)
-    states = {b: dnsmasq.observe(dnsmasq.DhcpFiles(dhcp_dir, b)) for b in bridges}
+    states = dnsmasq.observe(dhcp_dir, netns)
     security = None
     if security_dir is not None:
         security = secgroups.observe(
@@ -89,5 +94,83 @@ def observe(
         dnsmasq=states,
         journal=pending,
         nft_unreadable=unreadable,
+        security=security,
+    )
+
+
+def observe_scoped(
+    netlink: Netlink,
+    lookup: Callable[[], Lookup],
+    nft_binary: str,
+    dhcp_dir: Path,
+    journal: Path,
+    netns: str | None,
+    desired: DesiredHost,
+    *,
+    nat_marker: Path,
+    security_dir: Path,
+    may_change: bool = True,
+) -> ObservedHost | None:
+    """What the host has of the objects a scoped desired state covers, asked for by name
+    and key; None when only a full look will do (netcon's table is not complete)."""
+    reach = desired.reach
+    assert reach is not None
+    if not dnsmasq.find_binary(nft_binary):
+        return None  # the full comparison says so
+    names = set(reach.links) | set(desired.public_interfaces)
+    for net in desired.networks:
+        if net.segment is not None:
+            names.add(net.segment.parent)
+        if net.bridge_interface is not None:
+            names.add(net.bridge_interface)
+    link_list = netlink.links_named(names)
+    gateways = {n.gateway for n in desired.networks if n.gateway is not None}
+    ours = {link.index for link in link_list if link.name in reach.links}
+    address_list = netlink.addresses_matching(ours, gateways | set(reach.floating))
+    # Where an address already sits decides whether it may be taken: name those links.
+    known = {link.index for link in link_list}
+    homes = {a.index for a in address_list} - known
+    if homes:
+        link_list += netlink.links_named((), homes)
+    nft_state: NftState | None
+    if nat_marker.exists():
+        fixed = {pair.fixed for pair in desired.floating}
+        from core.linux.nftelements import scoped_state
+
+        nft_state = scoped_state(
+            lookup(),
+            interfaces=desired.public_interfaces,
+            bridges=reach.bridges,
+            cidrs=reach.cidrs,
+            floating=reach.floating,
+            fixed=fixed,
+        )
+        if nft_state is None:
+            return None
+    elif desired.snat_ranges or desired.floating or desired.isolated_bridges:
+        return None  # the table is still to be made: a full apply makes it
+    else:
+        nft_state = NftState()
+    security = None
+    if desired.security is not None:
+        security = secgroups.observe(
+            nft_binary,
+            netns,
+            security_dir,
+            needed=bool(desired.security.ports),
+            may_change=may_change,
+        )
+    pending: frozenset[str] = frozenset()
+    if journal.is_file():
+        pending = frozenset(journal.read_text().split())
+    return ObservedHost(
+        links={link.name: link for link in link_list},
+        addresses=tuple(address_list),
+        forwarding=read_forwarding(netns),
+        nft=nft_state,
+        dnsmasq=dnsmasq.observe(
+            dhcp_dir, netns, reach.bridges, [n.bridge for n in desired.networks if n.dhcp]
+        ),
+        journal=pending,
         security=security,
     )

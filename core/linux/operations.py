@@ -210,9 +210,39 @@ class ReleaseLeases(Operation):
 class StopDnsmasq(Operation):
     bridge: str
     pid: int | None
+    # More processes of this bridge's dnsmasq, found by their command line.
+    strays: tuple[int, ...] = ()
 
     def describe(self) -> str:
-        return f"stop dnsmasq for {self.bridge}" + (f" (pid {self.pid})" if self.pid else "")
+        pids = ([self.pid] if self.pid else []) + list(self.strays)
+        named = f" (pid {', '.join(map(str, pids))})" if pids else ""
+        return f"stop dnsmasq for {self.bridge}{named}"
+
+
+@dataclass(frozen=True)
+class StopStrayDnsmasq(Operation):
+    """Stop extra dnsmasq processes of a bridge that no pid file names (they would hold
+    the DHCP socket of the one that is kept)."""
+
+    bridge: str
+    pids: tuple[int, ...]
+
+    def describe(self) -> str:
+        return (
+            f"stop stray dnsmasq for {self.bridge} (pid {', '.join(map(str, self.pids))}, "
+            "not the one its pid file names)"
+        )
+
+
+@dataclass(frozen=True)
+class AdoptDnsmasq(Operation):
+    """Write the pid file of a running dnsmasq of ours that lost it."""
+
+    bridge: str
+    pid: int
+
+    def describe(self) -> str:
+        return f"adopt dnsmasq for {self.bridge} (pid {self.pid}, which lost its pid file)"
 
 
 @dataclass(frozen=True)

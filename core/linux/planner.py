@@ -20,6 +20,7 @@ from core.linux.operations import (
     AddAddress,
     AddNatElement,
     AddSetElement,
+    AdoptDnsmasq,
     ClaimLink,
     CreateBridge,
     CreateNatTable,
@@ -38,6 +39,7 @@ from core.linux.operations import (
     SetUp,
     StartDnsmasq,
     StopDnsmasq,
+    StopStrayDnsmasq,
     WriteHostsFile,
 )
 
@@ -222,13 +224,20 @@ class _Builder:
             if link is not None and link.alias != OWNER_ALIAS:
                 self.configures.append(ClaimLink(name))
         deleted = {op.name for op in self.deletes if isinstance(op, DeleteLink)}
+        # A scoped plan removes only what its scope covers, whatever else it saw.
+        reach = self.desired.reach
         for link in self.links.values():
+            if reach is not None and link.name not in reach.links:
+                continue
             if self.observed.owns(link) and link.name not in self.wanted_links:
                 self.deletes.append(DeleteLink(link.name))
                 deleted.add(link.name)
         for a in self.observed.addresses:
             home = by_index.get(a.index)
             if home is None or home.name in deleted:
+                continue
+            outside = reach is not None and home.name not in reach.links
+            if outside and a.address not in reach.floating:  # type: ignore[union-attr]
                 continue
             key = (home.name, a.address, a.prefixlen)
             if key in self.wanted_addresses:
@@ -297,17 +306,22 @@ class _Builder:
             changed = state is None or state.hosts_text != hosts or state.opts_text != opts
             if changed:
                 self.after.append(WriteHostsFile(net.bridge, hosts, opts))
+            if state is not None and state.strays:
+                self.stops.append(StopStrayDnsmasq(net.bridge, state.strays))
             if state is None or state.pid is None:
                 self.after.append(StartDnsmasq(net.bridge, net.id, argv))
             elif state.argv != argv:
                 self.after.append(StartDnsmasq(net.bridge, net.id, argv, replaces=state.pid))
-            elif changed:
-                self.after.append(ReloadDnsmasq(net.bridge, state.pid))
+            elif changed or state.adopted:
+                if state.adopted:
+                    self.after.append(AdoptDnsmasq(net.bridge, state.pid))
+                if changed:
+                    self.after.append(ReloadDnsmasq(net.bridge, state.pid))
                 # Only a running dnsmasq holds leases to give back, and only a change of
                 # its hosts file (an instance gone) makes new ones to ask for: a second
                 # apply finds nothing to do here.
                 held = net.dhcp.held_leases if net.dhcp is not None else ()
-                if held and context.dhcp_release_path is not None:
+                if changed and held and context.dhcp_release_path is not None:
                     self.after.append(
                         ReleaseLeases(
                             net.bridge,
@@ -315,9 +329,10 @@ class _Builder:
                             context.dhcp_release_path,
                         )
                     )
+        reach = self.desired.reach
         for bridge, state in sorted(self.observed.dnsmasq.items()):
-            if bridge not in wanted:
-                self.stops.append(StopDnsmasq(bridge, state.pid))
+            if bridge not in wanted and (reach is None or bridge in reach.bridges):
+                self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from core.linux.namespace import entered
 
-from pyroute2 import netns as pyroute2_netns
-
+# /proc/sys/net shows the namespace of the thread that opens it.
 FORWARDING = "/proc/sys/net/ipv4/ip_forward"
 
 
-@contextmanager
-def _inside(netns: str | None) -> Iterator[None]:
-    # /proc/sys/net shows the namespace of the thread that opens it.
-    if netns is None:
-        yield
-        return
-    pyroute2_netns.pushns(netns)
-    try:
-        yield
-    finally:
-        pyroute2_netns.popns()
-
-
 def read_forwarding(netns: str | None) -> bool:
-    with _inside(netns), open(FORWARDING) as handle:
+    with entered(netns), open(FORWARDING) as handle:
         return handle.read().strip() == "1"
 
 
 def enable_forwarding(netns: str | None) -> None:
-    with _inside(netns), open(FORWARDING, "w") as handle:
+    with entered(netns), open(FORWARDING, "w") as handle:
         handle.write("1\n")
 
 
@@ -40,12 +25,12 @@ BRIDGE_NETFILTER = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 def read_bridge_netfilter(netns: str | None) -> bool | None:
     try:
-        with _inside(netns), open(BRIDGE_NETFILTER) as handle:
+        with entered(netns), open(BRIDGE_NETFILTER) as handle:
             return handle.read().strip() == "1"
     except FileNotFoundError:
         return None
 
 
 def enable_bridge_netfilter(netns: str | None) -> None:
-    with _inside(netns), open(BRIDGE_NETFILTER, "w") as handle:
+    with entered(netns), open(BRIDGE_NETFILTER, "w") as handle:
         handle.write("1\n")

@@ -36,9 +36,13 @@ class AgentService(ServiceBase):
             latest = connection.execute(select(func.max(host_changes.c.change_id))).scalar()
         network_ids: set[int] = set()
         floating: set[str] = set()
+        whole_host = False
         for _, networks_json, floating_json in rows:
-            network_ids.update(json.loads(networks_json))
-            floating.update(json.loads(floating_json))
+            named_networks = json.loads(networks_json)
+            named_floating = json.loads(floating_json)
+            network_ids.update(named_networks)
+            floating.update(named_floating)
+            whole_host = whole_host or not (named_networks or named_floating)
         return PendingView(
             host=name,
             applied=applied,
@@ -46,6 +50,7 @@ class AgentService(ServiceBase):
             network_ids=tuple(sorted(network_ids)),
             floating=tuple(sorted(floating)),
             latest=latest,
+            whole_host=whole_host,
         )
 
     def record_applied(self, host: str, change: int | None, error: str | None = None) -> None:

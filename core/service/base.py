@@ -31,6 +31,9 @@ from core.store.schema import (
     utcnow,
 )
 
+# Actions whose changes reach the hosts' security-group filters.
+_FILTER_ACTIONS = ("instance.", "secgroup.", "project.", "host.")
+
 # The PostgreSQL channel on which every committed change names the hosts it concerns.
 CHANGES_CHANNEL = "netcon_changes"
 
@@ -40,26 +43,60 @@ class ChangeSet:
     """What a committed change touched, for whoever keeps the hosts in step.
 
     ``change`` is the change's number (its audit event's id; the latest when merged),
-    ``hosts`` the network hosts that must apply it."""
+    ``hosts`` the network hosts that must apply it. An apply scoped to it
+    (core.linux.scope.Scope.of) plans only these networks and floating IPs; ``floating``
+    without ``floating_addresses`` means floating IPs changed without saying which, and
+    the host then compares all of them. Small and plain, so that it travels as a
+    notification payload (to_json / from_json)."""
 
     network_ids: frozenset[int] = field(default_factory=frozenset)
     floating: bool = False
+    # The floating IPs whose address or NAT may have changed, when known.
     floating_addresses: frozenset[str] = field(default_factory=frozenset)
     hosts: frozenset[str] = field(default_factory=frozenset)
     change: int | None = None
+    # Instance ports or security groups changed: the hosts' filters must be compared.
+    security: bool = False
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
         numbers = [n for n in (self.change, other.change) if n is not None]
+        # Merged, "some floating IP, unknown which" wins over a list of addresses.
+        unknown = (self.floating and not self.floating_addresses) or (
+            other.floating and not other.floating_addresses
+        )
         return ChangeSet(
             self.network_ids | other.network_ids,
             self.floating or other.floating,
-            self.floating_addresses | other.floating_addresses,
+            frozenset() if unknown else self.floating_addresses | other.floating_addresses,
             self.hosts | other.hosts,
             max(numbers) if numbers else None,
+            self.security or other.security,
         )
 
     def __bool__(self) -> bool:
         return bool(self.network_ids or self.floating or self.hosts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change": self.change,
+            "hosts": sorted(self.hosts),
+            "networks": sorted(self.network_ids),
+            "floating": self.floating,
+            "addresses": sorted(self.floating_addresses),
+            "security": self.security,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChangeSet:
+        change = data.get("change")
+        return cls(
+            frozenset(int(n) for n in data.get("networks", ())),
+            bool(data.get("floating", False)),
+            frozenset(str(a) for a in data.get("addresses", ())),
+            frozenset(str(h) for h in data.get("hosts", ())),
+            int(change) if change is not None else None,
+            bool(data.get("security", False)),
+        )
 
 
 Listener = Callable[[ChangeSet], None]
@@ -128,6 +165,9 @@ class ServiceBase:
                     frozenset(audit.floating_addresses),
                     frozenset(self._hosts_concerned(connection, audit)),
                     int(change),
+                    # Every change to an instance, a project or a group may move a port
+                    # in or out of a group, or change what a group lets in.
+                    action.startswith(_FILTER_ACTIONS),
                 )
                 self._record_for_hosts(connection, changes)
         except _NothingToDo:

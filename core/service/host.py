@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
 from core import validate
+from core.defaults import LOCK_TIMEOUT
 from core.service.base import ServiceBase
 from core.store.schema import hosts
 from core.views import PlannedOperation, PlanView
@@ -39,13 +41,25 @@ class HostService(ServiceBase):
         finally:
             layer.close()
 
-    def host_apply(self, netns: str | None = None) -> Plan:
-        """Make the host match the database; returns what was done. Marks this host alive."""
+    def host_apply(
+        self,
+        netns: str | None = None,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: Callable[[Any, float], None] | None = None,
+    ) -> Plan:
+        """Make the host match the database; returns what was done. Marks this host alive.
+
+        One apply at a time: this waits up to ``lock_timeout`` seconds (0: not at all)
+        for another to finish, calling ``on_wait(holder, waited)`` every second of it
+        (holder: core.linux.applylock.Holder, or None if it has not said yet), and
+        raises core.linux.applylock.LockBusy (a HostError) when the time is up.
+        """
         from core.linux.host import HostLayer
 
         layer = HostLayer(self.settings, self.db, netns=netns)
         try:
-            done = layer.sync()
+            done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
         finally:
             layer.close()
         self.heartbeat()
@@ -55,9 +69,16 @@ class HostService(ServiceBase):
         """:meth:`host_plan` as a view: its lines, its problems and what it acts on."""
         return _plan_view(self.settings.host, self.host_plan(netns))
 
-    def host_apply_view(self, netns: str | None = None) -> PlanView:
+    def host_apply_view(
+        self,
+        netns: str | None = None,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: Callable[[Any, float], None] | None = None,
+    ) -> PlanView:
         """:meth:`host_apply` as a view of what was done."""
-        return _plan_view(self.settings.host, self.host_apply(netns))
+        done = self.host_apply(netns, lock_timeout=lock_timeout, on_wait=on_wait)
+        return _plan_view(self.settings.host, done)
 
 
 def _plan_view(host: str, plan: Plan) -> PlanView:

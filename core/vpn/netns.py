@@ -11,16 +11,18 @@ import errno
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import Any
 
 from core.errors import HostError
-from core.linux.namespace import NETNS_DIR, check_netns
+from core.linux.namespace import NETNS_DIR, check_netns, entered
 
 
 @contextmanager
-def iproute(name: str | None) -> Iterator[IPRoute]:
+def iproute(name: str | None) -> Iterator[Any]:
+    # Imported on use: pyroute2 costs a tenth of a second, which a host apply with
+    # no VPN to start should not pay.
+    from pyroute2 import IPRoute
+
     check_netns(name)
     ipr = IPRoute(netns=name) if name else IPRoute()
     try:
@@ -47,6 +49,8 @@ def ensure_tap(name: str | None, tap: str, bridge: str) -> None:
             if kind != "tun":
                 raise HostError(f"{tap}{where(name)} exists and is not a tap device")
         else:
+            from pyroute2.netlink.exceptions import NetlinkError
+
             try:
                 ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
             except NetlinkError as exc:
@@ -58,6 +62,8 @@ def ensure_tap(name: str | None, tap: str, bridge: str) -> None:
 def remove_tap(name: str | None, tap: str) -> None:
     if name is not None and not (NETNS_DIR / name).exists():
         return  # the namespace is gone, and the tap with it
+    from pyroute2.netlink.exceptions import NetlinkError
+
     try:
         with iproute(name) as ipr:
             found = ipr.link_lookup(ifname=tap)
@@ -71,15 +77,10 @@ def remove_tap(name: str | None, tap: str) -> None:
 def check_udp_port_free(name: str | None, address: str | None, port: int) -> None:
     """Refuse a port something else already listens on, before anything is made."""
     check_netns(name)
-    if name:
-        netns.pushns(name)
-    try:
+    with entered(name):
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    finally:
-        if name:
-            netns.popns()
     try:
-        # The socket belongs to the namespace it was made in, so bind after popns.
+        # The socket belongs to the namespace it was made in, so bind after leaving.
         probe.bind((address or "0.0.0.0", port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

@@ -119,22 +119,30 @@ def operations_for(
     """
     wanted = {spec.project: spec for spec in specs}
     started = set(server.started_projects(settings.state_dir, netns))
+    # Found by command line: a server whose pid file or run record was lost still
+    # holds its port, and is stopped before a new one is started.
+    running = server.running_servers(settings.state_dir, netns)
     operations: list[VpnOperation] = []
-    for project in sorted(started | set(wanted)):
+    for project in sorted(started | set(wanted) | set(running)):
         if only is not None and project not in only:
             continue
         files = ServerFiles(settings.state_dir, project, netns)
         spec = wanted.get(project)
         record = files.running()
+        pids = running.get(project, [])
         if spec is None:
-            if record is not None:
+            if record is not None or pids:
                 operations.append(StopVpn(project, files, "the database no longer wants it"))
             continue
         if record is None:
+            if pids:
+                operations.append(StopVpn(project, files, "it runs without its run record"))
             operations.append(StartVpn(spec, files))
             continue
         if record.pid is None:
-            reason = "its process is gone"
+            reason = "it lost its pid file" if pids else "its process is gone"
+        elif len(pids) > 1:
+            reason = f"{len(pids)} server processes run for it"
         elif not files.answers():
             reason = "it does not answer"
         elif not files.owned_by(spec.owner):

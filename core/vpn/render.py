@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import Conflict
-from core.vpn.pki import ClientFiles, ProjectPki, server_common_name
 from core.vpn.spec import VpnSpec
+
+if TYPE_CHECKING:
+    # Only types here: the PKI's cryptography is imported where keys are made.
+    from core.vpn.pki import ClientFiles, ProjectPki
 
 KEEPALIVE = "10 60"
 
@@ -47,6 +51,8 @@ def server_config(spec: VpnSpec, pki: ProjectPki, management_socket: Path) -> st
 
 
 def client_config(spec: VpnSpec, files: ClientFiles) -> str:
+    from core.vpn.pki import server_common_name
+
     if not spec.public_address:
         raise Conflict(
             "network",

@@ -21,14 +21,18 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import HostError
+from core.linux import processes
 from core.linux.namespace import inside as netns_command
 from core.vpn import netns
 from core.vpn.files import private_dir, write_private
-from core.vpn.pki import ProjectPki
 from core.vpn.render import server_config
 from core.vpn.spec import VpnSpec
+
+if TYPE_CHECKING:
+    from core.vpn.pki import ProjectPki
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
@@ -62,7 +66,10 @@ class ServerFiles:
         self.project = project
         self.namespace = namespace
         self.directory = runtime_root(state_dir, namespace) / project
-        self.pki = ProjectPki(vpn_root(state_dir) / project, project)
+        # Imported on use: the PKI's cryptography costs a host apply with no VPN 30 ms.
+        from core.vpn.pki import ProjectPki
+
+        self.pki: ProjectPki = ProjectPki(vpn_root(state_dir) / project, project)
 
     @property
     def config(self) -> Path:
@@ -316,6 +323,24 @@ def stop(files: ServerFiles) -> None:
         netns.remove_tap(record.netns, record.tap)
     for leftover in (files.pid, files.socket, files.record):
         leftover.unlink(missing_ok=True)
+
+
+def running_servers(state_dir: str | Path, namespace: str | None) -> dict[str, list[int]]:
+    """OpenVPN servers running with a configuration of this namespace's, by project:
+    found by their command line, so that one that lost its pid file or its run record
+    is still found (and stopped before a new one would fail on its port)."""
+    root = runtime_root(state_dir, namespace)
+    if not root.is_dir():
+        return {}
+    found: dict[str, list[int]] = {}
+    for process in processes.find("openvpn", f"{root}/", namespace):
+        words = list(process.argv)
+        if "--config" not in words[:-1]:
+            continue
+        config = Path(words[words.index("--config") + 1])
+        if config.parent.parent == root:
+            found.setdefault(config.parent.name, []).append(process.pid)
+    return found
 
 
 def started_projects(state_dir: str | Path, namespace: str | None) -> list[str]:

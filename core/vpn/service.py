@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, select, update
 
 from core import validate
 from core.errors import Conflict
+from core.linux.applylock import ApplyLock
 from core.service import NetconService
 from core.store.schema import fixed_ips, networks
 from core.vpn import plan as vpn_plan
@@ -81,9 +82,17 @@ def _namespace(service: NetconService, netns: str | None) -> str | None:
     return netns if netns is not None else service.settings.netns
 
 
+def _host_lock(service: NetconService, netns: str | None) -> ApplyLock:
+    # Starting and stopping servers changes the host: one change at a time, with applies.
+    return ApplyLock.of(service.settings.state_dir, netns)
+
+
 def _start_if_needed(service: NetconService, spec: VpnSpec, netns: str | None) -> list[str]:
-    operations = vpn_plan.operations_for([spec], service.settings, netns, only={spec.project})
-    vpn_plan.apply(operations)
+    with _host_lock(service, netns).hold(service.db.lock_timeout):
+        operations = vpn_plan.operations_for(
+            [spec], service.settings, netns, only={spec.project}
+        )
+        vpn_plan.apply(operations)
     return [operation.describe() for operation in operations]
 
 
@@ -138,8 +147,9 @@ def spawn_vpns(service: NetconService, netns: str | None = None) -> list[str]:
             audit.after = {"vpn_enabled": sorted(n.project_name for n in rows)}
             audit.skip = not done and all(n.vpn_enabled for n in rows)
     except BaseException:
-        for files in started:
-            server.stop(files)
+        with _host_lock(service, netns).hold(service.db.lock_timeout):
+            for files in started:
+                server.stop(files)
         raise
     return done
 
@@ -160,7 +170,8 @@ def stop_vpn(service: NetconService, project: str, netns: str | None = None) -> 
         audit.after = {"vpn_enabled": False}
         audit.network_ids.add(network.id)
         if running:
-            server.stop(files)
+            with _host_lock(service, netns).hold(service.db.lock_timeout):
+                server.stop(files)
             done.append(f"stopped VPN of project {project}")
         else:
             done.append(f"VPN of project {project} will no longer be started")

@@ -8,6 +8,7 @@ stalls netlink for everyone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from core.config import load_settings
+from core.linux import processes
 from core.service import NetconService
 
 NOT_ROOT = "host tests create network namespaces and need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"
@@ -214,16 +216,12 @@ class Lab:
                     process.wait(5)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        # dnsmasq daemons the host layer started for this test, found by their pid files.
-        for pid_file in self.state_dir.glob("**/dhcp/*.pid"):
-            text = pid_file.read_text().strip()
-            if text.isdigit():
-                try:
-                    cmdline = Path(f"/proc/{text}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if str(pid_file).encode() in cmdline:
-                    os.kill(int(text), signal.SIGTERM)
+        # Daemons the host layer started for this test, found by their command line (which
+        # names this test's state directory), pid file or not.
+        for program in ("dnsmasq", "openvpn"):
+            for process in processes.find(program, f"{self.state_dir}/", None):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
         for name in reversed(self.namespaces):
             links = in_ns(name, "ip", "-o", "link", "show", check=False).stdout.splitlines()
             for line in links:

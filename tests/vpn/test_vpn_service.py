@@ -17,6 +17,7 @@ from core.errors import Conflict, HostError, InvalidInput, NotFound
 from core.service import NetconService
 from core.store.schema import audit_events, fixed_ips, networks
 from core.vpn import plan as vpn_plan
+from core.vpn import server
 from core.vpn import service as vpn
 from core.vpn.server import ServerFiles
 from tests.vpn.lab import PUBLIC_HOST, Lab, pid_alive, wait_for
@@ -159,6 +160,31 @@ def test_plan_restarts_a_dead_server_and_stops_an_unwanted_one(
     vpn_plan.apply(operations)
     assert _states(service)["alpha"] == "off"
     assert "tapvpn177" not in _links(lab.host)
+    assert vpn.host_plan(service, lab.host) == []
+
+
+def test_a_server_that_lost_its_files_is_found_by_what_it_is(
+    running: tuple[NetconService, Lab],
+) -> None:
+    service, lab = running
+    vpn.run_vpn(service, "alpha", lab.host)
+    files = ServerFiles(service.settings.state_dir, "alpha", lab.host)
+    old = files.live_pid()
+    assert old is not None
+    # Without its pid file and run record it still holds its port: a new server would
+    # fail on it, so the old one is stopped first.
+    files.pid.unlink()
+    files.record.unlink()
+    operations = vpn.host_plan(service, lab.host)
+    assert [op.describe() for op in operations][0] == (
+        "stop VPN of project alpha (it runs without its run record)"
+    )
+    vpn_plan.apply(operations)
+    assert not pid_alive(old)
+    new = files.live_pid()
+    assert new not in (None, old)
+    assert server.running_servers(service.settings.state_dir, lab.host) == {"alpha": [new]}
+    assert _states(service, lab.host)["alpha"] == "up"
     assert vpn.host_plan(service, lab.host) == []
 
 

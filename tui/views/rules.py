@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
+from core.secrules import ports_text, rule_text
 from core.views import RuleView
 from tui.views.base import (
     Column,
@@ -21,7 +22,7 @@ from tui.views.base import (
     lines,
     text,
 )
-from tui.views.secgroups import add_rule, rule_form, rule_text
+from tui.views.secgroups import add_rule, rule_form
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
@@ -43,9 +44,7 @@ def _rules(api: NetconAPI, scope: Scope) -> Sequence[GroupRule]:
 
 
 def _ports(rule: RuleView) -> str:
-    if rule.from_port == rule.to_port:
-        return "any" if rule.from_port == -1 else str(rule.from_port)
-    return f"{rule.from_port}-{rule.to_port}"
+    return ports_text(rule.protocol, rule.from_port, rule.to_port)
 
 
 def _detail(r: GroupRule) -> Content:

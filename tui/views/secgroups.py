@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from core import validate
-from core.views import RuleView, SecurityGroupView
+from core.secrules import rule_text
+from core.views import SecurityGroupView
 from tui.views.base import (
     Column,
     Confirm,
@@ -30,17 +31,7 @@ from tui.views.base import (
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
 
-PROTOCOLS = ("tcp", "udp", "icmp")
-
-
-def rule_text(rule: RuleView) -> str:
-    ports = (
-        str(rule.from_port)
-        if rule.from_port == rule.to_port
-        else f"{rule.from_port}-{rule.to_port}"
-    )
-    source = rule.cidr or f"group {rule.source_group}"
-    return f"#{rule.id} {rule.protocol} {ports} from {source}"
+PROTOCOLS = ("tcp", "udp", "icmp", "any")
 
 
 def _ports(field: str) -> Callable[[str], int]:

@@ -1,0 +1,73 @@
+"""What one change touches, so that its apply plans and changes only that.
+
+A committed change names the networks and floating IPs it touched: the service's
+ChangeSet does, and so does the payload an agent receives for it. An apply given that
+scope reads only those rows, looks at only the kernel objects they own (asked for by
+name and key, never by listing everything), and plans only them. Such an apply never
+deletes anything outside its scope, so it is safe with any scope, idempotent like the
+full one, and costs what the change costs, however large the host. `host apply` keeps
+the full comparison, which also finds what nobody announced.
+
+    layer.sync(scope=Scope(network_ids=frozenset({7}), floating=frozenset({"203.0.113.9"})))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.service.base import ChangeSet as Changes
+
+
+@dataclass(frozen=True)
+class Scope:
+    network_ids: frozenset[int] = frozenset()
+    # Floating addresses whose address and NAT entries may have changed.
+    floating: frozenset[str] = frozenset()
+    # Instance ports or security groups changed: the host's filter is compared too.
+    security: bool = False
+
+    @classmethod
+    def of(cls, changes: Changes) -> Scope | None:
+        """The scope of a committed change; None when it asks for a full comparison
+        (floating IPs changed without saying which)."""
+        if changes.floating and not changes.floating_addresses:
+            return None
+        return cls(
+            frozenset(changes.network_ids),
+            frozenset(changes.floating_addresses),
+            changes.security,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.network_ids or self.floating or self.security)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "networks": sorted(self.network_ids),
+            "floating": sorted(self.floating),
+            "security": self.security,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scope:
+        return cls(
+            frozenset(int(n) for n in data.get("networks", ())),
+            frozenset(str(a) for a in data.get("floating", ())),
+            bool(data.get("security", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The host objects a scoped apply may touch, named as the kernel and daemons know
+    them: those of the scoped networks (wanted here or not: one that left this host is
+    taken down) and the scoped floating addresses."""
+
+    links: frozenset[str] = frozenset()  # bridges and segment links
+    bridges: frozenset[str] = frozenset()  # whose dnsmasq is in scope
+    cidrs: frozenset[str] = frozenset()  # fixed ranges (SNAT and isolation sets)
+    floating: frozenset[str] = frozenset()
+    # VPN servers to compare, by project; None: all of them (a network lost its project).
+    projects: frozenset[str] | None = field(default_factory=frozenset)
