@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
+from textual.message import Message
 
 from core.errors import DatabaseError
 from core.service import NetconService
@@ -28,6 +29,7 @@ from tui import start
 from tui.app import NetconApp
 from tui.calls import Opening
 from tui.launch import console_words
+from tui.widgets.virtual_table import VirtualTable
 
 
 def lean(service: NetconService) -> LeanListing:
@@ -303,3 +305,37 @@ async def test_a_service_that_cannot_be_opened_ends_the_console(
         await until(lambda: app.open_error is not None)
     assert isinstance(app.open_error, DatabaseError)
     assert app.return_code == 1
+
+
+async def test_the_first_screen_shows_its_rows_detail_with_them(
+    demo_service: NetconService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows read the lean way are set while the screen mounts; the table's Highlighted
+    # message then comes after the first frame. The detail must not wait for it.
+    post = VirtualTable.post_message
+
+    def without_highlights(table: VirtualTable, message: Message) -> bool:
+        return False if isinstance(message, VirtualTable.Highlighted) else post(table, message)
+
+    monkeypatch.setattr(VirtualTable, "post_message", without_highlights)
+    release = threading.Event()
+
+    def open_service() -> NetconAPI:
+        release.wait(20)
+        return demo_service
+
+    listing = lean(demo_service)
+    opening = Opening(
+        open_service, demo_service.settings, listing.url, listing.writable,
+        {"networks": listing.networks},
+    )  # fmt: skip
+    app = NetconApp(opening, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=None)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert not app.service.ready
+            detail = str(app.main.query_one("#detail").render())
+            assert listing.networks[0].cidr in detail and "manager" in detail
+    finally:
+        release.set()
+

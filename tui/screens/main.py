@@ -402,6 +402,10 @@ class MainScreen(Screen[None]):
         self.last_refresh = self.context.clock().strftime("%H:%M:%S")
         self._load_finished()
         if not self._started:
+            # The first rows may be set while the screen mounts (`netcon`'s lean start),
+            # and the table's Highlighted message would then reach the detail pane a
+            # frame later: the first screen shows its cursor row's detail with its rows.
+            self._show_detail()
             # The first rows are up: only once they are drawn read names for pickers and
             # what the host still owes, so that neither delays the first screen.
             self._started = True
