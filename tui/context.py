@@ -35,4 +35,9 @@ class ConsoleContext:
     first_rows: dict[str, Sequence[object]] = field(default_factory=dict)
 
     def take_first_rows(self, view: str) -> Sequence[object] | None:
-        return self.first_rows.pop(view, None)
+        """The rows read for ``view`` before the service was open, for the console's
+        first load only: any later load asks the service, so rows read at start-up are
+        never shown as current minutes after."""
+        rows = self.first_rows.pop(view, None)
+        self.first_rows.clear()
+        return rows

@@ -339,3 +339,26 @@ async def test_the_first_screen_shows_its_rows_detail_with_them(
     finally:
         release.set()
 
+
+async def test_rows_read_at_start_serve_the_first_load_only(
+    demo_service: NetconService,
+) -> None:
+    # A console that starts elsewhere never shows the start-up rows later as current.
+    listing = lean(demo_service)
+    demo_service.create_networks("10.97.0.0/24", 1, 256, label="later")
+    opening = Opening(
+        lambda: demo_service, demo_service.settings, listing.url, listing.writable,
+        {"networks": listing.networks},
+    )  # fmt: skip
+    app = NetconApp(
+        opening, clock=lambda: FIXED_TIME, start="projects", refresh_interval=0,
+        pending_source=None,
+    )  # fmt: skip
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert not app.context.first_rows
+        await pilot.press("colon", *"networks", "enter")
+        await settle(pilot)
+        main = app.main
+        shown = [main.table.source.row(i).item for i in range(main.table.source.total)]
+        assert shown == demo_service.list_networks() != listing.networks

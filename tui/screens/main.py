@@ -299,11 +299,8 @@ class MainScreen(Screen[None]):
         keep_index = self.table.cursor
         generation = self.generation
         spec = state.spec
-        first = (
-            self.context.take_first_rows(spec.name)
-            if spec.fetch_page is None and not state.scope else None
-        )
-        if first is not None:
+        first = self.context.take_first_rows(spec.name)
+        if first is not None and spec.fetch_page is None and not state.scope:
             # Read before the service was open (`netcon`'s first screen).
             rows = [self._row(spec, item) for item in first]
             self._rows_loaded(generation, state, rows, keep_key, keep_index)
