@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,19 @@ async def until(condition: Any, limit: float = 10) -> None:
     raise AssertionError("never happened")
 
 
+def starting(
+    service: NetconService, open_service: Callable[[], NetconAPI], **options: Any
+) -> tuple[NetconApp, LeanListing]:
+    """The console as `netcon` starts it: the lean read's rows, the service to come."""
+    listing = lean(service)
+    opening = Opening(
+        open_service, service.settings, listing.url, listing.writable,
+        {"networks": listing.networks},
+    )  # fmt: skip
+    options = {"refresh_interval": 0, "pending_source": None, **options}
+    return NetconApp(opening, clock=lambda: FIXED_TIME, **options), listing
+
+
 async def test_the_first_rows_are_drawn_before_the_service_is_open(
     demo_service: NetconService,
 ) -> None:
@@ -262,12 +276,7 @@ async def test_the_first_rows_are_drawn_before_the_service_is_open(
         release.wait(20)
         return demo_service
 
-    listing = lean(demo_service)
-    opening = Opening(
-        open_service, demo_service.settings, listing.url, listing.writable,
-        {"networks": listing.networks},
-    )  # fmt: skip
-    app = NetconApp(opening, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=None)
+    app, listing = starting(demo_service, open_service)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
@@ -296,11 +305,7 @@ async def test_a_service_that_cannot_be_opened_ends_the_console(
     def fail() -> NetconAPI:
         raise DatabaseError("database sqlite:///demo.db: disk I/O error")
 
-    listing = lean(demo_service)
-    opening = Opening(
-        fail, demo_service.settings, listing.url, True, {"networks": listing.networks}
-    )
-    app = NetconApp(opening, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=None)
+    app, _ = starting(demo_service, fail)
     async with app.run_test(size=(80, 24)):
         await until(lambda: app.open_error is not None)
     assert isinstance(app.open_error, DatabaseError)
@@ -324,12 +329,7 @@ async def test_the_first_screen_shows_its_rows_detail_with_them(
         release.wait(20)
         return demo_service
 
-    listing = lean(demo_service)
-    opening = Opening(
-        open_service, demo_service.settings, listing.url, listing.writable,
-        {"networks": listing.networks},
-    )  # fmt: skip
-    app = NetconApp(opening, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=None)
+    app, listing = starting(demo_service, open_service)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
@@ -344,16 +344,8 @@ async def test_rows_read_at_start_serve_the_first_load_only(
     demo_service: NetconService,
 ) -> None:
     # A console that starts elsewhere never shows the start-up rows later as current.
-    listing = lean(demo_service)
+    app, listing = starting(demo_service, lambda: demo_service, start="projects")
     demo_service.create_networks("10.97.0.0/24", 1, 256, label="later")
-    opening = Opening(
-        lambda: demo_service, demo_service.settings, listing.url, listing.writable,
-        {"networks": listing.networks},
-    )  # fmt: skip
-    app = NetconApp(
-        opening, clock=lambda: FIXED_TIME, start="projects", refresh_interval=0,
-        pending_source=None,
-    )  # fmt: skip
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert not app.context.first_rows
