@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import quote
 
 from core.store.rules import HEAD_REVISION, SQLITE_HEADER, sqlite_uri, writable
@@ -30,46 +30,30 @@ _BUSY_SECONDS = 1.0
 
 def effective_mtu(network: Any, physical_mtu: int) -> int:
     """A network's MTU: its own, or the physical MTU less its segment's overhead."""
-    if network.mtu is not None:
-        return int(network.mtu)
-    return physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
+    return _mtu(network.mtu, network.segmentation, physical_mtu)
 
 
-class _Stored(NamedTuple):
-    """One row of :func:`networks_sql`, in its column order."""
-
-    id: int
-    label: str
-    manager: str
-    cidr: str
-    netmask: str
-    gateway: str
-    broadcast: str
-    dhcp_start: str
-    dns1: str | None
-    dns2: str | None
-    bridge: str
-    bridge_interface: str | None
-    segmentation: str | None
-    vlan: int | None
-    host: str | None
-    vpn_public_address: str | None
-    vpn_public_port: int | None
-    vpn_private_address: str | None
-    multi_host: Any  # a boolean, stored as 0/1 by SQLite
-    mtu: int | None
-    dhcp_lease_time: int | None
-    project: str | None
+def _mtu(own: int | None, segmentation: str | None, physical_mtu: int) -> int:
+    if own is not None:
+        return int(own)
+    return physical_mtu - SEGMENT_OVERHEAD.get(segmentation, 0)
 
 
-_COLUMNS = ", ".join(f"networks.{name}" for name in _Stored._fields[:-1])
+# A NetworkView's address counts come from fixed_ips; every other field is the networks
+# column of its name, but the project, shown by its name. The view's fields are the one
+# list of what the listing reads.
+_COUNTED = ("size", "used", "reserved", "free")
+_STORED = tuple(name for name in NetworkView._fields if name not in _COUNTED)
+_COLUMNS = ", ".join(
+    "projects.name" if name == "project" else f"networks.{name}" for name in _STORED
+)
 
 
 def networks_sql(where: str = "") -> str:
     """The networks ``where`` selects (all when empty), with their projects' names, in
     address order."""
     return (
-        f"SELECT {_COLUMNS}, projects.name FROM networks "
+        f"SELECT {_COLUMNS} FROM networks "
         "LEFT OUTER JOIN projects ON networks.project_id = projects.id"
         + (f" WHERE {where}" if where else "")
         + " ORDER BY networks.first_int"
@@ -96,38 +80,20 @@ def network_views(
         int(network_id): (int(total), int(reserved or 0), int(used or 0))
         for network_id, total, reserved, used in counts
     }
-    return [_view(_Stored._make(row), totals, physical_mtu) for row in rows]
+    return [_view(row, totals, physical_mtu) for row in rows]
 
 
-def _view(n: _Stored, totals: dict[int, tuple[int, int, int]], physical_mtu: int) -> NetworkView:
-    total, reserved, used = totals.get(n.id, (0, 0, 0))
+def _view(
+    row: Sequence[Any], totals: dict[int, tuple[int, int, int]], physical_mtu: int
+) -> NetworkView:
+    stored = dict(zip(_STORED, row, strict=True))
+    total, reserved, used = totals.get(stored["id"], (0, 0, 0))
+    stored["multi_host"] = bool(stored["multi_host"])  # SQLite stores 0 or 1
+    if stored["manager"] != "flat":
+        # The MTU DHCP hands guests; a flat network has no DHCP here: only its own.
+        stored["mtu"] = _mtu(stored["mtu"], stored["segmentation"], physical_mtu)
     return NetworkView(
-        id=n.id,
-        label=n.label,
-        manager=n.manager,
-        cidr=n.cidr,
-        netmask=n.netmask,
-        gateway=n.gateway,
-        broadcast=n.broadcast,
-        dhcp_start=n.dhcp_start,
-        dns1=n.dns1,
-        dns2=n.dns2,
-        bridge=n.bridge,
-        bridge_interface=n.bridge_interface,
-        segmentation=n.segmentation,
-        vlan=n.vlan,
-        project=n.project,
-        host=n.host,
-        vpn_public_address=n.vpn_public_address,
-        vpn_public_port=n.vpn_public_port,
-        vpn_private_address=n.vpn_private_address,
-        size=total,
-        used=used,
-        reserved=reserved,
-        free=total - reserved - used,
-        multi_host=bool(n.multi_host),
-        mtu=effective_mtu(n, physical_mtu) if n.manager != "flat" else n.mtu,
-        dhcp_lease_time=n.dhcp_lease_time,
+        **stored, size=total, used=used, reserved=reserved, free=total - reserved - used
     )
 
 
