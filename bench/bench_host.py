@@ -50,7 +50,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
-from core.linux import dnsmasq, nft, processes  # noqa: E402
+from core.linux import dnsmasq, nft, processes, secgroups  # noqa: E402
+from core.linux import secgroup_nft as sg  # noqa: E402
 from core.linux.desired import DesiredHost, read_desired  # noqa: E402
 from core.linux.host import HostLayer  # noqa: E402
 from core.service import NetconService  # noqa: E402
@@ -58,6 +59,7 @@ from core.service import NetconService  # noqa: E402
 PYTHON = sys.executable
 NETCON = str(Path(PYTHON).parent / "netcon")
 UNDERLAY = "192.168.90.1/24"
+EMPTY_FILTER = sg.FilterState(sg.TableState(), sg.TableState())
 RESULTS: list[tuple[str, bool]] = []
 
 
@@ -215,6 +217,10 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         nft.element_command("add", "isolated", isolated),
         nft.element_command("add", nft.PAIR_SET, [{"concat": [b, b]} for b in isolated]),
     ]
+    # The security-group filter (anti-spoofing of the instances' ports, their groups): the
+    # same tables and elements, made in the same batch.
+    filter_ops = secgroups.plan(desired.security, EMPTY_FILTER, [])
+    commands += secgroups.commands(filter_ops)
     ruleset = json.dumps({"nftables": commands})
     directory = layer.dhcp_dir
     lines = [
@@ -224,6 +230,9 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         *links,
         "EOF",
         "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        "modprobe br_netfilter 2>/dev/null || true",
+        "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
+        f"mkdir -p {layer.state_dir} && touch {secgroups.marker(layer.state_dir)}",
         "nft -j -f - <<'EOF'",
         ruleset,
         "EOF",

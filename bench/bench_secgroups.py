@@ -54,6 +54,7 @@ from core.config import load_settings  # noqa: E402
 from core.linux import secgroup_nft  # noqa: E402
 from core.linux.host import HostLayer  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
+from core.linux.scope import Scope  # noqa: E402
 from core.service import NetconService  # noqa: E402
 
 RESULTS: list[tuple[str, bool]] = []
@@ -317,7 +318,9 @@ def bench_changes(cloud: Cloud, changes: int, repeat: int) -> None:
     for index, step in enumerate(steps):
         changes_db.append(timed(step))
         if index % 2 == 0:
-            ours.append(timed(cloud.layer.sync))
+            # As auto-apply and the agent apply a committed change: scoped to it.
+            scope = Scope.of(s.last_change) if s.last_change is not None else None
+            ours.append(timed(lambda scope=scope: cloud.layer.sync(scope=scope)))
         else:
             commands.append(timed(cloud.command_apply))
     left = cloud.layer.plan()

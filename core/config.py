@@ -67,6 +67,8 @@ class Settings:
     # does not know to (empty: this host's own, from /etc/resolv.conf).
     physical_mtu: int = 1500
     dns_servers: tuple[str, ...] = ()
+    # The port of this host's metadata server; guests reach it as 169.254.169.254:80.
+    metadata_port: int = 8775
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -147,6 +149,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "vxlan_port": validate.port,
     "physical_mtu": _at_least(validate.MIN_MTU, 65535),
     "dns_servers": lambda f, v: tuple(str(validate.ipv4_address(f, item)) for item in v),
+    "metadata_port": validate.port,
 }
 
 

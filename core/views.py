@@ -284,6 +284,8 @@ class PlanView(NamedTuple):
     host: str
     operations: tuple[PlannedOperation, ...]
     problems: tuple[str, ...]
+    # The problems each hold back one network only: the rest can still be applied.
+    partial: bool = False
 
     def describe(self) -> list[str]:
         return [operation.text for operation in self.operations]

@@ -141,3 +141,14 @@ def test_metadata_knows_an_instance_by_its_fixed_address(cloud: NetconService) -
     web1 = cloud.instance_metadata(cloud.get_instance("web1").instance.addresses[0].address)
     assert web1 is not None and web1.floating == "203.0.113.1"
     assert cloud.instance_metadata("10.0.0.250") is None
+
+
+def test_metadata_asks_the_address_on_the_network_it_arrived_from(cloud: NetconService) -> None:
+    vm = cloud.launch_instance("alpha", "meta2")
+    address = vm.addresses[0].address
+    gateway = cloud.instance_metadata(address)
+    assert gateway is not None
+    found = cloud.instance_metadata(address, via=gateway.gateway)
+    assert found is not None and found.name == "meta2"
+    # The same address arriving at another network's gateway is nobody there.
+    assert cloud.instance_metadata(address, via="10.255.255.1") is None

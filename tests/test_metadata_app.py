@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from core.metadata.app import make_app
+from core.metadata.app import InstanceCache, make_app
 from core.views import MetadataView
 
 WEB1 = MetadataView(
@@ -34,10 +35,10 @@ WEB1 = MetadataView(
 
 
 def serve(view: MetadataView | None, check: Callable[[TestClient], Awaitable[None]]) -> None:
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
 
-    def lookup(address: str) -> MetadataView | None:
-        seen.append(address)
+    def lookup(address: str, local: str) -> MetadataView | None:
+        seen.append((address, local))
         return view
 
     async def main() -> None:
@@ -45,7 +46,8 @@ def serve(view: MetadataView | None, check: Callable[[TestClient], Awaitable[Non
             await check(client)
 
     asyncio.run(main())
-    assert set(seen) <= {"127.0.0.1"}
+    # Identified by the socket's addresses, whatever the request says.
+    assert set(seen) <= {("127.0.0.1", "127.0.0.1")}
 
 
 async def text(client: TestClient, path: str, status: int = 200) -> str:
@@ -110,3 +112,43 @@ def test_no_user_data_and_no_floating_ip_are_404() -> None:
         assert "public-keys/" not in (await text(client, "/latest/meta-data/")).split()
 
     serve(bare, check)
+
+
+def test_what_the_guest_claims_is_not_who_it_is() -> None:
+    async def check(client: TestClient) -> None:
+        claims = {"X-Forwarded-For": "10.0.0.99", "Forwarded": "for=10.0.0.99",
+                  "X-Real-IP": "10.0.0.99", "X-Instance-ID": "i-00000001"}  # fmt: skip
+        response = await client.get("/latest/meta-data/local-ipv4", headers=claims)
+        assert response.status == 200
+        assert await response.text() == "127.0.0.1"
+
+    serve(WEB1, check)
+
+
+def test_lookups_run_one_at_a_time_and_a_burst_asks_once() -> None:
+    # The database layer is synchronous (SQLite shares one connection): never two
+    # look-ups at once, and one instance's burst waits for a single one.
+    import threading
+
+    calls: list[str] = []
+    busy = threading.Lock()
+
+    def lookup(address: str, local: str) -> MetadataView | None:
+        assert busy.acquire(blocking=False), "two look-ups at once"
+        try:
+            calls.append(address)
+            time.sleep(0.05)
+            return WEB1 if address == "127.0.0.1" else None
+        finally:
+            busy.release()
+
+    async def main() -> None:
+        cache = InstanceCache(lookup)
+        views = await asyncio.gather(
+            *[cache.get("127.0.0.1", "127.0.0.1") for _ in range(10)],
+            *[cache.get(f"10.0.0.{i}", "10.0.0.1") for i in range(2, 6)],
+        )
+        assert views[:10] == [WEB1] * 10 and views[10:] == [None] * 4
+
+    asyncio.run(main())
+    assert calls.count("127.0.0.1") == 1 and len(calls) == 5

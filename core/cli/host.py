@@ -31,7 +31,14 @@ def list_hosts(ctx: Context) -> None:
 
 def _show(ctx: Context, plan: Any) -> None:
     lines = [f"  {line}" for line in plan.describe()] or ["nothing to change"]
-    ctx.output.lines(lines, {"operations": plan.describe(), "problems": list(plan.problems)})
+    ctx.output.lines(
+        lines,
+        {
+            "operations": plan.describe(),
+            "problems": list(plan.problems),
+            "partial": plan.partial,
+        },
+    )
 
 
 @group.command("plan", "show what apply would change on this host", netns_arg())

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import conntrack, dnsmasq, garp, netlink, nft, secgroups
+from core.linux import conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
@@ -73,9 +73,18 @@ class Executor:
     dnsmasq_env: dict[str, str]
 
     def apply(self, plan: Plan) -> None:
-        if plan.problems:
+        if plan.problems and not plan.partial:
             raise HostError(plan.problems[0])
-        ops = plan.operations
+        self._carry_out(plan.operations)
+        if plan.problems:
+            raise HostError(
+                f"{plan.problems[0]} (that network held back; everything else applied)"
+                if len(plan.problems) == 1
+                else f"{'; '.join(plan.problems)} (those networks held back; "
+                "everything else applied)"
+            )
+
+    def _carry_out(self, ops: tuple[Operation, ...]) -> None:
         if not ops:
             return
         undo: list[Request] = []
@@ -86,6 +95,7 @@ class Executor:
             for op in ops:
                 if isinstance(op, StopVpn):
                     op.apply()
+            metadata.stop(ops)
             self._stop_dnsmasq(ops)
             self._removals(ops)
             self._index = None
@@ -110,6 +120,7 @@ class Executor:
             self.journal.unlink(missing_ok=True)
         self._announce(ops)
         failures = self._dhcp(ops)
+        failures += metadata.apply(ops, self.nft.binary, self.netns)
         for op in ops:
             if isinstance(op, StartVpn):
                 try:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, namespace
+from core.linux import dnsmasq, metadata, namespace
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.netlink import Netlink
 from core.linux.nft import Nft
 from core.linux.observed import ObservedHost, observe, observe_scoped
-from core.linux.operations import Plan
+from core.linux.operations import Operation, Plan
 from core.linux.planner import PlanContext, plan
 from core.linux.scope import Scope
 from core.store.db import Database
@@ -138,10 +138,12 @@ class HostLayer:
         with self.db.read() as connection:
             wanted = desired_from_connection(connection, self.settings)
             specs = vpn_plan.desired_specs(connection, self.settings)
+            routes = metadata.wanted_routes(connection, self.settings)
         self.last_planned = wanted
         result = plan(wanted, self.observe(wanted), self._context())
         vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
-        return replace(result, operations=result.operations + tuple(vpns))
+        served = self._metadata_plan(routes)
+        return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
 
     def _plan_scope(self, scope: Scope) -> Plan | None:
         if self.db is None:
@@ -154,6 +156,10 @@ class HostLayer:
                 specs = []
                 if projects is None or projects:
                     specs = vpn_plan.desired_specs(connection, self.settings)
+                # Which networks this host serves changes only with a network.
+                routes = (
+                    metadata.wanted_routes(connection, self.settings) if scope.network_ids else None
+                )
         except ScopeUnknown:
             return None
         observed = observe_scoped(
@@ -178,7 +184,37 @@ class HostLayer:
         elif projects:
             mine = [spec for spec in specs if spec.project in projects]
             vpns = vpn_plan.operations_for(mine, self.settings, self.netns, only=set(projects))
-        return replace(result, operations=result.operations + tuple(vpns))
+        served = self._metadata_plan(routes, wanted.reach.bridges) if routes is not None else []
+        return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
+
+    def _metadata_plan(
+        self, routes: tuple[metadata.Route, ...], bridges: frozenset[str] | None = None
+    ) -> list[Operation]:
+        """The metadata server and its DNAT, for the networks this host serves (of
+        ``bridges`` only, when given: a scoped apply looks up their routes by key)."""
+        want = metadata.desired(
+            routes, self.settings, self.state_dir, self._dnsmasq_env(), self.netns
+        )
+        nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
+        if bridges is not None:
+            have = metadata.observe_scoped(
+                self.lookup,
+                self.settings.nft_binary,
+                self.netns,
+                want,
+                bridges,
+                may_change=can_change_host(),
+            )
+        else:
+            have = metadata.observe(
+                self.settings.nft_binary,
+                self.netns,
+                want.files,
+                want.port,
+                table_wanted=bool(routes) and nft_found,
+                may_change=can_change_host(),
+            )
+        return metadata.plan(want, have, nft_found=nft_found)
 
     def apply(
         self,

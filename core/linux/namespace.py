@@ -125,6 +125,39 @@ def run(
         raise HostError(f"{argv[0]} did not finish within {timeout:.0f} s") from None
 
 
+def run_all(
+    netns: str | None, argvs: Sequence[Sequence[str]], *, timeout: float = 30
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run several programs inside ``netns`` at once, and wait for them all."""
+    started: list[subprocess.Popen[str]] = []
+    try:
+        with entered(netns):
+            for argv in argvs:
+                started.append(
+                    subprocess.Popen(
+                        list(argv),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+        results = []
+        for argv, process in zip(argvs, started, strict=True):
+            out, err = process.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(list(argv), process.returncode, out, err))
+        return results
+    except FileNotFoundError:
+        raise HostError(f"{argvs[0][0]}: program not found; install it or set its path") from None
+    except subprocess.TimeoutExpired:
+        raise HostError(f"{argvs[0][0]} did not finish within {timeout:.0f} s") from None
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def spawn(netns: str | None, argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a daemon inside ``netns`` (it forks away; the caller waits for the parent)."""
     try:

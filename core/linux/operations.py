@@ -248,8 +248,11 @@ class AdoptDnsmasq(Operation):
 @dataclass(frozen=True)
 class Plan:
     operations: tuple[Operation, ...] = ()
-    # Reasons the plan cannot be applied; apply refuses before changing anything.
+    # What stands in the way. Unless ``partial``, apply refuses before changing anything.
     problems: tuple[str, ...] = ()
+    # Every problem concerns one network (a link in its way), whose operations were left
+    # out: the rest applies, and the apply then reports the problems.
+    partial: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.operations)

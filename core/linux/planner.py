@@ -2,8 +2,11 @@
 
 netcon only plans changes to what it owns (links with its alias, addresses on them,
 floating addresses with its label, its nftables table, dnsmasq processes with pid
-files in its state directory). Anything else in the way is a problem that stops the
-whole apply before it starts, so nothing is left half-made.
+files in its state directory). Anything else in the way is a problem. One that
+concerns a single network (a link of another program where its bridge or segment
+should be) holds back that network alone: its operations are left out and the rest of
+the host is still brought in line. Any other problem stops the whole apply before it
+starts, so nothing is left half-made.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class _Builder:
         self.adds: list[Operation] = []
         self.after: list[Operation] = []
         self.problems: list[str] = []
+        # Bridges of networks held back by a problem of their own.
+        self.held: set[str] = set()
         self.wanted_links: set[str] = set()
         self.wanted_addresses: set[tuple[str, str, int]] = set()
         by_index = observed.by_index()
@@ -75,6 +80,9 @@ class _Builder:
             self.address_homes.setdefault(a.address, []).append(
                 (by_index.get(a.index), a.prefixlen, a.label)
             )
+
+    def lists(self) -> list[list[Operation]]:
+        return [self.stops, self.deletes, self.creates, self.configures, self.adds, self.after]
 
     def operations(self) -> tuple[Operation, ...]:
         return tuple(
@@ -249,7 +257,19 @@ class _Builder:
 
     def nat(self) -> None:
         desired = self.desired
-        needed = bool(desired.snat_ranges or desired.floating or desired.isolated_bridges)
+        # A held-back network's entries stay as they are: neither added nor removed.
+        held_cidrs = {
+            str(ipaddress.IPv4Network(n.cidr)) for n in desired.networks if n.bridge in self.held
+        }
+        held_nets = [ipaddress.IPv4Network(c) for c in held_cidrs]
+
+        def held_address(address: str) -> bool:
+            return any(ipaddress.IPv4Address(address) in net for net in held_nets)
+
+        snat = {str(ipaddress.IPv4Network(c)) for c in desired.snat_ranges} - held_cidrs
+        isolated = set(desired.isolated_bridges) - self.held
+        floating = {(p.floating, p.fixed) for p in desired.floating if not held_address(p.fixed)}
+        needed = bool(snat or floating or isolated)
         state = self.observed.nft
         if self.observed.nft_unreadable:
             return
@@ -267,16 +287,22 @@ class _Builder:
             state = nft.NftState(exists=True, layout_ok=True)
         wanted_sets = {
             "public_ifs": set(desired.public_interfaces),
-            "isolated": set(desired.isolated_bridges),
-            nft.PAIR_SET: {f"{b} . {b}" for b in desired.isolated_bridges},
-            nft.NET_SET: {str(ipaddress.IPv4Network(c)) for c in desired.snat_ranges},
+            "isolated": isolated,
+            nft.PAIR_SET: {f"{b} . {b}" for b in isolated},
+            nft.NET_SET: snat,
+        }
+        kept = {
+            "isolated": set(self.held),
+            nft.PAIR_SET: {f"{b} . {b}" for b in self.held},
+            nft.NET_SET: held_cidrs,
         }
         for name, wanted in wanted_sets.items():
             have = set(state.sets.get(name, frozenset()))
+            wanted = wanted | (have & kept.get(name, set()))
             ops += [DeleteSetElement(name, v) for v in sorted(have - wanted)]
             ops += [AddSetElement(name, v) for v in sorted(wanted - have)]
-        wanted_pairs = {(p.floating, p.fixed) for p in desired.floating}
         have_pairs = set(state.dnat.items()) | {(f, x) for x, f in state.snat.items()}
+        wanted_pairs = floating | {(f, x) for f, x in have_pairs if held_address(x)}
         ops += [
             DeleteNatElement(f, x, state.dnat.get(f) == x, state.snat.get(x) == f)
             for f, x in sorted(have_pairs - wanted_pairs)
@@ -298,6 +324,8 @@ class _Builder:
         for net in networks:
             assert context.dnsmasq_path is not None
             wanted.add(net.bridge)
+            if net.bridge in self.held:
+                continue
             files = dnsmasq.DhcpFiles(context.dhcp_dir, net.bridge)
             state = self.observed.dnsmasq.get(net.bridge)
             hosts = dnsmasq.hosts_text(net)
@@ -337,13 +365,30 @@ class _Builder:
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
     builder = _Builder(desired, observed)
+    held: set[str] = set()
     for net in desired.networks:
+        lists = builder.lists()
+        marks = [len(ops) for ops in lists]
+        before = len(builder.problems)
         builder.network(net)
+        if len(builder.problems) > before:
+            # Held back: none of its operations, but nothing of it removed either (its
+            # links stay wanted), and its dnsmasq is left as it is.
+            for ops, mark in zip(lists, marks, strict=True):
+                del ops[mark:]
+            held.add(net.bridge)
+    local = len(builder.problems)
+    builder.held = held
     builder.floating()
     builder.cleanup_links()
-    if any(n.gateway is not None for n in desired.networks) and not observed.forwarding:
+    serving = [n for n in desired.networks if n.gateway is not None and n.bridge not in held]
+    if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
     builder.nat()
     builder.after += secgroups.plan(desired.security, observed.security, builder.problems)
     builder.dhcp(context)
-    return Plan(operations=builder.operations(), problems=tuple(dict.fromkeys(builder.problems)))
+    return Plan(
+        operations=builder.operations(),
+        problems=tuple(dict.fromkeys(builder.problems)),
+        partial=bool(held) and len(builder.problems) == local,
+    )

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -380,9 +382,22 @@ class FilterState:
     readable: bool = True
 
 
+def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list[TableState]:
+    """Several tables, their nft processes run side by side: the listing of a large
+    table is mostly the program's own time, which the processes then share."""
+    argvs = [[binary, "-j", "-n", "list", "table", family, name] for family, name in tables]
+    results = namespace.run_all(netns, argvs)
+    return [_parsed(table, result) for table, result in zip(tables, results, strict=True)]
+
+
 def read_table(binary: str, netns: str | None, table: Table) -> TableState:
     family, name = table
     result = namespace.run(netns, [binary, "-j", "-n", "list", "table", family, name])
+    return _parsed(table, result)
+
+
+def _parsed(table: Table, result: subprocess.CompletedProcess[str]) -> TableState:
+    family, name = table
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return TableState()

@@ -382,8 +382,7 @@ def observe(
     if not dnsmasq.find_binary(binary):
         return None
     try:
-        bridge = sg.read_table(binary, netns, sg.BRIDGE)
-        groups = sg.read_table(binary, netns, sg.GROUPS)
+        bridge, groups = sg.read_tables(binary, netns, (sg.BRIDGE, sg.GROUPS))
     except HostError:
         if may_change:
             raise
@@ -708,6 +707,7 @@ def _ports(desired: DesiredFilter, bridge: sg.TableState, groups: sg.TableState)
         holder = owner.get(address, f"(none for {address})")
         have.setdefault(holder, set()).add((sg.GROUPS, sg.INSTANCE_MAP, f"{address} : {chain}"))
     ports = {p.name: p for p in desired.ports}
+    names = desired.labels()
     ops: list[Operation] = []
     for name in sorted(set(have) | set(wanted)):
         before, after = have.get(name, set()), wanted.get(name, set())
@@ -724,7 +724,6 @@ def _ports(desired: DesiredFilter, bridge: sg.TableState, groups: sg.TableState)
             )
             ops.append(RemovePortFilter(name, "", address, removes, ()))
             continue
-        names = desired.labels()
         labels = tuple(names.get(g, str(g)) for g in port.groups)
         if not before:
             ops.append(AddPortFilter(name, port.instance, port.address, (), adds, port.mac, labels))

@@ -1,38 +1,73 @@
-"""`python -m core.metadata --listen ADDRESS:PORT`: the metadata server of one network
-host, started and stopped by `host apply` like dnsmasq. The database comes from
-NETCON_DATABASE_URL."""
+"""`python -m core.metadata --listen ADDRESS:PORT [--netns NAME]`: the metadata server of
+one network host, started, watched and stopped by `host apply` (core.linux.metadata). The database
+comes from NETCON_DATABASE_URL; the settings that shape the answers come as options, so
+a change of them changes the command line and the next apply restarts the server."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import signal
+import socket
 import sys
 
 from aiohttp import web
 
 from core.config import load_settings
+from core.linux import namespace
 from core.metadata.app import make_app
+from core.paths import database_url
 from core.service import NetconService
+from core.views import MetadataView
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.metadata")
     parser.add_argument("--listen", default="0.0.0.0:8775", metavar="ADDRESS:PORT")
     parser.add_argument("--pid-file", help="written once the server listens")
+    parser.add_argument("--dhcp-domain", help="the domain of instance hostnames")
+    parser.add_argument("--physical-mtu", type=int, help="the MTU networks derive theirs from")
+    parser.add_argument("--netns", help="the network namespace to listen in")
     args = parser.parse_args(argv)
     address, _, port = args.listen.rpartition(":")
-    service = NetconService(None, load_settings(), create=False)
-    app = make_app(service.instance_metadata)
+    settings = load_settings()
+    if args.dhcp_domain:
+        settings = settings.replace(dhcp_domain=args.dhcp_domain)
+    if args.physical_mtu:
+        settings = settings.replace(physical_mtu=args.physical_mtu)
+    service = NetconService(database_url(), settings, create=False)
 
-    async def started(_: web.Application) -> None:
-        if args.pid_file:
-            import os
+    def lookup(source: str, local: str) -> MetadataView | None:
+        return service.instance_metadata(source, via=local)
 
-            with open(args.pid_file, "w") as file:
-                file.write(f"{os.getpid()}\n")
-
-    app.on_startup.append(started)
-    web.run_app(app, host=address or "0.0.0.0", port=int(port), print=None, access_log=None)
+    # The socket is made in the namespace the guests' DNAT leads to; the process stays
+    # where it was started, so it reaches the database as the host layer does.
+    with namespace.entered(args.netns):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address or "0.0.0.0", int(port)))
+    listener.listen(1024)
+    asyncio.run(serve(make_app(lookup), listener, args.pid_file))
     return 0
+
+
+async def serve(app: web.Application, listener: socket.socket, pid_file: str | None) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, listener).start()
+    if pid_file:
+        # Written once the port is ours: the host layer waits for this.
+        temporary = f"{pid_file}.tmp"
+        with open(temporary, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        os.replace(temporary, pid_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The metadata HTTP application: what an instance learns about itself.
 
-The instance is the one whose fixed IP the request comes from: never anything the guest
-says. Anti-spoofing on its port (security groups) is what makes that address its own,
-and the DNAT to this server keeps the source address as the guest sent it.
+The instance is the one whose fixed IP the request comes from, on the network whose
+gateway the request arrived at: never anything the guest says (no header is read for
+it). Anti-spoofing on its port (security groups) is what makes that address its own;
+the DNAT to this server keeps the source address as the guest sent it and sends each
+bridge's guests to their own network's gateway, which is the connection's local address.
 
 Paths are cloud-init's: EC2's ``/latest/meta-data/...`` and ``/latest/user-data``, and
 OpenStack's ``/openstack/latest/meta_data.json``, ``network_data.json`` and ``user_data``.
@@ -14,13 +16,15 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
 from core.views import MetadataView
 
-Lookup = Callable[[str], MetadataView | None]
+# (source address, local address the connection arrived at) -> the instance, if any.
+Lookup = Callable[[str, str], MetadataView | None]
 # Older EC2 versions cloud-init may ask for are served like 'latest'.
 EC2_VERSIONS = ("1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
                 "2008-02-01", "2008-09-01", "2009-04-04", "latest")  # fmt: skip
@@ -29,20 +33,39 @@ CACHE_SECONDS = 2.0
 
 
 class InstanceCache:
-    """Looks instances up by address in a worker thread (the database is synchronous),
-    and keeps each answer for a moment."""
+    """Looks instances up by address in one worker thread, and keeps each answer for a
+    moment.
+
+    One thread: the database layer is synchronous and its SQLite engine shares one
+    connection, which concurrent threads would close under each other. Requests of one
+    instance that arrive together wait for the same look-up instead of queueing more.
+    """
 
     def __init__(self, lookup: Lookup) -> None:
         self.lookup = lookup
-        self.entries: dict[str, tuple[float, MetadataView | None]] = {}
+        self.entries: dict[tuple[str, str], tuple[float, MetadataView | None]] = {}
+        self.pending: dict[tuple[str, str], asyncio.Future[MetadataView | None]] = {}
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metadata-db")
 
-    async def get(self, address: str) -> MetadataView | None:
+    async def get(self, address: str, local: str) -> MetadataView | None:
         now = time.monotonic()
-        cached = self.entries.get(address)
+        key = (address, local)
+        cached = self.entries.get(key)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
-        view = await asyncio.get_running_loop().run_in_executor(None, self.lookup, address)
-        self.entries[address] = (now, view)
+        waiting = self.pending.get(key)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        if len(self.entries) > 4096:
+            self.entries = {k: v for k, v in self.entries.items() if now - v[0] < CACHE_SECONDS}
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.worker, self.lookup, address, local)
+        self.pending[key] = future
+        try:
+            view = await asyncio.shield(future)
+        finally:
+            self.pending.pop(key, None)
+        self.entries[key] = (time.monotonic(), view)
         return view
 
 
@@ -109,8 +132,15 @@ def openstack_network_data(view: MetadataView) -> dict[str, Any]:
 
 async def _instance(request: web.Request) -> MetadataView:
     cache = request.app[CACHE]
-    address = request.remote or ""
-    view = await cache.get(address)
+    # The socket's own addresses, never request.remote (which a proxy setup may take
+    # from a header the guest writes).
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if not peer or not local:
+        raise web.HTTPNotFound(text="the connection has no address\n")
+    address = str(peer[0])
+    view = await cache.get(address, str(local[0]))
     if view is None:
         raise web.HTTPNotFound(text=f"no instance has the address {address}\n")
     return view

@@ -204,9 +204,12 @@ class GuestService(NetworkService):
 
     # -- metadata ---------------------------------------------------------------------
 
-    def instance_metadata(self, address: str) -> MetadataView | None:
+    def instance_metadata(self, address: str, via: str | None = None) -> MetadataView | None:
         """What the metadata service tells the instance whose fixed IP is ``address`` (its
-        source address, which anti-spoofing guarantees); None when no instance has it."""
+        source address, which anti-spoofing guarantees); None when no instance has it.
+
+        ``via``: the gateway the request arrived at (the DNAT sends each bridge's guests
+        to its own network's gateway), so the address must be one of that network."""
         text = str(validate.ipv4_address("address", address))
         with self.db.read() as connection:
             row = connection.execute(
@@ -227,7 +230,10 @@ class GuestService(NetworkService):
                 .join(projects, instances.c.project_id == projects.c.id)
                 .join(networks, fixed_ips.c.network_id == networks.c.id)
                 .outerjoin(keys, instances.c.key_id == keys.c.id)
-                .where(fixed_ips.c.address == text)
+                .where(
+                    fixed_ips.c.address == text,
+                    *([] if via is None else [networks.c.gateway == via]),
+                )
             ).first()
             if row is None:
                 return None

@@ -89,6 +89,7 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
             for operation in plan.operations
         ),
         problems=tuple(plan.problems),
+        partial=plan.partial,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from core.config import load_settings
-from core.linux import processes
+from core.linux import metadata, processes
 from core.service import NetconService
 
 NOT_ROOT = "host tests create network namespaces and need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"
@@ -218,7 +218,7 @@ class Lab:
                     process.kill()
         # Daemons the host layer started for this test, found by their command line (which
         # names this test's state directory), pid file or not.
-        for program in ("dnsmasq", "openvpn"):
+        for program in ("dnsmasq", "openvpn", *sorted(metadata.PROGRAMS)):
             for process in processes.find(program, f"{self.state_dir}/", None):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
@@ -241,7 +241,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         current.teardown()
 
 
-def make_service(lab: Lab, **settings: Any) -> NetconService:
+def make_service(lab: Lab, db_url: str | None = None, **settings: Any) -> NetconService:
     values: dict[str, Any] = {
         "host": "nethost",
         "state_dir": str(lab.state_dir),
@@ -252,5 +252,7 @@ def make_service(lab: Lab, **settings: Any) -> NetconService:
     }
     values.update(settings)
     return NetconService(
-        "sqlite:///" + str(lab.tmp_path / "n.db"), load_settings(paths=[], **values), actor="tester"
+        db_url or "sqlite:///" + str(lab.tmp_path / "n.db"),
+        load_settings(paths=[], **values),
+        actor="tester",
     )

@@ -33,7 +33,9 @@ class NetworkHost:
         return ns
 
 
-def network_host(lab: Lab, tmp_path: Path, purpose: str = "nh", **settings: Any) -> NetworkHost:
+def network_host(
+    lab: Lab, tmp_path: Path, purpose: str = "nh", db_url: str | None = None, **settings: Any
+) -> NetworkHost:
     ns = lab.netns(purpose)
     public = lab.netns("pub")
     lab.veth(ns, "pub0", public, "eth0")
@@ -42,6 +44,6 @@ def network_host(lab: Lab, tmp_path: Path, purpose: str = "nh", **settings: Any)
     # The VXLAN underlay: a veth whose other end stays in the same namespace.
     lab.veth(ns, "und0", ns, "und1")
     lab.address(ns, "und0", "192.168.90.1/24")
-    service = make_service(lab, netns=ns, **settings)
+    service = make_service(lab, db_url, netns=ns, **settings)
     layer = HostLayer(service.settings, service.db)
     return NetworkHost(lab, ns, public, service, layer)

@@ -75,10 +75,18 @@ def _change(host: NetworkHost, round_: int) -> None:
         service.terminate_instance(f"vm{round_ - 3}")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The embedded database, or a fresh one on the PostgreSQL server the suite runs."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
 def test_two_applies_at_once_twenty_times_and_every_later_plan_is_empty(
-    lab: Lab, tmp_path: Path
+    lab: Lab, tmp_path: Path, database: str | None
 ) -> None:
-    host = network_host(lab, tmp_path)
+    host = network_host(lab, tmp_path, db_url=database)
     service = host.service
     service.create_networks("10.64.0.0/21", 4, 256)
     for index in range(4):

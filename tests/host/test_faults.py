@@ -79,7 +79,8 @@ def test_address_used_by_something_else(lab: Lab, tmp_path: Path) -> None:
     before = _snapshot(host)
     message = _refused(host.layer)
     assert message == (
-        "address 10.84.0.1 (gateway of 10.84.0.0/24) is already on und1, which netcon does not own"
+        "address 10.84.0.1 (gateway of 10.84.0.0/24) is already on und1, which netcon does "
+        "not own (that network held back; everything else applied)"
     )
     assert _snapshot(host) == before
     in_ns(host.ns, "ip", "addr", "del", "10.84.0.1/24", "dev", "und1")
@@ -98,8 +99,10 @@ def test_flat_network_needs_the_admins_bridge(lab: Lab, tmp_path: Path) -> None:
     in_ns(host.ns, "ip", "link", "add", "brflat", "type", "bridge")
     # The admin's bridge is used as it is: nothing to create (but the instance's port
     # filter), and never deleted.
+    # (The port filter was already applied beside the refused network.)
     made = host.layer.sync().operations
-    assert made and all(is_filter_operation(op) for op in made)
+    assert all(is_filter_operation(op) for op in made)
+    assert host.layer.plan().operations == ()
     service.terminate_instance("vm1")
     service.delete_network("10.85.0.0/24")
     host.layer.sync()
@@ -135,3 +138,39 @@ def test_links_left_by_an_interrupted_apply_are_finished(lab: Lab, tmp_path: Pat
     assert "mark br100 as netcon's" in applied and "create bridge br100" not in applied
     assert host.layer.observe().links["br100"].alias == "netcon"
     assert host.layer.plan().operations == ()
+
+
+def test_a_link_in_one_networks_way_holds_back_that_network_only(
+    lab: Lab, tmp_path: Path
+) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_networks("10.86.0.0/23", 2, 256)
+    service.create_project("alpha")
+    service.create_project("beta")
+    service.launch_instance("alpha", "a1")
+    service.launch_instance("beta", "b1")
+    first, second = sorted(service.list_networks(), key=lambda n: n.cidr)
+    # Another program made a link where the second network's bridge goes.
+    in_ns(host.ns, "ip", "link", "add", second.bridge, "type", "veth", "peer", "name", "other0")
+    plan = host.layer.plan()
+    assert plan.partial
+    assert plan.problems == (
+        f"network {second.cidr}: {second.bridge} exists but is a veth link, not a bridge",
+    )
+    assert not [line for line in plan.describe() if second.bridge in line]
+    message = _refused(host.layer)
+    assert message.startswith(f"network {second.cidr}: ")
+    assert message.endswith("(that network held back; everything else applied)")
+    # The first network is served; the second is left exactly as it was.
+    observed = host.layer.observe()
+    assert any(a.address == first.gateway for a in observed.addresses)
+    assert first.bridge in observed.dnsmasq
+    assert not any(a.address == second.gateway for a in observed.addresses)
+    assert second.bridge not in observed.dnsmasq
+    nat = Nft("nft", host.ns).observe()
+    assert nat.sets["fixed_nets"] == frozenset({first.cidr})
+    # Once the other program's bridge is gone, the next apply brings the second one up.
+    in_ns(host.ns, "ip", "link", "del", second.bridge)
+    _converges(host, host.layer)
+    assert any(a.address == second.gateway for a in host.layer.observe().addresses)

@@ -13,6 +13,7 @@ from core.service import NetconService
 from tests.tui.conftest import demo_plan, fixed_pending, settle
 from tui.app import NetconApp
 from tui.commands import NetconCommands
+from tui.pending import Pending, with_agents
 from tui.screens.help import HelpScreen
 from tui.widgets.dialogs import ConfirmDialog, FormDialog, PickDialog, TextDialog
 
@@ -861,3 +862,55 @@ async def test_instance_shows_what_may_reach_it_and_checks_a_connection(
         denied = demo_service.explain_ingress("web1", "198.51.100.7", "tcp", port=22)
         assert not denied.allowed
         assert any("denied by" in m and "tcp 22 from 198.51.100.7" in m for m in messages(app))
+
+
+async def test_other_hosts_owe_what_their_agents_have_not_applied(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    """nethost1's own plan is read from its kernel; nethost2's pending changes come from
+    what its agent recorded, and go once it records them applied."""
+    empty = demo_plan()
+    empty = empty.__class__(empty.host, (), ())
+    demo_service.heartbeat("nethost2")
+    moved = demo_service.modify_network("10.0.0.0/24", host="nethost2")
+    change = demo_service.last_change
+    assert change is not None and change.change is not None
+    source = lambda api: with_agents(api, Pending(plans={empty.host: empty}))  # noqa: E731
+    app = make_app(start="hosts", pending_source=source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        assert dict(zip(cells(app, 0), cells(app, 5), strict=True))["nethost2"] == "1"
+        await pilot.press("slash", *"nethost2", "enter")
+        await settle(pilot)
+        detail = str(main.query_one("#detail").render())
+        assert f"pending on nethost2  1 change(s): {change.change}" in detail
+        await pilot.press("colon", *"networks", "enter")
+        await settle(pilot)
+        marked = [row.cells[0] for row in main.table.source.rows if main._row_pending(row)]
+        assert marked == [moved.cidr]
+
+        demo_service.record_applied("nethost2", change.change)
+        await pilot.press("colon", *"hosts", "enter", "ctrl+r")
+        await settle(pilot)
+        assert dict(zip(cells(app, 0), cells(app, 5), strict=True))["nethost2"] == "0"
+
+
+async def test_evacuate_a_down_host_names_both_hosts(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    demo_service.heartbeat("nethost2")  # alive: the evacuation goes there
+    app = make_app(start="hosts")
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"nethost1", "enter", "E")
+        await settle(pilot)
+        assert isinstance(app.screen, FormDialog)
+        await pilot.click("#submit")  # no host chosen: the least loaded live ones
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.target == "nethost1 → the least loaded live hosts"
+        await pilot.press("y")
+        await settle(pilot)
+    assert {n.host for n in demo_service.list_networks() if n.host} == {"nethost2"}
+    assert "moved to nethost2" in messages(app)[-1]

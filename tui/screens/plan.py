@@ -1,7 +1,8 @@
 """This host's plan: what `host apply` would change, and applying it from the console.
 
 The plan scrolls by keyboard. A plan with problems cannot be applied, and the screen
-says why instead of only leaving the button out; read-only never offers to apply.
+says why instead of only leaving the button out (unless each problem holds back one
+network only: then the rest applies); read-only never offers to apply.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class PlanScreen(Dialog):
         self.api = api
         self.plan = plan
         self.wants_apply = can_apply
-        self.can_apply = can_apply and bool(plan.operations) and not plan.problems
+        self.can_apply = (
+            can_apply and bool(plan.operations) and (plan.partial or not plan.problems)
+        )
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -79,6 +82,12 @@ class PlanScreen(Dialog):
         plan = self.plan
         if not self.wants_apply:
             return Content("")
+        if plan.problems and plan.partial:
+            return Content.styled(
+                "The networks named above are held back until their problem is fixed; "
+                "applying brings in everything else.",
+                "$warning",
+            )
         if plan.problems:
             return Content.styled(
                 f"Cannot apply: {len(plan.problems)} problem(s) above must be fixed first "

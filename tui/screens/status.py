@@ -62,6 +62,8 @@ def _owed(host: str, pending: Pending) -> Parts:
     if host in pending.errors:
         return [host, (" plan unreadable", "bold $text-error")]
     count = pending.count(host) or 0
+    if host in pending.failed:
+        return [(f"{host} apply failed", "bold $text-error")]
     if count:
         return [(f"{host} ~{count} pending", "bold $text-warning")]
     return [f"{host} applied"]
@@ -97,6 +99,22 @@ def crumbs(
     return Content.assemble(*parts)
 
 
+def _agent_detail(host: str, pending: Pending) -> Parts:
+    """Another host, from its agent's records: the changes it owes and its last failure."""
+    parts: Parts = []
+    owed = pending.changes.get(host)
+    if owed is not None and owed.changes:
+        numbers = ", ".join(str(n) for n in owed.changes[:PENDING_LINES])
+        more = "…" if len(owed.changes) > PENDING_LINES else ""
+        parts += [
+            "\n", (f"pending on {host}", "bold $text-warning"),
+            f"  {len(owed.changes)} change(s): {numbers}{more}",
+        ]
+    if host in pending.failed:
+        parts += ["\n", ("last apply failed", "bold $text-error"), f"  {pending.failed[host]}"]
+    return parts
+
+
 def pending_detail(
     spec: ViewSpec[Any], item: object, pending: Pending, this_host: str, read_only: bool
 ) -> Parts:
@@ -109,13 +127,17 @@ def pending_detail(
             return ["\n", ("pending", "bold"), f"  plan unreadable: {pending.errors[host]}"]
         plan = pending.plans.get(host)
         if plan is None:
-            return []
+            return _agent_detail(host, pending)
         lines = plan.describe()
         problems = list(plan.problems)
     else:
         lines = pending.touching(host, spec.subjects(item))
         problems = []
     if not lines and not problems:
+        if host in pending.failed:
+            return ["\n", ("last apply failed", "bold $text-error"), f"  {pending.failed[host]}"]
+        if spec.host(item) is not None and (host in pending.plans or host in pending.changes):
+            return ["\n", (f"applied on {host}", "$text-success")]
         return []
     parts: Parts = [
         "\n", (f"pending on {host}", "bold $text-warning"), f"  {len(lines)} operation(s)",

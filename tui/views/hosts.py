@@ -1,13 +1,28 @@
 """Network hosts: what each carries and what it still owes. P shows this host's plan,
-A applies it; Enter lists the networks a host carries."""
+A applies it; E moves a down host's networks and floating IPs to live hosts; Enter lists
+the networks a host carries."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from core import validate
 from core.views import HostView
-from tui.views.base import Column, Drill, RowAction, ViewSpec, lines, text
+from tui.views.base import (
+    Column,
+    Confirm,
+    Drill,
+    Field,
+    Form,
+    Outcome,
+    RowAction,
+    Situation,
+    Values,
+    ViewSpec,
+    lines,
+    text,
+)
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -24,6 +39,49 @@ def _plan(api: NetconAPI, h: HostView, can_apply: bool) -> Callable[[], Screen[o
         return PlanScreen(api, plan, can_apply)
 
     return show
+
+
+def _refuse_evacuate(h: HostView) -> str | None:
+    if h.alive:
+        return f"{h.name} is alive: only a down host is evacuated"
+    if not h.networks and not h.floating_ips:
+        return f"{h.name} carries no network and no floating IP: nothing to move"
+    return None
+
+
+def _evacuate_form(situation: Situation, h: HostView) -> Form:
+    others = tuple(name for name in situation.known.hosts if name != h.name)
+    return Form(
+        f"Evacuate {h.name}",
+        (
+            Field("to", "To host", lambda value: validate.host_name("to", value),
+                  optional=True, placeholder="the least loaded live hosts", choices=others),
+        ),
+        "Next",
+        note="Its networks and their floating IPs move in one transaction; the new "
+        "host's agent brings them up.",
+    )
+
+
+def _evacuate_confirm(h: HostView, values: Values) -> Confirm:
+    to = values.optional("to")
+    where = to if to else "the least loaded live hosts"
+    return Confirm(
+        f"Move {h.networks} network(s) and {h.floating_ips} floating IP(s) of {h.name} "
+        f"to {where}?",
+        f"{h.name} → {where}",
+        "Evacuate",
+    )
+
+
+def _evacuate(api: NetconAPI, h: HostView, values: Values) -> Outcome:
+    moved = api.evacuate_host(h.name, values.optional("to"))
+    targets = sorted({host for _, host in moved.networks + moved.floating})
+    return Outcome(
+        f"{len(moved.networks)} network(s) and {len(moved.floating)} floating IP(s) of "
+        f"{h.name} moved to {', '.join(targets) or 'no host'}; pending there until "
+        "their agents apply (see Pending)"
+    )
 
 
 HOSTS: ViewSpec[HostView] = ViewSpec(
@@ -58,6 +116,10 @@ HOSTS: ViewSpec[HostView] = ViewSpec(
             ("heartbeat", h.last_heartbeat),
             ("networks", h.networks),
             ("floating IPs", h.floating_ips),
+            ("agent owes", f"{h.pending} change(s)"),
+            ("applied change", h.applied_change),
+            ("applied at", h.applied_at),
+            ("last error", h.last_error),
         ]
     ),
     fetch=lambda api, scope: api.list_hosts(),
@@ -74,6 +136,10 @@ HOSTS: ViewSpec[HostView] = ViewSpec(
         RowAction(
             "host.apply", "A", "Apply", footer=2, host_change=False,
             this_host_only=True, open=lambda api, h: _plan(api, h, True),
+        ),
+        RowAction(
+            "host.evacuate", "E", "Evacuate", host_change=False, refuse=_refuse_evacuate,
+            form=_evacuate_form, confirm=_evacuate_confirm, call=_evacuate,
         ),
     ),
 )
