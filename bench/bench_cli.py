@@ -195,6 +195,7 @@ def main() -> None:
         for index in range(associations):
             lines.append(f"floating associate 198.18.{index // 250}.{index % 250 + 1} vm{index}")
         batch_db = work / "batch.db"
+        run([*netcon, "--db", f"sqlite:///{batch_db}", "init"], env)
         setup = ["project create p --manager flatdhcp"]
         run(
             [

@@ -7,6 +7,7 @@ Only what the first screen needs is imported here; dialogs load when first opene
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
@@ -15,6 +16,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from tui.calls import Opening, ServiceSlot
 from tui.context import ConsoleContext
 from tui.pending import PendingSource, read_pending
 from tui.screens.main import MainScreen
@@ -42,7 +44,7 @@ class NetconApp(App[None]):
 
     def __init__(
         self,
-        api: NetconAPI,
+        api: NetconAPI | Opening,
         read_only: bool = False,
         *,
         clock: Callable[[], datetime] | None = None,
@@ -53,17 +55,29 @@ class NetconApp(App[None]):
         settings: ConsoleSettings | None = None,
         memory: ConsoleMemory | None = None,
     ) -> None:
+        """``api``: the service, or an :class:`Opening` (`netcon` itself: the service is
+        opened in a thread once the first rows are drawn)."""
         super().__init__()
         settings = settings if settings is not None else ConsoleSettings()
-        style = settings.context_for(api.db.safe_url)
-        self.service = api
+        if isinstance(api, Opening):
+            service = ServiceSlot(opener=api.open)
+            config, database, writable = api.settings, api.url, api.writable
+            first_rows = dict(api.first_rows)
+        else:
+            service = ServiceSlot(api)
+            config, database, writable = api.settings, api.db.safe_url, api.db.writable()
+            first_rows = {}
+        style = settings.context_for(database)
+        self.service = service
+        # Why the service could not be opened, when that ended the console.
+        self.open_error: BaseException | None = None
         # A database this process cannot write turns the console read-only by itself.
-        self.read_only = (
-            read_only or bool(style and style.read_only) or not api.db.writable()
-        )
+        self.read_only = read_only or bool(style and style.read_only) or not writable
         self.memory = memory
         self.context = ConsoleContext(
-            api=api,
+            service=service,
+            config=config,
+            database=database,
             read_only=self.read_only,
             clock=clock or datetime.now,
             settings=settings,
@@ -71,12 +85,33 @@ class NetconApp(App[None]):
             pending_source=pending_source,
             refresh_interval=settings.refresh if refresh_interval is None else refresh_interval,
             style=style,
+            first_rows=first_rows,
         )
         self.start_view = start
         chosen = theme or (memory.theme() if memory else None) or settings.theme
         if chosen and chosen in self.available_themes:
             self.theme = chosen
         self._keep_theme = memory is not None
+
+    def on_mount(self) -> None:
+        if not self.service.ready:
+            # After the first frame: the import it waits for would hold the GIL and
+            # delay that frame.
+            self.call_after_refresh(self._open_service)
+
+    def _open_service(self) -> None:
+        def work() -> None:
+            try:
+                self.service.get()
+            except BaseException as exc:  # whatever it is, the console cannot go on
+                with contextlib.suppress(RuntimeError):
+                    self.call_from_thread(self._service_failed, exc)
+
+        self.run_worker(work, thread=True, group="open", exit_on_error=False)
+
+    def _service_failed(self, error: BaseException) -> None:
+        self.open_error = error
+        self.exit(return_code=1)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.context, self.start_view)

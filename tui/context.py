@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -10,13 +10,18 @@ from typing import TYPE_CHECKING
 from tui.settings import ConsoleMemory, ConsoleSettings, ContextStyle
 
 if TYPE_CHECKING:
-    from core.service.api import NetconAPI
+    from core.config import Settings
+    from tui.calls import ServiceSlot
     from tui.pending import PendingSource
 
 
 @dataclass
 class ConsoleContext:
-    api: NetconAPI
+    service: ServiceSlot
+    # The service's settings (this host, its namespace) and its database as the header
+    # names it: known before the service is open.
+    config: Settings
+    database: str
     read_only: bool
     clock: Callable[[], datetime]
     settings: ConsoleSettings = field(default_factory=ConsoleSettings)
@@ -25,3 +30,14 @@ class ConsoleContext:
     pending_source: PendingSource | None = None
     refresh_interval: float = 5.0
     style: ContextStyle | None = None
+    # Rows of a view read before the service was open, by view name: its first load
+    # shows them instead of asking the service.
+    first_rows: dict[str, Sequence[object]] = field(default_factory=dict)
+
+    def take_first_rows(self, view: str) -> Sequence[object] | None:
+        """The rows read for ``view`` before the service was open, for the console's
+        first load only: any later load asks the service, so rows read at start-up are
+        never shown as current minutes after."""
+        rows = self.first_rows.pop(view, None)
+        self.first_rows.clear()
+        return rows

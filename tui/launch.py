@@ -1,6 +1,10 @@
 """The `netcon` executable: the headless command line, and the console when no command is
 given. The console is handed to the command line as a callback, so `core` never imports
-`tui` and a command never pays for Textual."""
+`tui` and a command never pays for Textual.
+
+`netcon` alone (or with only ``--db`` and ``--read-only``) skips the parser: the console
+draws its first rows before the service is opened (:mod:`tui.start`), and hands over to
+the command line only when that cannot be done."""
 
 from __future__ import annotations
 
@@ -18,7 +22,36 @@ def open_console(service: NetconService, read_only: bool) -> int:
     return 0
 
 
+def console_words(words: list[str]) -> tuple[str | None, bool] | None:
+    """``(--db, --read-only)`` when the words only open the console with those options;
+    None for anything else, which the parser reads (or refuses)."""
+    db: str | None = None
+    read_only = False
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--read-only":
+            read_only = True
+        elif word == "--db" and index + 1 < len(words) and not words[index + 1].startswith("-"):
+            db = words[index + 1]
+            index += 1
+        elif word.startswith("--db="):
+            db = word.removeprefix("--db=")
+        else:
+            return None
+        index += 1
+    return db, read_only
+
+
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    options = console_words(words)
+    if options is not None:
+        from tui.start import start_console
+
+        status = start_console(*options)
+        if status is not None:
+            return status
     from core.cli import main as command_line
 
-    return command_line(sys.argv[1:] if argv is None else argv, console=open_console)
+    return command_line(words, console=open_console)

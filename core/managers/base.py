@@ -14,21 +14,14 @@ from sqlalchemy import Connection, Row, false, select, text, update
 from core import validate
 from core.errors import InvalidInput, NoMoreFixedIps
 from core.store.db import bulk_insert
+
+# Defined beside the listing of networks, which reads them without SQLAlchemy.
+from core.store.listing import SEGMENT_OVERHEAD as SEGMENT_OVERHEAD
+from core.store.listing import effective_mtu as effective_mtu
 from core.store.schema import fixed_ips, networks
 
 if TYPE_CHECKING:
     from core.config import Settings
-
-# Bytes a segment's encapsulation takes from the physical MTU.
-SEGMENT_OVERHEAD = {"vxlan": 50, "vlan": 0, None: 0}
-
-
-def effective_mtu(network: Any, physical_mtu: int) -> int:
-    """A network's MTU: its own, or the physical MTU less its segment's overhead."""
-    if network.mtu is not None:
-        return int(network.mtu)
-    return physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
-
 
 FIXED_IP_COLUMNS = ("address", "address_int", "network_id", "reserved", "allocated", "leased")
 FixedIPRow = tuple[str, int, int, bool, bool, bool]

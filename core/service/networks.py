@@ -5,29 +5,33 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Row,
     Select,
+    TextClause,
     and_,
+    bindparam,
     case,
     delete,
     func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 
 from core import validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
-from core.managers.base import NetworkRequest, effective_mtu
+from core.managers.base import NetworkRequest
 from core.service.base import ServiceBase
+from core.store import listing
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 from core.views import FixedIPView, NetworkView, Page
 
@@ -122,8 +126,9 @@ class NetworkService(ServiceBase):
             audit.after = [str(plan.subnet) for plan in plans]
             audit.network_ids.update(made)
         with self.db.read() as connection:
-            query = select(networks).where(networks.c.id.in_(made))
-            return _network_views(connection, query, self.settings.physical_mtu)
+            return _network_views(
+                connection, self.settings.physical_mtu, "networks.id IN :ids", ids=made
+            )
 
     def _free_subnets(
         self, connection: Connection, cidr: ipaddress.IPv4Network, prefix: int, count: int
@@ -202,25 +207,26 @@ class NetworkService(ServiceBase):
 
     def list_networks(self, project: str | None = None) -> list[NetworkView]:
         with self.db.read() as connection:
-            query = select(networks)
-            if project is not None:
-                owner = self._project(connection, project)
-                query = query.where(networks.c.project_id == owner.id)
-            return _network_views(connection, query, self.settings.physical_mtu)
+            if project is None:
+                return _network_views(connection, self.settings.physical_mtu)
+            owner = self._project(connection, project)
+            return _network_views(
+                connection, self.settings.physical_mtu, "networks.project_id = :project",
+                project=owner.id,
+            )
 
     def get_network(self, ref: str | int) -> NetworkView:
         with self.db.read() as connection:
             network = self._network(connection, ref)
-            query = select(networks).where(networks.c.id == network.id)
-            return _network_views(connection, query, self.settings.physical_mtu)[0]
+            return _network_views(
+                connection, self.settings.physical_mtu, "networks.id = :id", id=network.id
+            )[0]
 
     def delete_network(self, ref: str | int) -> NetworkView:
         with self._change("network.delete", str(ref)) as (connection, audit):
             network = self._network(connection, ref)
             (view,) = _network_views(
-                connection,
-                select(networks).where(networks.c.id == network.id),
-                self.settings.physical_mtu,
+                connection, self.settings.physical_mtu, "networks.id = :id", id=network.id
             )
             if view.used:
                 raise Conflict(
@@ -396,70 +402,20 @@ def _fixed_view(connection: Connection, fixed_id: int) -> FixedIPView:
     )
 
 
-def _address_counts(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
-    """Per network: (all addresses, reserved, in use by an instance or a lease)."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    in_use = or_(fixed_ips.c.instance_id.is_not(None), fixed_ips.c.leased.is_(True))
-    query = (
-        select(
-            fixed_ips.c.network_id,
-            func.count(fixed_ips.c.id),
-            func.sum(case((fixed_ips.c.reserved.is_(True), 1), else_=0)),
-            func.sum(case((in_use, 1), else_=0)),
-        )
-        .where(fixed_ips.c.network_id.in_(wanted))
-        .group_by(fixed_ips.c.network_id)
-    )
-    return {
-        network_id: (int(total), int(reserved or 0), int(used or 0))
-        for network_id, total, reserved, used in connection.execute(query)
-    }
-
-
 def _network_views(
-    connection: Connection, query: Select[Any], physical_mtu: int
+    connection: Connection, physical_mtu: int, where: str = "", **params: object
 ) -> list[NetworkView]:
-    """The networks ``query`` selects (from the networks table), in address order."""
-    rows = connection.execute(
-        query.add_columns(projects.c.name.label("project_name"))
-        .outerjoin(projects, networks.c.project_id == projects.c.id)
-        .order_by(networks.c.first_int)
-    ).all()
-    counts = _address_counts(connection, [row.id for row in rows])
-    return [_network_view(row, counts.get(row.id, (0, 0, 0)), physical_mtu) for row in rows]
+    """The networks ``where`` selects (all when empty), in address order. The SQL is the
+    one listing of :mod:`core.store.listing`, which the console's first screen reads too."""
 
+    def statement(sql: str) -> TextClause:
+        clause = text(sql)
+        lists: list[BindParameter[Any]] = [
+            bindparam(name, expanding=True) for name, value in params.items()
+            if isinstance(value, list)
+        ]
+        return clause.bindparams(*lists) if lists else clause
 
-def _network_view(
-    network: Row[Any], counts: tuple[int, int, int], physical_mtu: int
-) -> NetworkView:
-    total, reserved, used = counts
-    return NetworkView(
-        id=network.id,
-        label=network.label,
-        manager=network.manager,
-        cidr=network.cidr,
-        netmask=network.netmask,
-        gateway=network.gateway,
-        broadcast=network.broadcast,
-        dhcp_start=network.dhcp_start,
-        dns1=network.dns1,
-        dns2=network.dns2,
-        bridge=network.bridge,
-        bridge_interface=network.bridge_interface,
-        segmentation=network.segmentation,
-        vlan=network.vlan,
-        project=network.project_name,
-        host=network.host,
-        vpn_public_address=network.vpn_public_address,
-        vpn_public_port=network.vpn_public_port,
-        vpn_private_address=network.vpn_private_address,
-        size=total,
-        used=used,
-        reserved=reserved,
-        free=total - reserved - used,
-        multi_host=bool(network.multi_host),
-        mtu=effective_mtu(network, physical_mtu) if network.manager != "flat" else network.mtu,
-        dhcp_lease_time=network.dhcp_lease_time,
-    )
+    rows = connection.execute(statement(listing.networks_sql(where)), params).all()
+    counts = connection.execute(statement(listing.counts_sql(where)), params).all()
+    return listing.network_views(rows, counts, physical_mtu)

@@ -12,14 +12,12 @@ written to it. Read access is enough to read.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -34,19 +32,18 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from core.defaults import LOCK_TIMEOUT
 from core.errors import DatabaseError, DatabaseUnreachable, InvalidInput
-
-# Every migration this netcon knows, oldest first (core/store/migrations/versions).
-# Opening a database compares its stored revision with these in one query; Alembic is
-# imported only when the database is behind.
-# 0003 (security groups enforced) comes last: it was written beside 0004-0007, and a
-# database already at 0007 must still go through it.
-REVISIONS = ("0001", "0002", "0004", "0006", "0007", "0003")
-HEAD_REVISION = REVISIONS[-1]
+from core.store.rules import (
+    HEAD_REVISION,
+    REVISIONS,
+    SQLITE_HEADER,
+    file_system,
+    sqlite_uri,
+    writable,
+)
 
 # How long one attempt at the SQLite write lock waits before the waiter is told.
 _LOCK_STEP_MS = 1000
 _WRITE = "netcon_write"
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 # Told while a write waits for the database lock: (seconds waited, what holds it).
 WaitReporter = Callable[[float, str], None]
@@ -82,7 +79,7 @@ class Database:
             if database and database != ":memory:":
                 self.path = Path(database)
                 self.created = self._prepare_file(self.path, create)
-                self.read_only = not _writable(self.path)
+                self.read_only = not writable(self.path)
             self.engine = self._sqlite_engine(url)
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
@@ -113,10 +110,10 @@ class Database:
         if path.exists():
             try:
                 with path.open("rb") as file:
-                    header = file.read(len(_SQLITE_HEADER))
+                    header = file.read(len(SQLITE_HEADER))
             except OSError as exc:
                 raise DatabaseError(f"database {path}: cannot be read ({exc.strerror})") from None
-            if header and header != _SQLITE_HEADER:
+            if header and header != SQLITE_HEADER:
                 raise DatabaseError(
                     f"database {path}: is not an SQLite database (damaged, or another kind of file)"
                 )
@@ -145,11 +142,11 @@ class Database:
             if path is None:
                 return sqlite3.connect(":memory:", check_same_thread=False)
             return sqlite3.connect(
-                _sqlite_uri(path, read_only), uri=True, check_same_thread=False, timeout=0
+                sqlite_uri(path, read_only), uri=True, check_same_thread=False, timeout=0
             )
 
         # A reader without write access decides afresh for each connection whether a
-        # writer is active (see _sqlite_uri), so it takes no pooled connection; an
+        # writer is active (see sqlite_uri), so it takes no pooled connection; an
         # in-memory database lives in its one connection.
         options: dict[str, Any] = {}
         if path is None:
@@ -354,46 +351,8 @@ class _PostgresWaitWatch:
             self.timer.cancel()
 
 
-def _sqlite_uri(path: Path, read_only: bool) -> str:
-    """How to open the file: for writing; read-only beside an active writer (its -wal and
-    -shm files are there to share); or, with no writer, as immutable, which reads the
-    file alone and creates no -shm file a reader could not create (or should not leave
-    behind, owned by a user who may only read)."""
-    if not read_only:
-        return f"file:{quote(str(path))}?mode=rwc"
-    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
-    if wal.exists() and shm.exists():
-        return f"file:{quote(str(path))}?mode=ro"
-    return f"file:{quote(str(path))}?mode=ro&immutable=1"
-
-
-def _file_system(path: Path) -> str | None:
-    """Why the file system holding ``path`` takes no writes ("read-only", "full"), or None.
-
-    A full one is read like a read-only one: SQLite could not even create the shared
-    memory file a reader needs beside the database."""
-    try:
-        info = os.statvfs(path.parent)
-    except OSError:
-        return None
-    if info.f_flag & os.ST_RDONLY:
-        return "mounted read-only"
-    if info.f_bfree == 0 or (info.f_bavail == 0 and os.geteuid() != 0):
-        return "full"
-    return None
-
-
-def _writable(path: Path) -> bool:
-    """Whether this process may write the database (its file, and the directory where
-    SQLite keeps the -wal and -shm files beside it)."""
-    if _file_system(path) is not None:
-        return False
-    target = path if path.exists() else path.parent
-    return os.access(target, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-
-
 def _why(path: Path | None) -> str:
-    state = _file_system(path) if path is not None else None
+    state = file_system(path) if path is not None else None
     if state is not None:
         return f"its file system is {state}"
     return (

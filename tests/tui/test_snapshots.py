@@ -169,7 +169,7 @@ def test_host_plan(case: str, snap_compare: Snap, make_app: Callable[..., Netcon
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
-        await pilot.app.push_screen(PlanScreen(pilot.app.service, plan, can_apply=True))
+        await pilot.app.push_screen(PlanScreen(pilot.app.service.get(), plan, can_apply=True))
         await settle(pilot)
         if case == "scrolled":
             await pilot.press("pagedown", "down")

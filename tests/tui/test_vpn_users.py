@@ -56,7 +56,7 @@ def messages(app: NetconApp) -> list[str]:
 
 
 def users_of(app: NetconApp, project: str) -> list[str]:
-    return ServerFiles(app.service.settings.state_dir, project).pki.users()
+    return ServerFiles(app.service.get().settings.state_dir, project).pki.users()
 
 
 async def test_issue_and_copy_client_config(make_vpn_app: MakeVpnApp) -> None:
@@ -90,7 +90,7 @@ async def test_issue_and_copy_client_config(make_vpn_app: MakeVpnApp) -> None:
         assert "<key>" in text and "PRIVATE KEY" in text
         assert users_of(app, "alpha") == ["alice"]
         # Issued once: asking the core again reuses the same certificate and key.
-        assert vpn_service.client_config(app.service, "alpha", "alice") == text
+        assert vpn_service.client_config(app.service.get(), "alpha", "alice") == text
 
         await pilot.press("c")
         await settle(pilot)
@@ -126,8 +126,8 @@ async def test_client_config_refusal_stays_in_the_form(make_vpn_app: MakeVpnApp)
 
 async def test_revoke_asks_naming_user_and_project(make_vpn_app: MakeVpnApp) -> None:
     app = make_vpn_app()
-    vpn_service.client_config(app.service, "alpha", "alice")
-    pki = ServerFiles(app.service.settings.state_dir, "alpha").pki
+    vpn_service.client_config(app.service.get(), "alpha", "alice")
+    pki = ServerFiles(app.service.get().settings.state_dir, "alpha").pki
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("R")
@@ -186,9 +186,9 @@ async def test_user_actions_in_palette_and_help(make_vpn_app: MakeVpnApp) -> Non
 
 async def test_vpn_users_view(make_vpn_app: MakeVpnApp) -> None:
     app = make_vpn_app()
-    vpn_service.client_config(app.service, "alpha", "alice")
-    vpn_service.client_config(app.service, "alpha", "bob")
-    vpn_service.revoke(app.service, "alpha", "bob")
+    vpn_service.client_config(app.service.get(), "alpha", "alice")
+    vpn_service.client_config(app.service.get(), "alpha", "bob")
+    vpn_service.revoke(app.service.get(), "alpha", "bob")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("enter")  # alpha's VPN: its users

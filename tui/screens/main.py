@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tui.calls import Failure, call_service
+from tui.calls import Failure, ServiceSlot, call_service
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
 from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
@@ -105,11 +105,11 @@ class MainScreen(Screen[None]):
     # -- what the runner and the palette need ------------------------------------------
 
     @property
-    def api(self) -> NetconAPI:
-        return self.context.api
+    def service(self) -> ServiceSlot:
+        return self.context.service
 
     def this_host(self) -> str:
-        return self.api.settings.host
+        return self.context.config.host
 
     def situation(self) -> Situation:
         project = str(self.state.scope.get("project", ""))
@@ -120,7 +120,7 @@ class MainScreen(Screen[None]):
                 project = owner
             elif self.state.spec.name == "projects":
                 project = str(getattr(item, "name", ""))
-        return Situation(self.api.settings, dict(self.state.scope), self.known, project)
+        return Situation(self.context.config, dict(self.state.scope), self.known, project)
 
     # -- layout --------------------------------------------------------------------------
 
@@ -299,7 +299,12 @@ class MainScreen(Screen[None]):
         keep_index = self.table.cursor
         generation = self.generation
         spec = state.spec
-        if spec.fetch_page is not None:
+        first = self.context.take_first_rows(spec.name)
+        if first is not None and spec.fetch_page is None and not state.scope:
+            # Read before the service was open (`netcon`'s first screen).
+            rows = [self._row(spec, item) for item in first]
+            self._rows_loaded(generation, state, rows, keep_key, keep_index)
+        elif spec.fetch_page is not None:
             descending = state.sort_column == 0 and state.sort_descending
             fetch_page = spec.fetch_page
 
@@ -318,7 +323,7 @@ class MainScreen(Screen[None]):
                 return total, pages
 
             call_service(
-                self, self.api, read_pages,
+                self, self.service, read_pages,
                 lambda result: self._pages_loaded(generation, state, result, keep_key,
                                                   keep_index),
                 lambda failure: self._load_failed(generation, failure), group="load",
@@ -327,7 +332,7 @@ class MainScreen(Screen[None]):
             fetch = spec.fetch
             assert fetch is not None
             call_service(
-                self, self.api,
+                self, self.service,
                 lambda api: [self._row(spec, item) for item in fetch(api, state.scope)],
                 lambda rows: self._rows_loaded(generation, state, rows, keep_key, keep_index),
                 lambda failure: self._load_failed(generation, failure), group="load",
@@ -394,11 +399,15 @@ class MainScreen(Screen[None]):
         self.last_refresh = self.context.clock().strftime("%H:%M:%S")
         self._load_finished()
         if not self._started:
-            # The first rows are up: only now read names for pickers and what the host
-            # still owes, so that neither delays the first screen.
+            # The first rows may be set while the screen mounts (`netcon`'s lean start),
+            # and the table's Highlighted message would then reach the detail pane a
+            # frame later: the first screen shows its cursor row's detail with its rows.
+            self._show_detail()
+            # The first rows are up: only once they are drawn read names for pickers and
+            # what the host still owes, so that neither delays the first screen.
             self._started = True
-            self.refresh_known()
-            self.read_pending()
+            self.call_after_refresh(self.refresh_known)
+            self.call_after_refresh(self.read_pending)
 
     def _load_finished(self) -> None:
         self.loading = False
@@ -445,7 +454,7 @@ class MainScreen(Screen[None]):
         fetch_page = spec.fetch_page
         assert fetch_page is not None
         call_service(
-            self, self.api,
+            self, self.service,
             lambda api: [
                 self._row(spec, item)
                 for item in fetch_page(api, state.scope, state.search, offset, PAGE_SIZE).rows
@@ -483,7 +492,7 @@ class MainScreen(Screen[None]):
         def keep(known: Known) -> None:
             self.known = known
 
-        call_service(self, self.api, read, keep, lambda failure: None, group="known")
+        call_service(self, self.service, read, keep, lambda failure: None, group="known")
 
     # -- what the hosts still owe ------------------------------------------------------
 
@@ -492,7 +501,7 @@ class MainScreen(Screen[None]):
         if source is None or self._pending_reading:
             return
         self._pending_reading = True
-        call_service(self, self.api, source, self._pending_arrived,
+        call_service(self, self.service, source, self._pending_arrived,
                      lambda failure: self._pending_arrived(UNKNOWN), group="pending")
 
     def _pending_arrived(self, pending: Pending) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.app import App
 
-from tui.calls import Failure, call_service, failure_of
+from tui.calls import Failure, ServiceSlot, call_service, failure_of
 from tui.views.base import (
     BaseAction,
     Choice,
@@ -40,7 +40,7 @@ class Stage(Protocol):
     def app(self) -> App[Any]: ...
 
     @property
-    def api(self) -> NetconAPI: ...
+    def service(self) -> ServiceSlot: ...
 
     def situation(self) -> Situation: ...
 
@@ -58,8 +58,8 @@ class ActionRunner:
         self.stage = stage
 
     @property
-    def api(self) -> NetconAPI:
-        return self.stage.api
+    def service(self) -> ServiceSlot:
+        return self.stage.service
 
     @property
     def _owner(self) -> Screen[Any]:
@@ -130,7 +130,7 @@ class ActionRunner:
             opener = action.open
             self.stage.show_working(action.label)
             call_service(
-                self._owner, self.api, lambda api: opener(api, item),
+                self._owner, self.service, lambda api: opener(api, item),
                 self._opened, lambda f: self._failed_open(action.label, f), group="action",
             )
             return
@@ -167,7 +167,7 @@ class ActionRunner:
         assert opener is not None
         self.stage.show_working("Opening")
         call_service(
-            self._owner, self.api, opener, self._opened,
+            self._owner, self.service, opener, self._opened,
             lambda f: self._failed_open("Open", f), group="action",
         )
 
@@ -200,7 +200,7 @@ class ActionRunner:
 
         self.stage.show_working(action.label)
         call_service(
-            self._owner, self.api, lambda api: pick.choices(api, item),
+            self._owner, self.service, lambda api: pick.choices(api, item),
             offer, lambda f: self._failed_open(action.label, f), group="action",
         )
 
@@ -226,7 +226,7 @@ class ActionRunner:
         def submit(dialog: FormDialog, values: Values) -> None:
             dialog.working(action.label)
             call_service(
-                self._owner, self.api, call(values),
+                self._owner, self.service, call(values),
                 lambda outcome: self._succeeded(dialog, action, outcome, hosts),
                 dialog.refused, group="action",
             )
@@ -246,7 +246,7 @@ class ActionRunner:
         def run(dialog: ConfirmDialog) -> None:
             dialog.working(action.label)
             call_service(
-                self._owner, self.api, call,
+                self._owner, self.service, call,
                 lambda outcome: self._succeeded(dialog, action, outcome, hosts),
                 dialog.refused, group="action",
             )
@@ -263,7 +263,7 @@ class ActionRunner:
             self._error(action.label, failure)
 
         call_service(
-            self._owner, self.api, call,
+            self._owner, self.service, call,
             lambda outcome: self._succeeded(None, action, outcome, hosts), failed,
             group="action",
         )
@@ -330,7 +330,7 @@ class ActionRunner:
                     action, outcome.message, hosts, warn="refused" in outcome.message
                 )
 
-            call_service(self._owner, self.api, each, finished, dialog.refused, group="action")
+            call_service(self._owner, self.service, each, finished, dialog.refused, group="action")
 
         names = [action.name(item) for item in ready]
         self.stage.app.push_screen(ConfirmDialog(confirm, run, names))

@@ -37,13 +37,13 @@ def header(
 ) -> Content:
     """netcon, the context's label, read-only, the database, the namespace, what this
     host owes, and when the view was read."""
-    settings = context.api.settings
+    settings = context.config
     parts: Parts = [("netcon", "bold")]
     if context.style is not None:
         parts += [" ", (f" {context.style.label} ", "bold reverse")]
     if context.read_only:
         parts += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
-    parts += ["  db ", (short_url(context.api.db.safe_url), "bold")]
+    parts += ["  db ", (short_url(context.database), "bold")]
     if settings.netns:
         parts += ["  ns ", (settings.netns, "bold")]
     parts += ["  ", *_owed(settings.host, pending)]
