@@ -142,7 +142,7 @@ class HostLayer:
         self.last_planned = wanted
         result = plan(wanted, self.observe(wanted), self._context())
         vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
-        served = self._metadata_plan(routes)
+        served = self._metadata_plan(routes, held=result.held)
         return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
 
     def _plan_scope(self, scope: Scope) -> Plan | None:
@@ -184,11 +184,19 @@ class HostLayer:
         elif projects:
             mine = [spec for spec in specs if spec.project in projects]
             vpns = vpn_plan.operations_for(mine, self.settings, self.netns, only=set(projects))
-        served = self._metadata_plan(routes, wanted.reach.bridges) if routes is not None else []
+        served = (
+            self._metadata_plan(routes, wanted.reach.bridges, held=result.held)
+            if routes is not None
+            else []
+        )
         return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
 
     def _metadata_plan(
-        self, routes: tuple[metadata.Route, ...], bridges: frozenset[str] | None = None
+        self,
+        routes: tuple[metadata.Route, ...],
+        bridges: frozenset[str] | None = None,
+        *,
+        held: frozenset[str] = frozenset(),
     ) -> list[Operation]:
         """The metadata server and its DNAT, for the networks this host serves (of
         ``bridges`` only, when given: a scoped apply looks up their routes by key)."""
@@ -214,7 +222,7 @@ class HostLayer:
                 table_wanted=bool(routes) and nft_found,
                 may_change=can_change_host(),
             )
-        return metadata.plan(want, have, nft_found=nft_found)
+        return metadata.plan(want, have, nft_found=nft_found, held=held)
 
     def apply(
         self,

@@ -363,8 +363,15 @@ TABLE_OPS = (
 METADATA_OPS = (*TABLE_OPS, StartMetadataServer, StopMetadataServer)
 
 
-def plan(want: DesiredMetadata, have: ObservedMetadata, *, nft_found: bool) -> list[Operation]:
-    """What makes the host's server and DNAT match ``want`` (empty when they do)."""
+def plan(
+    want: DesiredMetadata,
+    have: ObservedMetadata,
+    *,
+    nft_found: bool,
+    held: frozenset[str] = frozenset(),
+) -> list[Operation]:
+    """What makes the host's server and DNAT match ``want`` (empty when they do); the
+    routes of ``held`` bridges (networks held back by a problem) stay as they are."""
     ops: list[Operation] = []
     serving = bool(want.routes)
     ops += _plan_server(want, have, serving)
@@ -382,6 +389,11 @@ def plan(want: DesiredMetadata, have: ObservedMetadata, *, nft_found: bool) -> l
     wanted = {r.bridge: (r.gateway, want.port) for r in want.routes}
     if have.seen is not None:
         wanted = {b: target for b, target in wanted.items() if b in have.seen}
+    for bridge in held:
+        if bridge in routes:
+            wanted[bridge] = routes[bridge]
+        else:
+            wanted.pop(bridge, None)
     ops += [DeleteMetadataRoute(b) for b in sorted(set(routes) - set(wanted))]
     ops += [
         SetMetadataRoute(bridge, gateway, port, replaces=bridge in routes)

@@ -268,6 +268,8 @@ class Plan:
     # Every problem concerns one network (a link in its way), whose operations were left
     # out: the rest applies, and the apply then reports the problems.
     partial: bool = False
+    # The bridges of the networks held back.
+    held: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.operations)

@@ -421,4 +421,5 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         operations=builder.operations(),
         problems=tuple(dict.fromkeys(builder.problems)),
         partial=bool(held) and len(builder.problems) == local,
+        held=frozenset(held),
     )
