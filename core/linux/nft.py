@@ -12,6 +12,7 @@ import ctypes.util
 import functools
 import ipaddress
 import json
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +170,13 @@ def read_owned(
         command = [binary, "-j", "list", "table", family, name]
     else:
         command = [binary, "-j", "list", "ruleset"]
-    result = namespace.run(netns, command)
+    library = library_for(binary)
+    if library is not None:
+        with namespace.entered(netns):
+            status, out, err = library.listing(" ".join(command[2:]), numeric=False)
+        result = subprocess.CompletedProcess(command, status, out, err)
+    else:
+        result = namespace.run(netns, command)
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return {}
@@ -224,6 +231,14 @@ class Nft:
 DEFAULT_BINARY = "nft"
 # nft_ctx_output_set_flags: JSON output also makes the input parsed as JSON.
 _OUTPUT_JSON = 1 << 4
+# NFT_CTX_OUTPUT_NUMERIC_ALL (protocols, priorities, symbols, times): what `nft -n` sets.
+_OUTPUT_NUMERIC_ALL = (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10)
+
+
+def library_for(binary: str) -> _Libnftables | None:
+    """libnftables, when ``binary`` is the default program (a path set on purpose is run
+    as a program)."""
+    return _library() if binary == DEFAULT_BINARY else None
 
 
 class _Libnftables:
@@ -240,7 +255,27 @@ class _Libnftables:
             getattr(lib, name).argtypes = [ctypes.c_void_p]
         lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+
+    def listing(self, command: str, *, numeric: bool = True) -> tuple[int, str, str]:
+        """Run one read command (``list table ...``) as ``nft -j -n`` would: its status,
+        its JSON output and its error text."""
+        ctx = self.lib.nft_ctx_new(0)
+        if not ctx:
+            return 1, "", "cannot make an nftables context"
+        try:
+            flags = _OUTPUT_JSON | (_OUTPUT_NUMERIC_ALL if numeric else 0)
+            self.lib.nft_ctx_output_set_flags(ctx, flags)
+            self.lib.nft_ctx_buffer_output(ctx)
+            self.lib.nft_ctx_buffer_error(ctx)
+            status = self.lib.nft_run_cmd_from_buffer(ctx, command.encode())
+            output = (self.lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+            error = (self.lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+            return (0 if status == 0 else 1), output, error
+        finally:
+            self.lib.nft_ctx_free(ctx)
 
     def run(self, payload: str) -> str | None:
         """Apply one JSON batch; None when it worked, else nft's error text."""

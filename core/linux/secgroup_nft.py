@@ -28,7 +28,7 @@ from typing import Any
 
 from core import secrules
 from core.errors import HostError
-from core.linux import namespace
+from core.linux import namespace, nft
 
 BRIDGE = ("bridge", "netcon")
 GROUPS = ("ip", "netcon_groups")
@@ -383,10 +383,19 @@ class FilterState:
 
 
 def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list[TableState]:
-    """Several tables, their nft processes run side by side: the listing of a large
-    table is mostly the program's own time, which the processes then share."""
-    argvs = [[binary, "-j", "-n", "list", "table", family, name] for family, name in tables]
-    results = namespace.run_all(netns, argvs)
+    """Several tables: through libnftables in this process when nft is the default
+    program (no program start), else nft processes run side by side."""
+    library = nft.library_for(binary)
+    if library is not None:
+        results = []
+        with namespace.entered(netns):
+            for family, name in tables:
+                command = f"list table {family} {name}"
+                status, out, err = library.listing(command)
+                results.append(subprocess.CompletedProcess([command], status, out, err))
+    else:
+        argvs = [[binary, "-j", "-n", "list", "table", family, name] for family, name in tables]
+        results = namespace.run_all(netns, argvs)
     return [_parsed(table, result) for table, result in zip(tables, results, strict=True)]
 
 
