@@ -239,13 +239,19 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         f"printf '%s' {shlex.quote(dnsmasq.script_text())} > {directory}/dhcp-script",
         f"chmod 755 {directory}/dhcp-script",
     ]
+    # dnsmasq runs with the environment netcon gives it: the lease script's database,
+    # import path and interpreter (its "init" reads the network's leases at start).
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(layer._dnsmasq_env().items())]
     starts = []
     for net in desired.networks:
         files = dnsmasq.DhcpFiles(directory, net.bridge)
         lines.append(f"printf '%s' {shlex.quote(dnsmasq.hosts_text(net))} > {files.hosts}")
         lines.append(f"printf '%s' {shlex.quote(dnsmasq.opts_text(net))} > {files.opts}")
         command = " ".join(shlex.quote(word) for word in dnsmasq.argv(binary, net, files))
-        starts.append(f"NETWORK_ID={net.id} {command}" + (" &" if background else ""))
+        lease = net.dhcp.lease_time if net.dhcp is not None else 0
+        starts.append(
+            f"NETWORK_ID={net.id} DHCP_LEASE_TIME={lease} {command}" + (" &" if background else "")
+        )
     lines += starts
     if background:
         lines.append("wait")
