@@ -247,6 +247,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         files = dnsmasq.DhcpFiles(directory, net.bridge)
         lines.append(f"printf '%s' {shlex.quote(dnsmasq.hosts_text(net))} > {files.hosts}")
         lines.append(f"printf '%s' {shlex.quote(dnsmasq.opts_text(net))} > {files.opts}")
+        lines.append(f"printf '%s' {shlex.quote(dnsmasq.names_text(net))} > {files.names}")
         command = " ".join(shlex.quote(word) for word in dnsmasq.argv(binary, net, files))
         lease = net.dhcp.lease_time if net.dhcp is not None else 0
         starts.append(
