@@ -27,6 +27,7 @@ from core.views import (
     IngressVerdictView,
     InstanceIngressView,
     InstancePortView,
+    RuleView,
 )
 
 ALWAYS = (
@@ -155,35 +156,21 @@ def _ingress(connection: Connection, row: Any) -> InstanceIngressView:
         .order_by(security_groups.c.name)
     ).all()
     names = {group_id: name for group_id, name in groups}
-    source = security_groups.alias("source")
-    rules = connection.execute(
-        select(
-            security_group_rules.c.group_id,
-            security_group_rules.c.id,
-            security_group_rules.c.protocol,
-            security_group_rules.c.from_port,
-            security_group_rules.c.to_port,
-            security_group_rules.c.cidr,
-            source.c.name,
-        )
-        .outerjoin(source, security_group_rules.c.source_group_id == source.c.id)
-        .where(security_group_rules.c.group_id.in_(list(names)))
-        .order_by(security_group_rules.c.id)
-    ).all()
+    rules = rule_views(connection, security_group_rules.c.group_id.in_(list(names)))
     effective = sorted(
         (
             IngressRuleView(
                 names[group_id],
-                rule_id,
-                protocol,
-                low,
-                high,
-                cidr,
-                source_name,
-                f"{secrules.what(protocol, low, high)} from "
-                f"{secrules.source_text(cidr, source_name)}",
+                rule.id,
+                rule.protocol,
+                rule.from_port,
+                rule.to_port,
+                rule.cidr,
+                rule.source_group,
+                f"{secrules.what(rule.protocol, rule.from_port, rule.to_port)} from "
+                f"{secrules.source_text(rule.cidr, rule.source_group)}",
             )
-            for group_id, rule_id, protocol, low, high, cidr, source_name in rules
+            for group_id, rule in rules
         ),
         key=lambda r: (r.group, r.id),
     )
@@ -205,3 +192,23 @@ def _ingress(connection: Connection, row: Any) -> InstanceIngressView:
         always=ALWAYS,
         otherwise="deny",
     )
+
+
+def rule_views(connection: Connection, *where: Any) -> list[tuple[int, RuleView]]:
+    """(group id, rule) pairs in rule order."""
+    source = security_groups.alias("source")
+    rows = connection.execute(
+        select(
+            security_group_rules.c.group_id,
+            security_group_rules.c.id,
+            security_group_rules.c.protocol,
+            security_group_rules.c.from_port,
+            security_group_rules.c.to_port,
+            security_group_rules.c.cidr,
+            source.c.name,
+        )
+        .outerjoin(source, security_group_rules.c.source_group_id == source.c.id)
+        .where(*where)
+        .order_by(security_group_rules.c.id)
+    )
+    return [(row[0], RuleView(*row[1:])) for row in rows]

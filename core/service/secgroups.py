@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select
 
 from core import secrules, validate
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from core.service.ingress import IngressService
+from core.service.ingress import IngressService, rule_views
 from core.store.schema import (
     instance_security_groups,
     instances,
@@ -172,7 +172,7 @@ class SecurityGroupService(IngressService):
                     source_group_id=source.id if source else None,
                 )
             ).inserted_primary_key  # type: ignore[misc]
-            view = _rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
+            view = rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
             audit.after = view._asdict()
             audit.hosts.update(filter_hosts(connection, [parent.id]))
         return view
@@ -180,7 +180,7 @@ class SecurityGroupService(IngressService):
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
         number = validate.row_id("rule", rule_id)
         with self._change("secgroup.rule.remove", str(number)) as (connection, audit):
-            found = _rule_views(connection, security_group_rules.c.id == number)
+            found = rule_views(connection, security_group_rules.c.id == number)
             if not found:
                 raise NotFound("rule", f"no security group rule with id {number}")
             group_id, view = found[0]
@@ -382,24 +382,6 @@ def _instance_groups(connection: Connection, instance_id: int) -> tuple[str, ...
     )
 
 
-def _rule_views(connection: Connection, *where: Any) -> list[tuple[int, RuleView]]:
-    """(group id, rule) pairs in rule order."""
-    source = security_groups.alias("source")
-    rows = connection.execute(
-        select(
-            security_group_rules.c.group_id,
-            security_group_rules.c.id,
-            security_group_rules.c.protocol,
-            security_group_rules.c.from_port,
-            security_group_rules.c.to_port,
-            security_group_rules.c.cidr,
-            source.c.name,
-        )
-        .outerjoin(source, security_group_rules.c.source_group_id == source.c.id)
-        .where(*where)
-        .order_by(security_group_rules.c.id)
-    )
-    return [(row[0], RuleView(*row[1:])) for row in rows]
 
 
 def _group_views(connection: Connection, *where: Any) -> list[SecurityGroupView]:
@@ -427,7 +409,7 @@ def _group_views(connection: Connection, *where: Any) -> list[SecurityGroupView]
     rules: dict[int, list[RuleView]] = {}
     if groups:
         ids = [g[0] for g in groups]
-        for group_id, rule in _rule_views(connection, security_group_rules.c.group_id.in_(ids)):
+        for group_id, rule in rule_views(connection, security_group_rules.c.group_id.in_(ids)):
             rules.setdefault(group_id, []).append(rule)
     return [
         SecurityGroupView(id_, project, name, description, tuple(rules.get(id_, ())), count)
