@@ -183,37 +183,10 @@ class Lab:
 
     def dhcp_client(self, ns: str, ifname: str = "eth0") -> str | None:
         """Run busybox udhcpc once; the address it was given, or None."""
-        script = self.tmp_path / f"udhcpc-{ns}.sh"
-        result = self.tmp_path / f"udhcpc-{ns}.ip"
-        result.unlink(missing_ok=True)
-        script.write_text(
-            "#!/bin/sh\n"
-            'case "$1" in bound|renew)\n'
-            '  ip addr flush dev "$interface"\n'
-            '  ip addr add "$ip/$mask" dev "$interface"\n'
-            '  [ -n "$router" ] && ip route replace default via "$router"\n'
-            f'  echo "$ip" > {result}\n'
-            ";; esac\n"
-        )
-        script.chmod(0o755)
-        in_ns(
-            ns,
-            "udhcpc",
-            "-i",
-            ifname,
-            "-n",
-            "-q",
-            "-f",
-            "-t",
-            "4",
-            "-T",
-            "1",
-            "-s",
-            str(script),
-            check=False,
-            timeout=30,
-        )
-        return result.read_text().strip() if result.exists() else None
+        from tests.host.guests import lease
+
+        given = lease(self, ns, ifname)
+        return given["ip"] if given else None
 
     def teardown(self) -> None:
         for process in self.processes:
