@@ -13,11 +13,23 @@ the full comparison, which also finds what nobody announced.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from core.service.base import ChangeSet as Changes
+
+class Changes(Protocol):
+    """What a committed change says it touched (the service's ChangeSet is one): the
+    host layer reads it without depending on the service."""
+
+    @property
+    def network_ids(self) -> Set[int]: ...
+    @property
+    def floating(self) -> bool: ...
+    @property
+    def floating_addresses(self) -> Set[str]: ...
+    @property
+    def security(self) -> bool: ...
 
 
 @dataclass(frozen=True)
