@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, metadata, namespace
+from core.linux import dnsmasq, metadata, namespace, processes
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.netlink import Netlink
@@ -126,6 +126,11 @@ class HostLayer:
     def plan(self, desired: DesiredHost | None = None, *, scope: Scope | None = None) -> Plan:
         """The plan for ``desired``, or for the database's desired state and VPNs (of
         ``scope`` only, when given)."""
+        # dnsmasq, the metadata server and OpenVPN are all looked for in one walk of /proc.
+        with processes.one_look():
+            return self._plan(desired, scope)
+
+    def _plan(self, desired: DesiredHost | None, scope: Scope | None) -> Plan:
         if desired is not None:
             return plan(desired, self.observe(desired), self._context())
         if scope is not None:

@@ -10,6 +10,9 @@ namespace, and it is in this namespace when its network namespace is this one.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from core.linux.namespace import identity
@@ -33,16 +36,13 @@ def find(program: str, marker: str, netns: str | None) -> list[Process]:
     name = program.encode()
     needle = marker.encode()
     found: dict[int, tuple[str, ...]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        raw = _read(f"/proc/{entry}/cmdline")
-        if raw is None or needle not in raw:
-            continue  # gone meanwhile, or not one of ours
+    for pid, raw in _command_lines():
+        if needle not in raw:
+            continue  # not one of ours
         words = raw.split(b"\0")
         if not words[0] or os.path.basename(words[0]) != name:
             continue  # a zombie (empty), or another program naming our files
-        found[int(entry)] = tuple(w.decode(errors="replace") for w in words if w)
+        found[pid] = tuple(w.decode(errors="replace") for w in words if w)
     if not found:
         return []
     home = identity(netns)
@@ -53,6 +53,37 @@ def find(program: str, marker: str, netns: str | None) -> list[Process]:
             continue  # the daemon's own helper
         processes.append(Process(pid, ppid, argv, _namespace_of(pid) == home))
     return sorted(processes, key=lambda p: p.pid)
+
+
+# Inside one_look(): the command lines of every process, read once for the whole block.
+_LOOK: ContextVar[list[list[tuple[int, bytes]]] | None] = ContextVar("look", default=None)
+
+
+@contextmanager
+def one_look() -> Iterator[None]:
+    """Within the block, every :func:`find` shares one read of the process table: a plan
+    looks for dnsmasq, the metadata server and OpenVPN in one walk of /proc. Only for
+    looking: a process started inside the block would not be seen."""
+    token = _LOOK.set([])
+    try:
+        yield
+    finally:
+        _LOOK.reset(token)
+
+
+def _command_lines() -> list[tuple[int, bytes]]:
+    held = _LOOK.get()
+    if held:
+        return held[0]
+    lines = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            raw = _read(f"/proc/{entry}/cmdline")
+            if raw is not None:  # None: gone meanwhile
+                lines.append((int(entry), raw))
+    if held is not None:
+        held.append(lines)
+    return lines
 
 
 def argv_of(pid: int) -> tuple[str, ...] | None:
