@@ -50,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
-from core.linux import dnsmasq, nft, processes, secgroups  # noqa: E402
+from core.linux import dnsmasq, metadata, nft, processes, secgroups  # noqa: E402
 from core.linux import secgroup_nft as sg  # noqa: E402
 from core.linux.desired import DesiredHost, read_desired  # noqa: E402
 from core.linux.host import HostLayer  # noqa: E402
@@ -165,6 +165,13 @@ def empty(name: str) -> None:
     """Stop what runs in the namespace, delete its interfaces, then the namespace."""
     pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
     alive = [int(pid) for pid in pids.stdout.split()]
+    # The metadata server runs outside the namespace (it only listens there): found by
+    # the namespace its command line names.
+    alive += [
+        found.pid
+        for program in sorted(metadata.PROGRAMS)
+        for found in processes.find(program, name, None)
+    ]
     for pid in alive:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

@@ -51,7 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
-from core.linux import secgroup_nft  # noqa: E402
+from core.linux import metadata, processes, secgroup_nft  # noqa: E402
 from core.linux.host import HostLayer  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
 from core.linux.scope import Scope  # noqa: E402
@@ -127,6 +127,11 @@ def namespace() -> Iterator[str]:
         for pid in run("ip", "netns", "pids", name, check=False).split():
             with suppress(ProcessLookupError):
                 os.kill(int(pid), 15)
+        # The metadata server runs outside the namespace (it only listens there).
+        for program in sorted(metadata.PROGRAMS):
+            for found in processes.find(program, name, None):
+                with suppress(ProcessLookupError):
+                    os.kill(found.pid, 15)
         links = run("ip", "-n", name, "-o", "link", "show", check=False).splitlines()
         names = [line.split(":")[1].strip().split("@")[0] for line in links]
         batch = "".join(f"link del {n}\n" for n in names if n != "lo")

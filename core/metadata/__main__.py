@@ -48,11 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address or "0.0.0.0", int(port)))
     listener.listen(1024)
-    asyncio.run(serve(make_app(lookup), listener, args.pid_file))
+    home = namespace.identity(args.netns) if args.netns else None
+    asyncio.run(serve(make_app(lookup), listener, args.pid_file, args.netns, home))
     return 0
 
 
-async def serve(app: web.Application, listener: socket.socket, pid_file: str | None) -> None:
+async def serve(
+    app: web.Application,
+    listener: socket.socket,
+    pid_file: str | None,
+    netns: str | None = None,
+    home: tuple[int, int] | None = None,
+) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, listener).start()
@@ -66,8 +73,20 @@ async def serve(app: web.Application, listener: socket.socket, pid_file: str | N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watch = asyncio.create_task(_outlive_not(netns, home, stop)) if netns else None
     await stop.wait()
+    if watch is not None:
+        watch.cancel()
     await runner.cleanup()
+
+
+async def _outlive_not(netns: str, home: tuple[int, int] | None, stop: asyncio.Event) -> None:
+    """The server runs outside the namespace it listens in, so nothing ends it with the
+    namespace: once the namespace is deleted (or another made under its name), stop."""
+    while not stop.is_set():
+        await asyncio.sleep(2.0)
+        if namespace.identity(netns) != home:
+            stop.set()
 
 
 if __name__ == "__main__":

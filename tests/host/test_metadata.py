@@ -8,12 +8,14 @@ import ipaddress
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from core.linux import metadata
+from core.linux import metadata, processes
 from core.linux.scope import Scope
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import NetworkHost, network_host
@@ -228,3 +230,25 @@ def test_the_server_and_its_dnat_go_with_the_last_network_served(lab: Lab, tmp_p
     listed = in_ns(host.ns, "nft", "list", "tables").stdout
     assert "netcon_metadata" not in listed
     assert not host.layer.plan()
+
+
+def test_the_server_ends_when_its_namespace_is_deleted(lab: Lab, tmp_path: Path) -> None:
+    """It runs outside the namespace it listens in: deleting the namespace (a rehearsal
+    done with) must not leave it behind."""
+    host = _host(lab, tmp_path)
+    host.service.launch_instance("alpha", "web1")
+    host.layer.sync()
+    files = metadata.ServerFiles(host.layer.state_dir / "metadata")
+    (server,) = metadata.find_servers(files, host.ns)
+    host.layer.close()
+    links = in_ns(host.ns, "ip", "-o", "link", "show").stdout.splitlines()
+    for name in [line.split(":")[1].strip().split("@")[0] for line in links]:
+        if name != "lo":
+            in_ns(host.ns, "ip", "link", "del", name, check=False)
+    subprocess.run(["ip", "netns", "del", host.ns], check=True)
+    # (The test process started it: once it exits it stays a zombie, with no command
+    # line, until reaped.)
+    deadline = time.monotonic() + 10
+    while processes.argv_of(server.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes.argv_of(server.pid) is None
