@@ -522,15 +522,22 @@ class Netlink:
                     self._forget()
                     continue
                 raise HostError(f"netlink receive failed: {exc.strerror or exc}") from None
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
-                if length < _HEADER.size:
-                    break
-                out.append((msg_type, seq, data[offset : offset + length]))
-                offset += (length + 3) & ~3
+            out += split_messages(data)
             if not self._watching:
                 return out  # the mock's socket pair: one answer per read
+
+
+def split_messages(data: bytes) -> list[tuple[int, int, bytes]]:
+    """The netlink messages of one datagram, as (type, sequence number, message)."""
+    out = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            break
+        out.append((msg_type, seq, data[offset : offset + length]))
+        offset += (length + 3) & ~3
+    return out
 
 
 _LINK_ATTRS = frozenset(

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from core.errors import HostError
 from core.linux import nft
 from core.linux.namespace import entered
+from core.linux.netlink import split_messages
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -192,13 +193,7 @@ class Lookup:
                 return out
             except OSError as exc:
                 raise HostError(f"nfnetlink receive failed: {exc.strerror or exc}") from None
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
-                if length < _HEADER.size:
-                    break
-                out.append((msg_type, seq, data[offset : offset + length]))
-                offset += (length + 3) & ~3
+            out += split_messages(data)
 
 
 def _element(msg: bytes) -> Element | None:
