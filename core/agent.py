@@ -292,6 +292,9 @@ class Agent:
             with contextlib.suppress(Exception):
                 self.watch.close()
             self.watch = None
+        # Pooled connections are tried only after sitting idle: after a loss, make new ones.
+        with contextlib.suppress(Exception):
+            self.service.db.dispose()
         self.on_apply(f"database unreachable ({exc.message}); retrying")
         silent = time.monotonic() - self.state.last_renewed
         if silent >= self.lease and not self.state.fenced:

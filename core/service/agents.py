@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 
 from core import validate
 from core.errors import Conflict, NotFound
@@ -23,22 +23,34 @@ class AgentService(ServiceBase):
     def pending_for(self, host: str) -> PendingView:
         """The changes ``host`` has not applied yet, and what they touched."""
         name = validate.host_name("host", host)
-        with self.db.read() as connection:
-            # Asked on every wake-up of an agent: two statements, not three.
-            applied, latest = connection.execute(
-                select(
-                    select(hosts.c.applied_change)
-                    .where(hosts.c.name == name)
-                    .scalar_subquery(),
-                    select(func.max(host_changes.c.change_id)).scalar_subquery(),
-                )
-            ).one()
-            query = select(
-                host_changes.c.change_id, host_changes.c.networks, host_changes.c.floating
-            ).where(host_changes.c.host == name)
-            if applied is not None:
-                query = query.where(host_changes.c.change_id > applied)
-            rows = connection.execute(query.order_by(host_changes.c.change_id)).all()
+        # Asked on every wake-up of an agent: one statement, so one round trip on
+        # PostgreSQL. Its one row without a change says what was applied and the latest.
+        numbers = select(
+            select(hosts.c.applied_change)
+            .where(hosts.c.name == name)
+            .scalar_subquery()
+            .label("applied"),
+            select(func.max(host_changes.c.change_id)).scalar_subquery().label("latest"),
+        ).subquery("numbers")
+        owed = and_(
+            host_changes.c.host == name,
+            host_changes.c.change_id > func.coalesce(numbers.c.applied, 0),
+        )
+        query = (
+            select(
+                numbers.c.applied,
+                numbers.c.latest,
+                host_changes.c.change_id,
+                host_changes.c.networks,
+                host_changes.c.floating,
+            )
+            .select_from(numbers.outerjoin(host_changes, owed))
+            .order_by(host_changes.c.change_id)
+        )
+        with self.db.single() as connection:
+            found = connection.execute(query).all()
+        applied, latest = found[0].applied, found[0].latest
+        rows = [(row.change_id, row.networks, row.floating) for row in found if row.change_id]
         network_ids: set[int] = set()
         floating: set[str] = set()
         whole_host = False
@@ -77,7 +89,9 @@ class AgentService(ServiceBase):
                     ),
                     else_=hosts.c.applied_change,
                 )
-        # Every apply of every agent ends here: as few statements as it takes.
+        # Every apply of every agent ends here: on PostgreSQL one statement.
+        if self.db.dialect == "postgresql" and self._record_in_one(name, change, values, error):
+            return
         with self.db.write() as connection:
             if error is None and change is not None:
                 connection.execute(
@@ -89,6 +103,23 @@ class AgentService(ServiceBase):
             if connection.execute(statement).rowcount == 0:
                 self._ensure_host(connection, name)
                 connection.execute(statement)
+
+    def _record_in_one(
+        self, name: str, change: int | None, values: dict[str, Any], error: str | None
+    ) -> bool:
+        """The host's row updated, and the changes it applied forgotten, in one statement
+        (a data-modifying WITH runs whether or not the UPDATE reads it); False when the
+        host has no row yet."""
+        statement = update(hosts).where(hosts.c.name == name).values(**values)
+        if error is None and change is not None:
+            forgotten = (
+                delete(host_changes)
+                .where(host_changes.c.host == name, host_changes.c.change_id <= change)
+                .cte("forgotten")
+            )
+            statement = statement.add_cte(forgotten)
+        with self.db.single(write=True) as connection:
+            return bool(connection.execute(statement).rowcount)
 
     def change_status(self, change: int) -> ChangeStatusView:
         """Which hosts have applied change ``change`` and which still owe it."""

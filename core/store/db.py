@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     OperationalError,
     SQLAlchemyError,
@@ -44,6 +45,8 @@ from core.store.rules import (
 # How long one attempt at the SQLite write lock waits before the waiter is told.
 _LOCK_STEP_MS = 1000
 _WRITE = "netcon_write"
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
+_PING_AFTER_IDLE = 5.0
 
 # Told while a write waits for the database lock: (seconds waited, what holds it).
 WaitReporter = Callable[[float, str], None]
@@ -84,11 +87,7 @@ class Database:
         elif self.dialect == "postgresql":
             if parsed.drivername == "postgresql":
                 url = parsed.set(drivername="postgresql+psycopg").render_as_string(False)
-            self.engine = create_engine(
-                url,
-                pool_pre_ping=True,
-                connect_args={"application_name": application[:63]},
-            )
+            self.engine = self._postgres_engine(url, application)
         else:
             raise InvalidInput("--db", "must be a sqlite:/// or postgresql:// URL")
         try:
@@ -175,6 +174,38 @@ class Database:
 
         return engine
 
+    def _postgres_engine(self, url: str, application: str) -> Engine:
+        # The lock timeout is the session's, set when the connection is made, so that a
+        # write does not pay a round trip to set it each time.
+        options = f"-c lock_timeout={int(self.lock_timeout * 1000)}"
+        given = make_url(url).query.get("options")
+        if isinstance(given, str):  # the URL's own server options are kept
+            options = f"{given} {options}"
+        engine = create_engine(
+            url,
+            connect_args={"application_name": application[:63], "options": options},
+        )
+
+        # A pooled connection is tried before use only when it has sat idle for a while:
+        # the server may have restarted since. Pinging every checkout would add a round
+        # trip to every transaction, which an agent pays on every apply.
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+            record.info["returned"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            returned = record.info.get("returned")
+            if returned is None or time.monotonic() - returned < _PING_AFTER_IDLE:
+                return
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:
+                # The pool throws this connection away and makes a new one.
+                raise DisconnectionError(str(exc)) from exc
+
+        return engine
+
     def _check_schema(self, create: bool, migrate_schema: bool) -> None:
         revision, tables = self._schema_state()
         if revision is None and tables:
@@ -256,13 +287,11 @@ class Database:
                 f"database {self.safe_url} is read-only for this user{_why(self.path)}"
             )
         try:
-            with self._write_engine.begin() as connection:
-                if self.dialect == "postgresql":
-                    connection.exec_driver_sql(
-                        f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'"
-                    )
-                with _PostgresWaitWatch(self, connection):
-                    yield connection
+            with (
+                self._write_engine.begin() as connection,
+                _PostgresWaitWatch(self, connection),
+            ):
+                yield connection
         except IntegrityError as exc:
             raise DatabaseError(f"the database refused the change: {exc.orig}") from None
         except DBAPIError as exc:
@@ -273,6 +302,27 @@ class Database:
         try:
             with self.engine.begin() as connection:
                 yield connection
+        except DBAPIError as exc:
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
+
+    @contextmanager
+    def single(self, *, write: bool = False) -> Iterator[Connection]:
+        """For exactly one statement, which is then its own transaction. On PostgreSQL
+        it goes without a BEGIN and a COMMIT around it (two round trips fewer: what an
+        agent pays on every apply); on SQLite it is an ordinary transaction."""
+        if self.dialect != "postgresql":
+            with self.write() if write else self.read() as connection:
+                yield connection
+            return
+        if write and self.read_only:
+            raise DatabaseError(f"database {self.safe_url} is read-only for this user")
+        try:
+            with self.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as connection:
+                yield connection
+        except IntegrityError as exc:
+            raise DatabaseError(f"the database refused the change: {exc.orig}") from None
         except DBAPIError as exc:
             raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
 
@@ -317,7 +367,11 @@ class _PostgresWaitWatch:
     def __enter__(self) -> None:
         if self.database.dialect != "postgresql" or self.database.on_wait is None:
             return
-        backend = self.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        # The driver knows its server process: no query needed.
+        driver = self.connection.connection.dbapi_connection
+        backend = getattr(getattr(driver, "info", None), "backend_pid", None)
+        if backend is None:
+            backend = self.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         self._arm(int(backend or 0))
 
     def _arm(self, backend: int) -> None:
