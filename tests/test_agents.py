@@ -14,9 +14,11 @@ from core.store.schema import host_changes, hosts
 from tests.support import FIXED_TIME, make_service
 
 
-@pytest.fixture
-def cloud(tmp_path: Path) -> NetconService:
-    service = make_service(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> NetconService:
+    # PostgreSQL too: an agent reads and records its changes there in single statements.
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    service = make_service(tmp_path, url=url)
     service.load_demo()
     for name in ("nethost1", "nethost2", "nethost3"):
         service.heartbeat(name)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from core.store import db as store
 from core.store.migrate import alembic_config
+from tests.conftest import PostgresServer
 from tests.support import make_service
 
 ROOT = os.geteuid() == 0
@@ -279,6 +280,30 @@ def test_a_postgres_write_waiting_on_a_row_lock_names_the_holder(pg_url: str) ->
     lines = result.stderr.splitlines()
     assert "held by pid" in lines[0] and "netcon console" in lines[0]
     assert lines[-1].startswith("netcon: database ")
+
+
+def test_a_postgres_session_carries_the_lock_timeout(pg_url: str) -> None:
+    database = store.Database(pg_url, lock_timeout=3)
+    with database.read() as connection:
+        assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "3s"
+    with database.single() as connection:
+        assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "3s"
+    database.dispose()
+
+
+def test_a_pooled_postgres_connection_idle_through_a_restart_is_replaced(
+    own_pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = make_service(Path("/nonexistent"), url=own_pg_server.url + "postgres")
+    service.heartbeat("nethost1")
+    assert [h.name for h in service.list_hosts()] == ["nethost1"]
+    own_pg_server.stop("fast")  # fast: what was committed is kept
+    own_pg_server.start()
+    # Idle for longer than the ping interval: the dead connection is found and replaced.
+    monkeypatch.setattr(store, "_PING_AFTER_IDLE", 0.0)
+    assert [h.name for h in service.list_hosts()] == ["nethost1"]
+    assert service.pending_for("nethost1").changes == ()
+    service.db.dispose()
 
 
 # -- read access only, read-only and full file systems (root makes these) --------------
