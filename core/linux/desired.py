@@ -7,13 +7,14 @@ the bridge and its segment, so its instances reach the network host over the seg
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Row, or_, select
+from sqlalchemy import Connection, Row, Select, bindparam, or_, select
 
 from core.config import Settings
 from core.linux.ports import port_name
@@ -156,20 +157,14 @@ def desired_from_connection(
     """Everything this host must have; with ``scope``, only what the scope names (and
     ``reach`` says what that covers). Raises ScopeUnknown if a scoped network is gone."""
     host = settings.host
-    served = (
-        select(fixed_ips.c.network_id)
-        .join(instances, fixed_ips.c.instance_id == instances.c.id)
-        .where(instances.c.host == host)
-    )
-    query = select(networks, projects.c.name.label("project_name")).outerjoin(
-        projects, networks.c.project_id == projects.c.id
-    )
+    served, query = _served(), _networks()
     reach = None
     if scope is None:
         rows = connection.execute(
             query.where(or_(networks.c.host == host, networks.c.id.in_(served))).order_by(
                 networks.c.id
-            )
+            ),
+            {"host": host},
         ).all()
     else:
         named: Sequence[Row[Any]] = []
@@ -183,7 +178,8 @@ def desired_from_connection(
         if named:
             here = set(
                 connection.execute(
-                    served.where(fixed_ips.c.network_id.in_([n.id for n in named])).distinct()
+                    served.where(fixed_ips.c.network_id.in_([n.id for n in named])).distinct(),
+                    {"host": host},
                 ).scalars()
             )
         rows = [n for n in named if n.host == host or n.id in here]
@@ -206,16 +202,13 @@ def desired_from_connection(
         )
         for network in rows
     )
-    fixed = fixed_ips.alias("fixed")
-    pairs_query = (
-        select(floating_ips.c.address, fixed.c.address, floating_ips.c.interface)
-        .join(fixed, floating_ips.c.fixed_ip_id == fixed.c.id)
-        .where(floating_ips.c.host == host)
-        .order_by(floating_ips.c.address_int)
-    )
-    if scope is not None:
-        pairs_query = pairs_query.where(floating_ips.c.address.in_(sorted(scope.floating)))
-    pairs = connection.execute(pairs_query).all() if scope is None or scope.floating else []
+    pairs: Sequence[Any] = []
+    if scope is None:
+        pairs = connection.execute(_nat_pairs(scoped=False), {"host": host}).all()
+    elif scope.floating:
+        pairs = connection.execute(
+            _nat_pairs(scoped=True), {"host": host, "addresses": sorted(scope.floating)}
+        ).all()
     return DesiredHost(
         host=host,
         public_interface=settings.public_interface,
@@ -234,6 +227,41 @@ def desired_from_connection(
         ),
         reach=reach,
     )
+
+
+# The queries below are built once: an agent asks them on every change it applies.
+
+
+@functools.cache
+def _served() -> Select[Any]:
+    """The networks that have instances on the host named ``host``."""
+    return (
+        select(fixed_ips.c.network_id)
+        .join(instances, fixed_ips.c.instance_id == instances.c.id)
+        .where(instances.c.host == bindparam("host"))
+    )
+
+
+@functools.cache
+def _networks() -> Select[Any]:
+    return select(networks, projects.c.name.label("project_name")).outerjoin(
+        projects, networks.c.project_id == projects.c.id
+    )
+
+
+@functools.cache
+def _nat_pairs(*, scoped: bool) -> Select[Any]:
+    """The floating → fixed pairs NATed on a host (of some addresses only, when scoped)."""
+    fixed = fixed_ips.alias("fixed")
+    query = (
+        select(floating_ips.c.address, fixed.c.address, floating_ips.c.interface)
+        .join(fixed, floating_ips.c.fixed_ip_id == fixed.c.id)
+        .where(floating_ips.c.host == bindparam("host"))
+        .order_by(floating_ips.c.address_int)
+    )
+    if scoped:
+        query = query.where(floating_ips.c.address.in_(bindparam("addresses", expanding=True)))
+    return query
 
 
 def _reach(named: Sequence[Row[Any]], scope: Scope, settings: Settings) -> Reach:

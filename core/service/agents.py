@@ -3,11 +3,25 @@ and moving a dead host's networks to live ones."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from core import validate
 from core.errors import Conflict, NotFound
@@ -19,36 +33,70 @@ from core.views import ChangeStatusView, EvacuationView, PendingView
 EVACUATION_LOCK = 0x6E63657661
 
 
+@functools.cache
+def _pending_query() -> Select[Any]:
+    """What a host still owes, asked on every wake-up of every agent: one statement (one
+    round trip on PostgreSQL), built once. Its one row without a change says what was
+    applied and the latest change."""
+    numbers = select(
+        select(hosts.c.applied_change)
+        .where(hosts.c.name == bindparam("host"))
+        .scalar_subquery()
+        .label("applied"),
+        select(func.max(host_changes.c.change_id)).scalar_subquery().label("latest"),
+    ).subquery("numbers")
+    owed = and_(
+        host_changes.c.host == bindparam("host"),
+        host_changes.c.change_id > func.coalesce(numbers.c.applied, 0),
+    )
+    return (
+        select(
+            numbers.c.applied,
+            numbers.c.latest,
+            host_changes.c.change_id,
+            host_changes.c.networks,
+            host_changes.c.floating,
+        )
+        .select_from(numbers.outerjoin(host_changes, owed))
+        .order_by(host_changes.c.change_id)
+    )
+
+
+@functools.cache
+def _applied_in_one() -> Update:
+    """A host's applies recorded (never backwards) and the changes it applied forgotten,
+    in one statement: a data-modifying WITH runs whether or not the UPDATE reads it."""
+    change = bindparam("change", type_=Integer)
+    forgotten = (
+        delete(host_changes)
+        .where(host_changes.c.host == bindparam("host"), host_changes.c.change_id <= change)
+        .cte("forgotten")
+    )
+    return (
+        update(hosts)
+        .where(hosts.c.name == bindparam("host"))
+        .values(
+            applied_at=bindparam("now", type_=hosts.c.applied_at.type),
+            last_error=None,
+            error_at=None,
+            applied_change=case(
+                (
+                    or_(hosts.c.applied_change.is_(None), hosts.c.applied_change < change),
+                    change,
+                ),
+                else_=hosts.c.applied_change,
+            ),
+        )
+        .add_cte(forgotten)
+    )
+
+
 class AgentService(ServiceBase):
     def pending_for(self, host: str) -> PendingView:
         """The changes ``host`` has not applied yet, and what they touched."""
         name = validate.host_name("host", host)
-        # Asked on every wake-up of an agent: one statement, so one round trip on
-        # PostgreSQL. Its one row without a change says what was applied and the latest.
-        numbers = select(
-            select(hosts.c.applied_change)
-            .where(hosts.c.name == name)
-            .scalar_subquery()
-            .label("applied"),
-            select(func.max(host_changes.c.change_id)).scalar_subquery().label("latest"),
-        ).subquery("numbers")
-        owed = and_(
-            host_changes.c.host == name,
-            host_changes.c.change_id > func.coalesce(numbers.c.applied, 0),
-        )
-        query = (
-            select(
-                numbers.c.applied,
-                numbers.c.latest,
-                host_changes.c.change_id,
-                host_changes.c.networks,
-                host_changes.c.floating,
-            )
-            .select_from(numbers.outerjoin(host_changes, owed))
-            .order_by(host_changes.c.change_id)
-        )
         with self.db.single() as connection:
-            found = connection.execute(query).all()
+            found = connection.execute(_pending_query(), {"host": name}).all()
         applied, latest = found[0].applied, found[0].latest
         rows = [(row.change_id, row.networks, row.floating) for row in found if row.change_id]
         network_ids: set[int] = set()
@@ -107,18 +155,13 @@ class AgentService(ServiceBase):
     def _record_in_one(
         self, name: str, change: int | None, values: dict[str, Any], error: str | None
     ) -> bool:
-        """The host's row updated, and the changes it applied forgotten, in one statement
-        (a data-modifying WITH runs whether or not the UPDATE reads it); False when the
-        host has no row yet."""
-        statement = update(hosts).where(hosts.c.name == name).values(**values)
-        if error is None and change is not None:
-            forgotten = (
-                delete(host_changes)
-                .where(host_changes.c.host == name, host_changes.c.change_id <= change)
-                .cte("forgotten")
-            )
-            statement = statement.add_cte(forgotten)
+        """What the host's agent did, in one statement; False when the host has no row
+        yet."""
         with self.db.single(write=True) as connection:
+            if error is None and change is not None:
+                applied = {"host": name, "change": change, "now": values["applied_at"]}
+                return bool(connection.execute(_applied_in_one(), applied).rowcount)
+            statement = update(hosts).where(hosts.c.name == name).values(**values)
             return bool(connection.execute(statement).rowcount)
 
     def change_status(self, change: int) -> ChangeStatusView:
