@@ -24,7 +24,7 @@ class OperationsService(ServiceBase):
         The state is probed where the servers run: this host, or ``netns`` when the
         host is being rehearsed in a namespace.
         """
-        from core.vpn.state import vpn_state
+        from core.linux.vpn.state import vpn_state
 
         where = netns if netns is not None else self.settings.netns
         with self.db.read() as connection:

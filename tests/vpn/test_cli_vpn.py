@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.vpn import server
-from core.vpn.server import ServerFiles
+from core.linux.vpn import server
+from core.linux.vpn.server import ServerFiles
 from tests.vpn.lab import PUBLIC_HOST, Lab, wait_for
 
 
@@ -84,7 +84,7 @@ def test_vpn_commands_end_to_end(netcon: Netcon, lab: Lab) -> None:
         assert "PRIVATE KEY" not in output
 
     stopped = netcon.ok("vpn", "stop", "alpha", "--netns", lab.host)
-    assert stopped == "stopped VPN of project alpha\n"
+    assert stopped == "stop VPN of project alpha (the database no longer wants it)\n"
     assert _state(netcon, "--netns", lab.host) == "off"
 
 

@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING
 
 from core.errors import HostError
 from core.linux import processes
+from core.linux.namespace import check_netns
 from core.linux.namespace import inside as netns_command
-from core.vpn import netns
-from core.vpn.files import private_dir, write_private
-from core.vpn.render import server_config
-from core.vpn.spec import VpnSpec
+from core.linux.vpn import tap
+from core.linux.vpn.files import private_dir, write_private
+from core.linux.vpn.render import server_config
+from core.linux.vpn.spec import VpnSpec
 
 if TYPE_CHECKING:
-    from core.vpn.pki import ProjectPki
+    from core.linux.vpn.pki import ProjectPki
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
@@ -67,7 +68,7 @@ class ServerFiles:
         self.namespace = namespace
         self.directory = runtime_root(state_dir, namespace) / project
         # Imported on use: the PKI's cryptography costs a host apply with no VPN 30 ms.
-        from core.vpn.pki import ProjectPki
+        from core.linux.vpn.pki import ProjectPki
 
         self.pki: ProjectPki = ProjectPki(vpn_root(state_dir) / project, project)
 
@@ -225,10 +226,10 @@ def start(files: ServerFiles, spec: VpnSpec) -> None:
     namespace = files.namespace
     if len(str(files.socket)) > MAX_SOCKET_PATH:
         raise HostError(f"state_dir is too long: {files.socket} exceeds {MAX_SOCKET_PATH} bytes")
-    netns.check_netns(namespace)
+    check_netns(namespace)
     if files.live_pid() is not None:
         raise HostError(f"the VPN of project {spec.project} is already running")
-    netns.check_udp_port_free(namespace, spec.public_address, spec.public_port)
+    tap.check_udp_port_free(namespace, spec.public_address, spec.public_port)
     files.claim(spec.owner)
     files.pki.ensure_server()
     private_dir(files.directory)
@@ -240,14 +241,14 @@ def start(files: ServerFiles, spec: VpnSpec) -> None:
     )
     made_tap = False
     try:
-        netns.ensure_tap(namespace, spec.tap, spec.bridge)
+        tap.ensure_tap(namespace, spec.tap, spec.bridge)
         made_tap = True
         _launch(files, namespace)
         _wait_until_up(files, spec)
     except BaseException:
         _kill(files)
         if made_tap:
-            netns.remove_tap(namespace, spec.tap)
+            tap.remove_tap(namespace, spec.tap)
         files.record.unlink(missing_ok=True)
         raise
 
@@ -320,7 +321,7 @@ def stop(files: ServerFiles) -> None:
     record = files.running()
     _kill(files)
     if record is not None and record.tap:
-        netns.remove_tap(record.netns, record.tap)
+        tap.remove_tap(record.netns, record.tap)
     for leftover in (files.pid, files.socket, files.record):
         leftover.unlink(missing_ok=True)
 

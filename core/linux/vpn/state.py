@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row
 
 from core.config import Settings
-from core.vpn.server import ServerFiles
+from core.linux.vpn.server import ServerFiles
 
 
 def vpn_state(settings: Settings, network: Row[Any], netns: str | None = None) -> str:
