@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from core.linux.host import HostLayer
+from core.linux.vpn.server import ServerFiles
+from core.service import NetconService
 from tests.conftest import PostgresServer
 from tests.host.agents import HOST_DOWN_TIME, HOSTS, Cloud, Proxy
 from tests.host.conftest import Lab, in_ns
@@ -79,6 +81,40 @@ def test_a_killed_agent_converges_when_it_comes_back(cloud: Cloud) -> None:
         assert layer.plan().describe() == []
     finally:
         layer.close()
+
+
+def test_an_agent_starts_and_stops_the_vpn_of_a_network_it_serves(cloud: Cloud) -> None:
+    # The console runs on none of the three hosts: every VPN change reaches its host
+    # through that host's agent, as any other change does.
+    console = NetconService(cloud.url, cloud.settings("h1").replace(host="console"))
+    console.create_networks("10.55.0.0/24", 1, 256, 150, 11960)
+    console.create_project("zeta")
+    console.launch_instance("zeta", "z1")
+    serving = console.list_networks()[0].host
+    assert serving in HOSTS
+    cloud.wait_applied()
+
+    assert console.run_vpn("zeta") == [f"VPN of project zeta is wanted on host {serving}"]
+    files = ServerFiles(cloud.settings(serving).state_dir, "zeta", cloud.ns[serving])
+    cloud.wait(f"zeta's OpenVPN answering on {serving}", files.answers)
+    cloud.wait_applied()
+    assert "tapvpn150" in cloud.links(serving)
+    listening = in_ns(cloud.ns[serving], "ss", "-Hlun").stdout
+    assert ":11960 " in listening
+    assert {v.project: v.state for v in console.list_vpns()}["zeta"] == f"on {serving}"
+    for other in HOSTS:
+        if other != serving:
+            assert ":11960 " not in in_ns(cloud.ns[other], "ss", "-Hlun").stdout
+
+    assert console.stop_vpn("zeta") == [
+        f"VPN of project zeta is no longer wanted on host {serving}"
+    ]
+    cloud.wait(f"zeta's OpenVPN gone from {serving}", lambda: files.running() is None)
+    cloud.wait_applied()
+    assert not files.answers()
+    assert "tapvpn150" not in cloud.links(serving)
+    assert ":11960 " not in in_ns(cloud.ns[serving], "ss", "-Hlun").stdout
+    console.db.dispose()
 
 
 def test_a_dead_host_is_evacuated_and_its_guests_keep_lease_and_floating_ip(
