@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import HostError
 from core.linux import processes
-from core.linux.namespace import check_netns
-from core.linux.namespace import inside as netns_command
+from core.linux.namespace import check_netns, entered
 from core.linux.vpn import tap
 from core.linux.vpn.files import private_dir, write_private
 from core.linux.vpn.render import server_config
@@ -265,11 +264,12 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
         "--config",
         str(files.config),
     ]
-    command = netns_command(namespace or None, command)
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
-        )
+        # OpenVPN inherits the namespace of the thread that starts it.
+        with entered(namespace):
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+            )
     except FileNotFoundError:
         raise HostError("openvpn is not installed (Debian package openvpn)") from None
     except subprocess.TimeoutExpired:
