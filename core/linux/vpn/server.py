@@ -11,11 +11,9 @@ before the start, saying where the tap lives so that ``stop`` can find it again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -283,37 +281,21 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
 
 
 def _wait_until_up(files: ServerFiles, spec: VpnSpec) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if files.answers() and files.live_pid() is not None:
-            return
-        # The daemon forked before _launch returned: no process left means it died.
-        if not files.processes():
-            break
-        time.sleep(0.05)
+    # The daemon forked before _launch returned: no process left means it died.
+    if processes.wait_until(
+        lambda: files.answers() and files.live_pid() is not None,
+        START_TIMEOUT,
+        running=lambda: bool(files.processes()),
+    ):
+        return
     raise HostError(
         f"openvpn for project {spec.project} on {spec.endpoint} did not come up: "
         f"{_last_log_line(files)}"
     )
 
 
-def _signal(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
 def _kill(files: ServerFiles) -> None:
-    _signal(files.processes(), signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        if not files.processes():
-            return
-        time.sleep(0.05)
-    _signal(files.processes(), signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while files.processes() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    processes.terminate(files.processes(), STOP_TIMEOUT)
 
 
 def stop(files: ServerFiles) -> None:
