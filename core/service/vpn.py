@@ -34,6 +34,12 @@ class VpnService(AgentService):
 
     def run_vpn(self, project: str, netns: str | None = None) -> list[str]:
         """Want the project's VPN running; start it if this is its host. Returns the steps."""
+        # Listeners (auto-apply) hear of the change after this command's own apply,
+        # so what it prints is what it did.
+        with self.deferred_changes():
+            return self._run_vpn(project, netns)
+
+    def _run_vpn(self, project: str, netns: str | None = None) -> list[str]:
         from core.linux.vpn import plan as vpn_plan
 
         netns = self._vpn_netns(netns)
@@ -62,6 +68,10 @@ class VpnService(AgentService):
 
     def stop_vpn(self, project: str, netns: str | None = None) -> list[str]:
         """Stop wanting the project's VPN; stop its server if this is its host."""
+        with self.deferred_changes():
+            return self._stop_vpn(project, netns)
+
+    def _stop_vpn(self, project: str, netns: str | None = None) -> list[str]:
         netns = self._vpn_netns(netns)
         previous = self.last_change
         with self._change("vpn.stop", project) as (connection, audit):
@@ -85,6 +95,10 @@ class VpnService(AgentService):
 
     def spawn_vpns(self, netns: str | None = None) -> list[str]:
         """`vpn spawn`: want the VPN of every VLAN project; start those of this host."""
+        with self.deferred_changes():
+            return self._spawn_vpns(netns)
+
+    def _spawn_vpns(self, netns: str | None = None) -> list[str]:
         from core.linux.vpn import plan as vpn_plan
 
         netns = self._vpn_netns(netns)
