@@ -114,6 +114,7 @@ def test_an_agent_starts_and_stops_the_vpn_of_a_network_it_serves(cloud: Cloud) 
     assert not files.answers()
     assert "tapvpn150" not in cloud.links(serving)
     assert ":11960 " not in in_ns(cloud.ns[serving], "ss", "-Hlun").stdout
+    assert {v.project: v.state for v in console.list_vpns()}["zeta"] == "off"
     console.db.dispose()
 
 
