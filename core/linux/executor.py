@@ -73,6 +73,8 @@ class Executor:
     journal: Path
     nat_marker: Path
     dnsmasq_env: dict[str, str]
+    # Where the VPN servers' files are (their per-namespace part is netns's).
+    state_dir: str
 
     def apply(self, plan: Plan) -> None:
         if plan.problems and not plan.partial:
@@ -310,7 +312,7 @@ class Executor:
             from core.linux.vpn import server
 
             for op in stops:
-                server.stop(op.files)
+                server.stop(server.ServerFiles(self.state_dir, op.project, self.netns))
 
     def _start_vpns(self, ops: Sequence[Operation]) -> list[str]:
         """Start each wanted server; why those that failed did (the others still run)."""
@@ -322,7 +324,8 @@ class Executor:
         failures = []
         for op in starts:
             try:
-                server.start(op.files, op.spec)
+                files = server.ServerFiles(self.state_dir, op.spec.project, self.netns)
+                server.start(files, op.spec)
             except HostError as exc:
                 failures.append(str(exc))
         return failures

@@ -295,6 +295,7 @@ class HostLayer:
             journal=self.journal,
             nat_marker=self.nat_marker,
             dnsmasq_env=self._dnsmasq_env(),
+            state_dir=self.settings.state_dir,
         )
 
     def _dnsmasq_env(self) -> dict[str, str]:

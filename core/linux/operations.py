@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    # Types only: the VPN's server code is imported where a server starts or stops.
-    from core.linux.vpn.server import ServerFiles
     from core.linux.vpn.spec import VpnSpec
 
 
@@ -274,7 +272,6 @@ class StartVpn(Operation):
     """Start a project's OpenVPN server on its tap in the network's bridge."""
 
     spec: VpnSpec
-    files: ServerFiles
 
     def describe(self) -> str:
         return (
@@ -289,7 +286,6 @@ class StopVpn(Operation):
     """Stop a project's OpenVPN server and delete its tap; its PKI stays."""
 
     project: str
-    files: ServerFiles
     reason: str
 
     def describe(self) -> str:

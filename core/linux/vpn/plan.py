@@ -101,12 +101,12 @@ def operations_for(
         pids = running.get(project, [])
         if spec is None:
             if record is not None or pids:
-                operations.append(StopVpn(project, files, "the database no longer wants it"))
+                operations.append(StopVpn(project, "the database no longer wants it"))
             continue
         if record is None:
             if pids:
-                operations.append(StopVpn(project, files, "it runs without its run record"))
-            operations.append(StartVpn(spec, files))
+                operations.append(StopVpn(project, "it runs without its run record"))
+            operations.append(StartVpn(spec))
             continue
         if record.pid is None:
             reason = "it lost its pid file" if pids else "its process is gone"
@@ -120,7 +120,7 @@ def operations_for(
             reason = "its configuration changed"
         else:
             continue
-        operations += [StopVpn(project, files, reason), StartVpn(spec, files)]
+        operations += [StopVpn(project, reason), StartVpn(spec)]
     return operations
 
 
