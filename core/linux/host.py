@@ -163,6 +163,11 @@ class HostLayer:
         operations = vpn_plan.operations_for(specs, self.settings, self.netns, only=set(projects))
         return Plan(operations=tuple(operations))
 
+    def vpn_stops(self) -> Plan:
+        """The stops of every VPN server running here, whatever the database wants (it
+        may be out of reach): a host that may no longer serve runs none."""
+        return Plan(operations=tuple(vpn_plan.operations_for([], self.settings, self.netns)))
+
     def _plan_scope(self, scope: Scope) -> Plan | None:
         if self.db is None:
             raise HostError("the host layer was given no database to read the desired state from")

@@ -172,12 +172,15 @@ def test_a_partitioned_agent_stops_serving_within_its_lease(
             cloud.start(name)
         cloud.wait_alive()
         admin = cloud.service("h2")
-        admin.create_networks("10.53.0.0/24", 1, 256, 130)
+        admin.create_networks("10.53.0.0/24", 1, 256, 130, 11970)
         admin.create_project("delta")
         admin.launch_instance("delta", "d1", host="h1")
         admin.modify_network("10.53.0.0/24", host="h1")
+        assert admin.run_vpn("delta") == ["VPN of project delta is wanted on host h1"]
         cloud.wait_applied()
         assert "10.53.0.1/24" in cloud.links("h1")["br130"]
+        vpn = ServerFiles(cloud.settings("h1").state_dir, "delta", cloud.ns["h1"])
+        cloud.wait("delta's VPN to answer on h1", vpn.answers)
 
         proxy.cut()
         cloud.wait(
@@ -186,6 +189,8 @@ def test_a_partitioned_agent_stops_serving_within_its_lease(
             timeout=HOST_DOWN_TIME * 4,
         )
         assert "stopping gateway addresses" in cloud.log("h1")
+        cloud.wait("h1 to stop delta's VPN", lambda: vpn.running() is None)
+        assert not vpn.answers()
         assert not list((lab.state_dir / "h1").glob("**/dhcp/br130.pid"))
     finally:
         proxy.close()
