@@ -55,6 +55,7 @@ class VpnService(AgentService):
             _enable(connection, network, True)
             audit.after = {"vpn_enabled": True, "host": host}
             audit.network_ids.add(network.id)
+            audit.network_hosts_only = True
             # Already wanted: nothing to record (the apply below still restarts a
             # server that died).
             audit.skip = bool(network.vpn_enabled) and network.host is not None
@@ -88,6 +89,7 @@ class VpnService(AgentService):
             _enable(connection, network, False)
             audit.after = {"vpn_enabled": False}
             audit.network_ids.add(network.id)
+            audit.network_hosts_only = True
         if not here:
             return [f"VPN of project {project} is no longer wanted on host {network.host}"]
         done = self._apply_vpns({project}, netns, self._committed(previous))
@@ -122,6 +124,7 @@ class VpnService(AgentService):
                     elsewhere.append(f"VPN of project {spec.project} is wanted on host {host}")
                 _enable(connection, network, True)
                 audit.network_ids.add(network.id)
+            audit.network_hosts_only = True
             audit.after = {"vpn_enabled": sorted(n.project_name for n in rows)}
             audit.skip = all(n.vpn_enabled and n.host is not None for n in rows)
         done = self._apply_vpns(here, netns, self._committed(previous)) if here else []

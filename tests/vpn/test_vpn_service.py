@@ -478,3 +478,30 @@ def test_a_server_that_fails_to_start_leaves_no_process_and_stays_pending(
     assert not [
         line for line in os.popen("ps -eo cmd").read().splitlines() if str(files.config) in line
     ]
+
+
+def test_a_vpn_on_another_host_is_pending_until_that_host_applies_it(
+    cloud: NetconService,
+) -> None:
+    cloud.heartbeat("nc-other-host")
+    cloud.modify_network("10.77.0.0/24", host="nc-other-host")
+
+    assert cloud.run_vpn("alpha", NO_NETNS) == [
+        "VPN of project alpha is wanted on host nc-other-host"
+    ]
+    assert _states(cloud)["alpha"] == "pending on nc-other-host"
+    # Only the VPN's host owes it, not the compute host of the project's instance.
+    assert cloud.last_change is not None and cloud.last_change.hosts == {"nc-other-host"}
+    # Its agent applies what it owes and says so.
+    owed = cloud.pending_for("nc-other-host")
+    cloud.record_applied("nc-other-host", max(owed.changes))
+    assert _states(cloud)["alpha"] == "on nc-other-host"
+
+    assert cloud.stop_vpn("alpha", NO_NETNS) == [
+        "VPN of project alpha is no longer wanted on host nc-other-host"
+    ]
+    assert _states(cloud)["alpha"] == "pending on nc-other-host"
+    cloud.record_applied("nc-other-host", max(cloud.pending_for("nc-other-host").changes))
+    assert _states(cloud)["alpha"] == "off"
+    # Nothing was started or made on this host.
+    assert not (Path(cloud.settings.state_dir) / "host").exists()
