@@ -305,11 +305,15 @@ class Agent:
         host_down_time, and one of them may already serve its networks."""
         from core.linux.desired import fenced
 
-        self.on_apply("heartbeat lease expired: stopping gateway addresses, DHCP and NAT")
-        if self.last_desired is None:
-            return
+        self.on_apply(
+            "heartbeat lease expired: stopping gateway addresses, DHCP, NAT and VPN servers"
+        )
         try:
-            self.layer.sync(fenced(self.last_desired))
+            if self.last_desired is not None:
+                self.layer.sync(fenced(self.last_desired))
+            # A VPN server bridges its clients into the network: the host that takes
+            # the network over starts its own, and two would hand out the same pool.
+            self.layer.apply(self.layer.vpn_stops())
             self.state.fenced = True
         except NetconError as exc:
             self.on_apply(f"could not stop serving: {exc.message}")

@@ -33,6 +33,14 @@ def test_scope_of_a_change() -> None:
     assert Scope.of(ChangeSet(frozenset({1}))) == Scope(frozenset({1}))
 
 
+def test_a_scope_of_vpns_alone_leaves_their_networks_be() -> None:
+    vpns = Scope(vpns=frozenset({"alpha"}))
+    assert vpns and vpns.vpns_only
+    assert Scope.from_json(json.loads(json.dumps(vpns.to_json()))) == vpns
+    assert not Scope(frozenset({1}), vpns=frozenset({"alpha"})).vpns_only
+    assert not Scope().vpns_only and not Scope()
+
+
 def _touched(changes: ChangeSet) -> tuple[set[int], bool, set[str]]:
     return set(changes.network_ids), changes.floating, set(changes.floating_addresses)
 

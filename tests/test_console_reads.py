@@ -60,8 +60,8 @@ def test_plan_view_names_what_each_operation_acts_on() -> None:
 def test_vpn_users_lists_active_and_revoked(service: NetconService) -> None:
     service.create_project("alpha")
     assert service.list_vpn_users("alpha") == []
-    from core.vpn.pki import ProjectPki
-    from core.vpn.server import vpn_root
+    from core.linux.vpn.pki import ProjectPki
+    from core.linux.vpn.server import vpn_root
 
     pki = ProjectPki(vpn_root(service.settings.state_dir) / "alpha", "alpha")
     pki.client("alice")

@@ -367,13 +367,14 @@ def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
             running = still
             if running:
                 time.sleep(0.002)
+
     # They said they serve; their pid files follow at once.
-    deadline = time.monotonic() + PID_FILE_GRACE
-    while served:
+    def written() -> bool:
+        nonlocal served
         served = [w for w in served if _running_pid(str(w.files.pid)) is None]
-        if not served or time.monotonic() >= deadline:
-            break
-        time.sleep(0.005)
+        return not served
+
+    processes_.wait_until(written, PID_FILE_GRACE, interval=0.005)
     for item in served:
         failed[item.files.bridge] = "started but wrote no pid file"
     return failed
@@ -480,21 +481,7 @@ def release_leases(
 
 def stop_processes(pids: Iterable[int]) -> None:
     """SIGTERM every one, then wait for all of them (SIGKILL after STOP_TIMEOUT)."""
-    alive = [pid for pid in pids if _signal(pid, signal.SIGTERM)]
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.005)
-        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}")]
-    for pid in alive:
-        _signal(pid, signal.SIGKILL)
-
-
-def _signal(pid: int, signum: int) -> bool:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
+    processes_.terminate(pids, STOP_TIMEOUT)
 
 
 def delete_files(files: DhcpFiles) -> None:

@@ -50,12 +50,13 @@ from core.linux.operations import (
     SetMtu,
     SetUp,
     StartDnsmasq,
+    StartVpn,
     StopDnsmasq,
     StopStrayDnsmasq,
+    StopVpn,
     WriteHostsFile,
 )
 from core.linux.sysctl import enable_forwarding
-from core.vpn.plan import StartVpn, StopVpn
 
 log = logging.getLogger("netcon.host")
 
@@ -72,6 +73,8 @@ class Executor:
     journal: Path
     nat_marker: Path
     dnsmasq_env: dict[str, str]
+    # Where the VPN servers' files are (their per-namespace part is netns's).
+    state_dir: str
 
     def apply(self, plan: Plan) -> None:
         if plan.problems and not plan.partial:
@@ -93,9 +96,7 @@ class Executor:
         try:
             # A VPN server sits on its project's bridge: it stops before links go and
             # starts once bridges exist and are up.
-            for op in ops:
-                if isinstance(op, StopVpn):
-                    op.apply()
+            self._stop_vpns(ops)
             metadata.stop(ops)
             self._stop_dnsmasq(ops)
             self._removals(ops)
@@ -122,12 +123,7 @@ class Executor:
         self._announce(ops)
         failures = self._dhcp(ops)
         failures += metadata.apply(ops, self.nft.binary, self.netns)
-        for op in ops:
-            if isinstance(op, StartVpn):
-                try:
-                    op.apply()
-                except HostError as exc:
-                    failures.append(str(exc))
+        failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:
             raise HostError("; ".join(failures))
@@ -307,6 +303,32 @@ class Executor:
                     garp.announce(ifname, addresses)
                 except OSError as exc:
                     log.warning("no gratuitous ARP for %s on %s: %s", addresses, ifname, exc)
+
+    # -- project VPNs ----------------------------------------------------------------------
+
+    def _stop_vpns(self, ops: Sequence[Operation]) -> None:
+        stops = [op for op in ops if isinstance(op, StopVpn)]
+        if stops:
+            from core.linux.vpn import server
+
+            for op in stops:
+                server.stop(server.ServerFiles(self.state_dir, op.project, self.netns))
+
+    def _start_vpns(self, ops: Sequence[Operation]) -> list[str]:
+        """Start each wanted server; why those that failed did (the others still run)."""
+        starts = [op for op in ops if isinstance(op, StartVpn)]
+        if not starts:
+            return []
+        from core.linux.vpn import server
+
+        failures = []
+        for op in starts:
+            try:
+                files = server.ServerFiles(self.state_dir, op.spec.project, self.netns)
+                server.start(files, op.spec)
+            except HostError as exc:
+                failures.append(str(exc))
+        return failures
 
     # -- DHCP ------------------------------------------------------------------------------
 

@@ -23,11 +23,11 @@ from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connectio
 from core.linux.netlink import Netlink
 from core.linux.nft import Nft
 from core.linux.observed import ObservedHost, observe, observe_scoped
-from core.linux.operations import Operation, Plan
+from core.linux.operations import Operation, Plan, VpnOperation
 from core.linux.planner import PlanContext, plan
 from core.linux.scope import Scope
+from core.linux.vpn import plan as vpn_plan
 from core.store.db import Database
-from core.vpn import plan as vpn_plan
 
 if TYPE_CHECKING:
     # Imported on use: a plan with nothing to do needs neither.
@@ -133,6 +133,8 @@ class HostLayer:
     def _plan(self, desired: DesiredHost | None, scope: Scope | None) -> Plan:
         if desired is not None:
             return plan(desired, self.observe(desired), self._context())
+        if scope is not None and scope.vpns_only:
+            return self._plan_vpns(scope.vpns)
         if scope is not None:
             scoped = self._plan_scope(scope)
             if scoped is not None:
@@ -150,6 +152,22 @@ class HostLayer:
         served = self._metadata_plan(routes, held=result.held)
         return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
 
+    def _plan_vpns(self, projects: frozenset[str]) -> Plan:
+        """Only the servers of ``projects``: a change to a VPN alone (``vpn run``)
+        touches nothing else of its network."""
+        if self.db is None:
+            raise HostError("the host layer was given no database to read the desired state from")
+        with self.db.read() as connection:
+            specs = vpn_plan.desired_specs(connection, self.settings, projects)
+        self.last_planned = None
+        operations = vpn_plan.operations_for(specs, self.settings, self.netns, only=set(projects))
+        return Plan(operations=tuple(operations))
+
+    def vpn_stops(self) -> Plan:
+        """The stops of every VPN server running here, whatever the database wants (it
+        may be out of reach): a host that may no longer serve runs none."""
+        return Plan(operations=tuple(vpn_plan.operations_for([], self.settings, self.netns)))
+
     def _plan_scope(self, scope: Scope) -> Plan | None:
         if self.db is None:
             raise HostError("the host layer was given no database to read the desired state from")
@@ -158,6 +176,8 @@ class HostLayer:
                 wanted = desired_from_connection(connection, self.settings, scope)
                 assert wanted.reach is not None
                 projects = wanted.reach.projects
+                if projects is not None:
+                    projects = projects | scope.vpns
                 specs = []
                 if projects is None or projects:
                     specs = vpn_plan.desired_specs(connection, self.settings)
@@ -183,7 +203,7 @@ class HostLayer:
             return None
         self.last_planned = wanted
         result = plan(wanted, observed, self._context())
-        vpns: list[vpn_plan.VpnOperation] = []
+        vpns: list[VpnOperation] = []
         if projects is None:
             vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
         elif projects:
@@ -280,6 +300,7 @@ class HostLayer:
             journal=self.journal,
             nat_marker=self.nat_marker,
             dnsmasq_env=self._dnsmasq_env(),
+            state_dir=self.settings.state_dir,
         )
 
     def _dnsmasq_env(self) -> dict[str, str]:

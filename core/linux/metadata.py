@@ -23,16 +23,13 @@ plan operation.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -429,17 +426,9 @@ def _plan_server(want: DesiredMetadata, have: ObservedMetadata, serving: bool) -
 
 def stop(ops: Sequence[Operation]) -> None:
     """Stop the servers the plan stops (first: a new one needs the port)."""
-    pids = [pid for op in ops if isinstance(op, StopMetadataServer) for pid in op.pids]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    for pid in pids:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    processes.terminate(
+        [pid for op in ops if isinstance(op, StopMetadataServer) for pid in op.pids]
+    )
 
 
 def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> list[str]:
@@ -523,18 +512,19 @@ def start(op: StartMetadataServer, netns: str | None) -> int:
         raise HostError(f"metadata server: cannot start {op.argv[0]}: {exc.strerror}") from None
     finally:
         log.close()
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise HostError(
-                f"metadata server exited at start (status {child.returncode}): "
-                f"{_last_line(op.files.log)}"
-            )
-        # The server writes its pid file once it listens: the port is then its own, not
-        # another program's.
-        if _pid_in(op.files.pid) == child.pid and _listens(netns, op.port):
-            return child.pid
-        time.sleep(0.05)
+    # The server writes its pid file once it listens: the port is then its own, not
+    # another program's.
+    if processes.wait_until(
+        lambda: _pid_in(op.files.pid) == child.pid and _listens(netns, op.port),
+        START_TIMEOUT,
+        watch=child.pid,
+    ):
+        return child.pid
+    if child.poll() is not None:
+        raise HostError(
+            f"metadata server exited at start (status {child.returncode}): "
+            f"{_last_line(op.files.log)}"
+        )
     child.kill()
     child.wait()
     raise HostError(
@@ -561,11 +551,6 @@ def _pid_in(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    argv = processes.argv_of(pid)
-    return argv is not None
 
 
 def _last_line(path: Path) -> str:

@@ -3,7 +3,9 @@
 The calling thread itself steps into the namespace (setns) to open a socket or start
 a program there: a socket belongs to the namespace it was made in, and a child
 inherits its parent thread's. That costs a system call, where a helper process
-(``nsenter``, or pyroute2's forked child) costs milliseconds each time.
+(``nsenter``, or pyroute2's forked child) costs milliseconds each time. It is the one
+way netcon enters a namespace: :func:`entered`, and :func:`run`, :func:`run_all` and
+:func:`spawn` for programs, which use it.
 """
 
 from __future__ import annotations
@@ -38,13 +40,6 @@ def check_netns(name: str | None) -> None:
 def state_key(name: str | None) -> str:
     """The state directory's sub-directory for one namespace (files must not mix)."""
     return "netns-" + name if name else "host"
-
-
-def inside(netns: str | None, argv: Sequence[str]) -> list[str]:
-    """``argv`` as a command that runs inside ``netns`` (for callers that only exec)."""
-    if netns is None:
-        return list(argv)
-    return ["nsenter", f"--net={NETNS_DIR / netns}", *argv]
 
 
 def identity(netns: str | None) -> tuple[int, int] | None:

@@ -229,7 +229,8 @@ class Netlink:
         if _mock_kernel():
             from pyroute2 import IPRoute
 
-            self._ipr = IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
+            with entered(netns):
+                self._ipr = IPRoute(groups=0)
             self._sock = self._ipr.asyncore.socket
         else:
             self._sock = _open_socket(netns)

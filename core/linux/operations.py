@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.linux.vpn.spec import VpnSpec
 
 
 @dataclass(frozen=True)
@@ -258,6 +262,37 @@ class AdoptDnsmasq(Operation):
 
     def describe(self) -> str:
         return f"adopt dnsmasq for {self.bridge} (pid {self.pid}, which lost its pid file)"
+
+
+# -- project VPNs (OpenVPN) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartVpn(Operation):
+    """Start a project's OpenVPN server on its tap in the network's bridge."""
+
+    spec: VpnSpec
+
+    def describe(self) -> str:
+        return (
+            f"start VPN of project {self.spec.project} on udp {self.spec.endpoint} "
+            f"({self.spec.tap} in {self.spec.bridge}, clients "
+            f"{self.spec.pool_start}-{self.spec.pool_end})"
+        )
+
+
+@dataclass(frozen=True)
+class StopVpn(Operation):
+    """Stop a project's OpenVPN server and delete its tap; its PKI stays."""
+
+    project: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"stop VPN of project {self.project} ({self.reason})"
+
+
+VpnOperation = StartVpn | StopVpn
 
 
 @dataclass(frozen=True)

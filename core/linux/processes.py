@@ -9,8 +9,12 @@ namespace, and it is in this namespace when its network namespace is this one.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import select
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -124,3 +128,109 @@ def _namespace_of(pid: int) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+# -- waiting for processes -------------------------------------------------------------
+
+# How often a condition is looked at again while nothing wakes the wait earlier.
+CHECK_INTERVAL = 0.05
+# How long a process may take to end on SIGTERM, and then on SIGKILL.
+STOP_TIMEOUT = 5.0
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has ended for every purpose here)."""
+    return argv_of(pid) is not None
+
+
+def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
+    """Wait until every one of ``pids`` has ended, at most ``timeout`` seconds; returns
+    those still alive.
+
+    Each is watched through a pidfd, which wakes the wait the moment it ends, whether
+    or not it is our child; where a pidfd cannot be had (an old kernel), /proc is looked
+    at every CHECK_INTERVAL instead.
+    """
+    deadline = time.monotonic() + timeout
+    watched: dict[int, int] = {}  # pidfd -> pid
+    looked: list[int] = []
+    poller = select.poll()
+    try:
+        for pid in pids:
+            try:
+                fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+            except (AttributeError, OSError):
+                looked.append(pid)
+                continue
+            watched[fd] = pid
+            poller.register(fd, select.POLLIN)
+        while True:
+            looked = [pid for pid in looked if alive(pid)]
+            left = deadline - time.monotonic()
+            if not (watched or looked) or left <= 0:
+                break
+            wait = min(left, CHECK_INTERVAL) if looked else left
+            for fd, _ in poller.poll(max(int(wait * 1000), 1)):
+                poller.unregister(fd)
+                os.close(fd)
+                del watched[fd]
+    finally:
+        for fd in watched:
+            os.close(fd)
+    return sorted([*watched.values(), *looked])
+
+
+def terminate(pids: Iterable[int], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM each, wait for them together, SIGKILL those that outlive ``timeout``."""
+    left = wait_gone([pid for pid in pids if _send(pid, signal.SIGTERM)], timeout)
+    if left:
+        wait_gone([pid for pid in left if _send(pid, signal.SIGKILL)], timeout)
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    timeout: float,
+    *,
+    watch: int | None = None,
+    running: Callable[[], bool] | None = None,
+    interval: float = CHECK_INTERVAL,
+) -> bool:
+    """Wait at most ``timeout`` seconds for ``ready()``; returns whether it came true.
+
+    Gives up early once the process it waits for has ended: ``watch`` (a pid, watched
+    through its pidfd, so its end wakes the wait at once) or ``running()`` returning
+    False. ``ready`` has the last word either way.
+    """
+    deadline = time.monotonic() + timeout
+    fd: int | None = None
+    if watch is not None:
+        with contextlib.suppress(AttributeError, OSError):
+            fd = os.pidfd_open(watch)
+    try:
+        poller = select.poll()
+        if fd is not None:
+            poller.register(fd, select.POLLIN)
+        while True:
+            if ready():
+                return True
+            ended = (running is not None and not running()) or (
+                fd is None and watch is not None and not alive(watch)
+            )
+            left = deadline - time.monotonic()
+            if ended or left <= 0:
+                return ready()
+            if poller.poll(max(int(min(left, interval) * 1000), 1)):
+                return ready()  # the watched process ended
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _send(pid: int, signum: int) -> bool:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True

@@ -39,6 +39,9 @@ class Scope:
     floating: frozenset[str] = frozenset()
     # Instance ports or security groups changed: the host's filter is compared too.
     security: bool = False
+    # Project VPNs whose servers are compared (by project name), with their networks'
+    # scope or, named alone, without it.
+    vpns: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, changes: Changes) -> Scope | None:
@@ -53,13 +56,19 @@ class Scope:
         )
 
     def __bool__(self) -> bool:
-        return bool(self.network_ids or self.floating or self.security)
+        return bool(self.network_ids or self.floating or self.security or self.vpns)
+
+    @property
+    def vpns_only(self) -> bool:
+        """Only VPN servers are named: their networks are left as they are."""
+        return bool(self.vpns) and not (self.network_ids or self.floating or self.security)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "networks": sorted(self.network_ids),
             "floating": sorted(self.floating),
             "security": self.security,
+            "vpns": sorted(self.vpns),
         }
 
     @classmethod
@@ -68,6 +77,7 @@ class Scope:
             frozenset(int(n) for n in data.get("networks", ())),
             frozenset(str(a) for a in data.get("floating", ())),
             bool(data.get("security", False)),
+            frozenset(str(p) for p in data.get("vpns", ())),
         )
 
 

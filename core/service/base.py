@@ -212,14 +212,15 @@ class ServiceBase:
                     )
                 ).scalars()
             )
-            found.update(
-                connection.execute(
-                    select(instances.c.host)
-                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
-                    .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
-                    .distinct()
-                ).scalars()
-            )
+            if not audit.network_hosts_only:
+                found.update(
+                    connection.execute(
+                        select(instances.c.host)
+                        .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+                        .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
+                        .distinct()
+                    ).scalars()
+                )
         if audit.floating_addresses:
             found.update(
                 connection.execute(
@@ -346,6 +347,9 @@ class _Audit:
     # Hosts the change concerns that the database no longer names once it is made (the
     # host of a deleted network, of a terminated instance).
     hosts: set[str] = field(default_factory=set)
+    # The change concerns only the hosts that serve its networks, not the compute hosts
+    # of their instances (a project VPN runs on its network's host alone).
+    network_hosts_only: bool = False
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

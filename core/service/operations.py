@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from core import validate
 from core.errors import InvalidInput
@@ -24,7 +25,7 @@ class OperationsService(ServiceBase):
         The state is probed where the servers run: this host, or ``netns`` when the
         host is being rehearsed in a namespace.
         """
-        from core.vpn.state import vpn_state
+        from core.linux.vpn.state import vpn_state
 
         where = netns if netns is not None else self.settings.netns
         with self.db.read() as connection:
@@ -34,6 +35,8 @@ class OperationsService(ServiceBase):
                 .where(networks.c.manager == "vlan")
                 .order_by(networks.c.vlan)
             ).all()
+            remote = {n.host for n in rows if n.host not in (None, self.settings.host)}
+            owed = _networks_owed(connection, remote) if remote else set()
         return [
             VpnView(
                 project=n.project_name,
@@ -41,7 +44,7 @@ class OperationsService(ServiceBase):
                 public_address=n.vpn_public_address or self.settings.vpn_ip,
                 public_port=n.vpn_public_port,
                 private_address=n.vpn_private_address,
-                state=vpn_state(self.settings, n, where),
+                state=vpn_state(self.settings, n, where, owed=(n.host, n.id) in owed),
             )
             for n in rows
         ]
@@ -137,3 +140,18 @@ class OperationsService(ServiceBase):
             return False
         self._tell(ChangeSet(frozenset({network_id})))
         return True
+
+
+def _networks_owed(connection: Connection, names: set[str]) -> set[tuple[str, int]]:
+    """(host, network id) for every network a change still pending on one of ``names``
+    names: that host has not caught up with it yet."""
+    rows = connection.execute(
+        select(host_changes.c.host, host_changes.c.networks)
+        .select_from(host_changes)
+        .outerjoin(hosts, hosts.c.name == host_changes.c.host)
+        .where(
+            host_changes.c.host.in_(sorted(names)),
+            hosts.c.applied_change.is_(None) | (host_changes.c.change_id > hosts.c.applied_change),
+        )
+    )
+    return {(host, int(n)) for host, named in rows for n in json.loads(named)}

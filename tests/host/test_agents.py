@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from core.linux.host import HostLayer
+from core.linux.vpn.server import ServerFiles
+from core.service import NetconService
 from tests.conftest import PostgresServer
 from tests.host.agents import HOST_DOWN_TIME, HOSTS, Cloud, Proxy
 from tests.host.conftest import Lab, in_ns
@@ -81,6 +83,41 @@ def test_a_killed_agent_converges_when_it_comes_back(cloud: Cloud) -> None:
         layer.close()
 
 
+def test_an_agent_starts_and_stops_the_vpn_of_a_network_it_serves(cloud: Cloud) -> None:
+    # The console runs on none of the three hosts: every VPN change reaches its host
+    # through that host's agent, as any other change does.
+    console = NetconService(cloud.url, cloud.settings("h1").replace(host="console"))
+    console.create_networks("10.55.0.0/24", 1, 256, 150, 11960)
+    console.create_project("zeta")
+    console.launch_instance("zeta", "z1")
+    serving = console.list_networks()[0].host
+    assert serving in HOSTS
+    cloud.wait_applied()
+
+    assert console.run_vpn("zeta") == [f"VPN of project zeta is wanted on host {serving}"]
+    files = ServerFiles(cloud.settings(serving).state_dir, "zeta", cloud.ns[serving])
+    cloud.wait(f"zeta's OpenVPN answering on {serving}", files.answers)
+    cloud.wait_applied()
+    assert "tapvpn150" in cloud.links(serving)
+    listening = in_ns(cloud.ns[serving], "ss", "-Hlun").stdout
+    assert ":11960 " in listening
+    assert {v.project: v.state for v in console.list_vpns()}["zeta"] == f"on {serving}"
+    for other in HOSTS:
+        if other != serving:
+            assert ":11960 " not in in_ns(cloud.ns[other], "ss", "-Hlun").stdout
+
+    assert console.stop_vpn("zeta") == [
+        f"VPN of project zeta is no longer wanted on host {serving}"
+    ]
+    cloud.wait(f"zeta's OpenVPN gone from {serving}", lambda: files.running() is None)
+    cloud.wait_applied()
+    assert not files.answers()
+    assert "tapvpn150" not in cloud.links(serving)
+    assert ":11960 " not in in_ns(cloud.ns[serving], "ss", "-Hlun").stdout
+    assert {v.project: v.state for v in console.list_vpns()}["zeta"] == "off"
+    console.db.dispose()
+
+
 def test_a_dead_host_is_evacuated_and_its_guests_keep_lease_and_floating_ip(
     cloud: Cloud,
 ) -> None:
@@ -135,12 +172,15 @@ def test_a_partitioned_agent_stops_serving_within_its_lease(
             cloud.start(name)
         cloud.wait_alive()
         admin = cloud.service("h2")
-        admin.create_networks("10.53.0.0/24", 1, 256, 130)
+        admin.create_networks("10.53.0.0/24", 1, 256, 130, 11970)
         admin.create_project("delta")
         admin.launch_instance("delta", "d1", host="h1")
         admin.modify_network("10.53.0.0/24", host="h1")
+        assert admin.run_vpn("delta") == ["VPN of project delta is wanted on host h1"]
         cloud.wait_applied()
         assert "10.53.0.1/24" in cloud.links("h1")["br130"]
+        vpn = ServerFiles(cloud.settings("h1").state_dir, "delta", cloud.ns["h1"])
+        cloud.wait("delta's VPN to answer on h1", vpn.answers)
 
         proxy.cut()
         cloud.wait(
@@ -149,6 +189,8 @@ def test_a_partitioned_agent_stops_serving_within_its_lease(
             timeout=HOST_DOWN_TIME * 4,
         )
         assert "stopping gateway addresses" in cloud.log("h1")
+        cloud.wait("h1 to stop delta's VPN", lambda: vpn.running() is None)
+        assert not vpn.answers()
         assert not list((lab.state_dir / "h1").glob("**/dhcp/br130.pid"))
     finally:
         proxy.close()

@@ -13,9 +13,8 @@ from textual.pilot import Pilot
 from textual.widgets import TextArea
 
 from core.config import load_settings
+from core.linux.vpn.server import ServerFiles
 from core.service import NetconService
-from core.vpn import service as vpn_service
-from core.vpn.server import ServerFiles
 from tests.tui.conftest import DB_NAME, FIXED_TIME, settle
 from tui.app import NetconApp
 from tui.commands import NetconCommands
@@ -90,7 +89,7 @@ async def test_issue_and_copy_client_config(make_vpn_app: MakeVpnApp) -> None:
         assert "<key>" in text and "PRIVATE KEY" in text
         assert users_of(app, "alpha") == ["alice"]
         # Issued once: asking the core again reuses the same certificate and key.
-        assert vpn_service.client_config(app.service.get(), "alpha", "alice") == text
+        assert app.service.get().vpn_client_config("alpha", "alice") == text
 
         await pilot.press("c")
         await settle(pilot)
@@ -126,7 +125,7 @@ async def test_client_config_refusal_stays_in_the_form(make_vpn_app: MakeVpnApp)
 
 async def test_revoke_asks_naming_user_and_project(make_vpn_app: MakeVpnApp) -> None:
     app = make_vpn_app()
-    vpn_service.client_config(app.service.get(), "alpha", "alice")
+    app.service.get().vpn_client_config("alpha", "alice")
     pki = ServerFiles(app.service.get().settings.state_dir, "alpha").pki
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
@@ -186,9 +185,9 @@ async def test_user_actions_in_palette_and_help(make_vpn_app: MakeVpnApp) -> Non
 
 async def test_vpn_users_view(make_vpn_app: MakeVpnApp) -> None:
     app = make_vpn_app()
-    vpn_service.client_config(app.service.get(), "alpha", "alice")
-    vpn_service.client_config(app.service.get(), "alpha", "bob")
-    vpn_service.revoke(app.service.get(), "alpha", "bob")
+    app.service.get().vpn_client_config("alpha", "alice")
+    app.service.get().vpn_client_config("alpha", "bob")
+    app.service.get().revoke_vpn_user("alpha", "bob")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("enter")  # alpha's VPN: its users

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.vpn import server
-from core.vpn.server import ServerFiles
+from core.linux.vpn import server
+from core.linux.vpn.server import ServerFiles
 from tests.vpn.lab import PUBLIC_HOST, Lab, wait_for
 
 
@@ -84,8 +84,34 @@ def test_vpn_commands_end_to_end(netcon: Netcon, lab: Lab) -> None:
         assert "PRIVATE KEY" not in output
 
     stopped = netcon.ok("vpn", "stop", "alpha", "--netns", lab.host)
-    assert stopped == "stopped VPN of project alpha\n"
+    assert stopped == "stop VPN of project alpha (the database no longer wants it)\n"
     assert _state(netcon, "--netns", lab.host) == "off"
+
+
+def test_a_server_that_cannot_start_fails_in_one_line_and_stays_pending(
+    netcon: Netcon, lab: Lab
+) -> None:
+    files = ServerFiles(netcon.state_dir, "alpha", lab.host)
+    files.pki.ensure_server()
+    files.pki.server_key_path.write_text("not a key\n")
+
+    result = netcon("vpn", "run", "alpha", "--netns", lab.host)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("netcon: openvpn for project alpha")
+    assert "pending on host nc-cli-host" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert _state(netcon, "--netns", lab.host) == "down"
+    host = {h["name"]: h for h in json.loads(netcon.ok("host", "list", "--json"))}["nc-cli-host"]
+    assert host["pending"] > 0
+
+    # A good key again: the next apply of the VPN starts the server still wanted.
+    files.pki.server_key_path.unlink()
+    files.pki.server_cert_path.unlink()
+    out = netcon.ok("vpn", "run", "alpha", "--netns", lab.host)
+    assert out.startswith("start VPN of project alpha")
+    assert _state(netcon, "--netns", lab.host) == "up"
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import Conflict, InvalidInput, NotFound
-from core.vpn.pki import ProjectPki, server_common_name, tls_crypt_key_text
-from core.vpn.render import client_config, server_config
-from core.vpn.spec import DEFAULT_VPN_CLIENTS, client_pool, tap_name, vpn_spec
+from core.linux.vpn.pki import ProjectPki, server_common_name, tls_crypt_key_text
+from core.linux.vpn.render import client_config, server_config
+from core.linux.vpn.spec import DEFAULT_VPN_CLIENTS, client_pool, tap_name, vpn_spec
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from core.errors import Conflict
-from core.vpn import service as vpn
 from tests.support import make_service
 
 
@@ -18,7 +17,7 @@ def test_client_config_without_public_address_makes_no_files(tmp_path: Path) -> 
     service.launch_instance("alpha", "web1")
     audit_before = len(service.list_audit())
     with pytest.raises(Conflict, match="vpn_public_address"):
-        vpn.client_config(service, "alpha", "alice")
+        service.vpn_client_config("alpha", "alice")
     state = tmp_path / "state"
     assert not state.exists() or not any(state.rglob("*"))
     assert len(service.list_audit()) == audit_before

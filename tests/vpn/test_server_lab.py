@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.vpn import server
-from core.vpn.render import client_config
-from core.vpn.spec import VpnSpec, vpn_spec
+from core.linux.vpn import server
+from core.linux.vpn.render import client_config
+from core.linux.vpn.spec import VpnSpec, vpn_spec
 from tests.vpn.lab import PUBLIC_HOST, Lab, wait_for
 
 

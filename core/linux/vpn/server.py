@@ -11,11 +11,9 @@ before the start, saying where the tap lives so that ``stop`` can find it again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -25,14 +23,14 @@ from typing import TYPE_CHECKING
 
 from core.errors import HostError
 from core.linux import processes
-from core.linux.namespace import inside as netns_command
-from core.vpn import netns
-from core.vpn.files import private_dir, write_private
-from core.vpn.render import server_config
-from core.vpn.spec import VpnSpec
+from core.linux.namespace import check_netns, entered
+from core.linux.vpn import tap
+from core.linux.vpn.files import private_dir, write_private
+from core.linux.vpn.render import server_config
+from core.linux.vpn.spec import VpnSpec
 
 if TYPE_CHECKING:
-    from core.vpn.pki import ProjectPki
+    from core.linux.vpn.pki import ProjectPki
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
@@ -67,7 +65,7 @@ class ServerFiles:
         self.namespace = namespace
         self.directory = runtime_root(state_dir, namespace) / project
         # Imported on use: the PKI's cryptography costs a host apply with no VPN 30 ms.
-        from core.vpn.pki import ProjectPki
+        from core.linux.vpn.pki import ProjectPki
 
         self.pki: ProjectPki = ProjectPki(vpn_root(state_dir) / project, project)
 
@@ -225,10 +223,10 @@ def start(files: ServerFiles, spec: VpnSpec) -> None:
     namespace = files.namespace
     if len(str(files.socket)) > MAX_SOCKET_PATH:
         raise HostError(f"state_dir is too long: {files.socket} exceeds {MAX_SOCKET_PATH} bytes")
-    netns.check_netns(namespace)
+    check_netns(namespace)
     if files.live_pid() is not None:
         raise HostError(f"the VPN of project {spec.project} is already running")
-    netns.check_udp_port_free(namespace, spec.public_address, spec.public_port)
+    tap.check_udp_port_free(namespace, spec.public_address, spec.public_port)
     files.claim(spec.owner)
     files.pki.ensure_server()
     private_dir(files.directory)
@@ -240,14 +238,14 @@ def start(files: ServerFiles, spec: VpnSpec) -> None:
     )
     made_tap = False
     try:
-        netns.ensure_tap(namespace, spec.tap, spec.bridge)
+        tap.ensure_tap(namespace, spec.tap, spec.bridge)
         made_tap = True
         _launch(files, namespace)
         _wait_until_up(files, spec)
     except BaseException:
         _kill(files)
         if made_tap:
-            netns.remove_tap(namespace, spec.tap)
+            tap.remove_tap(namespace, spec.tap)
         files.record.unlink(missing_ok=True)
         raise
 
@@ -264,11 +262,12 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
         "--config",
         str(files.config),
     ]
-    command = netns_command(namespace or None, command)
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
-        )
+        # OpenVPN inherits the namespace of the thread that starts it.
+        with entered(namespace):
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+            )
     except FileNotFoundError:
         raise HostError("openvpn is not installed (Debian package openvpn)") from None
     except subprocess.TimeoutExpired:
@@ -282,37 +281,21 @@ def _launch(files: ServerFiles, namespace: str | None) -> None:
 
 
 def _wait_until_up(files: ServerFiles, spec: VpnSpec) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if files.answers() and files.live_pid() is not None:
-            return
-        # The daemon forked before _launch returned: no process left means it died.
-        if not files.processes():
-            break
-        time.sleep(0.05)
+    # The daemon forked before _launch returned: no process left means it died.
+    if processes.wait_until(
+        lambda: files.answers() and files.live_pid() is not None,
+        START_TIMEOUT,
+        running=lambda: bool(files.processes()),
+    ):
+        return
     raise HostError(
         f"openvpn for project {spec.project} on {spec.endpoint} did not come up: "
         f"{_last_log_line(files)}"
     )
 
 
-def _signal(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
 def _kill(files: ServerFiles) -> None:
-    _signal(files.processes(), signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        if not files.processes():
-            return
-        time.sleep(0.05)
-    _signal(files.processes(), signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while files.processes() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    processes.terminate(files.processes(), STOP_TIMEOUT)
 
 
 def stop(files: ServerFiles) -> None:
@@ -320,7 +303,7 @@ def stop(files: ServerFiles) -> None:
     record = files.running()
     _kill(files)
     if record is not None and record.tap:
-        netns.remove_tap(record.netns, record.tap)
+        tap.remove_tap(record.netns, record.tap)
     for leftover in (files.pid, files.socket, files.record):
         leftover.unlink(missing_ok=True)
 

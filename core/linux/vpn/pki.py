@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core import validate
 from core.errors import Conflict, NotFound
-from core.vpn.files import locked, private_dir, write_private
+from core.linux.vpn.files import locked, private_dir, write_private
 
 CA_LIFETIME = timedelta(days=3650)
 CERT_LIFETIME = timedelta(days=825)

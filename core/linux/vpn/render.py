@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import Conflict
-from core.vpn.spec import VpnSpec
+from core.linux.vpn.spec import VpnSpec
 
 if TYPE_CHECKING:
     # Only types here: the PKI's cryptography is imported where keys are made.
-    from core.vpn.pki import ClientFiles, ProjectPki
+    from core.linux.vpn.pki import ClientFiles, ProjectPki
 
 KEEPALIVE = "10 60"
 
@@ -51,7 +51,7 @@ def server_config(spec: VpnSpec, pki: ProjectPki, management_socket: Path) -> st
 
 
 def client_config(spec: VpnSpec, files: ClientFiles) -> str:
-    from core.vpn.pki import server_common_name
+    from core.linux.vpn.pki import server_common_name
 
     if not spec.public_address:
         raise Conflict(

@@ -1,8 +1,7 @@
-"""The network namespace netcon acts in, and the tap device of a VPN server.
+"""The tap device of a VPN server, and the check that its UDP port is free.
 
 ``None`` is the namespace netcon itself runs in; a name is one made with ``ip netns``
-(rehearsals and tests). A name that does not exist is refused instead of created:
-pyroute2 would otherwise make an empty namespace out of a typo.
+(rehearsals and tests). A name that does not exist is refused instead of created.
 """
 
 from __future__ import annotations
@@ -24,11 +23,14 @@ def iproute(name: str | None) -> Iterator[Any]:
     from pyroute2 import IPRoute
 
     check_netns(name)
-    ipr = IPRoute(netns=name) if name else IPRoute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+    # The thread stays inside for the whole block: pyroute2 makes a tap with an ioctl
+    # on /dev/net/tun, which acts in the caller's namespace, not the socket's.
+    with entered(name):
+        ipr = IPRoute()
+        try:
+            yield ipr
+        finally:
+            ipr.close()
 
 
 def where(name: str | None) -> str:

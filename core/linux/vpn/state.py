@@ -10,17 +10,23 @@ from typing import Any
 from sqlalchemy import Row
 
 from core.config import Settings
-from core.vpn.server import ServerFiles
+from core.linux.vpn.server import ServerFiles
 
 
-def vpn_state(settings: Settings, network: Row[Any], netns: str | None = None) -> str:
+def vpn_state(
+    settings: Settings, network: Row[Any], netns: str | None = None, *, owed: bool = False
+) -> str:
     """up: the server answers on its management socket; unresponsive: its process is
     alive but silent; down: wanted but not running; off: not wanted, not running;
-    "on HOST": another network host runs it (not probed from here); "-": no project."""
+    "on HOST": wanted on another network host, which runs it (not probed from here);
+    "pending on HOST": that host has yet to apply a change to its network (``owed``);
+    "-": no project."""
     if network.project_name is None:
         return "-"
     if network.host not in (None, settings.host):
-        return f"on {network.host}"
+        if owed:
+            return f"pending on {network.host}"
+        return f"on {network.host}" if network.vpn_enabled else "off"
     state = ServerFiles(settings.state_dir, network.project_name, netns).state()
     if state == "down" and not network.vpn_enabled:
         return "off"

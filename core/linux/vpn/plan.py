@@ -5,59 +5,26 @@ network host. Actual: the servers netcon started (``run.json`` in the project's
 directory) and whether their process answers. A server that answers with the
 configuration the database asks for is left alone, so a second apply changes nothing.
 
-The operations are the host layer's kind (``describe()``) and carry their own
-``apply()``. In a host apply, StopVpn belongs before links are deleted and StartVpn
-after bridges exist and are up: a server starts only into an existing bridge.
+The operations (StartVpn, StopVpn) are plain host-layer operations that the executor
+carries out: StopVpn before links are deleted and StartVpn after bridges exist and
+are up, since a server starts only into an existing bridge.
 The taps (``tapvpn<segment>``) carry no netcon alias, so link clean-up leaves them to
 this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, select
 
 from core.config import Settings
-from core.linux.operations import Operation
-from core.store.db import Database
+from core.linux.operations import StartVpn, StopVpn, VpnOperation
+from core.linux.vpn import server
+from core.linux.vpn.server import ServerFiles
+from core.linux.vpn.spec import VpnSpec, vpn_spec
 from core.store.schema import networks, projects
-from core.vpn import server
-from core.vpn.server import ServerFiles
-from core.vpn.spec import VpnSpec, vpn_spec
-
-
-@dataclass(frozen=True)
-class StartVpn(Operation):
-    spec: VpnSpec
-    files: ServerFiles
-
-    def describe(self) -> str:
-        return (
-            f"start VPN of project {self.spec.project} on udp {self.spec.endpoint} "
-            f"({self.spec.tap} in {self.spec.bridge}, clients "
-            f"{self.spec.pool_start}-{self.spec.pool_end})"
-        )
-
-    def apply(self) -> None:
-        server.start(self.files, self.spec)
-
-
-@dataclass(frozen=True)
-class StopVpn(Operation):
-    project: str
-    files: ServerFiles
-    reason: str
-
-    def describe(self) -> str:
-        return f"stop VPN of project {self.project} ({self.reason})"
-
-    def apply(self) -> None:
-        server.stop(self.files)
-
-
-VpnOperation = StartVpn | StopVpn
 
 
 def vpn_networks() -> Select[Any]:
@@ -97,16 +64,18 @@ def project_identity(network: Row[Any]) -> str:
     return f"{network.project_id}/{network.project_created_at.isoformat()}"
 
 
-def desired_specs(connection: Connection, settings: Settings) -> list[VpnSpec]:
-    rows = connection.execute(
-        vpn_networks()
-        .where(
-            networks.c.project_id.is_not(None),
-            networks.c.vpn_enabled.is_(True),
-            networks.c.host == settings.host,
-        )
-        .order_by(networks.c.vlan)
+def desired_specs(
+    connection: Connection, settings: Settings, only: Collection[str] | None = None
+) -> list[VpnSpec]:
+    """The servers this host should run (of the projects ``only`` names, when given)."""
+    query = vpn_networks().where(
+        networks.c.project_id.is_not(None),
+        networks.c.vpn_enabled.is_(True),
+        networks.c.host == settings.host,
     )
+    if only is not None:
+        query = query.where(projects.c.name.in_(sorted(only)))
+    rows = connection.execute(query.order_by(networks.c.vlan))
     return [spec_for(network, settings) for network in rows]
 
 
@@ -132,12 +101,12 @@ def operations_for(
         pids = running.get(project, [])
         if spec is None:
             if record is not None or pids:
-                operations.append(StopVpn(project, files, "the database no longer wants it"))
+                operations.append(StopVpn(project, "the database no longer wants it"))
             continue
         if record is None:
             if pids:
-                operations.append(StopVpn(project, files, "it runs without its run record"))
-            operations.append(StartVpn(spec, files))
+                operations.append(StopVpn(project, "it runs without its run record"))
+            operations.append(StartVpn(spec))
             continue
         if record.pid is None:
             reason = "it lost its pid file" if pids else "its process is gone"
@@ -151,7 +120,7 @@ def operations_for(
             reason = "its configuration changed"
         else:
             continue
-        operations += [StopVpn(project, files, reason), StartVpn(spec, files)]
+        operations += [StopVpn(project, reason), StartVpn(spec)]
     return operations
 
 
@@ -160,15 +129,3 @@ def _config_text(files: ServerFiles) -> str | None:
         return files.config.read_text()
     except OSError:
         return None
-
-
-def plan(db: Database, settings: Settings, netns: str | None = None) -> list[VpnOperation]:
-    """What `host apply` does for VPNs; empty when every wanted server answers."""
-    with db.read() as connection:
-        specs = desired_specs(connection, settings)
-    return operations_for(specs, settings, netns)
-
-
-def apply(operations: list[VpnOperation]) -> None:
-    for operation in operations:
-        operation.apply()

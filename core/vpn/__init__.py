@@ -1,1 +1,0 @@
-"""Per-project VPNs: an OpenVPN server per VLAN network, with its own certificate authority."""
