@@ -39,7 +39,7 @@ from sqlalchemy import Connection, select
 
 from core.config import Settings
 from core.errors import HostError
-from core.linux import namespace, processes
+from core.linux import namespace, nft, processes
 from core.linux.operations import Operation
 from core.store.schema import networks
 
@@ -172,7 +172,7 @@ def observe(
     answers = len(servers) == 1 and _listens(netns, port)
     if not table_wanted and not _table_marker(files).exists():
         return ObservedMetadata(table=False, layout_ok=False, servers=servers, answers=answers)
-    result = namespace.run(netns, [nft_binary, "-j", "list", "table", FAMILY, TABLE])
+    (result,) = nft.listings(nft_binary, netns, [f"list table {FAMILY} {TABLE}"], numeric=False)
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return ObservedMetadata(False, False, servers=servers, answers=answers)

@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import json
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,16 +168,10 @@ def read_owned(
     """
     if len(tables) == 1:
         ((family, name),) = tables
-        command = [binary, "-j", "list", "table", family, name]
+        command = f"list table {family} {name}"
     else:
-        command = [binary, "-j", "list", "ruleset"]
-    library = library_for(binary)
-    if library is not None:
-        with namespace.entered(netns):
-            status, out, err = library.listing(" ".join(command[2:]), numeric=False)
-        result = subprocess.CompletedProcess(command, status, out, err)
-    else:
-        result = namespace.run(netns, command)
+        command = "list ruleset"
+    (result,) = listings(binary, netns, [command], numeric=False)
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
             return {}
@@ -195,6 +190,23 @@ def read_owned(
             if key in wanted:
                 found.setdefault(key, []).append(obj)  # type: ignore[arg-type]
     return found
+
+
+def listings(
+    binary: str, netns: str | None, commands: Sequence[str], *, numeric: bool = True
+) -> list[subprocess.CompletedProcess[str]]:
+    """Read commands (``list table inet netcon_metadata``) as ``nft -j [-n]`` runs them:
+    through libnftables in this process when ``binary`` is the default program (no program
+    start, one entry into the namespace), else nft processes run side by side."""
+    library = library_for(binary)
+    if library is None:
+        flags = ["-j", "-n"] if numeric else ["-j"]
+        return namespace.run_all(netns, [[binary, *flags, *c.split()] for c in commands])
+    with namespace.entered(netns):
+        return [
+            subprocess.CompletedProcess([binary, c], *library.listing(c, numeric=numeric))
+            for c in commands
+        ]
 
 
 class Nft:

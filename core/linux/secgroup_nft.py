@@ -28,7 +28,7 @@ from typing import Any
 
 from core import secrules
 from core.errors import HostError
-from core.linux import namespace, nft
+from core.linux import nft
 
 BRIDGE = ("bridge", "netcon")
 GROUPS = ("ip", "netcon_groups")
@@ -383,26 +383,14 @@ class FilterState:
 
 
 def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list[TableState]:
-    """Several tables: through libnftables in this process when nft is the default
-    program (no program start), else nft processes run side by side."""
-    library = nft.library_for(binary)
-    if library is not None:
-        results = []
-        with namespace.entered(netns):
-            for family, name in tables:
-                command = f"list table {family} {name}"
-                status, out, err = library.listing(command)
-                results.append(subprocess.CompletedProcess([command], status, out, err))
-    else:
-        argvs = [[binary, "-j", "-n", "list", "table", family, name] for family, name in tables]
-        results = namespace.run_all(netns, argvs)
+    commands = [f"list table {family} {name}" for family, name in tables]
+    results = nft.listings(binary, netns, commands)
     return [_parsed(table, result) for table, result in zip(tables, results, strict=True)]
 
 
 def read_table(binary: str, netns: str | None, table: Table) -> TableState:
-    family, name = table
-    result = namespace.run(netns, [binary, "-j", "-n", "list", "table", family, name])
-    return _parsed(table, result)
+    (state,) = read_tables(binary, netns, [table])
+    return state
 
 
 def _parsed(table: Table, result: subprocess.CompletedProcess[str]) -> TableState:
