@@ -526,6 +526,15 @@ async def test_keys_typed_after_a_prompt_closes_reach_the_table(make_app: MakeAp
         await settle(pilot)
         assert main.state.spec.name == "instances"
         assert main.state.scope == {"instance": "web1"}
+        # A prompt's editing keys keep their place among the letters typed after them.
+        await pilot.press("escape")
+        await settle(pilot)
+        press_at_once(pilot, "slash", *"xy", "ctrl+u", *"apx", "backspace", "p", "1", "enter")
+        await settle(pilot)
+        assert main.state.typed == "app1" and cells(app) == ["203.0.113.4"]
+        press_at_once(pilot, "colon", *"inst", "tab", "enter")
+        await settle(pilot)
+        assert main.state.spec.name == "instances" and main.state.scope == {}
 
 
 async def test_marks_and_bulk_disassociate(make_app: MakeApp, demo_service: NetconService) -> None:

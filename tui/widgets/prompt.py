@@ -4,8 +4,9 @@ A prompt closes when it loses the focus, so Tab or a click can never leave it st
 on screen; Esc closes it too. The ``:`` prompt completes with Tab (the longest common
 prefix, then each candidate in turn), and walks its history with Up and Down.
 
-Enter and Esc are handled by the prompt itself, in the order the keys were typed, and
-the screen's answer (which moves the focus) is given before the next key is read. Keys
+Enter, Esc and the prompt's own keys are handled by the prompt itself, in the order the
+keys were typed, and the screen's answer to Enter or Esc (which moves the focus) is
+given before the next key is read. Keys
 typed fast are all sent to the prompt before it reads the first of them: as a binding,
 Enter would run only after the keys behind it, and `/web` Enter Enter would submit the
 filter twice instead of opening the row. Keys that still reach a closed prompt go on to
@@ -86,6 +87,16 @@ class Prompt(Input):
                 owner.prompt_submitted(self, self.value)
             else:
                 owner.prompt_cancelled(self)
+            return
+        # The prompt's own keys (Backspace, ctrl+u, Tab, Up...) run now too: as bindings
+        # they would run after the letters typed behind them ('/x' ctrl+u 'web' would
+        # type 'xweb', then erase it all).
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
         # Anything else is Input's (called next, as Textual calls each class's handler).
 
 
