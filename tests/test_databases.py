@@ -445,3 +445,37 @@ def test_an_instance_name_in_another_case_is_refused(tmp_path: Path) -> None:
                 "VALUES ('Web1', 1, '2026-01-01')"
             )
         )
+
+
+READERS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.support import make_service
+
+service = make_service(Path(sys.argv[1]))
+service.create_networks("10.9.0.0/20", 1, 4096, manager="flat", bridge="br9", label="many")
+
+def read(offset: int) -> int:
+    return len(service.list_fixed_ips(network="10.9.0.0/20", offset=offset, limit=200).rows)
+
+# More threads at once than a pool of per-thread connections keeps (the console reads
+# windows of a big listing in a worker thread each while the admin holds PageDown).
+with ThreadPoolExecutor(max_workers=24) as pool:
+    for _ in range(5):
+        assert sum(pool.map(read, range(0, 4096, 100))) > 0
+print("ok")
+"""
+
+
+def test_many_threads_reading_at_once_each_have_their_own_connection(tmp_path: Path) -> None:
+    # In a child process: a connection closed under a thread still reading crashes the
+    # interpreter, which must fail this test, not end the run.
+    result = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", READERS, str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"

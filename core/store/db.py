@@ -29,7 +29,7 @@ from sqlalchemy.exc import (
     OperationalError,
     SQLAlchemyError,
 )
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
 from core.defaults import LOCK_TIMEOUT
 from core.errors import DatabaseError, DatabaseUnreachable, InvalidInput
@@ -146,12 +146,17 @@ class Database:
 
         # A reader without write access decides afresh for each connection whether a
         # writer is active (see sqlite_uri), so it takes no pooled connection; an
-        # in-memory database lives in its one connection.
+        # in-memory database lives in its one connection. A file gets a connection per
+        # transaction from a queue: the pool SQLAlchemy picks for a "sqlite://" URL keeps
+        # one per thread and, past five threads, closes other threads' connections while
+        # they may be reading (the console's workers crashed the process that way).
         options: dict[str, Any] = {}
         if path is None:
             options["poolclass"] = StaticPool
         elif read_only:
             options["poolclass"] = NullPool
+        else:
+            options["poolclass"] = QueuePool
         engine = create_engine("sqlite://", creator=connect, **options)
 
         @event.listens_for(engine, "connect")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from textual import events
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
@@ -452,6 +454,80 @@ async def test_filter_with_markup_characters(make_app: MakeApp) -> None:
         assert app.is_running
         assert app.main.table.source.total == 0
         assert "[b]x[/" in str(app.main.query_one("#crumbs").render())
+
+
+KEY_CHARACTERS = {"slash": "/", "colon": ":", "enter": "\r", "escape": "\x1b"}
+
+
+def press_at_once(pilot: Pilot[Any], *keys: str) -> None:
+    """Hand ``keys`` to the console in one burst, as a terminal delivers fast typing (or
+    tmux send-keys): Pilot's ``press`` waits for the console to go idle after each key,
+    which hides what happens when keys queue up behind one another."""
+    app = pilot.app
+    assert app._driver is not None
+    for key in keys:
+        event = events.Key(key, KEY_CHARACTERS.get(key, key if len(key) == 1 else None))
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+# Floating IPs are filtered in memory; fixed IPs in the database, whose answer comes
+# after the second Enter has arrived: that Enter opens the filter's first match, never
+# the row the answer replaces.
+@pytest.mark.parametrize(("view", "typed", "instance"), [
+    ("floating", "web", "web1"),
+    ("fixed", "web2", "web2"),
+])
+async def test_filter_enter_enter_typed_at_once_opens_the_first_match(
+    make_app: MakeApp, view: str, typed: str, instance: str
+) -> None:
+    app = make_app(start=view)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        # The first Enter keeps the filter and hands the table the focus on the first
+        # match; the second opens that row.
+        press_at_once(pilot, "slash", *typed, "enter", "enter")
+        await settle(pilot)
+        assert main.state.spec.name == "instances"
+        assert main.state.scope == {"instance": instance}
+        assert cells(app) == [instance]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert main.state.spec.name == view and main.state.typed == typed
+        assert not main.query_one("#filter", Input).has_class("-open")
+
+
+async def test_keys_typed_after_a_prompt_closes_reach_the_table(make_app: MakeApp) -> None:
+    app = make_app(start="floating")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        press_at_once(pilot, "slash", *"alpha", "enter", "j")
+        await settle(pilot)
+        assert main.state.typed == "alpha" and main.table.cursor == 1
+        assert main.focused is main.table
+        # A view's name and Enter, then Enter on its first row.
+        press_at_once(pilot, "colon", *"fip", "enter", "enter")
+        await settle(pilot)
+        assert main.state.spec.name == "instances"
+        assert main.state.scope == {"instance": "web1"}
+        # Esc drops the filter before the Enter behind it opens the first row.
+        await pilot.press("escape")
+        await settle(pilot)
+        press_at_once(pilot, "slash", *"app1", "escape", "enter")
+        await settle(pilot)
+        assert main.state.spec.name == "instances"
+        assert main.state.scope == {"instance": "web1"}
+        # A prompt's editing keys keep their place among the letters typed after them.
+        await pilot.press("escape")
+        await settle(pilot)
+        press_at_once(pilot, "slash", *"xy", "ctrl+u", *"apx", "backspace", "p", "1", "enter")
+        await settle(pilot)
+        assert main.state.typed == "app1" and cells(app) == ["203.0.113.4"]
+        press_at_once(pilot, "colon", *"inst", "tab", "enter")
+        await settle(pilot)
+        assert main.state.spec.name == "instances" and main.state.scope == {}
 
 
 async def test_marks_and_bulk_disassociate(make_app: MakeApp, demo_service: NetconService) -> None:

@@ -11,7 +11,7 @@ left is dropped (each load carries the view's generation number).
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,6 +100,11 @@ class MainScreen(Screen[None]):
         self._pending_reading = False
         self._started = False
         self._bulk_after: list[tuple[str, set[str], bool]] = []
+        # The generation whose rows the table shows, and what waits for them: Enter or a
+        # row's key pressed while a filter's rows are still being read acts on those rows
+        # once they are up, never on the rows they replace.
+        self._shown_generation = -1
+        self._after_rows: list[Callable[[], None]] = []
         self.key_problems: list[str] = []
 
     # -- what the runner and the palette need ------------------------------------------
@@ -270,6 +275,7 @@ class MainScreen(Screen[None]):
     def open_view(self) -> None:
         """Show the current state's view from scratch (a switch, a drill, a back)."""
         self.generation += 1
+        self._after_rows.clear()  # keys pressed for the view being left
         spec = self.state.spec
         self.table.empty_text = "loading…"
         self.table.sort_column = self.state.sort_column
@@ -281,8 +287,9 @@ class MainScreen(Screen[None]):
         self.show_crumbs()
         self.reload()
 
-    def reload(self) -> None:
-        """Fetch the current view again (timer, ctrl+r, after an action).
+    def reload(self, from_top: bool = False) -> None:
+        """Fetch the current view again (timer, ctrl+r, after an action); ``from_top``
+        puts the cursor on the first row (a new filter's first match).
 
         At most one load of a view runs at a time: asking again meanwhile queues one
         more load for when it finishes, so a slow database never piles up queries.
@@ -295,8 +302,8 @@ class MainScreen(Screen[None]):
         self.show_header()
         state = self.state
         current = self.table.current_row
-        keep_key = current.key if current else state.cursor_key
-        keep_index = self.table.cursor
+        keep_key = None if from_top else current.key if current else state.cursor_key
+        keep_index = 0 if from_top else self.table.cursor
         generation = self.generation
         spec = state.spec
         first = self.context.take_first_rows(spec.name)
@@ -395,9 +402,13 @@ class MainScreen(Screen[None]):
         if present is not None:
             self.state.marks &= present  # a marked row that is gone is no longer marked
         self._show_source(source, keep_key, keep_index)
+        self._shown_generation = self.generation
         self._focus_table_if_lost()
         self.last_refresh = self.context.clock().strftime("%H:%M:%S")
         self._load_finished()
+        waiting, self._after_rows = self._after_rows, []
+        for then in waiting:
+            then()
         if not self._started:
             # The first rows may be set while the screen mounts (`netcon`'s lean start),
             # and the table's Highlighted message would then reach the detail pane a
@@ -442,6 +453,7 @@ class MainScreen(Screen[None]):
         if generation == self.generation:
             self.table.empty_text = "could not load"
             self.table.refresh()
+            self._after_rows.clear()
         self._load_finished()
         self.notify(failure.message, title="Refresh failed", severity="error")
 
@@ -641,7 +653,17 @@ class MainScreen(Screen[None]):
         self.state = ViewState(spec, dict(drill.scope), f"{drill.crumb} › {spec.title}")
         self.open_view()
 
+    def _when_rows_are_current(self, then: Callable[[], None]) -> bool:
+        """True when the table shows the rows of the view as it is now; else ``then``
+        runs once they arrive."""
+        if self._shown_generation == self.generation:
+            return True
+        self._after_rows.append(then)
+        return False
+
     def action_open(self) -> None:
+        if not self._when_rows_are_current(self.action_open):
+            return
         item = self.current_item()
         if item is None:
             return
@@ -696,12 +718,29 @@ class MainScreen(Screen[None]):
         if not self._prompt_open() and self.app.screen is self:
             self.set_focus(self.table)
 
-    @on(Input.Submitted, "#command")
-    def _command(self, event: Input.Submitted) -> None:
-        prompt = self.query_one("#command", CommandPrompt)
-        word = event.value.strip().lstrip(":")
+    def _close_prompt(self, prompt: Prompt) -> None:
+        """Close ``prompt`` and give the table the focus now, before the next key is
+        read: a key typed right after Enter is meant for the table."""
+        prompt.close()
+        if not self._prompt_open():
+            self.set_focus(self.table)
+
+    def prompt_submitted(self, prompt: Prompt, value: str) -> None:
+        if prompt.id == "filter":
+            self._set_filter(value)
+            self._close_prompt(prompt)
+        elif isinstance(prompt, CommandPrompt):
+            self._command(prompt, value)
+
+    def prompt_cancelled(self, prompt: Prompt) -> None:
+        if prompt.id == "filter":
+            self._set_filter("")
+        self._close_prompt(prompt)
+
+    def _command(self, prompt: CommandPrompt, value: str) -> None:
+        word = value.strip().lstrip(":")
         if not word:
-            prompt.close()
+            self._close_prompt(prompt)
             return
         if word.lower() in ("q", "quit"):
             self.app.exit()
@@ -714,7 +753,7 @@ class MainScreen(Screen[None]):
             )
             self.notify(f"no view named {word!r}{hint}", severity="warning")
             return  # the prompt stays open with what was typed
-        prompt.close()
+        self._close_prompt(prompt)
         if self.context.memory is not None:
             prompt.history = self.context.memory.remember(spec.aliases[0])
         else:
@@ -726,10 +765,6 @@ class MainScreen(Screen[None]):
         if self.query_one("#filter", Prompt).is_open:
             self._set_filter(event.value)
 
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.query_one("#filter", Prompt).close()
-
     def _set_filter(self, typed: str) -> None:
         typed = typed.strip()
         if typed == self.state.typed:
@@ -737,13 +772,14 @@ class MainScreen(Screen[None]):
         search = Search.parse(typed)
         self.state.typed = typed
         source = self.table.source
+        # A new filter puts the cursor on its first match.
         if isinstance(source, ListSource) and not self.state.spec.paged:
             source.apply(matcher(search), self.state.sort_column, self.state.sort_descending)
-            self._show_source(source, self.state.cursor_key, 0)
+            self._show_source(source, None, 0)
         else:
             # A paged view filters in the database; the answer replaces the table.
             self.generation += 1
-            self.reload()
+            self.reload(from_top=True)
         self.show_crumbs()
 
     # -- marks and sorting ------------------------------------------------------------
@@ -805,6 +841,8 @@ class MainScreen(Screen[None]):
             return
         if isinstance(action, ViewAction):
             self.runner.run_view_action(action)
+            return
+        if not self._when_rows_are_current(partial(self.action_run, action_id)):
             return
         self.runner.run_row_action(self.state.spec, action, self._targets(action))
 

@@ -3,18 +3,35 @@
 A prompt closes when it loses the focus, so Tab or a click can never leave it stranded
 on screen; Esc closes it too. The ``:`` prompt completes with Tab (the longest common
 prefix, then each candidate in turn), and walks its history with Up and Down.
+
+Enter, Esc and the prompt's own keys are handled by the prompt itself, in the order the
+keys were typed, and the screen's answer to Enter or Esc (which moves the focus) is
+given before the next key is read. Keys
+typed fast are all sent to the prompt before it reads the first of them: as a binding,
+Enter would run only after the keys behind it, and `/web` Enter Enter would submit the
+filter twice instead of opening the row. Keys that still reach a closed prompt go on to
+where the focus is now.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input
+
+
+@runtime_checkable
+class PromptOwner(Protocol):
+    """What answers a prompt's Enter and Esc, at once (see the module's docstring)."""
+
+    def prompt_submitted(self, prompt: Prompt, value: str) -> None: ...
+
+    def prompt_cancelled(self, prompt: Prompt) -> None: ...
 
 
 class Prompt(Input):
@@ -53,6 +70,34 @@ class Prompt(Input):
     def _on_blur(self, event: events.Blur) -> None:
         super()._on_blur(event)
         self.close()
+
+    async def _on_key(self, event: events.Key) -> None:
+        owner = self.screen
+        if not self.is_open and owner.focused is not self:
+            # Typed after the Enter or Esc that closed this prompt, and sent here before
+            # that key moved the focus: it goes where the focus is now, as a new key.
+            event.stop()
+            event.prevent_default()
+            await self.app.on_event(events.Key(event.key, event.character))
+            return
+        if event.key in ("enter", "escape") and isinstance(owner, PromptOwner):
+            event.stop()
+            event.prevent_default()
+            if event.key == "enter":
+                owner.prompt_submitted(self, self.value)
+            else:
+                owner.prompt_cancelled(self)
+            return
+        # The prompt's own keys (Backspace, ctrl+u, Tab, Up...) run now too: as bindings
+        # they would run after the letters typed behind them ('/x' ctrl+u 'web' would
+        # type 'xweb', then erase it all).
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+        # Anything else is Input's (called next, as Textual calls each class's handler).
 
 
 class CommandPrompt(Prompt):

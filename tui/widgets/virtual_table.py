@@ -85,7 +85,7 @@ def fit_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int]]:
     return [(i, widths[i]) for i in kept]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One line of a table: the resource's id, the text of each cell and the view it shows."""
 
@@ -149,21 +149,33 @@ class ListSource(TableSource):
         self._index = None
 
 
+KEPT_PAGES = 8
+
+
 class PagedSource(TableSource):
     """A listing too large to hold: windows of ``page_size`` rows, fetched on demand.
 
     ``request`` is called with the offset of a window the table needs; the owner fetches
-    it (in a worker) and hands it back with :meth:`put`.
+    it (in a worker) and hands it back with :meth:`put`. Only the ``keep`` windows used
+    last are held (a screen needs two at most): paging through a million addresses costs
+    the memory of a few windows, not of every window passed on the way; one scrolled
+    back to is read again.
     """
 
     def __init__(
-        self, total: int, page_size: int, request: Callable[[int], None], descending: bool = False
+        self,
+        total: int,
+        page_size: int,
+        request: Callable[[int], None],
+        descending: bool = False,
+        keep: int = KEPT_PAGES,
     ) -> None:
         self.total = total
         self.page_size = page_size
         self.descending = descending
+        self.keep = max(2, keep)
         self._request = request
-        self._pages: dict[int, list[Row]] = {}
+        self._pages: dict[int, list[Row]] = {}  # least recently used first
         self._asked: set[int] = set()
 
     def _page_of(self, index: int) -> int:
@@ -180,12 +192,26 @@ class PagedSource(TableSource):
                 self._asked.add(page_number)
                 self._request(page_number * self.page_size)
             return None
+        if next(reversed(self._pages)) != page_number:
+            self._pages[page_number] = self._pages.pop(page_number)  # used last now
         position = self.total - 1 - index if self.descending else index
         within = position - page_number * self.page_size
         return page[within] if within < len(page) else None
 
     def put(self, offset: int, rows: Sequence[Row]) -> None:
-        self._pages[offset // self.page_size] = list(rows)
+        page_number = offset // self.page_size
+        self._pages.pop(page_number, None)
+        self._pages[page_number] = list(rows)
+        self._asked.add(page_number)
+        while len(self._pages) > self.keep:
+            oldest = next(iter(self._pages))
+            del self._pages[oldest]
+            self._asked.discard(oldest)  # asked again if it scrolls back into view
+
+    @property
+    def held(self) -> int:
+        """How many rows are in memory."""
+        return sum(len(page) for page in self._pages.values())
 
     def index_of(self, key: Hashable) -> int | None:
         for page_number, page in self._pages.items():
