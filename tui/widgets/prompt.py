@@ -6,11 +6,10 @@ prefix, then each candidate in turn), and walks its history with Up and Down.
 
 Enter, Esc and the prompt's own keys are handled by the prompt itself, in the order the
 keys were typed, and the screen's answer to Enter or Esc (which moves the focus) is
-given before the next key is read. Keys
-typed fast are all sent to the prompt before it reads the first of them: as a binding,
-Enter would run only after the keys behind it, and `/web` Enter Enter would submit the
-filter twice instead of opening the row. Keys that still reach a closed prompt go on to
-where the focus is now.
+given before the next key is read. Keys typed fast are all sent to the prompt before it
+reads the first of them: as a binding, Enter would run only after the keys behind it,
+and `/web` Enter Enter would submit the filter twice instead of opening the row. Keys
+that still reach a closed prompt go on to where the focus is now.
 """
 
 from __future__ import annotations
