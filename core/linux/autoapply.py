@@ -7,6 +7,7 @@ pending: the next `netcon host plan` shows it and `netcon host apply` carries it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -31,16 +32,25 @@ def install(service: Any) -> None:
         nonlocal layer
         if not can_change_host():
             return
+        host = service.settings.host
         with guard:
             try:
+                # Read before the plan: only a change the plan saw is recorded as applied.
+                owed = service.pending_for(host).changes
                 if layer is None:
                     layer = HostLayer(service.settings, service.db)
-                layer.sync(
+                done = layer.sync(
                     scope=Scope.of(changes),
                     lock_timeout=getattr(service.db, "lock_timeout", LOCK_TIMEOUT),
                     on_wait=waiting,
                 )
+                # Applied, and owed nothing older: the host is up to date (an older change
+                # that failed stays owed until `netcon host apply`).
+                if not done.problems and owed and owed == (changes.change,):
+                    service.record_applied(host, changes.change)
             except NetconError as exc:
                 log.warning("host not updated (pending until 'netcon host apply'): %s", exc)
+                with contextlib.suppress(NetconError):
+                    service.record_applied(host, None, error=exc.message)
 
     service.listeners.append(apply_change)

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from core import validate
 from core.defaults import LOCK_TIMEOUT
-from core.service.base import ServiceBase
+from core.service.agents import AgentService
 from core.store.schema import hosts
 from core.views import PlannedOperation, PlanView
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from core.linux.operations import Operation, Plan
 
 
-class HostService(ServiceBase):
+class HostService(AgentService):
     def heartbeat(self, host: str | None = None) -> None:
         """Mark a network host alive; the host layer calls this on every apply."""
         name = validate.host_name("host", host if host is not None else self.settings.host)
@@ -55,14 +55,25 @@ class HostService(ServiceBase):
         (holder: core.linux.applylock.Holder, or None if it has not said yet), and
         raises core.linux.applylock.LockBusy (a HostError) when the time is up.
         """
+        from core.errors import HostError
         from core.linux.host import HostLayer
 
+        # Read before the plan, so every change recorded as applied is one it saw.
+        owed = self.pending_for(self.settings.host).changes
         layer = HostLayer(self.settings, self.db, netns=netns)
         try:
             done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
+        except HostError as exc:
+            self.record_applied(self.settings.host, None, error=exc.message)
+            raise
         finally:
             layer.close()
         self.heartbeat()
+        # What this host owes is shown the same whoever applied it: an agent or an admin.
+        if done.problems:
+            self.record_applied(self.settings.host, None, error="; ".join(done.problems))
+        else:
+            self.record_applied(self.settings.host, max(owed) if owed else None)
         return done
 
     def host_plan_view(self, netns: str | None = None) -> PlanView:

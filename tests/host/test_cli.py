@@ -53,6 +53,10 @@ def test_plan_apply_and_dhcp_event_on_the_command_line(lab: Lab, tmp_path: Path)
     assert applied.stdout == plan.stdout
     again = netcon(lab, "--json", "host", "apply", "--netns", host.ns)
     assert json.loads(again.stdout)["operations"] == []
+    # Applied by hand, without an agent: the host owes nothing, as `host list` says.
+    (nethost,) = json.loads(netcon(lab, "--json", "host", "list").stdout)
+    assert service.last_change is not None
+    assert (nethost["pending"], nethost["applied_change"]) == (0, service.last_change.change)
 
     event = netcon(lab, "dhcp-event", "add", vm.mac, vm.address, "vm1")
     assert event.returncode == 0, event.stderr
@@ -84,5 +88,7 @@ def test_a_service_change_reaches_the_host_at_once_with_auto_apply(
     service.allocate_floating_ip("alpha")
     service.associate_floating_ip("203.0.113.20", "vm1")
     assert host.layer.plan().operations == ()
+    # Each change was applied as it came: the host owes none of them.
+    assert service.pending_for("nethost").changes == ()
     addresses = {a.address for a in host.layer.observe().addresses}
     assert "203.0.113.20" in addresses
