@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from core.errors import NetconError
-from core.linux.applylock import Holder
+from core.linux.applylock import Holder, LockBusy
 from core.linux.host import LOCK_TIMEOUT, HostLayer, can_change_host
 from core.linux.scope import Scope
 
@@ -50,7 +50,8 @@ def install(service: Any) -> None:
                     service.record_applied(host, changes.change)
             except NetconError as exc:
                 log.warning("host not updated (pending until 'netcon host apply'): %s", exc)
-                with contextlib.suppress(NetconError):
-                    service.record_applied(host, None, error=exc.message)
+                if not isinstance(exc, LockBusy):  # another apply is no failure of the host
+                    with contextlib.suppress(NetconError):
+                        service.record_applied(host, None, error=exc.message)
 
     service.listeners.append(apply_change)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from sqlalchemy import update
 
 from core import validate
 from core.defaults import LOCK_TIMEOUT
+from core.errors import HostError, NetconError
 from core.service.agents import AgentService
 from core.store.schema import hosts
 from core.views import PlannedOperation, PlanView
@@ -55,7 +57,7 @@ class HostService(AgentService):
         (holder: core.linux.applylock.Holder, or None if it has not said yet), and
         raises core.linux.applylock.LockBusy (a HostError) when the time is up.
         """
-        from core.errors import HostError
+        from core.linux.applylock import LockBusy
         from core.linux.host import HostLayer
 
         # Read before the plan, so every change recorded as applied is one it saw.
@@ -64,7 +66,11 @@ class HostService(AgentService):
         try:
             done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
         except HostError as exc:
-            self.record_applied(self.settings.host, None, error=exc.message)
+            # Another apply holding the host is no failure of the host's. Otherwise the
+            # host's failure is what the caller must hear, even if recording it fails.
+            if not isinstance(exc, LockBusy):
+                with contextlib.suppress(NetconError):
+                    self.record_applied(self.settings.host, None, error=exc.message)
             raise
         finally:
             layer.close()
