@@ -7,13 +7,12 @@ pending: the next `netcon host plan` shows it and `netcon host apply` carries it
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from typing import Any
 
 from core.errors import NetconError
-from core.linux.applylock import Holder, LockBusy
+from core.linux.applylock import Holder
 from core.linux.host import LOCK_TIMEOUT, HostLayer, can_change_host
 from core.linux.scope import Scope
 
@@ -46,12 +45,10 @@ def install(service: Any) -> None:
                 )
                 # Applied, and owed nothing older: the host is up to date (an older change
                 # that failed stays owed until `netcon host apply`).
-                if not done.problems and owed and owed == (changes.change,):
-                    service.record_applied(host, changes.change)
+                only = changes.change if owed == (changes.change,) else None
+                service.record_applied_here(only, problems=done.problems)
             except NetconError as exc:
                 log.warning("host not updated (pending until 'netcon host apply'): %s", exc)
-                if not isinstance(exc, LockBusy):  # another apply is no failure of the host
-                    with contextlib.suppress(NetconError):
-                        service.record_applied(host, None, error=exc.message)
+                service.record_applied_here(None, failure=exc)
 
     service.listeners.append(apply_change)

@@ -3,8 +3,10 @@ and moving a dead host's networks to live ones."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +26,7 @@ from sqlalchemy import (
 )
 
 from core import validate
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NetconError, NotFound
 from core.service.base import ServiceBase
 from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, networks
 from core.views import ChangeStatusView, EvacuationView, PendingView
@@ -123,6 +125,13 @@ class AgentService(ServiceBase):
         ``error`` (the changes stay pending). Applied rows are forgotten."""
         name = validate.host_name("host", host)
         now = self.clock()
+        if error is None and change is not None and self.db.dialect == "postgresql":
+            # Every apply of every agent ends here: one statement, built once.
+            with self.db.single(write=True) as connection:
+                applied = {"host": name, "change": change, "now": now}
+                if connection.execute(_applied_in_one(), applied).rowcount:
+                    return
+            # No row for the host yet: made below.
         values: dict[str, Any]
         if error is not None:
             values = {"last_error": " ".join(error.split())[:1000], "error_at": now}
@@ -137,9 +146,6 @@ class AgentService(ServiceBase):
                     ),
                     else_=hosts.c.applied_change,
                 )
-        # Every apply of every agent ends here: on PostgreSQL one statement.
-        if self.db.dialect == "postgresql" and self._record_in_one(name, change, values, error):
-            return
         with self.db.write() as connection:
             if error is None and change is not None:
                 connection.execute(
@@ -152,17 +158,27 @@ class AgentService(ServiceBase):
                 self._ensure_host(connection, name)
                 connection.execute(statement)
 
-    def _record_in_one(
-        self, name: str, change: int | None, values: dict[str, Any], error: str | None
-    ) -> bool:
-        """What the host's agent did, in one statement; False when the host has no row
-        yet."""
-        with self.db.single(write=True) as connection:
-            if error is None and change is not None:
-                applied = {"host": name, "change": change, "now": values["applied_at"]}
-                return bool(connection.execute(_applied_in_one(), applied).rowcount)
-            statement = update(hosts).where(hosts.c.name == name).values(**values)
-            return bool(connection.execute(statement).rowcount)
+    def record_applied_here(
+        self,
+        change: int | None,
+        *,
+        problems: Sequence[str] = (),
+        failure: NetconError | None = None,
+    ) -> None:
+        """What an apply made on this host outside an agent (`host apply`, auto-apply, a
+        VPN command) did, recorded as an agent records it: applied up to ``change``, or
+        the ``problems`` that held part of it back, or the ``failure``. Another apply
+        holding the host is no failure of the host's, and recording a failure never
+        hides it from the caller."""
+        from core.linux.applylock import LockBusy
+
+        host = self.settings.host
+        if failure is None:
+            error = "; ".join(problems) if problems else None
+            self.record_applied(host, None if error else change, error=error)
+        elif not isinstance(failure, LockBusy):
+            with contextlib.suppress(NetconError):
+                self.record_applied(host, None, error=failure.message)
 
     def change_status(self, change: int) -> ChangeStatusView:
         """Which hosts have applied change ``change`` and which still owe it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ from sqlalchemy import update
 
 from core import validate
 from core.defaults import LOCK_TIMEOUT
-from core.errors import HostError, NetconError
+from core.errors import HostError
 from core.service.agents import AgentService
 from core.store.schema import hosts
 from core.views import PlannedOperation, PlanView
@@ -57,7 +56,6 @@ class HostService(AgentService):
         (holder: core.linux.applylock.Holder, or None if it has not said yet), and
         raises core.linux.applylock.LockBusy (a HostError) when the time is up.
         """
-        from core.linux.applylock import LockBusy
         from core.linux.host import HostLayer
 
         # Read before the plan, so every change recorded as applied is one it saw.
@@ -66,20 +64,13 @@ class HostService(AgentService):
         try:
             done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
         except HostError as exc:
-            # Another apply holding the host is no failure of the host's. Otherwise the
-            # host's failure is what the caller must hear, even if recording it fails.
-            if not isinstance(exc, LockBusy):
-                with contextlib.suppress(NetconError):
-                    self.record_applied(self.settings.host, None, error=exc.message)
+            self.record_applied_here(None, failure=exc)
             raise
         finally:
             layer.close()
         self.heartbeat()
         # What this host owes is shown the same whoever applied it: an agent or an admin.
-        if done.problems:
-            self.record_applied(self.settings.host, None, error="; ".join(done.problems))
-        else:
-            self.record_applied(self.settings.host, max(owed) if owed else None)
+        self.record_applied_here(max(owed) if owed else None, problems=done.problems)
         return done
 
     def host_plan_view(self, netns: str | None = None) -> PlanView:

@@ -201,7 +201,7 @@ class VpnService(AgentService):
                 scope=Scope(vpns=frozenset(projects)), lock_timeout=self.db.lock_timeout
             )
         except HostError as exc:
-            self.record_applied(host, None, error=exc.message)
+            self.record_applied_here(None, failure=exc)
             raise HostError(
                 f"{exc.message} (still wanted: pending on host {host} until an apply succeeds)"
             ) from None
@@ -210,7 +210,7 @@ class VpnService(AgentService):
         # The apply worked (so no error stands); the change counts as applied only if
         # nothing else was owed here: what else is pending may need more than VPNs.
         owed_only_this = change is not None and self.pending_for(host).changes == (change,)
-        self.record_applied(host, change if owed_only_this else None)
+        self.record_applied_here(change if owed_only_this else None, problems=done.problems)
         return done.describe()
 
     def _committed(self, previous: object) -> int | None:
