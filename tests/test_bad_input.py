@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -421,3 +422,59 @@ def test_bad_guest_settings_in_netcon_toml_are_one_line_and_no_write(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and field in lines[0], result.stderr
     assert _digest(db) == before
+
+
+# -- the last twelve (issue 23) ----------------------------------------------------------
+
+
+def _one_line(result: subprocess.CompletedProcess[str], status: int, *words: str) -> str:
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def _json_error(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    error = json.loads(lines[0])["error"]
+    assert isinstance(error, dict)
+    return error
+
+
+@pytest.fixture
+def demo_copy(demo_file: Path, tmp_path: Path) -> Path:
+    db = tmp_path / "netcon.db"
+    shutil.copy(demo_file, db)
+    return db
+
+
+# 1. A namespace name the kernel cannot hold is bad input, like '../x', everywhere.
+@pytest.mark.parametrize(
+    "netns", ["x" * 256, "é" * 128, "a\\b/c", "."], ids=["256", "utf8-256", "slash", "dot"]
+)
+@pytest.mark.parametrize(
+    "command",
+    [["host", "plan"], ["host", "apply"], ["vpn", "run", "alpha"], ["vpn", "spawn"],
+     ["vpn", "stop", "alpha"], ["vpn", "list"], ["agent"]],
+    ids=lambda words: "-".join(words),
+)  # fmt: skip
+def test_a_namespace_name_too_long_is_refused_as_bad_input(
+    demo_copy: Path, netns: str, command: list[str]
+) -> None:
+    before = _digest(demo_copy)
+    result = _netcon(demo_copy, *command, "--netns", netns)
+    line = _one_line(result, 2, "--netns", "is not a namespace name", "1-255 bytes")
+    assert "internal error" not in line and "Errno" not in line
+    assert "x" * 100 not in line  # the name is quoted cut, not whole
+    assert _digest(demo_copy) == before
+    error = _json_error(_netcon(demo_copy, "--json", *command, "--netns", netns))
+    assert error["field"] == "--netns" and error["exit_status"] == 2
+
+
+def test_the_longest_namespace_name_is_a_name(demo_copy: Path) -> None:
+    # 255 bytes is a name (the namespace just is not there); 256 is not.
+    result = _netcon(demo_copy, "host", "plan", "--netns", "n" * 255)
+    _one_line(result, 2, "--netns", "does not exist")
