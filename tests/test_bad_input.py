@@ -478,3 +478,31 @@ def test_the_longest_namespace_name_is_a_name(demo_copy: Path) -> None:
     # 255 bytes is a name (the namespace just is not there); 256 is not.
     result = _netcon(demo_copy, "host", "plan", "--netns", "n" * 255)
     _one_line(result, 2, "--netns", "does not exist")
+
+
+# 3. A settings file that is not a file is an error naming it, never skipped.
+@pytest.mark.parametrize("kind", ["directory", "dangling link"])
+def test_a_netcon_toml_that_is_no_file_is_an_error_naming_it(
+    demo_copy: Path, tmp_path: Path, kind: str
+) -> None:
+    config = tmp_path / "config" / "netcon" / "netcon.toml"
+    config.parent.mkdir(parents=True)
+    if kind == "directory":
+        config.mkdir()
+    else:
+        config.symlink_to(tmp_path / "gone.toml")
+    env = {
+        **os.environ,
+        "NETCON_DATABASE_URL": f"sqlite:///{demo_copy}",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    before = _digest(demo_copy)
+    for command in (["project", "create", "zeta"], ["host", "list"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", *command],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        words = ("is a directory",) if kind == "directory" else ("is a link to", "gone.toml")
+        line = _one_line(result, 2, str(config), *words)
+        assert result.stdout == "", line
+    assert _digest(demo_copy) == before
