@@ -506,3 +506,50 @@ def test_a_netcon_toml_that_is_no_file_is_an_error_naming_it(
         line = _one_line(result, 2, str(config), *words)
         assert result.stdout == "", line
     assert _digest(demo_copy) == before
+
+
+# 4. An empty database URL is refused, never read as "use the default".
+@pytest.mark.parametrize(
+    ("words", "environment", "field"),
+    [
+        (["--db", ""], None, "--db"),
+        (["--db="], None, "--db"),
+        (["--db", " "], None, "--db"),
+        ([], "", "NETCON_DATABASE_URL"),
+    ],
+    ids=["db-empty", "db-equals", "db-blank", "environment-empty"],
+)
+def test_an_empty_database_url_is_refused_and_nothing_is_made(
+    demo_copy: Path, tmp_path: Path, words: list[str], environment: str | None, field: str
+) -> None:
+    data_home = tmp_path / "data"
+    env = {**os.environ, "XDG_DATA_HOME": str(data_home), "XDG_CONFIG_HOME": str(tmp_path)}
+    # A script whose own variable is unset: NETCON_DATABASE_URL names a real database
+    # (or is set but empty), the default path is where an accident would land.
+    env["NETCON_DATABASE_URL"] = f"sqlite:///{demo_copy}" if environment is None else environment
+    before = _digest(demo_copy)
+    for command in (["project", "create", "zeta"], ["--json", "project", "create", "zeta"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", *words, *command],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        if "--json" in command:
+            assert _json_error(result)["field"] == field
+        else:
+            _one_line(result, 2, field, "is empty")
+    # The console's entry point refuses the same way.
+    console = subprocess.run(
+        [sys.executable, "-m", "tui", *words], capture_output=True, text=True, env=env, timeout=60
+    )
+    _one_line(console, 2, field, "is empty")
+    assert not data_home.exists()
+    assert _digest(demo_copy) == before
+
+
+def test_an_empty_database_url_is_refused_by_the_library_too() -> None:
+    from core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        NetconService("")
+    assert refused.value.field == "--db"

@@ -48,7 +48,8 @@ class Context:
 
     @property
     def database_url(self) -> str | None:
-        return getattr(self.args, "db", None) or os.environ.get("NETCON_DATABASE_URL") or None
+        given = getattr(self.args, "db", None)
+        return given if given is not None else os.environ.get("NETCON_DATABASE_URL")
 
     @cached_property
     def settings(self) -> Settings:
@@ -66,7 +67,7 @@ class Context:
         from core.paths import database_url, default_database_url
         from core.service import NetconService
 
-        url = database_url(self.database_url)
+        url = database_url(getattr(self.args, "db", None))
         words = [getattr(self.args, "command", None), getattr(self.args, "action", None)]
         command = " ".join(w for w in words if w)
         # Only a command that makes state on purpose, or the embedded default, may
