@@ -553,3 +553,46 @@ def test_an_empty_database_url_is_refused_by_the_library_too() -> None:
     with pytest.raises(InvalidInput) as refused:
         NetconService("")
     assert refused.value.field == "--db"
+
+
+# 5. A very long batch line is refused as it is read, at a stated limit.
+def test_a_very_long_batch_line_is_refused_at_the_stated_limit(demo_copy: Path) -> None:
+    from core.cli.batch import MAX_LINE
+
+    before = _digest(demo_copy)
+    huge = "project create " + "x" * 1_000_000
+    script = f"{huge}\nproject create zeta\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--db", f"sqlite:///{demo_copy}", "batch"],
+        input=script, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = _one_line(result, 2, "line 1", f"{len(huge)} characters", f"the {MAX_LINE}")
+    assert len(line) < 200
+    assert result.stdout == ""  # the batch stopped at the first failing line
+    assert _digest(demo_copy) == before
+
+    # --force goes on after it, with the next line, and under --json names the field.
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--db", f"sqlite:///{demo_copy}", "--json",
+         "batch", "--force"],
+        input=script, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    error = _json_error(result)
+    assert error["field"] == "line" and error["where"] == "line 1"
+    assert '"name": "zeta"' in result.stdout
+
+
+def test_a_batch_line_at_the_limit_is_read_as_a_command(demo_copy: Path) -> None:
+    from core.cli.batch import MAX_LINE
+
+    # Exactly MAX_LINE characters (and its newline) is a line like any other: refused for
+    # what it says, not for its length. One more character is over the limit.
+    for extra, field in ((0, "command line"), (1, "line")):
+        text = "x" * (MAX_LINE + extra)
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", "--db", f"sqlite:///{demo_copy}", "--json",
+             "batch"],
+            input=text + "\n", capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert _json_error(result)["field"] == field, result.stderr
