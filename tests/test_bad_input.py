@@ -596,3 +596,79 @@ def test_a_batch_line_at_the_limit_is_read_as_a_command(demo_copy: Path) -> None
             input=text + "\n", capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert _json_error(result)["field"] == field, result.stderr
+
+
+# 6. Names differing only in case: one rule for every named thing.
+def test_names_differing_only_in_case_are_refused_for_every_named_thing(
+    tmp_path: Path,
+) -> None:
+    from core.errors import Conflict
+
+    service = make_service(tmp_path)
+    service.load_demo()
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8XX3bE0m0qBq2rVqv3pQqk6t5cN a@b"
+    service.add_key("alpha", "admin", key)
+    calls = {
+        "project": lambda: service.create_project("ALPHA"),
+        "security group": lambda: service.create_security_group("alpha", "WEB"),
+        "default group": lambda: service.create_security_group("alpha", "Default"),
+        "key": lambda: service.add_key("alpha", "Admin", key),
+        "pool": lambda: service.create_floating_range("nethost1", "198.51.100.0/28", "PUBLIC"),
+        "instance": lambda: service.launch_instance("alpha", "WEB1"),
+    }
+    for what, call in calls.items():
+        error = _unchanged(service, call)
+        assert isinstance(error, Conflict), what
+        assert "names ignore case" in error.rule, (what, error)
+    # The same names in another project, and another pool's own name, are fine.
+    service.create_security_group("beta", "WEB")
+    service.add_key("beta", "Admin", key)
+    service.create_floating_range("nethost1", "198.51.100.0/28", "public")
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        ("projects", "(name, manager, created_at) VALUES ('ALPHA', 'flat', '2026-01-01')"),
+        ("security_groups", "(project_id, name, description) VALUES (1, 'WEB', '')"),
+        ("keys", "(project_id, name, public_key, fingerprint, created_at) "
+                 "VALUES (1, 'ADMIN', 'k', 'f', '2026-01-01')"),
+        ("floating_pools", "(name) VALUES ('PUBLIC')"),
+        ("floating_ips", "(address, address_int, pool, host, interface, auto_assigned) "
+                         "VALUES ('198.51.100.1', 3325256705, 'Public', 'h', 'eth0', false)"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_database_itself_refuses_names_differing_only_in_case(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str, table: str, row: str
+) -> None:
+    from sqlalchemy import text
+
+    from core.errors import DatabaseError
+
+    url = request.getfixturevalue("pg_url") if dialect == "postgresql" else None
+    service = make_service(tmp_path, url=url)
+    service.load_demo()
+    service.add_key("alpha", "admin", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8X"
+                    "X3bE0m0qBq2rVqv3pQqk6t5cN a@b")  # fmt: skip
+    # Written around the service, as a second process or a hand in psql would.
+    with pytest.raises(DatabaseError, match="refused"), service.db.write() as connection:
+        connection.execute(text(f"INSERT INTO {table} {row}"))
+    service.db.dispose()
+
+
+def test_a_pool_lasts_while_it_holds_addresses(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.load_demo()
+    service.create_floating_range("nethost1", "198.51.100.0/29", "spare")
+    service.create_floating_range("nethost1", "198.51.100.8/29", "spare")
+    service.delete_floating_range("198.51.100.0/29")
+    # Still a pool: another case of its name is refused.
+    error = _unchanged(
+        service, lambda: service.create_floating_range("nethost1", "198.51.100.16/29", "SPARE")
+    )
+    assert error.field == "pool"
+    service.delete_floating_range("198.51.100.8/29")
+    # Gone with its last address: the name is free in any case.
+    service.create_floating_range("nethost1", "198.51.100.16/29", "SPARE")
+    assert service.allocate_floating_ip("alpha", pool="SPARE").address == "198.51.100.17"

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from core import validate
 from core.errors import Conflict, InvalidInput, NotFound
 from core.managers.base import SEGMENT_OVERHEAD, effective_mtu
+from core.service.names import refuse_taken
 from core.service.networks import NetworkService
 from core.store.schema import (
     fixed_ips,
@@ -159,10 +160,15 @@ class GuestService(NetworkService):
         text, fingerprint = validate.public_key("public_key", public_key)
         with self._change("key.add", f"{project}/{name}") as (connection, audit):
             owner = self._project(connection, project)
-            if connection.execute(
-                select(keys.c.id).where(keys.c.project_id == owner.id, keys.c.name == name)
-            ).first():
-                raise Conflict("name", f"{owner.name} already has a key named {name!r}")
+            refuse_taken(
+                connection,
+                keys.c.name,
+                name,
+                keys.c.project_id == owner.id,
+                field="name",
+                taken=f"{owner.name} already has a key named {name!r}",
+                what=f"{owner.name}'s key",
+            )
             connection.execute(
                 insert(keys).values(
                     project_id=owner.id,
