@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from core.errors import NetconError
 from core.service import NetconService
-from tests.support import make_service, sqlite_dump
+from tests.support import make_service, reading_user, sqlite_dump
 
 NASTY = st.sampled_from(["\n", ",", " ", "$", "'", '"', "`", ";", "/", "\\", "\t", "\x00", "é"])
 # Text that contains at least one character a dnsmasq hosts file or a shell would misread.
@@ -672,3 +672,31 @@ def test_a_pool_lasts_while_it_holds_addresses(tmp_path: Path) -> None:
     # Gone with its last address: the name is free in any case.
     service.create_floating_range("nethost1", "198.51.100.16/29", "SPARE")
     assert service.allocate_floating_ip("alpha", pool="SPARE").address == "198.51.100.17"
+
+
+# 7. A user who may only read: one clean sentence, and --json names the database.
+def test_a_reader_is_refused_in_one_sentence_naming_the_database(
+    demo_copy: Path, tmp_path: Path
+) -> None:
+    demo_copy.parent.chmod(0o755)
+    demo_copy.chmod(0o644)
+    before = _digest(demo_copy)
+    with reading_user(tmp_path) as reader:
+        argv = ["runuser", "-u", reader, "--", sys.executable, "-m", "core.cli",
+                "--db", f"sqlite:///{demo_copy}"]  # fmt: skip
+        env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}
+
+        def run(*words: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*argv, *words], capture_output=True, text=True, env=env, timeout=60
+            )
+
+        line = _one_line(run("project", "create", "zeta", "--manager", "flat"), 1)
+        assert line == (
+            f"netcon: database sqlite:///{demo_copy} is read-only for this user (writing "
+            "needs write permission on the file and its directory)"
+        )
+        error = _json_error(run("--json", "network", "modify", "1", "--mtu", "1400"))
+        assert error["field"] == "--db" and error["exit_status"] == 1
+        assert str(error["message"]).count("read-only") == 1
+    assert _digest(demo_copy) == before
