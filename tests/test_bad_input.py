@@ -700,3 +700,35 @@ def test_a_reader_is_refused_in_one_sentence_naming_the_database(
         assert error["field"] == "--db" and error["exit_status"] == 1
         assert str(error["message"]).count("read-only") == 1
     assert _digest(demo_copy) == before
+
+
+# 8. A modify that changes nothing writes nothing and says so.
+def test_a_modify_that_changes_nothing_writes_nothing_and_says_so(demo_copy: Path) -> None:
+    before = _digest(demo_copy)
+    for words in (["--dns1", ""], ["--dns2", ""], ["--mtu", ""], ["--dhcp-lease-time", ""]):
+        result = _netcon(demo_copy, "network", "modify", "10.0.0.0/24", *words)
+        assert result.returncode == 0, result.stderr
+        assert "nothing to change" in result.stdout, result.stdout
+        result = _netcon(demo_copy, "--json", "network", "modify", "10.0.0.0/24", *words)
+        assert result.returncode == 0 and '"cidr": "10.0.0.0/24"' in result.stdout
+    assert _digest(demo_copy) == before
+    # A real change still is one: recorded, and owed by the network's host.
+    result = _netcon(demo_copy, "network", "modify", "10.0.0.0/24", "--dns1", "192.0.2.53")
+    assert result.returncode == 0 and "nothing to change" not in result.stdout
+    assert _digest(demo_copy) != before
+
+
+def test_only_what_differs_is_recorded(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.load_demo()
+    service.modify_network("10.0.0.0/24", mtu=1400)
+    pending = service.pending_for("nethost1").changes
+    last = service.last_change
+    service.modify_network("10.0.0.0/24", mtu=1400, dns1=None)
+    assert service.last_change is last
+    assert service.pending_for("nethost1").changes == pending
+    service.modify_network("10.0.0.0/24", mtu=1400, dns1="192.0.2.53")
+    (event,) = service.list_audit(limit=1)
+    assert event.action == "network.modify" and json.loads(event.after or "") == {
+        "dns1": "192.0.2.53"
+    }
