@@ -42,6 +42,7 @@ db.execute("PRAGMA synchronous = NORMAL")
 rows = [(str(ipaddress.IPv4Address(v)), v, "nova", "h1", "eth0", False)
         for v in range(int(sys.argv[2]), int(sys.argv[3]) + 1)]
 db.execute("BEGIN IMMEDIATE")
+db.execute("INSERT INTO floating_pools (name) VALUES ('nova')")
 db.executemany("INSERT INTO floating_ips (address, address_int, pool, host, interface, "
                "auto_assigned) VALUES (?, ?, ?, ?, ?, ?)", rows)
 db.execute("COMMIT")
@@ -53,6 +54,7 @@ db.execute("PRAGMA synchronous = NORMAL")
 db.execute("BEGIN IMMEDIATE")
 db.execute("DELETE FROM floating_ips WHERE address_int BETWEEN ? AND ?",
            (int(sys.argv[2]), int(sys.argv[3])))
+db.execute("DELETE FROM floating_pools WHERE name = 'nova'")
 db.execute("COMMIT")
 """
 

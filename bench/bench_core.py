@@ -162,22 +162,25 @@ def floating_rows() -> list[tuple[object, ...]]:
 
 
 def bare_floating(url: str) -> tuple[float, float]:
-    """Seconds for a bare INSERT of the /16's rows, then for a bare DELETE of them."""
+    """Seconds for a bare INSERT of the /16's rows (and of their pool, which each row
+    refers to), then for a bare DELETE of them (and of the pool)."""
     rows = floating_rows()
+    m = marker(url)
     insert = (
         "INSERT INTO floating_ips (address, address_int, pool, host, interface, "
         f"auto_assigned) VALUES ({placeholders(url, 6)})"
     )
     with raw_transaction(url) as cursor:
         start = time.perf_counter()
+        cursor.execute(f"INSERT INTO floating_pools (name) VALUES ({m})", (FLOATING_POOL,))
         cursor.executemany(insert, rows)
     inserted = time.perf_counter() - start
     span = ipaddress.IPv4Network(FLOATING_RANGE)
-    m = marker(url)
     delete = f"DELETE FROM floating_ips WHERE address_int BETWEEN {m} AND {m}"
     with raw_transaction(url) as cursor:
         start = time.perf_counter()
         cursor.execute(delete, (int(span.network_address), int(span.broadcast_address)))
+        cursor.execute(f"DELETE FROM floating_pools WHERE name = {m}", (FLOATING_POOL,))
     deleted = time.perf_counter() - start
     return inserted, deleted
 

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from core import validate
 from core.errors import DatabaseError, HostError, NetconError
+from core.linux import namespace
 from core.linux.scope import Scope
 
 if TYPE_CHECKING:
@@ -183,6 +185,10 @@ class Agent:
     # -- the loop -------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        # An agent that would refuse what it was given must not heartbeat first: its
+        # host would be shown alive by an agent that never ran.
+        validate.host_name("host", self.host)
+        namespace.check_netns(self.netns if self.netns is not None else self.service.settings.netns)
         self.on_apply(f"agent for host {self.host} started")
         try:
             while not stop.is_set():

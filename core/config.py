@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,14 @@ from core import validate
 from core.errors import InvalidInput
 from core.paths import config_paths, data_dir, default_database_url
 
-__all__ = ["Settings", "config_paths", "data_dir", "default_database_url", "load_settings"]
+__all__ = [
+    "Settings",
+    "config_files",
+    "config_paths",
+    "data_dir",
+    "default_database_url",
+    "load_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -189,12 +197,36 @@ def _read(path: Path) -> dict[str, Any]:
         raise InvalidInput(str(path), f"is not valid TOML ({exc})") from None
 
 
+def config_files(paths: list[Path] | None = None) -> list[Path]:
+    """The settings files that are there, of ``paths`` (default: every place netcon reads).
+
+    A file that is missing is skipped; a path that is there but is no file (a directory,
+    a link to nothing, one that cannot be looked at) is an error naming it, never
+    skipped: the defaults would then be used without a word."""
+    found = []
+    for path in config_paths() if paths is None else paths:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            if path.is_symlink():
+                raise InvalidInput(
+                    str(path), f"is a link to {os.readlink(path)}, which does not exist"
+                ) from None
+            continue
+        except NotADirectoryError:
+            continue
+        except OSError as exc:
+            raise InvalidInput(str(path), f"cannot be read ({exc.strerror})") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInput(str(path), "is a directory, not a settings file")
+        found.append(path)
+    return found
+
+
 def load_settings(paths: list[Path] | None = None, **overrides: Any) -> Settings:
     """Settings from the config files (later files win), then ``overrides``."""
     values: dict[str, Any] = {}
-    for path in config_paths() if paths is None else paths:
-        if not path.is_file():
-            continue
+    for path in config_files(paths):
         for key, value in _read(path).items():
             if key in CONSOLE_TABLES:
                 continue  # the console's own tables: it reads them itself

@@ -90,6 +90,11 @@ class HostError(NetconError):
 class DatabaseError(NetconError):
     """The database refused or could not be reached."""
 
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        # A refusal that is about the database given (--db) names it, for scripts.
+        self.field = field
+        super().__init__(message)
+
 
 class DatabaseUnreachable(DatabaseError):
     """The database server did not answer: worth trying again later, unlike a refusal."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -176,3 +181,88 @@ def test_an_agent_waits_for_a_database_server_that_is_not_up_yet(tmp_path: Path)
     assert agent.returncode == 0
     assert "database unreachable" in err and "retrying" in err
     assert "Traceback" not in err
+
+
+# -- an agent checks what it was given before it touches the database -----------------
+
+
+def _agent_cli(
+    url: str, *words: str, config: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", "--db", url, *words],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, XDG_CONFIG_HOME=str(config)),
+        timeout=60,
+    )
+
+
+def _hosts(service: NetconService) -> list[tuple[object, ...]]:
+    with service.db.read() as connection:
+        return [tuple(row) for row in connection.execute(select(hosts).order_by(hosts.c.name))]
+
+
+@pytest.mark.parametrize(
+    ("words", "setting", "field"),
+    [
+        (["agent", "--host", "h9", "--netns", "nc-absent-ns"], None, "--netns"),
+        (["agent", "--host", "h9", "--netns", "x" * 300], None, "--netns"),
+        (["agent", "--host", "bad host"], None, "--host"),
+        (["agent", "--host", "h9", "--poll", "0"], None, "--poll"),
+        # What netcon.toml gave it is checked as well.
+        (["agent", "--host", "h9"], 'netns = "nc-absent-ns"', "netns"),
+        # The same through a batch.
+        (["batch"], None, "--netns"),
+    ],
+    ids=["netns-missing", "netns-too-long", "host", "poll", "netns-setting", "batch"],
+)
+def test_an_agent_refuses_before_it_heartbeats(
+    cloud: NetconService, tmp_path: Path, words: list[str], setting: str | None, field: str
+) -> None:
+    config = tmp_path / "config"
+    (config / "netcon").mkdir(parents=True)
+    if setting is not None:
+        (config / "netcon" / "netcon.toml").write_text(setting + "\n")
+    stdin = "agent --host h9 --netns nc-absent-ns\n" if words == ["batch"] else None
+    before = _hosts(cloud)
+    result = _agent_cli(cloud.db.url, *words, config=config, stdin=stdin)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and f"{field}: " in lines[0], result.stderr
+    assert "started" not in result.stderr and "stopped" not in result.stderr
+    # No heartbeat, no row: the host is not shown alive by an agent that never ran.
+    assert _hosts(cloud) == before
+    assert "h9" not in {h.name for h in cloud.list_hosts()}
+
+
+def test_an_agent_refuses_its_arguments_before_it_opens_the_database(tmp_path: Path) -> None:
+    # Nothing answers on this port: an agent that opened the database first would wait
+    # for it, saying "database unreachable; retrying", instead of refusing at once.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://netcon@127.0.0.1:{port}/netcon"
+    for words, field in (
+        (["agent", "--netns", "nc-absent-ns"], "--netns"),
+        (["agent", "--host", "not a host"], "--host"),
+    ):
+        result = _agent_cli(url, *words, config=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"netcon: {field}: "), result.stderr
+        assert "unreachable" not in result.stderr
+
+
+def test_the_agent_itself_checks_before_its_first_heartbeat(cloud: NetconService) -> None:
+    from core.agent import Agent
+    from core.errors import InvalidInput
+
+    said: list[str] = []
+    before = _hosts(cloud)
+    agent = Agent(cloud, "h9", "nc-absent-ns", on_apply=said.append)
+    with pytest.raises(InvalidInput) as refused:
+        agent.run(threading.Event())
+    assert refused.value.field == "--netns"
+    assert said == []
+    assert _hosts(cloud) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from core.errors import NetconError
 from core.service import NetconService
-from tests.support import make_service, sqlite_dump
+from tests.support import make_service, reading_user, sqlite_dump
 
 NASTY = st.sampled_from(["\n", ",", " ", "$", "'", '"', "`", ";", "/", "\\", "\t", "\x00", "é"])
 # Text that contains at least one character a dnsmasq hosts file or a shell would misread.
@@ -421,3 +422,313 @@ def test_bad_guest_settings_in_netcon_toml_are_one_line_and_no_write(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and field in lines[0], result.stderr
     assert _digest(db) == before
+
+
+# -- the last twelve (issue 23) ----------------------------------------------------------
+
+
+def _one_line(result: subprocess.CompletedProcess[str], status: int, *words: str) -> str:
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def _json_error(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    error = json.loads(lines[0])["error"]
+    assert isinstance(error, dict)
+    return error
+
+
+@pytest.fixture
+def demo_copy(demo_file: Path, tmp_path: Path) -> Path:
+    db = tmp_path / "netcon.db"
+    shutil.copy(demo_file, db)
+    return db
+
+
+# 1. A namespace name the kernel cannot hold is bad input, like '../x', everywhere.
+@pytest.mark.parametrize(
+    "netns", ["x" * 256, "é" * 128, "a\\b/c", "."], ids=["256", "utf8-256", "slash", "dot"]
+)
+@pytest.mark.parametrize(
+    "command",
+    [["host", "plan"], ["host", "apply"], ["vpn", "run", "alpha"], ["vpn", "spawn"],
+     ["vpn", "stop", "alpha"], ["vpn", "list"], ["agent"]],
+    ids=lambda words: "-".join(words),
+)  # fmt: skip
+def test_a_namespace_name_too_long_is_refused_as_bad_input(
+    demo_copy: Path, netns: str, command: list[str]
+) -> None:
+    before = _digest(demo_copy)
+    result = _netcon(demo_copy, *command, "--netns", netns)
+    line = _one_line(result, 2, "--netns", "is not a namespace name", "1-255 bytes")
+    assert "internal error" not in line and "Errno" not in line
+    assert "x" * 100 not in line  # the name is quoted cut, not whole
+    assert _digest(demo_copy) == before
+    error = _json_error(_netcon(demo_copy, "--json", *command, "--netns", netns))
+    assert error["field"] == "--netns" and error["exit_status"] == 2
+
+
+def test_the_longest_namespace_name_is_a_name(demo_copy: Path) -> None:
+    # 255 bytes is a name (the namespace just is not there); 256 is not.
+    result = _netcon(demo_copy, "host", "plan", "--netns", "n" * 255)
+    _one_line(result, 2, "--netns", "does not exist")
+
+
+# 3. A settings file that is not a file is an error naming it, never skipped.
+@pytest.mark.parametrize("kind", ["directory", "dangling link"])
+def test_a_netcon_toml_that_is_no_file_is_an_error_naming_it(
+    demo_copy: Path, tmp_path: Path, kind: str
+) -> None:
+    config = tmp_path / "config" / "netcon" / "netcon.toml"
+    config.parent.mkdir(parents=True)
+    if kind == "directory":
+        config.mkdir()
+    else:
+        config.symlink_to(tmp_path / "gone.toml")
+    env = {
+        **os.environ,
+        "NETCON_DATABASE_URL": f"sqlite:///{demo_copy}",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    before = _digest(demo_copy)
+    for command in (["project", "create", "zeta"], ["host", "list"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", *command],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        words = ("is a directory",) if kind == "directory" else ("is a link to", "gone.toml")
+        line = _one_line(result, 2, str(config), *words)
+        assert result.stdout == "", line
+    assert _digest(demo_copy) == before
+
+
+# 4. An empty database URL is refused, never read as "use the default".
+@pytest.mark.parametrize(
+    ("words", "environment", "field"),
+    [
+        (["--db", ""], None, "--db"),
+        (["--db="], None, "--db"),
+        (["--db", " "], None, "--db"),
+        ([], "", "NETCON_DATABASE_URL"),
+    ],
+    ids=["db-empty", "db-equals", "db-blank", "environment-empty"],
+)
+def test_an_empty_database_url_is_refused_and_nothing_is_made(
+    demo_copy: Path, tmp_path: Path, words: list[str], environment: str | None, field: str
+) -> None:
+    data_home = tmp_path / "data"
+    env = {**os.environ, "XDG_DATA_HOME": str(data_home), "XDG_CONFIG_HOME": str(tmp_path)}
+    # A script whose own variable is unset: NETCON_DATABASE_URL names a real database
+    # (or is set but empty), the default path is where an accident would land.
+    env["NETCON_DATABASE_URL"] = f"sqlite:///{demo_copy}" if environment is None else environment
+    before = _digest(demo_copy)
+    for command in (["project", "create", "zeta"], ["--json", "project", "create", "zeta"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", *words, *command],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        if "--json" in command:
+            assert _json_error(result)["field"] == field
+        else:
+            _one_line(result, 2, field, "is empty")
+    # The console's entry point refuses the same way.
+    console = subprocess.run(
+        [sys.executable, "-m", "tui", *words], capture_output=True, text=True, env=env, timeout=60
+    )
+    _one_line(console, 2, field, "is empty")
+    assert not data_home.exists()
+    assert _digest(demo_copy) == before
+
+
+def test_an_empty_database_url_is_refused_by_the_library_too() -> None:
+    from core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        NetconService("")
+    assert refused.value.field == "--db"
+
+
+# 5. A very long batch line is refused as it is read, at a stated limit.
+def test_a_very_long_batch_line_is_refused_at_the_stated_limit(demo_copy: Path) -> None:
+    from core.cli.batch import MAX_LINE
+
+    before = _digest(demo_copy)
+    huge = "project create " + "x" * 1_000_000
+    script = f"{huge}\nproject create zeta\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--db", f"sqlite:///{demo_copy}", "batch"],
+        input=script, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = _one_line(result, 2, "line 1", f"{len(huge)} characters", f"the {MAX_LINE}")
+    assert len(line) < 200
+    assert result.stdout == ""  # the batch stopped at the first failing line
+    assert _digest(demo_copy) == before
+
+    # --force goes on after it, with the next line, and under --json names the field.
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--db", f"sqlite:///{demo_copy}", "--json",
+         "batch", "--force"],
+        input=script, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    error = _json_error(result)
+    assert error["field"] == "line" and error["where"] == "line 1"
+    assert '"name": "zeta"' in result.stdout
+
+
+def test_a_batch_line_at_the_limit_is_read_as_a_command(demo_copy: Path) -> None:
+    from core.cli.batch import MAX_LINE
+
+    # Exactly MAX_LINE characters (and its newline) is a line like any other: refused for
+    # what it says, not for its length. One more character is over the limit.
+    for extra, field in ((0, "command line"), (1, "line")):
+        text = "x" * (MAX_LINE + extra)
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", "--db", f"sqlite:///{demo_copy}", "--json",
+             "batch"],
+            input=text + "\n", capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert _json_error(result)["field"] == field, result.stderr
+
+
+# 6. Names differing only in case: one rule for every named thing.
+def test_names_differing_only_in_case_are_refused_for_every_named_thing(
+    tmp_path: Path,
+) -> None:
+    from core.errors import Conflict
+
+    service = make_service(tmp_path)
+    service.load_demo()
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8XX3bE0m0qBq2rVqv3pQqk6t5cN a@b"
+    service.add_key("alpha", "admin", key)
+    calls = {
+        "project": lambda: service.create_project("ALPHA"),
+        "security group": lambda: service.create_security_group("alpha", "WEB"),
+        "default group": lambda: service.create_security_group("alpha", "Default"),
+        "key": lambda: service.add_key("alpha", "Admin", key),
+        "pool": lambda: service.create_floating_range("nethost1", "198.51.100.0/28", "PUBLIC"),
+        "instance": lambda: service.launch_instance("alpha", "WEB1"),
+    }
+    for what, call in calls.items():
+        error = _unchanged(service, call)
+        assert isinstance(error, Conflict), what
+        assert "names ignore case" in error.rule, (what, error)
+    # The same names in another project, and another pool's own name, are fine.
+    service.create_security_group("beta", "WEB")
+    service.add_key("beta", "Admin", key)
+    service.create_floating_range("nethost1", "198.51.100.0/28", "public")
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        ("projects", "(name, manager, created_at) VALUES ('ALPHA', 'flat', '2026-01-01')"),
+        ("security_groups", "(project_id, name, description) VALUES (1, 'WEB', '')"),
+        ("keys", "(project_id, name, public_key, fingerprint, created_at) "
+                 "VALUES (1, 'ADMIN', 'k', 'f', '2026-01-01')"),
+        ("floating_pools", "(name) VALUES ('PUBLIC')"),
+        ("floating_ips", "(address, address_int, pool, host, interface, auto_assigned) "
+                         "VALUES ('198.51.100.1', 3325256705, 'Public', 'h', 'eth0', false)"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_database_itself_refuses_names_differing_only_in_case(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str, table: str, row: str
+) -> None:
+    from sqlalchemy import text
+
+    from core.errors import DatabaseError
+
+    url = request.getfixturevalue("pg_url") if dialect == "postgresql" else None
+    service = make_service(tmp_path, url=url)
+    service.load_demo()
+    service.add_key("alpha", "admin", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8X"
+                    "X3bE0m0qBq2rVqv3pQqk6t5cN a@b")  # fmt: skip
+    # Written around the service, as a second process or a hand in psql would.
+    with pytest.raises(DatabaseError, match="refused"), service.db.write() as connection:
+        connection.execute(text(f"INSERT INTO {table} {row}"))
+    service.db.dispose()
+
+
+def test_a_pool_lasts_while_it_holds_addresses(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.load_demo()
+    service.create_floating_range("nethost1", "198.51.100.0/29", "spare")
+    service.create_floating_range("nethost1", "198.51.100.8/29", "spare")
+    service.delete_floating_range("198.51.100.0/29")
+    # Still a pool: another case of its name is refused.
+    error = _unchanged(
+        service, lambda: service.create_floating_range("nethost1", "198.51.100.16/29", "SPARE")
+    )
+    assert error.field == "pool"
+    service.delete_floating_range("198.51.100.8/29")
+    # Gone with its last address: the name is free in any case.
+    service.create_floating_range("nethost1", "198.51.100.16/29", "SPARE")
+    assert service.allocate_floating_ip("alpha", pool="SPARE").address == "198.51.100.17"
+
+
+# 7. A user who may only read: one clean sentence, and --json names the database.
+def test_a_reader_is_refused_in_one_sentence_naming_the_database(
+    demo_copy: Path, tmp_path: Path
+) -> None:
+    demo_copy.parent.chmod(0o755)
+    demo_copy.chmod(0o644)
+    before = _digest(demo_copy)
+    with reading_user(tmp_path) as reader:
+        argv = ["runuser", "-u", reader, "--", sys.executable, "-m", "core.cli",
+                "--db", f"sqlite:///{demo_copy}"]  # fmt: skip
+        env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}
+
+        def run(*words: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*argv, *words], capture_output=True, text=True, env=env, timeout=60
+            )
+
+        line = _one_line(run("project", "create", "zeta", "--manager", "flat"), 1)
+        assert line == (
+            f"netcon: database sqlite:///{demo_copy} is read-only for this user (writing "
+            "needs write permission on the file and its directory)"
+        )
+        error = _json_error(run("--json", "network", "modify", "1", "--mtu", "1400"))
+        assert error["field"] == "--db" and error["exit_status"] == 1
+        assert str(error["message"]).count("read-only") == 1
+    assert _digest(demo_copy) == before
+
+
+# 8. A modify that changes nothing writes nothing and says so.
+def test_a_modify_that_changes_nothing_writes_nothing_and_says_so(demo_copy: Path) -> None:
+    before = _digest(demo_copy)
+    for words in (["--dns1", ""], ["--dns2", ""], ["--mtu", ""], ["--dhcp-lease-time", ""]):
+        result = _netcon(demo_copy, "network", "modify", "10.0.0.0/24", *words)
+        assert result.returncode == 0, result.stderr
+        assert "nothing to change" in result.stdout, result.stdout
+        result = _netcon(demo_copy, "--json", "network", "modify", "10.0.0.0/24", *words)
+        assert result.returncode == 0 and '"cidr": "10.0.0.0/24"' in result.stdout
+    assert _digest(demo_copy) == before
+    # A real change still is one: recorded, and owed by the network's host.
+    result = _netcon(demo_copy, "network", "modify", "10.0.0.0/24", "--dns1", "192.0.2.53")
+    assert result.returncode == 0 and "nothing to change" not in result.stdout
+    assert _digest(demo_copy) != before
+
+
+def test_only_what_differs_is_recorded(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.load_demo()
+    service.modify_network("10.0.0.0/24", mtu=1400)
+    pending = service.pending_for("nethost1").changes
+    last = service.last_change
+    service.modify_network("10.0.0.0/24", mtu=1400, dns1=None)
+    assert service.last_change is last
+    assert service.pending_for("nethost1").changes == pending
+    service.modify_network("10.0.0.0/24", mtu=1400, dns1="192.0.2.53")
+    (event,) = service.list_audit(limit=1)
+    assert event.action == "network.modify" and json.loads(event.after or "") == {
+        "dns1": "192.0.2.53"
+    }

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from core.store import db as store
 from core.store.migrate import alembic_config
 from tests.conftest import PostgresServer
-from tests.support import make_service
+from tests.support import make_service, reading_user
 
 ROOT = os.geteuid() == 0
 
@@ -311,26 +311,8 @@ def test_a_pooled_postgres_connection_idle_through_a_restart_is_replaced(
 
 @pytest.fixture
 def reader(tmp_path: Path) -> Iterator[str]:
-    """A throwaway user who may read the test's files, and run this interpreter."""
-    if not ROOT or not shutil.which("useradd") or not shutil.which("setfacl"):
-        pytest.skip("needs root, useradd and setfacl (Debian: passwd, acl)")
-    name = f"ncr{os.getpid() % 100000}"
-    subprocess.run(["useradd", "-M", "-s", "/bin/false", name], check=True)
-    granted: list[Path] = []
-    try:
-        # Let the user reach the interpreter and this checkout, wherever root keeps them.
-        # (A virtualenv's interpreter is a link into its base installation: both count.)
-        targets = (Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent)
-        for target in (*targets, tmp_path):
-            for folder in [target, *target.parents]:
-                if folder.stat().st_mode & 0o001 == 0 and folder not in granted:
-                    subprocess.run(["setfacl", "-m", f"u:{name}:x", str(folder)], check=True)
-                    granted.append(folder)
+    with reading_user(tmp_path) as name:
         yield name
-    finally:
-        for folder in granted:
-            subprocess.run(["setfacl", "-x", f"u:{name}", str(folder)], check=False)
-        subprocess.run(["userdel", name], check=False)
 
 
 def test_a_user_who_may_only_read_reads_and_leaves_no_file(demo_db: Path, reader: str) -> None:
@@ -452,7 +434,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.support import make_service
+from tests.support import make_service, reading_user
 
 service = make_service(Path(sys.argv[1]))
 service.create_networks("10.9.0.0/20", 1, 4096, manager="flat", bridge="br9", label="many")

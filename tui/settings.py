@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import config_paths
+from core.config import config_files
 from core.errors import InvalidInput
 
 HISTORY_SIZE = 100
@@ -73,9 +73,7 @@ def load_console_settings(paths: list[Path] | None = None) -> ConsoleSettings:
     refresh = 5.0
     keys: dict[str, str] = {}
     contexts: dict[str, ContextStyle] = {}
-    for path in config_paths() if paths is None else paths:
-        if not path.is_file():
-            continue
+    for path in config_files(paths):
         try:
             document = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:

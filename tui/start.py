@@ -46,9 +46,10 @@ def start_console(db: str | None, read_only: bool) -> int | None:
     try:
         settings = load_settings()
         console_settings = load_console_settings()
+        url = database_url(db)
     except Exception:  # the command line meets it again, and says it
         return None
-    listing = read_networks(database_url(db), settings.physical_mtu)
+    listing = read_networks(url, settings.physical_mtu)
     if listing is None:
         return None
     from tui.app import NetconApp

@@ -15,8 +15,15 @@ def run_agent(ctx: Context) -> int:
     from core import validate
     from core.agent import Agent
     from core.errors import DatabaseUnreachable
+    from core.linux.namespace import check_netns
 
+    # Everything the agent was given is checked before it touches the database: an agent
+    # that would refuse must not heartbeat first, and show its host alive.
     poll = None if ctx.args.poll is None else _seconds("--poll", ctx.args.poll)
+    settings = ctx.settings
+    host = validate.host_name("--host", ctx.args.host or settings.host)
+    if ctx.args.netns is None:
+        check_netns(settings.netns, field="netns")
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
@@ -35,7 +42,6 @@ def run_agent(ctx: Context) -> int:
             say(f"database unreachable ({exc.message}); retrying")
             if stop.wait(2.0):
                 return 0
-    host = validate.host_name("--host", ctx.args.host or service.settings.host)
 
     Agent(service, host, ctx.args.netns, on_apply=say, poll=poll).run(stop)
     return 0

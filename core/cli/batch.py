@@ -12,12 +12,19 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import IO
 
 from core.cli.context import Context
 from core.cli.run import guarded, parse, report
 from core.cli.spec import Command, arg
 from core.errors import InvalidInput, NetconError
+
+# The longest line a batch reads. A command line is a few names and addresses; the
+# limit lets an overlong line (a runaway script, a file given by mistake) be refused as
+# it is read, in time proportional to its length, where splitting it into words would
+# take time growing with its square.
+MAX_LINE = 8192
 
 
 def run_batch(ctx: Context, lines: IO[str] | None = None) -> int:
@@ -26,12 +33,38 @@ def run_batch(ctx: Context, lines: IO[str] | None = None) -> int:
     parser = build_parser()
     worst = 0
     with ctx.service.deferred_changes():
-        for number, line in enumerate(lines or sys.stdin, start=1):
-            status = _run_line(ctx, parser, line, f"line {number}")
+        for number, line in enumerate(_lines(lines or sys.stdin), start=1):
+            where = f"line {number}"
+            if isinstance(line, int):
+                error = InvalidInput(
+                    "line", f"{line} characters, more than the {MAX_LINE} a batch line may have"
+                )
+                status = report(error, ctx.json, where=where)
+            else:
+                status = _run_line(ctx, parser, line, where)
             worst = max(worst, status)
             if status and not ctx.args.force:
                 return status
     return worst
+
+
+def _lines(stream: IO[str]) -> Iterator[str | int]:
+    """Each line of ``stream``; for a line longer than MAX_LINE, its length instead (the
+    rest of it is read past a piece at a time, never held whole)."""
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE or line.endswith("\n"):
+            yield line
+            continue
+        length = len(line)
+        while not line.endswith("\n"):
+            line = stream.readline(1 << 16)
+            if not line:
+                break
+            length += len(line)
+        yield length - 1 if line.endswith("\n") else length
 
 
 def _run_line(ctx: Context, parser: argparse.ArgumentParser, line: str, where: str) -> int:

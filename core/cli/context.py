@@ -14,6 +14,7 @@ from core.cli.output import Output
 from core.defaults import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
+    from core.config import Settings
     from core.service import NetconService
 
 # Commands that make a database on purpose.
@@ -47,17 +48,26 @@ class Context:
 
     @property
     def database_url(self) -> str | None:
-        return getattr(self.args, "db", None) or os.environ.get("NETCON_DATABASE_URL") or None
+        given = getattr(self.args, "db", None)
+        return given if given is not None else os.environ.get("NETCON_DATABASE_URL")
+
+    @cached_property
+    def settings(self) -> Settings:
+        """netcon.toml's settings, each checked; read without opening the database."""
+        if "service" in self.__dict__:
+            return self.service.settings
+        from core.config import load_settings
+
+        return load_settings()
 
     @cached_property
     def service(self) -> NetconService:
         # Imported here: --help, completion and the lease hook never pay for the
         # database layer.
-        from core.config import load_settings
         from core.paths import database_url, default_database_url
         from core.service import NetconService
 
-        url = database_url(self.database_url)
+        url = database_url(getattr(self.args, "db", None))
         words = [getattr(self.args, "command", None), getattr(self.args, "action", None)]
         command = " ".join(w for w in words if w)
         # Only a command that makes state on purpose, or the embedded default, may
@@ -65,7 +75,7 @@ class Context:
         create = command in CREATING or url == default_database_url()
         service = NetconService(
             url,
-            load_settings(),
+            self.settings,
             create=create,
             lock_timeout=self.lock_timeout,
             application=f"netcon {command}".strip(),

@@ -143,6 +143,7 @@ def modify_network(ctx: Context) -> None:
         for name in ("dns1", "dns2", "mtu", "dhcp_lease_time")
         if getattr(a, name) is not None
     }
+    last = ctx.service.last_change
     changed = ctx.service.modify_network(
         a.network,
         host=a.host,
@@ -151,4 +152,8 @@ def modify_network(ctx: Context) -> None:
         disassociate_project=a.disassociate_project,
         **given,
     )
+    if ctx.service.last_change is last:  # nothing was written
+        message = f"network {changed.cidr}: nothing to change; it already has what was asked"
+        ctx.output.outcome(changed, DETAIL, message)
+        return
     ctx.output.one(changed, DETAIL)

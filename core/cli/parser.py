@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import NoReturn
 
 from core.cli import (
@@ -62,6 +63,11 @@ class UsageError(InvalidInput):
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        from core.validate import shown
+
+        # argparse quotes the word it could not read whole; a word of 8,000 characters
+        # is shown cut, as every bad value is.
+        message = re.sub(r"'([^']{80,})'", lambda m: shown(m.group(1)), message)
         raise UsageError(self.prog.removeprefix("netcon").strip(), message)
 
 

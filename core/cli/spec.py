@@ -80,6 +80,16 @@ def netns_arg() -> Arg:
     return arg(
         "--netns",
         metavar="NAME",
+        type=existing_netns,
         complete="netns",
         help="act inside this network namespace (rehearsals, tests)",
     )
+
+
+def existing_netns(name: str) -> str:
+    """A namespace name is checked as the words are read, so a command refuses a bad one
+    before it opens the database."""
+    from core.linux.namespace import check_netns
+
+    check_netns(name)
+    return name

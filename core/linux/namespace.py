@@ -18,23 +18,40 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError, InvalidInput
+from core.validate import shown
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 
 
-def check_netns(name: str | None) -> None:
+# A namespace is a file in NETNS_DIR: its name is one file name of the kernel's.
+NAME_MAX = 255
+
+
+def check_netns(name: str | None, field: str = "--netns") -> None:
     """Refuse a namespace that does not exist: the host layer never creates one."""
     if name is None:
         return
-    if not name or "/" in name or name in (".", ".."):
-        raise InvalidInput("--netns", f"{name!r} is not a namespace name")
+    if not _is_file_name(name):
+        raise InvalidInput(
+            field,
+            f"{shown(name)} is not a namespace name: 1-{NAME_MAX} bytes, no '/', not '.' or '..'",
+        )
     if not (NETNS_DIR / name).exists():
         # An unknown name is bad input, like an unknown project: exit status 2.
         raise InvalidInput(
-            "--netns",
-            f"network namespace {name!r} does not exist (create it with 'ip netns add {name}')",
+            field,
+            f"network namespace {shown(name)} does not exist "
+            f"(create it with 'ip netns add {name}')",
         )
+
+
+def _is_file_name(name: str) -> bool:
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= NAME_MAX and "/" not in name and "\0" not in name and name not in (".", "..")
 
 
 def state_key(name: str | None) -> str:

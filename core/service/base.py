@@ -121,7 +121,7 @@ class ServiceBase:
         to PostgreSQL, so a waiting writer can name the one it waits for."""
         self.settings = settings if settings is not None else load_settings()
         self.db = Database(
-            db_url or default_database_url(),
+            default_database_url() if db_url is None else db_url,
             create=create,
             lock_timeout=lock_timeout,
             application=application,

@@ -6,15 +6,23 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, delete, func, select, update
+from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
 
 from core import validate
 from core.errors import Conflict, NoMoreFloatingIps, NotFound, QuotaExceeded
 from core.service.base import ServiceBase
+from core.service.names import refuse_taken
 from core.service.networks import RANGE_LOCK
 from core.store.db import bulk_insert
 from core.store.export import json_array
-from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
+from core.store.schema import (
+    fixed_ips,
+    floating_ips,
+    floating_pools,
+    instances,
+    networks,
+    projects,
+)
 from core.views import FloatingIPView, FloatingRangeView
 
 
@@ -49,6 +57,7 @@ class FloatingService(ServiceBase):
             ).scalar()
             if network is not None:
                 raise Conflict("ip_range", f"{ip_range} overlaps fixed network {network}")
+            _register_pool(connection, pool)
             to_text = ipaddress.IPv4Address
             bulk_insert(
                 connection,
@@ -67,6 +76,9 @@ class FloatingService(ServiceBase):
     def delete_floating_range(self, ip_range: str) -> FloatingRangeView:
         span = validate.ip_range("ip_range", ip_range)
         with self._change("floating.delete", str(span)) as (connection, audit):
+            # The same lock as creating a range: a pool emptied here is not dropped
+            # under a range being added to it.
+            self.db.advisory_lock(connection, RANGE_LOCK)
             in_range = floating_ips.c.address_int.between(span.first, span.last)
             total, held, pools, hosts, interfaces = connection.execute(
                 select(
@@ -96,7 +108,10 @@ class FloatingService(ServiceBase):
                 .where(in_range)
                 .limit(1)
             ).one()
+            pools_in_range = select(floating_ips.c.pool).where(in_range).distinct()
+            emptied = list(connection.execute(pools_in_range).scalars())
             connection.execute(delete(floating_ips).where(in_range))
+            _drop_empty_pools(connection, emptied)
             audit.target = str(span)
             audit.before = {"count": total}
             audit.floating = True
@@ -332,3 +347,25 @@ def _floating_query(*where: Any) -> Select[Any]:
 
 def _floating_views(connection: Connection, *where: Any) -> list[FloatingIPView]:
     return list(map(FloatingIPView._make, connection.execute(_floating_query(*where))))
+
+
+def _register_pool(connection: Connection, pool: str) -> None:
+    """Make ``pool`` a pool, unless it is one; a pool named the same in another case is
+    refused (names ignore case)."""
+    exists = refuse_taken(
+        connection, floating_pools.c.name, pool, field="pool", taken=None, what="floating IP pool"
+    )
+    if not exists:
+        connection.execute(insert(floating_pools).values(name=pool))
+
+
+def _drop_empty_pools(connection: Connection, pools: list[str]) -> None:
+    """A pool is there while it holds addresses."""
+    if not pools:
+        return
+    connection.execute(
+        delete(floating_pools).where(
+            floating_pools.c.name.in_(pools),
+            ~select(floating_ips.c.id).where(floating_ips.c.pool == floating_pools.c.name).exists(),
+        )
+    )

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from core import validate
 from core.errors import Conflict, InvalidInput, NotFound
 from core.managers.base import SEGMENT_OVERHEAD, effective_mtu
+from core.service.names import refuse_taken
 from core.service.networks import NetworkService
 from core.store.schema import (
     fixed_ips,
@@ -82,14 +83,26 @@ class GuestService(NetworkService):
                 values.update(project_id=None, vpn_enabled=False)
             if not values:
                 raise InvalidInput("network modify", "nothing to change; give an option")
-            before = {name: network._mapping[name] for name in values}
-            connection.execute(update(networks).where(networks.c.id == network.id).values(**values))
+            # Only what differs is written: a modify that changes nothing records no
+            # event and owes no host an apply (the caller sees no new last_change).
+            values = {name: v for name, v in values.items() if network._mapping[name] != v}
+            moved = (
+                self._move_floating_with(connection, network, network.host)
+                if host is not None and "host" not in values
+                else []
+            )
+            audit.skip = not values and not moved
+            if values:
+                connection.execute(
+                    update(networks).where(networks.c.id == network.id).values(**values)
+                )
             audit.target = network.cidr
-            audit.before = before
+            audit.before = {name: network._mapping[name] for name in values}
             audit.after = values
             audit.network_ids.add(network.id)
             if network.host is not None:
                 audit.hosts.add(network.host)
+            audit.floating_addresses.update(moved)
             if "host" in values:
                 audit.floating_addresses.update(
                     self._move_floating_with(connection, network, values["host"])
@@ -145,7 +158,8 @@ class GuestService(NetworkService):
             .where(
                 floating_ips.c.fixed_ip_id.in_(
                     select(fixed_ips.c.id).where(fixed_ips.c.network_id == network.id)
-                )
+                ),
+                floating_ips.c.host != host,
             )
             .values(host=host)
             .returning(floating_ips.c.address)
@@ -159,10 +173,15 @@ class GuestService(NetworkService):
         text, fingerprint = validate.public_key("public_key", public_key)
         with self._change("key.add", f"{project}/{name}") as (connection, audit):
             owner = self._project(connection, project)
-            if connection.execute(
-                select(keys.c.id).where(keys.c.project_id == owner.id, keys.c.name == name)
-            ).first():
-                raise Conflict("name", f"{owner.name} already has a key named {name!r}")
+            refuse_taken(
+                connection,
+                keys.c.name,
+                name,
+                keys.c.project_id == owner.id,
+                field="name",
+                taken=f"{owner.name} already has a key named {name!r}",
+                what=f"{owner.name}'s key",
+            )
             connection.execute(
                 insert(keys).values(
                     project_id=owner.id,

@@ -15,6 +15,7 @@ from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
 from core.managers.flat import injected_config
 from core.service.base import ServiceBase
+from core.service.names import refuse_taken
 from core.service.secgroups import add_default_group
 from core.store.schema import (
     fixed_ips,
@@ -39,8 +40,14 @@ class InstanceService(ServiceBase):
         validate.name("project", name)
         kind = get_manager(manager if manager is not None else self.settings.network_manager).kind
         with self._change("project.create", name) as (connection, audit):
-            if connection.execute(select(projects.c.id).where(projects.c.name == name)).first():
-                raise Conflict("project", f"{name!r} already exists")
+            refuse_taken(
+                connection,
+                projects.c.name,
+                name,
+                field="project",
+                taken=f"{name!r} already exists",
+                what="project",
+            )
             (project_id,) = connection.execute(
                 insert(projects).values(name=name, manager=kind, created_at=self.clock())
             ).inserted_primary_key  # type: ignore[misc]

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select
 from core import secrules, validate
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from core.service.ingress import IngressService, rule_views
+from core.service.names import refuse_taken
 from core.store.schema import (
     instance_security_groups,
     instances,
@@ -54,14 +55,20 @@ class SecurityGroupService(IngressService):
             raise InvalidInput("description", "must be one line of at most 255 characters")
         with self._change("secgroup.create", f"{project}/{name}") as (connection, audit):
             owner = self._project(connection, project, lock=True)
-            count, taken = connection.execute(
-                select(
-                    func.count(security_groups.c.id),
-                    func.count(security_groups.c.id).filter(security_groups.c.name == name),
-                ).where(security_groups.c.project_id == owner.id)
-            ).one()
-            if taken:
-                raise Conflict("name", f"{owner.name} already has a security group {name!r}")
+            refuse_taken(
+                connection,
+                security_groups.c.name,
+                name,
+                security_groups.c.project_id == owner.id,
+                field="name",
+                taken=f"{owner.name} already has a security group {name!r}",
+                what=f"{owner.name}'s security group",
+            )
+            count = connection.execute(
+                select(func.count(security_groups.c.id)).where(
+                    security_groups.c.project_id == owner.id
+                )
+            ).scalar_one()
             quota = self.settings.quota_security_groups
             if quota >= 0 and count >= quota:
                 raise QuotaExceeded(

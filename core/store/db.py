@@ -234,7 +234,8 @@ class Database:
             what = "is empty" if revision is None else f"has schema {revision}, not {HEAD_REVISION}"
             raise DatabaseError(
                 f"database {self.safe_url} {what} and is read-only for this user; "
-                "open it once as a user who may write it"
+                "open it once as a user who may write it",
+                field="--db",
             )
         if self.dialect == "sqlite":
             _ensure_wal(self.engine)
@@ -288,9 +289,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """One transaction that changes state: commits on success, rolls back on any error."""
         if self.read_only:
-            raise DatabaseError(
-                f"database {self.safe_url} is read-only for this user{_why(self.path)}"
-            )
+            raise self._read_only()
         try:
             with (
                 self._write_engine.begin() as connection,
@@ -320,7 +319,7 @@ class Database:
                 yield connection
             return
         if write and self.read_only:
-            raise DatabaseError(f"database {self.safe_url} is read-only for this user")
+            raise self._read_only()
         try:
             with self.engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT"
@@ -339,6 +338,18 @@ class Database:
         """
         if self.dialect == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    def _read_only(self) -> DatabaseError:
+        """Why this process may not change the database, naming it (``--db`` under --json)."""
+        state = file_system(self.path) if self.path is not None else None
+        if state is not None:
+            why = f"cannot be written: its file system is {state}"
+        else:
+            why = (
+                "is read-only for this user (writing needs write permission on the file and "
+                "its directory)"
+            )
+        return DatabaseError(f"database {self.safe_url} {why}", field="--db")
 
     @property
     def safe_url(self) -> str:
@@ -408,16 +419,6 @@ class _PostgresWaitWatch:
     def __exit__(self, *_: object) -> None:
         if self.timer is not None:
             self.timer.cancel()
-
-
-def _why(path: Path | None) -> str:
-    state = file_system(path) if path is not None else None
-    if state is not None:
-        return f"its file system is {state}"
-    return (
-        "it is read-only for this user (writing needs write permission on the file and "
-        "its directory)"
-    )
 
 
 # What a PostgreSQL server that is down, starting or restarting makes the driver say (a

@@ -14,9 +14,9 @@ from urllib.parse import quote
 # Every migration this netcon knows, oldest first (core/store/migrations/versions).
 # Opening a database compares its stored revision with these in one query; Alembic is
 # imported only when the database is behind.
-# 0003 (security groups enforced) comes last: it was written beside 0004-0007, and a
-# database already at 0007 must still go through it.
-REVISIONS = ("0001", "0002", "0004", "0006", "0007", "0003")
+# 0003 (security groups enforced) comes after 0007: it was written beside 0004-0007, and
+# a database already at 0007 must still go through it.
+REVISIONS = ("0001", "0002", "0004", "0006", "0007", "0003", "0008")
 HEAD_REVISION = REVISIONS[-1]
 
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -73,6 +73,10 @@ projects = Table(
     _required("created_at", DateTime, default=utcnow),
     CheckConstraint(MANAGER_CHECK, name="manager"),
 )
+# Every named thing's name is unique whatever its case (projects, security groups, keys,
+# floating IP pools and instances): names typed by people and scripts, where ALPHA and
+# alpha side by side would be a mistake waiting to be made.
+Index("ix_projects_name_lower", func.lower(projects.c.name), unique=True)
 
 hosts = Table(
     "hosts",
@@ -140,6 +144,7 @@ keys = Table(
     _required("created_at", DateTime, default=utcnow),
     UniqueConstraint("project_id", "name"),
 )
+Index("ix_keys_project_id_name_lower", keys.c.project_id, func.lower(keys.c.name), unique=True)
 
 instances = Table(
     "instances",
@@ -175,13 +180,21 @@ fixed_ips = Table(
     Index("ix_fixed_ips_network_address", "network_id", "address_int"),
 )
 
+# The pools floating IPs are in, by name: a pool exists while it holds addresses.
+floating_pools = Table(
+    "floating_pools",
+    metadata,
+    Column("name", String(63), primary_key=True),
+)
+Index("ix_floating_pools_name_lower", func.lower(floating_pools.c.name), unique=True)
+
 floating_ips = Table(
     "floating_ips",
     metadata,
     Column("id", Integer, primary_key=True),
     _required("address", String(15), unique=True),
     _required("address_int", BigInteger, unique=True),
-    _required("pool", String(63)),
+    _required("pool", ForeignKey("floating_pools.name", ondelete="RESTRICT")),
     _required("host", String(255)),
     _required("interface", String(15)),
     _optional("project_id", ForeignKey("projects.id", ondelete="RESTRICT"), index=True),
@@ -201,6 +214,12 @@ security_groups = Table(
     _required("name", String(63)),
     _required("description", String(255), default=""),
     UniqueConstraint("project_id", "name"),
+)
+Index(
+    "ix_security_groups_project_id_name_lower",
+    security_groups.c.project_id,
+    func.lower(security_groups.c.name),
+    unique=True,
 )
 
 security_group_rules = Table(
