@@ -20,10 +20,11 @@ from core.errors import HostError
 from core.linux import dnsmasq, metadata, namespace, processes
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
+from core.linux.lease import Lease, leased
 from core.linux.netlink import Netlink
 from core.linux.nft import Nft
-from core.linux.observed import ObservedHost, observe, observe_scoped
-from core.linux.operations import Operation, Plan, VpnOperation
+from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
+from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
 from core.linux.planner import PlanContext, plan
 from core.linux.scope import Scope
 from core.linux.vpn import plan as vpn_plan
@@ -76,6 +77,10 @@ class HostLayer:
         self.lock = ApplyLock.of(settings.state_dir, self.netns)
         # The desired state (or scoped desired state) the last plan was made for.
         self.last_planned: DesiredHost | None = None
+        # Whether gateway and floating addresses carry the heartbeat lease here, and the
+        # lease an apply gives them (set by whoever renewed the heartbeat: see lease.py).
+        self.leased = leased(settings.fencing, db.dialect if db is not None else None)
+        self.lease: Lease | None = None
         self._netlink: Netlink | None = None
         self._lookup: Lookup | None = None
 
@@ -162,6 +167,24 @@ class HostLayer:
         self.last_planned = None
         operations = vpn_plan.operations_for(specs, self.settings, self.netns, only=set(projects))
         return Plan(operations=tuple(operations))
+
+    def renewal(self) -> Plan:
+        """The renewal of every address here that carries the heartbeat lease (netcon's
+        addresses with a lifetime), for a lease just renewed. Read from the copy of the
+        kernel's addresses kept by notifications, so it costs no dump."""
+        links, addresses = self.netlink.state()
+        names = {link.index: link.name for link in links}
+        ours = {link.index for link in links if link.alias == OWNER_ALIAS}
+        found = tuple(
+            sorted(
+                (names[a.index], a.address, a.prefixlen)
+                for a in addresses
+                if not a.permanent
+                and a.index in names
+                and (a.index in ours or a.label == FLOATING_LABEL)
+            )
+        )
+        return Plan(operations=(RenewLease(found),) if found else ())
 
     def vpn_stops(self) -> Plan:
         """The stops of every VPN server running here, whatever the database wants (it
@@ -287,6 +310,7 @@ class HostLayer:
             dnsmasq_binary=self.settings.dnsmasq_binary,
             nft_binary=self.settings.nft_binary,
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
+            leased=self.leased,
         )
 
     def _executor(self) -> Executor:
@@ -301,6 +325,7 @@ class HostLayer:
             nat_marker=self.nat_marker,
             dnsmasq_env=self._dnsmasq_env(),
             state_dir=self.settings.state_dir,
+            lease=self.lease,
         )
 
     def _dnsmasq_env(self) -> dict[str, str]:

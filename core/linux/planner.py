@@ -38,6 +38,7 @@ from core.linux.operations import (
     Plan,
     ReleaseLeases,
     ReloadDnsmasq,
+    SetAddressLifetime,
     SetMaster,
     SetMtu,
     SetUp,
@@ -57,12 +58,15 @@ class PlanContext:
     nft_binary: str
     # dhcp_release (dnsmasq-utils), or None: released leases then simply run out.
     dhcp_release_path: str | None = None
+    # Gateway and floating addresses carry this host's heartbeat lease (see lease.py).
+    leased: bool = False
 
 
 class _Builder:
-    def __init__(self, desired: DesiredHost, observed: ObservedHost) -> None:
+    def __init__(self, desired: DesiredHost, observed: ObservedHost, leased: bool = False) -> None:
         self.desired = desired
         self.observed = observed
+        self.leased = leased
         self.links = observed.links
         self.stops: list[Operation] = []
         self.deletes: list[Operation] = []
@@ -76,10 +80,10 @@ class _Builder:
         self.wanted_links: set[str] = set()
         self.wanted_addresses: set[tuple[str, str, int]] = set()
         by_index = observed.by_index()
-        self.address_homes: dict[str, list[tuple[Link | None, int, str | None]]] = {}
+        self.address_homes: dict[str, list[tuple[Link | None, int, str | None, bool]]] = {}
         for a in observed.addresses:
             self.address_homes.setdefault(a.address, []).append(
-                (by_index.get(a.index), a.prefixlen, a.label)
+                (by_index.get(a.index), a.prefixlen, a.label, a.permanent)
             )
 
     def lists(self) -> list[list[Operation]]:
@@ -215,9 +219,15 @@ class _Builder:
     ) -> None:
         self.wanted_addresses.add((ifname, address, prefixlen))
         present = False
-        for link, have_prefix, have_label in self.address_homes.get(address, []):
+        for link, have_prefix, have_label, permanent in self.address_homes.get(address, []):
             if link is not None and link.name == ifname and have_prefix == prefixlen:
                 present = True
+                # Only the kind of lifetime is compared: renewing a lease is the agent's
+                # heartbeat, not a difference (a plan would never be empty otherwise).
+                if permanent == self.leased:
+                    self.configures.append(
+                        SetAddressLifetime(ifname, address, prefixlen, self.leased)
+                    )
                 continue
             home = link.name if link is not None else "an unknown interface"
             ours = link is not None and (
@@ -230,7 +240,9 @@ class _Builder:
                 return
             # Ours but in the wrong place: it goes with its link or is deleted below.
         if not present:
-            self.adds.append(AddAddress(ifname, address, prefixlen, broadcast, label))
+            self.adds.append(
+                AddAddress(ifname, address, prefixlen, broadcast, label, leased=self.leased)
+            )
 
     def floating(self) -> None:
         needed = set(self.desired.public_interfaces)
@@ -394,7 +406,7 @@ class _Builder:
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
-    builder = _Builder(desired, observed)
+    builder = _Builder(desired, observed, context.leased)
     held: set[str] = set()
     for net in desired.networks:
         lists = builder.lists()
