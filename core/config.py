@@ -75,6 +75,9 @@ class Settings:
     dns_servers: tuple[str, ...] = ()
     # The port of this host's metadata server; guests reach it as 169.254.169.254:80.
     metadata_port: int = 8775
+    # Ports on netcon's bridges that pass frames though no instance or network owns them
+    # (every other unknown port passes nothing).
+    trusted_ports: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -157,6 +160,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "physical_mtu": _at_least(validate.MIN_MTU, 65535),
     "dns_servers": lambda f, v: tuple(str(validate.ipv4_address(f, item)) for item in v),
     "metadata_port": validate.port,
+    "trusted_ports": lambda f, v: tuple(validate.ifname(f, item) for item in v),
 }
 
 

@@ -125,7 +125,10 @@ class HostLayer:
             nat_needed=nat_needed,
             may_change=can_change_host(),
             security_dir=self.state_dir if desired is None or desired.security else None,
-            security_needed=desired is None or bool(desired.security and desired.security.ports),
+            # Instance ports are filtered, and netcon's bridges closed to unknown ports.
+            security_needed=desired is None
+            or bool(desired.security and desired.security.ports)
+            or any(n.owns_bridge for n in desired.networks),
         )
 
     def plan(self, desired: DesiredHost | None = None, *, scope: Scope | None = None) -> Plan:
@@ -311,6 +314,7 @@ class HostLayer:
             nft_binary=self.settings.nft_binary,
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
             leased=self.leased,
+            trusted_ports=self.settings.trusted_ports,
         )
 
     def _executor(self) -> Executor:

@@ -336,6 +336,8 @@ class Plan:
     partial: bool = False
     # The bridges of the networks held back.
     held: frozenset[str] = frozenset()
+    # What an admin should know that no operation changes (a port netcon closed).
+    notices: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.operations)

@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.linux import dnsmasq, nft, secgroups
+from core.linux import closedports, dnsmasq, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -60,6 +60,8 @@ class PlanContext:
     dhcp_release_path: str | None = None
     # Gateway and floating addresses carry this host's heartbeat lease (see lease.py).
     leased: bool = False
+    # Ports that pass on netcon's bridges though nothing here owns them.
+    trusted_ports: tuple[str, ...] = ()
 
 
 class _Builder:
@@ -427,11 +429,18 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
     builder.nat()
-    builder.after += secgroups.plan(desired.security, observed.security, builder.problems)
+    opened = closedports.wanted(desired, observed, context.trusted_ports)
+    security = secgroups.plan(
+        desired.security, observed.security, builder.problems, bridges_here=opened.bridges_here
+    )
+    builder.after += security
+    if desired.security is not None:
+        builder.after += closedports.plan(opened, observed.security, security)
     builder.dhcp(context)
     return Plan(
         operations=builder.operations(),
         problems=tuple(dict.fromkeys(builder.problems)),
         partial=bool(held) and len(builder.problems) == local,
         held=frozenset(held),
+        notices=tuple(closedports.notices(desired, observed, opened)),
     )

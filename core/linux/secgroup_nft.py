@@ -3,7 +3,12 @@
 ``table bridge netcon`` sees every frame an instance port sends or receives, without
 conntrack (the bridge family has none here): it drops what a port sends from another
 MAC or IP (or ARP for another address), and lets out to a port only ARP, packets for
-the port's own fixed IP and DHCP answers.
+the port's own fixed IP and DHCP answers. It also fails closed: a bridge port that is
+no instance's port here, not netcon's own (a segment link, a bridge_interface, a VPN
+tap), not trusted and not a port of a bridge netcon does not own passes no frame either
+way. This kernel has no bridge meta expressions (``meta ibrname``), so a rule cannot ask
+which bridge a port is on: the ports of other bridges are let through by name, as the
+last full apply found them (see closedports.py).
 
 ``table ip netcon_groups`` judges, with conntrack, the IPv4 packets for those fixed IPs
 (bridged ones reach the ip hooks through br_netfilter): replies pass, then a verdict
@@ -41,6 +46,10 @@ SetSpec = tuple[tuple[str, ...], bool]
 FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
     BRIDGE: {
         "ports": (("ifname",), False),
+        # The ports that pass besides instance ports (closedports.py).
+        "own_ports": (("ifname",), False),
+        "trusted_ports": (("ifname",), False),
+        "foreign_ports": (("ifname",), False),
         "port_mac": (("ifname", "ether_addr"), False),
         "port_ip": (("ifname", "ipv4_addr"), False),
         "dhcp_servers": (("ipv4_addr",), False),
@@ -82,6 +91,14 @@ _DHCP_ANSWER = [
 ]
 _REPLIES = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), ACCEPT]
 _TO_INSTANCES = [{"vmap": {"key": _field("ip", "daddr"), "data": f"@{INSTANCE_MAP}"}}]
+OPEN_SETS = ("ports", "own_ports", "trusted_ports", "foreign_ports")
+
+
+def _closed(direction: str) -> tuple[str, Expr]:
+    """The first rule of a base chain: a port in none of the open sets passes nothing."""
+    port = _meta(direction)
+    return ("closed ports", [*(_match(port, f"@{name}", "!=") for name in OPEN_SETS), DROP])
+
 
 # Base chains: (type, hook, priority) or None for a regular chain; then (comment, expr).
 ChainSpec = tuple[tuple[str, str, int] | None, tuple[tuple[str, Expr], ...]]
@@ -91,6 +108,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
         "prerouting": (
             ("filter", "prerouting", -200),
             (
+                _closed("iifname"),
                 (
                     "instance ports",
                     [_match(_meta("iifname"), "@ports"), {"jump": {"target": "spoof"}}],
@@ -164,6 +182,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
         "forward": (
             ("filter", "forward", 0),
             (
+                _closed("oifname"),
                 (
                     "instance ports",
                     [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
@@ -173,6 +192,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
         "output": (
             ("filter", "output", 0),
             (
+                _closed("oifname"),
                 (
                     "instance ports",
                     [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],

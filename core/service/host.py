@@ -115,6 +115,7 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
         ),
         problems=tuple(plan.problems),
         partial=plan.partial,
+        notices=tuple(plan.notices),
     )
 
 

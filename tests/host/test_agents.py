@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.linux.host import HostLayer
+from core.linux.ports import port_name
 from core.linux.vpn.server import ServerFiles
 from core.service import NetconService
 from tests.conftest import PostgresServer
@@ -34,10 +35,10 @@ def cloud(lab: Lab, pg_url: str, tmp_path: Path) -> Cloud:
 
 
 def _guest(cloud: Cloud, host: str, mac: str, bridge: str, purpose: str) -> str:
+    """An instance's guest, plugged as the compute side plugs it: tap + MAC (a port
+    of any other name passes nothing on netcon's bridges)."""
     ns = cloud.lab.netns(purpose)
-    tap = f"tap-{purpose}"[:15]
-    cloud.lab.veth(ns, "eth0", cloud.ns[host], tap, mac_a=mac)
-    in_ns(cloud.ns[host], "ip", "link", "set", tap, "master", bridge)
+    cloud.lab.plug(cloud.ns[host], port_name(mac), bridge, ns, mac)
     return ns
 
 
