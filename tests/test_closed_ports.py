@@ -12,7 +12,7 @@ from core.config import load_settings
 from core.errors import InvalidInput
 from core.linux import closedports
 from core.linux import secgroup_nft as sg
-from core.linux.closedports import ClosePort, OpenPort
+from core.linux.closedports import ClosePort, LeasePort, OpenPort
 from core.linux.desired import DesiredHost, DesiredNetwork, Segment
 from core.linux.netlink import Link
 from core.linux.observed import OWNER_ALIAS, ObservedHost
@@ -187,3 +187,61 @@ def test_trusted_ports_are_checked_when_read(tmp_path: Path) -> None:
         load_settings(paths=[config])
     config.write_text('trusted_ports = ["uplink0"]\n')
     assert load_settings(paths=[config]).trusted_ports == ("uplink0",)
+
+
+def test_a_fenced_hosts_vpn_tap_passes_only_as_long_as_its_lease() -> None:
+    opened = closedports.wanted(_desired(), OBSERVED, (), leased=True)
+    assert opened.leased == {"tapvpn100"}
+    tables = sg.TableState(exists=True)
+    permanent = sg.TableState(
+        exists=True, sets={"own_ports": frozenset({"vx100", "vx101", "eth2", "tapvpn100"})}
+    )
+    ops = closedports.plan(opened, sg.FilterState(permanent, tables), [])
+    # A permanent element becomes a leased one: taken out and put back, in one batch.
+    assert ops[:2] == [ClosePort("own_ports", "tapvpn100"), LeasePort("tapvpn100")]
+    leased = sg.TableState(
+        exists=True,
+        sets=permanent.sets,
+        expiring={"own_ports": frozenset({"tapvpn100"})},
+    )
+    assert [
+        op
+        for op in closedports.plan(opened, sg.FilterState(leased, tables), [])
+        if getattr(op, "port", "") == "tapvpn100"
+    ] == []
+    # The executor gives the lifetime; the element carries it as its timeout.
+    batch = commands([LeasePort("tapvpn100", 42)])
+    assert batch == [
+        {
+            "add": {
+                "element": {
+                    "family": "bridge",
+                    "table": "netcon",
+                    "name": "own_ports",
+                    "elem": [{"elem": {"val": "tapvpn100", "timeout": 42}}],
+                }
+            }
+        }
+    ]
+    # A removal makes sure of the element first: a timeout may have taken it already.
+    verbs = [next(iter(c)) for c in commands([ClosePort("own_ports", "tapvpn100")])]
+    assert verbs == ["add", "delete"]
+
+
+def test_timed_elements_are_read_back_from_nft() -> None:
+    listing = [
+        {
+            "set": {
+                "family": "bridge",
+                "name": "own_ports",
+                "table": "netcon",
+                "type": "ifname",
+                "flags": ["timeout"],
+                "elem": ["vx100", {"elem": {"val": "tapvpn100", "timeout": 6, "expires": 4}}],
+            }
+        }
+    ]
+    state = sg.parse_table(listing)
+    assert state.sets["own_ports"] == {"vx100", "tapvpn100"}
+    assert state.expiring["own_ports"] == {"tapvpn100"}
+    assert state.timed == {"own_ports"}

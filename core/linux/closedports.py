@@ -13,12 +13,17 @@ The kernel cannot tell here which bridge a port is on (no ``meta ibrname``), so 
 ports of other bridges are named one by one, as the last full apply found them: one
 plugged there since passes nothing until the next full apply (the agent's re-sync) or
 until trusted_ports names it.
+
+On a fenced host (core.linux.lease) a VPN tap's element carries the heartbeat lease as
+its timeout, renewed with the addresses: a VPN server whose agent is dead bridges its
+clients into nothing once the lease ends, as the gateway's address goes then too.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from core.linux import secgroup_nft as sg
 from core.linux.desired import DesiredHost
@@ -34,6 +39,8 @@ from core.linux.secgroups import (
 )
 from core.linux.vpn.spec import tap_name
 
+# Before elements are dropped: the elements a removal makes sure of first.
+ENSURE = DROP_ELEMENTS - 1
 # A segment link's name (desired.Segment.ifname): 802.1Q or VXLAN, and its id.
 _SEGMENT = re.compile(r"(?:vlan|vx)(\d+)")
 # What each open set holds, as the plan says it.
@@ -58,6 +65,8 @@ class OpenPorts:
     complete: bool
     # The own ports a scoped plan may close: those of the networks it covers (None: any).
     closable: frozenset[str] | None = None
+    # The own ports that pass only as long as the heartbeat lease (VPN taps, when fenced).
+    leased: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,22 @@ class OpenPort(FilterOperation):
 
 
 @dataclass(frozen=True)
+class LeasePort(FilterOperation):
+    """A VPN tap that passes as long as the heartbeat lease: its element's timeout is the
+    lease's lifetime, given by the executor when it applies (0 until then)."""
+
+    port: str
+    lifetime: int = 0
+
+    def describe(self) -> str:
+        return f"let VPN port {self.port} pass as long as this host's heartbeat lease"
+
+    def commands(self) -> list[tuple[int, Staged]]:
+        element = {"elem": {"val": self.port, "timeout": self.lifetime}}
+        return [(ADD_ELEMENTS, sg.elements("add", sg.BRIDGE, "own_ports", [element]))]
+
+
+@dataclass(frozen=True)
 class ClosePort(FilterOperation):
     set_name: str
     port: str
@@ -81,7 +106,28 @@ class ClosePort(FilterOperation):
         return f"close port {self.port} (no longer {WHY[self.set_name]})"
 
     def commands(self) -> list[tuple[int, Staged]]:
-        return [(DROP_ELEMENTS, ("delete", (sg.BRIDGE, self.set_name, self.port)))]
+        piece = (sg.BRIDGE, self.set_name, self.port)
+        # An element with a timeout may run out before the batch reaches the kernel: it
+        # is added (a no-op while it is there) before it is deleted, in one transaction.
+        return [(ENSURE, ("add", piece)), (DROP_ELEMENTS, ("delete", piece))]
+
+
+def renewal(ports: tuple[str, ...], lifetime: int) -> list[dict[str, Any]]:
+    """The nft commands that give VPN taps' elements a new timeout: added if need be,
+    deleted and added again with it, in one transaction (a kernel that does not update a
+    timeout on add still ends with the new one)."""
+    if not ports:
+        return []
+    timed = [{"elem": {"val": port, "timeout": lifetime}} for port in ports]
+    return [*removal(ports), sg.elements("add", sg.BRIDGE, "own_ports", timed)]
+
+
+def removal(ports: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The nft commands that take VPN taps' elements out, there or not (added first)."""
+    return [
+        sg.elements("add", sg.BRIDGE, "own_ports", list(ports)),
+        sg.elements("delete", sg.BRIDGE, "own_ports", list(ports)),
+    ]
 
 
 def owned_bridges(desired: DesiredHost) -> frozenset[str]:
@@ -91,17 +137,27 @@ def owned_bridges(desired: DesiredHost) -> frozenset[str]:
 def own_ports(desired: DesiredHost) -> frozenset[str]:
     """The ports netcon itself puts on its bridges: segment links, bridge_interfaces,
     and the VPN tap of each VLAN network served here."""
-    found: set[str] = set()
+    found: set[str] = set(vpn_taps(desired))
     for net in desired.networks:
         if not net.owns_bridge:
             continue
         if net.segment is not None:
             found.add(net.segment.ifname)
-            if net.manager == "vlan" and net.gateway is not None:
-                found.add(tap_name(net.segment.id))
         if net.bridge_interface is not None:
             found.add(net.bridge_interface)
     return frozenset(found)
+
+
+def vpn_taps(desired: DesiredHost) -> frozenset[str]:
+    """The tap of each VLAN network served here, where its project's VPN server sits."""
+    return frozenset(
+        tap_name(net.segment.id)
+        for net in desired.networks
+        if net.owns_bridge
+        and net.segment is not None
+        and net.manager == "vlan"
+        and net.gateway is not None
+    )
 
 
 def foreign_ports(desired: DesiredHost, observed: ObservedHost) -> frozenset[str]:
@@ -116,7 +172,9 @@ def foreign_ports(desired: DesiredHost, observed: ObservedHost) -> frozenset[str
     return frozenset(link.name for link in observed.links.values() if link.master in bridges)
 
 
-def wanted(desired: DesiredHost, observed: ObservedHost, trusted: tuple[str, ...]) -> OpenPorts:
+def wanted(
+    desired: DesiredHost, observed: ObservedHost, trusted: tuple[str, ...], *, leased: bool = False
+) -> OpenPorts:
     complete = desired.reach is None
     bridges_here: bool | None = bool(owned_bridges(desired))
     if not bridges_here and not complete:
@@ -128,6 +186,7 @@ def wanted(desired: DesiredHost, observed: ObservedHost, trusted: tuple[str, ...
         bridges_here=bridges_here,
         complete=complete,
         closable=None if desired.reach is None else _scoped_own(desired.reach.links),
+        leased=vpn_taps(desired) if leased else frozenset(),
     )
 
 
@@ -168,8 +227,15 @@ def plan(
             continue
         have = state.sets.get(name, frozenset())
         gone = have - want if closable is None else (have & closable) - want
-        ops += [ClosePort(name, port) for port in sorted(gone)]
-        ops += [OpenPort(name, port) for port in sorted(want - have)]
+        # A port whose kind of element is wrong (leased or not) is made again, as a whole.
+        timed = state.expiring.get(name, frozenset())
+        remade = {
+            p for p in want & have if name == "own_ports" and (p in opened.leased) != (p in timed)
+        }
+        ops += [ClosePort(name, port) for port in sorted(gone | remade)]
+        for port in sorted((want - have) | remade):
+            leased = name == "own_ports" and port in opened.leased
+            ops.append(LeasePort(port) if leased else OpenPort(name, port))
     return ops
 
 

@@ -18,12 +18,12 @@ import errno
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
@@ -120,7 +120,7 @@ class Executor:
                 enable_forwarding(self.netns)
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
-            self._nat(nat, secgroups.commands(ops))
+            self._nat(nat, self._filter_commands(ops))
             self._forget_old_mappings(ops)
         except Exception:
             if undo:
@@ -136,6 +136,24 @@ class Executor:
         self.netlink.catch_up()
         if failures:
             raise HostError("; ".join(failures))
+
+    def _filter_commands(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
+        """The filter's batch, with the lease's lifetime on the elements that carry it
+        (VPN taps), counted now; and taken back if the lease lapsed meanwhile."""
+        ports = [op.port for op in ops if isinstance(op, closedports.LeasePort)]
+        ports += [port for op in ops if isinstance(op, RenewLease) for port in op.ports]
+        if not ports:
+            return secgroups.commands(ops)
+        lifetime = self._lifetime()
+        given = [
+            replace(op, lifetime=lifetime) if isinstance(op, closedports.LeasePort) else op
+            for op in ops
+        ]
+        renewed = tuple(port for op in ops if isinstance(op, RenewLease) for port in op.ports)
+        self._leased_ports = tuple(ports)
+        return secgroups.commands(given) + closedports.renewal(renewed, lifetime)
+
+    _leased_ports: tuple[str, ...] = ()
 
     def _lifetime(self) -> int:
         """Seconds left of the lease, for an address that lasts as long as it."""
@@ -326,6 +344,12 @@ class Executor:
             self.nat_marker.parent.mkdir(parents=True, exist_ok=True)
             self.nat_marker.touch()
         self.nft.run(commands + filters)
+        ports, self._leased_ports = self._leased_ports, ()
+        if ports and self.lease is not None and self.lease.lapsed():
+            # Paused between counting the timeout and sending it: the elements would
+            # outlive the lease, so they go now.
+            self.nft.run(closedports.removal(ports))
+            raise LeaseLapsed(-self.lease.remaining())
 
     def _delete_pair(self, op: DeleteNatElement) -> list[dict[str, Any]]:
         commands = []
@@ -449,7 +473,7 @@ class Executor:
 
 def _needs_lease(ops: Sequence[Operation]) -> bool:
     return any(
-        isinstance(op, RenewLease)
+        isinstance(op, RenewLease | closedports.LeasePort)
         or (isinstance(op, AddAddress | SetAddressLifetime) and op.leased)
         for op in ops
     )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, metadata, namespace, processes
+from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, secgroups
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.lease import Lease, leased
@@ -172,9 +172,10 @@ class HostLayer:
         return Plan(operations=tuple(operations))
 
     def renewal(self) -> Plan:
-        """The renewal of every address here that carries the heartbeat lease (netcon's
-        addresses with a lifetime), for a lease just renewed. Read from the copy of the
-        kernel's addresses kept by notifications, so it costs no dump."""
+        """The renewal of everything here that carries the heartbeat lease (netcon's
+        addresses with a lifetime, VPN taps' elements with a timeout), for a lease just
+        renewed. The addresses come from the copy of the kernel's kept by notifications,
+        so they cost no dump; the elements from one read of the bridge table."""
         links, addresses = self.netlink.state()
         names = {link.index: link.name for link in links}
         ours = {link.index for link in links if link.alias == OWNER_ALIAS}
@@ -187,7 +188,13 @@ class HostLayer:
                 and (a.index in ours or a.label == FLOATING_LABEL)
             )
         )
-        return Plan(operations=(RenewLease(found),) if found else ())
+        ports: tuple[str, ...] = ()
+        if secgroups.marker(self.state_dir).exists():
+            bridge = secgroup_nft.read_table(
+                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE
+            )
+            ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
+        return Plan(operations=(RenewLease(found, ports),) if found or ports else ())
 
     def vpn_stops(self) -> Plan:
         """The stops of every VPN server running here, whatever the database wants (it

@@ -125,9 +125,12 @@ class RenewLease(Operation):
     just renewed the heartbeat makes one (the agent, after each heartbeat)."""
 
     addresses: tuple[tuple[str, str, int], ...]  # (ifname, address, prefixlen)
+    # VPN taps whose element in table bridge netcon carries the lease.
+    ports: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        return f"renew the heartbeat lease of {len(self.addresses)} address(es)"
+        ports = f" and {len(self.ports)} VPN port(s)" if self.ports else ""
+        return f"renew the heartbeat lease of {len(self.addresses)} address(es){ports}"
 
 
 @dataclass(frozen=True)

@@ -429,7 +429,7 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
     builder.nat()
-    opened = closedports.wanted(desired, observed, context.trusted_ports)
+    opened = closedports.wanted(desired, observed, context.trusted_ports, leased=context.leased)
     security = secgroups.plan(
         desired.security, observed.security, builder.problems, bridges_here=opened.bridges_here
     )

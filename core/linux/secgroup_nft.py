@@ -56,6 +56,9 @@ FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
     },
     GROUPS: {"dhcp_servers": (("ipv4_addr",), False)},
 }
+# Sets whose elements may carry a timeout: a VPN tap passes only as long as the host's
+# heartbeat lease (see closedports.py), so a dead agent's VPN server reaches nothing.
+TIMED_SETS: dict[Table, frozenset[str]] = {BRIDGE: frozenset({"own_ports"})}
 INSTANCE_MAP = "instance_in"
 GROUP_SETS: dict[str, SetSpec] = {
     "ports": (("ipv4_addr", "inet_proto", "inet_service"), True),
@@ -374,6 +377,9 @@ class TableState:
     chains: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     hooks: dict[str, tuple[str, str, int] | None] = field(default_factory=dict)
     types: dict[str, SetSpec] = field(default_factory=dict)
+    # The sets made with the timeout flag, and the elements that carry a timeout.
+    timed: frozenset[str] = frozenset()
+    expiring: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def layout_ok(self, table: Table) -> bool:
         """Whether the fixed part is exactly what this netcon builds."""
@@ -382,6 +388,8 @@ class TableState:
         for name, spec in FIXED_SETS[table].items():
             if self.types.get(name) != spec:
                 return False
+        if not TIMED_SETS.get(table, frozenset()) <= self.timed:
+            return False
         if table == GROUPS and self.types.get(INSTANCE_MAP) != (("ipv4_addr",), False):
             return False
         for name, (hook, rules) in FIXED_CHAINS[table].items():
@@ -433,6 +441,8 @@ def parse_table(objects: list[dict[str, Any]]) -> TableState:
     targets: dict[str, str] = {}
     chains: dict[str, list[tuple[str, int]]] = {}
     hooks: dict[str, tuple[str, str, int] | None] = {}
+    timed: set[str] = set()
+    expiring: dict[str, frozenset[str]] = {}
     for obj in objects:
         if "set" in obj or "map" in obj:
             item = obj.get("set") or obj["map"]
@@ -442,6 +452,13 @@ def parse_table(objects: list[dict[str, Any]]) -> TableState:
                 "interval" in item.get("flags", []),
             )
             types[item["name"]] = spec
+            if "timeout" in item.get("flags", []):
+                timed.add(item["name"])
+                expiring[item["name"]] = frozenset(
+                    element_text(e, spec)
+                    for e in item.get("elem", [])
+                    if isinstance(e, dict) and "timeout" in e.get("elem", {})
+                )
             if "map" in obj:
                 for key, verdict in item.get("elem", []):
                     jumps: list[dict[str, Any]] = list(verdict.values())
@@ -465,6 +482,8 @@ def parse_table(objects: list[dict[str, Any]]) -> TableState:
         chains={k: tuple(v) for k, v in chains.items()},
         hooks=hooks,
         types=types,
+        timed=frozenset(timed),
+        expiring=expiring,
     )
 
 
@@ -481,8 +500,11 @@ def add_set(
     types, interval = spec
     kind: Any = list(types) if len(types) > 1 else types[0]
     body: dict[str, Any] = {**_base(table), "name": name, "type": kind}
-    if interval:
-        body["flags"] = ["interval"]
+    flags = ["interval"] if interval else []
+    if name in TIMED_SETS.get(table, frozenset()):
+        flags.append("timeout")
+    if flags:
+        body["flags"] = flags
     if elems:
         body["elem"] = [element_json(e, spec) for e in elems]
     return {"add": {"set": body}}

@@ -5,7 +5,8 @@ does), paused (SIGSTOP) or stopped by its unit (SIGTERM).
 
 By the time the peers may declare the host dead (its heartbeat older than
 host_down_time) the kernel has taken its gateway and floating addresses away, so
-neither ARP nor DHCP is answered from there (seen from the guest). After the host is
+neither ARP nor DHCP is answered from there (seen from the guest), and its VPN tap
+bridges nothing into the network any more. After the host is
 evacuated only the new host answers, and when the first agent comes back (resumed, or
 started again as its unit's Restart=always does) it never brings them back, not even
 for a moment, before it has read where they went.
@@ -29,6 +30,9 @@ pytestmark = pytest.mark.postgres
 SERVING, OTHER = "h1", "h2"
 CIDR, GATEWAY, VLAN, BRIDGE = "10.57.0.0/24", "10.57.0.1", 157, "br157"
 FLOATING = "203.0.113.157"
+# What a project VPN's server bridges into the network: its tap (here a veth of that name,
+# its far end standing for a connected VPN client).
+VPN_TAP, VPN_MAC, VPN_CLIENT = "tapvpn157", "02:00:00:57:00:fa", "10.57.0.250"
 
 
 @pytest.fixture
@@ -70,9 +74,16 @@ def test_a_host_whose_agent_died_stops_answering_within_its_lease(
     in_ns(guest, "ip", "route", "replace", "default", "via", GATEWAY)
     lab.echo_server(guest, vm.address)
     assert lab.fetch(cloud.public, f"http://{FLOATING}:8080/") == PUBLIC_CLIENT
+    vpn_client = lab.netns("vpn")
+    lab.plug(cloud.ns[SERVING], VPN_TAP, BRIDGE, vpn_client, VPN_MAC)
+    in_ns(vpn_client, "ip", "addr", "add", f"{VPN_CLIENT}/24", "dev", "eth0")
     old, new = _bridge_mac(cloud, SERVING), _bridge_mac(cloud, OTHER)
     assert answers(guest, vm.mac, vm.address, GATEWAY) == {f"arp {old}", f"dhcp {old}"}
     assert f"{FLOATING}/32" in _addresses(cloud, SERVING)["pub0"]
+    # The VPN's tap reaches the guest, for as long as the lease: its element times out.
+    assert f"arp {vm.mac}" in answers(vpn_client, VPN_MAC, VPN_CLIENT, vm.address)
+    own = in_ns(cloud.ns[SERVING], "nft", "list", "set", "bridge", "netcon", "own_ports").stdout
+    assert f'"{VPN_TAP}" timeout' in own
 
     agent = cloud.agents[SERVING]
     struck = time.monotonic()
@@ -86,6 +97,7 @@ def test_a_host_whose_agent_died_stops_answering_within_its_lease(
     time.sleep(max(0.0, struck + HOST_DOWN_TIME + 1 - time.monotonic()))
     assert _addresses(cloud, SERVING) == {BRIDGE: [], "pub0": ["203.0.113.11/24"]}
     assert answers(guest, vm.mac, vm.address, GATEWAY) == set()
+    assert answers(vpn_client, VPN_MAC, VPN_CLIENT, vm.address) == set()
 
     moved = admin.evacuate_host(SERVING, to=OTHER)
     assert moved.networks == ((CIDR, OTHER),)
