@@ -67,6 +67,7 @@ def test_a_host_whose_agent_died_stops_answering_within_its_lease(
     admin.create_floating_range(SERVING, f"{FLOATING}/32", pool="public")
     admin.associate_floating_ip(admin.allocate_floating_ip("eta", "public").address, "e1")
     cloud.wait_applied((SERVING, OTHER))
+    served = time.monotonic()
 
     guest = lab.netns("eta")
     lab.plug(cloud.ns[OTHER], port_name(vm.mac), BRIDGE, guest, vm.mac)
@@ -84,6 +85,12 @@ def test_a_host_whose_agent_died_stops_answering_within_its_lease(
     assert f"arp {vm.mac}" in answers(vpn_client, VPN_MAC, VPN_CLIENT, vm.address)
     own = in_ns(cloud.ns[SERVING], "nft", "list", "set", "bridge", "netcon", "own_ports").stdout
     assert f'"{VPN_TAP}" timeout' in own
+
+    # A live agent renews the lease: past host_down_time since the addresses came up,
+    # they are still there, with a lifetime (never forever).
+    time.sleep(max(0.0, served + HOST_DOWN_TIME + 1 - time.monotonic()))
+    shown = in_ns(cloud.ns[SERVING], "ip", "-4", "addr", "show", "dev", BRIDGE).stdout
+    assert f"{GATEWAY}/24" in shown and "valid_lft forever" not in shown
 
     agent = cloud.agents[SERVING]
     struck = time.monotonic()
