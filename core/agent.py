@@ -165,10 +165,11 @@ class Agent:
         settings = service.settings
         self.poll = poll
         self.resync = float(resync if resync is not None else settings.agent_resync)
-        self.lease = float(settings.host_down_time)
-        # Whether this host's addresses carry the lease (see core.linux.lease).
+        # How long a heartbeat lets this host serve, and whether its addresses carry
+        # that lease (see core.linux.lease).
+        self.lease_seconds = float(settings.host_down_time)
         self.leased = leases.leased(settings.fencing, service.db.dialect)
-        self.heartbeat_every = max(1.0, self.lease / 4)
+        self.heartbeat_every = max(1.0, self.lease_seconds / 4)
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
@@ -218,7 +219,6 @@ class Agent:
             else:
                 self.on_apply(f"agent for host {self.host} stopped")
 
-
     def _step(self) -> bool | None:
         """One round: (re)connect, heartbeat, apply what is due, wait for a change."""
         now = time.monotonic()
@@ -256,7 +256,7 @@ class Agent:
         read everything afresh instead (it may have moved to another host)."""
         sent = leases.clock()
         self.service.heartbeat(self.host)
-        self.state.lease = Lease.from_heartbeat(sent, self.lease)
+        self.state.lease = Lease.from_heartbeat(sent, self.lease_seconds)
         self.layer.lease = self.state.lease
         self.state.last_heartbeat = now
         self.state.failures = 0
