@@ -138,6 +138,8 @@ class Bench:
             "network_manager": "flatdhcp",
             "dhcp_lease_time": 3600,
             "dns_servers": ["192.0.2.53"],
+            # One port speaks for every emulated guest: no instance's, so it is trusted.
+            "trusted_ports": ["gport"],
         }
         config = root / "config" / "netcon"
         config.mkdir(parents=True)

@@ -4,9 +4,13 @@ It wakes on change, not on a timer: on PostgreSQL every committed change NOTIFYs
 hosts it concerns and the agent LISTENs; on SQLite (one host) it watches the file's
 commit counter (``PRAGMA data_version``). A change for another host wakes it but starts
 no apply. A slow re-sync catches anything a lost notification hid. It heartbeats,
-records what it applied (or why it could not), and when it cannot renew its heartbeat
-within ``host_down_time`` it stops serving (gateway addresses, DHCP and NAT go) so that
-a host its peers declared dead never answers beside the host that took over.
+records what it applied (or why it could not), and renews the heartbeat lease of what
+this host serves (core.linux.lease: the kernel deletes gateway and floating addresses
+whose lease ran out, whatever became of this process). When it finds its lease lapsed
+(the database out of reach, or this process paused past it) it stops serving (gateway
+addresses, DHCP, NAT and VPN servers go) before it heartbeats again, then reads
+everything afresh: a host its peers declared dead never answers beside the host that
+took over.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from core import validate
 from core.errors import DatabaseError, HostError, NetconError
+from core.linux import lease as leases
 from core.linux import namespace
+from core.linux.lease import Lease, LeaseLapsed
 from core.linux.scope import Scope
 
 if TYPE_CHECKING:
@@ -138,8 +144,8 @@ class AgentState:
 
     last_heartbeat: float = 0.0
     last_resync: float = 0.0
-    # Monotonic time of the last heartbeat the database took.
-    last_renewed: float = field(default_factory=time.monotonic)
+    # Until when this host may serve: from the last heartbeat the database took.
+    lease: Lease | None = None
     fenced: bool = False
     failures: int = 0
 
@@ -161,8 +167,11 @@ class Agent:
         settings = service.settings
         self.poll = poll
         self.resync = float(resync if resync is not None else settings.agent_resync)
-        self.lease = float(settings.host_down_time)
-        self.heartbeat_every = max(1.0, self.lease / 4)
+        # How long a heartbeat lets this host serve, and whether its addresses carry
+        # that lease (see core.linux.lease).
+        self.lease_seconds = float(settings.host_down_time)
+        self.leased = leases.leased(settings.fencing, service.db.dialect)
+        self.heartbeat_every = max(1.0, self.lease_seconds / 4)
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
@@ -203,23 +212,36 @@ class Agent:
                 self.watch.close()
             if self._layer is not None:
                 self._layer.close()
-            self.on_apply(f"agent for host {self.host} stopped")
+            # Stopped (SIGTERM from its unit, ctrl+c): what it serves is left to its
+            # lease, so a restart within it changes nothing for the guests, and a stop
+            # ends it exactly when the peers may take the host's networks over.
+            lease = self.state.lease
+            if lease is not None and self.leased and not self.state.fenced:
+                left = max(lease.remaining(), 0.0)
+                self.on_apply(
+                    f"agent for host {self.host} stopped; what it serves lasts until its "
+                    f"heartbeat lease ends in {left:.0f} s"
+                )
+            else:
+                self.on_apply(f"agent for host {self.host} stopped")
 
     def _step(self) -> bool | None:
         """One round: (re)connect, heartbeat, apply what is due, wait for a change."""
         now = time.monotonic()
         try:
+            # A lease that ran out (this process paused, the database slow or away) is
+            # seen to before anything else, above all before the next heartbeat: the host
+            # may have been evacuated meanwhile, so it stops serving first, then reads
+            # everything afresh.
+            lapsed = self._lapsed()
+            if lapsed and not self.state.fenced:
+                self._fence()
             if self.watch is None:
                 self.watch = self._connect()
                 self.state.last_resync = 0.0  # after a gap, look at everything
-            if now - self.state.last_heartbeat >= self.heartbeat_every:
-                self.service.heartbeat(self.host)
-                self.state.last_heartbeat = now
-                self.state.last_renewed = now
-                self.state.failures = 0
-                if self.state.fenced:
-                    self.state.fenced = False
-                    self.state.last_resync = 0.0
+            afresh = lapsed or self.state.fenced
+            if afresh or now - self.state.last_heartbeat >= self.heartbeat_every:
+                self._heartbeat(now, afresh=afresh)
             if now - self.state.last_resync >= self.resync:
                 self._apply(full=True)
                 self.state.last_resync = time.monotonic()
@@ -234,6 +256,40 @@ class Agent:
         except DatabaseError as exc:
             self._database_lost(exc)
             return None
+
+    def _heartbeat(self, now: float, *, afresh: bool) -> None:
+        """Renew the heartbeat, then the lease of what this host serves; after a lapse,
+        read everything afresh instead (it may have moved to another host)."""
+        sent = leases.clock()
+        self.service.heartbeat(self.host)
+        self.state.lease = Lease.from_heartbeat(sent, self.lease_seconds)
+        self.layer.lease = self.state.lease
+        self.state.last_heartbeat = now
+        self.state.failures = 0
+        if afresh:
+            self.state.fenced = False
+            self.state.last_resync = 0.0
+            self.on_apply("heartbeat renewed: reading what this host serves afresh")
+        else:
+            self._renew()
+
+    def _lapsed(self) -> bool:
+        return self.state.lease is not None and self.state.lease.lapsed()
+
+    def _renew(self) -> None:
+        """Extend what this host serves to the lease just renewed."""
+        lease = self.state.lease
+        if lease is None or not self.leased:
+            return
+        try:
+            renewal = self.layer.renewal()
+            if renewal:
+                # Waiting for another apply no longer than the lease lasts.
+                self.layer.apply(renewal, lock_timeout=max(lease.remaining(), 0.0))
+        except LeaseLapsed:
+            self._fence()
+        except HostError as exc:
+            self.on_apply(f"could not renew the heartbeat lease of this host's addresses: {exc}")
 
     def _connect(self) -> ChangeWatch:
         db = self.service.db
@@ -276,6 +332,9 @@ class Agent:
                         desired = patched(desired, scoped)
                 self.layer.apply(done)
             self.last_desired = desired
+        except LeaseLapsed:
+            self._fence()
+            return
         except HostError as exc:
             self.service.record_applied(self.host, None, error=exc.message)
             self.on_apply(f"apply failed (pending until the next try): {exc.message}")
@@ -302,8 +361,7 @@ class Agent:
         with contextlib.suppress(Exception):
             self.service.db.dispose()
         self.on_apply(f"database unreachable ({exc.message}); retrying")
-        silent = time.monotonic() - self.state.last_renewed
-        if silent >= self.lease and not self.state.fenced:
+        if self._lapsed() and not self.state.fenced:
             self._fence()
 
     def _fence(self) -> None:
@@ -314,6 +372,7 @@ class Agent:
         self.on_apply(
             "heartbeat lease expired: stopping gateway addresses, DHCP, NAT and VPN servers"
         )
+        self.layer.lease = None
         try:
             if self.last_desired is not None:
                 self.layer.sync(fenced(self.last_desired))

@@ -50,8 +50,12 @@ class Settings:
     dhcp_lease_time: int = 120
     # Seconds after release that a still-leased address is taken back anyway.
     fixed_ip_disassociate_timeout: int = 600
-    # A host whose heartbeat is older than this is not given new networks.
+    # A host whose heartbeat is older than this is not given new networks, may be
+    # evacuated, and (fencing) stops answering for what it served.
     host_down_time: int = 60
+    # Whether gateway and floating addresses last only as long as this host's heartbeat
+    # lease: "lease", "off" (forever), or "auto" (lease on PostgreSQL, off on SQLite).
+    fencing: str = "auto"
     default_floating_pool: str = "nova"
     # Per-project quotas; a negative number means no limit. Fixed IPs are unlimited by
     # default, as nova-network's were in practice: a project's instances are its quota.
@@ -79,6 +83,9 @@ class Settings:
     dns_servers: tuple[str, ...] = ()
     # The port of this host's metadata server; guests reach it as 169.254.169.254:80.
     metadata_port: int = 8775
+    # Ports on netcon's bridges that pass frames though no instance or network owns them
+    # (every other unknown port passes nothing).
+    trusted_ports: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -143,6 +150,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "dhcp_lease_time": _at_least(120),
     "fixed_ip_disassociate_timeout": _at_least(0),
     "host_down_time": _at_least(1),
+    "fencing": _choice("auto", "lease", "off"),
     "default_floating_pool": validate.name,
     "quota_floating_ips": _at_least(-1),
     "quota_fixed_ips": _at_least(-1),
@@ -160,6 +168,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "physical_mtu": _at_least(validate.MIN_MTU, 65535),
     "dns_servers": lambda f, v: tuple(str(validate.ipv4_address(f, item)) for item in v),
     "metadata_port": validate.port,
+    "trusted_ports": lambda f, v: tuple(validate.ifname(f, item) for item in v),
 }
 
 

@@ -38,6 +38,8 @@ def install(service: Any) -> None:
                 owed = service.pending_for(host).changes
                 if layer is None:
                     layer = HostLayer(service.settings, service.db)
+                # What it brings up lasts one heartbeat lease here, when fencing is on.
+                layer.lease = service.serving_lease(layer)
                 done = layer.sync(
                     scope=Scope.of(changes),
                     lock_timeout=getattr(service.db, "lock_timeout", LOCK_TIMEOUT),

@@ -18,12 +18,13 @@ import errno
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
@@ -46,6 +47,8 @@ from core.linux.operations import (
     Plan,
     ReleaseLeases,
     ReloadDnsmasq,
+    RenewLease,
+    SetAddressLifetime,
     SetMaster,
     SetMtu,
     SetUp,
@@ -75,6 +78,8 @@ class Executor:
     dnsmasq_env: dict[str, str]
     # Where the VPN servers' files are (their per-namespace part is netns's).
     state_dir: str
+    # Until when this host may serve: what leased addresses' lifetimes end with.
+    lease: Lease | None = None
 
     def apply(self, plan: Plan) -> None:
         if plan.problems and not plan.partial:
@@ -93,6 +98,10 @@ class Executor:
             return
         undo: list[Request] = []
         self._names = _link_names(ops)
+        if _needs_lease(ops):
+            # Before anything changes: a host whose lease lapsed (its process was paused
+            # mid-apply, say) must not bring up what another host may serve by now.
+            self._lifetime()
         try:
             # A VPN server sits on its project's bridge: it stops before links go and
             # starts once bridges exist and are up.
@@ -111,7 +120,7 @@ class Executor:
                 enable_forwarding(self.netns)
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
-            self._nat(nat, secgroups.commands(ops))
+            self._nat(nat, self._filter_commands(ops))
             self._forget_old_mappings(ops)
         except Exception:
             if undo:
@@ -127,6 +136,33 @@ class Executor:
         self.netlink.catch_up()
         if failures:
             raise HostError("; ".join(failures))
+
+    def _filter_commands(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
+        """The filter's batch, with the lease's lifetime on the elements that carry it
+        (VPN taps), counted now; and taken back if the lease lapsed meanwhile."""
+        ports = [op.port for op in ops if isinstance(op, closedports.LeasePort)]
+        ports += [port for op in ops if isinstance(op, RenewLease) for port in op.ports]
+        if not ports:
+            return secgroups.commands(ops)
+        lifetime = self._lifetime()
+        given = [
+            replace(op, lifetime=lifetime) if isinstance(op, closedports.LeasePort) else op
+            for op in ops
+        ]
+        renewed = tuple(port for op in ops if isinstance(op, RenewLease) for port in op.ports)
+        self._leased_ports = tuple(ports)
+        return secgroups.commands(given) + closedports.renewal(renewed, lifetime)
+
+    _leased_ports: tuple[str, ...] = ()
+
+    def _lifetime(self) -> int:
+        """Seconds left of the lease, for an address that lasts as long as it."""
+        if self.lease is None:
+            raise HostError(
+                "addresses on this host last as long as its heartbeat lease (fencing), and "
+                "this apply renewed none: apply with `netcon host apply` or `netcon agent`"
+            )
+        return self.lease.lifetime()
 
     # -- netlink ---------------------------------------------------------------------------
 
@@ -194,13 +230,27 @@ class Executor:
         self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[Request]
     ) -> None:
         configures = [
-            op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress | ClaimLink | SetMtu)
+            op
+            for op in ops
+            if isinstance(
+                op,
+                SetMaster
+                | SetUp
+                | AddAddress
+                | ClaimLink
+                | SetMtu
+                | SetAddressLifetime
+                | RenewLease,
+            )
         ]
         if not configures and not created:
             return
         index = self._indexes()
         requests: list[Request] = []
         sent: list[Operation] = []
+        # Counted as late as possible: the lifetime ends with the lease, not after it.
+        lifetime = self._lifetime() if _needs_lease(configures) else None
+        leased: list[Request] = []
         masters = {op.port: op.bridge for op in configures if isinstance(op, SetMaster)}
         for op in created:
             name: str = op.name  # type: ignore[attr-defined]
@@ -235,13 +285,42 @@ class Executor:
                         op.prefixlen,
                         broadcast=op.broadcast,
                         label=op.label,
+                        lifetime=lifetime if op.leased else None,
                     )
                 )
                 sent.append(op)
+                if op.leased:
+                    leased.append(netlink.del_addr(index[op.ifname], op.address, op.prefixlen))
+            elif isinstance(op, SetAddressLifetime):
+                if op.ifname in index:
+                    requests.append(
+                        netlink.set_addr_lifetime(
+                            index[op.ifname],
+                            op.address,
+                            op.prefixlen,
+                            lifetime if op.leased else None,
+                        )
+                    )
+                    sent.append(op)
+                    if op.leased:
+                        leased.append(netlink.del_addr(index[op.ifname], op.address, op.prefixlen))
+            elif isinstance(op, RenewLease):
+                for ifname, address, prefixlen in op.addresses:
+                    if ifname in index:
+                        requests.append(
+                            netlink.set_addr_lifetime(index[ifname], address, prefixlen, lifetime)
+                        )
+                        sent.append(op)
+                        leased.append(netlink.del_addr(index[ifname], address, prefixlen))
         results = self.netlink.run(requests)
         for op, code in zip(sent, results, strict=True):
             if code == 0 and isinstance(op, AddAddress):
                 undo.append(netlink.del_addr(index[op.ifname], op.address, op.prefixlen))
+        if leased and self.lease is not None and self.lease.lapsed():
+            # Stopped between counting the lifetime and sending it: what was given would
+            # outlive the lease, so it goes now (it was gone or going anyway).
+            self.netlink.run(leased)
+            raise LeaseLapsed(-self.lease.remaining())
         self._check(sent, results)
 
     # -- nftables -------------------------------------------------------------------------
@@ -265,6 +344,12 @@ class Executor:
             self.nat_marker.parent.mkdir(parents=True, exist_ok=True)
             self.nat_marker.touch()
         self.nft.run(commands + filters)
+        ports, self._leased_ports = self._leased_ports, ()
+        if ports and self.lease is not None and self.lease.lapsed():
+            # Paused between counting the timeout and sending it: the elements would
+            # outlive the lease, so they go now.
+            self.nft.run(closedports.removal(ports))
+            raise LeaseLapsed(-self.lease.remaining())
 
     def _delete_pair(self, op: DeleteNatElement) -> list[dict[str, Any]]:
         commands = []
@@ -386,6 +471,14 @@ class Executor:
         return [dnsmasq.failure_message(failed)] if failed else []
 
 
+def _needs_lease(ops: Sequence[Operation]) -> bool:
+    return any(
+        isinstance(op, RenewLease | closedports.LeasePort)
+        or (isinstance(op, AddAddress | SetAddressLifetime) and op.leased)
+        for op in ops
+    )
+
+
 def _link_names(ops: Sequence[Operation]) -> set[str]:
     names: set[str] = set()
     for op in ops:
@@ -395,8 +488,10 @@ def _link_names(ops: Sequence[Operation]) -> set[str]:
             names.update((op.name, op.parent))
         elif isinstance(op, SetMaster):
             names.update((op.port, op.bridge))
-        elif isinstance(op, AddAddress | DeleteAddress):
+        elif isinstance(op, AddAddress | DeleteAddress | SetAddressLifetime):
             names.add(op.ifname)
+        elif isinstance(op, RenewLease):
+            names.update(ifname for ifname, _, _ in op.addresses)
     return names
 
 

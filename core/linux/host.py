@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, metadata, namespace, processes
+from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, secgroups
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
+from core.linux.lease import Lease, leased
 from core.linux.netlink import Netlink
 from core.linux.nft import Nft
-from core.linux.observed import ObservedHost, observe, observe_scoped
-from core.linux.operations import Operation, Plan, VpnOperation
+from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
+from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
 from core.linux.planner import PlanContext, plan
 from core.linux.scope import Scope
 from core.linux.vpn import plan as vpn_plan
@@ -76,6 +77,10 @@ class HostLayer:
         self.lock = ApplyLock.of(settings.state_dir, self.netns)
         # The desired state (or scoped desired state) the last plan was made for.
         self.last_planned: DesiredHost | None = None
+        # Whether gateway and floating addresses carry the heartbeat lease here, and the
+        # lease an apply gives them (set by whoever renewed the heartbeat: see lease.py).
+        self.leased = leased(settings.fencing, db.dialect if db is not None else None)
+        self.lease: Lease | None = None
         self._netlink: Netlink | None = None
         self._lookup: Lookup | None = None
 
@@ -120,7 +125,10 @@ class HostLayer:
             nat_needed=nat_needed,
             may_change=can_change_host(),
             security_dir=self.state_dir if desired is None or desired.security else None,
-            security_needed=desired is None or bool(desired.security and desired.security.ports),
+            # Instance ports are filtered, and netcon's bridges closed to unknown ports.
+            security_needed=desired is None
+            or bool(desired.security and desired.security.ports)
+            or any(n.owns_bridge for n in desired.networks),
         )
 
     def plan(self, desired: DesiredHost | None = None, *, scope: Scope | None = None) -> Plan:
@@ -162,6 +170,31 @@ class HostLayer:
         self.last_planned = None
         operations = vpn_plan.operations_for(specs, self.settings, self.netns, only=set(projects))
         return Plan(operations=tuple(operations))
+
+    def renewal(self) -> Plan:
+        """The renewal of everything here that carries the heartbeat lease (netcon's
+        addresses with a lifetime, VPN taps' elements with a timeout), for a lease just
+        renewed. The addresses come from the copy of the kernel's kept by notifications,
+        so they cost no dump; the elements from one read of the bridge table."""
+        links, addresses = self.netlink.state()
+        names = {link.index: link.name for link in links}
+        ours = {link.index for link in links if link.alias == OWNER_ALIAS}
+        found = tuple(
+            sorted(
+                (names[a.index], a.address, a.prefixlen)
+                for a in addresses
+                if not a.permanent
+                and a.index in names
+                and (a.index in ours or a.label == FLOATING_LABEL)
+            )
+        )
+        ports: tuple[str, ...] = ()
+        if secgroups.marker(self.state_dir).exists():
+            bridge = secgroup_nft.read_table(
+                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE
+            )
+            ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
+        return Plan(operations=(RenewLease(found, ports),) if found or ports else ())
 
     def vpn_stops(self) -> Plan:
         """The stops of every VPN server running here, whatever the database wants (it
@@ -287,6 +320,8 @@ class HostLayer:
             dnsmasq_binary=self.settings.dnsmasq_binary,
             nft_binary=self.settings.nft_binary,
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
+            leased=self.leased,
+            trusted_ports=self.settings.trusted_ports,
         )
 
     def _executor(self) -> Executor:
@@ -301,6 +336,7 @@ class HostLayer:
             nat_marker=self.nat_marker,
             dnsmasq_env=self._dnsmasq_env(),
             state_dir=self.settings.state_dir,
+            lease=self.lease,
         )
 
     def _dnsmasq_env(self) -> dict[str, str]:

@@ -36,7 +36,7 @@ SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ROOT, NLM_F_MATCH = 0x1, 0x4, 0x100, 0x200
 NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
-NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -47,7 +47,9 @@ IFLA_LINKINFO, IFLA_IFALIAS, IFLA_EXT_MASK = 18, 20, 29
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT = 1, 2, 3, 15
 IFLA_VLAN_ID = 1
-IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_CACHEINFO = 1, 2, 3, 4, 6
+# An address's lifetime that never ends (the kernel's INFINITY_LIFE_TIME).
+FOREVER = 0xFFFFFFFF
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -83,6 +85,8 @@ class Address:
     address: str
     prefixlen: int
     label: str | None
+    # False when the address has a lifetime and the kernel deletes it when that ends.
+    permanent: bool = True
 
 
 @dataclass(frozen=True)
@@ -189,13 +193,33 @@ def new_addr(
     *,
     broadcast: str | None = None,
     label: str | None = None,
+    lifetime: int | None = None,
 ) -> Request:
+    """Add an address; with ``lifetime`` (seconds, valid and preferred alike) the kernel
+    deletes it when that ends."""
     body = _addr_body(index, address, prefixlen)
     if broadcast is not None:
         body += _attr(IFA_BROADCAST, socket.inet_aton(broadcast))
     if label is not None:
         body += _attr_text(IFA_LABEL, label)
+    if lifetime is not None:
+        body += _lifetime(lifetime)
     return Request(RTM_NEWADDR, _CREATE, body)
+
+
+def set_addr_lifetime(index: int, address: str, prefixlen: int, lifetime: int | None) -> Request:
+    """Give an address a new lifetime (None: forever), counted from now.
+
+    The kernel has no "change only": an address that is not there is made, so this is
+    sent only for addresses that are wanted where they are."""
+    body = _addr_body(index, address, prefixlen) + _lifetime(lifetime)
+    return Request(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE, body)
+
+
+def _lifetime(seconds: int | None) -> bytes:
+    value = FOREVER if seconds is None else seconds
+    # struct ifa_cacheinfo: preferred, valid (the kernel fills in the time stamps).
+    return _attr(IFA_CACHEINFO, struct.pack("=IIII", value, value, 0, 0))
 
 
 def del_addr(index: int, address: str, prefixlen: int) -> Request:
@@ -611,9 +635,14 @@ def _parse_address(msg: bytes) -> Address | None:
     raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
     if raw is None or len(raw) != 4:
         return None
+    # The valid lifetime left (struct ifa_cacheinfo's second field); an address the
+    # kernel reports without one (pyroute2's mock) has none.
+    cache = attrs.get(IFA_CACHEINFO)
+    valid = struct.unpack_from("=I", cache, 4)[0] if cache and len(cache) >= 8 else FOREVER
     return Address(
         index=index,
         address=socket.inet_ntoa(raw),
         prefixlen=prefixlen,
         label=_text(attrs.get(IFA_LABEL)),
+        permanent=valid == FOREVER,
     )

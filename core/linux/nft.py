@@ -83,7 +83,23 @@ CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
                     }
                 },
                 {"drop": None},
-            ]
+            ],
+            # A guest's packet leaves for the public side only from a host that holds its
+            # network's gateway (a route back to it through the bridge it came in on):
+            # once a fenced host's gateway address has gone with its lease, a guest that
+            # still has its old ARP entry is not routed and NATed out from there.
+            [
+                _OIF_PUBLIC,
+                _match({"payload": {"protocol": "ip", "field": "saddr"}}, f"@{NET_SET}"),
+                {
+                    "match": {
+                        "op": "==",
+                        "left": {"fib": {"result": "oif", "flags": ["saddr", "iif"]}},
+                        "right": False,
+                    }
+                },
+                {"drop": None},
+            ],
         ],
     ),
 }

@@ -158,7 +158,7 @@ def observe_scoped(
             nft_binary,
             netns,
             security_dir,
-            needed=bool(desired.security.ports),
+            needed=bool(desired.security.ports) or any(n.owns_bridge for n in desired.networks),
             may_change=may_change,
         )
     pending: frozenset[str] = frozenset()

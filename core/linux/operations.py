@@ -94,9 +94,43 @@ class AddAddress(Operation):
     prefixlen: int
     broadcast: str | None = None
     label: str | None = None
+    # It lasts as long as this host's heartbeat lease (the kernel deletes it then).
+    leased: bool = False
 
     def describe(self) -> str:
         return f"add address {self.address}/{self.prefixlen} to {self.ifname}"
+
+
+@dataclass(frozen=True)
+class SetAddressLifetime(Operation):
+    """An address that is where it should be, with the wrong kind of lifetime: forever
+    where it should last as long as the heartbeat lease, or the other way round."""
+
+    ifname: str
+    address: str
+    prefixlen: int
+    leased: bool
+
+    def describe(self) -> str:
+        where = f"address {self.address}/{self.prefixlen} on {self.ifname}"
+        if self.leased:
+            return f"let {where} last only as long as this host's heartbeat lease"
+        return f"make {where} permanent (fencing is off)"
+
+
+@dataclass(frozen=True)
+class RenewLease(Operation):
+    """Extend the lifetime of addresses that carry the heartbeat lease to the lease just
+    renewed. Not a difference between the host and the database: only a process that has
+    just renewed the heartbeat makes one (the agent, after each heartbeat)."""
+
+    addresses: tuple[tuple[str, str, int], ...]  # (ifname, address, prefixlen)
+    # VPN taps whose element in table bridge netcon carries the lease.
+    ports: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        ports = f" and {len(self.ports)} VPN port(s)" if self.ports else ""
+        return f"renew the heartbeat lease of {len(self.addresses)} address(es){ports}"
 
 
 @dataclass(frozen=True)
@@ -305,6 +339,8 @@ class Plan:
     partial: bool = False
     # The bridges of the networks held back.
     held: frozenset[str] = frozenset()
+    # What an admin should know that no operation changes (a port netcon closed).
+    notices: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.operations)

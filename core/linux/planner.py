@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.linux import dnsmasq, nft, secgroups
+from core.linux import closedports, dnsmasq, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -38,6 +38,7 @@ from core.linux.operations import (
     Plan,
     ReleaseLeases,
     ReloadDnsmasq,
+    SetAddressLifetime,
     SetMaster,
     SetMtu,
     SetUp,
@@ -57,12 +58,17 @@ class PlanContext:
     nft_binary: str
     # dhcp_release (dnsmasq-utils), or None: released leases then simply run out.
     dhcp_release_path: str | None = None
+    # Gateway and floating addresses carry this host's heartbeat lease (see lease.py).
+    leased: bool = False
+    # Ports that pass on netcon's bridges though nothing here owns them.
+    trusted_ports: tuple[str, ...] = ()
 
 
 class _Builder:
-    def __init__(self, desired: DesiredHost, observed: ObservedHost) -> None:
+    def __init__(self, desired: DesiredHost, observed: ObservedHost, leased: bool = False) -> None:
         self.desired = desired
         self.observed = observed
+        self.leased = leased
         self.links = observed.links
         self.stops: list[Operation] = []
         self.deletes: list[Operation] = []
@@ -76,10 +82,10 @@ class _Builder:
         self.wanted_links: set[str] = set()
         self.wanted_addresses: set[tuple[str, str, int]] = set()
         by_index = observed.by_index()
-        self.address_homes: dict[str, list[tuple[Link | None, int, str | None]]] = {}
+        self.address_homes: dict[str, list[tuple[Link | None, int, str | None, bool]]] = {}
         for a in observed.addresses:
             self.address_homes.setdefault(a.address, []).append(
-                (by_index.get(a.index), a.prefixlen, a.label)
+                (by_index.get(a.index), a.prefixlen, a.label, a.permanent)
             )
 
     def lists(self) -> list[list[Operation]]:
@@ -215,9 +221,15 @@ class _Builder:
     ) -> None:
         self.wanted_addresses.add((ifname, address, prefixlen))
         present = False
-        for link, have_prefix, have_label in self.address_homes.get(address, []):
+        for link, have_prefix, have_label, permanent in self.address_homes.get(address, []):
             if link is not None and link.name == ifname and have_prefix == prefixlen:
                 present = True
+                # Only the kind of lifetime is compared: renewing a lease is the agent's
+                # heartbeat, not a difference (a plan would never be empty otherwise).
+                if permanent == self.leased:
+                    self.configures.append(
+                        SetAddressLifetime(ifname, address, prefixlen, self.leased)
+                    )
                 continue
             home = link.name if link is not None else "an unknown interface"
             ours = link is not None and (
@@ -230,7 +242,9 @@ class _Builder:
                 return
             # Ours but in the wrong place: it goes with its link or is deleted below.
         if not present:
-            self.adds.append(AddAddress(ifname, address, prefixlen, broadcast, label))
+            self.adds.append(
+                AddAddress(ifname, address, prefixlen, broadcast, label, leased=self.leased)
+            )
 
     def floating(self) -> None:
         needed = set(self.desired.public_interfaces)
@@ -394,7 +408,7 @@ class _Builder:
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
-    builder = _Builder(desired, observed)
+    builder = _Builder(desired, observed, context.leased)
     held: set[str] = set()
     for net in desired.networks:
         lists = builder.lists()
@@ -415,11 +429,18 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
     builder.nat()
-    builder.after += secgroups.plan(desired.security, observed.security, builder.problems)
+    opened = closedports.wanted(desired, observed, context.trusted_ports, leased=context.leased)
+    security = secgroups.plan(
+        desired.security, observed.security, builder.problems, bridges_here=opened.bridges_here
+    )
+    builder.after += security
+    if desired.security is not None:
+        builder.after += closedports.plan(opened, observed.security, security)
     builder.dhcp(context)
     return Plan(
         operations=builder.operations(),
         problems=tuple(dict.fromkeys(builder.problems)),
         partial=bool(held) and len(builder.problems) == local,
         held=frozenset(held),
+        notices=tuple(closedports.notices(desired, observed, opened)),
     )

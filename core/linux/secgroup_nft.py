@@ -3,7 +3,12 @@
 ``table bridge netcon`` sees every frame an instance port sends or receives, without
 conntrack (the bridge family has none here): it drops what a port sends from another
 MAC or IP (or ARP for another address), and lets out to a port only ARP, packets for
-the port's own fixed IP and DHCP answers.
+the port's own fixed IP and DHCP answers. It also fails closed: a bridge port that is
+no instance's port here, not netcon's own (a segment link, a bridge_interface, a VPN
+tap), not trusted and not a port of a bridge netcon does not own passes no frame either
+way. This kernel has no bridge meta expressions (``meta ibrname``), so a rule cannot ask
+which bridge a port is on: the ports of other bridges are let through by name, as the
+last full apply found them (see closedports.py).
 
 ``table ip netcon_groups`` judges, with conntrack, the IPv4 packets for those fixed IPs
 (bridged ones reach the ip hooks through br_netfilter): replies pass, then a verdict
@@ -41,12 +46,19 @@ SetSpec = tuple[tuple[str, ...], bool]
 FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
     BRIDGE: {
         "ports": (("ifname",), False),
+        # The ports that pass besides instance ports (closedports.py).
+        "own_ports": (("ifname",), False),
+        "trusted_ports": (("ifname",), False),
+        "foreign_ports": (("ifname",), False),
         "port_mac": (("ifname", "ether_addr"), False),
         "port_ip": (("ifname", "ipv4_addr"), False),
         "dhcp_servers": (("ipv4_addr",), False),
     },
     GROUPS: {"dhcp_servers": (("ipv4_addr",), False)},
 }
+# Sets whose elements may carry a timeout: a VPN tap passes only as long as the host's
+# heartbeat lease (see closedports.py), so a dead agent's VPN server reaches nothing.
+TIMED_SETS: dict[Table, frozenset[str]] = {BRIDGE: frozenset({"own_ports"})}
 INSTANCE_MAP = "instance_in"
 GROUP_SETS: dict[str, SetSpec] = {
     "ports": (("ipv4_addr", "inet_proto", "inet_service"), True),
@@ -82,6 +94,14 @@ _DHCP_ANSWER = [
 ]
 _REPLIES = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), ACCEPT]
 _TO_INSTANCES = [{"vmap": {"key": _field("ip", "daddr"), "data": f"@{INSTANCE_MAP}"}}]
+OPEN_SETS = ("ports", "own_ports", "trusted_ports", "foreign_ports")
+
+
+def _closed(direction: str) -> tuple[str, Expr]:
+    """The first rule of a base chain: a port in none of the open sets passes nothing."""
+    port = _meta(direction)
+    return ("closed ports", [*(_match(port, f"@{name}", "!=") for name in OPEN_SETS), DROP])
+
 
 # Base chains: (type, hook, priority) or None for a regular chain; then (comment, expr).
 ChainSpec = tuple[tuple[str, str, int] | None, tuple[tuple[str, Expr], ...]]
@@ -91,6 +111,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
         "prerouting": (
             ("filter", "prerouting", -200),
             (
+                _closed("iifname"),
                 (
                     "instance ports",
                     [_match(_meta("iifname"), "@ports"), {"jump": {"target": "spoof"}}],
@@ -164,6 +185,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
         "forward": (
             ("filter", "forward", 0),
             (
+                _closed("oifname"),
                 (
                     "instance ports",
                     [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
@@ -173,6 +195,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
         "output": (
             ("filter", "output", 0),
             (
+                _closed("oifname"),
                 (
                     "instance ports",
                     [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
@@ -354,6 +377,9 @@ class TableState:
     chains: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     hooks: dict[str, tuple[str, str, int] | None] = field(default_factory=dict)
     types: dict[str, SetSpec] = field(default_factory=dict)
+    # The sets made with the timeout flag, and the elements that carry a timeout.
+    timed: frozenset[str] = frozenset()
+    expiring: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def layout_ok(self, table: Table) -> bool:
         """Whether the fixed part is exactly what this netcon builds."""
@@ -362,6 +388,8 @@ class TableState:
         for name, spec in FIXED_SETS[table].items():
             if self.types.get(name) != spec:
                 return False
+        if not TIMED_SETS.get(table, frozenset()) <= self.timed:
+            return False
         if table == GROUPS and self.types.get(INSTANCE_MAP) != (("ipv4_addr",), False):
             return False
         for name, (hook, rules) in FIXED_CHAINS[table].items():
@@ -413,6 +441,8 @@ def parse_table(objects: list[dict[str, Any]]) -> TableState:
     targets: dict[str, str] = {}
     chains: dict[str, list[tuple[str, int]]] = {}
     hooks: dict[str, tuple[str, str, int] | None] = {}
+    timed: set[str] = set()
+    expiring: dict[str, frozenset[str]] = {}
     for obj in objects:
         if "set" in obj or "map" in obj:
             item = obj.get("set") or obj["map"]
@@ -422,6 +452,13 @@ def parse_table(objects: list[dict[str, Any]]) -> TableState:
                 "interval" in item.get("flags", []),
             )
             types[item["name"]] = spec
+            if "timeout" in item.get("flags", []):
+                timed.add(item["name"])
+                expiring[item["name"]] = frozenset(
+                    element_text(e, spec)
+                    for e in item.get("elem", [])
+                    if isinstance(e, dict) and "timeout" in e.get("elem", {})
+                )
             if "map" in obj:
                 for key, verdict in item.get("elem", []):
                     jumps: list[dict[str, Any]] = list(verdict.values())
@@ -445,6 +482,8 @@ def parse_table(objects: list[dict[str, Any]]) -> TableState:
         chains={k: tuple(v) for k, v in chains.items()},
         hooks=hooks,
         types=types,
+        timed=frozenset(timed),
+        expiring=expiring,
     )
 
 
@@ -461,8 +500,11 @@ def add_set(
     types, interval = spec
     kind: Any = list(types) if len(types) > 1 else types[0]
     body: dict[str, Any] = {**_base(table), "name": name, "type": kind}
-    if interval:
-        body["flags"] = ["interval"]
+    flags = ["interval"] if interval else []
+    if name in TIMED_SETS.get(table, frozenset()):
+        flags.append("timeout")
+    if flags:
+        body["flags"] = flags
     if elems:
         body["elem"] = [element_json(e, spec) for e in elems]
     return {"add": {"set": body}}

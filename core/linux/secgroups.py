@@ -47,6 +47,8 @@ class FilterOperation(Operation):
 # refers to any more; then sets and chains to be referred to, then what refers to them.
 DROP_ELEMENTS, DROP_RULES, DROP_COMBINATIONS, DROP_GROUPS, DROP_MEMBER_SETS = 10, 20, 30, 40, 45
 MAKE_SETS, MAKE_COMBINATIONS, ADD_ELEMENTS, ADD_PORTS = 50, 60, 70, 80
+# Last: a table nothing needs goes once its elements are out.
+DROP_TABLE = 90
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,21 @@ class CreateFilterTable(FilterOperation):
 
     def commands(self) -> list[tuple[int, Staged]]:
         return [(0, c) for c in sg.create_table((self.family, self.name), self.replace)]
+
+
+@dataclass(frozen=True)
+class DeleteFilterTable(FilterOperation):
+    family: str
+    name: str
+
+    def describe(self) -> str:
+        return (
+            f"delete nftables table {self.family} {self.name} (no netcon bridge and no "
+            "instance port here any more: no port to filter or close)"
+        )
+
+    def commands(self) -> list[tuple[int, Staged]]:
+        return [(DROP_TABLE, {"delete": {"table": {"family": self.family, "name": self.name}}})]
 
 
 def _element_commands(phase: int, verb: str, pieces: Iterable[Piece]) -> list[tuple[int, Staged]]:
@@ -439,12 +456,19 @@ def prepare(ops: Sequence[Operation], netns: str | None, state_dir: Path) -> Non
 
 
 def plan(
-    desired: DesiredFilter | None, observed: sg.FilterState | None, problems: list[str]
+    desired: DesiredFilter | None,
+    observed: sg.FilterState | None,
+    problems: list[str],
+    *,
+    bridges_here: bool | None = False,
 ) -> list[Operation]:
+    """``bridges_here``: whether netcon has bridges on this host, whose unknown ports the
+    bridge table closes (None: not known, in a scoped plan)."""
     if desired is None:
         return []
+    bridge_needed = bool(desired.ports) or bridges_here is True
     if observed is None:
-        if desired.ports:
+        if bridge_needed:
             problems.append("nft: program not found; install nftables (security groups need it)")
         return []
     if not observed.readable:
@@ -460,10 +484,14 @@ def plan(
         if not observed.bridge_netfilter:
             ops.append(EnableBridgeNetfilter())
     bridge, groups = observed.bridge, observed.groups
-    if not desired.ports and not bridge.exists and not groups.exists:
+    if not bridge_needed and not bridge.exists and not groups.exists:
         return ops
     tables = {}
     for table, state in ((sg.BRIDGE, bridge), (sg.GROUPS, groups)):
+        if table == sg.BRIDGE and not bridge_needed and not state.exists:
+            # Made only when something here needs it: it closes every unknown port.
+            tables[table] = state
+            continue
         if not state.layout_ok(table) or not _dynamic_ok(table, state):
             ops.append(CreateFilterTable(table[0], table[1], replace=state.exists))
             state = sg.TableState(exists=True)
@@ -474,6 +502,8 @@ def plan(
     ops += _members(desired, groups)
     ops += _combinations(desired, groups)
     ops += _ports(desired, bridge, groups)
+    if not bridge_needed and bridges_here is False and bridge.exists:
+        ops.append(DeleteFilterTable(*sg.BRIDGE))
     return ops
 
 

@@ -227,8 +227,11 @@ class AgentService(ServiceBase):
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
         with self._change("host.evacuate", dead) as (connection, audit):
             self.db.advisory_lock(connection, EVACUATION_LOCK)
+            # The host's row stays locked until the move commits: a heartbeat of its
+            # agent waits for it and then reads where its networks went, or comes first
+            # and the host is alive. A late heartbeat never re-serves a moved network.
             beat = connection.execute(
-                select(hosts.c.last_heartbeat).where(hosts.c.name == dead)
+                select(hosts.c.last_heartbeat).where(hosts.c.name == dead).with_for_update()
             ).first()
             held = connection.execute(
                 select(networks.c.id, networks.c.cidr).where(networks.c.host == dead)

@@ -16,6 +16,8 @@ from core.store.schema import hosts
 from core.views import PlannedOperation, PlanView
 
 if TYPE_CHECKING:
+    from core.linux.host import HostLayer
+    from core.linux.lease import Lease
     from core.linux.operations import Operation, Plan
 
 
@@ -28,6 +30,19 @@ class HostService(AgentService):
             connection.execute(
                 update(hosts).where(hosts.c.name == name).values(last_heartbeat=self.clock())
             )
+
+    def serving_lease(self, layer: HostLayer) -> Lease | None:
+        """The lease an apply outside an agent gives what it brings up, when addresses
+        carry one here (fencing): one heartbeat's worth, from a heartbeat made now. An
+        admin's apply marks the host alive, and what it serves lasts exactly as long as
+        the peers believe that; `netcon agent` renews it from then on."""
+        from core.linux import lease
+
+        if not layer.leased:
+            return None
+        sent = lease.clock()
+        self.heartbeat()
+        return lease.Lease.from_heartbeat(sent, self.settings.host_down_time)
 
     def host_plan(self, netns: str | None = None) -> Plan:
         """What `host apply` would change on this host, or in namespace ``netns`` (a rehearsal).
@@ -62,13 +77,15 @@ class HostService(AgentService):
         owed = self.pending_for(self.settings.host).changes
         layer = HostLayer(self.settings, self.db, netns=netns)
         try:
+            layer.lease = self.serving_lease(layer)
             done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
         except HostError as exc:
             self.record_applied_here(None, failure=exc)
             raise
         finally:
             layer.close()
-        self.heartbeat()
+        if layer.lease is None:
+            self.heartbeat()
         # What this host owes is shown the same whoever applied it: an agent or an admin.
         self.record_applied_here(max(owed) if owed else None, problems=done.problems)
         return done
@@ -98,6 +115,7 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
         ),
         problems=tuple(plan.problems),
         partial=plan.partial,
+        notices=tuple(plan.notices),
     )
 
 

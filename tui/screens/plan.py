@@ -66,6 +66,8 @@ class PlanScreen(Dialog):
                     parts.append(f"  {line}\n")
                 if not plan.operations:
                     parts.append("  nothing to change: the host matches the database\n")
+                for notice in plan.notices:
+                    parts += [(f"! {notice}", "$warning"), "\n"]
                 yield Static(Content.assemble(*parts).rstrip())
             yield Static(self._status(), id="plan-status", classes="dialog-note")
             yield Working()
