@@ -21,6 +21,7 @@ from core.cli import (
     networks,
     projects,
     secgroups,
+    serve,
     vpn,
 )
 from core.cli.spec import Command, Group
@@ -38,6 +39,7 @@ COMMANDS: tuple[Group | Command, ...] = (
     vpn.group,
     host.group,
     agent.command,
+    serve.command,
     database.command,
     demo.command,
     batch.command,
