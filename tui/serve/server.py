@@ -65,7 +65,8 @@ class ConsoleServer:
         self.port = port
         self.gate = Gate(options.token, port=port, tls=options.tls is not None)
         self.host_name = socket.gethostname()
-        self.sessions: set[ConsoleSession] = set()
+        # Each running console and the websocket it draws on.
+        self.sessions: dict[ConsoleSession, web.WebSocketResponse] = {}
         self.downloads = DownloadManager()
         self._serial = 0
         self.stopping = False
@@ -105,7 +106,6 @@ class ConsoleServer:
                 web.static("/page", PAGE, show_index=False),
             ]
         )
-        app.on_shutdown.append(self._stop_all)
         return app
 
     @web.middleware
@@ -245,7 +245,7 @@ class ConsoleServer:
             write_str=websocket.send_str,
             download_manager=self.downloads,
         )
-        self.sessions.add(session)
+        self.sessions[session] = websocket
         self._serial += 1
         number = self._serial
         try:
@@ -277,7 +277,7 @@ class ConsoleServer:
         try:
             await session.stop()
         finally:
-            self.sessions.discard(session)
+            self.sessions.pop(session, None)
 
     async def _relay_input(self, websocket: web.WebSocketResponse, session: ConsoleSession) -> None:
         async for message in websocket:
@@ -303,9 +303,17 @@ class ConsoleServer:
             elif kind == "focus":
                 await session.focus()
 
-    async def _stop_all(self, app: web.Application) -> None:
+    async def stop_all(self) -> None:
+        """End every console, telling each page why. Before the server closes its
+        connections: a closed connection tells a page nothing."""
         self.stopping = True
-        await asyncio.gather(*(session.stop() for session in list(self.sessions)))
+        running = list(self.sessions.items())
+        # Said before the connections go, so that each page knows why.
+        await asyncio.gather(
+            *(websocket.close(code=GOING_AWAY, message=b"netcon serve stopped")
+              for _, websocket in running)
+        )
+        await asyncio.gather(*(session.stop() for session, _ in running))
 
     def say(self, line: str) -> None:
         print(f"netcon serve: {line}", file=sys.stderr, flush=True)
@@ -320,7 +328,7 @@ def listen(options: ServeOptions) -> socket.socket:
 
         raise HostError(
             f"--listen: cannot listen on {options.url_host}:{options.port}: "
-            f"{exc.strerror or exc}"
+            f"{os.strerror(exc.errno) if exc.errno else exc}"
         ) from None
 
 
@@ -340,6 +348,7 @@ async def _run(options: ServeOptions, sock: socket.socket) -> None:
         await stop.wait()
     finally:
         server.say("stopping: ending every browser console")
+        await server.stop_all()
         await runner.cleanup()
 
 
