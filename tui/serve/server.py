@@ -35,6 +35,13 @@ log = logging.getLogger("netcon.serve")
 PAGE = Path(__file__).parent / "page"
 CLIENT = Path(textual_serve.__file__).parent / "static"
 GOING_AWAY = 1001
+# Inline: a notice is also what a browser without a session sees, and gets nothing else.
+NOTICE_STYLE = (
+    "body{background:#0c181f;color:#eee;font-family:monospace;display:flex;"
+    "align-items:center;justify-content:center;height:100vh;margin:0}"
+    ".intro{max-width:640px;padding:24px 32px;background:#12232d;text-align:center}"
+    "a.button{padding:12px 28px;background:#1f6f8b;color:#fff;text-decoration:none}"
+)
 # A terminal larger than this is a mistake, not a screen.
 MAX_CELLS = 1000
 # The page and everything it loads come from here; nothing may frame it.
@@ -117,6 +124,8 @@ class ConsoleServer:
         if request.path == "/" and "token" in request.query:
             response = self._exchange(request)
         elif not self.gate.admits(request):
+            if request.path != "/favicon.ico":
+                self.say(f"refused {request.path} without a session ({request.remote})")
             response = self._page(
                 403,
                 "Not signed in",
@@ -157,7 +166,7 @@ class ConsoleServer:
         body = (
             "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
             f"<title>netcon: {html.escape(title)}</title>"
-            '<link rel="stylesheet" href="/page/netcon.css"></head>'
+            f"<style>{NOTICE_STYLE}</style></head>"
             f'<body class="notice"><div class="intro"><h1>{html.escape(title)}</h1>'
             f"<p>{html.escape(text)}</p>{button}</div></body></html>"
         )
