@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -240,7 +239,8 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
             latencies = [value for result in results for value in result]
             print(f"{args.consoles} browser consoles at once, {args.keys} keys each, "
                   "all pages together:")
-            print(f"  key to screen, median                 {statistics.median(latencies) * 1000:7.0f} ms")
+            median = statistics.median(latencies)
+            print(f"  key to screen, median                 {median * 1000:7.0f} ms")
             p90 = percentile(latencies, 0.9)
             print(f"  key to screen, 90th percentile        {p90 * 1000:7.0f} ms  (target 150 ms)")
             tmux_p90 = percentile(baseline, 0.9)
