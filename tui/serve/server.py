@@ -15,6 +15,7 @@ import html
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -35,6 +36,8 @@ log = logging.getLogger("netcon.serve")
 PAGE = Path(__file__).parent / "page"
 CLIENT = Path(textual_serve.__file__).parent / "static"
 GOING_AWAY = 1001
+# How long a console started with its page waits for the page's websocket.
+RESERVED_FOR = 30.0
 # Inline: a notice is also what a browser without a session sees, and gets nothing else.
 NOTICE_STYLE = (
     "body{background:#0c181f;color:#eee;font-family:monospace;display:flex;"
@@ -75,6 +78,9 @@ class ConsoleServer:
         # Each running console and the websocket it draws on.
         self.sessions: dict[ConsoleSession, web.WebSocketResponse] = {}
         self.downloads = DownloadManager()
+        # Consoles started for a page that has not opened its websocket yet: its key
+        # (in the page's websocket URL), the console, and the browser session it is for.
+        self.reserved: dict[str, tuple[ConsoleSession, str]] = {}
         self._serial = 0
         self.stopping = False
 
@@ -108,6 +114,7 @@ class ConsoleServer:
             [
                 web.get("/", self.index),
                 web.get("/ws", self.console_socket),
+                web.get("/ws/{console}", self.console_socket),
                 web.get("/download/{key}", self.download),
                 web.static("/static", CLIENT, show_index=False),
                 web.static("/page", PAGE, show_index=False),
@@ -185,14 +192,23 @@ class ConsoleServer:
         response.headers["Retry-After"] = "5"
         return response
 
+    @property
+    def running(self) -> int:
+        return len(self.sessions) + len(self.reserved)
+
     async def index(self, request: web.Request) -> web.Response:
-        if len(self.sessions) >= self.options.max_sessions:
+        browser = request.cookies.get(self.gate.cookie, "")
+        if self.running >= self.options.max_sessions and not await self._evict(browser):
             return self._full_page()
         scheme = "wss" if self.options.tls else "ws"
+        path = "/ws"
+        key = await self._reserve(browser)
+        if key is not None:
+            path += f"/{key}"
         template = (PAGE / "index.html").read_text()
         page = template.format(
             title=html.escape(f"netcon on {self.host_name}"),
-            websocket=html.escape(f"{scheme}://{request.host}/ws", quote=True),
+            websocket=html.escape(f"{scheme}://{request.host}{path}", quote=True),
             limit=self.options.max_sessions,
             host=html.escape(self.host_name),
         )
@@ -232,6 +248,50 @@ class ConsoleServer:
             environment["NETCON_DATABASE_URL"] = self.options.database
         return environment
 
+    def _new_session(self) -> ConsoleSession:
+        return ConsoleSession(
+            self.console_argv(), self.console_environment(), download_manager=self.downloads
+        )
+
+    async def _reserve(self, browser: str) -> str | None:
+        """Start a console while its page loads (the page takes as long to load as the
+        console to start); the page's websocket claims it. None if it cannot start."""
+        session = self._new_session()
+        try:
+            await session.spawn(80, 24)
+        except OSError as exc:
+            self.say(f"cannot start a console: {exc}")
+            return None
+        key = secrets.token_urlsafe(16)
+        self.reserved[key] = (session, browser)
+        asyncio.get_running_loop().call_later(
+            RESERVED_FOR, lambda: asyncio.ensure_future(self._unclaimed(key))
+        )
+        return key
+
+    async def _evict(self, browser: str) -> bool:
+        """Make room by ending a console this browser's earlier page never claimed (a
+        page reloaded over and over must not lock its own browser out)."""
+        key = next((k for k, (_, owner) in self.reserved.items() if owner == browser), None)
+        if key is None:
+            return False
+        await self._unclaimed(key)
+        return True
+
+    async def _unclaimed(self, key: str) -> None:
+        reserved = self.reserved.pop(key, None)
+        if reserved is not None:
+            await reserved[0].stop()
+
+    def _claim(self, request: web.Request) -> ConsoleSession | None:
+        key = request.match_info.get("console")
+        reserved = self.reserved.get(key) if key else None
+        # Only by the browser session whose page it was started for.
+        if reserved is None or reserved[1] != request.cookies.get(self.gate.cookie):
+            return None
+        del self.reserved[key]  # type: ignore[arg-type]
+        return reserved[0]
+
     async def console_socket(self, request: web.Request) -> web.StreamResponse:
         if not self.gate.same_origin(request):
             self.say(
@@ -241,26 +301,27 @@ class ConsoleServer:
             return self._page(403, "Wrong origin", "The console opens only from its own page.")
         websocket = web.WebSocketResponse(heartbeat=15)
         await websocket.prepare(request)
-        if len(self.sessions) >= self.options.max_sessions:
+        session = self._claim(request)
+        if session is None and self.running >= self.options.max_sessions:
             count = self.options.max_sessions
             await websocket.close(
                 code=LIMIT, message=f"all {count} browser consoles are in use".encode()
             )
             return websocket
-        session = ConsoleSession(
-            self.console_argv(),
-            self.console_environment(),
-            write_bytes=websocket.send_bytes,
-            write_str=websocket.send_str,
-            download_manager=self.downloads,
-        )
+        width = _cells(request.query.get("width"), 80)
+        height = _cells(request.query.get("height"), 24)
+        claimed = session is not None
+        if session is None:
+            session = self._new_session()
         self.sessions[session] = websocket
         self._serial += 1
         number = self._serial
         try:
-            await session.start(
-                _cells(request.query.get("width"), 80), _cells(request.query.get("height"), 24)
-            )
+            if not claimed:
+                await session.spawn(width, height)
+            session.relay(websocket.send_bytes, websocket.send_str)
+            # The first packet a console reads, which it waits for before drawing.
+            await session.set_terminal_size(width, height)
             self.say(f"console {number} started (pid {session.pid}) for {request.remote}")
             ended = asyncio.ensure_future(session.ended())
             reading = asyncio.ensure_future(self._relay_input(websocket, session))
@@ -316,13 +377,16 @@ class ConsoleServer:
         """End every console, telling each page why. Before the server closes its
         connections: a closed connection tells a page nothing."""
         self.stopping = True
+        reserved = [session for session, _ in self.reserved.values()]
+        self.reserved.clear()
         running = list(self.sessions.items())
         # Said before the connections go, so that each page knows why.
         await asyncio.gather(
             *(websocket.close(code=GOING_AWAY, message=b"netcon serve stopped")
               for _, websocket in running)
         )
-        await asyncio.gather(*(session.stop() for session, _ in running))
+        await asyncio.gather(*(session.stop() for session, _ in running),
+                             *(session.stop() for session in reserved))
 
     def say(self, line: str) -> None:
         print(f"netcon serve: {line}", file=sys.stderr, flush=True)

@@ -40,6 +40,10 @@ LIMIT = 4002
 REASON_BYTES = 120
 
 
+async def _dropped(data: bytes | str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Ending:
     """How a console ended, as the websocket's close code and reason say it."""
@@ -60,14 +64,12 @@ class ConsoleSession(AppService):
         argv: Sequence[str],
         environment: Mapping[str, str],
         *,
-        write_bytes: Callable[[bytes], Awaitable[None]],
-        write_str: Callable[[str], Awaitable[None]],
         download_manager: DownloadManager,
     ) -> None:
         super().__init__(
             " ".join(argv),
-            write_bytes=write_bytes,
-            write_str=write_str,
+            write_bytes=_dropped,
+            write_str=_dropped,
             close=self._never_close,
             download_manager=download_manager,
         )
@@ -75,6 +77,20 @@ class ConsoleSession(AppService):
         self.extra_environment = dict(environment)
         self.quit_by_console = False
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+
+    async def spawn(self, width: int, height: int) -> None:
+        """Start the console process; what it draws waits in its pipe until relayed."""
+        await self._open_app_process(width, height)
+
+    def relay(
+        self,
+        write_bytes: Callable[[bytes], Awaitable[None]] = _dropped,
+        write_str: Callable[[str], Awaitable[None]] = _dropped,
+    ) -> None:
+        """Pass what the console draws to a browser from now on."""
+        self.remote_write_bytes = write_bytes
+        self.remote_write_str = write_str
+        self._task = asyncio.create_task(self.run())
 
     async def _never_close(self) -> None:
         # The web driver says "exit" before the process has ended; the socket is closed
@@ -175,6 +191,9 @@ class ConsoleSession(AppService):
         if process is None:
             return
         await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
+        if self._task is None:
+            # Never shown in a browser: its output is drained so that it can exit.
+            self.relay()
         if process.returncode is None:
             await self.send_meta({"type": "quit"})
             for number, grace in ((None, QUIT_GRACE), (signal.SIGTERM, TERM_GRACE),
