@@ -163,7 +163,7 @@ class ConsoleServer:
                 "Restart netcon serve for a new URL, or keep one with --token-file.",
             )
         self.say(f"signed in a browser from {request.remote}")
-        # The token leaves the address bar (and the history) with the redirect.
+        # The token leaves the address bar with the redirect.
         response = web.Response(status=303, headers={"Location": "/"})
         self.gate.give_cookie(response, session)
         return response
