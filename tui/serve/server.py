@@ -257,13 +257,15 @@ class ConsoleServer:
         """Start a console while its page loads (the page takes as long to load as the
         console to start); the page's websocket claims it. None if it cannot start."""
         session = self._new_session()
+        key = secrets.token_urlsafe(16)
+        # Counted from now: another page served while this one starts sees it.
+        self.reserved[key] = (session, browser)
         try:
             await session.spawn(80, 24)
         except OSError as exc:
+            del self.reserved[key]
             self.say(f"cannot start a console: {exc}")
             return None
-        key = secrets.token_urlsafe(16)
-        self.reserved[key] = (session, browser)
         asyncio.get_running_loop().call_later(
             RESERVED_FOR, lambda: asyncio.ensure_future(self._unclaimed(key))
         )
@@ -285,11 +287,16 @@ class ConsoleServer:
 
     def _claim(self, request: web.Request) -> ConsoleSession | None:
         key = request.match_info.get("console")
-        reserved = self.reserved.get(key) if key else None
-        # Only by the browser session whose page it was started for.
-        if reserved is None or reserved[1] != request.cookies.get(self.gate.cookie):
+        reserved = self.reserved.get(key) if key is not None else None
+        # Only by the browser session whose page it was started for, once it runs.
+        if (
+            key is None
+            or reserved is None
+            or reserved[1] != request.cookies.get(self.gate.cookie)
+            or reserved[0].pid is None
+        ):
             return None
-        del self.reserved[key]  # type: ignore[arg-type]
+        del self.reserved[key]
         return reserved[0]
 
     async def console_socket(self, request: web.Request) -> web.StreamResponse:
