@@ -159,7 +159,10 @@ async def open_console(browser: Browser, url: str) -> tuple[Page, float]:
     page = await context.new_page()
     started = time.perf_counter()
     await page.goto(url)
-    while FIRST_ROWS not in await page.evaluate("() => window.__screen()"):
+    deadline = time.monotonic() + 120
+    while FIRST_ROWS not in await page.evaluate("() => window.__screen ? window.__screen() : ''"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no rows in the page: {await page.inner_text('body')}")
         await asyncio.sleep(0.002)
     return page, time.perf_counter() - started
 
@@ -195,7 +198,9 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
     token.write_text(os.urandom(32).hex() + "\n")
     token.chmod(0o600)
     served = Served(
-        directory, db, "--token-file", str(token), "--max-sessions", str(args.consoles), env=env
+        # Room for a console that is still ending when the next run opens the page.
+        directory, db, "--token-file", str(token), "--max-sessions", str(args.consoles + 2),
+        env=env,
     )
     url = served.base + "/?token=" + token.read_text().strip()
     tmux = Tmux(env)
