@@ -13,9 +13,12 @@ Figures (medians and 90th percentiles; nothing here asserts a time, it prints th
 * ten at once: that many browser consoles open together; each presses Down and Up in
   turn, all pages at the same time, and the page measures from the key to the first
   frame xterm.js draws with the moved cursor. Beside it, the same keys in the console
-  in tmux (from send-keys to capture-pane showing the change). Then each console's
-  peak memory (VmHWM), against the console's target of 150 MB. Target: 150 ms at the
-  90th percentile.
+  in tmux (from send-keys to capture-pane showing the change), the CPU the consoles,
+  Chromium and netcon serve used meanwhile, and each console's peak memory (VmHWM),
+  against the console's target of 150 MB. Target: 150 ms at the 90th percentile.
+* the same keys over that many bare websockets at once, timed from the key written to
+  the first frame showing the moved cursor: the server's side alone, as when the
+  browsers run on other machines rather than on the network host's own cores.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
@@ -179,11 +184,80 @@ async def press_keys(page: Page, count: int) -> list[float]:
     return [value / 1000 for value in await page.evaluate("() => window.__latencies")]
 
 
+ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]")
+# What the detail pane says once the cursor is on the second row, and on the first.
+MOVED = (b"(id 2,", b"(id 1,")
+
+
+async def socket_keys(served: Served, url: str, count: int) -> list[float]:
+    """One console over a bare websocket, as the server sees a browser on another
+    machine: from writing a key to the first frame that shows the moved cursor."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as client:
+        async with client.get(url) as response:
+            page = await response.text()
+        match = re.search(r'data-session-websocket-url="([^"]+)"', page)
+        assert match, page
+        socket = await client.ws_connect(f"{match.group(1)}?width=111&height=28",
+                                         origin=served.base)
+        await frames_until(socket, b"10.0.0.0/24")
+        latencies = []
+        for index in range(count):
+            key, shown = ("\x1b[B", MOVED[0]) if index % 2 == 0 else ("\x1b[A", MOVED[1])
+            started = time.perf_counter()
+            await socket.send_json(["stdin", key])
+            await frames_until(socket, shown)
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.05)
+        await socket.close()
+        return latencies
+
+
+async def frames_until(socket: aiohttp.ClientWebSocketResponse, text: bytes) -> None:
+    seen = b""
+    while text not in seen:
+        message = await asyncio.wait_for(socket.receive(), 30)
+        if message.type != aiohttp.WSMsgType.BINARY:
+            raise RuntimeError(f"the console's socket closed: {message}")
+        seen = ESCAPES.sub(b"", message.data)
+
+
 def peak_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def chromium_pids() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if command.startswith(CHROMIUM.encode()) or b"/chromium/" in command.split(b"\0")[0]:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def wait_for_consoles(served: Served, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(served.consoles()) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -240,7 +314,12 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
 
             pages = [(await open_console(browser, url))[0] for _ in range(args.consoles)]
             pids = served.wait_consoles(args.consoles)
+            browsers = chromium_pids()
+            cpu_before = cpu_seconds(pids), cpu_seconds(browsers), cpu_seconds([served.pid])
+            started = time.perf_counter()
             results = await asyncio.gather(*(press_keys(page, args.keys) for page in pages))
+            wall = time.perf_counter() - started
+            cpu_after = cpu_seconds(pids), cpu_seconds(browsers), cpu_seconds([served.pid])
             latencies = [value for result in results for value in result]
             print(f"{args.consoles} browser consoles at once, {args.keys} keys each, "
                   "all pages together:")
@@ -251,10 +330,26 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
             tmux_p90 = percentile(baseline, 0.9)
             print(f"  one console in tmux, 90th percentile  {tmux_p90 * 1000:7.0f} ms")
             print(f"  ratio at the 90th percentile          {p90 / tmux_p90:7.2f}x")
+            used = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
+            print(f"  CPU over the {wall:.1f} s of keys: consoles {used[0]:.1f} s, "
+                  f"Chromium {used[1]:.1f} s, netcon serve {used[2]:.1f} s "
+                  f"({os.cpu_count()} cores)")
             peaks = [peak_mb(pid) for pid in pids]
             print(f"  peak memory per console (VmHWM)       {max(peaks):7.0f} MB at most, "
                   f"{statistics.median(peaks):.0f} MB median  (target under {MEMORY_TARGET_MB} MB)")
             print(f"  netcon serve itself                   {peak_mb(served.pid):7.0f} MB")
+            for page in pages:
+                await page.context.close()
+            wait_for_consoles(served, 0)
+            sockets = await asyncio.gather(
+                *(socket_keys(served, url, args.keys) for _ in range(args.consoles))
+            )
+            bare = [value for result in sockets for value in result]
+            print(f"the same over {args.consoles} bare websockets at once (browsers elsewhere):")
+            print(f"  key to screen, median                 "
+                  f"{statistics.median(bare) * 1000:7.0f} ms")
+            print(f"  key to screen, 90th percentile        "
+                  f"{percentile(bare, 0.9) * 1000:7.0f} ms  (target 150 ms)")
             await browser.close()
     finally:
         tmux.close()
