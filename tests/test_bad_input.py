@@ -372,6 +372,12 @@ def _digest(db: Path) -> str:
         ["agent", "--poll", "0"],
         ["agent", "--poll", "soon"],
         ["agent", "--poll", "nan"],
+        # The browser console: nothing listens, nothing is written.
+        ["serve", "--listen", "0.0.0.0:8023"],
+        ["serve", "--listen", "127.0.0.1:99999"],
+        ["serve", "--max-sessions", "0"],
+        ["serve", "--token-file", "/nonexistent/token"],
+        ["serve", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_no_write(

@@ -8,6 +8,7 @@ Only what the first screen needs is imported here; dialogs load when first opene
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
@@ -20,6 +21,7 @@ from tui.calls import Opening, ServiceSlot
 from tui.context import ConsoleContext
 from tui.pending import PendingSource, read_pending
 from tui.screens.main import MainScreen
+from tui.serve import SERVED_BY
 from tui.settings import ConsoleMemory, ConsoleSettings, load_console_settings
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ class NetconApp(App[None]):
             refresh_interval=settings.refresh if refresh_interval is None else refresh_interval,
             style=style,
             first_rows=first_rows,
+            served_by=os.environ.get(SERVED_BY),
         )
         self.start_view = start
         chosen = theme or (memory.theme() if memory else None) or settings.theme

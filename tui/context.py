@@ -33,6 +33,8 @@ class ConsoleContext:
     # Rows of a view read before the service was open, by view name: its first load
     # shows them instead of asking the service.
     first_rows: dict[str, Sequence[object]] = field(default_factory=dict)
+    # The host whose netcon serve runs this console in a browser; None in a terminal.
+    served_by: str | None = None
 
     def take_first_rows(self, view: str) -> Sequence[object] | None:
         """The rows read for ``view`` before the service was open, for the console's

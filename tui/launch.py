@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from core.cli.serve import ServeOptions
     from core.service import NetconService
 
 
@@ -20,6 +21,12 @@ def open_console(service: NetconService, read_only: bool) -> int:
 
     run_console(service, read_only=read_only)
     return 0
+
+
+def serve_console(options: ServeOptions) -> int:
+    from tui.serve.server import serve
+
+    return serve(options)
 
 
 def console_words(words: list[str]) -> tuple[str | None, bool] | None:
@@ -54,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
             return status
     from core.cli import main as command_line
 
-    return command_line(words, console=open_console)
+    return command_line(words, console=open_console, serve=serve_console)

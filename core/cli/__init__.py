@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.cli.context import Console
+    from core.cli.serve import Serve
 
 # Commands that run without the parser: dnsmasq calls the first on every lease event,
 # the shell the second on every Tab.
 LEAN = ("dhcp-event", "complete")
 
 
-def main(argv: list[str] | None = None, console: Console | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    console: Console | None = None,
+    serve: Serve | None = None,
+) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     at = command_index(words)
     if at is not None and words[at] in LEAN and not {"-h", "--help"} & set(words):
@@ -29,7 +34,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
         words[at] = "batch"
     from core.cli.run import run_command
 
-    return run_command(words, console)
+    return run_command(words, console, serve)
 
 
 def command_index(words: list[str]) -> int | None:

@@ -14,6 +14,7 @@ from core.cli.output import Output
 from core.defaults import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
+    from core.cli.serve import Serve
     from core.config import Settings
     from core.service import NetconService
 
@@ -32,12 +33,15 @@ class Context:
         *,
         out: IO[str] | None = None,
         console: Console | None = None,
+        serve: Serve | None = None,
         service: NetconService | None = None,
         compact: bool = False,
     ) -> None:
         self.args = args
         self.out = out or sys.stdout
         self.console = console
+        # Serves the console to browsers (`netcon serve`); given with the console.
+        self.serve = serve
         self.output = Output(self.out, as_json=self.json, compact=compact)
         if service is not None:
             self.__dict__["service"] = service

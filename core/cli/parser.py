@@ -22,6 +22,7 @@ from core.cli import (
     networks,
     projects,
     secgroups,
+    serve,
     vpn,
 )
 from core.cli.spec import Command, Group
@@ -39,6 +40,7 @@ COMMANDS: tuple[Group | Command, ...] = (
     vpn.group,
     host.group,
     agent.command,
+    serve.command,
     database.command,
     demo.command,
     batch.command,

@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from core.cli.context import Console, Context
 from core.cli.output import error_document
 from core.errors import NetconError
+
+if TYPE_CHECKING:
+    from core.cli.serve import Serve
 
 DEFAULTS = (("db", None), ("json", False), ("lock_timeout", None))
 
@@ -23,7 +26,9 @@ def parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespa
     return args
 
 
-def run_command(words: list[str], console: Console | None) -> int:
+def run_command(
+    words: list[str], console: Console | None, serve: Serve | None = None
+) -> int:
     from core.cli.parser import build_parser
 
     as_json = "--json" in words
@@ -31,7 +36,7 @@ def run_command(words: list[str], console: Console | None) -> int:
         args = parse(build_parser(words), words)
     except NetconError as exc:
         return report(exc, as_json)
-    context = Context(args, console=console)
+    context = Context(args, console=console, serve=serve)
     if getattr(args, "command", None) is None:
         if console is None:
             build_parser().print_help(sys.stderr)

@@ -39,6 +39,8 @@ def header(
     host owes, and when the view was read."""
     settings = context.config
     parts: Parts = [("netcon", "bold")]
+    if context.served_by is not None:
+        parts += [" ", (f" browser@{context.served_by} ", "bold reverse")]
     if context.style is not None:
         parts += [" ", (f" {context.style.label} ", "bold reverse")]
     if context.read_only:
