@@ -202,10 +202,13 @@ class IngressVerdictView(NamedTuple):
 class VpnView(NamedTuple):
     project: str | None
     network: str
+    # Where clients must connect now: the address of the network's host.
     public_address: str | None
     public_port: int | None
     private_address: str | None
     state: str
+    # Client configurations handed out before the VPN moved, which no longer reach it.
+    out_of_date: int = 0
 
 
 class HostView(NamedTuple):
@@ -263,8 +266,12 @@ class VpnUserView(NamedTuple):
 
     project: str
     user: str
-    state: str  # "active" or "revoked"
+    state: str  # "active", "out of date" (made before the VPN moved) or "revoked"
     serial: str  # hexadecimal, as the revocation list names it
+    # What the user's configuration says: ADDRESS:PORT, and the host whose authority
+    # signed it (None: made before netcon recorded it).
+    made_for: str | None = None
+    host: str | None = None
 
 
 class PlannedOperation(NamedTuple):

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, func, select
 
 from core import validate
 from core.errors import InvalidInput
+from core.service import vpnclients
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
 from core.store.raw import RawDatabase
@@ -37,17 +38,29 @@ class OperationsService(ServiceBase):
             ).all()
             remote = {n.host for n in rows if n.host not in (None, self.settings.host)}
             owed = _networks_owed(connection, remote) if remote else set()
-        return [
-            VpnView(
-                project=n.project_name,
-                network=n.cidr,
-                public_address=n.vpn_public_address or self.settings.vpn_ip,
-                public_port=n.vpn_public_port,
-                private_address=n.vpn_private_address,
-                state=vpn_state(self.settings, n, where, owed=(n.host, n.id) in owed),
+            addresses = vpnclients.host_addresses(connection, self.settings)
+            handed_out = vpnclients.issued(
+                connection, (n.project_id for n in rows if n.project_id is not None)
             )
-            for n in rows
-        ]
+        views = []
+        for n in rows:
+            now = vpnclients.endpoint(n, addresses)
+            views.append(
+                VpnView(
+                    project=n.project_name,
+                    network=n.cidr,
+                    public_address=now.address,
+                    public_port=n.vpn_public_port,
+                    private_address=n.vpn_private_address,
+                    state=vpn_state(self.settings, n, where, owed=(n.host, n.id) in owed),
+                    out_of_date=sum(
+                        1
+                        for record in handed_out
+                        if record.project_id == n.project_id and vpnclients.out_of_date(record, now)
+                    ),
+                )
+            )
+        return views
 
     def list_hosts(self) -> list[HostView]:
         with self.db.read() as connection:
