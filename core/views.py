@@ -84,6 +84,8 @@ class FixedIPView(NamedTuple):
     allocated: bool
     leased: bool
     state: str  # fixed_ip_state() of the three flags
+    # On a multi-host network: the host that serves it from this address.
+    host: str | None = None
 
 
 class FloatingIPView(NamedTuple):

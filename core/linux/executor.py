@@ -371,6 +371,7 @@ class Executor:
                         self.dnsmasq_env,
                         NETWORK_ID=str(op.network_id),
                         DHCP_LEASE_TIME=str(op.lease_time),
+                        **({"LEASE_HOST": op.lease_host} if op.lease_host is not None else {}),
                     ),
                 )
                 for op in starts
