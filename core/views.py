@@ -251,6 +251,8 @@ class EvacuationView(NamedTuple):
     host: str
     networks: tuple[tuple[str, str], ...]  # (CIDR, new host)
     floating: tuple[tuple[str, str], ...]  # (address, new host)
+    # Instances on multi-host networks, which their host served: (name, new host).
+    instances: tuple[tuple[str, str], ...] = ()
 
 
 class AuditView(NamedTuple):

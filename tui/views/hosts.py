@@ -76,7 +76,7 @@ def _evacuate_confirm(h: HostView, values: Values) -> Confirm:
 
 def _evacuate(api: NetconAPI, h: HostView, values: Values) -> Outcome:
     moved = api.evacuate_host(h.name, values.optional("to"))
-    targets = sorted({host for _, host in moved.networks + moved.floating})
+    targets = sorted({host for _, host in moved.networks + moved.floating + moved.instances})
     return Outcome(
         f"{len(moved.networks)} network(s) and {len(moved.floating)} floating IP(s) of "
         f"{h.name} moved to {', '.join(targets) or 'no host'}; pending there until "
