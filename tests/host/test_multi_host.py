@@ -164,6 +164,11 @@ def _own_gateways(admin: NetconService) -> dict[str, str]:
     return {str(f.host): f.address for f in rows if f.host is not None}
 
 
+def _state(admin: NetconService, address: str) -> str:
+    (row,) = [f for f in admin.list_fixed_ips(search=address).rows if f.address == address]
+    return row.state
+
+
 def _dnsmasq_log(cloud: Cloud, host: str) -> str:
     (log,) = (cloud.lab.state_dir / host).glob(f"**/dhcp/{BRIDGE}.log")
     return log.read_text()
@@ -251,8 +256,14 @@ def test_each_host_serves_its_own_instances_of_a_multi_host_network(cloud: Cloud
     assert cloud.lab.fetch(cloud.public, f"http://{floating}:8080/") == PUBLIC_CLIENT
     assert cloud.lab.fetch(guest, meta + "local-ipv4") == two.address
 
-    # The last instances on h2 go: so do h2's address, dnsmasq and the network there.
+    # Terminated, two's lease is given back by h2's dnsmasq at once (it ignores only the
+    # clients it does not serve, not a release on one's behalf): the address is free.
     admin.terminate_instance("two")
+    cloud.wait(
+        "two's address free again",
+        lambda: _state(admin, two.address) == "free",
+    )
+    # The last instance on h2 goes: so do h2's address, dnsmasq and the network there.
     admin.terminate_instance("three")
     cloud.wait_applied(("h2", "h3"))
     assert BRIDGE not in cloud.links("h2")
