@@ -145,3 +145,20 @@ def test_the_command_line_lists_users_and_what_is_out_of_date(
     assert user["made_for"] == "198.51.100.11:11940" and user["host"] == "h1"
     table = netcon("vpn", "users", "alpha")
     assert "out of date" in table and "198.51.100.11:11940" in table
+
+
+def test_a_single_host_shows_its_own_address_before_any_apply(tmp_path: Path) -> None:
+    # One host, no agent and no apply yet: it registered itself when its network was
+    # placed on it, with its address.
+    service = NetconService(
+        f"sqlite:///{tmp_path / 'one.db'}",
+        load_settings([], host="solo", vpn_ip="198.51.100.7", state_dir=str(tmp_path / "s")),
+        actor="admin",
+    )
+    service.create_networks("10.78.0.0/24", 1, 256, 178, 11941)
+    service.create_project("beta")
+    service.launch_instance("beta", "b1")
+    network = service.get_network("10.78.0.0/24")
+    assert (network.host, network.vpn_public_address) == ("solo", "198.51.100.7")
+    assert _vpn(service) == ("198.51.100.7:11941", 0)
+    service.db.dispose()
