@@ -36,6 +36,8 @@ def run_agent(ctx: Context) -> int:
             if stop.wait(2.0):
                 return 0
     host = validate.host_name("--host", ctx.args.host or service.settings.host)
+    # The agent is that host: it heartbeats with this machine's settings (its vpn_ip).
+    service.settings = service.settings.replace(host=host)
 
     Agent(service, host, ctx.args.netns, on_apply=say, poll=poll).run(stop)
     return 0
