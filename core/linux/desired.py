@@ -210,12 +210,13 @@ def desired_from_connection(
             )
         rows = [n for n in named if n.host == host or n.id in here]
         reach = _reach(named, scope, settings)
-    hosted = [n.id for n in rows if _serves_dhcp(n, host)]
+    serving = [n for n in rows if _serves_dhcp(n, host)]
+    hosted = [n.id for n in serving]
     leases, held = _fixed_with_mac(
         connection,
         host,
         hosted,
-        [n.id for n in rows if n.id in hosted and n.multi_host],
+        [n.id for n in serving if n.multi_host],
         scoped=scope is not None,
     )
     ports = _ports(connection, host, [n.id for n in rows] if scope is not None else None)
