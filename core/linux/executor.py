@@ -172,7 +172,9 @@ class Executor:
         requests = []
         for op in created:
             if isinstance(op, CreateBridge):
-                requests.append(netlink.new_link(op.name, "bridge"))
+                requests.append(
+                    netlink.new_link(op.name, "bridge", address=netlink.bridge_address())
+                )
             elif isinstance(op, CreateVxlan):
                 data = netlink.vxlan_data(op.vni, op.group, index[op.parent], op.port)
                 requests.append(netlink.new_link(op.name, "vxlan", data=data))

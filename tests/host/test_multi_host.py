@@ -18,6 +18,7 @@ from core.service import NetconService
 from tests.host.agents import HOST_DOWN_TIME, HOSTS, PUBLIC_CLIENT, Cloud
 from tests.host.conftest import Lab, in_ns
 from tests.host.guests import lease, renew, resolve
+from tests.host.scenario import network_host
 
 pytestmark = pytest.mark.postgres
 
@@ -322,3 +323,38 @@ def test_an_evacuated_host_no_longer_serves_and_its_instances_are_served_elsewhe
     assert not _dnsmasq_runs(cloud, "h2")
     assert old not in str(cloud.links("h2"))
     assert floating not in str(cloud.links("h2"))
+
+
+def test_a_bridge_keeps_its_address_when_a_port_with_a_lower_one_arrives(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # Every host with instances routes for them from its bridge: a bridge that took the
+    # lowest address of its ports would change it under its guests' ARP entries as
+    # instances are plugged, and their traffic to it would no longer be the host's.
+    host = network_host(lab, tmp_path)
+    host.service.create_networks(CIDR, 1, 256, 120, 1020, multi_host=True)
+    host.service.create_project("alpha")
+    vm = host.service.launch_instance("alpha", "vm1").addresses[0]
+    host.layer.sync()
+
+    def address() -> tuple[str, str]:
+        sysfs = f"/sys/class/net/{BRIDGE}"
+        found = in_ns(host.ns, "cat", f"{sysfs}/address", f"{sysfs}/addr_assign_type")
+        mac, assigned = found.stdout.split()
+        return mac, assigned
+
+    before, assigned = address()
+    assert assigned == "3"  # NET_ADDR_SET: given, not taken from a port
+    guest = host.instance("vm1", vm.mac, BRIDGE)
+    in_ns(
+        host.ns,
+        "ip",
+        "link",
+        "set",
+        f"tap{vm.mac.replace(':', '')}",
+        "address",
+        "00:00:5e:00:53:01",
+    )
+    assert address() == (before, "3")
+    assert lab.dhcp_client(guest) == vm.address
+    assert (lease(lab, guest) or {}).get("router") == _own_gateways(host.service)["nethost"]
