@@ -226,6 +226,8 @@ class HostView(NamedTuple):
     applied_change: int | None = None
     applied_at: datetime | None = None
     last_error: str | None = None
+    # Where VPN clients reach it, as it last said (its vpn_ip setting).
+    vpn_ip: str | None = None
 
 
 class PendingView(NamedTuple):

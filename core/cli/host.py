@@ -16,6 +16,7 @@ COLUMNS = (
     col("LAST HEARTBEAT"),
     col("NETWORKS"),
     col("FLOATING IPS"),
+    col("VPN IP"),
     col("PENDING"),
     col("APPLIED", "applied_change"),
     col("LAST ERROR"),

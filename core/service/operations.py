@@ -111,6 +111,7 @@ class OperationsService(ServiceBase):
                     applied_change=row.applied_change if row is not None else None,
                     applied_at=row.applied_at if row is not None else None,
                     last_error=row.last_error if row is not None else None,
+                    vpn_ip=row.vpn_ip if row is not None else None,
                 )
             )
         return views

@@ -145,6 +145,8 @@ def test_the_command_line_lists_users_and_what_is_out_of_date(
     assert user["made_for"] == "198.51.100.11:11940" and user["host"] == "h1"
     table = netcon("vpn", "users", "alpha")
     assert "out of date" in table and "198.51.100.11:11940" in table
+    said = {h["name"]: h["vpn_ip"] for h in json.loads(netcon("host", "list", "--json"))}
+    assert said == ADDRESSES
 
 
 def test_a_single_host_shows_its_own_address_before_any_apply(tmp_path: Path) -> None:
