@@ -228,6 +228,8 @@ class HostView(NamedTuple):
     last_error: str | None = None
     # Where VPN clients reach it, as it last said (its vpn_ip setting).
     vpn_ip: str | None = None
+    # Its instances on multi-host networks, which it serves (an evacuation moves them).
+    multi_host_instances: int = 0
 
 
 class PendingView(NamedTuple):

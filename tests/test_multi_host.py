@@ -128,6 +128,15 @@ def test_evacuation_moves_a_dead_hosts_instances_and_their_service(
             .values(last_heartbeat=cloud.clock() - timedelta(hours=1))
         )
     assert cloud.down_hosts() == ["h2"]
+    # It holds no network as a network host, nor a floating IP: its instances are what
+    # it serves, and what the console offers to move.
+    h2 = next(h for h in cloud.list_hosts() if h.name == "h2")
+    assert (h2.networks, h2.floating_ips, h2.multi_host_instances) == (0, 0, 2)
+    from tui.views.base import Values
+    from tui.views.hosts import _evacuate_confirm, _refuse_evacuate
+
+    assert _refuse_evacuate(h2) is None
+    assert "2 multi-host instance(s)" in _evacuate_confirm(h2, Values({"to": "h3"})).question
     moved = cloud.evacuate_host("h2", to="h3")
     assert moved.networks == ()
     assert moved.instances == (("a2", "h3"), ("a3", "h3"))

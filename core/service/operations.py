@@ -13,7 +13,16 @@ from core.service import vpnclients
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
 from core.store.raw import RawDatabase
-from core.store.schema import audit_events, floating_ips, host_changes, hosts, networks, projects
+from core.store.schema import (
+    audit_events,
+    fixed_ips,
+    floating_ips,
+    host_changes,
+    hosts,
+    instances,
+    networks,
+    projects,
+)
 from core.views import AuditView, HostView, VpnView
 
 DHCP_ACTIONS = ("add", "old", "del")
@@ -81,6 +90,16 @@ class OperationsService(ServiceBase):
             known = {
                 row.name: row for row in connection.execute(select(hosts).order_by(hosts.c.name))
             }
+            serving: dict[str, int] = {
+                host: count
+                for host, count in connection.execute(
+                    select(instances.c.host, func.count(func.distinct(instances.c.id)))
+                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+                    .join(networks, fixed_ips.c.network_id == networks.c.id)
+                    .where(networks.c.multi_host.is_(True), instances.c.host.is_not(None))
+                    .group_by(instances.c.host)
+                )
+            }
             pending: dict[str, int] = dict(
                 connection.execute(
                     select(host_changes.c.host, func.count())
@@ -94,7 +113,9 @@ class OperationsService(ServiceBase):
                 ).all()
             )
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
-        names = sorted(set(known) | set(network_counts) | set(floating) | set(pending))
+        names = sorted(
+            set(known) | set(network_counts) | set(floating) | set(pending) | set(serving)
+        )
         views = []
         for name in names:
             row = known.get(name)
@@ -112,6 +133,7 @@ class OperationsService(ServiceBase):
                     applied_at=row.applied_at if row is not None else None,
                     last_error=row.last_error if row is not None else None,
                     vpn_ip=row.vpn_ip if row is not None else None,
+                    multi_host_instances=serving.get(name, 0),
                 )
             )
         return views
