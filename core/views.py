@@ -84,6 +84,8 @@ class FixedIPView(NamedTuple):
     allocated: bool
     leased: bool
     state: str  # fixed_ip_state() of the three flags
+    # On a multi-host network: the host that serves it from this address.
+    host: str | None = None
 
 
 class FloatingIPView(NamedTuple):
@@ -202,10 +204,13 @@ class IngressVerdictView(NamedTuple):
 class VpnView(NamedTuple):
     project: str | None
     network: str
+    # Where clients must connect now: the address of the network's host.
     public_address: str | None
     public_port: int | None
     private_address: str | None
     state: str
+    # Client configurations handed out before the VPN moved, which no longer reach it.
+    out_of_date: int = 0
 
 
 class HostView(NamedTuple):
@@ -221,6 +226,10 @@ class HostView(NamedTuple):
     applied_change: int | None = None
     applied_at: datetime | None = None
     last_error: str | None = None
+    # Where VPN clients reach it, as it last said (its vpn_ip setting).
+    vpn_ip: str | None = None
+    # Its instances on multi-host networks, which it serves (an evacuation moves them).
+    multi_host_instances: int = 0
 
 
 class PendingView(NamedTuple):
@@ -246,6 +255,8 @@ class EvacuationView(NamedTuple):
     host: str
     networks: tuple[tuple[str, str], ...]  # (CIDR, new host)
     floating: tuple[tuple[str, str], ...]  # (address, new host)
+    # Instances on multi-host networks, which their host served: (name, new host).
+    instances: tuple[tuple[str, str], ...] = ()
 
 
 class AuditView(NamedTuple):
@@ -263,8 +274,12 @@ class VpnUserView(NamedTuple):
 
     project: str
     user: str
-    state: str  # "active" or "revoked"
+    state: str  # "active", "out of date" (made before the VPN moved) or "revoked"
     serial: str  # hexadecimal, as the revocation list names it
+    # What the user's configuration says: ADDRESS:PORT, and the host whose authority
+    # signed it (None: made before netcon recorded it).
+    made_for: str | None = None
+    host: str | None = None
 
 
 class PlannedOperation(NamedTuple):

@@ -42,6 +42,8 @@ def run_agent(ctx: Context) -> int:
             say(f"database unreachable ({exc.message}); retrying")
             if stop.wait(2.0):
                 return 0
+    # The agent is that host: it heartbeats with this machine's settings (its vpn_ip).
+    service.settings = service.settings.replace(host=host)
 
     Agent(service, host, ctx.args.netns, on_apply=say, poll=poll).run(stop)
     return 0

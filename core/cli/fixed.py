@@ -13,6 +13,7 @@ COLUMNS = (
     col("INSTANCE"),
     col("PROJECT"),
     col("STATE"),
+    col("HOST"),  # the host a multi-host network is served from there
 )
 
 group = Group("fixed", "list, reserve and unreserve fixed IPs")

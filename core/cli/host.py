@@ -16,6 +16,7 @@ COLUMNS = (
     col("LAST HEARTBEAT"),
     col("NETWORKS"),
     col("FLOATING IPS"),
+    col("VPN IP"),
     col("PENDING"),
     col("APPLIED", "applied_change"),
     col("LAST ERROR"),
@@ -103,7 +104,7 @@ def apply_host(ctx: Context) -> int:
 
 @group.command(
     "evacuate",
-    "move a down host's networks and floating IPs to live hosts",
+    "move a down host's networks, floating IPs and multi-host instances to live hosts",
     arg("host", metavar="DEAD", complete="host"),
     arg("--to", metavar="LIVE", complete="host", help="the host to move them to (default: spread)"),
 )
@@ -111,11 +112,13 @@ def evacuate_host(ctx: Context) -> None:
     moved = ctx.service.evacuate_host(ctx.args.host, ctx.args.to)
     lines = [f"  {cidr} -> {host}" for cidr, host in moved.networks]
     lines += [f"  floating {address} -> {host}" for address, host in moved.floating]
+    lines += [f"  instance {name} -> {host}" for name, host in moved.instances]
     ctx.output.lines(
         [f"evacuated {moved.host}:", *lines] if lines else [f"{moved.host} held nothing"],
         {
             "host": moved.host,
             "networks": [{"network": c, "host": h} for c, h in moved.networks],
             "floating": [{"address": a, "host": h} for a, h in moved.floating],
+            "instances": [{"instance": n, "host": h} for n, h in moved.instances],
         },
     )

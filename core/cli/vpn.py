@@ -1,5 +1,5 @@
 """`netcon vpn list | run PROJECT | spawn | stop PROJECT | client-config PROJECT USER |
-revoke PROJECT USER`: project VPNs on this network host."""
+users PROJECT | revoke PROJECT USER`: project VPNs, each on its network's host."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ COLUMNS = (
     col("PRIVATE IP", "private_address"),
     col("NETWORK"),
     col("STATE"),
+    col("OUT OF DATE", "out_of_date"),
+)
+USER_COLUMNS = (
+    col("USER"),
+    col("STATE"),
+    col("MADE FOR", "made_for"),
+    col("HOST"),
+    col("SERIAL"),
 )
 
 group = Group("vpn", "project VPNs")
@@ -59,6 +67,15 @@ def client_config(ctx: Context) -> None:
         ctx.output.document({"project": ctx.args.project, "user": ctx.args.user, "ovpn": text})
     else:
         ctx.out.write(text)
+
+
+@group.command(
+    "users",
+    "the users of a project's VPN; out of date: made before the VPN moved, issue again",
+    arg("project", complete="project"),
+)
+def list_users(ctx: Context) -> None:
+    ctx.output.rows(ctx.service.list_vpn_users(ctx.args.project), USER_COLUMNS)
 
 
 @group.command(

@@ -3,6 +3,13 @@
 A network hosted here gets everything: bridge, segment link, gateway address, dnsmasq
 and NAT. A network that only has instances placed on this host (a compute host) gets
 the bridge and its segment, so its instances reach the network host over the segment.
+
+A multi-host network (nova-network's multi_host) is served by every host with its
+instances, each from the address reserved for it in the network (fixed_ips.host): that
+address on the bridge, a dnsmasq handing it out as router and DNS to this host's own
+instances only (the others' are ignored, not refused: their hosts answer them over the
+same segment), SNAT and the floating IPs of its instances. Its network host without
+instances of its own keeps the network's gateway, behind which the VPN's clients are.
 """
 
 from __future__ import annotations
@@ -14,7 +21,17 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    or_,
+    select,
+)
 
 from core.config import Settings
 from core.linux.ports import port_name
@@ -31,6 +48,8 @@ class DhcpHost:
     mac: str
     hostname: str
     address: str
+    # The host its instance runs on (read for multi-host networks only).
+    host: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,12 @@ class Dhcp:
     mtu: int | None = None
     # Where the names dnsmasq does not know are forwarded.
     upstream: tuple[str, ...] = ()
+    # The names it answers, when not only those of ``hosts``: on a multi-host network it
+    # hands leases to this host's instances only but names every instance.
+    names: tuple[DhcpHost, ...] | None = None
+    # Set on a multi-host network: the host whose instances alone it serves (it ignores
+    # every other client, whose own host answers it, and learns only their leases).
+    serving_host: str | None = None
 
     @cached_property
     def hosts_file(self) -> str:
@@ -78,9 +103,8 @@ class Dhcp:
     def names_file(self) -> str:
         """The names dnsmasq answers for, leased or not: ``IP name.domain name`` each (the
         first name is what the address's reverse lookup gives)."""
-        return "".join(
-            [f"{h.address} {h.hostname}.{self.domain} {h.hostname}\n" for h in self.hosts]
-        )
+        named = self.hosts if self.names is None else self.names
+        return "".join([f"{h.address} {h.hostname}.{self.domain} {h.hostname}\n" for h in named])
 
 
 @dataclass(frozen=True)
@@ -95,7 +119,8 @@ class DesiredNetwork:
     owns_bridge: bool
     bridge_interface: str | None
     segment: Segment | None
-    # None on a compute host (and for Flat): no address, no dnsmasq there.
+    # The address this host routes the network's guests from (its own on a multi-host
+    # network); None on a compute host (and for Flat): no address, no dnsmasq there.
     gateway: str | None
     prefixlen: int
     broadcast: str
@@ -170,7 +195,8 @@ def desired_from_connection(
         named: Sequence[Row[Any]] = []
         if scope.network_ids:
             named = connection.execute(
-                query.where(networks.c.id.in_(sorted(scope.network_ids))).order_by(networks.c.id)
+                query.where(networks.c.id.in_(sorted(scope.network_ids))).order_by(networks.c.id),
+                {"host": host},
             ).all()
         if len(named) != len(scope.network_ids):
             raise ScopeUnknown
@@ -184,15 +210,22 @@ def desired_from_connection(
             )
         rows = [n for n in named if n.host == host or n.id in here]
         reach = _reach(named, scope, settings)
-    hosted = [n.id for n in rows if n.host == host and n.manager != "flat"]
-    leases, held = _fixed_with_mac(connection, host, hosted, scoped=scope is not None)
+    serving = [n for n in rows if _serves_dhcp(n, host)]
+    hosted = [n.id for n in serving]
+    leases, held = _fixed_with_mac(
+        connection,
+        host,
+        hosted,
+        [n.id for n in serving if n.multi_host],
+        scoped=scope is not None,
+    )
     ports = _ports(connection, host, [n.id for n in rows] if scope is not None else None)
     upstream = (settings.dns_servers or host_resolvers(settings.netns)) if hosted else ()
     wanted = tuple(
         replace(
             _network(
                 network,
-                network.host == host,
+                host,
                 leases.get(network.id, ()),
                 held.get(network.id, ()),
                 settings,
@@ -244,9 +277,26 @@ def _served() -> Select[Any]:
 
 @functools.cache
 def _networks() -> Select[Any]:
-    return select(networks, projects.c.name.label("project_name")).outerjoin(
-        projects, networks.c.project_id == projects.c.id
+    return select(
+        networks, projects.c.name.label("project_name"), own_gateway().label("own_gateway")
+    ).outerjoin(projects, networks.c.project_id == projects.c.id)
+
+
+@functools.cache
+def own_gateway() -> ColumnElement[Any]:
+    """The address the host named ``host`` serves a multi-host network from: the one
+    reserved for it, while it has instances there (NULL otherwise, and for the other
+    networks). A column of a query over ``networks``."""
+    # Correlated with networks alone: the query it is a column of may read fixed_ips too.
+    reserved = (
+        select(fixed_ips.c.address)
+        .where(fixed_ips.c.network_id == networks.c.id, fixed_ips.c.host == bindparam("host"))
+        .correlate(networks)
+        .limit(1)
+        .scalar_subquery()
     )
+    here = networks.c.id.in_(_served().correlate(None))
+    return case((and_(networks.c.multi_host, here), reserved))
 
 
 @functools.cache
@@ -282,16 +332,25 @@ def _reach(named: Sequence[Row[Any]], scope: Scope, settings: Settings) -> Reach
 
 
 def _fixed_with_mac(
-    connection: Connection, host: str, network_ids: list[int], *, scoped: bool
+    connection: Connection,
+    host: str,
+    network_ids: list[int],
+    multi_host: list[int],
+    *,
+    scoped: bool,
 ) -> tuple[dict[int, tuple[DhcpHost, ...]], dict[int, tuple[HeldLease, ...]]]:
     """The DHCP hosts (addresses with an instance) and held leases (released, still
-    leased) of the networks hosted here, in one query.
+    leased) of the networks whose DHCP this host serves, in one query; of the
+    ``multi_host`` ones among them, each instance with the host it runs on.
 
     Only addresses with a MAC qualify, which the unique index on mac finds directly;
     going by network would walk every address of every network.
     """
     if not network_ids:
         return {}, {}
+    served_here = networks.c.host == host
+    if multi_host:
+        served_here = or_(served_here, fixed_ips.c.network_id.in_(multi_host))
     query = (
         select(
             fixed_ips.c.network_id,
@@ -300,23 +359,20 @@ def _fixed_with_mac(
             fixed_ips.c.address,
             fixed_ips.c.instance_id,
             fixed_ips.c.leased,
+            instances.c.host,
         )
         .join(networks, fixed_ips.c.network_id == networks.c.id)
         .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
-        .where(
-            fixed_ips.c.mac.is_not(None),
-            networks.c.host == host,
-            networks.c.manager != "flat",
-        )
+        .where(fixed_ips.c.mac.is_not(None), served_here, networks.c.manager != "flat")
         .order_by(fixed_ips.c.address_int)
     )
     if scoped:
         query = query.where(fixed_ips.c.network_id.in_(network_ids))
     found: dict[int, list[DhcpHost]] = {}
     held: dict[int, list[HeldLease]] = {}
-    for network_id, mac, name, address, instance_id, leased in connection.execute(query):
+    for network_id, mac, name, address, instance_id, leased, runs_on in connection.execute(query):
         if instance_id is not None:
-            found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address))
+            found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address, runs_on))
         elif leased:
             held.setdefault(network_id, []).append(HeldLease(address, str(mac)))
     return (
@@ -352,9 +408,29 @@ def _segment(network: Row[Any], settings: Settings) -> Segment | None:
     return None
 
 
+def _gateway_here(network: Row[Any], host: str) -> str | None:
+    """The address ``host`` routes the network's guests from: on a multi-host network its
+    own while it has instances there; else the network's gateway on its network host."""
+    if network.manager == "flat":
+        return None
+    if network.own_gateway is not None:
+        return str(network.own_gateway)
+    return str(network.gateway) if network.host == host else None
+
+
+def _serves_dhcp(network: Row[Any], host: str) -> bool:
+    """Whether ``host`` runs the network's dnsmasq: on a multi-host network every host
+    with its instances does (for them alone), else its network host."""
+    if network.manager == "flat":
+        return False
+    if network.multi_host:
+        return network.own_gateway is not None
+    return bool(network.host == host)
+
+
 def _network(
     network: Row[Any],
-    hosted_here: bool,
+    host: str,
     hosts: tuple[DhcpHost, ...],
     held: tuple[HeldLease, ...],
     settings: Settings,
@@ -365,19 +441,23 @@ def _network(
     segment = _segment(network, settings)
     # A Flat network's bridge is the admin's: its MTU is theirs too.
     mtu = None if flat else effective_mtu(network, settings.physical_mtu)
+    gateway = _gateway_here(network, host)
     dhcp = None
-    if hosted_here and not flat:
+    if gateway is not None and _serves_dhcp(network, host):
+        own = tuple(h for h in hosts if h.host == host) if network.multi_host else hosts
         dhcp = Dhcp(
             netmask=network.netmask,
             dhcp_start=network.dhcp_start,
             # The network's own servers, or its dnsmasq, which knows its instances' names.
-            dns=tuple(d for d in (network.dns1, network.dns2) if d) or (network.gateway,),
+            dns=tuple(d for d in (network.dns1, network.dns2) if d) or (gateway,),
             domain=settings.dhcp_domain,
             lease_time=network.dhcp_lease_time or settings.dhcp_lease_time,
-            hosts=hosts,
+            hosts=own,
             held_leases=held,
             mtu=mtu,
             upstream=upstream,
+            names=hosts if network.multi_host else None,
+            serving_host=host if network.multi_host else None,
         )
     return DesiredNetwork(
         id=network.id,
@@ -389,12 +469,12 @@ def _network(
         owns_bridge=not flat,
         bridge_interface=network.bridge_interface,
         segment=segment,
-        gateway=network.gateway if hosted_here and not flat else None,
+        gateway=gateway,
         prefixlen=subnet.prefixlen,
         broadcast=network.broadcast,
         dhcp=dhcp,
         # Only a host that routes (has the gateways) can forward between projects.
-        isolated=network.manager == "vlan" and hosted_here,
+        isolated=network.manager == "vlan" and gateway is not None,
         mtu=mtu,
     )
 

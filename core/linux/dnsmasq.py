@@ -141,6 +141,9 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
         # The only DHCP server of its subnet: a request for an address it has no lease
         # of is answered (ACK or NAK), never ignored.
         "--dhcp-authoritative",
+        # On a multi-host network, only for this host's instances: every other client
+        # on the segment is its own host's to answer, so it is ignored, never NAKed.
+        *(("--dhcp-ignore=tag:!known",) if dhcp.serving_host is not None else ()),
         "--no-hosts",
         f"--addn-hosts={base}.names",
         "--leasefile-ro",

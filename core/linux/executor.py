@@ -208,7 +208,9 @@ class Executor:
         requests = []
         for op in created:
             if isinstance(op, CreateBridge):
-                requests.append(netlink.new_link(op.name, "bridge"))
+                requests.append(
+                    netlink.new_link(op.name, "bridge", address=netlink.bridge_address())
+                )
             elif isinstance(op, CreateVxlan):
                 data = netlink.vxlan_data(op.vni, op.group, index[op.parent], op.port)
                 requests.append(netlink.new_link(op.name, "vxlan", data=data))
@@ -456,6 +458,7 @@ class Executor:
                         self.dnsmasq_env,
                         NETWORK_ID=str(op.network_id),
                         DHCP_LEASE_TIME=str(op.lease_time),
+                        **({"LEASE_HOST": op.lease_host} if op.lease_host is not None else {}),
                     ),
                 )
                 for op in starts

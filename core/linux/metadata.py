@@ -35,11 +35,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 
 from core.config import Settings
 from core.errors import HostError
 from core.linux import namespace, nft, processes
+from core.linux.desired import own_gateway
 from core.linux.operations import Operation
 from core.store.schema import networks
 
@@ -107,15 +108,18 @@ class ObservedMetadata:
 
 
 def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ...]:
-    """One route per FlatDHCP and VLAN network this host serves (it has their gateway)."""
+    """One route per FlatDHCP and VLAN network this host serves (it has their gateway;
+    its own one on a multi-host network with instances here)."""
+    own = own_gateway()
     rows = connection.execute(
-        select(networks.c.bridge, networks.c.gateway)
+        select(networks.c.bridge, func.coalesce(own, networks.c.gateway))
         .where(
-            networks.c.host == settings.host,
+            or_(networks.c.host == bindparam("host"), own.is_not(None)),
             networks.c.manager.in_(("flatdhcp", "vlan")),
             networks.c.gateway.is_not(None),
         )
-        .order_by(networks.c.bridge)
+        .order_by(networks.c.bridge),
+        {"host": settings.host},
     )
     return tuple(Route(bridge, gateway) for bridge, gateway in rows)
 

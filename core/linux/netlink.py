@@ -140,17 +140,36 @@ def vlan_data(vlan_id: int) -> bytes:
 
 
 def new_link(
-    name: str, kind: str, *, up: bool = True, link: int | None = None, data: bytes = b""
+    name: str,
+    kind: str,
+    *,
+    up: bool = True,
+    link: int | None = None,
+    data: bytes = b"",
+    address: bytes | None = None,
 ) -> Request:
     info = _attr_text(IFLA_INFO_KIND, kind)
     if data:
         info += _attr(IFLA_INFO_DATA, data)
     attrs = _attr_text(IFLA_IFNAME, name)
+    if address is not None:
+        attrs += _attr(IFLA_ADDRESS, address)
     if link is not None:
         attrs += _attr_u32(IFLA_LINK, link)
     attrs += _attr(IFLA_LINKINFO, info)
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, IFF_UP if up else 0, IFF_UP) + attrs
     return Request(RTM_NEWLINK, _CREATE, body)
+
+
+def bridge_address() -> bytes:
+    """A MAC address for a new bridge: random, locally administered and unicast, as the
+    kernel would pick, but given, so that it is the bridge's for good. A bridge with no
+    address of its own takes the lowest of its ports' and changes it when a port with a
+    lower one arrives: a guest that learnt the old one as its router's then sends there,
+    and a port's address is not the host's, so its traffic is dropped."""
+    chosen = bytearray(os.urandom(6))
+    chosen[0] = (chosen[0] & 0xFE) | 0x02
+    return bytes(chosen)
 
 
 def set_link(

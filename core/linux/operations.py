@@ -233,6 +233,8 @@ class StartDnsmasq(Operation):
     replaces: int | None = None
     # Seconds a lease lasts: what the leases it learns at start are given.
     lease_time: int = 0
+    # On a multi-host network: it learns at start the leases of this host's instances.
+    lease_host: str | None = None
 
     def describe(self) -> str:
         verb = "restart" if self.replaces is not None else "start"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from core.linux.ports import port_name
 from core.store.schema import (
@@ -74,18 +74,24 @@ class DesiredFilter:
 
 
 def read_filter(connection: Connection, host: str) -> DesiredFilter:
+    # Imported here: desired.py reads this module's filter in its own transaction.
+    from core.linux.desired import own_gateway
+
     rows = connection.execute(
         select(
             instances.c.id,
             instances.c.name,
             fixed_ips.c.mac,
             fixed_ips.c.address,
-            networks.c.gateway,
+            # Where its DHCP answers come from: this host's own address on a multi-host
+            # network, else the network's gateway (on its network host).
+            func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
         )
         .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
         .join(networks, fixed_ips.c.network_id == networks.c.id)
-        .where(instances.c.host == host, fixed_ips.c.mac.is_not(None))
-        .order_by(fixed_ips.c.address_int)
+        .where(instances.c.host == bindparam("host"), fixed_ips.c.mac.is_not(None))
+        .order_by(fixed_ips.c.address_int),
+        {"host": host},
     ).all()
     if not rows:
         return DesiredFilter()

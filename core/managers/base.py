@@ -53,7 +53,6 @@ class SubnetPlan:
     bridge: str
     vlan: int | None = None
     vpn_public_port: int | None = None
-    vpn_public_address: str | None = None
 
 
 class NetworkManager:
@@ -135,7 +134,6 @@ class NetworkManager:
             "segmentation": request.segmentation,
             "vlan": plan.vlan,
             "vpn_public_port": plan.vpn_public_port,
-            "vpn_public_address": plan.vpn_public_address,
             "vpn_private_address": str(subnet.network_address + 2) if self.has_vpn else None,
             "multi_host": request.multi_host,
             "created_at": created_at,

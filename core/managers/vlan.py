@@ -62,7 +62,7 @@ class VlanManager(NetworkManager):
                 label = f"{self.kind}{segment}"
             else:
                 label = request.label if count == 1 else f"{request.label}_{index}"
-            plans.append(SubnetPlan(subnet, label, f"br{segment}", segment, port, settings.vpn_ip))
+            plans.append(SubnetPlan(subnet, label, f"br{segment}", segment, port))
         return plans
 
     def _segment_ids(

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,12 +28,32 @@ from sqlalchemy import (
 
 from core import validate
 from core.errors import Conflict, NetconError, NotFound
+from core.service import hostgateways
 from core.service.base import ServiceBase
-from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, networks
+from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, instances, networks
 from core.views import ChangeStatusView, EvacuationView, PendingView
 
 # Evacuations of down hosts are made by one agent at a time.
 EVACUATION_LOCK = 0x6E63657661
+
+
+@dataclass
+class _Moved:
+    """Instances an evacuation moved (name -> new host) and their multi-host networks."""
+
+    hosts: dict[str, str] = field(default_factory=dict)
+    network_ids: set[int] = field(default_factory=set)
+
+
+@functools.cache
+def _multi_host_instances() -> Select[Any]:
+    """The instances with an address on a multi-host network: the host they run on
+    serves them."""
+    return (
+        select(fixed_ips.c.instance_id)
+        .join(networks, fixed_ips.c.network_id == networks.c.id)
+        .where(networks.c.multi_host.is_(True), fixed_ips.c.instance_id.is_not(None))
+    )
 
 
 @functools.cache
@@ -204,21 +225,34 @@ class AgentService(ServiceBase):
         return list(connection.execute(select(hosts.c.name)).scalars())
 
     def down_hosts(self) -> list[str]:
-        """Hosts that hold networks but whose heartbeat is older than host_down_time."""
+        """Hosts that serve networks (as their network host, or a multi-host network's
+        instances) but whose heartbeat is older than host_down_time."""
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
+        down = (hosts.c.last_heartbeat.is_(None)) | (hosts.c.last_heartbeat < cutoff)
         with self.db.read() as connection:
-            return sorted(
+            holding = set(
                 connection.execute(
                     select(hosts.c.name)
                     .join(networks, networks.c.host == hosts.c.name)
-                    .where((hosts.c.last_heartbeat.is_(None)) | (hosts.c.last_heartbeat < cutoff))
+                    .where(down)
                     .distinct()
                 ).scalars()
             )
+            holding.update(
+                connection.execute(
+                    select(hosts.c.name)
+                    .join(instances, instances.c.host == hosts.c.name)
+                    .where(down, instances.c.id.in_(_multi_host_instances()))
+                    .distinct()
+                ).scalars()
+            )
+        return sorted(holding)
 
     def evacuate_host(self, dead: str, to: str | None = None) -> EvacuationView:
         """Move a down host's networks, and the floating IPs it NATs, to live hosts in one
-        transaction; each new host's agent brings them up."""
+        transaction; each new host's agent brings them up. Its instances on multi-host
+        networks go too (that host served them): the new host routes them, answers their
+        DHCP and NATs their floating IPs, and the dead one, back, serves them no more."""
         dead = validate.host_name("host", dead)
         if to is not None:
             to = validate.host_name("to", to)
@@ -236,7 +270,12 @@ class AgentService(ServiceBase):
             held = connection.execute(
                 select(networks.c.id, networks.c.cidr).where(networks.c.host == dead)
             ).all()
-            if beat is None and not held:
+            served = connection.execute(
+                select(instances.c.id, instances.c.name)
+                .where(instances.c.host == dead, instances.c.id.in_(_multi_host_instances()))
+                .order_by(instances.c.name)
+            ).all()
+            if beat is None and not held and not served:
                 raise NotFound("host", f"no network host named {dead!r}")
             if beat is not None and beat[0] is not None and beat[0] >= cutoff:
                 raise Conflict(
@@ -257,15 +296,45 @@ class AgentService(ServiceBase):
                 )
                 moved.setdefault(target, []).append(cidr)
                 audit.network_ids.add(network_id)
+            rebuilt = self._move_instances(
+                connection, served, to or self._least_loaded(connection, live)
+            )
+            audit.network_ids.update(rebuilt.network_ids)
             floating = self._move_floating(connection, dead, to, live)
-            audit.hosts.update({dead, *moved, *floating.values()})
+            audit.hosts.update({dead, *moved, *floating.values(), *rebuilt.hosts.values()})
             audit.floating_addresses.update(floating)
-            audit.after = {"networks": moved, "floating": floating}
+            audit.after = {"networks": moved, "floating": floating, "instances": rebuilt.hosts}
         return EvacuationView(
             host=dead,
             networks=tuple((cidr, host) for host, cidrs in sorted(moved.items()) for cidr in cidrs),
             floating=tuple(sorted(floating.items())),
+            instances=tuple(sorted(rebuilt.hosts.items())),
         )
+
+    def _move_instances(
+        self, connection: Connection, served: Sequence[Any], target: str
+    ) -> _Moved:
+        """The dead host's instances on multi-host networks, to ``target``, which gets
+        its own address on each of their networks; returns what moved."""
+        moved = _Moved()
+        if not served:
+            return moved
+        ids = [row.id for row in served]
+        for network in connection.execute(
+            select(networks)
+            .where(
+                networks.c.multi_host.is_(True),
+                networks.c.id.in_(
+                    select(fixed_ips.c.network_id).where(fixed_ips.c.instance_id.in_(ids))
+                ),
+            )
+            .order_by(networks.c.id)
+        ):
+            hostgateways.reserve_for(connection, network, target)
+            moved.network_ids.add(network.id)
+        connection.execute(update(instances).where(instances.c.id.in_(ids)).values(host=target))
+        moved.hosts.update({row.name: target for row in served})
+        return moved
 
     def _live_hosts(self, connection: Connection, cutoff: Any, exclude: str) -> list[str]:
         return sorted(
@@ -292,10 +361,16 @@ class AgentService(ServiceBase):
         """The floating IPs ``dead`` NATed go where their instance's network now is (an
         unassociated one to the first live host); returns address -> new host."""
         rows = connection.execute(
-            select(floating_ips.c.id, floating_ips.c.address, networks.c.host)
+            select(
+                floating_ips.c.id,
+                floating_ips.c.address,
+                # A multi-host network's floating IPs are NATed where their instance runs.
+                case((networks.c.multi_host, instances.c.host), else_=networks.c.host),
+            )
             .select_from(floating_ips)
             .outerjoin(fixed_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
             .outerjoin(networks, fixed_ips.c.network_id == networks.c.id)
+            .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
             .where(floating_ips.c.host == dead)
         ).all()
         moved = {}

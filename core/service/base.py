@@ -314,7 +314,11 @@ class ServiceBase:
         return self.settings.host
 
     def _ensure_host(self, connection: Connection, name: str) -> None:
-        """Register a network host by name unless it is known already."""
+        """Register a network host by name unless it is known already (this host with
+        the address its VPN clients reach it at)."""
+        values: dict[str, str | None] = {"name": name, "role": "network"}
+        if name == self.settings.host:
+            values["vpn_ip"] = self.settings.vpn_ip
         # Two transactions may both find no row: on PostgreSQL a plain INSERT of the
         # second fails on the unique name, so a conflict is skipped instead. (Each
         # dialect's insert is imported here: PostgreSQL's costs 50 ms at start-up.)
@@ -322,16 +326,14 @@ class ServiceBase:
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
             connection.execute(
-                pg_insert(hosts)
-                .values(name=name, role="network")
-                .on_conflict_do_nothing(index_elements=["name"])
+                pg_insert(hosts).values(**values).on_conflict_do_nothing(index_elements=["name"])
             )
         else:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             connection.execute(
                 sqlite_insert(hosts)
-                .values(name=name, role="network")
+                .values(**values)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
 

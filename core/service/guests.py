@@ -228,8 +228,10 @@ class GuestService(NetworkService):
         source address, which anti-spoofing guarantees); None when no instance has it.
 
         ``via``: the gateway the request arrived at (the DNAT sends each bridge's guests
-        to its own network's gateway), so the address must be one of that network."""
+        to the address their host serves their network from: its gateway, or on a
+        multi-host network that host's own), so the address must be one of that network."""
         text = str(validate.ipv4_address("address", address))
+        arrived = int(validate.ipv4_address("via", via)) if via is not None else None
         with self.db.read() as connection:
             row = connection.execute(
                 select(
@@ -251,7 +253,11 @@ class GuestService(NetworkService):
                 .outerjoin(keys, instances.c.key_id == keys.c.id)
                 .where(
                     fixed_ips.c.address == text,
-                    *([] if via is None else [networks.c.gateway == via]),
+                    *(
+                        []
+                        if arrived is None
+                        else [networks.c.first_int <= arrived, networks.c.last_int >= arrived]
+                    ),
                 )
             ).first()
             if row is None:
@@ -272,7 +278,9 @@ class GuestService(NetworkService):
                     .order_by(security_groups.c.name)
                 ).scalars()
             )
-        dns = tuple(d for d in (row.dns1, row.dns2) if d) or (row.gateway,)
+        # The instance's router is the address it asked through (its own host's).
+        gateway = via if via is not None else row.gateway
+        dns = tuple(d for d in (row.dns1, row.dns2) if d) or (gateway,)
         return MetadataView(
             instance_id=row.id,
             name=row.name,
@@ -282,7 +290,7 @@ class GuestService(NetworkService):
             mac=row.mac or "",
             cidr=row.cidr,
             netmask=row.netmask,
-            gateway=row.gateway,
+            gateway=gateway,
             dns=dns,
             mtu=effective_mtu(row, self.settings.physical_mtu),
             domain=self.settings.dhcp_domain,

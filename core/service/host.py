@@ -23,13 +23,16 @@ if TYPE_CHECKING:
 
 class HostService(AgentService):
     def heartbeat(self, host: str | None = None) -> None:
-        """Mark a network host alive; the host layer calls this on every apply."""
+        """Mark a network host alive; the host layer calls this on every apply. This
+        host also says where VPN clients reach it (its vpn_ip), so that a VPN answers
+        at the address of whichever host serves its network."""
         name = validate.host_name("host", host if host is not None else self.settings.host)
+        values: dict[str, Any] = {"last_heartbeat": self.clock()}
+        if name == self.settings.host:
+            values["vpn_ip"] = self.settings.vpn_ip
         with self.db.write() as connection:
             self._ensure_host(connection, name)
-            connection.execute(
-                update(hosts).where(hosts.c.name == name).values(last_heartbeat=self.clock())
-            )
+            connection.execute(update(hosts).where(hosts.c.name == name).values(**values))
 
     def serving_lease(self, layer: HostLayer) -> Lease | None:
         """The lease an apply outside an agent gives what it brings up, when addresses

@@ -14,6 +14,7 @@ from core.managers import MANAGERS
 from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
 from core.managers.flat import injected_config
+from core.service import hostgateways
 from core.service.base import ServiceBase
 from core.service.names import refuse_taken
 from core.service.secgroups import add_default_group
@@ -181,7 +182,7 @@ class InstanceService(ServiceBase):
                 )
             placed = host or network_host
             if network.multi_host:
-                self._host_gateway(connection, mgr, network, placed)
+                hostgateways.reserve_for(connection, network, placed)
             connection.execute(
                 update(instances).where(instances.c.id == instance_id).values(host=placed)
             )
@@ -195,23 +196,6 @@ class InstanceService(ServiceBase):
             raise NotFound(
                 "host", f"no host named {host!r} has registered (its agent registers it)"
             )
-
-    def _host_gateway(
-        self, connection: Connection, mgr: NetworkManager, network: Row[Any], host: str
-    ) -> None:
-        """On a multi-host network each host with instances routes and answers DHCP from
-        an address of its own, taken (and reserved) when its first instance arrives."""
-        have = connection.execute(
-            select(fixed_ips.c.id).where(
-                fixed_ips.c.network_id == network.id, fixed_ips.c.host == host
-            )
-        ).first()
-        if have is not None:
-            return
-        address = mgr.take_host_address(connection, network)
-        connection.execute(
-            update(fixed_ips).where(fixed_ips.c.id == address).values(host=host, reserved=True)
-        )
 
     def _groups(self, connection: Connection, owner: Row[Any], names: list[str]) -> list[int]:
         """The ids of the project's groups ``names`` (its default group made if missing)."""

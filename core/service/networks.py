@@ -334,16 +334,36 @@ class NetworkService(ServiceBase):
                 raise Conflict(
                     "address", f"{fixed.address} is the {role} of {network.cidr} and stays reserved"
                 )
+            if fixed.host is not None:
+                self._check_host_gone(connection, fixed, network)
             self._set_reserved(connection, fixed, False)
             audit.target = fixed.address
             audit.after = {"reserved": False}
             audit.network_ids.add(fixed.network_id)
             return _fixed_view(connection, fixed.id)
 
+    def _check_host_gone(self, connection: Connection, fixed: Row[Any], network: Row[Any]) -> None:
+        """A host's own address on a multi-host network is given up only once the host
+        has no instance there: it routes them and answers their DHCP from it."""
+        running = connection.execute(
+            select(func.count(instances.c.id))
+            .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+            .where(fixed_ips.c.network_id == network.id, instances.c.host == fixed.host)
+        ).scalar()
+        if running:
+            raise Conflict(
+                "address",
+                f"{fixed.address} is the gateway of host {fixed.host} on {network.cidr}, which "
+                f"serves {running} instance(s) there from it",
+            )
+
     def _set_reserved(self, connection: Connection, fixed: Row[Any], reserved: bool) -> None:
-        connection.execute(
-            update(fixed_ips).where(fixed_ips.c.id == fixed.id).values(reserved=reserved)
-        )
+        # Unreserved, a host's address is no longer its own: the next instance it gets
+        # there takes a new one.
+        values: dict[str, Any] = {"reserved": reserved}
+        if not reserved:
+            values["host"] = None
+        connection.execute(update(fixed_ips).where(fixed_ips.c.id == fixed.id).values(**values))
 
 
 # The state a listing shows for a fixed IP (FixedIPView.state), computed in the query so
@@ -374,6 +394,7 @@ def _fixed_query() -> Select[Any]:
             fixed_ips.c.allocated,
             fixed_ips.c.leased,
             _FIXED_STATE,
+            fixed_ips.c.host,
         )
         .select_from(fixed_ips)
         .join(networks, fixed_ips.c.network_id == networks.c.id)

@@ -9,10 +9,20 @@ from sqlalchemy import Connection, func, select
 
 from core import validate
 from core.errors import InvalidInput
+from core.service import vpnclients
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
 from core.store.raw import RawDatabase
-from core.store.schema import audit_events, floating_ips, host_changes, hosts, networks, projects
+from core.store.schema import (
+    audit_events,
+    fixed_ips,
+    floating_ips,
+    host_changes,
+    hosts,
+    instances,
+    networks,
+    projects,
+)
 from core.views import AuditView, HostView, VpnView
 
 DHCP_ACTIONS = ("add", "old", "del")
@@ -37,17 +47,29 @@ class OperationsService(ServiceBase):
             ).all()
             remote = {n.host for n in rows if n.host not in (None, self.settings.host)}
             owed = _networks_owed(connection, remote) if remote else set()
-        return [
-            VpnView(
-                project=n.project_name,
-                network=n.cidr,
-                public_address=n.vpn_public_address or self.settings.vpn_ip,
-                public_port=n.vpn_public_port,
-                private_address=n.vpn_private_address,
-                state=vpn_state(self.settings, n, where, owed=(n.host, n.id) in owed),
+            addresses = vpnclients.host_addresses(connection, self.settings)
+            handed_out = vpnclients.issued(
+                connection, (n.project_id for n in rows if n.project_id is not None)
             )
-            for n in rows
-        ]
+        views = []
+        for n in rows:
+            now = vpnclients.endpoint(n, addresses)
+            views.append(
+                VpnView(
+                    project=n.project_name,
+                    network=n.cidr,
+                    public_address=now.address,
+                    public_port=n.vpn_public_port,
+                    private_address=n.vpn_private_address,
+                    state=vpn_state(self.settings, n, where, owed=(n.host, n.id) in owed),
+                    out_of_date=sum(
+                        1
+                        for record in handed_out
+                        if record.project_id == n.project_id and vpnclients.out_of_date(record, now)
+                    ),
+                )
+            )
+        return views
 
     def list_hosts(self) -> list[HostView]:
         with self.db.read() as connection:
@@ -68,6 +90,16 @@ class OperationsService(ServiceBase):
             known = {
                 row.name: row for row in connection.execute(select(hosts).order_by(hosts.c.name))
             }
+            serving: dict[str, int] = {
+                host: count
+                for host, count in connection.execute(
+                    select(instances.c.host, func.count(func.distinct(instances.c.id)))
+                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+                    .join(networks, fixed_ips.c.network_id == networks.c.id)
+                    .where(networks.c.multi_host.is_(True), instances.c.host.is_not(None))
+                    .group_by(instances.c.host)
+                )
+            }
             pending: dict[str, int] = dict(
                 connection.execute(
                     select(host_changes.c.host, func.count())
@@ -81,7 +113,9 @@ class OperationsService(ServiceBase):
                 ).all()
             )
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
-        names = sorted(set(known) | set(network_counts) | set(floating) | set(pending))
+        names = sorted(
+            set(known) | set(network_counts) | set(floating) | set(pending) | set(serving)
+        )
         views = []
         for name in names:
             row = known.get(name)
@@ -98,6 +132,8 @@ class OperationsService(ServiceBase):
                     applied_change=row.applied_change if row is not None else None,
                     applied_at=row.applied_at if row is not None else None,
                     last_error=row.last_error if row is not None else None,
+                    vpn_ip=row.vpn_ip if row is not None else None,
+                    multi_host_instances=serving.get(name, 0),
                 )
             )
         return views

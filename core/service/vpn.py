@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Row, select, update
 from core import validate
 from core.errors import Conflict, HostError
 from core.linux.namespace import check_netns
+from core.service import vpnclients
 from core.service.agents import AgentService
-from core.store.schema import fixed_ips, networks
+from core.store.schema import fixed_ips, hosts, networks
 from core.views import VpnUserView
 
 if TYPE_CHECKING:
@@ -147,8 +148,23 @@ class VpnService(AgentService):
                     f"network {network.cidr} has none for clients to reach; set vpn_ip",
                 )
             files = self._local_vpn_files(network)
-            audit.after = {"user": user}
-            text = client_config(spec, files.pki.client(user))
+            issued = files.pki.client(user)
+            text = client_config(spec, issued)
+            # What the configuration says is recorded with it, and this host says its
+            # address again: a listing anywhere then knows whether it is still current.
+            made_for = vpnclients.Endpoint(
+                self.settings.host, spec.public_address, spec.public_port
+            )
+            self._ensure_host(connection, self.settings.host)
+            connection.execute(
+                update(hosts)
+                .where(hosts.c.name == self.settings.host)
+                .values(vpn_ip=self.settings.vpn_ip)
+            )
+            vpnclients.record_issue(
+                connection, network.project_id, user, made_for, _serial(issued.cert), self.clock()
+            )
+            audit.after = {"user": user, "endpoint": made_for.text}
         return text
 
     def revoke_vpn_user(self, project: str, user: str) -> int:
@@ -157,30 +173,64 @@ class VpnService(AgentService):
         user = validate.name("user", user)
         serial = 0
         with self._change("vpn.revoke", f"{project}/{user}") as (connection, audit):
-            files = self._local_vpn_files(self._vpn_network(connection, project))
+            network = self._vpn_network(connection, project)
+            files = self._local_vpn_files(network)
             serial = files.pki.revoke(user)
+            vpnclients.forget(connection, network.project_id, user)
             audit.after = {"user": user, "serial": f"{serial:x}"}
         return serial
 
     def list_vpn_users(self, project: str) -> list[VpnUserView]:
-        """The users of the project's VPN: issued certificates, then revoked ones."""
-        from cryptography import x509
-
+        """The users of the project's VPN: the configurations handed out (active, or out
+        of date when made before the VPN moved to another host or address) and this
+        host's certificates, then revoked ones."""
+        from core.linux.vpn import plan as vpn_plan
         from core.linux.vpn.pki import ProjectPki
         from core.linux.vpn.server import vpn_root
 
-        with self.db.read() as session:
-            name = self._project(session, project).name
+        with self.db.read() as connection:
+            owner = self._project(connection, project)
+            network = connection.execute(
+                vpn_plan.vpn_networks().where(networks.c.project_id == owner.id)
+            ).first()
+            now = (
+                vpnclients.endpoint(network, vpnclients.host_addresses(connection, self.settings))
+                if network is not None
+                else vpnclients.Endpoint(None, None, None)
+            )
+            records = {r.username: r for r in vpnclients.issued(connection, [owner.id])}
+        name = owner.name
         pki = ProjectPki(vpn_root(self.settings.state_dir) / name, name)
         users = []
-        for user in pki.users():
-            cert = x509.load_pem_x509_certificate((pki.clients_dir / f"{user}.crt").read_bytes())
-            users.append(VpnUserView(name, user, "active", f"{cert.serial_number:x}"))
+        # Certificates of this host's authority with no record were issued before netcon
+        # recorded them: current only if this host is still the VPN's.
+        local = {
+            user: _serial((pki.clients_dir / f"{user}.crt").read_text()) for user in pki.users()
+        }
+        for user in sorted(set(records) | set(local)):
+            record = records.get(user)
+            if record is not None:
+                stale = vpnclients.out_of_date(record, now)
+                made = vpnclients.made_for(record)
+                users.append(
+                    VpnUserView(
+                        name,
+                        user,
+                        "out of date" if stale else "active",
+                        record.serial,
+                        made.text,
+                        made.host,
+                    )
+                )
+            else:
+                here = now.host in (None, self.settings.host)
+                state = "active" if here else "out of date"
+                users.append(VpnUserView(name, user, state, local[user], None, self.settings.host))
         if pki.revoked_dir.is_dir():
             # Kept for the record as <user>-<serial>.crt; a hex serial holds no '-'.
             for path in sorted(pki.revoked_dir.glob("*.crt")):
                 user, _, serial = path.stem.rpartition("-")
-                users.append(VpnUserView(name, user, "revoked", serial))
+                users.append(VpnUserView(name, user, "revoked", serial, None, self.settings.host))
         return users
 
     # -- the host's side of a VPN change ------------------------------------------------
@@ -272,6 +322,13 @@ def _check_can_serve(state_dir: str, spec: VpnSpec, netns: str | None) -> None:
     if spec.project in server.running_servers(state_dir, netns):
         return  # its own server holds the port
     tap.check_udp_port_free(netns, spec.public_address, spec.public_port)
+
+
+def _serial(cert_pem: str) -> str:
+    """A certificate's serial number in hexadecimal, as the revocation list names it."""
+    from cryptography import x509
+
+    return f"{x509.load_pem_x509_certificate(cert_pem.encode()).serial_number:x}"
 
 
 def _runs(state_dir: str, project: str, netns: str | None) -> bool:

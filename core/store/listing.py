@@ -40,21 +40,25 @@ def _mtu(own: int | None, segmentation: str | None, physical_mtu: int) -> int:
 
 
 # A NetworkView's address counts come from fixed_ips; every other field is the networks
-# column of its name, but the project, shown by its name. The view's fields are the one
-# list of what the listing reads.
+# column of its name, but the project, shown by its name, and the VPN's public address,
+# which is the address its network's host says VPN clients reach it at. The view's fields
+# are the one list of what the listing reads.
 _COUNTED = ("size", "used", "reserved", "free")
 _STORED = tuple(name for name in NetworkView._fields if name not in _COUNTED)
-_COLUMNS = ", ".join(
-    "projects.name" if name == "project" else f"networks.{name}" for name in _STORED
-)
+_JOINED = {
+    "project": "projects.name",
+    "vpn_public_address": "CASE WHEN networks.manager = 'vlan' THEN hosts.vpn_ip END",
+}
+_COLUMNS = ", ".join(_JOINED.get(name, f"networks.{name}") for name in _STORED)
 
 
 def networks_sql(where: str = "") -> str:
-    """The networks ``where`` selects (all when empty), with their projects' names, in
-    address order."""
+    """The networks ``where`` selects (all when empty), with their projects' names and
+    their hosts' VPN addresses, in address order."""
     return (
         f"SELECT {_COLUMNS} FROM networks "
-        "LEFT OUTER JOIN projects ON networks.project_id = projects.id"
+        "LEFT OUTER JOIN projects ON networks.project_id = projects.id "
+        "LEFT OUTER JOIN hosts ON hosts.name = networks.host"
         + (f" WHERE {where}" if where else "")
         + " ORDER BY networks.first_int"
     )

@@ -91,6 +91,9 @@ hosts = Table(
     _optional("applied_at", DateTime),
     _optional("last_error", Text),
     _optional("error_at", DateTime),
+    # The address project VPN clients reach this host at (its vpn_ip setting), as its
+    # agent last said: a VPN answers at its network's host's address, wherever that is.
+    _optional("vpn_ip", String(15)),
 )
 
 networks = Table(
@@ -115,7 +118,8 @@ networks = Table(
     _optional("vlan", Integer, unique=True),
     _optional("project_id", ForeignKey("projects.id", ondelete="RESTRICT"), unique=True),
     _optional("host", String(255)),
-    _optional("vpn_public_address", String(15)),
+    # Unique across the cloud, so that wherever a network moves its VPN's address and
+    # port pair is its own (the address is its host's vpn_ip, see hosts).
     _optional("vpn_public_port", Integer, unique=True),
     _optional("vpn_private_address", String(15)),
     # Whether the project's VPN server should run (`vpn run` / `vpn stop`).
@@ -175,8 +179,9 @@ fixed_ips = Table(
     _flag("leased"),
     # When the instance let go of it; a lease still held then is waited for, up to a limit.
     _optional("released_at", DateTime),
-    # On a multi-host network: the host whose gateway and DHCP address this is.
-    _optional("host", String(255)),
+    # On a multi-host network: the host whose gateway and DHCP address this is (kept
+    # for that host, as nova-network kept fixed_ips.host, while it serves or not).
+    _optional("host", String(255), index=True),
     Index("ix_fixed_ips_network_address", "network_id", "address_int"),
 )
 
@@ -248,6 +253,23 @@ instance_security_groups = Table(
     ),
     # A group's members are read by group (the host's member sets, explain).
     Index("ix_instance_security_groups_security_group_id", "security_group_id"),
+)
+
+# The client configurations `vpn client-config` handed out: where each told its client
+# to connect and which host's certificate authority signed it, so that one made before
+# the network moved is known to be out of date.
+vpn_clients = Table(
+    "vpn_clients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _required("project_id", ForeignKey("projects.id", ondelete="CASCADE")),
+    _required("username", String(63)),
+    _required("host", String(255)),
+    _optional("address", String(15)),
+    _required("port", Integer),
+    _required("serial", String(40)),
+    _required("issued_at", DateTime, default=utcnow),
+    UniqueConstraint("project_id", "username"),
 )
 
 # Which host each change concerns, and what of it (network ids, floating addresses, as

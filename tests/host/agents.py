@@ -56,6 +56,7 @@ class Cloud:
                 'public_interface = "pub0"\n'
                 'vlan_interface = "und0"\n'
                 'segmentation = "vxlan"\n'
+                f'vpn_ip = "203.0.113.{10 + index}"\n'
                 f"host_down_time = {HOST_DOWN_TIME}\n"
                 "agent_resync = 20\n"
             )

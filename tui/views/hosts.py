@@ -44,7 +44,7 @@ def _plan(api: NetconAPI, h: HostView, can_apply: bool) -> Callable[[], Screen[o
 def _refuse_evacuate(h: HostView) -> str | None:
     if h.alive:
         return f"{h.name} is alive: only a down host is evacuated"
-    if not h.networks and not h.floating_ips:
+    if not h.networks and not h.floating_ips and not h.multi_host_instances:
         return f"{h.name} carries no network and no floating IP: nothing to move"
     return None
 
@@ -66,8 +66,10 @@ def _evacuate_form(situation: Situation, h: HostView) -> Form:
 def _evacuate_confirm(h: HostView, values: Values) -> Confirm:
     to = values.optional("to")
     where = to if to else "the least loaded live hosts"
+    # A multi-host network's instances are their host's to serve: they move too.
+    served = f", {h.multi_host_instances} multi-host instance(s)" if h.multi_host_instances else ""
     return Confirm(
-        f"Move {h.networks} network(s) and {h.floating_ips} floating IP(s) of {h.name} "
+        f"Move {h.networks} network(s){served} and {h.floating_ips} floating IP(s) of {h.name} "
         f"to {where}?",
         f"{h.name} → {where}",
         "Evacuate",
@@ -76,7 +78,7 @@ def _evacuate_confirm(h: HostView, values: Values) -> Confirm:
 
 def _evacuate(api: NetconAPI, h: HostView, values: Values) -> Outcome:
     moved = api.evacuate_host(h.name, values.optional("to"))
-    targets = sorted({host for _, host in moved.networks + moved.floating})
+    targets = sorted({host for _, host in moved.networks + moved.floating + moved.instances})
     return Outcome(
         f"{len(moved.networks)} network(s) and {len(moved.floating)} floating IP(s) of "
         f"{h.name} moved to {', '.join(targets) or 'no host'}; pending there until "

@@ -49,6 +49,7 @@ VPN_USERS: ViewSpec[VpnUserView] = ViewSpec(
     key=lambda u: (u.user, u.serial),
     detail=lambda u: lines(
         [("user", u.user), ("project", u.project), ("state", u.state), ("serial", u.serial)]
+        + ([("made for", f"{u.made_for} on {u.host}")] if u.made_for else [])
     ),
     fetch=lambda api, scope: api.list_vpn_users(str(scope["project"])),
     empty="No users yet: press n to issue a user's client configuration",
@@ -57,7 +58,8 @@ VPN_USERS: ViewSpec[VpnUserView] = ViewSpec(
                    form=lambda s: user_form(str(s.scope["project"])), call=_issue),
         RowAction(
             "vpnuser.config", "c", "Client config", footer=2, host_change=False,
-            refuse=lambda u: None if u.state == "active" else f"{u.user}'s certificate "
+            # An out-of-date configuration is issued again for where the VPN is now.
+            refuse=lambda u: None if u.state != "revoked" else f"{u.user}'s certificate "
             f"{u.serial} is revoked: issue a new one with n",
             call=_config,
         ),

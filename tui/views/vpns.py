@@ -117,6 +117,8 @@ VPNS: ViewSpec[VpnView] = ViewSpec(
             ("private", v.private_address),
             ("state", v.state),
         ]
+        # Made before the VPN moved: Enter lists their users, c issues each again.
+        + ([("out of date", f"{v.out_of_date} client configuration(s)")] if v.out_of_date else [])
     ),
     fetch=lambda api, scope: api.list_vpns(),
     drill=lambda v: Drill("vpnusers", {"project": v.project}, str(v.project))

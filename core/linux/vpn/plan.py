@@ -41,7 +41,9 @@ def vpn_networks() -> Select[Any]:
 
 
 def spec_for(network: Row[Any], settings: Settings) -> VpnSpec:
-    """The server of a VLAN network's project; ``network`` is a row of vpn_networks()."""
+    """The server of a VLAN network's project as the host of ``settings`` runs it (at its
+    own vpn_ip: the address follows the network from host to host); ``network`` is a
+    row of vpn_networks()."""
     assert network.project_name is not None and network.vlan is not None
     return vpn_spec(
         project=network.project_name,
@@ -49,7 +51,7 @@ def spec_for(network: Row[Any], settings: Settings) -> VpnSpec:
         cidr=network.cidr,
         bridge=network.bridge,
         segment=network.vlan,
-        public_address=network.vpn_public_address or settings.vpn_ip,
+        public_address=settings.vpn_ip,
         public_port=network.vpn_public_port,
         private_address=network.vpn_private_address,
         gateway=network.gateway,
