@@ -15,6 +15,7 @@ to one network's gateway is never taken by another network's dnsmasq on the same
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shlex
 import shutil
@@ -149,11 +150,28 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
         "--no-resolv",
         f"--domain={dhcp.domain}",
         f"--local=/{dhcp.domain}/",
+        # So are the reverse names of its own subnet: an unknown one is NXDOMAIN here,
+        # never a question to the upstream resolvers about the cloud's private addresses.
+        f"--local=/{'/'.join(reverse_zones(network.cidr))}/",
         "--domain-needed",
         *(f"--server={server}" for server in dhcp.upstream),
         f"--log-facility={base}.log",
         "--log-dhcp",
     )
+
+
+def reverse_zones(cidr: str) -> list[str]:
+    """The in-addr.arpa domains that together hold exactly the reverse names of ``cidr``:
+    one for a /8, /16 or /24; a zone is whole octets, so a subnet off an octet boundary
+    takes one per block of the next boundary (16 /24 zones for a /20, 64 single names
+    for a /26), and never a name outside it."""
+    subnet = ipaddress.IPv4Network(cidr)
+    octets = max(1, -(-subnet.prefixlen // 8))
+    zones = []
+    for part in subnet.subnets(new_prefix=octets * 8):
+        labels = str(part.network_address).split(".")[:octets]
+        zones.append(".".join(reversed(labels)) + ".in-addr.arpa")
+    return zones
 
 
 def script_text(python: str = sys.executable) -> str:

@@ -271,3 +271,54 @@ def test_each_dnsmasq_answers_only_its_own_bridge(lab: Lab, tmp_path: Path) -> N
             answer = renew(ns, vm.address, net.gateway, vm.mac)
             assert answer["type"] == "ACK" and answer["server"] == net.gateway, answer
     assert host.layer.plan().operations == ()
+
+
+def test_reverse_names_of_a_network_subnet_are_answered_there_and_never_forwarded(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """PTR questions about a network's own subnet, whatever its size, are its dnsmasq's
+    to answer: a known instance by name, anything else NXDOMAIN, and the upstream
+    resolver (which records every query it gets) never hears of them. Addresses beside
+    the subnet still go upstream."""
+    record = lab.state_dir / "upstream-queries.log"
+    host = network_host(lab, tmp_path, dns_servers=["198.51.100.2"])
+    upstream_resolver(lab, host.ns, record=record)
+    service = host.service
+    # (subnet, size, an unknown address in it, an address just outside it)
+    cases = [
+        ("10.0.0.0/24", 256, "10.0.0.99", "10.0.1.99"),
+        ("10.61.0.64/26", 64, "10.61.0.120", "10.61.0.5"),
+        ("10.62.16.0/20", 4096, "10.62.30.7", "10.62.32.1"),
+    ]
+    guests = []
+    for number, (subnet, size, unknown, outside) in enumerate(cases):
+        project = f"p{number}"
+        service.create_project(project)
+        (network,) = service.create_networks(subnet, 1, size, 100 + number, 1000 + number)
+        vm = service.launch_instance(project, f"guest{number}").addresses[0]
+        known = service.launch_instance(project, f"known{number}").addresses[0]
+        guests.append((network, vm, (f"known{number}", known.address), unknown, outside))
+    host.layer.sync()
+
+    asked_outside = []
+    for network, vm, known, unknown, outside in guests:
+        guest = host.instance(f"g{network.id}", vm.mac, network.bridge)
+        assert lease(lab, guest) is not None
+        gateway = network.gateway
+        name = f"{known[0]}.novalocal"
+        _wait_resolves(guest, gateway, name)
+        assert resolve(guest, gateway, reverse_name(known[1]), "PTR") == ("NOERROR", [name])
+        assert resolve(guest, gateway, reverse_name(unknown), "PTR") == ("NXDOMAIN", [])
+        # The subnet's gateway and broadcast have no instance either.
+        assert resolve(guest, gateway, reverse_name(network.broadcast), "PTR")[0] == "NXDOMAIN"
+        resolve(guest, gateway, reverse_name(outside), "PTR")
+        asked_outside.append(reverse_name(outside))
+
+    # Every address beside a subnet reached the upstream, which shows it records what
+    # it is asked; nothing of the subnets themselves did.
+    seen = record.read_text()
+    for name in asked_outside:
+        assert f"query[PTR] {name} from" in seen
+    for network, _vm, known, unknown, _outside in guests:
+        for address in (known[1], unknown, network.broadcast):
+            assert reverse_name(address) not in seen
