@@ -46,6 +46,7 @@ from core.linux.operations import (
     Plan,
     ReleaseLeases,
     ReloadDnsmasq,
+    SetHairpin,
     SetMaster,
     SetMtu,
     SetUp,
@@ -194,7 +195,9 @@ class Executor:
         self, ops: Sequence[Operation], created: Sequence[Operation], undo: list[Request]
     ) -> None:
         configures = [
-            op for op in ops if isinstance(op, SetMaster | SetUp | AddAddress | ClaimLink | SetMtu)
+            op
+            for op in ops
+            if isinstance(op, SetMaster | SetUp | AddAddress | ClaimLink | SetMtu | SetHairpin)
         ]
         if not configures and not created:
             return
@@ -226,6 +229,9 @@ class Executor:
                 sent.append(op)
             elif isinstance(op, SetMtu):
                 requests.append(netlink.set_link(index[op.name], mtu=op.mtu))
+                sent.append(op)
+            elif isinstance(op, SetHairpin):
+                requests.append(netlink.set_port(index[op.name], hairpin=True))
                 sent.append(op)
             elif isinstance(op, AddAddress):
                 requests.append(
@@ -389,7 +395,7 @@ class Executor:
 def _link_names(ops: Sequence[Operation]) -> set[str]:
     names: set[str] = set()
     for op in ops:
-        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu):
+        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu | SetHairpin):
             names.add(op.name)
         elif isinstance(op, CreateVxlan | CreateVlan):
             names.update((op.name, op.parent))

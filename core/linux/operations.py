@@ -88,6 +88,17 @@ class SetMtu(Operation):
 
 
 @dataclass(frozen=True)
+class SetHairpin(Operation):
+    """An instance port of a bridge this host routes for in hairpin mode: a connection
+    from the instance to its own floating IP, once NATed, goes back out that port."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"set hairpin mode on {self.name}"
+
+
+@dataclass(frozen=True)
 class AddAddress(Operation):
     ifname: str
     address: str

@@ -38,6 +38,7 @@ from core.linux.operations import (
     Plan,
     ReleaseLeases,
     ReloadDnsmasq,
+    SetHairpin,
     SetMaster,
     SetMtu,
     SetUp,
@@ -129,6 +130,7 @@ class _Builder:
                 if not port.up:
                     self.configures.append(SetUp(net.bridge_interface))
         if net.gateway is not None:
+            self._hairpin(net, bridge)
             self._address(
                 net.bridge,
                 net.gateway,
@@ -154,6 +156,16 @@ class _Builder:
             made = name in recreated or (link is None and name in self.wanted_links)
             if made or (link is not None and link.mtu != net.mtu):
                 self.configures.append(SetMtu(name, net.mtu))
+
+    def _hairpin(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        """Instance ports in hairpin mode where this host NATs floating IPs: an instance
+        calling its own floating IP is answered through the port it called from."""
+        if bridge is None:
+            return
+        for name in net.ports:
+            port = self.links.get(name)
+            if port is not None and port.master == bridge.index and not port.hairpin:
+                self.configures.append(SetHairpin(name))
 
     def _segment(self, net: DesiredNetwork, bridge: Link | None) -> None:
         segment = net.segment

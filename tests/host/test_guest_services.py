@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.linux.operations import ReleaseLeases, SetMtu, StartDnsmasq
+from core.linux.operations import ReleaseLeases, SetHairpin, SetMtu, StartDnsmasq
 from core.linux.ports import port_name
 from tests.host.conftest import Lab, in_ns
 from tests.host.guests import lease, renew, resolve, reverse_name, upstream_resolver
@@ -126,11 +126,15 @@ def test_guests_get_the_network_mtu_and_full_size_tcp_crosses_vxlan(
         session.execute(update(instances).where(instances.c.name == "far").values(host="cmphost"))
 
     host.layer.sync()
-    # A port plugged at 1500 (as a plain veth comes): the next apply brings it to 1450.
+    # A port plugged at 1500 (as a plain veth comes): the next apply brings it to 1450
+    # (and, on the host that routes for it, to hairpin mode).
     near_ns = lab.netns("near")
     lab.veth(near_ns, "eth0", host.ns, port_name(near.mac), mac_a=near.mac)
     in_ns(host.ns, "ip", "link", "set", port_name(near.mac), "master", network.bridge)
-    assert host.layer.sync().operations == (SetMtu(port_name(near.mac), 1450),)
+    assert host.layer.sync().operations == (
+        SetMtu(port_name(near.mac), 1450),
+        SetHairpin(port_name(near.mac)),
+    )
     compute_service = NetconService(
         service.db.url, service.settings.replace(host="cmphost", netns=compute)
     )
