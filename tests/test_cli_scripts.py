@@ -19,7 +19,7 @@ from core.cli.batch import run_batch
 from core.cli.context import Context
 from core.cli.run import parse
 from core.service import ChangeSet
-from tests.support import make_service
+from tests.support import make_service, sqlite_dump
 
 HEAVY = ("sqlalchemy", "sqlalchemy.orm", "alembic", "pyroute2", "textual", "core.service")
 
@@ -147,6 +147,39 @@ def test_batch_runs_many_commands_in_one_process(db: Path) -> None:
         "associated 203.0.113.6 with app2 (10.0.1.4)",
     ]
     assert "app2" in out.splitlines()[-1]
+
+
+def test_associate_moves_an_associated_address_and_no_move_refuses(db: Path) -> None:
+    # The demo: 203.0.113.1 on web1, 203.0.113.3 allocated to alpha, db1 with none.
+    code, out, err = run(db, "floating", "associate", "203.0.113.1", "db1")
+    assert (code, err) == (0, "")
+    assert out == "moved 203.0.113.1 from web1 to db1 (10.0.0.5)\n"
+
+    before = sqlite_dump(f"sqlite:///{db}")
+    code, out, err = run(db, "floating", "associate", "203.0.113.1", "web1", "--no-move")
+    assert (code, out) == (2, "")
+    assert err == (
+        "netcon: address: 203.0.113.1 is associated with db1 (10.0.0.5); "
+        "not moved to web1 (--no-move)\n"
+    )
+    assert sqlite_dump(f"sqlite:///{db}") == before
+    # --no-move on a free address is an ordinary association.
+    code, out, _ = run(db, "floating", "associate", "203.0.113.3", "web1", "--no-move")
+    assert (code, out) == (0, "associated 203.0.113.3 with web1 (10.0.0.3)\n")
+
+    # A batch takes the same path, each line its own change: web2 has an address of its
+    # own, so the first line is refused and the batch stops there.
+    script = "floating associate 203.0.113.1 web2\nfloating disassociate 203.0.113.1\n"
+    code, out, err = run(db, "batch", stdin=script)
+    assert code == 2
+    assert err.startswith("netcon: line 1: instance: 10.0.0.4 of web2 already has floating IP")
+    script = "floating disassociate 203.0.113.1\nfloating associate 203.0.113.3 db1\n"
+    code, out, err = run(db, "batch", stdin=script)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "disassociated 203.0.113.1",
+        "moved 203.0.113.3 from web1 to db1 (10.0.0.5)",
+    ]
 
 
 def test_batch_stops_at_the_first_failure_unless_forced(db: Path) -> None:
