@@ -286,6 +286,8 @@ class PlanView(NamedTuple):
     problems: tuple[str, ...]
     # The problems each hold back one network only: the rest can still be applied.
     partial: bool = False
+    # What the host will still lack once applied; nothing is held back for these.
+    warnings: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
         return [operation.text for operation in self.operations]

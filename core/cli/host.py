@@ -37,8 +37,12 @@ def _show(ctx: Context, plan: Any) -> None:
             "operations": plan.describe(),
             "problems": list(plan.problems),
             "partial": plan.partial,
+            "warnings": list(plan.warnings),
         },
     )
+    # Said on every plan and apply until fixed, though nothing waits for them.
+    for warning in plan.warnings:
+        print(f"netcon: warning: {warning}", file=sys.stderr)
 
 
 @group.command("plan", "show what apply would change on this host", netns_arg())

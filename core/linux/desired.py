@@ -106,6 +106,8 @@ class DesiredNetwork:
     mtu: int | None = None
     # The ports (tap + MAC) of this host's instances on this network.
     ports: tuple[str, ...] = ()
+    # The host that serves it (gateway, DHCP): this one, another, or None (none yet).
+    network_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -387,7 +389,11 @@ def _network(
         project=network.project_name,
         bridge=network.bridge,
         owns_bridge=not flat,
-        bridge_interface=network.bridge_interface,
+        bridge_interface=(
+            settings.flat_interface or network.bridge_interface
+            if segment is None
+            else network.bridge_interface
+        ),
         segment=segment,
         gateway=network.gateway if hosted_here and not flat else None,
         prefixlen=subnet.prefixlen,
@@ -396,6 +402,7 @@ def _network(
         # Only a host that routes (has the gateways) can forward between projects.
         isolated=network.manager == "vlan" and hosted_here,
         mtu=mtu,
+        network_host=network.host,
     )
 
 

@@ -316,6 +316,9 @@ class Plan:
     partial: bool = False
     # The bridges of the networks held back.
     held: frozenset[str] = frozenset()
+    # What the host will lack even once the plan is applied (guests cut off from their
+    # DHCP server): told to the admin, but nothing is held back for it.
+    warnings: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.operations)

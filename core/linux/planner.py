@@ -72,6 +72,7 @@ class _Builder:
         self.adds: list[Operation] = []
         self.after: list[Operation] = []
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         # Bridges of networks held back by a problem of their own.
         self.held: set[str] = set()
         self.wanted_links: set[str] = set()
@@ -129,6 +130,7 @@ class _Builder:
                     self.configures.append(SetMaster(net.bridge_interface, net.bridge))
                 if not port.up:
                     self.configures.append(SetUp(net.bridge_interface))
+        self._uplink(net)
         if net.gateway is not None:
             self._hairpin(net, bridge)
             self._address(
@@ -156,6 +158,24 @@ class _Builder:
             made = name in recreated or (link is None and name in self.wanted_links)
             if made or (link is not None and link.mtu != net.mtu):
                 self.configures.append(SetMtu(name, net.mtu))
+
+    def _uplink(self, net: DesiredNetwork) -> None:
+        """A FlatDHCP network another host serves reaches this host's guests only through
+        an interface in its bridge (it has no segment): without one they get nothing."""
+        if (
+            net.manager != "flatdhcp"
+            or net.dhcp is not None
+            or net.network_host in (None, self.desired.host)
+            or net.segment is not None
+            or net.bridge_interface is not None
+        ):
+            return
+        self.warnings.append(
+            f"FlatDHCP network {net.cidr}: its bridge {net.bridge} on this host has no link "
+            f"to {net.network_host}, which serves its DHCP and gateway, so the guests here "
+            f"({len(net.ports)} port(s)) get no address; set flat_interface in this host's "
+            "netcon.toml to the interface that reaches it"
+        )
 
     def _hairpin(self, net: DesiredNetwork, bridge: Link | None) -> None:
         """Instance ports in hairpin mode where this host NATs floating IPs: an instance
@@ -434,4 +454,5 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         problems=tuple(dict.fromkeys(builder.problems)),
         partial=bool(held) and len(builder.problems) == local,
         held=frozenset(held),
+        warnings=tuple(builder.warnings),
     )

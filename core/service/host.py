@@ -98,6 +98,7 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
         ),
         problems=tuple(plan.problems),
         partial=plan.partial,
+        warnings=tuple(plan.warnings),
     )
 
 

@@ -62,6 +62,8 @@ class PlanScreen(Dialog):
                 parts: list[str | tuple[str, str]] = []
                 for problem in plan.problems:
                     parts += [(f"✗ {problem}", "$error"), "\n"]
+                for warning in plan.warnings:
+                    parts += [(f"! {warning}", "$warning"), "\n"]
                 for line in plan.describe():
                     parts.append(f"  {line}\n")
                 if not plan.operations:
