@@ -31,6 +31,8 @@ class DhcpHost:
     mac: str
     hostname: str
     address: str
+    # The database says the guest holds a lease (a starting dnsmasq is told of it).
+    leased: bool = False
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,9 @@ def _fixed_with_mac(
     held: dict[int, list[HeldLease]] = {}
     for network_id, mac, name, address, instance_id, leased in connection.execute(query):
         if instance_id is not None:
-            found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address))
+            found.setdefault(network_id, []).append(
+                DhcpHost(str(mac), name, address, bool(leased))
+            )
         elif leased:
             held.setdefault(network_id, []).append(HeldLease(address, str(mac)))
     return (

@@ -66,6 +66,10 @@ class DhcpFiles:
         return self.directory / f"{self.bridge}.pid"
 
     @property
+    def leases(self) -> Path:
+        return self.directory / f"{self.bridge}.leases"
+
+    @property
     def log(self) -> Path:
         return self.directory / f"{self.bridge}.log"
 
@@ -105,6 +109,24 @@ def hosts_text(network: DesiredNetwork) -> str:
 def names_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None
     return network.dhcp.names_file
+
+
+def leases(network: DesiredNetwork) -> tuple[tuple[str, str, str], ...]:
+    """The addresses the database has leased on ``network``, as (MAC, IP, hostname): what
+    a dnsmasq starting for it should know it handed out."""
+    assert network.dhcp is not None
+    dhcp = network.dhcp
+    found = [(h.mac, h.address, h.hostname) for h in dhcp.hosts if h.leased]
+    found += [(held.mac, held.address, "*") for held in dhcp.held_leases]
+    return tuple(found)
+
+
+def leases_text(leased: Sequence[tuple[str, str, str]], lease_time: int, now: float) -> str:
+    """dnsmasq's lease-file format (``EXPIRY MAC IP HOSTNAME CLIENT-ID``), each lease given
+    a whole lease time from ``now``: the database knows that it is leased, not since when,
+    so a guest keeps its address until it renews or, gone, its lease runs out."""
+    expiry = int(now) + lease_time
+    return "".join(f"{expiry} {mac} {address} {name} *\n" for mac, address, name in leased)
 
 
 def opts_text(network: DesiredNetwork) -> str:
@@ -180,8 +202,14 @@ def script_text(python: str = sys.executable) -> str:
     # dnsmasq then runs it with "old" for every one of them (DNSMASQ_DATA_MISSING=1):
     # the database told it those, so they are answered by the shell, not by a Python
     # process each (5,000 of them would keep a core busy for minutes).
+    #
+    # A dnsmasq the apply started finds its leases in the file the apply wrote just before
+    # (NETCON_LEASES), so "init" starts no Python either: bringing up 50 networks at once
+    # (an evacuation) started 50 Python processes that read the database, most of its time.
     return (
         "#!/bin/sh\n"
+        '[ "$1" = init ] && [ -n "$NETCON_LEASES" ] && [ -r "$NETCON_LEASES" ] '
+        '&& exec cat "$NETCON_LEASES"\n'
         '[ "$1" = old ] && [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
         f'exec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
     )
@@ -507,7 +535,7 @@ def stop_processes(pids: Iterable[int]) -> None:
 
 
 def delete_files(files: DhcpFiles) -> None:
-    for path in (files.pid, files.hosts, files.opts, files.names):
+    for path in (files.pid, files.hosts, files.opts, files.names, files.leases):
         path.unlink(missing_ok=True)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,6 +360,11 @@ class Executor:
         if starts:
             files = dnsmasq.DhcpFiles(self.dhcp_dir, "any")
             dnsmasq.write_atomically(files.script, dnsmasq.script_text(), mode=0o755)
+        now = time.time()
+        for start in starts:
+            files = dnsmasq.DhcpFiles(self.dhcp_dir, start.bridge)
+            text = dnsmasq.leases_text(start.leases, start.lease_time, now)
+            dnsmasq.write_atomically(files.leases, text)
         for op in ops:
             if isinstance(op, WriteHostsFile):
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
@@ -377,6 +383,7 @@ class Executor:
                         self.dnsmasq_env,
                         NETWORK_ID=str(op.network_id),
                         DHCP_LEASE_TIME=str(op.lease_time),
+                        NETCON_LEASES=str(dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge).leases),
                     ),
                 )
                 for op in starts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -210,6 +210,8 @@ class StartDnsmasq(Operation):
     replaces: int | None = None
     # Seconds a lease lasts: what the leases it learns at start are given.
     lease_time: int = 0
+    # The leases the database knows, (MAC, IP, hostname): what it learns at start.
+    leases: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
 
     def describe(self) -> str:
         verb = "restart" if self.replaces is not None else "start"

@@ -394,12 +394,20 @@ class _Builder:
             if state is not None and state.strays:
                 self.stops.append(StopStrayDnsmasq(net.bridge, state.strays))
             lease_time = net.dhcp.lease_time if net.dhcp is not None else 0
+            leased = dnsmasq.leases(net)
             if state is None or state.pid is None:
-                self.after.append(StartDnsmasq(net.bridge, net.id, argv, lease_time=lease_time))
+                self.after.append(
+                    StartDnsmasq(net.bridge, net.id, argv, lease_time=lease_time, leases=leased)
+                )
             elif state.argv != argv:
                 self.after.append(
                     StartDnsmasq(
-                        net.bridge, net.id, argv, replaces=state.pid, lease_time=lease_time
+                        net.bridge,
+                        net.id,
+                        argv,
+                        replaces=state.pid,
+                        lease_time=lease_time,
+                        leases=leased,
                     )
                 )
             elif changed or state.adopted:

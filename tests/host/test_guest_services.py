@@ -225,7 +225,11 @@ def test_a_restarted_dnsmasq_acks_a_renewal_at_once(lab: Lab, tmp_path: Path) ->
         time.sleep(0.1)
 
     _restart_under(host, network.bridge)
-    # The new dnsmasq learnt the lease from the database through its script's "init".
+    # The new dnsmasq learnt the lease from the database: the apply wrote what it read
+    # beside the hosts file, and the script's "init" printed it (no Python started).
+    written = (host.layer.dhcp_dir / f"{network.bridge}.leases").read_text().split()
+    assert written[1:] == [vm.mac, vm.address, "vm1", "*"]
+    assert int(written[0]) > time.time() + 100  # a whole lease time (120 s) from the start
     answer = renew(guest, vm.address, network.gateway, vm.mac)
     assert answer["type"] == "ACK" and answer["yiaddr"] == vm.address
     assert answer["server"] == network.gateway
