@@ -429,8 +429,19 @@ class _Builder:
                     )
         reach = self.desired.reach
         for bridge, state in sorted(self.observed.dnsmasq.items()):
-            if bridge not in wanted and (reach is None or bridge in reach.bridges):
-                self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
+            if bridge in wanted or (reach is not None and bridge not in reach.bridges):
+                continue
+            # A scoped look names every bridge it covers: one with neither a dnsmasq nor
+            # its files (a compute host's) has nothing to stop.
+            if state.pid is None and not state.strays and not _has_files(state):
+                continue
+            self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
+
+
+def _has_files(state: dnsmasq.DnsmasqState) -> bool:
+    return any(
+        text is not None for text in (state.hosts_text, state.opts_text, state.names_text)
+    )
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
