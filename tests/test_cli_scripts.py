@@ -367,3 +367,56 @@ def test_lease_script_answers_the_leases_dnsmasq_learnt_at_start_without_python(
     assert subprocess.run(event, env={}, check=False).returncode == 1
     add = [str(script), "add", *event[2:]]
     assert subprocess.run(add, env={"DNSMASQ_DATA_MISSING": "1"}, check=False).returncode == 1
+
+
+def test_the_lease_script_starts_netcon_only_for_what_the_database_may_not_know(
+    tmp_path: Path,
+) -> None:
+    """dnsmasq's lease script: "init" prints the leases the apply wrote; "old" for a lease
+    the database is known to hold (every renewal, with --leasefile-ro) starts nothing;
+    anything else runs `netcon dhcp-event`, and what it recorded is known from then on."""
+    from core.linux.dnsmasq import script_text
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "python"
+    # Stands for the interpreter: says what it was asked, fails for the MAC ...:99.
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\ncase "$*" in *:99\\ *) exit 1 ;; esac\nexit 0\n'
+    )
+    fake.chmod(0o755)
+    script = tmp_path / "dhcp-script"
+    script.write_text(script_text(str(fake)))
+    script.chmod(0o755)
+    leases = tmp_path / "br100.leases"
+    leases.write_text("1700000120 fa:16:3e:00:00:01 10.0.0.3 web1 *\n")
+    (tmp_path / "br100.leased").write_text("fa:16:3e:00:00:01 10.0.0.3\n")
+    env = {"PATH": os.environ["PATH"], "NETCON_LEASES": str(leases)}
+
+    def event(*words: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *words], env={**env, **extra}, capture_output=True, text=True
+        )
+
+    assert event("init").stdout == leases.read_text()
+    assert event("old", "fa:16:3e:00:00:01", "10.0.0.3", "web1").returncode == 0
+    assert event("old", "fa:16:3e:00:00:02", "10.0.0.4", DNSMASQ_DATA_MISSING="1").returncode == 0
+    assert not calls.exists()  # a renewal of a known lease, and a lease read at start
+    assert event("old", "fa:16:3e:00:00:02", "10.0.0.4", "web2").returncode == 0
+    assert event("old", "fa:16:3e:00:00:02", "10.0.0.4", "web2").returncode == 0
+    assert event("add", "fa:16:3e:00:00:03", "10.0.0.5", "db1").returncode == 0
+    assert event("old", "fa:16:3e:00:00:03", "10.0.0.5", "db1").returncode == 0
+    assert event("del", "fa:16:3e:00:00:01", "10.0.0.3", "web1").returncode == 0
+    # A failed recording (the database away) is tried again at the next event.
+    assert event("add", "fa:16:3e:00:00:99", "10.0.0.9").returncode == 1
+    assert event("old", "fa:16:3e:00:00:99", "10.0.0.9").returncode == 1
+    assert calls.read_text().splitlines() == [
+        "-m core.cli dhcp-event old fa:16:3e:00:00:02 10.0.0.4 web2",
+        "-m core.cli dhcp-event add fa:16:3e:00:00:03 10.0.0.5 db1",
+        "-m core.cli dhcp-event del fa:16:3e:00:00:01 10.0.0.3 web1",
+        "-m core.cli dhcp-event add fa:16:3e:00:00:99 10.0.0.9",
+        "-m core.cli dhcp-event old fa:16:3e:00:00:99 10.0.0.9",
+    ]
+    # Without the apply's file (a dnsmasq started by hand), init asks the database.
+    del env["NETCON_LEASES"]
+    assert event("init").returncode == 0
+    assert calls.read_text().splitlines()[-1] == "-m core.cli dhcp-event init"

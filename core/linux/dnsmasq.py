@@ -70,6 +70,11 @@ class DhcpFiles:
         return self.directory / f"{self.bridge}.leases"
 
     @property
+    def leased(self) -> Path:
+        """``MAC IP`` of each lease the database is known to hold (see script_text)."""
+        return self.directory / f"{self.bridge}.leased"
+
+    @property
     def log(self) -> Path:
         return self.directory / f"{self.bridge}.log"
 
@@ -198,20 +203,29 @@ def reverse_zones(cidr: str) -> list[str]:
 
 def script_text(python: str = sys.executable) -> str:
     # dnsmasq runs this as root with its own environment, which carries the database
-    # URL, the import path and NETWORK_ID; "init" prints that network's leases. At start
-    # dnsmasq then runs it with "old" for every one of them (DNSMASQ_DATA_MISSING=1):
-    # the database told it those, so they are answered by the shell, not by a Python
-    # process each (5,000 of them would keep a core busy for minutes).
-    #
-    # A dnsmasq the apply started finds its leases in the file the apply wrote just before
-    # (NETCON_LEASES), so "init" starts no Python either: bringing up 50 networks at once
-    # (an evacuation) started 50 Python processes that read the database, most of its time.
+    # URL, the import path and NETWORK_ID. What the database already knows is answered by
+    # the shell; only news starts a Python process:
+    # - "init" prints the leases the apply wrote just before it started this dnsmasq
+    #   (NETCON_LEASES), so bringing up 50 networks at once (an evacuation) starts no
+    #   Python process per network (without the file, the database is read).
+    # - "old" comes for every lease at start (DNSMASQ_DATA_MISSING=1: the database told
+    #   it those) and, with --leasefile-ro, at every renewal: 50 guests renewing at once
+    #   after an evacuation started 50 Python processes, and a host of 5,000 guests one
+    #   every 25 ms. A lease the database is known to hold (in the ".leased" file, from
+    #   the apply and from each event recorded since) is left at that; any other (a lost
+    #   "add" when the database was away) is recorded, as it was.
     return (
         "#!/bin/sh\n"
-        '[ "$1" = init ] && [ -n "$NETCON_LEASES" ] && [ -r "$NETCON_LEASES" ] '
-        '&& exec cat "$NETCON_LEASES"\n'
-        '[ "$1" = old ] && [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
-        f'exec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
+        'leased="${NETCON_LEASES%.leases}.leased"\n'
+        'case "$1" in\n'
+        '  init) [ -n "$NETCON_LEASES" ] && [ -r "$NETCON_LEASES" ] &&\n'
+        '        exec cat "$NETCON_LEASES" ;;\n'
+        '  old) [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
+        '       [ -n "$NETCON_LEASES" ] && grep -qxF "$2 $3" "$leased" 2>/dev/null && exit 0 ;;\n'
+        "esac\n"
+        f'{shlex.quote(python)} -m core.cli dhcp-event "$@" || exit\n'
+        'case "$1" in add|old) [ -n "$NETCON_LEASES" ] && echo "$2 $3" >> "$leased" ;; esac\n'
+        "exit 0\n"
     )
 
 
@@ -535,7 +549,7 @@ def stop_processes(pids: Iterable[int]) -> None:
 
 
 def delete_files(files: DhcpFiles) -> None:
-    for path in (files.pid, files.hosts, files.opts, files.names, files.leases):
+    for path in (files.pid, files.hosts, files.opts, files.names, files.leases, files.leased):
         path.unlink(missing_ok=True)
 
 

@@ -365,6 +365,8 @@ class Executor:
             files = dnsmasq.DhcpFiles(self.dhcp_dir, start.bridge)
             text = dnsmasq.leases_text(start.leases, start.lease_time, now)
             dnsmasq.write_atomically(files.leases, text)
+            known = "".join(f"{mac} {address}\n" for mac, address, _ in start.leases)
+            dnsmasq.write_atomically(files.leased, known)
         for op in ops:
             if isinstance(op, WriteHostsFile):
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
