@@ -40,6 +40,9 @@ class Settings:
     host: str = field(default_factory=lambda: os.uname().nodename)
     public_interface: str = "eth0"
     vlan_interface: str = "eth1"
+    # This host's link into the bridges of Flat and FlatDHCP networks (ahead of a
+    # network's bridge_interface, as nova-network's flat_interface was).
+    flat_interface: str | None = None
     flat_network_bridge: str = "br100"
     # The resolver Flat guests are configured with (FlatDHCP and VLAN guests get their
     # network's dnsmasq unless the network names its own).
@@ -141,6 +144,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "host": validate.host_name,
     "public_interface": validate.ifname,
     "vlan_interface": validate.ifname,
+    "flat_interface": lambda f, v: None if v is None else validate.ifname(f, v),
     "flat_network_bridge": validate.ifname,
     "flat_network_dns": lambda f, v: v and str(validate.ipv4_address(f, v)),
     "vpn_ip": _address_or_none,

@@ -301,8 +301,9 @@ class PlanView(NamedTuple):
     problems: tuple[str, ...]
     # The problems each hold back one network only: the rest can still be applied.
     partial: bool = False
-    # What an admin should know that no operation changes (a bridge port that is closed).
-    notices: tuple[str, ...] = ()
+    # What an admin should know that the plan neither changes nor holds back (a bridge
+    # port that is closed, guests cut off from their DHCP server).
+    warnings: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
         return [operation.text for operation in self.operations]

@@ -19,7 +19,7 @@ from core.cli.batch import run_batch
 from core.cli.context import Context
 from core.cli.run import parse
 from core.service import ChangeSet
-from tests.support import make_service
+from tests.support import make_service, sqlite_dump
 
 HEAVY = ("sqlalchemy", "sqlalchemy.orm", "alembic", "pyroute2", "textual", "core.service")
 
@@ -147,6 +147,39 @@ def test_batch_runs_many_commands_in_one_process(db: Path) -> None:
         "associated 203.0.113.6 with app2 (10.0.1.4)",
     ]
     assert "app2" in out.splitlines()[-1]
+
+
+def test_associate_moves_an_associated_address_and_no_move_refuses(db: Path) -> None:
+    # The demo: 203.0.113.1 on web1, 203.0.113.3 allocated to alpha, db1 with none.
+    code, out, err = run(db, "floating", "associate", "203.0.113.1", "db1")
+    assert (code, err) == (0, "")
+    assert out == "moved 203.0.113.1 from web1 to db1 (10.0.0.5)\n"
+
+    before = sqlite_dump(f"sqlite:///{db}")
+    code, out, err = run(db, "floating", "associate", "203.0.113.1", "web1", "--no-move")
+    assert (code, out) == (2, "")
+    assert err == (
+        "netcon: address: 203.0.113.1 is associated with db1 (10.0.0.5); "
+        "not moved to web1 (--no-move)\n"
+    )
+    assert sqlite_dump(f"sqlite:///{db}") == before
+    # --no-move on a free address is an ordinary association.
+    code, out, _ = run(db, "floating", "associate", "203.0.113.3", "web1", "--no-move")
+    assert (code, out) == (0, "associated 203.0.113.3 with web1 (10.0.0.3)\n")
+
+    # A batch takes the same path, each line its own change: web2 has an address of its
+    # own, so the first line is refused and the batch stops there.
+    script = "floating associate 203.0.113.1 web2\nfloating disassociate 203.0.113.1\n"
+    code, out, err = run(db, "batch", stdin=script)
+    assert code == 2
+    assert err.startswith("netcon: line 1: instance: 10.0.0.4 of web2 already has floating IP")
+    script = "floating disassociate 203.0.113.1\nfloating associate 203.0.113.3 db1\n"
+    code, out, err = run(db, "batch", stdin=script)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "disassociated 203.0.113.1",
+        "moved 203.0.113.3 from web1 to db1 (10.0.0.5)",
+    ]
 
 
 def test_batch_stops_at_the_first_failure_unless_forced(db: Path) -> None:
@@ -334,3 +367,56 @@ def test_lease_script_answers_the_leases_dnsmasq_learnt_at_start_without_python(
     assert subprocess.run(event, env={}, check=False).returncode == 1
     add = [str(script), "add", *event[2:]]
     assert subprocess.run(add, env={"DNSMASQ_DATA_MISSING": "1"}, check=False).returncode == 1
+
+
+def test_the_lease_script_starts_netcon_only_for_what_the_database_may_not_know(
+    tmp_path: Path,
+) -> None:
+    """dnsmasq's lease script: "init" prints the leases the apply wrote; "old" for a lease
+    the database is known to hold (every renewal, with --leasefile-ro) starts nothing;
+    anything else runs `netcon dhcp-event`, and what it recorded is known from then on."""
+    from core.linux.dnsmasq import script_text
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "python"
+    # Stands for the interpreter: says what it was asked, fails for the MAC ...:99.
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\ncase "$*" in *:99\\ *) exit 1 ;; esac\nexit 0\n'
+    )
+    fake.chmod(0o755)
+    script = tmp_path / "dhcp-script"
+    script.write_text(script_text(str(fake)))
+    script.chmod(0o755)
+    leases = tmp_path / "br100.leases"
+    leases.write_text("1700000120 fa:16:3e:00:00:01 10.0.0.3 web1 *\n")
+    (tmp_path / "br100.leased").write_text("fa:16:3e:00:00:01 10.0.0.3\n")
+    env = {"PATH": os.environ["PATH"], "NETCON_LEASES": str(leases)}
+
+    def event(*words: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), *words], env={**env, **extra}, capture_output=True, text=True
+        )
+
+    assert event("init").stdout == leases.read_text()
+    assert event("old", "fa:16:3e:00:00:01", "10.0.0.3", "web1").returncode == 0
+    assert event("old", "fa:16:3e:00:00:02", "10.0.0.4", DNSMASQ_DATA_MISSING="1").returncode == 0
+    assert not calls.exists()  # a renewal of a known lease, and a lease read at start
+    assert event("old", "fa:16:3e:00:00:02", "10.0.0.4", "web2").returncode == 0
+    assert event("old", "fa:16:3e:00:00:02", "10.0.0.4", "web2").returncode == 0
+    assert event("add", "fa:16:3e:00:00:03", "10.0.0.5", "db1").returncode == 0
+    assert event("old", "fa:16:3e:00:00:03", "10.0.0.5", "db1").returncode == 0
+    assert event("del", "fa:16:3e:00:00:01", "10.0.0.3", "web1").returncode == 0
+    # A failed recording (the database away) is tried again at the next event.
+    assert event("add", "fa:16:3e:00:00:99", "10.0.0.9").returncode == 1
+    assert event("old", "fa:16:3e:00:00:99", "10.0.0.9").returncode == 1
+    assert calls.read_text().splitlines() == [
+        "-m core.cli dhcp-event old fa:16:3e:00:00:02 10.0.0.4 web2",
+        "-m core.cli dhcp-event add fa:16:3e:00:00:03 10.0.0.5 db1",
+        "-m core.cli dhcp-event del fa:16:3e:00:00:01 10.0.0.3 web1",
+        "-m core.cli dhcp-event add fa:16:3e:00:00:99 10.0.0.9",
+        "-m core.cli dhcp-event old fa:16:3e:00:00:99 10.0.0.9",
+    ]
+    # Without the apply's file (a dnsmasq started by hand), init asks the database.
+    del env["NETCON_LEASES"]
+    assert event("init").returncode == 0
+    assert calls.read_text().splitlines()[-1] == "-m core.cli dhcp-event init"

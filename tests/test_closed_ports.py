@@ -169,7 +169,7 @@ def test_the_bridge_table_is_made_for_bridges_alone_and_goes_with_them() -> None
 
 def test_host_plan_names_the_ports_that_pass_nothing() -> None:
     opened = closedports.wanted(_desired(), OBSERVED, ("trust0",))
-    said = closedports.notices(_desired(), OBSERVED, opened)
+    said = closedports.closed_port_warnings(_desired(), OBSERVED, opened)
     assert said == [
         "port tapfa163e0000ff on br100 passes no frame: it is no current instance's port on "
         "this host (tap + MAC), nor netcon's own, nor in trusted_ports; unplug it, or name it "

@@ -91,6 +91,33 @@ def test_init_makes_a_database_on_purpose_and_is_idempotent(tmp_path: Path) -> N
     assert netcon("--db", url, "network", "list").returncode == 0
 
 
+@pytest.mark.postgres
+def test_init_on_an_empty_postgres_database_says_it_created_the_schema(pg_url: str) -> None:
+    # The database itself is the DBA's (created empty, as the fixture does); netcon makes
+    # its schema, and says so once.
+    first = netcon("--db", pg_url, "init")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().endswith(f": created, schema {store.HEAD_REVISION}")
+    again = netcon("--db", pg_url, "init")
+    assert again.returncode == 0
+    assert again.stdout.strip().endswith(f": already there, schema {store.HEAD_REVISION}")
+    assert '"created": false' in netcon("--db", pg_url, "--json", "init").stdout
+
+
+@pytest.mark.postgres
+def test_two_inits_of_one_empty_postgres_database_at_once_create_it_once(pg_url: str) -> None:
+    argv = [sys.executable, "-m", "tui", "--db", pg_url, "--json", "init"]
+    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}
+    started = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
+    outcomes = [process.communicate(timeout=60) for process in started]
+    assert [process.returncode for process in started] == [0, 0, 0], outcomes
+    said = sorted('"created": true' in out for out, _ in outcomes)
+    assert said == [False, False, True]
+
+
 def test_the_default_database_is_created_with_a_message(tmp_path: Path) -> None:
     env = {"XDG_DATA_HOME": str(tmp_path / "data")}
     env_without_url = {k: v for k, v in os.environ.items() if k != "NETCON_DATABASE_URL"}

@@ -105,3 +105,42 @@ def test_unknown_addresses_and_instances(service: NetconService) -> None:
         service.associate_floating_ip(floating.address, "ghost")
     with pytest.raises(InvalidInput):
         service.associate_floating_ip("203.0.113", "web1")
+
+
+def test_associate_moves_an_associated_address_in_one_change(service: NetconService) -> None:
+    import json
+
+    service.launch_instance("alpha", "web2")
+    service.create_floating_range("nethost1", "203.0.113.0/30")
+    floating = service.allocate_floating_ip("alpha").address
+    service.associate_floating_ip(floating, "web1")
+    events = len(service.list_audit())
+
+    moved = service.associate_floating_ip(floating, "web2")
+    assert (moved.instance, moved.fixed_address) == ("web2", "10.0.0.4")
+    # One change: one audit event with where it was and where it is, one change set for
+    # the host that NATs it.
+    audit = service.list_audit()
+    assert len(audit) == events + 1
+    assert audit[0].action == "floating.associate" and audit[0].target == floating
+    assert json.loads(audit[0].before or "{}") == {"instance": "web1", "fixed": "10.0.0.3"}
+    assert json.loads(audit[0].after or "{}") == {"instance": "web2", "fixed": "10.0.0.4"}
+    change = service.last_change
+    assert change is not None and change.floating_addresses == {floating}
+    assert change.hosts == {"nethost1"}
+
+    # Where it already is: refused, as nothing would change.
+    with pytest.raises(Conflict, match=r"already associated with web2 \(10.0.0.4\)"):
+        service.associate_floating_ip(floating, "web2")
+    # With move=False an associated address stays where it is.
+    with pytest.raises(Conflict, match=r"associated with web2 \(10.0.0.4\); not moved to web1"):
+        service.associate_floating_ip(floating, "web1", move=False)
+    assert service.get_floating_ip(floating).instance == "web2"
+    # An instance that holds another floating IP does not take a second one by a move.
+    other = service.allocate_floating_ip("alpha").address
+    service.associate_floating_ip(other, "web1")
+    with pytest.raises(Conflict, match="already has floating IP"):
+        service.associate_floating_ip(floating, "web1")
+    assert service.get_floating_ip(floating).instance == "web2"
+    # The move, the allocation and the association of the other: the refusals wrote nothing.
+    assert len(service.list_audit()) == events + 3

@@ -152,3 +152,36 @@ def test_metadata_asks_the_address_on_the_network_it_arrived_from(cloud: NetconS
     assert found is not None and found.name == "meta2"
     # The same address arriving at another network's gateway is nobody there.
     assert cloud.instance_metadata(address, via="10.255.255.1") is None
+
+
+@pytest.mark.parametrize(
+    ("cidr", "count", "first", "last"),
+    [
+        ("10.0.0.0/24", 1, "0.0.10.in-addr.arpa", "0.0.10.in-addr.arpa"),
+        ("10.0.0.64/26", 64, "64.0.0.10.in-addr.arpa", "127.0.0.10.in-addr.arpa"),
+        ("10.0.16.0/20", 16, "16.0.10.in-addr.arpa", "31.0.10.in-addr.arpa"),
+        ("172.16.0.0/12", 16, "16.172.in-addr.arpa", "31.172.in-addr.arpa"),
+        ("10.0.0.0/8", 1, "10.in-addr.arpa", "10.in-addr.arpa"),
+    ],
+)
+def test_a_subnet_reverse_zones_hold_its_addresses_and_no_other(
+    cidr: str, count: int, first: str, last: str
+) -> None:
+    import ipaddress
+
+    from core.linux.dnsmasq import reverse_zones
+
+    zones = reverse_zones(cidr)
+    assert (len(zones), zones[0], zones[-1]) == (count, first, last)
+    subnet = ipaddress.IPv4Network(cidr)
+    # Every address of the subnet falls under exactly one zone, and the address beside
+    # it under none.
+    for address in (subnet[0], subnet[-1], subnet[len(zones) // 2]):
+        name = ".".join(reversed(str(address).split("."))) + ".in-addr.arpa"
+        assert sum(_under(name, zone) for zone in zones) == 1
+    beside = ".".join(reversed(str(subnet[-1] + 1).split("."))) + ".in-addr.arpa"
+    assert not any(_under(beside, zone) for zone in zones)
+
+
+def _under(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)

@@ -87,21 +87,26 @@ def allocate_floating(ctx: Context) -> None:
 
 @group.command(
     "associate",
-    "NAT a floating IP to an instance",
+    "NAT a floating IP to an instance (moving it if it is associated elsewhere)",
     arg("address", complete="floating"),
     arg("instance", complete="instance"),
     arg("--fixed-address", help="which of the instance's fixed IPs"),
+    arg(
+        "--no-move",
+        action="store_true",
+        help="refuse if the address is associated with another instance, instead of moving it",
+    ),
 )
 def associate_floating(ctx: Context) -> None:
     a = ctx.args
+    # Read first only to say where it came from; the association checks afresh.
+    before = None if a.no_move else ctx.service.get_floating_ip(a.address).instance
     floating = ctx.service.associate_floating_ip(
-        a.address, a.instance, fixed_address=a.fixed_address
+        a.address, a.instance, fixed_address=a.fixed_address, move=not a.no_move
     )
-    ctx.output.outcome(
-        floating,
-        COLUMNS,
-        f"associated {floating.address} with {floating.instance} ({floating.fixed_address})",
-    )
+    now = f"{floating.instance} ({floating.fixed_address})"
+    said = f"moved {floating.address} from {before} to {now}" if before else None
+    ctx.output.outcome(floating, COLUMNS, said or f"associated {floating.address} with {now}")
 
 
 @group.command("disassociate", "remove a floating IP's NAT", arg("address", complete="floating"))

@@ -32,17 +32,18 @@ def list_hosts(ctx: Context) -> None:
 
 def _show(ctx: Context, plan: Any) -> None:
     lines = [f"  {line}" for line in plan.describe()] or ["nothing to change"]
-    # What no operation changes but an admin should know: a bridge port that is closed.
-    lines += [f"note: {notice}" for notice in plan.notices]
     ctx.output.lines(
         lines,
         {
             "operations": plan.describe(),
             "problems": list(plan.problems),
             "partial": plan.partial,
-            "notices": list(plan.notices),
+            "warnings": list(plan.warnings),
         },
     )
+    # Said on every plan and apply until fixed, though nothing waits for them.
+    for warning in plan.warnings:
+        print(f"netcon: warning: {warning}", file=sys.stderr)
 
 
 @group.command("plan", "show what apply would change on this host", netns_arg())

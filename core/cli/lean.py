@@ -104,8 +104,7 @@ def dhcp_event(db: str | None, words: list[str]) -> int:
     """``add|old|del MAC IP [HOSTNAME]``: mark the address leased or free it.
 
     ``init``: dnsmasq (which keeps no lease file) asks at start for the leases it should
-    know; they are printed from the database for the network in NETWORK_ID (of the
-    instances on the host in LEASE_HOST only, when set).
+    know; they are printed from the database for the network in NETWORK_ID.
     """
     if not words:
         raise InvalidInput("action", "missing; dnsmasq passes add, old, del or init")
@@ -132,9 +131,6 @@ LEASES = (
     "LEFT JOIN instances i ON i.id = f.instance_id "
     "WHERE f.network_id = ? AND f.leased AND f.mac IS NOT NULL ORDER BY f.address_int"
 )
-# The same, of the instances on one host only (a multi-host network's dnsmasq): the
-# others' leases are their hosts' to keep, and one learnt here would run out here.
-HOST_LEASES = LEASES.replace("ORDER BY", "AND i.host = ? ORDER BY")
 DEFAULT_LEASE_TIME = 120
 
 
@@ -160,11 +156,7 @@ def dhcp_init(db: str | None, env: os._Environ[str] | dict[str, str]) -> int:
     try:
         database = RawDatabase(database_url(db), read_only=True)
         try:
-            host = env.get("LEASE_HOST")
-            if host:
-                rows = database.query(HOST_LEASES, (int(network), host))
-            else:
-                rows = database.query(LEASES, (int(network),))
+            rows = database.query(LEASES, (int(network),))
         finally:
             database.close()
     except Exception as exc:  # noqa: BLE001 - dnsmasq must start even so

@@ -239,7 +239,9 @@ def plan(
     return ops
 
 
-def notices(desired: DesiredHost, observed: ObservedHost, opened: OpenPorts) -> list[str]:
+def closed_port_warnings(
+    desired: DesiredHost, observed: ObservedHost, opened: OpenPorts
+) -> list[str]:
     """The ports on netcon's bridges that pass nothing, named for `host plan` (a full
     plan: a scoped one does not see every port)."""
     if not opened.complete:

@@ -50,6 +50,8 @@ class DhcpHost:
     address: str
     # The host its instance runs on (read for multi-host networks only).
     host: str | None = field(default=None, compare=False)
+    # The database says the guest holds a lease (a starting dnsmasq is told of it).
+    leased: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class DesiredNetwork:
     mtu: int | None = None
     # The ports (tap + MAC) of this host's instances on this network.
     ports: tuple[str, ...] = ()
+    # The host that serves it (gateway, DHCP): this one, another, or None (none yet).
+    network_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -372,7 +376,9 @@ def _fixed_with_mac(
     held: dict[int, list[HeldLease]] = {}
     for network_id, mac, name, address, instance_id, leased, runs_on in connection.execute(query):
         if instance_id is not None:
-            found.setdefault(network_id, []).append(DhcpHost(str(mac), name, address, runs_on))
+            found.setdefault(network_id, []).append(
+                DhcpHost(str(mac), name, address, runs_on, bool(leased))
+            )
         elif leased:
             held.setdefault(network_id, []).append(HeldLease(address, str(mac)))
     return (
@@ -467,7 +473,11 @@ def _network(
         project=network.project_name,
         bridge=network.bridge,
         owns_bridge=not flat,
-        bridge_interface=network.bridge_interface,
+        bridge_interface=(
+            settings.flat_interface or network.bridge_interface
+            if segment is None
+            else network.bridge_interface
+        ),
         segment=segment,
         gateway=gateway,
         prefixlen=subnet.prefixlen,
@@ -476,6 +486,7 @@ def _network(
         # Only a host that routes (has the gateways) can forward between projects.
         isolated=network.manager == "vlan" and gateway is not None,
         mtu=mtu,
+        network_host=network.host,
     )
 
 

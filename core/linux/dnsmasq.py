@@ -15,6 +15,7 @@ to one network's gateway is never taken by another network's dnsmasq on the same
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shlex
 import shutil
@@ -65,6 +66,15 @@ class DhcpFiles:
         return self.directory / f"{self.bridge}.pid"
 
     @property
+    def leases(self) -> Path:
+        return self.directory / f"{self.bridge}.leases"
+
+    @property
+    def leased(self) -> Path:
+        """``MAC IP`` of each lease the database is known to hold (see script_text)."""
+        return self.directory / f"{self.bridge}.leased"
+
+    @property
     def log(self) -> Path:
         return self.directory / f"{self.bridge}.log"
 
@@ -104,6 +114,24 @@ def hosts_text(network: DesiredNetwork) -> str:
 def names_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None
     return network.dhcp.names_file
+
+
+def leases(network: DesiredNetwork) -> tuple[tuple[str, str, str], ...]:
+    """The addresses the database has leased on ``network``, as (MAC, IP, hostname): what
+    a dnsmasq starting for it should know it handed out."""
+    assert network.dhcp is not None
+    dhcp = network.dhcp
+    found = [(h.mac, h.address, h.hostname) for h in dhcp.hosts if h.leased]
+    found += [(held.mac, held.address, "*") for held in dhcp.held_leases]
+    return tuple(found)
+
+
+def leases_text(leased: Sequence[tuple[str, str, str]], lease_time: int, now: float) -> str:
+    """dnsmasq's lease-file format (``EXPIRY MAC IP HOSTNAME CLIENT-ID``), each lease given
+    a whole lease time from ``now``: the database knows that it is leased, not since when,
+    so a guest keeps its address until it renews or, gone, its lease runs out."""
+    expiry = int(now) + lease_time
+    return "".join(f"{expiry} {mac} {address} {name} *\n" for mac, address, name in leased)
 
 
 def opts_text(network: DesiredNetwork) -> str:
@@ -152,6 +180,9 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
         "--no-resolv",
         f"--domain={dhcp.domain}",
         f"--local=/{dhcp.domain}/",
+        # So are the reverse names of its own subnet: an unknown one is NXDOMAIN here,
+        # never a question to the upstream resolvers about the cloud's private addresses.
+        f"--local=/{'/'.join(reverse_zones(network.cidr))}/",
         "--domain-needed",
         *(f"--server={server}" for server in dhcp.upstream),
         f"--log-facility={base}.log",
@@ -159,16 +190,45 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
     )
 
 
+def reverse_zones(cidr: str) -> list[str]:
+    """The in-addr.arpa domains that together hold exactly the reverse names of ``cidr``:
+    one for a /8, /16 or /24; a zone is whole octets, so a subnet off an octet boundary
+    takes one per block of the next boundary (16 /24 zones for a /20, 64 single names
+    for a /26), and never a name outside it."""
+    subnet = ipaddress.IPv4Network(cidr)
+    octets = max(1, -(-subnet.prefixlen // 8))
+    zones = []
+    for part in subnet.subnets(new_prefix=octets * 8):
+        labels = str(part.network_address).split(".")[:octets]
+        zones.append(".".join(reversed(labels)) + ".in-addr.arpa")
+    return zones
+
+
 def script_text(python: str = sys.executable) -> str:
     # dnsmasq runs this as root with its own environment, which carries the database
-    # URL, the import path and NETWORK_ID; "init" prints that network's leases. At start
-    # dnsmasq then runs it with "old" for every one of them (DNSMASQ_DATA_MISSING=1):
-    # the database told it those, so they are answered by the shell, not by a Python
-    # process each (5,000 of them would keep a core busy for minutes).
+    # URL, the import path and NETWORK_ID. What the database already knows is answered by
+    # the shell; only news starts a Python process:
+    # - "init" prints the leases the apply wrote just before it started this dnsmasq
+    #   (NETCON_LEASES), so bringing up 50 networks at once (an evacuation) starts no
+    #   Python process per network (without the file, the database is read).
+    # - "old" comes for every lease at start (DNSMASQ_DATA_MISSING=1: the database told
+    #   it those) and, with --leasefile-ro, at every renewal: 50 guests renewing at once
+    #   after an evacuation started 50 Python processes, and a host of 5,000 guests one
+    #   every 25 ms. A lease the database is known to hold (in the ".leased" file, from
+    #   the apply and from each event recorded since) is left at that; any other (a lost
+    #   "add" when the database was away) is recorded, as it was.
     return (
         "#!/bin/sh\n"
-        '[ "$1" = old ] && [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
-        f'exec {shlex.quote(python)} -m core.cli dhcp-event "$@"\n'
+        'leased="${NETCON_LEASES%.leases}.leased"\n'
+        'case "$1" in\n'
+        '  init) [ -n "$NETCON_LEASES" ] && [ -r "$NETCON_LEASES" ] &&\n'
+        '        exec cat "$NETCON_LEASES" ;;\n'
+        '  old) [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
+        '       [ -n "$NETCON_LEASES" ] && grep -qxF "$2 $3" "$leased" 2>/dev/null && exit 0 ;;\n'
+        "esac\n"
+        f'{shlex.quote(python)} -m core.cli dhcp-event "$@" || exit\n'
+        'case "$1" in add|old) [ -n "$NETCON_LEASES" ] && echo "$2 $3" >> "$leased" ;; esac\n'
+        "exit 0\n"
     )
 
 
@@ -492,7 +552,7 @@ def stop_processes(pids: Iterable[int]) -> None:
 
 
 def delete_files(files: DhcpFiles) -> None:
-    for path in (files.pid, files.hosts, files.opts, files.names):
+    for path in (files.pid, files.hosts, files.opts, files.names, files.leases, files.leased):
         path.unlink(missing_ok=True)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +50,7 @@ from core.linux.operations import (
     ReloadDnsmasq,
     RenewLease,
     SetAddressLifetime,
+    SetHairpin,
     SetMaster,
     SetMtu,
     SetUp,
@@ -242,7 +244,8 @@ class Executor:
                 | ClaimLink
                 | SetMtu
                 | SetAddressLifetime
-                | RenewLease,
+                | RenewLease
+                | SetHairpin,
             )
         ]
         if not configures and not created:
@@ -278,6 +281,9 @@ class Executor:
                 sent.append(op)
             elif isinstance(op, SetMtu):
                 requests.append(netlink.set_link(index[op.name], mtu=op.mtu))
+                sent.append(op)
+            elif isinstance(op, SetHairpin):
+                requests.append(netlink.set_port(index[op.name], hairpin=True))
                 sent.append(op)
             elif isinstance(op, AddAddress):
                 requests.append(
@@ -440,6 +446,13 @@ class Executor:
         if starts:
             files = dnsmasq.DhcpFiles(self.dhcp_dir, "any")
             dnsmasq.write_atomically(files.script, dnsmasq.script_text(), mode=0o755)
+        now = time.time()
+        for start in starts:
+            files = dnsmasq.DhcpFiles(self.dhcp_dir, start.bridge)
+            text = dnsmasq.leases_text(start.leases, start.lease_time, now)
+            dnsmasq.write_atomically(files.leases, text)
+            known = "".join(f"{mac} {address}\n" for mac, address, _ in start.leases)
+            dnsmasq.write_atomically(files.leased, known)
         for op in ops:
             if isinstance(op, WriteHostsFile):
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
@@ -458,7 +471,7 @@ class Executor:
                         self.dnsmasq_env,
                         NETWORK_ID=str(op.network_id),
                         DHCP_LEASE_TIME=str(op.lease_time),
-                        **({"LEASE_HOST": op.lease_host} if op.lease_host is not None else {}),
+                        NETCON_LEASES=str(dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge).leases),
                     ),
                 )
                 for op in starts
@@ -485,7 +498,7 @@ def _needs_lease(ops: Sequence[Operation]) -> bool:
 def _link_names(ops: Sequence[Operation]) -> set[str]:
     names: set[str] = set()
     for op in ops:
-        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu):
+        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu | SetHairpin):
             names.add(op.name)
         elif isinstance(op, CreateVxlan | CreateVlan):
             names.update((op.name, op.parent))

@@ -45,6 +45,8 @@ IFF_UP = 1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_EXT_MASK = 18, 20, 29
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 4, 5
+IFLA_BRPORT_MODE = 4  # hairpin: the bridge may send a frame back out the port it came in on
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_PORT = 1, 2, 3, 15
 IFLA_VLAN_ID = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_CACHEINFO = 1, 2, 3, 4, 6
@@ -77,6 +79,8 @@ class Link:
     segment_id: int | None
     parent: int
     mtu: int = 0
+    # A bridge port in hairpin mode.
+    hairpin: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,15 @@ def set_link(
     flags = IFF_UP if up else 0
     change = IFF_UP if up is not None else 0
     return Request(RTM_SETLINK, _CHANGE, _IFINFO.pack(0, 0, index, flags, change) + attrs)
+
+
+def set_port(index: int, *, hairpin: bool) -> Request:
+    """A bridge port's hairpin mode (RTM_NEWLINK on the existing link: RTM_SETLINK leaves
+    a port's bridge settings alone)."""
+    port = _attr(IFLA_BRPORT_MODE, bytes([int(hairpin)]))
+    info = _attr_text(IFLA_INFO_SLAVE_KIND, "bridge") + _attr(IFLA_INFO_SLAVE_DATA, port)
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + _attr(IFLA_LINKINFO, info)
+    return Request(RTM_NEWLINK, _CHANGE, body)
 
 
 def del_link(index: int) -> Request:
@@ -589,6 +602,9 @@ _LINK_ATTRS = frozenset(
 )
 
 
+_BRPORT_ATTRS = frozenset((IFLA_BRPORT_MODE,))
+
+
 def _attrs(msg: bytes, offset: int, wanted: frozenset[int] | None = None) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     end = len(msg)
@@ -621,9 +637,14 @@ def _parse_link(msg: bytes) -> Link:
     segment_id = None
     parent = _u32(attrs.get(IFLA_LINK))
     info = attrs.get(IFLA_LINKINFO)
+    hairpin = False
     if info is not None:
         nested = _attrs(info, 0)
         kind = _text(nested.get(IFLA_INFO_KIND))
+        port = nested.get(IFLA_INFO_SLAVE_DATA)
+        if port is not None:
+            mode = _attrs(port, 0, _BRPORT_ATTRS).get(IFLA_BRPORT_MODE)
+            hairpin = bool(mode and mode[0])
         data = nested.get(IFLA_INFO_DATA)
         if data is not None and kind in ("vxlan", "vlan"):
             fields = _attrs(data, 0)
@@ -643,6 +664,7 @@ def _parse_link(msg: bytes) -> Link:
         segment_id=segment_id,
         parent=parent,
         mtu=_u32(attrs.get(IFLA_MTU)),
+        hairpin=hairpin,
     )
 
 

@@ -45,6 +45,9 @@ def _nat_map(kind: str, field_name: str, name: str) -> dict[str, Any]:
 
 
 _OIF_PUBLIC = _match({"meta": {"key": "oifname"}}, "@public_ifs")
+# A connection whose destination was a floating IP (DNATed to an instance here).
+_DNATED = {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}
+_FROM_FIXED = _match({"payload": {"protocol": "ip", "field": "saddr"}}, f"@{NET_SET}")
 # chain: (type, hook, priority, rules)
 CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
     "prerouting": ("nat", "prerouting", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
@@ -58,11 +61,15 @@ CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
             # An instance with a floating IP leaves with it as source; NAT statements end
             # the chain, so the masquerade below is only for the others.
             [_OIF_PUBLIC, _nat_map("snat", "saddr", SNAT_MAP)],
-            [
-                _OIF_PUBLIC,
-                _match({"payload": {"protocol": "ip", "field": "saddr"}}, f"@{NET_SET}"),
-                {"masquerade": None},
-            ],
+            [_OIF_PUBLIC, _FROM_FIXED, {"masquerade": None}],
+            # Hairpin: an instance reaching a floating IP of this host (its own or a
+            # neighbour's) is sent back into a bridge. Unless its source changes, the
+            # server answers it directly, from its fixed address, and the client drops
+            # a reply from an address it never called. So it arrives from the client's
+            # own floating IP, or from the gateway when the client has none, and the
+            # answer comes back through here to be NATed in reverse.
+            [_DNATED, _FROM_FIXED, _nat_map("snat", "saddr", SNAT_MAP)],
+            [_DNATED, _FROM_FIXED, {"masquerade": None}],
         ],
     ),
     "forward": (
@@ -70,6 +77,9 @@ CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
         "forward",
         0,
         [
+            # A floating IP is public: a project's instance reaches another project's
+            # through it as anyone would, and isolation is about the fixed addresses.
+            [_DNATED, {"accept": None}],
             [
                 _match({"meta": {"key": "iifname"}}, "@isolated"),
                 _match({"meta": {"key": "oifname"}}, "@isolated"),

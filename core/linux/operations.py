@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -85,6 +85,17 @@ class SetMtu(Operation):
 
     def describe(self) -> str:
         return f"set MTU of {self.name} to {self.mtu}"
+
+
+@dataclass(frozen=True)
+class SetHairpin(Operation):
+    """An instance port of a bridge this host routes for in hairpin mode: a connection
+    from the instance to its own floating IP, once NATed, goes back out that port."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"set hairpin mode on {self.name}"
 
 
 @dataclass(frozen=True)
@@ -233,8 +244,8 @@ class StartDnsmasq(Operation):
     replaces: int | None = None
     # Seconds a lease lasts: what the leases it learns at start are given.
     lease_time: int = 0
-    # On a multi-host network: it learns at start the leases of this host's instances.
-    lease_host: str | None = None
+    # The leases the database knows, (MAC, IP, hostname): what it learns at start.
+    leases: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
 
     def describe(self) -> str:
         verb = "restart" if self.replaces is not None else "start"
@@ -341,8 +352,9 @@ class Plan:
     partial: bool = False
     # The bridges of the networks held back.
     held: frozenset[str] = frozenset()
-    # What an admin should know that no operation changes (a port netcon closed).
-    notices: tuple[str, ...] = ()
+    # What an admin should know that the plan neither changes nor holds back: a bridge
+    # port netcon closed, guests cut off from their DHCP server.
+    warnings: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.operations)

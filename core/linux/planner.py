@@ -39,6 +39,7 @@ from core.linux.operations import (
     ReleaseLeases,
     ReloadDnsmasq,
     SetAddressLifetime,
+    SetHairpin,
     SetMaster,
     SetMtu,
     SetUp,
@@ -77,6 +78,7 @@ class _Builder:
         self.adds: list[Operation] = []
         self.after: list[Operation] = []
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         # Bridges of networks held back by a problem of their own.
         self.held: set[str] = set()
         self.wanted_links: set[str] = set()
@@ -134,7 +136,9 @@ class _Builder:
                     self.configures.append(SetMaster(net.bridge_interface, net.bridge))
                 if not port.up:
                     self.configures.append(SetUp(net.bridge_interface))
+        self._uplink(net)
         if net.gateway is not None:
+            self._hairpin(net, bridge)
             self._address(
                 net.bridge,
                 net.gateway,
@@ -160,6 +164,34 @@ class _Builder:
             made = name in recreated or (link is None and name in self.wanted_links)
             if made or (link is not None and link.mtu != net.mtu):
                 self.configures.append(SetMtu(name, net.mtu))
+
+    def _uplink(self, net: DesiredNetwork) -> None:
+        """A FlatDHCP network another host serves reaches this host's guests only through
+        an interface in its bridge (it has no segment): without one they get nothing."""
+        if (
+            net.manager != "flatdhcp"
+            or net.dhcp is not None
+            or net.network_host in (None, self.desired.host)
+            or net.segment is not None
+            or net.bridge_interface is not None
+        ):
+            return
+        self.warnings.append(
+            f"FlatDHCP network {net.cidr}: its bridge {net.bridge} on this host has no link "
+            f"to {net.network_host}, which serves its DHCP and gateway, so the guests here "
+            f"({len(net.ports)} port(s)) get no address; set flat_interface in this host's "
+            "netcon.toml to the interface that reaches it"
+        )
+
+    def _hairpin(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        """Instance ports in hairpin mode where this host NATs floating IPs: an instance
+        calling its own floating IP is answered through the port it called from."""
+        if bridge is None:
+            return
+        for name in net.ports:
+            port = self.links.get(name)
+            if port is not None and port.master == bridge.index and not port.hairpin:
+                self.configures.append(SetHairpin(name))
 
     def _segment(self, net: DesiredNetwork, bridge: Link | None) -> None:
         segment = net.segment
@@ -376,12 +408,10 @@ class _Builder:
             if state is not None and state.strays:
                 self.stops.append(StopStrayDnsmasq(net.bridge, state.strays))
             lease_time = net.dhcp.lease_time if net.dhcp is not None else 0
-            lease_host = net.dhcp.serving_host if net.dhcp is not None else None
+            leased = dnsmasq.leases(net)
             if state is None or state.pid is None:
                 self.after.append(
-                    StartDnsmasq(
-                        net.bridge, net.id, argv, lease_time=lease_time, lease_host=lease_host
-                    )
+                    StartDnsmasq(net.bridge, net.id, argv, lease_time=lease_time, leases=leased)
                 )
             elif state.argv != argv:
                 self.after.append(
@@ -391,7 +421,7 @@ class _Builder:
                         argv,
                         replaces=state.pid,
                         lease_time=lease_time,
-                        lease_host=lease_host,
+                        leases=leased,
                     )
                 )
             elif changed or state.adopted:
@@ -413,8 +443,19 @@ class _Builder:
                     )
         reach = self.desired.reach
         for bridge, state in sorted(self.observed.dnsmasq.items()):
-            if bridge not in wanted and (reach is None or bridge in reach.bridges):
-                self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
+            if bridge in wanted or (reach is not None and bridge not in reach.bridges):
+                continue
+            # A scoped look names every bridge it covers: one with neither a dnsmasq nor
+            # its files (a compute host's) has nothing to stop.
+            if state.pid is None and not state.strays and not _has_files(state):
+                continue
+            self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
+
+
+def _has_files(state: dnsmasq.DnsmasqState) -> bool:
+    return any(
+        text is not None for text in (state.hosts_text, state.opts_text, state.names_text)
+    )
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
@@ -452,5 +493,6 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         problems=tuple(dict.fromkeys(builder.problems)),
         partial=bool(held) and len(builder.problems) == local,
         held=frozenset(held),
-        notices=tuple(closedports.notices(desired, observed, opened)),
+        warnings=tuple(builder.warnings)
+        + tuple(closedports.closed_port_warnings(desired, observed, opened)),
     )

@@ -139,7 +139,12 @@ class NetconAPI(Protocol):
     def allocate_floating_ip(self, project: str, pool: str | None = None) -> FloatingIPView: ...
 
     def associate_floating_ip(
-        self, address: str, instance: str, fixed_address: str | None = None
+        self,
+        address: str,
+        instance: str,
+        fixed_address: str | None = None,
+        *,
+        move: bool = True,
     ) -> FloatingIPView: ...
 
     def disassociate_floating_ip(self, address: str) -> FloatingIPView: ...

@@ -204,8 +204,16 @@ class FloatingService(ServiceBase):
             return _floating_views(connection, floating_ips.c.id == chosen.id)[0]
 
     def associate_floating_ip(
-        self, address: str, instance: str, fixed_address: str | None = None
+        self,
+        address: str,
+        instance: str,
+        fixed_address: str | None = None,
+        *,
+        move: bool = True,
     ) -> FloatingIPView:
+        """NAT ``address`` to ``instance``. An address associated elsewhere moves, in this
+        one transaction (its old NAT pair and tracked connections go when the host applies
+        it, as on any move), unless ``move`` is False, which refuses instead."""
         with self._change("floating.associate", address) as (connection, audit):
             floating = self._floating(connection, address, lock=True)
             target = self._instance(connection, instance)
@@ -224,13 +232,19 @@ class FloatingService(ServiceBase):
                     f"{target.name} is in project {target_project}, but {floating.address} "
                     f"belongs to {current.project}",
                 )
-            if floating.fixed_ip_id is not None:
+            fixed = self._pick_fixed(connection, target, fixed_address)
+            if floating.fixed_ip_id == fixed.id:
                 raise Conflict(
                     "address",
-                    f"{floating.address} is already associated with {current.instance}; "
-                    "disassociate it first",
+                    f"{floating.address} is already associated with {current.instance} "
+                    f"({current.fixed_address})",
                 )
-            fixed = self._pick_fixed(connection, target, fixed_address)
+            if floating.fixed_ip_id is not None and not move:
+                raise Conflict(
+                    "address",
+                    f"{floating.address} is associated with {current.instance} "
+                    f"({current.fixed_address}); not moved to {target.name} (--no-move)",
+                )
             taken = connection.execute(
                 select(floating_ips.c.address).where(floating_ips.c.fixed_ip_id == fixed.id)
             ).scalar()
@@ -238,6 +252,11 @@ class FloatingService(ServiceBase):
                 raise Conflict(
                     "instance", f"{fixed.address} of {target.name} already has floating IP {taken}"
                 )
+            if floating.fixed_ip_id is not None:
+                # A move: the host that NATs it now hears of it too (the hosts differ
+                # only on a multi-host network).
+                audit.before = {"instance": current.instance, "fixed": current.fixed_address}
+                audit.hosts.add(floating.host)
             values: dict[str, Any] = {"fixed_ip_id": fixed.id}
             network = connection.execute(
                 select(networks.c.multi_host).where(networks.c.id == fixed.network_id)

@@ -118,7 +118,7 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
         ),
         problems=tuple(plan.problems),
         partial=plan.partial,
-        notices=tuple(plan.notices),
+        warnings=tuple(plan.warnings),
     )
 
 

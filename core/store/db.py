@@ -241,7 +241,10 @@ class Database:
             _ensure_wal(self.engine)
         from core.store import migrate
 
-        migrate.upgrade(self.engine)
+        # An empty PostgreSQL database is made by someone else before netcon sees it: it
+        # is created when its schema is, not when its file is.
+        if migrate.upgrade(self.engine):
+            self.created = True
 
     def _schema_state(self) -> tuple[str | None, int]:
         """The stored schema revision (None: none) and how many tables there are."""

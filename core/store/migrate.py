@@ -28,7 +28,14 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def upgrade(engine: Engine) -> None:
+# Held by the process migrating a PostgreSQL database, so that two processes opening a
+# new one at once migrate one after the other (SQLite's write lock does that there).
+MIGRATION_LOCK = 0x6E63_6D69
+
+
+def upgrade(engine: Engine) -> bool:
+    """Bring the schema to head; returns whether this call made it from nothing (the
+    database held no netcon schema when its turn came)."""
     config = alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:
@@ -36,7 +43,7 @@ def upgrade(engine: Engine) -> None:
         # free of writes.
         current = MigrationContext.configure(connection).get_current_revision()
         if current == head:
-            return
+            return False
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
         if sqlite:
@@ -47,6 +54,10 @@ def upgrade(engine: Engine) -> None:
             # A write transaction from the start: two processes opening a new database
             # at once migrate one after the other (the second finds nothing to do).
             with connection.execution_options(netcon_write=True).begin():
+                if not sqlite:
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                # Read again under the lock: another process may have migrated meanwhile.
+                created = MigrationContext.configure(connection).get_current_revision() is None
                 config.attributes["connection"] = connection
                 with warnings.catch_warnings():
                     # Batch copies of instances cannot reflect its lower(name) index;
@@ -57,6 +68,7 @@ def upgrade(engine: Engine) -> None:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                     if broken:
                         raise MigrationError(f"migration broke foreign keys: {broken[:3]}")
+            return created
         finally:
             if sqlite:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]

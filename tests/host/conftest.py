@@ -116,12 +116,17 @@ class Lab:
         in_ns(ns_a, "ip", "link", "set", name_a, "up")
         in_ns(ns_b, "ip", "link", "set", name_b, "up")
 
-    def plug(self, host_ns: str, port: str, bridge: str, guest_ns: str, mac: str) -> None:
+    def plug(
+        self, host_ns: str, port: str, bridge: str, guest_ns: str, mac: str, *, hairpin: bool = True
+    ) -> None:
         """An instance's port as a compute side plugs it: a veth whose host end joins the
-        bridge at the bridge's MTU; the guest end is eth0 with ``mac``."""
+        bridge at the bridge's MTU, in hairpin mode (as nova-compute set it; ``hairpin``
+        False: a compute side that does not); the guest end is eth0 with ``mac``."""
         self.veth(guest_ns, "eth0", host_ns, port, mac_a=mac)
         mtu = in_ns(host_ns, "cat", f"/sys/class/net/{bridge}/mtu").stdout.strip()
         in_ns(host_ns, "ip", "link", "set", port, "mtu", mtu, "master", bridge)
+        if hairpin:
+            in_ns(host_ns, "ip", "link", "set", port, "type", "bridge_slave", "hairpin", "on")
 
     def address(self, ns: str, ifname: str, cidr: str) -> None:
         in_ns(ns, "ip", "addr", "add", cidr, "dev", ifname)

@@ -186,9 +186,12 @@ def renew(
     return found
 
 
-def upstream_resolver(lab: Lab, host_ns: str, purpose: str = "dns") -> str:
+def upstream_resolver(
+    lab: Lab, host_ns: str, purpose: str = "dns", record: Path | None = None
+) -> str:
     """A resolver in its own namespace, reached through the network host, that knows one
-    outside name (example.test = 192.0.2.7); returns its address."""
+    outside name (example.test = 192.0.2.7); returns its address. With ``record``, it
+    writes every query it is asked there (``query[PTR] NAME from ADDRESS``)."""
     ns = lab.netns(purpose)
     lab.veth(host_ns, "dns0", ns, "eth0")
     lab.address(host_ns, "dns0", "198.51.100.1/24")
@@ -205,5 +208,6 @@ def upstream_resolver(lab: Lab, host_ns: str, purpose: str = "dns") -> str:
         "--listen-address=198.51.100.2",
         "--address=/example.test/192.0.2.7",
         f"--pid-file={pid_file}",
+        *(["--log-queries", f"--log-facility={record}"] if record is not None else []),
     )
     return "198.51.100.2"

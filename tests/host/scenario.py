@@ -23,11 +23,11 @@ class NetworkHost:
     service: NetconService
     layer: HostLayer
 
-    def instance(self, purpose: str, mac: str, bridge: str) -> str:
+    def instance(self, purpose: str, mac: str, bridge: str, *, hairpin: bool = True) -> str:
         """A namespace plugged into ``bridge`` by a veth, its eth0 carrying ``mac``; the
         host end is named as the compute side names an instance's port."""
         ns = self.lab.netns(purpose)
-        self.lab.plug(self.ns, port_name(mac), bridge, ns, mac)
+        self.lab.plug(self.ns, port_name(mac), bridge, ns, mac, hairpin=hairpin)
         return ns
 
 

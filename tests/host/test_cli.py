@@ -9,20 +9,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.linux.ports import port_name
 from tests.host.conftest import Lab, make_service
 from tests.host.scenario import network_host
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def netcon(lab: Lab, *argv: str) -> subprocess.CompletedProcess[str]:
-    config = lab.tmp_path / "config" / "netcon"
+def netcon(
+    lab: Lab, *argv: str, host: str = "nethost", settings: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`netcon ARGV` as the admin of ``host`` runs it (``settings``: more netcon.toml)."""
+    folder = "config" if host == "nethost" else f"config-{host}"
+    config = lab.tmp_path / folder / "netcon"
     config.mkdir(parents=True, exist_ok=True)
     (config / "netcon.toml").write_text(
-        f'host = "nethost"\nstate_dir = "{lab.state_dir}"\npublic_interface = "pub0"\n'
-        'vlan_interface = "und0"\nsegmentation = "vxlan"\n'
+        f'host = "{host}"\nstate_dir = "{lab.state_dir}"\npublic_interface = "pub0"\n'
+        f'vlan_interface = "und0"\nsegmentation = "vxlan"\n{settings}'
     )
-    env = dict(os.environ, XDG_CONFIG_HOME=str(lab.tmp_path / "config"), PYTHONPATH=str(REPO))
+    env = dict(os.environ, XDG_CONFIG_HOME=str(lab.tmp_path / folder), PYTHONPATH=str(REPO))
     url = "sqlite:///" + str(lab.tmp_path / "n.db")
     return subprocess.run(
         [sys.executable, "-m", "core.cli", "--db", url, *argv],
@@ -92,3 +97,63 @@ def test_a_service_change_reaches_the_host_at_once_with_auto_apply(
     assert service.pending_for("nethost").changes == ()
     addresses = {a.address for a in host.layer.observe().addresses}
     assert "203.0.113.20" in addresses
+
+
+def test_host_plan_names_a_flatdhcp_bridge_with_no_link_to_its_network_host(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A FlatDHCP network served by nethost, with an instance on a second host (cmphost)
+    and no bridge_interface: cmphost's bridge is an island, so its guest gets no address.
+    `host plan` on cmphost says so and why, and still plans (and apply still brings in)
+    everything else; once flat_interface links the bridges the guest gets its lease."""
+    from tests.host.conftest import in_ns
+
+    host = network_host(lab, tmp_path)
+    compute = lab.netns("cmp")
+    # The underlay between the two hosts, and a second pair of links a flat network can
+    # be bridged over.
+    in_ns(host.ns, "ip", "link", "del", "und0")
+    lab.veth(host.ns, "und0", compute, "und0")
+    lab.address(host.ns, "und0", "192.168.90.1/24")
+    lab.address(compute, "und0", "192.168.90.2/24")
+    lab.veth(host.ns, "flat0", compute, "flat0")
+    service = host.service
+    service.create_project("ops", manager="flatdhcp")
+    service.create_project("alpha")
+    service.create_networks("10.92.0.0/24", 1, 256, manager="flatdhcp", bridge="brdhcp")
+    service.create_networks("10.93.0.0/24", 1, 256, 130)
+    for name in ("nethost", "cmphost"):
+        service.heartbeat(name)
+    for cidr in ("10.92.0.0/24", "10.93.0.0/24"):
+        service.modify_network(cidr, host="nethost")
+    far = service.launch_instance("ops", "far", host="cmphost").addresses[0]
+    service.launch_instance("alpha", "vx", host="cmphost")
+    assert {n.host for n in service.list_networks()} == {"nethost"}
+    host.layer.sync()
+
+    warning = (
+        "netcon: warning: FlatDHCP network 10.92.0.0/24: its bridge brdhcp on this host has "
+        "no link to nethost, which serves its DHCP and gateway, so the guests here (1 port(s)) "
+        "get no address; set flat_interface in this host's netcon.toml to the interface that "
+        "reaches it"
+    )
+    plan = netcon(lab, "host", "plan", "--netns", compute, host="cmphost")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stderr.splitlines() == [warning]
+    # Nothing is held back for it: both networks' bridges, and the VLAN network's VXLAN.
+    for line in ("create bridge brdhcp", "create bridge br130", "create VXLAN vx130"):
+        assert any(step.strip().startswith(line) for step in plan.stdout.splitlines()), line
+    applied = netcon(lab, "host", "apply", "--netns", compute, host="cmphost")
+    assert applied.returncode == 0 and applied.stderr.splitlines() == [warning]
+    assert netcon(lab, "--json", "host", "plan", "--netns", compute, host="cmphost").stdout
+    guest = lab.netns("far")
+    lab.plug(compute, port_name(far.mac), "brdhcp", guest, far.mac)
+    assert lab.dhcp_client(guest) is None  # as the warning says
+
+    # Both hosts bridge the network over flat0: the warning goes, the guest is served.
+    linked = 'flat_interface = "flat0"\n'
+    assert netcon(lab, "host", "apply", "--netns", host.ns, settings=linked).returncode == 0
+    fixed = netcon(lab, "host", "apply", "--netns", compute, host="cmphost", settings=linked)
+    assert fixed.returncode == 0 and fixed.stderr == ""
+    assert "enslave flat0 to brdhcp" in fixed.stdout
+    assert lab.dhcp_client(guest) == far.address

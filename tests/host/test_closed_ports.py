@@ -74,17 +74,17 @@ def test_unknown_and_terminated_ports_pass_nothing_and_a_trusted_one_passes(
     # `host plan` names both ports, and has nothing to do about them.
     planned = service.host_plan()
     assert planned.operations == ()
-    named = " ".join(planned.notices)
+    named = " ".join(planned.warnings)
     assert port_name(gone.mac) in named and port_name(STRANGER_MAC) in named
-    assert len(planned.notices) == 2
+    assert len(planned.warnings) == 2
 
     # A trusted port passes, though no instance owns it.
     trusted_ns = lab.netns("trusted")
     lab.plug(host.ns, "trust0", bridge, trusted_ns, TRUSTED_MAC)
     in_ns(trusted_ns, "ip", "addr", "add", "10.96.0.201/24", "dev", "eth0")
     assert probe(trusted_ns, [("icmp", GATEWAY, 8)]) == [True]
-    assert len(service.host_plan().notices) == 2
+    assert len(service.host_plan().warnings) == 2
 
     # Unplugged, the terminated instance's port is no longer named.
     in_ns(host.ns, "ip", "link", "del", port_name(gone.mac))
-    assert [port_name(STRANGER_MAC) in notice for notice in service.host_plan().notices] == [True]
+    assert [port_name(STRANGER_MAC) in notice for notice in service.host_plan().warnings] == [True]

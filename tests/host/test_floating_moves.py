@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.linux.operations import AddNatElement, DeleteNatElement
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import PUBLIC_CLIENT, network_host
 
@@ -208,3 +209,95 @@ def test_an_established_tcp_stream_cannot_outlive_its_floating_ip(lab: Lab, tmp_
     client.stdin.write("two\n")
     client.stdin.flush()
     assert client.stdout.readline().strip() == "gone"
+
+
+def test_associate_moves_an_address_under_an_open_connection(lab: Lab, tmp_path: Path) -> None:
+    """`floating associate` of an associated address moves it in one command: the open
+    connection through it is reset (its tracked state went with the old NAT pair, so its
+    next segment reaches the new instance, which knows no such connection), and a new
+    connection reaches the new instance."""
+    from tests.host.test_cli import netcon
+
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.33.0.0/24", 1, 256)
+    vms = {name: service.launch_instance("alpha", name).addresses[0] for name in ("vm1", "vm2")}
+    service.add_security_group_rule("alpha", "default", "tcp", 7000, 7000)
+    service.create_floating_range("nethost", "203.0.113.30-203.0.113.32")
+    host.layer.sync()
+    bridge = service.list_networks()[0].bridge
+    guests = {}
+    for name, vm in vms.items():
+        guests[name] = host.instance(name, vm.mac, bridge)
+        assert lab.dhcp_client(guests[name]) == vm.address
+        _tcp_echo(lab, guests[name], 7000)
+    address = service.allocate_floating_ip("alpha").address
+    service.associate_floating_ip(address, "vm1")
+    host.layer.sync()
+
+    # One connection from the public side, kept open; each line sent is answered with
+    # the line and the server's name, or 'reset' / 'gone' once the connection fails.
+    client = subprocess.Popen(
+        [
+            "ip", "netns", "exec", host.public, sys.executable, "-u", "-c",
+            "import socket, sys, time\n"
+            "deadline = time.monotonic() + 10\n"
+            "while True:\n"
+            "    try:\n"
+            f"        s = socket.create_connection(({address!r}, 7000), 1); break\n"
+            "    except OSError:\n"
+            "        if time.monotonic() > deadline: raise\n"
+            "        time.sleep(0.2)\n"
+            "s.settimeout(3)\n"
+            "for line in sys.stdin:\n"
+            "    try:\n"
+            "        s.sendall(line.encode())\n"
+            "        print(s.recv(100).decode().strip() or 'gone', flush=True)\n"
+            "    except ConnectionResetError:\n"
+            "        print('reset', flush=True)\n"
+            "    except OSError:\n"
+            "        print('gone', flush=True)\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    lab.processes.append(client)
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write("one\n")
+    client.stdin.flush()
+    assert client.stdout.readline().strip() == f"one from {guests['vm1']}"
+
+    # --no-move refuses in one line and writes nothing.
+    refused = netcon(lab, "floating", "associate", address, "vm2", "--no-move")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"netcon: address: {address} is associated with vm1 ({vms['vm1'].address}); "
+        "not moved to vm2 (--no-move)"
+    ]
+    assert host.layer.plan().operations == ()
+
+    moved = netcon(lab, "floating", "associate", address, "vm2")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout == f"moved {address} from vm1 to vm2 ({vms['vm2'].address})\n"
+    applied = host.layer.sync().operations
+    assert applied == (
+        DeleteNatElement(address, vms["vm1"].address),
+        AddNatElement(address, vms["vm2"].address),
+    )
+    assert host.layer.plan().operations == ()
+
+    client.stdin.write("two\n")
+    client.stdin.flush()
+    assert client.stdout.readline().strip() == "reset"
+    fresh = in_ns(
+        host.public,
+        sys.executable,
+        "-c",
+        "import socket\n"
+        f"s = socket.create_connection(({address!r}, 7000), 3)\n"
+        "s.sendall(b'three\\n')\n"
+        "print(s.recv(100).decode().strip())\n",
+    )
+    assert fresh.stdout.strip() == f"three from {guests['vm2']}"

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.linux.operations import ReleaseLeases, SetMtu, StartDnsmasq
+from core.linux.operations import ReleaseLeases, SetHairpin, SetMtu, StartDnsmasq
 from core.linux.ports import port_name
 from tests.host.conftest import Lab, in_ns
 from tests.host.guests import lease, renew, resolve, reverse_name, upstream_resolver
@@ -126,11 +126,15 @@ def test_guests_get_the_network_mtu_and_full_size_tcp_crosses_vxlan(
         session.execute(update(instances).where(instances.c.name == "far").values(host="cmphost"))
 
     host.layer.sync()
-    # A port plugged at 1500 (as a plain veth comes): the next apply brings it to 1450.
+    # A port plugged at 1500 (as a plain veth comes): the next apply brings it to 1450
+    # (and, on the host that routes for it, to hairpin mode).
     near_ns = lab.netns("near")
     lab.veth(near_ns, "eth0", host.ns, port_name(near.mac), mac_a=near.mac)
     in_ns(host.ns, "ip", "link", "set", port_name(near.mac), "master", network.bridge)
-    assert host.layer.sync().operations == (SetMtu(port_name(near.mac), 1450),)
+    assert host.layer.sync().operations == (
+        SetMtu(port_name(near.mac), 1450),
+        SetHairpin(port_name(near.mac)),
+    )
     compute_service = NetconService(
         service.db.url, service.settings.replace(host="cmphost", netns=compute)
     )
@@ -221,7 +225,14 @@ def test_a_restarted_dnsmasq_acks_a_renewal_at_once(lab: Lab, tmp_path: Path) ->
         time.sleep(0.1)
 
     _restart_under(host, network.bridge)
-    # The new dnsmasq learnt the lease from the database through its script's "init".
+    # The new dnsmasq learnt the lease from the database: the apply wrote what it read
+    # beside the hosts file, and the script's "init" printed it (no Python started).
+    written = (host.layer.dhcp_dir / f"{network.bridge}.leases").read_text().split()
+    assert written[1:] == [vm.mac, vm.address, "vm1", "*"]
+    assert int(written[0]) > time.time() + 100  # a whole lease time (120 s) from the start
+    # Its renewals are of a lease the database is known to hold: no Python for them.
+    known = (host.layer.dhcp_dir / f"{network.bridge}.leased").read_text()
+    assert known == f"{vm.mac} {vm.address}\n"
     answer = renew(guest, vm.address, network.gateway, vm.mac)
     assert answer["type"] == "ACK" and answer["yiaddr"] == vm.address
     assert answer["server"] == network.gateway
@@ -271,3 +282,54 @@ def test_each_dnsmasq_answers_only_its_own_bridge(lab: Lab, tmp_path: Path) -> N
             answer = renew(ns, vm.address, net.gateway, vm.mac)
             assert answer["type"] == "ACK" and answer["server"] == net.gateway, answer
     assert host.layer.plan().operations == ()
+
+
+def test_reverse_names_of_a_network_subnet_are_answered_there_and_never_forwarded(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """PTR questions about a network's own subnet, whatever its size, are its dnsmasq's
+    to answer: a known instance by name, anything else NXDOMAIN, and the upstream
+    resolver (which records every query it gets) never hears of them. Addresses beside
+    the subnet still go upstream."""
+    record = lab.state_dir / "upstream-queries.log"
+    host = network_host(lab, tmp_path, dns_servers=["198.51.100.2"])
+    upstream_resolver(lab, host.ns, record=record)
+    service = host.service
+    # (subnet, size, an unknown address in it, an address just outside it)
+    cases = [
+        ("10.0.0.0/24", 256, "10.0.0.99", "10.0.1.99"),
+        ("10.61.0.64/26", 64, "10.61.0.120", "10.61.0.5"),
+        ("10.62.16.0/20", 4096, "10.62.30.7", "10.62.32.1"),
+    ]
+    guests = []
+    for number, (subnet, size, unknown, outside) in enumerate(cases):
+        project = f"p{number}"
+        service.create_project(project)
+        (network,) = service.create_networks(subnet, 1, size, 100 + number, 1000 + number)
+        vm = service.launch_instance(project, f"guest{number}").addresses[0]
+        known = service.launch_instance(project, f"known{number}").addresses[0]
+        guests.append((network, vm, (f"known{number}", known.address), unknown, outside))
+    host.layer.sync()
+
+    asked_outside = []
+    for network, vm, known, unknown, outside in guests:
+        guest = host.instance(f"g{network.id}", vm.mac, network.bridge)
+        assert lease(lab, guest) is not None
+        gateway = network.gateway
+        name = f"{known[0]}.novalocal"
+        _wait_resolves(guest, gateway, name)
+        assert resolve(guest, gateway, reverse_name(known[1]), "PTR") == ("NOERROR", [name])
+        assert resolve(guest, gateway, reverse_name(unknown), "PTR") == ("NXDOMAIN", [])
+        # The subnet's gateway and broadcast have no instance either.
+        assert resolve(guest, gateway, reverse_name(network.broadcast), "PTR")[0] == "NXDOMAIN"
+        resolve(guest, gateway, reverse_name(outside), "PTR")
+        asked_outside.append(reverse_name(outside))
+
+    # Every address beside a subnet reached the upstream, which shows it records what
+    # it is asked; nothing of the subnets themselves did.
+    seen = record.read_text()
+    for name in asked_outside:
+        assert f"query[PTR] {name} from" in seen
+    for network, _vm, known, unknown, _outside in guests:
+        for address in (known[1], unknown, network.broadcast):
+            assert reverse_name(address) not in seen

@@ -213,3 +213,35 @@ def test_element_lookups_agree_with_the_whole_table(lab: Lab) -> None:
     finally:
         lookup.close()
     assert empty is None  # no table: only a full apply can make it
+
+
+def test_a_scoped_apply_on_a_compute_host_stops_no_dnsmasq_it_never_ran(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A compute host holds its instances' bridges and segments, never a dnsmasq: a change
+    to those networks (an evacuation of their network host, here) leaves it nothing to
+    do, not a "stop dnsmasq" for every bridge the change names."""
+    from core.linux.host import HostLayer
+    from core.store.schema import instances
+
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_networks("10.68.0.0/23", 2, 256)
+    for name in ("alpha", "beta"):
+        service.create_project(name)
+        service.launch_instance(name, f"{name}-vm1")
+    host.layer.sync()
+    compute = lab.netns("cmp")
+    with service.db.write() as connection:
+        connection.execute(update(instances).values(host="cmphost"))
+    layer = HostLayer(service.settings.replace(host="cmphost", netns=compute), service.db)
+    try:
+        in_ns(compute, "ip", "link", "add", "und0", "type", "veth", "peer", "name", "und1")
+        assert layer.sync().operations  # its bridges and segments
+        assert layer.plan().operations == ()
+        ids = frozenset(n.id for n in service.list_networks())
+        for network in service.list_networks():
+            service.modify_network(network.cidr, dns1="192.0.2.53")
+        assert layer.plan(scope=Scope(ids, frozenset())).operations == ()
+    finally:
+        layer.close()

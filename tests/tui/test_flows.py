@@ -215,6 +215,36 @@ async def test_allocate_associate_disassociate(
         )
 
 
+async def test_associate_on_an_associated_address_moves_it(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    app = make_app(start="floating")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        assert current(app).address == "203.0.113.1" and current(app).instance == "web1"
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        # Every other instance of its project is offered; where it is now is not.
+        assert [c.value for c in app.screen.choices] == ["db1", "web2"]
+        await type_text(pilot, "db")
+        await pilot.press("enter")
+        await settle(pilot)
+        moved = demo_service.get_floating_ip("203.0.113.1")
+        assert (moved.instance, moved.fixed_address) == ("db1", "10.0.0.5")
+        assert messages(app)[-1] == (
+            "203.0.113.1 → db1 (10.0.0.5), moved from web1 — saved; pending on nethost1"
+        )
+        # A move the service refuses (web2 has one already) says why and changes nothing.
+        await pilot.press("a")
+        await settle(pilot)
+        await type_text(pilot, "web2")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "already has floating IP 203.0.113.2" in messages(app)[-1]
+        assert demo_service.get_floating_ip("203.0.113.1").instance == "db1"
+
+
 async def test_refused_before_asking(make_app: MakeApp, demo_service: NetconService) -> None:
     app = make_app(start="floating")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:

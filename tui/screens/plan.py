@@ -62,12 +62,12 @@ class PlanScreen(Dialog):
                 parts: list[str | tuple[str, str]] = []
                 for problem in plan.problems:
                     parts += [(f"✗ {problem}", "$error"), "\n"]
+                for warning in plan.warnings:
+                    parts += [(f"! {warning}", "$warning"), "\n"]
                 for line in plan.describe():
                     parts.append(f"  {line}\n")
                 if not plan.operations:
                     parts.append("  nothing to change: the host matches the database\n")
-                for notice in plan.notices:
-                    parts += [(f"! {notice}", "$warning"), "\n"]
                 yield Static(Content.assemble(*parts).rstrip())
             yield Static(self._status(), id="plan-status", classes="dialog-note")
             yield Working()

@@ -76,14 +76,20 @@ def _allocate(api: NetconAPI, values: Values, scope: Scope) -> Outcome:
 def _refuse_associate(f: FloatingIPView) -> str | None:
     if f.project is None:
         return f"{f.address} is not allocated to a project: allocate it first (n)"
-    if f.instance is not None:
-        return f"{f.address} is already associated with {f.instance}: disassociate it first (x)"
     return None
+
+
+def _associate_title(f: FloatingIPView) -> str:
+    if f.instance is not None:
+        return f"Move {f.address} from {f.instance} to another instance of {f.project}"
+    return f"Associate {f.address} with an instance of {f.project}"
 
 
 def _instances_for(api: NetconAPI, f: FloatingIPView) -> list[Choice]:
     choices = []
     for instance in api.list_instances(project=f.project):
+        if instance.name == f.instance:
+            continue  # where it is now: a move goes elsewhere
         addresses = ", ".join(a.address for a in instance.addresses) or "no address"
         taken = [a.floating for a in instance.addresses if a.floating]
         note = f"  (has {', '.join(taken)})" if taken else ""
@@ -92,8 +98,10 @@ def _instances_for(api: NetconAPI, f: FloatingIPView) -> list[Choice]:
 
 
 def _associate(api: NetconAPI, f: FloatingIPView, values: Values) -> Outcome:
+    # An associated address moves, in one call, as `floating associate` moves it.
     done = api.associate_floating_ip(f.address, values.text("choice"))
-    return Outcome(f"{done.address} → {done.instance} ({done.fixed_address})")
+    moved = f", moved from {f.instance}" if f.instance is not None else ""
+    return Outcome(f"{done.address} → {done.instance} ({done.fixed_address}){moved}")
 
 
 def _disassociate(api: NetconAPI, f: FloatingIPView, values: Values) -> Outcome:
@@ -197,9 +205,9 @@ FLOATING: ViewSpec[FloatingIPView] = ViewSpec(
         RowAction(
             "floating.associate", "a", "Associate", footer=2, refuse=_refuse_associate,
             pick=Pick(
-                title=lambda f: f"Associate {f.address} with an instance of {f.project}",
+                title=_associate_title,
                 choices=_instances_for,
-                empty=lambda f: f"{f.project} has no instances to associate {f.address} with",
+                empty=lambda f: f"{f.project} has no other instance to associate {f.address} with",
             ),
             call=_associate,
         ),
