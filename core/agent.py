@@ -1,7 +1,8 @@
 """`netcon agent`: keeps one network host equal to the database, for as long as it runs.
 
 It wakes on change, not on a timer: on PostgreSQL every committed change NOTIFYs the
-hosts it concerns and the agent LISTENs; on SQLite (one host) it watches the file's
+hosts it concerns and the agent LISTENs, or, with a broker set (``bus``), it subscribes
+to its host's subject there (core.bus); on SQLite (one host) it watches the file's
 commit counter (``PRAGMA data_version``). A change for another host wakes it but starts
 no apply. A slow re-sync catches anything a lost notification hid. It heartbeats,
 records what it applied (or why it could not), and when it cannot renew its heartbeat
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from core import validate
-from core.errors import DatabaseError, HostError, NetconError
+from core.errors import DatabaseError, HostError, InvalidInput, NetconError
 from core.linux import namespace
 from core.linux.scope import Scope
 
@@ -162,7 +163,8 @@ class Agent:
         self.poll = poll
         self.resync = float(resync if resync is not None else settings.agent_resync)
         self.lease = float(settings.host_down_time)
-        self.heartbeat_every = max(1.0, self.lease / 4)
+        every = settings.heartbeat_interval
+        self.heartbeat_every = float(every) if every is not None else max(1.0, self.lease / 4)
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
@@ -188,6 +190,12 @@ class Agent:
         # An agent that would refuse what it was given must not heartbeat first: its
         # host would be shown alive by an agent that never ran.
         validate.host_name("host", self.host)
+        if self.heartbeat_every >= self.lease:
+            raise InvalidInput(
+                "heartbeat_interval",
+                f"{self.heartbeat_every:g} s must be shorter than host_down_time "
+                f"({self.lease:g} s), or every host is shown down between its heartbeats",
+            )
         namespace.check_netns(self.netns if self.netns is not None else self.service.settings.netns)
         self.on_apply(f"agent for host {self.host} started")
         try:
@@ -220,10 +228,12 @@ class Agent:
                 if self.state.fenced:
                     self.state.fenced = False
                     self.state.last_resync = 0.0
+                # A dead host is looked for as often as this one says it is alive, so
+                # its networks move within a heartbeat of host_down_time, not a re-sync.
+                self._evacuate_down_hosts()
             if now - self.state.last_resync >= self.resync:
                 self._apply(full=True)
                 self.state.last_resync = time.monotonic()
-                self._evacuate_down_hosts()
             else:
                 self._apply(full=False)
             timeout = min(
@@ -239,6 +249,11 @@ class Agent:
         db = self.service.db
         if self.poll is not None:
             return PollWatch(self.poll)
+        bus = self.service.settings.bus
+        if bus is not None:
+            from core.bus import BusWatch
+
+            return BusWatch(bus, self.host, self.service.settings.bus_poll, on_state=self.on_apply)
         if db.dialect == "postgresql":
             from core.service.base import CHANGES_CHANNEL
 

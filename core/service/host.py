@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam
 
 from core import validate
 from core.defaults import LOCK_TIMEOUT
@@ -21,12 +22,15 @@ if TYPE_CHECKING:
 
 class HostService(AgentService):
     def heartbeat(self, host: str | None = None) -> None:
-        """Mark a network host alive; the host layer calls this on every apply."""
+        """Mark a network host alive; the host layer calls this on every apply.
+
+        Every agent does this every heartbeat_interval, so it is one statement (on
+        PostgreSQL one round trip, no BEGIN or COMMIT): its own row, made if missing,
+        and nothing that wakes another host."""
         name = validate.host_name("host", host if host is not None else self.settings.host)
-        with self.db.write() as connection:
-            self._ensure_host(connection, name)
+        with self.db.single(write=True) as connection:
             connection.execute(
-                update(hosts).where(hosts.c.name == name).values(last_heartbeat=self.clock())
+                _heartbeat_statement(self.db.dialect), {"name": name, "now": self.clock()}
             )
 
     def host_plan(self, netns: str | None = None) -> Plan:
@@ -87,6 +91,22 @@ class HostService(AgentService):
         """:meth:`host_apply` as a view of what was done."""
         done = self.host_apply(netns, lock_timeout=lock_timeout, on_wait=on_wait)
         return _plan_view(self.settings.host, done)
+
+
+@functools.cache
+def _heartbeat_statement(dialect: str) -> Any:
+    """INSERT of the host's row that, when the row is there, sets its heartbeat alone."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(hosts).values(
+        name=bindparam("name"),
+        role="network",
+        last_heartbeat=bindparam("now", type_=hosts.c.last_heartbeat.type),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["name"], set_={"last_heartbeat": statement.excluded.last_heartbeat}
+    )
 
 
 def _plan_view(host: str, plan: Plan) -> PlanView:
