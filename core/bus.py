@@ -34,8 +34,8 @@ SUBJECT_PREFIX = "netcon.host."
 DEFAULT_PORT = 4222
 # A broker that does not answer within this is taken as away: a command never waits on it.
 CONNECT_TIMEOUT = 1.0
-# After a failed publish, a process leaves the broker alone this long, so a batch of
-# changes does not pay the connect timeout on each.
+# After a publish that timed out, a process leaves the broker alone this long, so a
+# batch of changes does not pay the connect timeout on each.
 RETRY_AFTER = 5.0
 
 
@@ -120,7 +120,10 @@ class Publisher:
                 except (OSError, BusError) as exc:
                     self._drop()
                     failure = exc
-            self.quiet_until = time.monotonic() + RETRY_AFTER
+            if isinstance(failure, TimeoutError) or "timed out" in str(failure):
+                # A broker that does not answer costs the timeout each time: a batch of
+                # changes would pay it on each. One that refuses costs nothing.
+                self.quiet_until = time.monotonic() + RETRY_AFTER
             log.warning("message bus unreachable (%s): hosts catch up by polling", failure)
             return False
 
@@ -149,6 +152,8 @@ class Publisher:
                 options.update(user=user, **({"pass": password} if password else {}))
             connection.sendall(b"CONNECT " + json.dumps(options).encode() + b"\r\n")
             return
+        if isinstance(failure, TimeoutError):
+            raise failure
         raise BusError(f"no broker answered: {failure}")
 
     def _line(self) -> bytes:

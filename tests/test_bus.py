@@ -132,12 +132,28 @@ def test_an_agent_polls_while_the_broker_is_away_and_wakes_again_after(
         watch.close()
 
 
-def test_publishing_to_a_broker_that_is_away_returns_false_at_once() -> None:
-    publisher = Publisher("nats://127.0.0.1:9")
+def test_publishing_to_a_broker_that_is_away_returns_false(nats_server: NatsServer) -> None:
+    publisher = Publisher(nats_server.url)
+    nats_server.stop()
     assert publisher.publish(["h1"], {"change": 1}) is False
-    # Left alone for a while: no second connect attempt.
-    assert publisher.publish(["h1"], {"change": 2}) is False
-    assert publisher.socket is None
+    # A refusal costs nothing: the next publish tries again, and finds it back.
+    nats_server.start()
+    assert publisher.publish(["h1"], {"change": 2}) is True
+
+
+def test_a_broker_that_does_not_answer_is_left_alone_for_a_while() -> None:
+    # A listening socket that never speaks: connects, then the INFO line never comes.
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        publisher = Publisher(f"nats://127.0.0.1:{silent.getsockname()[1]}")
+        assert publisher.publish(["h1"], {"change": 1}) is False
+        assert publisher.quiet_until > 0
+        # Left alone: no second connect attempt, so a batch pays the timeout once.
+        assert publisher.publish(["h1"], {"change": 2}) is False
+        assert publisher.socket is None
 
 
 def test_a_heartbeat_is_one_statement_and_wakes_nobody(cloud: NetconService, pg_url: str) -> None:
