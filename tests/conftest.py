@@ -150,6 +150,10 @@ class ReplicatedPostgres:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         self.primary.start(synchronous=True)
         self.standby = PostgresServer(initialise=False)
+        self.seed_standby()
+
+    def seed_standby(self) -> None:
+        """Make :attr:`standby` a streaming copy of :attr:`primary` and start it."""
         _run(
             _as_server_user(
                 [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
