@@ -192,7 +192,7 @@ class Database:
         # trip to every transaction, which an agent pays on every apply. A database that
         # fails over is the exception: its primary may be another server since the last
         # transaction, and a change must not fail on the dead one's connection.
-        idle = 0.0 if connect.failover else _PING_AFTER_IDLE
+        always = connect.failover
 
         @event.listens_for(engine, "checkin")
         def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -201,7 +201,9 @@ class Database:
         @event.listens_for(engine, "checkout")
         def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             returned = record.info.get("returned")
-            if returned is None or time.monotonic() - returned < idle:
+            if returned is None:
+                return
+            if not always and time.monotonic() - returned < _PING_AFTER_IDLE:
                 return
             try:
                 engine.dialect.do_ping(dbapi_connection)
