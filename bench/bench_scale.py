@@ -750,6 +750,11 @@ def bench_evacuation(stack: ExitStack, root: Path, server_url: str, count: int) 
     assert change is not None and change.change is not None
     done = max(hosts.agents[name].applied_at(change.change, timeout=1800) for name in names[1:])
     took = done - committed
+    for name in names[1:]:
+        with hosts.agents[name].changed:
+            trouble = [line for _, line in hosts.agents[name].lines if "failed" in line]
+        for line in trouble:
+            print(f"  {name}: {line}")
     spread = {host: sum(1 for _, h in moved.networks if h == host) for host in names[1:]}
     print(f"  evacuated to {spread}: every network up {took:.1f} s after the commit ({load()})")
     ratio = took / first
