@@ -96,10 +96,16 @@ class HostService(AgentService):
 @functools.cache
 def _heartbeat_statement(dialect: str) -> Any:
     """INSERT of the host's row that, when the row is there, sets its heartbeat alone."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    # Each dialect's insert is imported only where used: PostgreSQL's costs 50 ms.
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(hosts).values(
+        statement: Any = pg_insert(hosts)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(hosts)
+    statement = statement.values(
         name=bindparam("name"),
         role="network",
         last_heartbeat=bindparam("now", type_=hosts.c.last_heartbeat.type),
