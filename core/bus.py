@@ -34,6 +34,8 @@ SUBJECT_PREFIX = "netcon.host."
 DEFAULT_PORT = 4222
 # A broker that does not answer within this is taken as away: a command never waits on it.
 CONNECT_TIMEOUT = 1.0
+# How often an agent's connection to the broker is tried while it waits.
+PING_INTERVAL = 10
 # After a publish that timed out, a process leaves the broker alone this long, so a
 # batch of changes does not pay the connect timeout on each.
 RETRY_AFTER = 5.0
@@ -255,6 +257,10 @@ class BusWatch:
                     # the library tries for ever).
                     max_reconnect_attempts=1,
                     reconnect_time_wait=0,
+                    # A broker gone without a word (its machine died) is noticed after
+                    # two unanswered pings, not the library's four minutes.
+                    ping_interval=PING_INTERVAL,
+                    max_outstanding_pings=2,
                     disconnected_cb=gone,
                     closed_cb=gone,
                     error_cb=self._error,
