@@ -39,8 +39,9 @@ They apply nothing.
 * Idle agent (``idle``): ``--hosts`` networks on the database (one on each real host,
   the rest on the stand-ins), and changes for the stand-ins' networks at 50 a second
   for ``--idle`` seconds; each real agent's CPU time (utime + stime + its children's,
-  /proc/PID/stat) as a share of one core. Baseline: `sleep` does not do; the share is
-  printed against the target, < 0.5 %, and the real agents' applies are counted (0).
+  /proc/PID/stat) as a share of one core, against the target (< 0.5 %: an absolute
+  figure, there is no standard tool that does what an agent does to compare it with);
+  the real agents' applies in that time are counted (target 0).
 * `netcon host list` (``hostlist``) with every host registered: the whole process,
   median of 7, against ``python3 -c "import sqlalchemy"`` (same interpreter). Target
   <= 2x.
