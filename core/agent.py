@@ -204,7 +204,7 @@ class Agent:
                 if stop.is_set():
                     break
                 if woke is None:  # the database is away: try again shortly
-                    stop.wait(min(1.0 + self.state.failures, 5.0))
+                    stop.wait(min(0.5 * self.state.failures, 5.0))
                     continue
         finally:
             if self.watch is not None:
@@ -257,6 +257,9 @@ class Agent:
         if db.dialect == "postgresql":
             from core.service.base import CHANGES_CHANNEL
 
+            # Through the pool first: during a failover it waits for the new primary,
+            # where the LISTEN's own connection would fail and the agent back off.
+            db.reach()
             return PostgresWatch(db.url, self.host, CHANGES_CHANNEL)
         if db.path is None:
             raise DatabaseError("an agent needs a database file or a PostgreSQL server")

@@ -370,6 +370,16 @@ class Database:
         except OperationalError:
             return False
 
+    def reach(self) -> None:
+        """Make sure a server can be reached: with a failover URL, wait for a writable one
+        (up to the lock timeout), as every connection of the pool does. For a process
+        about to open a connection of its own (an agent's LISTEN)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
+
     def dispose(self) -> None:
         self.engine.dispose()
 
