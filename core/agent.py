@@ -1,7 +1,8 @@
 """`netcon agent`: keeps one network host equal to the database, for as long as it runs.
 
 It wakes on change, not on a timer: on PostgreSQL every committed change NOTIFYs the
-hosts it concerns and the agent LISTENs; on SQLite (one host) it watches the file's
+hosts it concerns and the agent LISTENs, or, with a broker set (``bus``), it subscribes
+to its host's subject there (core.bus); on SQLite (one host) it watches the file's
 commit counter (``PRAGMA data_version``). A change for another host wakes it but starts
 no apply. A slow re-sync catches anything a lost notification hid. It heartbeats,
 records what it applied (or why it could not), and renews the heartbeat lease of what
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from core import validate
-from core.errors import DatabaseError, HostError, NetconError
+from core.errors import DatabaseError, HostError, InvalidInput, NetconError
 from core.linux import lease as leases
 from core.linux import namespace
 from core.linux.lease import Lease, LeaseLapsed
@@ -171,7 +172,10 @@ class Agent:
         # that lease (see core.linux.lease).
         self.lease_seconds = float(settings.host_down_time)
         self.leased = leases.leased(settings.fencing, service.db.dialect)
-        self.heartbeat_every = max(1.0, self.lease_seconds / 4)
+        every = settings.heartbeat_interval
+        self.heartbeat_every = (
+            float(every) if every is not None else max(1.0, self.lease_seconds / 4)
+        )
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
@@ -197,6 +201,13 @@ class Agent:
         # An agent that would refuse what it was given must not heartbeat first: its
         # host would be shown alive by an agent that never ran.
         validate.host_name("host", self.host)
+        if self.heartbeat_every >= self.lease_seconds:
+            raise InvalidInput(
+                "heartbeat_interval",
+                f"{self.heartbeat_every:g} s must be shorter than host_down_time "
+                f"({self.lease_seconds:g} s), or every host is shown down between its "
+                "heartbeats",
+            )
         namespace.check_netns(self.netns if self.netns is not None else self.service.settings.netns)
         self.on_apply(f"agent for host {self.host} started")
         try:
@@ -205,7 +216,7 @@ class Agent:
                 if stop.is_set():
                     break
                 if woke is None:  # the database is away: try again shortly
-                    stop.wait(min(1.0 + self.state.failures, 5.0))
+                    stop.wait(min(0.5 * self.state.failures, 5.0))
                     continue
         finally:
             if self.watch is not None:
@@ -242,10 +253,12 @@ class Agent:
             afresh = lapsed or self.state.fenced
             if afresh or now - self.state.last_heartbeat >= self.heartbeat_every:
                 self._heartbeat(now, afresh=afresh)
+                # A dead host is looked for as often as this one says it is alive, so
+                # its networks move within a heartbeat of host_down_time, not a re-sync.
+                self._evacuate_down_hosts()
             if now - self.state.last_resync >= self.resync:
                 self._apply(full=True)
                 self.state.last_resync = time.monotonic()
-                self._evacuate_down_hosts()
             else:
                 self._apply(full=False)
             timeout = min(
@@ -295,9 +308,17 @@ class Agent:
         db = self.service.db
         if self.poll is not None:
             return PollWatch(self.poll)
+        bus = self.service.settings.bus
+        if bus is not None:
+            from core.bus import BusWatch
+
+            return BusWatch(bus, self.host, self.service.settings.bus_poll, on_state=self.on_apply)
         if db.dialect == "postgresql":
             from core.service.base import CHANGES_CHANNEL
 
+            # Through the pool first: during a failover it waits for the new primary,
+            # where the LISTEN's own connection would fail and the agent back off.
+            db.reach()
             return PostgresWatch(db.url, self.host, CHANGES_CHANNEL)
         if db.path is None:
             raise DatabaseError("an agent needs a database file or a PostgreSQL server")

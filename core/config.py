@@ -53,9 +53,12 @@ class Settings:
     dhcp_lease_time: int = 120
     # Seconds after release that a still-leased address is taken back anyway.
     fixed_ip_disassociate_timeout: int = 600
-    # A host whose heartbeat is older than this is not given new networks, may be
-    # evacuated, and (fencing) stops answering for what it served.
+    # A host whose heartbeat is older than this is shown down, is given no new networks,
+    # may be evacuated, and (fencing) stops answering for what it served; its agent
+    # heartbeats every heartbeat_interval seconds (None: a quarter of host_down_time),
+    # one statement on the database that wakes no host.
     host_down_time: int = 60
+    heartbeat_interval: int | None = None
     # Whether gateway and floating addresses last only as long as this host's heartbeat
     # lease: "lease", "off" (forever), or "auto" (lease on PostgreSQL, off on SQLite).
     fencing: str = "auto"
@@ -71,6 +74,12 @@ class Settings:
     # lost, and move a down host's networks to live hosts without a person.
     agent_resync: int = 60
     auto_evacuate: bool = False
+    # Wake-ups through a message broker instead of PostgreSQL's NOTIFY, for clouds of
+    # more than about 100 hosts ("nats://host:4222", several joined by commas): a change
+    # is published on a subject per host it names. While the broker is away, agents look
+    # at the change table every bus_poll seconds instead.
+    bus: str | None = None
+    bus_poll: int = 5
     state_dir: str = "/var/lib/netcon"
     # Host layer: the namespace it acts in (None: the process's own), the binaries it
     # runs, and how VXLAN segments find their peers (one multicast group per VNI).
@@ -125,6 +134,14 @@ def _multicast(field: str, value: Any) -> Any:
     return str(address)
 
 
+def _bus(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    from core.bus import bus_url  # only where a broker is set: it costs at start-up
+
+    return bus_url(field, value)
+
+
 def _namespace(field: str, value: Any) -> Any:
     if value is None:
         return None
@@ -155,6 +172,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "fixed_ip_disassociate_timeout": _at_least(0),
     "host_down_time": _at_least(1),
     "fencing": _choice("auto", "lease", "off"),
+    "heartbeat_interval": lambda f, v: None if v is None else validate.integer(f, v, 1, 86400),
     "default_floating_pool": validate.name,
     "quota_floating_ips": _at_least(-1),
     "quota_fixed_ips": _at_least(-1),
@@ -163,6 +181,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "auto_apply": lambda f, v: v,
     "agent_resync": _at_least(1, 86400),
     "auto_evacuate": lambda f, v: v,
+    "bus": _bus,
+    "bus_poll": _at_least(1, 3600),
     "state_dir": validate.state_directory,
     "netns": _namespace,
     "dnsmasq_binary": validate.program,
@@ -185,6 +205,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         wanted = (bool,)
     elif current in ("str | None",):
         wanted = (str, type(None))
+    elif current in ("int | None",):
+        wanted = (int, type(None))
     elif current in ("tuple[str, ...]",):
         wanted = (list, tuple)
     else:

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +69,7 @@ class PostgresServer:
     """A throwaway PostgreSQL 15 server in a directory of its own, run as ``postgres``;
     it can be stopped and started again on the same port (an outage, a restart)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, initialise: bool = True) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="nc-pg-"))
         self.data, self.log = self.workdir / "data", self.workdir / "pg.log"
         if os.geteuid() == 0:
@@ -77,6 +78,8 @@ class PostgresServer:
         self.workdir.chmod(0o755)
         self.port = _free_port()
         self.running = False
+        if not initialise:  # a standby: its data directory comes from pg_basebackup
+            return
         _run(
             _as_server_user(
                 [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
@@ -89,10 +92,17 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/"
 
-    def start(self) -> None:
+    def conninfo(self, application: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres application_name={application}"
+
+    def start(self, *, synchronous: bool = False, max_connections: int = 200) -> None:
+        """``synchronous``: a commit waits for its WAL (and for a synchronous standby),
+        for tests that count on committed changes surviving the server's death."""
+        commit = "on" if synchronous else "off"
         options = (
             f"-k {self.workdir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c synchronous_commit={commit} -c full_page_writes=off "
+            f"-c max_connections={max_connections}"
         )
         _run(
             _as_server_user(
@@ -121,6 +131,64 @@ class PostgresServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class ReplicatedPostgres:
+    """A primary and a streaming standby made from it with pg_basebackup, replicating
+    synchronously (a commit returns once the standby has it, so a failover loses no
+    committed change); :meth:`fail_over` kills the primary and promotes the standby."""
+
+    def __init__(self) -> None:
+        self.primary = PostgresServer()
+        conf = self.primary.data / "postgresql.conf"
+        with conf.open("a") as settings:
+            settings.write(
+                "wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n"
+                "synchronous_standby_names = 'standby'\n"
+            )
+        with (self.primary.data / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication all 127.0.0.1/32 trust\n")
+        self.primary.start(synchronous=True)
+        self.standby = PostgresServer(initialise=False)
+        self.seed_standby()
+
+    def seed_standby(self) -> None:
+        """Make :attr:`standby` a streaming copy of :attr:`primary` and start it."""
+        _run(
+            _as_server_user(
+                [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
+                 "-U", "postgres", "-D", str(self.standby.data), "-R", "-X", "stream",
+                 "--no-sync"]
+            ),
+            "pg_basebackup",
+        )  # fmt: skip
+        with (self.standby.data / "postgresql.auto.conf").open("a") as auto:
+            auto.write("primary_conninfo = '" + self.primary.conninfo("standby") + "'\n")
+            # Once promoted it has no standby of its own to wait for.
+            auto.write("synchronous_standby_names = ''\n")
+        self.standby.start(synchronous=True)
+
+    def url(self, database: str = "postgres", *, driver: str = "postgresql") -> str:
+        """A libpq multi-host URL naming both servers, for the writable one."""
+        return (
+            f"{driver}://postgres@127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
+            f"/{database}?target_session_attrs=read-write"
+        )
+
+    def kill_primary(self) -> None:
+        self.primary.stop("immediate")
+
+    def promote(self) -> None:
+        _run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.standby.data), "-w",
+                             "promote"]),
+            "pg_ctl promote",
+            self.standby.log,
+        )  # fmt: skip
+
+    def remove(self) -> None:
+        self.standby.remove()
+        self.primary.remove()
 
 
 @pytest.fixture(scope="session")
@@ -178,3 +246,72 @@ def pg_url(pg_server: str) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite database file of its own for one test (created on first open)."""
     return f"sqlite:///{tmp_path / 'netcon.db'}"
+
+
+class NatsServer:
+    """A NATS server (Debian's nats-server) on a free port of 127.0.0.1, with its
+    monitoring port, in a directory of its own; stopped by its PID, and startable again
+    on the same ports (a broker's restart)."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="nc-nats-"))
+        self.port = _free_port()
+        self.monitor_port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = (self.workdir / "nats.log").open("ab")
+        self.process = subprocess.Popen(
+            ["nats-server", "-a", "127.0.0.1", "-p", str(self.port), "-m",
+             str(self.monitor_port), "-P", str(self.workdir / "nats.pid")],
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                    if probe.recv(5) == b"INFO ":
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nats-server did not start: {(self.workdir / 'nats.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def connections(self) -> list[dict[str, object]]:
+        """The server's clients with their subscriptions and message counts (/connz)."""
+        import json
+        import urllib.request
+
+        address = f"http://127.0.0.1:{self.monitor_port}/connz?subs=1"
+        with urllib.request.urlopen(address, timeout=5) as answer:
+            return list(json.load(answer).get("connections") or [])
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A NATS server of the test's own, which it may stop and start."""
+    if shutil.which("nats-server") is None:
+        pytest.skip("nats-server is not installed (Debian package nats-server)")
+    server = NatsServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from core.cli.serve import Serve
 
 # Commands that run without the parser: dnsmasq calls the first on every lease event,
-# the shell the second on every Tab.
+# the shell the second on every Tab. (`host list` too, when it can: see core.cli.lean.)
 LEAN = ("dhcp-event", "complete")
 
 
@@ -30,6 +30,13 @@ def main(
         from core.cli import lean
 
         return lean.run([words[at], *words[:at], *words[at + 1 :]])
+    helping = bool({"-h", "--help"} & set(words))
+    if at is not None and words[at : at + 2] == ["host", "list"] and not helping:
+        from core.cli import lean
+
+        listed = lean.host_list([*words[:at], *words[at + 2 :]])
+        if listed is not None:
+            return listed
     if at is not None and words[at] == "-":
         words[at] = "batch"
     from core.cli.run import run_command

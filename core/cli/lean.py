@@ -1,8 +1,11 @@
-"""The two commands that run often and must start at once: `netcon dhcp-event`, which
-dnsmasq runs on every lease event, and `netcon complete`, which the shell runs on Tab.
+"""The commands that run often and must start at once: `netcon dhcp-event`, which
+dnsmasq runs on every lease event, `netcon complete`, which the shell runs on Tab, and
+`netcon host list`, which an admin of a thousand hosts runs to see them.
 
-Neither builds the parser nor imports SQLAlchemy; each does one or two statements on a
-bare driver connection.
+None builds the parser nor imports SQLAlchemy; each does a few statements on a bare
+driver connection. `host list` hands over to the ordinary command line whenever it
+cannot read the database as it is (missing, of another schema revision, busy), so that
+what is refused is refused in the ordinary words.
 """
 
 from __future__ import annotations
@@ -170,6 +173,41 @@ def dhcp_init(db: str | None, env: os._Environ[str] | dict[str, str]) -> int:
         "".join(f"{expiry} {mac} {address} {name or '*'} *\n" for mac, address, name in rows)
     )
     sys.stdout.flush()
+    return 0
+
+
+def host_list(words: list[str]) -> int | None:
+    """`netcon host list [--db URL] [--json]`, read on a bare driver connection; None
+    when the ordinary command line must do it (other options, or a database that cannot
+    be read as it is)."""
+    db, as_json, rest = _options(words)
+    if rest:
+        return None
+    from core.config import load_settings
+    from core.store.hostlist import read_hosts
+    from core.store.rules import HEAD_REVISION
+
+    try:
+        url = database_url(db)
+        down_time = load_settings().host_down_time
+        database = RawDatabase(url, read_only=True)
+    except Exception:  # noqa: BLE001 - the ordinary path says what is wrong
+        return None
+    try:
+        database.execute("BEGIN")  # one picture of the hosts, for every statement
+        stored = database.query("SELECT version_num FROM alembic_version")
+        if stored != [(HEAD_REVISION,)]:
+            return None
+        hosts = read_hosts(database.query, utcnow(), down_time)
+        database.execute("COMMIT")
+    except Exception:  # noqa: BLE001 - the ordinary path says what is wrong
+        return None
+    finally:
+        database.close()
+    from core.cli.host import COLUMNS
+    from core.cli.output import Output
+
+    Output(sys.stdout, as_json=as_json).rows(hosts, COLUMNS)
     return 0
 
 

@@ -134,6 +134,8 @@ class ServiceBase:
         self._held: ChangeSet | None = None
         # The last change this service committed (the console follows it to "applied").
         self.last_change: ChangeSet | None = None
+        # Wake-ups on the broker, when one is set (core.bus.Publisher), made at first use.
+        self._publisher: Any = None
         if self.settings.auto_apply:
             from core.linux.autoapply import install
 
@@ -173,7 +175,20 @@ class ServiceBase:
         except _NothingToDo:
             return
         self.last_change = changes
+        self._wake(changes)
         self._tell(changes)
+
+    def _wake(self, changes: ChangeSet) -> None:
+        """With a broker set, wake the agents of the hosts a committed change names, on
+        their own subjects. Told after the commit, so an agent that wakes finds the
+        change; a wake-up that does not arrive is caught from the change table."""
+        if not changes.hosts or self.settings.bus is None:
+            return
+        if self._publisher is None:
+            from core.bus import Publisher
+
+            self._publisher = Publisher(self.settings.bus)
+        self._publisher.publish(changes.hosts, {"change": changes.change})
 
     def _tell(self, changes: ChangeSet) -> None:
         if not changes:
@@ -233,7 +248,9 @@ class ServiceBase:
 
     def _record_for_hosts(self, connection: Connection, changes: ChangeSet) -> None:
         """One row per host the change concerns, in the change's own transaction, and on
-        PostgreSQL a NOTIFY naming those hosts, which is delivered only on commit."""
+        PostgreSQL without a broker a NOTIFY naming those hosts, which is delivered only
+        on commit (with a broker, :meth:`_wake` tells them after the commit instead: a
+        NOTIFY would still cost every listening backend)."""
         if not changes.hosts:
             return
         networks_json = json.dumps(sorted(changes.network_ids))
@@ -250,7 +267,7 @@ class ServiceBase:
                 for host in sorted(changes.hosts)
             ],
         )
-        if self.db.dialect == "postgresql":
+        if self.db.dialect == "postgresql" and self.settings.bus is None:
             payload = json.dumps({"change": changes.change, "hosts": sorted(changes.hosts)})
             connection.execute(select(func.pg_notify(CHANGES_CHANNEL, payload[:7900])))
 

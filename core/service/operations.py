@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from core import validate
 from core.errors import InvalidInput
@@ -13,16 +12,7 @@ from core.service import vpnclients
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
 from core.store.raw import RawDatabase
-from core.store.schema import (
-    audit_events,
-    fixed_ips,
-    floating_ips,
-    host_changes,
-    hosts,
-    instances,
-    networks,
-    projects,
-)
+from core.store.schema import audit_events, host_changes, hosts, networks, projects
 from core.views import AuditView, HostView, VpnView
 
 DHCP_ACTIONS = ("add", "old", "del")
@@ -72,71 +62,14 @@ class OperationsService(ServiceBase):
         return views
 
     def list_hosts(self) -> list[HostView]:
+        from core.store.hostlist import read_hosts
+
         with self.db.read() as connection:
-            network_counts: dict[str, int] = {
-                host: count
-                for host, count in connection.execute(
-                    select(networks.c.host, func.count(networks.c.id)).group_by(networks.c.host)
-                )
-                if host is not None
-            }
-            floating: dict[str, int] = dict(
-                connection.execute(
-                    select(floating_ips.c.host, func.count(floating_ips.c.id)).group_by(
-                        floating_ips.c.host
-                    )
-                ).all()
+            return read_hosts(
+                lambda sql: connection.exec_driver_sql(sql).all(),
+                self.clock(),
+                self.settings.host_down_time,
             )
-            known = {
-                row.name: row for row in connection.execute(select(hosts).order_by(hosts.c.name))
-            }
-            serving: dict[str, int] = {
-                host: count
-                for host, count in connection.execute(
-                    select(instances.c.host, func.count(func.distinct(instances.c.id)))
-                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
-                    .join(networks, fixed_ips.c.network_id == networks.c.id)
-                    .where(networks.c.multi_host.is_(True), instances.c.host.is_not(None))
-                    .group_by(instances.c.host)
-                )
-            }
-            pending: dict[str, int] = dict(
-                connection.execute(
-                    select(host_changes.c.host, func.count())
-                    .select_from(host_changes)
-                    .outerjoin(hosts, hosts.c.name == host_changes.c.host)
-                    .where(
-                        hosts.c.applied_change.is_(None)
-                        | (host_changes.c.change_id > hosts.c.applied_change)
-                    )
-                    .group_by(host_changes.c.host)
-                ).all()
-            )
-        cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
-        names = sorted(
-            set(known) | set(network_counts) | set(floating) | set(pending) | set(serving)
-        )
-        views = []
-        for name in names:
-            row = known.get(name)
-            beat = row.last_heartbeat if row is not None else None
-            views.append(
-                HostView(
-                    name=name,
-                    role=row.role if row is not None else "network",
-                    last_heartbeat=beat,
-                    alive=beat is not None and beat >= cutoff,
-                    networks=network_counts.get(name, 0),
-                    floating_ips=floating.get(name, 0),
-                    pending=pending.get(name, 0),
-                    applied_change=row.applied_change if row is not None else None,
-                    applied_at=row.applied_at if row is not None else None,
-                    last_error=row.last_error if row is not None else None,
-                    vpn_ip=row.vpn_ip if row is not None else None,
-                    multi_host_instances=serving.get(name, 0),
-                )
-            )
-        return views
 
     def list_audit(self, limit: int = 200, offset: int = 0) -> list[AuditView]:
         with self.db.read() as connection:

@@ -12,6 +12,7 @@ written to it. Read access is enough to read.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -64,12 +65,17 @@ class Database:
         lock_timeout: float = LOCK_TIMEOUT,
         application: str = "netcon",
     ) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise InvalidInput("--db", f"{url[:80]!r} is not a database URL") from None
         self.url = url
-        self.dialect = parsed.get_backend_name()
+        if _is_postgres(url):
+            # libpq's own URLs, several hosts included ("postgresql://db1,db2/netcon"),
+            # which SQLAlchemy's URL parser does not take: the driver is given them whole.
+            self.dialect = "postgresql"
+        else:
+            try:
+                parsed = make_url(url)
+            except ArgumentError:
+                raise InvalidInput("--db", f"{url[:80]!r} is not a database URL") from None
+            self.dialect = parsed.get_backend_name()
         self.lock_timeout = lock_timeout
         self.on_wait: WaitReporter | None = None
         # Whether this process may only read (file or file system not writable).
@@ -85,8 +91,6 @@ class Database:
                 self.read_only = not writable(self.path)
             self.engine = self._sqlite_engine(url)
         elif self.dialect == "postgresql":
-            if parsed.drivername == "postgresql":
-                url = parsed.set(drivername="postgresql+psycopg").render_as_string(False)
             self.engine = self._postgres_engine(url, application)
         else:
             raise InvalidInput("--db", "must be a sqlite:/// or postgresql:// URL")
@@ -180,20 +184,16 @@ class Database:
         return engine
 
     def _postgres_engine(self, url: str, application: str) -> Engine:
-        # The lock timeout is the session's, set when the connection is made, so that a
-        # write does not pay a round trip to set it each time.
-        options = f"-c lock_timeout={int(self.lock_timeout * 1000)}"
-        given = make_url(url).query.get("options")
-        if isinstance(given, str):  # the URL's own server options are kept
-            options = f"{given} {options}"
-        engine = create_engine(
-            url,
-            connect_args={"application_name": application[:63], "options": options},
-        )
+        connect = PostgresConnector(url, application, self.lock_timeout, self.safe_url)
+        engine = create_engine("postgresql+psycopg://", creator=connect)
 
         # A pooled connection is tried before use only when it has sat idle for a while:
         # the server may have restarted since. Pinging every checkout would add a round
-        # trip to every transaction, which an agent pays on every apply.
+        # trip to every transaction, which an agent pays on every apply. A database that
+        # fails over is the exception: its primary may be another server since the last
+        # transaction, and a change must not fail on the dead one's connection.
+        always = connect.failover
+
         @event.listens_for(engine, "checkin")
         def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
             record.info["returned"] = time.monotonic()
@@ -201,7 +201,9 @@ class Database:
         @event.listens_for(engine, "checkout")
         def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             returned = record.info.get("returned")
-            if returned is None or time.monotonic() - returned < _PING_AFTER_IDLE:
+            if returned is None:
+                return
+            if not always and time.monotonic() - returned < _PING_AFTER_IDLE:
                 return
             try:
                 engine.dialect.do_ping(dbapi_connection)
@@ -356,6 +358,8 @@ class Database:
 
     @property
     def safe_url(self) -> str:
+        if self.dialect == "postgresql":
+            return _PASSWORD.sub(r"\1***@", self.url)
         return make_url(self.url).render_as_string(hide_password=True)
 
     def writable(self) -> bool:
@@ -368,6 +372,16 @@ class Database:
                 return str(value) == "off"
         except OperationalError:
             return False
+
+    def reach(self) -> None:
+        """Make sure a server can be reached: with a failover URL, wait for a writable one
+        (up to the lock timeout), as every connection of the pool does. For a process
+        about to open a connection of its own (an agent's LISTEN)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -422,6 +436,81 @@ class _PostgresWaitWatch:
     def __exit__(self, *_: object) -> None:
         if self.timer is not None:
             self.timer.cancel()
+
+
+def _is_postgres(url: str) -> bool:
+    scheme = url.partition("://")[0]
+    return scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")
+
+
+# user:password@ in a URL: the password is never shown.
+_PASSWORD = re.compile(r"(://[^:/@?]*:)[^@/?]*@")
+# Connecting to one server gives up after this long (libpq's connect_timeout) unless the
+# URL says otherwise: a server that drops packets must not hold a command for minutes.
+CONNECT_TIMEOUT = 10
+
+
+class PostgresConnector:
+    """Makes the engine's connections from a libpq URL, one host or several.
+
+    With several hosts, or ``target_session_attrs``, the database is expected to fail
+    over: a connection that finds no writable server (the primary died and the standby
+    is not promoted yet) is tried again until ``lock_timeout`` has passed, then the
+    command fails in one line. With one plain host, a server that is down is said at
+    once, as before."""
+
+    def __init__(self, url: str, application: str, lock_timeout: float, shown: str) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        scheme, _, rest = url.partition("://")
+        self.conninfo = f"postgresql://{rest}"
+        try:
+            given = conninfo_to_dict(self.conninfo)
+        except Exception as exc:
+            raise InvalidInput("--db", f"{shown[:80]!r} is not a database URL ({exc})") from None
+        self.lock_timeout = lock_timeout
+        self.shown = shown
+        self.failover = "," in str(given.get("host", "")) or "target_session_attrs" in given
+        # The lock timeout is the session's, set when the connection is made, so that a
+        # write does not pay a round trip to set it each time; the URL's own server
+        # options are kept.
+        options = f"-c lock_timeout={int(lock_timeout * 1000)}"
+        if given.get("options"):
+            options = f"{given['options']} {options}"
+        self.options: dict[str, Any] = {"application_name": application[:63], "options": options}
+        if "connect_timeout" not in given:
+            self.options["connect_timeout"] = max(2, min(CONNECT_TIMEOUT, int(lock_timeout)))
+
+    def __call__(self) -> Any:
+        import psycopg
+
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return psycopg.connect(self.conninfo, **self.options)
+            except psycopg.OperationalError as exc:
+                cause = " ".join(str(exc).split())
+                if not self.failover or not _failing_over(cause):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseUnreachable(
+                        f"database {self.shown}: no writable server answered within "
+                        f"{self.lock_timeout:g} s (--lock-timeout): {_last_line(cause)}"
+                    ) from None
+                time.sleep(0.25)
+
+
+def _failing_over(cause: str) -> bool:
+    """Whether a failed connection is what a failover looks like (servers down, or up
+    but read-only), not a refusal that waiting will not change (a bad password)."""
+    lowered = cause.lower()
+    return _unreachable(cause) or "read-only" in lowered or "hot standby" in lowered
+
+
+def _last_line(cause: str) -> str:
+    # libpq says one sentence per host it tried: the last one is enough.
+    parts = [part.strip() for part in cause.split("connection to server") if part.strip()]
+    return ("connection to server " + parts[-1]) if len(parts) > 1 else cause
 
 
 # What a PostgreSQL server that is down, starting or restarting makes the driver say (a

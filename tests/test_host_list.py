@@ -1,0 +1,91 @@
+"""`netcon host list` reads the hosts on a bare driver connection, without SQLAlchemy,
+and prints exactly what the service's listing prints; where it cannot read the
+database as it is, the ordinary command line answers (and refuses) as always."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli.host import COLUMNS
+from core.cli.output import Output
+from core.service import NetconService
+from tests.support import make_service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> NetconService:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    service = make_service(tmp_path, url=url)
+    service.load_demo()
+    for name in ("nethost1", "nethost2"):
+        service.heartbeat(name)
+    service.record_applied("nethost2", None, error="dnsmasq would not start")
+    return service
+
+
+def _shown(service: NetconService, as_json: bool) -> str:
+    """The service's listing as the command prints it, by a service whose clock is the
+    command's (now: the heartbeats, made at a fixed time in the past, are old)."""
+    now = NetconService(service.db.url, service.settings, create=False)
+    out = io.StringIO()
+    Output(out, as_json=as_json).rows(now.list_hosts(), COLUMNS)
+    now.db.dispose()
+    return out.getvalue()
+
+
+def _lean(url: str, *options: str) -> tuple[str, list[str]]:
+    """What `netcon host list` prints, and which SQLAlchemy modules it imported."""
+    script = (
+        "import sys\n"
+        "from core.cli import main\n"
+        f"status = main(['--db', {url!r}, 'host', 'list', *{list(options)!r}])\n"
+        "sys.stdout.flush()\n"
+        "print('MODULES', [m for m in sys.modules if m.startswith('sqlalchemy')])\n"
+        "sys.exit(status)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    printed, _, modules = result.stdout.rpartition("MODULES ")
+    return printed, json.loads(modules.replace("'", '"'))
+
+
+def test_the_listing_is_the_services_and_needs_no_sqlalchemy(cloud: NetconService) -> None:
+    for as_json in (False, True):
+        printed, modules = _lean(cloud.db.url, *(["--json"] if as_json else []))
+        assert modules == []
+        assert printed == _shown(cloud, as_json)
+    rows = json.loads(_lean(cloud.db.url, "--json")[0])
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["nethost2"]["last_error"] == "dnsmasq would not start"
+    assert by_name["nethost1"]["pending"] > 0
+
+
+def test_a_database_it_cannot_read_as_it_is_is_refused_as_always(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'nowhere.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "--db", missing, "host", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no netcon database" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_other_options_go_to_the_ordinary_command_line(cloud: NetconService) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "--db", cloud.db.url, "host", "list", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--bogus" in result.stderr
