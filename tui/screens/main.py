@@ -4,34 +4,46 @@ the ``:`` and ``/`` prompts, and a footer of this view's keys.
 
 Views switch inside this screen (``:networks``); Enter narrows to what a row owns and
 pushes the current view on a stack that Esc pops; ``-`` returns to the view before the
-last switch. Reading happens in workers; an answer for a view the admin has already
-left is dropped (each load carries the view's generation number).
+last switch. The screen's helpers each do one job: :mod:`tui.screens.loader` reads the
+rows, :mod:`tui.screens.tracker` what the hosts still owe, :mod:`tui.screens.screen_keys`
+binds the keys and describes them, :mod:`tui.screens.runner` runs the actions.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingsMap, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from tui.calls import Failure, ServiceSlot, call_service
-from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
+from tui.calls import ServiceSlot
 from tui.palette import PaletteEntry
-from tui.pending import UNKNOWN, Pending
+from tui.pending import Pending
 from tui.screens import status
+from tui.screens.loader import PAGE_SIZE as PAGE_SIZE  # where tests and benches look
+from tui.screens.loader import (
+    KnownRead,
+    LoadFailed,
+    PagesRead,
+    RowsRead,
+    ViewLoader,
+    WindowFailed,
+    WindowRead,
+)
 from tui.screens.runner import ActionRunner
+from tui.screens.screen_keys import ScreenKeys
 from tui.screens.state import ViewState, matcher
-from tui.views import VIEWS, completions, resolve
+from tui.screens.tracker import PendingRead, PendingTracker
+from tui.views import VIEWS, resolve
+from tui.views import completions as view_completions
 from tui.views.base import (
     BaseAction,
     Drill,
@@ -47,11 +59,10 @@ from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
 
 if TYPE_CHECKING:
-    from core.service.api import NetconAPI
+    from textual.timer import Timer
+
     from tui.context import ConsoleContext
     from tui.screens.help import HelpEntry
-
-PAGE_SIZE = 200
 
 
 class MainScreen(Screen[None]):
@@ -76,7 +87,7 @@ class MainScreen(Screen[None]):
     MainScreen #filter { border-left: outer $secondary; }
     """
 
-    # Replaced per view (see _bind): the general keys and this view's actions.
+    # Replaced per view (see ScreenKeys.bind): the general keys and this view's actions.
     BINDINGS: ClassVar[list[BindingType]] = []
 
     def __init__(self, context: ConsoleContext, start: str = "networks") -> None:
@@ -85,27 +96,14 @@ class MainScreen(Screen[None]):
         self.state = ViewState(VIEWS[start])
         self.stack: list[ViewState] = []
         self.previous: ViewState | None = None
-        self.generation = 0
         self.paused = False
-        self.loading = False
-        self.last_refresh = "never"
-        self.pending: Pending = UNKNOWN
         self.known = Known()
         self.working: tuple[str, float] | None = None
         self.runner = ActionRunner(self)
-        self._timer: Timer | None = None
+        self.loader = ViewLoader(self)
+        self.tracker = PendingTracker(self)
+        self.keys = ScreenKeys(self)
         self._working_timer: Timer | None = None
-        self._loading_generation = -1
-        self._reload_again = False
-        self._pending_reading = False
-        self._started = False
-        self._bulk_after: list[tuple[str, set[str], bool]] = []
-        # The generation whose rows the table shows, and what waits for them: Enter or a
-        # row's key pressed while a filter's rows are still being read acts on those rows
-        # once they are up, never on the rows they replace.
-        self._shown_generation = -1
-        self._after_rows: list[Callable[[], None]] = []
-        self.key_problems: list[str] = []
 
     # -- what the runner and the palette need ------------------------------------------
 
@@ -137,7 +135,7 @@ class MainScreen(Screen[None]):
             with VerticalScroll(id="detail-pane"):
                 yield Static(id="detail")
         yield CommandPrompt(
-            completions,
+            view_completions,
             self.context.memory.history() if self.context.memory else [],
             id="command",
             placeholder="view: projects networks fixed floating vpn instances secgroups "
@@ -152,29 +150,15 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
-        self.table.pending = self._row_pending
+        self.table.pending = self.tracker.row_pending
         self._layout_for(self.size.width)
-        self._check_keymap()
+        self.keys.check_keymap()
         self.open_view()
 
-    def _check_keymap(self) -> None:
-        ids = [spec.id for spec in GENERAL] + [
-            action.id for view in VIEWS.values() for action in view.actions
-        ]
-        keymap = self.context.settings.keys
-        problems = [f"keys.{i} is not a binding id (`?` lists them)" for i in
-                    unknown_ids(keymap, ids)]
-        for view in VIEWS.values():
-            problems += self._view_keys(view)[1]
-        self.key_problems = sorted(set(problems))
-        if self.key_problems:
-            self.notify("\n".join(self.key_problems), title="netcon.toml [keys]",
-                        severity="warning", timeout=10)
-
     def on_screen_resume(self) -> None:
-        self.call_after_refresh(self._focus_table_if_lost)
+        self.call_after_refresh(self.focus_table_if_lost)
 
-    def _focus_table_if_lost(self) -> None:
+    def focus_table_if_lost(self) -> None:
         if self.app.screen is self and not isinstance(self.focused, Input):
             self.set_focus(self.table)
 
@@ -191,26 +175,23 @@ class MainScreen(Screen[None]):
 
     # -- keys ----------------------------------------------------------------------------
 
-    def _view_keys(self, spec: ViewSpec[Any]) -> tuple[list[Binding], list[str]]:
-        specs = list(GENERAL) + [
-            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions
-        ]
-        return build_bindings(specs, self.context.settings.keys)
-
-    def _bind(self) -> None:
-        bindings, _clashes = self._view_keys(self.state.spec)
-        self._bindings = BindingsMap(bindings)
-        self.refresh_bindings()
-        self.show_keys()
-
-    def _enabled(self, action: BaseAction) -> bool:
-        return not (action.mutating and self.context.read_only)
+    @property
+    def key_problems(self) -> list[str]:
+        return self.keys.problems
 
     def _action(self, action_id: str) -> RowAction[Any] | ViewAction | None:
-        for action in self.state.spec.actions:
-            if action.id == action_id:
-                return action if self._enabled(action) else None
-        return None
+        return self.keys.action(action_id)
+
+    def help_sections(self) -> list[tuple[str, list[HelpEntry]]]:
+        return self.keys.help_sections()
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        return self.keys.palette_entries()
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.help_sections()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
@@ -221,24 +202,45 @@ class MainScreen(Screen[None]):
             return not isinstance(self.focused, Input)
         return True
 
-    def _key(self, spec_id: str, default: str) -> str:
-        keys = self.context.settings.keys.get(spec_id, default).split(",")[0].strip()
-        return self.app.get_key_display(Binding(keys, ""))
+    # -- what the workers read --------------------------------------------------------
 
-    def show_keys(self) -> None:
-        """The footer: this view's actions in their order, then `:` `/` `?` `q`."""
-        entries: list[tuple[int, str, str]] = []
-        empty = self.table.current_row is None
-        for action in self.state.spec.actions:
-            if empty and isinstance(action, RowAction):
-                continue  # nothing to act on yet
-            if action.footer is not None and self._enabled(action):
-                entries.append((action.footer, self._key(action.id, action.key), action.label))
-        for spec in GENERAL:
-            if spec.footer is not None:
-                entries.append((spec.footer, self._key(spec.id, spec.key), spec.label))
-        entries.sort(key=lambda e: e[0])
-        self.query_one(KeyBar).show_keys([(key, label) for _, key, label in entries])
+    @property
+    def pending(self) -> Pending:
+        return self.tracker.pending
+
+    def _row_pending(self, row: Row) -> bool:
+        return self.tracker.row_pending(row)
+
+    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
+        self.tracker.changed(action, message, hosts, warn)
+
+    @on(RowsRead)
+    def _rows_read(self, read: RowsRead) -> None:
+        self.loader.rows_read(read)
+
+    @on(PagesRead)
+    def _pages_read(self, read: PagesRead) -> None:
+        self.loader.pages_read(read)
+
+    @on(LoadFailed)
+    def _load_failed(self, failed: LoadFailed) -> None:
+        self.loader.load_failed(failed)
+
+    @on(WindowRead)
+    def _window_read(self, read: WindowRead) -> None:
+        self.loader.window_read(read)
+
+    @on(WindowFailed)
+    def _window_failed(self, failed: WindowFailed) -> None:
+        self.notify(failed.failure.message, severity="error")
+
+    @on(KnownRead)
+    def _known_read(self, read: KnownRead) -> None:
+        self.known = read.known
+
+    @on(PendingRead)
+    def _pending_read(self, read: PendingRead) -> None:
+        self.tracker.arrived(read)
 
     # -- header and breadcrumbs ----------------------------------------------------------
 
@@ -248,8 +250,8 @@ class MainScreen(Screen[None]):
             header.styles.background = self.context.style.color
         header.update(
             status.header(
-                self.context, self.pending, paused=self.paused, loading=self.loading,
-                last_refresh=self.last_refresh,
+                self.context, self.pending, paused=self.paused, loading=self.loader.loading,
+                last_refresh=self.loader.last_refresh,
             )
         )
 
@@ -270,12 +272,23 @@ class MainScreen(Screen[None]):
             self._working_timer = self.set_interval(0.1, self.show_crumbs)
         self.show_crumbs()
 
-    # -- loading -------------------------------------------------------------------------
+    def action_scroll_detail(self, lines: int) -> None:
+        self.query_one("#detail-pane", VerticalScroll).scroll_relative(y=lines, animate=False)
+
+    def action_refresh_now(self) -> None:
+        self.loader.reload()
+        self.tracker.read()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.show_header()
+        self.notify("Refresh paused" if self.paused else "Refresh resumed", timeout=2)
+
+    # -- the view on screen -------------------------------------------------------------
 
     def open_view(self) -> None:
         """Show the current state's view from scratch (a switch, a drill, a back)."""
-        self.generation += 1
-        self._after_rows.clear()  # keys pressed for the view being left
+        self.loader.new_view()
         spec = self.state.spec
         self.table.empty_text = "loading…"
         self.table.sort_column = self.state.sort_column
@@ -283,153 +296,11 @@ class MainScreen(Screen[None]):
         self.table.marked = self.state.marks
         self.table.set_source(spec.columns, ListSource([]))
         self.query_one("#detail", Static).update("")
-        self._bind()
+        self.keys.bind()
         self.show_crumbs()
-        self.reload()
+        self.loader.reload()
 
-    def reload(self, from_top: bool = False) -> None:
-        """Fetch the current view again (timer, ctrl+r, after an action); ``from_top``
-        puts the cursor on the first row (a new filter's first match).
-
-        At most one load of a view runs at a time: asking again meanwhile queues one
-        more load for when it finishes, so a slow database never piles up queries.
-        """
-        if self.loading and self._loading_generation == self.generation:
-            self._reload_again = True
-            return
-        self._loading_generation = self.generation
-        self.loading = True
-        self.show_header()
-        state = self.state
-        current = self.table.current_row
-        keep_key = None if from_top else current.key if current else state.cursor_key
-        keep_index = 0 if from_top else self.table.cursor
-        generation = self.generation
-        spec = state.spec
-        first = self.context.take_first_rows(spec.name)
-        if first is not None and spec.fetch_page is None and not state.scope:
-            # Read before the service was open (`netcon`'s first screen).
-            rows = [self._row(spec, item) for item in first]
-            self._rows_loaded(generation, state, rows, keep_key, keep_index)
-        elif spec.fetch_page is not None:
-            descending = state.sort_column == 0 and state.sort_descending
-            fetch_page = spec.fetch_page
-
-            def read_pages(api: NetconAPI) -> tuple[int, dict[int, list[Row]]]:
-                first = fetch_page(api, state.scope, state.search, 0, PAGE_SIZE)
-                total = first.total
-                pages = {0: [self._row(spec, item) for item in first.rows]}
-                position = total - 1 - keep_index if descending else keep_index
-                wanted = {max(0, min(position, total - 1)) // PAGE_SIZE}
-                if descending:
-                    wanted.add(max(0, total - 1) // PAGE_SIZE)
-                for number in sorted(wanted - {0}):
-                    page = fetch_page(api, state.scope, state.search, number * PAGE_SIZE,
-                                      PAGE_SIZE)
-                    pages[number] = [self._row(spec, item) for item in page.rows]
-                return total, pages
-
-            call_service(
-                self, self.service, read_pages,
-                lambda result: self._pages_loaded(generation, state, result, keep_key,
-                                                  keep_index),
-                lambda failure: self._load_failed(generation, failure), group="load",
-            )
-        else:
-            fetch = spec.fetch
-            assert fetch is not None
-            call_service(
-                self, self.service,
-                lambda api: [self._row(spec, item) for item in fetch(api, state.scope)],
-                lambda rows: self._rows_loaded(generation, state, rows, keep_key, keep_index),
-                lambda failure: self._load_failed(generation, failure), group="load",
-            )
-
-    def _row(self, spec: ViewSpec[Any], item: object) -> Row:
-        cells = spec.cells(item)
-        if spec.pending_column is not None:
-            count = self.pending.count(spec.host(item) or "")
-            cells = (
-                *cells[: spec.pending_column],
-                "?" if count is None else str(count),
-                *cells[spec.pending_column + 1 :],
-            )
-        return Row(spec.key(item), cells, item)
-
-    def _rows_loaded(
-        self,
-        generation: int,
-        state: ViewState,
-        rows: list[Row],
-        keep_key: Hashable | None,
-        keep_index: int,
-    ) -> None:
-        if self._stale(generation, state):
-            return
-        source = ListSource(rows)
-        source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-        self._loaded(source, keep_key, keep_index)
-
-    def _pages_loaded(
-        self,
-        generation: int,
-        state: ViewState,
-        result: tuple[int, dict[int, list[Row]]],
-        keep_key: Hashable | None,
-        keep_index: int,
-    ) -> None:
-        if self._stale(generation, state):
-            return
-        total, pages = result
-        descending = state.sort_column == 0 and state.sort_descending
-        paged = PagedSource(total, PAGE_SIZE, self._request_window, descending=descending)
-        for number, rows in pages.items():
-            paged.put(number * PAGE_SIZE, rows)
-        self._loaded(paged, keep_key, keep_index)
-
-    def _stale(self, generation: int, state: ViewState) -> bool:
-        if generation != self.generation or state is not self.state:
-            self._load_finished()
-            return True
-        return False
-
-    def _loaded(
-        self, source: ListSource | PagedSource, keep_key: Hashable | None, keep_index: int
-    ) -> None:
-        present = {
-            row.key for row in getattr(source, "all_rows", [])
-        } if isinstance(source, ListSource) else None
-        if present is not None:
-            self.state.marks &= present  # a marked row that is gone is no longer marked
-        self._show_source(source, keep_key, keep_index)
-        self._shown_generation = self.generation
-        self._focus_table_if_lost()
-        self.last_refresh = self.context.clock().strftime("%H:%M:%S")
-        self._load_finished()
-        waiting, self._after_rows = self._after_rows, []
-        for then in waiting:
-            then()
-        if not self._started:
-            # The first rows may be set while the screen mounts (`netcon`'s lean start),
-            # and the table's Highlighted message would then reach the detail pane a
-            # frame later: the first screen shows its cursor row's detail with its rows.
-            self._show_detail()
-            # The first rows are up: only once they are drawn read names for pickers and
-            # what the host still owes, so that neither delays the first screen.
-            self._started = True
-            self.call_after_refresh(self.refresh_known)
-            self.call_after_refresh(self.read_pending)
-
-    def _load_finished(self) -> None:
-        self.loading = False
-        self.show_header()
-        if self._reload_again:
-            self._reload_again = False
-            self.reload()
-        else:
-            self.arm_timer()
-
-    def _show_source(
+    def show_source(
         self, source: ListSource | PagedSource, keep_key: Hashable | None, keep_index: int
     ) -> None:
         table = self.table
@@ -443,154 +314,11 @@ class MainScreen(Screen[None]):
             table.empty_text = spec.empty
         table.marked = self.state.marks
         table.set_source(spec.columns, source, keep_key, keep_index)
-        self.show_keys()
+        self.keys.show()
         # Keep the rows where the eye left them when the cursor is still on screen.
         if scroll_y <= table.cursor < scroll_y + table.size.height - 1:
             table.scroll_to(y=scroll_y, animate=False, immediate=True)
         self.show_crumbs()
-
-    def _load_failed(self, generation: int, failure: Failure) -> None:
-        if generation == self.generation:
-            self.table.empty_text = "could not load"
-            self.table.refresh()
-            self._after_rows.clear()
-        self._load_finished()
-        self.notify(failure.message, title="Refresh failed", severity="error")
-
-    def _request_window(self, offset: int) -> None:
-        # Called while drawing: start the fetch after the frame, never inside it.
-        self.call_later(self._fetch_window, self.generation, self.state, offset)
-
-    def _fetch_window(self, generation: int, state: ViewState, offset: int) -> None:
-        spec = state.spec
-        fetch_page = spec.fetch_page
-        assert fetch_page is not None
-        call_service(
-            self, self.service,
-            lambda api: [
-                self._row(spec, item)
-                for item in fetch_page(api, state.scope, state.search, offset, PAGE_SIZE).rows
-            ],
-            lambda rows: self._window_arrived(generation, state, offset, rows),
-            lambda failure: self.notify(failure.message, severity="error"),
-            group="window",
-        )
-
-    def _window_arrived(
-        self, generation: int, state: ViewState, offset: int, rows: list[Row]
-    ) -> None:
-        source = self.table.source
-        if generation == self.generation and state is self.state and isinstance(
-            source, PagedSource
-        ):
-            source.put(offset, rows)
-            self.table.rows_arrived()
-
-    # -- names for the dialogs' pickers ----------------------------------------------
-
-    def refresh_known(self) -> None:
-        """Projects, hosts and pools for pickers: read at start and after actions, not on
-        every refresh (counting a big cloud's projects is not free)."""
-
-        def read(api: NetconAPI) -> Known:
-            # Loaded here, off the event loop, before the first dialog needs it.
-            import tui.widgets.dialogs  # noqa: F401
-
-            projects = tuple(sorted(p.name for p in api.list_projects()))
-            hosts = tuple(sorted(h.name for h in api.list_hosts()))
-            pools = tuple(sorted({f.pool for f in api.list_floating_ips()}))
-            return Known(projects, pools, hosts)
-
-        def keep(known: Known) -> None:
-            self.known = known
-
-        call_service(self, self.service, read, keep, lambda failure: None, group="known")
-
-    # -- what the hosts still owe ------------------------------------------------------
-
-    def read_pending(self) -> None:
-        source = self.context.pending_source
-        if source is None or self._pending_reading:
-            return
-        self._pending_reading = True
-        call_service(self, self.service, source, self._pending_arrived,
-                     lambda failure: self._pending_arrived(UNKNOWN), group="pending")
-
-    def _pending_arrived(self, pending: Pending) -> None:
-        self._pending_reading = False
-        before = self.pending
-        self.pending = pending
-        self.show_header()
-        self.table.refresh()
-        self._show_detail()
-        for message, hosts, warn in self._bulk_after:
-            self._tell(message, hosts, warn)
-        self._bulk_after.clear()
-        if self.state.spec.pending_column is not None and before != pending:
-            self.reload()
-
-    def _row_pending(self, row: Row) -> bool:
-        spec = self.state.spec
-        if not self.pending.known or spec.whole_plan:
-            return False
-        host = spec.host(row.item) or self.this_host()
-        return self.pending.marks(host, spec.subjects(row.item))
-
-    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
-        """An action succeeded: show it, and say honestly where the host stands."""
-        hosts = hosts or {self.this_host()}
-        self.reload()
-        self.refresh_known()
-        if not action.host_change:
-            self.notify(message, severity="warning" if warn else "information", timeout=5)
-            return
-        if self.context.pending_source is None:
-            self._tell(message, hosts, warn)
-            return
-        self._bulk_after.append((message, hosts, warn))
-        self._pending_reading = False
-        self.read_pending()
-
-    def _tell(self, message: str, hosts: set[str], warn: bool) -> None:
-        applied = [h for h in sorted(hosts) if self.pending.count(h) == 0]
-        waiting = [h for h in sorted(hosts) if h not in applied]
-        text = message
-        if waiting:
-            text += f" — saved; pending on {', '.join(waiting)}"
-        if applied:
-            text += f" — applied on {', '.join(applied)}"
-        self.notify(text, severity="warning" if warn else "information", timeout=6)
-
-    # -- live refresh --------------------------------------------------------------------
-
-    def arm_timer(self) -> None:
-        """Schedule the next refresh once this one has finished, so a slow database
-        never piles up overlapping refreshes."""
-        if self._timer is not None:
-            self._timer.stop()
-        interval = self.context.refresh_interval
-        if interval > 0:
-            self._timer = self.set_timer(interval, self._tick)
-
-    def _tick(self) -> None:
-        # Skip while paused or while a dialog is open; the data would move under it.
-        if self.paused or self.app.screen is not self or self.loading:
-            self.arm_timer()
-            return
-        self.reload()
-        self.read_pending()
-
-    def action_scroll_detail(self, lines: int) -> None:
-        self.query_one("#detail-pane", VerticalScroll).scroll_relative(y=lines, animate=False)
-
-    def action_refresh_now(self) -> None:
-        self.reload()
-        self.read_pending()
-
-    def action_toggle_pause(self) -> None:
-        self.paused = not self.paused
-        self.show_header()
-        self.notify("Refresh paused" if self.paused else "Refresh resumed", timeout=2)
 
     # -- table events --------------------------------------------------------------------
 
@@ -599,10 +327,10 @@ class MainScreen(Screen[None]):
         if event.row is not None:
             self.state.cursor_key = event.row.key
             self.state.cursor_index = event.index
-        self._show_detail()
+        self.show_detail()
         self.refresh_bindings()
 
-    def _show_detail(self) -> None:
+    def show_detail(self) -> None:
         detail = self.query_one("#detail", Static)
         row = self.table.current_row
         if row is None:
@@ -653,16 +381,8 @@ class MainScreen(Screen[None]):
         self.state = ViewState(spec, dict(drill.scope), f"{drill.crumb} › {spec.title}")
         self.open_view()
 
-    def _when_rows_are_current(self, then: Callable[[], None]) -> bool:
-        """True when the table shows the rows of the view as it is now; else ``then``
-        runs once they arrive."""
-        if self._shown_generation == self.generation:
-            return True
-        self._after_rows.append(then)
-        return False
-
     def action_open(self) -> None:
-        if not self._when_rows_are_current(self.action_open):
+        if not self.loader.when_rows_are_current(self.action_open):
             return
         item = self.current_item()
         if item is None:
@@ -775,11 +495,11 @@ class MainScreen(Screen[None]):
         # A new filter puts the cursor on its first match.
         if isinstance(source, ListSource) and not self.state.spec.paged:
             source.apply(matcher(search), self.state.sort_column, self.state.sort_descending)
-            self._show_source(source, None, 0)
+            self.show_source(source, None, 0)
         else:
             # A paged view filters in the database; the answer replaces the table.
-            self.generation += 1
-            self.reload(from_top=True)
+            self.loader.new_rows()
+            self.loader.reload(from_top=True)
         self.show_crumbs()
 
     # -- marks and sorting ------------------------------------------------------------
@@ -827,10 +547,10 @@ class MainScreen(Screen[None]):
         source = self.table.source
         if isinstance(source, ListSource) and not state.spec.paged:
             source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-            self._show_source(source, state.cursor_key, 0)
+            self.show_source(source, state.cursor_key, 0)
         else:
-            self.generation += 1
-            self.reload()
+            self.loader.new_rows()
+            self.loader.reload()
         self.show_crumbs()
 
     # -- actions -------------------------------------------------------------------------
@@ -842,7 +562,7 @@ class MainScreen(Screen[None]):
         if isinstance(action, ViewAction):
             self.runner.run_view_action(action)
             return
-        if not self._when_rows_are_current(partial(self.action_run, action_id)):
+        if not self.loader.when_rows_are_current(partial(self.action_run, action_id)):
             return
         self.runner.run_row_action(self.state.spec, action, self._targets(action))
 
@@ -854,51 +574,3 @@ class MainScreen(Screen[None]):
         item = self.current_item()
         return [] if item is None else [item]
 
-    # -- help and palette -------------------------------------------------------------
-
-    def help_sections(self) -> list[tuple[str, list[HelpEntry]]]:
-        """The keys that work here, as bound, with their binding ids."""
-        from tui.screens.help import HelpEntry
-
-        view = [
-            HelpEntry(self._key(a.id, a.key), a.label + (" (marks)" if isinstance(
-                a, RowAction) and a.bulk else ""), a.id)
-            for a in self.state.spec.actions
-            if self._enabled(a)
-        ]
-        general = [HelpEntry(self._key(s.id, s.key), s.label, s.id) for s in GENERAL]
-        general += [
-            HelpEntry("ctrl+p", "Palette: every view and action"),
-            HelpEntry("ctrl+q", "Quit"),
-        ]
-        table = [HelpEntry(k, d) for k, d in TABLE_KEYS]
-        table.append(HelpEntry("~ in a row", "its change waits for the host's apply"))
-        sections = [(self.state.spec.title, view)] if view else []
-        sections += [("General", general), ("Table", table)]
-        return sections
-
-    def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
-
-        self.app.push_screen(HelpScreen(self.help_sections()))
-
-    def palette_entries(self) -> list[PaletteEntry]:
-        entries = [
-            PaletteEntry(
-                f"View: {spec.title}", partial(self.switch_to, spec),
-                f":{spec.aliases[0]}  ({', '.join(spec.aliases[1:3])})",
-            )
-            for spec in VIEWS.values()
-            if spec.listed
-        ]
-        title = self.state.spec.title
-        for action in self.state.spec.actions:
-            if self._enabled(action):
-                entries.append(
-                    PaletteEntry(
-                        f"{title}: {action.label}",
-                        partial(self.action_run, action.id),
-                        f"key {self._key(action.id, action.key)}  ({action.id})",
-                    )
-                )
-        return entries
