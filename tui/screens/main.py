@@ -39,6 +39,7 @@ from tui.screens.loader import (
     WindowRead,
 )
 from tui.screens.runner import ActionRunner
+from tui.screens.screen_keys import BINDINGS as SCREEN_BINDINGS
 from tui.screens.screen_keys import ScreenKeys
 from tui.screens.state import ViewState, matcher
 from tui.screens.tracker import PendingRead, PendingTracker
@@ -87,8 +88,9 @@ class MainScreen(Screen[None]):
     MainScreen #filter { border-left: outer $secondary; }
     """
 
-    # Replaced per view (see ScreenKeys.bind): the general keys and this view's actions.
-    BINDINGS: ClassVar[list[BindingType]] = []
+    # The general keys and every view's actions; the keymap set per view (see
+    # ScreenKeys.bind) gives keys to this view's.
+    BINDINGS: ClassVar[list[BindingType]] = list(SCREEN_BINDINGS)
 
     def __init__(self, context: ConsoleContext, start: str = "networks") -> None:
         super().__init__()

@@ -8,9 +8,17 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding
 
-from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
+from tui.keys import (
+    GENERAL,
+    TABLE_KEYS,
+    KeySpec,
+    build_bindings,
+    screen_bindings,
+    unknown_ids,
+    view_keymap,
+)
 from tui.palette import PaletteEntry
 from tui.views import VIEWS
 from tui.views.base import BaseAction, RowAction, ViewAction, ViewSpec
@@ -19,6 +27,15 @@ from tui.widgets.keybar import KeyBar
 if TYPE_CHECKING:
     from tui.screens.help import HelpEntry
     from tui.screens.main import MainScreen
+
+
+def action_keys(spec: ViewSpec[Any]) -> list[KeySpec]:
+    return [KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions]
+
+
+ACTION_KEYS = [key for view in VIEWS.values() for key in action_keys(view)]
+# What the main screen declares: the general keys and every view's actions.
+BINDINGS = screen_bindings(GENERAL, ACTION_KEYS)
 
 
 class ScreenKeys:
@@ -45,16 +62,13 @@ class ScreenKeys:
                                severity="warning", timeout=10)
 
     def view_keys(self, spec: ViewSpec[Any]) -> tuple[list[Binding], list[str]]:
-        specs = list(GENERAL) + [
-            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions
-        ]
-        return build_bindings(specs, self.keymap)
+        return build_bindings([*GENERAL, *action_keys(spec)], self.keymap)
 
     def bind(self) -> None:
-        """The keys of the view now on screen."""
-        bindings, _clashes = self.view_keys(self.screen.state.spec)
-        self.screen._bindings = BindingsMap(bindings)
-        self.screen.refresh_bindings()
+        """The keys of the view now on screen, through Textual's keymap."""
+        live = [*GENERAL, *action_keys(self.screen.state.spec)]
+        others = [key.id for key in ACTION_KEYS]
+        self.screen.app.set_keymap(view_keymap(live, others, self.keymap))
         self.show()
 
     def enabled(self, action: BaseAction) -> bool:
