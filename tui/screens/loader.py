@@ -16,6 +16,7 @@ from textual.message import Message
 
 from tui.calls import Failure, ask_service
 from tui.screens.state import ViewState, matcher
+from tui.typeahead import KeysMayFlow
 from tui.views.base import Known, ViewSpec
 from tui.widgets.virtual_table import ListSource, PagedSource, Row
 
@@ -37,15 +38,25 @@ class Keep:
     index: int
 
 
-class RowsRead(Message):
+class LoaderAnswer(Message):
+    """What a worker of the loader read, handed back to the loader on the screen's turn."""
+
+    def deliver(self, loader: ViewLoader) -> None:
+        raise NotImplementedError
+
+
+class RowsRead(LoaderAnswer):
     """A view's rows, read whole."""
 
     def __init__(self, generation: int, state: ViewState, rows: list[Row], keep: Keep) -> None:
         super().__init__()
         self.generation, self.state, self.rows, self.keep = generation, state, rows, keep
 
+    def deliver(self, loader: ViewLoader) -> None:
+        loader.rows_read(self)
 
-class PagesRead(Message):
+
+class PagesRead(LoaderAnswer):
     """A paged view's size and its first pages (the one the cursor is on among them)."""
 
     def __init__(
@@ -56,33 +67,48 @@ class PagesRead(Message):
         self.generation, self.state, self.keep = generation, state, keep
         self.total, self.pages = total, pages
 
+    def deliver(self, loader: ViewLoader) -> None:
+        loader.pages_read(self)
 
-class LoadFailed(Message):
+
+class LoadFailed(LoaderAnswer):
     def __init__(self, generation: int, failure: Failure) -> None:
         super().__init__()
         self.generation, self.failure = generation, failure
 
+    def deliver(self, loader: ViewLoader) -> None:
+        loader.load_failed(self)
 
-class WindowRead(Message):
+
+class WindowRead(LoaderAnswer):
     """More rows of a paged view, scrolled to."""
 
     def __init__(self, generation: int, state: ViewState, offset: int, rows: list[Row]) -> None:
         super().__init__()
         self.generation, self.state, self.offset, self.rows = generation, state, offset, rows
 
+    def deliver(self, loader: ViewLoader) -> None:
+        loader.window_read(self)
 
-class WindowFailed(Message):
+
+class WindowFailed(LoaderAnswer):
     def __init__(self, failure: Failure) -> None:
         super().__init__()
         self.failure = failure
 
+    def deliver(self, loader: ViewLoader) -> None:
+        loader.screen.notify(self.failure.message, severity="error")
 
-class KnownRead(Message):
+
+class KnownRead(LoaderAnswer):
     """Projects, hosts and pools for the dialogs' pickers."""
 
     def __init__(self, known: Known) -> None:
         super().__init__()
         self.known = known
+
+    def deliver(self, loader: ViewLoader) -> None:
+        loader.screen.known = self.known
 
 
 class ViewLoader:
@@ -92,6 +118,12 @@ class ViewLoader:
     def __init__(self, screen: MainScreen) -> None:
         self.screen = screen
         self.generation = 0
+        # A load of the view runs. Not the screen's own `loading` (Textual's), which
+        # would cover the screen with a spinner and take the focus off the table
+        # while it reads, so that keys typed meanwhile would reach no widget.
+        self.loading = False
+        # From a view's opening until its first rows are up, typed keys wait for them.
+        self.opening = False
         self.last_refresh = "never"
         self._timer: Timer | None = None
         self._loading_generation = -1
@@ -103,18 +135,11 @@ class ViewLoader:
         self._shown_generation = -1
         self._after_rows: list[Callable[[], None]] = []
 
-    @property
-    def loading(self) -> bool:
-        return self.screen.loading
-
-    @loading.setter
-    def loading(self, value: bool) -> None:
-        self.screen.loading = value
-
     def new_view(self) -> None:
         """The screen shows another view from scratch: what waited for the old one's
         rows is dropped."""
         self.generation += 1
+        self.opening = True
         self._after_rows.clear()  # keys pressed for the view being left
 
     def new_rows(self) -> None:
@@ -240,6 +265,7 @@ class ViewLoader:
         waiting, self._after_rows = self._after_rows, []
         for then in waiting:
             then()
+        self._opened()
         if not self._started:
             # The first rows may be set while the screen mounts (`netcon`'s lean start),
             # and the table's Highlighted message would then reach the detail pane a
@@ -250,6 +276,11 @@ class ViewLoader:
             self._started = True
             screen.call_after_refresh(self.refresh_known)
             screen.call_after_refresh(screen.tracker.read)
+
+    def _opened(self) -> None:
+        if self.opening:
+            self.opening = False
+            self.screen.app.post_message(KeysMayFlow())
 
     def _load_finished(self) -> None:
         self.loading = False
@@ -266,6 +297,7 @@ class ViewLoader:
             screen.table.empty_text = "could not load"
             screen.table.refresh()
             self._after_rows.clear()
+            self._opened()
         self._load_finished()
         screen.notify(failed.failure.message, title="Refresh failed", severity="error")
 

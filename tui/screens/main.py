@@ -29,28 +29,21 @@ from tui.palette import PaletteEntry
 from tui.pending import Pending
 from tui.screens import status
 from tui.screens.loader import PAGE_SIZE as PAGE_SIZE  # where tests and benches look
-from tui.screens.loader import (
-    KnownRead,
-    LoadFailed,
-    PagesRead,
-    RowsRead,
-    ViewLoader,
-    WindowFailed,
-    WindowRead,
-)
+from tui.screens.loader import LoaderAnswer, ViewLoader
+from tui.screens.prompts import PromptAnswers
 from tui.screens.runner import ActionRunner
 from tui.screens.screen_keys import BINDINGS as SCREEN_BINDINGS
 from tui.screens.screen_keys import ScreenKeys
 from tui.screens.state import ViewState, matcher
 from tui.screens.tracker import PendingRead, PendingTracker
-from tui.views import VIEWS, resolve
+from tui.typeahead import KeysMayFlow
+from tui.views import VIEWS
 from tui.views import completions as view_completions
 from tui.views.base import (
     BaseAction,
     Drill,
     Known,
     RowAction,
-    Search,
     Situation,
     ViewAction,
     ViewSpec,
@@ -105,6 +98,7 @@ class MainScreen(Screen[None]):
         self.loader = ViewLoader(self)
         self.tracker = PendingTracker(self)
         self.keys = ScreenKeys(self)
+        self.prompts = PromptAnswers(self)
         self._working_timer: Timer | None = None
 
     # -- what the runner and the palette need ------------------------------------------
@@ -159,6 +153,8 @@ class MainScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.call_after_refresh(self.focus_table_if_lost)
+        # Keys held by a dialog that has closed are this screen's now.
+        self.app.post_message(KeysMayFlow())
 
     def focus_table_if_lost(self) -> None:
         if self.app.screen is self and not isinstance(self.focused, Input):
@@ -176,6 +172,12 @@ class MainScreen(Screen[None]):
         return self.query_one("#table", VirtualTable)
 
     # -- keys ----------------------------------------------------------------------------
+
+    @property
+    def holds_keys(self) -> bool:
+        """Typed keys wait while a view opens (they are meant for its rows) and while
+        an action reads what its dialog offers (they are meant for the dialog)."""
+        return self.loader.opening or self.working is not None
 
     @property
     def key_problems(self) -> list[str]:
@@ -216,29 +218,9 @@ class MainScreen(Screen[None]):
     def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
         self.tracker.changed(action, message, hosts, warn)
 
-    @on(RowsRead)
-    def _rows_read(self, read: RowsRead) -> None:
-        self.loader.rows_read(read)
-
-    @on(PagesRead)
-    def _pages_read(self, read: PagesRead) -> None:
-        self.loader.pages_read(read)
-
-    @on(LoadFailed)
-    def _load_failed(self, failed: LoadFailed) -> None:
-        self.loader.load_failed(failed)
-
-    @on(WindowRead)
-    def _window_read(self, read: WindowRead) -> None:
-        self.loader.window_read(read)
-
-    @on(WindowFailed)
-    def _window_failed(self, failed: WindowFailed) -> None:
-        self.notify(failed.failure.message, severity="error")
-
-    @on(KnownRead)
-    def _known_read(self, read: KnownRead) -> None:
-        self.known = read.known
+    @on(LoaderAnswer)
+    def _loader_answer(self, answer: LoaderAnswer) -> None:
+        answer.deliver(self.loader)
 
     @on(PendingRead)
     def _pending_read(self, read: PendingRead) -> None:
@@ -269,6 +251,7 @@ class MainScreen(Screen[None]):
             self._working_timer = None
         if what is None:
             self.working = None
+            self.app.post_message(KeysMayFlow())
         else:
             self.working = (what, time.monotonic())
             self._working_timer = self.set_interval(0.1, self.show_crumbs)
@@ -395,20 +378,14 @@ class MainScreen(Screen[None]):
             return
         self.go(drill)
 
-    def _prompt_open(self) -> bool:
-        return any(prompt.is_open for prompt in self.query(Prompt))
-
     def action_back(self) -> None:
         """Esc: close a prompt (the filter's also drops the filter), clear the filter,
         clear the marks, then go back."""
-        if self._prompt_open():
-            if self.query_one("#filter", Prompt).is_open:
-                self._set_filter("")
-            for prompt in self.query(Prompt):
-                prompt.close()
+        if self.prompts.any_open():
+            self.prompts.close_all()
             return
         if self.state.typed:
-            self._set_filter("")
+            self.prompts.set_filter("")
             return
         if self.state.marks:
             self.state.marks.clear()
@@ -437,72 +414,19 @@ class MainScreen(Screen[None]):
 
     @on(Prompt.Closed)
     def _prompt_closed(self) -> None:
-        if not self._prompt_open() and self.app.screen is self:
-            self.set_focus(self.table)
-
-    def _close_prompt(self, prompt: Prompt) -> None:
-        """Close ``prompt`` and give the table the focus now, before the next key is
-        read: a key typed right after Enter is meant for the table."""
-        prompt.close()
-        if not self._prompt_open():
+        if not self.prompts.any_open() and self.app.screen is self:
             self.set_focus(self.table)
 
     def prompt_submitted(self, prompt: Prompt, value: str) -> None:
-        if prompt.id == "filter":
-            self._set_filter(value)
-            self._close_prompt(prompt)
-        elif isinstance(prompt, CommandPrompt):
-            self._command(prompt, value)
+        self.prompts.submitted(prompt, value)
 
     def prompt_cancelled(self, prompt: Prompt) -> None:
-        if prompt.id == "filter":
-            self._set_filter("")
-        self._close_prompt(prompt)
-
-    def _command(self, prompt: CommandPrompt, value: str) -> None:
-        word = value.strip().lstrip(":")
-        if not word:
-            self._close_prompt(prompt)
-            return
-        if word.lower() in ("q", "quit"):
-            self.app.exit()
-            return
-        spec = resolve(word)
-        if spec is None:
-            candidates = prompt.candidates()
-            hint = f"; did you mean {', '.join(candidates[:4])}?" if candidates else (
-                "; try :networks, :fip, :vpn (Tab completes)"
-            )
-            self.notify(f"no view named {word!r}{hint}", severity="warning")
-            return  # the prompt stays open with what was typed
-        self._close_prompt(prompt)
-        if self.context.memory is not None:
-            prompt.history = self.context.memory.remember(spec.aliases[0])
-        else:
-            prompt.history = [*prompt.history, spec.aliases[0]]
-        self.switch_to(spec)
+        self.prompts.cancelled(prompt)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         if self.query_one("#filter", Prompt).is_open:
-            self._set_filter(event.value)
-
-    def _set_filter(self, typed: str) -> None:
-        typed = typed.strip()
-        if typed == self.state.typed:
-            return
-        search = Search.parse(typed)
-        self.state.typed = typed
-        source = self.table.source
-        # A new filter puts the cursor on its first match.
-        if isinstance(source, ListSource) and not self.state.spec.paged:
-            source.apply(matcher(search), self.state.sort_column, self.state.sort_descending)
-            self.show_source(source, None, 0)
-        else:
-            # A paged view filters in the database; the answer replaces the table.
-            self.loader.new_rows()
-            self.loader.reload(from_top=True)
-        self.show_crumbs()
+            self.prompts.set_filter(event.value)
 
     # -- marks and sorting ------------------------------------------------------------
 
@@ -517,25 +441,11 @@ class MainScreen(Screen[None]):
         self.show_crumbs()
 
     def action_sort(self) -> None:
-        state = self.state
-        columns = len(state.spec.columns)
-        if state.spec.paged:
-            # Paged rows come in address order from the database; flip it instead.
-            state.sort_column = 0
-            state.sort_descending = not state.sort_descending
-        elif state.sort_column is None:
-            state.sort_column, state.sort_descending = 0, False
-        elif not state.sort_descending:
-            state.sort_descending = True
-        else:
-            state.sort_column = (state.sort_column + 1) % columns
-            state.sort_descending = False
+        self.state.next_sort()
         self._resort()
 
     def action_sort_reverse(self) -> None:
-        if self.state.sort_column is None:
-            self.state.sort_column = 0
-        self.state.sort_descending = not self.state.sort_descending
+        self.state.reverse_sort()
         self._resort()
 
     def _resort(self) -> None:
