@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+from textual.widgets import Static
 
 from tui.calls import Failure, ask_service
 from tui.screens.state import ViewState, matcher
@@ -142,6 +143,45 @@ class ViewLoader:
         self.opening = True
         self._after_rows.clear()  # keys pressed for the view being left
 
+    def open_view(self) -> None:
+        """Show the screen's view from scratch (a switch, a drill, a back): no rows
+        until its own are read, its keys bound."""
+        screen = self.screen
+        self.new_view()
+        state, table = screen.state, screen.table
+        table.empty_text = "loading…"
+        table.sort_column = state.sort_column
+        table.sort_descending = state.sort_descending
+        table.marked = state.marks
+        table.set_source(state.spec.columns, ListSource([]))
+        screen.query_one("#detail", Static).update("")
+        screen.keys.bind()
+        screen.show_crumbs()
+        self.reload()
+
+    def show_source(
+        self, source: ListSource | PagedSource, keep_key: Hashable | None, keep_index: int
+    ) -> None:
+        """Put ``source``'s rows in the table, the cursor on ``keep_key``'s row if it is
+        there, else at ``keep_index``."""
+        screen = self.screen
+        table = screen.table
+        scroll_y = table.scroll_y
+        state = screen.state
+        if state.typed:
+            table.empty_text = "nothing matches the filter (Esc clears it)"
+        elif state.scope:
+            table.empty_text = f"no {state.spec.noun[1]} here"
+        else:
+            table.empty_text = state.spec.empty
+        table.marked = state.marks
+        table.set_source(state.spec.columns, source, keep_key, keep_index)
+        screen.keys.show()
+        # Keep the rows where the eye left them when the cursor is still on screen.
+        if scroll_y <= table.cursor < scroll_y + table.size.height - 1:
+            table.scroll_to(y=scroll_y, animate=False, immediate=True)
+        screen.show_crumbs()
+
     def new_rows(self) -> None:
         """The same view asks for other rows (a paged view's filter or sort)."""
         self.generation += 1
@@ -257,7 +297,7 @@ class ViewLoader:
         } if isinstance(source, ListSource) else None
         if present is not None:
             screen.state.marks &= present  # a marked row that is gone is no longer marked
-        screen.show_source(source, keep.key, keep.index)
+        self.show_source(source, keep.key, keep.index)
         self._shown_generation = self.generation
         screen.focus_table_if_lost()
         self.last_refresh = screen.context.clock().strftime("%H:%M:%S")

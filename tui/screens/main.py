@@ -6,13 +6,13 @@ Views switch inside this screen (``:networks``); Enter narrows to what a row own
 pushes the current view on a stack that Esc pops; ``-`` returns to the view before the
 last switch. The screen's helpers each do one job: :mod:`tui.screens.loader` reads the
 rows, :mod:`tui.screens.tracker` what the hosts still owe, :mod:`tui.screens.screen_keys`
-binds the keys and describes them, :mod:`tui.screens.runner` runs the actions.
+binds the keys and describes them, :mod:`tui.screens.prompts` answers `:` and `/`,
+:mod:`tui.screens.panes` draws the header, breadcrumbs and detail, and
+:mod:`tui.screens.runner` runs the actions.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Hashable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,16 +20,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from tui.calls import ServiceSlot
 from tui.palette import PaletteEntry
 from tui.pending import Pending
-from tui.screens import status
 from tui.screens.loader import PAGE_SIZE as PAGE_SIZE  # where tests and benches look
 from tui.screens.loader import LoaderAnswer, ViewLoader
+from tui.screens.panes import Panes
 from tui.screens.prompts import PromptAnswers
 from tui.screens.runner import ActionRunner
 from tui.screens.screen_keys import BINDINGS as SCREEN_BINDINGS
@@ -50,10 +49,9 @@ from tui.views.base import (
 )
 from tui.widgets.keybar import KeyBar
 from tui.widgets.prompt import CommandPrompt, Prompt
-from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
+from tui.widgets.virtual_table import ListSource, Row, VirtualTable
 
 if TYPE_CHECKING:
-    from textual.timer import Timer
 
     from tui.context import ConsoleContext
     from tui.screens.help import HelpEntry
@@ -93,13 +91,12 @@ class MainScreen(Screen[None]):
         self.previous: ViewState | None = None
         self.paused = False
         self.known = Known()
-        self.working: tuple[str, float] | None = None
         self.runner = ActionRunner(self)
         self.loader = ViewLoader(self)
         self.tracker = PendingTracker(self)
         self.keys = ScreenKeys(self)
         self.prompts = PromptAnswers(self)
-        self._working_timer: Timer | None = None
+        self.panes = Panes(self)
 
     # -- what the runner and the palette need ------------------------------------------
 
@@ -177,7 +174,7 @@ class MainScreen(Screen[None]):
     def holds_keys(self) -> bool:
         """Typed keys wait while a view opens (they are meant for its rows) and while
         an action reads what its dialog offers (they are meant for the dialog)."""
-        return self.loader.opening or self.working is not None
+        return self.loader.opening or self.panes.working is not None
 
     @property
     def key_problems(self) -> list[str]:
@@ -229,33 +226,16 @@ class MainScreen(Screen[None]):
     # -- header and breadcrumbs ----------------------------------------------------------
 
     def show_header(self) -> None:
-        header = self.query_one("#header", Static)
-        if self.context.style is not None:
-            header.styles.background = self.context.style.color
-        header.update(
-            status.header(
-                self.context, self.pending, paused=self.paused, loading=self.loader.loading,
-                last_refresh=self.loader.last_refresh,
-            )
-        )
+        self.panes.header()
 
     def show_crumbs(self) -> None:
-        self.query_one("#crumbs", Static).update(
-            status.crumbs(self.stack, self.state, self.table.source, self.working)
-        )
+        self.panes.crumbs()
 
     def show_working(self, what: str | None) -> None:
-        """A call without a dialog runs: say so, with the time it has taken."""
-        if self._working_timer is not None:
-            self._working_timer.stop()
-            self._working_timer = None
-        if what is None:
-            self.working = None
-            self.app.post_message(KeysMayFlow())
-        else:
-            self.working = (what, time.monotonic())
-            self._working_timer = self.set_interval(0.1, self.show_crumbs)
-        self.show_crumbs()
+        self.panes.working_on(what)
+
+    def show_detail(self) -> None:
+        self.panes.detail()
 
     def action_scroll_detail(self, lines: int) -> None:
         self.query_one("#detail-pane", VerticalScroll).scroll_relative(y=lines, animate=False)
@@ -273,37 +253,7 @@ class MainScreen(Screen[None]):
 
     def open_view(self) -> None:
         """Show the current state's view from scratch (a switch, a drill, a back)."""
-        self.loader.new_view()
-        spec = self.state.spec
-        self.table.empty_text = "loading…"
-        self.table.sort_column = self.state.sort_column
-        self.table.sort_descending = self.state.sort_descending
-        self.table.marked = self.state.marks
-        self.table.set_source(spec.columns, ListSource([]))
-        self.query_one("#detail", Static).update("")
-        self.keys.bind()
-        self.show_crumbs()
-        self.loader.reload()
-
-    def show_source(
-        self, source: ListSource | PagedSource, keep_key: Hashable | None, keep_index: int
-    ) -> None:
-        table = self.table
-        scroll_y = table.scroll_y
-        spec = self.state.spec
-        if self.state.typed:
-            table.empty_text = "nothing matches the filter (Esc clears it)"
-        elif self.state.scope:
-            table.empty_text = f"no {spec.noun[1]} here"
-        else:
-            table.empty_text = spec.empty
-        table.marked = self.state.marks
-        table.set_source(spec.columns, source, keep_key, keep_index)
-        self.keys.show()
-        # Keep the rows where the eye left them when the cursor is still on screen.
-        if scroll_y <= table.cursor < scroll_y + table.size.height - 1:
-            table.scroll_to(y=scroll_y, animate=False, immediate=True)
-        self.show_crumbs()
+        self.loader.open_view()
 
     # -- table events --------------------------------------------------------------------
 
@@ -314,22 +264,6 @@ class MainScreen(Screen[None]):
             self.state.cursor_index = event.index
         self.show_detail()
         self.refresh_bindings()
-
-    def show_detail(self) -> None:
-        detail = self.query_one("#detail", Static)
-        row = self.table.current_row
-        if row is None:
-            detail.update("")
-            return
-        spec = self.state.spec
-        content = spec.detail(row.item)
-        extra = status.pending_detail(
-            spec, row.item, self.pending, self.this_host(), self.context.read_only
-        )
-        detail.update(Content.assemble(content, *extra))
-        # The pane's scroll bar comes and goes with the text's length, and Textual can
-        # keep the text's old height when it does: measure it again once laid out.
-        self.call_after_refresh(detail.refresh, layout=True)
 
     @on(VirtualTable.Selected)
     def _selected(self) -> None:
@@ -459,7 +393,7 @@ class MainScreen(Screen[None]):
         source = self.table.source
         if isinstance(source, ListSource) and not state.spec.paged:
             source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-            self.show_source(source, state.cursor_key, 0)
+            self.loader.show_source(source, state.cursor_key, 0)
         else:
             self.loader.new_rows()
             self.loader.reload()

@@ -86,7 +86,7 @@ class PromptAnswers:
         # A new filter puts the cursor on its first match.
         if isinstance(source, ListSource) and not state.spec.paged:
             source.apply(matcher(search), state.sort_column, state.sort_descending)
-            screen.show_source(source, None, 0)
+            screen.loader.show_source(source, None, 0)
         else:
             # A paged view filters in the database; the answer replaces the table.
             screen.loader.new_rows()
