@@ -30,9 +30,9 @@ from textual.message import Message
 # How many times the marker follows a key: the key's own path, then the messages its
 # handling posted (a binding's action posting Submitted, a dialog dismissing itself).
 ROUNDS = 2
-# A marker lost with the widget it was sent to (a dialog that closed) releases the
-# queue after this long rather than never.
-LOST_MARKER = 0.5
+# A marker lost with the widget it was sent to releases the queue after this long
+# rather than never (a dialog that closed releases it as soon as its screen is gone).
+LOST_MARKER = 2.0
 
 
 @runtime_checkable
@@ -68,6 +68,7 @@ class TypeAhead:
         self._flight = 0  # the number of the key being handled; 0 when none is
         self._flights = 0
         self._lost_timer: asyncio.TimerHandle | None = None
+        self._followed: DOMNode | None = None  # where the marker was sent
 
     @property
     def waiting(self) -> int:
@@ -91,6 +92,8 @@ class TypeAhead:
     async def resume(self) -> None:
         """Hand over the next waiting key unless one is being handled or the screen
         holds them."""
+        if self._flight and self._marker_gone():
+            self._finish()
         while not self._flight and self._waiting and not self._held():
             event = self._waiting.popleft()
             focused = self.app.focused
@@ -121,6 +124,7 @@ class TypeAhead:
         marker = KeyHandled(self._flight, round_number)
         # Sent by the target itself, so that it bubbles all the way up to the app.
         marker.set_sender(target)
+        self._followed = target
         if self._lost_timer is not None:
             self._lost_timer.cancel()
         self._lost_timer = asyncio.get_running_loop().call_later(LOST_MARKER, self._lost)
@@ -138,8 +142,23 @@ class TypeAhead:
             return
         # Done; or a screen now holds the keys (a dialog opening), and says when the next
         # may come: what the key set off is its to finish.
+        self._finish()
+        await self.resume()
+
+    def _finish(self) -> None:
         if self._lost_timer is not None:
             self._lost_timer.cancel()
             self._lost_timer = None
         self._flight = 0
-        await self.resume()
+        self._followed = None
+
+    def _marker_gone(self) -> bool:
+        """True when the marker went to a screen that is no longer on top (a dialog
+        that closed): it will never arrive, and nothing it follows matters now."""
+        target = self._followed
+        if target is None or target is self.app:
+            return False
+        try:
+            return target.screen is not self.app.screen  # type: ignore[attr-defined]
+        except Exception:  # detached already
+            return True
