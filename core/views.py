@@ -60,6 +60,10 @@ class NetworkView(NamedTuple):
     multi_host: bool = False
     mtu: int | None = None  # the effective MTU guests are handed
     dhcp_lease_time: int | None = None
+    # IPv6 beside IPv4 (None: IPv4 only): the /64, its gateway, the address mode.
+    cidr_v6: str | None = None
+    gateway_v6: str | None = None
+    ipv6_mode: str | None = None
 
 
 def fixed_ip_state(reserved: bool, allocated: bool, leased: bool) -> str:
@@ -86,6 +90,8 @@ class FixedIPView(NamedTuple):
     state: str  # fixed_ip_state() of the three flags
     # On a multi-host network: the host that serves it from this address.
     host: str | None = None
+    # The instance's IPv6 address there, on a dual-stack network.
+    address_v6: str | None = None
 
 
 class FloatingIPView(NamedTuple):
@@ -115,6 +121,7 @@ class AddressView(NamedTuple):
     address: str
     mac: str
     floating: str | None
+    address_v6: str | None = None  # on a dual-stack network
 
 
 class InstanceView(NamedTuple):

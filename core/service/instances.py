@@ -364,13 +364,14 @@ def _instance_views(connection: Connection, *where: Any) -> list[InstanceView]:
     addresses: dict[int, list[AddressView]] = {}
     groups: dict[int, list[str]] = {}
     if ids:
-        for instance_id, cidr, address, mac, floating in connection.execute(
+        for instance_id, cidr, address, mac, floating, address_v6 in connection.execute(
             select(
                 fixed_ips.c.instance_id,
                 networks.c.cidr,
                 fixed_ips.c.address,
                 fixed_ips.c.mac,
                 floating_ips.c.address,
+                fixed_ips.c.address_v6,
             )
             .join(networks, fixed_ips.c.network_id == networks.c.id)
             .outerjoin(floating_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
@@ -378,7 +379,13 @@ def _instance_views(connection: Connection, *where: Any) -> list[InstanceView]:
             .order_by(fixed_ips.c.address_int)
         ):
             addresses.setdefault(instance_id, []).append(
-                AddressView(network=cidr, address=address, mac=mac or "", floating=floating)
+                AddressView(
+                    network=cidr,
+                    address=address,
+                    mac=mac or "",
+                    floating=floating,
+                    address_v6=address_v6,
+                )
             )
         for instance_id, group in connection.execute(
             select(instance_security_groups.c.instance_id, security_groups.c.name)

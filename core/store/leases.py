@@ -37,7 +37,7 @@ def record_lease(
         frees = not leased and instance_id is None
         database.execute(
             "UPDATE fixed_ips SET leased = ?, mac = ?, released_at = "
-            + ("NULL" if frees else "released_at")
+            + ("NULL, address_v6 = NULL" if frees else "released_at")
             + " WHERE id = ?",
             (leased, None if frees else mac, fixed_id),
         )
