@@ -12,7 +12,13 @@ from core.config import load_settings
 from core.errors import InvalidInput
 from core.linux import closedports
 from core.linux import secgroup_nft as sg
-from core.linux.closedports import ClosePort, LeasePort, OpenPort
+from core.linux.closedports import (
+    ClosePort,
+    HairpinUplink,
+    LeasePort,
+    OpenPort,
+    UnhairpinUplink,
+)
 from core.linux.desired import DesiredHost, DesiredNetwork, Segment
 from core.linux.netlink import Link
 from core.linux.observed import OWNER_ALIAS, ObservedHost
@@ -108,6 +114,7 @@ def test_a_full_plan_sets_each_open_set_element_by_element() -> None:
             "own_ports": frozenset({"vx100", "vx99"}),
             "trusted_ports": frozenset({"old0"}),
             "foreign_ports": frozenset({"eth3"}),
+            "hairpin_uplinks": frozenset({"vx100 . vx100", "vx99 . vx99"}),
         },
     )
     state = sg.FilterState(have, sg.TableState(exists=True))
@@ -121,6 +128,9 @@ def test_a_full_plan_sets_each_open_set_element_by_element() -> None:
         OpenPort("trusted_ports", "trust0"),
         OpenPort("foreign_ports", "guestflat"),
         OpenPort("foreign_ports", "vethc0ffee"),
+        # The uplinks of the bridges this host routes for (not a compute host's vx101).
+        UnhairpinUplink("vx99"),
+        HairpinUplink("eth2"),
     ]
     assert ops[0].describe() == "close port vx99 (no longer netcon's own port)"
     # Elements of their sets, in one batch: never a table rewritten.

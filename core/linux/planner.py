@@ -43,6 +43,7 @@ from core.linux.operations import (
     SetMaster,
     SetMtu,
     SetUp,
+    SetUplinkHairpin,
     StartDnsmasq,
     StopDnsmasq,
     StopStrayDnsmasq,
@@ -137,6 +138,7 @@ class _Builder:
                 if not port.up:
                     self.configures.append(SetUp(net.bridge_interface))
         self._uplink(net)
+        self._uplink_hairpin(net, bridge)
         if net.gateway is not None:
             self._hairpin(net, bridge)
             self._address(
@@ -192,6 +194,25 @@ class _Builder:
             port = self.links.get(name)
             if port is not None and port.master == bridge.index and not port.hairpin:
                 self.configures.append(SetHairpin(name))
+
+    def _uplink_hairpin(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        """The uplink of a bridge this host routes for in hairpin mode, and out of it
+        where another host routes (see SetUplinkHairpin)."""
+        if not net.owns_bridge:
+            return
+        name = net.segment.ifname if net.segment is not None else net.bridge_interface
+        if name is None:
+            return
+        link = self.links.get(name)
+        if net.gateway is None:
+            if link is not None and link.hairpin:
+                self.configures.append(SetUplinkHairpin(name, on=False))
+            return
+        if link is None and net.segment is None:
+            return  # a missing bridge_interface is a problem of its own
+        enslaved = link is not None and bridge is not None and link.master == bridge.index
+        if not (enslaved and link is not None and link.hairpin):
+            self.after.append(SetUplinkHairpin(name))
 
     def _segment(self, net: DesiredNetwork, bridge: Link | None) -> None:
         segment = net.segment
