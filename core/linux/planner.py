@@ -500,6 +500,11 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     serving = [n for n in desired.networks if n.gateway is not None and n.bridge not in held]
     if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
+    loopback = observed.links.get("lo")
+    if desired.networks and loopback is not None and not loopback.up:
+        # A namespace made by `ip netns add` starts with lo down: the metadata server's
+        # readiness probe, and the host's own connections to it, go through lo.
+        builder.configures.append(SetUp("lo"))
     builder.nat()
     opened = closedports.wanted(desired, observed, context.trusted_ports, leased=context.leased)
     security = secgroups.plan(
