@@ -479,6 +479,22 @@ def _has_files(state: dnsmasq.DnsmasqState) -> bool:
     )
 
 
+def _hairpins_behind_the_filter(after: list[Operation], observed: ObservedHost) -> list[Operation]:
+    """An uplink goes into hairpin mode only where the bridge table has, or this plan
+    gives it, the element that lets back out of it only what this host NATed: without
+    it (no nft, the table unreadable) hairpin mode would reflect every flooded frame."""
+    filtered: set[str] = set()
+    if observed.security is not None and observed.security.readable:
+        have = observed.security.bridge.sets.get("hairpin_uplinks", frozenset())
+        filtered = {element.split(" . ")[0] for element in have}
+    filtered |= {op.port for op in after if isinstance(op, closedports.HairpinUplink)}
+    return [
+        op
+        for op in after
+        if not (isinstance(op, SetUplinkHairpin) and op.on and op.name not in filtered)
+    ]
+
+
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
     builder = _Builder(desired, observed, context.leased)
     held: set[str] = set()
@@ -513,6 +529,7 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     builder.after += security
     if desired.security is not None:
         builder.after += closedports.plan(opened, observed.security, security)
+    builder.after = _hairpins_behind_the_filter(builder.after, observed)
     builder.dhcp(context)
     return Plan(
         operations=builder.operations(),
