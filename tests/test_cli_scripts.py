@@ -418,6 +418,11 @@ def test_the_lease_script_starts_netcon_only_for_what_the_database_may_not_know(
         "-m core.cli dhcp-event add fa:16:3e:00:00:99 10.0.0.9",
         "-m core.cli dhcp-event old fa:16:3e:00:00:99 10.0.0.9",
     ]
+    # ...and kept in the spool, for the host's next apply to record.
+    assert (tmp_path / "lease-events").read_text().splitlines() == [
+        "add fa:16:3e:00:00:99 10.0.0.9",
+        "old fa:16:3e:00:00:99 10.0.0.9",
+    ]
     # Without the apply's file (a dnsmasq started by hand), init asks the database.
     del env["NETCON_LEASES"]
     assert event("init").returncode == 0

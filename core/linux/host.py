@@ -308,10 +308,29 @@ class HostLayer:
         """
         need_net_admin("host apply")
         with self.lock.hold(lock_timeout, on_wait):
+            self.record_spooled_leases()
             result = self.plan(desired, scope=scope)
             if result.operations or result.problems:
                 self._executor().apply(result)
         return result
+
+    def record_spooled_leases(self) -> None:
+        """Record the lease events this host's dnsmasq processes could not (see
+        dnsmasq.SPOOL), before the database's leases are read for a plan: a dnsmasq in a
+        namespace cannot reach a PostgreSQL on the host's loopback, and one this apply
+        restarts must be handed the leases it gave meanwhile."""
+        lines = dnsmasq.take_spooled(self.dhcp_dir)
+        if not lines or self.db is None:
+            return
+        from core.store.leases import record_spooled
+        from core.store.raw import RawDatabase, utcnow
+
+        database = RawDatabase(self.db.url)
+        try:
+            record_spooled(database, lines, "dnsmasq", utcnow())
+        finally:
+            database.close()
+        dnsmasq.forget_spooled(self.dhcp_dir)
 
     def _context(self) -> PlanContext:
         return PlanContext(

@@ -47,10 +47,31 @@ def _nat_map(kind: str, field_name: str, name: str) -> dict[str, Any]:
 _OIF_PUBLIC = _match({"meta": {"key": "oifname"}}, "@public_ifs")
 # A connection whose destination was a floating IP (DNATed to an instance here).
 _DNATED = {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}
+# The packet mark bit of the connections this host NATed (see the "hairpin" chain).
+HAIRPIN_MARK = 0x00100000
+_MARK = {"meta": {"key": "mark"}}
 _FROM_FIXED = _match({"payload": {"protocol": "ip", "field": "saddr"}}, f"@{NET_SET}")
 # chain: (type, hook, priority, rules)
 CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
     "prerouting": ("nat", "prerouting", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
+    # Hairpin across a segment: a guest behind a segment link (or flat uplink) calling a
+    # floating IP of another guest behind that same link. br_netfilter, seeing the DNATed
+    # destination on the bridge the packet came from, bridges it instead of routing it,
+    # back out the link it arrived on, which a bridge does only in hairpin mode; and in
+    # hairpin mode a segment link would also reflect every flooded frame across the
+    # underlay. So the packets of connections this host NATed carry a mark, and the
+    # bridge table (secgroup_nft.py) lets back out an uplink only those.
+    "hairpin": (
+        "filter",
+        "prerouting",
+        -99,
+        [
+            [
+                _DNATED,
+                {"mangle": {"key": _MARK, "value": {"|": [_MARK, HAIRPIN_MARK]}}},
+            ]
+        ],
+    ),
     # The network host itself reaching a floating IP takes the output hook.
     "output": ("nat", "output", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
     "postrouting": (

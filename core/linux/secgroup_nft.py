@@ -53,6 +53,8 @@ FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
         "port_mac": (("ifname", "ether_addr"), False),
         "port_ip": (("ifname", "ipv4_addr"), False),
         "dhcp_servers": (("ipv4_addr",), False),
+        # "vx100 . vx100": the uplinks in hairpin mode (see nft.py, "hairpin").
+        "hairpin_uplinks": (("ifname", "ifname"), False),
     },
     GROUPS: {"dhcp_servers": (("ipv4_addr",), False)},
 }
@@ -95,6 +97,14 @@ _DHCP_ANSWER = [
 _REPLIES = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), ACCEPT]
 _TO_INSTANCES = [{"vmap": {"key": _field("ip", "daddr"), "data": f"@{INSTANCE_MAP}"}}]
 OPEN_SETS = ("ports", "own_ports", "trusted_ports", "foreign_ports")
+
+
+# The source MAC of a frame this host NATed and sends back out the uplink it came in on:
+# br_netfilter leaves it the client's, and the hosts behind the link would then learn the
+# client's MAC there. Locally administered, netcon's own: nothing else sends from it.
+HAIRPIN_SOURCE_MAC = "02:00:4e:43:00:01"
+_UPLINK_PAIR = _match(_concat(_meta("iifname"), _meta("oifname")), "@hairpin_uplinks")
+_NATED_HERE = _match({"&": [_meta("mark"), nft.HAIRPIN_MARK]}, nft.HAIRPIN_MARK)
 
 
 def _closed(direction: str) -> tuple[str, Expr]:
@@ -186,6 +196,21 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
             ("filter", "forward", 0),
             (
                 _closed("oifname"),
+                (
+                    "NATed back out its uplink",
+                    [
+                        _UPLINK_PAIR,
+                        _NATED_HERE,
+                        {
+                            "mangle": {
+                                "key": _field("ether", "saddr"),
+                                "value": HAIRPIN_SOURCE_MAC,
+                            }
+                        },
+                        ACCEPT,
+                    ],
+                ),
+                ("reflected by an uplink", [_UPLINK_PAIR, DROP]),
                 (
                     "instance ports",
                     [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
