@@ -8,7 +8,8 @@ this module makes mypy prove that it still matches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.config import Settings
@@ -26,7 +27,9 @@ from core.views import (
     InstanceView,
     KeyView,
     NetworkView,
+    OwingView,
     Page,
+    PendingOverview,
     PendingView,
     PlanView,
     ProjectView,
@@ -216,6 +219,12 @@ class NetconAPI(Protocol):
 
     def pending_for(self, host: str) -> PendingView: ...
 
+    def pending_overview(self) -> PendingOverview: ...
+
+    def tracking_changes(self) -> AbstractContextManager[list[ChangeSet]]: ...
+
+    def owing(self, made: Sequence[ChangeSet], *, look_here: bool = False) -> OwingView: ...
+
     def change_status(self, change: int) -> ChangeStatusView: ...
 
     def evacuate_host(self, dead: str, to: str | None = None) -> EvacuationView: ...
@@ -245,6 +254,7 @@ class NetconAPI(Protocol):
 
 if TYPE_CHECKING:
     from core.service import NetconService
+    from core.service.base import ChangeSet
 
     def _implements(service: NetconService) -> NetconAPI:
         # mypy fails here if the service and the protocol drift apart.
