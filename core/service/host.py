@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from core import validate
 from core.defaults import LOCK_TIMEOUT
 from core.errors import HostError
+from core.secrules import rule_subject
 from core.service.agents import AgentService
 from core.store.schema import host_changes, hosts
 from core.views import OwingView, PlannedOperation, PlanView
@@ -235,7 +236,9 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
 
 def _subjects(operation: Operation) -> set[str]:
     """The names an operation acts on: its short text fields, the address and MAC
-    tokens of a hosts file or a lease list. Command lines are left out."""
+    tokens of a hosts file or a lease list, the security groups a port joins or leaves,
+    and a group's rule as "project/group: what from where". Command lines are left
+    out."""
     found: set[str] = set()
     for field in dataclasses.fields(operation):
         if field.name == "argv":
@@ -247,4 +250,9 @@ def _subjects(operation: Operation) -> set[str]:
             for item in value:
                 if isinstance(item, tuple):
                     found.update(str(part) for part in item)
+                elif isinstance(item, str):
+                    found.add(item)
+    label, words = getattr(operation, "label", None), getattr(operation, "words", None)
+    if isinstance(label, str) and isinstance(words, str):
+        found.add(rule_subject(label, words))
     return found

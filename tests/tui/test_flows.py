@@ -1045,3 +1045,34 @@ async def test_evacuate_a_down_host_names_both_hosts(
         await settle(pilot)
     assert {n.host for n in demo_service.list_networks() if n.host} == {"nethost2"}
     assert "moved to nethost2" in messages(app)[-1]
+
+
+async def test_security_group_and_rule_rows_are_marked_while_a_host_owes_them(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    """A rule added to alpha/web: this host's plan allows it into the group's filter,
+    and the group's row and that rule's row show `~` until the host has it."""
+    from core.linux.operations import Plan
+    from core.linux.secgroups import AddRuleElement
+    from core.service.host import _plan_view
+
+    demo_service.add_security_group_rule("alpha", "web", "tcp", 8443, 8443, cidr="0.0.0.0/0")
+    group = next(g for g in demo_service.list_security_groups("alpha") if g.name == "web")
+    owed = AddRuleElement(group.id, "alpha/web", "ports", "0.0.0.0/0 . 6 . 8443",
+                          "tcp 8443 from 0.0.0.0/0")
+    plan = _plan_view("nethost1", Plan(operations=(owed,)))
+    app = make_app(start="projects", pending_source=fixed_pending(plan))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        await pilot.press("colon", *"secgroups", "enter")
+        await settle(pilot)
+        marked = [(row.cells[0], row.cells[1]) for row in main.table.source.rows
+                  if main._row_pending(row)]
+        assert marked == [("alpha", "web")]
+        await pilot.press("slash", *"web", "enter", "enter")
+        await settle(pilot)
+        rows = {row.cells[2]: main._row_pending(row) for row in main.table.source.rows}
+        assert rows == {"80": False, "443": False, "8443": True}
+        detail = str(main.query_one("#detail").render())
+        assert "pending on nethost1" not in detail  # the cursor is on a rule the host has
