@@ -25,7 +25,7 @@ from core.cli import (
     serve,
     vpn,
 )
-from core.cli.spec import Command, Group
+from core.cli.spec import Command, Group, netns_arg
 from core.defaults import LOCK_TIMEOUT
 from core.errors import InvalidInput
 
@@ -140,6 +140,15 @@ def build_parser(words: list[str] | None = None) -> argparse.ArgumentParser:
         "--read-only",
         action="store_true",
         help="open the console without any action that changes state",
+    )
+    console_netns = netns_arg()
+    parser.add_argument(
+        *console_netns.names,
+        **{
+            **console_netns.options,
+            "dest": "console_netns",
+            "help": "open the console on this network namespace (its plan and applies)",
+        },
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for item in COMMANDS:

@@ -14,6 +14,7 @@ from core.errors import NetconError
 
 if TYPE_CHECKING:
     from core.cli.serve import Serve
+    from core.service import NetconService
 
 DEFAULTS = (("db", None), ("json", False), ("lock_timeout", None))
 
@@ -41,7 +42,7 @@ def run_command(
         if console is None:
             build_parser().print_help(sys.stderr)
             return 2
-        return guarded(context, lambda: console(context.service, bool(args.read_only)))
+        return guarded(context, lambda: console(_console_service(context), bool(args.read_only)))
     return guarded(context, lambda: args.handler(context))
 
 
@@ -105,3 +106,13 @@ def report_text(
         prefix = f"netcon: {where}: " if where else "netcon: "
         stream.write(prefix + message + "\n")
     return status
+
+
+def _console_service(context: Context) -> NetconService:
+    """The service the console runs on: with ``--netns``, its host is that namespace
+    (the header names it, its plan is read and applied there), as `host plan --netns`."""
+    service = context.service
+    netns = getattr(context.args, "console_netns", None)
+    if netns is not None:
+        service.settings = service.settings.replace(netns=netns)
+    return service

@@ -243,6 +243,7 @@ class NetconAPI(Protocol):
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
+        segmentation: str | None = None,
     ) -> NetworkView: ...
 
     def add_key(self, project: str, name: str, public_key: str) -> KeyView: ...

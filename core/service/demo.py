@@ -7,6 +7,7 @@ import random
 from sqlalchemy import func, select
 
 from core.errors import Conflict
+from core.linux.sysfs import has_8021q
 from core.service.floating import FloatingService
 from core.service.instances import InstanceService
 from core.service.networks import NetworkService
@@ -33,7 +34,13 @@ class DemoService(NetworkService, InstanceService, FloatingService, SecurityGrou
 
     def _build_demo(self) -> None:
         host = self.settings.host
-        self.create_networks("10.0.0.0/16", 4, 256, 100, 1000, manager="vlan", label="tenant")
+        # VXLAN segments where this kernel cannot make 802.1Q links, so that the demo
+        # cloud can be applied on the machine it was made on.
+        segmentation = None if has_8021q() else "vxlan"
+        self.create_networks(
+            "10.0.0.0/16", 4, 256, 100, 1000, manager="vlan", label="tenant",
+            segmentation=segmentation,
+        )
         self.create_networks("10.10.0.0/24", manager="flatdhcp", bridge="brdhcp", label="shared")
         self.create_networks("10.20.0.0/24", manager="flat", bridge="brflat", label="legacy")
         for name, kind in (

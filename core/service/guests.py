@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from core import validate
 from core.errors import Conflict, InvalidInput, NotFound
 from core.managers.base import SEGMENT_OVERHEAD, effective_mtu
+from core.managers.vlan import SEGMENTATIONS, VlanManager
 from core.service.names import refuse_taken
 from core.service.networks import NetworkService
 from core.store.schema import (
@@ -44,12 +45,17 @@ class GuestService(NetworkService):
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
+        segmentation: str | None = None,
     ) -> NetworkView:
         """Change what a network hands its guests and who it belongs to; one transaction.
 
         ``dns1``/``dns2``/``mtu``/``dhcp_lease_time``: a value, or None (or "") to go back
-        to the default; left out, unchanged."""
+        to the default; left out, unchanged. ``segmentation``: "vlan" (802.1Q) or
+        "vxlan" for a VLAN network's segment, keeping its id, while no instance is
+        plugged into it (a kernel without 802.1Q, or a move to VXLAN between hosts)."""
         values: dict[str, Any] = {}
+        if segmentation is not None and segmentation not in SEGMENTATIONS:
+            raise InvalidInput("segmentation", f"{segmentation!r} must be vlan or vxlan")
         for name, given in (("dns1", dns1), ("dns2", dns2)):
             if given is not UNSET:
                 values[name] = str(validate.ipv4_address(name, given)) if given else None
@@ -67,9 +73,19 @@ class GuestService(NetworkService):
             raise InvalidInput("project", "give --project or --disassociate-project, not both")
         with self._change("network.modify", str(ref)) as (connection, audit):
             network = self._network(connection, ref)
+            segment_kind = network.segmentation
+            if segmentation is not None:
+                self._check_segmentation(connection, network, segmentation)
+                values["segmentation"] = segment_kind = segmentation
+            ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(segment_kind, 0)
             if mtu is not UNSET:
-                ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
                 values["mtu"] = validate.mtu("mtu", mtu, ceiling) if mtu not in (None, "") else None
+            elif segmentation is not None and network.mtu is not None and network.mtu > ceiling:
+                raise Conflict(
+                    "segmentation",
+                    f"{network.cidr} has MTU {network.mtu}, more than a {segmentation} "
+                    f"segment carries here ({ceiling}); give --mtu too",
+                )
             if host is not None:
                 self._check_live_host(connection, host)
                 values["host"] = host
@@ -118,6 +134,22 @@ class GuestService(NetworkService):
             raise NotFound("host", f"no network host named {host!r} has registered")
         if beat[0] is None or beat[0] < cutoff:
             raise Conflict("host", f"{host} is down (no heartbeat within host_down_time)")
+
+    def _check_segmentation(
+        self, connection: Connection, network: Row[Any], segmentation: str
+    ) -> None:
+        if network.manager != "vlan" or network.vlan is None:
+            raise InvalidInput(
+                "segmentation", f"{network.cidr} is a {network.manager} network; only VLAN "
+                "networks have a segment"
+            )
+        if segmentation == "vlan" and network.vlan > VlanManager.max_vlan_id:
+            raise Conflict(
+                "segmentation",
+                f"{network.cidr}'s segment id {network.vlan} is above "
+                f"{VlanManager.max_vlan_id}, the most an 802.1Q tag holds",
+            )
+        self._check_unused(connection, network, "--segmentation")
 
     def _check_unused(self, connection: Connection, network: Row[Any], what: str) -> None:
         used = connection.execute(
