@@ -78,7 +78,7 @@ class PlanScreen(Dialog):
             yield Static(self._status(), id="plan-status", classes="dialog-note")
             yield Working()
             with Horizontal(classes="dialog-buttons"):
-                hint = "↑↓ PgUp PgDn scroll" + (" · y apply · n close" if self.can_apply else "")
+                hint = "↑↓ PgUp PgDn" + (" · y apply · n close" if self.can_apply else " scroll")
                 yield Static(hint, classes="dialog-hint")
                 yield Button("Close", id="close", compact=True)
                 if self.can_apply:
