@@ -919,7 +919,7 @@ async def test_toast_says_pending_on_the_host_that_owes_the_change(
     app = make_app(start="floating", pending_source=fixed_pending(demo_plan()))
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
-        await pilot.press("x", "y")
+        press_at_once(pilot, "x", "y")
         await settle(pilot)
         assert messages(app)[-1] == (
             "203.0.113.1 disassociated from web1 — saved; pending on nethost1"
@@ -1065,12 +1065,12 @@ async def test_security_group_and_rule_rows_are_marked_while_a_host_owes_them(
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         main = app.main
-        await pilot.press("colon", *"secgroups", "enter")
+        press_at_once(pilot, "colon", *"secgroups", "enter")
         await settle(pilot)
         marked = [(row.cells[0], row.cells[1]) for row in main.table.source.rows
                   if main._row_pending(row)]
         assert marked == [("alpha", "web")]
-        await pilot.press("slash", *"web", "enter", "enter")
+        press_at_once(pilot, "slash", *"web", "enter", "enter")
         await settle(pilot)
         rows = {row.cells[2]: main._row_pending(row) for row in main.table.source.rows}
         assert rows == {"80": False, "443": False, "8443": True}

@@ -18,6 +18,7 @@ from textual.widgets import Button
 from tests.host.conftest import Lab
 from tests.host.scenario import network_host
 from tests.tui.conftest import FIXED_TIME, settle
+from tests.tui.test_flows import press_at_once
 from tui.app import NetconApp
 from tui.screens.plan import PlanScreen
 from tui.widgets.dialogs import ConfirmDialog
@@ -80,19 +81,19 @@ async def _drive(app: NetconApp) -> None:
         assert "nethost ~1 pending" in str(main.query_one("#header").render())
 
         # The one the host never had: saved, and nothing pending anywhere.
-        await pilot.press("slash", *NEVER_APPLIED, "enter", "x", "y")
+        press_at_once(pilot, "slash", *NEVER_APPLIED, "enter", "x", "y")
         await settle(pilot)
         assert str(list(app._notifications)[-1].message) == (
             f"{NEVER_APPLIED} disassociated from vm2 — saved"
         )
         assert "nethost ~1 pending" in str(main.query_one("#header").render())
-        await pilot.press("escape")
+        press_at_once(pilot, "escape")
         await settle(pilot)
 
-        await pilot.press("slash", *FLOATING, "enter", "x")
+        press_at_once(pilot, "slash", *FLOATING, "enter", "x")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("y")
+        press_at_once(pilot, "y")
         await settle(pilot)
         # Saved, not done: the NAT element is still in the host's table.
         assert str(list(app._notifications)[-1].message) == (
@@ -107,17 +108,17 @@ async def _drive(app: NetconApp) -> None:
         assert f"delete NAT element {FLOATING}" in detail
 
         # Apply from the console: the plan, `y`, and then the plan as it is now.
-        await pilot.press("colon", *"hosts", "enter")
+        press_at_once(pilot, "colon", *"hosts", "enter")
         await settle(pilot)
         assert main.table.current_row is not None
         assert main.table.current_row.cells[5] == "2"
-        await pilot.press("A")
+        press_at_once(pilot, "A")
         await settle(pilot)
         plan = app.screen
         assert isinstance(plan, PlanScreen)
         apply = plan.query_one("#apply", Button)
         assert str(apply.label) == "Apply 2 on nethost"
-        await pilot.press("y")
+        press_at_once(pilot, "y")
         await settle(pilot)
         assert app.screen is plan and not plan.query("#apply")
         shown = str(plan.query_one("#plan-operations Static").render())
@@ -125,7 +126,7 @@ async def _drive(app: NetconApp) -> None:
         assert "applied 2 operation(s) on nethost" in str(
             plan.query_one("#plan-status").render()
         )
-        await pilot.press("n")
+        press_at_once(pilot, "n")
         await settle(pilot)
         assert app.screen is main
         assert "nethost applied" in str(main.query_one("#header").render())
