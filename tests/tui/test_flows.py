@@ -1044,7 +1044,9 @@ async def test_evacuate_a_down_host_names_both_hosts(
         await pilot.press("y")
         await settle(pilot)
     assert {n.host for n in demo_service.list_networks() if n.host} == {"nethost2"}
-    assert "moved to nethost2" in messages(app)[-1]
+    assert messages(app)[-1].endswith(
+        "of nethost1 moved to nethost2 — saved; pending on nethost1, nethost2"
+    )
 
 
 async def test_security_group_and_rule_rows_are_marked_while_a_host_owes_them(

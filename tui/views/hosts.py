@@ -79,10 +79,10 @@ def _evacuate_confirm(h: HostView, values: Values) -> Confirm:
 def _evacuate(api: NetconAPI, h: HostView, values: Values) -> Outcome:
     moved = api.evacuate_host(h.name, values.optional("to"))
     targets = sorted({host for _, host in moved.networks + moved.floating + moved.instances})
+    # Which hosts still owe the move is said after it, as for every change.
     return Outcome(
         f"{len(moved.networks)} network(s) and {len(moved.floating)} floating IP(s) of "
-        f"{h.name} moved to {', '.join(targets) or 'no host'}; pending there until "
-        "their agents apply (see Pending)"
+        f"{h.name} moved to {', '.join(targets) or 'no host'}"
     )
 
 
