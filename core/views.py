@@ -253,6 +253,36 @@ class PendingView(NamedTuple):
     whole_host: bool = False
 
 
+class OwedView(NamedTuple):
+    """What one host owes, in the names rows are marked by: the changes it has not
+    applied, the bridges of the networks they touched and their floating addresses."""
+
+    host: str
+    changes: tuple[int, ...]
+    bridges: tuple[str, ...] = ()
+    floating: tuple[str, ...] = ()
+    # Some change named neither networks nor floating IPs (a security group's).
+    whole_host: bool = False
+
+
+class PendingOverview(NamedTuple):
+    """Every host and what each owes, read at one moment: ``hosts[i].pending`` is
+    ``len(owed[name].changes)`` (hosts that owe nothing have no entry in ``owed``)."""
+
+    hosts: tuple[HostView, ...]
+    owed: dict[str, OwedView]
+
+
+class OwingView(NamedTuple):
+    """Where some changes just made stand: the hosts that still owe them, and the hosts
+    that had work to do for them and have done it. A host they named that had nothing
+    to do is in neither: the change was saved, and no host owes anything for it."""
+
+    changes: tuple[int, ...]
+    pending_on: tuple[str, ...] = ()
+    applied_on: tuple[str, ...] = ()
+
+
 class ChangeStatusView(NamedTuple):
     change: int
     pending_on: tuple[str, ...]  # hosts that still owe it; empty: applied everywhere

@@ -138,7 +138,7 @@ def delete_network(ctx: Context) -> None:
 
 @group.command(
     "modify",
-    "change a network's DNS servers, MTU, lease time, IPv6, host or project",
+    "change a network's DNS servers, MTU, lease time, IPv6, host, project or segmentation",
     arg("network", metavar="ID|CIDR", complete="network"),
     arg("--dns1", metavar="IP", help="first DNS server guests get ('' for the default)"),
     arg("--dns2", metavar="IP", help="second DNS server ('' for none)"),
@@ -158,6 +158,10 @@ def delete_network(ctx: Context) -> None:
     arg("--disassociate-host", action="store_true", help="no host (picked again when needed)"),
     arg("--project", complete="project", help="give this VLAN network to a project"),
     arg("--disassociate-project", action="store_true", help="take it from its project"),
+    arg(
+        "--segmentation", complete=("vlan", "vxlan"),
+        help="vlan (802.1Q) or vxlan, same id; only while no instance is plugged",
+    ),
 )
 def modify_network(ctx: Context) -> None:
     a = ctx.args
@@ -174,6 +178,7 @@ def modify_network(ctx: Context) -> None:
         ipv6_mode=a.ipv6_mode,
         disassociate_host=a.disassociate_host,
         disassociate_project=a.disassociate_project,
+        segmentation=a.segmentation,
         **given,
     )
     if ctx.service.last_change is last:  # nothing was written

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from core.cli.spec import Command, Group
+from core.cli.spec import Command, Group, netns_arg
 from core.cli.words import command_index
 from core.defaults import LOCK_TIMEOUT
 from core.errors import InvalidInput
@@ -110,6 +110,15 @@ def build_parser(
     # (`completion`) find the list here, so that their modules need not import the list
     # they are part of.
     parser.set_defaults(commands=tuple(commands))
+    console_netns = netns_arg()
+    parser.add_argument(
+        *console_netns.names,
+        **{
+            **console_netns.options,
+            "dest": "console_netns",
+            "help": "open the console on this network namespace (its plan and applies)",
+        },
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for item in commands:
         _add(sub, item, common, "action", whole=named is None or item.name == named)

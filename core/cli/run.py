@@ -13,6 +13,7 @@ from core.errors import NetconError
 
 if TYPE_CHECKING:
     from core.cli.frontends import Console, Serve
+    from core.service import NetconService
 
 def run_command(
     words: list[str], console: Console | None, serve: Serve | None = None
@@ -27,5 +28,15 @@ def run_command(
         if console is None:
             build_parser(COMMANDS).print_help(sys.stderr)
             return 2
-        return guarded(context, lambda: console(context.service, bool(args.read_only)))
+        return guarded(context, lambda: console(_console_service(context), bool(args.read_only)))
     return guarded(context, lambda: args.handler(context))
+
+
+def _console_service(context: Context) -> NetconService:
+    """The service the console runs on: with ``--netns``, its host is that namespace
+    (the header names it, its plan is read and applied there), as `host plan --netns`."""
+    service = context.service
+    netns = getattr(context.args, "console_netns", None)
+    if netns is not None:
+        service.settings = service.settings.replace(netns=netns)
+    return service

@@ -21,7 +21,7 @@ from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, se
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.lease import Lease, leased
-from core.linux.netlink import Netlink
+from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
 from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
@@ -341,6 +341,7 @@ class HostLayer:
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
             leased=self.leased,
             trusted_ports=self.settings.trusted_ports,
+            vlan_supported=kernel_has_8021q(),
         )
 
     def _executor(self) -> Executor:

@@ -64,13 +64,22 @@ class PlanContext:
     leased: bool = False
     # Ports that pass on netcon's bridges though nothing here owns them.
     trusted_ports: tuple[str, ...] = ()
+    # Whether this kernel can make 802.1Q links (some are built without it).
+    vlan_supported: bool = True
 
 
 class _Builder:
-    def __init__(self, desired: DesiredHost, observed: ObservedHost, leased: bool = False) -> None:
+    def __init__(
+        self,
+        desired: DesiredHost,
+        observed: ObservedHost,
+        leased: bool = False,
+        vlan_supported: bool = True,
+    ) -> None:
         self.desired = desired
         self.observed = observed
         self.leased = leased
+        self.vlan_supported = vlan_supported
         self.links = observed.links
         self.stops: list[Operation] = []
         self.deletes: list[Operation] = []
@@ -241,6 +250,15 @@ class _Builder:
             ):
                 self.deletes.append(DeleteLink(name))
                 create = True
+        if create and segment.kind == "vlan" and not self.vlan_supported:
+            # Held back like a clash: the kernel would refuse the link, and the rest of
+            # the host must not wait for it.
+            self.problems.append(
+                f"network {net.cidr}: this kernel has no 802.1Q VLAN support, so {name} "
+                f"cannot be made on {segment.parent}; give the network a VXLAN segment "
+                f"(netcon network modify {net.cidr} --segmentation vxlan)"
+            )
+            return
         self.wanted_links.add(name)
         if create:
             if segment.kind == "vlan":
@@ -496,7 +514,7 @@ def _hairpins_behind_the_filter(after: list[Operation], observed: ObservedHost) 
 
 
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
-    builder = _Builder(desired, observed, context.leased)
+    builder = _Builder(desired, observed, context.leased, context.vlan_supported)
     held: set[str] = set()
     for net in desired.networks:
         lists = builder.lists()

@@ -551,13 +551,18 @@ def _rule_elements(
     for rule in group.rules:
         what = secrules.what(rule.protocol, rule.from_port, rule.to_port)
         if rule.source is not None:
-            words = f"{what} from members of {labels.get(rule.source, rule.source)}"
+            source_label = str(labels.get(rule.source, rule.source))
+            words = secrules.rule_words(
+                rule.protocol, rule.from_port, rule.to_port, None, source_label
+            )
             comment = f"rule {rule.id}: {what} from group {rule.source}"
             source = "@" + sg.member_set(rule.source)
         else:
             assert rule.cidr is not None
             kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
-            words = f"{what} from {rule.cidr}"
+            words = secrules.rule_words(
+                rule.protocol, rule.from_port, rule.to_port, rule.cidr, None
+            )
             covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
             mine = (rule.protocol, _bounds(rule.cidr), covered)
             if not any(_clash(mine, other) for other in spans[kind]):

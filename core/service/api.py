@@ -8,7 +8,8 @@ this module makes mypy prove that it still matches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.config import Settings
@@ -26,7 +27,9 @@ from core.views import (
     InstanceView,
     KeyView,
     NetworkView,
+    OwingView,
     Page,
+    PendingOverview,
     PendingView,
     PlanView,
     ProjectView,
@@ -218,6 +221,12 @@ class NetconAPI(Protocol):
 
     def pending_for(self, host: str) -> PendingView: ...
 
+    def pending_overview(self) -> PendingOverview: ...
+
+    def tracking_changes(self) -> AbstractContextManager[list[ChangeSet]]: ...
+
+    def owing(self, made: Sequence[ChangeSet], *, look_here: bool = False) -> OwingView: ...
+
     def change_status(self, change: int) -> ChangeStatusView: ...
 
     def evacuate_host(self, dead: str, to: str | None = None) -> EvacuationView: ...
@@ -238,6 +247,7 @@ class NetconAPI(Protocol):
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
+        segmentation: str | None = None,
     ) -> NetworkView: ...
 
     def add_key(self, project: str, name: str, public_key: str) -> KeyView: ...
@@ -249,6 +259,7 @@ class NetconAPI(Protocol):
 
 if TYPE_CHECKING:
     from core.service import NetconService
+    from core.service.base import ChangeSet
 
     def _implements(service: NetconService) -> NetconAPI:
         # mypy fails here if the service and the protocol drift apart.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import random
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ class ServiceBase:
         self.last_change: ChangeSet | None = None
         # Wake-ups on the broker, when one is set (core.bus.Publisher), made at first use.
         self._publisher: Any = None
+        # Per thread: the changes committed inside tracking_changes() blocks.
+        self._tracking = threading.local()
         if self.settings.auto_apply:
             from core.linux.autoapply import install
 
@@ -175,8 +178,24 @@ class ServiceBase:
         except _NothingToDo:
             return
         self.last_change = changes
+        for made in getattr(self._tracking, "lists", ()):
+            made.append(changes)
         self._wake(changes)
         self._tell(changes)
+
+    @contextmanager
+    def tracking_changes(self) -> Iterator[list[ChangeSet]]:
+        """The changes this thread commits inside the block, in order (several callers
+        may share one service, each in its own thread)."""
+        made: list[ChangeSet] = []
+        lists = getattr(self._tracking, "lists", None)
+        if lists is None:
+            lists = self._tracking.lists = []
+        lists.append(made)
+        try:
+            yield made
+        finally:
+            lists.remove(made)
 
     def _wake(self, changes: ChangeSet) -> None:
         """With a broker set, wake the agents of the hosts a committed change names, on

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from core import ipv6, validate
 from core.errors import Conflict, InvalidInput, NotFound
 from core.managers.base import SEGMENT_OVERHEAD, address_v6, effective_mtu
+from core.managers.vlan import SEGMENTATIONS, VlanManager
 from core.service.names import refuse_taken
 from core.service.networks import NetworkService
 from core.store.schema import (
@@ -47,19 +48,24 @@ class GuestService(NetworkService):
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
+        segmentation: str | None = None,
     ) -> NetworkView:
         """Change what a network hands its guests and who it belongs to; one transaction.
 
         ``dns1``/``dns2``/``mtu``/``dhcp_lease_time``: a value, or None (or "") to go back
         to the default; left out, unchanged. ``fixed_range_v6``: the network's IPv6 /64,
         or None (or "") for IPv4 only; the instances' IPv6 addresses follow it (and
-        ``ipv6_mode``) in the same transaction."""
+        ``ipv6_mode``) in the same transaction. ``segmentation``: "vlan" (802.1Q) or
+        "vxlan" for a VLAN network's segment, keeping its id, while no instance is
+        plugged into it (a kernel without 802.1Q, or a move to VXLAN between hosts)."""
         values: dict[str, Any] = {}
         subnet_v6 = (
             _network_v6(fixed_range_v6) if fixed_range_v6 not in (UNSET, None, "") else None
         )
         if ipv6_mode is not None:
             ipv6.mode("ipv6_mode", ipv6_mode)
+        if segmentation is not None and segmentation not in SEGMENTATIONS:
+            raise InvalidInput("segmentation", f"{segmentation!r} must be vlan or vxlan")
         for name, given in (("dns1", dns1), ("dns2", dns2)):
             if given is not UNSET:
                 values[name] = str(validate.ipv4_address(name, given)) if given else None
@@ -81,9 +87,19 @@ class GuestService(NetworkService):
                 values.update(
                     _v6_change(connection, network, fixed_range_v6, subnet_v6, ipv6_mode)
                 )
+            segment_kind = network.segmentation
+            if segmentation is not None:
+                self._check_segmentation(connection, network, segmentation)
+                values["segmentation"] = segment_kind = segmentation
+            ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(segment_kind, 0)
             if mtu is not UNSET:
-                ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
                 values["mtu"] = validate.mtu("mtu", mtu, ceiling) if mtu not in (None, "") else None
+            elif segmentation is not None and network.mtu is not None and network.mtu > ceiling:
+                raise Conflict(
+                    "segmentation",
+                    f"{network.cidr} has MTU {network.mtu}, more than a {segmentation} "
+                    f"segment carries here ({ceiling}); give --mtu too",
+                )
             if host is not None:
                 self._check_live_host(connection, host)
                 values["host"] = host
@@ -134,6 +150,22 @@ class GuestService(NetworkService):
             raise NotFound("host", f"no network host named {host!r} has registered")
         if beat[0] is None or beat[0] < cutoff:
             raise Conflict("host", f"{host} is down (no heartbeat within host_down_time)")
+
+    def _check_segmentation(
+        self, connection: Connection, network: Row[Any], segmentation: str
+    ) -> None:
+        if network.manager != "vlan" or network.vlan is None:
+            raise InvalidInput(
+                "segmentation", f"{network.cidr} is a {network.manager} network; only VLAN "
+                "networks have a segment"
+            )
+        if segmentation == "vlan" and network.vlan > VlanManager.max_vlan_id:
+            raise Conflict(
+                "segmentation",
+                f"{network.cidr}'s segment id {network.vlan} is above "
+                f"{VlanManager.max_vlan_id}, the most an 802.1Q tag holds",
+            )
+        self._check_unused(connection, network, "--segmentation")
 
     def _check_unused(self, connection: Connection, network: Row[Any], what: str) -> None:
         used = connection.execute(

@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from tui.calls import Failure, ServiceSlot, call_service
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
 from tui.palette import PaletteEntry
-from tui.pending import UNKNOWN, Pending
+from tui.pending import UNKNOWN, Pending, read_pending
 from tui.screens import status
 from tui.screens.runner import ActionRunner
 from tui.screens.state import ViewState, matcher
@@ -48,6 +48,7 @@ from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
+    from core.views import OwingView
     from tui.context import ConsoleContext
     from tui.screens.help import HelpEntry
 
@@ -99,7 +100,6 @@ class MainScreen(Screen[None]):
         self._reload_again = False
         self._pending_reading = False
         self._started = False
-        self._bulk_after: list[tuple[str, set[str], bool]] = []
         # The generation whose rows the table shows, and what waits for them: Enter or a
         # row's key pressed while a filter's rows are still being read acts on those rows
         # once they are up, never on the rows they replace.
@@ -351,7 +351,7 @@ class MainScreen(Screen[None]):
             count = self.pending.count(spec.host(item) or "")
             cells = (
                 *cells[: spec.pending_column],
-                "?" if count is None else str(count),
+                cells[spec.pending_column] if count is None else str(count),
                 *cells[spec.pending_column + 1 :],
             )
         return Row(spec.key(item), cells, item)
@@ -523,9 +523,6 @@ class MainScreen(Screen[None]):
         self.show_header()
         self.table.refresh()
         self._show_detail()
-        for message, hosts, warn in self._bulk_after:
-            self._tell(message, hosts, warn)
-        self._bulk_after.clear()
         if self.state.spec.pending_column is not None and before != pending:
             self.reload()
 
@@ -536,30 +533,22 @@ class MainScreen(Screen[None]):
         host = spec.host(row.item) or self.this_host()
         return self.pending.marks(host, spec.subjects(row.item))
 
-    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
-        """An action succeeded: show it, and say honestly where the host stands."""
-        hosts = hosts or {self.this_host()}
+    def reads_host(self) -> bool:
+        """Whether this console looks at the host's kernel (and so may ask it about a
+        change); a source of fixed plans (pictures, tests) does not."""
+        return self.context.pending_source is read_pending
+
+    def changed(
+        self, action: BaseAction, message: str, owing: OwingView | None, warn: bool
+    ) -> None:
+        """An action succeeded: show it, and where the hosts stand, as the core said."""
         self.reload()
         self.refresh_known()
-        if not action.host_change:
-            self.notify(message, severity="warning" if warn else "information", timeout=5)
-            return
-        if self.context.pending_source is None:
-            self._tell(message, hosts, warn)
-            return
-        self._bulk_after.append((message, hosts, warn))
-        self._pending_reading = False
-        self.read_pending()
-
-    def _tell(self, message: str, hosts: set[str], warn: bool) -> None:
-        applied = [h for h in sorted(hosts) if self.pending.count(h) == 0]
-        waiting = [h for h in sorted(hosts) if h not in applied]
-        text = message
-        if waiting:
-            text += f" — saved; pending on {', '.join(waiting)}"
-        if applied:
-            text += f" — applied on {', '.join(applied)}"
+        text = status.told(message, owing, saved=action.host_change)
         self.notify(text, severity="warning" if warn else "information", timeout=6)
+        if owing is not None and (owing.pending_on or owing.applied_on) or action.host_change:
+            self._pending_reading = False
+            self.read_pending()
 
     # -- live refresh --------------------------------------------------------------------
 

@@ -226,7 +226,8 @@ class ViewSpec(Generic[Item]):
     subjects: Callable[[Item], tuple[str, ...]] = field(default=lambda item: ())
     # A view reached only by Enter (a group's rules): not offered by `:`.
     listed: bool = True
-    # The column that shows how many operations a row's host still owes, and whether
+    # The column that shows how many changes a row's host still owes (kept up to date
+    # from what the screen read last, the same count as the header's), and whether
     # a row stands for its host's whole plan (the hosts view).
     pending_column: int | None = None
     whole_plan: bool = False
