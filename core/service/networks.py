@@ -258,7 +258,7 @@ class NetworkService(ServiceBase):
         """A window of fixed IPs in address order.
 
         ``search`` matches any of the columns a listing shows (address, state, instance,
-        MAC, network), case-insensitively: as a substring, or as a regular expression
+        MAC, network, project), case-insensitively: as a substring, or as a regular expression
         with ``regex``; ``negate`` keeps the rows that do not match instead.
         """
         if search and regex:
@@ -290,6 +290,7 @@ class NetworkService(ServiceBase):
                             func.coalesce(instances.c.name, "-"),
                             func.coalesce(fixed_ips.c.mac, "-"),
                             networks.c.cidr,
+                            func.coalesce(_FIXED_PROJECT, "-"),
                         )
                     )
                 )
@@ -377,10 +378,16 @@ _FIXED_STATE = case(
 )
 
 
+_INSTANCE_PROJECT = projects.alias("instance_project")
+_OWNER = projects.alias("owner")
+# A fixed IP's project: its instance's, else the project its network belongs to.
+_FIXED_PROJECT = func.coalesce(_INSTANCE_PROJECT.c.name, _OWNER.c.name)
+
+
 def _fixed_query() -> Select[Any]:
     """Fixed IPs with their network, instance and project, in FixedIPView's order."""
-    instance_project = projects.alias("instance_project")
-    owner = projects.alias("owner")
+    instance_project = _INSTANCE_PROJECT
+    owner = _OWNER
     return (
         select(
             fixed_ips.c.id,
@@ -388,7 +395,7 @@ def _fixed_query() -> Select[Any]:
             networks.c.cidr,
             fixed_ips.c.network_id,
             instances.c.name,
-            func.coalesce(instance_project.c.name, owner.c.name),
+            _FIXED_PROJECT,
             fixed_ips.c.mac,
             fixed_ips.c.reserved,
             fixed_ips.c.allocated,

@@ -25,10 +25,11 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from tui.calls import Failure, ServiceSlot, call_service
-from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
+from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, keys_of, unknown_ids
 from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
-from tui.screens import status
+from tui.screens import describe, marks, status
+from tui.screens.columns import TABLE_BOUND, sort_keys
 from tui.screens.runner import ActionRunner
 from tui.screens.state import ViewState, matcher
 from tui.views import VIEWS, completions, resolve
@@ -73,6 +74,7 @@ class MainScreen(Screen[None]):
         height: 1fr; width: 48; border-top: none; border-left: solid $primary;
     }
     MainScreen #detail { width: 1fr; }
+    MainScreen #body.-all-columns #detail-pane { display: none; }
     MainScreen #filter { border-left: outer $secondary; }
     """
 
@@ -106,6 +108,8 @@ class MainScreen(Screen[None]):
         self._shown_generation = -1
         self._after_rows: list[Callable[[], None]] = []
         self.key_problems: list[str] = []
+        # The views shown with every column (`w`), remembered between runs.
+        self.wide_views: set[str] = set(context.memory.wide() if context.memory else ())
 
     # -- what the runner and the palette need ------------------------------------------
 
@@ -180,6 +184,7 @@ class MainScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self._layout_for(self.size.width)
+        self.call_after_refresh(self.show_header)
 
     def _layout_for(self, width: int) -> None:
         # Wide terminals get the detail beside the table; 80 columns get it below.
@@ -192,10 +197,17 @@ class MainScreen(Screen[None]):
     # -- keys ----------------------------------------------------------------------------
 
     def _view_keys(self, spec: ViewSpec[Any]) -> tuple[list[Binding], list[str]]:
+        keymap = self.context.settings.keys
         specs = list(GENERAL) + [
-            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions
+            # A view's key that the table also binds (`g`) must reach the view first.
+            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer,
+                    priority=keys_of(a.id, a.key, keymap) in TABLE_BOUND)
+            for a in spec.actions
         ]
-        return build_bindings(specs, self.context.settings.keys)
+        bindings, clashes = build_bindings(specs, keymap)
+        taken = {key for binding in bindings for key in binding.key.split(",")}
+        sorting, _ = build_bindings(sort_keys(spec, taken), keymap)
+        return bindings + sorting, clashes
 
     def _bind(self) -> None:
         bindings, _clashes = self._view_keys(self.state.spec)
@@ -214,9 +226,13 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
+            # While typing in a prompt a view's key is just a character.
+            if isinstance(self.focused, Input):
+                return False
             return self._action(str(parameters[0])) is not None
         if action in ("command_line", "filter", "mark", "previous", "sort",
-                      "toggle_pause"):
+                      "toggle_pause", "sort_by", "describe", "copy", "wide",
+                      "mark_range"):
             # While typing in a prompt these are just characters.
             return not isinstance(self.focused, Input)
         return True
@@ -249,7 +265,7 @@ class MainScreen(Screen[None]):
         header.update(
             status.header(
                 self.context, self.pending, paused=self.paused, loading=self.loading,
-                last_refresh=self.last_refresh,
+                last_refresh=self.last_refresh, width=max(0, header.size.width - 2),
             )
         )
 
@@ -281,6 +297,7 @@ class MainScreen(Screen[None]):
         self.table.sort_column = self.state.sort_column
         self.table.sort_descending = self.state.sort_descending
         self.table.marked = self.state.marks
+        self._apply_wide()
         self.table.set_source(spec.columns, ListSource([]))
         self.query_one("#detail", Static).update("")
         self._bind()
@@ -302,6 +319,9 @@ class MainScreen(Screen[None]):
         self.show_header()
         state = self.state
         current = self.table.current_row
+        # A newest-first view whose cursor is on its first row follows new rows there.
+        following = state.spec.newest_first and self.table.cursor == 0 and not state.typed
+        from_top = from_top or following
         keep_key = None if from_top else current.key if current else state.cursor_key
         keep_index = 0 if from_top else self.table.cursor
         generation = self.generation
@@ -539,6 +559,11 @@ class MainScreen(Screen[None]):
     def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
         """An action succeeded: show it, and say honestly where the host stands."""
         hosts = hosts or {self.this_host()}
+        if isinstance(action, RowAction) and action.bulk and self.state.marks:
+            # The marks were for this action: done, they would only mislead the next.
+            self.state.marks.clear()
+            self.table.marked = self.state.marks
+            self.show_crumbs()
         self.reload()
         self.refresh_known()
         if not action.host_change:
@@ -591,6 +616,8 @@ class MainScreen(Screen[None]):
         self.paused = not self.paused
         self.show_header()
         self.notify("Refresh paused" if self.paused else "Refresh resumed", timeout=2)
+        if not self.paused:
+            self.action_refresh_now()
 
     # -- table events --------------------------------------------------------------------
 
@@ -793,6 +820,43 @@ class MainScreen(Screen[None]):
         self.table.action_cursor_down()
         self.table.refresh()
         self.show_crumbs()
+
+    def action_mark_range(self) -> None:
+        marks.mark_range(self)
+
+    def action_sort_by(self, column: int) -> None:
+        """Shift+a column's letter: sort by it; again, the other way (as k9s does)."""
+        state = self.state
+        if state.sort_column == column:
+            state.sort_descending = not state.sort_descending
+        else:
+            state.sort_column, state.sort_descending = column, False
+        self._resort()
+
+    # -- wide mode, describe, copy ----------------------------------------------------
+
+    def _apply_wide(self) -> None:
+        wide = self.state.spec.name in self.wide_views
+        self.table.set_wide(wide)
+        self.query_one("#body").set_class(wide, "-all-columns")
+
+    def action_wide(self) -> None:
+        """`w`: every column of this view at full width, or back; kept between runs."""
+        name = self.state.spec.name
+        self.wide_views ^= {name}
+        if self.context.memory is not None:
+            self.context.memory.keep_wide(self.wide_views)
+        self._apply_wide()
+        self.notify("All columns" if name in self.wide_views else "Columns that fit",
+                    timeout=2)
+
+    def action_describe(self) -> None:
+        if self._when_rows_are_current(self.action_describe):
+            describe.describe_current(self)
+
+    def action_copy(self) -> None:
+        if self._when_rows_are_current(self.action_copy):
+            describe.copy_current(self)
 
     def action_sort(self) -> None:
         state = self.state

@@ -124,6 +124,17 @@ class Pick(Generic[Item]):
     empty: Callable[[Item], str]
 
 
+@dataclass(frozen=True)
+class PickMany(Generic[Item]):
+    """Tick any of a list the service gives, some ticked already (an instance's groups):
+    the call gets the ticked values as ``chosen`` and the ones ticked before as
+    ``before``."""
+
+    title: Callable[[Item], str]
+    choices: Callable[[NetconAPI, Item], list[tuple[Choice, bool]]]
+    empty: Callable[[Item], str]
+
+
 # -- what an action sees ------------------------------------------------------------------
 
 
@@ -168,6 +179,7 @@ class RowAction(BaseAction, Generic[Item]):
     # Said instead of asking when the call would be refused anyway.
     refuse: Callable[[Item], str | None] = field(default=lambda item: None)
     pick: Pick[Item] | None = None
+    pick_many: PickMany[Item] | None = None
     form: Callable[[Situation, Item], Form] | None = None
     confirm: Callable[[Item, Values], Confirm] | None = None
     # With marks: one confirmation naming the count, then the call for each row.
@@ -188,6 +200,7 @@ class ViewAction(BaseAction):
     """An action on the view itself (create something): no row needed."""
 
     call: Callable[[NetconAPI, Values, Scope], Outcome] | None = None
+    pick_many: PickMany[Scope] | None = None
     form: Callable[[Situation], Form] | None = None
     confirm: Callable[[Values], Confirm] | None = None
 
@@ -230,6 +243,15 @@ class ViewSpec(Generic[Item]):
     # a row stands for its host's whole plan (the hosts view).
     pending_column: int | None = None
     whole_plan: bool = False
+    # `d`: what a row owns beyond its own fields, read from the service (a network's
+    # instances), as label/value pairs under the row's every field.
+    owns: Callable[[NetconAPI, Item], Sequence[tuple[str, object]]] = field(
+        default=lambda api, item: ()
+    )
+    # `y`: the text that names a row (its address, its name); the first cell if None.
+    copy: Callable[[Item], str] | None = None
+    # Newest rows first (the audit log): the cursor on the first row follows new ones.
+    newest_first: bool = False
 
     @property
     def paged(self) -> bool:

@@ -27,6 +27,7 @@ from tui.views.base import (
     choice,
     lines,
 )
+from tui.views.members import members_of
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
@@ -141,6 +142,14 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
     drill=lambda g: Drill(
         "rules", {"project": g.project, "group": g.name}, f"{g.project}/{g.name}"
     ),
+    owns=lambda api, g: [
+        ("rules", "; ".join(rule_text(r) for r in g.rules) or "none"),
+        ("members", ", ".join(
+            i.name for i in api.list_instances(project=g.project)
+            if g.name in i.security_groups
+        ) or "none"),
+    ],
+    copy=lambda g: f"{g.project}/{g.name}",
     empty="No security groups: create a project first (every project gets `default`)",
     actions=(
         ViewAction("secgroup.create", "n", "New group", footer=1, host_change=False,
@@ -149,9 +158,7 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
                   form=lambda s, g: rule_form(g.project, g.name), call=_add_rule),
         RowAction(
             "secgroup.members", "M", "Members", footer=3, mutating=False, host_change=False,
-            goto=lambda g: Drill(
-                "instances", {"project": g.project, "group": g.name}, f"{g.project}/{g.name}"
-            ),
+            goto=lambda g: members_of(g.project, g.name),
         ),
         RowAction(
             "secgroup.delete", "D", "Delete group", footer=4, host_change=False,
