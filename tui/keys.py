@@ -35,7 +35,7 @@ GENERAL: tuple[KeySpec, ...] = (
     KeySpec("console.mark", "space", "mark", "Mark row"),
     KeySpec("console.mark_range", "shift+space,ctrl+space,ctrl+at", "mark_range",
             "Mark from the last mark to here"),
-    KeySpec("console.describe", "d", "describe", "Describe in full", footer=80),
+    KeySpec("console.describe", "d", "describe", "Describe in full"),
     KeySpec("console.copy", "y", "copy", "Copy the row's name or address"),
     KeySpec("console.wide", "w", "wide", "All columns / columns that fit"),
     KeySpec("console.sort", "s", "sort", "Sort"),
