@@ -166,8 +166,8 @@ class NetconAPI(Protocol):
         project: str,
         group: str,
         protocol: str,
-        from_port: int | str,
-        to_port: int | str,
+        from_port: int | str | None = None,
+        to_port: int | str | None = None,
         cidr: str | None = None,
         source_group: str | None = None,
     ) -> RuleView: ...

@@ -144,8 +144,7 @@ class MainScreen(Screen[None]):
             completions,
             self.context.memory.history() if self.context.memory else [],
             id="command",
-            placeholder="view: projects networks fixed floating vpn instances secgroups "
-            "hosts audit (Tab completes)",
+            placeholder="projects networks fixed fip vpn instances sg hosts audit · Tab",
         )
         yield Prompt(
             id="filter", compact=True,
@@ -187,8 +186,13 @@ class MainScreen(Screen[None]):
         self.call_after_refresh(self.show_header)
 
     def _layout_for(self, width: int) -> None:
-        # Wide terminals get the detail beside the table; 80 columns get it below.
+        # Wide terminals get the detail beside the table; 80 columns get it below. Very
+        # wide ones give the table its columns' full width and the detail the rest.
         self.query_one("#body").set_class(width >= 120, "-wide")
+        pane = self.query_one("#detail-pane")
+        columns = self.state.spec.columns
+        table_width = sum(column.width + 1 for column in columns) + 4
+        pane.styles.width = max(48, width - table_width) if width >= 160 else None
 
     @property
     def table(self) -> VirtualTable:
@@ -298,6 +302,7 @@ class MainScreen(Screen[None]):
         self.table.sort_descending = self.state.sort_descending
         self.table.marked = self.state.marks
         self._apply_wide()
+        self._layout_for(self.size.width)
         self.table.set_source(spec.columns, ListSource([]))
         self.query_one("#detail", Static).update("")
         self._bind()

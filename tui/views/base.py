@@ -71,8 +71,10 @@ class Field:
 
     ``check`` turns the text into the value handed to the service, raising the core's
     ``InvalidInput`` when it is wrong. An empty optional field gives no value, so the
-    service applies its own default (shown as the placeholder). With ``choices`` the
-    field is a picker instead of free text.
+    service applies its own default, shown in grey as ``default: …`` (``placeholder``);
+    ``example`` is grey text that is never used (``e.g. …``). With ``choices`` the
+    field is a picker instead of free text. ``names`` are other names the core gives
+    the field in a refusal (the form's ``name`` is the core's ``project``).
     """
 
     name: str
@@ -82,6 +84,18 @@ class Field:
     placeholder: str = ""
     optional: bool = False
     choices: tuple[str, ...] = ()
+    example: str = ""
+    names: tuple[str, ...] = ()
+
+    @property
+    def grey(self) -> str:
+        """The grey text of an empty field: its default, then an example."""
+        parts = [f"default: {self.placeholder}"] if self.placeholder else []
+        parts += [f"e.g. {self.example}"] if self.example else []
+        return " · ".join(parts)
+
+    def named(self, name: str | None) -> bool:
+        return name is not None and (name == self.name or name in self.names)
 
 
 @dataclass(frozen=True)

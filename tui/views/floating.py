@@ -135,7 +135,7 @@ def _range_form(situation: Situation) -> Form:
         (
             Field("host", "Host", partial(validate.host_name, "host"), value=settings.host,
                   choices=hosts),
-            Field("ip_range", "Range", _ip_range, placeholder="203.0.113.0/28 or A-B"),
+            Field("ip_range", "Range", _ip_range, example="203.0.113.0/28 or A-B"),
             Field("pool", "Pool", partial(validate.name, "pool"), optional=True,
                   placeholder=settings.default_floating_pool),
             Field("interface", "Interface", partial(validate.ifname, "interface"),

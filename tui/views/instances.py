@@ -51,8 +51,8 @@ def launch_form(situation: Situation, project: str, groups: str = "") -> Form:
                   choices=projects),
             Field("name", "Name", partial(validate.hostname, "name")),
             Field("security_groups", "Security groups", _names("security_group"),
-                  value=groups, optional=True,
-                  placeholder="default: default (comma-separated)"),
+                  value=groups, optional=True, placeholder="default",
+                  example="default, web", names=("security_group",)),
         ),
         "Launch",
     )
@@ -139,7 +139,7 @@ def _check_form(situation: Situation, i: InstanceView) -> Form:
             Field("source", "From address", partial(validate.ipv4_address, "source")),
             Field("protocol", "Protocol", str, value="tcp", choices=PROTOCOLS),
             Field("port", "Port (ICMP: type)", partial(validate.integer, "port", low=0,
-                  high=65535), optional=True, placeholder="22"),
+                  high=65535), optional=True, example="22"),
         ),
         "Check",
     )
@@ -198,9 +198,11 @@ INSTANCES: ViewSpec[InstanceView] = ViewSpec(
         Column("name", "Name", 14),
         Column("project", "Project", 12, priority=1, min_width=8),
         Column("addresses", "Addresses", 15, priority=1, min_width=15),
-        Column("floating", "Floating", 15, priority=2, min_width=15),
-        Column("host", "Host", 10, priority=3, min_width=8),
-        Column("groups", "Groups", 16, priority=4),
+        # A floating address is at most 15 characters, usually 11 (203.0.113.1).
+        Column("floating", "Floating", 15, priority=3, min_width=11),
+        Column("host", "Host", 10, priority=4, min_width=6),
+        # Legible at 80 columns: "default, web".
+        Column("groups", "Groups", 16, priority=2, min_width=12),
     ),
     cells=lambda i: (
         i.name,

@@ -51,7 +51,7 @@ def _create_form(situation: Situation) -> Form:
     return Form(
         "New project",
         (
-            Field("name", "Name", partial(validate.name, "name")),
+            Field("name", "Name", partial(validate.name, "name"), names=("project",)),
             Field(
                 "manager", "Manager", choice("manager", MANAGERS), optional=True,
                 placeholder=situation.settings.network_manager, choices=MANAGERS,

@@ -51,12 +51,15 @@ def rule_form(project: str, group: str) -> Form:
         (
             Field("protocol", "Protocol", choice("protocol", PROTOCOLS), value="tcp",
                   choices=PROTOCOLS),
-            Field("from_port", "From port", _ports("from_port")),
-            Field("to_port", "To port", _ports("to_port")),
+            # As the CLI takes them: one port is a range of one; ICMP may give none.
+            Field("from_port", "From port", _ports("from_port"), optional=True,
+                  example="22 (icmp: type, none for any)"),
+            Field("to_port", "To port", _ports("to_port"), optional=True,
+                  placeholder="the from port"),
             Field("cidr", "CIDR", lambda t: str(validate.ipv4_network("cidr", t)),
                   optional=True, placeholder="0.0.0.0/0"),
             Field("source_group", "Source group", partial(validate.name, "source_group"),
-                  optional=True, placeholder="or a group of the project"),
+                  optional=True, example="web (instead of a CIDR)"),
         ),
         "Add",
     )
@@ -64,8 +67,8 @@ def rule_form(project: str, group: str) -> Form:
 
 def add_rule(api: NetconAPI, project: str, group: str, values: Values) -> Outcome:
     rule = api.add_security_group_rule(
-        project, group, values.text("protocol"), values.integer("from_port"),
-        values.integer("to_port"), cidr=values.optional("cidr"),
+        project, group, values.text("protocol"), values.optional("from_port"),
+        values.optional("to_port"), cidr=values.optional("cidr"),
         source_group=values.optional("source_group"),
     )
     return Outcome(f"Rule added to {project}/{group}: {rule_text(rule)}")
