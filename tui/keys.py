@@ -33,7 +33,7 @@ GENERAL: tuple[KeySpec, ...] = (
     KeySpec("console.back", "escape", "back", "Back"),
     KeySpec("console.previous", "minus", "previous", "Previous view"),
     KeySpec("console.mark", "space", "mark", "Mark row"),
-    KeySpec("console.mark_range", "shift+space,ctrl+space,ctrl+at", "mark_range",
+    KeySpec("console.mark_range", "shift+space,ctrl+space,ctrl+@", "mark_range",
             "Mark from the last mark to here"),
     KeySpec("console.describe", "d", "describe", "Describe in full"),
     KeySpec("console.copy", "y", "copy", "Copy the row's name or address"),

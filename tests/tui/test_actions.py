@@ -394,3 +394,51 @@ async def test_add_rule_takes_one_port_as_the_cli_does(
         assert not isinstance(app.screen, FormDialog)
         web = next(g for g in demo_service.list_security_groups("alpha") if g.name == "web")
         assert any((r.from_port, r.to_port) == (8080, 8080) for r in web.rules)
+
+
+# -- 6: contexts -------------------------------------------------------------------------
+
+
+async def test_ctx_switches_database_and_the_header_follows(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    from core.config import load_settings
+    from tui.settings import ConsoleSettings, ContextStyle
+
+    lab = NetconService("sqlite:///lab.db", load_settings(paths=[], host="nethost1"))
+    lab.create_project("lab1")
+    lab.db.dispose()
+    settings = ConsoleSettings(contexts=(
+        ContextStyle("prod", "postgresql://*@db.example/*", "PROD", "darkred"),
+        ContextStyle("lab", "sqlite:///lab.db", "LAB", "darkgreen", read_only=True),
+        ContextStyle("demo", "sqlite:///demo.db", "DEMO", "darkblue"),
+    ))
+    app = make_app(start="projects", settings=settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        assert "DEMO" in str(main.query_one("#header").render())
+        press_at_once(pilot, "colon", *"ctx lab", "enter")
+        await settle(pilot)
+        assert cells(app) == ["lab1"]
+        header = main.query_one("#header")
+        assert "LAB" in str(header.render()) and "read-only" in str(header.render())
+        assert header.styles.background.hex.lower() == "#006400"  # darkgreen
+        assert main._action("project.create") is None  # the lab context is read-only
+        # `:ctx` alone offers the contexts that name one database (not a glob).
+        press_at_once(pilot, "colon", *"ctx", "enter")
+        await settle(pilot)
+        picker = app.screen
+        from tui.widgets.dialogs import PickDialog
+
+        assert isinstance(picker, PickDialog)
+        assert [c.value for c in picker.choices] == ["lab", "demo"]
+        press_at_once(pilot, *"demo", "enter")
+        await settle(pilot)
+        assert "alpha" in cells(app)
+        assert "DEMO" in str(main.query_one("#header").render())
+        assert not main.context.read_only
+        # A context nobody named is refused in a line; the console stays.
+        press_at_once(pilot, "colon", *"ctx nope", "enter")
+        await settle(pilot)
+        assert "alpha" in cells(app)

@@ -28,7 +28,7 @@ from tui.calls import Failure, ServiceSlot, call_service
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, keys_of, unknown_ids
 from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
-from tui.screens import describe, marks, status
+from tui.screens import contexts, describe, marks, status
 from tui.screens.columns import TABLE_BOUND, sort_keys
 from tui.screens.runner import ActionRunner
 from tui.screens.state import ViewState, matcher
@@ -777,6 +777,10 @@ class MainScreen(Screen[None]):
         if word.lower() in ("q", "quit"):
             self.app.exit()
             return
+        if word.split()[0].lower() == "ctx":
+            self._close_prompt(prompt)
+            contexts.command(self, word[3:].strip())
+            return
         spec = resolve(word)
         if spec is None:
             candidates = prompt.candidates()
@@ -837,6 +841,18 @@ class MainScreen(Screen[None]):
         else:
             state.sort_column, state.sort_descending = column, False
         self._resort()
+
+    def context_switched(self) -> None:
+        """Another database (`:ctx`): start over on the same view, nothing carried over."""
+        self.stack.clear()
+        self.previous = None
+        self.state = ViewState(self.state.spec)
+        self.pending = UNKNOWN
+        self.known = Known()
+        self._pending_reading = False
+        self.open_view()
+        self.refresh_known()
+        self.read_pending()
 
     # -- wide mode, describe, copy ----------------------------------------------------
 

@@ -34,7 +34,7 @@ ALIASES: dict[str, str] = {
 }
 
 # What `:` offers besides views.
-COMMANDS = ("quit", "q")
+COMMANDS = ("ctx", "quit", "q")
 
 
 def resolve(word: str) -> AnyView | None:
