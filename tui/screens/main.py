@@ -108,6 +108,7 @@ class MainScreen(Screen[None]):
         self._shown_generation = -1
         self._after_rows: list[Callable[[], None]] = []
         self.key_problems: list[str] = []
+        self.sort_specs: list[KeySpec] = []  # this view's shift+letter sorts
         # The views shown with every column (`w`), remembered between runs.
         self.wide_views: set[str] = set(context.memory.wide() if context.memory else ())
 
@@ -200,7 +201,10 @@ class MainScreen(Screen[None]):
 
     # -- keys ----------------------------------------------------------------------------
 
-    def _view_keys(self, spec: ViewSpec[Any]) -> tuple[list[Binding], list[str]]:
+    def _view_keys(
+        self, spec: ViewSpec[Any]
+    ) -> tuple[list[Binding], list[str], list[KeySpec]]:
+        """The view's bindings, the keys bound twice, and its shift+letter sorts."""
         keymap = self.context.settings.keys
         specs = list(GENERAL) + [
             # A view's key that the table also binds (`g`) must reach the view first.
@@ -210,11 +214,12 @@ class MainScreen(Screen[None]):
         ]
         bindings, clashes = build_bindings(specs, keymap)
         taken = {key for binding in bindings for key in binding.key.split(",")}
-        sorting, _ = build_bindings(sort_keys(spec, taken), keymap)
-        return bindings + sorting, clashes
+        sorts = sort_keys(spec, taken)
+        sorting, _ = build_bindings(sorts, keymap)
+        return bindings + sorting, clashes, sorts
 
     def _bind(self) -> None:
-        bindings, _clashes = self._view_keys(self.state.spec)
+        bindings, _clashes, self.sort_specs = self._view_keys(self.state.spec)
         self._bindings = BindingsMap(bindings)
         self.refresh_bindings()
         self.show_keys()
@@ -960,6 +965,9 @@ class MainScreen(Screen[None]):
         table.append(HelpEntry("~ in a row", "its change waits for the host's apply"))
         sections = [(self.state.spec.title, view)] if view else []
         sections += [("General", general), ("Table", table)]
+        sorts = [HelpEntry(self._key(s.id, s.key), s.label, s.id) for s in self.sort_specs]
+        if sorts:
+            sections.append(("Sort (again: the other way)", sorts))
         return sections
 
     def action_help(self) -> None:
