@@ -71,20 +71,20 @@ def fields_of(item: object, prefix: str = "") -> Pairs:
 def describe(
     spec: ViewSpec[Any], item: object, owns: Sequence[tuple[str, object]], pending: Parts
 ) -> Content:
-    """The whole text of a description: fields, what it owns, what its host owes."""
-    sections: list[tuple[str, Pairs]] = [("fields", fields_of(item))]
-    if owns:
-        sections.append(("owns", list(owns)))
+    """The whole text of a description: what it is and owns, what its host owes (the
+    first screenful at 80x24), then every field of its row."""
+    sections: list[tuple[str, Pairs]] = [("owns", list(owns))] if owns else []
+    sections.append(("fields", fields_of(item)))
     width = max(len(label) for _, pairs in sections for label, _ in pairs)
     parts: list[str | Content | tuple[str, str]] = []
-    for heading, pairs in sections:
-        if parts:
+    for number, (heading, pairs) in enumerate(sections):
+        if number:
             parts.append("\n\n")
         parts.append((heading, "bold underline"))
         for label, value in pairs:
             parts += ["\n", (label.ljust(width), "bold"), "  ", _value(value)]
-    if pending:
-        parts += ["\n", *pending]
+        if number == 0 and pending:
+            parts += ["\n", *pending]
     return Content.assemble(*parts)
 
 

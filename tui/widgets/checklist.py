@@ -62,7 +62,7 @@ class ChecklistDialog(Dialog):
                 id="checklist", compact=True,
             )
             with Horizontal(classes="dialog-buttons"):
-                yield Static("space tick · Enter apply · Esc cancel", classes="dialog-hint")
+                yield Static("space tick · Enter apply", classes="dialog-hint")
                 yield Button("Cancel", id="cancel", compact=True)
                 yield Button(self.verb, variant="primary", id="apply", compact=True)
 
