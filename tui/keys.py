@@ -38,6 +38,7 @@ GENERAL: tuple[KeySpec, ...] = (
     KeySpec("console.describe", "d", "describe", "Describe in full"),
     KeySpec("console.copy", "y", "copy", "Copy the row's name or address"),
     KeySpec("console.wide", "w", "wide", "All columns / columns that fit"),
+    KeySpec("console.columns", "C", "columns", "Choose this view's columns"),
     KeySpec("console.sort", "s", "sort", "Sort"),
     KeySpec("console.sort_reverse", "S", "sort_reverse", "Reverse sort"),
     KeySpec("console.refresh", "ctrl+r", "refresh_now", "Refresh now"),

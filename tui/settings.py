@@ -17,7 +17,7 @@ core leaves to it::
     read_only = true        # optional: open this database read-only
 
 What it remembers (the ``:`` history, the theme last picked, the views shown with
-every column) lives under
+every column, the columns chosen per view) lives under
 ``$XDG_STATE_HOME/netcon/`` (default ``~/.local/state/netcon/``).
 """
 
@@ -180,6 +180,20 @@ class ConsoleMemory:
 
     def keep_wide(self, views: set[str]) -> None:
         self._keep("wide", sorted(views))
+
+    def hidden_columns(self) -> dict[str, list[str]]:
+        """The columns each view does not show, by column key (`C`)."""
+        value = self._state().get("hidden_columns")
+        if not isinstance(value, dict):
+            return {}
+        return {
+            view: [c for c in keys if isinstance(c, str)]
+            for view, keys in value.items()
+            if isinstance(view, str) and isinstance(keys, list)
+        }
+
+    def keep_hidden_columns(self, hidden: dict[str, list[str]]) -> None:
+        self._keep("hidden_columns", {v: sorted(k) for v, k in hidden.items() if k})
 
     def _write(self, path: Path, text: str) -> None:
         try:

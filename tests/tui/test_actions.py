@@ -184,6 +184,39 @@ async def test_w_shows_every_column_and_is_remembered(
         assert again.main.table.wide
 
 
+async def test_c_chooses_the_columns_a_view_shows(make_app: MakeApp, tmp_path: Any) -> None:
+    memory = ConsoleMemory(tmp_path / "state")
+    app = make_app(start="instances", memory=memory)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        press_at_once(pilot, "C")
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, ChecklistDialog)
+        assert [c.value for c, ticked in picker.choices if ticked] == [
+            "name", "project", "addresses", "floating", "host", "groups"
+        ]
+        # Untick Floating and Host.
+        press_at_once(pilot, "down", "down", "down", "space", "down", "space", "enter")
+        await settle(pilot)
+        table = app.main.table
+        shown = [table.columns[i].key for i, _ in table.layout_columns]
+        assert shown == ["name", "project", "addresses", "groups"]
+        # Room for them now: Groups at its full width.
+        assert dict(table.layout_columns)[5] == 16
+    assert memory.hidden_columns() == {"instances": ["floating", "host"]}
+    again = make_app(start="instances", memory=memory)
+    async with again.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = again.main.table
+        assert [table.columns[i].key for i, _ in table.layout_columns] == [
+            "name", "project", "addresses", "groups"
+        ]
+        press_at_once(pilot, "w")  # every column all the same
+        await settle(pilot)
+        assert len(table.layout_columns) == 6
+
+
 async def test_shift_letter_sorts_by_that_column(make_app: MakeApp) -> None:
     app = make_app(start="instances")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -329,6 +362,17 @@ async def test_header_keeps_pending_and_clock_at_80_columns(
         text = str(header.render())
         assert "nethost1 ~3 pending" in text and "12:00:00" in text, text
         assert "…" not in text[-12:]
+
+
+async def test_the_command_hint_fits_80_columns(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        press_at_once(pilot, "colon")
+        await settle(pilot)
+        prompt = app.main.query_one("#command")
+        assert len(prompt.placeholder) <= prompt.content_region.width  # type: ignore[attr-defined]
+        assert prompt.placeholder.endswith("Tab")  # type: ignore[attr-defined]
 
 
 async def test_detail_pane_uses_a_200_column_screen(make_app: MakeApp) -> None:

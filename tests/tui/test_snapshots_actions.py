@@ -43,6 +43,11 @@ CASES: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
     "refused_under_field": ("projects", (("n",), (*"alpha", "enter"))),
     "add_rule_grey_text": ("secgroups", (("a",),)),
     "project_instances": ("projects", (("enter",),)),
+    "choose_columns": ("instances", (("C",),)),
+    "columns_chosen": (
+        "instances", (("C",), ("down", "down", "down", "space", "down", "space", "enter"))
+    ),
+    "sorted_by_project": ("instances", (("P",),)),
 }
 
 
@@ -63,3 +68,42 @@ def test_header_with_context_read_only_and_pending(
     )
     app = make_app(settings=settings, read_only=True, pending_source=fixed_pending(demo_plan()))
     assert snap_compare(app, run_before=burst(), terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_ctx_switched(
+    size: str, snap_compare: Snap, make_app: Callable[..., Any], demo_service: Any
+) -> None:
+    from core.config import load_settings
+    from core.service import NetconService
+    from tests.tui.conftest import FIXED_TIME
+
+    lab = NetconService("sqlite:///lab.db", load_settings(paths=[], host="nethost1"),
+                        clock=lambda: FIXED_TIME)
+    lab.create_project("lab1")
+    lab.db.dispose()
+    settings = ConsoleSettings(contexts=(
+        ContextStyle("lab", "sqlite:///lab.db", "LAB", "darkgreen", read_only=True),
+        ContextStyle("demo", "sqlite:///demo.db", "DEMO", "darkblue"),
+    ))
+    app = make_app(start="projects", settings=settings)
+    assert snap_compare(app, run_before=burst(("colon", *"ctx lab", "enter")),
+                        terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_audit_follows_the_newest_event(
+    size: str, snap_compare: Snap, make_app: Callable[..., Any], demo_service: Any
+) -> None:
+    from tests.tui.conftest import FIXED_TIME
+
+    demo_service.clock = lambda: FIXED_TIME
+    app = make_app(start="audit")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        demo_service.create_project("delta")
+        press_at_once(pilot, "ctrl+r")
+        await settle(pilot)
+
+    assert snap_compare(app, run_before=run_before, terminal_size=SIZES[size])

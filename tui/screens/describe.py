@@ -151,6 +151,9 @@ def describe_current(screen: MainScreen) -> None:
     pending = status.pending_detail(
         spec, item, screen.pending, screen.this_host(), screen.context.read_only
     )
+    if not screen.pending.known and spec.host(item) is not None:
+        # Never "applied" by silence: say that it is not known.
+        pending = ["\n", (f"on {spec.host(item)}", "bold"), "  applied or not: not read yet"]
     noun = spec.noun[0]
     title = f"{noun[:1].upper()}{noun[1:]} {copy_text(spec, item, row.cells)}"
 

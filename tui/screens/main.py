@@ -28,7 +28,7 @@ from tui.calls import Failure, ServiceSlot, call_service
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, keys_of, unknown_ids
 from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
-from tui.screens import contexts, describe, marks, status
+from tui.screens import columns, contexts, describe, marks, status
 from tui.screens.columns import TABLE_BOUND, sort_keys
 from tui.screens.runner import ActionRunner
 from tui.screens.state import ViewState, matcher
@@ -111,6 +111,10 @@ class MainScreen(Screen[None]):
         self.sort_specs: list[KeySpec] = []  # this view's shift+letter sorts
         # The views shown with every column (`w`), remembered between runs.
         self.wide_views: set[str] = set(context.memory.wide() if context.memory else ())
+        # The columns each view does not show (`C`), by column key.
+        self.hidden_columns: dict[str, list[str]] = (
+            context.memory.hidden_columns() if context.memory else {}
+        )
 
     # -- what the runner and the palette need ------------------------------------------
 
@@ -191,8 +195,7 @@ class MainScreen(Screen[None]):
         # wide ones give the table its columns' full width and the detail the rest.
         self.query_one("#body").set_class(width >= 120, "-wide")
         pane = self.query_one("#detail-pane")
-        columns = self.state.spec.columns
-        table_width = sum(column.width + 1 for column in columns) + 4
+        table_width = sum(column.width + 1 for column in self.state.spec.columns) + 4
         pane.styles.width = max(48, width - table_width) if width >= 160 else None
 
     @property
@@ -241,7 +244,7 @@ class MainScreen(Screen[None]):
             return self._action(str(parameters[0])) is not None
         if action in ("command_line", "filter", "mark", "previous", "sort",
                       "toggle_pause", "sort_by", "describe", "copy", "wide",
-                      "mark_range"):
+                      "mark_range", "columns"):
             # While typing in a prompt these are just characters.
             return not isinstance(self.focused, Input)
         return True
@@ -863,6 +866,7 @@ class MainScreen(Screen[None]):
 
     def _apply_wide(self) -> None:
         wide = self.state.spec.name in self.wide_views
+        self.table.hidden = columns.hidden_of(self, self.state.spec)
         self.table.set_wide(wide)
         self.query_one("#body").set_class(wide, "-all-columns")
 
@@ -875,6 +879,9 @@ class MainScreen(Screen[None]):
         self._apply_wide()
         self.notify("All columns" if name in self.wide_views else "Columns that fit",
                     timeout=2)
+
+    def action_columns(self) -> None:
+        columns.choose(self)
 
     def action_describe(self) -> None:
         if self._when_rows_are_current(self.action_describe):

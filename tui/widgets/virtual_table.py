@@ -317,6 +317,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self.pending: Callable[[Row], bool] = lambda row: False
         # Wide: every column at its full width, scrolling sideways when they overflow.
         self.wide = False
+        # Columns the admin chose not to see (by index); wide shows them all the same.
+        self.hidden: frozenset[int] = frozenset()
 
     # -- data ---------------------------------------------------------------------------
 
@@ -349,6 +351,11 @@ class VirtualTable(ScrollView, can_focus=True):
         self.styles.overflow_x = "auto" if self.wide else "hidden"
         self._fitted = (-1, [])
 
+    def set_hidden(self, hidden: frozenset[int]) -> None:
+        self.hidden = hidden
+        self._fitted = (-1, [])
+        self.refresh()
+
     def set_wide(self, wide: bool) -> None:
         self.wide = wide
         self._fit()
@@ -364,7 +371,11 @@ class VirtualTable(ScrollView, can_focus=True):
                 fitted = [(i, column.width) for i, column in enumerate(self.columns)]
             else:
                 room = max(0, width - GUTTER - 1)  # one cell for the vertical scroll bar
-                fitted = fit_columns(self.columns, room)
+                shown = [i for i in range(len(self.columns)) if i not in self.hidden]
+                fitted = [
+                    (shown[i], w)
+                    for i, w in fit_columns([self.columns[i] for i in shown], room)
+                ]
             self._fitted = (width, fitted)
         return self._fitted[1]
 
