@@ -277,7 +277,7 @@ class MainScreen(Screen[None]):
         header.update(
             status.header(
                 self.context, self.pending, paused=self.paused, loading=self.loading,
-                last_refresh=self.last_refresh, width=max(0, header.size.width - 2),
+                last_refresh=self.last_refresh, width=max(0, self.app.size.width - 2),
             )
         )
 
