@@ -49,7 +49,7 @@ def hidden_of(screen: MainScreen, spec: ViewSpec[Any]) -> frozenset[int]:
     return frozenset(i for i, column in enumerate(spec.columns) if column.key in keys)
 
 
-def choose(screen: MainScreen) -> None:
+def choose_columns(screen: MainScreen) -> None:
     """`C`: tick the columns to show; at least the first stays."""
     from tui.widgets.checklist import ChecklistDialog
 

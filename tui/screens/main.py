@@ -28,8 +28,8 @@ from tui.calls import Failure, ServiceSlot, call_service
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, keys_of, unknown_ids
 from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
-from tui.screens import columns, contexts, describe, marks, status
-from tui.screens.columns import TABLE_BOUND, sort_keys
+from tui.screens import contexts, describe, marks, status
+from tui.screens.columns import TABLE_BOUND, choose_columns, hidden_of, sort_keys
 from tui.screens.runner import ActionRunner
 from tui.screens.state import ViewState, matcher
 from tui.views import VIEWS, completions, resolve
@@ -866,7 +866,7 @@ class MainScreen(Screen[None]):
 
     def _apply_wide(self) -> None:
         wide = self.state.spec.name in self.wide_views
-        self.table.hidden = columns.hidden_of(self, self.state.spec)
+        self.table.hidden = hidden_of(self, self.state.spec)
         self.table.set_wide(wide)
         self.query_one("#body").set_class(wide, "-all-columns")
 
@@ -881,7 +881,7 @@ class MainScreen(Screen[None]):
                     timeout=2)
 
     def action_columns(self) -> None:
-        columns.choose(self)
+        choose_columns(self)
 
     def action_describe(self) -> None:
         if self._when_rows_are_current(self.action_describe):
