@@ -55,6 +55,21 @@ async def test_g_on_an_instance_ticks_its_groups(
         assert groups_of(demo_service, "db1") == ("web",)
 
 
+async def test_g_typed_in_a_prompt_is_a_letter(make_app: MakeApp) -> None:
+    # `g` is the table's first-row key too; in the instances view it opens the groups,
+    # but never while the admin types a filter.
+    app = make_app(start="instances")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        press_at_once(pilot, "slash", *"zzg", "backspace", "backspace", "backspace",
+                      *"app", "enter", "j", "g")
+        await settle(pilot)
+        assert app.main.state.typed == "app"
+        picker = app.screen
+        assert isinstance(picker, ChecklistDialog)
+        assert picker.title_text == "Security groups of app2 (beta)"
+
+
 async def test_members_view_adds_takes_out_and_launches_into_the_group(
     make_app: MakeApp, demo_service: NetconService
 ) -> None:

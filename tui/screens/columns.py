@@ -16,7 +16,7 @@ from tui.widgets.virtual_table import VirtualTable
 if TYPE_CHECKING:
     from tui.screens.main import MainScreen
 
-# Keys the table binds itself: a view's action on one of them must come first.
+# Keys the table binds itself: no column takes one for sorting.
 TABLE_BOUND = frozenset(
     key.strip()
     for binding in VirtualTable.BINDINGS

@@ -25,7 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from tui.calls import Failure, ServiceSlot, call_service
-from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, keys_of, unknown_ids
+from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
 from tui.palette import PaletteEntry
 from tui.pending import UNKNOWN, Pending
 from tui.screens import contexts, describe, marks, status
@@ -210,10 +210,7 @@ class MainScreen(Screen[None]):
         """The view's bindings, the keys bound twice, and its shift+letter sorts."""
         keymap = self.context.settings.keys
         specs = list(GENERAL) + [
-            # A view's key that the table also binds (`g`) must reach the view first.
-            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer,
-                    priority=keys_of(a.id, a.key, keymap) in TABLE_BOUND)
-            for a in spec.actions
+            KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions
         ]
         bindings, clashes = build_bindings(specs, keymap)
         taken = {key for binding in bindings for key in binding.key.split(",")}
@@ -224,6 +221,10 @@ class MainScreen(Screen[None]):
     def _bind(self) -> None:
         bindings, _clashes, self.sort_specs = self._view_keys(self.state.spec)
         self._bindings = BindingsMap(bindings)
+        # A letter this view binds (`g` on instances) is the view's, not the table's.
+        self.table.ceded = frozenset(
+            key for binding in bindings for key in binding.key.split(",")
+        ) & TABLE_BOUND
         self.refresh_bindings()
         self.show_keys()
 

@@ -263,15 +263,23 @@ class VirtualTable(ScrollView, can_focus=True):
     }
     """
 
+    # Letters are bound apart from the keys they double, so that a view can take one
+    # for itself (`g` on an instance: its groups) and leave the others (see ``ceded``).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
         Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
         Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
-        Binding("home,g", "first", "First row", show=False),
-        Binding("end,G", "last", "Last row", show=False),
-        Binding("left,h", "sideways(-8)", "Left", show=False),
-        Binding("right,l", "sideways(8)", "Right", show=False),
+        Binding("home", "first", "First row", show=False),
+        Binding("end", "last", "Last row", show=False),
+        Binding("left", "sideways(-8)", "Left", show=False),
+        Binding("right", "sideways(8)", "Right", show=False),
+        Binding("k", "letter('k', 'cursor_up')", "Up", show=False),
+        Binding("j", "letter('j', 'cursor_down')", "Down", show=False),
+        Binding("g", "letter('g', 'first')", "First row", show=False),
+        Binding("G", "letter('G', 'last')", "Last row", show=False),
+        Binding("h", "letter('h', 'sideways(-8)')", "Left", show=False),
+        Binding("l", "letter('l', 'sideways(8)')", "Right", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -319,6 +327,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self.wide = False
         # Columns the admin chose not to see (by index); wide shows them all the same.
         self.hidden: frozenset[int] = frozenset()
+        # Letter keys the view on screen binds itself: they pass the table by.
+        self.ceded: frozenset[str] = frozenset()
 
     # -- data ---------------------------------------------------------------------------
 
@@ -457,6 +467,14 @@ class VirtualTable(ScrollView, can_focus=True):
     def _crop(self, strip: Strip, width: int, style: Style) -> Strip:
         left = self.scroll_offset.x if self.wide else 0
         return strip.extend_cell_length(left + width, style).crop(left, left + width)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "letter":
+            return parameters[0] not in self.ceded
+        return True
+
+    async def action_letter(self, key: str, action: str) -> None:
+        await self.run_action(action)
 
     def action_sideways(self, cells: int) -> None:
         if self.wide:
