@@ -104,6 +104,9 @@ class Form:
     fields: tuple[Field, ...]
     submit: str = "OK"
     note: str = ""
+    # The field the form opens on when every required one is filled already (a port
+    # that may be left empty, but rarely is).
+    first: str = ""
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def rule_form(project: str, group: str) -> Form:
                   optional=True, example="web (instead of a CIDR)"),
         ),
         "Add",
+        first="from_port",
     )
 
 

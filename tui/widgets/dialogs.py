@@ -175,6 +175,8 @@ class FormDialog(Dialog):
         empty = [f for f in (required or self.fields) if not self.typed(f)]
         if empty:
             self.query_one(f"#field-{empty[0].name}").focus()
+        elif self.form.first:
+            self.query_one(f"#field-{self.form.first}").focus()
         else:
             self.query_one("#submit", Button).focus()
 
