@@ -501,3 +501,31 @@ async def test_ctx_switches_database_and_the_header_follows(
         press_at_once(pilot, "colon", *"ctx nope", "enter")
         await settle(pilot)
         assert "alpha" in cells(app)
+
+
+def test_grey_text_is_a_default_only_where_empty_is_allowed() -> None:
+    """A default in grey is what an empty field takes, so only an optional field has
+    one; anything else in grey is an example (``e.g.``)."""
+    from core.config import load_settings
+    from tui.views import VIEWS
+    from tui.views.base import Known, Situation, ViewAction
+    from tui.views.secgroups import rule_form
+
+    situation = Situation(
+        load_settings(paths=[], host="nethost1"), {"project": "alpha", "group": "web"},
+        Known(("alpha",), ("public",), ("nethost1",)), "alpha",
+    )
+    forms = [rule_form("alpha", "web")] + [
+        action.form(situation)
+        for view in VIEWS.values()
+        for action in view.actions
+        if isinstance(action, ViewAction) and action.form is not None
+    ]
+    assert len(forms) > 6
+    for form in forms:
+        for one in form.fields:
+            if one.placeholder:
+                assert one.optional, (form.title, one.name)
+                assert one.grey.startswith("default: ")
+            elif one.example:
+                assert one.grey == f"e.g. {one.example}"
