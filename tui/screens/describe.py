@@ -8,7 +8,6 @@ text as shown, through the terminal (OSC 52), so it works over SSH as well.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
@@ -46,8 +45,6 @@ def _value(value: object) -> str:
         return ", ".join(f"{k} {_value(v)}" for k, v in value._asdict().items())  # type: ignore[attr-defined]
     if isinstance(value, tuple | list):
         return ", ".join(_value(v) for v in value) or "-"
-    if isinstance(value, datetime):
-        return text(value)
     return text(value)
 
 
