@@ -138,6 +138,13 @@ def _delete(api: NetconAPI, n: NetworkView, values: Values) -> Outcome:
     return Outcome(f"Network {gone.cidr} deleted")
 
 
+def _vpn(n: NetworkView) -> str:
+    if n.vpn_public_port is None:
+        return "none"
+    public = n.vpn_public_address or "the network host's address"
+    return f"{public} port {n.vpn_public_port}, inside at {n.vpn_private_address or '-'}"
+
+
 def _owns(api: NetconAPI, n: NetworkView) -> list[tuple[str, object]]:
     """What a network carries beyond its own fields: where its frames go, what DHCP
     hands out, and the instances and floating IPs behind it."""
@@ -153,7 +160,8 @@ def _owns(api: NetconAPI, n: NetworkView) -> list[tuple[str, object]]:
         dhcp = f"{n.dhcp_start} – {network.broadcast_address - 1}"
     dns = ", ".join(d for d in (n.dns1, n.dns2) if d) or "the host's resolvers"
     return [
-        ("bridge", f"{n.bridge} on {n.bridge_interface or 'no uplink'}"),
+        ("bridge", f"{n.bridge}, uplink "
+                   + (n.bridge_interface or "the host's configured interface")),
         ("segment", segment),
         ("DHCP range", dhcp),
         ("MTU", n.mtu),
@@ -163,8 +171,7 @@ def _owns(api: NetconAPI, n: NetworkView) -> list[tuple[str, object]]:
         ("instances", f"{len({i.name for i, _ in on_it})}: "
                       + (", ".join(sorted({i.name for i, _ in on_it})) or "none")),
         ("floating IPs", ", ".join(floating) or "none"),
-        ("VPN", f"{n.vpn_public_address}:{n.vpn_public_port}" if n.vpn_public_address
-         else "none"),
+        ("VPN", _vpn(n)),
     ]
 
 
