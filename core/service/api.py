@@ -171,13 +171,21 @@ class NetconAPI(Protocol):
         project: str,
         group: str,
         protocol: str,
-        from_port: int | str,
-        to_port: int | str,
+        from_port: int | str | None = None,
+        to_port: int | str | None = None,
         cidr: str | None = None,
         source_group: str | None = None,
     ) -> RuleView: ...
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView: ...
+
+    def add_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]: ...
+
+    def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]: ...
+
+    def set_instance_security_groups(
+        self, instance: str, groups: list[str]
+    ) -> tuple[str, ...]: ...
 
     def instance_ingress(self, instance: str) -> InstanceIngressView: ...
 

@@ -277,7 +277,7 @@ class NetworkService(ServiceBase):
         """A window of fixed IPs in address order.
 
         ``search`` matches any of the columns a listing shows (address, state, instance,
-        MAC, network), case-insensitively: as a substring, or as a regular expression
+        MAC, network, project), case-insensitively: as a substring, or as a regular expression
         with ``regex``; ``negate`` keeps the rows that do not match instead.
         """
         if search and regex:
@@ -309,6 +309,7 @@ class NetworkService(ServiceBase):
                             func.coalesce(instances.c.name, "-"),
                             func.coalesce(fixed_ips.c.mac, "-"),
                             networks.c.cidr,
+                            func.coalesce(_FIXED_PROJECT, "-"),
                         )
                     )
                 )
@@ -409,10 +410,16 @@ def _v6_values(subnet: ipaddress.IPv6Network, mode: str) -> dict[str, str]:
     return {"cidr_v6": str(subnet), "gateway_v6": str(ipv6.gateway(subnet)), "ipv6_mode": mode}
 
 
+_INSTANCE_PROJECT = projects.alias("instance_project")
+_OWNER = projects.alias("owner")
+# A fixed IP's project: its instance's, else the project its network belongs to.
+_FIXED_PROJECT = func.coalesce(_INSTANCE_PROJECT.c.name, _OWNER.c.name)
+
+
 def _fixed_query() -> Select[Any]:
     """Fixed IPs with their network, instance and project, in FixedIPView's order."""
-    instance_project = projects.alias("instance_project")
-    owner = projects.alias("owner")
+    instance_project = _INSTANCE_PROJECT
+    owner = _OWNER
     return (
         select(
             fixed_ips.c.id,
@@ -420,7 +427,7 @@ def _fixed_query() -> Select[Any]:
             networks.c.cidr,
             fixed_ips.c.network_id,
             instances.c.name,
-            func.coalesce(instance_project.c.name, owner.c.name),
+            _FIXED_PROJECT,
             fixed_ips.c.mac,
             fixed_ips.c.reserved,
             fixed_ips.c.allocated,

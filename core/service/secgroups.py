@@ -257,6 +257,51 @@ class SecurityGroupService(IngressService):
             audit.before = {"group": group}
             return _instance_groups(connection, row.id)
 
+    def set_instance_security_groups(
+        self, instance: str, groups: list[str]
+    ) -> tuple[str, ...]:
+        """Make ``groups`` (of the instance's project) exactly the instance's groups, in
+        one change: the ones it was not in are joined, the others left. Its groups after."""
+        with self._change("instance.secgroup.set", instance) as (connection, audit):
+            row = self._instance(connection, instance)
+            owner = connection.execute(
+                select(projects.c.name).where(projects.c.id == row.project_id)
+            ).scalar_one()
+            wanted = {
+                self._group(connection, owner, name, field="security_groups").id
+                for name in dict.fromkeys(groups)
+            }
+            current = set(
+                connection.execute(
+                    select(instance_security_groups.c.security_group_id).where(
+                        instance_security_groups.c.instance_id == row.id
+                    )
+                ).scalars()
+            )
+            if wanted == current:
+                audit.skip = True
+                return _instance_groups(connection, row.id)
+            before = _instance_groups(connection, row.id)
+            # Hosts that filter by the groups left are found while it is still a member.
+            audit.hosts.update(filter_hosts(connection, sorted(current | wanted)))
+            if current - wanted:
+                connection.execute(
+                    delete(instance_security_groups).where(
+                        instance_security_groups.c.instance_id == row.id,
+                        instance_security_groups.c.security_group_id.in_(current - wanted),
+                    )
+                )
+            for group_id in sorted(wanted - current):
+                connection.execute(
+                    insert(instance_security_groups).values(
+                        instance_id=row.id, security_group_id=group_id
+                    )
+                )
+            after = _instance_groups(connection, row.id)
+            audit.before = {"groups": list(before)}
+            audit.after = {"groups": list(after)}
+            return after
+
     # -- look-ups ------------------------------------------------------------------------
 
     def _group(

@@ -633,7 +633,7 @@ async def test_enter_opens_something_on_every_view(
         assert main.state.spec.name == "rules"
         await pilot.press("escape", "M")  # and M: its members (alpha/default)
         await settle(pilot)
-        assert main.state.spec.name == "instances"
+        assert main.state.spec.name == "members"
         assert cells(app) == ["db1", "web1", "web2"]
         await pilot.press("colon", *"hosts", "enter", "enter")  # a host: its networks
         await settle(pilot)
@@ -647,6 +647,9 @@ async def test_enter_opens_something_on_every_view(
         await settle(pilot)
         assert isinstance(app.screen, TextDialog)  # an instance: in full
         await pilot.press("escape", "colon", *"projects", "enter", "enter")
+        await settle(pilot)  # a project: its instances; N its networks
+        assert main.state.spec.name == "instances" and main.state.scope == {"project": "alpha"}
+        await pilot.press("escape", "N")
         await settle(pilot)
         assert main.state.spec.name == "networks" and main.state.scope == {"project": "alpha"}
         await pilot.press("enter")  # a network: its fixed IPs

@@ -19,6 +19,7 @@ from tui.views.base import (
     Confirm,
     Drill,
     Outcome,
+    PickMany,
     RowAction,
     Situation,
     Values,
@@ -113,6 +114,10 @@ class ActionRunner:
             else:
                 self._direct(action, call(values))
 
+        if action.pick_many is not None:
+            scope = self.stage.situation().scope
+            self._pick_many(action.pick_many, action.label, scope, after_form)
+            return
         if action.form is None:
             after_form(Values())
             return
@@ -182,6 +187,8 @@ class ActionRunner:
 
         if action.pick is not None:
             self._pick(action, item, after_pick)
+        elif action.pick_many is not None:
+            self._pick_many(action.pick_many, action.label, item, after_pick)
         else:
             after_pick(Values())
 
@@ -225,6 +232,32 @@ class ActionRunner:
         call_service(
             self._owner, self.service, lambda api: pick.choices(api, item),
             offer, lambda f: self._failed_open(action.label, f), group="action",
+        )
+
+    def _pick_many(
+        self, pick: PickMany[Any], label: str, item: object, then: Callable[[Values], None]
+    ) -> None:
+        def offer(choices: list[tuple[Choice, bool]]) -> None:
+            self.stage.show_working(None)
+            if not choices:
+                self._warn(pick.empty(item))
+                return
+            before = [choice.value for choice, ticked in choices if ticked]
+
+            def chosen(value: object) -> None:
+                if isinstance(value, list) and value != before:
+                    then(Values({"chosen": value, "before": before}))
+
+            from tui.widgets.checklist import ChecklistDialog
+
+            self.stage.app.push_screen(
+                ChecklistDialog(pick.title(item), choices, label), chosen
+            )
+
+        self.stage.show_working(label)
+        call_service(
+            self._owner, self.service, lambda api: pick.choices(api, item),
+            offer, lambda f: self._failed_open(label, f), group="action",
         )
 
     def _form_then(self, form: Any, then: Callable[[Values], None]) -> None:

@@ -34,29 +34,41 @@ def short_url(url: str, width: int = 28) -> str:
 
 
 def header(
-    context: ConsoleContext, pending: Pending, *, paused: bool, loading: bool, last_refresh: str
+    context: ConsoleContext,
+    pending: Pending,
+    *,
+    paused: bool,
+    loading: bool,
+    last_refresh: str,
+    width: int = 0,
 ) -> Content:
     """netcon, the context's label, read-only, the database, the namespace, what this
-    host owes, and when the view was read."""
+    host owes, and when the view was read. Within ``width`` cells (0: no limit) the
+    database URL gives way first, so what the host owes and the time stay in view."""
     settings = context.config
-    parts: Parts = [("netcon", "bold")]
+    head: Parts = [("netcon", "bold")]
     if context.served_by is not None:
-        parts += [" ", (f" browser@{context.served_by} ", "bold reverse")]
+        head += [" ", (f" browser@{context.served_by} ", "bold reverse")]
     if context.style is not None:
-        parts += [" ", (f" {context.style.label} ", "bold reverse")]
+        head += [" ", (f" {context.style.label} ", "bold reverse")]
     if context.read_only:
-        parts += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
-    parts += ["  db ", (short_url(context.database), "bold")]
+        head += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
+    tail: Parts = []
     if settings.netns:
-        parts += ["  ns ", (settings.netns, "bold")]
-    parts += ["  ", *_owed(settings.host, pending)]
+        tail += ["  ns ", (settings.netns, "bold")]
+    tail += ["  ", *_owed(settings.host, pending)]
     if paused:
-        parts += ["  ", ("paused", "bold $text-warning")]
+        tail += ["  ", ("paused", "bold $text-warning")]
     elif loading:
-        parts.append("  loading…")
+        tail.append("  loading…")
     else:
-        parts.append(f"  {last_refresh}")
-    return Content.assemble(*parts)
+        tail.append(f"  {last_refresh}")
+    url = context.database
+    if width:
+        room = width - Content.assemble(*head, *tail).cell_length - len("  db ")
+        url = short_url(url, room) if room >= 16 else ""
+    middle: Parts = ["  db ", (url, "bold")] if url else []
+    return Content.assemble(*head, *middle, *tail)
 
 
 def _owed(host: str, pending: Pending) -> Parts:

@@ -126,6 +126,13 @@ HOSTS: ViewSpec[HostView] = ViewSpec(
     ),
     fetch=lambda api, scope: api.list_hosts(),
     drill=lambda h: Drill("networks", {"host": h.name}, h.name),
+    owns=lambda api, h: [
+        ("networks", ", ".join(n.cidr for n in api.list_networks() if n.host == h.name)
+         or "none"),
+        ("floating IPs", ", ".join(f.address for f in api.list_floating_ips(host=h.name))
+         or "none"),
+    ],
+    copy=lambda h: h.name,
     empty="No network hosts yet: a host is recorded when it first applies (A here)",
     host=lambda h: h.name,
     pending_column=5,
