@@ -97,6 +97,7 @@ class HostLayer:
         if self._lookup is not None:
             self._lookup.close()
             self._lookup = None
+        self.nft.close()
 
     def lookup(self) -> Lookup:
         """The nfnetlink socket for lookups of single elements, opened on first use."""
