@@ -232,6 +232,7 @@ class HostLayer:
             nat_marker=self.nat_marker,
             security_dir=self.state_dir,
             may_change=can_change_host(),
+            trusted_ports=self.settings.trusted_ports,
         )
         if observed is None:
             return None

@@ -466,6 +466,8 @@ def plan(
     bridge table closes (None: not known, in a scoped plan)."""
     if desired is None:
         return []
+    if desired.keyed:
+        return _keyed_plan(desired, observed, problems)
     bridge_needed = bool(desired.ports) or bridges_here is True
     if observed is None:
         if bridge_needed:
@@ -504,6 +506,33 @@ def plan(
     ops += _ports(desired, bridge, groups)
     if not bridge_needed and bridges_here is False and bridge.exists:
         ops.append(DeleteFilterTable(*sg.BRIDGE))
+    return ops
+
+
+def _keyed_plan(
+    desired: DesiredFilter, observed: sg.FilterState | None, problems: list[str]
+) -> list[Operation]:
+    """The element changes at the keys a change names (secgroup_keyed.py): the tables are
+    there and whole, or the observation would have asked for the full comparison."""
+    if observed is None or not getattr(observed, "keyed", False):
+        # A part of the filter is no reason to change the rest: nothing to plan from it.
+        return []
+    ops: list[Operation] = []
+    if desired.ports:
+        if observed.bridge_netfilter is None:
+            problems.append(
+                "security groups need br_netfilter, which this kernel lacks "
+                "(modprobe br_netfilter, or a kernel with CONFIG_BRIDGE_NETFILTER)"
+            )
+            return []
+        if not observed.bridge_netfilter:
+            ops.append(EnableBridgeNetfilter())
+    bridge, groups = observed.bridge, observed.groups
+    ops += _dhcp_servers(desired, bridge, groups)
+    ops += _groups(desired, groups)
+    ops += _members(desired, groups)
+    ops += _combinations(desired, groups)
+    ops += _ports(desired, bridge, groups)
     return ops
 
 

@@ -197,7 +197,13 @@ class SecurityGroupService(IngressService):
             group_id, view = found[0]
             audit.before = view._asdict()
             audit.hosts.update(filter_hosts(connection, [group_id]))
-            audit.filter_groups.add(group_id)
+            # Its source's member set may be needed no more.
+            source = connection.execute(
+                select(security_group_rules.c.source_group_id).where(
+                    security_group_rules.c.id == number
+                )
+            ).scalar()
+            audit.filter_groups.update(g for g in (group_id, source) if g is not None)
             connection.execute(
                 delete(security_group_rules).where(security_group_rules.c.id == number)
             )
@@ -228,6 +234,7 @@ class SecurityGroupService(IngressService):
             audit.after = {"group": group}
             audit.hosts.update(filter_hosts(connection, [joined.id]))
             audit.filter_ports.update(instance_ports(connection, row.id))
+            audit.filter_groups.add(joined.id)
             return _instance_groups(connection, row.id)
 
     def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]:
@@ -255,6 +262,7 @@ class SecurityGroupService(IngressService):
             # Found while the instance is still a member, so its own host is among them.
             audit.hosts.update(filter_hosts(connection, [left]))
             audit.filter_ports.update(instance_ports(connection, row.id))
+            audit.filter_groups.add(left)
             connection.execute(
                 delete(instance_security_groups).where(
                     instance_security_groups.c.instance_id == row.id,
