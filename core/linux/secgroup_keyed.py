@@ -15,11 +15,13 @@ jumps this change removes were the last.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, Select, bindparam, exists, func, select
 
 from core.linux import nft, nftelements, sysctl
 from core.linux import secgroup_nft as sg
@@ -72,8 +74,6 @@ def read_keyed_filter(
     ports: Iterable[tuple[str, str]],
 ) -> KeyedFilter:
     """The filter this host must have at the keys a change names."""
-    from core.linux.desired import own_gateway
-
     named = sorted({(mac.lower(), address) for mac, address in ports})
     addresses = [address for _, address in named]
     here: list[FilteredPort] = []
@@ -81,30 +81,10 @@ def read_keyed_filter(
     # Named address -> (the groups its instance is in, the instance's name).
     memberships: dict[str, tuple[set[int], str]] = {}
     if addresses:
-        rows = connection.execute(
-            select(
-                instances.c.id,
-                instances.c.name,
-                instances.c.host,
-                fixed_ips.c.mac,
-                fixed_ips.c.address,
-                func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
-            )
-            .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
-            .join(networks, fixed_ips.c.network_id == networks.c.id)
-            .where(fixed_ips.c.address.in_(addresses)),
-            {"host": host},
-        ).all()
+        rows = connection.execute(_named_ports(), {"host": host, "addresses": addresses}).all()
         ids = [row.id for row in rows]
         by_instance: dict[int, list[int]] = {}
-        for instance_id, group_id in connection.execute(
-            select(
-                instance_security_groups.c.instance_id,
-                instance_security_groups.c.security_group_id,
-            )
-            .where(instance_security_groups.c.instance_id.in_(ids))
-            .order_by(instance_security_groups.c.security_group_id)
-        ):
+        for instance_id, group_id in connection.execute(_groups_of(), {"ids": ids}):
             by_instance.setdefault(instance_id, []).append(group_id)
         wanted_keys = set(named)
         for row in rows:
@@ -121,19 +101,7 @@ def read_keyed_filter(
     used = _used_here(connection, host, named_groups)
     rules: dict[int, list[GroupRule]] = {g: [] for g in sorted(used)}
     if used:
-        for rule in connection.execute(
-            select(
-                security_group_rules.c.group_id,
-                security_group_rules.c.id,
-                security_group_rules.c.protocol,
-                security_group_rules.c.from_port,
-                security_group_rules.c.to_port,
-                security_group_rules.c.cidr,
-                security_group_rules.c.source_group_id,
-            )
-            .where(security_group_rules.c.group_id.in_(sorted(used)))
-            .order_by(security_group_rules.c.id)
-        ):
+        for rule in connection.execute(_rules_of(), {"groups": sorted(used)}):
             rules[rule[0]].append(GroupRule(*rule[1:]))
     cited = {r.source for rs in rules.values() for r in rs if r.source is not None}
     # The named groups that are sources here: the named ports' membership in them is
@@ -159,15 +127,7 @@ def read_keyed_filter(
     whole = sorted(cited - keyed)
     members: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
     if whole:
-        for group_id, address, name in connection.execute(
-            select(
-                instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name
-            )
-            .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
-            .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-            .where(instance_security_groups.c.security_group_id.in_(whole))
-            .order_by(fixed_ips.c.address_int)
-        ):
+        for group_id, address, name in connection.execute(_members_of(), {"groups": whole}):
             members[group_id].append((address, name))
     sources += [SourceGroup(g, labels.get(g, f"group {g}"), tuple(members[g])) for g in whole]
     return KeyedFilter(
@@ -186,42 +146,14 @@ def _used_here(connection: Connection, host: str, group_ids: list[int]) -> set[i
     """The groups some instance of this host is in."""
     if not group_ids:
         return set()
-    return set(
-        connection.execute(
-            select(instance_security_groups.c.security_group_id)
-            .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-            .where(
-                instance_security_groups.c.security_group_id.in_(group_ids),
-                instances.c.host == host,
-            )
-            .distinct()
-        ).scalars()
-    )
+    return set(connection.execute(_used(), {"host": host, "groups": group_ids}).scalars())
 
 
 def _sources_here(connection: Connection, host: str, group_ids: list[int]) -> set[int]:
     """The groups a rule of a group some instance of this host is in names as source."""
     if not group_ids:
         return set()
-    member_here = (
-        select(instance_security_groups.c.instance_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(
-            instance_security_groups.c.security_group_id == security_group_rules.c.group_id,
-            instances.c.host == host,
-        )
-        .correlate(security_group_rules)
-    )
-    return set(
-        connection.execute(
-            select(security_group_rules.c.source_group_id)
-            .where(
-                security_group_rules.c.source_group_id.in_(group_ids),
-                exists(member_here),
-            )
-            .distinct()
-        ).scalars()
-    )
+    return set(connection.execute(_cited(), {"host": host, "groups": group_ids}).scalars())
 
 
 def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
@@ -229,12 +161,115 @@ def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
         return {}
     return {
         group_id: f"{project}/{name}"
-        for group_id, project, name in connection.execute(
-            select(security_groups.c.id, projects.c.name, security_groups.c.name)
-            .join(projects, projects.c.id == security_groups.c.project_id)
-            .where(security_groups.c.id.in_(ids))
-        )
+        for group_id, project, name in connection.execute(_group_labels(), {"groups": ids})
     }
+
+
+# The queries are built once: an agent asks them on every change it applies.
+
+
+@functools.cache
+def _named_ports() -> Select[Any]:
+    from core.linux.desired import own_gateway
+
+    return (
+        select(
+            instances.c.id,
+            instances.c.name,
+            instances.c.host,
+            fixed_ips.c.mac,
+            fixed_ips.c.address,
+            func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
+        )
+        .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+        .join(networks, fixed_ips.c.network_id == networks.c.id)
+        .where(fixed_ips.c.address.in_(bindparam("addresses", expanding=True)))
+    )
+
+
+@functools.cache
+def _groups_of() -> Select[Any]:
+    return (
+        select(
+            instance_security_groups.c.instance_id,
+            instance_security_groups.c.security_group_id,
+        )
+        .where(instance_security_groups.c.instance_id.in_(bindparam("ids", expanding=True)))
+        .order_by(instance_security_groups.c.security_group_id)
+    )
+
+
+@functools.cache
+def _rules_of() -> Select[Any]:
+    return (
+        select(
+            security_group_rules.c.group_id,
+            security_group_rules.c.id,
+            security_group_rules.c.protocol,
+            security_group_rules.c.from_port,
+            security_group_rules.c.to_port,
+            security_group_rules.c.cidr,
+            security_group_rules.c.source_group_id,
+        )
+        .where(security_group_rules.c.group_id.in_(bindparam("groups", expanding=True)))
+        .order_by(security_group_rules.c.id)
+    )
+
+
+@functools.cache
+def _members_of() -> Select[Any]:
+    return (
+        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
+        .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True))
+        )
+        .order_by(fixed_ips.c.address_int)
+    )
+
+
+@functools.cache
+def _used() -> Select[Any]:
+    return (
+        select(instance_security_groups.c.security_group_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True)),
+            instances.c.host == bindparam("host"),
+        )
+        .distinct()
+    )
+
+
+@functools.cache
+def _cited() -> Select[Any]:
+    member_here = (
+        select(instance_security_groups.c.instance_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id == security_group_rules.c.group_id,
+            instances.c.host == bindparam("host"),
+        )
+        .correlate(security_group_rules)
+    )
+    return (
+        select(security_group_rules.c.source_group_id)
+        .where(
+            security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
+            exists(member_here),
+        )
+        .distinct()
+    )
+
+
+@functools.cache
+def _group_labels() -> Select[Any]:
+    return (
+        select(security_groups.c.id, projects.c.name, security_groups.c.name)
+        .join(projects, projects.c.id == security_groups.c.project_id)
+        .where(security_groups.c.id.in_(bindparam("groups", expanding=True)))
+    )
 
 
 def _address_key(address: str) -> tuple[int, ...]:

@@ -9,8 +9,10 @@ it and nothing refers to what is not made yet.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -623,6 +625,7 @@ def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[st
 Span = tuple[str, tuple[int, int], secrules.Ranges]
 
 
+@functools.lru_cache(maxsize=4096)
 def _bounds(cidr: str) -> tuple[int, int]:
     network = ipaddress.IPv4Network(cidr)
     return int(network.network_address), int(network.broadcast_address)
@@ -722,7 +725,7 @@ def _members(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
 
 
 def _address_key(address: str) -> int:
-    return int(ipaddress.IPv4Address(address))
+    return int.from_bytes(socket.inet_aton(address), "big")
 
 
 def _combinations(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
