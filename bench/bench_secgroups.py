@@ -101,7 +101,11 @@ def inside(ns: str, *argv: str, stdin: str | None = None, check: bool = True) ->
 
 def report(label: str, value: float, target: str, ok: bool) -> None:
     RESULTS.append((label, ok))
-    print(f"  {label:<62} {value:8.3f}   target {target:<8} {'PASS' if ok else 'FAIL'}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"  {label:<62} {value:8.3f}   target {target:<8} {'PASS' if ok else 'FAIL'}"
+        f"   (load {load})"
+    )
 
 
 def timed(action: Callable[[], object]) -> float:
