@@ -1,33 +1,43 @@
 """Speed of security groups on the host, as ratios to baselines measured in the same run.
 
     python bench/bench_secgroups.py [--instances 1000] [--groups 50] [--rules 10]
-                                    [--changes 100] [--repeat 5] [--strict]
+                                    [--changes 100] [--repeat 5] [--grow-to 10000]
+                                    [--agent-changes 30] [--strict]
 
-Needs root, nft, iptables (iptables-save/-restore, both backends) and ab (apache2-utils).
-Everything runs in one fresh network namespace (``nc-bsg-<random>``) holding a
-network host with one VLAN network of ``--instances`` instances, each in one of
-``--groups`` groups of ``--rules`` rules (7 CIDR rules, 1 ICMP rule, 2 source-group
-rules); it is emptied and deleted at the end.
+Needs root, nft, iptables (iptables-save/-restore, both backends), ab (apache2-utils)
+and, for the agents' figure, PostgreSQL 15. Everything runs in one fresh network
+namespace (``nc-bsg-<random>``) holding a network host with one VLAN network of
+``--instances`` instances, each in one of ``--groups`` groups of ``--rules`` rules (7
+CIDR rules, 1 ICMP rule, 2 source-group rules); it is emptied and deleted at the end.
 
 Applies are timed two ways. *In the applying process* is what a long-running process
 pays once it has committed a change: the console's and the agent's auto-apply (reading
-the desired state, observing the host, planning, and the nft process it runs). *As a
-command* is ``netcon host apply --netns NS`` started as a whole process, as a script
-would run it (interpreter start-up and imports included).
+the desired state, observing the host, planning, and the nft batch it runs). *As a
+command* is a whole ``netcon`` process, as a script would run it (interpreter start-up
+and imports included).
 
 1. First apply of the filter (both tables absent, everything else in place) against
-   ``nft -f`` loading the same ruleset, saved from the host as one file.
-2. 100 successive single changes (alternately a rule added to a group, and an instance
-   joining one more group), each applied, against nova-network's method: after each
-   change ``iptables-save`` and ``iptables-restore`` of the whole filter table, with
-   one chain per instance and source-group rules expanded to one rule per member (the
-   rulesets are generated beforehand and not timed). Both iptables backends are run;
-   the target is judged against the faster one.
-3. One instance joining a group of 1,000 members plus one rule added to it, against the
+   ``nft -f`` loading the same ruleset, saved from the host as one file; as a command,
+   against that plus ``python3 -c "import sqlalchemy"``.
+2. ``--changes`` successive single changes (a rule added to a group, an instance
+   joining one more group, an instance terminated, in turn), each applied at its own
+   keys as auto-apply applies a committed change, against nova-network's method: after
+   each change ``iptables-save`` and ``iptables-restore`` of the whole filter table,
+   with one chain per instance and source-group rules expanded to one rule per member
+   (the rulesets are generated beforehand and not timed). Both iptables backends are
+   run; each kind is judged against the faster one.
+3. ``netcon secgroup rule add`` as a command with ``auto_apply`` on, against the same
+   command without it: what the apply adds.
+4. One instance joining a group of 1,000 members plus one rule added to it, against the
    same change for a group of 10 members.
-4. TCP connection rate through an instance port (``ab`` against a small server in the
+5. TCP connection rate through an instance port (``ab`` against a small server in the
    instance's namespace, from another instance) with the whole ruleset loaded, against
    the same with the security-group tables deleted.
+6. The host grown to ``--grow-to`` ports: the kinds of change of 2 timed again, each
+   against its cost before.
+7. A rule change through ``netcon agent``: three hosts on one PostgreSQL (set up as
+   bench_agents.py does), from the commit's return to the first TCP connection a guest
+   gets accepted through the new rule.
 """
 
 from __future__ import annotations
