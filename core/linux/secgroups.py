@@ -24,6 +24,7 @@ from core.linux import dnsmasq, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
+from core.linux.secgroup_keyed import KeyedState
 
 Command = dict[str, Any]
 # (table, set or map, element as text); a map element is "key : chain".
@@ -516,7 +517,7 @@ def _keyed_plan(
 ) -> list[Operation]:
     """The element changes at the keys a change names (secgroup_keyed.py): the tables are
     there and whole, or the observation would have asked for the full comparison."""
-    if observed is None or not getattr(observed, "keyed", False):
+    if not isinstance(observed, KeyedState):
         # A part of the filter is no reason to change the rest: nothing to plan from it.
         return []
     ops: list[Operation] = []
