@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import json
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,12 +244,15 @@ class Nft:
         # netlink socket waits for the kernel to release what a batch deleted (an RCU
         # grace period, 10-30 ms on a busy host), which the change itself does not need.
         self._ctx: int | None = None
+        # A context is not safe in two threads at once (its cache, its buffers).
+        self._ctx_lock = threading.Lock()
 
     def close(self) -> None:
         library = _library()
-        if self._ctx is not None and library is not None:
-            library.free(self._ctx)
-        self._ctx = None
+        with self._ctx_lock:
+            if self._ctx is not None and library is not None:
+                library.free(self._ctx)
+            self._ctx = None
 
     def observe(self) -> NftState:
         owned = read_owned(self.binary, self.netns)
@@ -264,7 +268,7 @@ class Nft:
             # The library the nft program is made of, in this process: the same batch,
             # parsed and committed the same way, without starting a program (which
             # costs more than the batch itself on a busy host).
-            with namespace.entered(self.netns):
+            with self._ctx_lock, namespace.entered(self.netns):
                 if self._ctx is None:
                     self._ctx = library.context()
                 failure = library.run(payload, self._ctx)
