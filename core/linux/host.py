@@ -176,7 +176,8 @@ class HostLayer:
         """The renewal of everything here that carries the heartbeat lease (netcon's
         addresses with a lifetime, VPN taps' elements with a timeout), for a lease just
         renewed. The addresses come from the copy of the kernel's kept by notifications,
-        so they cost no dump; the elements from one read of the bridge table."""
+        so they cost no dump; the elements from one read of the bridge table's set of
+        netcon's own ports (not of its instance ports)."""
         links, addresses = self.netlink.state()
         names = {link.index: link.name for link in links}
         ours = {link.index for link in links if link.alias == OWNER_ALIAS}
@@ -191,8 +192,8 @@ class HostLayer:
         )
         ports: tuple[str, ...] = ()
         if secgroups.marker(self.state_dir).exists():
-            bridge = secgroup_nft.read_table(
-                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE
+            bridge = secgroup_nft.read_set(
+                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE, "own_ports"
             )
             ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
         return Plan(operations=(RenewLease(found, ports),) if found or ports else ())

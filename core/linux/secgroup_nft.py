@@ -416,6 +416,14 @@ def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list
     return [parsed_listing(table, result) for table, result in zip(tables, results, strict=True)]
 
 
+def read_set(binary: str, netns: str | None, table: Table, name: str) -> TableState:
+    """One set of ``table`` and its elements, listed alone (the rest of the table is not
+    read); an empty state when the table or the set is missing."""
+    family, table_name = table
+    (result,) = nft.listings(binary, netns, [f"list set {family} {table_name} {name}"])
+    return parsed_listing(table, result)
+
+
 def read_table(binary: str, netns: str | None, table: Table) -> TableState:
     (state,) = read_tables(binary, netns, [table])
     return state
