@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, func, select
@@ -285,10 +285,6 @@ class KeyedState(sg.FilterState):
     a set holds only the looked-up elements it has, ``chains`` only the chains looked
     up (a chain that may go is there only when nothing else jumps to it)."""
 
-    keyed: bool = True
-    # Open-set elements looked up for the closed-ports plan: set name -> keys asked.
-    asked: dict[str, frozenset[str]] = field(default_factory=dict)
-
 
 def observe_keyed(
     lookup: Lookup,
@@ -456,7 +452,6 @@ def observe_keyed(
         bridge,
         groups,
         sysctl.read_bridge_netfilter(netns),
-        asked={name: frozenset(keys) for name, keys in open_ports.items()},
     )
 
 
