@@ -3,6 +3,7 @@ its group's and its port's elements, nothing lists a table, and guests see the r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from core.linux import nft, nftelements
 from core.linux import secgroup_nft as sg
 from core.linux.scope import Scope
-from tests.host.conftest import Lab
+from tests.host.conftest import Lab, in_ns
 from tests.host.probes import probe, serve
 from tests.host.scenario import NetworkHost, network_host
 
@@ -145,3 +146,44 @@ def test_a_rule_change_touches_only_its_groups_elements(
 
 def _group_id(host: NetworkHost, name: str) -> int:
     return next(g.id for g in host.service.list_security_groups("alpha") if g.name == name)
+
+
+def test_chains_go_when_the_kernel_counts_no_jump_left(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.95.0.0/24", 1, 256)
+    service.create_security_group("alpha", "lone")
+    service.create_security_group("alpha", "db")
+    service.add_security_group_rule("alpha", "db", "tcp", 5432, 5432, source_group="lone")
+    service.launch_instance("alpha", "db1", ["db"])
+    host.layer.sync()
+    service.launch_instance("alpha", "a", ["lone"])
+    _apply_change(host)
+    service.launch_instance("alpha", "b", ["lone"])
+    _apply_change(host)
+    lone = _group_id(host, "lone")
+    chains = secgroup_chains(host)
+    assert sg.group_chain(lone) in chains and sg.combination_chain((lone,)) in chains
+    # One of two ports leaves: its combination and its group stay for the other.
+    service.terminate_instance("a")
+    _apply_change(host)
+    assert sg.combination_chain((lone,)) in secgroup_chains(host)
+    assert host.layer.plan().operations == ()
+    # The last one: nothing jumps to either chain any more, so both go, with the
+    # group's sets; its member set stays, as db's rule still names it.
+    service.terminate_instance("b")
+    _apply_change(host)
+    chains = secgroup_chains(host)
+    assert sg.group_chain(lone) not in chains
+    assert sg.combination_chain((lone,)) not in chains
+    assert host.layer.plan().operations == ()
+
+
+def secgroup_chains(host: NetworkHost) -> set[str]:
+    listing = in_ns(host.ns, "nft", "-j", "list", "chains", "ip").stdout
+    return {
+        item["chain"]["name"]
+        for item in json.loads(listing)["nftables"]
+        if "chain" in item and item["chain"]["table"] == sg.GROUPS[1]
+    }
