@@ -2,7 +2,8 @@
 
     python bench/bench_secgroups.py [--instances 1000] [--groups 50] [--rules 10]
                                     [--changes 100] [--repeat 5] [--grow-to 10000]
-                                    [--agent-changes 30] [--strict]
+                                    [--agent-changes 30] [--only first,changes,...]
+                                    [--strict]
 
 Needs root, nft, iptables (iptables-save/-restore, both backends), ab (apache2-utils)
 and, for the agents' figure, PostgreSQL 15. Everything runs in one fresh network
