@@ -228,13 +228,13 @@ def wanted(
         foreign=foreign_ports(desired, observed) if complete else None,
         bridges_here=bridges_here,
         complete=complete,
-        closable=None if desired.reach is None else _scoped_own(desired.reach.links),
+        closable=None if desired.reach is None else scoped_own(desired.reach.links),
         leased=vpn_taps(desired) if leased else frozenset(),
         uplinks=routed_uplinks(desired),
     )
 
 
-def _scoped_own(links: frozenset[str]) -> frozenset[str]:
+def scoped_own(links: frozenset[str]) -> frozenset[str]:
     """The own ports of the networks a scope names (wanted here or not): their segment
     links and VPN taps, known by the segment id in the link's name."""
     found: set[str] = set()

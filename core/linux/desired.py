@@ -38,6 +38,7 @@ from core.linux.ports import port_name
 from core.linux.resolvers import host_resolvers
 from core.linux.scope import Reach, Scope
 from core.linux.secgroup_desired import DesiredFilter, read_filter
+from core.linux.secgroup_keyed import read_keyed_filter
 from core.managers.base import effective_mtu
 from core.store.db import Database
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
@@ -258,7 +259,9 @@ def desired_from_connection(
         # when the change touched networks (their DHCP servers and ports are in it),
         # instance ports or security groups: never for a floating IP alone.
         security=(
-            read_filter(connection, host)
+            read_keyed_filter(connection, host, scope.filter_groups, scope.filter_ports)
+            if scope is not None and scope.filter_keyed
+            else read_filter(connection, host)
             if scope is None or scope.security or scope.network_ids
             else None
         ),
@@ -513,7 +516,12 @@ def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
             )
         ),
         snat_ranges=tuple(n.cidr for n in networks_ if n.gateway is not None),
-        security=scoped.security if scoped.security is not None else whole.security,
+        # A filter read at a change's keys alone is no whole filter.
+        security=(
+            scoped.security
+            if scoped.security is not None and not scoped.security.keyed
+            else whole.security
+        ),
     )
 
 

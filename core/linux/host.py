@@ -97,6 +97,7 @@ class HostLayer:
         if self._lookup is not None:
             self._lookup.close()
             self._lookup = None
+        self.nft.close()
 
     def lookup(self) -> Lookup:
         """The nfnetlink socket for lookups of single elements, opened on first use."""
@@ -175,7 +176,8 @@ class HostLayer:
         """The renewal of everything here that carries the heartbeat lease (netcon's
         addresses with a lifetime, VPN taps' elements with a timeout), for a lease just
         renewed. The addresses come from the copy of the kernel's kept by notifications,
-        so they cost no dump; the elements from one read of the bridge table."""
+        so they cost no dump; the elements from one read of the bridge table's set of
+        netcon's own ports (not of its instance ports)."""
         links, addresses = self.netlink.state()
         names = {link.index: link.name for link in links}
         ours = {link.index for link in links if link.alias == OWNER_ALIAS}
@@ -190,8 +192,8 @@ class HostLayer:
         )
         ports: tuple[str, ...] = ()
         if secgroups.marker(self.state_dir).exists():
-            bridge = secgroup_nft.read_table(
-                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE
+            bridge = secgroup_nft.read_set(
+                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE, "own_ports"
             )
             ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
         return Plan(operations=(RenewLease(found, ports),) if found or ports else ())
@@ -231,6 +233,7 @@ class HostLayer:
             nat_marker=self.nat_marker,
             security_dir=self.state_dir,
             may_change=can_change_host(),
+            trusted_ports=self.settings.trusted_ports,
         )
         if observed is None:
             return None

@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import json
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,6 +261,19 @@ class Nft:
     def __init__(self, binary: str, netns: str | None) -> None:
         self.binary = binary
         self.netns = netns
+        # The libnftables context of this namespace, kept until close(): closing its
+        # netlink socket waits for the kernel to release what a batch deleted (an RCU
+        # grace period, 10-30 ms on a busy host), which the change itself does not need.
+        self._ctx: int | None = None
+        # A context is not safe in two threads at once (its cache, its buffers).
+        self._ctx_lock = threading.Lock()
+
+    def close(self) -> None:
+        library = _library()
+        with self._ctx_lock:
+            if self._ctx is not None and library is not None:
+                library.free(self._ctx)
+            self._ctx = None
 
     def observe(self) -> NftState:
         owned = read_owned(self.binary, self.netns)
@@ -275,8 +289,10 @@ class Nft:
             # The library the nft program is made of, in this process: the same batch,
             # parsed and committed the same way, without starting a program (which
             # costs more than the batch itself on a busy host).
-            with namespace.entered(self.netns):
-                failure = library.run(payload)
+            with self._ctx_lock, namespace.entered(self.netns):
+                if self._ctx is None:
+                    self._ctx = library.context()
+                failure = library.run(payload, self._ctx)
             if failure is not None:
                 raise HostError(f"nft: {_first_line(failure)}")
             return
@@ -336,21 +352,35 @@ class _Libnftables:
         finally:
             self.lib.nft_ctx_free(ctx)
 
-    def run(self, payload: str) -> str | None:
-        """Apply one JSON batch; None when it worked, else nft's error text."""
-        ctx = self.lib.nft_ctx_new(0)
-        if not ctx:
-            return "cannot make an nftables context"
+    def run(self, payload: str, ctx: int | None = None) -> str | None:
+        """Apply one JSON batch; None when it worked, else nft's error text. ``ctx``: a
+        context kept by the caller (see :meth:`context`), else one for this batch."""
+        own = ctx is None
+        if ctx is None:
+            ctx = self.context()
+            if ctx is None:
+                return "cannot make an nftables context"
         try:
-            self.lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
-            self.lib.nft_ctx_buffer_output(ctx)
-            self.lib.nft_ctx_buffer_error(ctx)
             if self.lib.nft_run_cmd_from_buffer(ctx, payload.encode()) == 0:
                 return None
             error = self.lib.nft_ctx_get_error_buffer(ctx)
             return (error or b"").decode(errors="replace") or "the batch was refused"
         finally:
-            self.lib.nft_ctx_free(ctx)
+            if own:
+                self.free(ctx)
+
+    def context(self) -> int | None:
+        """A context for batches, bound to the namespace the thread is in now."""
+        ctx = self.lib.nft_ctx_new(0)
+        if not ctx:
+            return None
+        self.lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
+        self.lib.nft_ctx_buffer_output(ctx)
+        self.lib.nft_ctx_buffer_error(ctx)
+        return int(ctx)
+
+    def free(self, ctx: int) -> None:
+        self.lib.nft_ctx_free(ctx)
 
 
 @functools.cache

@@ -438,7 +438,15 @@ class FilterState:
 def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list[TableState]:
     commands = [f"list table {family} {name}" for family, name in tables]
     results = nft.listings(binary, netns, commands)
-    return [_parsed(table, result) for table, result in zip(tables, results, strict=True)]
+    return [parsed_listing(table, result) for table, result in zip(tables, results, strict=True)]
+
+
+def read_set(binary: str, netns: str | None, table: Table, name: str) -> TableState:
+    """One set of ``table`` and its elements, listed alone (the rest of the table is not
+    read); an empty state when the table or the set is missing."""
+    family, table_name = table
+    (result,) = nft.listings(binary, netns, [f"list set {family} {table_name} {name}"])
+    return parsed_listing(table, result)
 
 
 def read_table(binary: str, netns: str | None, table: Table) -> TableState:
@@ -446,7 +454,7 @@ def read_table(binary: str, netns: str | None, table: Table) -> TableState:
     return state
 
 
-def _parsed(table: Table, result: subprocess.CompletedProcess[str]) -> TableState:
+def parsed_listing(table: Table, result: subprocess.CompletedProcess[str]) -> TableState:
     family, name = table
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:

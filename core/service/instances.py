@@ -188,6 +188,8 @@ class InstanceService(ServiceBase):
             )
             audit.after = {"project": owner.name, "address": fixed.address, "mac": fixed.mac}
             audit.network_ids.add(fixed.network_id)
+            audit.filter_ports.add((fixed.mac, fixed.address))
+            audit.filter_groups.update(member_of)
             return _instance_views(connection, instances.c.id == instance_id)[0]
 
     def _check_known_host(self, connection: Connection, host: str) -> None:
@@ -267,6 +269,15 @@ class InstanceService(ServiceBase):
                 .where(fixed_ips.c.instance_id == instance.id)
             ).all()
             audit.hosts.update(h for h in (instance.host,) if h is not None)
+            audit.filter_ports.update((f.mac, f.address) for f in held if f.mac is not None)
+            # Its member sets lose it: they are named with its ports.
+            audit.filter_groups.update(
+                connection.execute(
+                    select(instance_security_groups.c.security_group_id).where(
+                        instance_security_groups.c.instance_id == instance.id
+                    )
+                ).scalars()
+            )
             for fixed in held:
                 # The floating IP stays with the project; only its NAT goes.
                 moved = connection.execute(
