@@ -1,0 +1,177 @@
+"""IPv6 beside IPv4 on the network host, seen from inside guest namespaces: router
+adverts with the prefix, MTU and DNS; SLAAC and DHCPv6 addresses exactly as the database
+holds them; names over IPv6; and a port that may send only from its own addresses."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from core.linux.operations import AddAddress, EnableForwardingV6
+from core.views import AddressView
+from tests.host.conftest import Lab, in_ns
+from tests.host.guests6 import (
+    addresses,
+    default_routes,
+    dhcpv6,
+    ip6_arpa,
+    listener,
+    ping6,
+    rdisc6,
+    resolve6,
+    rogue_advert,
+    send_from,
+    wait_for,
+)
+from tests.host.scenario import NetworkHost, network_host
+
+
+def _bridge_link_local(ns: str, bridge: str) -> str:
+    found = wait_for(lambda: addresses(ns, bridge, "link"))
+    assert found, f"{bridge} has no link-local address"
+    return str(found[0]).split("/")[0]  # type: ignore[index]
+
+
+def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
+    lab: Lab, tmp_path: Path
+) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (network,) = service.create_networks(
+        "10.24.0.0/24", 1, 256, None, None, "2001:db8:24::/64", segmentation="vxlan"
+    )
+    web = service.launch_instance("alpha", "web1").addresses[0]
+    applied = host.layer.sync()
+    assert any(
+        isinstance(op, AddAddress)
+        and (op.ifname, op.address, op.prefixlen) == (network.bridge, "2001:db8:24::1", 64)
+        for op in applied.operations
+    )
+    assert any(isinstance(op, EnableForwardingV6) for op in applied.operations)
+    # The host sees its IPv6 address and forwarding: a second apply does nothing.
+    assert host.layer.plan().operations == ()
+    assert in_ns(host.ns, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip() == "1"
+
+    guest = host.instance("web1", web.mac, network.bridge)
+    assert web.address_v6 is not None
+    assert wait_for(lambda: addresses(guest)) == [f"{web.address_v6}/64"]
+    gateway_ll = _bridge_link_local(host.ns, network.bridge)
+    assert wait_for(lambda: default_routes(guest)) == [gateway_ll]
+
+    advert = rdisc6(guest)
+    mtu = in_ns(host.ns, "cat", f"/sys/class/net/{network.bridge}/mtu").stdout.strip()
+    assert advert["MTU"] == f"{mtu} bytes (valid)"
+    assert advert["Prefix"] == "2001:db8:24::/64"
+    assert advert["Autonomous address conf."] == "Yes"
+    assert advert["Stateful address conf."] == "No"
+    assert advert["Recursive DNS server"] == "2001:db8:24::1"
+    assert advert["DNS search list"] == "novalocal"
+    assert advert["from"] == gateway_ll
+
+
+def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (network,) = service.create_networks(
+        "10.25.0.0/24", 1, 256, None, None, "2001:db8:25::/64", ipv6_mode="dhcpv6-stateful"
+    )
+    service.launch_instance("alpha", "other1")
+    web = service.launch_instance("alpha", "web1").addresses[0]
+    host.layer.sync()
+    assert host.layer.plan().operations == ()
+    assert web.address_v6 is not None and web.address_v6.startswith("2001:db8:25::")
+
+    guest = host.instance("web1", web.mac, network.bridge)
+    assert wait_for(lambda: addresses(guest, scope="link"))
+    advert = rdisc6(guest)
+    assert advert["Stateful address conf."] == "Yes"
+    assert advert["Autonomous address conf."] == "No"
+    assert advert["Prefix"] == "2001:db8:25::/64"
+    given = dhcpv6(lab, guest)
+    assert given is not None
+    assert given["address"] == web.address_v6
+    assert given["dns"] == "2001:db8:25::1"
+    assert given["search"] == "novalocal."
+    # The address is the one DHCPv6 gave, none formed from the advert; the route is its.
+    assert addresses(guest) == [f"{web.address_v6}/{given['prefixlen']}"]
+    gateway_ll = _bridge_link_local(host.ns, network.bridge)
+    assert wait_for(lambda: default_routes(guest)) == [gateway_ll]
+    assert ping6(guest, "2001:db8:25::1")
+
+
+def _two_guests(lab: Lab, tmp_path: Path) -> tuple[NetworkHost, AddressView, AddressView, str, str]:
+    """web1 and db1 on one SLAAC network, each with the address the database holds."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (network,) = service.create_networks("10.26.0.0/24", 1, 256, None, None, "2001:db8:26::/64")
+    web = service.launch_instance("alpha", "web1").addresses[0]
+    db = service.launch_instance("alpha", "db1").addresses[0]
+    host.layer.sync()
+    first = host.instance("web1", web.mac, network.bridge)
+    second = host.instance("db1", db.mac, network.bridge)
+    for guest, port in ((first, web), (second, db)):
+        assert wait_for(lambda g=guest: addresses(g)) == [f"{port.address_v6}/64"]
+        assert port.address_v6 is not None
+    return host, web, db, first, second
+
+
+def test_two_guests_reach_and_name_each_other_over_ipv6(lab: Lab, tmp_path: Path) -> None:
+    host, web, db, first, second = _two_guests(lab, tmp_path)
+    assert web.address_v6 is not None and db.address_v6 is not None
+    mtu = int(in_ns(first, "cat", "/sys/class/net/eth0/mtu").stdout)
+    # Full-size packets: the MTU less the IPv6 and ICMPv6 headers.
+    assert ping6(second, web.address_v6, mtu - 48)
+    assert ping6(first, db.address_v6, mtu - 48)
+    gateway = "2001:db8:26::1"
+    assert resolve6(second, gateway, "web1") == ("NOERROR", [web.address_v6])
+    assert resolve6(second, gateway, "web1.novalocal") == ("NOERROR", [web.address_v6])
+    assert resolve6(second, gateway, "web1.novalocal", "A") == ("NOERROR", [web.address])
+    assert resolve6(second, gateway, ip6_arpa(web.address_v6), "PTR") == (
+        "NOERROR",
+        ["web1.novalocal"],
+    )
+    # The /64's reverse zone is answered here: an address no instance has does not exist.
+    assert resolve6(second, gateway, ip6_arpa("2001:db8:26::99"), "PTR") == ("NXDOMAIN", [])
+
+
+def test_a_guest_cannot_spoof_a_neighbour_or_advertise_itself_as_router(
+    lab: Lab, tmp_path: Path
+) -> None:
+    host, web, db, first, second = _two_guests(lab, tmp_path)
+    assert web.address_v6 is not None and db.address_v6 is not None
+    record = tmp_path / "heard"
+    gateway = "2001:db8:26::1"
+    listener(lab, host.ns, gateway, 5000, record)
+    own = db.address_v6
+    send_from(second, own, gateway, 5000, "own")
+    assert wait_for(lambda: f"{own} own" in record.read_text())
+    # From its neighbour's address, or any other of the prefix: dropped at its port.
+    in_ns(second, "ip", "addr", "add", f"{web.address_v6}/64", "dev", "eth0", "nodad")
+    send_from(second, web.address_v6, gateway, 5000, "spoofed")
+    send_from(second, "2001:db8:26::bad", gateway, 5000, "made-up")
+    # What a DHCPv6 server answers from: dropped even from its own address.
+    send_from(second, own, gateway, 5000, "server", source_port=547)
+    send_from(second, own, gateway, 5000, "after")
+    assert wait_for(lambda: f"{own} after" in record.read_text())
+    heard = record.read_text()
+    assert "spoofed" not in heard and "made-up" not in heard and "server" not in heard
+
+    # A router advert of its own does not reach its neighbour: the neighbour's default
+    # route and addresses stay as the gateway's adverts made them.
+    gateway_ll = _bridge_link_local(host.ns, host.service.list_networks()[0].bridge)
+    rogue_advert(second, "2001:db8:bad::/64")
+    time.sleep(1)
+    assert default_routes(first) == [gateway_ll]
+    assert addresses(first) == [f"{web.address_v6}/64"]
+
+    # The same advert between two namespaces with no filter between them is obeyed:
+    # what the port dropped was a working advert.
+    left, right = lab.netns("ra-left"), lab.netns("ra-right")
+    lab.veth(left, "eth0", right, "eth0", mac_a="fa:16:3e:00:24:01")
+    assert wait_for(lambda: addresses(right, scope="link"))
+    rogue_advert(right, "2001:db8:bad::/64")
+    right_ll = addresses(right, scope="link")[0].split("/")[0]
+    assert wait_for(lambda: default_routes(left)) == [right_ll]
