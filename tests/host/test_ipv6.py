@@ -7,9 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.linux.operations import AddAddress, EnableForwardingV6
+import pytest
+
+from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6
 from core.views import AddressView
-from tests.host.conftest import Lab, in_ns
+from tests.host.conftest import Lab, in_ns, sh
 from tests.host.guests6 import (
     addresses,
     default_routes,
@@ -24,6 +26,12 @@ from tests.host.guests6 import (
     wait_for,
 )
 from tests.host.scenario import NetworkHost, network_host
+
+# The guests' own IPv6 tools (Debian: ndisc6, isc-dhcp-client).
+pytestmark = pytest.mark.skipif(
+    any(sh("sh", "-c", f"command -v {t}", check=False).returncode for t in ("rdisc6", "dhclient")),
+    reason="missing programs: rdisc6, dhclient (Debian: ndisc6 isc-dhcp-client)",
+)
 
 
 def _bridge_link_local(ns: str, bridge: str) -> str:
@@ -72,6 +80,8 @@ def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
 
 def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path)
+    # A host whose new links come without IPv6: the bridge gets it back for its gateway.
+    in_ns(host.ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
     service = host.service
     service.create_project("alpha")
     (network,) = service.create_networks(
@@ -79,9 +89,11 @@ def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_pat
     )
     service.launch_instance("alpha", "other1")
     web = service.launch_instance("alpha", "web1").addresses[0]
-    host.layer.sync()
+    applied = host.layer.sync()
+    assert EnableIpv6(network.bridge) in applied.operations
     assert host.layer.plan().operations == ()
     assert web.address_v6 is not None and web.address_v6.startswith("2001:db8:25::")
+    in_ns(host.ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=0")
 
     guest = host.instance("web1", web.mac, network.bridge)
     assert wait_for(lambda: addresses(guest, scope="link"))
@@ -135,6 +147,19 @@ def test_two_guests_reach_and_name_each_other_over_ipv6(lab: Lab, tmp_path: Path
     )
     # The /64's reverse zone is answered here: an address no instance has does not exist.
     assert resolve6(second, gateway, ip6_arpa("2001:db8:26::99"), "PTR") == ("NXDOMAIN", [])
+
+    # Routed to the public side without NAT, once its router has a route to the /64
+    # through the network host (the addresses and route are the public side's own).
+    lab.address(host.ns, "pub0", "2001:db8:ff::2/64")
+    lab.address(host.public, "eth0", "2001:db8:ff::1/64")
+    in_ns(host.public, "ip", "-6", "route", "add", "2001:db8:26::/64", "via", "2001:db8:ff::2")
+    assert wait_for(lambda: addresses(host.public))
+    assert ping6(first, "2001:db8:ff::1", mtu - 48)
+    outside = tmp_path / "outside"
+    listener(lab, host.public, "2001:db8:ff::1", 5001, outside)
+    send_from(first, web.address_v6, "2001:db8:ff::1", 5001, "out")
+    # The public side sees the guest's own address: nothing translated it.
+    assert wait_for(lambda: f"{web.address_v6} out" in outside.read_text())
 
 
 def test_a_guest_cannot_spoof_a_neighbour_or_advertise_itself_as_router(
