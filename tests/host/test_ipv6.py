@@ -11,7 +11,7 @@ import pytest
 
 from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6
 from core.views import AddressView
-from tests.host.conftest import Lab, in_ns, sh
+from tests.host.conftest import Lab, in_ns, make_service, sh
 from tests.host.guests6 import (
     addresses,
     default_routes,
@@ -200,3 +200,32 @@ def test_a_guest_cannot_spoof_a_neighbour_or_advertise_itself_as_router(
     rogue_advert(right, "2001:db8:bad::/64")
     right_ll = addresses(right, scope="link")[0].split("/")[0]
     assert wait_for(lambda: default_routes(left)) == [right_ll]
+
+
+def test_ipv6_added_to_a_network_reaches_its_guest_through_scoped_applies(
+    lab: Lab, tmp_path: Path
+) -> None:
+    host = network_host(lab, tmp_path)
+    host.service.create_project("alpha")
+    (network,) = host.service.create_networks("10.27.0.0/24", 1, 256)
+    web = host.service.launch_instance("alpha", "web1").addresses[0]
+    host.layer.sync()
+    guest = host.instance("web1", web.mac, network.bridge)
+    assert web.address_v6 is None
+    assert wait_for(lambda: addresses(guest, scope="link"))
+    assert addresses(guest) == []
+
+    # Each change applies itself, scoped to what it touched.
+    service = make_service(lab, netns=host.ns, auto_apply=True)
+    service.modify_network(network.id, fixed_range_v6="2001:db8:27::/64")
+    (web,) = service.get_instance("web1").instance.addresses
+    assert web.address_v6 is not None
+    assert wait_for(lambda: addresses(guest), 30) == [f"{web.address_v6}/64"]
+    db = service.launch_instance("alpha", "db1").addresses[0]
+    assert resolve6(guest, "2001:db8:27::1", "db1") == ("NOERROR", [db.address_v6])
+    assert host.layer.plan().operations == ()
+
+    # Taken away again: the bridge loses its gateway, and the plan stays empty.
+    service.modify_network(network.id, fixed_range_v6="")
+    assert not any(a.address == "2001:db8:27::1" for a in host.layer.observe().addresses)
+    assert host.layer.plan().operations == ()
