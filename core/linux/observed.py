@@ -39,6 +39,7 @@ class ObservedHost:
     nft_unreadable: bool = False
     # The security-group tables (None: nft is missing, or they were not asked for).
     security: FilterState | None = None
+    # IPv6 forwarding (net.ipv6.conf.all.forwarding).
     forwarding_v6: bool = False
     # Bridges with IPv6 switched off ("default" too: what a new bridge will have).
     ipv6_off: frozenset[str] = frozenset()
@@ -183,5 +184,7 @@ def observe_scoped(
         journal=pending,
         security=security,
         forwarding_v6=read_forwarding_v6(netns),
-        ipv6_off=ipv6_disabled(netns, ["default", *(link.name for link in link_list)]),
+        ipv6_off=ipv6_disabled(
+            netns, ["default", *(link.name for link in link_list if link.kind == "bridge")]
+        ),
     )
