@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, make_service, sh
+from tests.host.guests import upstream_resolver
 from tests.host.guests6 import (
     addresses,
     default_routes,
@@ -113,9 +115,11 @@ def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_pat
     assert ping6(guest, "2001:db8:25::1")
 
 
-def _two_guests(lab: Lab, tmp_path: Path) -> tuple[NetworkHost, AddressView, AddressView, str, str]:
+def _two_guests(
+    lab: Lab, tmp_path: Path, **settings: Any
+) -> tuple[NetworkHost, AddressView, AddressView, str, str]:
     """web1 and db1 on one SLAAC network, each with the address the database holds."""
-    host = network_host(lab, tmp_path)
+    host = network_host(lab, tmp_path, **settings)
     service = host.service
     service.create_project("alpha")
     (network,) = service.create_networks("10.26.0.0/24", 1, 256, None, None, "2001:db8:26::/64")
@@ -131,7 +135,9 @@ def _two_guests(lab: Lab, tmp_path: Path) -> tuple[NetworkHost, AddressView, Add
 
 
 def test_two_guests_reach_and_name_each_other_over_ipv6(lab: Lab, tmp_path: Path) -> None:
-    host, web, db, first, second = _two_guests(lab, tmp_path)
+    host, web, db, first, second = _two_guests(lab, tmp_path, dns_servers=["198.51.100.2"])
+    asked = tmp_path / "asked-upstream"
+    assert upstream_resolver(lab, host.ns, record=asked) == "198.51.100.2"
     assert web.address_v6 is not None and db.address_v6 is not None
     mtu = int(in_ns(first, "cat", "/sys/class/net/eth0/mtu").stdout)
     # Full-size packets: the MTU less the IPv6 and ICMPv6 headers.
@@ -147,6 +153,10 @@ def test_two_guests_reach_and_name_each_other_over_ipv6(lab: Lab, tmp_path: Path
     )
     # The /64's reverse zone is answered here: an address no instance has does not exist.
     assert resolve6(second, gateway, ip6_arpa("2001:db8:26::99"), "PTR") == ("NXDOMAIN", [])
+    # Outside names still go upstream over IPv6 too; the /64's reverse names never do.
+    assert resolve6(second, gateway, "www.example.test", "A") == ("NOERROR", ["192.0.2.7"])
+    assert "ip6.arpa" not in asked.read_text()
+    assert "example.test" in asked.read_text()
 
     # Routed to the public side without NAT, once its router has a route to the /64
     # through the network host (the addresses and route are the public side's own).
