@@ -61,6 +61,8 @@ RTMGRP_IPV6_IFADDR = 0x100
 # gateway is ours by the database, and dnsmasq cannot bind a tentative address.
 IFA_F_NODAD = 0x02
 RT_SCOPE_UNIVERSE = 0
+# The one link-local address netcon puts on bridges: the metadata service's.
+METADATA_V6 = socket.inet_pton(socket.AF_INET6, "fe80::a9fe:a9fe")
 SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 32 << 20
 # Requests written before the first acknowledgement is read; bounded so that the
@@ -688,14 +690,15 @@ def _packed(address: str) -> bytes:
 
 def _parse_address(msg: bytes) -> Address | None:
     """An IPv4 address, or an IPv6 one of global scope: the kernel's own link-local
-    addresses (and any other of link or host scope) are never netcon's."""
+    addresses (and any other of link or host scope) are never netcon's, except the
+    metadata service's."""
     family, prefixlen, _flags, scope, index = struct.unpack_from("=BBBBI", msg, 16)
     if family == socket.AF_INET6:
-        if scope != RT_SCOPE_UNIVERSE:
-            return None
         attrs = _attrs(msg, 24)
         raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL)
         if raw is None or len(raw) != 16:
+            return None
+        if scope != RT_SCOPE_UNIVERSE and raw != METADATA_V6:
             return None
         # Written as Python writes it (RFC 5952), as the database holds it.
         text = str(ipaddress.IPv6Address(raw))
