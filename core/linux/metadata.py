@@ -11,6 +11,7 @@ The DNAT lives in a small table of its own, ``ip netcon_metadata``: a map from b
 to (gateway, port), one rule that uses it, and a guard that lets only DNATed
 connections (and the host's own, over loopback) reach the server's port, so neither
 the public side nor a guest addressing the gateway directly gets past the DNAT.
+Guests of dual-stack networks also ask over IPv6 (metadata6.py).
 
 The server process runs where the host layer runs (so it reaches the database the same
 way, which a namespace's own loopback may not) and opens its listening socket inside
