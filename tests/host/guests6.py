@@ -52,16 +52,20 @@ def rdisc6(ns: str, ifname: str = "eth0") -> dict[str, str]:
 
 
 DHCLIENT_SCRIPT = """#!/bin/sh
-case "$reason" in BOUND6|RENEW6|REBIND6)
-  ip -6 addr add "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad
+case "$reason" in BOUND6|RENEW6|REBIND6|INFORM6)
+  [ -n "$new_ip6_address" ] &&
+    ip -6 addr add "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad
   printf '{"address":"%s","prefixlen":"%s","dns":"%s","search":"%s"}' "$new_ip6_address" \\
     "$new_ip6_prefixlen" "$new_dhcp6_name_servers" "$new_dhcp6_domain_search" > {out}
 ;; esac
 """
 
 
-def dhcpv6(lab: Lab, ns: str, ifname: str = "eth0") -> dict[str, str] | None:
-    """One stateful DHCPv6 exchange with isc-dhcp-client; what its script was given."""
+def dhcpv6(
+    lab: Lab, ns: str, ifname: str = "eth0", *, stateless: bool = False
+) -> dict[str, str] | None:
+    """One DHCPv6 exchange with isc-dhcp-client (``stateless``: an information request,
+    no address); what its script was given."""
     out = lab.tmp_path / f"dhcp6-{ns}.json"
     script = lab.tmp_path / f"dhcp6-{ns}.sh"
     script.write_text(DHCLIENT_SCRIPT.replace("{out}", str(out)))
@@ -74,6 +78,7 @@ def dhcpv6(lab: Lab, ns: str, ifname: str = "eth0") -> dict[str, str] | None:
         "dhclient",
         "-6",
         "-1",
+        *(["-S"] if stateless else []),
         "-sf",
         str(script),
         "-lf",

@@ -117,6 +117,31 @@ def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_pat
     assert ping6(guest, "2001:db8:25::1")
 
 
+def test_a_stateless_guest_forms_its_address_and_asks_dhcpv6_for_dns(
+    lab: Lab, tmp_path: Path
+) -> None:
+    host = network_host(lab, tmp_path)
+    host.service.create_project("alpha")
+    (network,) = host.service.create_networks(
+        "10.28.0.0/24", 1, 256, None, None, "2001:db8:28::/64", ipv6_mode="dhcpv6-stateless"
+    )
+    web = host.service.launch_instance("alpha", "web1").addresses[0]
+    host.layer.sync()
+    guest = host.instance("web1", web.mac, network.bridge)
+    assert wait_for(lambda: addresses(guest)) == [f"{web.address_v6}/64"]
+    advert = rdisc6(guest)
+    assert advert["Autonomous address conf."] == "Yes"
+    assert advert["Stateful address conf."] == "No"
+    assert advert["Stateful other conf."] == "Yes"
+    given = dhcpv6(lab, guest, stateless=True)
+    assert given is not None
+    assert (given["address"], given["dns"], given["search"]) == (
+        "",
+        "2001:db8:28::1",
+        "novalocal.",
+    )
+
+
 def _two_guests(
     lab: Lab, tmp_path: Path, **settings: Any
 ) -> tuple[NetworkHost, AddressView, AddressView, str, str]:
