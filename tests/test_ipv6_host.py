@@ -1,6 +1,5 @@
 """A dual-stack network as its host must serve it, without a kernel: what the desired
-state holds, the dnsmasq command line and files per mode, the ports' IPv6 elements and
-the metadata service over IPv6."""
+state holds, the dnsmasq command line and files per mode, and the ports' IPv6 elements."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.linux import dnsmasq, dnsmasq6, metadata6, spoof6
+from core.linux import dnsmasq, dnsmasq6, spoof6
 from core.linux.desired import DesiredNetwork, read_desired
-from core.linux.ipv6_host import NetworkV6, link_local, mac_of_link_local
+from core.linux.ipv6_host import NetworkV6, link_local
 from core.linux.secgroup_desired import FilteredPort
 from core.service import NetconService
 from tests.support import make_service
@@ -114,43 +113,3 @@ def test_a_port_may_send_from_its_link_local_and_global_address() -> None:
         "tapfa163e123456 . fe80::f816:3eff:fe12:3456",
         "tapfa163e123456 . 2001:db8::5",
     ]
-
-
-def test_the_mac_a_link_local_address_was_formed_from() -> None:
-    assert mac_of_link_local("fe80::f816:3eff:fe12:3456") == "fa:16:3e:12:34:56"
-    assert mac_of_link_local(link_local("02:00:00:00:00:01")) == "02:00:00:00:00:01"
-    # Not formed from a MAC, or not link-local: no instance can be named by it.
-    assert mac_of_link_local("fe80::1234:5678") is None
-    assert mac_of_link_local("2001:db8::f816:3eff:fe12:3456") is None
-    assert mac_of_link_local("not an address") is None
-
-
-def test_the_ipv6_metadata_table_follows_the_server_port(tmp_path: Path) -> None:
-    marker = tmp_path / "nat-table6"
-    assert metadata6.plan(8775, True, None, marker) == [
-        metadata6.CreateMetadata6Table(8775, False, marker)
-    ]
-    assert metadata6.plan(8775, True, 8775, marker) == []
-    # Another port, or a table not laid out as made here: made again whole.
-    assert metadata6.plan(8775, True, 9000, marker) == [
-        metadata6.CreateMetadata6Table(8775, True, marker)
-    ]
-    assert metadata6.plan(8775, True, -1, marker) == [
-        metadata6.CreateMetadata6Table(8775, True, marker)
-    ]
-    assert metadata6.plan(8775, False, 8775, marker) == [metadata6.DeleteMetadata6Table(marker)]
-    assert metadata6.plan(8775, False, None, marker) == []
-    text = metadata6.table_text([metadata6.CreateMetadata6Table(8775, False, marker)])
-    assert "ip6 daddr fe80::a9fe:a9fe tcp dport 80 dnat to [fe80::a9fe:a9fe]:8775" in text
-    assert 'tcp dport 8775 iifname != "lo" drop' in text
-
-
-def test_instance_metadata_on_a_link_names_the_instance_by_mac_and_bridge(
-    service: NetconService,
-) -> None:
-    (network,) = service.create_networks("10.24.0.0/24", 1, 256, None, None, "2001:db8:24::/64")
-    web = service.launch_instance("alpha", "web1").addresses[0]
-    view = service.instance_metadata_on_link(link_local(web.mac), network.bridge)
-    assert view is not None and view.name == "web1"
-    assert service.instance_metadata_on_link(link_local(web.mac), "br999") is None
-    assert service.instance_metadata_on_link("fe80::1", network.bridge) is None

@@ -17,15 +17,7 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import (
-    dnsmasq,
-    metadata,
-    metadata6,
-    namespace,
-    processes,
-    secgroup_nft,
-    secgroups,
-)
+from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, secgroups
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.lease import Lease, leased
@@ -288,13 +280,7 @@ class HostLayer:
                 table_wanted=bool(routes) and nft_found,
                 may_change=can_change_host(),
             )
-        ops = metadata.plan(want, have, nft_found=nft_found, held=held)
-        if nft_found and not have.unread:
-            marker = want.files.directory / "nat-table6"
-            serving = bool(routes)
-            port = metadata6.observe(self.settings.nft_binary, self.netns, marker, wanted=serving)
-            ops += metadata6.plan(want.port, serving, port, marker)
-        return ops
+        return metadata.plan(want, have, nft_found=nft_found, held=held)
 
     def apply(
         self,

@@ -40,24 +40,3 @@ LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
 def link_local(mac: str) -> str:
     """The link-local address a port with ``mac`` forms (modified EUI-64)."""
     return str(ipv6.eui64(LINK_LOCAL, mac))
-
-
-# Where guests ask the metadata service over IPv6 (as OpenStack serves it): a link-local
-# address on every dual-stack bridge, the same on each.
-METADATA = "fe80::a9fe:a9fe"
-
-
-def mac_of_link_local(address: str) -> str | None:
-    """The MAC a link-local address was formed from (modified EUI-64), or None when it
-    was not formed that way (anti-spoofing lets a port send from no other)."""
-    try:
-        parsed = ipaddress.IPv6Address(address.split("%")[0])
-    except ValueError:
-        return None
-    if parsed not in LINK_LOCAL:
-        return None
-    interface = parsed.packed[8:]
-    if interface[3:5] != b"\xff\xfe":
-        return None
-    octets = bytes([interface[0] ^ 0x02, *interface[1:3], *interface[5:8]])
-    return ":".join(f"{b:02x}" for b in octets)

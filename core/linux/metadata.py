@@ -11,7 +11,6 @@ The DNAT lives in a small table of its own, ``ip netcon_metadata``: a map from b
 to (gateway, port), one rule that uses it, and a guard that lets only DNATed
 connections (and the host's own, over loopback) reach the server's port, so neither
 the public side nor a guest addressing the gateway directly gets past the DNAT.
-Guests of dual-stack networks also ask over IPv6 (metadata6.py).
 
 The server process runs where the host layer runs (so it reaches the database the same
 way, which a namespace's own loopback may not) and opens its listening socket inside
@@ -40,7 +39,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select
 
 from core.config import Settings
 from core.errors import HostError
-from core.linux import metadata6, namespace, nft, processes
+from core.linux import namespace, nft, processes
 from core.linux.desired import own_gateway
 from core.linux.operations import Operation
 from core.store.schema import networks
@@ -440,7 +439,7 @@ def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> list[
     """The DNAT table's changes as one nft batch, then the server's start; returns why
     what failed did (the kernel work stays: the next apply tries the server again)."""
     failures: list[str] = []
-    text = table_text(ops) + metadata6.table_text(list(ops))
+    text = table_text(ops)
     if text:
         result = namespace.run(netns, [nft_binary, "-f", "-"], stdin=text)
         if result.returncode != 0:
@@ -452,7 +451,6 @@ def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> list[
                 _table_marker(op.files).touch()
             elif isinstance(op, DeleteMetadataTable):
                 _table_marker(op.files).unlink(missing_ok=True)
-        metadata6.mark(list(ops))
     for op in ops:
         if isinstance(op, StartMetadataServer):
             try:

@@ -61,9 +61,6 @@ RTMGRP_IPV6_IFADDR = 0x100
 # gateway is ours by the database, and dnsmasq cannot bind a tentative address.
 IFA_F_NODAD = 0x02
 RT_SCOPE_UNIVERSE = 0
-# The one link-local address netcon puts on bridges: the metadata service's.
-METADATA_TEXT = "fe80::a9fe:a9fe"
-METADATA_V6 = socket.inet_pton(socket.AF_INET6, METADATA_TEXT)
 SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 32 << 20
 # Requests written before the first acknowledgement is read; bounded so that the
@@ -248,8 +245,8 @@ def new_addr(
         body += _attr(IFA_BROADCAST, socket.inet_aton(broadcast))
     if label is not None:
         body += _attr_text(IFA_LABEL, label)
-    if lifetime is not None or address == METADATA_TEXT:
-        body += _lifetime(lifetime, address)
+    if lifetime is not None:
+        body += _lifetime(lifetime)
     return Request(RTM_NEWADDR, _CREATE, body)
 
 
@@ -258,19 +255,14 @@ def set_addr_lifetime(index: int, address: str, prefixlen: int, lifetime: int | 
 
     The kernel has no "change only": an address that is not there is made, so this is
     sent only for addresses that are wanted where they are."""
-    body = _addr_body(index, address, prefixlen) + _lifetime(lifetime, address)
+    body = _addr_body(index, address, prefixlen) + _lifetime(lifetime)
     return Request(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE, body)
 
 
-def _lifetime(seconds: int | None, address: str = "") -> bytes:
+def _lifetime(seconds: int | None) -> bytes:
     value = FOREVER if seconds is None else seconds
-    # The metadata address is deprecated from the start (preferred for 0 s): still
-    # answered, but never chosen as a source, neither by the kernel nor by dnsmasq,
-    # whose router adverts come from the bridge's link-local address that is preferred
-    # longest; guests then have one router, not two.
-    preferred = 0 if address == METADATA_TEXT else value
     # struct ifa_cacheinfo: preferred, valid (the kernel fills in the time stamps).
-    return _attr(IFA_CACHEINFO, struct.pack("=IIII", preferred, value, 0, 0))
+    return _attr(IFA_CACHEINFO, struct.pack("=IIII", value, value, 0, 0))
 
 
 def del_addr(index: int, address: str, prefixlen: int) -> Request:
@@ -696,15 +688,14 @@ def _packed(address: str) -> bytes:
 
 def _parse_address(msg: bytes) -> Address | None:
     """An IPv4 address, or an IPv6 one of global scope: the kernel's own link-local
-    addresses (and any other of link or host scope) are never netcon's, except the
-    metadata service's."""
+    addresses (and any other of link or host scope) are never netcon's."""
     family, prefixlen, _flags, scope, index = struct.unpack_from("=BBBBI", msg, 16)
     if family == socket.AF_INET6:
+        if scope != RT_SCOPE_UNIVERSE:
+            return None
         attrs = _attrs(msg, 24)
         raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL)
         if raw is None or len(raw) != 16:
-            return None
-        if scope != RT_SCOPE_UNIVERSE and raw != METADATA_V6:
             return None
         # Written as Python writes it (RFC 5952), as the database holds it.
         text = str(ipaddress.IPv6Address(raw))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from core.linux import closedports, dnsmasq, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
-from core.linux.ipv6_host import METADATA
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
 from core.linux.operations import (
@@ -163,7 +162,6 @@ class _Builder:
         self._address(
             net.bridge, net.ipv6.gateway, prefixlen, None, None, f"gateway of {net.ipv6.cidr}"
         )
-        self._address(net.bridge, METADATA, 64, None, None, "the metadata service over IPv6")
 
     def _mtu(self, net: DesiredNetwork) -> None:
         """The bridge, segment link and instance ports at the network's MTU: a frame the

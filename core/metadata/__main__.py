@@ -39,55 +39,30 @@ def main(argv: list[str] | None = None) -> int:
     service = NetconService(database_url(), settings, create=False)
 
     def lookup(source: str, local: str) -> MetadataView | None:
-        if "%" in source:
-            # A link-local peer, as "ADDRESS%IFINDEX": the bridge it came from and the
-            # MAC it was formed from name the instance.
-            peer, _, index = source.partition("%")
-            with namespace.entered(args.netns):
-                bridge = socket.if_indextoname(int(index))
-            return service.instance_metadata_on_link(peer, bridge)
         return service.instance_metadata(source, via=local)
 
-    # The sockets are made in the namespace the guests' DNAT leads to; the process stays
+    # The socket is made in the namespace the guests' DNAT leads to; the process stays
     # where it was started, so it reaches the database as the host layer does.
     with namespace.entered(args.netns):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener6 = _ipv6_listener()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address or "0.0.0.0", int(port)))
     listener.listen(1024)
-    listeners = [listener]
-    if listener6 is not None:
-        listener6.bind(("::", int(port)))
-        listener6.listen(1024)
-        listeners.append(listener6)
     home = namespace.identity(args.netns) if args.netns else None
-    asyncio.run(serve(make_app(lookup), listeners, args.pid_file, args.netns, home))
+    asyncio.run(serve(make_app(lookup), listener, args.pid_file, args.netns, home))
     return 0
-
-
-def _ipv6_listener() -> socket.socket | None:
-    """The socket for guests asking over IPv6 (None on a host without IPv6)."""
-    try:
-        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    except OSError:
-        return None
-    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    return listener
 
 
 async def serve(
     app: web.Application,
-    listeners: list[socket.socket],
+    listener: socket.socket,
     pid_file: str | None,
     netns: str | None = None,
     home: tuple[int, int] | None = None,
 ) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    for listener in listeners:
-        await web.SockSite(runner, listener).start()
+    await web.SockSite(runner, listener).start()
     if pid_file:
         # Written once the port is ours: the host layer waits for this.
         temporary = f"{pid_file}.tmp"

@@ -140,9 +140,6 @@ async def _instance(request: web.Request) -> MetadataView:
     if not peer or not local:
         raise web.HTTPNotFound(text="the connection has no address\n")
     address = str(peer[0])
-    if len(peer) == 4 and peer[3]:
-        # A link-local peer: its address means something only with the interface.
-        address = f"{address}%{peer[3]}"
     view = await cache.get(address, str(local[0]))
     if view is None:
         raise web.HTTPNotFound(text=f"no instance has the address {address}\n")

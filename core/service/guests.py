@@ -11,7 +11,6 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from core import ipv6, validate
 from core.errors import Conflict, InvalidInput, NotFound
-from core.linux.ipv6_host import mac_of_link_local
 from core.managers.base import SEGMENT_OVERHEAD, address_v6, effective_mtu
 from core.service.names import refuse_taken
 from core.service.networks import NetworkService
@@ -239,28 +238,6 @@ class GuestService(NetworkService):
         return key
 
     # -- metadata ---------------------------------------------------------------------
-
-    def instance_metadata_on_link(self, link_local: str, bridge: str) -> MetadataView | None:
-        """What the metadata service tells the instance whose port formed ``link_local``
-        (from its MAC, the only link-local source anti-spoofing lets it use) on
-        ``bridge``, the dual-stack network's bridge the request arrived from."""
-        mac = mac_of_link_local(link_local)
-        if mac is None:
-            return None
-        with self.db.read() as connection:
-            row = connection.execute(
-                select(fixed_ips.c.address, networks.c.gateway)
-                .join(networks, fixed_ips.c.network_id == networks.c.id)
-                .where(
-                    fixed_ips.c.mac == mac,
-                    fixed_ips.c.instance_id.is_not(None),
-                    networks.c.bridge == bridge,
-                    networks.c.cidr_v6.is_not(None),
-                )
-            ).first()
-        if row is None:
-            return None
-        return self.instance_metadata(row.address, via=row.gateway)
 
     def instance_metadata(self, address: str, via: str | None = None) -> MetadataView | None:
         """What the metadata service tells the instance whose fixed IP is ``address`` (its
