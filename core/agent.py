@@ -338,6 +338,7 @@ class Agent:
             # One apply at a time on a host: the same lock as `host apply` and the
             # console's, held from reading the desired state until it is applied.
             with self.layer.lock.hold(self.service.db.lock_timeout, self._waiting):
+                self.layer.record_spooled_leases()
                 if full or pending.whole_host:
                     done = self.layer.plan()
                     desired = self.layer.last_planned

@@ -34,10 +34,12 @@ from sqlalchemy import (
 )
 
 from core.config import Settings
+from core.linux.ipv6_host import NetworkV6, network_v6
 from core.linux.ports import port_name
 from core.linux.resolvers import host_resolvers
 from core.linux.scope import Reach, Scope
 from core.linux.secgroup_desired import DesiredFilter, read_filter
+from core.linux.secgroup_keyed import read_keyed_filter
 from core.managers.base import effective_mtu
 from core.store.db import Database
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
@@ -52,6 +54,8 @@ class DhcpHost:
     host: str | None = field(default=None, compare=False)
     # The database says the guest holds a lease (a starting dnsmasq is told of it).
     leased: bool = False
+    # Its IPv6 address on a dual-stack network (None: IPv4 only).
+    address_v6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,8 @@ class DesiredNetwork:
     ports: tuple[str, ...] = ()
     # The host that serves it (gateway, DHCP): this one, another, or None (none yet).
     network_host: str | None = None
+    # Its IPv6 gateway, router adverts and DHCPv6 here (None: not served here).
+    ipv6: NetworkV6 | None = None
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,9 @@ def desired_from_connection(
         # when the change touched networks (their DHCP servers and ports are in it),
         # instance ports or security groups: never for a floating IP alone.
         security=(
-            read_filter(connection, host)
+            read_keyed_filter(connection, host, scope.filter_groups, scope.filter_ports)
+            if scope is not None and scope.filter_keyed
+            else read_filter(connection, host)
             if scope is None or scope.security or scope.network_ids
             else None
         ),
@@ -364,6 +372,7 @@ def _fixed_with_mac(
             fixed_ips.c.instance_id,
             fixed_ips.c.leased,
             instances.c.host,
+            fixed_ips.c.address_v6,
         )
         .join(networks, fixed_ips.c.network_id == networks.c.id)
         .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
@@ -374,10 +383,12 @@ def _fixed_with_mac(
         query = query.where(fixed_ips.c.network_id.in_(network_ids))
     found: dict[int, list[DhcpHost]] = {}
     held: dict[int, list[HeldLease]] = {}
-    for network_id, mac, name, address, instance_id, leased, runs_on in connection.execute(query):
+    for network_id, mac, name, address, instance_id, leased, runs_on, v6 in connection.execute(
+        query
+    ):
         if instance_id is not None:
             found.setdefault(network_id, []).append(
-                DhcpHost(str(mac), name, address, runs_on, bool(leased))
+                DhcpHost(str(mac), name, address, runs_on, bool(leased), v6)
             )
         elif leased:
             held.setdefault(network_id, []).append(HeldLease(address, str(mac)))
@@ -487,6 +498,7 @@ def _network(
         isolated=network.manager == "vlan" and gateway is not None,
         mtu=mtu,
         network_host=network.host,
+        ipv6=network_v6(network, gateway),
     )
 
 
@@ -513,7 +525,12 @@ def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
             )
         ),
         snat_ranges=tuple(n.cidr for n in networks_ if n.gateway is not None),
-        security=scoped.security if scoped.security is not None else whole.security,
+        # A filter read at a change's keys alone is no whole filter.
+        security=(
+            scoped.security
+            if scoped.security is not None and not scoped.security.keyed
+            else whole.security
+        ),
     )
 
 
@@ -523,7 +540,7 @@ def fenced(desired: DesiredHost) -> DesiredHost:
     return replace(
         desired,
         networks=tuple(
-            replace(network, gateway=None, dhcp=None, isolated=False)
+            replace(network, gateway=None, dhcp=None, isolated=False, ipv6=None)
             for network in desired.networks
         ),
         floating=(),

@@ -44,6 +44,8 @@ from core.linux.operations import (
     DeleteNatElement,
     DeleteSetElement,
     EnableForwarding,
+    EnableForwardingV6,
+    EnableIpv6,
     Operation,
     Plan,
     ReleaseLeases,
@@ -54,6 +56,7 @@ from core.linux.operations import (
     SetMaster,
     SetMtu,
     SetUp,
+    SetUplinkHairpin,
     StartDnsmasq,
     StartVpn,
     StopDnsmasq,
@@ -61,7 +64,7 @@ from core.linux.operations import (
     StopVpn,
     WriteHostsFile,
 )
-from core.linux.sysctl import enable_forwarding
+from core.linux.sysctl import enable_forwarding, enable_forwarding_v6, enable_ipv6
 
 log = logging.getLogger("netcon.host")
 
@@ -117,12 +120,18 @@ class Executor:
                 self.journal.parent.mkdir(parents=True, exist_ok=True)
                 self.journal.write_text("".join(f"{op.name}\n" for op in created))
             self._create(created, undo)
+            for op in ops:
+                if isinstance(op, EnableIpv6):
+                    enable_ipv6(self.netns, op.name)
             self._configure(ops, created, undo)
             if any(isinstance(op, EnableForwarding) for op in ops):
                 enable_forwarding(self.netns)
+            if any(isinstance(op, EnableForwardingV6) for op in ops):
+                enable_forwarding_v6(self.netns)
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
             self._nat(nat, self._filter_commands(ops))
+            self._uplink_hairpins([op for op in ops if isinstance(op, SetUplinkHairpin) and op.on])
             self._forget_old_mappings(ops)
         except Exception:
             if undo:
@@ -247,6 +256,7 @@ class Executor:
                 | RenewLease
                 | SetHairpin,
             )
+            or (isinstance(op, SetUplinkHairpin) and not op.on)
         ]
         if not configures and not created:
             return
@@ -284,6 +294,10 @@ class Executor:
                 sent.append(op)
             elif isinstance(op, SetHairpin):
                 requests.append(netlink.set_port(index[op.name], hairpin=True))
+                sent.append(op)
+            elif isinstance(op, SetUplinkHairpin):
+                # Cleared before the nft batch drops its element (see SetUplinkHairpin).
+                requests.append(netlink.set_port(index[op.name], hairpin=False))
                 sent.append(op)
             elif isinstance(op, AddAddress):
                 requests.append(
@@ -359,6 +373,16 @@ class Executor:
             self.nft.run(closedports.removal(ports))
             raise LeaseLapsed(-self.lease.remaining())
 
+    def _uplink_hairpins(self, ops: Sequence[SetUplinkHairpin]) -> None:
+        """Uplinks into hairpin mode once the nft batch that lets only NATed frames back
+        out of them is in the kernel (see SetUplinkHairpin)."""
+        if not ops:
+            return
+        index = self._indexes()
+        self._check(
+            ops, self.netlink.run([netlink.set_port(index[op.name], hairpin=True) for op in ops])
+        )
+
     def _delete_pair(self, op: DeleteNatElement) -> list[dict[str, Any]]:
         commands = []
         if op.in_dnat:
@@ -386,7 +410,8 @@ class Executor:
         than when their ARP entry expires. Best effort: the address works without it."""
         added: dict[str, list[str]] = {}
         for op in ops:
-            if isinstance(op, AddAddress):
+            # ARP is IPv4's; an IPv6 neighbour learns from the router adverts.
+            if isinstance(op, AddAddress) and ":" not in op.address:
                 added.setdefault(op.ifname, []).append(op.address)
         if not added:
             return
@@ -498,7 +523,10 @@ def _needs_lease(ops: Sequence[Operation]) -> bool:
 def _link_names(ops: Sequence[Operation]) -> set[str]:
     names: set[str] = set()
     for op in ops:
-        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu | SetHairpin):
+        if isinstance(
+            op,
+            DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu | SetHairpin | SetUplinkHairpin,
+        ):
             names.add(op.name)
         elif isinstance(op, CreateVxlan | CreateVlan):
             names.update((op.name, op.parent))

@@ -21,7 +21,7 @@ from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, se
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
 from core.linux.lease import Lease, leased
-from core.linux.netlink import Netlink
+from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
 from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
@@ -97,6 +97,7 @@ class HostLayer:
         if self._lookup is not None:
             self._lookup.close()
             self._lookup = None
+        self.nft.close()
 
     def lookup(self) -> Lookup:
         """The nfnetlink socket for lookups of single elements, opened on first use."""
@@ -175,7 +176,8 @@ class HostLayer:
         """The renewal of everything here that carries the heartbeat lease (netcon's
         addresses with a lifetime, VPN taps' elements with a timeout), for a lease just
         renewed. The addresses come from the copy of the kernel's kept by notifications,
-        so they cost no dump; the elements from one read of the bridge table."""
+        so they cost no dump; the elements from one read of the bridge table's set of
+        netcon's own ports (not of its instance ports)."""
         links, addresses = self.netlink.state()
         names = {link.index: link.name for link in links}
         ours = {link.index for link in links if link.alias == OWNER_ALIAS}
@@ -190,8 +192,8 @@ class HostLayer:
         )
         ports: tuple[str, ...] = ()
         if secgroups.marker(self.state_dir).exists():
-            bridge = secgroup_nft.read_table(
-                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE
+            bridge = secgroup_nft.read_set(
+                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE, "own_ports"
             )
             ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
         return Plan(operations=(RenewLease(found, ports),) if found or ports else ())
@@ -231,6 +233,7 @@ class HostLayer:
             nat_marker=self.nat_marker,
             security_dir=self.state_dir,
             may_change=can_change_host(),
+            trusted_ports=self.settings.trusted_ports,
         )
         if observed is None:
             return None
@@ -308,10 +311,29 @@ class HostLayer:
         """
         need_net_admin("host apply")
         with self.lock.hold(lock_timeout, on_wait):
+            self.record_spooled_leases()
             result = self.plan(desired, scope=scope)
             if result.operations or result.problems:
                 self._executor().apply(result)
         return result
+
+    def record_spooled_leases(self) -> None:
+        """Record the lease events this host's dnsmasq processes could not (see
+        dnsmasq.SPOOL), before the database's leases are read for a plan: a dnsmasq in a
+        namespace cannot reach a PostgreSQL on the host's loopback, and one this apply
+        restarts must be handed the leases it gave meanwhile."""
+        lines = dnsmasq.take_spooled(self.dhcp_dir)
+        if not lines or self.db is None:
+            return
+        from core.store.leases import record_spooled
+        from core.store.raw import RawDatabase, utcnow
+
+        database = RawDatabase(self.db.url)
+        try:
+            record_spooled(database, lines, "dnsmasq", utcnow())
+        finally:
+            database.close()
+        dnsmasq.forget_spooled(self.dhcp_dir)
 
     def _context(self) -> PlanContext:
         return PlanContext(
@@ -322,6 +344,7 @@ class HostLayer:
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
             leased=self.leased,
             trusted_ports=self.settings.trusted_ports,
+            vlan_supported=kernel_has_8021q(),
         )
 
     def _executor(self) -> Executor:

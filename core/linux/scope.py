@@ -30,6 +30,10 @@ class Changes(Protocol):
     def floating_addresses(self) -> Set[str]: ...
     @property
     def security(self) -> bool: ...
+    @property
+    def security_groups(self) -> Set[int]: ...
+    @property
+    def security_ports(self) -> Set[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,15 @@ class Scope:
     # Project VPNs whose servers are compared (by project name), with their networks'
     # scope or, named alone, without it.
     vpns: frozenset[str] = frozenset()
+    # What of the filter changed, when known: the groups whose rules changed and the
+    # instance ports, as (MAC, fixed address), that came, went or changed groups. Then
+    # the filter is compared only at those keys (see secgroup_keyed.py).
+    filter_groups: frozenset[int] = frozenset()
+    filter_ports: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def filter_keyed(self) -> bool:
+        return self.security and bool(self.filter_groups or self.filter_ports)
 
     @classmethod
     def of(cls, changes: Changes) -> Scope | None:
@@ -53,6 +66,8 @@ class Scope:
             frozenset(changes.network_ids),
             frozenset(changes.floating_addresses),
             changes.security,
+            filter_groups=frozenset(changes.security_groups),
+            filter_ports=frozenset(changes.security_ports),
         )
 
     def __bool__(self) -> bool:
@@ -69,6 +84,8 @@ class Scope:
             "floating": sorted(self.floating),
             "security": self.security,
             "vpns": sorted(self.vpns),
+            "filter_groups": sorted(self.filter_groups),
+            "filter_ports": sorted([mac, address] for mac, address in self.filter_ports),
         }
 
     @classmethod
@@ -78,6 +95,8 @@ class Scope:
             frozenset(str(a) for a in data.get("floating", ())),
             bool(data.get("security", False)),
             frozenset(str(p) for p in data.get("vpns", ())),
+            frozenset(int(g) for g in data.get("filter_groups", ())),
+            frozenset((str(m), str(a)) for m, a in data.get("filter_ports", ())),
         )
 
 

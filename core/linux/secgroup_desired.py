@@ -30,6 +30,8 @@ class FilteredPort:
     mac: str
     address: str
     groups: tuple[int, ...]  # ids, ascending
+    # Its global IPv6 address on a dual-stack network (None: IPv4 only).
+    address_v6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class DesiredFilter:
     # The dnsmasq addresses (gateways) of the networks these ports are on.
     dhcp_servers: tuple[str, ...] = ()
 
+    @property
+    def keyed(self) -> bool:
+        """Whether this is only the part a change names (secgroup_keyed.KeyedFilter)."""
+        return False
+
     def labels(self) -> dict[int, str]:
         found = {g.id: g.label for g in self.sources}
         found.update((g.id, g.label) for g in self.groups)
@@ -83,6 +90,7 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
             instances.c.name,
             fixed_ips.c.mac,
             fixed_ips.c.address,
+            fixed_ips.c.address_v6,
             # Where its DHCP answers come from: this host's own address on a multi-host
             # network, else the network's gateway (on its network host).
             func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
@@ -104,8 +112,10 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
     ):
         memberships.setdefault(instance_id, []).append(group_id)
     ports = tuple(
-        FilteredPort(port_name(mac), name, mac, address, tuple(memberships.get(instance_id, ())))
-        for instance_id, name, mac, address, _ in rows
+        FilteredPort(
+            port_name(mac), name, mac, address, tuple(memberships.get(instance_id, ())), address_v6
+        )
+        for instance_id, name, mac, address, address_v6, _ in rows
     )
     used = sorted({g for groups in memberships.values() for g in groups})
     rules: dict[int, list[GroupRule]] = {g: [] for g in used}

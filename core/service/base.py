@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import random
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,6 +58,16 @@ class ChangeSet:
     change: int | None = None
     # Instance ports or security groups changed: the hosts' filters must be compared.
     security: bool = False
+    # What of the filter changed, when the change says (a host then looks up only the
+    # elements these name): the groups whose rules changed, and the instance ports, as
+    # (MAC, fixed address), that appeared, went or changed groups. Empty with
+    # ``security``: compare every element.
+    security_groups: frozenset[int] = field(default_factory=frozenset)
+    security_ports: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    @property
+    def security_keyed(self) -> bool:
+        return bool(self.security_groups or self.security_ports)
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
         numbers = [n for n in (self.change, other.change) if n is not None]
@@ -71,13 +82,22 @@ class ChangeSet:
             self.hosts | other.hosts,
             max(numbers) if numbers else None,
             self.security or other.security,
+            # Merged, "the filter changed, unknown where" wins over a list of keys.
+            *(
+                (
+                    self.security_groups | other.security_groups,
+                    self.security_ports | other.security_ports,
+                )
+                if all(c.security_keyed or not c.security for c in (self, other))
+                else (frozenset(), frozenset())
+            ),
         )
 
     def __bool__(self) -> bool:
         return bool(self.network_ids or self.floating or self.hosts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "change": self.change,
             "hosts": sorted(self.hosts),
             "networks": sorted(self.network_ids),
@@ -85,6 +105,12 @@ class ChangeSet:
             "addresses": sorted(self.floating_addresses),
             "security": self.security,
         }
+        # Written only when known: most changes name no filter keys.
+        if self.security_groups:
+            found["security_groups"] = sorted(self.security_groups)
+        if self.security_ports:
+            found["security_ports"] = sorted([mac, addr] for mac, addr in self.security_ports)
+        return found
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangeSet:
@@ -96,6 +122,8 @@ class ChangeSet:
             frozenset(str(h) for h in data.get("hosts", ())),
             int(change) if change is not None else None,
             bool(data.get("security", False)),
+            frozenset(int(g) for g in data.get("security_groups", ())),
+            frozenset((str(m), str(a)) for m, a in data.get("security_ports", ())),
         )
 
 
@@ -136,6 +164,8 @@ class ServiceBase:
         self.last_change: ChangeSet | None = None
         # Wake-ups on the broker, when one is set (core.bus.Publisher), made at first use.
         self._publisher: Any = None
+        # Per thread: the changes committed inside tracking_changes() blocks.
+        self._tracking = threading.local()
         if self.settings.auto_apply:
             from core.linux.autoapply import install
 
@@ -170,13 +200,31 @@ class ServiceBase:
                     # Every change to an instance, a project or a group may move a port
                     # in or out of a group, or change what a group lets in.
                     action.startswith(_FILTER_ACTIONS),
+                    frozenset(audit.filter_groups),
+                    frozenset(audit.filter_ports),
                 )
                 self._record_for_hosts(connection, changes)
         except _NothingToDo:
             return
         self.last_change = changes
+        for made in getattr(self._tracking, "lists", ()):
+            made.append(changes)
         self._wake(changes)
         self._tell(changes)
+
+    @contextmanager
+    def tracking_changes(self) -> Iterator[list[ChangeSet]]:
+        """The changes this thread commits inside the block, in order (several callers
+        may share one service, each in its own thread)."""
+        made: list[ChangeSet] = []
+        lists = getattr(self._tracking, "lists", None)
+        if lists is None:
+            lists = self._tracking.lists = []
+        lists.append(made)
+        try:
+            yield made
+        finally:
+            lists.remove(made)
 
     def _wake(self, changes: ChangeSet) -> None:
         """With a broker set, wake the agents of the hosts a committed change names, on
@@ -369,6 +417,9 @@ class _Audit:
     # The change concerns only the hosts that serve its networks, not the compute hosts
     # of their instances (a project VPN runs on its network's host alone).
     network_hosts_only: bool = False
+    # What of the hosts' filters the change touched, when it says (ChangeSet).
+    filter_groups: set[int] = field(default_factory=set)
+    filter_ports: set[tuple[str, str]] = field(default_factory=set)
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

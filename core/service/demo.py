@@ -18,7 +18,9 @@ DEMO_PUBLIC_RANGE = "203.0.113.0/28"
 
 
 class DemoService(NetworkService, InstanceService, FloatingService, SecurityGroupService):
-    def load_demo(self) -> None:
+    def load_demo(self, segmentation: str | None = None) -> None:
+        """The demo cloud; its VLAN networks' segments are ``segmentation`` ("vlan" or
+        "vxlan"; by default what the settings say)."""
         with self.db.read() as connection:
             if connection.execute(select(func.count(projects.c.id))).scalar():
                 raise Conflict(
@@ -27,13 +29,16 @@ class DemoService(NetworkService, InstanceService, FloatingService, SecurityGrou
         # A fixed seed gives the same MACs every time, so screenshots are comparable.
         saved, self.rng = self.rng, random.Random(2010)
         try:
-            self._build_demo()
+            self._build_demo(segmentation)
         finally:
             self.rng = saved
 
-    def _build_demo(self) -> None:
+    def _build_demo(self, segmentation: str | None) -> None:
         host = self.settings.host
-        self.create_networks("10.0.0.0/16", 4, 256, 100, 1000, manager="vlan", label="tenant")
+        self.create_networks(
+            "10.0.0.0/16", 4, 256, 100, 1000, manager="vlan", label="tenant",
+            segmentation=segmentation,
+        )
         self.create_networks("10.10.0.0/24", manager="flatdhcp", bridge="brdhcp", label="shared")
         self.create_networks("10.20.0.0/24", manager="flat", bridge="brflat", label="legacy")
         for name, kind in (

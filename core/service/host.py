@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from core import validate
 from core.defaults import LOCK_TIMEOUT
 from core.errors import HostError
+from core.secrules import rule_subject
 from core.service.agents import AgentService
-from core.store.schema import hosts
-from core.views import PlannedOperation, PlanView
+from core.store.schema import host_changes, hosts
+from core.views import OwingView, PlannedOperation, PlanView
 
 if TYPE_CHECKING:
     from core.linux.host import HostLayer
     from core.linux.lease import Lease
     from core.linux.operations import Operation, Plan
+    from core.service.base import ChangeSet
 
 
 class HostService(AgentService):
@@ -38,6 +40,17 @@ class HostService(AgentService):
             values["vpn_ip"] = self.settings.vpn_ip
         with self.db.single(write=True) as connection:
             connection.execute(_heartbeat_statement(self.db.dialect, with_vpn_ip=own), values)
+
+    def _announce_vpn_ip(self) -> None:
+        """This host's row, with the address its VPN clients reach it at, and its
+        heartbeat left as it was."""
+        name = self.settings.host
+        with self.db.write() as connection:
+            changed = connection.execute(
+                update(hosts).where(hosts.c.name == name).values(vpn_ip=self.settings.vpn_ip)
+            ).rowcount
+            if not changed:
+                self._ensure_host(connection, name)
 
     def serving_lease(self, layer: HostLayer) -> Lease | None:
         """The lease an apply outside an agent gives what it brings up, when addresses
@@ -72,7 +85,8 @@ class HostService(AgentService):
         lock_timeout: float | None = LOCK_TIMEOUT,
         on_wait: Callable[[Any, float], None] | None = None,
     ) -> Plan:
-        """Make the host match the database; returns what was done. Marks this host alive.
+        """Make the host match the database; returns what was done, recorded as an
+        apply (not as a heartbeat, unless the apply gives out a lease: see serving_lease).
 
         One apply at a time: this waits up to ``lock_timeout`` seconds (0: not at all)
         for another to finish, calling ``on_wait(holder, waited)`` every second of it
@@ -93,10 +107,76 @@ class HostService(AgentService):
         finally:
             layer.close()
         if layer.lease is None:
-            self.heartbeat()
+            # An apply is no heartbeat: only a running agent says the host is alive.
+            # (A leased apply did heartbeat, in serving_lease: what it brought up lives
+            # exactly as long as the peers may believe the host alive.)
+            self._announce_vpn_ip()
         # What this host owes is shown the same whoever applied it: an agent or an admin.
         self.record_applied_here(max(owed) if owed else None, problems=done.problems)
         return done
+
+    def owing(self, made: Sequence[ChangeSet], *, look_here: bool = False) -> OwingView:
+        """Which hosts still owe the changes ``made`` (as tracking_changes gathered
+        them), and which had work for them and did it.
+
+        With ``look_here``, this host is asked as well, when it may be: if the plan of
+        what those changes touched is empty here (a floating IP disassociated that was
+        never NATed, a network deleted that never had a bridge), the changes owe this
+        host nothing, and they are recorded so: `host list` and the console stop
+        counting them. A plan that cannot be read, or a process that could not read
+        all of it (no CAP_NET_ADMIN), leaves them pending."""
+        numbers = tuple(sorted({c.change for c in made if c.change is not None}))
+        named: set[str] = set()
+        for changes in made:
+            named |= changes.hosts
+        if not numbers or not named:
+            return OwingView(numbers)
+        with self.db.read() as connection:
+            owing = set(
+                connection.execute(
+                    select(host_changes.c.host)
+                    .select_from(
+                        host_changes.outerjoin(hosts, hosts.c.name == host_changes.c.host)
+                    )
+                    .where(
+                        host_changes.c.change_id.in_(numbers),
+                        or_(
+                            hosts.c.applied_change.is_(None),
+                            host_changes.c.change_id > hosts.c.applied_change,
+                        ),
+                    )
+                    .distinct()
+                ).scalars()
+            )
+        here = self.settings.host
+        nothing_here = look_here and here in owing and self._nothing_to_do_here(made)
+        if nothing_here:
+            with self.db.write() as connection:
+                connection.execute(
+                    delete(host_changes).where(
+                        host_changes.c.host == here, host_changes.c.change_id.in_(numbers)
+                    )
+                )
+            owing.discard(here)
+        applied = named - owing - ({here} if nothing_here else set())
+        return OwingView(numbers, tuple(sorted(owing)), tuple(sorted(applied)))
+
+    def _nothing_to_do_here(self, made: Sequence[ChangeSet]) -> bool:
+        from core.linux.host import HostLayer, can_change_host
+        from core.linux.scope import Scope
+
+        if not can_change_host():
+            return False  # netcon's tables cannot be read: the plan would leave them out
+        merged = functools.reduce(lambda a, b: a | b, made)
+        scope = Scope.of(merged)
+        layer = HostLayer(self.settings, self.db)
+        try:
+            plan = layer.plan(scope=scope if scope else None)
+        except (HostError, OSError):
+            return False
+        finally:
+            layer.close()
+        return not plan.operations and not plan.problems
 
     def host_plan_view(self, netns: str | None = None) -> PlanView:
         """:meth:`host_plan` as a view: its lines, its problems and what it acts on."""
@@ -156,7 +236,9 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
 
 def _subjects(operation: Operation) -> set[str]:
     """The names an operation acts on: its short text fields, the address and MAC
-    tokens of a hosts file or a lease list. Command lines are left out."""
+    tokens of a hosts file or a lease list, the security groups a port joins or leaves,
+    and a group's rule as "project/group: what from where". Command lines are left
+    out."""
     found: set[str] = set()
     for field in dataclasses.fields(operation):
         if field.name == "argv":
@@ -168,4 +250,9 @@ def _subjects(operation: Operation) -> set[str]:
             for item in value:
                 if isinstance(item, tuple):
                     found.update(str(part) for part in item)
+                elif isinstance(item, str):
+                    found.add(item)
+    label, words = getattr(operation, "label", None), getattr(operation, "words", None)
+    if isinstance(label, str) and isinstance(words, str):
+        found.add(rule_subject(label, words))
     return found

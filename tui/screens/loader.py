@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from tui.calls import Failure, ask_service
+from tui.screens import columns
 from tui.screens.state import ViewState, matcher
 from tui.typeahead import KeysMayFlow
 from tui.views.base import Known, ViewSpec
@@ -153,6 +154,8 @@ class ViewLoader:
         table.sort_column = state.sort_column
         table.sort_descending = state.sort_descending
         table.marked = state.marks
+        columns.apply_wide(screen)
+        screen.layout_for(screen.size.width)
         table.set_source(state.spec.columns, ListSource([]))
         screen.query_one("#detail", Static).update("")
         screen.keys.bind()
@@ -212,6 +215,9 @@ class ViewLoader:
         screen.show_header()
         state = screen.state
         current = screen.table.current_row
+        # A newest-first view whose cursor is on its first row follows new rows there.
+        following = state.spec.newest_first and screen.table.cursor == 0 and not state.typed
+        from_top = from_top or following
         keep = Keep(
             None if from_top else current.key if current else state.cursor_key,
             0 if from_top else screen.table.cursor,
@@ -261,7 +267,7 @@ class ViewLoader:
             count = self.screen.pending.count(spec.host(item) or "")
             cells = (
                 *cells[: spec.pending_column],
-                "?" if count is None else str(count),
+                cells[spec.pending_column] if count is None else str(count),
                 *cells[spec.pending_column + 1 :],
             )
         return Row(spec.key(item), cells, item)

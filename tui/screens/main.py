@@ -25,7 +25,8 @@ from textual.widgets import Input, Static
 
 from tui.calls import ServiceSlot
 from tui.palette import PaletteEntry
-from tui.pending import Pending
+from tui.pending import Pending, read_pending
+from tui.screens import columns, describe, marks
 from tui.screens.loader import PAGE_SIZE as PAGE_SIZE  # where tests and benches look
 from tui.screens.loader import LoaderAnswer, ViewLoader
 from tui.screens.panes import Panes
@@ -33,7 +34,7 @@ from tui.screens.prompts import PromptAnswers
 from tui.screens.runner import ActionRunner
 from tui.screens.screen_keys import BINDINGS as SCREEN_BINDINGS
 from tui.screens.screen_keys import ScreenKeys
-from tui.screens.state import ViewState, matcher
+from tui.screens.state import ViewState
 from tui.screens.tracker import PendingRead, PendingTracker
 from tui.typeahead import KeysMayFlow
 from tui.views import VIEWS
@@ -52,7 +53,7 @@ from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource, Row, VirtualTable
 
 if TYPE_CHECKING:
-
+    from core.views import OwingView
     from tui.context import ConsoleContext
     from tui.screens.help import HelpEntry
 
@@ -76,6 +77,7 @@ class MainScreen(Screen[None]):
         height: 1fr; width: 48; border-top: none; border-left: solid $primary;
     }
     MainScreen #detail { width: 1fr; }
+    MainScreen #body.-all-columns #detail-pane { display: none; }
     MainScreen #filter { border-left: outer $secondary; }
     """
 
@@ -97,6 +99,12 @@ class MainScreen(Screen[None]):
         self.keys = ScreenKeys(self)
         self.prompts = PromptAnswers(self)
         self.panes = Panes(self)
+        # The views shown with every column (`w`), remembered between runs.
+        self.wide_views: set[str] = set(context.memory.wide() if context.memory else ())
+        # The columns each view does not show (`C`), by column key.
+        self.hidden_columns: dict[str, list[str]] = (
+            context.memory.hidden_columns() if context.memory else {}
+        )
 
     # -- what the runner and the palette need ------------------------------------------
 
@@ -131,8 +139,7 @@ class MainScreen(Screen[None]):
             view_completions,
             self.context.memory.history() if self.context.memory else [],
             id="command",
-            placeholder="view: projects networks fixed floating vpn instances secgroups "
-            "hosts audit (Tab completes)",
+            placeholder="projects networks fixed fip vpn instances sg hosts audit · Tab",
         )
         yield Prompt(
             id="filter", compact=True,
@@ -144,7 +151,7 @@ class MainScreen(Screen[None]):
         # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
         self.table.pending = self.tracker.row_pending
-        self._layout_for(self.size.width)
+        self.layout_for(self.size.width)
         self.keys.check_keymap()
         self.open_view()
 
@@ -158,11 +165,16 @@ class MainScreen(Screen[None]):
             self.set_focus(self.table)
 
     def on_resize(self) -> None:
-        self._layout_for(self.size.width)
+        self.layout_for(self.size.width)
+        self.call_after_refresh(self.show_header)
 
-    def _layout_for(self, width: int) -> None:
-        # Wide terminals get the detail beside the table; 80 columns get it below.
+    def layout_for(self, width: int) -> None:
+        # Wide terminals get the detail beside the table; 80 columns get it below. Very
+        # wide ones give the table its columns' full width and the detail the rest.
         self.query_one("#body").set_class(width >= 120, "-wide")
+        pane = self.query_one("#detail-pane")
+        table_width = sum(column.width + 1 for column in self.state.spec.columns) + 4
+        pane.styles.width = max(48, width - table_width) if width >= 160 else None
 
     @property
     def table(self) -> VirtualTable:
@@ -196,9 +208,13 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
+            # While typing in a prompt a view's key is just a character.
+            if isinstance(self.focused, Input):
+                return False
             return self._action(str(parameters[0])) is not None
         if action in ("command_line", "filter", "mark", "previous", "sort",
-                      "toggle_pause"):
+                      "toggle_pause", "sort_by", "describe", "copy", "wide",
+                      "mark_range", "columns"):
             # While typing in a prompt these are just characters.
             return not isinstance(self.focused, Input)
         return True
@@ -212,8 +228,15 @@ class MainScreen(Screen[None]):
     def _row_pending(self, row: Row) -> bool:
         return self.tracker.row_pending(row)
 
-    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
-        self.tracker.changed(action, message, hosts, warn)
+    def reads_host(self) -> bool:
+        """Whether this console looks at the host's kernel (and so may ask it about a
+        change); a source of fixed plans (pictures, tests) does not."""
+        return self.context.pending_source is read_pending
+
+    def changed(
+        self, action: BaseAction, message: str, owing: OwingView | None, warn: bool
+    ) -> None:
+        self.tracker.changed(action, message, owing, warn)
 
     @on(LoaderAnswer)
     def _loader_answer(self, answer: LoaderAnswer) -> None:
@@ -248,6 +271,8 @@ class MainScreen(Screen[None]):
         self.paused = not self.paused
         self.show_header()
         self.notify("Refresh paused" if self.paused else "Refresh resumed", timeout=2)
+        if not self.paused:
+            self.action_refresh_now()
 
     # -- the view on screen -------------------------------------------------------------
 
@@ -275,7 +300,7 @@ class MainScreen(Screen[None]):
             self.state.sort_descending = not self.state.sort_descending
         else:
             self.state.sort_column, self.state.sort_descending = event.column, False
-        self._resort()
+        self.resort()
 
     # -- navigation ----------------------------------------------------------------------
 
@@ -362,42 +387,41 @@ class MainScreen(Screen[None]):
         if self.query_one("#filter", Prompt).is_open:
             self.prompts.set_filter(event.value)
 
-    # -- marks and sorting ------------------------------------------------------------
+    # -- marks, sorting, columns, describe, copy ---------------------------------------
 
     def action_mark(self) -> None:
-        row = self.table.current_row
-        if row is None:
-            return
-        self.state.marks ^= {row.key}
-        self.table.marked = self.state.marks
-        self.table.action_cursor_down()
-        self.table.refresh()
-        self.show_crumbs()
+        marks.toggle_mark(self)
+
+    def action_mark_range(self) -> None:
+        marks.mark_range(self)
+
+    def action_sort_by(self, column_key: str) -> None:
+        columns.sort_by(self, column_key)
 
     def action_sort(self) -> None:
         self.state.next_sort()
-        self._resort()
+        self.resort()
 
     def action_sort_reverse(self) -> None:
         self.state.reverse_sort()
-        self._resort()
+        self.resort()
 
-    def _resort(self) -> None:
-        state = self.state
-        if state.spec.paged and state.sort_column not in (None, 0):
-            state.sort_column = 0
-            self.notify(f"{state.spec.title} sort by address only", severity="warning",
-                        timeout=3)
-        self.table.sort_column = state.sort_column
-        self.table.sort_descending = state.sort_descending
-        source = self.table.source
-        if isinstance(source, ListSource) and not state.spec.paged:
-            source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-            self.loader.show_source(source, state.cursor_key, 0)
-        else:
-            self.loader.new_rows()
-            self.loader.reload()
-        self.show_crumbs()
+    def resort(self) -> None:
+        columns.resort(self)
+
+    def action_wide(self) -> None:
+        columns.toggle_wide(self)
+
+    def action_columns(self) -> None:
+        columns.choose_columns(self)
+
+    def action_describe(self) -> None:
+        if self.loader.when_rows_are_current(self.action_describe):
+            describe.describe_current(self)
+
+    def action_copy(self) -> None:
+        if self.loader.when_rows_are_current(self.action_copy):
+            describe.copy_current(self)
 
     # -- actions -------------------------------------------------------------------------
 

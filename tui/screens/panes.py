@@ -35,6 +35,7 @@ class Panes:
             status.header(
                 screen.context, screen.pending, paused=screen.paused,
                 loading=screen.loader.loading, last_refresh=screen.loader.last_refresh,
+                width=max(0, screen.app.size.width - 2),
             )
         )
 

@@ -1,11 +1,13 @@
-"""The main screen's answers to its two prompts: ``:`` + a view's name switches to it,
-``/`` + text filters the rows as it is typed. Enter and Esc are answered at once, and
-the focus is back on the table before the next typed key is handed over."""
+"""The main screen's answers to its two prompts: ``:`` + a view's name switches to it
+(``:ctx`` to another database), ``/`` + text filters the rows as it is typed. Enter and
+Esc are answered at once, and the focus is back on the table before the next typed key
+is handed over."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tui.screens import contexts
 from tui.screens.state import matcher
 from tui.views import resolve
 from tui.views.base import Search
@@ -57,6 +59,10 @@ class PromptAnswers:
             return
         if word.lower() in ("q", "quit"):
             screen.app.exit()
+            return
+        if word.split()[0].lower() == "ctx":
+            self.close(prompt)
+            contexts.command(screen, word[3:].strip())
             return
         spec = resolve(word)
         if spec is None:

@@ -1,5 +1,6 @@
 """The main screen's keys as the admin has bound them: the bindings of the view on
-screen, the footer, `?` and the ctrl+p palette, and what is wrong in `[keys]`.
+screen (its actions, and shift+letter sorts by its columns), the footer, `?` and the
+ctrl+p palette, and what is wrong in `[keys]`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tui.keys import (
     view_keymap,
 )
 from tui.palette import PaletteEntry
+from tui.screens.columns import TABLE_BOUND, sort_id, sort_keys
 from tui.views import VIEWS
 from tui.views.base import BaseAction, RowAction, ViewAction, ViewSpec
 from tui.widgets.keybar import KeyBar
@@ -33,15 +35,27 @@ def action_keys(spec: ViewSpec[Any]) -> list[KeySpec]:
     return [KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions]
 
 
+def column_sorts(spec: ViewSpec[Any]) -> list[KeySpec]:
+    """A sort for every column, keyed as the view's keymap gives it (:func:`sort_keys`)."""
+    return [
+        KeySpec(sort_id(c.key), "", f"sort_by('{c.key}')", f"Sort by {c.label}")
+        for c in spec.columns
+    ]
+
+
 ACTION_KEYS = [key for view in VIEWS.values() for key in action_keys(view)]
-# What the main screen declares: the general keys and every view's actions.
-BINDINGS = screen_bindings(GENERAL, ACTION_KEYS)
+# Columns of the same key in several views share one binding: it sorts the view on screen.
+SORT_KEYS = list({key.id: key for view in VIEWS.values() for key in column_sorts(view)}
+                 .values())
+# What the main screen declares: the general keys, every view's actions and sorts.
+BINDINGS = screen_bindings(GENERAL, ACTION_KEYS + SORT_KEYS)
 
 
 class ScreenKeys:
     def __init__(self, screen: MainScreen) -> None:
         self.screen = screen
         self.problems: list[str] = []
+        self.sorts: list[KeySpec] = []  # this view's shift+letter sorts
 
     @property
     def keymap(self) -> Mapping[str, str]:
@@ -49,9 +63,7 @@ class ScreenKeys:
 
     def check_keymap(self) -> None:
         """Say once, at start, what in `[keys]` names no binding or binds a key twice."""
-        ids = [spec.id for spec in GENERAL] + [
-            action.id for view in VIEWS.values() for action in view.actions
-        ]
+        ids = [spec.id for spec in GENERAL] + [key.id for key in ACTION_KEYS + SORT_KEYS]
         problems = [f"keys.{i} is not a binding id (`?` lists them)" for i in
                     unknown_ids(self.keymap, ids)]
         for view in VIEWS.values():
@@ -66,9 +78,21 @@ class ScreenKeys:
 
     def bind(self) -> None:
         """The keys of the view now on screen, through Textual's keymap."""
-        live = [*GENERAL, *action_keys(self.screen.state.spec)]
-        others = [key.id for key in ACTION_KEYS]
-        self.screen.app.set_keymap(view_keymap(live, others, self.keymap))
+        screen = self.screen
+        spec = screen.state.spec
+        bindings, _clashes = self.view_keys(spec)
+        taken = {key for binding in bindings for key in binding.key.split(",")}
+        # Each column the first letter of its label no other key holds, as a capital.
+        self.sorts = sort_keys(spec, taken)
+        live = [*GENERAL, *action_keys(spec), *self.sorts]
+        others = [key.id for key in ACTION_KEYS + SORT_KEYS]
+        keymap = view_keymap(live, others, self.keymap)
+        screen.app.set_keymap(keymap)
+        # A letter this view binds (`g` on instances) is the view's, not the table's:
+        # the table cedes it rather than the view's binding jumping the typed queue.
+        screen.table.ceded = TABLE_BOUND & {
+            key.strip() for spec_id in keymap for key in keymap[spec_id].split(",")
+        }
         self.show()
 
     def enabled(self, action: BaseAction) -> bool:
@@ -124,6 +148,9 @@ class ScreenKeys:
         table.append(HelpEntry("~ in a row", "its change waits for the host's apply"))
         sections = [(spec.title, view)] if view else []
         sections += [("General", general), ("Table", table)]
+        sorts = [HelpEntry(self.display(s.id, s.key), s.label, s.id) for s in self.sorts]
+        if sorts:
+            sections.append(("Sort (again: the other way)", sorts))
         return sections
 
     def palette_entries(self) -> list[PaletteEntry]:

@@ -1,6 +1,7 @@
 """What the hosts still owe, as the main screen shows it: read in a worker (the answer
 comes back as :class:`PendingRead`), marked on the rows it touches, and told honestly
-after an action: pending on the hosts that owe it, applied on the hosts that have it.
+after an action: pending on the hosts that owe it, applied on the hosts that have it,
+as the core answered the action (its ``owing``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from textual.message import Message
 
 from tui.calls import ask_service
 from tui.pending import UNKNOWN, Pending
+from tui.screens import status
+from tui.views.base import RowAction
 from tui.widgets.virtual_table import Row
 
 if TYPE_CHECKING:
+    from core.views import OwingView
     from tui.screens.main import MainScreen
     from tui.views.base import BaseAction
 
@@ -29,8 +33,6 @@ class PendingTracker:
         self.screen = screen
         self.pending: Pending = UNKNOWN
         self._reading = False
-        # Actions done whose toast waits for the next reading of what the hosts owe.
-        self._told_after: list[tuple[str, set[str], bool]] = []
 
     def read(self) -> None:
         source = self.screen.context.pending_source
@@ -48,9 +50,6 @@ class PendingTracker:
         screen.show_header()
         screen.table.refresh()
         screen.show_detail()
-        for message, hosts, warn in self._told_after:
-            self._tell(message, hosts, warn)
-        self._told_after.clear()
         if screen.state.spec.pending_column is not None and before != read.pending:
             screen.loader.reload()
 
@@ -61,28 +60,26 @@ class PendingTracker:
         host = spec.host(row.item) or self.screen.this_host()
         return self.pending.marks(host, spec.subjects(row.item))
 
-    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
-        """An action succeeded: show it, and say honestly where the host stands."""
+    def forget(self) -> None:
+        """Another database: what the old one's hosts owed says nothing of the new."""
+        self.pending = UNKNOWN
+        self._reading = False
+
+    def changed(
+        self, action: BaseAction, message: str, owing: OwingView | None, warn: bool
+    ) -> None:
+        """An action succeeded: show it, and where the hosts stand, as the core said."""
         screen = self.screen
-        hosts = hosts or {screen.this_host()}
+        state = screen.state
+        if isinstance(action, RowAction) and action.bulk and state.marks:
+            # The marks were for this action: done, they would only mislead the next.
+            state.marks.clear()
+            screen.table.marked = state.marks
+            screen.show_crumbs()
         screen.loader.reload()
         screen.loader.refresh_known()
-        if not action.host_change:
-            screen.notify(message, severity="warning" if warn else "information", timeout=5)
-            return
-        if screen.context.pending_source is None:
-            self._tell(message, hosts, warn)
-            return
-        self._told_after.append((message, hosts, warn))
-        self._reading = False
-        self.read()
-
-    def _tell(self, message: str, hosts: set[str], warn: bool) -> None:
-        applied = [h for h in sorted(hosts) if self.pending.count(h) == 0]
-        waiting = [h for h in sorted(hosts) if h not in applied]
-        text = message
-        if waiting:
-            text += f" — saved; pending on {', '.join(waiting)}"
-        if applied:
-            text += f" — applied on {', '.join(applied)}"
-        self.screen.notify(text, severity="warning" if warn else "information", timeout=6)
+        text = status.told(message, owing, saved=action.host_change)
+        screen.notify(text, severity="warning" if warn else "information", timeout=6)
+        if owing is not None and (owing.pending_on or owing.applied_on) or action.host_change:
+            self._reading = False
+            self.read()

@@ -1,0 +1,469 @@
+"""The filter compared at the keys a change names, never listed whole.
+
+A change to security groups names what it touched (core.linux.scope.Scope): the groups
+whose rules or members changed, and the instance ports, as (MAC, fixed address), that
+came, went or changed groups. Then the database is asked for those rows alone and the
+kernel for the elements, chains and sets under those keys (over nfnetlink, as
+nftelements.py does for NAT), so a change costs the same on a host of 100 ports as on one
+of 10,000. What nothing names (another port's elements, a group no port here is in) is
+left as it is; the full comparison (`host apply`, the agent's re-sync) sees everything.
+
+A chain that may go (a combination of groups no port has any more, a group's chain no
+combination jumps to) goes when the kernel's own count of what jumps to it says that the
+jumps this change removes were the last.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, bindparam, exists, func, select
+
+from core.linux import nft, nftelements, sysctl
+from core.linux import secgroup_nft as sg
+from core.linux.nftelements import Lookup
+from core.linux.ports import port_name
+from core.linux.secgroup_desired import (
+    DesiredFilter,
+    FilteredGroup,
+    FilteredPort,
+    GroupRule,
+    SourceGroup,
+)
+from core.store.schema import (
+    fixed_ips,
+    instance_security_groups,
+    instances,
+    networks,
+    projects,
+    security_group_rules,
+    security_groups,
+)
+
+_COMBINATION = re.compile(r"in-(\d+(?:-\d+)*)\Z")
+
+
+@dataclass(frozen=True)
+class KeyedFilter(DesiredFilter):
+    """The part of the desired filter a change names (ports, groups, sources hold only
+    what is wanted at those keys), and the keys themselves."""
+
+    # Every named port, wanted here or not: (port name, MAC, fixed address).
+    named_ports: tuple[tuple[str, str, str], ...] = ()
+    # The groups named, and those of the named ports: compared whole when wanted.
+    named_groups: tuple[int, ...] = ()
+    # Source groups whose member sets are compared at the named ports' addresses only
+    # (the others in ``sources`` are wanted whole: made if missing).
+    keyed_sources: frozenset[int] = frozenset()
+    # Member sets of named groups that no rule here names any more.
+    unneeded_sources: frozenset[int] = frozenset()
+
+    @property
+    def keyed(self) -> bool:
+        return True
+
+
+def read_keyed_filter(
+    connection: Connection,
+    host: str,
+    groups: Iterable[int],
+    ports: Iterable[tuple[str, str]],
+) -> KeyedFilter:
+    """The filter this host must have at the keys a change names."""
+    named = sorted({(mac.lower(), address) for mac, address in ports})
+    addresses = [address for _, address in named]
+    here: list[FilteredPort] = []
+    servers: set[str] = set()
+    # Named address -> (the groups its instance is in, the instance's name).
+    memberships: dict[str, tuple[set[int], str]] = {}
+    if addresses:
+        rows = connection.execute(_named_ports(), {"host": host, "addresses": addresses}).all()
+        ids = [row.id for row in rows]
+        by_instance: dict[int, list[int]] = {}
+        for instance_id, group_id in connection.execute(_groups_of(), {"ids": ids}):
+            by_instance.setdefault(instance_id, []).append(group_id)
+        wanted_keys = set(named)
+        for row in rows:
+            if row.mac is None or (row.mac.lower(), row.address) not in wanted_keys:
+                continue
+            mine = tuple(by_instance.get(row.id, ()))
+            # A member of a group is in its member set wherever it runs.
+            memberships[row.address] = (set(mine), row.name)
+            if row.host == host:
+                here.append(FilteredPort(port_name(row.mac), row.name, row.mac, row.address, mine))
+                if row.gateway is not None:
+                    servers.add(row.gateway)
+    named_groups = sorted({*groups, *(g for port in here for g in port.groups)})
+    used = _used_here(connection, host, named_groups)
+    rules: dict[int, list[GroupRule]] = {g: [] for g in sorted(used)}
+    if used:
+        for rule in connection.execute(_rules_of(), {"groups": sorted(used)}):
+            rules[rule[0]].append(GroupRule(*rule[1:]))
+    cited = {r.source for rs in rules.values() for r in rs if r.source is not None}
+    # The named groups that are sources here: the named ports' membership in them is
+    # compared; a named group no rule here names any more loses its member set.
+    keyed = _sources_here(connection, host, named_groups)
+    unneeded = frozenset(named_groups) - keyed
+    labels = _labels(connection, sorted({*named_groups, *cited}))
+    sources = [
+        SourceGroup(
+            g,
+            labels.get(g, f"group {g}"),
+            tuple(
+                sorted(
+                    ((a, name) for a, (member_of, name) in memberships.items() if g in member_of),
+                    key=lambda pair: _address_key(pair[0]),
+                )
+            ),
+        )
+        for g in sorted(keyed)
+    ]
+    # Sources a compared group's rules name that are no named group: made whole if
+    # missing (a rule naming a new source), else left as they are.
+    whole = sorted(cited - keyed)
+    members: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
+    if whole:
+        for group_id, address, name in connection.execute(_members_of(), {"groups": whole}):
+            members[group_id].append((address, name))
+    sources += [SourceGroup(g, labels.get(g, f"group {g}"), tuple(members[g])) for g in whole]
+    return KeyedFilter(
+        ports=tuple(here),
+        groups=tuple(FilteredGroup(g, labels.get(g, f"group {g}"), tuple(rules[g])) for g in rules),
+        sources=tuple(sources),
+        dhcp_servers=tuple(sorted(servers)),
+        named_ports=tuple((port_name(mac), mac, address) for mac, address in named),
+        named_groups=tuple(named_groups),
+        keyed_sources=frozenset(keyed),
+        unneeded_sources=unneeded,
+    )
+
+
+def _used_here(connection: Connection, host: str, group_ids: list[int]) -> set[int]:
+    """The groups some instance of this host is in."""
+    if not group_ids:
+        return set()
+    return set(connection.execute(_used(), {"host": host, "groups": group_ids}).scalars())
+
+
+def _sources_here(connection: Connection, host: str, group_ids: list[int]) -> set[int]:
+    """The groups a rule of a group some instance of this host is in names as source."""
+    if not group_ids:
+        return set()
+    return set(connection.execute(_cited(), {"host": host, "groups": group_ids}).scalars())
+
+
+def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {
+        group_id: f"{project}/{name}"
+        for group_id, project, name in connection.execute(_group_labels(), {"groups": ids})
+    }
+
+
+# The queries are built once: an agent asks them on every change it applies.
+
+
+@functools.cache
+def _named_ports() -> Select[Any]:
+    from core.linux.desired import own_gateway
+
+    return (
+        select(
+            instances.c.id,
+            instances.c.name,
+            instances.c.host,
+            fixed_ips.c.mac,
+            fixed_ips.c.address,
+            func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
+        )
+        .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+        .join(networks, fixed_ips.c.network_id == networks.c.id)
+        .where(fixed_ips.c.address.in_(bindparam("addresses", expanding=True)))
+    )
+
+
+@functools.cache
+def _groups_of() -> Select[Any]:
+    return (
+        select(
+            instance_security_groups.c.instance_id,
+            instance_security_groups.c.security_group_id,
+        )
+        .where(instance_security_groups.c.instance_id.in_(bindparam("ids", expanding=True)))
+        .order_by(instance_security_groups.c.security_group_id)
+    )
+
+
+@functools.cache
+def _rules_of() -> Select[Any]:
+    return (
+        select(
+            security_group_rules.c.group_id,
+            security_group_rules.c.id,
+            security_group_rules.c.protocol,
+            security_group_rules.c.from_port,
+            security_group_rules.c.to_port,
+            security_group_rules.c.cidr,
+            security_group_rules.c.source_group_id,
+        )
+        .where(security_group_rules.c.group_id.in_(bindparam("groups", expanding=True)))
+        .order_by(security_group_rules.c.id)
+    )
+
+
+@functools.cache
+def _members_of() -> Select[Any]:
+    return (
+        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
+        .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True))
+        )
+        .order_by(fixed_ips.c.address_int)
+    )
+
+
+@functools.cache
+def _used() -> Select[Any]:
+    return (
+        select(instance_security_groups.c.security_group_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True)),
+            instances.c.host == bindparam("host"),
+        )
+        .distinct()
+    )
+
+
+@functools.cache
+def _cited() -> Select[Any]:
+    member_here = (
+        select(instance_security_groups.c.instance_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id == security_group_rules.c.group_id,
+            instances.c.host == bindparam("host"),
+        )
+        .correlate(security_group_rules)
+    )
+    return (
+        select(security_group_rules.c.source_group_id)
+        .where(
+            security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
+            exists(member_here),
+        )
+        .distinct()
+    )
+
+
+@functools.cache
+def _group_labels() -> Select[Any]:
+    return (
+        select(security_groups.c.id, projects.c.name, security_groups.c.name)
+        .join(projects, projects.c.id == security_groups.c.project_id)
+        .where(security_groups.c.id.in_(bindparam("groups", expanding=True)))
+    )
+
+
+def _address_key(address: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in address.split("."))
+
+
+# -- what the kernel has at those keys --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyedState(sg.FilterState):
+    """The two tables as far as the named keys go, in the shape of a full observation:
+    a set holds only the looked-up elements it has, ``chains`` only the chains looked
+    up (a chain that may go is there only when nothing else jumps to it)."""
+
+
+def observe_keyed(
+    lookup: Lookup,
+    binary: str,
+    netns: str | None,
+    desired: KeyedFilter,
+    open_ports: dict[str, frozenset[str]],
+) -> KeyedState | None:
+    """The tables at the keys ``desired`` names; None when a table or one of its fixed
+    sets is missing or shaped otherwise (the full comparison makes or mends it).
+
+    ``open_ports``: the open sets' elements the closed-ports plan compares, by set."""
+    bridge_family, groups_family = nftelements.NFPROTO_BRIDGE, None
+    bridge_table, groups_table = sg.BRIDGE[1], sg.GROUPS[1]
+    fixed_bridge = lookup.sets_present(bridge_table, sg.FIXED_SETS[sg.BRIDGE], bridge_family)
+    fixed_groups = lookup.sets_present(
+        groups_table, [*sg.FIXED_SETS[sg.GROUPS], sg.INSTANCE_MAP], groups_family
+    )
+    if not all(fixed_bridge.values()) or not all(fixed_groups.values()):
+        return None
+    bridge_sets: dict[str, set[str]] = {name: set() for name in sg.FIXED_SETS[sg.BRIDGE]}
+    expiring: dict[str, set[str]] = {name: set() for name in sg.TIMED_SETS[sg.BRIDGE]}
+    groups_sets: dict[str, set[str]] = {"dhcp_servers": set()}
+
+    def present(
+        table: str, family: int | None, name: str, keyed: list[tuple[str, bytes]]
+    ) -> list[tuple[str, nftelements.Element]]:
+        found = lookup.get(table, name, [key for _, key in keyed], family)
+        return [(text, e) for (text, _), e in zip(keyed, found, strict=True) if e is not None]
+
+    ports = desired.named_ports
+    ifkey, ipkey = nftelements.ifname_key, nftelements.ipv4_key
+    for text, _ in present(
+        bridge_table, bridge_family, "ports", [(name, ifkey(name)) for name, _, _ in ports]
+    ):
+        bridge_sets["ports"].add(text)
+    macs = [
+        (f"{name} . {mac}", nftelements.concat_key(ifkey(name), nftelements.mac_key(mac)))
+        for name, mac, _ in ports
+    ]
+    for text, _ in present(bridge_table, bridge_family, "port_mac", macs):
+        bridge_sets["port_mac"].add(text)
+    ips = [
+        (f"{name} . {address}", nftelements.concat_key(ifkey(name), ipkey(address)))
+        for name, _, address in ports
+    ]
+    for text, _ in present(bridge_table, bridge_family, "port_ip", ips):
+        bridge_sets["port_ip"].add(text)
+    servers = [(a, ipkey(a)) for a in desired.dhcp_servers]
+    for text, _ in present(bridge_table, bridge_family, "dhcp_servers", servers):
+        bridge_sets["dhcp_servers"].add(text)
+    for text, _ in present(groups_table, groups_family, "dhcp_servers", servers):
+        groups_sets["dhcp_servers"].add(text)
+    for name, keys in open_ports.items():
+        for text, element in present(
+            bridge_table, bridge_family, name, [(k, ifkey(k)) for k in sorted(keys)]
+        ):
+            bridge_sets[name].add(text)
+            if element.timeout and name in expiring:
+                expiring[name].add(text)
+    targets: dict[str, str] = {}
+    for address, element in present(
+        groups_table, groups_family, sg.INSTANCE_MAP, [(a, ipkey(a)) for _, _, a in ports]
+    ):
+        targets[address] = element.chain or ""
+
+    # Chains: the combinations the named ports want or leave, the named groups'.
+    wanted_combinations = {sg.combination_chain(p.groups) for p in desired.ports}
+    left = set(targets.values()) - wanted_combinations
+    group_chains = [sg.group_chain(g) for g in desired.named_groups]
+    names = sorted(wanted_combinations | left | set(group_chains))
+    uses = lookup.chain_uses(groups_table, names, groups_family)
+    rules = lookup.rules(groups_table, [n for n in names if uses[n] is not None], groups_family)
+    chains: dict[str, tuple[tuple[str, int], ...]] = {}
+    for name in wanted_combinations:
+        if uses[name] is not None:
+            chains[name] = rules[name]
+    wanted_addresses = {p.address: sg.combination_chain(p.groups) for p in desired.ports}
+    gone: dict[str, int] = {}  # combination -> map elements this change takes from it
+    for address, chain in targets.items():
+        if wanted_addresses.get(address) != chain:
+            gone[chain] = gone.get(chain, 0) + 1
+    dropped: dict[int, int] = {}  # group -> combinations that jump to it and go
+    for name in sorted(left):
+        use = uses.get(name)
+        if use is None:
+            continue
+        jumps = use - len(rules[name])
+        if jumps - gone.get(name, 0) <= 0:
+            chains[name] = rules[name]
+            match = _COMBINATION.match(name)
+            if match is None:
+                continue  # a hashed name: its groups are not known, so theirs stay
+            for g in {int(part) for part in match.group(1).split("-")}:
+                dropped[g] = dropped.get(g, 0) + 1
+    used = {g.id for g in desired.groups}
+    types: dict[str, sg.SetSpec] = {name: sg.FIXED_SETS[sg.GROUPS][name] for name in groups_sets}
+    types[sg.INSTANCE_MAP] = (("ipv4_addr",), False)
+    group_sets: list[str] = []
+    for group_id in desired.named_groups:
+        chain = sg.group_chain(group_id)
+        use = uses.get(chain)
+        names_here = [sg.group_set(group_id, kind) for kind in sg.GROUP_SETS]
+        if group_id in used:
+            if use is not None:
+                chains[chain] = rules[chain]
+            group_sets += names_here
+            continue
+        # No port here is in it: it goes once no combination left jumps to it.
+        if use is not None and use - len(rules[chain]) - dropped.get(group_id, 0) > 0:
+            continue
+        if use is not None:
+            chains[chain] = rules[chain]
+        for name, made in lookup.sets_present(groups_table, names_here, groups_family).items():
+            if made:
+                types[name] = sg.GROUP_SETS[name.rsplit("-", 1)[1]]
+    sets_found: dict[str, frozenset[str]] = {}
+    if group_sets:
+        found = lookup.sets_present(groups_table, group_sets, groups_family)
+        listed = [name for name in group_sets if found[name]]
+        for name in listed:
+            types[name] = sg.GROUP_SETS[name.rsplit("-", 1)[1]]
+        sets_found.update(_list_sets(binary, netns, listed))
+    # Member sets: compared at the named addresses (keyed sources), made whole if missing
+    # (sources a compared group's rules name), or taken away (no rule here names them).
+    member_names = {sg.member_set(s.id) for s in desired.sources} | {
+        sg.member_set(g) for g in desired.unneeded_sources
+    }
+    there = lookup.sets_present(groups_table, sorted(member_names), groups_family)
+    for source in desired.sources:
+        name = sg.member_set(source.id)
+        if not there[name]:
+            if source.id in desired.keyed_sources:
+                return None  # wanted whole but read only at these keys
+            continue
+        types[name] = sg.MEMBER_SET
+        if source.id in desired.keyed_sources:
+            asked = [(a, ipkey(a)) for _, _, a in ports]
+            sets_found[name] = frozenset(
+                text for text, _ in present(groups_table, groups_family, name, asked)
+            )
+        else:
+            # Wanted whole and there: taken as it is (its members change by their keys).
+            sets_found[name] = frozenset(a for a, _ in source.members)
+    for group_id in desired.unneeded_sources:
+        name = sg.member_set(group_id)
+        if there.get(name):
+            types[name] = sg.MEMBER_SET
+            sets_found[name] = frozenset()
+    bridge = sg.TableState(
+        exists=True,
+        sets={k: frozenset(v) for k, v in bridge_sets.items()},
+        types=dict(sg.FIXED_SETS[sg.BRIDGE]),
+        timed=sg.TIMED_SETS[sg.BRIDGE],
+        expiring={k: frozenset(v) for k, v in expiring.items()},
+    )
+    groups = sg.TableState(
+        exists=True,
+        sets={**{k: frozenset(v) for k, v in groups_sets.items()}, **sets_found},
+        targets=targets,
+        chains=chains,
+        types=types,
+    )
+    return KeyedState(
+        bridge,
+        groups,
+        sysctl.read_bridge_netfilter(netns),
+    )
+
+
+def _list_sets(binary: str, netns: str | None, names: list[str]) -> dict[str, frozenset[str]]:
+    """The elements of a few named sets of the groups table (a group's rules: tens of
+    elements), each listed alone."""
+    if not names:
+        return {}
+    family, table = sg.GROUPS
+    results = nft.listings(binary, netns, [f"list set {family} {table} {n}" for n in names])
+    found: dict[str, frozenset[str]] = {}
+    for name, result in zip(names, results, strict=True):
+        state = sg.parsed_listing(sg.GROUPS, result)
+        found[name] = state.sets.get(name, frozenset())
+    return found
