@@ -87,7 +87,9 @@ class MainScreen(Screen[None]):
         self.previous: ViewState | None = None
         self.generation = 0
         self.paused = False
-        self.loading = False
+        # Rows are being read. Not Widget.loading, which covers the whole screen with a
+        # loading indicator: every refresh would flash it and swallow keys meanwhile.
+        self.reading = False
         self.last_refresh = "never"
         self.pending: Pending = UNKNOWN
         self.known = Known()
@@ -248,7 +250,7 @@ class MainScreen(Screen[None]):
             header.styles.background = self.context.style.color
         header.update(
             status.header(
-                self.context, self.pending, paused=self.paused, loading=self.loading,
+                self.context, self.pending, paused=self.paused, loading=self.reading,
                 last_refresh=self.last_refresh,
             )
         )
@@ -294,11 +296,11 @@ class MainScreen(Screen[None]):
         At most one load of a view runs at a time: asking again meanwhile queues one
         more load for when it finishes, so a slow database never piles up queries.
         """
-        if self.loading and self._loading_generation == self.generation:
+        if self.reading and self._loading_generation == self.generation:
             self._reload_again = True
             return
         self._loading_generation = self.generation
-        self.loading = True
+        self.reading = True
         self.show_header()
         state = self.state
         current = self.table.current_row
@@ -421,7 +423,7 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(self.read_pending)
 
     def _load_finished(self) -> None:
-        self.loading = False
+        self.reading = False
         self.show_header()
         if self._reload_again:
             self._reload_again = False
@@ -574,7 +576,7 @@ class MainScreen(Screen[None]):
 
     def _tick(self) -> None:
         # Skip while paused or while a dialog is open; the data would move under it.
-        if self.paused or self.app.screen is not self or self.loading:
+        if self.paused or self.app.screen is not self or self.reading:
             self.arm_timer()
             return
         self.reload()

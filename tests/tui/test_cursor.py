@@ -1,0 +1,47 @@
+"""The row cursor: what a move costs the screen, and that nothing undoes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual.widget import Widget
+
+from tests.tui.conftest import settle
+from tui.app import NetconApp
+
+MakeApp = Callable[..., NetconApp]
+
+
+def current_name(app: NetconApp) -> Any:
+    row = app.main.table.current_row
+    assert row is not None
+    return row.item
+
+
+async def test_a_refresh_never_covers_the_screen(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The header says "loading…" while rows are read; covering the screen with a
+    # loading indicator would repaint all of it twice per refresh, and the indicator
+    # would take the keys pressed meanwhile.
+    covered: list[Widget] = []
+    set_loading = Widget.set_loading
+
+    def spy(widget: Widget, loading: bool) -> None:
+        if loading:
+            covered.append(widget)
+        set_loading(widget, loading)
+
+    monkeypatch.setattr(Widget, "set_loading", spy)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        main.reload()
+        assert main.reading
+        assert "loading…" in str(main.query_one("#header").render())
+        await settle(pilot)
+        assert not main.reading
+        assert not covered
