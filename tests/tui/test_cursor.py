@@ -9,6 +9,7 @@ import pytest
 from textual.widget import Widget
 
 from tests.tui.conftest import settle
+from tests.tui.test_flows import press_at_once
 from tui.app import NetconApp
 
 MakeApp = Callable[..., NetconApp]
@@ -18,6 +19,22 @@ def current_name(app: NetconApp) -> Any:
     row = app.main.table.current_row
     assert row is not None
     return row.item
+
+
+async def test_a_key_pressed_while_the_view_is_read_again_is_kept(make_app: MakeApp) -> None:
+    # ctrl+r reads the rows in a worker; the Down after it arrives first. The rows that
+    # come back keep the row the cursor is on then, not the one it was on at ctrl+r.
+    app = make_app(start="instances")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.main.table
+        second = table.source.row(1)
+        assert second is not None
+        press_at_once(pilot, "ctrl+r", "down")
+        await settle(pilot)
+        assert table.cursor == 1
+        assert current_name(app) is not second.item  # a fresh read...
+        assert current_name(app).name == second.item.name  # ...of the same row
 
 
 async def test_a_refresh_never_covers_the_screen(

@@ -303,8 +303,6 @@ class MainScreen(Screen[None]):
         self.reading = True
         self.show_header()
         state = self.state
-        current = self.table.current_row
-        keep_key = None if from_top else current.key if current else state.cursor_key
         keep_index = 0 if from_top else self.table.cursor
         generation = self.generation
         spec = state.spec
@@ -312,7 +310,7 @@ class MainScreen(Screen[None]):
         if first is not None and spec.fetch_page is None and not state.scope:
             # Read before the service was open (`netcon`'s first screen).
             rows = [self._row(spec, item) for item in first]
-            self._rows_loaded(generation, state, rows, keep_key, keep_index)
+            self._rows_loaded(generation, state, rows, from_top)
         elif spec.fetch_page is not None:
             descending = state.sort_column == 0 and state.sort_descending
             fetch_page = spec.fetch_page
@@ -333,8 +331,7 @@ class MainScreen(Screen[None]):
 
             call_service(
                 self, self.service, read_pages,
-                lambda result: self._pages_loaded(generation, state, result, keep_key,
-                                                  keep_index),
+                lambda result: self._pages_loaded(generation, state, result, from_top),
                 lambda failure: self._load_failed(generation, failure), group="load",
             )
         else:
@@ -343,7 +340,7 @@ class MainScreen(Screen[None]):
             call_service(
                 self, self.service,
                 lambda api: [self._row(spec, item) for item in fetch(api, state.scope)],
-                lambda rows: self._rows_loaded(generation, state, rows, keep_key, keep_index),
+                lambda rows: self._rows_loaded(generation, state, rows, from_top),
                 lambda failure: self._load_failed(generation, failure), group="load",
             )
 
@@ -363,22 +360,20 @@ class MainScreen(Screen[None]):
         generation: int,
         state: ViewState,
         rows: list[Row],
-        keep_key: Hashable | None,
-        keep_index: int,
+        from_top: bool,
     ) -> None:
         if self._stale(generation, state):
             return
         source = ListSource(rows)
         source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-        self._loaded(source, keep_key, keep_index)
+        self._loaded(source, *self._cursor_to_keep(from_top))
 
     def _pages_loaded(
         self,
         generation: int,
         state: ViewState,
         result: tuple[int, dict[int, list[Row]]],
-        keep_key: Hashable | None,
-        keep_index: int,
+        from_top: bool,
     ) -> None:
         if self._stale(generation, state):
             return
@@ -387,7 +382,15 @@ class MainScreen(Screen[None]):
         paged = PagedSource(total, PAGE_SIZE, self._request_window, descending=descending)
         for number, rows in pages.items():
             paged.put(number * PAGE_SIZE, rows)
-        self._loaded(paged, keep_key, keep_index)
+        self._loaded(paged, *self._cursor_to_keep(from_top))
+
+    def _cursor_to_keep(self, from_top: bool) -> tuple[Hashable | None, int]:
+        """Where the cursor goes in rows read again: decided as they arrive, since the
+        keys pressed while they were read have moved it since."""
+        if from_top:
+            return None, 0
+        current = self.table.current_row
+        return current.key if current else self.state.cursor_key, self.table.cursor
 
     def _stale(self, generation: int, state: ViewState) -> bool:
         if generation != self.generation or state is not self.state:
