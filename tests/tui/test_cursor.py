@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from textual._compositor import ChopsUpdate
+from textual.screen import Screen
 from textual.widget import Widget
 
 from tests.tui.conftest import settle
@@ -62,3 +64,36 @@ async def test_a_refresh_never_covers_the_screen(
         await settle(pilot)
         assert not main.reading
         assert not covered
+
+
+async def test_a_cursor_move_draws_two_rows_and_the_detail_in_one_frame(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a key costs a browser console is what the screen sends for it: the row the
+    # cursor left, the row it reached and the detail pane, in the same frame, with no
+    # layout of the whole screen.
+    app = make_app()
+    async with app.run_test(size=(111, 28)) as pilot:
+        await settle(pilot)
+        main = app.main
+        frames: list[object] = []
+        display = app._display
+
+        def record(screen: Screen[Any], update: Any) -> None:
+            frames.append(update)
+            display(screen, update)
+
+        monkeypatch.setattr(app, "_display", record)
+        table = main.table.region
+        detail = main.query_one("#detail").region
+        press_at_once(pilot, "down")
+        await settle(pilot)
+        assert main.table.cursor == 1
+        assert "(id 2," in str(main.query_one("#detail").render())
+        assert len(frames) == 1
+        frame = frames[0]
+        assert isinstance(frame, ChopsUpdate)
+        rows = {y for y, _, _ in frame.spans}
+        # Line 0 of the table is its header; rows 0 and 1 are the next two lines.
+        assert rows - set(range(detail.y, detail.bottom)) == {table.y + 1, table.y + 2}
+        assert rows & set(range(detail.y, detail.bottom))

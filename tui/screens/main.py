@@ -42,6 +42,7 @@ from tui.views.base import (
     ViewAction,
     ViewSpec,
 )
+from tui.widgets.detail import DetailText
 from tui.widgets.keybar import KeyBar
 from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
@@ -137,7 +138,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             yield VirtualTable(id="table")
             with VerticalScroll(id="detail-pane"):
-                yield Static(id="detail")
+                yield DetailText(id="detail")
         yield CommandPrompt(
             completions,
             self.context.memory.history() if self.context.memory else [],
@@ -155,6 +156,7 @@ class MainScreen(Screen[None]):
         # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
         self.table.pending = self._row_pending
+        self.table.follow = self._cursor_moved
         self._layout_for(self.size.width)
         self._check_keymap()
         self.open_view()
@@ -284,7 +286,7 @@ class MainScreen(Screen[None]):
         self.table.sort_descending = self.state.sort_descending
         self.table.marked = self.state.marks
         self.table.set_source(spec.columns, ListSource([]))
-        self.query_one("#detail", Static).update("")
+        self.query_one(DetailText).clear()
         self._bind()
         self.show_crumbs()
         self.reload()
@@ -599,29 +601,27 @@ class MainScreen(Screen[None]):
 
     # -- table events --------------------------------------------------------------------
 
-    @on(VirtualTable.Highlighted)
-    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
-        if event.row is not None:
-            self.state.cursor_key = event.row.key
-            self.state.cursor_index = event.index
+    def _cursor_moved(self, index: int, row: Row | None) -> None:
+        # Called by the table as its cursor moves, so that the detail is drawn in the
+        # same frame as the cursor.
+        if row is not None:
+            self.state.cursor_key = row.key
+            self.state.cursor_index = index
         self._show_detail()
         self.refresh_bindings()
 
     def _show_detail(self) -> None:
-        detail = self.query_one("#detail", Static)
+        detail = self.query_one("#detail", DetailText)
         row = self.table.current_row
         if row is None:
-            detail.update("")
+            detail.clear()
             return
         spec = self.state.spec
         content = spec.detail(row.item)
         extra = status.pending_detail(
             spec, row.item, self.pending, self.this_host(), self.context.read_only
         )
-        detail.update(Content.assemble(content, *extra))
-        # The pane's scroll bar comes and goes with the text's length, and Textual can
-        # keep the text's old height when it does: measure it again once laid out.
-        self.call_after_refresh(detail.refresh, layout=True)
+        detail.show(Content.assemble(content, *extra))
 
     @on(VirtualTable.Selected)
     def _selected(self) -> None:

@@ -281,7 +281,8 @@ class VirtualTable(ScrollView, can_focus=True):
         "virtual-table--loading",
     }
 
-    cursor = reactive(0)
+    # Drawn by its watcher, which knows which rows it changed.
+    cursor = reactive(0, repaint=False)
 
     class Highlighted(Message):
         def __init__(self, table: VirtualTable, index: int, row: Row | None) -> None:
@@ -313,6 +314,10 @@ class VirtualTable(ScrollView, can_focus=True):
         self.empty_text = "nothing here"
         self.marked: set[Hashable] = set()
         self.pending: Callable[[Row], bool] = lambda row: False
+        # Told of the cursor row as it changes, before the frame that draws the move:
+        # what follows the cursor (the detail pane) is drawn in that same frame, not
+        # one frame later as a Highlighted message's handler would be.
+        self.follow: Callable[[int, Row | None], None] = lambda index, row: None
 
     # -- data ---------------------------------------------------------------------------
 
@@ -330,12 +335,11 @@ class VirtualTable(ScrollView, can_focus=True):
         index = source.index_of(keep_key) if keep_key is not None else None
         if index is None:
             index = keep_index if keep_index is not None else 0
-        cursor = max(0, min(index, source.total - 1))
-        if cursor == self.cursor:
-            self._keep_cursor_visible()
-        self.cursor = cursor
+        # Set without the watcher: every row is drawn again here, and announced once.
+        self.set_reactive(VirtualTable.cursor, max(0, min(index, source.total - 1)))
+        self._keep_cursor_visible()
         self.refresh()
-        self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+        self._announce()
 
     def _fit(self) -> None:
         # Columns always fit the width (see fit_columns), so the virtual width is nominal:
@@ -362,7 +366,12 @@ class VirtualTable(ScrollView, can_focus=True):
     def rows_arrived(self) -> None:
         """A window came back from the database: redraw, and re-announce the cursor row."""
         self.refresh()
-        self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+        self._announce()
+
+    def _announce(self) -> None:
+        row = self.current_row
+        self.follow(self.cursor, row)
+        self.post_message(self.Highlighted(self, self.cursor, row))
 
     @property
     def current_row(self) -> Row | None:
@@ -433,10 +442,17 @@ class VirtualTable(ScrollView, can_focus=True):
         return max(1, self.size.height - 1)
 
     def watch_cursor(self, old: int, new: int) -> None:
+        top = self.scroll_offset.y
         self._keep_cursor_visible()
-        self.refresh()
+        if self.scroll_offset.y == top:
+            # Only the rows the cursor left and reached look different: a cursor move
+            # sends two lines to the terminal, not the whole table.
+            self.refresh_line(old + 1)
+            self.refresh_line(new + 1)
+        else:
+            self.refresh()
         if old != new:
-            self.post_message(self.Highlighted(self, new, self.current_row))
+            self._announce()
 
     def _keep_cursor_visible(self) -> None:
         top = int(self.scroll_y)
