@@ -97,3 +97,40 @@ async def test_a_cursor_move_draws_two_rows_and_the_detail_in_one_frame(
         # Line 0 of the table is its header; rows 0 and 1 are the next two lines.
         assert rows - set(range(detail.y, detail.bottom)) == {table.y + 1, table.y + 2}
         assert rows & set(range(detail.y, detail.bottom))
+
+
+async def test_a_refresh_that_reads_the_same_rows_redraws_only_the_header(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every console reads its view again every few seconds; when nothing changed, only
+    # the header's "loading…" and its time are drawn, and the screen is not laid out.
+    app = make_app()
+    async with app.run_test(size=(111, 28)) as pilot:
+        await settle(pilot)
+        main = app.main
+        press_at_once(pilot, "down")
+        await settle(pilot)
+        frames: list[object] = []
+        display = app._display
+
+        def record(screen: Screen[Any], update: Any) -> None:
+            frames.append(update)
+            display(screen, update)
+
+        monkeypatch.setattr(app, "_display", record)
+        layouts: list[object] = []
+        refresh_layout = main._refresh_layout
+
+        def count_layout(*args: Any, **kwargs: Any) -> None:
+            layouts.append(args)
+            refresh_layout(*args, **kwargs)
+
+        monkeypatch.setattr(main, "_refresh_layout", count_layout)
+        press_at_once(pilot, "ctrl+r")
+        await settle(pilot)
+        assert main.table.cursor == 1 and not main.reading
+        assert frames and not layouts
+        header = main.query_one("#header").region
+        for frame in frames:
+            assert isinstance(frame, ChopsUpdate)
+            assert {y for y, _, _ in frame.spans} == {header.y}

@@ -55,6 +55,16 @@ if TYPE_CHECKING:
 PAGE_SIZE = 200
 
 
+def _redraw_line(bar: Static, content: Content) -> None:
+    """A one-line bar (the header, the crumbs) says something new: redrawn in place,
+    never a layout of the whole screen (each refresh says loading…, then the time), and
+    not at all when it says the same."""
+    shown = bar.content
+    if isinstance(shown, Content) and shown.is_same(content):
+        return
+    bar.update(content, layout=False)
+
+
 class MainScreen(Screen[None]):
     DEFAULT_CSS = """
     MainScreen #header {
@@ -250,16 +260,18 @@ class MainScreen(Screen[None]):
         header = self.query_one("#header", Static)
         if self.context.style is not None:
             header.styles.background = self.context.style.color
-        header.update(
+        _redraw_line(
+            header,
             status.header(
                 self.context, self.pending, paused=self.paused, loading=self.reading,
                 last_refresh=self.last_refresh,
-            )
+            ),
         )
 
     def show_crumbs(self) -> None:
-        self.query_one("#crumbs", Static).update(
-            status.crumbs(self.stack, self.state, self.table.source, self.working)
+        _redraw_line(
+            self.query_one("#crumbs", Static),
+            status.crumbs(self.stack, self.state, self.table.source, self.working),
         )
 
     def show_working(self, what: str | None) -> None:

@@ -314,6 +314,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.empty_text = "nothing here"
         self.marked: set[Hashable] = set()
         self.pending: Callable[[Row], bool] = lambda row: False
+        self._drawn: tuple[object, ...] = ()
         # Told of the cursor row as it changes, before the frame that draws the move:
         # what follows the cursor (the detail pane) is drawn in that same frame, not
         # one frame later as a Highlighted message's handler would be.
@@ -329,17 +330,39 @@ class VirtualTable(ScrollView, can_focus=True):
         keep_index: int | None = None,
     ) -> None:
         """Show ``source``; the cursor goes back to the row with ``keep_key`` if it is there."""
+        # (A filter or a sort changes the rows of the source shown: never unchanged.)
+        unchanged = (
+            source is not self.source
+            and isinstance(source, ListSource)
+            and isinstance(self.source, ListSource)
+            and list(columns) == self.columns
+            and source.rows == self.source.rows
+        )
         self.columns = list(columns)
         self.source = source
-        self._fit()
+        if not unchanged:
+            self._fit()
         index = source.index_of(keep_key) if keep_key is not None else None
         if index is None:
             index = keep_index if keep_index is not None else 0
-        # Set without the watcher: every row is drawn again here, and announced once.
+        old, top = self.cursor, self.scroll_offset.y
+        # Set without the watcher: the rows are drawn here, and announced once.
         self.set_reactive(VirtualTable.cursor, max(0, min(index, source.total - 1)))
         self._keep_cursor_visible()
-        self.refresh()
+        drawn = self._drawn_as()
+        if unchanged and drawn == self._drawn and self.scroll_offset.y == top:
+            # A refresh that read the same rows: only a moved cursor is drawn again.
+            if old != self.cursor:
+                self.refresh_line(old + 1)
+                self.refresh_line(self.cursor + 1)
+        else:
+            self.refresh()
+        self._drawn = drawn
         self._announce()
+
+    def _drawn_as(self) -> tuple[object, ...]:
+        """What the rows look like besides their cells."""
+        return (self.sort_column, self.sort_descending, frozenset(self.marked), self.empty_text)
 
     def _fit(self) -> None:
         # Columns always fit the width (see fit_columns), so the virtual width is nominal:
