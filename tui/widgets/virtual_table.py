@@ -340,8 +340,7 @@ class VirtualTable(ScrollView, can_focus=True):
         )
         self.columns = list(columns)
         self.source = source
-        if not unchanged:
-            self._fit()
+        self._fit()
         index = source.index_of(keep_key) if keep_key is not None else None
         if index is None:
             index = keep_index if keep_index is not None else 0
