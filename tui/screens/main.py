@@ -43,6 +43,7 @@ from tui.views.base import (
     ViewAction,
     ViewSpec,
 )
+from tui.widgets.detail import DetailText
 from tui.widgets.keybar import KeyBar
 from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
@@ -54,6 +55,16 @@ if TYPE_CHECKING:
     from tui.screens.help import HelpEntry
 
 PAGE_SIZE = 200
+
+
+def _redraw_line(bar: Static, content: Content) -> None:
+    """A one-line bar (the header, the crumbs) says something new: redrawn in place,
+    never a layout of the whole screen (each refresh says loading…, then the time), and
+    not at all when it says the same."""
+    shown = bar.content
+    if isinstance(shown, Content) and shown.is_same(content):
+        return
+    bar.update(content, layout=False)
 
 
 class MainScreen(Screen[None]):
@@ -90,7 +101,9 @@ class MainScreen(Screen[None]):
         self.previous: ViewState | None = None
         self.generation = 0
         self.paused = False
-        self.loading = False
+        # Rows are being read. Not Widget.loading, which covers the whole screen with a
+        # loading indicator: every refresh would flash it and swallow keys meanwhile.
+        self.reading = False
         self.last_refresh = "never"
         self.pending: Pending = UNKNOWN
         self.known = Known()
@@ -144,7 +157,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             yield VirtualTable(id="table")
             with VerticalScroll(id="detail-pane"):
-                yield Static(id="detail")
+                yield DetailText(id="detail")
         yield CommandPrompt(
             completions,
             self.context.memory.history() if self.context.memory else [],
@@ -161,6 +174,7 @@ class MainScreen(Screen[None]):
         # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
         self.table.pending = self._row_pending
+        self.table.follow = self._cursor_moved
         self._layout_for(self.size.width)
         self._check_keymap()
         self.open_view()
@@ -275,16 +289,18 @@ class MainScreen(Screen[None]):
         header = self.query_one("#header", Static)
         if self.context.style is not None:
             header.styles.background = self.context.style.color
-        header.update(
+        _redraw_line(
+            header,
             status.header(
-                self.context, self.pending, paused=self.paused, loading=self.loading,
+                self.context, self.pending, paused=self.paused, loading=self.reading,
                 last_refresh=self.last_refresh, width=max(0, self.app.size.width - 2),
-            )
+            ),
         )
 
     def show_crumbs(self) -> None:
-        self.query_one("#crumbs", Static).update(
-            status.crumbs(self.stack, self.state, self.table.source, self.working)
+        _redraw_line(
+            self.query_one("#crumbs", Static),
+            status.crumbs(self.stack, self.state, self.table.source, self.working),
         )
 
     def show_working(self, what: str | None) -> None:
@@ -313,7 +329,7 @@ class MainScreen(Screen[None]):
         self._apply_wide()
         self._layout_for(self.size.width)
         self.table.set_source(spec.columns, ListSource([]))
-        self.query_one("#detail", Static).update("")
+        self.query_one(DetailText).clear()
         self._bind()
         self.show_crumbs()
         self.reload()
@@ -325,18 +341,13 @@ class MainScreen(Screen[None]):
         At most one load of a view runs at a time: asking again meanwhile queues one
         more load for when it finishes, so a slow database never piles up queries.
         """
-        if self.loading and self._loading_generation == self.generation:
+        if self.reading and self._loading_generation == self.generation:
             self._reload_again = True
             return
         self._loading_generation = self.generation
-        self.loading = True
+        self.reading = True
         self.show_header()
         state = self.state
-        current = self.table.current_row
-        # A newest-first view whose cursor is on its first row follows new rows there.
-        following = state.spec.newest_first and self.table.cursor == 0 and not state.typed
-        from_top = from_top or following
-        keep_key = None if from_top else current.key if current else state.cursor_key
         keep_index = 0 if from_top else self.table.cursor
         generation = self.generation
         spec = state.spec
@@ -344,7 +355,7 @@ class MainScreen(Screen[None]):
         if first is not None and spec.fetch_page is None and not state.scope:
             # Read before the service was open (`netcon`'s first screen).
             rows = [self._row(spec, item) for item in first]
-            self._rows_loaded(generation, state, rows, keep_key, keep_index)
+            self._rows_loaded(generation, state, rows, from_top)
         elif spec.fetch_page is not None:
             descending = state.sort_column == 0 and state.sort_descending
             fetch_page = spec.fetch_page
@@ -365,8 +376,7 @@ class MainScreen(Screen[None]):
 
             call_service(
                 self, self.service, read_pages,
-                lambda result: self._pages_loaded(generation, state, result, keep_key,
-                                                  keep_index),
+                lambda result: self._pages_loaded(generation, state, result, from_top),
                 lambda failure: self._load_failed(generation, failure), group="load",
             )
         else:
@@ -375,7 +385,7 @@ class MainScreen(Screen[None]):
             call_service(
                 self, self.service,
                 lambda api: [self._row(spec, item) for item in fetch(api, state.scope)],
-                lambda rows: self._rows_loaded(generation, state, rows, keep_key, keep_index),
+                lambda rows: self._rows_loaded(generation, state, rows, from_top),
                 lambda failure: self._load_failed(generation, failure), group="load",
             )
 
@@ -395,22 +405,20 @@ class MainScreen(Screen[None]):
         generation: int,
         state: ViewState,
         rows: list[Row],
-        keep_key: Hashable | None,
-        keep_index: int,
+        from_top: bool,
     ) -> None:
         if self._stale(generation, state):
             return
         source = ListSource(rows)
         source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-        self._loaded(source, keep_key, keep_index)
+        self._loaded(source, *self._cursor_to_keep(from_top))
 
     def _pages_loaded(
         self,
         generation: int,
         state: ViewState,
         result: tuple[int, dict[int, list[Row]]],
-        keep_key: Hashable | None,
-        keep_index: int,
+        from_top: bool,
     ) -> None:
         if self._stale(generation, state):
             return
@@ -419,7 +427,18 @@ class MainScreen(Screen[None]):
         paged = PagedSource(total, PAGE_SIZE, self._request_window, descending=descending)
         for number, rows in pages.items():
             paged.put(number * PAGE_SIZE, rows)
-        self._loaded(paged, keep_key, keep_index)
+        self._loaded(paged, *self._cursor_to_keep(from_top))
+
+    def _cursor_to_keep(self, from_top: bool) -> tuple[Hashable | None, int]:
+        """Where the cursor goes in rows read again: decided as they arrive, since the
+        keys pressed while they were read have moved it since."""
+        state = self.state
+        # A newest-first view whose cursor is on its first row follows new rows there.
+        following = state.spec.newest_first and self.table.cursor == 0 and not state.typed
+        if from_top or following:
+            return None, 0
+        current = self.table.current_row
+        return current.key if current else self.state.cursor_key, self.table.cursor
 
     def _stale(self, generation: int, state: ViewState) -> bool:
         if generation != self.generation or state is not self.state:
@@ -455,7 +474,7 @@ class MainScreen(Screen[None]):
             self.call_after_refresh(self.read_pending)
 
     def _load_finished(self) -> None:
-        self.loading = False
+        self.reading = False
         self.show_header()
         if self._reload_again:
             self._reload_again = False
@@ -602,7 +621,7 @@ class MainScreen(Screen[None]):
 
     def _tick(self) -> None:
         # Skip while paused or while a dialog is open; the data would move under it.
-        if self.paused or self.app.screen is not self or self.loading:
+        if self.paused or self.app.screen is not self or self.reading:
             self.arm_timer()
             return
         self.reload()
@@ -624,29 +643,27 @@ class MainScreen(Screen[None]):
 
     # -- table events --------------------------------------------------------------------
 
-    @on(VirtualTable.Highlighted)
-    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
-        if event.row is not None:
-            self.state.cursor_key = event.row.key
-            self.state.cursor_index = event.index
+    def _cursor_moved(self, index: int, row: Row | None) -> None:
+        # Called by the table as its cursor moves, so that the detail is drawn in the
+        # same frame as the cursor.
+        if row is not None:
+            self.state.cursor_key = row.key
+            self.state.cursor_index = index
         self._show_detail()
         self.refresh_bindings()
 
     def _show_detail(self) -> None:
-        detail = self.query_one("#detail", Static)
+        detail = self.query_one("#detail", DetailText)
         row = self.table.current_row
         if row is None:
-            detail.update("")
+            detail.clear()
             return
         spec = self.state.spec
         content = spec.detail(row.item)
         extra = status.pending_detail(
             spec, row.item, self.pending, self.this_host(), self.context.read_only
         )
-        detail.update(Content.assemble(content, *extra))
-        # The pane's scroll bar comes and goes with the text's length, and Textual can
-        # keep the text's old height when it does: measure it again once laid out.
-        self.call_after_refresh(detail.refresh, layout=True)
+        detail.show(Content.assemble(content, *extra))
 
     @on(VirtualTable.Selected)
     def _selected(self) -> None:
