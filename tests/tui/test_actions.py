@@ -375,7 +375,7 @@ async def test_header_keeps_pending_and_clock_at_80_columns(
         await settle(pilot)
         header = app.main.query_one("#header")
         text = str(header.render())
-        assert "nethost1 ~3 pending" in text and "12:00:00" in text, text
+        assert "nethost1 ~10 pending" in text and "12:00:00" in text, text
         assert "…" not in text[-12:]
 
 
