@@ -14,11 +14,13 @@ Figures (medians and 90th percentiles; nothing here asserts a time, it prints th
   turn, all pages at the same time, and the page measures from the key to the first
   frame xterm.js draws with the moved cursor. Beside it, the same keys in the console
   in tmux (from send-keys to capture-pane showing the change), the CPU the consoles,
-  Chromium and netcon serve used meanwhile, and each console's peak memory (VmHWM),
-  against the console's target of 150 MB. Target: 150 ms at the 90th percentile.
+  Chromium and netcon serve used meanwhile (and the console's CPU per key, in a
+  browser and in tmux), and each console's peak memory (VmHWM), against the console's
+  target of 150 MB. Target: 150 ms at the 90th percentile.
 * the same keys over that many bare websockets at once, timed from the key written to
   the first frame showing the moved cursor: the server's side alone, as when the
-  browsers run on other machines rather than on the network host's own cores.
+  browsers run on other machines rather than on the network host's own cores; and the
+  frames and bytes a key costs until the move shows.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.service import NetconService  # noqa: E402
-from tests.serving import Served, environment  # noqa: E402
+from tests.serving import Served, children, environment  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -147,6 +149,14 @@ class Tmux:
             "",
         )
 
+    def pids(self, session: str) -> list[int]:
+        """The console's process in ``session`` (and any child of the pane's shell)."""
+        pane = int(subprocess.run(
+            [*self.command, "display-message", "-p", "-t", session, "#{pane_pid}"],
+            capture_output=True, text=True, env=self.env, check=True,
+        ).stdout)
+        return [pane, *children(pane)]
+
     def kill(self, session: str) -> None:
         subprocess.run([*self.command, "kill-session", "-t", session], env=self.env)
 
@@ -189,9 +199,12 @@ ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]")
 MOVED = (b"(id 2,", b"(id 1,")
 
 
-async def socket_keys(served: Served, url: str, count: int) -> list[float]:
+async def socket_keys(
+    served: Served, url: str, count: int, sent: list[tuple[int, int]]
+) -> list[float]:
     """One console over a bare websocket, as the server sees a browser on another
-    machine: from writing a key to the first frame that shows the moved cursor."""
+    machine: from writing a key to the first frame that shows the moved cursor; the
+    frames and bytes each key took go to ``sent``."""
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as client:
         async with client.get(url) as response:
@@ -206,20 +219,25 @@ async def socket_keys(served: Served, url: str, count: int) -> list[float]:
             key, shown = ("\x1b[B", MOVED[0]) if index % 2 == 0 else ("\x1b[A", MOVED[1])
             started = time.perf_counter()
             await socket.send_json(["stdin", key])
-            await frames_until(socket, shown)
+            frames, size = await frames_until(socket, shown)
             latencies.append(time.perf_counter() - started)
+            sent.append((frames, size))
             await asyncio.sleep(0.05)
         await socket.close()
         return latencies
 
 
-async def frames_until(socket: aiohttp.ClientWebSocketResponse, text: bytes) -> None:
+async def frames_until(socket: aiohttp.ClientWebSocketResponse, text: bytes) -> tuple[int, int]:
+    """Read frames until one shows ``text``: how many, and their bytes."""
     seen = b""
+    frames = size = 0
     while text not in seen:
         message = await asyncio.wait_for(socket.receive(), 30)
         if message.type != aiohttp.WSMsgType.BINARY:
             raise RuntimeError(f"the console's socket closed: {message}")
+        frames, size = frames + 1, size + len(message.data)
         seen = ESCAPES.sub(b"", message.data)
+    return frames, size
 
 
 def peak_mb(pid: int) -> float:
@@ -310,6 +328,14 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
                 tmux.key_latency("keys", "Down" if index % 2 == 0 else "Up")
                 for index in range(args.keys)
             ]
+            # CPU per key on keys of their own, once the service the console opens
+            # after its first rows is open: that start-up is not a key's cost.
+            time.sleep(2)
+            tmux_pids = tmux.pids("keys")
+            tmux_before = cpu_seconds(tmux_pids)
+            for index in range(args.keys):
+                tmux.key_latency("keys", "Down" if index % 2 == 0 else "Up")
+            tmux_per_key = (cpu_seconds(tmux_pids) - tmux_before) / args.keys
             tmux.kill("keys")
 
             pages = [(await open_console(browser, url))[0] for _ in range(args.consoles)]
@@ -334,6 +360,9 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
             print(f"  CPU over the {wall:.1f} s of keys: consoles {used[0]:.1f} s, "
                   f"Chromium {used[1]:.1f} s, netcon serve {used[2]:.1f} s "
                   f"({os.cpu_count()} cores)")
+            per_key = used[0] / len(latencies)
+            print(f"  console CPU per key: in a browser {per_key * 1000:.1f} ms, "
+                  f"in tmux {tmux_per_key * 1000:.1f} ms")
             peaks = [peak_mb(pid) for pid in pids]
             print(f"  peak memory per console (VmHWM)       {max(peaks):7.0f} MB at most, "
                   f"{statistics.median(peaks):.0f} MB median  (target under {MEMORY_TARGET_MB} MB)")
@@ -341,8 +370,9 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
             for page in pages:
                 await page.context.close()
             wait_for_consoles(served, 0)
+            sent: list[tuple[int, int]] = []
             sockets = await asyncio.gather(
-                *(socket_keys(served, url, args.keys) for _ in range(args.consoles))
+                *(socket_keys(served, url, args.keys, sent) for _ in range(args.consoles))
             )
             bare = [value for result in sockets for value in result]
             print(f"the same over {args.consoles} bare websockets at once (browsers elsewhere):")
@@ -350,6 +380,9 @@ async def measure(args: argparse.Namespace, directory: Path) -> None:
                   f"{statistics.median(bare) * 1000:7.0f} ms")
             print(f"  key to screen, 90th percentile        "
                   f"{percentile(bare, 0.9) * 1000:7.0f} ms  (target 150 ms)")
+            print(f"  sent per key until the move shows     "
+                  f"{statistics.mean(f for f, _ in sent):7.1f} frames, "
+                  f"{statistics.mean(b for _, b in sent):.0f} bytes")
             await browser.close()
     finally:
         tmux.close()

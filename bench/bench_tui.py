@@ -295,7 +295,7 @@ def interaction_figures(path: Path, big: bool) -> dict[str, float]:
             key(app, "enter", "\r")
             await until(
                 pilot,
-                lambda: main.state.spec.name == view and not main.loader.loading
+                lambda: main.state.spec.name == view and not main.reading
                 and main.table.current_row is not None,
             )
             figures[f"view :{word}"] = time.perf_counter() - started
@@ -338,7 +338,7 @@ def interaction_figures(path: Path, big: bool) -> dict[str, float]:
         await settled(pilot)
         started = time.perf_counter()
         key(app, "escape")
-        await until(pilot, lambda: main.state.spec.name == "networks" and not main.loader.loading)
+        await until(pilot, lambda: main.state.spec.name == "networks" and not main.reading)
         figures["back (Esc) to networks"] = time.perf_counter() - started
 
     run_app(NetconApp(service, refresh_interval=0, pending_source=None), scenario)
@@ -396,7 +396,7 @@ def burst_figure(path: Path) -> float:
             source = main.table.source
             return (
                 app.screen is main and main.state.spec.name == "projects"
-                and not main.loader.loading and main.table.current_row is not None
+                and not main.reading and main.table.current_row is not None
                 and any(source.row(i).cells[0] == BURST_NAME for i in range(source.total))
             )
 
@@ -558,13 +558,13 @@ def memory_child(path: str) -> None:
         await pilot.press("G")
         await until(pilot, lambda: table.current_row is not None)
         await pilot.press("slash", FILTER_KEY)
-        await until(pilot, lambda: not main.loader.loading and table.source.total < 65536)
+        await until(pilot, lambda: not main.reading and table.source.total < 65536)
         await pilot.press("ctrl+u", "exclamation_mark", FILTER_KEY)
-        await until(pilot, lambda: not main.loader.loading and main.state.typed == f"!{FILTER_KEY}")
+        await until(pilot, lambda: not main.reading and main.state.typed == f"!{FILTER_KEY}")
         await pilot.press("ctrl+u", *"^10", "full_stop", *"128", "full_stop", *"1", "enter")
-        await until(pilot, lambda: not main.loader.loading and table.current_row is not None)
+        await until(pilot, lambda: not main.reading and table.current_row is not None)
         await pilot.press("escape")  # drops the filter
-        await until(pilot, lambda: not main.loader.loading and table.source.total == 65536)
+        await until(pilot, lambda: not main.reading and table.source.total == 65536)
         # Hold PageDown from the first address to the last.
         await pilot.press("g")
         while table.cursor < table.source.total - 1:
@@ -576,11 +576,11 @@ def memory_child(path: str) -> None:
             )
         for view in ("fixed", "floating", "instances", "audit", "hosts", "networks"):
             await pilot.press("escape", "colon", *view, "enter")
-            await until(pilot, lambda: not main.loader.loading)
+            await until(pilot, lambda: not main.reading)
             await settled(pilot)
         # And the end of every address there is.
         await pilot.press("colon", *"fixed", "enter")
-        await until(pilot, lambda: not main.loader.loading and table.source.total > 1_000_000)
+        await until(pilot, lambda: not main.reading and table.source.total > 1_000_000)
         await pilot.press("G")
         await until(pilot, lambda: table.current_row is not None)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, func, select
 
-from core.linux import nft, nftelements, sysctl
+from core.linux import nft, nftelements, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.nftelements import Lookup
 from core.linux.ports import port_name
@@ -94,7 +94,11 @@ def read_keyed_filter(
             # A member of a group is in its member set wherever it runs.
             memberships[row.address] = (set(mine), row.name)
             if row.host == host:
-                here.append(FilteredPort(port_name(row.mac), row.name, row.mac, row.address, mine))
+                here.append(
+                    FilteredPort(
+                        port_name(row.mac), row.name, row.mac, row.address, mine, row.address_v6
+                    )
+                )
                 if row.gateway is not None:
                     servers.add(row.gateway)
     named_groups = sorted({*groups, *(g for port in here for g in port.groups)})
@@ -180,6 +184,7 @@ def _named_ports() -> Select[Any]:
             fixed_ips.c.mac,
             fixed_ips.c.address,
             func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
+            fixed_ips.c.address_v6,
         )
         .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
         .join(networks, fixed_ips.c.network_id == networks.c.id)
@@ -333,6 +338,18 @@ def observe_keyed(
     ]
     for text, _ in present(bridge_table, bridge_family, "port_ip", ips):
         bridge_sets["port_ip"].add(text)
+    # A port's IPv6 sources: its link-local address (from its MAC) and the global one of
+    # a port that is still wanted (a terminated port's went with its row; the full
+    # comparison takes such an element away).
+    v6_texts = {
+        text for name, mac, _ in ports for text in spoof6.port_elements_of(name, mac, None)
+    } | {text for p in desired.ports for text in spoof6.port_elements(p)}
+    v6 = []
+    for text in sorted(v6_texts):
+        name, _, address = text.partition(" . ")
+        v6.append((text, nftelements.concat_key(ifkey(name), nftelements.ipv6_key(address))))
+    for text, _ in present(bridge_table, bridge_family, spoof6.SET, v6):
+        bridge_sets[spoof6.SET].add(text)
     servers = [(a, ipkey(a)) for a in desired.dhcp_servers]
     for text, _ in present(bridge_table, bridge_family, "dhcp_servers", servers):
         bridge_sets["dhcp_servers"].add(text)

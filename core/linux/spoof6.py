@@ -16,10 +16,9 @@ table's, as for IPv4.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from core.linux.ipv6_host import link_local
-from core.linux.secgroup_desired import FilteredPort
 
 Expr = list[dict[str, Any]]
 SET = "port_ip6"
@@ -84,9 +83,26 @@ GUARD_RULES: tuple[tuple[str, Expr], ...] = (
 )
 
 
-def port_elements(port: FilteredPort) -> list[str]:
+class PortAddresses(Protocol):
+    """What names a port's IPv6 sources (a filtered port has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def mac(self) -> str: ...
+
+    @property
+    def address_v6(self) -> str | None: ...
+
+
+def port_elements(port: PortAddresses) -> list[str]:
     """The ``port_ip6`` elements of ``port``: its link-local and global addresses."""
-    found = [f"{port.name} . {link_local(port.mac)}"]
-    if port.address_v6:
-        found.append(f"{port.name} . {port.address_v6}")
+    return port_elements_of(port.name, port.mac, port.address_v6)
+
+
+def port_elements_of(name: str, mac: str, address_v6: str | None) -> list[str]:
+    found = [f"{name} . {link_local(mac)}"]
+    if address_v6:
+        found.append(f"{name} . {address_v6}")
     return found

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
-from textual.widgets import Static
 
 from tui.calls import Failure, ask_service
 from tui.screens import columns
 from tui.screens.state import ViewState, matcher
 from tui.typeahead import KeysMayFlow
 from tui.views.base import Known, ViewSpec
+from tui.widgets.detail import DetailText
 from tui.widgets.virtual_table import ListSource, PagedSource, Row
 
 if TYPE_CHECKING:
@@ -50,9 +50,12 @@ class LoaderAnswer(Message):
 class RowsRead(LoaderAnswer):
     """A view's rows, read whole."""
 
-    def __init__(self, generation: int, state: ViewState, rows: list[Row], keep: Keep) -> None:
+    def __init__(
+        self, generation: int, state: ViewState, rows: list[Row], from_top: bool
+    ) -> None:
         super().__init__()
-        self.generation, self.state, self.rows, self.keep = generation, state, rows, keep
+        self.generation, self.state, self.rows = generation, state, rows
+        self.from_top = from_top
 
     def deliver(self, loader: ViewLoader) -> None:
         loader.rows_read(self)
@@ -63,10 +66,10 @@ class PagesRead(LoaderAnswer):
 
     def __init__(
         self, generation: int, state: ViewState, total: int, pages: dict[int, list[Row]],
-        keep: Keep,
+        from_top: bool,
     ) -> None:
         super().__init__()
-        self.generation, self.state, self.keep = generation, state, keep
+        self.generation, self.state, self.from_top = generation, state, from_top
         self.total, self.pages = total, pages
 
     def deliver(self, loader: ViewLoader) -> None:
@@ -120,10 +123,10 @@ class ViewLoader:
     def __init__(self, screen: MainScreen) -> None:
         self.screen = screen
         self.generation = 0
-        # A load of the view runs. Not the screen's own `loading` (Textual's), which
-        # would cover the screen with a spinner and take the focus off the table
-        # while it reads, so that keys typed meanwhile would reach no widget.
-        self.loading = False
+        # Rows are being read. Not the screen's own `loading` (Textual's), which would
+        # cover the screen with a loading indicator on every refresh and take the focus
+        # off the table while it reads, so that keys typed meanwhile would reach no widget.
+        self.reading = False
         # From a view's opening until its first rows are up, typed keys wait for them.
         self.opening = False
         self.last_refresh = "never"
@@ -157,7 +160,7 @@ class ViewLoader:
         columns.apply_wide(screen)
         screen.layout_for(screen.size.width)
         table.set_source(state.spec.columns, ListSource([]))
-        screen.query_one("#detail", Static).update("")
+        screen.query_one("#detail", DetailText).clear()
         screen.keys.bind()
         screen.show_crumbs()
         self.reload()
@@ -207,28 +210,23 @@ class ViewLoader:
         more load for when it finishes, so a slow database never piles up queries.
         """
         screen = self.screen
-        if self.loading and self._loading_generation == self.generation:
+        if self.reading and self._loading_generation == self.generation:
             self._reload_again = True
             return
         self._loading_generation = self.generation
-        self.loading = True
+        self.reading = True
         screen.show_header()
         state = screen.state
-        current = screen.table.current_row
-        # A newest-first view whose cursor is on its first row follows new rows there.
-        following = state.spec.newest_first and screen.table.cursor == 0 and not state.typed
-        from_top = from_top or following
-        keep = Keep(
-            None if from_top else current.key if current else state.cursor_key,
-            0 if from_top else screen.table.cursor,
-        )
+        # Where the cursor goes is decided as the rows arrive (see _cursor_to_keep); the
+        # page read with the first is the one it is on now.
+        keep_index = 0 if from_top else screen.table.cursor
         generation = self.generation
         spec = state.spec
         first = screen.context.take_first_rows(spec.name)
         if first is not None and spec.fetch_page is None and not state.scope:
             # Read before the service was open (`netcon`'s first screen).
             rows = [self.row(spec, item) for item in first]
-            self.rows_read(RowsRead(generation, state, rows, keep))
+            self.rows_read(RowsRead(generation, state, rows, from_top))
         elif spec.fetch_page is not None:
             descending = state.sort_column == 0 and state.sort_descending
             fetch_page = spec.fetch_page
@@ -237,7 +235,7 @@ class ViewLoader:
                 first = fetch_page(api, state.scope, state.search, 0, PAGE_SIZE)
                 total = first.total
                 pages = {0: [self.row(spec, item) for item in first.rows]}
-                position = total - 1 - keep.index if descending else keep.index
+                position = total - 1 - keep_index if descending else keep_index
                 wanted = {max(0, min(position, total - 1)) // PAGE_SIZE}
                 if descending:
                     wanted.add(max(0, total - 1) // PAGE_SIZE)
@@ -245,7 +243,7 @@ class ViewLoader:
                     page = fetch_page(api, state.scope, state.search, number * PAGE_SIZE,
                                       PAGE_SIZE)
                     pages[number] = [self.row(spec, item) for item in page.rows]
-                return PagesRead(generation, state, total, pages, keep)
+                return PagesRead(generation, state, total, pages, from_top)
 
             ask_service(
                 screen, screen.service, read_pages, lambda read: read,
@@ -257,7 +255,7 @@ class ViewLoader:
             ask_service(
                 screen, screen.service,
                 lambda api: [self.row(spec, item) for item in fetch(api, state.scope)],
-                lambda rows: RowsRead(generation, state, rows, keep),
+                lambda rows: RowsRead(generation, state, rows, from_top),
                 lambda failure: LoadFailed(generation, failure), group="load",
             )
 
@@ -278,7 +276,7 @@ class ViewLoader:
         state = read.state
         source = ListSource(read.rows)
         source.apply(matcher(state.search), state.sort_column, state.sort_descending)
-        self._loaded(source, read.keep)
+        self._loaded(source, self._cursor_to_keep(read.from_top))
 
     def pages_read(self, read: PagesRead) -> None:
         if self._stale(read.generation, read.state):
@@ -288,7 +286,19 @@ class ViewLoader:
         paged = PagedSource(read.total, PAGE_SIZE, self._request_window, descending=descending)
         for number, rows in read.pages.items():
             paged.put(number * PAGE_SIZE, rows)
-        self._loaded(paged, read.keep)
+        self._loaded(paged, self._cursor_to_keep(read.from_top))
+
+    def _cursor_to_keep(self, from_top: bool) -> Keep:
+        """Where the cursor goes in rows read again: decided as they arrive, since the
+        keys pressed while they were read have moved it since."""
+        screen = self.screen
+        state, table = screen.state, screen.table
+        # A newest-first view whose cursor is on its first row follows new rows there.
+        following = state.spec.newest_first and table.cursor == 0 and not state.typed
+        if from_top or following:
+            return Keep(None, 0)
+        current = table.current_row
+        return Keep(current.key if current else state.cursor_key, table.cursor)
 
     def _stale(self, generation: int, state: ViewState) -> bool:
         if generation != self.generation or state is not self.screen.state:
@@ -329,7 +339,7 @@ class ViewLoader:
             self.screen.app.post_message(KeysMayFlow())
 
     def _load_finished(self) -> None:
-        self.loading = False
+        self.reading = False
         self.screen.show_header()
         if self._reload_again:
             self._reload_again = False
@@ -406,7 +416,7 @@ class ViewLoader:
     def _tick(self) -> None:
         screen = self.screen
         # Skip while paused or while a dialog is open; the data would move under it.
-        if screen.paused or screen.app.screen is not screen or self.loading:
+        if screen.paused or screen.app.screen is not screen or self.reading:
             self.arm_timer()
             return
         self.reload()

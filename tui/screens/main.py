@@ -48,6 +48,7 @@ from tui.views.base import (
     ViewAction,
     ViewSpec,
 )
+from tui.widgets.detail import DetailText
 from tui.widgets.keybar import KeyBar
 from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource, Row, VirtualTable
@@ -134,7 +135,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="body"):
             yield VirtualTable(id="table")
             with VerticalScroll(id="detail-pane"):
-                yield Static(id="detail")
+                yield DetailText(id="detail")
         yield CommandPrompt(
             view_completions,
             self.context.memory.history() if self.context.memory else [],
@@ -151,6 +152,7 @@ class MainScreen(Screen[None]):
         # The keys stay with the table; J and K scroll the detail pane instead.
         self.query_one("#detail-pane").can_focus = False
         self.table.pending = self.tracker.row_pending
+        self.table.follow = self._cursor_moved
         self.layout_for(self.size.width)
         self.keys.check_keymap()
         self.open_view()
@@ -280,13 +282,22 @@ class MainScreen(Screen[None]):
         """Show the current state's view from scratch (a switch, a drill, a back)."""
         self.loader.open_view()
 
+    @property
+    def reading(self) -> bool:
+        """The view's rows are being read."""
+        return self.loader.reading
+
+    def reload(self, from_top: bool = False) -> None:
+        self.loader.reload(from_top)
+
     # -- table events --------------------------------------------------------------------
 
-    @on(VirtualTable.Highlighted)
-    def _highlighted(self, event: VirtualTable.Highlighted) -> None:
-        if event.row is not None:
-            self.state.cursor_key = event.row.key
-            self.state.cursor_index = event.index
+    def _cursor_moved(self, index: int, row: Row | None) -> None:
+        # Called by the table as its cursor moves, so that the detail is drawn in the
+        # same frame as the cursor.
+        if row is not None:
+            self.state.cursor_key = row.key
+            self.state.cursor_index = index
         self.show_detail()
         self.refresh_bindings()
 

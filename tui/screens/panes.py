@@ -12,11 +12,22 @@ from textual.widgets import Static
 
 from tui.screens import status
 from tui.typeahead import KeysMayFlow
+from tui.widgets.detail import DetailText
 
 if TYPE_CHECKING:
     from textual.timer import Timer
 
     from tui.screens.main import MainScreen
+
+
+def _redraw_line(bar: Static, content: Content) -> None:
+    """A one-line bar (the header, the crumbs) says something new: redrawn in place,
+    never a layout of the whole screen (each refresh says loading…, then the time), and
+    not at all when it says the same."""
+    shown = bar.content
+    if isinstance(shown, Content) and shown.is_same(content):
+        return
+    bar.update(content, layout=False)
 
 
 class Panes:
@@ -31,18 +42,20 @@ class Panes:
         header = screen.query_one("#header", Static)
         if screen.context.style is not None:
             header.styles.background = screen.context.style.color
-        header.update(
+        _redraw_line(
+            header,
             status.header(
                 screen.context, screen.pending, paused=screen.paused,
-                loading=screen.loader.loading, last_refresh=screen.loader.last_refresh,
+                loading=screen.loader.reading, last_refresh=screen.loader.last_refresh,
                 width=max(0, screen.app.size.width - 2),
-            )
+            ),
         )
 
     def crumbs(self) -> None:
         screen = self.screen
-        screen.query_one("#crumbs", Static).update(
-            status.crumbs(screen.stack, screen.state, screen.table.source, self.working)
+        _redraw_line(
+            screen.query_one("#crumbs", Static),
+            status.crumbs(screen.stack, screen.state, screen.table.source, self.working),
         )
 
     def working_on(self, what: str | None) -> None:
@@ -62,17 +75,14 @@ class Panes:
 
     def detail(self) -> None:
         screen = self.screen
-        detail = screen.query_one("#detail", Static)
+        detail = screen.query_one("#detail", DetailText)
         row = screen.table.current_row
         if row is None:
-            detail.update("")
+            detail.clear()
             return
         spec = screen.state.spec
         content = spec.detail(row.item)
         extra = status.pending_detail(
             spec, row.item, screen.pending, screen.this_host(), screen.context.read_only
         )
-        detail.update(Content.assemble(content, *extra))
-        # The pane's scroll bar comes and goes with the text's length, and Textual can
-        # keep the text's old height when it does: measure it again once laid out.
-        screen.call_after_refresh(detail.refresh, layout=True)
+        detail.show(Content.assemble(content, *extra))

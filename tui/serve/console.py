@@ -64,11 +64,30 @@ def _take_size() -> bool:
     return True
 
 
-def main() -> int:
-    _end_with_parent()
-    # What the console imports before it draws is imported while the page loads.
+def _prepare() -> None:
+    """Import what the console imports before it draws, while the page loads: the
+    console's own modules, and what Textual itself only imports once it runs (the web
+    driver and its input parser, the test pilot its run loop names, the layouts and
+    scroll bars of the first screen, the table of wide characters)."""
+    import textual.drivers.headless_driver  # noqa: F401
+    import textual.drivers.web_driver  # noqa: F401
+    import textual.layouts.factory  # noqa: F401
+    import textual.layouts.horizontal  # noqa: F401
+    import textual.layouts.stream  # noqa: F401
+    import textual.pilot  # noqa: F401
+    import textual.scrollbar  # noqa: F401
+    import textual.widgets._label  # noqa: F401
+    from rich.cells import cell_len
+
     import tui.app  # noqa: F401
     import tui.start  # noqa: F401
+
+    cell_len("…›▲")
+
+
+def main() -> int:
+    _end_with_parent()
+    _prepare()
     from tui.launch import main as netcon
 
     if not _take_size():

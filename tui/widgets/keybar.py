@@ -47,6 +47,7 @@ class KeyBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.keys: list[tuple[str, str]] = []
+        self._drawn = Content("")
 
     def show_keys(self, keys: Sequence[tuple[str, str]]) -> None:
         self.keys = list(keys)
@@ -62,4 +63,8 @@ class KeyBar(Static):
             if number:
                 parts.append("  ")
             parts += [(key, "bold $accent"), " ", label]
-        self.update(Content.assemble(*parts))
+        content = Content.assemble(*parts)
+        if not content.is_same(self._drawn):
+            # One line high: redrawn in place, without laying the screen out again.
+            self.update(content, layout=False)
+            self._drawn = content

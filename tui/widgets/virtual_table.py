@@ -291,7 +291,8 @@ class VirtualTable(ScrollView, can_focus=True):
         "virtual-table--loading",
     }
 
-    cursor = reactive(0)
+    # Drawn by its watcher, which knows which rows it changed.
+    cursor = reactive(0, repaint=False)
 
     class Highlighted(Message):
         def __init__(self, table: VirtualTable, index: int, row: Row | None) -> None:
@@ -329,6 +330,11 @@ class VirtualTable(ScrollView, can_focus=True):
         self.hidden: frozenset[int] = frozenset()
         # Letter keys the view on screen binds itself: they pass the table by.
         self.ceded: frozenset[str] = frozenset()
+        self._drawn: tuple[object, ...] = ()
+        # Told of the cursor row as it changes, before the frame that draws the move:
+        # what follows the cursor (the detail pane) is drawn in that same frame, not
+        # one frame later as a Highlighted message's handler would be.
+        self.follow: Callable[[int, Row | None], None] = lambda index, row: None
 
     # -- data ---------------------------------------------------------------------------
 
@@ -340,18 +346,38 @@ class VirtualTable(ScrollView, can_focus=True):
         keep_index: int | None = None,
     ) -> None:
         """Show ``source``; the cursor goes back to the row with ``keep_key`` if it is there."""
+        # (A filter or a sort changes the rows of the source shown: never unchanged.)
+        unchanged = (
+            source is not self.source
+            and isinstance(source, ListSource)
+            and isinstance(self.source, ListSource)
+            and list(columns) == self.columns
+            and source.rows == self.source.rows
+        )
         self.columns = list(columns)
         self.source = source
         self._fit()
         index = source.index_of(keep_key) if keep_key is not None else None
         if index is None:
             index = keep_index if keep_index is not None else 0
-        cursor = max(0, min(index, source.total - 1))
-        if cursor == self.cursor:
-            self._keep_cursor_visible()
-        self.cursor = cursor
-        self.refresh()
-        self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+        old, top = self.cursor, self.scroll_offset.y
+        # Set without the watcher: the rows are drawn here, and announced once.
+        self.set_reactive(VirtualTable.cursor, max(0, min(index, source.total - 1)))
+        self._keep_cursor_visible()
+        drawn = self._drawn_as()
+        if unchanged and drawn == self._drawn and self.scroll_offset.y == top:
+            # A refresh that read the same rows: only a moved cursor is drawn again.
+            if old != self.cursor:
+                self.refresh_line(old + 1)
+                self.refresh_line(self.cursor + 1)
+        else:
+            self.refresh()
+        self._drawn = drawn
+        self._announce()
+
+    def _drawn_as(self) -> tuple[object, ...]:
+        """What the rows look like besides their cells."""
+        return (self.sort_column, self.sort_descending, frozenset(self.marked), self.empty_text)
 
     def _fit(self) -> None:
         # Narrow, columns always fit the width (see fit_columns), so the virtual width is
@@ -400,7 +426,12 @@ class VirtualTable(ScrollView, can_focus=True):
     def rows_arrived(self) -> None:
         """A window came back from the database: redraw, and re-announce the cursor row."""
         self.refresh()
-        self.post_message(self.Highlighted(self, self.cursor, self.current_row))
+        self._announce()
+
+    def _announce(self) -> None:
+        row = self.current_row
+        self.follow(self.cursor, row)
+        self.post_message(self.Highlighted(self, self.cursor, row))
 
     @property
     def current_row(self) -> Row | None:
@@ -487,10 +518,17 @@ class VirtualTable(ScrollView, can_focus=True):
         return max(1, self.size.height - 1)
 
     def watch_cursor(self, old: int, new: int) -> None:
+        top = self.scroll_offset.y
         self._keep_cursor_visible()
-        self.refresh()
+        if self.scroll_offset.y == top:
+            # Only the rows the cursor left and reached look different: a cursor move
+            # sends two lines to the terminal, not the whole table.
+            self.refresh_line(old + 1)
+            self.refresh_line(new + 1)
+        else:
+            self.refresh()
         if old != new:
-            self.post_message(self.Highlighted(self, new, self.current_row))
+            self._announce()
 
     def _keep_cursor_visible(self) -> None:
         top = int(self.scroll_y)
