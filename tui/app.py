@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import events, on
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -24,6 +25,7 @@ from tui.pending import PendingSource, read_pending
 from tui.screens.main import MainScreen
 from tui.serve import SERVED_BY
 from tui.settings import ConsoleMemory, ConsoleSettings, load_console_settings
+from tui.typeahead import KeyHandled, KeysMayFlow, TypeAhead
 
 if TYPE_CHECKING:
     from textual.command import Provider
@@ -99,6 +101,26 @@ class NetconApp(App[None]):
         if chosen and chosen in self.available_themes:
             self.theme = chosen
         self._keep_theme = memory is not None
+        quit_now = settings.keys.get("console.quit_now", "ctrl+q")
+        self.typeahead = TypeAhead(
+            self, frozenset(key.strip() for key in quit_now.split(","))
+        )
+
+    async def on_event(self, event: events.Event) -> None:
+        # Typed keys and pastes wait their turn (see tui.typeahead); once handed over,
+        # and when they bubble back up, Textual handles them as usual.
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            await self.typeahead.typed(event)
+            return
+        await super().on_event(event)
+
+    @on(KeyHandled)
+    async def _key_handled(self, marker: KeyHandled) -> None:
+        await self.typeahead.marker_arrived(marker)
+
+    @on(KeysMayFlow)
+    async def _keys_may_flow(self) -> None:
+        await self.typeahead.resume()
 
     def on_mount(self) -> None:
         if not self.service.ready:

@@ -5,6 +5,9 @@ A refusal of the core (:class:`NetconError`) keeps the field it names, so a form
 show it under that field; anything else is reported as a failure in one line, and the
 console stays up.
 
+The main screen's reads (rows, pages, what the hosts owe) come back as typed messages
+(:func:`ask_service`); a dialog's call as a callback (:func:`call_service`).
+
 `netcon` draws its first rows before the service exists (:mod:`tui.start`) and opens it
 in a thread once they are up: calls reach it through a :class:`ServiceSlot`, where a
 worker waits until the service is open.
@@ -22,6 +25,7 @@ from core.errors import NetconError
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
+    from textual.message import Message
 
     from core.config import Settings
     from core.service.api import NetconAPI
@@ -120,6 +124,39 @@ def call_service(
             answer(failed, failure_of(exc))
             return
         answer(done, result)
+
+    owner.run_worker(
+        work,
+        thread=True,
+        group=group,
+        exclusive=exclusive,
+        exit_on_error=False,
+        description=description or group,
+    )
+
+
+def ask_service(
+    owner: DOMNode,
+    api: NetconAPI | ServiceSlot,
+    call: Callable[[NetconAPI], R],
+    answer: Callable[[R], Message],
+    refusal: Callable[[Failure], Message],
+    *,
+    group: str = "call",
+    exclusive: bool = False,
+    description: str = "",
+) -> None:
+    """Run ``call(api)`` in a worker; its result comes back to ``owner`` as the message
+    ``answer(result)`` (or ``refusal(failure)``), handled in the owner's queue in turn
+    with everything else it is told, never in the middle of another handler."""
+
+    def work() -> None:
+        try:
+            result = call(api.get() if isinstance(api, ServiceSlot) else api)
+        except Exception as exc:  # the console stays up whatever the core does
+            owner.post_message(refusal(failure_of(exc)))
+            return
+        owner.post_message(answer(result))
 
     owner.run_worker(
         work,

@@ -1,8 +1,10 @@
 """Every key of the main screen has a binding id; `[keys]` in netcon.toml rebinds it.
 
 The general keys are listed here; each view's own keys come from its actions
-(``floating.release``…). :func:`bindings_for` builds the bindings of one view with the
-admin's keys in place of the defaults.
+(``floating.release``…). The main screen declares a binding for every one of them once
+(:func:`screen_bindings`); which keys are live is Textual's keymap
+(``App.set_keymap``), set per view by :func:`view_keymap`: this view's actions get the
+admin's keys, the other views' actions a key no terminal sends.
 """
 
 from __future__ import annotations
@@ -85,6 +87,39 @@ def build_bindings(
                 )
             )
     return bindings, clashes
+
+
+def unbound(spec_id: str) -> str:
+    """A key name no terminal sends, for an action of a view not on screen."""
+    return f"unbound-{spec_id}"
+
+
+def screen_bindings(general: Iterable[KeySpec], actions: Iterable[KeySpec]) -> list[Binding]:
+    """Every binding the main screen may need: the general keys with their default keys,
+    every view's actions with none (:func:`view_keymap` gives them theirs)."""
+    bindings = [
+        Binding(spec.key, spec.action, spec.label, show=False, priority=spec.priority,
+                id=spec.id)
+        for spec in general
+    ]
+    bindings += [
+        Binding(unbound(spec.id), spec.action, spec.label, show=False, id=spec.id)
+        for spec in actions
+    ]
+    return bindings
+
+
+def view_keymap(
+    live: Sequence[KeySpec], others: Iterable[str], keymap: Mapping[str, str]
+) -> dict[str, str]:
+    """The keymap while ``live`` (the general keys and one view's actions) are bound:
+    the admin's keys, a key bound twice going to the first; every id in ``others``
+    unbound. Every id is in it, so Textual's keymap leaves nothing of the defaults."""
+    bindings, _clashes = build_bindings(live, keymap)
+    keys = {binding.id: binding.key for binding in bindings if binding.id}
+    result = {spec.id: keys.get(spec.id, unbound(spec.id)) for spec in live}
+    result.update({spec_id: unbound(spec_id) for spec_id in others if spec_id not in result})
+    return result
 
 
 def unknown_ids(keymap: Mapping[str, str], known: Sequence[str]) -> list[str]:

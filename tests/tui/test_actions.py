@@ -252,6 +252,29 @@ async def test_shift_letter_sorts_by_that_column(make_app: MakeApp) -> None:
         assert cells(app) == sorted(cells(app), reverse=True)
 
 
+
+async def test_a_sort_key_is_rebound_by_its_id_and_follows_the_view(
+    make_app: MakeApp,
+) -> None:
+    from tui.settings import ConsoleSettings
+
+    settings = ConsoleSettings(keys={"sort.project": "O"})
+    app = make_app(start="instances", settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main = app.main
+        press_at_once(pilot, "P", "O")  # P is no sort here now; O sorts by Project
+        await settle(pilot)
+        assert main.state.sort_column == 1 and not main.state.sort_descending
+        # Another view's columns get their letters once it is on screen, keys typed
+        # behind the switch included.
+        press_at_once(pilot, "colon", *"networks", "enter", "V")
+        await settle(pilot)
+        assert main.state.spec.name == "networks"
+        vlan = [column.key for column in main.state.spec.columns].index("vlan")
+        assert main.state.sort_column == vlan and not main.state.sort_descending
+
+
 # -- 15: marks --------------------------------------------------------------------------
 
 
@@ -375,7 +398,10 @@ async def test_header_keeps_pending_and_clock_at_80_columns(
         await settle(pilot)
         header = app.main.query_one("#header")
         text = str(header.render())
-        assert "nethost1 ~10 pending" in text and "12:00:00" in text, text
+        # What the demo's host owes, as the database counts it (`host list`).
+        owed = app.main.pending.count("nethost1")
+        assert owed
+        assert f"nethost1 ~{owed} pending" in text and "12:00:00" in text, text
         assert "…" not in text[-12:]
 
 

@@ -9,7 +9,7 @@ import pytest
 from textual import events
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Button, Input, Select
 
 from core.service import NetconService
 from tests.tui.conftest import demo_plan, fixed_pending, settle
@@ -182,6 +182,9 @@ async def test_allocate_associate_disassociate(
         await settle(pilot)
         assert isinstance(app.screen, FormDialog)
         field(app, "project").value = "alpha"
+        # The form opens on its first field, never on its button: go to the button.
+        app.screen.query_one("#submit", Button).focus()
+        await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
         allocated = [f for f in demo_service.list_floating_ips() if f.project == "alpha"]

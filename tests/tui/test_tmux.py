@@ -236,3 +236,31 @@ def test_netcon_context_and_keymap_from_netcon_toml(tmp_path: Path) -> None:
         terminal.wait_for("New network (nova-network")
     finally:
         subprocess.run([*TMUX, "kill-session", "-t", terminal.session], capture_output=True)
+
+
+def test_keys_typed_ahead_act_on_the_view_they_were_typed_for(terminal: Terminal) -> None:
+    terminal.wait_for("Networks (6)")
+    time.sleep(1.0)  # the terminal's replies to Textual's start-up queries come first
+
+    # One burst: `D` is typed while the floating IPs are still being read. It acts on
+    # them (Release, refused: the first address is associated), never on the projects
+    # view opened after it (Delete project).
+    terminal.keys(":fip", "Enter", "D", ":projects", "Enter")
+    screen = terminal.wait_for("Projects (")
+    assert "disassociate it first" in terminal.wait_for("disassociate it first")
+    assert "y yes · n no" not in screen  # no confirmation asked
+
+    # Sort keys sort the view they were typed on, not the audit log that follows.
+    terminal.keys(":fip", "Enter", "S", "s", ":audit", "Enter")
+    screen = terminal.wait_for("Audit log (")
+    assert " sort " not in screen
+    terminal.keys("-")
+    screen = terminal.wait_for("Floating IPs (14)")
+    assert "sort Project ▲" in screen
+
+    # Editing keys in a form keep their place among the letters typed after them.
+    terminal.keys(":networks", "Enter", "n", "10.0.0.30", "BSpace", "1/24")
+    screen = terminal.wait_for("New network (nova-network")
+    terminal.wait_for("10.0.0.31/24")
+    terminal.keys("Escape")
+    terminal.wait_gone("New network (nova-network")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tui.calls import Failure, ServiceSlot, call_service
+from tui.screens.state import ViewState
 from tui.settings import ContextStyle
-from tui.views.base import Choice
+from tui.views.base import Choice, Known
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
@@ -73,7 +74,7 @@ def switch(screen: MainScreen, style: ContextStyle) -> None:
         context.database = api.db.safe_url
         context.style = style
         context.read_only = context.asked_read_only or style.read_only or not api.db.writable()
-        screen.context_switched()
+        start_over(screen)
         screen.notify(f"Context {style.name}: {context.database}", timeout=4)
 
     def failed(failure: Failure) -> None:
@@ -84,3 +85,16 @@ def switch(screen: MainScreen, style: ContextStyle) -> None:
     screen.show_working(f"Opening {style.name}")
     call_service(screen, screen.service, lambda _api: opener(style.database), opened, failed,
                  group="context")
+
+
+def start_over(screen: MainScreen) -> None:
+    """Another database: the same view from scratch, nothing of the old one carried over
+    (the views behind, the marks, what its hosts owed)."""
+    screen.stack.clear()
+    screen.previous = None
+    screen.state = ViewState(screen.state.spec)
+    screen.known = Known()
+    screen.tracker.forget()
+    screen.open_view()
+    screen.loader.refresh_known()
+    screen.tracker.read()

@@ -1,4 +1,5 @@
-"""Range marks, as k9s's ctrl+space: every row from the last one marked to the cursor."""
+"""Marks on rows, for the actions that take them: space marks one row (and moves down),
+a range mark as k9s's ctrl+space every row from the last one marked to the cursor."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ from tui.widgets.virtual_table import ListSource
 
 if TYPE_CHECKING:
     from tui.screens.main import MainScreen
+
+
+def toggle_mark(screen: MainScreen) -> None:
+    table = screen.table
+    row = table.current_row
+    if row is None:
+        return
+    screen.state.marks ^= {row.key}
+    table.marked = screen.state.marks
+    table.action_cursor_down()
+    table.refresh()
+    screen.show_crumbs()
 
 
 def mark_range(screen: MainScreen) -> None:

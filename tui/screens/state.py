@@ -30,6 +30,26 @@ class ViewState:
     def search(self) -> Search:
         return Search.parse(self.typed)
 
+    def next_sort(self) -> None:
+        """`s`: the first column ascending, then descending, then the next column."""
+        if self.spec.paged:
+            # Paged rows come in address order from the database; flip it instead.
+            self.sort_column = 0
+            self.sort_descending = not self.sort_descending
+        elif self.sort_column is None:
+            self.sort_column, self.sort_descending = 0, False
+        elif not self.sort_descending:
+            self.sort_descending = True
+        else:
+            self.sort_column = (self.sort_column + 1) % len(self.spec.columns)
+            self.sort_descending = False
+
+    def reverse_sort(self) -> None:
+        """`S`: the other way round (the first column if none was sorted)."""
+        if self.sort_column is None:
+            self.sort_column = 0
+        self.sort_descending = not self.sort_descending
+
 
 def matcher(search: Search) -> Matcher | None:
     """A test of a row's cells for a filter: substring or regex, maybe negated."""

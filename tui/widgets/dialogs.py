@@ -26,6 +26,7 @@ from textual.widgets import Button, Input, Label, LoadingIndicator, OptionList, 
 from textual.widgets.option_list import Option
 
 from core.errors import NetconError
+from tui.typeahead import KeysMayFlow
 from tui.views.base import Choice, Confirm, Field, Form, Values
 
 if TYPE_CHECKING:
@@ -100,7 +101,35 @@ class Dialog(ModalScreen[object]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    busy = False
+    _busy = False
+    _ready = False
+
+    def on_mount(self) -> None:
+        # Runs after the subclass's on_mount, whose focus() is itself queued: ready
+        # for keys once that focus is set.
+        self.app.call_later(self._ready_for_keys)
+
+    def _ready_for_keys(self) -> None:
+        self._ready = True
+        self.app.post_message(KeysMayFlow())
+
+    @property
+    def busy(self) -> bool:
+        """A call runs: the dialog accepts nothing more until it answers."""
+        return self._busy
+
+    @busy.setter
+    def busy(self, busy: bool) -> None:
+        self._busy = busy
+        if not busy:
+            self.app.post_message(KeysMayFlow())
+
+    @property
+    def holds_keys(self) -> bool:
+        # Keys typed behind the key that opened the dialog wait for its first field;
+        # keys typed behind the Enter that started a call wait for its answer: they
+        # are meant for what comes after it (the dialog again, or the screen below).
+        return self._busy or not self._ready
 
     def action_cancel(self) -> None:
         if not self.busy:
@@ -169,16 +198,19 @@ class FormDialog(Dialog):
         )
 
     def on_mount(self) -> None:
-        # The first field still to fill in, not one the dialog filled already; when every
-        # required field is filled, the button, so that Enter submits.
+        # The first field still to fill in, not one the dialog filled already; when the
+        # dialog filled them all, the first field. Never the button: Enter typed on
+        # the heels of the key that opened the dialog would submit what the admin has
+        # not read yet.
         required = [f for f in self.fields if not f.optional]
-        empty = [f for f in (required or self.fields) if not self.typed(f)]
-        if empty:
-            self.query_one(f"#field-{empty[0].name}").focus()
-        elif self.form.first:
+        empty = [f for f in required if not self.typed(f)]
+        if not empty and self.form.first:
+            # The form names the field its admin most often changes (a rule's port).
             self.query_one(f"#field-{self.form.first}").focus()
-        else:
-            self.query_one("#submit", Button).focus()
+            return
+        empty = empty or [f for f in self.fields if not self.typed(f)]
+        first = (empty or self.fields)[0]
+        self.query_one(f"#field-{first.name}").focus()
 
     def typed(self, field: Field) -> str:
         widget = self.query_one(f"#field-{field.name}")

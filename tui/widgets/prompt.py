@@ -4,12 +4,9 @@ A prompt closes when it loses the focus, so Tab or a click can never leave it st
 on screen; Esc closes it too. The ``:`` prompt completes with Tab (the longest common
 prefix, then each candidate in turn), and walks its history with Up and Down.
 
-Enter, Esc and the prompt's own keys are handled by the prompt itself, in the order the
-keys were typed, and the screen's answer to Enter or Esc (which moves the focus) is
-given before the next key is read. Keys typed fast are all sent to the prompt before it
-reads the first of them: as a binding, Enter would run only after the keys behind it,
-and `/web` Enter Enter would submit the filter twice instead of opening the row. Keys
-that still reach a closed prompt go on to where the focus is now.
+Enter and Esc are answered by the screen at once (it moves the focus); the app hands
+the next typed key over only after that (see :mod:`tui.typeahead`), so `/web` Enter
+Enter keeps the filter, then opens the row.
 """
 
 from __future__ import annotations
@@ -72,13 +69,6 @@ class Prompt(Input):
 
     async def _on_key(self, event: events.Key) -> None:
         owner = self.screen
-        if not self.is_open and owner.focused is not self:
-            # Typed after the Enter or Esc that closed this prompt, and sent here before
-            # that key moved the focus: it goes where the focus is now, as a new key.
-            event.stop()
-            event.prevent_default()
-            await self.app.on_event(events.Key(event.key, event.character))
-            return
         if event.key in ("enter", "escape") and isinstance(owner, PromptOwner):
             event.stop()
             event.prevent_default()
@@ -86,17 +76,6 @@ class Prompt(Input):
                 owner.prompt_submitted(self, self.value)
             else:
                 owner.prompt_cancelled(self)
-            return
-        # The prompt's own keys (Backspace, ctrl+u, Tab, Up...) run now too: as bindings
-        # they would run after the letters typed behind them ('/x' ctrl+u 'web' would
-        # type 'xweb', then erase it all).
-        for binding in self._bindings.key_to_bindings.get(event.key, ()):
-            if not binding.priority:
-                event.stop()
-                event.prevent_default()
-                await self.run_action(binding.action)
-                return
-        # Anything else is Input's (called next, as Textual calls each class's handler).
 
 
 class CommandPrompt(Prompt):

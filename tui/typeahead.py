@@ -1,0 +1,164 @@
+"""Keys handled one at a time, in the order they were typed.
+
+Textual hands each key to the focused widget's queue at once and goes on to the next.
+A key the widget does not take itself (Backspace, ctrl+u and Enter in an Input; `n` or
+`D` on the table) then bubbles up to the app, whose bindings run it: by then the letters
+typed after it have already reached the widget and been inserted, and a priority key
+(`:`) has already run. So `10.0.0.30` Backspace `1/24` typed in one burst left
+`10.0.0.301/2`, and `:fip` Enter `n` `:projects` Enter ran `n` on the projects view.
+
+Here the app keeps typed keys (and pastes) in a queue and hands the next one over only
+once the one before it has been handled (a letter an Input takes itself needs no
+wait: it is handled in the Input's own queue, in order): a marker message follows the key along the
+same path (focused widget, its parents, the app) and, a second time, follows what
+handling it posted (an Input's Submitted reaching its dialog). A screen that is not
+ready for keys (a view still reading its rows, a dialog whose call is running) holds
+the queue until it posts :class:`KeysMayFlow`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, Protocol, runtime_checkable
+
+from textual import events
+from textual.app import App
+from textual.dom import DOMNode
+from textual.message import Message
+
+# How many times the marker follows a key: the key's own path, then the messages its
+# handling posted (a binding's action posting Submitted, a dialog dismissing itself).
+ROUNDS = 2
+# A marker lost with the widget it was sent to releases the queue after this long
+# rather than never (a dialog that closed releases it as soon as its screen is gone).
+LOST_MARKER = 2.0
+
+
+@runtime_checkable
+class HoldsKeys(Protocol):
+    """A screen that may ask typed keys to wait (see the module's docstring)."""
+
+    @property
+    def holds_keys(self) -> bool: ...
+
+
+class KeysMayFlow(Message):
+    """Posted to the app by a screen that held keys and is ready for them again."""
+
+
+class KeyHandled(Message):
+    """The marker that follows a key; it reaches the app once the key has been handled."""
+
+    def __init__(self, flight: int, round_number: int) -> None:
+        super().__init__()
+        self.flight = flight
+        self.round_number = round_number
+
+
+class TypeAhead:
+    """The queue of one app's typed keys; the app calls :meth:`typed` for each key and
+    paste from the terminal, :meth:`marker_arrived` and :meth:`resume` from handlers."""
+
+    def __init__(self, app: App[Any], passing: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        # Keys that never wait (quit now: the console must answer it whatever it does).
+        self.passing = passing
+        self._waiting: deque[events.Key | events.Paste] = deque()
+        self._flight = 0  # the number of the key being handled; 0 when none is
+        self._flights = 0
+        self._lost_timer: asyncio.TimerHandle | None = None
+        self._followed: DOMNode | None = None  # where the marker was sent
+
+    @property
+    def waiting(self) -> int:
+        """How many typed keys wait to be handed over."""
+        return len(self._waiting)
+
+    async def typed(self, event: events.Key | events.Paste) -> None:
+        if isinstance(event, events.Key) and event.key in self.passing:
+            await self._deliver(event)
+            return
+        self._waiting.append(event)
+        await self.resume()
+
+    def _held(self) -> bool:
+        try:
+            screen = self.app.screen
+        except Exception:  # no screen yet: Textual itself has nowhere to send the key
+            return False
+        return isinstance(screen, HoldsKeys) and screen.holds_keys
+
+    async def resume(self) -> None:
+        """Hand over the next waiting key unless one is being handled or the screen
+        holds them."""
+        if self._flight and self._marker_gone():
+            self._finish()
+        while not self._flight and self._waiting and not self._held():
+            event = self._waiting.popleft()
+            focused = self.app.focused
+            if isinstance(event, events.Key) and focused is not None and (
+                focused.check_consume_key(event.key, event.character)
+            ):
+                # A letter for an Input: it handles it itself, in its own queue, behind
+                # the keys before it and ahead of those after it. Nothing to wait for.
+                await self._deliver(event)
+                continue
+            self._flights += 1
+            self._flight = self._flights
+            await self._deliver(event)
+            self._follow(self._target(), 1)
+
+    async def _deliver(self, event: events.Key | events.Paste) -> None:
+        # Textual's own way: priority bindings, then the focused widget.
+        await App.on_event(self.app, event)  # type: ignore[arg-type]
+
+    def _target(self) -> DOMNode:
+        """Where Textual sends a key now: the focused widget, else the screen."""
+        try:
+            return self.app.focused or self.app.screen
+        except Exception:  # no screen: the app answers its own marker
+            return self.app
+
+    def _follow(self, target: DOMNode, round_number: int) -> None:
+        marker = KeyHandled(self._flight, round_number)
+        # Sent by the target itself, so that it bubbles all the way up to the app.
+        marker.set_sender(target)
+        self._followed = target
+        if self._lost_timer is not None:
+            self._lost_timer.cancel()
+        self._lost_timer = asyncio.get_running_loop().call_later(LOST_MARKER, self._lost)
+        if not target.post_message(marker):
+            self._lost()
+
+    def _lost(self) -> None:
+        self.app.post_message(KeyHandled(self._flight, ROUNDS))
+
+    async def marker_arrived(self, marker: KeyHandled) -> None:
+        if marker.flight != self._flight:
+            return  # a late marker of a key already released
+        if marker.round_number < ROUNDS and not self._held():
+            self._follow(self._target(), marker.round_number + 1)
+            return
+        # Done; or a screen now holds the keys (a dialog opening), and says when the next
+        # may come: what the key set off is its to finish.
+        self._finish()
+        await self.resume()
+
+    def _finish(self) -> None:
+        if self._lost_timer is not None:
+            self._lost_timer.cancel()
+            self._lost_timer = None
+        self._flight = 0
+        self._followed = None
+
+    def _marker_gone(self) -> bool:
+        """True when the marker went to a screen that is no longer on top (a dialog
+        that closed): it will never arrive, and nothing it follows matters now."""
+        target = self._followed
+        if target is None or target is self.app:
+            return False
+        try:
+            return target.screen is not self.app.screen  # type: ignore[attr-defined]
+        except Exception:  # detached already
+            return True
