@@ -31,11 +31,10 @@ from core.errors import DatabaseError, HostError, InvalidInput, NetconError
 from core.linux import lease as leases
 from core.linux import namespace
 from core.linux.lease import Lease, LeaseLapsed
-from core.linux.scope import Scope
+from core.service.hostsync import HostSync
 
 if TYPE_CHECKING:
     from core.linux.applylock import Holder
-    from core.linux.desired import DesiredHost
     from core.linux.host import HostLayer
     from core.service import NetconService
 
@@ -179,21 +178,14 @@ class Agent:
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
-        self._layer: HostLayer | None = None
-        # What this host serves, as of its last apply (a scoped apply patches it): kept
-        # to stop serving it when the database cannot be reached.
-        self.last_desired: DesiredHost | None = None
+        # Every apply goes through the host's one HostSync, which keeps one host layer
+        # for the agent's life: its netlink socket stays open and its copy of the
+        # kernel's links is kept current by notifications. The agent heartbeats itself.
+        self.sync = HostSync(service, host=host, netns=netns, heartbeats=False)
 
     @property
     def layer(self) -> HostLayer:
-        # One host layer for the agent's life: its netlink socket stays open and its
-        # copy of the kernel's links is kept current by notifications.
-        if self._layer is None:
-            from core.linux.host import HostLayer
-
-            settings = self.service.settings.replace(host=self.host)
-            self._layer = HostLayer(settings, self.service.db, netns=self.netns)
-        return self._layer
+        return self.sync.layer
 
     # -- the loop -------------------------------------------------------------------
 
@@ -221,8 +213,7 @@ class Agent:
         finally:
             if self.watch is not None:
                 self.watch.close()
-            if self._layer is not None:
-                self._layer.close()
+            self.sync.close()
             # Stopped (SIGTERM from its unit, ctrl+c): what it serves is left to its
             # lease, so a restart within it changes nothing for the guests, and a stop
             # ends it exactly when the peers may take the host's networks over.
@@ -326,44 +317,26 @@ class Agent:
 
     def _apply(self, *, full: bool) -> None:
         """Apply the changes pending on this host (or, on a re-sync, everything)."""
-        pending = self.service.pending_for(self.host)
-        if not full and not pending.changes:
-            return
-        # The changes are read before the host is planned from the database, so every
-        # change recorded as applied is one the plan saw.
-        upto = pending.latest if full else max(pending.changes)
-        from core.linux.desired import patched
-
         try:
             # One apply at a time on a host: the same lock as `host apply` and the
-            # console's, held from reading the desired state until it is applied.
-            with self.layer.lock.hold(self.service.db.lock_timeout, self._waiting):
-                if full or pending.whole_host:
-                    done = self.layer.plan()
-                    desired = self.layer.last_planned
-                else:
-                    # Only what the pending changes touched: the cost of the change,
-                    # not of the host (a network's change also compares the filter).
-                    done = self.layer.plan(
-                        scope=Scope(frozenset(pending.network_ids), frozenset(pending.floating))
-                    )
-                    scoped = self.layer.last_planned
-                    desired = self.last_desired
-                    if desired is not None and scoped is not None:
-                        desired = patched(desired, scoped)
-                self.layer.apply(done)
-            self.last_desired = desired
+            # console's, held from reading the desired state until it is applied. Only
+            # what the pending changes touched is planned: the cost of the change, not
+            # of the host.
+            done = self.sync.catch_up(
+                full=full, lock_timeout=self.service.db.lock_timeout, on_wait=self._waiting
+            )
         except LeaseLapsed:
             self._fence()
             return
         except HostError as exc:
-            self.service.record_applied(self.host, None, error=exc.message)
             self.on_apply(f"apply failed (pending until the next try): {exc.message}")
             return
-        self.service.record_applied(self.host, upto)
+        if done is None:
+            return
         # Every apply a change woke is said, even one with nothing left to do: the log
         # shows which changes reached this host and when.
         if done or not full:
+            upto = self.sync.recorded
             self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
 
     def _waiting(self, holder: Holder | None, waited: float) -> None:
@@ -395,8 +368,8 @@ class Agent:
         )
         self.layer.lease = None
         try:
-            if self.last_desired is not None:
-                self.layer.sync(fenced(self.last_desired))
+            if self.sync.desired is not None:
+                self.layer.sync(fenced(self.sync.desired))
             # A VPN server bridges its clients into the network: the host that takes
             # the network over starts its own, and two would hand out the same pool.
             self.layer.apply(self.layer.vpn_stops())

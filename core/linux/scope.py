@@ -30,6 +30,10 @@ class Changes(Protocol):
     def floating_addresses(self) -> Set[str]: ...
     @property
     def security(self) -> bool: ...
+    @property
+    def groups(self) -> Set[int]: ...
+    @property
+    def vpns(self) -> Set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Scope:
     # Project VPNs whose servers are compared (by project name), with their networks'
     # scope or, named alone, without it.
     vpns: frozenset[str] = frozenset()
+    # The security groups whose rules or members changed, when known (with ``security``).
+    groups: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, changes: Changes) -> Scope | None:
@@ -53,6 +59,26 @@ class Scope:
             frozenset(changes.network_ids),
             frozenset(changes.floating_addresses),
             changes.security,
+            frozenset(changes.vpns),
+            frozenset(changes.groups),
+        )
+
+    def __or__(self, other: Scope) -> Scope:
+        return Scope(
+            self.network_ids | other.network_ids,
+            self.floating | other.floating,
+            self.security or other.security,
+            self.vpns | other.vpns,
+            self.groups | other.groups,
+        )
+
+    def covers(self, other: Scope) -> bool:
+        """Whether an apply of this scope carries out everything ``other`` asks for."""
+        return (
+            other.network_ids <= self.network_ids
+            and other.floating <= self.floating
+            and (self.security or not other.security)
+            and other.vpns <= self.vpns
         )
 
     def __bool__(self) -> bool:
@@ -69,6 +95,7 @@ class Scope:
             "floating": sorted(self.floating),
             "security": self.security,
             "vpns": sorted(self.vpns),
+            "groups": sorted(self.groups),
         }
 
     @classmethod
@@ -78,6 +105,7 @@ class Scope:
             frozenset(str(a) for a in data.get("floating", ())),
             bool(data.get("security", False)),
             frozenset(str(p) for p in data.get("vpns", ())),
+            frozenset(int(g) for g in data.get("groups", ())),
         )
 
 

@@ -57,6 +57,10 @@ class ChangeSet:
     change: int | None = None
     # Instance ports or security groups changed: the hosts' filters must be compared.
     security: bool = False
+    # The security groups whose rules or members changed, when known.
+    groups: frozenset[int] = field(default_factory=frozenset)
+    # Project VPNs whose servers alone changed (by project name).
+    vpns: frozenset[str] = field(default_factory=frozenset)
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
         numbers = [n for n in (self.change, other.change) if n is not None]
@@ -71,13 +75,15 @@ class ChangeSet:
             self.hosts | other.hosts,
             max(numbers) if numbers else None,
             self.security or other.security,
+            self.groups | other.groups,
+            self.vpns | other.vpns,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.network_ids or self.floating or self.hosts)
+        return bool(self.network_ids or self.floating or self.hosts or self.vpns)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "change": self.change,
             "hosts": sorted(self.hosts),
             "networks": sorted(self.network_ids),
@@ -85,6 +91,12 @@ class ChangeSet:
             "addresses": sorted(self.floating_addresses),
             "security": self.security,
         }
+        # Left out when empty: the payload stays small for the changes that have none.
+        if self.groups:
+            data["groups"] = sorted(self.groups)
+        if self.vpns:
+            data["vpns"] = sorted(self.vpns)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangeSet:
@@ -96,6 +108,8 @@ class ChangeSet:
             frozenset(str(h) for h in data.get("hosts", ())),
             int(change) if change is not None else None,
             bool(data.get("security", False)),
+            frozenset(int(g) for g in data.get("groups", ())),
+            frozenset(str(p) for p in data.get("vpns", ())),
         )
 
 
@@ -136,10 +150,6 @@ class ServiceBase:
         self.last_change: ChangeSet | None = None
         # Wake-ups on the broker, when one is set (core.bus.Publisher), made at first use.
         self._publisher: Any = None
-        if self.settings.auto_apply:
-            from core.linux.autoapply import install
-
-            install(self)  # type: ignore[arg-type]
 
     @contextmanager
     def _change(self, action: str, target: str) -> Iterator[tuple[Connection, _Audit]]:
@@ -170,6 +180,8 @@ class ServiceBase:
                     # Every change to an instance, a project or a group may move a port
                     # in or out of a group, or change what a group lets in.
                     action.startswith(_FILTER_ACTIONS),
+                    frozenset(audit.groups),
+                    frozenset(audit.vpns),
                 )
                 self._record_for_hosts(connection, changes)
         except _NothingToDo:
@@ -218,8 +230,8 @@ class ServiceBase:
         network's host, a terminated instance's), the hosts of the networks it touched
         and of their instances, and the hosts of the floating IPs it touched."""
         found = set(audit.hosts)
-        if audit.network_ids:
-            ids = list(audit.network_ids)
+        if audit.network_ids or audit.vpn_networks:
+            ids = sorted(audit.network_ids | audit.vpn_networks)
             found.update(
                 connection.execute(
                     select(networks.c.host).where(
@@ -227,15 +239,16 @@ class ServiceBase:
                     )
                 ).scalars()
             )
-            if not audit.network_hosts_only:
-                found.update(
-                    connection.execute(
-                        select(instances.c.host)
-                        .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
-                        .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
-                        .distinct()
-                    ).scalars()
-                )
+        if audit.network_ids:
+            ids = sorted(audit.network_ids)
+            found.update(
+                connection.execute(
+                    select(instances.c.host)
+                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+                    .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
+                    .distinct()
+                ).scalars()
+            )
         if audit.floating_addresses:
             found.update(
                 connection.execute(
@@ -255,6 +268,8 @@ class ServiceBase:
             return
         networks_json = json.dumps(sorted(changes.network_ids))
         floating_json = json.dumps(sorted(changes.floating_addresses))
+        groups_json = json.dumps(sorted(changes.groups))
+        vpns_json = json.dumps(sorted(changes.vpns))
         connection.execute(
             insert(host_changes),
             [
@@ -263,6 +278,9 @@ class ServiceBase:
                     "host": host,
                     "networks": networks_json,
                     "floating": floating_json,
+                    "security": changes.security,
+                    "groups": groups_json,
+                    "vpns": vpns_json,
                 }
                 for host in sorted(changes.hosts)
             ],
@@ -366,9 +384,13 @@ class _Audit:
     # Hosts the change concerns that the database no longer names once it is made (the
     # host of a deleted network, of a terminated instance).
     hosts: set[str] = field(default_factory=set)
-    # The change concerns only the hosts that serve its networks, not the compute hosts
-    # of their instances (a project VPN runs on its network's host alone).
-    network_hosts_only: bool = False
+    # Security groups whose rules or members changed.
+    groups: set[int] = field(default_factory=set)
+    # Project VPNs whose servers alone changed, and their networks: such a change
+    # concerns the hosts that serve those networks, not the compute hosts of their
+    # instances (a project VPN runs on its network's host alone).
+    vpns: set[str] = field(default_factory=set)
+    vpn_networks: set[int] = field(default_factory=set)
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

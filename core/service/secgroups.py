@@ -182,6 +182,7 @@ class SecurityGroupService(IngressService):
             view = rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
             audit.after = view._asdict()
             audit.hosts.update(filter_hosts(connection, [parent.id]))
+            audit.groups.add(parent.id)
         return view
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
@@ -193,6 +194,7 @@ class SecurityGroupService(IngressService):
             group_id, view = found[0]
             audit.before = view._asdict()
             audit.hosts.update(filter_hosts(connection, [group_id]))
+            audit.groups.add(group_id)
             connection.execute(
                 delete(security_group_rules).where(security_group_rules.c.id == number)
             )
@@ -222,6 +224,7 @@ class SecurityGroupService(IngressService):
             )
             audit.after = {"group": group}
             audit.hosts.update(filter_hosts(connection, [joined.id]))
+            audit.groups.add(joined.id)
             return _instance_groups(connection, row.id)
 
     def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]:
@@ -248,6 +251,7 @@ class SecurityGroupService(IngressService):
                 raise NotFound("group", f"{instance} is not in a group named {group!r}")
             # Found while the instance is still a member, so its own host is among them.
             audit.hosts.update(filter_hosts(connection, [left]))
+            audit.groups.add(left)
             connection.execute(
                 delete(instance_security_groups).where(
                     instance_security_groups.c.instance_id == row.id,

@@ -282,6 +282,12 @@ host_changes = Table(
     Column("host", String(255), primary_key=True),
     _required("networks", Text),
     _required("floating", Text),
+    # The filter changed (instance ports or groups): it is compared, and of the groups
+    # named (a JSON list of ids) only their elements change.
+    _required("security", Boolean, default=False, server_default=false()),
+    _required("groups", Text, default="[]", server_default="[]"),
+    # Project VPNs whose servers alone changed (a JSON list of project names).
+    _required("vpns", Text, default="[]", server_default="[]"),
     Index("ix_host_changes_host_change", "host", "change_id"),
 )
 

@@ -1,0 +1,213 @@
+"""HostSync: the one owner of "apply what this host owes".
+
+`host apply`, auto-apply, `netcon agent` and the VPN commands all turn owed changes
+into an apply here, with one rule: what the host owes is read before the plan, the
+plan and its apply run under the host's apply lock, and afterwards the newest change
+the apply carried out (with every one before it) is recorded as applied, or the
+failure, or the problems that held part of it back. A change is never recorded as
+applied by an apply that did not cover its scope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+from core.defaults import LOCK_TIMEOUT
+from core.errors import HostError, NetconError
+from core.linux.scope import Scope
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.linux.applylock import Holder, WaitNotice
+    from core.linux.desired import DesiredHost
+    from core.linux.host import HostLayer
+    from core.linux.lease import Lease
+    from core.linux.operations import Plan
+    from core.service.base import ChangeSet, Listener
+    from core.service.owed import Owed
+    from core.store.db import Database
+
+log = logging.getLogger("netcon.host")
+
+
+class SyncedService(Protocol):
+    """What HostSync needs of the service: the database, what a host owes, and where
+    it records an apply and a heartbeat."""
+
+    settings: Settings
+    db: Database
+    listeners: list[Listener]
+
+    def owed(self, host: str) -> Owed: ...
+
+    def record_applied(self, host: str, change: int | None, error: str | None = None) -> None: ...
+
+    def heartbeat(self, host: str | None = None) -> None: ...
+
+    def serving_lease(self, layer: HostLayer) -> Lease | None: ...
+
+
+class HostSync:
+    """Keeps one host (or rehearsal namespace) in step with what it owes.
+
+    ``heartbeats``: each apply marks the host alive and gives what it brings up one
+    heartbeat's lease (an admin's apply, auto-apply, a VPN command); an agent, which
+    heartbeats on its own schedule and sets the layer's lease itself, passes False.
+    """
+
+    def __init__(
+        self,
+        service: SyncedService,
+        *,
+        host: str | None = None,
+        netns: str | None = None,
+        heartbeats: bool = True,
+    ) -> None:
+        self.service = service
+        self.host = host if host is not None else service.settings.host
+        self.settings = service.settings if host is None else service.settings.replace(host=host)
+        self.netns = netns
+        self.heartbeats = heartbeats
+        # What this host serves as of its last apply (a scoped apply patches it): an
+        # agent that may no longer serve stops serving exactly this.
+        self.desired: DesiredHost | None = None
+        # The change the last apply recorded as carried out (with all before it).
+        self.recorded: int | None = None
+        self._layer: HostLayer | None = None
+        self._guard = threading.Lock()
+
+    @property
+    def layer(self) -> HostLayer:
+        # One host layer for this object's life: its netlink socket stays open.
+        if self._layer is None:
+            from core.linux.host import HostLayer
+
+            self._layer = HostLayer(self.settings, self.service.db, netns=self.netns)
+        return self._layer
+
+    def close(self) -> None:
+        if self._layer is not None:
+            self._layer.close()
+            self._layer = None
+
+    def __enter__(self) -> HostSync:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what the host owes, applied ------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """What a full apply would change here; reads only."""
+        return self.layer.plan()
+
+    def apply(
+        self,
+        scope: Scope | None = None,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: WaitNotice | None = None,
+    ) -> Plan:
+        """Apply ``scope`` (None: compare the whole host) and record what that carried
+        out of what this host owed. Raises the host's error after recording it."""
+        return self._apply(self.service.owed(self.host), scope, lock_timeout, on_wait)
+
+    def catch_up(
+        self,
+        *,
+        full: bool = False,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: WaitNotice | None = None,
+    ) -> Plan | None:
+        """Apply what this host owes, as narrowly as its changes allow (``full``: the
+        whole host whatever it owes); None when it owed nothing and ``full`` is not set."""
+        owed = self.service.owed(self.host)
+        if not full and not owed.changes:
+            return None
+        return self._apply(owed, None if full else owed.scope, lock_timeout, on_wait)
+
+    def _apply(
+        self,
+        owed: Owed,
+        scope: Scope | None,
+        lock_timeout: float | None,
+        on_wait: WaitNotice | None,
+    ) -> Plan:
+        from core.linux.desired import patched
+
+        layer = self.layer
+        try:
+            if self.heartbeats:
+                layer.lease = self.service.serving_lease(layer)
+            done = layer.sync(scope=scope, lock_timeout=lock_timeout, on_wait=on_wait)
+        except HostError as exc:
+            self._record(None, failure=exc)
+            raise
+        planned = layer.last_planned
+        if scope is None:
+            self.desired = planned
+        elif self.desired is not None and planned is not None:
+            self.desired = patched(self.desired, planned)
+        if self.heartbeats and layer.lease is None:
+            self.service.heartbeat(self.host)
+        self.recorded = owed.carried_out(scope)
+        self._record(self.recorded, problems=done.problems)
+        return done
+
+    def _record(
+        self,
+        change: int | None,
+        *,
+        problems: tuple[str, ...] | list[str] = (),
+        failure: NetconError | None = None,
+    ) -> None:
+        """What the apply did, as every host's record shows it: applied up to
+        ``change``, or the problems that held part of it back, or the failure. Another
+        apply holding the host is no failure of the host's, and recording a failure
+        never hides it from the caller."""
+        from core.linux.applylock import LockBusy
+
+        if failure is None:
+            error = "; ".join(problems) if problems else None
+            self.service.record_applied(self.host, None if error else change, error=error)
+        elif not isinstance(failure, LockBusy):
+            with contextlib.suppress(NetconError):
+                self.service.record_applied(self.host, None, error=failure.message)
+
+    # -- auto-apply ------------------------------------------------------------------------
+
+    def on_change(self, changes: ChangeSet) -> None:
+        """A committed change, applied here at once when this process may change the
+        host; only what it touched is planned. Without CAP_NET_ADMIN, or when the apply
+        fails, it stays pending until the next apply."""
+        from core.linux.host import can_change_host
+
+        if not can_change_host():
+            return
+        with self._guard:
+            try:
+                self.apply(
+                    Scope.of(changes),
+                    lock_timeout=self.service.db.lock_timeout,
+                    on_wait=self._waiting,
+                )
+            except NetconError as exc:
+                log.warning("host not updated (pending until 'netcon host apply'): %s", exc)
+
+    def _waiting(self, holder: Holder | None, waited: float) -> None:
+        if waited < 2:  # said once
+            log.warning("%s; waiting", self.layer.lock.busy_message(holder))
+
+
+def install_auto_apply(service: SyncedService) -> HostSync | None:
+    """With ``auto_apply`` set, have every change this service commits applied to this
+    host at once. Whoever opens the service for a command installs it."""
+    if not service.settings.auto_apply:
+        return None
+    sync = HostSync(service)
+    service.listeners.append(sync.on_change)
+    return sync
