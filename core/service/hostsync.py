@@ -1,11 +1,12 @@
 """HostSync: the one owner of "apply what this host owes".
 
 `host apply`, auto-apply, `netcon agent` and the VPN commands all turn owed changes
-into an apply here, with one rule: what the host owes is read before the plan, the
-plan and its apply run under the host's apply lock, and afterwards the newest change
-the apply carried out (with every one before it) is recorded as applied, or the
-failure, or the problems that held part of it back. A change is never recorded as
-applied by an apply that did not cover its scope.
+into an apply here, with one rule: what the host owes is read before the plan; under
+the host's apply lock the desired state is read (core.desired, one transaction),
+handed to the host layer, planned and applied; afterwards the newest change the apply
+carried out (with every one before it) is recorded as applied, or the failure, or the
+problems that held part of it back. A change is never recorded as applied by an apply
+that did not cover its scope. The host layer never goes back to the database.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.defaults import LOCK_TIMEOUT
 from core.errors import HostError, NetconError
 from core.linux.scope import Scope
+from core.linux.wanted import WholeHostNeeded
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from core.linux.host import HostLayer
     from core.linux.lease import Lease
     from core.linux.operations import Plan
+    from core.linux.wanted import Planned
     from core.service.base import ChangeSet, Listener
     from core.service.owed import Owed
     from core.store.db import Database
@@ -65,10 +68,13 @@ class HostSync:
         host: str | None = None,
         netns: str | None = None,
         heartbeats: bool = True,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings``: the service's unless given (a rehearsal with other binaries)."""
         self.service = service
-        self.host = host if host is not None else service.settings.host
-        self.settings = service.settings if host is None else service.settings.replace(host=host)
+        base = settings if settings is not None else service.settings
+        self.host = host if host is not None else base.host
+        self.settings = base if host is None else base.replace(host=host)
         self.netns = netns
         self.heartbeats = heartbeats
         # What this host serves as of its last apply (a scoped apply patches it): an
@@ -84,8 +90,15 @@ class HostSync:
         # One host layer for this object's life: its netlink socket stays open.
         if self._layer is None:
             from core.linux.host import HostLayer
+            from core.linux.lease import leased
 
-            self._layer = HostLayer(self.settings, self.service.db, netns=self.netns)
+            db = self.service.db
+            self._layer = HostLayer(
+                self.settings,
+                self.netns,
+                leased=leased(self.settings.fencing, db.dialect),
+                database_url=db.url,
+            )
         return self._layer
 
     def close(self) -> None:
@@ -101,9 +114,48 @@ class HostSync:
 
     # -- what the host owes, applied ------------------------------------------------------
 
-    def plan(self) -> Plan:
-        """What a full apply would change here; reads only."""
-        return self.layer.plan()
+    def plan(self, scope: Scope | None = None) -> Plan:
+        """What an apply of ``scope`` (None: the whole host) would change here; reads
+        only, and records nothing."""
+        return self._planned(scope).plan
+
+    def sync(
+        self,
+        scope: Scope | None = None,
+        *,
+        lock_timeout: float | None = LOCK_TIMEOUT,
+        on_wait: WaitNotice | None = None,
+    ) -> Plan:
+        """Plan and apply ``scope`` under the apply lock, recording nothing (a rehearsal
+        or a test drives the host this way); returns what was applied."""
+        return self._sync(scope, lock_timeout, on_wait).plan
+
+    def _planned(self, scope: Scope | None) -> Planned:
+        """Read what the host must have (of ``scope``), and plan it; a scope the host
+        layer cannot plan alone is planned as the whole host."""
+        from core.desired import read_wanted
+
+        db = self.service.db
+        if scope is not None:
+            try:
+                return self.layer.plan(read_wanted(db, self.settings, scope))
+            except WholeHostNeeded:
+                pass
+        return self.layer.plan(read_wanted(db, self.settings))
+
+    def _sync(
+        self, scope: Scope | None, lock_timeout: float | None, on_wait: WaitNotice | None
+    ) -> Planned:
+        from core.linux.host import need_net_admin
+
+        need_net_admin("host apply")
+        layer = self.layer
+        # Held from reading the desired state until it is applied: what is applied is
+        # what was read.
+        with layer.lock.hold(lock_timeout, on_wait):
+            planned = self._planned(scope)
+            layer.execute(planned.plan)
+        return planned
 
     def apply(
         self,
@@ -143,11 +195,11 @@ class HostSync:
         try:
             if self.heartbeats:
                 layer.lease = self.service.serving_lease(layer)
-            done = layer.sync(scope=scope, lock_timeout=lock_timeout, on_wait=on_wait)
+            applied = self._sync(scope, lock_timeout, on_wait)
         except HostError as exc:
             self._record(None, failure=exc)
             raise
-        planned = layer.last_planned
+        done, planned = applied.plan, applied.desired
         if scope is None:
             self.desired = planned
         elif self.desired is not None and planned is not None:

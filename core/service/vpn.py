@@ -41,12 +41,12 @@ class VpnService(AgentService):
             return self._run_vpn(project, netns)
 
     def _run_vpn(self, project: str, netns: str | None = None) -> list[str]:
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
 
         netns = self._vpn_netns(netns)
         with self._change("vpn.run", project) as (connection, audit):
             network = self._vpn_network(connection, project)
-            spec = vpn_plan.spec_for(network, self.settings)
+            spec = vpn_desired.spec_for(network, self.settings)
             _reserve_client_pool(connection, network, spec)
             host = self._vpn_host(connection, network)
             if host == self.settings.host:
@@ -100,19 +100,19 @@ class VpnService(AgentService):
             return self._spawn_vpns(netns)
 
     def _spawn_vpns(self, netns: str | None = None) -> list[str]:
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
 
         netns = self._vpn_netns(netns)
         here: list[str] = []
         elsewhere: list[str] = []
         with self._change("vpn.spawn", "every VLAN project") as (connection, audit):
             rows = connection.execute(
-                vpn_plan.vpn_networks()
+                vpn_desired.vpn_networks()
                 .where(networks.c.project_id.is_not(None))
                 .order_by(networks.c.vlan)
             ).all()
             for network in rows:
-                spec = vpn_plan.spec_for(network, self.settings)
+                spec = vpn_desired.spec_for(network, self.settings)
                 _reserve_client_pool(connection, network, spec)
                 host = self._vpn_host(connection, network)
                 if host == self.settings.host:
@@ -130,14 +130,14 @@ class VpnService(AgentService):
 
     def vpn_client_config(self, project: str, user: str) -> str:
         """Issue (or reuse) the user's certificate; a self-contained .ovpn with its key."""
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
         from core.linux.vpn.render import client_config
 
         user = validate.name("user", user)
         text = ""
         with self._change("vpn.client-config", f"{project}/{user}") as (connection, audit):
             network = self._vpn_network(connection, project)
-            spec = vpn_plan.spec_for(network, self.settings)
+            spec = vpn_desired.spec_for(network, self.settings)
             if not spec.public_address:
                 # Refused before any file is made: nothing half-made is left behind.
                 raise Conflict(
@@ -181,14 +181,14 @@ class VpnService(AgentService):
         """The users of the project's VPN: the configurations handed out (active, or out
         of date when made before the VPN moved to another host or address) and this
         host's certificates, then revoked ones."""
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
         from core.linux.vpn.pki import ProjectPki
         from core.linux.vpn.server import vpn_root
 
         with self.db.read() as connection:
             owner = self._project(connection, project)
             network = connection.execute(
-                vpn_plan.vpn_networks().where(networks.c.project_id == owner.id)
+                vpn_desired.vpn_networks().where(networks.c.project_id == owner.id)
             ).first()
             now = (
                 vpnclients.endpoint(network, vpnclients.host_addresses(connection, self.settings))
@@ -256,11 +256,11 @@ class VpnService(AgentService):
         return netns if netns is not None else self.settings.netns
 
     def _vpn_network(self, connection: Connection, project: str) -> Row[Any]:
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
 
         owner = self._project(connection, project)
         network = connection.execute(
-            vpn_plan.vpn_networks().where(networks.c.project_id == owner.id)
+            vpn_desired.vpn_networks().where(networks.c.project_id == owner.id)
         ).first()
         if network is None:
             raise Conflict(
@@ -280,7 +280,7 @@ class VpnService(AgentService):
 
     def _local_vpn_files(self, network: Row[Any]) -> ServerFiles:
         """The project's VPN files on this host; creates its PKI directory on first use."""
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
         from core.linux.vpn.server import ServerFiles
 
         project = network.project_name or "?"
@@ -290,7 +290,7 @@ class VpnService(AgentService):
                 f"the VPN of {project} lives on host {network.host}; run this there",
             )
         files = ServerFiles(self.settings.state_dir, project, self.settings.netns)
-        files.claim(vpn_plan.project_identity(network))
+        files.claim(vpn_desired.project_identity(network))
         return files
 
 

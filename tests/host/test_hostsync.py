@@ -100,4 +100,4 @@ def test_an_agent_applies_a_rule_change_to_that_groups_elements_only(
     )
     assert sum(len(op.commands()) for op in done.operations) == 1  # type: ignore[attr-defined]
     assert probe(host.ns, [("tcp", web.address, 80)]) == [True]
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()

@@ -54,12 +54,12 @@ def test_console_shows_what_the_host_still_owes(lab: Lab, tmp_path: Path) -> Non
     service.create_floating_range("nethost", "203.0.113.10-203.0.113.11")
     service.allocate_floating_ip("alpha")
     service.associate_floating_ip(FLOATING, "vm1")
-    host.layer.sync()
-    assert not host.layer.plan().operations
+    host.sync.sync()
+    assert not host.sync.plan().operations
 
     app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, start="floating")
     asyncio.run(_drive(app))
-    assert not host.layer.plan().operations
+    assert not host.sync.plan().operations
 
 
 async def _drive(app: NetconApp) -> None:
