@@ -31,6 +31,7 @@ from core.errors import DatabaseError, HostError, InvalidInput, NetconError
 from core.linux import lease as leases
 from core.linux import namespace
 from core.linux.lease import Lease, LeaseLapsed
+from core.linux.scope import Scope
 from core.service.hostsync import HostSync
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ log = logging.getLogger("netcon.agent")
 
 # How often an idle SQLite watcher looks at the commit counter.
 SQLITE_POLL = 0.05
+# How long the bridge port watcher waits for link events before it looks at the stop.
+PORT_WAIT = 0.5
 
 
 class ChangeWatch(Protocol):
@@ -200,8 +203,13 @@ class Agent:
                 f"({self.lease_seconds:g} s), or every host is shown down between its "
                 "heartbeats",
             )
-        namespace.check_netns(self.netns if self.netns is not None else self.service.settings.netns)
+        where = self.netns if self.netns is not None else self.service.settings.netns
+        namespace.check_netns(where)
         self.on_apply(f"agent for host {self.host} started")
+        ports = threading.Thread(
+            target=self._watch_ports, args=(stop, where), name="netcon-ports", daemon=True
+        )
+        ports.start()
         try:
             while not stop.is_set():
                 woke = self._step()
@@ -213,6 +221,7 @@ class Agent:
         finally:
             if self.watch is not None:
                 self.watch.close()
+            ports.join(timeout=PORT_WAIT * 4)
             self.sync.close()
             # Stopped (SIGTERM from its unit, ctrl+c): what it serves is left to its
             # lease, so a restart within it changes nothing for the guests, and a stop
@@ -338,6 +347,53 @@ class Agent:
         if done or not full:
             upto = self.sync.recorded
             self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+
+    def _watch_ports(self, stop: threading.Event, netns: str | None) -> None:
+        """A port plugged into one of this host's bridges gets what its network's plan
+        gives a port (MTU, hairpin, its filter) at once, not at the next change: its
+        network is applied through HostSync like any change, with a HostSync of its
+        own (its own netlink socket), taking turns with the agent's under the host's
+        apply lock."""
+        from core.linux.portwatch import PortWatch
+
+        try:
+            watch = PortWatch(netns)
+        except HostError as exc:
+            self.on_apply(f"not watching bridge ports: {exc.message}")
+            return
+        sync = HostSync(self.service, host=self.host, netns=self.netns, heartbeats=False)
+        try:
+            while not stop.is_set():
+                joined = watch.wait(PORT_WAIT)
+                if joined and not stop.is_set():
+                    self._ports_joined(sync, joined)
+        finally:
+            watch.close()
+            sync.close()
+
+    def _ports_joined(self, sync: HostSync, joined: dict[str, str]) -> None:
+        # What this host serves as of its last apply: only its own bridges count, and
+        # nothing is brought up before the agent's first apply or while it is fenced.
+        desired = self.sync.desired
+        if desired is None or self.state.fenced:
+            return
+        bridges = set(joined.values())
+        ids = frozenset(n.id for n in desired.networks if n.bridge in bridges)
+        if not ids:
+            return
+        sync.layer.lease = self.state.lease
+        try:
+            done = sync.apply(
+                Scope(network_ids=ids), lock_timeout=self.service.db.lock_timeout
+            )
+        except NetconError as exc:
+            # A lapsed lease is the agent loop's to act on; anything else is retried
+            # by the next change or re-sync.
+            self.on_apply(f"could not set up port(s) {', '.join(sorted(joined))}: {exc.message}")
+            return
+        self.on_apply(
+            f"port(s) {', '.join(sorted(joined))} plugged: {len(done.operations)} operation(s)"
+        )
 
     def _waiting(self, holder: Holder | None, waited: float) -> None:
         if waited < 2:  # said once per wait

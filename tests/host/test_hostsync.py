@@ -12,16 +12,19 @@ import pytest
 
 from core.agent import Agent
 from core.linux.operations import Plan
+from core.linux.ports import port_name
 from core.linux.scope import Scope
 from core.linux.secgroups import AddRuleElement, FilterOperation
 from core.service.hostsync import HostSync
 from core.service.owed import Owed
-from tests.host.conftest import Lab
+from tests.host.conftest import Lab, in_ns
 from tests.host.probes import probe, serve
 from tests.host.scenario import NetworkHost, network_host
 
 # Generous: the agent wakes within a fraction of a second of a commit.
 WAIT = 20.0
+# What the agent under test said, line by line.
+said: list[str] = []
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:
@@ -52,8 +55,9 @@ class Recorded:
 
 @pytest.fixture
 def agent_host(lab: Lab, tmp_path: Path) -> Iterator[tuple[NetworkHost, Agent, Recorded]]:
+    said.clear()
     host = network_host(lab, tmp_path)
-    agent = Agent(host.service, "nethost", host.ns, resync=3600)
+    agent = Agent(host.service, "nethost", host.ns, resync=3600, on_apply=said.append)
     recorded = Recorded(agent.sync)
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
@@ -100,4 +104,32 @@ def test_an_agent_applies_a_rule_change_to_that_groups_elements_only(
     )
     assert sum(len(op.commands()) for op in done.operations) == 1  # type: ignore[attr-defined]
     assert probe(host.ns, [("tcp", web.address, 80)]) == [True]
+    assert host.sync.plan().operations == ()
+
+
+def _mtu(ns: str, ifname: str) -> int:
+    return int(in_ns(ns, "cat", f"/sys/class/net/{ifname}/mtu").stdout)
+
+
+def test_a_port_plugged_after_an_apply_gets_its_network_mtu_at_once(
+    lab: Lab, agent_host: tuple[NetworkHost, Agent, Recorded]
+) -> None:
+    host, agent, _ = agent_host
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.96.0.0/24", 1, 256)
+    vm = service.launch_instance("alpha", "vm1").addresses[0]
+    _until(lambda: service.pending_for("nethost").changes == (), "the host caught up")
+    _until(lambda: agent.sync.desired is not None, "the agent applied")
+    # VXLAN segments: the network's MTU is the underlay's less the VXLAN header.
+    assert _mtu(host.ns, "br100") == 1450
+    port = port_name(vm.mac)
+    # Plugged as a compute side that knows nothing of MTUs would: at the kernel's 1500.
+    guest = lab.netns("vm1")
+    lab.veth(guest, "eth0", host.ns, port, mac_a=vm.mac)
+    in_ns(host.ns, "ip", "link", "set", port, "master", "br100", "up")
+    assert _mtu(guest, "eth0") == 1500
+    _until(lambda: _mtu(host.ns, port) == 1450, "the port at its network's MTU")
+    assert any(line.startswith(f"port(s) {port} plugged") for line in said)
+    # Through the plan, so nothing is left for the next one.
     assert host.sync.plan().operations == ()
