@@ -45,6 +45,7 @@ from core.linux.ports import port_name
 from core.linux.resolvers import host_resolvers
 from core.linux.scope import Reach, Scope
 from core.managers.base import effective_mtu
+from core.managers.capabilities import capabilities, kinds
 from core.store.db import Database
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 
@@ -175,7 +176,7 @@ def _reach(named: Sequence[Row[Any]], scope: Scope, settings: Settings) -> Reach
     projects_: frozenset[str] | None = frozenset(
         n.project_name for n in named if n.project_name is not None
     )
-    if any(n.manager == "vlan" and n.project_name is None for n in named):
+    if any(capabilities(n.manager).runs_vpn and n.project_name is None for n in named):
         projects_ = None  # a released network: its last project's VPN is unknown here
     return Reach(
         links=frozenset(links),
@@ -218,7 +219,11 @@ def _fixed_with_mac(
         )
         .join(networks, fixed_ips.c.network_id == networks.c.id)
         .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
-        .where(fixed_ips.c.mac.is_not(None), served_here, networks.c.manager != "flat")
+        .where(
+            fixed_ips.c.mac.is_not(None),
+            served_here,
+            networks.c.manager.in_(kinds(serves_dhcp=True)),
+        )
         .order_by(fixed_ips.c.address_int)
     )
     if scoped:
@@ -260,7 +265,7 @@ def _ports(
 
 
 def _segment(network: Row[Any], settings: Settings) -> Segment | None:
-    if network.manager == "vlan" and network.vlan is not None:
+    if capabilities(network.manager).isolates and network.vlan is not None:
         return Segment(network.segmentation or "vlan", network.vlan, settings.vlan_interface)
     return None
 
@@ -268,7 +273,7 @@ def _segment(network: Row[Any], settings: Settings) -> Segment | None:
 def _gateway_here(network: Row[Any], host: str) -> str | None:
     """The address ``host`` routes the network's guests from: on a multi-host network its
     own while it has instances there; else the network's gateway on its network host."""
-    if network.manager == "flat":
+    if not capabilities(network.manager).serves_dhcp:
         return None
     if network.own_gateway is not None:
         return str(network.own_gateway)
@@ -278,7 +283,7 @@ def _gateway_here(network: Row[Any], host: str) -> str | None:
 def _serves_dhcp(network: Row[Any], host: str) -> bool:
     """Whether ``host`` runs the network's dnsmasq: on a multi-host network every host
     with its instances does (for them alone), else its network host."""
-    if network.manager == "flat":
+    if not capabilities(network.manager).serves_dhcp:
         return False
     if network.multi_host:
         return network.own_gateway is not None
@@ -294,10 +299,10 @@ def _network(
     upstream: tuple[str, ...] = (),
 ) -> DesiredNetwork:
     subnet = ipaddress.IPv4Network(network.cidr)
-    flat = network.manager == "flat"
+    able = capabilities(network.manager)
     segment = _segment(network, settings)
-    # A Flat network's bridge is the admin's: its MTU is theirs too.
-    mtu = None if flat else effective_mtu(network, settings.physical_mtu)
+    # A bridge the admin owns (Flat) keeps the admin's MTU too.
+    mtu = effective_mtu(network, settings.physical_mtu) if able.owns_bridge else None
     gateway = _gateway_here(network, host)
     dhcp = None
     if gateway is not None and _serves_dhcp(network, host):
@@ -323,7 +328,7 @@ def _network(
         label=network.label,
         project=network.project_name,
         bridge=network.bridge,
-        owns_bridge=not flat,
+        owns_bridge=able.owns_bridge,
         bridge_interface=(
             settings.flat_interface or network.bridge_interface
             if segment is None
@@ -335,7 +340,9 @@ def _network(
         broadcast=network.broadcast,
         dhcp=dhcp,
         # Only a host that routes (has the gateways) can forward between projects.
-        isolated=network.manager == "vlan" and gateway is not None,
+        isolated=able.isolates and gateway is not None,
         mtu=mtu,
         network_host=network.host,
+        serves_dhcp=able.serves_dhcp,
+        runs_vpn=able.runs_vpn,
     )

@@ -7,6 +7,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select
 from core.config import Settings
 from core.desired.served import own_gateway
 from core.linux.metadata import Route
+from core.managers.capabilities import kinds
 from core.store.schema import networks
 
 
@@ -18,7 +19,7 @@ def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ..
         select(networks.c.bridge, func.coalesce(own, networks.c.gateway))
         .where(
             or_(networks.c.host == bindparam("host"), own.is_not(None)),
-            networks.c.manager.in_(("flatdhcp", "vlan")),
+            networks.c.manager.in_(kinds(serves_dhcp=True)),
             networks.c.gateway.is_not(None),
         )
         .order_by(networks.c.bridge),

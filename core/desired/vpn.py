@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, Select, select
 
 from core.config import Settings
 from core.linux.vpn.spec import VpnSpec, vpn_spec
+from core.managers.capabilities import kinds
 from core.store.schema import networks, projects
 
 
@@ -22,7 +23,7 @@ def vpn_networks() -> Select[Any]:
             projects.c.created_at.label("project_created_at"),
         )
         .outerjoin(projects, networks.c.project_id == projects.c.id)
-        .where(networks.c.manager == "vlan")
+        .where(networks.c.manager.in_(kinds(runs_vpn=True)))
     )
 
 

@@ -155,7 +155,7 @@ def vpn_taps(desired: DesiredHost) -> frozenset[str]:
         for net in desired.networks
         if net.owns_bridge
         and net.segment is not None
-        and net.manager == "vlan"
+        and net.runs_vpn
         and net.gateway is not None
     )
 

@@ -115,6 +115,10 @@ class DesiredNetwork:
     ports: tuple[str, ...] = ()
     # The host that serves it (gateway, DHCP): this one, another, or None (none yet).
     network_host: str | None = None
+    # Its manager's: a dnsmasq serves it (on its network host, or each multi host),
+    # and its project's VPN server sits in its bridge.
+    serves_dhcp: bool = False
+    runs_vpn: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from core import validate
 from core.errors import Conflict, InvalidInput, NotFound
 from core.managers.base import SEGMENT_OVERHEAD, effective_mtu
+from core.managers.capabilities import capabilities
 from core.service.names import refuse_taken
 from core.service.networks import NetworkService
 from core.store.schema import (
@@ -132,7 +133,7 @@ class GuestService(NetworkService):
 
     def _take_for_project(self, connection: Connection, network: Row[Any], project: str) -> int:
         owner = self._project(connection, project, lock=True)
-        if network.manager != "vlan":
+        if not capabilities(network.manager).isolates:
             raise Conflict(
                 "project", f"{network.cidr} is a {network.manager} network, shared by every project"
             )

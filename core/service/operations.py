@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from core import validate
 from core.errors import InvalidInput
+from core.managers.capabilities import kinds
 from core.service import vpnclients
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
@@ -32,7 +33,7 @@ class OperationsService(ServiceBase):
             rows = connection.execute(
                 select(networks, projects.c.name.label("project_name"))
                 .outerjoin(projects, networks.c.project_id == projects.c.id)
-                .where(networks.c.manager == "vlan")
+                .where(networks.c.manager.in_(kinds(runs_vpn=True)))
                 .order_by(networks.c.vlan)
             ).all()
             remote = {n.host for n in rows if n.host not in (None, self.settings.host)}
