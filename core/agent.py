@@ -372,20 +372,20 @@ class Agent:
             sync.close()
 
     def _ports_joined(self, sync: HostSync, joined: dict[str, str]) -> None:
-        # What this host serves as of its last apply: only its own bridges count, and
-        # nothing is brought up before the agent's first apply or while it is fenced.
+        # What this host serves as of its last apply: only its instances' ports on its
+        # own bridges count (not the links its own applies enslave), and nothing is
+        # brought up before the agent's first apply or while it is fenced.
         desired = self.sync.desired
         if desired is None or self.state.fenced:
             return
-        bridges = set(joined.values())
-        ids = frozenset(n.id for n in desired.networks if n.bridge in bridges)
+        ids = frozenset(
+            n.id for n in desired.networks for port in n.ports if joined.get(port) == n.bridge
+        )
         if not ids:
             return
         sync.layer.lease = self.state.lease
         try:
-            done = sync.apply(
-                Scope(network_ids=ids), lock_timeout=self.service.db.lock_timeout
-            )
+            done = sync.apply(Scope(network_ids=ids), lock_timeout=self.service.db.lock_timeout)
         except NetconError as exc:
             # A lapsed lease is the agent loop's to act on; anything else is retried
             # by the next change or re-sync.
