@@ -13,7 +13,9 @@ def load_demo(ctx: Context) -> int | None:
     if ctx.args.open and service.list_projects():
         print(f"{service.db.safe_url} already holds projects; opening it", file=sys.stderr)
     else:
-        service.load_demo()
+        from core.service.demo import load_demo as fill
+
+        fill(service)
         ctx.output.done(
             f"demo cloud written to {service.db.safe_url}", {"database": service.db.safe_url}
         )
