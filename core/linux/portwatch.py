@@ -3,7 +3,7 @@
 A port a compute side plugs into a bridge after an apply (an instance started, a tap
 re-created) comes up at the kernel's default MTU, without hairpin or filter, until the
 next apply. The agent listens here and applies that port's network at once, through
-the same plan and apply as any change (core.service.hostsync).
+the same plan and apply as any change (HostSync, beside the service).
 """
 
 from __future__ import annotations
