@@ -3,6 +3,7 @@
     python bench/bench_tui.py                  # everything
     python bench/bench_tui.py --quick          # skip the 1,000,000-address memory figure
     python bench/bench_tui.py --memory-only    # only that
+    python bench/bench_tui.py --hosts-only     # only the 1,000-host figures
 
 Figures (medians; nothing here asserts a time, it prints them):
 
@@ -19,6 +20,15 @@ Figures (medians; nothing here asserts a time, it prints them):
   the demo database plus a fully allocated /16 (65,536 fixed IPs).
 * big views against Textual's stock DataTable holding the same rows: the /16's fixed
   IPs opened, and one filter keystroke.
+* a thousand network hosts (issue 25): the demo database plus 1,000 hosts, each serving
+  a network and owing one change to it (made through the service, as `network modify`
+  makes it). `netcon host list` as a whole process (the installed command, median of
+  7) against ``python3 -c "import sqlalchemy"`` in the same run (target: at most 2x);
+  and the console started on its hosts view (headless, 80x24), until the rows are on
+  screen and every host's pending count and marks are read (the header shows the
+  count), against a bare Textual app showing the same 1,000 rows in a DataTable, from
+  its start to its rows on screen (target: at most 1.5x), with the same console on the
+  demo database alone (one host) beside it.
 * memory: the peak resident set of a process that opens the console on 1,000,000 fixed
   IPs, opens a /16 of them, jumps to its end, filters it (a substring, negated, a
   pattern), pages through all of it, visits every view and jumps to the end of all
@@ -523,6 +533,137 @@ def speed_figures(directory: Path, runs_asked: int) -> None:
         print(f"  {figure:22}{ours * 1000:10.1f}ms{theirs * 1000:10.1f}ms{theirs / ours:9.1f}x")
 
 
+# -- a thousand network hosts --------------------------------------------------------
+
+HOSTS = 1000
+
+
+def build_hosts(path: Path, count: int = HOSTS) -> None:
+    """The demo cloud and ``count`` hosts, each with a heartbeat, a VLAN network of its
+    own and one change to it that it has not applied."""
+    build_demo(path)
+    service = open_service(path)
+    created = service.create_networks(
+        "10.64.0.0/12", count, 16, 2000, 5000, manager="vlan", label="fleet",
+        segmentation="vxlan",
+    )
+    names = [f"compute{number:04d}" for number in range(count)]
+    for name in names:
+        service.heartbeat(name)
+    with service.db.write() as session:
+        for network, name in zip(created, names, strict=True):
+            session.execute(text("UPDATE networks SET host = :host WHERE id = :id"),
+                            {"host": name, "id": network.id})
+    for network in created:
+        service.modify_network(network.id, dns1="192.0.2.53")
+    with service.db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    service.db.dispose()
+
+
+class BareHosts(App[None]):
+    """A bare Textual app showing ``rows`` in a DataTable: the baseline."""
+
+    def __init__(self, rows: list[tuple[str, ...]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        yield DataTable()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Name", "Role", "Alive", "Nets", "FIPs", "Pending", "Heartbeat")
+        table.add_rows(self.rows)
+
+
+def console_hosts_seconds(path: Path) -> float:
+    """From the console's start on the hosts view until its rows are on screen with
+    every host's pending count and marks read."""
+    from tui.pending import Pending, with_agents
+
+    service = open_service(path)
+    # This host's plan is left out (it reads the machine's kernel); what every other
+    # host owes is read as the console reads it.
+    source = lambda api: with_agents(api, Pending())  # noqa: E731
+    app = NetconApp(service, refresh_interval=0, start="hosts", pending_source=source)
+    seconds = 0.0
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        nonlocal seconds
+        main = app.main
+        await until(
+            pilot,
+            lambda: main.table.source.total > 0 and main.pending.counts is not None
+            and main.table.current_row is not None,
+        )
+        seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    run_app(app, scenario)
+    service.db.dispose()
+    return seconds
+
+
+def bare_hosts_seconds(rows: list[tuple[str, ...]]) -> float:
+    app = BareHosts(rows)
+    seconds = 0.0
+
+    async def scenario(pilot: Pilot[Any]) -> None:
+        nonlocal seconds
+        await until(pilot, lambda: app.query_one(DataTable).row_count == len(rows))
+        seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    run_app(app, scenario)
+    return seconds
+
+
+def hosts_figures(directory: Path, runs: int) -> None:
+    fleet = directory / "fleet.db"
+    build_hosts(fleet)
+    alone = directory / "demo-hosts.db"
+    build_demo(alone)
+    service = open_service(fleet)
+    listed = service.list_hosts()
+    service.db.dispose()
+    rows = [
+        (h.name, h.role, "yes" if h.alive else "no", str(h.networks), str(h.floating_ips),
+         str(h.pending), str(h.last_heartbeat))
+        for h in listed
+    ]
+    load = os.getloadavg()[0]
+    command, baseline = [], []
+    if NETCON.exists():
+        for _ in range(7):  # interleaved: the machine's load hits both alike
+            command.append(whole_process([str(NETCON), "--db", f"sqlite:///{fleet}", "host",
+                                          "list"]))
+            baseline.append(whole_process([sys.executable, "-c", "import sqlalchemy"]))
+    ours, theirs, small = [], [], []
+    for _ in range(runs):
+        ours.append(console_hosts_seconds(fleet))
+        theirs.append(bare_hosts_seconds(rows))
+        small.append(console_hosts_seconds(alone))
+    load = max(load, os.getloadavg()[0])
+    owed = sum(h.pending for h in listed)
+    print(f"{len(listed)} network hosts owing {owed} change(s) (load average up to "
+          f"{load:.1f}):")
+    if command:
+        listing, importing = statistics.median(command), statistics.median(baseline)
+        print(f"  netcon host list (process, median of 7)   {listing * 1000:8.0f} ms")
+        print(f"  python3 -c 'import sqlalchemy'           {importing * 1000:8.0f} ms")
+        print(f"  ratio                                     {listing / importing:8.2f}x"
+              "  (target 2x)")
+    else:
+        print("  netcon host list: skipped (needs the installed netcon beside the interpreter)")
+    console, bare = statistics.median(ours), statistics.median(theirs)
+    print(f"  console hosts view, rows and pending      {console * 1000:8.0f} ms"
+          f"  (median of {runs})")
+    print(f"  bare Textual app, the same rows           {bare * 1000:8.0f} ms")
+    print(f"  ratio                                     {console / bare:8.2f}x  (target 1.5x)")
+    print(f"  console hosts view, demo alone (1 host)   {statistics.median(small) * 1000:8.0f} ms")
+
+
 class Pane:
     """A command in its own 80x24 tmux window, driven by keys and read from the screen."""
 
@@ -658,6 +799,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 1,000,000-address part")
     parser.add_argument("--memory-only", action="store_true", help="only the memory figure")
+    parser.add_argument("--hosts-only", action="store_true", help="only the 1,000-host figures")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -666,8 +808,12 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="netcon-bench-") as name:
         directory = Path(name)
+        if args.hosts_only:
+            hosts_figures(directory, args.runs)
+            return
         if not args.memory_only:
             speed_figures(directory, args.runs)
+            hosts_figures(directory, args.runs)
         if not args.quick:
             memory_figure(directory)
 

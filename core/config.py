@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import validate
+from core import ipv6, validate
 from core.errors import InvalidInput
 from core.paths import config_paths, data_dir, default_database_url
 
@@ -33,6 +33,10 @@ class Settings:
     network_size: int = 256
     vlan_start: int = 100
     vpn_start: int = 1000
+    # IPv6 beside IPv4 (nova-network's fixed_range_v6): each network made gets the next
+    # free /64 of it; None: networks are made IPv4-only unless --fixed-range-v6 is given.
+    fixed_range_v6: str | None = None
+    ipv6_mode: str = "slaac"
     # The manager a new project uses unless told otherwise.
     network_manager: str = "vlan"
     segmentation: str = "vlan"
@@ -156,6 +160,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "network_size": lambda f, v: validate.network_size(f, v, 4),
     "vlan_start": _at_least(1, 16_777_215),
     "vpn_start": validate.port,
+    "fixed_range_v6": lambda f, v: None if v is None else str(ipv6.ipv6_range(f, v)),
+    "ipv6_mode": ipv6.mode,
     "network_manager": _choice("flat", "flatdhcp", "vlan"),
     "segmentation": _choice("vlan", "vxlan"),
     "host": validate.host_name,

@@ -75,6 +75,21 @@ def rule_text(rule: StoredRule) -> str:
     return f"#{rule.id} {admitted} from {source_text(rule.cidr, rule.source_group)}"
 
 
+def rule_subject(group: str, words: str) -> str:
+    """How a host's plan names one rule of a group ("alpha/web: tcp 80 from 0.0.0.0/0"),
+    so that the rule's row can be marked while the host owes it."""
+    return f"{group}: {words}"
+
+
+def rule_words(
+    protocol: str, from_port: int, to_port: int, cidr: str | None, source: str | None
+) -> str:
+    """A rule as the host's filter describes it: what it admits, and from where (a
+    source group by its "project/name" label)."""
+    admitted = what(protocol, from_port, to_port)
+    return f"{admitted} from {cidr}" if cidr is not None else f"{admitted} from members of {source}"
+
+
 def ports_text(protocol: str, from_port: int, to_port: int) -> str:
     """The ports (or ICMP type and code) part of a rule: ``22``, ``1000-2000``, ``any``."""
     words = what(protocol, from_port, to_port)

@@ -60,6 +60,10 @@ class NetworkView(NamedTuple):
     multi_host: bool = False
     mtu: int | None = None  # the effective MTU guests are handed
     dhcp_lease_time: int | None = None
+    # IPv6 beside IPv4 (None: IPv4 only): the /64, its gateway, the address mode.
+    cidr_v6: str | None = None
+    gateway_v6: str | None = None
+    ipv6_mode: str | None = None
 
 
 def fixed_ip_state(reserved: bool, allocated: bool, leased: bool) -> str:
@@ -86,6 +90,8 @@ class FixedIPView(NamedTuple):
     state: str  # fixed_ip_state() of the three flags
     # On a multi-host network: the host that serves it from this address.
     host: str | None = None
+    # The instance's IPv6 address there, on a dual-stack network.
+    address_v6: str | None = None
 
 
 class FloatingIPView(NamedTuple):
@@ -115,6 +121,7 @@ class AddressView(NamedTuple):
     address: str
     mac: str
     floating: str | None
+    address_v6: str | None = None  # on a dual-stack network
 
 
 class InstanceView(NamedTuple):
@@ -244,6 +251,36 @@ class PendingView(NamedTuple):
     # Some pending change named no networks, floating IPs, security groups or VPNs
     # (floating IPs without saying which): only a full comparison covers it.
     whole_host: bool = False
+
+
+class OwedView(NamedTuple):
+    """What one host owes, in the names rows are marked by: the changes it has not
+    applied, the bridges of the networks they touched and their floating addresses."""
+
+    host: str
+    changes: tuple[int, ...]
+    bridges: tuple[str, ...] = ()
+    floating: tuple[str, ...] = ()
+    # Some change named neither networks nor floating IPs (a security group's).
+    whole_host: bool = False
+
+
+class PendingOverview(NamedTuple):
+    """Every host and what each owes, read at one moment: ``hosts[i].pending`` is
+    ``len(owed[name].changes)`` (hosts that owe nothing have no entry in ``owed``)."""
+
+    hosts: tuple[HostView, ...]
+    owed: dict[str, OwedView]
+
+
+class OwingView(NamedTuple):
+    """Where some changes just made stand: the hosts that still owe them, and the hosts
+    that had work to do for them and have done it. A host they named that had nothing
+    to do is in neither: the change was saved, and no host owes anything for it."""
+
+    changes: tuple[int, ...]
+    pending_on: tuple[str, ...] = ()
+    applied_on: tuple[str, ...] = ()
 
 
 class ChangeStatusView(NamedTuple):

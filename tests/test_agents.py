@@ -267,3 +267,31 @@ def test_the_agent_itself_checks_before_its_first_heartbeat(cloud: NetconService
     assert refused.value.field == "--netns"
     assert said == []
     assert _hosts(cloud) == before
+
+
+def test_a_change_says_which_hosts_owe_it(cloud: NetconService) -> None:
+    """owing(): the hosts that still owe the changes a caller just made, those that had
+    them applied since, and nothing for a change no host serves."""
+    with cloud.tracking_changes() as made:
+        cloud.disassociate_floating_ip("203.0.113.1")
+    assert len(made) == 1 and made[0].hosts == {"nethost1"}
+    owing = cloud.owing(made)
+    assert owing.pending_on == ("nethost1",) and owing.applied_on == ()
+    cloud.record_applied("nethost1", made[0].change)
+    assert cloud.owing(made).applied_on == ("nethost1",)
+    assert cloud.owing(made).pending_on == ()
+
+    # A network no host serves yet: saved, owed by nobody.
+    with cloud.tracking_changes() as made:
+        cloud.create_networks("10.77.0.0/24", manager="flatdhcp", bridge="brnew")
+    owing = cloud.owing(made)
+    assert (owing.pending_on, owing.applied_on) == ((), ())
+    assert owing.changes == (made[0].change,)
+
+    # Each thread gathers its own changes only.
+    with cloud.tracking_changes() as mine:
+        other = threading.Thread(target=cloud.create_project, args=("omega", "flat"))
+        other.start()
+        other.join()
+        cloud.create_project("sigma", "flat")
+    assert len(mine) == 1 and mine[0] is cloud.last_change  # sigma's, not omega's

@@ -370,6 +370,13 @@ def _digest(db: Path) -> str:
         ["network", "modify", "10.0.0.0/24", "--mtu", "575"],
         ["network", "modify", "10.0.0.0/24", "--mtu", "1501"],
         ["network", "modify", "10.0.0.0/24", "--mtu", "jumbo"],
+        # A segment changes only under a VLAN network no instance is plugged into.
+        ["network", "modify", "10.0.3.0/24", "--segmentation", "qinq"],
+        ["network", "modify", "10.0.0.0/24", "--segmentation", "vlan"],
+        ["network", "modify", "10.10.0.0/24", "--segmentation", "vxlan"],
+        # The console's namespace is checked before the database is opened.
+        ["--netns", "nc-absent-0000"],
+        ["--netns", "a/b"],
         ["agent", "--poll", "0"],
         ["agent", "--poll", "soon"],
         ["agent", "--poll", "nan"],

@@ -70,3 +70,37 @@ def test_each_change_names_what_it_touched(tmp_path: Path) -> None:
         service.associate_floating_ip(address, "web2")
         service.disassociate_floating_ip(address)
     assert _touched(told[-1]) == ({made.id}, True, {address})
+
+
+def test_a_change_names_the_filter_keys_it_touched_and_merges_them() -> None:
+    rule = ChangeSet(security=True, security_groups=frozenset({7}))
+    join = ChangeSet(security=True, security_ports=frozenset({("fa:16:3e:00:00:01", "10.0.0.5")}))
+    merged = rule | join
+    assert merged.security_groups == {7}
+    assert merged.security_ports == {("fa:16:3e:00:00:01", "10.0.0.5")}
+    assert ChangeSet.from_json(json.loads(json.dumps(merged.to_json()))) == merged
+    scope = Scope.of(merged)
+    assert scope is not None and scope.filter_keyed
+    assert Scope.from_json(json.loads(json.dumps(scope.to_json()))) == scope
+    # A filter change that names no keys makes the merge compare every element.
+    whole = merged | ChangeSet(security=True)
+    assert whole.security and not whole.security_keyed
+    assert not Scope.of(whole).filter_keyed  # type: ignore[union-attr]
+
+
+def test_filter_changes_name_their_group_or_ports(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    service.create_networks("10.0.0.0/24", 1, 256)
+    service.create_project("alpha")
+    service.create_security_group("alpha", "web")
+    vm = service.launch_instance("alpha", "vm1", ["web"])
+    address = vm.addresses[0]
+    port = (address.mac, address.address)
+    assert service.last_change is not None and service.last_change.security_ports == {port}
+    service.add_security_group_rule("alpha", "web", "tcp", 80)
+    group = service.last_change.security_groups
+    assert len(group) == 1 and not service.last_change.security_ports
+    service.add_instance_security_group("vm1", "default")
+    assert service.last_change.security_ports == {port}
+    service.terminate_instance("vm1")
+    assert service.last_change.security_ports == {port}

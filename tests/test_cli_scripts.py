@@ -17,7 +17,7 @@ import pytest
 from core.cli import main
 from core.cli.batch import run_batch
 from core.cli.context import Context
-from core.cli.run import parse
+from core.cli.outcome import parse
 from core.service import ChangeSet
 from core.service.demo import load_demo
 from tests.support import make_service, sqlite_dump
@@ -212,12 +212,14 @@ def test_a_batch_tells_the_host_once(tmp_path: Path) -> None:
     load_demo(service)
     told: list[ChangeSet] = []
     service.listeners.append(told.append)
+    from core.cli.commands import COMMANDS
     from core.cli.parser import build_parser
 
-    args = parse(build_parser(), ["batch"])
+    args = parse(build_parser(COMMANDS), ["batch"])
     script = io.StringIO("floating disassociate 203.0.113.1\nfloating disassociate 203.0.113.2\n")
     out = io.StringIO()
-    assert run_batch(Context(args, out=out, service=service), lines=script) == 0
+    context = Context(args, out=out, service=service)
+    assert run_batch(context, lines=script) == 0
     assert len(told) == 1 and told[0].floating
 
 
@@ -416,6 +418,11 @@ def test_the_lease_script_starts_netcon_only_for_what_the_database_may_not_know(
         "-m core.cli dhcp-event del fa:16:3e:00:00:01 10.0.0.3 web1",
         "-m core.cli dhcp-event add fa:16:3e:00:00:99 10.0.0.9",
         "-m core.cli dhcp-event old fa:16:3e:00:00:99 10.0.0.9",
+    ]
+    # ...and kept in the spool, for the host's next apply to record.
+    assert (tmp_path / "lease-events").read_text().splitlines() == [
+        "add fa:16:3e:00:00:99 10.0.0.9",
+        "old fa:16:3e:00:00:99 10.0.0.9",
     ]
     # Without the apply's file (a dnsmasq started by hand), init asks the database.
     del env["NETCON_LEASES"]

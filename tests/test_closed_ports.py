@@ -12,7 +12,13 @@ from core.config import load_settings
 from core.errors import InvalidInput
 from core.linux import closedports
 from core.linux import secgroup_nft as sg
-from core.linux.closedports import ClosePort, LeasePort, OpenPort
+from core.linux.closedports import (
+    ClosePort,
+    HairpinUplink,
+    LeasePort,
+    OpenPort,
+    UnhairpinUplink,
+)
 from core.linux.desired import DesiredHost, DesiredNetwork, Segment
 from core.linux.netlink import Link
 from core.linux.observed import OWNER_ALIAS, ObservedHost
@@ -111,6 +117,7 @@ def test_a_full_plan_sets_each_open_set_element_by_element() -> None:
             "own_ports": frozenset({"vx100", "vx99"}),
             "trusted_ports": frozenset({"old0"}),
             "foreign_ports": frozenset({"eth3"}),
+            "hairpin_uplinks": frozenset({"vx100 . vx100", "vx99 . vx99"}),
         },
     )
     state = sg.FilterState(have, sg.TableState(exists=True))
@@ -124,6 +131,9 @@ def test_a_full_plan_sets_each_open_set_element_by_element() -> None:
         OpenPort("trusted_ports", "trust0"),
         OpenPort("foreign_ports", "guestflat"),
         OpenPort("foreign_ports", "vethc0ffee"),
+        # The uplinks of the bridges this host routes for (not a compute host's vx101).
+        UnhairpinUplink("vx99"),
+        HairpinUplink("eth2"),
     ]
     assert ops[0].describe() == "close port vx99 (no longer netcon's own port)"
     # Elements of their sets, in one batch: never a table rewritten.
@@ -248,3 +258,30 @@ def test_timed_elements_are_read_back_from_nft() -> None:
     assert state.sets["own_ports"] == {"vx100", "tapvpn100"}
     assert state.expiring["own_ports"] == {"tapvpn100"}
     assert state.timed == {"own_ports"}
+
+
+def test_an_uplink_goes_into_hairpin_mode_only_behind_its_filter_element(tmp_path: Path) -> None:
+    """Hairpin mode on an uplink reflects every flooded frame unless the bridge table
+    lets back out of it only what the host NATed: a plan that cannot read the table
+    leaves the uplinks as they are; with the table, element and mode go
+    together, and a compute host's uplink is never hairpinned."""
+    from core.linux.operations import SetUplinkHairpin
+    from core.linux.planner import PlanContext
+    from core.linux.planner import plan as host_plan
+
+    context = PlanContext(tmp_path, None, "dnsmasq", "nft")
+    # The underlay and the flat uplink are there too: no network is held back.
+    links = {**OBSERVED.links, "und0": _link(40, "und0", "veth"), "eth2": _link(41, "eth2")}
+    unread = sg.FilterState(sg.TableState(), sg.TableState(), readable=False)
+    without = host_plan(
+        _desired(),
+        ObservedHost(links=links, addresses=(), forwarding=True, nft=None, security=unread),
+        context,
+    )
+    assert without.problems == ()
+    assert not [op for op in without.operations if isinstance(op, SetUplinkHairpin)]
+    table = sg.FilterState(sg.TableState(exists=True), sg.TableState(exists=True))
+    observed = ObservedHost(links=links, addresses=(), forwarding=True, nft=None, security=table)
+    planned = host_plan(_desired(), observed, context).operations
+    assert [op.name for op in planned if isinstance(op, SetUplinkHairpin)] == ["vx100", "eth2"]
+    assert [op.port for op in planned if isinstance(op, HairpinUplink)] == ["eth2", "vx100"]

@@ -34,6 +34,11 @@ def test_fixed_ip_search_covers_state_network_and_negation(service: NetconServic
     assert kept.total == 5  # network, gateway, VPN address and broadcast, and web1's
     pattern = service.list_fixed_ips(search=r"^10\.0\.0\.1\d$", regex=True)
     assert [f.address for f in pattern.rows] == [f"10.0.0.{n}" for n in range(10, 20)]
+    # The project column: an address's instance's project, else its network's (alpha's
+    # VLAN network since web1's launch).
+    assert service.list_fixed_ips(search="alph").total == 256
+    service.create_project("beta")
+    assert service.list_fixed_ips(search="beta").total == 0
     nothing = service.list_fixed_ips(search="no-such-thing", negate=True)
     assert nothing.total == 256
     with pytest.raises(InvalidInput, match="search: is not a regular expression"):

@@ -90,3 +90,21 @@ def test_other_options_go_to_the_ordinary_command_line(cloud: NetconService) -> 
     )
     assert result.returncode == 2
     assert "--bogus" in result.stderr
+
+
+def test_one_count_of_pending_for_every_host(cloud: NetconService) -> None:
+    """What the console reads (pending_overview) counts exactly what `host list` prints
+    under PENDING, and names what each owed change touched."""
+    cloud.heartbeat("nethost2")
+    moved = cloud.modify_network("10.0.1.0/24", host="nethost2")
+    overview = cloud.pending_overview()
+    assert overview.hosts == tuple(cloud.list_hosts())
+    rows = json.loads(_lean(cloud.db.url, "--json")[0])
+    printed = {row["name"]: row["pending"] for row in rows}
+    for host in overview.hosts:
+        owed = overview.owed.get(host.name)
+        assert printed[host.name] == host.pending == (len(owed.changes) if owed else 0)
+    nethost2 = overview.owed["nethost2"]
+    assert moved.bridge in nethost2.bridges and nethost2.changes == (cloud.last_change.change,)
+    cloud.record_applied("nethost2", cloud.last_change.change)
+    assert "nethost2" not in cloud.pending_overview().owed

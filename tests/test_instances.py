@@ -209,3 +209,38 @@ def test_flat_launch_moves_on_to_the_next_network_with_room(service: NetconServi
     assert service.launch_instance("ops", "b").addresses[0].address == "10.31.0.2"
     with pytest.raises(NoMoreFixedIps, match=r"network two \(10.31.0.0/30\)"):
         service.launch_instance("ops", "c")
+
+
+def test_spooled_lease_events_are_recorded_in_order_and_taken_once(tmp_path: Path) -> None:
+    """What a lease script could not tell the database (a dnsmasq in a namespace) is
+    recorded by the next apply: in order, each as its event would have been, and a line
+    that no longer names a fixed IP is left out."""
+    from core.linux import dnsmasq
+    from core.store.leases import record_spooled
+    from core.store.raw import RawDatabase
+
+    service = make_service(tmp_path)
+    service.create_networks("10.0.0.0/29", 1, 8, 100, 1000)
+    service.create_project("alpha")
+    a = service.launch_instance("alpha", "a").addresses[0]
+    b = service.launch_instance("alpha", "b").addresses[0]
+    spool = tmp_path / dnsmasq.SPOOL
+    spool.write_text(
+        f"add {a.mac} {a.address}\nold {b.mac} {b.address}\ndel {b.mac} {b.address}\n"
+        f"add {a.mac} 192.0.2.9\nnonsense\n"
+    )
+    lines = dnsmasq.take_spooled(tmp_path)
+    assert not spool.exists() and len(lines) == 5
+    # Appended meanwhile: left for the next look, which also gets what this one could not
+    # record (it is forgotten only once recorded).
+    spool.write_text(f"old {a.mac} {a.address}\n")
+    database = RawDatabase(service.db.url)
+    try:
+        assert record_spooled(database, lines, "dnsmasq", FIXED_TIME) == [1, 1, 1]
+    finally:
+        database.close()
+    assert dnsmasq.take_spooled(tmp_path) == [*lines, f"old {a.mac} {a.address}"]
+    dnsmasq.forget_spooled(tmp_path)
+    assert dnsmasq.take_spooled(tmp_path) == []
+    leased = {f.address: f.leased for f in service.list_fixed_ips(search="10.0.0.").rows}
+    assert leased[a.address] and not leased[b.address]

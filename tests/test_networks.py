@@ -160,3 +160,32 @@ def test_every_change_is_audited(service: NetconService) -> None:
     with pytest.raises(Conflict):
         service.reserve_fixed_ip("10.0.0.9")
     assert len(service.list_audit()) == 2
+
+
+def test_modify_segmentation_keeps_the_id_while_nothing_is_plugged(
+    service: NetconService,
+) -> None:
+    service.create_networks("10.0.0.0/16", 2, 256, 100, 1000, segmentation="vlan")
+    changed = service.modify_network("10.0.1.0/24", segmentation="vxlan")
+    assert (changed.segmentation, changed.vlan) == ("vxlan", 101)
+    assert changed.mtu == 1450  # the default follows the segment's overhead
+    assert service.last_change is not None and service.last_change.network_ids == {changed.id}
+    back = service.modify_network("10.0.1.0/24", segmentation="vlan")
+    assert (back.segmentation, back.mtu) == ("vlan", 1500)
+    # An MTU of its own that a VXLAN segment cannot carry must be lowered with it.
+    service.modify_network("10.0.1.0/24", mtu=1500)
+    with pytest.raises(Conflict) as refused:
+        service.modify_network("10.0.1.0/24", segmentation="vxlan")
+    assert refused.value.field == "segmentation" and "give --mtu too" in str(refused.value)
+    both = service.modify_network("10.0.1.0/24", segmentation="vxlan", mtu=1400)
+    assert (both.segmentation, both.mtu) == ("vxlan", 1400)
+    service.create_project("alpha")
+    service.launch_instance("alpha", "vm1")  # plugged into 10.0.0.0/24
+    with pytest.raises(Conflict, match="still has 1 instance"):
+        service.modify_network("10.0.0.0/24", segmentation="vxlan")
+
+
+def test_a_vlan_id_above_4094_stays_vxlan(service: NetconService) -> None:
+    (network,) = service.create_networks("10.9.0.0/24", 1, 256, 5000, 1000, segmentation="vxlan")
+    with pytest.raises(Conflict, match="above 4094"):
+        service.modify_network(network.cidr, segmentation="vlan")

@@ -6,7 +6,9 @@ from core.linux.scope import Scope
 from core.service.owed import Owed, OwedChange
 
 NETWORK = Scope(network_ids=frozenset({7}))
-RULE = Scope(security=True, groups=frozenset({3}))
+RULE = Scope(security=True, filter_groups=frozenset({3}))
+PORT = Scope(security=True, filter_ports=frozenset({("fa:16:3e:00:00:01", "10.0.0.5")}))
+FILTER = Scope(security=True)
 VPN = Scope(vpns=frozenset({"alpha"}))
 
 
@@ -38,3 +40,19 @@ def test_a_scope_covers_what_it_compares() -> None:
     assert not NETWORK.covers(RULE)
     assert not RULE.covers(VPN)
     assert (NETWORK | VPN).covers(VPN)
+
+
+def test_a_filter_compared_at_keys_covers_those_keys_only() -> None:
+    assert (RULE | PORT).covers(RULE) and (RULE | PORT).covers(PORT)
+    assert not RULE.covers(PORT)
+    # The whole filter compared covers a change at any keys, not the other way round.
+    assert FILTER.covers(RULE) and not RULE.covers(FILTER)
+    # Merged with "the filter changed, unknown where", the keys are dropped.
+    assert RULE | FILTER == FILTER
+
+
+def test_an_owed_rule_change_is_applied_at_its_keys() -> None:
+    owed = _owed((11, RULE), (12, PORT))
+    assert owed.scope == RULE | PORT and owed.scope.filter_keyed
+    assert owed.carried_out(owed.scope) == 12
+    assert owed.carried_out(RULE) == 11

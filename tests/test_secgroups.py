@@ -124,6 +124,32 @@ def test_membership_after_launch(service: NetconService) -> None:
     assert not verdict.allowed and "groups (none)" in verdict.decided_by
 
 
+def test_set_groups_is_one_change(service: NetconService) -> None:
+    told: list[ChangeSet] = []
+    service.listeners.append(told.append)
+    service.create_security_group("alpha", "web")
+    service.create_security_group("alpha", "db")
+    service.launch_instance("alpha", "web1")
+    told.clear()
+    events = len(service.list_audit(limit=1000))
+    # Joins web and db, leaves default: one transaction, one audit event.
+    assert service.set_instance_security_groups("web1", ["web", "db", "web"]) == ("db", "web")
+    assert len(told) == 1 and told[0].security and told[0].hosts == {"nethost1"}
+    event = service.list_audit(limit=1)[0]
+    assert len(service.list_audit(limit=1000)) == events + 1
+    assert (event.action, event.target) == ("instance.secgroup.set", "web1")
+    assert '"default"' in (event.before or "") and '"db"' in (event.after or "")
+    # The same groups again: nothing to do, nothing recorded.
+    assert service.set_instance_security_groups("web1", ["db", "web"]) == ("db", "web")
+    assert len(told) == 1
+    # An unknown group refuses the whole change, naming the field.
+    with pytest.raises(NotFound, match="no security group named 'nope'") as refused:
+        service.set_instance_security_groups("web1", ["default", "nope"])
+    assert refused.value.field == "security_groups"
+    assert service.get_instance("web1").instance.security_groups == ("db", "web")
+    assert service.set_instance_security_groups("web1", []) == ()
+
+
 def test_effective_rules_and_explain(service: NetconService) -> None:
     service.create_security_group("alpha", "web")
     service.create_security_group("alpha", "ops")

@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
@@ -27,6 +28,7 @@ from tui.settings import ConsoleMemory, ConsoleSettings, load_console_settings
 if TYPE_CHECKING:
     from textual.command import Provider
 
+    from core.config import Settings
     from core.service.api import NetconAPI
 
 
@@ -89,6 +91,8 @@ class NetconApp(App[None]):
             style=style,
             first_rows=first_rows,
             served_by=os.environ.get(SERVED_BY),
+            open_database=partial(open_database, config),
+            asked_read_only=read_only,
         )
         self.start_view = start
         chosen = theme or (memory.theme() if memory else None) or settings.theme
@@ -128,6 +132,13 @@ class NetconApp(App[None]):
         screen = self.screen_stack[0]
         assert isinstance(screen, MainScreen)
         return screen
+
+
+def open_database(settings: Settings, url: str) -> NetconAPI:
+    """Another database for `:ctx`: never created by a switch, only opened."""
+    from core.service import NetconService
+
+    return NetconService(url, settings, create=False, application="netcon console")
 
 
 def run_console(

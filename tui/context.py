@@ -11,6 +11,7 @@ from tui.settings import ConsoleMemory, ConsoleSettings, ContextStyle
 
 if TYPE_CHECKING:
     from core.config import Settings
+    from core.service.api import NetconAPI
     from tui.calls import ServiceSlot
     from tui.pending import PendingSource
 
@@ -35,6 +36,10 @@ class ConsoleContext:
     first_rows: dict[str, Sequence[object]] = field(default_factory=dict)
     # The host whose netcon serve runs this console in a browser; None in a terminal.
     served_by: str | None = None
+    # Opens another database by URL (`:ctx`); None where the console cannot.
+    open_database: Callable[[str], NetconAPI] | None = None
+    # Read-only as asked on the command line, whatever the database allows.
+    asked_read_only: bool = False
 
     def take_first_rows(self, view: str) -> Sequence[object] | None:
         """The rows read for ``view`` before the service was open, for the console's

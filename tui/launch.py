@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.cli.serve import ServeOptions
+    from core.cli.frontends import ServeOptions
     from core.service import NetconService
 
 

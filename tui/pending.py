@@ -1,10 +1,12 @@
 """What the hosts have not applied yet, per host.
 
-Two sources: this host's own plan (:meth:`NetconAPI.host_plan_view`, what `host apply`
-would still change here, operation by operation), and for every other host what its
-agent recorded (:meth:`NetconAPI.list_hosts` and :meth:`NetconAPI.pending_for`: the
-changes it has not applied yet, the networks and floating IPs they touched, its last
-failed apply).
+How much a host owes is one number everywhere, the count of changes it has not applied
+(:meth:`NetconAPI.pending_overview`, the PENDING of `netcon host list`): the header and
+the hosts view show it for every host, this one included. Which rows those changes
+touch comes from two sources: this host's own plan (:meth:`NetconAPI.host_plan_view`,
+what `host apply` would still change here, operation by operation), and for every
+other host what its agent recorded (the networks and floating IPs its changes touched,
+its last failed apply).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ class Pending:
     changes: dict[str, Owed] = field(default_factory=dict)
     # ...and the last apply that failed there.
     failed: dict[str, str] = field(default_factory=dict)
+    # The changes each host has not applied yet (`host list`'s PENDING), every host.
+    counts: dict[str, int] | None = None
 
     def count(self, host: str) -> int | None:
-        plan = self.plans.get(host)
-        if plan is not None:
-            return len(plan.operations)
-        owed = self.changes.get(host)
-        return None if owed is None else len(owed.changes)
+        """The changes ``host`` has not applied yet; None while that is not known."""
+        if self.counts is None:
+            return None
+        return self.counts.get(host, 0)
 
     def touching(self, host: str | None, subjects: Iterable[str]) -> list[str]:
         """What ``host`` still owes that acts on any of ``subjects``."""
@@ -85,21 +88,23 @@ def read_pending(api: NetconAPI) -> Pending:
 
 
 def with_agents(api: NetconAPI, own: Pending) -> Pending:
-    """``own`` (this host's plan) and, for every other host, what its agent recorded."""
+    """``own`` (this host's plan) and, for every host, the changes it owes (one read
+    however many hosts there are); for every other host also what they touched."""
     changes: dict[str, Owed] = {}
     failed: dict[str, str] = {}
     try:
-        others = [h for h in api.list_hosts() if h.name not in own.plans]
-        bridges = {n.id: n.bridge for n in api.list_networks()} if others else {}
-        for other in others:
-            if other.last_error:
-                failed[other.name] = other.last_error
-            if not other.pending:
-                changes[other.name] = Owed(())
-                continue
-            owed = api.pending_for(other.name)
-            subjects = {bridges[n] for n in owed.network_ids if n in bridges}
-            changes[other.name] = Owed(owed.changes, frozenset(subjects | set(owed.floating)))
+        overview = api.pending_overview()
     except NetconError:
-        pass  # the database is away: every view says so itself; this host's plan stands
-    return replace(own, changes=changes, failed=failed)
+        return own  # the database is away: every view says so itself; the plan stands
+    counts = {host.name: host.pending for host in overview.hosts}
+    for other in overview.hosts:
+        if other.name in own.plans or other.name in own.errors:
+            continue  # this host: its own plan says more than its record
+        if other.last_error:
+            failed[other.name] = other.last_error
+        owed = overview.owed.get(other.name)
+        if owed is None:
+            changes[other.name] = Owed(())
+        else:
+            changes[other.name] = Owed(owed.changes, frozenset(owed.bridges + owed.floating))
+    return replace(own, changes=changes, failed=failed, counts=counts)

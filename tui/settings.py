@@ -16,7 +16,8 @@ core leaves to it::
     color = "red"
     read_only = true        # optional: open this database read-only
 
-What it remembers (the ``:`` history, the theme last picked) lives under
+What it remembers (the ``:`` history, the theme last picked, the views shown with
+every column, the columns chosen per view) lives under
 ``$XDG_STATE_HOME/netcon/`` (default ``~/.local/state/netcon/``).
 """
 
@@ -153,15 +154,46 @@ class ConsoleMemory:
         self._write(self._history_path, "\n".join(entries) + "\n")
         return entries
 
-    def theme(self) -> str | None:
+    def _state(self) -> dict[str, object]:
         try:
-            value = json.loads(self._state_path.read_text()).get("theme")
-        except (OSError, ValueError, AttributeError):
-            return None
+            state = json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _keep(self, name: str, value: object) -> None:
+        state = self._state()
+        state[name] = value
+        self._write(self._state_path, json.dumps(state, sort_keys=True) + "\n")
+
+    def theme(self) -> str | None:
+        value = self._state().get("theme")
         return value if isinstance(value, str) else None
 
     def keep_theme(self, theme: str) -> None:
-        self._write(self._state_path, json.dumps({"theme": theme}) + "\n")
+        self._keep("theme", theme)
+
+    def wide(self) -> list[str]:
+        """The views shown with every column (`w`)."""
+        value = self._state().get("wide")
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def keep_wide(self, views: set[str]) -> None:
+        self._keep("wide", sorted(views))
+
+    def hidden_columns(self) -> dict[str, list[str]]:
+        """The columns each view does not show, by column key (`C`)."""
+        value = self._state().get("hidden_columns")
+        if not isinstance(value, dict):
+            return {}
+        return {
+            view: [c for c in keys if isinstance(c, str)]
+            for view, keys in value.items()
+            if isinstance(view, str) and isinstance(keys, list)
+        }
+
+    def keep_hidden_columns(self, hidden: dict[str, list[str]]) -> None:
+        self._keep("hidden_columns", {v: sorted(k) for v, k in hidden.items() if k})
 
     def _write(self, path: Path, text: str) -> None:
         try:

@@ -77,7 +77,7 @@ def _as_the_command_line_says(error: BaseException, db: str | None, read_only: b
     """One line and an exit status for what ended the console, as the ordinary way
     reports it (or the traceback under NETCON_DEBUG)."""
     from core.cli.context import Context
-    from core.cli.run import guarded
+    from core.cli.outcome import guarded
 
     def fail() -> int:
         raise error

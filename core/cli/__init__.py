@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from core.cli.words import command_index
+
 if TYPE_CHECKING:
-    from core.cli.context import Console
-    from core.cli.serve import Serve
+    from core.cli.frontends import Console, Serve
 
 # Commands that run without the parser: dnsmasq calls the first on every lease event,
 # the shell the second on every Tab. (`host list` too, when it can: see core.cli.lean.)
@@ -42,17 +43,3 @@ def main(
     from core.cli.run import run_command
 
     return run_command(words, console, serve)
-
-
-def command_index(words: list[str]) -> int | None:
-    """Where the command word is: the first word that is neither an option nor the value
-    of ``--db``; None when there is none."""
-    skip = False
-    for index, word in enumerate(words):
-        if skip:
-            skip = False
-        elif word == "--db":
-            skip = True
-        elif word == "-" or not word.startswith("-"):
-            return index
-    return None

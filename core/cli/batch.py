@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from typing import IO
 
 from core.cli.context import Context
-from core.cli.run import guarded, parse, report
+from core.cli.outcome import guarded, parse, report
+from core.cli.parser import build_parser
 from core.cli.spec import Command, arg
 from core.errors import InvalidInput, NetconError
 
@@ -28,9 +29,7 @@ MAX_LINE = 8192
 
 
 def run_batch(ctx: Context, lines: IO[str] | None = None) -> int:
-    from core.cli.parser import build_parser
-
-    parser = build_parser()
+    parser = build_parser(ctx.args.commands)
     worst = 0
     with ctx.service.deferred_changes():
         for number, line in enumerate(_lines(lines or sys.stdin), start=1):

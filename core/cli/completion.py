@@ -8,7 +8,7 @@ security groups and hosts come from `netcon complete KIND PREFIX`, which does on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from core.cli.context import Context
@@ -34,9 +34,7 @@ class Path:
         return " ".join(self.words)
 
 
-def paths() -> list[Path]:
-    from core.cli.parser import COMMANDS
-
+def paths(commands: Sequence[Group | Command]) -> list[Path]:
     root = Path((), "netcon")
     found = [root]
 
@@ -52,7 +50,7 @@ def paths() -> list[Path]:
         for child in children:
             walk(child, path)
 
-    for item in COMMANDS:
+    for item in commands:
         walk(item, root)
     return found
 
@@ -83,8 +81,8 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def bash() -> str:
-    tree = paths()
+def bash(commands: Sequence[Group | Command]) -> str:
+    tree = paths(commands)
     subs = _cases(
         (_quote(p.key), _quote(" ".join(n for n, _ in p.subcommands)))
         for p in tree
@@ -197,16 +195,16 @@ complete -F _netcon netcon
 """
 
 
-def zsh() -> str:
+def zsh(commands: Sequence[Group | Command]) -> str:
     # zsh runs bash completion functions through bashcompinit, which ships with zsh.
     return (
         "#compdef netcon\n# zsh completion for netcon (made by `netcon completion zsh`)\n"
-        "autoload -U +X bashcompinit && bashcompinit\n" + bash().split("\n", 1)[1]
+        "autoload -U +X bashcompinit && bashcompinit\n" + bash(commands).split("\n", 1)[1]
     )
 
 
-def fish() -> str:
-    tree = paths()
+def fish(commands: Sequence[Group | Command]) -> str:
+    tree = paths(commands)
     lines = [
         "# fish completion for netcon (made by `netcon completion fish`)",
         "function __netcon_words --description 'netcon words typed so far, options left out'",
@@ -235,8 +233,8 @@ def fish() -> str:
         "end",
         "complete -c netcon -f",
     ]
-    commands = [p.key for p in tree if p.words and not p.subcommands]
-    lines.append("set -g __netcon_paths " + " ".join(_quote(c) for c in commands))
+    leaves = [p.key for p in tree if p.words and not p.subcommands]
+    lines.append("set -g __netcon_paths " + " ".join(_quote(c) for c in leaves))
     for p in tree:
         lines += _fish_lines(p)
     for name in GLOBAL_OPTIONS:
@@ -280,7 +278,7 @@ def _fish_words(kind: str) -> str:
 
 
 def print_script(ctx: Context) -> None:
-    script = {"bash": bash, "zsh": zsh, "fish": fish}[ctx.args.shell]()
+    script = {"bash": bash, "zsh": zsh, "fish": fish}[ctx.args.shell](ctx.args.commands)
     ctx.out.write(script)
 
 

@@ -6,24 +6,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from functools import cached_property
 from typing import IO, TYPE_CHECKING
 
+from core.cli.frontends import Console, Serve
 from core.cli.output import Output
 from core.defaults import LOCK_TIMEOUT
 
 if TYPE_CHECKING:
-    from core.cli.serve import Serve
     from core.config import Settings
     from core.service import NetconService
 
 # Commands that make a database on purpose.
 CREATING = ("init", "demo")
-
-# Opens the console on a service; given by the `netcon` executable, absent when the
-# command line runs headless (`python -m core.cli`).
-Console = Callable[["NetconService", bool], int]
 
 
 class Context:

@@ -6,6 +6,7 @@ import sys
 
 from core.cli.context import Context
 from core.cli.spec import Command, arg
+from core.linux.sysfs import has_8021q
 
 
 def load_demo(ctx: Context) -> int | None:
@@ -15,7 +16,9 @@ def load_demo(ctx: Context) -> int | None:
     else:
         from core.service.demo import load_demo as fill
 
-        fill(service)
+        # VXLAN segments where this kernel cannot make 802.1Q links, so that the demo
+        # cloud can be applied on the machine it was made on.
+        fill(service, segmentation=None if has_8021q() else "vxlan")
         ctx.output.done(
             f"demo cloud written to {service.db.safe_url}", {"database": service.db.safe_url}
         )

@@ -24,7 +24,12 @@ COLUMNS = (
     col("ADDRESSES", text=_addresses),
     col("SECURITY GROUPS"),
 )
-DETAIL = (*COLUMNS, col("MACS", value=lambda i: [a.mac for a in i.addresses]), col("CREATED AT"))
+DETAIL = (
+    *COLUMNS,
+    col("IPV6", value=lambda i: [a.address_v6 for a in i.addresses if a.address_v6]),
+    col("MACS", value=lambda i: [a.mac for a in i.addresses]),
+    col("CREATED AT"),
+)
 
 group = Group("instance", "launch, terminate, list and show instances")
 

@@ -74,7 +74,7 @@ def run(words: list[str]) -> int:
             return complete(db, rest)
         return dhcp_event(db, rest)
     except NetconError as exc:
-        from core.cli.run import report
+        from core.cli.outcome import report
 
         return report(exc, as_json)
 

@@ -39,6 +39,9 @@ DETAIL = (
     col("VPN PUBLIC", "vpn_public_address"),
     col("VPN PORT", "vpn_public_port"),
     col("VPN PRIVATE", "vpn_private_address"),
+    col("IPV6 CIDR", "cidr_v6"),
+    col("IPV6 GATEWAY", "gateway_v6"),
+    col("IPV6 MODE", "ipv6_mode"),
     col("ADDRESSES", "size"),
     col("RESERVED"),
     col("USED"),
@@ -46,7 +49,9 @@ DETAIL = (
 )
 
 # The seed's positional form, in its order, and the named options that mirror it.
-POSITIONAL = ("fixed_range", "num_networks", "network_size", "vlan_start", "vpn_start")
+POSITIONAL = (
+    "fixed_range", "num_networks", "network_size", "vlan_start", "vpn_start", "fixed_range_v6"
+)
 
 group = Group("network", "create, list, show and delete networks")
 
@@ -75,8 +80,14 @@ group = Group("network", "create, list, show and delete networks")
         action="store_true",
         help="served by every host with its instances (gateway, DHCP and NAT on each)",
     ),
+    arg(
+        "--ipv6-mode",
+        complete=("slaac", "dhcpv6-stateful", "dhcpv6-stateless"),
+        help="how guests get IPv6 addresses: slaac (default), dhcpv6-stateful, dhcpv6-stateless",
+    ),
     description="Defaults come from netcon.toml: fixed_range, num_networks, network_size, "
-    "vlan_start, vpn_start.",
+    "vlan_start, vpn_start, fixed_range_v6 (each network gets the next free /64 of it; "
+    "none: IPv4 only), ipv6_mode.",
 )
 def create_networks(ctx: Context) -> None:
     args = ctx.args
@@ -92,6 +103,8 @@ def create_networks(ctx: Context) -> None:
         values["network_size"],
         values["vlan_start"],
         values["vpn_start"],
+        values["fixed_range_v6"],
+        ipv6_mode=args.ipv6_mode,
         label=args.label,
         manager=args.manager,
         bridge=args.bridge,
@@ -125,22 +138,36 @@ def delete_network(ctx: Context) -> None:
 
 @group.command(
     "modify",
-    "change a network's DNS servers, MTU, lease time, host or project",
+    "change a network's DNS servers, MTU, lease time, IPv6, host, project or segmentation",
     arg("network", metavar="ID|CIDR", complete="network"),
     arg("--dns1", metavar="IP", help="first DNS server guests get ('' for the default)"),
     arg("--dns2", metavar="IP", help="second DNS server ('' for none)"),
     arg("--mtu", help="the MTU guests get ('' for the default: physical MTU less overhead)"),
     arg("--dhcp-lease-time", metavar="SECONDS", help="DHCP lease time ('' for the default)"),
+    arg(
+        "--fixed-range-v6",
+        metavar="CIDR",
+        help="give the network this IPv6 /64 ('' to make it IPv4-only again)",
+    ),
+    arg(
+        "--ipv6-mode",
+        complete=("slaac", "dhcpv6-stateful", "dhcpv6-stateless"),
+        help="slaac, dhcpv6-stateful or dhcpv6-stateless",
+    ),
     arg("--host", complete="host", help="move the network to this live host"),
     arg("--disassociate-host", action="store_true", help="no host (picked again when needed)"),
     arg("--project", complete="project", help="give this VLAN network to a project"),
     arg("--disassociate-project", action="store_true", help="take it from its project"),
+    arg(
+        "--segmentation", complete=("vlan", "vxlan"),
+        help="vlan (802.1Q) or vxlan, same id; only while no instance is plugged",
+    ),
 )
 def modify_network(ctx: Context) -> None:
     a = ctx.args
     given = {
         name: getattr(a, name)
-        for name in ("dns1", "dns2", "mtu", "dhcp_lease_time")
+        for name in ("dns1", "dns2", "mtu", "dhcp_lease_time", "fixed_range_v6")
         if getattr(a, name) is not None
     }
     last = ctx.service.last_change
@@ -148,8 +175,10 @@ def modify_network(ctx: Context) -> None:
         a.network,
         host=a.host,
         project=a.project,
+        ipv6_mode=a.ipv6_mode,
         disassociate_host=a.disassociate_host,
         disassociate_project=a.disassociate_project,
+        segmentation=a.segmentation,
         **given,
     )
     if ctx.service.last_change is last:  # nothing was written

@@ -4,50 +4,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from typing import NoReturn
 
-from core.cli import (
-    agent,
-    batch,
-    command_index,
-    completion,
-    database,
-    demo,
-    fixed,
-    floating,
-    host,
-    instances,
-    keys,
-    lean,
-    networks,
-    projects,
-    secgroups,
-    serve,
-    vpn,
-)
-from core.cli.spec import Command, Group
+from core.cli.spec import Command, Group, netns_arg
+from core.cli.words import command_index
 from core.defaults import LOCK_TIMEOUT
 from core.errors import InvalidInput
-
-COMMANDS: tuple[Group | Command, ...] = (
-    networks.group,
-    fixed.group,
-    floating.group,
-    projects.group,
-    instances.group,
-    secgroups.group,
-    keys.group,
-    vpn.group,
-    host.group,
-    agent.command,
-    serve.command,
-    database.command,
-    demo.command,
-    batch.command,
-    completion.command,
-    lean.complete_command,
-    lean.dhcp_event_command,
-)
 
 DESCRIPTION = (
     "Run a small cloud's networks: Flat, FlatDHCP and VLAN managers, fixed and floating IPs, "
@@ -131,9 +94,11 @@ def _add(
         _add(children, group, common, f"{dest}_{group.name}")
 
 
-def build_parser(words: list[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    commands: Sequence[Group | Command], words: list[str] | None = None
+) -> argparse.ArgumentParser:
     """The whole parser, or with ``words`` only the part those words can reach."""
-    named = _named_command(words) if words is not None else None
+    named = _named_command(commands, words) if words is not None else None
     common = _common()
     parser = OneLineParser(prog="netcon", description=DESCRIPTION, parents=[common])
     parser.add_argument(
@@ -141,15 +106,28 @@ def build_parser(words: list[str] | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="open the console without any action that changes state",
     )
+    # The commands that read command lines themselves (`batch`) or describe them
+    # (`completion`) find the list here, so that their modules need not import the list
+    # they are part of.
+    parser.set_defaults(commands=tuple(commands))
+    console_netns = netns_arg()
+    parser.add_argument(
+        *console_netns.names,
+        **{
+            **console_netns.options,
+            "dest": "console_netns",
+            "help": "open the console on this network namespace (its plan and applies)",
+        },
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for item in COMMANDS:
+    for item in commands:
         _add(sub, item, common, "action", whole=named is None or item.name == named)
     return parser
 
 
-def _named_command(words: list[str]) -> str | None:
+def _named_command(commands: Sequence[Group | Command], words: list[str]) -> str | None:
     """The command the words name, or None when they name none (help, or an error that
     lists every command)."""
     at = command_index(words)
-    names = {item.name for item in COMMANDS}
+    names = {item.name for item in commands}
     return words[at] if at is not None and words[at] in names else None

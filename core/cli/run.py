@@ -1,107 +1,42 @@
-"""Parse one command line, run its handler, and turn every failure into one line."""
+"""Parse one command line and run its handler."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
-from core.cli.context import Console, Context
-from core.cli.output import error_document
+from core.cli.commands import COMMANDS
+from core.cli.context import Context
+from core.cli.outcome import guarded, parse, report
+from core.cli.parser import build_parser
 from core.errors import NetconError
 
 if TYPE_CHECKING:
-    from core.cli.serve import Serve
-
-DEFAULTS = (("db", None), ("json", False), ("lock_timeout", None))
-
-
-def parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
-    args = parser.parse_args(words)
-    for option, default in DEFAULTS:
-        if not hasattr(args, option):
-            setattr(args, option, default)
-    return args
-
+    from core.cli.frontends import Console, Serve
+    from core.service import NetconService
 
 def run_command(
     words: list[str], console: Console | None, serve: Serve | None = None
 ) -> int:
-    from core.cli.parser import build_parser
-
     as_json = "--json" in words
     try:
-        args = parse(build_parser(words), words)
+        args = parse(build_parser(COMMANDS, words), words)
     except NetconError as exc:
         return report(exc, as_json)
     context = Context(args, console=console, serve=serve)
     if getattr(args, "command", None) is None:
         if console is None:
-            build_parser().print_help(sys.stderr)
+            build_parser(COMMANDS).print_help(sys.stderr)
             return 2
-        return guarded(context, lambda: console(context.service, bool(args.read_only)))
+        return guarded(context, lambda: console(_console_service(context), bool(args.read_only)))
     return guarded(context, lambda: args.handler(context))
 
 
-def guarded(
-    context: Context,
-    call: Callable[[], int | None],
-    *,
-    where: str = "",
-    errors: IO[str] | None = None,
-) -> int:
-    """Run ``call``; a refusal or failure becomes one line on stderr and its exit status."""
-    try:
-        return int(call() or 0)
-    except NetconError as exc:
-        return report(exc, context.json, where=where, errors=errors)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # `netcon fixed list | head` closes the pipe early; that is not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as exc:
-        # A bug, not bad input: still one line, unless asked for the whole story.
-        if os.environ.get("NETCON_DEBUG"):
-            raise
-        message = (
-            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
-            "(NETCON_DEBUG=1 shows the traceback)"
-        )
-        return report_text(message, 1, context.json, where=where, errors=errors)
-
-
-def report(
-    exc: NetconError, as_json: bool, *, where: str = "", errors: IO[str] | None = None
-) -> int:
-    return report_text(
-        exc.message,
-        exc.exit_code,
-        as_json,
-        field=exc.field,
-        rule=exc.rule,
-        where=where,
-        errors=errors,
-    )
-
-
-def report_text(
-    message: str,
-    status: int,
-    as_json: bool,
-    *,
-    field: str | None = None,
-    rule: str | None = None,
-    where: str = "",
-    errors: IO[str] | None = None,
-) -> int:
-    stream = errors or sys.stderr
-    if as_json:
-        stream.write(error_document(message, status, field, rule, where=where) + "\n")
-    else:
-        prefix = f"netcon: {where}: " if where else "netcon: "
-        stream.write(prefix + message + "\n")
-    return status
+def _console_service(context: Context) -> NetconService:
+    """The service the console runs on: with ``--netns``, its host is that namespace
+    (the header names it, its plan is read and applied there), as `host plan --netns`."""
+    service = context.service
+    netns = getattr(context.args, "console_netns", None)
+    if netns is not None:
+        service.settings = service.settings.replace(netns=netns)
+    return service

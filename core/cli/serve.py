@@ -10,13 +10,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import validate
 from core.cli.context import Context
+from core.cli.frontends import ServeOptions
 from core.cli.spec import Command, arg
 from core.errors import InvalidInput
 
@@ -28,29 +27,6 @@ DEFAULT_MAX_SESSIONS = 4
 MAX_SESSIONS = 100
 # A token a person can paste from a file: URL-safe, long enough not to be guessed.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """A checked `netcon serve` command line."""
-
-    host: str  # the address to bind, as the socket takes it
-    port: int  # 0: any free port
-    # How the printed URL names the host (an IPv6 address in brackets).
-    url_host: str
-    loopback: bool
-    tls: ssl.SSLContext | None
-    read_only: bool
-    max_sessions: int
-    # The token from --token-file; None: a random one-time token is made at start.
-    token: str | None
-    token_file: Path | None
-    # The database the consoles open (--db or NETCON_DATABASE_URL), None: the default.
-    database: str | None
-
-
-# Runs the server until it is stopped; given by the `netcon` executable.
-Serve = Callable[[ServeOptions], int]
 
 
 def parse_listen(text: str) -> tuple[str, str, int, bool]:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from core.config import Settings
 from core.desired.secgroups import read_filter
+from core.desired.secgroups_keyed import read_keyed_filter
 from core.desired.served import own_gateway, served_here
 from core.linux.desired import (
     DesiredHost,
@@ -137,7 +138,9 @@ def desired_from_connection(
         # when the change touched networks (their DHCP servers and ports are in it),
         # instance ports or security groups: never for a floating IP alone.
         security=(
-            read_filter(connection, host)
+            read_keyed_filter(connection, host, scope.filter_groups, scope.filter_ports)
+            if scope is not None and scope.filter_keyed
+            else read_filter(connection, host)
             if scope is None or scope.security or scope.network_ids
             else None
         ),

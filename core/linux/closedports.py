@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.linux import secgroup_nft as sg
 from core.linux.desired import DesiredHost
-from core.linux.observed import ObservedHost
 from core.linux.operations import Operation
 from core.linux.secgroups import (
     ADD_ELEMENTS,
@@ -38,6 +37,10 @@ from core.linux.secgroups import (
     Staged,
 )
 from core.linux.vpn.spec import tap_name
+
+if TYPE_CHECKING:
+    # Only named: the scoped observation (observed.py) asks this module for own ports.
+    from core.linux.observed import ObservedHost
 
 # Before elements are dropped: the elements a removal makes sure of first.
 ENSURE = DROP_ELEMENTS - 1
@@ -67,6 +70,8 @@ class OpenPorts:
     closable: frozenset[str] | None = None
     # The own ports that pass only as long as the heartbeat lease (VPN taps, when fenced).
     leased: frozenset[str] = frozenset()
+    # The uplinks of bridges this host routes for, which NATed frames may go back out.
+    uplinks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,47 @@ class ClosePort(FilterOperation):
         # An element with a timeout may run out before the batch reaches the kernel: it
         # is added (a no-op while it is there) before it is deleted, in one transaction.
         return [(ENSURE, ("add", piece)), (DROP_ELEMENTS, ("delete", piece))]
+
+
+@dataclass(frozen=True)
+class HairpinUplink(FilterOperation):
+    """An uplink that a frame this host NATed may go back out of (see nft.py)."""
+
+    port: str
+
+    def describe(self) -> str:
+        return f"let what this host NATs go back out uplink {self.port}"
+
+    def commands(self) -> list[tuple[int, Staged]]:
+        return [
+            (ADD_ELEMENTS, ("add", (sg.BRIDGE, "hairpin_uplinks", f"{self.port} . {self.port}")))
+        ]
+
+
+@dataclass(frozen=True)
+class UnhairpinUplink(FilterOperation):
+    port: str
+
+    def describe(self) -> str:
+        return f"stop sending what this host NATs back out uplink {self.port}"
+
+    def commands(self) -> list[tuple[int, Staged]]:
+        piece = (sg.BRIDGE, "hairpin_uplinks", f"{self.port} . {self.port}")
+        return [(DROP_ELEMENTS, ("delete", piece))]
+
+
+def routed_uplinks(desired: DesiredHost) -> frozenset[str]:
+    """The segment link or flat uplink of each bridge this host routes for (it holds the
+    gateway): guests behind it reach the floating IPs NATed here through it, both ways."""
+    found: set[str] = set()
+    for net in desired.networks:
+        if not net.owns_bridge or net.gateway is None:
+            continue
+        if net.segment is not None:
+            found.add(net.segment.ifname)
+        elif net.bridge_interface is not None:
+            found.add(net.bridge_interface)
+    return frozenset(found)
 
 
 def renewal(ports: tuple[str, ...], lifetime: int) -> list[dict[str, Any]]:
@@ -185,12 +231,13 @@ def wanted(
         foreign=foreign_ports(desired, observed) if complete else None,
         bridges_here=bridges_here,
         complete=complete,
-        closable=None if desired.reach is None else _scoped_own(desired.reach.links),
+        closable=None if desired.reach is None else scoped_own(desired.reach.links),
         leased=vpn_taps(desired) if leased else frozenset(),
+        uplinks=routed_uplinks(desired),
     )
 
 
-def _scoped_own(links: frozenset[str]) -> frozenset[str]:
+def scoped_own(links: frozenset[str]) -> frozenset[str]:
     """The own ports of the networks a scope names (wanted here or not): their segment
     links and VPN taps, known by the segment id in the link's name."""
     found: set[str] = set()
@@ -236,6 +283,12 @@ def plan(
         for port in sorted((want - have) | remade):
             leased = name == "own_ports" and port in opened.leased
             ops.append(LeasePort(port) if leased else OpenPort(name, port))
+    hairpinned = {p.split(" . ")[0] for p in state.sets.get("hairpin_uplinks", frozenset())}
+    unwanted = hairpinned - opened.uplinks
+    if opened.closable is not None:
+        unwanted &= opened.closable
+    ops += [UnhairpinUplink(port) for port in sorted(unwanted)]
+    ops += [HairpinUplink(port) for port in sorted(opened.uplinks - hairpinned)]
     return ops
 
 

@@ -19,6 +19,7 @@ def forget(addresses: Iterable[str]) -> int:
     if not wanted:
         return 0
     from pyroute2.conntrack import Conntrack, NFCTAttrTuple
+    from pyroute2.netlink.exceptions import NetlinkError
 
     deleted = 0
     conntrack = Conntrack()
@@ -30,8 +31,10 @@ def forget(addresses: Iterable[str]) -> int:
                 try:
                     conntrack.delete(entry)
                     deleted += 1
-                except OSError:
-                    pass  # gone already: it timed out or was the other direction's twin
+                except (OSError, NetlinkError):
+                    # Gone already: it timed out, or it was found both ways (a guest
+                    # calling its own floating IP is sent to and answered from it).
+                    pass
     finally:
         conntrack.close()
     return deleted

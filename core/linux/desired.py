@@ -178,7 +178,12 @@ def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
             )
         ),
         snat_ranges=tuple(n.cidr for n in networks_ if n.gateway is not None),
-        security=scoped.security if scoped.security is not None else whole.security,
+        # A filter read at a change's keys alone is no whole filter.
+        security=(
+            scoped.security
+            if scoped.security is not None and not scoped.security.keyed
+            else whole.security
+        ),
     )
 
 

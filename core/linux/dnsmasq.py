@@ -217,6 +217,9 @@ def script_text(python: str = sys.executable) -> str:
     #   every 25 ms. A lease the database is known to hold (in the ".leased" file, from
     #   the apply and from each event recorded since) is left at that; any other (a lost
     #   "add" when the database was away) is recorded, as it was.
+    # - An event the database cannot be told now (a dnsmasq in a namespace, whose loopback
+    #   is not the host's, with PostgreSQL on the host's) is written to the spool file
+    #   (SPOOL), which the host's next apply records before it reads the database.
     return (
         "#!/bin/sh\n"
         'leased="${NETCON_LEASES%.leases}.leased"\n'
@@ -226,10 +229,45 @@ def script_text(python: str = sys.executable) -> str:
         '  old) [ "$DNSMASQ_DATA_MISSING" = 1 ] && exit 0\n'
         '       [ -n "$NETCON_LEASES" ] && grep -qxF "$2 $3" "$leased" 2>/dev/null && exit 0 ;;\n'
         "esac\n"
-        f'{shlex.quote(python)} -m core.cli dhcp-event "$@" || exit\n'
+        f'if ! {shlex.quote(python)} -m core.cli dhcp-event "$@"; then\n'
+        '  case "$1" in add|old|del) [ -n "$NETCON_LEASES" ] &&\n'
+        f'    echo "$1 $2 $3" >> "${{NETCON_LEASES%/*}}/{SPOOL}" ;; esac\n'
+        "  exit 1\n"
+        "fi\n"
         'case "$1" in add|old) [ -n "$NETCON_LEASES" ] && echo "$2 $3" >> "$leased" ;; esac\n'
         "exit 0\n"
     )
+
+
+# Lease events the lease script could not record (``ACTION MAC IP`` a line), in the
+# DHCP directory; an apply takes them (take_spooled) and records them.
+SPOOL = "lease-events"
+
+
+def take_spooled(directory: Path) -> list[str]:
+    """The lease events spooled in ``directory`` since the last look, oldest first; the
+    file is renamed away first, so an event appended meanwhile waits for the next look.
+    Lines taken by a look that then failed to record them come first."""
+    spool = directory / SPOOL
+    taken = directory / f"{SPOOL}.taking"
+    if not spool.exists() and not taken.exists():
+        return []
+    fresh = directory / f"{SPOOL}.fresh"
+    with contextlib.suppress(FileNotFoundError):
+        # A rename: the script appends to a new file from then on, and loses nothing.
+        spool.rename(fresh)
+        with taken.open("a") as pending:
+            pending.write(fresh.read_text())
+        fresh.unlink()
+    try:
+        return [line for line in taken.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def forget_spooled(directory: Path) -> None:
+    """The events take_spooled gave are recorded: they go."""
+    (directory / f"{SPOOL}.taking").unlink(missing_ok=True)
 
 
 def find_binary(binary: str) -> str | None:

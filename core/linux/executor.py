@@ -54,6 +54,7 @@ from core.linux.operations import (
     SetMaster,
     SetMtu,
     SetUp,
+    SetUplinkHairpin,
     StartDnsmasq,
     StartVpn,
     StopDnsmasq,
@@ -123,6 +124,7 @@ class Executor:
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
             self._nat(nat, self._filter_commands(ops))
+            self._uplink_hairpins([op for op in ops if isinstance(op, SetUplinkHairpin) and op.on])
             self._forget_old_mappings(ops)
         except Exception:
             if undo:
@@ -247,6 +249,7 @@ class Executor:
                 | RenewLease
                 | SetHairpin,
             )
+            or (isinstance(op, SetUplinkHairpin) and not op.on)
         ]
         if not configures and not created:
             return
@@ -284,6 +287,10 @@ class Executor:
                 sent.append(op)
             elif isinstance(op, SetHairpin):
                 requests.append(netlink.set_port(index[op.name], hairpin=True))
+                sent.append(op)
+            elif isinstance(op, SetUplinkHairpin):
+                # Cleared before the nft batch drops its element (see SetUplinkHairpin).
+                requests.append(netlink.set_port(index[op.name], hairpin=False))
                 sent.append(op)
             elif isinstance(op, AddAddress):
                 requests.append(
@@ -358,6 +365,16 @@ class Executor:
             # outlive the lease, so they go now.
             self.nft.run(closedports.removal(ports))
             raise LeaseLapsed(-self.lease.remaining())
+
+    def _uplink_hairpins(self, ops: Sequence[SetUplinkHairpin]) -> None:
+        """Uplinks into hairpin mode once the nft batch that lets only NATed frames back
+        out of them is in the kernel (see SetUplinkHairpin)."""
+        if not ops:
+            return
+        index = self._indexes()
+        self._check(
+            ops, self.netlink.run([netlink.set_port(index[op.name], hairpin=True) for op in ops])
+        )
 
     def _delete_pair(self, op: DeleteNatElement) -> list[dict[str, Any]]:
         commands = []
@@ -498,7 +515,10 @@ def _needs_lease(ops: Sequence[Operation]) -> bool:
 def _link_names(ops: Sequence[Operation]) -> set[str]:
     names: set[str] = set()
     for op in ops:
-        if isinstance(op, DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu | SetHairpin):
+        if isinstance(
+            op,
+            DeleteLink | SetUp | ClaimLink | CreateBridge | SetMtu | SetHairpin | SetUplinkHairpin,
+        ):
             names.add(op.name)
         elif isinstance(op, CreateVxlan | CreateVlan):
             names.update((op.name, op.parent))

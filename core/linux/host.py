@@ -23,7 +23,7 @@ from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, se
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost
 from core.linux.lease import Lease
-from core.linux.netlink import Netlink
+from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
 from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
@@ -103,6 +103,7 @@ class HostLayer:
         if self._lookup is not None:
             self._lookup.close()
             self._lookup = None
+        self.nft.close()
 
     def lookup(self) -> Lookup:
         """The nfnetlink socket for lookups of single elements, opened on first use."""
@@ -162,6 +163,7 @@ class HostLayer:
                 nat_marker=self.nat_marker,
                 security_dir=self.state_dir,
                 may_change=can_change_host(),
+                trusted_ports=self.settings.trusted_ports,
             )
             if scoped is None:
                 raise WholeHostNeeded
@@ -190,7 +192,8 @@ class HostLayer:
         """The renewal of everything here that carries the heartbeat lease (netcon's
         addresses with a lifetime, VPN taps' elements with a timeout), for a lease just
         renewed. The addresses come from the copy of the kernel's kept by notifications,
-        so they cost no dump; the elements from one read of the bridge table."""
+        so they cost no dump; the elements from one read of the bridge table's set of
+        netcon's own ports (not of its instance ports)."""
         links, addresses = self.netlink.state()
         names = {link.index: link.name for link in links}
         ours = {link.index for link in links if link.alias == OWNER_ALIAS}
@@ -205,8 +208,8 @@ class HostLayer:
         )
         ports: tuple[str, ...] = ()
         if secgroups.marker(self.state_dir).exists():
-            bridge = secgroup_nft.read_table(
-                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE
+            bridge = secgroup_nft.read_set(
+                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE, "own_ports"
             )
             ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
         return Plan(operations=(RenewLease(found, ports),) if found or ports else ())
@@ -292,6 +295,7 @@ class HostLayer:
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
             leased=self.leased,
             trusted_ports=self.settings.trusted_ports,
+            vlan_supported=kernel_has_8021q(),
         )
 
     def _executor(self) -> Executor:

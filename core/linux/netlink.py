@@ -258,6 +258,14 @@ def del_addr(index: int, address: str, prefixlen: int) -> Request:
     return Request(RTM_DELADDR, _CHANGE, _addr_body(index, address, prefixlen))
 
 
+def kernel_has_8021q() -> bool:
+    """Whether links of kind vlan can be made here (pyroute2's in-memory kernel has
+    them; this kernel may have been built without)."""
+    from core.linux.sysfs import has_8021q
+
+    return _mock_kernel() or has_8021q()
+
+
 def _mock_kernel() -> bool:
     """Whether pyroute2's in-memory kernel is switched on (only tests do that)."""
     config = sys.modules.get("pyroute2.config")

@@ -13,6 +13,7 @@ import functools
 import ipaddress
 import json
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,10 +48,31 @@ def _nat_map(kind: str, field_name: str, name: str) -> dict[str, Any]:
 _OIF_PUBLIC = _match({"meta": {"key": "oifname"}}, "@public_ifs")
 # A connection whose destination was a floating IP (DNATed to an instance here).
 _DNATED = {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}
+# The packet mark bit of the connections this host NATed (see the "hairpin" chain).
+HAIRPIN_MARK = 0x00100000
+_MARK = {"meta": {"key": "mark"}}
 _FROM_FIXED = _match({"payload": {"protocol": "ip", "field": "saddr"}}, f"@{NET_SET}")
 # chain: (type, hook, priority, rules)
 CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
     "prerouting": ("nat", "prerouting", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
+    # Hairpin across a segment: a guest behind a segment link (or flat uplink) calling a
+    # floating IP of another guest behind that same link. br_netfilter, seeing the DNATed
+    # destination on the bridge the packet came from, bridges it instead of routing it,
+    # back out the link it arrived on, which a bridge does only in hairpin mode; and in
+    # hairpin mode a segment link would also reflect every flooded frame across the
+    # underlay. So the packets of connections this host NATed carry a mark, and the
+    # bridge table (secgroup_nft.py) lets back out an uplink only those.
+    "hairpin": (
+        "filter",
+        "prerouting",
+        -99,
+        [
+            [
+                _DNATED,
+                {"mangle": {"key": _MARK, "value": {"|": [_MARK, HAIRPIN_MARK]}}},
+            ]
+        ],
+    ),
     # The network host itself reaching a floating IP takes the output hook.
     "output": ("nat", "output", -100, [[_nat_map("dnat", "daddr", DNAT_MAP)]]),
     "postrouting": (
@@ -239,6 +261,19 @@ class Nft:
     def __init__(self, binary: str, netns: str | None) -> None:
         self.binary = binary
         self.netns = netns
+        # The libnftables context of this namespace, kept until close(): closing its
+        # netlink socket waits for the kernel to release what a batch deleted (an RCU
+        # grace period, 10-30 ms on a busy host), which the change itself does not need.
+        self._ctx: int | None = None
+        # A context is not safe in two threads at once (its cache, its buffers).
+        self._ctx_lock = threading.Lock()
+
+    def close(self) -> None:
+        library = _library()
+        with self._ctx_lock:
+            if self._ctx is not None and library is not None:
+                library.free(self._ctx)
+            self._ctx = None
 
     def observe(self) -> NftState:
         owned = read_owned(self.binary, self.netns)
@@ -254,8 +289,10 @@ class Nft:
             # The library the nft program is made of, in this process: the same batch,
             # parsed and committed the same way, without starting a program (which
             # costs more than the batch itself on a busy host).
-            with namespace.entered(self.netns):
-                failure = library.run(payload)
+            with self._ctx_lock, namespace.entered(self.netns):
+                if self._ctx is None:
+                    self._ctx = library.context()
+                failure = library.run(payload, self._ctx)
             if failure is not None:
                 raise HostError(f"nft: {_first_line(failure)}")
             return
@@ -315,21 +352,35 @@ class _Libnftables:
         finally:
             self.lib.nft_ctx_free(ctx)
 
-    def run(self, payload: str) -> str | None:
-        """Apply one JSON batch; None when it worked, else nft's error text."""
-        ctx = self.lib.nft_ctx_new(0)
-        if not ctx:
-            return "cannot make an nftables context"
+    def run(self, payload: str, ctx: int | None = None) -> str | None:
+        """Apply one JSON batch; None when it worked, else nft's error text. ``ctx``: a
+        context kept by the caller (see :meth:`context`), else one for this batch."""
+        own = ctx is None
+        if ctx is None:
+            ctx = self.context()
+            if ctx is None:
+                return "cannot make an nftables context"
         try:
-            self.lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
-            self.lib.nft_ctx_buffer_output(ctx)
-            self.lib.nft_ctx_buffer_error(ctx)
             if self.lib.nft_run_cmd_from_buffer(ctx, payload.encode()) == 0:
                 return None
             error = self.lib.nft_ctx_get_error_buffer(ctx)
             return (error or b"").decode(errors="replace") or "the batch was refused"
         finally:
-            self.lib.nft_ctx_free(ctx)
+            if own:
+                self.free(ctx)
+
+    def context(self) -> int | None:
+        """A context for batches, bound to the namespace the thread is in now."""
+        ctx = self.lib.nft_ctx_new(0)
+        if not ctx:
+            return None
+        self.lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
+        self.lib.nft_ctx_buffer_output(ctx)
+        self.lib.nft_ctx_buffer_error(ctx)
+        return int(ctx)
+
+    def free(self, ctx: int) -> None:
+        self.lib.nft_ctx_free(ctx)
 
 
 @functools.cache

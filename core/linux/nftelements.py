@@ -9,8 +9,10 @@ same cost on any host. Changes still go through the nft program (core.linux.nft)
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import itertools
+import os
 import select
 import socket
 import struct
@@ -23,9 +25,17 @@ from core.linux.netlink import split_messages
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
-NFT_MSG_GETSET, NFT_MSG_GETSETELEM = 10, 13
+NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, NFT_MSG_GETSETELEM = 4, 7, 10, 13
 NLM_F_REQUEST = 0x1
-NLMSG_ERROR = 2
+NLM_F_DUMP = 0x300
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NFPROTO_BRIDGE = 7
+NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_USE = 1, 3, 6
+NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE, NFTA_RULE_USERDATA = 1, 2, 3, 7
+# A rule's user data is type-length-value records; nft keeps its comment in type 0.
+UDATA_RULE_COMMENT = 0
+NFTA_DATA_VERDICT, NFTA_VERDICT_CHAIN = 2, 2
+NFTA_SET_ELEM_TIMEOUT = 4
 NLA_F_NESTED = 0x8000
 NFTA_SET_TABLE, NFTA_SET_NAME = 1, 2
 NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_ELEMENTS = 1, 2, 3
@@ -73,16 +83,35 @@ def ifname_text(key: bytes) -> str:
     return key.split(b"\0", 1)[0].decode(errors="replace")
 
 
+def concat_key(*parts: bytes) -> bytes:
+    """The key of a concatenation: each part padded to whole 32-bit registers."""
+    return b"".join(part + b"\0" * (-len(part) % 4) for part in parts)
+
+
+def mac_key(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
 class Element:
     """What the kernel holds under a key: the element's own key (for an interval set, the
-    start of the interval the key falls in), its data (maps) and whether it ends one."""
+    start of the interval the key falls in), its data (maps), whether it ends one, the
+    chain a verdict map's element jumps to, and whether it carries a timeout."""
 
-    __slots__ = ("data", "interval_end", "key")
+    __slots__ = ("chain", "data", "interval_end", "key", "timeout")
 
-    def __init__(self, key: bytes, data: bytes | None, interval_end: bool) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        data: bytes | None,
+        interval_end: bool,
+        chain: str | None = None,
+        timeout: bool = False,
+    ) -> None:
         self.key = key
         self.data = data
         self.interval_end = interval_end
+        self.chain = chain
+        self.timeout = timeout
 
 
 class Lookup:
@@ -104,19 +133,69 @@ class Lookup:
     def close(self) -> None:
         self._sock.close()
 
-    def sets_exist(self, table: str, names: Iterable[str]) -> bool:
+    def sets_exist(self, table: str, names: Iterable[str], family: int | None = None) -> bool:
         """Whether the table has all these sets and maps."""
+        return all(self.sets_present(table, names, family).values())
+
+    def sets_present(
+        self, table: str, names: Iterable[str], family: int | None = None
+    ) -> dict[str, bool]:
+        """Whether the table has each of these sets and maps."""
+        wanted = list(dict.fromkeys(names))
         requests = [
             (
                 NFT_MSG_GETSET,
                 _attr(NFTA_SET_TABLE, table.encode() + b"\0")
                 + _attr(NFTA_SET_NAME, name.encode() + b"\0"),
             )
-            for name in names
+            for name in wanted
         ]
-        return all(isinstance(answer, bytes) for answer in self._ask(requests))
+        answers = self._ask(requests, family)
+        return {name: isinstance(a, bytes) for name, a in zip(wanted, answers, strict=True)}
 
-    def get(self, table: str, set_name: str, keys: Sequence[bytes]) -> list[Element | None]:
+    def chain_uses(
+        self, table: str, names: Iterable[str], family: int | None = None
+    ) -> dict[str, int | None]:
+        """How many rules and map elements jump to each chain (None: no such chain)."""
+        wanted = list(dict.fromkeys(names))
+        requests = [
+            (
+                NFT_MSG_GETCHAIN,
+                _attr(NFTA_CHAIN_TABLE, table.encode() + b"\0")
+                + _attr(NFTA_CHAIN_NAME, name.encode() + b"\0"),
+            )
+            for name in wanted
+        ]
+        found: dict[str, int | None] = {}
+        for name, answer in zip(wanted, self._ask(requests, family), strict=True):
+            if not isinstance(answer, bytes):
+                found[name] = None
+                continue
+            use = _attrs(answer, 20).get(NFTA_CHAIN_USE)
+            found[name] = struct.unpack("!I", use[:4])[0] if use and len(use) >= 4 else 0
+        return found
+
+    def rules(
+        self, table: str, chains: Sequence[str], family: int | None = None
+    ) -> dict[str, tuple[tuple[str, int], ...]]:
+        """Each chain's rules as (comment, handle), in order; the kernel lists one chain's
+        rules alone when the dump names it."""
+        found: dict[str, tuple[tuple[str, int], ...]] = {}
+        for chain in chains:
+            head = _attr(NFTA_RULE_TABLE, table.encode() + b"\0") + _attr(
+                NFTA_RULE_CHAIN, chain.encode() + b"\0"
+            )
+            rules = []
+            for msg in self._dump(NFT_MSG_GETRULE, head, family):
+                attrs = _attrs(msg, 20)
+                handle = struct.unpack("!Q", attrs[NFTA_RULE_HANDLE][:8])[0]
+                rules.append((_comment(attrs.get(NFTA_RULE_USERDATA, b"")), handle))
+            found[chain] = tuple(rules)
+        return found
+
+    def get(
+        self, table: str, set_name: str, keys: Sequence[bytes], family: int | None = None
+    ) -> list[Element | None]:
         """The element under each key (None: there is none)."""
         head = _attr(NFTA_SET_ELEM_LIST_TABLE, table.encode() + b"\0") + _attr(
             NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0"
@@ -137,14 +216,44 @@ class Lookup:
         ]
         return [
             _element(answer) if isinstance(answer, bytes) else None
-            for answer in self._ask(requests)
+            for answer in self._ask(requests, family)
         ]
 
-    def _ask(self, requests: Sequence[tuple[int, bytes]]) -> list[bytes | int]:
+    def _dump(self, kind: int, body: bytes, family: int | None) -> list[bytes]:
+        """The messages of one dump request."""
+        seq = next(self._seq)
+        payload = struct.pack("=BBH", self.family if family is None else family, 0, 0) + body
+        header = _HEADER.pack(
+            _HEADER.size + len(payload),
+            (NFNL_SUBSYS_NFTABLES << 8) | kind,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            0,
+        )
+        self._send(header + payload)
+        found: list[bytes] = []
+        while True:
+            for msg_type, got, msg in self._receive():
+                if got != seq:
+                    continue
+                if msg_type == NLMSG_DONE:
+                    return found
+                if msg_type == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", msg, 16)[0]
+                    if code == 0:
+                        continue
+                    if code == errno.ENOENT:
+                        return found
+                    raise HostError(f"nfnetlink dump failed: {os.strerror(code)}")
+                found.append(msg)
+
+    def _ask(
+        self, requests: Sequence[tuple[int, bytes]], family: int | None = None
+    ) -> list[bytes | int]:
         answers: list[bytes | int] = [0] * len(requests)
         by_seq: dict[int, int] = {}
         position = 0
-        nfgen = struct.pack("=BBH", self.family, 0, 0)
+        nfgen = struct.pack("=BBH", self.family if family is None else family, 0, 0)
         while position < len(requests) or by_seq:
             if position < len(requests) and len(by_seq) < WINDOW:
                 chunk = bytearray()
@@ -210,11 +319,35 @@ def _element(msg: bytes) -> Element | None:
     if key is None:
         return None
     data = None
+    chain = None
     if NFTA_SET_ELEM_DATA in fields:
-        data = _attrs(fields[NFTA_SET_ELEM_DATA]).get(NFTA_DATA_VALUE)
+        value = _attrs(fields[NFTA_SET_ELEM_DATA])
+        data = value.get(NFTA_DATA_VALUE)
+        if NFTA_DATA_VERDICT in value:
+            target = _attrs(value[NFTA_DATA_VERDICT]).get(NFTA_VERDICT_CHAIN)
+            if target is not None:
+                chain = target.split(b"\0", 1)[0].decode(errors="replace")
     flags_raw = fields.get(NFTA_SET_ELEM_FLAGS)
     flags = struct.unpack("!I", flags_raw[:4])[0] if flags_raw and len(flags_raw) >= 4 else 0
-    return Element(key, data, bool(flags & NFT_SET_ELEM_INTERVAL_END))
+    return Element(
+        key,
+        data,
+        bool(flags & NFT_SET_ELEM_INTERVAL_END),
+        chain,
+        NFTA_SET_ELEM_TIMEOUT in fields,
+    )
+
+
+def _comment(udata: bytes) -> str:
+    offset = 0
+    while offset + 2 <= len(udata):
+        kind, length = udata[offset], udata[offset + 1]
+        if kind == UDATA_RULE_COMMENT:
+            return (
+                udata[offset + 2 : offset + 2 + length].split(b"\0", 1)[0].decode(errors="replace")
+            )
+        offset += 2 + length
+    return ""
 
 
 def scoped_state(

@@ -110,6 +110,7 @@ def observe_scoped(
     nat_marker: Path,
     security_dir: Path,
     may_change: bool = True,
+    trusted_ports: tuple[str, ...] = (),
 ) -> ObservedHost | None:
     """What the host has of the objects a scoped desired state covers, asked for by name
     and key; None when only a full look will do (netcon's table is not complete)."""
@@ -152,8 +153,12 @@ def observe_scoped(
         return None  # the table is still to be made: a full apply makes it
     else:
         nft_state = NftState()
-    security = None
-    if desired.security is not None:
+    security: FilterState | None = None
+    if desired.security is not None and desired.security.keyed:
+        security = _observe_keyed(lookup(), nft_binary, netns, desired, trusted_ports)
+        if security is None:
+            return None  # the tables are not whole: the full comparison mends them
+    elif desired.security is not None:
         security = secgroups.observe(
             nft_binary,
             netns,
@@ -174,4 +179,26 @@ def observe_scoped(
         ),
         journal=pending,
         security=security,
+    )
+
+
+def _observe_keyed(
+    lookup: Lookup,
+    nft_binary: str,
+    netns: str | None,
+    desired: DesiredHost,
+    trusted: tuple[str, ...],
+) -> FilterState | None:
+    """The filter at the keys a change names, and the open ports a scoped plan compares."""
+    from core.linux import closedports
+    from core.linux.secgroup_keyed import KeyedFilter, observe_keyed
+
+    assert isinstance(desired.security, KeyedFilter) and desired.reach is not None
+    own = closedports.own_ports(desired) | closedports.scoped_own(desired.reach.links)
+    return observe_keyed(
+        lookup,
+        nft_binary,
+        netns,
+        desired.security,
+        {"own_ports": own, "trusted_ports": frozenset(trusted)},
     )

@@ -99,6 +99,23 @@ class SetHairpin(Operation):
 
 
 @dataclass(frozen=True)
+class SetUplinkHairpin(Operation):
+    """The segment link or flat uplink of a bridge this host routes for, in hairpin mode
+    (``on``) or out of it. Two guests behind that link reach each other's floating IPs
+    through this host, and once NATed the packet must go back out the link it came in
+    on; the bridge table lets out that way only what this host NATed (see nft.py), so
+    hairpin mode is set after the nft batch and cleared before it."""
+
+    name: str
+    on: bool = True
+
+    def describe(self) -> str:
+        if self.on:
+            return f"set hairpin mode on uplink {self.name} (for what this host NATs)"
+        return f"clear hairpin mode on uplink {self.name}"
+
+
+@dataclass(frozen=True)
 class AddAddress(Operation):
     ifname: str
     address: str

@@ -43,6 +43,7 @@ from core.linux.operations import (
     SetMaster,
     SetMtu,
     SetUp,
+    SetUplinkHairpin,
     StartDnsmasq,
     StopDnsmasq,
     StopStrayDnsmasq,
@@ -63,13 +64,22 @@ class PlanContext:
     leased: bool = False
     # Ports that pass on netcon's bridges though nothing here owns them.
     trusted_ports: tuple[str, ...] = ()
+    # Whether this kernel can make 802.1Q links (some are built without it).
+    vlan_supported: bool = True
 
 
 class _Builder:
-    def __init__(self, desired: DesiredHost, observed: ObservedHost, leased: bool = False) -> None:
+    def __init__(
+        self,
+        desired: DesiredHost,
+        observed: ObservedHost,
+        leased: bool = False,
+        vlan_supported: bool = True,
+    ) -> None:
         self.desired = desired
         self.observed = observed
         self.leased = leased
+        self.vlan_supported = vlan_supported
         self.links = observed.links
         self.stops: list[Operation] = []
         self.deletes: list[Operation] = []
@@ -137,6 +147,7 @@ class _Builder:
                 if not port.up:
                     self.configures.append(SetUp(net.bridge_interface))
         self._uplink(net)
+        self._uplink_hairpin(net, bridge)
         if net.gateway is not None:
             self._hairpin(net, bridge)
             self._address(
@@ -193,6 +204,25 @@ class _Builder:
             if port is not None and port.master == bridge.index and not port.hairpin:
                 self.configures.append(SetHairpin(name))
 
+    def _uplink_hairpin(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        """The uplink of a bridge this host routes for in hairpin mode, and out of it
+        where another host routes (see SetUplinkHairpin)."""
+        if not net.owns_bridge:
+            return
+        name = net.segment.ifname if net.segment is not None else net.bridge_interface
+        if name is None:
+            return
+        link = self.links.get(name)
+        if net.gateway is None:
+            if link is not None and link.hairpin:
+                self.configures.append(SetUplinkHairpin(name, on=False))
+            return
+        if link is None and net.segment is None:
+            return  # a missing bridge_interface is a problem of its own
+        enslaved = link is not None and bridge is not None and link.master == bridge.index
+        if not (enslaved and link is not None and link.hairpin):
+            self.after.append(SetUplinkHairpin(name))
+
     def _segment(self, net: DesiredNetwork, bridge: Link | None) -> None:
         segment = net.segment
         assert segment is not None
@@ -220,6 +250,15 @@ class _Builder:
             ):
                 self.deletes.append(DeleteLink(name))
                 create = True
+        if create and segment.kind == "vlan" and not self.vlan_supported:
+            # Held back like a clash: the kernel would refuse the link, and the rest of
+            # the host must not wait for it.
+            self.problems.append(
+                f"network {net.cidr}: this kernel has no 802.1Q VLAN support, so {name} "
+                f"cannot be made on {segment.parent}; give the network a VXLAN segment "
+                f"(netcon network modify {net.cidr} --segmentation vxlan)"
+            )
+            return
         self.wanted_links.add(name)
         if create:
             if segment.kind == "vlan":
@@ -458,8 +497,24 @@ def _has_files(state: dnsmasq.DnsmasqState) -> bool:
     )
 
 
+def _hairpins_behind_the_filter(after: list[Operation], observed: ObservedHost) -> list[Operation]:
+    """An uplink goes into hairpin mode only where the bridge table has, or this plan
+    gives it, the element that lets back out of it only what this host NATed: without
+    it (no nft, the table unreadable) hairpin mode would reflect every flooded frame."""
+    filtered: set[str] = set()
+    if observed.security is not None and observed.security.readable:
+        have = observed.security.bridge.sets.get("hairpin_uplinks", frozenset())
+        filtered = {element.split(" . ")[0] for element in have}
+    filtered |= {op.port for op in after if isinstance(op, closedports.HairpinUplink)}
+    return [
+        op
+        for op in after
+        if not (isinstance(op, SetUplinkHairpin) and op.on and op.name not in filtered)
+    ]
+
+
 def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> Plan:
-    builder = _Builder(desired, observed, context.leased)
+    builder = _Builder(desired, observed, context.leased, context.vlan_supported)
     held: set[str] = set()
     for net in desired.networks:
         lists = builder.lists()
@@ -479,6 +534,11 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     serving = [n for n in desired.networks if n.gateway is not None and n.bridge not in held]
     if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
+    loopback = observed.links.get("lo")
+    if desired.networks and loopback is not None and not loopback.up:
+        # A namespace made by `ip netns add` starts with lo down: the metadata server's
+        # readiness probe, and the host's own connections to it, go through lo.
+        builder.configures.append(SetUp("lo"))
     builder.nat()
     opened = closedports.wanted(desired, observed, context.trusted_ports, leased=context.leased)
     security = secgroups.plan(
@@ -487,6 +547,7 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     builder.after += security
     if desired.security is not None:
         builder.after += closedports.plan(opened, observed.security, security)
+    builder.after = _hairpins_behind_the_filter(builder.after, observed)
     builder.dhcp(context)
     return Plan(
         operations=builder.operations(),

@@ -31,7 +31,9 @@ class Changes(Protocol):
     @property
     def security(self) -> bool: ...
     @property
-    def groups(self) -> Set[int]: ...
+    def security_groups(self) -> Set[int]: ...
+    @property
+    def security_ports(self) -> Set[tuple[str, str]]: ...
     @property
     def vpns(self) -> Set[str]: ...
 
@@ -46,8 +48,15 @@ class Scope:
     # Project VPNs whose servers are compared (by project name), with their networks'
     # scope or, named alone, without it.
     vpns: frozenset[str] = frozenset()
-    # The security groups whose rules or members changed, when known (with ``security``).
-    groups: frozenset[int] = frozenset()
+    # What of the filter changed, when known: the groups whose rules changed and the
+    # instance ports, as (MAC, fixed address), that came, went or changed groups. Then
+    # the filter is compared only at those keys (see core.desired.secgroups_keyed).
+    filter_groups: frozenset[int] = frozenset()
+    filter_ports: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def filter_keyed(self) -> bool:
+        return self.security and bool(self.filter_groups or self.filter_ports)
 
     @classmethod
     def of(cls, changes: Changes) -> Scope | None:
@@ -60,16 +69,20 @@ class Scope:
             frozenset(changes.floating_addresses),
             changes.security,
             frozenset(changes.vpns),
-            frozenset(changes.groups),
+            frozenset(changes.security_groups),
+            frozenset(changes.security_ports),
         )
 
     def __or__(self, other: Scope) -> Scope:
+        # "The filter changed, unknown where" wins over a list of keys.
+        keyed = all(s.filter_keyed or not s.security for s in (self, other))
         return Scope(
             self.network_ids | other.network_ids,
             self.floating | other.floating,
             self.security or other.security,
             self.vpns | other.vpns,
-            self.groups | other.groups,
+            self.filter_groups | other.filter_groups if keyed else frozenset(),
+            self.filter_ports | other.filter_ports if keyed else frozenset(),
         )
 
     def covers(self, other: Scope) -> bool:
@@ -77,8 +90,23 @@ class Scope:
         return (
             other.network_ids <= self.network_ids
             and other.floating <= self.floating
-            and (self.security or not other.security)
+            and self._covers_filter(other)
             and other.vpns <= self.vpns
+        )
+
+    def _covers_filter(self, other: Scope) -> bool:
+        """A whole comparison of the filter covers any filter change; one at some keys
+        covers a change at those keys only."""
+        if not other.security:
+            return True
+        if not self.security:
+            return False
+        if not self.filter_keyed:
+            return True
+        return (
+            other.filter_keyed
+            and other.filter_groups <= self.filter_groups
+            and other.filter_ports <= self.filter_ports
         )
 
     def __bool__(self) -> bool:
@@ -95,7 +123,8 @@ class Scope:
             "floating": sorted(self.floating),
             "security": self.security,
             "vpns": sorted(self.vpns),
-            "groups": sorted(self.groups),
+            "filter_groups": sorted(self.filter_groups),
+            "filter_ports": sorted([mac, address] for mac, address in self.filter_ports),
         }
 
     @classmethod
@@ -105,7 +134,8 @@ class Scope:
             frozenset(str(a) for a in data.get("floating", ())),
             bool(data.get("security", False)),
             frozenset(str(p) for p in data.get("vpns", ())),
-            frozenset(int(g) for g in data.get("groups", ())),
+            frozenset(int(g) for g in data.get("filter_groups", ())),
+            frozenset((str(m), str(a)) for m, a in data.get("filter_ports", ())),
         )
 
 

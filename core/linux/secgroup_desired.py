@@ -52,6 +52,11 @@ class DesiredFilter:
     # The dnsmasq addresses (gateways) of the networks these ports are on.
     dhcp_servers: tuple[str, ...] = ()
 
+    @property
+    def keyed(self) -> bool:
+        """Whether this is only the part a change names (secgroup_keyed.KeyedFilter)."""
+        return False
+
     def labels(self) -> dict[int, str]:
         found = {g.id: g.label for g in self.sources}
         found.update((g.id, g.label) for g in self.groups)

@@ -53,6 +53,8 @@ FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
         "port_mac": (("ifname", "ether_addr"), False),
         "port_ip": (("ifname", "ipv4_addr"), False),
         "dhcp_servers": (("ipv4_addr",), False),
+        # "vx100 . vx100": the uplinks in hairpin mode (see nft.py, "hairpin").
+        "hairpin_uplinks": (("ifname", "ifname"), False),
     },
     GROUPS: {"dhcp_servers": (("ipv4_addr",), False)},
 }
@@ -95,6 +97,14 @@ _DHCP_ANSWER = [
 _REPLIES = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), ACCEPT]
 _TO_INSTANCES = [{"vmap": {"key": _field("ip", "daddr"), "data": f"@{INSTANCE_MAP}"}}]
 OPEN_SETS = ("ports", "own_ports", "trusted_ports", "foreign_ports")
+
+
+# The source MAC of a frame this host NATed and sends back out the uplink it came in on:
+# br_netfilter leaves it the client's, and the hosts behind the link would then learn the
+# client's MAC there. Locally administered, netcon's own: nothing else sends from it.
+HAIRPIN_SOURCE_MAC = "02:00:4e:43:00:01"
+_UPLINK_PAIR = _match(_concat(_meta("iifname"), _meta("oifname")), "@hairpin_uplinks")
+_NATED_HERE = _match({"&": [_meta("mark"), nft.HAIRPIN_MARK]}, nft.HAIRPIN_MARK)
 
 
 def _closed(direction: str) -> tuple[str, Expr]:
@@ -186,6 +196,21 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
             ("filter", "forward", 0),
             (
                 _closed("oifname"),
+                (
+                    "NATed back out its uplink",
+                    [
+                        _UPLINK_PAIR,
+                        _NATED_HERE,
+                        {
+                            "mangle": {
+                                "key": _field("ether", "saddr"),
+                                "value": HAIRPIN_SOURCE_MAC,
+                            }
+                        },
+                        ACCEPT,
+                    ],
+                ),
+                ("reflected by an uplink", [_UPLINK_PAIR, DROP]),
                 (
                     "instance ports",
                     [_match(_meta("oifname"), "@ports"), {"jump": {"target": "guard"}}],
@@ -413,7 +438,15 @@ class FilterState:
 def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list[TableState]:
     commands = [f"list table {family} {name}" for family, name in tables]
     results = nft.listings(binary, netns, commands)
-    return [_parsed(table, result) for table, result in zip(tables, results, strict=True)]
+    return [parsed_listing(table, result) for table, result in zip(tables, results, strict=True)]
+
+
+def read_set(binary: str, netns: str | None, table: Table, name: str) -> TableState:
+    """One set of ``table`` and its elements, listed alone (the rest of the table is not
+    read); an empty state when the table or the set is missing."""
+    family, table_name = table
+    (result,) = nft.listings(binary, netns, [f"list set {family} {table_name} {name}"])
+    return parsed_listing(table, result)
 
 
 def read_table(binary: str, netns: str | None, table: Table) -> TableState:
@@ -421,7 +454,7 @@ def read_table(binary: str, netns: str | None, table: Table) -> TableState:
     return state
 
 
-def _parsed(table: Table, result: subprocess.CompletedProcess[str]) -> TableState:
+def parsed_listing(table: Table, result: subprocess.CompletedProcess[str]) -> TableState:
     family, name = table
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:

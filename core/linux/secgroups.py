@@ -9,8 +9,10 @@ it and nothing refers to what is not made yet.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from core.linux import dnsmasq, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
+from core.linux.secgroup_keyed import KeyedState
 
 Command = dict[str, Any]
 # (table, set or map, element as text); a map element is "key : chain".
@@ -466,6 +469,8 @@ def plan(
     bridge table closes (None: not known, in a scoped plan)."""
     if desired is None:
         return []
+    if desired.keyed:
+        return _keyed_plan(desired, observed, problems)
     bridge_needed = bool(desired.ports) or bridges_here is True
     if observed is None:
         if bridge_needed:
@@ -504,6 +509,33 @@ def plan(
     ops += _ports(desired, bridge, groups)
     if not bridge_needed and bridges_here is False and bridge.exists:
         ops.append(DeleteFilterTable(*sg.BRIDGE))
+    return ops
+
+
+def _keyed_plan(
+    desired: DesiredFilter, observed: sg.FilterState | None, problems: list[str]
+) -> list[Operation]:
+    """The element changes at the keys a change names (secgroup_keyed.py): the tables are
+    there and whole, or the observation would have asked for the full comparison."""
+    if not isinstance(observed, KeyedState):
+        # A part of the filter is no reason to change the rest: nothing to plan from it.
+        return []
+    ops: list[Operation] = []
+    if desired.ports:
+        if observed.bridge_netfilter is None:
+            problems.append(
+                "security groups need br_netfilter, which this kernel lacks "
+                "(modprobe br_netfilter, or a kernel with CONFIG_BRIDGE_NETFILTER)"
+            )
+            return []
+        if not observed.bridge_netfilter:
+            ops.append(EnableBridgeNetfilter())
+    bridge, groups = observed.bridge, observed.groups
+    ops += _dhcp_servers(desired, bridge, groups)
+    ops += _groups(desired, groups)
+    ops += _members(desired, groups)
+    ops += _combinations(desired, groups)
+    ops += _ports(desired, bridge, groups)
     return ops
 
 
@@ -551,13 +583,18 @@ def _rule_elements(
     for rule in group.rules:
         what = secrules.what(rule.protocol, rule.from_port, rule.to_port)
         if rule.source is not None:
-            words = f"{what} from members of {labels.get(rule.source, rule.source)}"
+            source_label = str(labels.get(rule.source, rule.source))
+            words = secrules.rule_words(
+                rule.protocol, rule.from_port, rule.to_port, None, source_label
+            )
             comment = f"rule {rule.id}: {what} from group {rule.source}"
             source = "@" + sg.member_set(rule.source)
         else:
             assert rule.cidr is not None
             kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
-            words = f"{what} from {rule.cidr}"
+            words = secrules.rule_words(
+                rule.protocol, rule.from_port, rule.to_port, rule.cidr, None
+            )
             covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
             mine = (rule.protocol, _bounds(rule.cidr), covered)
             if not any(_clash(mine, other) for other in spans[kind]):
@@ -594,6 +631,7 @@ def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[st
 Span = tuple[str, tuple[int, int], secrules.Ranges]
 
 
+@functools.lru_cache(maxsize=4096)
 def _bounds(cidr: str) -> tuple[int, int]:
     network = ipaddress.IPv4Network(cidr)
     return int(network.network_address), int(network.broadcast_address)
@@ -693,7 +731,7 @@ def _members(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
 
 
 def _address_key(address: str) -> int:
-    return int(ipaddress.IPv4Address(address))
+    return int.from_bytes(socket.inet_aton(address), "big")
 
 
 def _combinations(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:

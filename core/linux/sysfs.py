@@ -6,6 +6,7 @@ that command free of the netlink stack (pyroute2 costs a tenth of a second to im
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,3 +32,18 @@ def local_link(name: str, root: Path = NET) -> LocalLink | None:
     except OSError:
         alias = ""
     return LocalLink(name, (path / "bridge").is_dir(), alias)
+
+
+def has_8021q(proc: Path = Path("/proc"), modules: Path = Path("/lib/modules")) -> bool:
+    """Whether this kernel can make 802.1Q VLAN links: the 8021q module is loaded or
+    built in (it then shows /proc/net/vlan), or is there to be loaded on first use."""
+    if (proc / "net" / "vlan").is_dir():
+        return True
+    release = modules / os.uname().release
+    for listing in ("modules.builtin", "modules.dep"):
+        try:
+            if "/8021q.ko" in (release / listing).read_text():
+                return True
+        except OSError:
+            continue
+    return False

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Connection, Row, false, select, text, update
 
-from core import validate
+from core import ipv6, validate
 from core.errors import InvalidInput, NoMoreFixedIps
 from core.managers.capabilities import Capabilities
 from core.store.db import bulk_insert
@@ -182,58 +182,68 @@ class NetworkManager:
         timeout: int,
     ) -> Row[Any]:
         """Give the lowest free address of ``network`` to the instance; returns its row."""
-        fixed_id = self._first_free(connection, network.id)
+        free = self._first_free(connection, network.id)
         if (
-            fixed_id is None
+            free is None
             and self.waits_for_lease
             and self._reclaim_stale(connection, network.id, now, timeout)
         ):
-            fixed_id = self._first_free(connection, network.id)
-        if fixed_id is None:
+            free = self._first_free(connection, network.id)
+        if free is None:
             raise NoMoreFixedIps(f"{network.label} ({network.cidr})")
+        fixed_id, address_int = free
         connection.execute(
             update(fixed_ips)
             .where(fixed_ips.c.id == fixed_id)
-            .values(instance_id=instance_id, mac=mac, allocated=True, released_at=None)
+            .values(
+                instance_id=instance_id,
+                mac=mac,
+                address_v6=address_v6(network, mac, address_int),
+                allocated=True,
+                released_at=None,
+            )
         )
         return connection.execute(select(fixed_ips).where(fixed_ips.c.id == fixed_id)).one()
 
     def take_host_address(self, connection: Connection, network: Row[Any]) -> int:
         """A free address of ``network`` for a host's own use (its gateway on a
         multi-host network); returns its row id."""
-        fixed_id = self._first_free(connection, network.id)
-        if fixed_id is None:
+        free = self._first_free(connection, network.id)
+        if free is None:
             raise NoMoreFixedIps(f"{network.label} ({network.cidr})")
-        return fixed_id
+        return free[0]
 
-    def _first_free(self, connection: Connection, network_id: int) -> int | None:
-        """The lowest free address, found through the partial index of free rows only,
-        so the cost stays flat however full the network is."""
+    def _first_free(self, connection: Connection, network_id: int) -> tuple[int, int] | None:
+        """The lowest free address (row id, address as an integer), found through the
+        partial index of free rows only, so the cost stays flat however full the network
+        is."""
         if connection.dialect.name == "sqlite":
             # SQLite's planner prefers ix_fixed_ips_network_address (same leading
             # columns) and then steps over every allocated row, so name the index. The
             # write transaction already holds the database lock: no row lock needed.
-            return connection.execute(
+            found = connection.execute(
                 text(
-                    "SELECT id FROM fixed_ips INDEXED BY ix_fixed_ips_free "
+                    "SELECT id, address_int FROM fixed_ips INDEXED BY ix_fixed_ips_free "
                     "WHERE network_id = :network_id AND instance_id IS NULL "
                     "AND reserved = 0 AND leased = 0 ORDER BY address_int LIMIT 1"
                 ),
                 {"network_id": network_id},
-            ).scalar()
-        # SKIP LOCKED lets concurrent launches on PostgreSQL take different rows.
-        return connection.execute(
-            select(fixed_ips.c.id)
-            .where(
-                fixed_ips.c.network_id == network_id,
-                fixed_ips.c.instance_id.is_(None),
-                fixed_ips.c.reserved == false(),
-                fixed_ips.c.leased == false(),
-            )
-            .order_by(fixed_ips.c.address_int)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).scalar()
+            ).first()
+        else:
+            # SKIP LOCKED lets concurrent launches on PostgreSQL take different rows.
+            found = connection.execute(
+                select(fixed_ips.c.id, fixed_ips.c.address_int)
+                .where(
+                    fixed_ips.c.network_id == network_id,
+                    fixed_ips.c.instance_id.is_(None),
+                    fixed_ips.c.reserved == false(),
+                    fixed_ips.c.leased == false(),
+                )
+                .order_by(fixed_ips.c.address_int)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+        return None if found is None else (int(found[0]), int(found[1]))
 
     def _reclaim_stale(
         self, connection: Connection, network_id: int, now: datetime, timeout: int
@@ -247,7 +257,7 @@ class NetworkManager:
                 fixed_ips.c.leased.is_(True),
                 fixed_ips.c.released_at < now - timedelta(seconds=timeout),
             )
-            .values(leased=False, mac=None, released_at=None)
+            .values(leased=False, mac=None, address_v6=None, released_at=None)
         )
         return bool(result.rowcount)
 
@@ -257,7 +267,7 @@ class NetworkManager:
             # handing it out earlier gives two machines one address.
             values: dict[str, Any] = {"released_at": now}
         else:
-            values = {"mac": None, "leased": False, "released_at": None}
+            values = {"mac": None, "address_v6": None, "leased": False, "released_at": None}
         connection.execute(
             update(fixed_ips)
             .where(fixed_ips.c.id == fixed.id)
@@ -268,6 +278,16 @@ class NetworkManager:
         """The networks an instance of ``project`` takes an address from, in order."""
         query = select(networks).where(networks.c.manager == self.kind).order_by(networks.c.id)
         return list(connection.execute(query))
+
+
+def address_v6(network: Row[Any], mac: str, address_int: int) -> str | None:
+    """The IPv6 address an instance with ``mac`` at IPv4 ``address_int`` has on
+    ``network``; None on an IPv4-only network."""
+    if network.cidr_v6 is None:
+        return None
+    subnet = ipaddress.IPv6Network(network.cidr_v6)
+    offset = address_int - network.first_int
+    return str(ipv6.instance_address(subnet, network.ipv6_mode, mac, offset))
 
 
 def random_mac(rng: random.Random) -> str:

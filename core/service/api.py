@@ -8,7 +8,8 @@ this module makes mypy prove that it still matches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.config import Settings
@@ -26,7 +27,9 @@ from core.views import (
     InstanceView,
     KeyView,
     NetworkView,
+    OwingView,
     Page,
+    PendingOverview,
     PendingView,
     PlanView,
     ProjectView,
@@ -89,7 +92,9 @@ class NetconAPI(Protocol):
         network_size: int | str | None = None,
         vlan_start: int | str | None = None,
         vpn_start: int | str | None = None,
+        fixed_range_v6: str | None = None,
         *,
+        ipv6_mode: str | None = None,
         label: str | None = None,
         manager: str | None = None,
         bridge: str | None = None,
@@ -166,13 +171,21 @@ class NetconAPI(Protocol):
         project: str,
         group: str,
         protocol: str,
-        from_port: int | str,
-        to_port: int | str,
+        from_port: int | str | None = None,
+        to_port: int | str | None = None,
         cidr: str | None = None,
         source_group: str | None = None,
     ) -> RuleView: ...
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView: ...
+
+    def add_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]: ...
+
+    def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]: ...
+
+    def set_instance_security_groups(
+        self, instance: str, groups: list[str]
+    ) -> tuple[str, ...]: ...
 
     def instance_ingress(self, instance: str) -> InstanceIngressView: ...
 
@@ -216,6 +229,12 @@ class NetconAPI(Protocol):
 
     def pending_for(self, host: str) -> PendingView: ...
 
+    def pending_overview(self) -> PendingOverview: ...
+
+    def tracking_changes(self) -> AbstractContextManager[list[ChangeSet]]: ...
+
+    def owing(self, made: Sequence[ChangeSet], *, look_here: bool = False) -> OwingView: ...
+
     def change_status(self, change: int) -> ChangeStatusView: ...
 
     def evacuate_host(self, dead: str, to: str | None = None) -> EvacuationView: ...
@@ -230,10 +249,13 @@ class NetconAPI(Protocol):
         dns2: Any = ...,
         mtu: Any = ...,
         dhcp_lease_time: Any = ...,
+        fixed_range_v6: Any = ...,
+        ipv6_mode: str | None = None,
         host: str | None = None,
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
+        segmentation: str | None = None,
     ) -> NetworkView: ...
 
     def add_key(self, project: str, name: str, public_key: str) -> KeyView: ...
@@ -245,6 +267,7 @@ class NetconAPI(Protocol):
 
 if TYPE_CHECKING:
     from core.service import NetconService
+    from core.service.base import ChangeSet
 
     def _implements(service: NetconService) -> NetconAPI:
         # mypy fails here if the service and the protocol drift apart.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import random
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,10 +58,19 @@ class ChangeSet:
     change: int | None = None
     # Instance ports or security groups changed: the hosts' filters must be compared.
     security: bool = False
-    # The security groups whose rules or members changed, when known.
-    groups: frozenset[int] = field(default_factory=frozenset)
+    # What of the filter changed, when the change says (a host then looks up only the
+    # elements these name): the groups whose rules changed, and the instance ports, as
+    # (MAC, fixed address), that appeared, went or changed groups. Empty with
+    # ``security``: compare every element.
+    security_groups: frozenset[int] = field(default_factory=frozenset)
+    security_ports: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
     # Project VPNs whose servers alone changed (by project name).
     vpns: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def security_keyed(self) -> bool:
+        return bool(self.security_groups or self.security_ports)
 
     def __or__(self, other: ChangeSet) -> ChangeSet:
         numbers = [n for n in (self.change, other.change) if n is not None]
@@ -75,7 +85,15 @@ class ChangeSet:
             self.hosts | other.hosts,
             max(numbers) if numbers else None,
             self.security or other.security,
-            self.groups | other.groups,
+            # Merged, "the filter changed, unknown where" wins over a list of keys.
+            *(
+                (
+                    self.security_groups | other.security_groups,
+                    self.security_ports | other.security_ports,
+                )
+                if all(c.security_keyed or not c.security for c in (self, other))
+                else (frozenset(), frozenset())
+            ),
             self.vpns | other.vpns,
         )
 
@@ -92,8 +110,10 @@ class ChangeSet:
             "security": self.security,
         }
         # Left out when empty: the payload stays small for the changes that have none.
-        if self.groups:
-            data["groups"] = sorted(self.groups)
+        if self.security_groups:
+            data["security_groups"] = sorted(self.security_groups)
+        if self.security_ports:
+            data["security_ports"] = sorted([mac, addr] for mac, addr in self.security_ports)
         if self.vpns:
             data["vpns"] = sorted(self.vpns)
         return data
@@ -108,7 +128,8 @@ class ChangeSet:
             frozenset(str(h) for h in data.get("hosts", ())),
             int(change) if change is not None else None,
             bool(data.get("security", False)),
-            frozenset(int(g) for g in data.get("groups", ())),
+            frozenset(int(g) for g in data.get("security_groups", ())),
+            frozenset((str(m), str(a)) for m, a in data.get("security_ports", ())),
             frozenset(str(p) for p in data.get("vpns", ())),
         )
 
@@ -150,6 +171,8 @@ class ServiceBase:
         self.last_change: ChangeSet | None = None
         # Wake-ups on the broker, when one is set (core.bus.Publisher), made at first use.
         self._publisher: Any = None
+        # Per thread: the changes committed inside tracking_changes() blocks.
+        self._tracking = threading.local()
 
     @contextmanager
     def _change(self, action: str, target: str) -> Iterator[tuple[Connection, _Audit]]:
@@ -180,15 +203,32 @@ class ServiceBase:
                     # Every change to an instance, a project or a group may move a port
                     # in or out of a group, or change what a group lets in.
                     action.startswith(_FILTER_ACTIONS),
-                    frozenset(audit.groups),
+                    frozenset(audit.filter_groups),
+                    frozenset(audit.filter_ports),
                     frozenset(audit.vpns),
                 )
                 self._record_for_hosts(connection, changes)
         except _NothingToDo:
             return
         self.last_change = changes
+        for made in getattr(self._tracking, "lists", ()):
+            made.append(changes)
         self._wake(changes)
         self._tell(changes)
+
+    @contextmanager
+    def tracking_changes(self) -> Iterator[list[ChangeSet]]:
+        """The changes this thread commits inside the block, in order (several callers
+        may share one service, each in its own thread)."""
+        made: list[ChangeSet] = []
+        lists = getattr(self._tracking, "lists", None)
+        if lists is None:
+            lists = self._tracking.lists = []
+        lists.append(made)
+        try:
+            yield made
+        finally:
+            lists.remove(made)
 
     def _wake(self, changes: ChangeSet) -> None:
         """With a broker set, wake the agents of the hosts a committed change names, on
@@ -268,7 +308,8 @@ class ServiceBase:
             return
         networks_json = json.dumps(sorted(changes.network_ids))
         floating_json = json.dumps(sorted(changes.floating_addresses))
-        groups_json = json.dumps(sorted(changes.groups))
+        groups_json = json.dumps(sorted(changes.security_groups))
+        ports_json = json.dumps(sorted([mac, addr] for mac, addr in changes.security_ports))
         vpns_json = json.dumps(sorted(changes.vpns))
         connection.execute(
             insert(host_changes),
@@ -280,6 +321,7 @@ class ServiceBase:
                     "floating": floating_json,
                     "security": changes.security,
                     "groups": groups_json,
+                    "ports": ports_json,
                     "vpns": vpns_json,
                 }
                 for host in sorted(changes.hosts)
@@ -384,13 +426,14 @@ class _Audit:
     # Hosts the change concerns that the database no longer names once it is made (the
     # host of a deleted network, of a terminated instance).
     hosts: set[str] = field(default_factory=set)
-    # Security groups whose rules or members changed.
-    groups: set[int] = field(default_factory=set)
     # Project VPNs whose servers alone changed, and their networks: such a change
     # concerns the hosts that serve those networks, not the compute hosts of their
     # instances (a project VPN runs on its network's host alone).
     vpns: set[str] = field(default_factory=set)
     vpn_networks: set[int] = field(default_factory=set)
+    # What of the hosts' filters the change touched, when it says (ChangeSet).
+    filter_groups: set[int] = field(default_factory=set)
+    filter_ports: set[tuple[str, str]] = field(default_factory=set)
     # Set when the body finds there is nothing to change after all: roll back, no audit.
     skip: bool = False
 

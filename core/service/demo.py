@@ -17,23 +17,27 @@ if TYPE_CHECKING:
 DEMO_PUBLIC_RANGE = "203.0.113.0/28"
 
 
-def load_demo(service: NetconService) -> None:
+def load_demo(service: NetconService, segmentation: str | None = None) -> None:
     """Fill an empty database with the demo cloud, through the service's public calls
-    (each one transaction with its audit record, as a person's would be)."""
+    (each one transaction with its audit record, as a person's would be); its VLAN
+    networks' segments are ``segmentation`` ("vlan" or "vxlan"; by default what the
+    settings say)."""
     with service.db.read() as connection:
         if connection.execute(select(func.count(projects.c.id))).scalar():
             raise Conflict("database", "already holds projects; demo data goes into an empty one")
     # A fixed seed gives the same MACs every time, so screenshots are comparable.
     saved, service.rng = service.rng, random.Random(2010)
     try:
-        _build_demo(service)
+        _build_demo(service, segmentation)
     finally:
         service.rng = saved
 
 
-def _build_demo(service: NetconService) -> None:
+def _build_demo(service: NetconService, segmentation: str | None) -> None:
     host = service.settings.host
-    service.create_networks("10.0.0.0/16", 4, 256, 100, 1000, manager="vlan", label="tenant")
+    service.create_networks(
+        "10.0.0.0/16", 4, 256, 100, 1000, manager="vlan", label="tenant", segmentation=segmentation
+    )
     service.create_networks("10.10.0.0/24", manager="flatdhcp", bridge="brdhcp", label="shared")
     service.create_networks("10.20.0.0/24", manager="flat", bridge="brflat", label="legacy")
     for name, kind in (

@@ -3,15 +3,17 @@ project), project keys, and what the metadata service tells an instance about it
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
-from core import validate
+from core import ipv6, validate
 from core.errors import Conflict, InvalidInput, NotFound
-from core.managers.base import SEGMENT_OVERHEAD, effective_mtu
+from core.managers.base import SEGMENT_OVERHEAD, address_v6, effective_mtu
 from core.managers.capabilities import capabilities
+from core.managers.vlan import SEGMENTATIONS, VlanManager
 from core.service.names import refuse_taken
 from core.service.networks import NetworkService
 from core.store.schema import (
@@ -41,16 +43,30 @@ class GuestService(NetworkService):
         dns2: Any = UNSET,
         mtu: Any = UNSET,
         dhcp_lease_time: Any = UNSET,
+        fixed_range_v6: Any = UNSET,
+        ipv6_mode: str | None = None,
         host: str | None = None,
         project: str | None = None,
         disassociate_project: bool = False,
         disassociate_host: bool = False,
+        segmentation: str | None = None,
     ) -> NetworkView:
         """Change what a network hands its guests and who it belongs to; one transaction.
 
         ``dns1``/``dns2``/``mtu``/``dhcp_lease_time``: a value, or None (or "") to go back
-        to the default; left out, unchanged."""
+        to the default; left out, unchanged. ``fixed_range_v6``: the network's IPv6 /64,
+        or None (or "") for IPv4 only; the instances' IPv6 addresses follow it (and
+        ``ipv6_mode``) in the same transaction. ``segmentation``: "vlan" (802.1Q) or
+        "vxlan" for a VLAN network's segment, keeping its id, while no instance is
+        plugged into it (a kernel without 802.1Q, or a move to VXLAN between hosts)."""
         values: dict[str, Any] = {}
+        subnet_v6 = (
+            _network_v6(fixed_range_v6) if fixed_range_v6 not in (UNSET, None, "") else None
+        )
+        if ipv6_mode is not None:
+            ipv6.mode("ipv6_mode", ipv6_mode)
+        if segmentation is not None and segmentation not in SEGMENTATIONS:
+            raise InvalidInput("segmentation", f"{segmentation!r} must be vlan or vxlan")
         for name, given in (("dns1", dns1), ("dns2", dns2)):
             if given is not UNSET:
                 values[name] = str(validate.ipv4_address(name, given)) if given else None
@@ -68,9 +84,23 @@ class GuestService(NetworkService):
             raise InvalidInput("project", "give --project or --disassociate-project, not both")
         with self._change("network.modify", str(ref)) as (connection, audit):
             network = self._network(connection, ref)
+            if fixed_range_v6 is not UNSET or ipv6_mode is not None:
+                values.update(
+                    _v6_change(connection, network, fixed_range_v6, subnet_v6, ipv6_mode)
+                )
+            segment_kind = network.segmentation
+            if segmentation is not None:
+                self._check_segmentation(connection, network, segmentation)
+                values["segmentation"] = segment_kind = segmentation
+            ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(segment_kind, 0)
             if mtu is not UNSET:
-                ceiling = self.settings.physical_mtu - SEGMENT_OVERHEAD.get(network.segmentation, 0)
                 values["mtu"] = validate.mtu("mtu", mtu, ceiling) if mtu not in (None, "") else None
+            elif segmentation is not None and network.mtu is not None and network.mtu > ceiling:
+                raise Conflict(
+                    "segmentation",
+                    f"{network.cidr} has MTU {network.mtu}, more than a {segmentation} "
+                    f"segment carries here ({ceiling}); give --mtu too",
+                )
             if host is not None:
                 self._check_live_host(connection, host)
                 values["host"] = host
@@ -97,6 +127,8 @@ class GuestService(NetworkService):
                 connection.execute(
                     update(networks).where(networks.c.id == network.id).values(**values)
                 )
+            if {"cidr_v6", "ipv6_mode"} & values.keys():
+                _readdress_v6(connection, network.id)
             audit.target = network.cidr
             audit.before = {name: network._mapping[name] for name in values}
             audit.after = values
@@ -119,6 +151,22 @@ class GuestService(NetworkService):
             raise NotFound("host", f"no network host named {host!r} has registered")
         if beat[0] is None or beat[0] < cutoff:
             raise Conflict("host", f"{host} is down (no heartbeat within host_down_time)")
+
+    def _check_segmentation(
+        self, connection: Connection, network: Row[Any], segmentation: str
+    ) -> None:
+        if not capabilities(network.manager).isolates or network.vlan is None:
+            raise InvalidInput(
+                "segmentation", f"{network.cidr} is a {network.manager} network; only VLAN "
+                "networks have a segment"
+            )
+        if segmentation == "vlan" and network.vlan > VlanManager.max_vlan_id:
+            raise Conflict(
+                "segmentation",
+                f"{network.cidr}'s segment id {network.vlan} is above "
+                f"{VlanManager.max_vlan_id}, the most an 802.1Q tag holds",
+            )
+        self._check_unused(connection, network, "--segmentation")
 
     def _check_unused(self, connection: Connection, network: Row[Any], what: str) -> None:
         used = connection.execute(
@@ -326,3 +374,65 @@ def _key_views(connection: Connection, *where: Any) -> list[KeyView]:
         .order_by(projects.c.name, keys.c.name)
     )
     return [KeyView(*row) for row in rows]
+
+
+def _network_v6(text: Any) -> ipaddress.IPv6Network:
+    subnet = ipv6.ipv6_range("fixed_range_v6", text)
+    if subnet.prefixlen != ipv6.PREFIX:
+        raise InvalidInput(
+            "fixed_range_v6",
+            f"{subnet} is a /{subnet.prefixlen}; a network's IPv6 subnet is a /{ipv6.PREFIX}",
+        )
+    return subnet
+
+
+def _v6_change(
+    connection: Connection,
+    network: Row[Any],
+    given: Any,
+    subnet: ipaddress.IPv6Network | None,
+    mode: str | None,
+) -> dict[str, Any]:
+    """The networks columns a change of IPv6 range or mode writes."""
+    if given is UNSET:
+        if network.cidr_v6 is None:
+            raise InvalidInput("ipv6_mode", "the network has no IPv6; give --fixed-range-v6")
+        return {"ipv6_mode": mode}
+    if subnet is None:
+        if mode is not None:
+            raise InvalidInput("ipv6_mode", "needs an IPv6 range (--fixed-range-v6)")
+        return {"cidr_v6": None, "gateway_v6": None, "ipv6_mode": None}
+    for other_cidr, other in connection.execute(
+        select(networks.c.cidr, networks.c.cidr_v6).where(
+            networks.c.cidr_v6.is_not(None), networks.c.id != network.id
+        )
+    ):
+        if ipaddress.IPv6Network(other).overlaps(subnet):
+            raise InvalidInput(
+                "fixed_range_v6", f"{subnet} overlaps {other}, network {other_cidr}'s range"
+            )
+    return {
+        "cidr_v6": str(subnet),
+        "gateway_v6": str(ipv6.gateway(subnet)),
+        "ipv6_mode": mode or network.ipv6_mode or ipv6.DEFAULT_MODE,
+    }
+
+
+def _readdress_v6(connection: Connection, network_id: int) -> None:
+    """Give every instance on the network the IPv6 address its range and mode make."""
+    network = connection.execute(select(networks).where(networks.c.id == network_id)).one()
+    rows = connection.execute(
+        select(fixed_ips.c.id, fixed_ips.c.mac, fixed_ips.c.address_int).where(
+            fixed_ips.c.network_id == network_id, fixed_ips.c.mac.is_not(None)
+        )
+    ).all()
+    # Cleared first: a new range may hand a row the address another row had.
+    connection.execute(
+        update(fixed_ips).where(fixed_ips.c.network_id == network_id).values(address_v6=None)
+    )
+    for fixed_id, mac, address_int in rows:
+        connection.execute(
+            update(fixed_ips)
+            .where(fixed_ips.c.id == fixed_id)
+            .values(address_v6=address_v6(network, mac, address_int))
+        )

@@ -38,7 +38,7 @@ log = logging.getLogger("netcon.host")
 
 class SyncedService(Protocol):
     """What HostSync needs of the service: the database, what a host owes, and where
-    it records an apply and a heartbeat."""
+    it records an apply (and, on a leased host, a heartbeat)."""
 
     settings: Settings
     db: Database
@@ -48,7 +48,7 @@ class SyncedService(Protocol):
 
     def record_applied(self, host: str, change: int | None, error: str | None = None) -> None: ...
 
-    def heartbeat(self, host: str | None = None) -> None: ...
+    def announce_vpn_ip(self) -> None: ...
 
     def serving_lease(self, layer: HostLayer) -> Lease | None: ...
 
@@ -56,8 +56,9 @@ class SyncedService(Protocol):
 class HostSync:
     """Keeps one host (or rehearsal namespace) in step with what it owes.
 
-    ``heartbeats``: each apply marks the host alive and gives what it brings up one
-    heartbeat's lease (an admin's apply, auto-apply, a VPN command); an agent, which
+    ``heartbeats``: an apply outside an agent (an admin's, auto-apply, a VPN command)
+    records an apply, never a heartbeat, except on a leased (fenced) host, where it
+    heartbeats to give what it brings up one heartbeat's lease; an agent, which
     heartbeats on its own schedule and sets the layer's lease itself, passes False.
     """
 
@@ -153,9 +154,32 @@ class HostSync:
         # Held from reading the desired state until it is applied: what is applied is
         # what was read.
         with layer.lock.hold(lock_timeout, on_wait):
+            self.record_spooled_leases()
             planned = self._planned(scope)
             layer.execute(planned.plan)
         return planned
+
+    def record_spooled_leases(self) -> None:
+        """Record the lease events this host's dnsmasq processes could not (see
+        dnsmasq.SPOOL), before the database's leases are read for a plan: a dnsmasq in a
+        namespace cannot reach a PostgreSQL on the host's loopback, and one this apply
+        restarts must be handed the leases it gave meanwhile. The caller holds the
+        apply lock."""
+        from core.linux import dnsmasq
+
+        directory = self.layer.dhcp_dir
+        lines = dnsmasq.take_spooled(directory)
+        if not lines:
+            return
+        from core.store.leases import record_spooled
+        from core.store.raw import RawDatabase, utcnow
+
+        database = RawDatabase(self.service.db.url)
+        try:
+            record_spooled(database, lines, "dnsmasq", utcnow())
+        finally:
+            database.close()
+        dnsmasq.forget_spooled(directory)
 
     def apply(
         self,
@@ -204,8 +228,11 @@ class HostSync:
             self.desired = planned
         elif self.desired is not None and planned is not None:
             self.desired = patched(self.desired, planned)
-        if self.heartbeats and layer.lease is None:
-            self.service.heartbeat(self.host)
+        if self.heartbeats and layer.lease is None and self.host == self.service.settings.host:
+            # An apply is no heartbeat: only a running agent says the host is alive. (A
+            # leased apply did heartbeat, in serving_lease: what it brought up lives
+            # exactly as long as the peers may believe the host alive.)
+            self.service.announce_vpn_ip()
         self.recorded = owed.carried_out(scope)
         self._record(self.recorded, problems=done.problems)
         return done

@@ -189,6 +189,8 @@ class InstanceService(ServiceBase):
             )
             audit.after = {"project": owner.name, "address": fixed.address, "mac": fixed.mac}
             audit.network_ids.add(fixed.network_id)
+            audit.filter_ports.add((fixed.mac, fixed.address))
+            audit.filter_groups.update(member_of)
             return _instance_views(connection, instances.c.id == instance_id)[0]
 
     def _check_known_host(self, connection: Connection, host: str) -> None:
@@ -268,6 +270,15 @@ class InstanceService(ServiceBase):
                 .where(fixed_ips.c.instance_id == instance.id)
             ).all()
             audit.hosts.update(h for h in (instance.host,) if h is not None)
+            audit.filter_ports.update((f.mac, f.address) for f in held if f.mac is not None)
+            # Its member sets lose it: they are named with its ports.
+            audit.filter_groups.update(
+                connection.execute(
+                    select(instance_security_groups.c.security_group_id).where(
+                        instance_security_groups.c.instance_id == instance.id
+                    )
+                ).scalars()
+            )
             for fixed in held:
                 # The floating IP stays with the project; only its NAT goes.
                 moved = connection.execute(
@@ -365,13 +376,14 @@ def _instance_views(connection: Connection, *where: Any) -> list[InstanceView]:
     addresses: dict[int, list[AddressView]] = {}
     groups: dict[int, list[str]] = {}
     if ids:
-        for instance_id, cidr, address, mac, floating in connection.execute(
+        for instance_id, cidr, address, mac, floating, address_v6 in connection.execute(
             select(
                 fixed_ips.c.instance_id,
                 networks.c.cidr,
                 fixed_ips.c.address,
                 fixed_ips.c.mac,
                 floating_ips.c.address,
+                fixed_ips.c.address_v6,
             )
             .join(networks, fixed_ips.c.network_id == networks.c.id)
             .outerjoin(floating_ips, floating_ips.c.fixed_ip_id == fixed_ips.c.id)
@@ -379,7 +391,13 @@ def _instance_views(connection: Connection, *where: Any) -> list[InstanceView]:
             .order_by(fixed_ips.c.address_int)
         ):
             addresses.setdefault(instance_id, []).append(
-                AddressView(network=cidr, address=address, mac=mac or "", floating=floating)
+                AddressView(
+                    network=cidr,
+                    address=address,
+                    mac=mac or "",
+                    floating=floating,
+                    address_v6=address_v6,
+                )
             )
         for instance_id, group in connection.execute(
             select(instance_security_groups.c.instance_id, security_groups.c.name)

@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from core import validate
+from core import ipv6, validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
 from core.managers.base import NetworkRequest
@@ -48,7 +48,9 @@ class NetworkService(ServiceBase):
         network_size: int | str | None = None,
         vlan_start: int | str | None = None,
         vpn_start: int | str | None = None,
+        fixed_range_v6: str | None = None,
         *,
+        ipv6_mode: str | None = None,
         label: str | None = None,
         manager: str | None = None,
         bridge: str | None = None,
@@ -101,17 +103,31 @@ class NetworkService(ServiceBase):
             s,
         )
         prefix = 32 - (size.bit_length() - 1)
+        range_v6_text = fixed_range_v6 if fixed_range_v6 is not None else s.fixed_range_v6
+        range_v6 = (
+            ipv6.ipv6_range("fixed_range_v6", range_v6_text) if range_v6_text is not None else None
+        )
+        if ipv6_mode is not None and range_v6 is None:
+            raise InvalidInput("ipv6_mode", "needs an IPv6 range (--fixed-range-v6)")
+        mode_v6 = ipv6.mode("ipv6_mode", ipv6_mode if ipv6_mode is not None else s.ipv6_mode)
 
         with self._change("network.create", str(cidr)) as (connection, audit):
             self.db.advisory_lock(connection, RANGE_LOCK)
             subnets = self._free_subnets(connection, cidr, prefix, count)
+            subnets_v6: list[ipaddress.IPv6Network | None] = [None] * count
+            if range_v6 is not None:
+                subnets_v6 = list(
+                    ipv6.subnets("fixed_range_v6", range_v6, count, _ranges_v6(connection))
+                )
             plans = mgr.subnet_plans(connection, request, subnets, s)
             for plan in plans:
                 self._check_bridge_free(connection, plan.bridge)
                 self._check_bridge_name(plan.bridge, admins=mgr.accepts_admin_bridge)
             made = []
-            for plan in plans:
+            for plan, subnet_v6 in zip(plans, subnets_v6, strict=True):
                 values = mgr.network_values(plan, request, self.clock())
+                if subnet_v6 is not None:
+                    values.update(_v6_values(subnet_v6, mode_v6))
                 inserted = connection.execute(insert(networks).values(**values))
                 (network_id,) = inserted.inserted_primary_key  # type: ignore[misc]
                 mgr.insert_fixed_ips(
@@ -123,7 +139,10 @@ class NetworkService(ServiceBase):
                 )
                 made.append(network_id)
             audit.target = f"{len(plans)} {mgr.kind} network(s) in {cidr}"
-            audit.after = [str(plan.subnet) for plan in plans]
+            audit.after = [
+                str(plan.subnet) if v6 is None else f"{plan.subnet} {v6}"
+                for plan, v6 in zip(plans, subnets_v6, strict=True)
+            ]
             audit.network_ids.update(made)
         with self.db.read() as connection:
             return _network_views(
@@ -258,7 +277,7 @@ class NetworkService(ServiceBase):
         """A window of fixed IPs in address order.
 
         ``search`` matches any of the columns a listing shows (address, state, instance,
-        MAC, network), case-insensitively: as a substring, or as a regular expression
+        MAC, network, project), case-insensitively: as a substring, or as a regular expression
         with ``regex``; ``negate`` keeps the rows that do not match instead.
         """
         if search and regex:
@@ -290,6 +309,7 @@ class NetworkService(ServiceBase):
                             func.coalesce(instances.c.name, "-"),
                             func.coalesce(fixed_ips.c.mac, "-"),
                             networks.c.cidr,
+                            func.coalesce(_FIXED_PROJECT, "-"),
                         )
                     )
                 )
@@ -377,10 +397,29 @@ _FIXED_STATE = case(
 )
 
 
+def _ranges_v6(connection: Connection) -> list[ipaddress.IPv6Network]:
+    return [
+        ipaddress.IPv6Network(cidr)
+        for (cidr,) in connection.execute(
+            select(networks.c.cidr_v6).where(networks.c.cidr_v6.is_not(None))
+        )
+    ]
+
+
+def _v6_values(subnet: ipaddress.IPv6Network, mode: str) -> dict[str, str]:
+    return {"cidr_v6": str(subnet), "gateway_v6": str(ipv6.gateway(subnet)), "ipv6_mode": mode}
+
+
+_INSTANCE_PROJECT = projects.alias("instance_project")
+_OWNER = projects.alias("owner")
+# A fixed IP's project: its instance's, else the project its network belongs to.
+_FIXED_PROJECT = func.coalesce(_INSTANCE_PROJECT.c.name, _OWNER.c.name)
+
+
 def _fixed_query() -> Select[Any]:
     """Fixed IPs with their network, instance and project, in FixedIPView's order."""
-    instance_project = projects.alias("instance_project")
-    owner = projects.alias("owner")
+    instance_project = _INSTANCE_PROJECT
+    owner = _OWNER
     return (
         select(
             fixed_ips.c.id,
@@ -388,13 +427,14 @@ def _fixed_query() -> Select[Any]:
             networks.c.cidr,
             fixed_ips.c.network_id,
             instances.c.name,
-            func.coalesce(instance_project.c.name, owner.c.name),
+            _FIXED_PROJECT,
             fixed_ips.c.mac,
             fixed_ips.c.reserved,
             fixed_ips.c.allocated,
             fixed_ips.c.leased,
             _FIXED_STATE,
             fixed_ips.c.host,
+            fixed_ips.c.address_v6,
         )
         .select_from(fixed_ips)
         .join(networks, fixed_ips.c.network_id == networks.c.id)

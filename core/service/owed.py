@@ -30,6 +30,7 @@ class OwedChange:
             security,
             frozenset(str(p) for p in vpns),
             frozenset(int(g) for g in json.loads(row.groups)),
+            frozenset((str(m), str(a)) for m, a in json.loads(row.ports)),
         )
         return cls(int(row.change_id), scope)
 

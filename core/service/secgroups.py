@@ -15,6 +15,7 @@ from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from core.service.ingress import IngressService, rule_views
 from core.service.names import refuse_taken
 from core.store.schema import (
+    fixed_ips,
     instance_security_groups,
     instances,
     projects,
@@ -114,7 +115,9 @@ class SecurityGroupService(IngressService):
                     f"{name} is the source of rule #{citing[0]} of group {citing[1]}; "
                     "remove that rule first",
                 )
-            # No instance uses it and no other rule names it: no host's filter changes.
+            # No instance uses it and no other rule names it: no host's filter changes
+            # but for its own chain and sets, if one was left behind.
+            audit.filter_groups.add(group.id)
             audit.before = {"rules": [rule._asdict() for rule in view.rules]}
             connection.execute(delete(security_groups).where(security_groups.c.id == group.id))
         return view
@@ -182,7 +185,7 @@ class SecurityGroupService(IngressService):
             view = rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
             audit.after = view._asdict()
             audit.hosts.update(filter_hosts(connection, [parent.id]))
-            audit.groups.add(parent.id)
+            audit.filter_groups.add(parent.id)
         return view
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
@@ -194,7 +197,13 @@ class SecurityGroupService(IngressService):
             group_id, view = found[0]
             audit.before = view._asdict()
             audit.hosts.update(filter_hosts(connection, [group_id]))
-            audit.groups.add(group_id)
+            # Its source's member set may be needed no more.
+            source = connection.execute(
+                select(security_group_rules.c.source_group_id).where(
+                    security_group_rules.c.id == number
+                )
+            ).scalar()
+            audit.filter_groups.update(g for g in (group_id, source) if g is not None)
             connection.execute(
                 delete(security_group_rules).where(security_group_rules.c.id == number)
             )
@@ -224,7 +233,8 @@ class SecurityGroupService(IngressService):
             )
             audit.after = {"group": group}
             audit.hosts.update(filter_hosts(connection, [joined.id]))
-            audit.groups.add(joined.id)
+            audit.filter_ports.update(instance_ports(connection, row.id))
+            audit.filter_groups.add(joined.id)
             return _instance_groups(connection, row.id)
 
     def remove_instance_security_group(self, instance: str, group: str) -> tuple[str, ...]:
@@ -251,7 +261,8 @@ class SecurityGroupService(IngressService):
                 raise NotFound("group", f"{instance} is not in a group named {group!r}")
             # Found while the instance is still a member, so its own host is among them.
             audit.hosts.update(filter_hosts(connection, [left]))
-            audit.groups.add(left)
+            audit.filter_ports.update(instance_ports(connection, row.id))
+            audit.filter_groups.add(left)
             connection.execute(
                 delete(instance_security_groups).where(
                     instance_security_groups.c.instance_id == row.id,
@@ -260,6 +271,51 @@ class SecurityGroupService(IngressService):
             )
             audit.before = {"group": group}
             return _instance_groups(connection, row.id)
+
+    def set_instance_security_groups(
+        self, instance: str, groups: list[str]
+    ) -> tuple[str, ...]:
+        """Make ``groups`` (of the instance's project) exactly the instance's groups, in
+        one change: the ones it was not in are joined, the others left. Its groups after."""
+        with self._change("instance.secgroup.set", instance) as (connection, audit):
+            row = self._instance(connection, instance)
+            owner = connection.execute(
+                select(projects.c.name).where(projects.c.id == row.project_id)
+            ).scalar_one()
+            wanted = {
+                self._group(connection, owner, name, field="security_groups").id
+                for name in dict.fromkeys(groups)
+            }
+            current = set(
+                connection.execute(
+                    select(instance_security_groups.c.security_group_id).where(
+                        instance_security_groups.c.instance_id == row.id
+                    )
+                ).scalars()
+            )
+            if wanted == current:
+                audit.skip = True
+                return _instance_groups(connection, row.id)
+            before = _instance_groups(connection, row.id)
+            # Hosts that filter by the groups left are found while it is still a member.
+            audit.hosts.update(filter_hosts(connection, sorted(current | wanted)))
+            if current - wanted:
+                connection.execute(
+                    delete(instance_security_groups).where(
+                        instance_security_groups.c.instance_id == row.id,
+                        instance_security_groups.c.security_group_id.in_(current - wanted),
+                    )
+                )
+            for group_id in sorted(wanted - current):
+                connection.execute(
+                    insert(instance_security_groups).values(
+                        instance_id=row.id, security_group_id=group_id
+                    )
+                )
+            after = _instance_groups(connection, row.id)
+            audit.before = {"groups": list(before)}
+            audit.after = {"groups": list(after)}
+            return after
 
     # -- look-ups ------------------------------------------------------------------------
 
@@ -311,6 +367,18 @@ class SecurityGroupService(IngressService):
                 f"a rule of {own} may only name {own}'s groups",
             )
         raise NotFound("source_group", f"{own} has no security group named {name!r}")
+
+
+def instance_ports(connection: Connection, instance_id: int) -> set[tuple[str, str]]:
+    """An instance's ports as a change names them to the hosts' filters: (MAC, address)."""
+    return {
+        (mac, address)
+        for mac, address in connection.execute(
+            select(fixed_ips.c.mac, fixed_ips.c.address).where(
+                fixed_ips.c.instance_id == instance_id, fixed_ips.c.mac.is_not(None)
+            )
+        )
+    }
 
 
 def filter_hosts(connection: Connection, group_ids: list[int]) -> set[str]:
@@ -391,8 +459,6 @@ def _instance_groups(connection: Connection, instance_id: int) -> tuple[str, ...
             .order_by(security_groups.c.name)
         ).scalars()
     )
-
-
 
 
 def _group_views(connection: Connection, *where: Any) -> list[SecurityGroupView]:

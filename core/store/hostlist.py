@@ -27,7 +27,9 @@ SERVING = (
     "JOIN networks ON networks.id = fixed_ips.network_id "
     "WHERE networks.multi_host AND instances.host IS NOT NULL GROUP BY instances.host"
 )
-# Changes a host has not applied yet: those after the last one it applied.
+# Changes a host has not applied yet: those after the last one it applied. This is what
+# "pending" means wherever netcon shows it (`host list`, the console's header and hosts
+# view): a count of changes, never of the operations a plan would make for them.
 PENDING = (
     "SELECT host_changes.host, count(*) FROM host_changes "
     "LEFT OUTER JOIN hosts ON hosts.name = host_changes.host "
@@ -47,7 +49,7 @@ def read_hosts(query: Query, now: datetime, down_time: int) -> list[HostView]:
     known = {str(row[0]): row for row in query(HOSTS)}
     networks = {str(host): int(count) for host, count in query(NETWORKS)}
     floating = {str(host): int(count) for host, count in query(FLOATING) if host is not None}
-    pending = {str(host): int(count) for host, count in query(PENDING)}
+    pending = pending_counts(query)
     serving = {str(host): int(count) for host, count in query(SERVING)}
     cutoff = now - timedelta(seconds=down_time)
     views = []
@@ -71,6 +73,12 @@ def read_hosts(query: Query, now: datetime, down_time: int) -> list[HostView]:
             )
         )
     return views
+
+
+def pending_counts(query: Query) -> dict[str, int]:
+    """The changes each host has not applied yet, by host (hosts that owe none are left
+    out): the one count of "pending" that every listing and the console show."""
+    return {str(host): int(count) for host, count in query(PENDING)}
 
 
 def _time(value: Any) -> datetime | None:

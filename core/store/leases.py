@@ -7,8 +7,10 @@ command it runs must start at once: it skips SQLAlchemy (see :mod:`core.store.ra
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
+from core import validate
 from core.errors import InvalidInput
 from core.store.raw import RawDatabase
 
@@ -37,7 +39,7 @@ def record_lease(
         frees = not leased and instance_id is None
         database.execute(
             "UPDATE fixed_ips SET leased = ?, mac = ?, released_at = "
-            + ("NULL" if frees else "released_at")
+            + ("NULL, address_v6 = NULL" if frees else "released_at")
             + " WHERE id = ?",
             (leased, None if frees else mac, fixed_id),
         )
@@ -58,3 +60,26 @@ def record_lease(
         database.rollback()
         raise
     return int(network_id)
+
+
+def record_spooled(
+    database: RawDatabase, lines: Sequence[str], actor: str, now: datetime
+) -> list[int]:
+    """Lease events a lease script could not record when they came (``ACTION MAC IP``,
+    oldest first), each in its own transaction as it would have been; returns the
+    networks whose leases changed. A line that names no fixed IP, or is not an event, is
+    left out: the event it stood for can no longer be recorded."""
+    changed: list[int] = []
+    for line in lines:
+        words = line.split()
+        if len(words) != 3 or words[0] not in ("add", "old", "del"):
+            continue
+        try:
+            mac = validate.mac("mac", words[1])
+            address = str(validate.ipv4_address("address", words[2]))
+            network = record_lease(database, words[0], mac, address, actor, now)
+        except InvalidInput:
+            continue
+        if network is not None:
+            changed.append(network)
+    return changed

@@ -130,11 +130,19 @@ networks = Table(
     # None: the default (physical MTU less the segment's overhead; dhcp_lease_time).
     _optional("mtu", Integer),
     _optional("dhcp_lease_time", Integer),
+    # IPv6 beside IPv4 (None: IPv4 only): the network's /64, its gateway (the bridge's
+    # address, advertised as the router) and how guests get their addresses (core.ipv6).
+    _optional("cidr_v6", String(43)),
+    _optional("gateway_v6", String(39)),
+    _optional("ipv6_mode", String(16)),
     _required("created_at", DateTime, default=utcnow),
     CheckConstraint(MANAGER_CHECK, name="manager"),
+
     CheckConstraint("(manager = 'vlan') = (vlan IS NOT NULL)", name="vlan_only_for_vlan_manager"),
     CheckConstraint("manager = 'vlan' OR project_id IS NULL", name="flat_is_shared"),
 )
+
+Index("ix_networks_cidr_v6", networks.c.cidr_v6, unique=True)
 
 # SSH public keys of a project, handed to its instances by the metadata service.
 keys = Table(
@@ -174,6 +182,8 @@ fixed_ips = Table(
     _required("network_id", ForeignKey("networks.id", ondelete="CASCADE")),
     _optional("instance_id", ForeignKey("instances.id", ondelete="SET NULL"), index=True),
     _optional("mac", String(17), unique=True),
+    # The instance's IPv6 address on a dual-stack network, set with its MAC (core.ipv6).
+    _optional("address_v6", String(39)),
     _flag("reserved"),
     _flag("allocated"),
     _flag("leased"),
@@ -183,6 +193,7 @@ fixed_ips = Table(
     # for that host, as nova-network kept fixed_ips.host, while it serves or not).
     _optional("host", String(255), index=True),
     Index("ix_fixed_ips_network_address", "network_id", "address_int"),
+    Index("ix_fixed_ips_address_v6", "address_v6", unique=True),
 )
 
 # The pools floating IPs are in, by name: a pool exists while it holds addresses.
@@ -282,10 +293,13 @@ host_changes = Table(
     Column("host", String(255), primary_key=True),
     _required("networks", Text),
     _required("floating", Text),
-    # The filter changed (instance ports or groups): it is compared, and of the groups
-    # named (a JSON list of ids) only their elements change.
+    # The filter changed (instance ports or groups): it is compared whole, or, when
+    # the change named its keys, only at the groups (a JSON list of ids) whose rules
+    # changed and the instance ports (a JSON list of [MAC, fixed address]) that came,
+    # went or changed groups.
     _required("security", Boolean, default=False, server_default=false()),
     _required("groups", Text, default="[]", server_default="[]"),
+    _required("ports", Text, default="[]", server_default="[]"),
     # Project VPNs whose servers alone changed (a JSON list of project names).
     _required("vpns", Text, default="[]", server_default="[]"),
     Index("ix_host_changes_host_change", "host", "change_id"),

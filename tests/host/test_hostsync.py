@@ -94,8 +94,8 @@ def test_an_agent_applies_a_rule_change_to_that_groups_elements_only(
 
     (scope, done), *rest = recorded.applies[before:]
     assert rest == []
-    # Planned as the change's scope (the filter, naming the group), not the whole host.
-    assert scope == Scope(security=True, groups=frozenset({groups["web"]}))
+    # Planned as the change's scope (the filter at the group's keys), not the whole host.
+    assert scope == Scope(security=True, filter_groups=frozenset({groups["web"]}))
     # One element of the web group's set: one nft command, nothing of any other group.
     assert [type(op) for op in done.operations] == [AddRuleElement]
     assert all(

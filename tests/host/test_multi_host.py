@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -248,14 +249,21 @@ def test_each_host_serves_its_own_instances_of_a_multi_host_network(cloud: Cloud
     cloud.lab.echo_server(guest, two.address)
     assert cloud.lab.fetch(cloud.public, f"http://{floating}:8080/") == PUBLIC_CLIENT
 
-    # h1's agent dies: nothing h2's guests use was h1's.
+    # h1's agent dies: nothing h2's guests use was h1's, before h1's heartbeat lease
+    # runs out and after, once h1's kernel has taken its addresses away (fencing).
     cloud.kill("h1")
-    renewed = renew(guest, two.address, gateways["h2"], two.mac)
-    assert (renewed["type"], renewed["server"]) == ("ACK", gateways["h2"])
-    assert cloud.lab.fetch(guest, outside) == floating
-    assert cloud.lab.fetch(third, outside) == "203.0.113.12"
-    assert cloud.lab.fetch(cloud.public, f"http://{floating}:8080/") == PUBLIC_CLIENT
-    assert cloud.lab.fetch(guest, meta + "local-ipv4") == two.address
+    killed = time.monotonic()
+    for moment in ("at once", "after h1's lease"):
+        if moment != "at once":
+            time.sleep(max(0.0, killed + HOST_DOWN_TIME + 1 - time.monotonic()))
+            assert cloud.links("h1")[BRIDGE] == [], "h1 still answers for the network"
+        renewed = renew(guest, two.address, gateways["h2"], two.mac)
+        assert (renewed["type"], renewed["server"]) == ("ACK", gateways["h2"]), moment
+        assert resolve(guest, gateways["h2"], "one") == ("NOERROR", [one.address]), moment
+        assert cloud.lab.fetch(guest, outside) == floating, moment
+        assert cloud.lab.fetch(third, outside) == "203.0.113.12", moment
+        assert cloud.lab.fetch(cloud.public, f"http://{floating}:8080/") == PUBLIC_CLIENT
+        assert cloud.lab.fetch(guest, meta + "local-ipv4") == two.address, moment
 
     # Terminated, two's lease is given back by h2's dnsmasq at once (it ignores only the
     # clients it does not serve, not a release on one's behalf): the address is free.

@@ -21,7 +21,7 @@ from core.service.api import NetconAPI
 from core.service.demo import load_demo
 from core.views import PlannedOperation, PlanView
 from tui.app import NetconApp
-from tui.pending import Pending
+from tui.pending import Pending, with_agents
 
 FIXED_TIME = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -97,7 +97,9 @@ def demo_plan(host: str = "nethost1") -> PlanView:
 
 
 def fixed_pending(plan: PlanView) -> Callable[[NetconAPI], Pending]:
-    return lambda api: Pending(plans={plan.host: plan})
+    """This host's plan fixed, and what every host owes read from the database as the
+    console reads it."""
+    return lambda api: with_agents(api, Pending(plans={plan.host: plan}))
 
 
 @pytest.fixture

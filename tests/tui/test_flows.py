@@ -67,8 +67,9 @@ async def test_create_network_from_dialog(make_app: MakeApp, demo_service: Netco
         network = demo_service.get_network("192.168.50.0/24")
         assert (network.manager, network.label, network.bridge) == ("flatdhcp", "lab", "brlab")
         assert "192.168.50.0/24" in cells(app)
-        # Not reported as done: the host has not made the bridge yet.
-        assert messages(app) == ["Created 192.168.50.0/24 — saved; pending on nethost1"]
+        # No host serves it yet, so none owes it anything: saved, and nothing pending.
+        assert network.host is None
+        assert messages(app) == ["Created 192.168.50.0/24 — saved"]
 
 
 async def test_refused_form_keeps_everything_typed(
@@ -611,7 +612,8 @@ async def test_bulk_terminate_and_rule_removal(
         await settle(pilot)
         web = next(g for g in demo_service.list_security_groups("alpha") if g.name == "web")
         assert web.rules == ()
-        assert messages(app)[-1] == "2 rules removed"
+        # The host filtering web's members owes the change: the core says so.
+        assert messages(app)[-1] == "2 rules removed — saved; pending on nethost1"
 
 
 async def test_enter_opens_something_on_every_view(
@@ -631,7 +633,7 @@ async def test_enter_opens_something_on_every_view(
         assert main.state.spec.name == "rules"
         await pilot.press("escape", "M")  # and M: its members (alpha/default)
         await settle(pilot)
-        assert main.state.spec.name == "instances"
+        assert main.state.spec.name == "members"
         assert cells(app) == ["db1", "web1", "web2"]
         await pilot.press("colon", *"hosts", "enter", "enter")  # a host: its networks
         await settle(pilot)
@@ -645,6 +647,9 @@ async def test_enter_opens_something_on_every_view(
         await settle(pilot)
         assert isinstance(app.screen, TextDialog)  # an instance: in full
         await pilot.press("escape", "colon", *"projects", "enter", "enter")
+        await settle(pilot)  # a project: its instances; N its networks
+        assert main.state.spec.name == "instances" and main.state.scope == {"project": "alpha"}
+        await pilot.press("escape", "N")
         await settle(pilot)
         assert main.state.spec.name == "networks" and main.state.scope == {"project": "alpha"}
         await pilot.press("enter")  # a network: its fixed IPs
@@ -878,13 +883,18 @@ async def test_create_project_then_group_then_delete_group(
         assert "dns" not in {g.name for g in demo_service.list_security_groups("delta")}
 
 
-async def test_pending_rows_header_and_detail(make_app: MakeApp) -> None:
+async def test_pending_rows_header_and_detail(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    # One count of pending everywhere: the changes `netcon host list` counts.
+    owed = {h.name: h.pending for h in demo_service.list_hosts()}["nethost1"]
+    assert owed == 10
     app = make_app(pending_source=fixed_pending(demo_plan()))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         main = app.main
         header = str(main.query_one("#header").render())
-        assert "nethost1 ~3 pending" in header
+        assert f"nethost1 ~{owed} pending" in header
         pending = [row.cells[0] for row in main.table.source.rows if main._row_pending(row)]
         assert pending == ["10.0.0.0/24"]  # br100's bridge and gateway are owed
         detail = str(main.query_one("#detail").render())
@@ -895,23 +905,41 @@ async def test_pending_rows_header_and_detail(make_app: MakeApp) -> None:
         assert pending == ["203.0.113.1"]
         await pilot.press("colon", *"hosts", "enter")
         await settle(pilot)
-        assert cells(app, 5) == ["3"]
+        assert cells(app, 5) == [str(owed)]
         detail = str(main.query_one("#detail").render())
-        assert "P shows the plan, A applies it" in detail
+        assert f"{owed} change(s) not applied yet" in detail
+        # ...and the plan says how many operations applying them takes here.
+        assert f"pending on nethost1  {owed} change(s); plan: 3 operation(s)" in detail
+        assert "P shows it, A applies it" in detail
 
 
-async def test_toast_says_applied_when_the_host_has_it(
+async def test_toast_says_pending_on_the_host_that_owes_the_change(
     make_app: MakeApp, demo_service: NetconService
 ) -> None:
-    empty = demo_plan()
-    empty = empty.__class__(empty.host, (), ())
-    app = make_app(start="floating", pending_source=fixed_pending(empty))
+    """The core says which hosts owe a change; the toast names them, and the hosts view
+    counts the change the moment it is made."""
+    before = {h.name: h.pending for h in demo_service.list_hosts()}["nethost1"]
+    app = make_app(start="floating", pending_source=fixed_pending(demo_plan()))
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
-        await pilot.press("x", "y")
+        press_at_once(pilot, "x", "y")
         await settle(pilot)
-        assert messages(app)[-1] == ("203.0.113.1 disassociated from web1 — applied on nethost1")
-        assert "nethost1 applied" in str(app.main.query_one("#header").render())
+        assert messages(app)[-1] == (
+            "203.0.113.1 disassociated from web1 — saved; pending on nethost1"
+        )
+        assert f"nethost1 ~{before + 1} pending" in str(app.main.query_one("#header").render())
+
+
+async def test_toast_says_saved_when_no_host_owes_the_change(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    # A project names no host: nothing is owed anywhere, and nothing pending is said.
+    app = make_app(start="projects", pending_source=fixed_pending(demo_plan()))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("n", *"omega", "enter")
+        await settle(pilot)
+        assert messages(app)[-1] == "Project omega created (vlan)"
 
 
 async def test_write_waiting_on_a_lock_shows_it_is_working(
@@ -1019,4 +1047,37 @@ async def test_evacuate_a_down_host_names_both_hosts(
         await pilot.press("y")
         await settle(pilot)
     assert {n.host for n in demo_service.list_networks() if n.host} == {"nethost2"}
-    assert "moved to nethost2" in messages(app)[-1]
+    assert messages(app)[-1].endswith(
+        "of nethost1 moved to nethost2 — saved; pending on nethost1, nethost2"
+    )
+
+
+async def test_security_group_and_rule_rows_are_marked_while_a_host_owes_them(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    """A rule added to alpha/web: this host's plan allows it into the group's filter,
+    and the group's row and that rule's row show `~` until the host has it."""
+    from core.linux.operations import Plan
+    from core.linux.secgroups import AddRuleElement
+    from core.service.host import _plan_view
+
+    demo_service.add_security_group_rule("alpha", "web", "tcp", 8443, 8443, cidr="0.0.0.0/0")
+    group = next(g for g in demo_service.list_security_groups("alpha") if g.name == "web")
+    owed = AddRuleElement(group.id, "alpha/web", "ports", "0.0.0.0/0 . 6 . 8443",
+                          "tcp 8443 from 0.0.0.0/0")
+    plan = _plan_view("nethost1", Plan(operations=(owed,)))
+    app = make_app(start="projects", pending_source=fixed_pending(plan))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main
+        press_at_once(pilot, "colon", *"secgroups", "enter")
+        await settle(pilot)
+        marked = [(row.cells[0], row.cells[1]) for row in main.table.source.rows
+                  if main._row_pending(row)]
+        assert marked == [("alpha", "web")]
+        press_at_once(pilot, "slash", *"web", "enter", "enter")
+        await settle(pilot)
+        rows = {row.cells[2]: main._row_pending(row) for row in main.table.source.rows}
+        assert rows == {"80": False, "443": False, "8443": True}
+        detail = str(main.query_one("#detail").render())
+        assert "pending on nethost1" not in detail  # the cursor is on a rule the host has

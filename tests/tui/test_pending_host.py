@@ -18,6 +18,7 @@ from textual.widgets import Button
 from tests.host.conftest import Lab
 from tests.host.scenario import network_host
 from tests.tui.conftest import FIXED_TIME, settle
+from tests.tui.test_flows import press_at_once
 from tui.app import NetconApp
 from tui.screens.plan import PlanScreen
 from tui.widgets.dialogs import ConfirmDialog
@@ -32,6 +33,7 @@ pytestmark = [
 ]
 
 FLOATING = "203.0.113.10"
+NEVER_APPLIED = "203.0.113.11"
 
 
 @pytest.fixture
@@ -51,57 +53,83 @@ def test_console_shows_what_the_host_still_owes(lab: Lab, tmp_path: Path) -> Non
     service.create_project("alpha")
     service.create_networks("10.30.0.0/24", 1, 256)
     service.launch_instance("alpha", "vm1")
+    service.launch_instance("alpha", "vm2")
     service.create_floating_range("nethost", "203.0.113.10-203.0.113.11")
     service.allocate_floating_ip("alpha")
     service.associate_floating_ip(FLOATING, "vm1")
     host.sync.sync()
+    service.record_applied("nethost", service.pending_for("nethost").latest)
     assert not host.sync.plan().operations
+    # Associated in the database only, not applied yet: taking it back owes the host
+    # nothing more (the association itself stays owed until an apply).
+    service.allocate_floating_ip("alpha")
+    service.associate_floating_ip(NEVER_APPLIED, "vm2")
 
     app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, start="floating")
     asyncio.run(_drive(app))
     assert not host.sync.plan().operations
+    # An apply from the console is recorded as an apply, never as a heartbeat.
+    listed = next(h for h in service.list_hosts() if h.name == "nethost")
+    assert listed.applied_at is not None and listed.pending == 0
+    assert listed.last_heartbeat is None and not listed.alive
 
 
 async def _drive(app: NetconApp) -> None:
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         main = app.main
-        assert "nethost applied" in str(main.query_one("#header").render())
-        assert not [row for row in main.table.source.rows if main._row_pending(row)]
+        assert "nethost ~1 pending" in str(main.query_one("#header").render())
 
-        await pilot.press("x")
+        # The one the host never had: saved, and nothing pending anywhere.
+        press_at_once(pilot, "slash", *NEVER_APPLIED, "enter", "x", "y")
+        await settle(pilot)
+        assert str(list(app._notifications)[-1].message) == (
+            f"{NEVER_APPLIED} disassociated from vm2 — saved"
+        )
+        assert "nethost ~1 pending" in str(main.query_one("#header").render())
+        press_at_once(pilot, "escape")
+        await settle(pilot)
+
+        press_at_once(pilot, "slash", *FLOATING, "enter", "x")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("y")
+        press_at_once(pilot, "y")
         await settle(pilot)
         # Saved, not done: the NAT element is still in the host's table.
         assert str(list(app._notifications)[-1].message) == (
             f"{FLOATING} disassociated from vm1 — saved; pending on nethost"
         )
         header = str(main.query_one("#header").render())
+        # Two changes owed, as `netcon host list` counts them.
         assert "nethost ~2 pending" in header, header
         marked = [row.cells[0] for row in main.table.source.rows if main._row_pending(row)]
         assert marked == [FLOATING]
         detail = str(main.query_one("#detail").render())
         assert f"delete NAT element {FLOATING}" in detail
 
-        # Apply from the console: the plan, then the button naming host and count.
-        await pilot.press("colon", *"hosts", "enter")
+        # Apply from the console: the plan, `y`, and then the plan as it is now.
+        press_at_once(pilot, "colon", *"hosts", "enter")
         await settle(pilot)
         assert main.table.current_row is not None
         assert main.table.current_row.cells[5] == "2"
-        await pilot.press("A")
+        press_at_once(pilot, "A")
         await settle(pilot)
         plan = app.screen
         assert isinstance(plan, PlanScreen)
         apply = plan.query_one("#apply", Button)
         assert str(apply.label) == "Apply 2 on nethost"
-        apply.press()
+        press_at_once(pilot, "y")
         await settle(pilot)
-        await pilot.press("escape")
+        assert app.screen is plan and not plan.query("#apply")
+        shown = str(plan.query_one("#plan-operations Static").render())
+        assert "nothing to change" in shown
+        assert "applied 2 operation(s) on nethost" in str(
+            plan.query_one("#plan-status").render()
+        )
+        press_at_once(pilot, "n")
         await settle(pilot)
-        await pilot.press("ctrl+r")
-        await settle(pilot)
+        assert app.screen is main
         assert "nethost applied" in str(main.query_one("#header").render())
         assert main.table.current_row is not None
         assert main.table.current_row.cells[5] == "0"
+        assert main.table.current_row.cells[2] == "no"  # applied, but no agent beats

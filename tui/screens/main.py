@@ -27,8 +27,9 @@ from textual.widgets import Input, Static
 from tui.calls import Failure, ServiceSlot, call_service
 from tui.keys import GENERAL, TABLE_KEYS, KeySpec, build_bindings, unknown_ids
 from tui.palette import PaletteEntry
-from tui.pending import UNKNOWN, Pending
-from tui.screens import status
+from tui.pending import UNKNOWN, Pending, read_pending
+from tui.screens import contexts, describe, marks, status
+from tui.screens.columns import TABLE_BOUND, choose_columns, hidden_of, sort_keys
 from tui.screens.runner import ActionRunner
 from tui.screens.state import ViewState, matcher
 from tui.views import VIEWS, completions, resolve
@@ -48,6 +49,7 @@ from tui.widgets.virtual_table import ListSource, PagedSource, Row, VirtualTable
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
+    from core.views import OwingView
     from tui.context import ConsoleContext
     from tui.screens.help import HelpEntry
 
@@ -73,6 +75,7 @@ class MainScreen(Screen[None]):
         height: 1fr; width: 48; border-top: none; border-left: solid $primary;
     }
     MainScreen #detail { width: 1fr; }
+    MainScreen #body.-all-columns #detail-pane { display: none; }
     MainScreen #filter { border-left: outer $secondary; }
     """
 
@@ -99,13 +102,19 @@ class MainScreen(Screen[None]):
         self._reload_again = False
         self._pending_reading = False
         self._started = False
-        self._bulk_after: list[tuple[str, set[str], bool]] = []
         # The generation whose rows the table shows, and what waits for them: Enter or a
         # row's key pressed while a filter's rows are still being read acts on those rows
         # once they are up, never on the rows they replace.
         self._shown_generation = -1
         self._after_rows: list[Callable[[], None]] = []
         self.key_problems: list[str] = []
+        self.sort_specs: list[KeySpec] = []  # this view's shift+letter sorts
+        # The views shown with every column (`w`), remembered between runs.
+        self.wide_views: set[str] = set(context.memory.wide() if context.memory else ())
+        # The columns each view does not show (`C`), by column key.
+        self.hidden_columns: dict[str, list[str]] = (
+            context.memory.hidden_columns() if context.memory else {}
+        )
 
     # -- what the runner and the palette need ------------------------------------------
 
@@ -140,8 +149,7 @@ class MainScreen(Screen[None]):
             completions,
             self.context.memory.history() if self.context.memory else [],
             id="command",
-            placeholder="view: projects networks fixed floating vpn instances secgroups "
-            "hosts audit (Tab completes)",
+            placeholder="projects networks fixed fip vpn instances sg hosts audit · Tab",
         )
         yield Prompt(
             id="filter", compact=True,
@@ -180,10 +188,15 @@ class MainScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self._layout_for(self.size.width)
+        self.call_after_refresh(self.show_header)
 
     def _layout_for(self, width: int) -> None:
-        # Wide terminals get the detail beside the table; 80 columns get it below.
+        # Wide terminals get the detail beside the table; 80 columns get it below. Very
+        # wide ones give the table its columns' full width and the detail the rest.
         self.query_one("#body").set_class(width >= 120, "-wide")
+        pane = self.query_one("#detail-pane")
+        table_width = sum(column.width + 1 for column in self.state.spec.columns) + 4
+        pane.styles.width = max(48, width - table_width) if width >= 160 else None
 
     @property
     def table(self) -> VirtualTable:
@@ -191,15 +204,27 @@ class MainScreen(Screen[None]):
 
     # -- keys ----------------------------------------------------------------------------
 
-    def _view_keys(self, spec: ViewSpec[Any]) -> tuple[list[Binding], list[str]]:
+    def _view_keys(
+        self, spec: ViewSpec[Any]
+    ) -> tuple[list[Binding], list[str], list[KeySpec]]:
+        """The view's bindings, the keys bound twice, and its shift+letter sorts."""
+        keymap = self.context.settings.keys
         specs = list(GENERAL) + [
             KeySpec(a.id, a.key, f"run('{a.id}')", a.label, a.footer) for a in spec.actions
         ]
-        return build_bindings(specs, self.context.settings.keys)
+        bindings, clashes = build_bindings(specs, keymap)
+        taken = {key for binding in bindings for key in binding.key.split(",")}
+        sorts = sort_keys(spec, taken)
+        sorting, _ = build_bindings(sorts, keymap)
+        return bindings + sorting, clashes, sorts
 
     def _bind(self) -> None:
-        bindings, _clashes = self._view_keys(self.state.spec)
+        bindings, _clashes, self.sort_specs = self._view_keys(self.state.spec)
         self._bindings = BindingsMap(bindings)
+        # A letter this view binds (`g` on instances) is the view's, not the table's.
+        self.table.ceded = frozenset(
+            key for binding in bindings for key in binding.key.split(",")
+        ) & TABLE_BOUND
         self.refresh_bindings()
         self.show_keys()
 
@@ -214,9 +239,13 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
+            # While typing in a prompt a view's key is just a character.
+            if isinstance(self.focused, Input):
+                return False
             return self._action(str(parameters[0])) is not None
         if action in ("command_line", "filter", "mark", "previous", "sort",
-                      "toggle_pause"):
+                      "toggle_pause", "sort_by", "describe", "copy", "wide",
+                      "mark_range", "columns"):
             # While typing in a prompt these are just characters.
             return not isinstance(self.focused, Input)
         return True
@@ -249,7 +278,7 @@ class MainScreen(Screen[None]):
         header.update(
             status.header(
                 self.context, self.pending, paused=self.paused, loading=self.loading,
-                last_refresh=self.last_refresh,
+                last_refresh=self.last_refresh, width=max(0, self.app.size.width - 2),
             )
         )
 
@@ -281,6 +310,8 @@ class MainScreen(Screen[None]):
         self.table.sort_column = self.state.sort_column
         self.table.sort_descending = self.state.sort_descending
         self.table.marked = self.state.marks
+        self._apply_wide()
+        self._layout_for(self.size.width)
         self.table.set_source(spec.columns, ListSource([]))
         self.query_one("#detail", Static).update("")
         self._bind()
@@ -302,6 +333,9 @@ class MainScreen(Screen[None]):
         self.show_header()
         state = self.state
         current = self.table.current_row
+        # A newest-first view whose cursor is on its first row follows new rows there.
+        following = state.spec.newest_first and self.table.cursor == 0 and not state.typed
+        from_top = from_top or following
         keep_key = None if from_top else current.key if current else state.cursor_key
         keep_index = 0 if from_top else self.table.cursor
         generation = self.generation
@@ -351,7 +385,7 @@ class MainScreen(Screen[None]):
             count = self.pending.count(spec.host(item) or "")
             cells = (
                 *cells[: spec.pending_column],
-                "?" if count is None else str(count),
+                cells[spec.pending_column] if count is None else str(count),
                 *cells[spec.pending_column + 1 :],
             )
         return Row(spec.key(item), cells, item)
@@ -523,9 +557,6 @@ class MainScreen(Screen[None]):
         self.show_header()
         self.table.refresh()
         self._show_detail()
-        for message, hosts, warn in self._bulk_after:
-            self._tell(message, hosts, warn)
-        self._bulk_after.clear()
         if self.state.spec.pending_column is not None and before != pending:
             self.reload()
 
@@ -536,30 +567,27 @@ class MainScreen(Screen[None]):
         host = spec.host(row.item) or self.this_host()
         return self.pending.marks(host, spec.subjects(row.item))
 
-    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None:
-        """An action succeeded: show it, and say honestly where the host stands."""
-        hosts = hosts or {self.this_host()}
+    def reads_host(self) -> bool:
+        """Whether this console looks at the host's kernel (and so may ask it about a
+        change); a source of fixed plans (pictures, tests) does not."""
+        return self.context.pending_source is read_pending
+
+    def changed(
+        self, action: BaseAction, message: str, owing: OwingView | None, warn: bool
+    ) -> None:
+        """An action succeeded: show it, and where the hosts stand, as the core said."""
+        if isinstance(action, RowAction) and action.bulk and self.state.marks:
+            # The marks were for this action: done, they would only mislead the next.
+            self.state.marks.clear()
+            self.table.marked = self.state.marks
+            self.show_crumbs()
         self.reload()
         self.refresh_known()
-        if not action.host_change:
-            self.notify(message, severity="warning" if warn else "information", timeout=5)
-            return
-        if self.context.pending_source is None:
-            self._tell(message, hosts, warn)
-            return
-        self._bulk_after.append((message, hosts, warn))
-        self._pending_reading = False
-        self.read_pending()
-
-    def _tell(self, message: str, hosts: set[str], warn: bool) -> None:
-        applied = [h for h in sorted(hosts) if self.pending.count(h) == 0]
-        waiting = [h for h in sorted(hosts) if h not in applied]
-        text = message
-        if waiting:
-            text += f" — saved; pending on {', '.join(waiting)}"
-        if applied:
-            text += f" — applied on {', '.join(applied)}"
+        text = status.told(message, owing, saved=action.host_change)
         self.notify(text, severity="warning" if warn else "information", timeout=6)
+        if owing is not None and (owing.pending_on or owing.applied_on) or action.host_change:
+            self._pending_reading = False
+            self.read_pending()
 
     # -- live refresh --------------------------------------------------------------------
 
@@ -591,6 +619,8 @@ class MainScreen(Screen[None]):
         self.paused = not self.paused
         self.show_header()
         self.notify("Refresh paused" if self.paused else "Refresh resumed", timeout=2)
+        if not self.paused:
+            self.action_refresh_now()
 
     # -- table events --------------------------------------------------------------------
 
@@ -745,6 +775,10 @@ class MainScreen(Screen[None]):
         if word.lower() in ("q", "quit"):
             self.app.exit()
             return
+        if word.split()[0].lower() == "ctx":
+            self._close_prompt(prompt)
+            contexts.command(self, word[3:].strip())
+            return
         spec = resolve(word)
         if spec is None:
             candidates = prompt.candidates()
@@ -793,6 +827,59 @@ class MainScreen(Screen[None]):
         self.table.action_cursor_down()
         self.table.refresh()
         self.show_crumbs()
+
+    def action_mark_range(self) -> None:
+        marks.mark_range(self)
+
+    def action_sort_by(self, column: int) -> None:
+        """Shift+a column's letter: sort by it; again, the other way (as k9s does)."""
+        state = self.state
+        if state.sort_column == column:
+            state.sort_descending = not state.sort_descending
+        else:
+            state.sort_column, state.sort_descending = column, False
+        self._resort()
+
+    def context_switched(self) -> None:
+        """Another database (`:ctx`): start over on the same view, nothing carried over."""
+        self.stack.clear()
+        self.previous = None
+        self.state = ViewState(self.state.spec)
+        self.pending = UNKNOWN
+        self.known = Known()
+        self._pending_reading = False
+        self.open_view()
+        self.refresh_known()
+        self.read_pending()
+
+    # -- wide mode, describe, copy ----------------------------------------------------
+
+    def _apply_wide(self) -> None:
+        wide = self.state.spec.name in self.wide_views
+        self.table.hidden = hidden_of(self, self.state.spec)
+        self.table.set_wide(wide)
+        self.query_one("#body").set_class(wide, "-all-columns")
+
+    def action_wide(self) -> None:
+        """`w`: every column of this view at full width, or back; kept between runs."""
+        name = self.state.spec.name
+        self.wide_views ^= {name}
+        if self.context.memory is not None:
+            self.context.memory.keep_wide(self.wide_views)
+        self._apply_wide()
+        self.notify("All columns" if name in self.wide_views else "Columns that fit",
+                    timeout=2)
+
+    def action_columns(self) -> None:
+        choose_columns(self)
+
+    def action_describe(self) -> None:
+        if self._when_rows_are_current(self.action_describe):
+            describe.describe_current(self)
+
+    def action_copy(self) -> None:
+        if self._when_rows_are_current(self.action_copy):
+            describe.copy_current(self)
 
     def action_sort(self) -> None:
         state = self.state
@@ -875,6 +962,9 @@ class MainScreen(Screen[None]):
         table.append(HelpEntry("~ in a row", "its change waits for the host's apply"))
         sections = [(self.state.spec.title, view)] if view else []
         sections += [("General", general), ("Table", table)]
+        sorts = [HelpEntry(self._key(s.id, s.key), s.label, s.id) for s in self.sort_specs]
+        if sorts:
+            sections.append(("Sort (again: the other way)", sorts))
         return sections
 
     def action_help(self) -> None:

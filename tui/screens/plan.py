@@ -2,7 +2,9 @@
 
 The plan scrolls by keyboard. A plan with problems cannot be applied, and the screen
 says why instead of only leaving the button out (unless each problem holds back one
-network only: then the rest applies); read-only never offers to apply.
+network only: then the rest applies); read-only never offers to apply. Applying is
+confirmed as everywhere else, `y` or the Apply button, `n` or Esc closes; once applied,
+the screen shows the plan read afresh, which is empty when everything went in.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class PlanScreen(Dialog):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Close"),
+        Binding("escape,n", "cancel", "Close"),
+        Binding("y", "apply", "Apply", show=False),
         Binding("left,right,tab,shift+tab", "switch", "Switch button", show=False),
         Binding("down,j", "scroll(1)", "Down", show=False),
         Binding("up,k", "scroll(-1)", "Up", show=False),
@@ -45,11 +48,14 @@ class PlanScreen(Dialog):
     def __init__(self, api: NetconAPI, plan: PlanView, can_apply: bool) -> None:
         super().__init__()
         self.api = api
-        self.plan = plan
         self.wants_apply = can_apply
-        self.can_apply = (
-            can_apply and bool(plan.operations) and (plan.partial or not plan.problems)
-        )
+        self.plan = plan
+        self.can_apply = self._appliable(plan)
+        # What the last apply did, shown above the plan read after it.
+        self.outcome: Content | None = None
+
+    def _appliable(self, plan: PlanView) -> bool:
+        return self.wants_apply and bool(plan.operations) and (plan.partial or not plan.problems)
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -72,7 +78,8 @@ class PlanScreen(Dialog):
             yield Static(self._status(), id="plan-status", classes="dialog-note")
             yield Working()
             with Horizontal(classes="dialog-buttons"):
-                yield Static("↑↓ PgUp PgDn scroll", classes="dialog-hint")
+                hint = "↑↓ PgUp PgDn" + (" · y apply · n close" if self.can_apply else " scroll")
+                yield Static(hint, classes="dialog-hint")
                 yield Button("Close", id="close", compact=True)
                 if self.can_apply:
                     yield Button(
@@ -82,6 +89,8 @@ class PlanScreen(Dialog):
 
     def _status(self) -> Content:
         plan = self.plan
+        if self.outcome is not None:
+            return self.outcome
         if not self.wants_apply:
             return Content("")
         if plan.problems and plan.partial:
@@ -128,25 +137,57 @@ class PlanScreen(Dialog):
         self.action_cancel()
 
     @on(Button.Pressed, "#apply")
-    def _apply(self) -> None:
+    def _apply_pressed(self) -> None:
+        self.action_apply()
+
+    def action_apply(self) -> None:
+        if not self.can_apply or self.busy:
+            return
         self.busy = True
         self.query_one("#apply", Button).disabled = True
         self.query_one(Working).start(f"applying {len(self.plan.operations)} operation(s)")
         call_service(
-            self, self.api, lambda api: api.host_apply_view(), self._applied, self._failed,
-            group="apply",
+            self, self.api, _apply_and_replan, self._applied, self._failed, group="apply",
         )
 
-    def _applied(self, done: PlanView) -> None:
-        self._finished(Content(f"applied {len(done.operations)} operation(s) on {done.host}"))
+    def _applied(self, result: tuple[PlanView, PlanView]) -> None:
+        done, after = result
+        message = Content(f"applied {len(done.operations)} operation(s) on {done.host}")
+        if done.problems:
+            message = Content.styled(
+                f"{message.plain}; held back: {len(done.problems)} problem(s) above", "$warning"
+            )
+        self._finished(message, after)
 
     def _failed(self, failure: Failure) -> None:
         word = "refused" if failure.refused else "failed"
-        self._finished(Content.styled(f"apply {word}: {failure.message}", "$error"))
+        self._finished(Content.styled(f"apply {word}: {failure.message}", "$error"), None)
 
-    def _finished(self, message: Content) -> None:
+    def _finished(self, message: Content, after: PlanView | None) -> None:
         self.busy = False
         self.query_one(Working).stop()
-        self.query_one("#plan-status", Static).update(message)
-        self.query_one("#close", Button).focus()
         self.app.notify(message.plain, timeout=6)
+        # The console's header and rows follow what the host now owes.
+        main = self.app.screen_stack[0]
+        refresh = getattr(main, "action_refresh_now", None)
+        if callable(refresh):
+            refresh()
+        if after is None:
+            self.query_one("#plan-status", Static).update(message)
+            self.query_one("#close", Button).focus()
+            return
+        # The plan as it is now, not the one just carried out.
+        self.plan = after
+        self.can_apply = self._appliable(after)
+        self.outcome = message
+        self.refresh(recompose=True)
+        self.call_after_refresh(self._focus_close)
+
+    def _focus_close(self) -> None:
+        self.query_one("#close", Button).focus()
+
+
+def _apply_and_replan(api: NetconAPI) -> tuple[PlanView, PlanView]:
+    """Apply, then read the plan again: what is left (nothing, or what was held back)."""
+    done = api.host_apply_view()
+    return done, api.host_plan_view()

@@ -8,7 +8,7 @@ into dialogs and service calls, for one row or for every marked row.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from textual.app import App
 
@@ -19,6 +19,7 @@ from tui.views.base import (
     Confirm,
     Drill,
     Outcome,
+    PickMany,
     RowAction,
     Situation,
     Values,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from textual.screen import Screen
 
     from core.service.api import NetconAPI
+    from core.views import OwingView
     from tui.widgets.dialogs import ConfirmDialog, FormDialog
 
 
@@ -50,7 +52,18 @@ class Stage(Protocol):
 
     def go(self, drill: Drill) -> None: ...
 
-    def changed(self, action: BaseAction, message: str, hosts: set[str], warn: bool) -> None: ...
+    def reads_host(self) -> bool: ...
+
+    def changed(
+        self, action: BaseAction, message: str, owing: OwingView | None, warn: bool
+    ) -> None: ...
+
+
+class Done(NamedTuple):
+    """A call's outcome, and where the changes it made stand (the core says)."""
+
+    outcome: Outcome
+    owing: OwingView
 
 
 class ActionRunner:
@@ -74,6 +87,17 @@ class ActionRunner:
         self.stage.app.notify(failure.message, title=f"{title} {word}", severity="error",
                               timeout=8)
 
+    def _tracked(self, call: Callable[[NetconAPI], Outcome]) -> Callable[[NetconAPI], Done]:
+        """``call``, and then which hosts owe the changes it made."""
+        look_here = self.stage.reads_host()
+
+        def run(api: NetconAPI) -> Done:
+            with api.tracking_changes() as made:
+                outcome = call(api)
+            return Done(outcome, api.owing(made, look_here=look_here))
+
+        return run
+
     # -- entry points -------------------------------------------------------------------
 
     def run_view_action(self, action: ViewAction) -> None:
@@ -86,16 +110,20 @@ class ActionRunner:
 
         def after_form(values: Values) -> None:
             if action.confirm is not None:
-                self._confirm(action, action.confirm(values), call(values), set())
+                self._confirm(action, action.confirm(values), call(values))
             else:
-                self._direct(action, call(values), set())
+                self._direct(action, call(values))
 
+        if action.pick_many is not None:
+            scope = self.stage.situation().scope
+            self._pick_many(action.pick_many, action.label, scope, after_form)
+            return
         if action.form is None:
             after_form(Values())
             return
         form = action.form(self.stage.situation())
         if action.confirm is None:
-            self._form_then_call(action, form, call, set())
+            self._form_then_call(action, form, call)
         else:
             self._form_then(form, after_form)
 
@@ -143,9 +171,9 @@ class ActionRunner:
 
         def after_pick_and_form(values: Values) -> None:
             if action.confirm is not None:
-                self._confirm(action, action.confirm(item, values), call(values), hosts)
+                self._confirm(action, action.confirm(item, values), call(values))
             else:
-                self._direct(action, call(values), hosts)
+                self._direct(action, call(values))
 
         def after_pick(values: Values) -> None:
             if action.form is None:
@@ -153,12 +181,14 @@ class ActionRunner:
                 return
             form = action.form(self.stage.situation(), item)
             if action.confirm is None:
-                self._form_then_call(action, form, call, hosts)
+                self._form_then_call(action, form, call)
             else:
                 self._form_then(form, after_pick_and_form)
 
         if action.pick is not None:
             self._pick(action, item, after_pick)
+        elif action.pick_many is not None:
+            self._pick_many(action.pick_many, action.label, item, after_pick)
         else:
             after_pick(Values())
 
@@ -204,6 +234,32 @@ class ActionRunner:
             offer, lambda f: self._failed_open(action.label, f), group="action",
         )
 
+    def _pick_many(
+        self, pick: PickMany[Any], label: str, item: object, then: Callable[[Values], None]
+    ) -> None:
+        def offer(choices: list[tuple[Choice, bool]]) -> None:
+            self.stage.show_working(None)
+            if not choices:
+                self._warn(pick.empty(item))
+                return
+            before = [choice.value for choice, ticked in choices if ticked]
+
+            def chosen(value: object) -> None:
+                if isinstance(value, list) and value != before:
+                    then(Values({"chosen": value, "before": before}))
+
+            from tui.widgets.checklist import ChecklistDialog
+
+            self.stage.app.push_screen(
+                ChecklistDialog(pick.title(item), choices, label), chosen
+            )
+
+        self.stage.show_working(label)
+        call_service(
+            self._owner, self.service, lambda api: pick.choices(api, item),
+            offer, lambda f: self._failed_open(label, f), group="action",
+        )
+
     def _form_then(self, form: Any, then: Callable[[Values], None]) -> None:
         from tui.widgets.dialogs import FormDialog
 
@@ -218,7 +274,6 @@ class ActionRunner:
         action: BaseAction,
         form: Any,
         call: Callable[[Values], Callable[[NetconAPI], Outcome]],
-        hosts: set[str],
     ) -> None:
         """The form stays open while the call runs; a refusal comes back to it."""
         from tui.widgets.dialogs import FormDialog
@@ -226,8 +281,8 @@ class ActionRunner:
         def submit(dialog: FormDialog, values: Values) -> None:
             dialog.working(action.label)
             call_service(
-                self._owner, self.service, call(values),
-                lambda outcome: self._succeeded(dialog, action, outcome, hosts),
+                self._owner, self.service, self._tracked(call(values)),
+                lambda done: self._succeeded(dialog, action, done),
                 dialog.refused, group="action",
             )
 
@@ -238,7 +293,6 @@ class ActionRunner:
         action: BaseAction,
         confirm: Confirm,
         call: Callable[[NetconAPI], Outcome],
-        hosts: set[str],
         targets: Sequence[str] = (),
     ) -> None:
         from tui.widgets.dialogs import ConfirmDialog
@@ -246,15 +300,15 @@ class ActionRunner:
         def run(dialog: ConfirmDialog) -> None:
             dialog.working(action.label)
             call_service(
-                self._owner, self.service, call,
-                lambda outcome: self._succeeded(dialog, action, outcome, hosts),
+                self._owner, self.service, self._tracked(call),
+                lambda done: self._succeeded(dialog, action, done),
                 dialog.refused, group="action",
             )
 
         self.stage.app.push_screen(ConfirmDialog(confirm, run, targets))
 
     def _direct(
-        self, action: BaseAction, call: Callable[[NetconAPI], Outcome], hosts: set[str]
+        self, action: BaseAction, call: Callable[[NetconAPI], Outcome]
     ) -> None:
         self.stage.show_working(action.label)
 
@@ -263,8 +317,8 @@ class ActionRunner:
             self._error(action.label, failure)
 
         call_service(
-            self._owner, self.service, call,
-            lambda outcome: self._succeeded(None, action, outcome, hosts), failed,
+            self._owner, self.service, self._tracked(call),
+            lambda done: self._succeeded(None, action, done), failed,
             group="action",
         )
 
@@ -272,16 +326,15 @@ class ActionRunner:
         self,
         dialog: FormDialog | ConfirmDialog | None,
         action: BaseAction,
-        outcome: Outcome,
-        hosts: set[str],
+        done: Done,
     ) -> None:
         self.stage.show_working(None)
         if dialog is not None:
             dialog.busy = False
             dialog.dismiss(None)
-        if outcome.show is not None:
-            self.stage.app.push_screen(outcome.show())
-        self.stage.changed(action, outcome.message, hosts, warn=False)
+        if done.outcome.show is not None:
+            self.stage.app.push_screen(done.outcome.show())
+        self.stage.changed(action, done.outcome.message, done.owing, warn=False)
 
     # -- marks ----------------------------------------------------------------------------
 
@@ -300,7 +353,6 @@ class ActionRunner:
         if skipped:
             question += f" ({len(skipped)} marked left out: {skipped[0]})"
         confirm = Confirm(question, f"{count} {noun}", f"{action.label} {count}")
-        hosts = {spec.host(item) or self.stage.this_host() for item in ready}
         call = action.call
         assert call is not None
 
@@ -323,14 +375,16 @@ class ActionRunner:
         def run(dialog: ConfirmDialog) -> None:
             dialog.working(f"{action.label} {count}")
 
-            def finished(outcome: Outcome) -> None:
+            def finished(done: Done) -> None:
                 dialog.busy = False
                 dialog.dismiss(None)
-                self.stage.changed(
-                    action, outcome.message, hosts, warn="refused" in outcome.message
-                )
+                message = done.outcome.message
+                self.stage.changed(action, message, done.owing, warn="refused" in message)
 
-            call_service(self._owner, self.service, each, finished, dialog.refused, group="action")
+            call_service(
+                self._owner, self.service, self._tracked(each), finished, dialog.refused,
+                group="action",
+            )
 
         names = [action.name(item) for item in ready]
         self.stage.app.push_screen(ConfirmDialog(confirm, run, names))

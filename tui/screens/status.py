@@ -14,6 +14,7 @@ from textual.content import Content
 from tui.widgets.virtual_table import ListSource, TableSource
 
 if TYPE_CHECKING:
+    from core.views import OwingView
     from tui.context import ConsoleContext
     from tui.pending import Pending
     from tui.screens.state import ViewState
@@ -33,29 +34,41 @@ def short_url(url: str, width: int = 28) -> str:
 
 
 def header(
-    context: ConsoleContext, pending: Pending, *, paused: bool, loading: bool, last_refresh: str
+    context: ConsoleContext,
+    pending: Pending,
+    *,
+    paused: bool,
+    loading: bool,
+    last_refresh: str,
+    width: int = 0,
 ) -> Content:
     """netcon, the context's label, read-only, the database, the namespace, what this
-    host owes, and when the view was read."""
+    host owes, and when the view was read. Within ``width`` cells (0: no limit) the
+    database URL gives way first, so what the host owes and the time stay in view."""
     settings = context.config
-    parts: Parts = [("netcon", "bold")]
+    head: Parts = [("netcon", "bold")]
     if context.served_by is not None:
-        parts += [" ", (f" browser@{context.served_by} ", "bold reverse")]
+        head += [" ", (f" browser@{context.served_by} ", "bold reverse")]
     if context.style is not None:
-        parts += [" ", (f" {context.style.label} ", "bold reverse")]
+        head += [" ", (f" {context.style.label} ", "bold reverse")]
     if context.read_only:
-        parts += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
-    parts += ["  db ", (short_url(context.database), "bold")]
+        head += [" ", (" read-only ", "bold $text-warning on $warning-muted")]
+    tail: Parts = []
     if settings.netns:
-        parts += ["  ns ", (settings.netns, "bold")]
-    parts += ["  ", *_owed(settings.host, pending)]
+        tail += ["  ns ", (settings.netns, "bold")]
+    tail += ["  ", *_owed(settings.host, pending)]
     if paused:
-        parts += ["  ", ("paused", "bold $text-warning")]
+        tail += ["  ", ("paused", "bold $text-warning")]
     elif loading:
-        parts.append("  loading…")
+        tail.append("  loading…")
     else:
-        parts.append(f"  {last_refresh}")
-    return Content.assemble(*parts)
+        tail.append(f"  {last_refresh}")
+    url = context.database
+    if width:
+        room = width - Content.assemble(*head, *tail).cell_length - len("  db ")
+        url = short_url(url, room) if room >= 16 else ""
+    middle: Parts = ["  db ", (url, "bold")] if url else []
+    return Content.assemble(*head, *middle, *tail)
 
 
 def _owed(host: str, pending: Pending) -> Parts:
@@ -63,11 +76,19 @@ def _owed(host: str, pending: Pending) -> Parts:
         return [host]
     if host in pending.errors:
         return [host, (" plan unreadable", "bold $text-error")]
-    count = pending.count(host) or 0
     if host in pending.failed:
         return [(f"{host} apply failed", "bold $text-error")]
+    count = pending.count(host)
     if count:
+        # Changes, as `netcon host list` counts them (never a plan's operations).
         return [(f"{host} ~{count} pending", "bold $text-warning")]
+    plan = pending.plans.get(host)
+    if plan is not None and plan.operations:
+        # Nothing owed, yet the host is not as the database wants it (changed by hand,
+        # or by a change recorded before): its plan says how (`:hosts`, P).
+        return [(f"{host} differs", "bold $text-warning")]
+    if count is None:
+        return [host]
     return [f"{host} applied"]
 
 
@@ -141,11 +162,15 @@ def pending_detail(
         if spec.host(item) is not None and (host in pending.plans or host in pending.changes):
             return ["\n", (f"applied on {host}", "$text-success")]
         return []
-    parts: Parts = [
-        "\n", (f"pending on {host}", "bold $text-warning"), f"  {len(lines)} operation(s)",
-    ]
+    parts: Parts = ["\n", (f"pending on {host}", "bold $text-warning")]
     if spec.whole_plan:
-        parts.append(" · P shows the plan" + ("" if read_only else ", A applies it"))
+        count = pending.count(host)
+        if count is not None:
+            parts.append(f"  {count} change(s)")
+        parts.append(f"; plan: {len(lines)} operation(s)")
+        parts.append(" · P shows it" + ("" if read_only else ", A applies it"))
+    else:
+        parts.append(f"  {len(lines)} operation(s)")
     for problem in problems:
         parts += ["\n  ", (f"✗ {problem}", "$text-error")]
     for line in lines[:PENDING_LINES]:
@@ -153,3 +178,16 @@ def pending_detail(
     if len(lines) > PENDING_LINES:
         parts.append(f"\n  … {len(lines) - PENDING_LINES} more")
     return parts
+
+
+def told(message: str, owing: OwingView | None, *, saved: bool = True) -> str:
+    """What the admin is told after a change: the hosts that owe it, those that have
+    applied it, or, when no host owes anything for it, that it is saved."""
+    if owing is None or not (owing.pending_on or owing.applied_on):
+        return f"{message} — saved" if saved else message
+    text = message
+    if owing.pending_on:
+        text += f" — saved; pending on {', '.join(owing.pending_on)}"
+    if owing.applied_on:
+        text += f" — applied on {', '.join(owing.applied_on)}"
+    return text

@@ -26,7 +26,7 @@ import textual_serve
 from aiohttp import WSMsgType, web
 from textual_serve.download_manager import DownloadManager
 
-from core.cli.serve import ServeOptions
+from core.cli.frontends import ServeOptions
 from tui.serve import SERVED_BY, SERVER_PID
 from tui.serve.gate import Gate
 from tui.serve.session import LIMIT, ConsoleSession

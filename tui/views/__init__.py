@@ -10,6 +10,7 @@ from tui.views.fixed import FIXED
 from tui.views.floating import FLOATING
 from tui.views.hosts import HOSTS
 from tui.views.instances import INSTANCES
+from tui.views.members import MEMBERS
 from tui.views.networks import NETWORKS
 from tui.views.projects import PROJECTS
 from tui.views.rules import RULES
@@ -24,7 +25,7 @@ VIEWS: dict[str, AnyView] = {
     v.name: v
     for v in (
         PROJECTS, NETWORKS, FIXED, FLOATING, VPNS, INSTANCES, SECGROUPS, HOSTS, AUDIT,
-        RULES, VPN_USERS,
+        RULES, VPN_USERS, MEMBERS,
     )
 }
 
@@ -33,7 +34,7 @@ ALIASES: dict[str, str] = {
 }
 
 # What `:` offers besides views.
-COMMANDS = ("quit", "q")
+COMMANDS = ("ctx", "quit", "q")
 
 
 def resolve(word: str) -> AnyView | None:

@@ -64,5 +64,6 @@ AUDIT: ViewSpec[AuditView] = ViewSpec(
     ),
     fetch=lambda api, scope: api.list_audit(limit=1000),
     drill=lambda a: Drill(open=lambda api: _open(api, a)),
+    newest_first=True,
     empty="Nothing recorded yet: every change made here or by `netcon` is listed",
 )

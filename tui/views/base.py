@@ -71,8 +71,10 @@ class Field:
 
     ``check`` turns the text into the value handed to the service, raising the core's
     ``InvalidInput`` when it is wrong. An empty optional field gives no value, so the
-    service applies its own default (shown as the placeholder). With ``choices`` the
-    field is a picker instead of free text.
+    service applies its own default, shown in grey as ``default: …`` (``placeholder``);
+    ``example`` is grey text that is never used (``e.g. …``). With ``choices`` the
+    field is a picker instead of free text. ``names`` are other names the core gives
+    the field in a refusal (the form's ``name`` is the core's ``project``).
     """
 
     name: str
@@ -82,6 +84,18 @@ class Field:
     placeholder: str = ""
     optional: bool = False
     choices: tuple[str, ...] = ()
+    example: str = ""
+    names: tuple[str, ...] = ()
+
+    @property
+    def grey(self) -> str:
+        """The grey text of an empty field: its default, then an example."""
+        parts = [f"default: {self.placeholder}"] if self.placeholder else []
+        parts += [f"e.g. {self.example}"] if self.example else []
+        return " · ".join(parts)
+
+    def named(self, name: str | None) -> bool:
+        return name is not None and (name == self.name or name in self.names)
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,9 @@ class Form:
     fields: tuple[Field, ...]
     submit: str = "OK"
     note: str = ""
+    # The field the form opens on when every required one is filled already (a port
+    # that may be left empty, but rarely is).
+    first: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,17 @@ class Pick(Generic[Item]):
 
     title: Callable[[Item], str]
     choices: Callable[[NetconAPI, Item], list[Choice]]
+    empty: Callable[[Item], str]
+
+
+@dataclass(frozen=True)
+class PickMany(Generic[Item]):
+    """Tick any of a list the service gives, some ticked already (an instance's groups):
+    the call gets the ticked values as ``chosen`` and the ones ticked before as
+    ``before``."""
+
+    title: Callable[[Item], str]
+    choices: Callable[[NetconAPI, Item], list[tuple[Choice, bool]]]
     empty: Callable[[Item], str]
 
 
@@ -168,6 +196,7 @@ class RowAction(BaseAction, Generic[Item]):
     # Said instead of asking when the call would be refused anyway.
     refuse: Callable[[Item], str | None] = field(default=lambda item: None)
     pick: Pick[Item] | None = None
+    pick_many: PickMany[Item] | None = None
     form: Callable[[Situation, Item], Form] | None = None
     confirm: Callable[[Item, Values], Confirm] | None = None
     # With marks: one confirmation naming the count, then the call for each row.
@@ -188,6 +217,7 @@ class ViewAction(BaseAction):
     """An action on the view itself (create something): no row needed."""
 
     call: Callable[[NetconAPI, Values, Scope], Outcome] | None = None
+    pick_many: PickMany[Scope] | None = None
     form: Callable[[Situation], Form] | None = None
     confirm: Callable[[Values], Confirm] | None = None
 
@@ -226,10 +256,20 @@ class ViewSpec(Generic[Item]):
     subjects: Callable[[Item], tuple[str, ...]] = field(default=lambda item: ())
     # A view reached only by Enter (a group's rules): not offered by `:`.
     listed: bool = True
-    # The column that shows how many operations a row's host still owes, and whether
+    # The column that shows how many changes a row's host still owes (kept up to date
+    # from what the screen read last, the same count as the header's), and whether
     # a row stands for its host's whole plan (the hosts view).
     pending_column: int | None = None
     whole_plan: bool = False
+    # `d`: what a row owns beyond its own fields, read from the service (a network's
+    # instances), as label/value pairs under the row's every field.
+    owns: Callable[[NetconAPI, Item], Sequence[tuple[str, object]]] = field(
+        default=lambda api, item: ()
+    )
+    # `y`: the text that names a row (its address, its name); the first cell if None.
+    copy: Callable[[Item], str] | None = None
+    # Newest rows first (the audit log): the cursor on the first row follows new ones.
+    newest_first: bool = False
 
     @property
     def paged(self) -> bool:

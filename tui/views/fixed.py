@@ -84,10 +84,13 @@ FIXED: ViewSpec[FixedIPView] = ViewSpec(
         Column("address", "Address", 15),
         Column("state", "State", 9, priority=1),
         Column("instance", "Instance", 14, priority=1, min_width=10),
-        Column("mac", "MAC", 17, priority=3, min_width=17),
-        Column("network", "Network", 18, priority=2, min_width=18),
+        Column("project", "Project", 12, priority=2, min_width=8),
+        Column("mac", "MAC", 17, priority=4, min_width=17),
+        Column("network", "Network", 18, priority=3, min_width=18),
     ),
-    cells=lambda f: (f.address, f.state, text(f.instance), text(f.mac), f.network),
+    cells=lambda f: (
+        f.address, f.state, text(f.instance), text(f.project), text(f.mac), f.network
+    ),
     key=lambda f: f.id,
     detail=_detail,
     fetch_page=_page,

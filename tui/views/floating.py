@@ -135,7 +135,7 @@ def _range_form(situation: Situation) -> Form:
         (
             Field("host", "Host", partial(validate.host_name, "host"), value=settings.host,
                   choices=hosts),
-            Field("ip_range", "Range", _ip_range, placeholder="203.0.113.0/28 or A-B"),
+            Field("ip_range", "Range", _ip_range, example="203.0.113.0/28 or A-B"),
             Field("pool", "Pool", partial(validate.name, "pool"), optional=True,
                   placeholder=settings.default_floating_pool),
             Field("interface", "Interface", partial(validate.ifname, "interface"),
@@ -199,6 +199,13 @@ FLOATING: ViewSpec[FloatingIPView] = ViewSpec(
     empty="No floating IPs: press c to add a range of public addresses",
     host=lambda f: f.host,
     subjects=lambda f: (f.address,),
+    owns=lambda api, f: [
+        ("pool", f.pool),
+        ("project", f.project or "free (not allocated)"),
+        ("instance", f"{f.instance} at {f.fixed_address}" if f.instance else "none"),
+        ("NAT on", f"{f.host} through {f.interface}"),
+    ],
+    copy=lambda f: f.address,
     actions=(
         ViewAction("floating.allocate", "n", "Allocate", footer=1, host_change=False,
                    form=lambda s: allocate_form(s, s.project, ""), call=_allocate),

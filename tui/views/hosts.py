@@ -79,10 +79,10 @@ def _evacuate_confirm(h: HostView, values: Values) -> Confirm:
 def _evacuate(api: NetconAPI, h: HostView, values: Values) -> Outcome:
     moved = api.evacuate_host(h.name, values.optional("to"))
     targets = sorted({host for _, host in moved.networks + moved.floating + moved.instances})
+    # Which hosts still owe the move is said after it, as for every change.
     return Outcome(
         f"{len(moved.networks)} network(s) and {len(moved.floating)} floating IP(s) of "
-        f"{h.name} moved to {', '.join(targets) or 'no host'}; pending there until "
-        "their agents apply (see Pending)"
+        f"{h.name} moved to {', '.join(targets) or 'no host'}"
     )
 
 
@@ -106,7 +106,7 @@ HOSTS: ViewSpec[HostView] = ViewSpec(
         text(h.alive),
         str(h.networks),
         str(h.floating_ips),
-        "?",  # filled in from what the host still owes
+        str(h.pending),  # changes not applied yet; the screen shows its latest count
         text(h.last_heartbeat),
     ),
     key=lambda h: h.name,
@@ -118,7 +118,7 @@ HOSTS: ViewSpec[HostView] = ViewSpec(
             ("heartbeat", h.last_heartbeat),
             ("networks", h.networks),
             ("floating IPs", h.floating_ips),
-            ("agent owes", f"{h.pending} change(s)"),
+            ("pending", f"{h.pending} change(s) not applied yet"),
             ("applied change", h.applied_change),
             ("applied at", h.applied_at),
             ("last error", h.last_error),
@@ -126,6 +126,13 @@ HOSTS: ViewSpec[HostView] = ViewSpec(
     ),
     fetch=lambda api, scope: api.list_hosts(),
     drill=lambda h: Drill("networks", {"host": h.name}, h.name),
+    owns=lambda api, h: [
+        ("networks", ", ".join(n.cidr for n in api.list_networks() if n.host == h.name)
+         or "none"),
+        ("floating IPs", ", ".join(f.address for f in api.list_floating_ips(host=h.name))
+         or "none"),
+    ],
+    copy=lambda h: h.name,
     empty="No network hosts yet: a host is recorded when it first applies (A here)",
     host=lambda h: h.name,
     pending_column=5,

@@ -11,12 +11,14 @@ from textual.content import Content
 from core import validate
 from core.views import InstanceDetail, InstanceIngressView, InstanceView
 from tui.views.base import (
+    Choice,
     Column,
     Confirm,
     Drill,
     Field,
     Form,
     Outcome,
+    PickMany,
     RowAction,
     Scope,
     Situation,
@@ -40,7 +42,7 @@ def _names(field: str) -> Callable[[str], list[str]]:
     return check
 
 
-def launch_form(situation: Situation, project: str) -> Form:
+def launch_form(situation: Situation, project: str, groups: str = "") -> Form:
     projects = situation.known.projects
     return Form(
         "Launch an instance",
@@ -49,7 +51,8 @@ def launch_form(situation: Situation, project: str) -> Form:
                   choices=projects),
             Field("name", "Name", partial(validate.hostname, "name")),
             Field("security_groups", "Security groups", _names("security_group"),
-                  optional=True, placeholder="default (comma-separated)"),
+                  value=groups, optional=True, placeholder="default",
+                  example="default, web", names=("security_group",)),
         ),
         "Launch",
     )
@@ -136,7 +139,7 @@ def _check_form(situation: Situation, i: InstanceView) -> Form:
             Field("source", "From address", partial(validate.ipv4_address, "source")),
             Field("protocol", "Protocol", str, value="tcp", choices=PROTOCOLS),
             Field("port", "Port (ICMP: type)", partial(validate.integer, "port", low=0,
-                  high=65535), optional=True, placeholder="22"),
+                  high=65535), optional=True, example="22"),
         ),
         "Check",
     )
@@ -162,6 +165,26 @@ def _terminate(api: NetconAPI, i: InstanceView, values: Values) -> Outcome:
     return Outcome(f"{i.name} terminated")
 
 
+def _group_choices(api: NetconAPI, i: InstanceView) -> list[tuple[Choice, bool]]:
+    # The instance as it is now, not as the row last showed it.
+    current = set(api.get_instance(i.name).instance.security_groups)
+    return [
+        (Choice(f"{g.name}  {g.description}".rstrip(), g.name), g.name in current)
+        for g in api.list_security_groups(project=i.project)
+    ]
+
+
+def set_groups(api: NetconAPI, i: InstanceView, values: Values) -> Outcome:
+    chosen, before = values.names("chosen"), values.names("before")
+    groups = api.set_instance_security_groups(i.name, chosen)
+    joined = [g for g in chosen if g not in before]
+    left = [g for g in before if g not in chosen]
+    said = [f"joined {', '.join(joined)}"] if joined else []
+    said += [f"left {', '.join(left)}"] if left else []
+    now = ", ".join(groups) or "no group (only replies and DHCP reach it)"
+    return Outcome(f"{i.name} {'; '.join(said) or 'unchanged'}: now in {now}")
+
+
 def _addresses(i: InstanceView) -> str:
     return ", ".join(a.address for a in i.addresses) or "no address"
 
@@ -175,9 +198,11 @@ INSTANCES: ViewSpec[InstanceView] = ViewSpec(
         Column("name", "Name", 14),
         Column("project", "Project", 12, priority=1, min_width=8),
         Column("addresses", "Addresses", 15, priority=1, min_width=15),
-        Column("floating", "Floating", 15, priority=2, min_width=15),
-        Column("host", "Host", 10, priority=3, min_width=8),
-        Column("groups", "Groups", 16, priority=4),
+        # A floating address is at most 15 characters, usually 11 (203.0.113.1).
+        Column("floating", "Floating", 15, priority=3, min_width=11),
+        Column("host", "Host", 10, priority=4, min_width=6),
+        # Legible at 80 columns: "default, web".
+        Column("groups", "Groups", 16, priority=2, min_width=12),
     ),
     cells=lambda i: (
         i.name,
@@ -191,6 +216,11 @@ INSTANCES: ViewSpec[InstanceView] = ViewSpec(
     detail=_detail,
     fetch=_instances,
     drill=lambda i: Drill(open=lambda api: _open(api, i)),
+    owns=lambda api, i: [
+        ("may reach it", "; ".join(r.text for r in api.instance_ingress(i.name).rules)
+         or "no rule lets anything in"),
+    ],
+    copy=lambda i: i.name,
     empty="No instances: press n to launch one",
     host=lambda i: i.host,
     subjects=lambda i: tuple(
@@ -205,11 +235,20 @@ INSTANCES: ViewSpec[InstanceView] = ViewSpec(
             call=_launch,
         ),
         RowAction(
+            "instance.groups", "g", "Groups", footer=2, name=lambda i: i.name,
+            pick_many=PickMany(
+                title=lambda i: f"Security groups of {i.name} ({i.project})",
+                choices=_group_choices,
+                empty=lambda i: f"{i.project} has no security groups",
+            ),
+            call=set_groups,
+        ),
+        RowAction(
             "instance.check", "e", "Check access", mutating=False, host_change=False,
             name=lambda i: i.name, form=_check_form, call=_check,
         ),
         RowAction(
-            "instance.terminate", "D", "Terminate", footer=2, bulk=True, past="terminated",
+            "instance.terminate", "D", "Terminate", footer=3, bulk=True, past="terminated",
             name=lambda i: i.name,
             confirm=lambda i, v: Confirm(
                 f"Terminate this instance of {i.project} ({_addresses(i)})?", i.name, "Terminate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from core import validate
+from core.managers.capabilities import capabilities
 from core.views import NetworkView
 from tui.views.base import (
     Column,
@@ -137,6 +139,43 @@ def _delete(api: NetconAPI, n: NetworkView, values: Values) -> Outcome:
     return Outcome(f"Network {gone.cidr} deleted")
 
 
+def _vpn(n: NetworkView) -> str:
+    if n.vpn_public_port is None:
+        return "none"
+    public = n.vpn_public_address or "the network host's address"
+    return f"{public} port {n.vpn_public_port}, inside at {n.vpn_private_address or '-'}"
+
+
+def _owns(api: NetconAPI, n: NetworkView) -> list[tuple[str, object]]:
+    """What a network carries beyond its own fields: where its frames go, what DHCP
+    hands out, and the instances and floating IPs behind it."""
+    network = ipaddress.ip_network(n.cidr)
+    on_it = [
+        (i, a) for i in api.list_instances() for a in i.addresses if a.network == n.cidr
+    ]
+    floating = [a.floating for _, a in on_it if a.floating]
+    segment = f"{n.segmentation or 'vlan'} {n.vlan}" if n.vlan is not None else "none"
+    if not capabilities(n.manager).serves_dhcp:
+        dhcp = "none (Flat: the address is written into the image)"
+    else:
+        dhcp = f"{n.dhcp_start} – {network.broadcast_address - 1}"
+    dns = ", ".join(d for d in (n.dns1, n.dns2) if d) or "the host's resolvers"
+    return [
+        ("bridge", f"{n.bridge}, uplink "
+                   + (n.bridge_interface or "the host's configured interface")),
+        ("segment", segment),
+        ("DHCP range", dhcp),
+        ("MTU", n.mtu),
+        ("DNS", dns),
+        ("host", n.host or "not yet picked (the first launch picks it)"),
+        ("project", n.project or "shared"),
+        ("instances", f"{len({i.name for i, _ in on_it})}: "
+                      + (", ".join(sorted({i.name for i, _ in on_it})) or "none")),
+        ("floating IPs", ", ".join(floating) or "none"),
+        ("VPN", _vpn(n)),
+    ]
+
+
 NETWORKS: ViewSpec[NetworkView] = ViewSpec(
     name="networks",
     title="Networks",
@@ -173,6 +212,8 @@ NETWORKS: ViewSpec[NetworkView] = ViewSpec(
     empty="No networks yet: press n to create one (or run `netcon demo` for a demo cloud)",
     host=lambda n: n.host,
     subjects=lambda n: (n.bridge, n.cidr, n.gateway),
+    owns=_owns,
+    copy=lambda n: n.cidr,
     actions=(
         ViewAction("network.create", "n", "New network", footer=1, form=_create_form,
                    call=_create),

@@ -51,7 +51,7 @@ def _create_form(situation: Situation) -> Form:
     return Form(
         "New project",
         (
-            Field("name", "Name", partial(validate.name, "name")),
+            Field("name", "Name", partial(validate.name, "name"), names=("project",)),
             Field(
                 "manager", "Manager", choice("manager", MANAGERS), optional=True,
                 placeholder=situation.settings.network_manager, choices=MANAGERS,
@@ -114,11 +114,23 @@ PROJECTS: ViewSpec[ProjectView] = ViewSpec(
     key=lambda p: p.id,
     detail=_detail,
     fetch=lambda api, scope: api.list_projects(),
-    drill=lambda p: Drill("networks", {"project": p.name}, p.name),
+    drill=lambda p: Drill("instances", {"project": p.name}, p.name),
+    owns=lambda api, p: [
+        ("instances", ", ".join(i.name for i in api.list_instances(project=p.name))
+         or "none"),
+        ("floating IPs", ", ".join(f.address for f in api.list_floating_ips(project=p.name))
+         or "none"),
+        ("security groups", ", ".join(g.name for g in api.list_security_groups(p.name))
+         or "none"),
+    ],
     empty="No projects yet: press n to create one (or run `netcon demo` for a demo cloud)",
     actions=(
         ViewAction("project.create", "n", "New project", footer=1, host_change=False,
                    form=_create_form, call=_create),
+        RowAction(
+            "project.networks", "N", "Networks", footer=2, mutating=False, host_change=False,
+            goto=lambda p: Drill("networks", {"project": p.name}, p.name),
+        ),
         RowAction("project.launch", "L", "Launch here", footer=2, form=_launch_here,
                   call=_launch),
         RowAction("project.allocate", "A", "Allocate FIP here", footer=3, host_change=False,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from core.secrules import ports_text, rule_text
+from core.secrules import ports_text, rule_subject, rule_text, rule_words
 from core.views import RuleView
 from tui.views.base import (
     Column,
@@ -41,6 +41,14 @@ def _rules(api: NetconAPI, scope: Scope) -> Sequence[GroupRule]:
         if group.name == name:
             return [GroupRule(project, name, rule) for rule in group.rules]
     return []
+
+
+def _subjects(r: GroupRule) -> tuple[str, ...]:
+    """The rule as the host's plan names it, so its row is marked while it is owed."""
+    rule = r.rule
+    source = f"{r.project}/{rule.source_group}" if rule.source_group is not None else None
+    words = rule_words(rule.protocol, rule.from_port, rule.to_port, rule.cidr, source)
+    return (rule_subject(f"{r.project}/{r.group}", words),)
 
 
 def _ports(rule: RuleView) -> str:
@@ -87,6 +95,7 @@ RULES: ViewSpec[GroupRule] = ViewSpec(
         r.rule.cidr or f"group {text(r.rule.source_group)}",
     ),
     key=lambda r: r.rule.id,
+    subjects=_subjects,
     detail=_detail,
     fetch=_rules,
     empty="No rules: nothing is let in. Press a to add one",

@@ -27,6 +27,7 @@ from tui.views.base import (
     choice,
     lines,
 )
+from tui.views.members import members_of
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
@@ -50,21 +51,25 @@ def rule_form(project: str, group: str) -> Form:
         (
             Field("protocol", "Protocol", choice("protocol", PROTOCOLS), value="tcp",
                   choices=PROTOCOLS),
-            Field("from_port", "From port", _ports("from_port")),
-            Field("to_port", "To port", _ports("to_port")),
+            # As the CLI takes them: one port is a range of one; ICMP may give none.
+            Field("from_port", "From port", _ports("from_port"), optional=True,
+                  example="22 (icmp: type, none for any)"),
+            Field("to_port", "To port", _ports("to_port"), optional=True,
+                  placeholder="the from port"),
             Field("cidr", "CIDR", lambda t: str(validate.ipv4_network("cidr", t)),
                   optional=True, placeholder="0.0.0.0/0"),
             Field("source_group", "Source group", partial(validate.name, "source_group"),
-                  optional=True, placeholder="or a group of the project"),
+                  optional=True, example="web (instead of a CIDR)"),
         ),
         "Add",
+        first="from_port",
     )
 
 
 def add_rule(api: NetconAPI, project: str, group: str, values: Values) -> Outcome:
     rule = api.add_security_group_rule(
-        project, group, values.text("protocol"), values.integer("from_port"),
-        values.integer("to_port"), cidr=values.optional("cidr"),
+        project, group, values.text("protocol"), values.optional("from_port"),
+        values.optional("to_port"), cidr=values.optional("cidr"),
         source_group=values.optional("source_group"),
     )
     return Outcome(f"Rule added to {project}/{group}: {rule_text(rule)}")
@@ -134,6 +139,9 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
     ),
     cells=lambda g: (g.project, g.name, str(len(g.rules)), str(g.instances), g.description),
     key=lambda g: g.id,
+    # Marked while this host's filter still lacks a change of the group (a rule, a
+    # member joining or leaving): the plan names the group as "project/name".
+    subjects=lambda g: (f"{g.project}/{g.name}",),
     detail=_detail,
     fetch=lambda api, scope: api.list_security_groups(
         project=str(scope["project"]) if scope.get("project") else None
@@ -141,6 +149,14 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
     drill=lambda g: Drill(
         "rules", {"project": g.project, "group": g.name}, f"{g.project}/{g.name}"
     ),
+    owns=lambda api, g: [
+        ("rules", "; ".join(rule_text(r) for r in g.rules) or "none"),
+        ("members", ", ".join(
+            i.name for i in api.list_instances(project=g.project)
+            if g.name in i.security_groups
+        ) or "none"),
+    ],
+    copy=lambda g: f"{g.project}/{g.name}",
     empty="No security groups: create a project first (every project gets `default`)",
     actions=(
         ViewAction("secgroup.create", "n", "New group", footer=1, host_change=False,
@@ -149,9 +165,7 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
                   form=lambda s, g: rule_form(g.project, g.name), call=_add_rule),
         RowAction(
             "secgroup.members", "M", "Members", footer=3, mutating=False, host_change=False,
-            goto=lambda g: Drill(
-                "instances", {"project": g.project, "group": g.name}, f"{g.project}/{g.name}"
-            ),
+            goto=lambda g: members_of(g.project, g.name),
         ),
         RowAction(
             "secgroup.delete", "D", "Delete group", footer=4, host_change=False,

@@ -124,6 +124,11 @@ VPNS: ViewSpec[VpnView] = ViewSpec(
     drill=lambda v: Drill("vpnusers", {"project": v.project}, str(v.project))
     if v.project
     else None,
+    owns=lambda api, v: [
+        ("users", ", ".join(f"{u.user} ({u.state})" for u in api.list_vpn_users(v.project))
+         or "none"),
+    ] if v.project else [],
+    copy=lambda v: v.project or v.network,
     empty="No VPNs: a VPN comes with each VLAN network (n in :networks)",
     actions=(
         RowAction("vpn.run", "r", "Run VPN", footer=1, host_change=False, refuse=_no_project,

@@ -114,11 +114,12 @@ class FormDialog(Dialog):
     DEFAULT_CSS = """
     FormDialog .form-fields { height: auto; max-height: 16; }
     FormDialog .form-row { height: 1; }
-    FormDialog .form-label { width: 17; color: $foreground; }
+    /* A cell between the longest label and its field, so they never run together. */
+    FormDialog .form-label { width: 19; padding-right: 1; color: $foreground; }
     FormDialog .form-row Input { width: 1fr; background: $boost; }
     FormDialog .form-row Select { width: 1fr; }
     FormDialog .form-row Input.-invalid { background: $error 20%; }
-    FormDialog .form-error { display: none; color: $error; padding-left: 17; }
+    FormDialog .form-error { display: none; color: $error; padding-left: 19; }
     FormDialog .form-error.-shown { display: block; }
     """
 
@@ -152,7 +153,7 @@ class FormDialog(Dialog):
     def _input(self, field: Field) -> Widget:
         if field.choices:
             options = [(choice, choice) for choice in field.choices]
-            prompt = f"default: {field.placeholder}" if field.placeholder else "choose"
+            prompt = field.grey or "choose"
             select: Select[str] = Select(
                 options,
                 prompt=prompt,
@@ -163,7 +164,7 @@ class FormDialog(Dialog):
             )
             return select
         return Input(
-            value=field.value, placeholder=field.placeholder, id=f"field-{field.name}",
+            value=field.value, placeholder=field.grey, id=f"field-{field.name}",
             compact=True,
         )
 
@@ -174,6 +175,8 @@ class FormDialog(Dialog):
         empty = [f for f in (required or self.fields) if not self.typed(f)]
         if empty:
             self.query_one(f"#field-{empty[0].name}").focus()
+        elif self.form.first:
+            self.query_one(f"#field-{self.form.first}").focus()
         else:
             self.query_one("#submit", Button).focus()
 
@@ -234,8 +237,8 @@ class FormDialog(Dialog):
         self.query_one(Working).stop()
         self.query_one("#submit", Button).disabled = False
         for field in self.fields:
-            if failure.field == field.name:
-                rule = failure.message.removeprefix(f"{field.name}: ")
+            if field.named(failure.field):
+                rule = failure.message.removeprefix(f"{failure.field}: ")
                 self._show(field, rule)
                 self.query_one(f"#field-{field.name}").focus()
                 return

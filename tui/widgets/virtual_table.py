@@ -263,13 +263,23 @@ class VirtualTable(ScrollView, can_focus=True):
     }
     """
 
+    # Letters are bound apart from the keys they double, so that a view can take one
+    # for itself (`g` on an instance: its groups) and leave the others (see ``ceded``).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
         Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
         Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
-        Binding("home,g", "first", "First row", show=False),
-        Binding("end,G", "last", "Last row", show=False),
+        Binding("home", "first", "First row", show=False),
+        Binding("end", "last", "Last row", show=False),
+        Binding("left", "sideways(-8)", "Left", show=False),
+        Binding("right", "sideways(8)", "Right", show=False),
+        Binding("k", "letter('k', 'cursor_up')", "Up", show=False),
+        Binding("j", "letter('j', 'cursor_down')", "Down", show=False),
+        Binding("g", "letter('g', 'first')", "First row", show=False),
+        Binding("G", "letter('G', 'last')", "Last row", show=False),
+        Binding("h", "letter('h', 'sideways(-8)')", "Left", show=False),
+        Binding("l", "letter('l', 'sideways(8)')", "Right", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -313,6 +323,12 @@ class VirtualTable(ScrollView, can_focus=True):
         self.empty_text = "nothing here"
         self.marked: set[Hashable] = set()
         self.pending: Callable[[Row], bool] = lambda row: False
+        # Wide: every column at its full width, scrolling sideways when they overflow.
+        self.wide = False
+        # Columns the admin chose not to see (by index); wide shows them all the same.
+        self.hidden: frozenset[int] = frozenset()
+        # Letter keys the view on screen binds itself: they pass the table by.
+        self.ceded: frozenset[str] = frozenset()
 
     # -- data ---------------------------------------------------------------------------
 
@@ -338,17 +354,39 @@ class VirtualTable(ScrollView, can_focus=True):
         self.post_message(self.Highlighted(self, self.cursor, self.current_row))
 
     def _fit(self) -> None:
-        # Columns always fit the width (see fit_columns), so the virtual width is nominal:
-        # there is nothing to scroll sideways to.
-        self.virtual_size = Size(1, self.source.total + 1)
+        # Narrow, columns always fit the width (see fit_columns), so the virtual width is
+        # nominal: there is nothing to scroll sideways to. Wide, it is every column's.
+        full = GUTTER + sum(column.width + 1 for column in self.columns) if self.wide else 1
+        self.virtual_size = Size(full, self.source.total + 1)
+        self.styles.overflow_x = "auto" if self.wide else "hidden"
         self._fitted = (-1, [])
+
+    def set_hidden(self, hidden: frozenset[int]) -> None:
+        self.hidden = hidden
+        self._fitted = (-1, [])
+        self.refresh()
+
+    def set_wide(self, wide: bool) -> None:
+        self.wide = wide
+        self._fit()
+        if not wide:
+            self.scroll_to(x=0, animate=False, immediate=True)
+        self.refresh()
 
     def _layout(self) -> list[tuple[int, int]]:
         """The columns for the width the table has now; refitted when it changes."""
         width = self.size.width
         if self._fitted[0] != width:
-            room = max(0, width - GUTTER - 1)  # one cell for the vertical scroll bar
-            self._fitted = (width, fit_columns(self.columns, room))
+            if self.wide:
+                fitted = [(i, column.width) for i, column in enumerate(self.columns)]
+            else:
+                room = max(0, width - GUTTER - 1)  # one cell for the vertical scroll bar
+                shown = [i for i in range(len(self.columns)) if i not in self.hidden]
+                fitted = [
+                    (shown[i], w)
+                    for i, w in fit_columns([self.columns[i] for i in shown], room)
+                ]
+            self._fitted = (width, fitted)
         return self._fitted[1]
 
     @property
@@ -393,7 +431,7 @@ class VirtualTable(ScrollView, can_focus=True):
                 labels.append(label)
             style = base + self.get_component_rich_style("virtual-table--header")
             segments = [Segment(" " * GUTTER, style), *self._cells_segments(labels, style)]
-            return Strip(segments).extend_cell_length(width, style).crop(0, width)
+            return self._crop(Strip(segments), width, style)
         index = scroll_y + y - 1
         if index >= self.source.total:
             if self.source.total == 0 and y == 1:
@@ -424,7 +462,23 @@ class VirtualTable(ScrollView, can_focus=True):
             Segment("~" if pending else " ", pending_style if pending else style),
         ]
         segments = gutter + self._cells_segments(row.cells, style)
-        return Strip(segments).extend_cell_length(width, style).crop(0, width)
+        return self._crop(Strip(segments), width, style)
+
+    def _crop(self, strip: Strip, width: int, style: Style) -> Strip:
+        left = self.scroll_offset.x if self.wide else 0
+        return strip.extend_cell_length(left + width, style).crop(left, left + width)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "letter":
+            return parameters[0] not in self.ceded
+        return True
+
+    async def action_letter(self, key: str, action: str) -> None:
+        await self.run_action(action)
+
+    def action_sideways(self, cells: int) -> None:
+        if self.wide:
+            self.scroll_to(x=max(0, self.scroll_x + cells), animate=False, immediate=True)
 
     # -- cursor --------------------------------------------------------------------------
 
@@ -475,7 +529,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         scroll_y = self.scroll_offset.y
         if event.y == 0:
-            x = event.x - GUTTER
+            x = event.x - GUTTER + (self.scroll_offset.x if self.wide else 0)
             for index, width in self.layout_columns:
                 if 0 <= x < width + 1:
                     self.post_message(self.HeaderClicked(self, index))

@@ -1,0 +1,86 @@
+"""`:ctx` switches the console to another database named in netcon.toml's [contexts],
+as k9s switches clusters: `:ctx` offers them, `:ctx NAME` goes straight there.
+
+A context whose ``database`` is a glob (it marks any database that matches) names no
+one database to open, so only those with a plain URL are offered. The new database is
+opened in a worker; until it answers the console stays on the old one, and a database
+that cannot be opened leaves it there with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tui.calls import Failure, ServiceSlot, call_service
+from tui.settings import ContextStyle
+from tui.views.base import Choice
+
+if TYPE_CHECKING:
+    from core.service.api import NetconAPI
+    from tui.screens.main import MainScreen
+
+GLOB = set("*?[")
+
+
+def switchable(contexts: tuple[ContextStyle, ...]) -> list[ContextStyle]:
+    return [c for c in contexts if not GLOB & set(c.database)]
+
+
+def command(screen: MainScreen, name: str) -> None:
+    """`:ctx` with or without a name."""
+    contexts = switchable(screen.context.settings.contexts)
+    if not contexts:
+        screen.notify(
+            "no context to switch to: name databases under [contexts] in netcon.toml "
+            "(database = a URL, label, color)", severity="warning", timeout=6,
+        )
+        return
+    if name:
+        chosen = next((c for c in contexts if c.name == name), None)
+        if chosen is None:
+            names = ", ".join(c.name for c in contexts)
+            screen.notify(f"no context named {name!r}; contexts: {names}", severity="warning")
+            return
+        switch(screen, chosen)
+        return
+    from tui.widgets.dialogs import PickDialog
+
+    current = screen.context.style.name if screen.context.style else None
+    choices = [
+        Choice(f"{c.name}  {c.label}  {c.database}" + ("  (current)" if c.name == current
+                                                       else ""), c.name)
+        for c in contexts
+    ]
+
+    def picked(value: object) -> None:
+        chosen = next((c for c in contexts if c.name == value), None)
+        if chosen is not None:
+            switch(screen, chosen)
+
+    screen.app.push_screen(PickDialog("Switch to a context", choices), picked)
+
+
+def switch(screen: MainScreen, style: ContextStyle) -> None:
+    context = screen.context
+    opener = context.open_database
+    if opener is None:
+        screen.notify("this console cannot open another database", severity="warning")
+        return
+
+    def opened(api: NetconAPI) -> None:
+        screen.show_working(None)
+        context.service = ServiceSlot(api)
+        context.database = api.db.safe_url
+        context.style = style
+        context.read_only = context.asked_read_only or style.read_only or not api.db.writable()
+        screen.context_switched()
+        screen.notify(f"Context {style.name}: {context.database}", timeout=4)
+
+    def failed(failure: Failure) -> None:
+        screen.show_working(None)
+        screen.notify(failure.message, title=f"Context {style.name} not opened",
+                      severity="error", timeout=8)
+
+    screen.show_working(f"Opening {style.name}")
+    call_service(screen, screen.service, lambda _api: opener(style.database), opened, failed,
+                 group="context")
