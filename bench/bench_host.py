@@ -3,7 +3,7 @@ processes from the database, against the standard tools doing the same work, mea
 the same run.
 
     python bench/bench_host.py [--networks 200] [--large 1000] [--floating 5000]
-                               [--repeat 3] [--only first|floating|dhcp] [--strict]
+                               [--repeat 3] [--only first|dual|floating|dhcp] [--strict]
 
 Needs root. The `netcon` timed is the one installed beside this interpreter, with a
 netcon.toml of its own; every measurement acts in a fresh network namespace
@@ -18,6 +18,9 @@ right after such a deletion.
   in the background followed by ``wait``. The script's namespace is then checked with
   ``netcon host plan``: nothing to change, so it did the same work. Also at --large
   networks.
+* Dual stack: the same first apply of N networks, each with a /64 (its gateway on the
+  bridge, router adverts and DHCPv6 from its dnsmasq, the ports' IPv6 anti-spoofing),
+  against the same N networks IPv4-only, the two alternating, in the same run.
 * No-change apply, whole process, against ``python -c "import sqlalchemy"``; and, in
   process, a re-sync from the database against the first sync.
 * ``netcon floating associate`` (auto_apply on, so the command applies what it changed)
@@ -135,11 +138,12 @@ class Cloud:
         return HostSync(self.service, settings=self.settings, netns=ns)
 
 
-def vxlan_cloud(cloud: Cloud, count: int, instances: int = 1) -> None:
-    """``count`` VXLAN networks hosted here, ``instances`` instances in each."""
+def vxlan_cloud(cloud: Cloud, count: int, instances: int = 1, v6: str | None = None) -> None:
+    """``count`` VXLAN networks hosted here, ``instances`` instances in each; with ``v6``,
+    each network has a /64 of that range."""
     service = cloud.service
     with service.deferred_changes():
-        service.create_networks("10.0.0.0/8", count, 256, 100, 10000)
+        service.create_networks("10.0.0.0/8", count, 256, 100, 10000, v6)
         for index in range(count):
             service.create_project(f"p{index}")
             for number in range(instances):
@@ -340,6 +344,27 @@ def bench_first(root: Path, count: int, repeat: int, label: str, no_change: bool
         )
 
 
+def bench_dual(root: Path, count: int, repeat: int) -> None:
+    """The first apply of dual-stack networks against the same networks IPv4-only."""
+    only_v4, dual = Cloud(root, f"v4-{count}"), Cloud(root, f"dual-{count}")
+    vxlan_cloud(only_v4, count)
+    vxlan_cloud(dual, count, v6="2001:db8:100::/48")
+    times: dict[str, list[float]] = {"v4": [], "dual": []}
+    same_work = True
+    for _ in range(repeat):
+        for key, cloud in (("v4", only_v4), ("dual", dual)):
+            with namespace(key) as ns:
+                times[key].append(cloud.netcon("host", "apply", "--netns", ns))
+                same_work = cloud.plan_is_empty(ns) and same_work
+    v4, both = median(times["v4"]), median(times["dual"])
+    print(f"\nfirst apply of {count} VXLAN networks, dual stack and IPv4-only, median of {repeat}:")
+    print(f"  netcon host apply --netns NS, IPv4-only, whole process  {v4:.3f} s")
+    print(f"  netcon host apply --netns NS, dual stack, whole process {both:.3f} s")
+    print(f"  (a second plan finds nothing to change: {same_work})")
+    report("dual stack / IPv4-only  (x its time)", both / v4, "<= 1.2", both / v4 <= 1.2)
+    RESULTS.append(("the dual-stack apply left nothing to change", same_work))
+
+
 # -- floating associate ------------------------------------------------------------------
 
 
@@ -459,7 +484,9 @@ def main() -> int:
     parser.add_argument("--floating", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
-    parser.add_argument("--only", choices=("first", "floating", "dhcp"), help="run one part")
+    parser.add_argument(
+        "--only", choices=("first", "dual", "floating", "dhcp"), help="run one part"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_host.py needs root: it creates network namespaces", file=sys.stderr)
@@ -474,6 +501,7 @@ def main() -> int:
             bench_first(root, args.networks, args.repeat, "the usual size", True),
             args.large and bench_first(root, args.large, 1, "large", False),
         ),
+        "dual": lambda: bench_dual(root, args.networks, args.repeat),
         "floating": lambda: bench_floating(
             root, args.large or 1000, args.floating, max(args.repeat, 15)
         ),

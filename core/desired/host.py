@@ -42,6 +42,7 @@ from core.linux.desired import (
     HeldLease,
     Segment,
 )
+from core.linux.ipv6_host import network_v6
 from core.linux.ports import port_name
 from core.linux.resolvers import host_resolvers
 from core.linux.scope import Reach, Scope
@@ -219,6 +220,7 @@ def _fixed_with_mac(
             fixed_ips.c.instance_id,
             fixed_ips.c.leased,
             instances.c.host,
+            fixed_ips.c.address_v6,
         )
         .join(networks, fixed_ips.c.network_id == networks.c.id)
         .outerjoin(instances, fixed_ips.c.instance_id == instances.c.id)
@@ -233,10 +235,12 @@ def _fixed_with_mac(
         query = query.where(fixed_ips.c.network_id.in_(network_ids))
     found: dict[int, list[DhcpHost]] = {}
     held: dict[int, list[HeldLease]] = {}
-    for network_id, mac, name, address, instance_id, leased, runs_on in connection.execute(query):
+    for network_id, mac, name, address, instance_id, leased, runs_on, v6 in connection.execute(
+        query
+    ):
         if instance_id is not None:
             found.setdefault(network_id, []).append(
-                DhcpHost(str(mac), name, address, runs_on, bool(leased))
+                DhcpHost(str(mac), name, address, runs_on, bool(leased), v6)
             )
         elif leased:
             held.setdefault(network_id, []).append(HeldLease(address, str(mac)))
@@ -348,4 +352,5 @@ def _network(
         network_host=network.host,
         serves_dhcp=able.serves_dhcp,
         runs_vpn=able.runs_vpn,
+        ipv6=network_v6(network, gateway),
     )

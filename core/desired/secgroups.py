@@ -38,6 +38,7 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
             instances.c.name,
             fixed_ips.c.mac,
             fixed_ips.c.address,
+            fixed_ips.c.address_v6,
             # Where its DHCP answers come from: this host's own address on a multi-host
             # network, else the network's gateway (on its network host).
             func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
@@ -59,8 +60,10 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
     ):
         memberships.setdefault(instance_id, []).append(group_id)
     ports = tuple(
-        FilteredPort(port_name(mac), name, mac, address, tuple(memberships.get(instance_id, ())))
-        for instance_id, name, mac, address, _ in rows
+        FilteredPort(
+            port_name(mac), name, mac, address, tuple(memberships.get(instance_id, ())), address_v6
+        )
+        for instance_id, name, mac, address, address_v6, _ in rows
     )
     used = sorted({g for groups in memberships.values() for g in groups})
     rules: dict[int, list[GroupRule]] = {g: [] for g in used}

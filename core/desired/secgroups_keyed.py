@@ -52,7 +52,11 @@ def read_keyed_filter(
             # A member of a group is in its member set wherever it runs.
             memberships[row.address] = (set(mine), row.name)
             if row.host == host:
-                here.append(FilteredPort(port_name(row.mac), row.name, row.mac, row.address, mine))
+                here.append(
+                    FilteredPort(
+                        port_name(row.mac), row.name, row.mac, row.address, mine, row.address_v6
+                    )
+                )
                 if row.gateway is not None:
                     servers.add(row.gateway)
     named_groups = sorted({*groups, *(g for port in here for g in port.groups)})
@@ -136,6 +140,7 @@ def _named_ports() -> Select[Any]:
             fixed_ips.c.mac,
             fixed_ips.c.address,
             func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
+            fixed_ips.c.address_v6,
         )
         .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
         .join(networks, fixed_ips.c.network_id == networks.c.id)

@@ -19,6 +19,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from core.linux.ipv6_host import NetworkV6
 from core.linux.scope import Reach
 from core.linux.secgroup_desired import DesiredFilter
 
@@ -32,6 +33,8 @@ class DhcpHost:
     host: str | None = field(default=None, compare=False)
     # The database says the guest holds a lease (a starting dnsmasq is told of it).
     leased: bool = False
+    # Its IPv6 address on a dual-stack network (None: IPv4 only).
+    address_v6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class DesiredNetwork:
     # and its project's VPN server sits in its bridge.
     serves_dhcp: bool = False
     runs_vpn: bool = False
+    # Its IPv6 gateway, router adverts and DHCPv6 here (None: not served here).
+    ipv6: NetworkV6 | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,7 @@ def fenced(desired: DesiredHost) -> DesiredHost:
     return replace(
         desired,
         networks=tuple(
-            replace(network, gateway=None, dhcp=None, isolated=False)
+            replace(network, gateway=None, dhcp=None, isolated=False, ipv6=None)
             for network in desired.networks
         ),
         floating=(),

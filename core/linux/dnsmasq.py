@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HostError
-from core.linux import namespace
+from core.linux import dnsmasq6, namespace
 from core.linux import processes as processes_
 from core.linux.desired import DesiredNetwork
 
@@ -108,12 +108,12 @@ class Start:
 
 def hosts_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None
-    return network.dhcp.hosts_file
+    return dnsmasq6.hosts_file(network.ipv6, network.dhcp)
 
 
 def names_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None
-    return network.dhcp.names_file
+    return dnsmasq6.names_file(network.ipv6, network.dhcp)
 
 
 def leases(network: DesiredNetwork) -> tuple[tuple[str, str, str], ...]:
@@ -142,6 +142,7 @@ def opts_text(network: DesiredNetwork) -> str:
         lines.append(f"tag:{tag},option:dns-server,{','.join(network.dhcp.dns)}")
     if network.dhcp.mtu is not None:
         lines.append(f"tag:{tag},option:mtu,{network.dhcp.mtu}")
+    lines += dnsmasq6.options(network)
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +186,7 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
         f"--local=/{'/'.join(reverse_zones(network.cidr))}/",
         "--domain-needed",
         *(f"--server={server}" for server in dhcp.upstream),
+        *dnsmasq6.argv(network),
         f"--log-facility={base}.log",
         "--log-dhcp",
     )
@@ -223,6 +225,8 @@ def script_text(python: str = sys.executable) -> str:
     return (
         "#!/bin/sh\n"
         'leased="${NETCON_LEASES%.leases}.leased"\n'
+        # A DHCPv6 lease changes nothing: the database has held the address since launch.
+        '[ -n "$DNSMASQ_IAID" ] && exit 0\n'
         'case "$1" in\n'
         '  init) [ -n "$NETCON_LEASES" ] && [ -r "$NETCON_LEASES" ] &&\n'
         '        exec cat "$NETCON_LEASES" ;;\n'

@@ -44,6 +44,8 @@ from core.linux.operations import (
     DeleteNatElement,
     DeleteSetElement,
     EnableForwarding,
+    EnableForwardingV6,
+    EnableIpv6,
     Operation,
     Plan,
     ReleaseLeases,
@@ -62,7 +64,7 @@ from core.linux.operations import (
     StopVpn,
     WriteHostsFile,
 )
-from core.linux.sysctl import enable_forwarding
+from core.linux.sysctl import enable_forwarding, enable_forwarding_v6, enable_ipv6
 
 log = logging.getLogger("netcon.host")
 
@@ -118,9 +120,14 @@ class Executor:
                 self.journal.parent.mkdir(parents=True, exist_ok=True)
                 self.journal.write_text("".join(f"{op.name}\n" for op in created))
             self._create(created, undo)
+            for op in ops:
+                if isinstance(op, EnableIpv6):
+                    enable_ipv6(self.netns, op.name)
             self._configure(ops, created, undo)
             if any(isinstance(op, EnableForwarding) for op in ops):
                 enable_forwarding(self.netns)
+            if any(isinstance(op, EnableForwardingV6) for op in ops):
+                enable_forwarding_v6(self.netns)
             secgroups.prepare(ops, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
             self._nat(nat, self._filter_commands(ops))
@@ -403,7 +410,8 @@ class Executor:
         than when their ARP entry expires. Best effort: the address works without it."""
         added: dict[str, list[str]] = {}
         for op in ops:
-            if isinstance(op, AddAddress):
+            # ARP is IPv4's; an IPv6 neighbour learns from the router adverts.
+            if isinstance(op, AddAddress) and ":" not in op.address:
                 added.setdefault(op.ifname, []).append(op.address)
         if not added:
             return

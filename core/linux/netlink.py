@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import itertools
 import os
 import select
@@ -55,6 +56,11 @@ FOREVER = 0xFFFFFFFF
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+# An IPv6 address used at once, without duplicate address detection: the bridge's
+# gateway is ours by the database, and dnsmasq cannot bind a tentative address.
+IFA_F_NODAD = 0x02
+RT_SCOPE_UNIVERSE = 0
 SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 32 << 20
 # Requests written before the first acknowledgement is read; bounded so that the
@@ -210,6 +216,11 @@ def del_link(index: int) -> Request:
 
 
 def _addr_body(index: int, address: str, prefixlen: int) -> bytes:
+    if ":" in address:
+        packed = socket.inet_pton(socket.AF_INET6, address)
+        return _IFADDR.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, 0, index) + _attr(
+            IFA_ADDRESS, packed
+        )
     packed = socket.inet_aton(address)
     return (
         _IFADDR.pack(socket.AF_INET, prefixlen, 0, 0, index)
@@ -310,7 +321,7 @@ class Netlink:
         self._watching = self._ipr is None
         self._port = 0
         if self._watching:
-            self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
+            self._sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             self._port = self._sock.getsockname()[0]
             with contextlib.suppress(OSError):
                 # Room for the notifications of a whole pipelined window (root may force).
@@ -328,8 +339,9 @@ class Netlink:
     # -- reading ------------------------------------------------------------------
 
     def state(self, *, fresh: bool = False) -> tuple[list[Link], list[Address]]:
-        """Links and IPv4 addresses, from the notification-kept copy when there is one
-        (``fresh``: from new dumps, which also renew the copy).
+        """Links and addresses (IPv4, and IPv6 of global scope), from the
+        notification-kept copy when there is one (``fresh``: from new dumps, which also
+        renew the copy).
 
         The kernel does not announce every change: an alias set on a link that is down
         goes unnoticed, so the full comparison (``host apply``) asks afresh.
@@ -417,7 +429,7 @@ class Netlink:
         return [_parse_link(m) for m in self._dump(RTM_GETLINK, body)]
 
     def addresses(self) -> list[Address]:
-        body = struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)
+        body = struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0)
         found = (_parse_address(m) for m in self._dump(RTM_GETADDR, body))
         return [a for a in found if a is not None]
 
@@ -458,8 +470,8 @@ class Netlink:
         if self._addrs is not None:
             every: Iterable[Address] = self._addrs.values()
         else:
-            body = struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)
-            packed = [socket.inet_aton(a) for a in wanted]
+            body = struct.pack("=BBBBI", socket.AF_UNSPEC, 0, 0, 0, 0)
+            packed = [_packed(a) for a in wanted]
             raw = self._dump(RTM_GETADDR, body)
             if len(packed) <= 16:
                 # Only messages that can match are decoded: a public interface may
@@ -676,13 +688,32 @@ def _parse_link(msg: bytes) -> Link:
     )
 
 
+def _packed(address: str) -> bytes:
+    if ":" in address:
+        return socket.inet_pton(socket.AF_INET6, address)
+    return socket.inet_aton(address)
+
+
 def _parse_address(msg: bytes) -> Address | None:
-    family, prefixlen, _flags, _scope, index = struct.unpack_from("=BBBBI", msg, 16)
-    if family != socket.AF_INET:
-        return None
-    attrs = _attrs(msg, 24)
-    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-    if raw is None or len(raw) != 4:
+    """An IPv4 address, or an IPv6 one of global scope: the kernel's own link-local
+    addresses (and any other of link or host scope) are never netcon's."""
+    family, prefixlen, _flags, scope, index = struct.unpack_from("=BBBBI", msg, 16)
+    if family == socket.AF_INET6:
+        if scope != RT_SCOPE_UNIVERSE:
+            return None
+        attrs = _attrs(msg, 24)
+        raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL)
+        if raw is None or len(raw) != 16:
+            return None
+        # Written as Python writes it (RFC 5952), as the database holds it.
+        text = str(ipaddress.IPv6Address(raw))
+    elif family == socket.AF_INET:
+        attrs = _attrs(msg, 24)
+        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+        if raw is None or len(raw) != 4:
+            return None
+        text = socket.inet_ntoa(raw)
+    else:
         return None
     # The valid lifetime left (struct ifa_cacheinfo's second field); an address the
     # kernel reports without one (pyroute2's mock) has none.
@@ -690,7 +721,7 @@ def _parse_address(msg: bytes) -> Address | None:
     valid = struct.unpack_from("=I", cache, 4)[0] if cache and len(cache) >= 8 else FOREVER
     return Address(
         index=index,
-        address=socket.inet_ntoa(raw),
+        address=text,
         prefixlen=prefixlen,
         label=_text(attrs.get(IFA_LABEL)),
         permanent=valid == FOREVER,

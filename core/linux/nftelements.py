@@ -75,6 +75,10 @@ def ipv4_key(address: str) -> bytes:
     return socket.inet_aton(address)
 
 
+def ipv6_key(address: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, address)
+
+
 def ifname_key(name: str) -> bytes:
     return name.encode().ljust(IFNAMSIZ, b"\0")
 

@@ -14,7 +14,7 @@ from core.linux.desired import DesiredHost
 from core.linux.netlink import Address, Link, Netlink
 from core.linux.nft import Nft, NftState
 from core.linux.secgroup_nft import FilterState
-from core.linux.sysctl import read_forwarding
+from core.linux.sysctl import ipv6_disabled, read_forwarding, read_forwarding_v6
 
 if TYPE_CHECKING:
     from core.linux.nftelements import Lookup
@@ -39,6 +39,10 @@ class ObservedHost:
     nft_unreadable: bool = False
     # The security-group tables (None: nft is missing, or they were not asked for).
     security: FilterState | None = None
+    # IPv6 forwarding (net.ipv6.conf.all.forwarding).
+    forwarding_v6: bool = False
+    # Bridges with IPv6 switched off ("default" too: what a new bridge will have).
+    ipv6_off: frozenset[str] = frozenset()
 
     def by_index(self) -> dict[int, Link]:
         return {link.index: link for link in self.links.values()}
@@ -95,6 +99,10 @@ def observe(
         journal=pending,
         nft_unreadable=unreadable,
         security=security,
+        forwarding_v6=read_forwarding_v6(netns),
+        ipv6_off=ipv6_disabled(
+            netns, ["default", *(name for name, k in links.items() if k.kind == "bridge")]
+        ),
     )
 
 
@@ -127,6 +135,7 @@ def observe_scoped(
         names.update(net.ports)
     link_list = netlink.links_named(names)
     gateways = {n.gateway for n in desired.networks if n.gateway is not None}
+    gateways |= {n.ipv6.gateway for n in desired.networks if n.ipv6 is not None and n.gateway}
     ours = {link.index for link in link_list if link.name in reach.links}
     address_list = netlink.addresses_matching(ours, gateways | set(reach.floating))
     # Where an address already sits decides whether it may be taken: name those links.
@@ -179,6 +188,10 @@ def observe_scoped(
         ),
         journal=pending,
         security=security,
+        forwarding_v6=read_forwarding_v6(netns),
+        ipv6_off=ipv6_disabled(
+            netns, ["default", *(link.name for link in link_list if link.kind == "bridge")]
+        ),
     )
 
 

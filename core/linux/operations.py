@@ -185,6 +185,23 @@ class EnableForwarding(Operation):
         return "enable IPv4 forwarding"
 
 
+@dataclass(frozen=True)
+class EnableForwardingV6(Operation):
+    def describe(self) -> str:
+        return "enable IPv6 forwarding"
+
+
+@dataclass(frozen=True)
+class EnableIpv6(Operation):
+    """A bridge made with IPv6 switched off (disable_ipv6) gets it back before its
+    gateway's IPv6 address is added."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"enable IPv6 on {self.name}"
+
+
 # -- nftables ------------------------------------------------------------------------
 
 

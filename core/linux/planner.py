@@ -34,6 +34,8 @@ from core.linux.operations import (
     DeleteNatElement,
     DeleteSetElement,
     EnableForwarding,
+    EnableForwardingV6,
+    EnableIpv6,
     Operation,
     Plan,
     ReleaseLeases,
@@ -158,6 +160,19 @@ class _Builder:
                 None,
                 f"gateway of {net.cidr}",
             )
+            if net.ipv6 is not None:
+                self._ipv6_gateway(net, bridge)
+
+    def _ipv6_gateway(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        """The /64's gateway on the bridge, which must have IPv6 switched on for it."""
+        assert net.ipv6 is not None
+        off = self.observed.ipv6_off
+        if net.bridge in off or (bridge is None and "default" in off):
+            self.configures.append(EnableIpv6(net.bridge))
+        prefixlen = ipaddress.IPv6Network(net.ipv6.cidr).prefixlen
+        self._address(
+            net.bridge, net.ipv6.gateway, prefixlen, None, None, f"gateway of {net.ipv6.cidr}"
+        )
 
     def _mtu(self, net: DesiredNetwork) -> None:
         """The bridge, segment link and instance ports at the network's MTU: a frame the
@@ -534,6 +549,8 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     serving = [n for n in desired.networks if n.gateway is not None and n.bridge not in held]
     if serving and not observed.forwarding:
         builder.adds.append(EnableForwarding())
+    if any(n.ipv6 is not None for n in serving) and not observed.forwarding_v6:
+        builder.adds.append(EnableForwardingV6())
     loopback = observed.links.get("lo")
     if desired.networks and loopback is not None and not loopback.up:
         # A namespace made by `ip netns add` starts with lo down: the metadata server's

@@ -18,6 +18,8 @@ class FilteredPort:
     mac: str
     address: str
     groups: tuple[int, ...]  # ids, ascending
+    # Its global IPv6 address on a dual-stack network (None: IPv4 only).
+    address_v6: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.linux import nft, nftelements, sysctl
+from core.linux import nft, nftelements, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.nftelements import Lookup
 from core.linux.secgroup_desired import DesiredFilter
@@ -104,6 +104,18 @@ def observe_keyed(
     ]
     for text, _ in present(bridge_table, bridge_family, "port_ip", ips):
         bridge_sets["port_ip"].add(text)
+    # A port's IPv6 sources: its link-local address (from its MAC) and the global one of
+    # a port that is still wanted (a terminated port's went with its row; the full
+    # comparison takes such an element away).
+    v6_texts = {
+        text for name, mac, _ in ports for text in spoof6.port_elements_of(name, mac, None)
+    } | {text for p in desired.ports for text in spoof6.port_elements(p)}
+    v6 = []
+    for text in sorted(v6_texts):
+        name, _, address = text.partition(" . ")
+        v6.append((text, nftelements.concat_key(ifkey(name), nftelements.ipv6_key(address))))
+    for text, _ in present(bridge_table, bridge_family, spoof6.SET, v6):
+        bridge_sets[spoof6.SET].add(text)
     servers = [(a, ipkey(a)) for a in desired.dhcp_servers]
     for text, _ in present(bridge_table, bridge_family, "dhcp_servers", servers):
         bridge_sets["dhcp_servers"].add(text)

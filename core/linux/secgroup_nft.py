@@ -33,7 +33,7 @@ from typing import Any
 
 from core import secrules
 from core.errors import HostError
-from core.linux import nft
+from core.linux import nft, spoof6
 
 BRIDGE = ("bridge", "netcon")
 GROUPS = ("ip", "netcon_groups")
@@ -52,6 +52,7 @@ FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
         "foreign_ports": (("ifname",), False),
         "port_mac": (("ifname", "ether_addr"), False),
         "port_ip": (("ifname", "ipv4_addr"), False),
+        spoof6.SET: spoof6.SET_SPEC,
         "dhcp_servers": (("ipv4_addr",), False),
         # "vx100 . vx100": the uplinks in hairpin mode (see nft.py, "hairpin").
         "hairpin_uplinks": (("ifname", "ifname"), False),
@@ -189,6 +190,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
                     ],
                 ),
                 ("ARP", [_match(_field("ether", "type"), "arp"), ACCEPT]),
+                *spoof6.SPOOF_RULES,
                 ("nothing else", [DROP]),
             ),
         ),
@@ -236,6 +238,7 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
                     [_match(_concat(_meta("oifname"), _field("ip", "daddr")), "@port_ip"), ACCEPT],
                 ),
                 ("DHCP answers", _DHCP_ANSWER),
+                *spoof6.GUARD_RULES,
                 ("nothing else", [DROP]),
             ),
         ),
@@ -356,7 +359,7 @@ def element_json(text: str, spec: SetSpec) -> Any:
 
 
 def _value_json(text: str, kind: str, interval: bool) -> Any:
-    if kind in ("ifname", "ether_addr"):
+    if kind in ("ifname", "ether_addr", "ipv6_addr"):
         return text
     if kind == "ipv4_addr":
         return prefix(text) if interval else text

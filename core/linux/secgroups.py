@@ -20,7 +20,7 @@ from typing import Any
 
 from core import secrules
 from core.errors import HostError
-from core.linux import dnsmasq, sysctl
+from core.linux import dnsmasq, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
@@ -756,7 +756,7 @@ def _ports(desired: DesiredFilter, bridge: sg.TableState, groups: sg.TableState)
     have: dict[str, set[Piece]] = {}
     for text in bridge.sets.get("ports", ()):
         have.setdefault(text, set()).add((sg.BRIDGE, "ports", text))
-    for name in ("port_mac", "port_ip"):
+    for name in ("port_mac", "port_ip", spoof6.SET):
         for text in bridge.sets.get(name, ()):
             holder, _, value = text.partition(" . ")
             have.setdefault(holder, set()).add((sg.BRIDGE, name, text))
@@ -770,6 +770,7 @@ def _ports(desired: DesiredFilter, bridge: sg.TableState, groups: sg.TableState)
             (sg.BRIDGE, "port_mac", f"{p.name} . {p.mac}"),
             (sg.BRIDGE, "port_ip", f"{p.name} . {p.address}"),
             (sg.GROUPS, sg.INSTANCE_MAP, f"{p.address} : {sg.combination_chain(p.groups)}"),
+            *((sg.BRIDGE, spoof6.SET, text) for text in spoof6.port_elements(p)),
         }
     for address, chain in groups.targets.items():
         holder = owner.get(address, f"(none for {address})")

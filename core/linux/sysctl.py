@@ -34,3 +34,45 @@ def read_bridge_netfilter(netns: str | None) -> bool | None:
 def enable_bridge_netfilter(netns: str | None) -> None:
     with entered(netns), open(BRIDGE_NETFILTER, "w") as handle:
         handle.write("1\n")
+
+
+# IPv6 forwarding on every interface; it also makes them routers, which ignore the
+# router adverts they hear (dnsmasq's own, on the bridges, included).
+FORWARDING_V6 = "/proc/sys/net/ipv6/conf/all/forwarding"
+
+
+def read_forwarding_v6(netns: str | None) -> bool:
+    try:
+        with entered(netns), open(FORWARDING_V6) as handle:
+            return handle.read().strip() == "1"
+    except FileNotFoundError:
+        return False  # no IPv6 in this kernel: enabling it says so
+
+
+def enable_forwarding_v6(netns: str | None) -> None:
+    with entered(netns), open(FORWARDING_V6, "w") as handle:
+        handle.write("1\n")
+
+
+def _ipv6_conf(ifname: str, key: str) -> str:
+    return f"/proc/sys/net/ipv6/conf/{ifname}/{key}"
+
+
+def ipv6_disabled(netns: str | None, ifnames: list[str]) -> frozenset[str]:
+    """Those of ``ifnames`` that have IPv6 switched off (disable_ipv6, as a host whose
+    default says so gives every new bridge)."""
+    found = set()
+    with entered(netns):
+        for ifname in ifnames:
+            try:
+                with open(_ipv6_conf(ifname, "disable_ipv6")) as handle:
+                    if handle.read().strip() == "1":
+                        found.add(ifname)
+            except FileNotFoundError:
+                continue
+    return frozenset(found)
+
+
+def enable_ipv6(netns: str | None, ifname: str) -> None:
+    with entered(netns), open(_ipv6_conf(ifname, "disable_ipv6"), "w") as handle:
+        handle.write("0\n")

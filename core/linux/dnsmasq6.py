@@ -1,0 +1,87 @@
+"""What a dual-stack network's dnsmasq adds for IPv6: router adverts, DHCPv6, names.
+
+dnsmasq already serves the network's DHCP and DNS, and it sends router adverts
+(``--enable-ra``) from the same process, configured by the same ``--dhcp-range``: one
+daemon per bridge keeps one thing to start, watch and reload, where radvd would be a
+second. The advert carries the /64 with the flags of the network's mode, the network's
+MTU, the gateway as DNS server (RDNSS) and the DHCP domain (DNSSL), so a SLAAC guest
+gets its DNS from the advert alone:
+
+* ``slaac``: ``ra-only``: the prefix is autonomous and no DHCPv6 is offered;
+* ``dhcpv6-stateless``: ``ra-stateless``: the address by SLAAC, DNS also by DHCPv6
+  (the advert's other-configuration flag);
+* ``dhcpv6-stateful``: a ``static`` range: the advert's managed flag, and DHCPv6 hands
+  each instance exactly the address the database holds (``[ADDRESS]`` in its line of
+  the hosts file), nothing to unknown clients.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from core.linux.desired import DesiredNetwork, Dhcp
+from core.linux.ipv6_host import NetworkV6
+
+# Seconds between unsolicited adverts (dnsmasq answers a solicitation at once).
+RA_INTERVAL = 60
+_RANGE_MODE = {"slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"}
+
+
+def argv(network: DesiredNetwork) -> tuple[str, ...]:
+    """The arguments a dual-stack network's dnsmasq takes besides its IPv4 ones."""
+    v6, dhcp = network.ipv6, network.dhcp
+    if v6 is None or dhcp is None:
+        return ()
+    subnet = ipaddress.IPv6Network(v6.cidr)
+    mtu = f"mtu:{dhcp.mtu}," if dhcp.mtu is not None else ""
+    return (
+        "--enable-ra",
+        f"--dhcp-range=set:net{network.id},{subnet.network_address},{_RANGE_MODE[v6.mode]},"
+        f"{subnet.prefixlen},{dhcp.lease_time}s",
+        f"--ra-param={network.bridge},{mtu}{RA_INTERVAL}",
+        # Its reverse zone is answered here (or NXDOMAIN), never asked upstream.
+        f"--local=/{reverse_zone(v6.cidr)}/",
+    )
+
+
+def reverse_zone(cidr: str) -> str:
+    """The ip6.arpa domain of a /64 (or any prefix on a nibble boundary)."""
+    subnet = ipaddress.IPv6Network(cidr)
+    nibbles = subnet.network_address.exploded.replace(":", "")[: subnet.prefixlen // 4]
+    return ".".join(reversed(nibbles)) + ".ip6.arpa"
+
+
+def options(network: DesiredNetwork) -> list[str]:
+    """DHCPv6 options, which the adverts carry too: the gateway as DNS server, the domain."""
+    v6, dhcp = network.ipv6, network.dhcp
+    if v6 is None or dhcp is None:
+        return []
+    tag = f"tag:net{network.id}"
+    return [
+        f"{tag},option6:dns-server,[{v6.gateway}]",
+        f"{tag},option6:domain-search,{dhcp.domain}",
+    ]
+
+
+def hosts_file(v6: NetworkV6 | None, dhcp: Dhcp) -> str:
+    """The hosts file with each instance's IPv6 address where DHCPv6 hands it out."""
+    if v6 is None or v6.mode != "dhcpv6-stateful":
+        return dhcp.hosts_file
+    suffix = f".{dhcp.domain},"
+    return "".join(
+        f"{h.mac},{h.hostname}{suffix}{h.address}"
+        + (f",[{h.address_v6}]" if h.address_v6 else "")
+        + "\n"
+        for h in dhcp.hosts
+    )
+
+
+def names_file(v6: NetworkV6 | None, dhcp: Dhcp) -> str:
+    """The names file with an AAAA (and its PTR) beside each instance's A."""
+    if v6 is None:
+        return dhcp.names_file
+    named = dhcp.hosts if dhcp.names is None else dhcp.names
+    six = "".join(
+        f"{h.address_v6} {h.hostname}.{dhcp.domain} {h.hostname}\n" for h in named if h.address_v6
+    )
+    return dhcp.names_file + six

@@ -1,0 +1,116 @@
+"""A dual-stack network as its host must serve it, without a kernel: what the desired
+state holds, the dnsmasq command line and files per mode, and the ports' IPv6 elements."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from core.desired.host import read_desired
+from core.linux import dnsmasq, dnsmasq6, spoof6
+from core.linux.desired import DesiredNetwork
+from core.linux.ipv6_host import NetworkV6, link_local
+from core.linux.secgroup_desired import FilteredPort
+from core.service import NetconService
+from tests.support import make_service
+
+
+def _served(service: NetconService) -> DesiredNetwork:
+    (network,) = read_desired(service.db, service.settings).networks
+    return network
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> NetconService:
+    made = make_service(tmp_path, dhcp_lease_time=120)
+    made.create_project("alpha")
+    return made
+
+
+def test_the_desired_state_carries_the_network_and_instance_ipv6(
+    service: NetconService,
+) -> None:
+    service.create_networks("10.24.0.0/24", 1, 256, None, None, "2001:db8:24::/64")
+    web = service.launch_instance("alpha", "web1").addresses[0]
+    network = _served(service)
+    assert network.ipv6 == NetworkV6("2001:db8:24::/64", "2001:db8:24::1", "slaac")
+    assert network.dhcp is not None
+    assert [(h.hostname, h.address_v6) for h in network.dhcp.hosts] == [("web1", web.address_v6)]
+    security = read_desired(service.db, service.settings).security
+    assert security is not None
+    assert [p.address_v6 for p in security.ports] == [web.address_v6]
+
+
+def test_ipv4_only_and_multi_host_networks_serve_no_ipv6(service: NetconService) -> None:
+    service.create_networks("10.24.0.0/24", 1, 256)
+    service.launch_instance("alpha", "web1")
+    network = _served(service)
+    assert network.ipv6 is None
+    assert network.dhcp is not None
+    argv = dnsmasq.argv("/usr/sbin/dnsmasq", network, dnsmasq.DhcpFiles(Path("/s"), "br100"))
+    assert "--enable-ra" not in argv
+    assert "option6" not in dnsmasq.opts_text(network)
+
+
+def test_a_multi_host_network_is_served_ipv4_only(tmp_path: Path) -> None:
+    service = make_service(tmp_path, host="h1")
+    service.heartbeat("h1")
+    service.create_networks(
+        "10.70.0.0/24",
+        manager="flatdhcp",
+        bridge="brmh",
+        multi_host=True,
+        fixed_range_v6="2001:db8:70::/64",
+    )
+    service.create_project("ops", "flatdhcp")
+    service.launch_instance("ops", "a1", host="h1")
+    (network,) = read_desired(service.db, service.settings).networks
+    assert network.gateway is not None and network.ipv6 is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "keyword"),
+    [("slaac", "ra-only"), ("dhcpv6-stateless", "ra-stateless"), ("dhcpv6-stateful", "static")],
+)
+def test_dnsmasq_advertises_the_prefix_with_the_mode_mtu_and_dns(
+    service: NetconService, mode: str, keyword: str
+) -> None:
+    made = service.create_networks(
+        "10.24.0.0/24", 1, 256, None, None, "2001:db8:24::/64", ipv6_mode=mode
+    )
+    web = service.launch_instance("alpha", "web1").addresses[0]
+    network = _served(service)
+    argv = dnsmasq.argv("/usr/sbin/dnsmasq", network, dnsmasq.DhcpFiles(Path("/s"), "br100"))
+    assert "--enable-ra" in argv
+    assert f"--dhcp-range=set:net{made[0].id},2001:db8:24::,{keyword},64,120s" in argv
+    assert f"--ra-param={network.bridge},mtu:{network.mtu},{dnsmasq6.RA_INTERVAL}" in argv
+    assert "--local=/0.0.0.0.4.2.0.0.8.b.d.0.1.0.0.2.ip6.arpa/" in argv
+    opts = dnsmasq.opts_text(network).splitlines()
+    assert f"tag:net{made[0].id},option6:dns-server,[2001:db8:24::1]" in opts
+    assert f"tag:net{made[0].id},option6:domain-search,novalocal" in opts
+    # Names in both families; the address in the hosts file only where DHCPv6 gives it.
+    names = dnsmasq.names_text(network).splitlines()
+    assert f"{web.address} web1.novalocal web1" in names
+    assert f"{web.address_v6} web1.novalocal web1" in names
+    hosts = dnsmasq.hosts_text(network)
+    if mode == "dhcpv6-stateful":
+        assert hosts == f"{web.mac},web1.novalocal,{web.address},[{web.address_v6}]\n"
+    else:
+        assert hosts == f"{web.mac},web1.novalocal,{web.address}\n"
+
+
+def test_the_lease_script_leaves_dhcpv6_leases_alone() -> None:
+    # The database has held an instance's IPv6 address since launch.
+    assert '[ -n "$DNSMASQ_IAID" ] && exit 0\n' in dnsmasq.script_text("/bin/python3")
+
+
+def test_a_port_may_send_from_its_link_local_and_global_address() -> None:
+    port = FilteredPort("tapfa163e123456", "web1", "fa:16:3e:12:34:56", "10.0.0.3", (), None)
+    assert link_local(port.mac) == "fe80::f816:3eff:fe12:3456"
+    assert spoof6.port_elements(port) == ["tapfa163e123456 . fe80::f816:3eff:fe12:3456"]
+    assert spoof6.port_elements(replace(port, address_v6="2001:db8::5")) == [
+        "tapfa163e123456 . fe80::f816:3eff:fe12:3456",
+        "tapfa163e123456 . 2001:db8::5",
+    ]
