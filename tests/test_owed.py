@@ -37,7 +37,8 @@ def test_a_change_with_no_narrower_scope_needs_the_whole_host() -> None:
 
 def test_a_scope_covers_what_it_compares() -> None:
     assert Scope(frozenset({7, 8}), security=True).covers(NETWORK | RULE)
-    assert not NETWORK.covers(RULE)
+    # A network's apply compares the whole filter (its DHCP servers and ports are in it).
+    assert NETWORK.covers(RULE) and not RULE.covers(NETWORK)
     assert not RULE.covers(VPN)
     assert (NETWORK | VPN).covers(VPN)
 
@@ -47,8 +48,13 @@ def test_a_filter_compared_at_keys_covers_those_keys_only() -> None:
     assert not RULE.covers(PORT)
     # The whole filter compared covers a change at any keys, not the other way round.
     assert FILTER.covers(RULE) and not RULE.covers(FILTER)
-    # Merged with "the filter changed, unknown where", the keys are dropped.
+    # Merged with "the filter changed, unknown where", or with a network's change
+    # (whose filter elements no key names), the keys are dropped.
     assert RULE | FILTER == FILTER
+    assert not (RULE | NETWORK).filter_keyed and (RULE | NETWORK).whole_filter
+    # A terminated port's change names its network and its keys: it stays keyed.
+    gone = Scope(frozenset({7}), security=True, filter_ports=PORT.filter_ports)
+    assert (PORT | gone).filter_keyed
 
 
 def test_an_owed_rule_change_is_applied_at_its_keys() -> None:

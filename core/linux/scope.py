@@ -58,6 +58,13 @@ class Scope:
     def filter_keyed(self) -> bool:
         return self.security and bool(self.filter_groups or self.filter_ports)
 
+    @property
+    def whole_filter(self) -> bool:
+        """Whether an apply of this scope compares the whole filter: a filter change
+        that names no keys, or a network's change that is no filter change (a network's
+        DHCP servers, ports and uplinks are in the filter, under no key a change names)."""
+        return bool(self.security or self.network_ids) and not self.filter_keyed
+
     @classmethod
     def of(cls, changes: Changes) -> Scope | None:
         """The scope of a committed change; None when it asks for a full comparison
@@ -74,8 +81,8 @@ class Scope:
         )
 
     def __or__(self, other: Scope) -> Scope:
-        # "The filter changed, unknown where" wins over a list of keys.
-        keyed = all(s.filter_keyed or not s.security for s in (self, other))
+        # A whole comparison of the filter wins over a list of keys.
+        keyed = not (self.whole_filter or other.whole_filter)
         return Scope(
             self.network_ids | other.network_ids,
             self.floating | other.floating,
@@ -97,14 +104,11 @@ class Scope:
     def _covers_filter(self, other: Scope) -> bool:
         """A whole comparison of the filter covers any filter change; one at some keys
         covers a change at those keys only."""
-        if not other.security:
-            return True
-        if not self.security:
-            return False
-        if not self.filter_keyed:
+        if not (other.security or other.network_ids) or self.whole_filter:
             return True
         return (
-            other.filter_keyed
+            self.filter_keyed
+            and other.filter_keyed
             and other.filter_groups <= self.filter_groups
             and other.filter_ports <= self.filter_ports
         )

@@ -85,13 +85,14 @@ class ChangeSet:
             self.hosts | other.hosts,
             max(numbers) if numbers else None,
             self.security or other.security,
-            # Merged, "the filter changed, unknown where" wins over a list of keys.
+            # Merged, "the filter changed, unknown where" (or a network changed, whose
+            # filter elements no key names) wins over a list of keys.
             *(
                 (
                     self.security_groups | other.security_groups,
                     self.security_ports | other.security_ports,
                 )
-                if all(c.security_keyed or not c.security for c in (self, other))
+                if all(c.security_keyed or not (c.security or c.network_ids) for c in (self, other))
                 else (frozenset(), frozenset())
             ),
             self.vpns | other.vpns,
