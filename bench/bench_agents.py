@@ -63,8 +63,8 @@ import psycopg  # noqa: E402
 from bench_host import namespace  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
-from core.linux.host import HostLayer  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.hostsync import HostSync  # noqa: E402
 from tests.conftest import PostgresServer  # noqa: E402
 
 PYTHON = sys.executable
@@ -213,7 +213,7 @@ class Cloud:
     def converged(self) -> bool:
         """Every host's full plan is empty: the agents left nothing undone."""
         for host in HOSTS:
-            layer = HostLayer(self.settings(host), self.service.db, netns=self.ns[host])
+            layer = HostSync(self.service, settings=self.settings(host), netns=self.ns[host])
             try:
                 if layer.plan().describe():
                     return False

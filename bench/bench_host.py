@@ -53,11 +53,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
+from core.desired.host import read_desired  # noqa: E402
 from core.linux import dnsmasq, metadata, nft, processes, secgroups  # noqa: E402
 from core.linux import secgroup_nft as sg  # noqa: E402
-from core.linux.desired import DesiredHost, read_desired  # noqa: E402
-from core.linux.host import HostLayer  # noqa: E402
+from core.linux.desired import DesiredHost  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.hostsync import HostSync  # noqa: E402
 
 PYTHON = sys.executable
 NETCON = str(Path(PYTHON).parent / "netcon")
@@ -133,8 +134,8 @@ class Cloud:
             print(f"    (plan not empty: {document['operations'][:3]})")
         return result.returncode == 0 and document.get("operations") == []
 
-    def layer(self, ns: str) -> HostLayer:
-        return HostLayer(self.settings, self.service.db, netns=ns)
+    def layer(self, ns: str) -> HostSync:
+        return HostSync(self.service, settings=self.settings, netns=ns)
 
 
 def vxlan_cloud(cloud: Cloud, count: int, instances: int = 1, v6: str | None = None) -> None:
@@ -233,7 +234,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
     filter_ops = secgroups.plan(desired.security, EMPTY_FILTER, [])
     commands += secgroups.commands(filter_ops)
     ruleset = json.dumps({"nftables": commands})
-    directory = layer.dhcp_dir
+    directory = layer.layer.dhcp_dir
     lines = [
         "set -e",
         f"mkdir -p {directory}",
@@ -243,7 +244,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         "echo 1 > /proc/sys/net/ipv4/ip_forward",
         "modprobe br_netfilter 2>/dev/null || true",
         "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
-        f"mkdir -p {layer.state_dir} && touch {secgroups.marker(layer.state_dir)}",
+        f"mkdir -p {layer.layer.state_dir} && touch {secgroups.marker(layer.layer.state_dir)}",
         "nft -j -f - <<'EOF'",
         ruleset,
         "EOF",
@@ -252,7 +253,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
     ]
     # dnsmasq runs with the environment netcon gives it: the lease script's database,
     # import path and interpreter (its "init" reads the network's leases at start).
-    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(layer._dnsmasq_env().items())]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(layer.layer._dnsmasq_env().items())]
     starts = []
     for net in desired.networks:
         files = dnsmasq.DhcpFiles(directory, net.bridge)

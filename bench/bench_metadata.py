@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
 from core.linux import metadata  # noqa: E402
-from core.linux.host import HostLayer  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.hostsync import HostSync  # noqa: E402
 
 RESULTS: list[tuple[str, bool]] = []
 NETWORK = "10.129.0.0/24"
@@ -152,7 +152,7 @@ class Cloud:
             segmentation="vxlan",
         )
         self.service = NetconService(f"sqlite:///{state / 'netcon.db'}", settings, actor="bench")
-        self.layer = HostLayer(settings, self.service.db)
+        self.layer = HostSync(self.service, settings=settings)
         s = self.service
         s.create_project("bench")
         s.create_networks(NETWORK, 1, 256)
@@ -191,7 +191,7 @@ class Cloud:
             run("ip", "netns", "del", guest, check=False)
 
     def servers(self) -> tuple[int, ...]:
-        files = metadata.ServerFiles(self.layer.state_dir / "metadata")
+        files = metadata.ServerFiles(self.layer.layer.state_dir / "metadata")
         return tuple(p.pid for p in metadata.find_servers(files, self.ns))
 
 
@@ -285,7 +285,7 @@ def bench(cloud: Cloud, requests: int, repeat: int) -> None:
         latencies, rate, failures = burst(cloud, requests)
         subject_cpu.append((cpu_seconds(server) - used) / requests)
         if failures:
-            log = (cloud.layer.state_dir / "metadata" / "server.log").read_text()[-2000:]
+            log = (cloud.layer.layer.state_dir / "metadata" / "server.log").read_text()[-2000:]
             raise RuntimeError(f"{failures} metadata requests failed; the server's log:\n{log}")
         subject += latencies
         subject_rates.append(rate)

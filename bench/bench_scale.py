@@ -451,10 +451,10 @@ class RealHosts:
         self.service.db.dispose()
 
     def converged(self, names: list[str]) -> bool:
-        from core.linux.host import HostLayer
+        from core.service.hostsync import HostSync
 
         for name in names:
-            layer = HostLayer(self.host_settings(name), self.service.db, netns=self.ns[name])
+            layer = HostSync(self.service, settings=self.host_settings(name), netns=self.ns[name])
             try:
                 if layer.plan().describe():
                     print(f"  {name}: plan not empty: {layer.plan().describe()[:3]}")

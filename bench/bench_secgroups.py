@@ -65,11 +65,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
 from core.linux import metadata, processes, secgroup_nft  # noqa: E402
-from core.linux.host import HostLayer  # noqa: E402
 from core.linux.namespace import entered  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
 from core.linux.scope import Scope  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.hostsync import HostSync  # noqa: E402
 
 RESULTS: list[tuple[str, bool]] = []
 NETCON = Path(sys.executable).parent / "netcon"
@@ -186,7 +186,7 @@ class Cloud:
         self.service = NetconService(
             f"sqlite:///{self.db}", load_settings(paths=[], **values), actor="bench"
         )
-        self.layer = HostLayer(self.service.settings, self.service.db)
+        self.layer = HostSync(self.service)
         self.groups = [f"g{k:02d}" for k in range(groups)]
         self.instances = [f"vm{i:04d}" for i in range(instances)]
         self._build(rules)

@@ -45,6 +45,7 @@ from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.demo import load_demo  # noqa: E402
 from tests.serving import Served, children, environment  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -100,7 +101,7 @@ document.addEventListener("keydown", () => {
 def build_cloud(directory: Path) -> str:
     url = f"sqlite:///{directory / 'cloud.db'}"
     service = NetconService(url, load_settings(paths=[], host="nethost1"))
-    service.load_demo()
+    load_demo(service)
     service.db.dispose()
     return url
 

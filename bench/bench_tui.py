@@ -73,6 +73,7 @@ from textual.widgets import DataTable  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.demo import load_demo  # noqa: E402
 from tui.app import NetconApp  # noqa: E402
 from tui.views.fixed import FIXED  # noqa: E402
 
@@ -107,7 +108,7 @@ def open_service(path: Path) -> NetconService:
 
 def build_demo(path: Path) -> None:
     service = open_service(path)
-    service.load_demo()
+    load_demo(service)
     service.db.dispose()
 
 

@@ -32,10 +32,10 @@ from core.linux import lease as leases
 from core.linux import namespace
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.scope import Scope
+from core.service.hostsync import HostSync
 
 if TYPE_CHECKING:
     from core.linux.applylock import Holder
-    from core.linux.desired import DesiredHost
     from core.linux.host import HostLayer
     from core.service import NetconService
 
@@ -43,6 +43,8 @@ log = logging.getLogger("netcon.agent")
 
 # How often an idle SQLite watcher looks at the commit counter.
 SQLITE_POLL = 0.05
+# How long the bridge port watcher waits for link events before it looks at the stop.
+PORT_WAIT = 0.5
 
 
 class ChangeWatch(Protocol):
@@ -179,21 +181,14 @@ class Agent:
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
-        self._layer: HostLayer | None = None
-        # What this host serves, as of its last apply (a scoped apply patches it): kept
-        # to stop serving it when the database cannot be reached.
-        self.last_desired: DesiredHost | None = None
+        # Every apply goes through the host's one HostSync, which keeps one host layer
+        # for the agent's life: its netlink socket stays open and its copy of the
+        # kernel's links is kept current by notifications. The agent heartbeats itself.
+        self.sync = HostSync(service, host=host, netns=netns, heartbeats=False)
 
     @property
     def layer(self) -> HostLayer:
-        # One host layer for the agent's life: its netlink socket stays open and its
-        # copy of the kernel's links is kept current by notifications.
-        if self._layer is None:
-            from core.linux.host import HostLayer
-
-            settings = self.service.settings.replace(host=self.host)
-            self._layer = HostLayer(settings, self.service.db, netns=self.netns)
-        return self._layer
+        return self.sync.layer
 
     # -- the loop -------------------------------------------------------------------
 
@@ -208,8 +203,13 @@ class Agent:
                 f"({self.lease_seconds:g} s), or every host is shown down between its "
                 "heartbeats",
             )
-        namespace.check_netns(self.netns if self.netns is not None else self.service.settings.netns)
+        where = self.netns if self.netns is not None else self.service.settings.netns
+        namespace.check_netns(where)
         self.on_apply(f"agent for host {self.host} started")
+        ports = threading.Thread(
+            target=self._watch_ports, args=(stop, where), name="netcon-ports", daemon=True
+        )
+        ports.start()
         try:
             while not stop.is_set():
                 woke = self._step()
@@ -221,8 +221,8 @@ class Agent:
         finally:
             if self.watch is not None:
                 self.watch.close()
-            if self._layer is not None:
-                self._layer.close()
+            ports.join(timeout=PORT_WAIT * 4)
+            self.sync.close()
             # Stopped (SIGTERM from its unit, ctrl+c): what it serves is left to its
             # lease, so a restart within it changes nothing for the guests, and a stop
             # ends it exactly when the peers may take the host's networks over.
@@ -326,46 +326,74 @@ class Agent:
 
     def _apply(self, *, full: bool) -> None:
         """Apply the changes pending on this host (or, on a re-sync, everything)."""
-        pending = self.service.pending_for(self.host)
-        if not full and not pending.changes:
-            return
-        # The changes are read before the host is planned from the database, so every
-        # change recorded as applied is one the plan saw.
-        upto = pending.latest if full else max(pending.changes)
-        from core.linux.desired import patched
-
         try:
             # One apply at a time on a host: the same lock as `host apply` and the
-            # console's, held from reading the desired state until it is applied.
-            with self.layer.lock.hold(self.service.db.lock_timeout, self._waiting):
-                self.layer.record_spooled_leases()
-                if full or pending.whole_host:
-                    done = self.layer.plan()
-                    desired = self.layer.last_planned
-                else:
-                    # Only what the pending changes touched: the cost of the change,
-                    # not of the host (a network's change also compares the filter).
-                    done = self.layer.plan(
-                        scope=Scope(frozenset(pending.network_ids), frozenset(pending.floating))
-                    )
-                    scoped = self.layer.last_planned
-                    desired = self.last_desired
-                    if desired is not None and scoped is not None:
-                        desired = patched(desired, scoped)
-                self.layer.apply(done)
-            self.last_desired = desired
+            # console's, held from reading the desired state until it is applied. Only
+            # what the pending changes touched is planned: the cost of the change, not
+            # of the host.
+            done = self.sync.catch_up(
+                full=full, lock_timeout=self.service.db.lock_timeout, on_wait=self._waiting
+            )
         except LeaseLapsed:
             self._fence()
             return
         except HostError as exc:
-            self.service.record_applied(self.host, None, error=exc.message)
             self.on_apply(f"apply failed (pending until the next try): {exc.message}")
             return
-        self.service.record_applied(self.host, upto)
+        if done is None:
+            return
         # Every apply a change woke is said, even one with nothing left to do: the log
         # shows which changes reached this host and when.
         if done or not full:
+            upto = self.sync.recorded
             self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+
+    def _watch_ports(self, stop: threading.Event, netns: str | None) -> None:
+        """A port plugged into one of this host's bridges gets what its network's plan
+        gives a port (MTU, hairpin, its filter) at once, not at the next change: its
+        network is applied through HostSync like any change, with a HostSync of its
+        own (its own netlink socket), taking turns with the agent's under the host's
+        apply lock."""
+        from core.linux.portwatch import PortWatch
+
+        try:
+            watch = PortWatch(netns)
+        except HostError as exc:
+            self.on_apply(f"not watching bridge ports: {exc.message}")
+            return
+        sync = HostSync(self.service, host=self.host, netns=self.netns, heartbeats=False)
+        try:
+            while not stop.is_set():
+                joined = watch.wait(PORT_WAIT)
+                if joined and not stop.is_set():
+                    self._ports_joined(sync, joined)
+        finally:
+            watch.close()
+            sync.close()
+
+    def _ports_joined(self, sync: HostSync, joined: dict[str, str]) -> None:
+        # What this host serves as of its last apply: only its instances' ports on its
+        # own bridges count (not the links its own applies enslave), and nothing is
+        # brought up before the agent's first apply or while it is fenced.
+        desired = self.sync.desired
+        if desired is None or self.state.fenced:
+            return
+        ids = frozenset(
+            n.id for n in desired.networks for port in n.ports if joined.get(port) == n.bridge
+        )
+        if not ids:
+            return
+        sync.layer.lease = self.state.lease
+        try:
+            done = sync.apply(Scope(network_ids=ids), lock_timeout=self.service.db.lock_timeout)
+        except NetconError as exc:
+            # A lapsed lease is the agent loop's to act on; anything else is retried
+            # by the next change or re-sync.
+            self.on_apply(f"could not set up port(s) {', '.join(sorted(joined))}: {exc.message}")
+            return
+        self.on_apply(
+            f"port(s) {', '.join(sorted(joined))} plugged: {len(done.operations)} operation(s)"
+        )
 
     def _waiting(self, holder: Holder | None, waited: float) -> None:
         if waited < 2:  # said once per wait
@@ -396,8 +424,8 @@ class Agent:
         )
         self.layer.lease = None
         try:
-            if self.last_desired is not None:
-                self.layer.sync(fenced(self.last_desired))
+            if self.sync.desired is not None:
+                self.layer.sync(fenced(self.sync.desired))
             # A VPN server bridges its clients into the network: the host that takes
             # the network over starts its own, and two would hand out the same pool.
             self.layer.apply(self.layer.vpn_stops())

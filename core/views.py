@@ -248,8 +248,8 @@ class PendingView(NamedTuple):
     network_ids: tuple[int, ...]
     floating: tuple[str, ...]
     latest: int | None  # the newest change for any host
-    # Some pending change named neither networks nor floating IPs (a security group's,
-    # or floating IPs without saying which): only a full comparison covers it.
+    # Some pending change named no networks, floating IPs, security groups or VPNs
+    # (floating IPs without saying which): only a full comparison covers it.
     whole_host: bool = False
 
 

@@ -25,6 +25,7 @@ from textual.widgets import Input  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.service import NetconService  # noqa: E402
+from core.service.demo import load_demo  # noqa: E402
 from tui.app import NetconApp  # noqa: E402
 
 OUT = ROOT / "screenshots"
@@ -87,7 +88,7 @@ def main() -> None:
             db_url="sqlite:///demo.db", settings=load_settings(paths=[], host="nethost1"),
             actor="admin", clock=lambda: CLOCK,
         )
-        service.load_demo()
+        load_demo(service)
         for name, keys in SHOTS:
             print(asyncio.run(shoot(service, name, keys, (columns, rows))).relative_to(ROOT))
         service.db.dispose()

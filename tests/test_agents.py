@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from core.errors import Conflict, NotFound
 from core.service import ChangeSet, NetconService
+from core.service.demo import load_demo
 from core.store.schema import host_changes, hosts
 from tests.support import FIXED_TIME, make_service
 
@@ -24,7 +25,7 @@ def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> NetconService:
     # PostgreSQL too: an agent reads and records its changes there in single statements.
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
     service = make_service(tmp_path, url=url)
-    service.load_demo()
+    load_demo(service)
     for name in ("nethost1", "nethost2", "nethost3"):
         service.heartbeat(name)
     return service

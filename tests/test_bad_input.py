@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from core.errors import NetconError
 from core.service import NetconService
+from core.service.demo import load_demo
 from tests.support import make_service, reading_user, sqlite_dump
 
 NASTY = st.sampled_from(["\n", ",", " ", "$", "'", '"', "`", ";", "/", "\\", "\t", "\x00", "é"])
@@ -38,7 +39,7 @@ CIDR_LIKE = st.one_of(
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> NetconService:
     service = make_service(tmp_path_factory.mktemp("demo"))
-    service.load_demo()
+    load_demo(service)
     return service
 
 
@@ -618,7 +619,7 @@ def test_names_differing_only_in_case_are_refused_for_every_named_thing(
     from core.errors import Conflict
 
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8XX3bE0m0qBq2rVqv3pQqk6t5cN a@b"
     service.add_key("alpha", "admin", key)
     calls = {
@@ -661,7 +662,7 @@ def test_the_database_itself_refuses_names_differing_only_in_case(
 
     url = request.getfixturevalue("pg_url") if dialect == "postgresql" else None
     service = make_service(tmp_path, url=url)
-    service.load_demo()
+    load_demo(service)
     service.add_key("alpha", "admin", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8X"
                     "X3bE0m0qBq2rVqv3pQqk6t5cN a@b")  # fmt: skip
     # Written around the service, as a second process or a hand in psql would.
@@ -672,7 +673,7 @@ def test_the_database_itself_refuses_names_differing_only_in_case(
 
 def test_a_pool_lasts_while_it_holds_addresses(tmp_path: Path) -> None:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     service.create_floating_range("nethost1", "198.51.100.0/29", "spare")
     service.create_floating_range("nethost1", "198.51.100.8/29", "spare")
     service.delete_floating_range("198.51.100.0/29")
@@ -733,7 +734,7 @@ def test_a_modify_that_changes_nothing_writes_nothing_and_says_so(demo_copy: Pat
 
 def test_only_what_differs_is_recorded(tmp_path: Path) -> None:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     service.modify_network("10.0.0.0/24", mtu=1400)
     pending = service.pending_for("nethost1").changes
     last = service.last_change

@@ -16,6 +16,7 @@ from sqlalchemy import event, select
 from core.bus import BusWatch, Publisher, bus_url
 from core.errors import InvalidInput
 from core.service import NetconService
+from core.service.demo import load_demo
 from core.store.schema import host_changes, hosts
 from tests.conftest import NatsServer
 from tests.support import make_service
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def cloud(pg_url: str, nats_server: NatsServer, tmp_path: Path) -> NetconService:
     service = make_service(tmp_path, url=pg_url, bus=nats_server.url)
-    service.load_demo()
+    load_demo(service)
     for name in ("nethost1", "nethost2", "nethost3"):
         service.heartbeat(name)
     return service

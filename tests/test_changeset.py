@@ -86,6 +86,9 @@ def test_a_change_names_the_filter_keys_it_touched_and_merges_them() -> None:
     whole = merged | ChangeSet(security=True)
     assert whole.security and not whole.security_keyed
     assert not Scope.of(whole).filter_keyed  # type: ignore[union-attr]
+    # So does a network's change that is no filter change: its elements have no key.
+    network = merged | ChangeSet(frozenset({3}))
+    assert network.security and not network.security_keyed
 
 
 def test_filter_changes_name_their_group_or_ports(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from core.cli.batch import run_batch
 from core.cli.context import Context
 from core.cli.outcome import parse
 from core.service import ChangeSet
+from core.service.demo import load_demo
 from tests.support import make_service, sqlite_dump
 
 HEAVY = ("sqlalchemy", "sqlalchemy.orm", "alembic", "pyroute2", "textual", "core.service")
@@ -208,7 +209,7 @@ def test_batch_json_is_one_document_per_line_and_errors_name_the_line(db: Path) 
 
 def test_a_batch_tells_the_host_once(tmp_path: Path) -> None:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     told: list[ChangeSet] = []
     service.listeners.append(told.append)
     from core.cli.commands import COMMANDS

@@ -26,6 +26,7 @@ from core.linux.scope import Reach
 from core.linux.secgroup_desired import DesiredFilter, FilteredPort
 from core.linux.secgroups import CreateFilterTable, DeleteFilterTable, commands
 from core.linux.secgroups import plan as filter_plan
+from core.managers.capabilities import capabilities
 
 
 def _network(
@@ -53,6 +54,8 @@ def _network(
         broadcast=f"10.{id}.0.255",
         dhcp=None,
         isolated=False,
+        serves_dhcp=capabilities(manager).serves_dhcp,
+        runs_vpn=capabilities(manager).runs_vpn,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from core.service.demo import load_demo
 from core.store import db as store
 from core.store.migrate import alembic_config
 from tests.conftest import PostgresServer
@@ -294,7 +295,7 @@ def test_a_write_that_gets_the_lock_goes_on(demo_db: Path) -> None:
 @pytest.mark.postgres
 def test_a_postgres_write_waiting_on_a_row_lock_names_the_holder(pg_url: str) -> None:
     service = make_service(Path("/nonexistent"), url=pg_url)
-    service.load_demo()
+    load_demo(service)
     import psycopg
 
     plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
@@ -442,7 +443,7 @@ def test_a_full_file_system_reads_and_refuses_writes(demo_db: Path, small_mount:
 
 def test_an_instance_name_in_another_case_is_refused(tmp_path: Path) -> None:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     from core.errors import Conflict
 
     with pytest.raises(Conflict, match="DHCP and DNS name of 'web1'"):

@@ -10,6 +10,7 @@ import pytest
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.service import NetconService
+from core.service.demo import load_demo
 from tests.support import make_service
 
 ED25519 = (
@@ -20,7 +21,7 @@ ED25519 = (
 @pytest.fixture
 def cloud(tmp_path: Path) -> NetconService:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     service.heartbeat("nethost1")
     return service
 

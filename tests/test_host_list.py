@@ -15,6 +15,7 @@ import pytest
 from core.cli.host import COLUMNS
 from core.cli.output import Output
 from core.service import NetconService
+from core.service.demo import load_demo
 from tests.support import make_service
 
 
@@ -22,7 +23,7 @@ from tests.support import make_service
 def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> NetconService:
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
     service = make_service(tmp_path, url=url)
-    service.load_demo()
+    load_demo(service)
     for name in ("nethost1", "nethost2"):
         service.heartbeat(name)
     service.record_applied("nethost2", None, error="dnsmasq would not start")

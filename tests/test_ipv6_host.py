@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.desired.host import read_desired
 from core.linux import dnsmasq, dnsmasq6, spoof6
-from core.linux.desired import DesiredNetwork, read_desired
+from core.linux.desired import DesiredNetwork
 from core.linux.ipv6_host import NetworkV6, link_local
 from core.linux.secgroup_desired import FilteredPort
 from core.service import NetconService

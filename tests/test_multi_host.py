@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from core.desired.host import read_desired
+from core.desired.metadata import wanted_routes
 from core.errors import Conflict
 from core.linux import dnsmasq, metadata
-from core.linux.desired import DesiredNetwork, read_desired
+from core.linux.desired import DesiredNetwork
 from core.linux.scope import Scope
 from core.service import NetconService
 from tests.support import make_service
@@ -65,7 +67,7 @@ def test_each_host_with_instances_serves_them_from_its_own_address(
             assert f"option:router,{own[host]}" in dnsmasq.opts_text(network)
         settings = cloud.settings.replace(host=host)
         with cloud.db.read() as connection:
-            routes = metadata.wanted_routes(connection, settings)
+            routes = wanted_routes(connection, settings)
         assert routes == (metadata.Route("brmh", own[host]),)
         security = read_desired(cloud.db, settings).security
         assert security is not None and security.dhcp_servers == (own[host],)

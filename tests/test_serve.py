@@ -20,6 +20,7 @@ import pytest
 
 from core.config import load_settings
 from core.service import NetconService
+from core.service.demo import load_demo
 from tests.serving import Served, alive, environment, netcon, wait_until
 
 
@@ -27,7 +28,7 @@ from tests.serving import Served, alive, environment, netcon, wait_until
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("serve") / "cloud.db"
     service = NetconService(f"sqlite:///{path}", load_settings(paths=[], host="nethost1"))
-    service.load_demo()
+    load_demo(service)
     service.db.dispose()
     return f"sqlite:///{path}"
 

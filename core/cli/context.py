@@ -80,6 +80,11 @@ class Context:
             application=f"netcon {command}".strip(),
         )
         service.db.on_wait = self._report_wait
+        # A command's changes reach this host at once when auto_apply says so: the one
+        # who opens the service for the command decides, not the service itself.
+        from core.service.hostsync import install_auto_apply
+
+        install_auto_apply(service)
         if service.db.created and command not in CREATING:
             print(f"netcon: created database {service.db.safe_url}", file=sys.stderr)
         return service

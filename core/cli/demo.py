@@ -14,9 +14,11 @@ def load_demo(ctx: Context) -> int | None:
     if ctx.args.open and service.list_projects():
         print(f"{service.db.safe_url} already holds projects; opening it", file=sys.stderr)
     else:
+        from core.service.demo import load_demo as fill
+
         # VXLAN segments where this kernel cannot make 802.1Q links, so that the demo
         # cloud can be applied on the machine it was made on.
-        service.load_demo(segmentation=None if has_8021q() else "vxlan")
+        fill(service, segmentation=None if has_8021q() else "vxlan")
         ctx.output.done(
             f"demo cloud written to {service.db.safe_url}", {"database": service.db.safe_url}
         )

@@ -21,14 +21,13 @@ clients into nothing once the lease ends, as the gateway's address goes then too
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.linux import secgroup_nft as sg
 from core.linux.desired import DesiredHost
-from core.linux.observed import ObservedHost
 from core.linux.operations import Operation
+from core.linux.ownports import own_ports, owned_bridges, scoped_own, vpn_taps
 from core.linux.secgroups import (
     ADD_ELEMENTS,
     DROP_ELEMENTS,
@@ -37,12 +36,12 @@ from core.linux.secgroups import (
     FilterOperation,
     Staged,
 )
-from core.linux.vpn.spec import tap_name
+
+if TYPE_CHECKING:
+    from core.linux.observed import ObservedHost
 
 # Before elements are dropped: the elements a removal makes sure of first.
 ENSURE = DROP_ELEMENTS - 1
-# A segment link's name (desired.Segment.ifname): 802.1Q or VXLAN, and its id.
-_SEGMENT = re.compile(r"(?:vlan|vx)(\d+)")
 # What each open set holds, as the plan says it.
 WHY = {
     "own_ports": "netcon's own port",
@@ -173,36 +172,6 @@ def removal(ports: tuple[str, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def owned_bridges(desired: DesiredHost) -> frozenset[str]:
-    return frozenset(n.bridge for n in desired.networks if n.owns_bridge)
-
-
-def own_ports(desired: DesiredHost) -> frozenset[str]:
-    """The ports netcon itself puts on its bridges: segment links, bridge_interfaces,
-    and the VPN tap of each VLAN network served here."""
-    found: set[str] = set(vpn_taps(desired))
-    for net in desired.networks:
-        if not net.owns_bridge:
-            continue
-        if net.segment is not None:
-            found.add(net.segment.ifname)
-        if net.bridge_interface is not None:
-            found.add(net.bridge_interface)
-    return frozenset(found)
-
-
-def vpn_taps(desired: DesiredHost) -> frozenset[str]:
-    """The tap of each VLAN network served here, where its project's VPN server sits."""
-    return frozenset(
-        tap_name(net.segment.id)
-        for net in desired.networks
-        if net.owns_bridge
-        and net.segment is not None
-        and net.manager == "vlan"
-        and net.gateway is not None
-    )
-
-
 def foreign_ports(desired: DesiredHost, observed: ObservedHost) -> frozenset[str]:
     """The ports of every bridge here that netcon does not own (made by someone else,
     or a Flat network's, which is the admin's)."""
@@ -232,17 +201,6 @@ def wanted(
         leased=vpn_taps(desired) if leased else frozenset(),
         uplinks=routed_uplinks(desired),
     )
-
-
-def scoped_own(links: frozenset[str]) -> frozenset[str]:
-    """The own ports of the networks a scope names (wanted here or not): their segment
-    links and VPN taps, known by the segment id in the link's name."""
-    found: set[str] = set()
-    for name in links:
-        match = _SEGMENT.fullmatch(name)
-        if match is not None:
-            found.update((name, tap_name(int(match.group(1)))))
-    return frozenset(found)
 
 
 def plan(

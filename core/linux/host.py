@@ -1,9 +1,11 @@
-"""HostLayer: read the desired state, observe the host, plan, apply — for one namespace.
+"""HostLayer: given the desired state, observe the host, plan, apply — for one namespace.
 
-An apply holds the namespace's apply lock (core.linux.applylock) from before it looks
-at the host until its plan is carried out. Given a scope (core.linux.scope), it reads,
-looks at and changes only what the scope names; a scope it cannot plan alone (a
-network that is gone, netcon's table still to be made) becomes a full comparison.
+It never reads the database: it is handed what the host must have (core.linux.wanted,
+read by core.desired for HostSync). An apply holds the namespace's apply lock
+(core.linux.applylock) from before it looks at the host until its plan is carried out.
+Handed a scope's desired state (its ``reach`` set), it looks at and changes only what
+the scope names; one it cannot plan alone (netcon's table still to be made) raises
+WholeHostNeeded, and the whole host is compared instead.
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, secgroups
 from core.linux.applylock import ApplyLock, WaitNotice
-from core.linux.desired import DesiredHost, ScopeUnknown, desired_from_connection, read_desired
-from core.linux.lease import Lease, leased
+from core.linux.desired import DesiredHost
+from core.linux.lease import Lease
 from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
 from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
 from core.linux.planner import PlanContext, plan
-from core.linux.scope import Scope
 from core.linux.vpn import plan as vpn_plan
-from core.store.db import Database
+from core.linux.wanted import Planned, Wanted, WholeHostNeeded
 
 if TYPE_CHECKING:
     # Imported on use: a plan with nothing to do needs neither.
@@ -62,10 +63,17 @@ class HostLayer:
     """The host side of one namespace; keeps its netlink socket open for its lifetime."""
 
     def __init__(
-        self, settings: Settings, db: Database | None = None, netns: str | None = None
+        self,
+        settings: Settings,
+        netns: str | None = None,
+        *,
+        leased: bool = False,
+        database_url: str | None = None,
     ) -> None:
+        """``leased``: gateway and floating addresses carry the heartbeat lease here;
+        ``database_url``: where dnsmasq's lease script records leases."""
         self.settings = settings
-        self.db = db
+        self.database_url = database_url
         self.netns = netns if netns is not None else settings.netns
         namespace.check_netns(self.netns)
         self.state_dir = Path(settings.state_dir) / namespace.state_key(self.netns)
@@ -75,11 +83,9 @@ class HostLayer:
         self.nat_marker = self.state_dir / "nat-table"
         self.nft = Nft(settings.nft_binary, self.netns)
         self.lock = ApplyLock.of(settings.state_dir, self.netns)
-        # The desired state (or scoped desired state) the last plan was made for.
-        self.last_planned: DesiredHost | None = None
         # Whether gateway and floating addresses carry the heartbeat lease here, and the
         # lease an apply gives them (set by whoever renewed the heartbeat: see lease.py).
-        self.leased = leased(settings.fencing, db.dialect if db is not None else None)
+        self.leased = leased
         self.lease: Lease | None = None
         self._netlink: Netlink | None = None
         self._lookup: Lookup | None = None
@@ -107,11 +113,6 @@ class HostLayer:
             self._lookup = Lookup(self.netns)
         return self._lookup
 
-    def desired(self) -> DesiredHost:
-        if self.db is None:
-            raise HostError("the host layer was given no database to read the desired state from")
-        return read_desired(self.db, self.settings)
-
     def observe(self, desired: DesiredHost | None = None) -> ObservedHost:
         nat_needed = desired is None or bool(
             desired.snat_ranges or desired.floating or desired.isolated_bridges
@@ -132,45 +133,60 @@ class HostLayer:
             or any(n.owns_bridge for n in desired.networks),
         )
 
-    def plan(self, desired: DesiredHost | None = None, *, scope: Scope | None = None) -> Plan:
-        """The plan for ``desired``, or for the database's desired state and VPNs (of
-        ``scope`` only, when given)."""
+    def plan(self, wanted: Wanted | DesiredHost) -> Planned:
+        """The plan for what this host must have, and the desired state it was made
+        from. Raises WholeHostNeeded for a scope it cannot plan alone."""
         # dnsmasq, the metadata server and OpenVPN are all looked for in one walk of /proc.
         with processes.one_look():
-            return self._plan(desired, scope)
+            if isinstance(wanted, DesiredHost):
+                return Planned(plan(wanted, self.observe(wanted), self._context()), wanted)
+            return self._plan(wanted)
 
-    def _plan(self, desired: DesiredHost | None, scope: Scope | None) -> Plan:
-        if desired is not None:
-            return plan(desired, self.observe(desired), self._context())
-        if scope is not None and scope.vpns_only:
-            return self._plan_vpns(scope.vpns)
-        if scope is not None:
-            scoped = self._plan_scope(scope)
-            if scoped is not None:
-                return scoped
-        if self.db is None:
-            raise HostError("the host layer was given no database to read the desired state from")
-        # One read of the database for everything the plan needs.
-        with self.db.read() as connection:
-            wanted = desired_from_connection(connection, self.settings)
-            specs = vpn_plan.desired_specs(connection, self.settings)
-            routes = metadata.wanted_routes(connection, self.settings)
-        self.last_planned = wanted
-        result = plan(wanted, self.observe(wanted), self._context())
-        vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
-        served = self._metadata_plan(routes, held=result.held)
-        return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
+    def _plan(self, wanted: Wanted) -> Planned:
+        desired = wanted.host
+        if desired is None:
+            # Only the servers of some projects: a change to a VPN alone (`vpn run`)
+            # touches nothing else of its network.
+            return Planned(Plan(operations=tuple(self._vpn_plan(wanted))), None)
+        reach = desired.reach
+        if reach is None:
+            observed = self.observe(desired)
+        else:
+            scoped = observe_scoped(
+                self.netlink,
+                self.lookup,
+                self.settings.nft_binary,
+                self.dhcp_dir,
+                self.journal,
+                self.netns,
+                desired,
+                nat_marker=self.nat_marker,
+                security_dir=self.state_dir,
+                may_change=can_change_host(),
+                trusted_ports=self.settings.trusted_ports,
+            )
+            if scoped is None:
+                raise WholeHostNeeded
+            observed = scoped
+        result = plan(desired, observed, self._context())
+        served = (
+            self._metadata_plan(
+                wanted.routes, reach.bridges if reach is not None else None, held=result.held
+            )
+            if wanted.routes is not None
+            else []
+        )
+        operations = result.operations + tuple(self._vpn_plan(wanted)) + tuple(served)
+        return Planned(replace(result, operations=operations), desired)
 
-    def _plan_vpns(self, projects: frozenset[str]) -> Plan:
-        """Only the servers of ``projects``: a change to a VPN alone (``vpn run``)
-        touches nothing else of its network."""
-        if self.db is None:
-            raise HostError("the host layer was given no database to read the desired state from")
-        with self.db.read() as connection:
-            specs = vpn_plan.desired_specs(connection, self.settings, projects)
-        self.last_planned = None
-        operations = vpn_plan.operations_for(specs, self.settings, self.netns, only=set(projects))
-        return Plan(operations=tuple(operations))
+    def _vpn_plan(self, wanted: Wanted) -> list[VpnOperation]:
+        specs = list(wanted.vpns)
+        if wanted.vpn_projects is None:
+            return vpn_plan.operations_for(specs, self.settings, self.netns)
+        if not wanted.vpn_projects:
+            return []
+        only = set(wanted.vpn_projects)
+        return vpn_plan.operations_for(specs, self.settings, self.netns, only=only)
 
     def renewal(self) -> Plan:
         """The renewal of everything here that carries the heartbeat lease (netcon's
@@ -202,55 +218,6 @@ class HostLayer:
         """The stops of every VPN server running here, whatever the database wants (it
         may be out of reach): a host that may no longer serve runs none."""
         return Plan(operations=tuple(vpn_plan.operations_for([], self.settings, self.netns)))
-
-    def _plan_scope(self, scope: Scope) -> Plan | None:
-        if self.db is None:
-            raise HostError("the host layer was given no database to read the desired state from")
-        try:
-            with self.db.read() as connection:
-                wanted = desired_from_connection(connection, self.settings, scope)
-                assert wanted.reach is not None
-                projects = wanted.reach.projects
-                if projects is not None:
-                    projects = projects | scope.vpns
-                specs = []
-                if projects is None or projects:
-                    specs = vpn_plan.desired_specs(connection, self.settings)
-                # Which networks this host serves changes only with a network.
-                routes = (
-                    metadata.wanted_routes(connection, self.settings) if scope.network_ids else None
-                )
-        except ScopeUnknown:
-            return None
-        observed = observe_scoped(
-            self.netlink,
-            self.lookup,
-            self.settings.nft_binary,
-            self.dhcp_dir,
-            self.journal,
-            self.netns,
-            wanted,
-            nat_marker=self.nat_marker,
-            security_dir=self.state_dir,
-            may_change=can_change_host(),
-            trusted_ports=self.settings.trusted_ports,
-        )
-        if observed is None:
-            return None
-        self.last_planned = wanted
-        result = plan(wanted, observed, self._context())
-        vpns: list[VpnOperation] = []
-        if projects is None:
-            vpns = vpn_plan.operations_for(specs, self.settings, self.netns)
-        elif projects:
-            mine = [spec for spec in specs if spec.project in projects]
-            vpns = vpn_plan.operations_for(mine, self.settings, self.netns, only=set(projects))
-        served = (
-            self._metadata_plan(routes, wanted.reach.bridges, held=result.held)
-            if routes is not None
-            else []
-        )
-        return replace(result, operations=result.operations + tuple(vpns) + tuple(served))
 
     def _metadata_plan(
         self,
@@ -298,12 +265,11 @@ class HostLayer:
 
     def sync(
         self,
-        desired: DesiredHost | None = None,
+        wanted: Wanted | DesiredHost,
         *,
-        scope: Scope | None = None,
         lock_timeout: float | None = LOCK_TIMEOUT,
         on_wait: WaitNotice | None = None,
-    ) -> Plan:
+    ) -> Planned:
         """Plan and apply in one go, holding the apply lock; returns what was applied.
 
         ``lock_timeout``: seconds to wait for another apply (None: as long as it takes,
@@ -311,29 +277,14 @@ class HostLayer:
         """
         need_net_admin("host apply")
         with self.lock.hold(lock_timeout, on_wait):
-            self.record_spooled_leases()
-            result = self.plan(desired, scope=scope)
-            if result.operations or result.problems:
-                self._executor().apply(result)
-        return result
+            planned = self.plan(wanted)
+            self.execute(planned.plan)
+        return planned
 
-    def record_spooled_leases(self) -> None:
-        """Record the lease events this host's dnsmasq processes could not (see
-        dnsmasq.SPOOL), before the database's leases are read for a plan: a dnsmasq in a
-        namespace cannot reach a PostgreSQL on the host's loopback, and one this apply
-        restarts must be handed the leases it gave meanwhile."""
-        lines = dnsmasq.take_spooled(self.dhcp_dir)
-        if not lines or self.db is None:
-            return
-        from core.store.leases import record_spooled
-        from core.store.raw import RawDatabase, utcnow
-
-        database = RawDatabase(self.db.url)
-        try:
-            record_spooled(database, lines, "dnsmasq", utcnow())
-        finally:
-            database.close()
-        dnsmasq.forget_spooled(self.dhcp_dir)
+    def execute(self, operations: Plan) -> None:
+        """Carry out a plan; the caller holds the apply lock."""
+        if operations.operations or operations.problems:
+            self._executor().apply(operations)
 
     def _context(self) -> PlanContext:
         return PlanContext(
@@ -372,6 +323,6 @@ class HostLayer:
             "PYTHONPATH": source + (os.pathsep + path if path else ""),
             "NETCON_PYTHON": sys.executable,
         }
-        if self.db is not None:
-            env["NETCON_DATABASE_URL"] = self.db.url
+        if self.database_url is not None:
+            env["NETCON_DATABASE_URL"] = self.database_url
         return env

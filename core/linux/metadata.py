@@ -35,14 +35,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, or_, select
-
 from core.config import Settings
 from core.errors import HostError
 from core.linux import namespace, nft, processes
-from core.linux.desired import own_gateway
 from core.linux.operations import Operation
-from core.store.schema import networks
 
 if TYPE_CHECKING:
     from core.linux.nftelements import Lookup
@@ -105,23 +101,6 @@ class ObservedMetadata:
     unread: bool = False
     # Set when only these bridges' routes were looked up (a scoped apply).
     seen: frozenset[str] | None = None
-
-
-def wanted_routes(connection: Connection, settings: Settings) -> tuple[Route, ...]:
-    """One route per FlatDHCP and VLAN network this host serves (it has their gateway;
-    its own one on a multi-host network with instances here)."""
-    own = own_gateway()
-    rows = connection.execute(
-        select(networks.c.bridge, func.coalesce(own, networks.c.gateway))
-        .where(
-            or_(networks.c.host == bindparam("host"), own.is_not(None)),
-            networks.c.manager.in_(("flatdhcp", "vlan")),
-            networks.c.gateway.is_not(None),
-        )
-        .order_by(networks.c.bridge),
-        {"host": settings.host},
-    )
-    return tuple(Route(bridge, gateway) for bridge, gateway in rows)
 
 
 def desired(

@@ -203,11 +203,11 @@ def _observe_keyed(
     trusted: tuple[str, ...],
 ) -> FilterState | None:
     """The filter at the keys a change names, and the open ports a scoped plan compares."""
-    from core.linux import closedports
+    from core.linux import ownports
     from core.linux.secgroup_keyed import KeyedFilter, observe_keyed
 
     assert isinstance(desired.security, KeyedFilter) and desired.reach is not None
-    own = closedports.own_ports(desired) | closedports.scoped_own(desired.reach.links)
+    own = ownports.own_ports(desired) | ownports.scoped_own(desired.reach.links)
     return observe_keyed(
         lookup,
         nft_binary,

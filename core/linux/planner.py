@@ -195,7 +195,7 @@ class _Builder:
         """A FlatDHCP network another host serves reaches this host's guests only through
         an interface in its bridge (it has no segment): without one they get nothing."""
         if (
-            net.manager != "flatdhcp"
+            not net.serves_dhcp
             or net.dhcp is not None
             or net.network_host in (None, self.desired.host)
             or net.segment is not None

@@ -34,6 +34,8 @@ class Changes(Protocol):
     def security_groups(self) -> Set[int]: ...
     @property
     def security_ports(self) -> Set[tuple[str, str]]: ...
+    @property
+    def vpns(self) -> Set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,20 @@ class Scope:
     vpns: frozenset[str] = frozenset()
     # What of the filter changed, when known: the groups whose rules changed and the
     # instance ports, as (MAC, fixed address), that came, went or changed groups. Then
-    # the filter is compared only at those keys (see secgroup_keyed.py).
+    # the filter is compared only at those keys (see core.desired.secgroups_keyed).
     filter_groups: frozenset[int] = frozenset()
     filter_ports: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def filter_keyed(self) -> bool:
         return self.security and bool(self.filter_groups or self.filter_ports)
+
+    @property
+    def whole_filter(self) -> bool:
+        """Whether an apply of this scope compares the whole filter: a filter change
+        that names no keys, or a network's change that is no filter change (a network's
+        DHCP servers, ports and uplinks are in the filter, under no key a change names)."""
+        return bool(self.security or self.network_ids) and not self.filter_keyed
 
     @classmethod
     def of(cls, changes: Changes) -> Scope | None:
@@ -66,8 +75,42 @@ class Scope:
             frozenset(changes.network_ids),
             frozenset(changes.floating_addresses),
             changes.security,
-            filter_groups=frozenset(changes.security_groups),
-            filter_ports=frozenset(changes.security_ports),
+            frozenset(changes.vpns),
+            frozenset(changes.security_groups),
+            frozenset(changes.security_ports),
+        )
+
+    def __or__(self, other: Scope) -> Scope:
+        # A whole comparison of the filter wins over a list of keys.
+        keyed = not (self.whole_filter or other.whole_filter)
+        return Scope(
+            self.network_ids | other.network_ids,
+            self.floating | other.floating,
+            self.security or other.security,
+            self.vpns | other.vpns,
+            self.filter_groups | other.filter_groups if keyed else frozenset(),
+            self.filter_ports | other.filter_ports if keyed else frozenset(),
+        )
+
+    def covers(self, other: Scope) -> bool:
+        """Whether an apply of this scope carries out everything ``other`` asks for."""
+        return (
+            other.network_ids <= self.network_ids
+            and other.floating <= self.floating
+            and self._covers_filter(other)
+            and other.vpns <= self.vpns
+        )
+
+    def _covers_filter(self, other: Scope) -> bool:
+        """A whole comparison of the filter covers any filter change; one at some keys
+        covers a change at those keys only."""
+        if not (other.security or other.network_ids) or self.whole_filter:
+            return True
+        return (
+            self.filter_keyed
+            and other.filter_keyed
+            and other.filter_groups <= self.filter_groups
+            and other.filter_ports <= self.filter_ports
         )
 
     def __bool__(self) -> bool:

@@ -2,11 +2,12 @@
 
 A change to security groups names what it touched (core.linux.scope.Scope): the groups
 whose rules or members changed, and the instance ports, as (MAC, fixed address), that
-came, went or changed groups. Then the database is asked for those rows alone and the
-kernel for the elements, chains and sets under those keys (over nfnetlink, as
-nftelements.py does for NAT), so a change costs the same on a host of 100 ports as on one
-of 10,000. What nothing names (another port's elements, a group no port here is in) is
-left as it is; the full comparison (`host apply`, the agent's re-sync) sees everything.
+came, went or changed groups. Then the database is asked for those rows alone
+(core.desired.secgroups_keyed) and the kernel for the elements, chains and sets under
+those keys (over nfnetlink, as nftelements.py does for NAT), so a change costs the same
+on a host of 100 ports as on one of 10,000. What nothing names (another port's
+elements, a group no port here is in) is left as it is; the full comparison (`host
+apply`, the agent's re-sync) sees everything.
 
 A chain that may go (a combination of groups no port has any more, a group's chain no
 combination jumps to) goes when the kernel's own count of what jumps to it says that the
@@ -15,34 +16,13 @@ jumps this change removes were the last.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Connection, Select, bindparam, exists, func, select
 
 from core.linux import nft, nftelements, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.nftelements import Lookup
-from core.linux.ports import port_name
-from core.linux.secgroup_desired import (
-    DesiredFilter,
-    FilteredGroup,
-    FilteredPort,
-    GroupRule,
-    SourceGroup,
-)
-from core.store.schema import (
-    fixed_ips,
-    instance_security_groups,
-    instances,
-    networks,
-    projects,
-    security_group_rules,
-    security_groups,
-)
+from core.linux.secgroup_desired import DesiredFilter
 
 _COMBINATION = re.compile(r"in-(\d+(?:-\d+)*)\Z")
 
@@ -65,220 +45,6 @@ class KeyedFilter(DesiredFilter):
     @property
     def keyed(self) -> bool:
         return True
-
-
-def read_keyed_filter(
-    connection: Connection,
-    host: str,
-    groups: Iterable[int],
-    ports: Iterable[tuple[str, str]],
-) -> KeyedFilter:
-    """The filter this host must have at the keys a change names."""
-    named = sorted({(mac.lower(), address) for mac, address in ports})
-    addresses = [address for _, address in named]
-    here: list[FilteredPort] = []
-    servers: set[str] = set()
-    # Named address -> (the groups its instance is in, the instance's name).
-    memberships: dict[str, tuple[set[int], str]] = {}
-    if addresses:
-        rows = connection.execute(_named_ports(), {"host": host, "addresses": addresses}).all()
-        ids = [row.id for row in rows]
-        by_instance: dict[int, list[int]] = {}
-        for instance_id, group_id in connection.execute(_groups_of(), {"ids": ids}):
-            by_instance.setdefault(instance_id, []).append(group_id)
-        wanted_keys = set(named)
-        for row in rows:
-            if row.mac is None or (row.mac.lower(), row.address) not in wanted_keys:
-                continue
-            mine = tuple(by_instance.get(row.id, ()))
-            # A member of a group is in its member set wherever it runs.
-            memberships[row.address] = (set(mine), row.name)
-            if row.host == host:
-                here.append(
-                    FilteredPort(
-                        port_name(row.mac), row.name, row.mac, row.address, mine, row.address_v6
-                    )
-                )
-                if row.gateway is not None:
-                    servers.add(row.gateway)
-    named_groups = sorted({*groups, *(g for port in here for g in port.groups)})
-    used = _used_here(connection, host, named_groups)
-    rules: dict[int, list[GroupRule]] = {g: [] for g in sorted(used)}
-    if used:
-        for rule in connection.execute(_rules_of(), {"groups": sorted(used)}):
-            rules[rule[0]].append(GroupRule(*rule[1:]))
-    cited = {r.source for rs in rules.values() for r in rs if r.source is not None}
-    # The named groups that are sources here: the named ports' membership in them is
-    # compared; a named group no rule here names any more loses its member set.
-    keyed = _sources_here(connection, host, named_groups)
-    unneeded = frozenset(named_groups) - keyed
-    labels = _labels(connection, sorted({*named_groups, *cited}))
-    sources = [
-        SourceGroup(
-            g,
-            labels.get(g, f"group {g}"),
-            tuple(
-                sorted(
-                    ((a, name) for a, (member_of, name) in memberships.items() if g in member_of),
-                    key=lambda pair: _address_key(pair[0]),
-                )
-            ),
-        )
-        for g in sorted(keyed)
-    ]
-    # Sources a compared group's rules name that are no named group: made whole if
-    # missing (a rule naming a new source), else left as they are.
-    whole = sorted(cited - keyed)
-    members: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
-    if whole:
-        for group_id, address, name in connection.execute(_members_of(), {"groups": whole}):
-            members[group_id].append((address, name))
-    sources += [SourceGroup(g, labels.get(g, f"group {g}"), tuple(members[g])) for g in whole]
-    return KeyedFilter(
-        ports=tuple(here),
-        groups=tuple(FilteredGroup(g, labels.get(g, f"group {g}"), tuple(rules[g])) for g in rules),
-        sources=tuple(sources),
-        dhcp_servers=tuple(sorted(servers)),
-        named_ports=tuple((port_name(mac), mac, address) for mac, address in named),
-        named_groups=tuple(named_groups),
-        keyed_sources=frozenset(keyed),
-        unneeded_sources=unneeded,
-    )
-
-
-def _used_here(connection: Connection, host: str, group_ids: list[int]) -> set[int]:
-    """The groups some instance of this host is in."""
-    if not group_ids:
-        return set()
-    return set(connection.execute(_used(), {"host": host, "groups": group_ids}).scalars())
-
-
-def _sources_here(connection: Connection, host: str, group_ids: list[int]) -> set[int]:
-    """The groups a rule of a group some instance of this host is in names as source."""
-    if not group_ids:
-        return set()
-    return set(connection.execute(_cited(), {"host": host, "groups": group_ids}).scalars())
-
-
-def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {
-        group_id: f"{project}/{name}"
-        for group_id, project, name in connection.execute(_group_labels(), {"groups": ids})
-    }
-
-
-# The queries are built once: an agent asks them on every change it applies.
-
-
-@functools.cache
-def _named_ports() -> Select[Any]:
-    from core.linux.desired import own_gateway
-
-    return (
-        select(
-            instances.c.id,
-            instances.c.name,
-            instances.c.host,
-            fixed_ips.c.mac,
-            fixed_ips.c.address,
-            func.coalesce(own_gateway(), networks.c.gateway).label("gateway"),
-            fixed_ips.c.address_v6,
-        )
-        .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
-        .join(networks, fixed_ips.c.network_id == networks.c.id)
-        .where(fixed_ips.c.address.in_(bindparam("addresses", expanding=True)))
-    )
-
-
-@functools.cache
-def _groups_of() -> Select[Any]:
-    return (
-        select(
-            instance_security_groups.c.instance_id,
-            instance_security_groups.c.security_group_id,
-        )
-        .where(instance_security_groups.c.instance_id.in_(bindparam("ids", expanding=True)))
-        .order_by(instance_security_groups.c.security_group_id)
-    )
-
-
-@functools.cache
-def _rules_of() -> Select[Any]:
-    return (
-        select(
-            security_group_rules.c.group_id,
-            security_group_rules.c.id,
-            security_group_rules.c.protocol,
-            security_group_rules.c.from_port,
-            security_group_rules.c.to_port,
-            security_group_rules.c.cidr,
-            security_group_rules.c.source_group_id,
-        )
-        .where(security_group_rules.c.group_id.in_(bindparam("groups", expanding=True)))
-        .order_by(security_group_rules.c.id)
-    )
-
-
-@functools.cache
-def _members_of() -> Select[Any]:
-    return (
-        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
-        .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(
-            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True))
-        )
-        .order_by(fixed_ips.c.address_int)
-    )
-
-
-@functools.cache
-def _used() -> Select[Any]:
-    return (
-        select(instance_security_groups.c.security_group_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(
-            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True)),
-            instances.c.host == bindparam("host"),
-        )
-        .distinct()
-    )
-
-
-@functools.cache
-def _cited() -> Select[Any]:
-    member_here = (
-        select(instance_security_groups.c.instance_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(
-            instance_security_groups.c.security_group_id == security_group_rules.c.group_id,
-            instances.c.host == bindparam("host"),
-        )
-        .correlate(security_group_rules)
-    )
-    return (
-        select(security_group_rules.c.source_group_id)
-        .where(
-            security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
-            exists(member_here),
-        )
-        .distinct()
-    )
-
-
-@functools.cache
-def _group_labels() -> Select[Any]:
-    return (
-        select(security_groups.c.id, projects.c.name, security_groups.c.name)
-        .join(projects, projects.c.id == security_groups.c.project_id)
-        .where(security_groups.c.id.in_(bindparam("groups", expanding=True)))
-    )
-
-
-def _address_key(address: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in address.split("."))
 
 
 # -- what the kernel has at those keys --------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, false, select, text, update
 
 from core import ipv6, validate
 from core.errors import InvalidInput, NoMoreFixedIps
+from core.managers.capabilities import Capabilities
 from core.store.db import bulk_insert
 
 # Defined beside the listing of networks, which reads them without SQLAlchemy.
@@ -67,11 +68,19 @@ class NetworkManager:
     min_network_size: ClassVar[int] = 4
     # Without DHCP nothing can hold a lease, so an address is free again at once.
     waits_for_lease: ClassVar[bool] = True
-    injects_config: ClassVar[bool] = False
-    # Only VLAN networks have a project VPN; its address is the one after the gateway.
-    has_vpn: ClassVar[bool] = False
     # The flat managers may use a bridge the admin made; VLAN bridges are netcon's own.
     accepts_admin_bridge: ClassVar[bool] = True
+
+    capabilities: ClassVar[Capabilities]
+
+    @property
+    def injects_config(self) -> bool:
+        return self.capabilities.injects_config
+
+    @property
+    def runs_vpn(self) -> bool:
+        """A project VPN per network; its address is the one after the gateway."""
+        return self.capabilities.runs_vpn
 
     def top_reserved(self, cnt_vpn_clients: int) -> int:
         return self.reserved_top
@@ -134,7 +143,7 @@ class NetworkManager:
             "segmentation": request.segmentation,
             "vlan": plan.vlan,
             "vpn_public_port": plan.vpn_public_port,
-            "vpn_private_address": str(subnet.network_address + 2) if self.has_vpn else None,
+            "vpn_private_address": str(subnet.network_address + 2) if self.runs_vpn else None,
             "multi_host": request.multi_host,
             "created_at": created_at,
         }

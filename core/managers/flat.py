@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from core.errors import InvalidInput
 from core.managers.base import NetworkManager, NetworkRequest
+from core.managers.capabilities import FLAT
 from core.views import InjectedConfig
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 class FlatManager(NetworkManager):
     kind = "flat"
     waits_for_lease = False
-    injects_config = True
+    capabilities = FLAT
 
     def complete_request(self, request: NetworkRequest, settings: Settings) -> NetworkRequest:
         if request.multi_host:

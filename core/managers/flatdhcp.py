@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from core.managers.base import NetworkManager
+from core.managers.capabilities import FLATDHCP
 
 
 class FlatDHCPManager(NetworkManager):
     kind = "flatdhcp"
+    capabilities = FLATDHCP

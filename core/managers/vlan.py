@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, select, update
 from core import validate
 from core.errors import Conflict, InvalidInput, NoMoreNetworks
 from core.managers.base import NetworkManager, NetworkRequest, SubnetPlan
+from core.managers.capabilities import VLAN
 from core.store.schema import networks
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class VlanManager(NetworkManager):
     # network, gateway and the project's VPN address.
     reserved_bottom = 3
     min_network_size = 8
-    has_vpn = True
+    capabilities = VLAN
     accepts_admin_bridge = False
     # Above this the segment is a VXLAN VNI, not an 802.1Q id.
     max_vlan_id: ClassVar[int] = 4094

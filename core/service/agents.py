@@ -3,13 +3,12 @@ and moving a dead host's networks to live ones."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -27,9 +26,10 @@ from sqlalchemy import (
 )
 
 from core import validate
-from core.errors import Conflict, NetconError, NotFound
+from core.errors import Conflict, NotFound
 from core.service import hostgateways
 from core.service.base import ServiceBase
+from core.service.owed import Owed, OwedChange
 from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, instances, networks
 from core.views import (
     ChangeStatusView,
@@ -38,6 +38,10 @@ from core.views import (
     PendingOverview,
     PendingView,
 )
+
+if TYPE_CHECKING:
+    from core.linux.host import HostLayer
+    from core.linux.lease import Lease
 
 # Evacuations of down hosts are made by one agent at a time.
 EVACUATION_LOCK = 0x6E63657661
@@ -85,6 +89,10 @@ def _pending_query() -> Select[Any]:
             host_changes.c.change_id,
             host_changes.c.networks,
             host_changes.c.floating,
+            host_changes.c.security,
+            host_changes.c.groups,
+            host_changes.c.ports,
+            host_changes.c.vpns,
         )
         .select_from(numbers.outerjoin(host_changes, owed))
         .order_by(host_changes.c.change_id)
@@ -101,6 +109,8 @@ def _owed_everywhere() -> Select[Any]:
             host_changes.c.change_id,
             host_changes.c.networks,
             host_changes.c.floating,
+            host_changes.c.security,
+            host_changes.c.vpns,
         )
         .select_from(host_changes.outerjoin(hosts, hosts.c.name == host_changes.c.host))
         .where(
@@ -143,30 +153,71 @@ def _applied_in_one() -> Update:
 
 
 class AgentService(ServiceBase):
-    def pending_for(self, host: str) -> PendingView:
-        """The changes ``host`` has not applied yet, and what they touched."""
+    def heartbeat(self, host: str | None = None) -> None:
+        """Mark a network host alive; the host layer calls this on every apply. This
+        host also says where VPN clients reach it (its vpn_ip), so that a VPN answers
+        at the address of whichever host serves its network.
+
+        Every agent does this every heartbeat_interval, so it is one statement (on
+        PostgreSQL one round trip, no BEGIN or COMMIT): its own row, made if missing,
+        and nothing that wakes another host."""
+        name = validate.host_name("host", host if host is not None else self.settings.host)
+        values: dict[str, Any] = {"name": name, "now": self.clock()}
+        own = name == self.settings.host
+        if own:
+            values["vpn_ip"] = self.settings.vpn_ip
+        with self.db.single(write=True) as connection:
+            connection.execute(_heartbeat_statement(self.db.dialect, with_vpn_ip=own), values)
+
+    def announce_vpn_ip(self) -> None:
+        """This host's row, with the address its VPN clients reach it at, and its
+        heartbeat left as it was: what an apply outside an agent says of the host (an
+        apply is no heartbeat; only a running agent says the host is alive)."""
+        name = self.settings.host
+        with self.db.write() as connection:
+            changed = connection.execute(
+                update(hosts).where(hosts.c.name == name).values(vpn_ip=self.settings.vpn_ip)
+            ).rowcount
+            if not changed:
+                self._ensure_host(connection, name)
+
+    def serving_lease(self, layer: HostLayer) -> Lease | None:
+        """The lease an apply outside an agent gives what it brings up, when addresses
+        carry one here (fencing): one heartbeat's worth, from a heartbeat made now. An
+        admin's apply marks the host alive, and what it serves lasts exactly as long as
+        the peers believe that; `netcon agent` renews it from then on."""
+        from core.linux import lease
+
+        if not layer.leased:
+            return None
+        sent = lease.clock()
+        self.heartbeat()
+        return lease.Lease.from_heartbeat(sent, self.settings.host_down_time)
+
+    def owed(self, host: str) -> Owed:
+        """The changes ``host`` has not applied yet, each with the scope it asks for."""
         name = validate.host_name("host", host)
         with self.db.single() as connection:
             found = connection.execute(_pending_query(), {"host": name}).all()
-        applied, latest = found[0].applied, found[0].latest
-        rows = [(row.change_id, row.networks, row.floating) for row in found if row.change_id]
-        network_ids: set[int] = set()
-        floating: set[str] = set()
-        whole_host = False
-        for _, networks_json, floating_json in rows:
-            named_networks = json.loads(networks_json)
-            named_floating = json.loads(floating_json)
-            network_ids.update(named_networks)
-            floating.update(named_floating)
-            whole_host = whole_host or not (named_networks or named_floating)
-        return PendingView(
+        return Owed(
             host=name,
-            applied=applied,
-            changes=tuple(row[0] for row in rows),
-            network_ids=tuple(sorted(network_ids)),
-            floating=tuple(sorted(floating)),
-            latest=latest,
-            whole_host=whole_host,
+            applied=found[0].applied,
+            latest=found[0].latest,
+            changes=tuple(OwedChange.from_row(row) for row in found if row.change_id),
+        )
+
+    def pending_for(self, host: str) -> PendingView:
+        """The changes ``host`` has not applied yet, and what they touched."""
+        owed = self.owed(host)
+        scopes = [change.scope for change in owed.changes if change.scope is not None]
+        return PendingView(
+            host=owed.host,
+            applied=owed.applied,
+            changes=owed.numbers,
+            network_ids=tuple(sorted({n for scope in scopes for n in scope.network_ids})),
+            floating=tuple(sorted({a for scope in scopes for a in scope.floating})),
+            latest=owed.latest,
+            whole_host=owed.whole_host,
         )
 
     def pending_overview(self) -> PendingOverview:
@@ -185,11 +236,17 @@ class AgentService(ServiceBase):
             rows = connection.execute(_owed_everywhere()).all()
             ids: set[int] = set()
             decoded = []
-            for host, change, networks_json, floating_json in rows:
+            for host, change, networks_json, floating_json, security, vpns_json in rows:
                 named_networks = [int(n) for n in json.loads(networks_json)]
                 named_floating = [str(a) for a in json.loads(floating_json)]
+                # A change that names nothing narrower asks for the whole host (as Owed).
+                narrower = bool(
+                    named_networks or named_floating or security or json.loads(vpns_json)
+                )
                 ids.update(named_networks)
-                decoded.append((str(host), int(change), named_networks, named_floating))
+                decoded.append(
+                    (str(host), int(change), named_networks, named_floating, not narrower)
+                )
             bridges: dict[int, str] = {}
             if ids:
                 bridges = {
@@ -201,14 +258,14 @@ class AgentService(ServiceBase):
                     )
                 }
         gathered: dict[str, tuple[list[int], set[str], set[str], list[bool]]] = {}
-        for host, change, named_networks, named_floating in decoded:
+        for host, change, named_networks, named_floating, whole_host in decoded:
             changes, touched, addresses, whole = gathered.setdefault(
                 host, ([], set(), set(), [False])
             )
             changes.append(change)
             touched.update(bridges[n] for n in named_networks if n in bridges)
             addresses.update(named_floating)
-            whole[0] = whole[0] or not (named_networks or named_floating)
+            whole[0] = whole[0] or whole_host
         owed = {
             host: OwedView(
                 host, tuple(changes), tuple(sorted(touched)), tuple(sorted(addresses)),
@@ -255,28 +312,6 @@ class AgentService(ServiceBase):
             if connection.execute(statement).rowcount == 0:
                 self._ensure_host(connection, name)
                 connection.execute(statement)
-
-    def record_applied_here(
-        self,
-        change: int | None,
-        *,
-        problems: Sequence[str] = (),
-        failure: NetconError | None = None,
-    ) -> None:
-        """What an apply made on this host outside an agent (`host apply`, auto-apply, a
-        VPN command) did, recorded as an agent records it: applied up to ``change``, or
-        the ``problems`` that held part of it back, or the ``failure``. Another apply
-        holding the host is no failure of the host's, and recording a failure never
-        hides it from the caller."""
-        from core.linux.applylock import LockBusy
-
-        host = self.settings.host
-        if failure is None:
-            error = "; ".join(problems) if problems else None
-            self.record_applied(host, None if error else change, error=error)
-        elif not isinstance(failure, LockBusy):
-            with contextlib.suppress(NetconError):
-                self.record_applied(host, None, error=failure.message)
 
     def change_status(self, change: int) -> ChangeStatusView:
         """Which hosts have applied change ``change`` and which still owe it."""
@@ -458,3 +493,30 @@ class AgentService(ServiceBase):
             )
             moved[address] = target
         return moved
+
+
+@functools.cache
+def _heartbeat_statement(dialect: str, *, with_vpn_ip: bool) -> Any:
+    """INSERT of the host's row that, when the row is there, sets its heartbeat alone
+    (and, from the host itself, the address its VPN clients reach it at)."""
+    # Each dialect's insert is imported only where used: PostgreSQL's costs 50 ms.
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(hosts)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(hosts)
+    values: dict[str, Any] = {
+        "name": bindparam("name"),
+        "role": "network",
+        "last_heartbeat": bindparam("now", type_=hosts.c.last_heartbeat.type),
+    }
+    if with_vpn_ip:
+        values["vpn_ip"] = bindparam("vpn_ip")
+    statement = statement.values(**values)
+    kept = ["last_heartbeat", "vpn_ip"] if with_vpn_ip else ["last_heartbeat"]
+    return statement.on_conflict_do_update(
+        index_elements=["name"], set_={name: statement.excluded[name] for name in kept}
+    )

@@ -65,6 +65,9 @@ class ChangeSet:
     security_groups: frozenset[int] = field(default_factory=frozenset)
     security_ports: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
+    # Project VPNs whose servers alone changed (by project name).
+    vpns: frozenset[str] = field(default_factory=frozenset)
+
     @property
     def security_keyed(self) -> bool:
         return bool(self.security_groups or self.security_ports)
@@ -82,22 +85,24 @@ class ChangeSet:
             self.hosts | other.hosts,
             max(numbers) if numbers else None,
             self.security or other.security,
-            # Merged, "the filter changed, unknown where" wins over a list of keys.
+            # Merged, "the filter changed, unknown where" (or a network changed, whose
+            # filter elements no key names) wins over a list of keys.
             *(
                 (
                     self.security_groups | other.security_groups,
                     self.security_ports | other.security_ports,
                 )
-                if all(c.security_keyed or not c.security for c in (self, other))
+                if all(c.security_keyed or not (c.security or c.network_ids) for c in (self, other))
                 else (frozenset(), frozenset())
             ),
+            self.vpns | other.vpns,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.network_ids or self.floating or self.hosts)
+        return bool(self.network_ids or self.floating or self.hosts or self.vpns)
 
     def to_json(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
+        data: dict[str, Any] = {
             "change": self.change,
             "hosts": sorted(self.hosts),
             "networks": sorted(self.network_ids),
@@ -105,12 +110,14 @@ class ChangeSet:
             "addresses": sorted(self.floating_addresses),
             "security": self.security,
         }
-        # Written only when known: most changes name no filter keys.
+        # Left out when empty: the payload stays small for the changes that have none.
         if self.security_groups:
-            found["security_groups"] = sorted(self.security_groups)
+            data["security_groups"] = sorted(self.security_groups)
         if self.security_ports:
-            found["security_ports"] = sorted([mac, addr] for mac, addr in self.security_ports)
-        return found
+            data["security_ports"] = sorted([mac, addr] for mac, addr in self.security_ports)
+        if self.vpns:
+            data["vpns"] = sorted(self.vpns)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangeSet:
@@ -124,6 +131,7 @@ class ChangeSet:
             bool(data.get("security", False)),
             frozenset(int(g) for g in data.get("security_groups", ())),
             frozenset((str(m), str(a)) for m, a in data.get("security_ports", ())),
+            frozenset(str(p) for p in data.get("vpns", ())),
         )
 
 
@@ -166,10 +174,6 @@ class ServiceBase:
         self._publisher: Any = None
         # Per thread: the changes committed inside tracking_changes() blocks.
         self._tracking = threading.local()
-        if self.settings.auto_apply:
-            from core.linux.autoapply import install
-
-            install(self)  # type: ignore[arg-type]
 
     @contextmanager
     def _change(self, action: str, target: str) -> Iterator[tuple[Connection, _Audit]]:
@@ -202,6 +206,7 @@ class ServiceBase:
                     action.startswith(_FILTER_ACTIONS),
                     frozenset(audit.filter_groups),
                     frozenset(audit.filter_ports),
+                    frozenset(audit.vpns),
                 )
                 self._record_for_hosts(connection, changes)
         except _NothingToDo:
@@ -266,8 +271,8 @@ class ServiceBase:
         network's host, a terminated instance's), the hosts of the networks it touched
         and of their instances, and the hosts of the floating IPs it touched."""
         found = set(audit.hosts)
-        if audit.network_ids:
-            ids = list(audit.network_ids)
+        if audit.network_ids or audit.vpn_networks:
+            ids = sorted(audit.network_ids | audit.vpn_networks)
             found.update(
                 connection.execute(
                     select(networks.c.host).where(
@@ -275,15 +280,16 @@ class ServiceBase:
                     )
                 ).scalars()
             )
-            if not audit.network_hosts_only:
-                found.update(
-                    connection.execute(
-                        select(instances.c.host)
-                        .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
-                        .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
-                        .distinct()
-                    ).scalars()
-                )
+        if audit.network_ids:
+            ids = sorted(audit.network_ids)
+            found.update(
+                connection.execute(
+                    select(instances.c.host)
+                    .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+                    .where(fixed_ips.c.network_id.in_(ids), instances.c.host.is_not(None))
+                    .distinct()
+                ).scalars()
+            )
         if audit.floating_addresses:
             found.update(
                 connection.execute(
@@ -303,6 +309,9 @@ class ServiceBase:
             return
         networks_json = json.dumps(sorted(changes.network_ids))
         floating_json = json.dumps(sorted(changes.floating_addresses))
+        groups_json = json.dumps(sorted(changes.security_groups))
+        ports_json = json.dumps(sorted([mac, addr] for mac, addr in changes.security_ports))
+        vpns_json = json.dumps(sorted(changes.vpns))
         connection.execute(
             insert(host_changes),
             [
@@ -311,6 +320,10 @@ class ServiceBase:
                     "host": host,
                     "networks": networks_json,
                     "floating": floating_json,
+                    "security": changes.security,
+                    "groups": groups_json,
+                    "ports": ports_json,
+                    "vpns": vpns_json,
                 }
                 for host in sorted(changes.hosts)
             ],
@@ -414,9 +427,11 @@ class _Audit:
     # Hosts the change concerns that the database no longer names once it is made (the
     # host of a deleted network, of a terminated instance).
     hosts: set[str] = field(default_factory=set)
-    # The change concerns only the hosts that serve its networks, not the compute hosts
-    # of their instances (a project VPN runs on its network's host alone).
-    network_hosts_only: bool = False
+    # Project VPNs whose servers alone changed, and their networks: such a change
+    # concerns the hosts that serve those networks, not the compute hosts of their
+    # instances (a project VPN runs on its network's host alone).
+    vpns: set[str] = field(default_factory=set)
+    vpn_networks: set[int] = field(default_factory=set)
     # What of the hosts' filters the change touched, when it says (ChangeSet).
     filter_groups: set[int] = field(default_factory=set)
     filter_ports: set[tuple[str, str]] = field(default_factory=set)

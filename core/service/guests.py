@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from core import ipv6, validate
 from core.errors import Conflict, InvalidInput, NotFound
 from core.managers.base import SEGMENT_OVERHEAD, address_v6, effective_mtu
+from core.managers.capabilities import capabilities
 from core.managers.vlan import SEGMENTATIONS, VlanManager
 from core.service.names import refuse_taken
 from core.service.networks import NetworkService
@@ -154,7 +155,7 @@ class GuestService(NetworkService):
     def _check_segmentation(
         self, connection: Connection, network: Row[Any], segmentation: str
     ) -> None:
-        if network.manager != "vlan" or network.vlan is None:
+        if not capabilities(network.manager).isolates or network.vlan is None:
             raise InvalidInput(
                 "segmentation", f"{network.cidr} is a {network.manager} network; only VLAN "
                 "networks have a segment"
@@ -180,7 +181,7 @@ class GuestService(NetworkService):
 
     def _take_for_project(self, connection: Connection, network: Row[Any], project: str) -> int:
         owner = self._project(connection, project, lock=True)
-        if network.manager != "vlan":
+        if not capabilities(network.manager).isolates:
             raise Conflict(
                 "project", f"{network.cidr} is a {network.manager} network, shared by every project"
             )

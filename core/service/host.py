@@ -7,9 +7,8 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import delete, or_, select
 
-from core import validate
 from core.defaults import LOCK_TIMEOUT
 from core.errors import HostError
 from core.secrules import rule_subject
@@ -18,65 +17,20 @@ from core.store.schema import host_changes, hosts
 from core.views import OwingView, PlannedOperation, PlanView
 
 if TYPE_CHECKING:
-    from core.linux.host import HostLayer
-    from core.linux.lease import Lease
     from core.linux.operations import Operation, Plan
     from core.service.base import ChangeSet
 
 
 class HostService(AgentService):
-    def heartbeat(self, host: str | None = None) -> None:
-        """Mark a network host alive; the host layer calls this on every apply. This
-        host also says where VPN clients reach it (its vpn_ip), so that a VPN answers
-        at the address of whichever host serves its network.
-
-        Every agent does this every heartbeat_interval, so it is one statement (on
-        PostgreSQL one round trip, no BEGIN or COMMIT): its own row, made if missing,
-        and nothing that wakes another host."""
-        name = validate.host_name("host", host if host is not None else self.settings.host)
-        values: dict[str, Any] = {"name": name, "now": self.clock()}
-        own = name == self.settings.host
-        if own:
-            values["vpn_ip"] = self.settings.vpn_ip
-        with self.db.single(write=True) as connection:
-            connection.execute(_heartbeat_statement(self.db.dialect, with_vpn_ip=own), values)
-
-    def _announce_vpn_ip(self) -> None:
-        """This host's row, with the address its VPN clients reach it at, and its
-        heartbeat left as it was."""
-        name = self.settings.host
-        with self.db.write() as connection:
-            changed = connection.execute(
-                update(hosts).where(hosts.c.name == name).values(vpn_ip=self.settings.vpn_ip)
-            ).rowcount
-            if not changed:
-                self._ensure_host(connection, name)
-
-    def serving_lease(self, layer: HostLayer) -> Lease | None:
-        """The lease an apply outside an agent gives what it brings up, when addresses
-        carry one here (fencing): one heartbeat's worth, from a heartbeat made now. An
-        admin's apply marks the host alive, and what it serves lasts exactly as long as
-        the peers believe that; `netcon agent` renews it from then on."""
-        from core.linux import lease
-
-        if not layer.leased:
-            return None
-        sent = lease.clock()
-        self.heartbeat()
-        return lease.Lease.from_heartbeat(sent, self.settings.host_down_time)
-
     def host_plan(self, netns: str | None = None) -> Plan:
         """What `host apply` would change on this host, or in namespace ``netns`` (a rehearsal).
 
         Reads only: links, addresses, the nftables table and dnsmasq's files.
         """
-        from core.linux.host import HostLayer
+        from core.service.hostsync import HostSync
 
-        layer = HostLayer(self.settings, self.db, netns=netns)
-        try:
-            return layer.plan()
-        finally:
-            layer.close()
+        with HostSync(self, netns=netns) as sync:
+            return sync.plan()
 
     def host_apply(
         self,
@@ -93,27 +47,10 @@ class HostService(AgentService):
         (holder: core.linux.applylock.Holder, or None if it has not said yet), and
         raises core.linux.applylock.LockBusy (a HostError) when the time is up.
         """
-        from core.linux.host import HostLayer
+        from core.service.hostsync import HostSync
 
-        # Read before the plan, so every change recorded as applied is one it saw.
-        owed = self.pending_for(self.settings.host).changes
-        layer = HostLayer(self.settings, self.db, netns=netns)
-        try:
-            layer.lease = self.serving_lease(layer)
-            done = layer.sync(lock_timeout=lock_timeout, on_wait=on_wait)
-        except HostError as exc:
-            self.record_applied_here(None, failure=exc)
-            raise
-        finally:
-            layer.close()
-        if layer.lease is None:
-            # An apply is no heartbeat: only a running agent says the host is alive.
-            # (A leased apply did heartbeat, in serving_lease: what it brought up lives
-            # exactly as long as the peers may believe the host alive.)
-            self._announce_vpn_ip()
-        # What this host owes is shown the same whoever applied it: an agent or an admin.
-        self.record_applied_here(max(owed) if owed else None, problems=done.problems)
-        return done
+        with HostSync(self, netns=netns) as sync:
+            return sync.apply(lock_timeout=lock_timeout, on_wait=on_wait)
 
     def owing(self, made: Sequence[ChangeSet], *, look_here: bool = False) -> OwingView:
         """Which hosts still owe the changes ``made`` (as tracking_changes gathered
@@ -162,20 +99,19 @@ class HostService(AgentService):
         return OwingView(numbers, tuple(sorted(owing)), tuple(sorted(applied)))
 
     def _nothing_to_do_here(self, made: Sequence[ChangeSet]) -> bool:
-        from core.linux.host import HostLayer, can_change_host
+        from core.linux.host import can_change_host
         from core.linux.scope import Scope
+        from core.service.hostsync import HostSync
 
         if not can_change_host():
             return False  # netcon's tables cannot be read: the plan would leave them out
         merged = functools.reduce(lambda a, b: a | b, made)
         scope = Scope.of(merged)
-        layer = HostLayer(self.settings, self.db)
-        try:
-            plan = layer.plan(scope=scope if scope else None)
-        except (HostError, OSError):
-            return False
-        finally:
-            layer.close()
+        with HostSync(self) as sync:
+            try:
+                plan = sync.plan(scope if scope else None)
+            except (HostError, OSError):
+                return False
         return not plan.operations and not plan.problems
 
     def host_plan_view(self, netns: str | None = None) -> PlanView:
@@ -192,33 +128,6 @@ class HostService(AgentService):
         """:meth:`host_apply` as a view of what was done."""
         done = self.host_apply(netns, lock_timeout=lock_timeout, on_wait=on_wait)
         return _plan_view(self.settings.host, done)
-
-
-@functools.cache
-def _heartbeat_statement(dialect: str, *, with_vpn_ip: bool) -> Any:
-    """INSERT of the host's row that, when the row is there, sets its heartbeat alone
-    (and, from the host itself, the address its VPN clients reach it at)."""
-    # Each dialect's insert is imported only where used: PostgreSQL's costs 50 ms.
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(hosts)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(hosts)
-    values: dict[str, Any] = {
-        "name": bindparam("name"),
-        "role": "network",
-        "last_heartbeat": bindparam("now", type_=hosts.c.last_heartbeat.type),
-    }
-    if with_vpn_ip:
-        values["vpn_ip"] = bindparam("vpn_ip")
-    statement = statement.values(**values)
-    kept = ["last_heartbeat", "vpn_ip"] if with_vpn_ip else ["last_heartbeat"]
-    return statement.on_conflict_do_update(
-        index_elements=["name"], set_={name: statement.excluded[name] for name in kept}
-    )
 
 
 def _plan_view(host: str, plan: Plan) -> PlanView:

@@ -13,6 +13,7 @@ from core.errors import Conflict, InvalidInput, NoMoreFixedIps, NotFound, QuotaE
 from core.managers import MANAGERS
 from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
+from core.managers.capabilities import capabilities, kinds
 from core.managers.flat import injected_config
 from core.service import hostgateways
 from core.service.base import ServiceBase
@@ -64,7 +65,7 @@ class InstanceService(ServiceBase):
         """
         with self.db.read() as connection:
             owner = self._project(connection, project)
-            if owner.manager != "vlan":
+            if not capabilities(owner.manager).isolates:
                 return None
             return _missing_vlan_networks(connection, owner.name)
 
@@ -138,7 +139,7 @@ class InstanceService(ServiceBase):
             member_of = self._groups(connection, owner, groups)
             self._check_fixed_quota(connection, owner)
             mgr = MANAGERS[owner.manager]
-            if owner.manager == "vlan":
+            if mgr.capabilities.isolates:
                 missing = _missing_vlan_networks(connection, owner.name)
                 if missing is not None:
                     raise Conflict("project", missing)
@@ -319,7 +320,7 @@ class InstanceService(ServiceBase):
 def _missing_vlan_networks(connection: Connection, project: str) -> str | None:
     """The explanation for a VLAN project in a cloud with no VLAN network at all."""
     if connection.execute(
-        select(networks.c.id).where(networks.c.manager == "vlan").limit(1)
+        select(networks.c.id).where(networks.c.manager.in_(kinds(isolates=True))).limit(1)
     ).first():
         return None
     others = connection.execute(

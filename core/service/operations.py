@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 
 from core import validate
 from core.errors import InvalidInput
+from core.managers.capabilities import kinds
 from core.service import vpnclients
 from core.service.base import ChangeSet, ServiceBase
 from core.store.leases import record_lease
@@ -32,7 +33,7 @@ class OperationsService(ServiceBase):
             rows = connection.execute(
                 select(networks, projects.c.name.label("project_name"))
                 .outerjoin(projects, networks.c.project_id == projects.c.id)
-                .where(networks.c.manager == "vlan")
+                .where(networks.c.manager.in_(kinds(runs_vpn=True)))
                 .order_by(networks.c.vlan)
             ).all()
             remote = {n.host for n in rows if n.host not in (None, self.settings.host)}
@@ -51,7 +52,12 @@ class OperationsService(ServiceBase):
                     public_address=now.address,
                     public_port=n.vpn_public_port,
                     private_address=n.vpn_private_address,
-                    state=vpn_state(self.settings, n, where, owed=(n.host, n.id) in owed),
+                    state=vpn_state(
+                        self.settings,
+                        n,
+                        where,
+                        owed=bool({(n.host, n.id), (n.host, n.project_name)} & owed),
+                    ),
                     out_of_date=sum(
                         1
                         for record in handed_out
@@ -111,11 +117,12 @@ class OperationsService(ServiceBase):
         return True
 
 
-def _networks_owed(connection: Connection, names: set[str]) -> set[tuple[str, int]]:
-    """(host, network id) for every network a change still pending on one of ``names``
-    names: that host has not caught up with it yet."""
+def _networks_owed(connection: Connection, names: set[str]) -> set[tuple[str, int | str]]:
+    """(host, network id) for every network, and (host, project) for every project VPN,
+    a change still pending on one of ``names`` names: that host has not caught up with
+    it yet."""
     rows = connection.execute(
-        select(host_changes.c.host, host_changes.c.networks)
+        select(host_changes.c.host, host_changes.c.networks, host_changes.c.vpns)
         .select_from(host_changes)
         .outerjoin(hosts, hosts.c.name == host_changes.c.host)
         .where(
@@ -123,4 +130,8 @@ def _networks_owed(connection: Connection, names: set[str]) -> set[tuple[str, in
             hosts.c.applied_change.is_(None) | (host_changes.c.change_id > hosts.c.applied_change),
         )
     )
-    return {(host, int(n)) for host, named in rows for n in json.loads(named)}
+    owed: set[tuple[str, int | str]] = set()
+    for host, named, vpns in rows:
+        owed.update((host, int(n)) for n in json.loads(named))
+        owed.update((host, str(p)) for p in json.loads(vpns))
+    return owed

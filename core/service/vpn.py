@@ -41,13 +41,12 @@ class VpnService(AgentService):
             return self._run_vpn(project, netns)
 
     def _run_vpn(self, project: str, netns: str | None = None) -> list[str]:
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
 
         netns = self._vpn_netns(netns)
-        previous = self.last_change
         with self._change("vpn.run", project) as (connection, audit):
             network = self._vpn_network(connection, project)
-            spec = vpn_plan.spec_for(network, self.settings)
+            spec = vpn_desired.spec_for(network, self.settings)
             _reserve_client_pool(connection, network, spec)
             host = self._vpn_host(connection, network)
             if host == self.settings.host:
@@ -55,8 +54,8 @@ class VpnService(AgentService):
             audit.before = {"vpn_enabled": network.vpn_enabled}
             _enable(connection, network, True)
             audit.after = {"vpn_enabled": True, "host": host}
-            audit.network_ids.add(network.id)
-            audit.network_hosts_only = True
+            audit.vpn_networks.add(network.id)
+            audit.vpns.add(project)
             # Already wanted: nothing to record (the apply below still restarts a
             # server that died).
             audit.skip = bool(network.vpn_enabled) and network.host is not None
@@ -66,7 +65,7 @@ class VpnService(AgentService):
                 if network.vpn_enabled
                 else [f"VPN of project {project} is wanted on host {host}"]
             )
-        return self._apply_vpns({project}, netns, self._committed(previous))
+        return self._apply_vpns({project}, netns)
 
     def stop_vpn(self, project: str, netns: str | None = None) -> list[str]:
         """Stop wanting the project's VPN; stop its server if this is its host."""
@@ -75,7 +74,6 @@ class VpnService(AgentService):
 
     def _stop_vpn(self, project: str, netns: str | None = None) -> list[str]:
         netns = self._vpn_netns(netns)
-        previous = self.last_change
         with self._change("vpn.stop", project) as (connection, audit):
             network = self._vpn_network(connection, project)
             here = network.host in (None, self.settings.host)
@@ -89,11 +87,11 @@ class VpnService(AgentService):
             audit.before = {"vpn_enabled": network.vpn_enabled}
             _enable(connection, network, False)
             audit.after = {"vpn_enabled": False}
-            audit.network_ids.add(network.id)
-            audit.network_hosts_only = True
+            audit.vpn_networks.add(network.id)
+            audit.vpns.add(project)
         if not here:
             return [f"VPN of project {project} is no longer wanted on host {network.host}"]
-        done = self._apply_vpns({project}, netns, self._committed(previous))
+        done = self._apply_vpns({project}, netns)
         return done or [f"VPN of project {project} will no longer be started"]
 
     def spawn_vpns(self, netns: str | None = None) -> list[str]:
@@ -102,20 +100,19 @@ class VpnService(AgentService):
             return self._spawn_vpns(netns)
 
     def _spawn_vpns(self, netns: str | None = None) -> list[str]:
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
 
         netns = self._vpn_netns(netns)
-        previous = self.last_change
         here: list[str] = []
         elsewhere: list[str] = []
         with self._change("vpn.spawn", "every VLAN project") as (connection, audit):
             rows = connection.execute(
-                vpn_plan.vpn_networks()
+                vpn_desired.vpn_networks()
                 .where(networks.c.project_id.is_not(None))
                 .order_by(networks.c.vlan)
             ).all()
             for network in rows:
-                spec = vpn_plan.spec_for(network, self.settings)
+                spec = vpn_desired.spec_for(network, self.settings)
                 _reserve_client_pool(connection, network, spec)
                 host = self._vpn_host(connection, network)
                 if host == self.settings.host:
@@ -124,23 +121,23 @@ class VpnService(AgentService):
                 elif not network.vpn_enabled:
                     elsewhere.append(f"VPN of project {spec.project} is wanted on host {host}")
                 _enable(connection, network, True)
-                audit.network_ids.add(network.id)
-            audit.network_hosts_only = True
+                audit.vpn_networks.add(network.id)
+                audit.vpns.add(spec.project)
             audit.after = {"vpn_enabled": sorted(n.project_name for n in rows)}
             audit.skip = all(n.vpn_enabled and n.host is not None for n in rows)
-        done = self._apply_vpns(here, netns, self._committed(previous)) if here else []
+        done = self._apply_vpns(here, netns) if here else []
         return done + elsewhere
 
     def vpn_client_config(self, project: str, user: str) -> str:
         """Issue (or reuse) the user's certificate; a self-contained .ovpn with its key."""
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
         from core.linux.vpn.render import client_config
 
         user = validate.name("user", user)
         text = ""
         with self._change("vpn.client-config", f"{project}/{user}") as (connection, audit):
             network = self._vpn_network(connection, project)
-            spec = vpn_plan.spec_for(network, self.settings)
+            spec = vpn_desired.spec_for(network, self.settings)
             if not spec.public_address:
                 # Refused before any file is made: nothing half-made is left behind.
                 raise Conflict(
@@ -184,14 +181,14 @@ class VpnService(AgentService):
         """The users of the project's VPN: the configurations handed out (active, or out
         of date when made before the VPN moved to another host or address) and this
         host's certificates, then revoked ones."""
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
         from core.linux.vpn.pki import ProjectPki
         from core.linux.vpn.server import vpn_root
 
         with self.db.read() as connection:
             owner = self._project(connection, project)
             network = connection.execute(
-                vpn_plan.vpn_networks().where(networks.c.project_id == owner.id)
+                vpn_desired.vpn_networks().where(networks.c.project_id == owner.id)
             ).first()
             now = (
                 vpnclients.endpoint(network, vpnclients.host_addresses(connection, self.settings))
@@ -235,51 +232,35 @@ class VpnService(AgentService):
 
     # -- the host's side of a VPN change ------------------------------------------------
 
-    def _apply_vpns(
-        self, projects: Collection[str], netns: str | None, change: int | None
-    ) -> list[str]:
-        """Apply the committed change to these servers here, as any apply: planned from
-        the database, carried out by the host layer under the apply lock. If that
-        fails, the change stays pending on this host, with the error recorded."""
-        from core.linux.host import HostLayer
+    def _apply_vpns(self, projects: Collection[str], netns: str | None) -> list[str]:
+        """Apply the committed change to these servers here, as any apply (HostSync):
+        planned from the database, carried out by the host layer under the apply lock.
+        If that fails, the change stays pending on this host, with the error recorded."""
         from core.linux.scope import Scope
+        from core.service.hostsync import HostSync
 
-        host = self.settings.host
-        layer = HostLayer(self.settings, self.db, netns=netns)
         try:
-            done = layer.sync(
-                scope=Scope(vpns=frozenset(projects)), lock_timeout=self.db.lock_timeout
-            )
+            with HostSync(self, netns=netns) as sync:
+                done = sync.apply(
+                    Scope(vpns=frozenset(projects)), lock_timeout=self.db.lock_timeout
+                )
         except HostError as exc:
-            self.record_applied_here(None, failure=exc)
             raise HostError(
-                f"{exc.message} (still wanted: pending on host {host} until an apply succeeds)"
+                f"{exc.message} (still wanted: pending on host {self.settings.host} "
+                "until an apply succeeds)"
             ) from None
-        finally:
-            layer.close()
-        # The apply worked (so no error stands); the change counts as applied only if
-        # nothing else was owed here: what else is pending may need more than VPNs.
-        owed_only_this = change is not None and self.pending_for(host).changes == (change,)
-        self.record_applied_here(change if owed_only_this else None, problems=done.problems)
         return done.describe()
-
-    def _committed(self, previous: object) -> int | None:
-        """The number of the change just committed; None when there was nothing to change."""
-        latest = self.last_change
-        if latest is None or latest is previous:
-            return None
-        return latest.change
 
     def _vpn_netns(self, netns: str | None) -> str | None:
         # As the host layer: an explicit --netns, else the configured one, else this host.
         return netns if netns is not None else self.settings.netns
 
     def _vpn_network(self, connection: Connection, project: str) -> Row[Any]:
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
 
         owner = self._project(connection, project)
         network = connection.execute(
-            vpn_plan.vpn_networks().where(networks.c.project_id == owner.id)
+            vpn_desired.vpn_networks().where(networks.c.project_id == owner.id)
         ).first()
         if network is None:
             raise Conflict(
@@ -299,7 +280,7 @@ class VpnService(AgentService):
 
     def _local_vpn_files(self, network: Row[Any]) -> ServerFiles:
         """The project's VPN files on this host; creates its PKI directory on first use."""
-        from core.linux.vpn import plan as vpn_plan
+        from core.desired import vpn as vpn_desired
         from core.linux.vpn.server import ServerFiles
 
         project = network.project_name or "?"
@@ -309,7 +290,7 @@ class VpnService(AgentService):
                 f"the VPN of {project} lives on host {network.host}; run this there",
             )
         files = ServerFiles(self.settings.state_dir, project, self.settings.netns)
-        files.claim(vpn_plan.project_identity(network))
+        files.claim(vpn_desired.project_identity(network))
         return files
 
 

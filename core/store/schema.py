@@ -293,6 +293,15 @@ host_changes = Table(
     Column("host", String(255), primary_key=True),
     _required("networks", Text),
     _required("floating", Text),
+    # The filter changed (instance ports or groups): it is compared whole, or, when
+    # the change named its keys, only at the groups (a JSON list of ids) whose rules
+    # changed and the instance ports (a JSON list of [MAC, fixed address]) that came,
+    # went or changed groups.
+    _required("security", Boolean, default=False, server_default=false()),
+    _required("groups", Text, default="[]", server_default="[]"),
+    _required("ports", Text, default="[]", server_default="[]"),
+    # Project VPNs whose servers alone changed (a JSON list of project names).
+    _required("vpns", Text, default="[]", server_default="[]"),
     Index("ix_host_changes_host_change", "host", "change_id"),
 )
 

@@ -26,6 +26,7 @@ import pytest
 from core.config import load_settings
 from core.linux import metadata, processes
 from core.service import NetconService
+from core.service.hostsync import install_auto_apply
 
 NOT_ROOT = "host tests create network namespaces and need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)"
 MISSING = [
@@ -236,8 +237,11 @@ def make_service(lab: Lab, db_url: str | None = None, **settings: Any) -> Netcon
         "dhcp_lease_time": 120,
     }
     values.update(settings)
-    return NetconService(
+    service = NetconService(
         db_url or "sqlite:///" + str(lab.tmp_path / "n.db"),
         load_settings(paths=[], **values),
         actor="tester",
     )
+    # As a command's context does: changes reach the host at once with auto_apply.
+    install_auto_apply(service)
+    return service

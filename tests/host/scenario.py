@@ -9,6 +9,7 @@ from typing import Any
 from core.linux.host import HostLayer
 from core.linux.ports import port_name
 from core.service import NetconService
+from core.service.hostsync import HostSync
 from tests.host.conftest import Lab, make_service
 
 PUBLIC_HOST = "203.0.113.2"
@@ -21,7 +22,12 @@ class NetworkHost:
     ns: str  # the network host
     public: str  # a machine on the public side
     service: NetconService
-    layer: HostLayer
+    # Drives the host from the database, recording nothing (HostSync.sync and plan).
+    sync: HostSync
+
+    @property
+    def layer(self) -> HostLayer:
+        return self.sync.layer
 
     def instance(self, purpose: str, mac: str, bridge: str, *, hairpin: bool = True) -> str:
         """A namespace plugged into ``bridge`` by a veth, its eth0 carrying ``mac``; the
@@ -43,5 +49,4 @@ def network_host(
     lab.veth(ns, "und0", ns, "und1")
     lab.address(ns, "und0", "192.168.90.1/24")
     service = make_service(lab, db_url, netns=ns, **settings)
-    layer = HostLayer(service.settings, service.db)
-    return NetworkHost(lab, ns, public, service, layer)
+    return NetworkHost(lab, ns, public, service, HostSync(service))

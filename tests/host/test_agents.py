@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.linux.host import HostLayer
 from core.linux.ports import port_name
 from core.linux.vpn.server import ServerFiles
 from core.service import NetconService
+from core.service.hostsync import HostSync
 from tests.conftest import PostgresServer
 from tests.host.agents import HOST_DOWN_TIME, HOSTS, Cloud, Proxy
 from tests.host.conftest import Lab, in_ns
@@ -77,7 +77,7 @@ def test_a_killed_agent_converges_when_it_comes_back(cloud: Cloud) -> None:
     admin.launch_instance("beta", "b2")
     cloud.start(serving)
     cloud.wait_applied()
-    layer = HostLayer(cloud.settings(serving), admin.db, netns=cloud.ns[serving])
+    layer = HostSync(admin, settings=cloud.settings(serving), netns=cloud.ns[serving])
     try:
         assert layer.plan().describe() == []
     finally:

@@ -88,11 +88,11 @@ def test_a_service_change_reaches_the_host_at_once_with_auto_apply(
     assert "br100" not in host.layer.observe().links  # no network is on this host yet
     service.launch_instance("alpha", "vm1")
     assert "br100" in host.layer.observe().links
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     service.create_floating_range("nethost", "203.0.113.20")
     service.allocate_floating_ip("alpha")
     service.associate_floating_ip("203.0.113.20", "vm1")
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     # Each change was applied as it came: the host owes none of them.
     assert service.pending_for("nethost").changes == ()
     addresses = {a.address for a in host.layer.observe().addresses}
@@ -129,7 +129,7 @@ def test_host_plan_names_a_flatdhcp_bridge_with_no_link_to_its_network_host(
     far = service.launch_instance("ops", "far", host="cmphost").addresses[0]
     service.launch_instance("alpha", "vx", host="cmphost")
     assert {n.host for n in service.list_networks()} == {"nethost"}
-    host.layer.sync()
+    host.sync.sync()
 
     warning = (
         "netcon: warning: FlatDHCP network 10.92.0.0/24: its bridge brdhcp on this host has "

@@ -29,7 +29,7 @@ def test_unknown_and_terminated_ports_pass_nothing_and_a_trusted_one_passes(
     service.add_security_group_rule("alpha", "default", "udp", 9999, 9999)
     web = service.launch_instance("alpha", "web").addresses[0]
     gone = service.launch_instance("alpha", "gone").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     bridge = service.list_networks()[0].bridge
 
     web_ns = host.instance("web", web.mac, bridge)
@@ -39,7 +39,7 @@ def test_unknown_and_terminated_ports_pass_nothing_and_a_trusted_one_passes(
     in_ns(web_ns, "ip", "route", "replace", "default", "via", GATEWAY)
 
     service.terminate_instance("gone")
-    host.layer.sync()
+    host.sync.sync()
     stranger_ns = host.instance("stranger", STRANGER_MAC, bridge)
     closed = {
         "gone": (gone_ns, gone.mac, gone.address),

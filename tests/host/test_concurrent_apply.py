@@ -103,7 +103,7 @@ def test_two_applies_at_once_twenty_times_and_every_later_plan_is_empty(
         assert outputs[0] != "nothing to change\n" and outputs[1] == "nothing to change\n", (
             f"round {round_}: {outputs}"
         )
-        assert host.layer.plan().operations == (), f"round {round_}"
+        assert host.sync.plan().operations == (), f"round {round_}"
         counts = _dnsmasq_per_bridge(host)
         assert counts and set(counts.values()) == {1}, f"round {round_}: {counts}"
 
@@ -143,7 +143,7 @@ def test_a_second_apply_is_told_who_holds_the_host(lab: Lab, tmp_path: Path) -> 
     out, _ = queued.communicate(timeout=60)
     assert queued.returncode == 0
     assert "create bridge br100" in out
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     code, _, err = _run(lab, host, "host", "apply", "--netns", host.ns, "--lock-timeout", "x")
     assert code == 2 and "--lock-timeout" in err and err.count("\n") == 1
@@ -159,7 +159,7 @@ def test_a_failed_apply_takes_back_only_what_it_made(lab: Lab, tmp_path: Path) -
     service.create_project("alpha")
     service.create_networks("10.66.0.0/24", 1, 256, 100)
     service.launch_instance("alpha", "vm1")
-    host.layer.sync()
+    host.sync.sync()
     before = host.layer.observe()
     kept = {name: before.links[name].index for name in ("br100", "vx100")}
     dnsmasq_pid = before.dnsmasq["br100"].pid
@@ -175,7 +175,7 @@ def test_a_failed_apply_takes_back_only_what_it_made(lab: Lab, tmp_path: Path) -
         service.create_project(name)
         service.launch_instance(name, f"{name}-vm")
     with pytest.raises(HostError, match="vx200"):
-        host.layer.sync()
+        host.sync.sync()
 
     after = host.layer.observe()
     # Its own bridges and links went again; what the earlier apply made is untouched.

@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import HostError
 from core.linux import dnsmasq, processes
-from core.linux.host import HostLayer
+from core.service.hostsync import HostSync
 from tests.host.conftest import Lab, in_ns, sh
 from tests.host.scenario import NetworkHost, network_host
 
@@ -70,7 +70,7 @@ def test_daemons_that_fail_are_named_and_started_by_the_next_apply(
         (program.parent / f"fail-{bridge}").touch()
 
     with pytest.raises(HostError) as failed:
-        host.layer.sync()
+        host.sync.sync()
     message = str(failed.value)
     assert "\n" not in message
     assert message.startswith("2 dnsmasq failed to start: ")
@@ -83,10 +83,10 @@ def test_daemons_that_fail_are_named_and_started_by_the_next_apply(
 
     for bridge in bridges[1:]:
         (program.parent / f"fail-{bridge}").unlink()
-    retried = host.layer.sync().describe()
+    retried = host.sync.sync().describe()
     assert retried == [f"start dnsmasq for {bridge}" for bridge in bridges[1:]]
     assert sorted(_running(host)) == bridges
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     address = host.service.get_instance("gamma-vm").instance.addresses[0]
     guest = host.instance("gamma", address.mac, bridges[2])
     assert lab.dhcp_client(guest) == address.address
@@ -102,30 +102,30 @@ def test_a_daemon_that_hangs_is_given_up_within_the_bound(
     monkeypatch.setattr(dnsmasq, "START_TIMEOUT", 2.0)
 
     with pytest.raises(HostError) as failed:
-        host.layer.sync()
+        host.sync.sync()
     assert str(failed.value) == (
         f"dnsmasq for {bridges[1]} failed to start: did not start within 2 s "
         "(the next apply tries again)"
     )
     assert sorted(_running(host)) == [bridges[0], bridges[2]]
     (program.parent / f"hang-{bridges[1]}").unlink()
-    assert host.layer.sync().describe() == [f"start dnsmasq for {bridges[1]}"]
-    assert host.layer.plan().operations == ()
+    assert host.sync.sync().describe() == [f"start dnsmasq for {bridges[1]}"]
+    assert host.sync.plan().operations == ()
 
 
 def test_a_dnsmasq_that_lost_its_pid_file_is_adopted(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path)
     bridges = _three_networks(host)
-    host.layer.sync()
+    host.sync.sync()
     files = dnsmasq.DhcpFiles(host.layer.dhcp_dir, bridges[0])
     pid = int(files.pid.read_text())
     files.pid.unlink()
 
-    plan = host.layer.plan().describe()
+    plan = host.sync.plan().describe()
     assert plan == [f"adopt dnsmasq for {bridges[0]} (pid {pid}, which lost its pid file)"]
-    host.layer.sync()
+    host.sync.sync()
     assert int(files.pid.read_text()) == pid
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     address = host.service.get_instance("alpha-vm").instance.addresses[0]
     assert lab.dhcp_client(host.instance("alpha", address.mac, bridges[0])) == address.address
 
@@ -135,14 +135,14 @@ def test_a_dnsmasq_without_pid_file_is_replaced_not_left_holding_the_socket(
 ) -> None:
     host = network_host(lab, tmp_path)
     bridges = _three_networks(host)
-    host.layer.sync()
+    host.sync.sync()
     files = dnsmasq.DhcpFiles(host.layer.dhcp_dir, bridges[0])
     old = int(files.pid.read_text())
     # Its pid file names some other process now (lost, then a recycled pid).
     files.pid.write_text(f"{os.getpid()}\n")
     # And its command line is out of date: it has to be started again, which fails on
     # the DHCP socket unless the old one is found and stopped first.
-    changed = HostLayer(host.service.settings.replace(dhcp_lease_time=300), host.service.db)
+    changed = HostSync(host.service, settings=host.service.settings.replace(dhcp_lease_time=300))
 
     assert changed.plan().describe()[0] == f"restart dnsmasq for {bridges[0]}"
     changed.sync()
@@ -156,7 +156,7 @@ def test_a_dnsmasq_without_pid_file_is_replaced_not_left_holding_the_socket(
 def test_a_dnsmasq_left_in_an_old_namespace_is_stopped(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path)
     bridges = _three_networks(host)
-    host.layer.sync()
+    host.sync.sync()
     files = dnsmasq.DhcpFiles(host.layer.dhcp_dir, bridges[0])
     ours = int(files.pid.read_text())
     argv = tuple(processes.argv_of(ours) or ())
@@ -171,11 +171,11 @@ def test_a_dnsmasq_left_in_an_old_namespace_is_stopped(lab: Lab, tmp_path: Path)
     stray = [p for p in _running(host)[bridges[0]] if p != ours]
     assert len(stray) == 1
 
-    assert host.layer.plan().describe() == [
+    assert host.sync.plan().describe() == [
         f"stop stray dnsmasq for {bridges[0]} (pid {stray[0]}, not the one its pid file names)",
         f"adopt dnsmasq for {bridges[0]} (pid {ours}, which lost its pid file)",
     ]
-    host.layer.sync()
+    host.sync.sync()
     assert _running(host)[bridges[0]] == [ours]
     assert processes.argv_of(stray[0]) is None
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()

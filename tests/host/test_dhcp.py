@@ -25,7 +25,7 @@ def test_instance_gets_its_address_and_an_unknown_mac_gets_none(lab: Lab, tmp_pa
     service.create_networks("10.20.0.0/24", 1, 256)
     vm = service.launch_instance("alpha", "vm1").addresses[0]
 
-    first = host.layer.sync()
+    first = host.sync.sync()
     assert any(isinstance(op, StartDnsmasq) for op in first.operations)
     bridge = service.list_networks()[0].bridge
 
@@ -41,7 +41,7 @@ def test_instance_gets_its_address_and_an_unknown_mac_gets_none(lab: Lab, tmp_pa
         time.sleep(0.1)
     assert _lease_state(service, vm.address)
 
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_allocation_rewrites_hosts_file_and_dead_dnsmasq_is_restarted(
@@ -52,13 +52,13 @@ def test_allocation_rewrites_hosts_file_and_dead_dnsmasq_is_restarted(
     service.create_project("alpha")
     service.create_networks("10.21.0.0/24", 1, 256)
     service.launch_instance("alpha", "vm1")
-    host.layer.sync()
+    host.sync.sync()
     bridge = service.list_networks()[0].bridge
 
     # A second instance: its port and membership are two filter elements, the hosts
     # file changes and dnsmasq is told by SIGHUP.
     vm2 = service.launch_instance("alpha", "vm2").addresses[0]
-    change = host.layer.sync().describe()
+    change = host.sync.sync().describe()
     assert change == [
         f"add {vm2.address} (vm2) to the members of alpha/default",
         f"filter port {port_name(vm2.mac)} of vm2 ({vm2.address}, {vm2.mac}); "
@@ -73,10 +73,10 @@ def test_allocation_rewrites_hosts_file_and_dead_dnsmasq_is_restarted(
     assert observed.pid is not None
     os.kill(observed.pid, signal.SIGKILL)
     time.sleep(0.2)
-    assert [op.describe() for op in host.layer.sync().operations] == [f"start dnsmasq for {bridge}"]
+    assert [op.describe() for op in host.sync.sync().operations] == [f"start dnsmasq for {bridge}"]
     instance = host.instance("vm2", vm2.mac, bridge)
     assert lab.dhcp_client(instance) == vm2.address
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_terminated_instances_lease_is_released_at_once(lab: Lab, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_terminated_instances_lease_is_released_at_once(lab: Lab, tmp_path: Path
     service.create_project("alpha")
     service.create_networks("10.22.0.0/29", 1, 8)
     vm = service.launch_instance("alpha", "vm1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     bridge = service.list_networks()[0].bridge
     assert lab.dhcp_client(host.instance("vm1", vm.mac, bridge)) == vm.address
     deadline = time.monotonic() + 10
@@ -95,7 +95,7 @@ def test_terminated_instances_lease_is_released_at_once(lab: Lab, tmp_path: Path
 
     # Terminated while its lease runs: the address is held until the lease is gone.
     service.terminate_instance("vm1")
-    plan = host.layer.plan()
+    plan = host.sync.plan()
     releases = [op for op in plan.operations if isinstance(op, ReleaseLeases)]
     assert [op.leases for op in releases] == [((vm.address, vm.mac),)]
     host.layer.apply(plan)
@@ -106,5 +106,5 @@ def test_terminated_instances_lease_is_released_at_once(lab: Lab, tmp_path: Path
         time.sleep(0.1)
     assert not _lease_state(service, vm.address)
     assert service.launch_instance("alpha", "vm2").addresses[0].address == vm.address
-    host.layer.sync()
-    assert host.layer.plan().operations == ()
+    host.sync.sync()
+    assert host.sync.plan().operations == ()

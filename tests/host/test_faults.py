@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import HostError
-from core.linux.host import HostLayer
 from core.linux.nft import Nft
 from core.linux.secgroups import is_filter_operation
+from core.service.hostsync import HostSync
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import NetworkHost, network_host
 
@@ -21,7 +21,7 @@ def _snapshot(host: NetworkHost) -> tuple[list[str], list[tuple[str, int]], bool
     return sorted(observed.links), addresses, table
 
 
-def _refused(layer: HostLayer) -> str:
+def _refused(layer: HostSync) -> str:
     with pytest.raises(HostError) as caught:
         layer.sync()
     message = str(caught.value)
@@ -29,7 +29,7 @@ def _refused(layer: HostLayer) -> str:
     return message
 
 
-def _converges(host: NetworkHost, layer: HostLayer) -> None:
+def _converges(host: NetworkHost, layer: HostSync) -> None:
     assert layer.sync().operations
     assert layer.plan().operations == ()
 
@@ -45,9 +45,9 @@ def test_missing_dnsmasq(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path, dnsmasq_binary="/nonexistent/dnsmasq")
     _one_network(host, "10.81.0.0/24")
     before = _snapshot(host)
-    assert "/nonexistent/dnsmasq: program not found" in _refused(host.layer)
+    assert "/nonexistent/dnsmasq: program not found" in _refused(host.sync)
     assert _snapshot(host) == before
-    fixed = HostLayer(host.service.settings.replace(dnsmasq_binary="dnsmasq"), host.service.db)
+    fixed = HostSync(host.service, settings=host.service.settings.replace(dnsmasq_binary="dnsmasq"))
     _converges(host, fixed)
 
 
@@ -55,9 +55,9 @@ def test_missing_nft(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path, nft_binary="/nonexistent/nft")
     _one_network(host, "10.82.0.0/24")
     before = _snapshot(host)
-    assert "nft: program not found" in _refused(host.layer)
+    assert "nft: program not found" in _refused(host.sync)
     assert _snapshot(host) == before
-    fixed = HostLayer(host.service.settings.replace(nft_binary="nft"), host.service.db)
+    fixed = HostSync(host.service, settings=host.service.settings.replace(nft_binary="nft"))
     _converges(host, fixed)
 
 
@@ -65,10 +65,10 @@ def test_missing_public_interface(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path, public_interface="wan7")
     _one_network(host, "10.83.0.0/24")
     before = _snapshot(host)
-    assert "public interface wan7 does not exist" in _refused(host.layer)
+    assert "public interface wan7 does not exist" in _refused(host.sync)
     assert _snapshot(host) == before
     in_ns(host.ns, "ip", "link", "set", "pub0", "name", "wan7")
-    _converges(host, host.layer)
+    _converges(host, host.sync)
 
 
 def test_address_used_by_something_else(lab: Lab, tmp_path: Path) -> None:
@@ -77,14 +77,14 @@ def test_address_used_by_something_else(lab: Lab, tmp_path: Path) -> None:
     # The gateway netcon wants is already on an interface it does not own.
     in_ns(host.ns, "ip", "addr", "add", "10.84.0.1/24", "dev", "und1")
     before = _snapshot(host)
-    message = _refused(host.layer)
+    message = _refused(host.sync)
     assert message == (
         "address 10.84.0.1 (gateway of 10.84.0.0/24) is already on und1, which netcon does "
         "not own (that network held back; everything else applied)"
     )
     assert _snapshot(host) == before
     in_ns(host.ns, "ip", "addr", "del", "10.84.0.1/24", "dev", "und1")
-    _converges(host, host.layer)
+    _converges(host, host.sync)
     # netcon never touched und1, and removing the network removes only what it made.
     assert "und1" in host.layer.observe().links
 
@@ -95,36 +95,36 @@ def test_flat_network_needs_the_admins_bridge(lab: Lab, tmp_path: Path) -> None:
     service.create_project("flatproj", manager="flat")
     service.create_networks("10.85.0.0/24", manager="flat", bridge="brflat")
     service.launch_instance("flatproj", "vm1")
-    assert "bridge brflat does not exist" in _refused(host.layer)
+    assert "bridge brflat does not exist" in _refused(host.sync)
     in_ns(host.ns, "ip", "link", "add", "brflat", "type", "bridge")
     # The admin's bridge is used as it is: nothing to create (but the instance's port
     # filter), and never deleted.
     # (The port filter was already applied beside the refused network.)
-    made = host.layer.sync().operations
+    made = host.sync.sync().operations
     assert all(is_filter_operation(op) for op in made)
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     service.terminate_instance("vm1")
     service.delete_network("10.85.0.0/24")
-    host.layer.sync()
+    host.sync.sync()
     assert "brflat" in host.layer.observe().links
 
 
 def test_removed_network_takes_only_netcons_things(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path)
     _one_network(host, "10.86.0.0/24")
-    host.layer.sync()
+    host.sync.sync()
     assert {"br100", "vx100"} <= set(host.layer.observe().links)
     service = host.service
     service.terminate_instance("vm1")
     service.delete_project("alpha")
     service.delete_network("10.86.0.0/24")
-    removed = host.layer.sync().describe()
+    removed = host.sync.sync().describe()
     assert "delete link br100" in removed and "delete link vx100" in removed
     assert any(line.startswith("stop dnsmasq for br100") for line in removed)
     links = set(host.layer.observe().links)
     assert not {"br100", "vx100"} & links
     assert {"pub0", "und0", "und1", "lo"} <= links
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_links_left_by_an_interrupted_apply_are_finished(lab: Lab, tmp_path: Path) -> None:
@@ -134,15 +134,13 @@ def test_links_left_by_an_interrupted_apply_are_finished(lab: Lab, tmp_path: Pat
     in_ns(host.ns, "ip", "link", "add", "br100", "type", "bridge")
     host.layer.journal.parent.mkdir(parents=True, exist_ok=True)
     host.layer.journal.write_text("br100\n")
-    applied = host.layer.sync().describe()
+    applied = host.sync.sync().describe()
     assert "mark br100 as netcon's" in applied and "create bridge br100" not in applied
     assert host.layer.observe().links["br100"].alias == "netcon"
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
-def test_a_link_in_one_networks_way_holds_back_that_network_only(
-    lab: Lab, tmp_path: Path
-) -> None:
+def test_a_link_in_one_networks_way_holds_back_that_network_only(lab: Lab, tmp_path: Path) -> None:
     host = network_host(lab, tmp_path)
     service = host.service
     service.create_networks("10.86.0.0/23", 2, 256)
@@ -153,13 +151,13 @@ def test_a_link_in_one_networks_way_holds_back_that_network_only(
     first, second = sorted(service.list_networks(), key=lambda n: n.cidr)
     # Another program made a link where the second network's bridge goes.
     in_ns(host.ns, "ip", "link", "add", second.bridge, "type", "veth", "peer", "name", "other0")
-    plan = host.layer.plan()
+    plan = host.sync.plan()
     assert plan.partial
     assert plan.problems == (
         f"network {second.cidr}: {second.bridge} exists but is a veth link, not a bridge",
     )
     assert not [line for line in plan.describe() if second.bridge in line]
-    message = _refused(host.layer)
+    message = _refused(host.sync)
     assert message.startswith(f"network {second.cidr}: ")
     assert message.endswith("(that network held back; everything else applied)")
     # The first network is served; the second is left exactly as it was.
@@ -172,5 +170,5 @@ def test_a_link_in_one_networks_way_holds_back_that_network_only(
     assert nat.sets["fixed_nets"] == frozenset({first.cidr})
     # Once the other program's bridge is gone, the next apply brings the second one up.
     in_ns(host.ns, "ip", "link", "del", second.bridge)
-    _converges(host, host.layer)
+    _converges(host, host.sync)
     assert any(a.address == second.gateway for a in host.layer.observe().addresses)

@@ -77,7 +77,7 @@ def test_a_moved_floating_ip_is_announced_and_its_old_flows_forgotten(
     second = service.launch_instance("alpha", "vm2").addresses[0]
     service.add_security_group_rule("alpha", "default", "udp", PORT, PORT)
     service.create_floating_range("nethost", "203.0.113.10-203.0.113.12")
-    host.layer.sync()
+    host.sync.sync()
     bridge = service.list_networks()[0].bridge
     guests = {}
     for name, vm in (("vm1", first), ("vm2", second)):
@@ -104,7 +104,7 @@ def test_a_moved_floating_ip_is_announced_and_its_old_flows_forgotten(
         "stale",
     )
     service.associate_floating_ip(address, "vm1")
-    host.layer.sync()
+    host.sync.sync()
     public_mac = in_ns(host.ns, "cat", "/sys/class/net/pub0/address").stdout.strip()
     assert _neighbour_mac(host.public, address) == public_mac
 
@@ -119,8 +119,8 @@ def test_a_moved_floating_ip_is_announced_and_its_old_flows_forgotten(
     # to vm1 by the connection tracking the old mapping set up.
     service.disassociate_floating_ip(address)
     service.associate_floating_ip(address, "vm2")
-    host.layer.sync()
-    assert host.layer.plan().operations == ()
+    host.sync.sync()
+    assert host.sync.plan().operations == ()
     _send(host.public, address, "two")
     assert _arrives(address, "two", records["vm2"])
     assert "two" not in _received(records["vm1"])
@@ -158,13 +158,13 @@ def test_an_established_tcp_stream_cannot_outlive_its_floating_ip(lab: Lab, tmp_
     vm = service.launch_instance("alpha", "vm1").addresses[0]
     service.add_security_group_rule("alpha", "default", "tcp", 7000, 7000)
     service.create_floating_range("nethost", "203.0.113.20-203.0.113.22")
-    host.layer.sync()
+    host.sync.sync()
     guest = host.instance("vm1", vm.mac, service.list_networks()[0].bridge)
     assert lab.dhcp_client(guest) == vm.address
     _tcp_echo(lab, guest, 7000)
     address = service.allocate_floating_ip("alpha").address
     service.associate_floating_ip(address, "vm1")
-    host.layer.sync()
+    host.sync.sync()
 
     # The client keeps one connection open and sends a line when told (a line on its
     # standard input), printing each answer or 'gone' once the connection fails.
@@ -205,7 +205,7 @@ def test_an_established_tcp_stream_cannot_outlive_its_floating_ip(lab: Lab, tmp_
     assert client.stdout.readline().strip() == f"one from {guest}"
 
     service.disassociate_floating_ip(address)
-    host.layer.sync()
+    host.sync.sync()
     client.stdin.write("two\n")
     client.stdin.flush()
     assert client.stdout.readline().strip() == "gone"
@@ -225,7 +225,7 @@ def test_associate_moves_an_address_under_an_open_connection(lab: Lab, tmp_path:
     vms = {name: service.launch_instance("alpha", name).addresses[0] for name in ("vm1", "vm2")}
     service.add_security_group_rule("alpha", "default", "tcp", 7000, 7000)
     service.create_floating_range("nethost", "203.0.113.30-203.0.113.32")
-    host.layer.sync()
+    host.sync.sync()
     bridge = service.list_networks()[0].bridge
     guests = {}
     for name, vm in vms.items():
@@ -234,7 +234,7 @@ def test_associate_moves_an_address_under_an_open_connection(lab: Lab, tmp_path:
         _tcp_echo(lab, guests[name], 7000)
     address = service.allocate_floating_ip("alpha").address
     service.associate_floating_ip(address, "vm1")
-    host.layer.sync()
+    host.sync.sync()
 
     # One connection from the public side, kept open; each line sent is answered with
     # the line and the server's name, or 'reset' / 'gone' once the connection fails.
@@ -276,17 +276,17 @@ def test_associate_moves_an_address_under_an_open_connection(lab: Lab, tmp_path:
         f"netcon: address: {address} is associated with vm1 ({vms['vm1'].address}); "
         "not moved to vm2 (--no-move)"
     ]
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     moved = netcon(lab, "floating", "associate", address, "vm2")
     assert moved.returncode == 0, moved.stderr
     assert moved.stdout == f"moved {address} from vm1 to vm2 ({vms['vm2'].address})\n"
-    applied = host.layer.sync().operations
+    applied = host.sync.sync().operations
     assert applied == (
         DeleteNatElement(address, vms["vm1"].address),
         AddNatElement(address, vms["vm2"].address),
     )
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     client.stdin.write("two\n")
     client.stdin.flush()

@@ -37,7 +37,7 @@ def test_guests_resolve_neighbours_and_the_outside_through_their_dnsmasq(
     (network,) = service.create_networks("10.30.0.0/24", 1, 256)
     web = service.launch_instance("alpha", "web1").addresses[0]
     db = service.launch_instance("alpha", "db1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     gateway = network.gateway
 
     guest = host.instance("db1", db.mac, network.bridge)
@@ -65,7 +65,7 @@ def test_guests_resolve_neighbours_and_the_outside_through_their_dnsmasq(
     # rewritten and dnsmasq re-reads it on SIGHUP.
     app = service.launch_instance("alpha", "app1").addresses[0]
     service.terminate_instance("web1")
-    described = host.layer.sync().describe()
+    described = host.sync.sync().describe()
     assert any(d.startswith(f"reload dnsmasq for {network.bridge}") for d in described)
     assert resolve(guest, gateway, "app1.novalocal") == ("NOERROR", [app.address])
     assert resolve(guest, gateway, "web1.novalocal") == ("NXDOMAIN", [])
@@ -75,9 +75,9 @@ def test_guests_resolve_neighbours_and_the_outside_through_their_dnsmasq(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
-    assert [type(op) for op in host.layer.sync().operations] == [StartDnsmasq]
+    assert [type(op) for op in host.sync.sync().operations] == [StartDnsmasq]
     assert _wait_resolves(guest, gateway, "app1") == ("NOERROR", [app.address])
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_a_network_with_its_own_dns_servers_hands_those_out(lab: Lab, tmp_path: Path) -> None:
@@ -90,16 +90,16 @@ def test_a_network_with_its_own_dns_servers_hands_those_out(lab: Lab, tmp_path: 
     # FlatDHCP guests get their network's dnsmasq too, not a public resolver...
     assert network.dns1 is None
     vm = service.launch_instance("alpha", "vm1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     guest = host.instance("vm1", vm.mac, network.bridge)
     given = lease(lab, guest)
     assert given is not None and given["dns"].split() == [network.gateway]
     # ...unless the network names its own.
     service.modify_network(network.cidr, dns1="192.0.2.53", dns2="192.0.2.54")
-    host.layer.sync()
+    host.sync.sync()
     given = lease(lab, guest)
     assert given is not None and given["dns"].split() == ["192.0.2.53", "192.0.2.54"]
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_guests_get_the_network_mtu_and_full_size_tcp_crosses_vxlan(
@@ -107,8 +107,8 @@ def test_guests_get_the_network_mtu_and_full_size_tcp_crosses_vxlan(
 ) -> None:
     from sqlalchemy import update
 
-    from core.linux.host import HostLayer
     from core.service import NetconService
+    from core.service.hostsync import HostSync
     from core.store.schema import instances
 
     host = network_host(lab, tmp_path)
@@ -125,20 +125,20 @@ def test_guests_get_the_network_mtu_and_full_size_tcp_crosses_vxlan(
     with service.db.write() as session:
         session.execute(update(instances).where(instances.c.name == "far").values(host="cmphost"))
 
-    host.layer.sync()
+    host.sync.sync()
     # A port plugged at 1500 (as a plain veth comes): the next apply brings it to 1450
     # (and, on the host that routes for it, to hairpin mode).
     near_ns = lab.netns("near")
     lab.veth(near_ns, "eth0", host.ns, port_name(near.mac), mac_a=near.mac)
     in_ns(host.ns, "ip", "link", "set", port_name(near.mac), "master", network.bridge)
-    assert host.layer.sync().operations == (
+    assert host.sync.sync().operations == (
         SetMtu(port_name(near.mac), 1450),
         SetHairpin(port_name(near.mac)),
     )
     compute_service = NetconService(
         service.db.url, service.settings.replace(host="cmphost", netns=compute)
     )
-    compute_layer = HostLayer(compute_service.settings, compute_service.db)
+    compute_layer = HostSync(compute_service)
     compute_layer.sync()
     far_ns = lab.netns("far")
     lab.plug(compute, port_name(far.mac), network.bridge, far_ns, far.mac)
@@ -196,7 +196,7 @@ def test_guests_get_the_network_mtu_and_full_size_tcp_crosses_vxlan(
     # Segments as large as the MTU allows (1450 less IP and TCP headers, less the
     # timestamp option when it is on): the stream did use full-size packets.
     assert 1450 - 40 - 12 <= int(sent[0]) <= 1450 - 40
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     assert compute_layer.plan().operations == ()
     compute_layer.close()
 
@@ -207,7 +207,7 @@ def _restart_under(host, bridge: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 5
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [type(op) for op in host.layer.sync().operations] == [StartDnsmasq]
+    assert [type(op) for op in host.sync.sync().operations] == [StartDnsmasq]
 
 
 def test_a_restarted_dnsmasq_acks_a_renewal_at_once(lab: Lab, tmp_path: Path) -> None:
@@ -216,7 +216,7 @@ def test_a_restarted_dnsmasq_acks_a_renewal_at_once(lab: Lab, tmp_path: Path) ->
     service.create_project("alpha")
     (network,) = service.create_networks("10.32.0.0/24", 1, 256)
     vm = service.launch_instance("alpha", "vm1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     guest = host.instance("vm1", vm.mac, network.bridge)
     given = lease(lab, guest)
     assert given is not None and given["ip"] == vm.address
@@ -241,13 +241,13 @@ def test_a_restarted_dnsmasq_acks_a_renewal_at_once(lab: Lab, tmp_path: Path) ->
     _restart_under(host, network.bridge)
     again = lease(lab, guest)
     assert again is not None and again["ip"] == vm.address
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     # What only a dnsmasq that knows the lease can do: give it back when the instance
     # is terminated after a restart (else the address stays held for a lease time).
     _restart_under(host, network.bridge)
     service.terminate_instance("vm1")
-    assert any(isinstance(op, ReleaseLeases) for op in host.layer.sync().operations)
+    assert any(isinstance(op, ReleaseLeases) for op in host.sync.sync().operations)
     deadline = time.monotonic() + 10
     while _leased(service, vm.address) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -266,7 +266,7 @@ def test_each_dnsmasq_answers_only_its_own_bridge(lab: Lab, tmp_path: Path) -> N
     first, second = service.create_networks("10.33.0.0/23", 2, 256)
     a = service.launch_instance("alpha", "a1").addresses[0]
     b = service.launch_instance("beta", "b1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     by_cidr = {n.cidr: n for n in service.list_networks()}
     guests = []
     for name, vm in (("a1", a), ("b1", b)):
@@ -281,7 +281,7 @@ def test_each_dnsmasq_answers_only_its_own_bridge(lab: Lab, tmp_path: Path) -> N
         for ns, vm, net in guests:
             answer = renew(ns, vm.address, net.gateway, vm.mac)
             assert answer["type"] == "ACK" and answer["server"] == net.gateway, answer
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_reverse_names_of_a_network_subnet_are_answered_there_and_never_forwarded(
@@ -309,7 +309,7 @@ def test_reverse_names_of_a_network_subnet_are_answered_there_and_never_forwarde
         vm = service.launch_instance(project, f"guest{number}").addresses[0]
         known = service.launch_instance(project, f"known{number}").addresses[0]
         guests.append((network, vm, (f"known{number}", known.address), unknown, outside))
-    host.layer.sync()
+    host.sync.sync()
 
     asked_outside = []
     for network, vm, known, unknown, outside in guests:

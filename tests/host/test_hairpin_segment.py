@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.linux.host import HostLayer
 from core.linux.ports import port_name
 from core.service import NetconService
+from core.service.hostsync import HostSync
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import PUBLIC_CLIENT, NetworkHost, network_host
 from tests.host.test_nat import _named_server
@@ -53,11 +53,11 @@ def _hairpin_through_the_network_host(lab: Lab, tmp_path: Path, *, flatdhcp: boo
     for name in ("vma", "vmb"):
         floating[name] = service.allocate_floating_ip(project).address
         service.associate_floating_ip(floating[name], name)
-    host.layer.sync()
+    host.sync.sync()
     compute_service = NetconService(
         service.db.url, service.settings.replace(host="cmphost", netns=compute)
     )
-    compute_layer = HostLayer(compute_service.settings, compute_service.db)
+    compute_layer = HostSync(compute_service)
     try:
         compute_layer.sync()
         guests = {}
@@ -88,7 +88,7 @@ def _hairpin_through_the_network_host(lab: Lab, tmp_path: Path, *, flatdhcp: boo
         assert not behind & {vm.mac for vm in vms.values()}, learnt
         assert "hairpin on" in in_ns(host.ns, "ip", "-d", "link", "show", uplink).stdout
         assert compute_layer.plan().operations == ()
-        assert host.layer.plan().operations == ()
+        assert host.sync.plan().operations == ()
     finally:
         compute_layer.close()
 

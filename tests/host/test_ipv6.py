@@ -52,7 +52,7 @@ def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
         "10.24.0.0/24", 1, 256, None, None, "2001:db8:24::/64", segmentation="vxlan"
     )
     web = service.launch_instance("alpha", "web1").addresses[0]
-    applied = host.layer.sync()
+    applied = host.sync.sync()
     assert any(
         isinstance(op, AddAddress)
         and (op.ifname, op.address, op.prefixlen) == (network.bridge, "2001:db8:24::1", 64)
@@ -60,7 +60,7 @@ def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
     )
     assert any(isinstance(op, EnableForwardingV6) for op in applied.operations)
     # The host sees its IPv6 address and forwarding: a second apply does nothing.
-    again = host.layer.plan()
+    again = host.sync.plan()
     assert again.operations == ()
     # ... and says, as long as it is true, that no security group judges this IPv6.
     assert [w for w in again.warnings if "do not judge IPv6" in w] == [
@@ -97,9 +97,9 @@ def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_pat
     )
     service.launch_instance("alpha", "other1")
     web = service.launch_instance("alpha", "web1").addresses[0]
-    applied = host.layer.sync()
+    applied = host.sync.sync()
     assert EnableIpv6(network.bridge) in applied.operations
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     assert web.address_v6 is not None and web.address_v6.startswith("2001:db8:25::")
     in_ns(host.ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=0")
 
@@ -130,7 +130,7 @@ def test_a_stateless_guest_forms_its_address_and_asks_dhcpv6_for_dns(
         "10.28.0.0/24", 1, 256, None, None, "2001:db8:28::/64", ipv6_mode="dhcpv6-stateless"
     )
     web = host.service.launch_instance("alpha", "web1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     guest = host.instance("web1", web.mac, network.bridge)
     assert wait_for(lambda: addresses(guest)) == [f"{web.address_v6}/64"]
     advert = rdisc6(guest)
@@ -156,7 +156,7 @@ def _two_guests(
     (network,) = service.create_networks("10.26.0.0/24", 1, 256, None, None, "2001:db8:26::/64")
     web = service.launch_instance("alpha", "web1").addresses[0]
     db = service.launch_instance("alpha", "db1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     first = host.instance("web1", web.mac, network.bridge)
     second = host.instance("db1", db.mac, network.bridge)
     for guest, port in ((first, web), (second, db)):
@@ -250,7 +250,7 @@ def test_ipv6_added_to_a_network_reaches_its_guest_through_scoped_applies(
     host.service.create_project("alpha")
     (network,) = host.service.create_networks("10.27.0.0/24", 1, 256)
     web = host.service.launch_instance("alpha", "web1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     guest = host.instance("web1", web.mac, network.bridge)
     assert web.address_v6 is None
     assert wait_for(lambda: addresses(guest, scope="link"))
@@ -264,9 +264,9 @@ def test_ipv6_added_to_a_network_reaches_its_guest_through_scoped_applies(
     assert wait_for(lambda: addresses(guest), 30) == [f"{web.address_v6}/64"]
     db = service.launch_instance("alpha", "db1").addresses[0]
     assert resolve6(guest, "2001:db8:27::1", "db1") == ("NOERROR", [db.address_v6])
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     # Taken away again: the bridge loses its gateway, and the plan stays empty.
     service.modify_network(network.id, fixed_range_v6="")
     assert not any(a.address == "2001:db8:27::1" for a in host.layer.observe().addresses)
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()

@@ -75,7 +75,7 @@ def _host(lab: Lab, tmp_path: Path) -> NetworkHost:
 
 def _guest(host: NetworkHost, name: str, project: str, **launch: object) -> tuple[str, str]:
     vm = host.service.launch_instance(project, name, **launch).addresses[0]  # type: ignore[arg-type]
-    host.layer.sync()
+    host.sync.sync()
     bridges = {n.cidr: n.bridge for n in host.service.list_networks()}
     ns = host.instance(name, vm.mac, bridges[vm.network])
     assert host.lab.dhcp_client(ns) == vm.address  # its only configuration: DHCP
@@ -85,7 +85,7 @@ def _guest(host: NetworkHost, name: str, project: str, **launch: object) -> tupl
 def test_a_guest_given_only_dhcp_reads_its_own_metadata(lab: Lab, tmp_path: Path) -> None:
     host = _host(lab, tmp_path)
     ns, address = _guest(host, "web1", "alpha", key="admin", user_data=USER_DATA)
-    plan = host.layer.plan()
+    plan = host.sync.plan()
     assert not plan, plan.describe()  # a second apply has nothing to do
     found = fetch(ns)
     assert found["/latest/meta-data/hostname"] == [200, "web1.novalocal"]
@@ -130,7 +130,7 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
     # The real test of a source address: an instance that is not up (no one to reset a
     # spoofed connection), whose address a neighbour takes and answers ARP for.
     ghost = host.service.launch_instance("alpha", "ghost", user_data=b"ghost secrets\n")
-    host.layer.sync()
+    host.sync.sync()
     ghost_ip = ghost.addresses[0].address
     in_ns(web2_ns, "ip", "addr", "add", f"{ghost_ip}/32", "dev", "eth0")
     spoofed = fetch(web2_ns, stolen, source=ghost_ip)
@@ -139,7 +139,7 @@ def test_no_guest_reads_another_instances_metadata(lab: Lab, tmp_path: Path) -> 
     # ghost's user data (so this test would see the hole), and the next apply closes it.
     in_ns(host.ns, "nft", "delete", "table", "bridge", "netcon")
     assert fetch(web2_ns, stolen, source=ghost_ip)["/latest/user-data"] == [200, "ghost secrets\n"]
-    host.layer.sync()
+    host.sync.sync()
     spoofed = fetch(web2_ns, stolen, source=ghost_ip)
     assert all(status is None for status, _ in spoofed.values()), spoofed
     # The server's port cannot be reached around the DNAT: not from a guest at its
@@ -166,30 +166,30 @@ def _cidr_of(host: NetworkHost, address: str) -> str:
 
 def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path: Path) -> None:
     host = _host(lab, tmp_path)
-    first = host.layer.plan()
+    first = host.sync.plan()
     assert not any(isinstance(op, metadata.METADATA_OPS) for op in first.operations)
     vm = host.service.launch_instance("alpha", "web1").addresses[0]
-    described = host.layer.sync().describe()
+    described = host.sync.sync().describe()
     assert "start metadata server on port 8775" in described
     bridge = next(n.bridge for n in host.service.list_networks() if n.cidr == vm.network)
     assert any(line.startswith(f"DNAT 169.254.169.254:80 from guests on {bridge} to ")
                for line in described)  # fmt: skip
-    assert not host.layer.plan()
+    assert not host.sync.plan()
     ns = host.instance("web1", vm.mac, bridge)
     assert lab.dhcp_client(ns) == vm.address
     files = metadata.ServerFiles(host.layer.state_dir / "metadata")
     (server,) = metadata.find_servers(files, host.ns)
     # Killed: the next apply sees it gone and starts another, which answers.
     os.kill(server.pid, signal.SIGKILL)
-    assert host.layer.plan().describe() == ["start metadata server on port 8775"]
-    host.layer.sync()
+    assert host.sync.plan().describe() == ["start metadata server on port 8775"]
+    host.sync.sync()
     assert fetch(ns, ("/latest/meta-data/hostname",))["/latest/meta-data/hostname"] == [
         200,
         "web1.novalocal",
     ]
     # Its pid file lost, it is still found by its command line: nothing to do.
     files.pid.unlink()
-    assert not host.layer.plan()
+    assert not host.sync.plan()
 
 
 def _refuse(*_: object, **__: object) -> None:
@@ -204,32 +204,32 @@ def test_a_scoped_apply_of_a_new_network_starts_the_server(
     (network,) = host.service.create_networks("10.94.0.0/24", 1, 256)
     host.service.launch_instance("alpha", "web1")
     scope = Scope(frozenset({network.id}))
-    described = host.layer.sync(scope=scope).describe()
+    described = host.sync.sync(scope=scope).describe()
     assert "start metadata server on port 8775" in described
     # Asked again, by key only: the server through its pid file, routes over nfnetlink.
     monkeypatch.setattr("core.linux.processes.find", _refuse)
     monkeypatch.setattr(metadata, "observe", _refuse)
-    assert not host.layer.sync(scope=scope)
+    assert not host.sync.sync(scope=scope)
     # A change that touches no network does not look for the server at all.
-    assert not host.layer.plan(scope=Scope(security=True))
+    assert not host.sync.plan(scope=Scope(security=True))
 
 
 def test_the_server_and_its_dnat_go_with_the_last_network_served(lab: Lab, tmp_path: Path) -> None:
     host = _host(lab, tmp_path)
     host.service.launch_instance("alpha", "web1")
-    host.layer.sync()
+    host.sync.sync()
     files = metadata.ServerFiles(host.layer.state_dir / "metadata")
     assert len(metadata.find_servers(files, host.ns)) == 1
     host.service.terminate_instance("web1")
     for network in host.service.list_networks():
         host.service.delete_network(network.cidr)
-    described = host.layer.sync().describe()
+    described = host.sync.sync().describe()
     assert any(line.startswith("stop metadata server") for line in described), described
     assert any("delete nftables table ip netcon_metadata" in line for line in described)
     assert metadata.find_servers(files, host.ns) == ()
     listed = in_ns(host.ns, "nft", "list", "tables").stdout
     assert "netcon_metadata" not in listed
-    assert not host.layer.plan()
+    assert not host.sync.plan()
 
 
 def test_the_server_ends_when_its_namespace_is_deleted(lab: Lab, tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_the_server_ends_when_its_namespace_is_deleted(lab: Lab, tmp_path: Path)
     done with) must not leave it behind."""
     host = _host(lab, tmp_path)
     host.service.launch_instance("alpha", "web1")
-    host.layer.sync()
+    host.sync.sync()
     files = metadata.ServerFiles(host.layer.state_dir / "metadata")
     (server,) = metadata.find_servers(files, host.ns)
     host.layer.close()

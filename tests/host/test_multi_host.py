@@ -343,7 +343,7 @@ def test_a_bridge_keeps_its_address_when_a_port_with_a_lower_one_arrives(
     host.service.create_networks(CIDR, 1, 256, 120, 1020, multi_host=True)
     host.service.create_project("alpha")
     vm = host.service.launch_instance("alpha", "vm1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
 
     def address() -> tuple[str, str]:
         sysfs = f"/sys/class/net/{BRIDGE}"

@@ -28,7 +28,7 @@ def test_floating_ip_carries_http_both_ways(lab: Lab, tmp_path: Path) -> None:
     service.create_networks("10.30.0.0/24", 1, 256)
     vm = service.launch_instance("alpha", "vm1").addresses[0]
     service.create_floating_range("nethost", "203.0.113.10-203.0.113.12")
-    host.layer.sync()
+    host.sync.sync()
     bridge = service.list_networks()[0].bridge
     instance = host.instance("vm1", vm.mac, bridge)
     assert lab.dhcp_client(instance) == vm.address
@@ -37,7 +37,7 @@ def test_floating_ip_carries_http_both_ways(lab: Lab, tmp_path: Path) -> None:
     assert address == FLOATING
     service.associate_floating_ip(address, "vm1")
     # One association is one address on the public interface and one NAT element.
-    change = host.layer.sync().operations
+    change = host.sync.sync().operations
     assert change == (
         AddAddress("pub0", FLOATING, 32, None, "netcon-fip"),
         AddNatElement(FLOATING, vm.address),
@@ -48,16 +48,16 @@ def test_floating_ip_carries_http_both_ways(lab: Lab, tmp_path: Path) -> None:
     # The default group lets in only its own members: the public side is refused...
     assert lab.fetch(host.public, f"http://{FLOATING}:8080/") is None
     service.add_security_group_rule("alpha", "default", "tcp", 8080, 8080)
-    host.layer.sync()
+    host.sync.sync()
     # ...until a rule opens the port. Inbound: the public side reaches the instance
     # through its floating IP.
     assert lab.fetch(host.public, f"http://{FLOATING}:8080/") == PUBLIC_CLIENT
     # Outbound: the instance leaves with the floating IP as its source.
     assert lab.fetch(instance, f"http://{PUBLIC_CLIENT}:8081/") == FLOATING
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     service.disassociate_floating_ip(address)
-    assert host.layer.sync().operations == (
+    assert host.sync.sync().operations == (
         DeleteAddress("pub0", FLOATING, 32),
         DeleteNatElement(FLOATING, vm.address),
     )
@@ -77,7 +77,7 @@ def test_projects_cannot_reach_each_other(lab: Lab, tmp_path: Path) -> None:
     a = service.launch_instance("alpha", "vma").addresses[0]
     b = service.launch_instance("beta", "vmb").addresses[0]
     a2 = service.launch_instance("alpha", "vma2").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     bridges = {n.cidr: n.bridge for n in service.list_networks()}
     ns_a = host.instance("vma", a.mac, bridges[a.network])
     ns_b = host.instance("vmb", b.mac, bridges[b.network])
@@ -90,7 +90,7 @@ def test_projects_cannot_reach_each_other(lab: Lab, tmp_path: Path) -> None:
     lab.echo_server(host.public, PUBLIC_CLIENT, 8081)
     # beta's port 8080 is open to everyone: only isolation keeps alpha out.
     service.add_security_group_rule("beta", "default", "tcp", 8080, 8080)
-    host.layer.sync()
+    host.sync.sync()
 
     # Both reach the outside, neither reaches the other project.
     assert lab.fetch(ns_a, f"http://{PUBLIC_CLIENT}:8081/") == "203.0.113.2"
@@ -149,7 +149,7 @@ def test_instances_reach_their_own_and_their_neighbours_floating_ips(
         project = "beta" if name == "vm3" else "alpha"
         floating[name] = service.allocate_floating_ip(project).address
         service.associate_floating_ip(floating[name], name)
-    host.layer.sync()
+    host.sync.sync()
     networks = {n.cidr: n for n in service.list_networks()}
     guests = {}
     for name, vm in vms.items():
@@ -158,7 +158,7 @@ def test_instances_reach_their_own_and_their_neighbours_floating_ips(
         guests[name] = host.instance(name, vm.mac, networks[vm.network].bridge, hairpin=hairpin)
         assert lab.dhcp_client(guests[name]) == vm.address
         _named_server(lab, guests[name], name)
-    assert host.layer.sync().operations == (SetHairpin(port_name(vms["vm1"].mac)),)
+    assert host.sync.sync().operations == (SetHairpin(port_name(vms["vm1"].mac)),)
 
     def reach(client: str, address: str) -> str | None:
         return lab.fetch(guests[client], f"http://{address}:8080/")
@@ -177,4 +177,4 @@ def test_instances_reach_their_own_and_their_neighbours_floating_ips(
     # project stay out of reach.
     assert lab.fetch(host.public, f"http://{f1}:8080/") == f"vm1 {PUBLIC_CLIENT}"
     assert reach("vm1", vms["vm3"].address) is None
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()

@@ -33,7 +33,7 @@ def test_leases_are_restored_under_netns_on_postgresql(
     service.create_project("alpha")
     (network,) = service.create_networks("10.33.0.0/24", 1, 256)
     vm = service.launch_instance("alpha", "vm1").addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     guest = host.instance("vm1", vm.mac, network.bridge)
     given = lease(lab, guest)
     assert given is not None and given["ip"] == vm.address
@@ -62,4 +62,4 @@ def test_leases_are_restored_under_netns_on_postgresql(
     _restart_under(host, network.bridge)
     again = lease(lab, guest)
     assert again is not None and again["ip"] == vm.address
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()

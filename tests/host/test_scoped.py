@@ -39,7 +39,7 @@ def _three_networks(host: NetworkHost) -> None:
         # Security groups are enforced: the instances' test port is opened by a rule.
         service.add_security_group_rule(name, "default", "tcp", 8080, 8080)
     service.create_floating_range("nethost", "203.0.113.40-203.0.113.47")
-    host.layer.sync()
+    host.sync.sync()
 
 
 def _junk(host: NetworkHost) -> None:
@@ -76,7 +76,7 @@ def test_changes_reach_the_host_scoped_and_only_them(
     assert {n: k.index for n, k in after.links.items()} == {
         n: k.index for n, k in before.links.items()
     }
-    assert host.layer.plan().describe() == JUNK_REMOVAL
+    assert host.sync.plan().describe() == JUNK_REMOVAL
     guest = host.instance("beta2", vm.mac, "br101")
     assert lab.dhcp_client(guest) == vm.address
 
@@ -85,7 +85,7 @@ def test_changes_reach_the_host_scoped_and_only_them(
     address = service.allocate_floating_ip("beta").address
     service.associate_floating_ip(address, "beta-vm2")
     monkeypatch.undo()
-    assert host.layer.plan().describe() == JUNK_REMOVAL
+    assert host.sync.plan().describe() == JUNK_REMOVAL
     lab.echo_server(guest, "0.0.0.0", 8080)
     lab.echo_server(host.public, PUBLIC_CLIENT, 8081)
     assert lab.fetch(host.public, f"http://{address}:8080/") == PUBLIC_CLIENT
@@ -100,12 +100,12 @@ def test_changes_reach_the_host_scoped_and_only_them(
     state = nft.Nft("nft", host.ns).observe()
     assert state.dnat == {address: other.address} and state.snat == {other.address: address}
     assert lab.fetch(host.public, f"http://{address}:8080/") is None
-    assert host.layer.plan().describe() == JUNK_REMOVAL
+    assert host.sync.plan().describe() == JUNK_REMOVAL
 
     # Terminated: its NAT goes with it, and the public side no longer gets anywhere.
     service.terminate_instance("beta-vm3")
     assert nft.Nft("nft", host.ns).observe().dnat == {}
-    assert host.layer.plan().describe() == JUNK_REMOVAL
+    assert host.sync.plan().describe() == JUNK_REMOVAL
     assert "brjunk" in host.layer.observe().links
 
 
@@ -118,17 +118,17 @@ def test_a_scoped_apply_is_idempotent(lab: Lab, tmp_path: Path) -> None:
     service.associate_floating_ip(address, "gamma-vm2")
     gamma = next(n.id for n in service.list_networks() if n.project == "gamma")
     scope = Scope(frozenset({gamma}), frozenset({address}))
-    first = host.layer.sync(scope=scope).operations
+    first = host.sync.sync(scope=scope).operations
     assert AddAddress("pub0", address, 32, None, "netcon-fip") in first
     assert any(isinstance(op, AddNatElement) for op in first)
-    assert host.layer.sync(scope=scope).operations == ()
-    assert host.layer.plan().operations == ()
+    assert host.sync.sync(scope=scope).operations == ()
+    assert host.sync.plan().operations == ()
 
     service.disassociate_floating_ip(address)
-    gone = host.layer.sync(scope=Scope(floating=frozenset({address}))).operations
+    gone = host.sync.sync(scope=Scope(floating=frozenset({address}))).operations
     assert DeleteAddress("pub0", address, 32) in gone
     assert any(isinstance(op, DeleteNatElement) for op in gone)
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_a_network_that_left_is_taken_down_by_its_scope(lab: Lab, tmp_path: Path) -> None:
@@ -144,25 +144,25 @@ def test_a_network_that_left_is_taken_down_by_its_scope(lab: Lab, tmp_path: Path
         connection.execute(
             update(networks).where(networks.c.id == beta.id).values(host="otherhost")
         )
-    taken = host.layer.sync(scope=Scope(frozenset({beta.id}))).describe()
+    taken = host.sync.sync(scope=Scope(frozenset({beta.id}))).describe()
     assert "delete address 10.67.1.1/24 from br101" in taken
     assert "stop dnsmasq for br101" in " ".join(taken)
     assert "remove 10.67.1.0/24 from nftables set fixed_nets" in taken
     assert not [line for line in taken if "br100" in line or "br102" in line]
     assert {"br101", "vx101"} <= set(host.layer.observe().links)
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     # gamma's project goes: its network is released to the pool but stays on this host.
     service.terminate_instance("gamma-vm1")
     service.delete_project("gamma")
-    emptied = host.layer.sync(scope=Scope(frozenset({gamma.id}))).describe()
+    emptied = host.sync.sync(scope=Scope(frozenset({gamma.id}))).describe()
     assert "write dnsmasq hosts file for br102 (0 host(s))" in emptied
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     # Deleted outright, it names nothing any more: the full comparison takes it down.
     service.delete_network(gamma.cidr)
-    done = host.layer.sync(scope=Scope(frozenset({gamma.id}))).describe()
+    done = host.sync.sync(scope=Scope(frozenset({gamma.id}))).describe()
     assert "delete link br102" in done and "delete link vx102" in done
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_element_lookups_agree_with_the_whole_table(lab: Lab) -> None:
@@ -221,7 +221,7 @@ def test_a_scoped_apply_on_a_compute_host_stops_no_dnsmasq_it_never_ran(
     """A compute host holds its instances' bridges and segments, never a dnsmasq: a change
     to those networks (an evacuation of their network host, here) leaves it nothing to
     do, not a "stop dnsmasq" for every bridge the change names."""
-    from core.linux.host import HostLayer
+    from core.service.hostsync import HostSync
     from core.store.schema import instances
 
     host = network_host(lab, tmp_path)
@@ -230,11 +230,11 @@ def test_a_scoped_apply_on_a_compute_host_stops_no_dnsmasq_it_never_ran(
     for name in ("alpha", "beta"):
         service.create_project(name)
         service.launch_instance(name, f"{name}-vm1")
-    host.layer.sync()
+    host.sync.sync()
     compute = lab.netns("cmp")
     with service.db.write() as connection:
         connection.execute(update(instances).values(host="cmphost"))
-    layer = HostLayer(service.settings.replace(host="cmphost", netns=compute), service.db)
+    layer = HostSync(service, settings=service.settings.replace(host="cmphost", netns=compute))
     try:
         in_ns(compute, "ip", "link", "add", "und0", "type", "veth", "peer", "name", "und1")
         assert layer.sync().operations  # its bridges and segments
@@ -242,6 +242,6 @@ def test_a_scoped_apply_on_a_compute_host_stops_no_dnsmasq_it_never_ran(
         ids = frozenset(n.id for n in service.list_networks())
         for network in service.list_networks():
             service.modify_network(network.cidr, dns1="192.0.2.53")
-        assert layer.plan(scope=Scope(ids, frozenset())).operations == ()
+        assert layer.plan(Scope(ids, frozenset())).operations == ()
     finally:
         layer.close()

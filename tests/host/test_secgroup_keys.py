@@ -62,7 +62,7 @@ def _named(command: dict[str, Any]) -> str:
 def _apply_change(host: NetworkHost) -> Scope:
     scope = Scope.of(host.service.last_change)  # type: ignore[arg-type]
     assert scope is not None and scope.filter_keyed
-    host.layer.sync(scope=scope)
+    host.sync.sync(scope)
     return scope
 
 
@@ -81,7 +81,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     bridge = service.list_networks()[0].bridge
     vm = service.launch_instance("alpha", "web", ["web"]).addresses[0]
     client_vm = service.launch_instance("alpha", "client", ["default"]).addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     web_ns = host.instance("web", vm.mac, bridge)
     client_ns = host.instance("client", client_vm.mac, bridge)
     assert lab.dhcp_client(web_ns) == vm.address
@@ -108,7 +108,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
         True,
         False,
     ]
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     # The client joins web: its port's map element and chains of combinations, by key.
     spy.reset()
@@ -124,7 +124,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     assert not [c for c in spy.listed if c.startswith("list table")]
     # Only the client's own address was looked up in the instance map: not 22 ports'.
     assert spy.looked_up.count(sg.INSTANCE_MAP) == 1
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
     # The rule goes: nothing reaches the web guest again.
     spy.reset()
@@ -141,7 +141,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     assert not [c for c in spy.listed if c.startswith("list table")]
     gone = {_named(c) for c in spy.commands()}
     assert {"ports", "port_mac", "port_ip", sg.INSTANCE_MAP} <= gone
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def _group_id(host: NetworkHost, name: str) -> int:
@@ -157,7 +157,7 @@ def test_chains_go_when_the_kernel_counts_no_jump_left(lab: Lab, tmp_path: Path)
     service.create_security_group("alpha", "db")
     service.add_security_group_rule("alpha", "db", "tcp", 5432, 5432, source_group="lone")
     service.launch_instance("alpha", "db1", ["db"])
-    host.layer.sync()
+    host.sync.sync()
     service.launch_instance("alpha", "a", ["lone"])
     _apply_change(host)
     service.launch_instance("alpha", "b", ["lone"])
@@ -169,7 +169,7 @@ def test_chains_go_when_the_kernel_counts_no_jump_left(lab: Lab, tmp_path: Path)
     service.terminate_instance("a")
     _apply_change(host)
     assert sg.combination_chain((lone,)) in secgroup_chains(host)
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     # The last one: nothing jumps to either chain any more, so both go, with the
     # group's sets; its member set stays, as db's rule still names it.
     service.terminate_instance("b")
@@ -177,7 +177,7 @@ def test_chains_go_when_the_kernel_counts_no_jump_left(lab: Lab, tmp_path: Path)
     chains = secgroup_chains(host)
     assert sg.group_chain(lone) not in chains
     assert sg.combination_chain((lone,)) not in chains
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def secgroup_chains(host: NetworkHost) -> set[str]:

@@ -51,7 +51,7 @@ def _cloud(lab: Lab, tmp_path: Path, cidr: str = "10.91.0.0/24") -> NetworkHost:
 
 def _guest(host: NetworkHost, name: str, groups: list[str], project: str = "alpha") -> Guest:
     vm = host.service.launch_instance(project, name, groups).addresses[0]
-    host.layer.sync()
+    host.sync.sync()
     bridges = {n.cidr: n.bridge for n in host.service.list_networks()}
     ns = host.instance(name, vm.mac, bridges[vm.network])
     # DHCP from the network's dnsmasq crosses the filter both ways.
@@ -85,7 +85,7 @@ def test_rules_open_their_ports_and_nothing_else(lab: Lab, tmp_path: Path) -> No
     service.add_security_group_rule("alpha", "web", "tcp", 22, 22, cidr=f"{client.vm.address}/32")
     service.add_security_group_rule("alpha", "web", "udp", 53, 53, cidr="10.91.0.128/25")
     service.add_security_group_rule("alpha", "web", "icmp", 8, -1, cidr="10.91.0.0/26")
-    change = host.layer.sync().operations
+    change = host.sync.sync().operations
     # Four rules are four elements of the group's sets; nothing else changes.
     assert [type(op) for op in change] == [AddRuleElement] * 4
     _only(_open(client.ns, web.vm.address), "tcp 80", "tcp 22", "icmp 8")
@@ -95,14 +95,14 @@ def test_rules_open_their_ports_and_nothing_else(lab: Lab, tmp_path: Path) -> No
     serve(lab, client.ns, client.vm.address, [8080], [])
     assert probe(web.ns, [("tcp", client.vm.address, 8080)]) == [False]
     service.add_security_group_rule("alpha", "default", "tcp", 8080, 8080)
-    host.layer.sync()
+    host.sync.sync()
     assert probe(web.ns, [("tcp", client.vm.address, 8080)]) == [True]
 
     (rule,) = [r for r in service.instance_ingress("web").rules if r.from_port == 80]
     service.remove_security_group_rule(rule.id)
-    host.layer.sync()
+    host.sync.sync()
     _only(_open(client.ns, web.vm.address), "tcp 22", "icmp 8")
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_source_group_follows_membership_without_a_rebuild(lab: Lab, tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_source_group_follows_membership_without_a_rebuild(lab: Lab, tmp_path: P
     _only(_open(client.ns, db.vm.address))
 
     service.add_instance_security_group("client", "app")
-    joined = host.layer.sync().operations
+    joined = host.sync.sync().operations
     # Joining is elements (a member, the port's map entry) plus the chains new to this
     # host (app's empty filter, the port's new combination of groups, the old one gone):
     # no table is rebuilt and db's filter, which holds the rule, is not touched.
@@ -134,11 +134,11 @@ def test_source_group_follows_membership_without_a_rebuild(lab: Lab, tmp_path: P
     _only(_open(client.ns, db.vm.address), "tcp 5432")
 
     service.remove_instance_security_group("client", "app")
-    left = host.layer.sync().operations
+    left = host.sync.sync().operations
     assert RemoveMember in {type(op) for op in left}
     assert all(is_filter_operation(op) and not isinstance(op, CreateFilterTable) for op in left)
     _only(_open(client.ns, db.vm.address))
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_spoofed_addresses_and_arp_are_dropped(lab: Lab, tmp_path: Path) -> None:
@@ -184,25 +184,25 @@ def test_floating_ip_and_projects_obey_groups(lab: Lab, tmp_path: Path) -> None:
     serve(lab, other.ns, other.vm.address, TCP, UDP)
     address = service.allocate_floating_ip("alpha").address
     service.associate_floating_ip(address, "web")
-    host.layer.sync()
+    host.sync.sync()
     # From the public side only what a rule allows for the public address gets in.
     _only(_open(host.public, address))
     service.add_security_group_rule("alpha", "default", "tcp", 80, 80, cidr="203.0.113.0/24")
     service.add_security_group_rule("alpha", "default", "tcp", 22, 22, cidr="198.51.100.0/24")
-    host.layer.sync()
+    host.sync.sync()
     _only(_open(host.public, address), "tcp 80")
     assert probe(host.public, [("tcp", address, 80)]) == [True]
     # beta lets in anything from anywhere; alpha's instance still cannot reach it, as
     # projects stay isolated whatever their groups say. The public side can.
     service.add_security_group_rule("beta", "default", "any", cidr="0.0.0.0/0")
-    host.layer.sync()
+    host.sync.sync()
     _only(_open(web.ns, other.vm.address))
     beta_floating = service.allocate_floating_ip("beta").address
     service.associate_floating_ip(beta_floating, "other")
-    host.layer.sync()
+    host.sync.sync()
     assert probe(host.public, [("tcp", beta_floating, 23)]) == [True]
     assert probe(web.ns, [("tcp", PUBLIC_CLIENT, 1)]) == [False]
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 def test_kill_during_apply_converges(lab: Lab, tmp_path: Path) -> None:
@@ -249,9 +249,9 @@ def test_kill_during_apply_converges(lab: Lab, tmp_path: Path) -> None:
     apply.wait()
     assert not secgroup_nft.read_table("nft", host.ns, secgroup_nft.GROUPS).exists
     # The next apply finishes the job, and the one after has nothing left to do.
-    done = host.layer.sync().operations
+    done = host.sync.sync().operations
     assert any(isinstance(op, CreateFilterTable) for op in done)
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     vm = service.get_instance("web").instance.addresses[0]
     web = host.instance("web", vm.mac, "br100")
     assert lab.dhcp_client(web) == vm.address
@@ -274,7 +274,7 @@ def test_explain_agrees_with_packets(lab: Lab, tmp_path: Path) -> None:
     service.add_security_group_rule("alpha", "web", "icmp", 8, -1, cidr="203.0.113.0/24")
     floating = service.allocate_floating_ip("alpha").address
     service.associate_floating_ip(floating, "web")
-    host.layer.sync()
+    host.sync.sync()
     serve(lab, web.ns, web.vm.address, TCP, UDP)
     sources = {
         admin.ns: (admin.vm.address, web.vm.address),
@@ -320,8 +320,8 @@ def test_overlapping_rules_from_before_the_check_still_hold(lab: Lab, tmp_path: 
                     group_id=group.id, protocol="tcp", from_port=low, to_port=high, cidr=cidr
                 )
             )
-    host.layer.sync()
-    assert host.layer.plan().operations == ()
+    host.sync.sync()
+    assert host.sync.plan().operations == ()
     serve(lab, web.ns, web.vm.address, [22, 33, 40], [])
     checks = [("tcp", web.vm.address, port) for port in (22, 33, 40)]
     assert probe(client.ns, checks) == [True, True, False]

@@ -18,6 +18,7 @@ from core.linux.operations import CreateBridge, CreateVlan, SetMaster
 from core.linux.ports import port_name
 from core.linux.secgroups import AddPortFilter, is_filter_operation
 from core.service import NetconService
+from core.service.hostsync import HostSync
 from core.store.schema import instances
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import network_host
@@ -40,12 +41,12 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
     # The service places instances on the network host; this one runs on the compute host.
     with service.db.write() as session:
         session.execute(update(instances).where(instances.c.name == "far").values(host="cmphost"))
-    host.layer.sync()
+    host.sync.sync()
 
     compute_service = NetconService(
         service.db.url, service.settings.replace(host="cmphost", netns=compute)
     )
-    compute_layer = HostLayer(compute_service.settings, compute_service.db)
+    compute_layer = HostSync(compute_service)
     applied = compute_layer.sync().operations
     # A compute host carries the segment and bridge only: no gateway, no DHCP server...
     assert [op.describe() for op in applied if not is_filter_operation(op)] == [
@@ -69,7 +70,7 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
     lab.echo_server(near_ns, near.address, 8080)
     assert lab.fetch(far_ns, f"http://{near.address}:8080/") == far.address
     assert compute_layer.plan().operations == ()
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
     compute_layer.close()
 
 
@@ -90,8 +91,8 @@ def test_a_vlan_network_without_8021q_is_held_back_alone(lab: Lab, tmp_path: Pat
     other = service.get_network("10.61.0.0/24")
     assert (held.project, other.project) == ("alpha", "beta")
     with pytest.raises(HostError, match="held back; everything else applied"):
-        host.layer.sync()
-    plan = host.layer.plan()
+        host.sync.sync()
+    plan = host.sync.plan()
     assert plan.partial and len(plan.problems) == 1
     assert "10.60.0.0/24: this kernel has no 802.1Q VLAN support" in plan.problems[0]
     assert "--segmentation vxlan" in plan.problems[0]
@@ -105,11 +106,11 @@ def test_a_vlan_network_without_8021q_is_held_back_alone(lab: Lab, tmp_path: Pat
     service.terminate_instance("vm1")
     service.modify_network(held.cidr, segmentation="vxlan")
     service.launch_instance("alpha", "vm3")
-    done = host.layer.sync()
+    done = host.sync.sync()
     assert not done.problems
     links = host.layer.observe().links
     assert links["vx100"].kind == "vxlan" and held.bridge in links
-    assert host.layer.plan().operations == ()
+    assert host.sync.plan().operations == ()
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def test_vlan_segment_is_created_on_the_vlan_interface(mock_netlink: None, tmp_p
         isolated=False,
     )
     desired = DesiredHost("h", "eth0", "239.1.1.1", 4789, networks=(network,))
-    plan = layer.plan(desired)
+    plan = layer.plan(desired).plan
     assert plan.operations == (
         CreateBridge("br100"),
         CreateVlan("vlan100", 100, "eth1", "10.70.0.0/24"),

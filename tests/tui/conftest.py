@@ -18,6 +18,7 @@ from textual.widgets import Input
 from core.config import load_settings
 from core.service import NetconService
 from core.service.api import NetconAPI
+from core.service.demo import load_demo
 from core.views import PlannedOperation, PlanView
 from tui.app import NetconApp
 from tui.pending import Pending, with_agents
@@ -41,7 +42,7 @@ def build_demo_database(path: Path) -> None:
         db_url=f"sqlite:///{path}", settings=load_settings(paths=[], host="nethost1"),
         actor="admin",
     )
-    service.load_demo()
+    load_demo(service)
     with service.db.write() as session:
         # Timestamps are the only thing the demo does not fix itself.
         session.execute(text("UPDATE audit_events SET at = :t"), {"t": FIXED_TIME})

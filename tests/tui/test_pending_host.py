@@ -57,9 +57,9 @@ def test_console_shows_what_the_host_still_owes(lab: Lab, tmp_path: Path) -> Non
     service.create_floating_range("nethost", "203.0.113.10-203.0.113.11")
     service.allocate_floating_ip("alpha")
     service.associate_floating_ip(FLOATING, "vm1")
-    host.layer.sync()
+    host.sync.sync()
     service.record_applied("nethost", service.pending_for("nethost").latest)
-    assert not host.layer.plan().operations
+    assert not host.sync.plan().operations
     # Associated in the database only, not applied yet: taking it back owes the host
     # nothing more (the association itself stays owed until an apply).
     service.allocate_floating_ip("alpha")
@@ -67,7 +67,7 @@ def test_console_shows_what_the_host_still_owes(lab: Lab, tmp_path: Path) -> Non
 
     app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, start="floating")
     asyncio.run(_drive(app))
-    assert not host.layer.plan().operations
+    assert not host.sync.plan().operations
     # An apply from the console is recorded as an apply, never as a heartbeat.
     listed = next(h for h in service.list_hosts() if h.name == "nethost")
     assert listed.applied_at is not None and listed.pending == 0

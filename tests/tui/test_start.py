@@ -22,6 +22,7 @@ from textual.message import Message
 from core.errors import DatabaseError
 from core.service import NetconService
 from core.service.api import NetconAPI
+from core.service.demo import load_demo
 from core.store.listing import LeanListing, read_networks, sqlite_file
 from core.store.rules import HEAD_REVISION
 from tests.support import make_service
@@ -56,7 +57,7 @@ def test_the_lean_read_is_the_services_listing(demo_service: NetconService) -> N
 
 def test_the_lean_read_sees_what_changes_a_listing(tmp_path: Path) -> None:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     # Own MTUs, a VXLAN segment, reserved and leased addresses, a network with none.
     service.create_networks("10.99.0.0/24", 1, 256, manager="flat", bridge="brx", label="x")
     service.create_networks("10.98.0.0/24", 1, 256, segmentation="vxlan", label="vx")
@@ -80,7 +81,7 @@ def test_the_lean_read_sees_what_changes_a_listing(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_the_listing_sql_reads_postgresql(pg_url: str, tmp_path: Path) -> None:
     service = make_service(tmp_path, url=pg_url)
-    service.load_demo()
+    load_demo(service)
     made = service.create_networks("10.99.0.0/23", 2, 256, vlan_start=200, vpn_start=2000)
     assert [n.cidr for n in made] == ["10.99.0.0/24", "10.99.1.0/24"]
     assert all(n.size == 256 and n.free == n.size - n.reserved for n in made)
@@ -224,7 +225,7 @@ def test_a_service_that_fails_after_the_first_rows_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service = make_service(tmp_path)
-    service.load_demo()
+    load_demo(service)
     service.db.dispose()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

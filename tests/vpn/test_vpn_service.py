@@ -14,12 +14,12 @@ from sqlalchemy import func, select, update
 
 from core.config import load_settings
 from core.errors import Conflict, HostError, InvalidInput, NotFound
-from core.linux.host import HostLayer
 from core.linux.operations import Operation, Plan, StartVpn
 from core.linux.scope import Scope
 from core.linux.vpn import server
 from core.linux.vpn.server import ServerFiles
 from core.service import NetconService
+from core.service.hostsync import HostSync
 from core.store.schema import audit_events, fixed_ips, networks
 from core.views import HostView
 from tests.vpn.lab import PUBLIC_HOST, Lab, pid_alive, wait_for
@@ -68,19 +68,13 @@ def running(cloud: NetconService, lab: Lab) -> Iterator[tuple[NetconService, Lab
 
 def _vpn_plan(service: NetconService, netns: str) -> list[Operation]:
     """The VPN part of a host plan: the servers of every project, nothing else."""
-    layer = HostLayer(service.settings, service.db, netns=netns)
-    try:
-        return list(layer.plan(scope=Scope(vpns=frozenset({"alpha", "beta"}))).operations)
-    finally:
-        layer.close()
+    with HostSync(service, netns=netns) as sync:
+        return list(sync.plan(Scope(vpns=frozenset({"alpha", "beta"}))).operations)
 
 
 def _apply(service: NetconService, netns: str, operations: list[Operation]) -> None:
-    layer = HostLayer(service.settings, service.db, netns=netns)
-    try:
-        layer.apply(Plan(operations=tuple(operations)))
-    finally:
-        layer.close()
+    with HostSync(service, netns=netns) as sync:
+        sync.layer.apply(Plan(operations=tuple(operations)))
 
 
 def _audit_count(service: NetconService) -> int:

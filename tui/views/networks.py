@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from core import validate
+from core.managers.capabilities import capabilities
 from core.views import NetworkView
 from tui.views.base import (
     Column,
@@ -154,7 +155,7 @@ def _owns(api: NetconAPI, n: NetworkView) -> list[tuple[str, object]]:
     ]
     floating = [a.floating for _, a in on_it if a.floating]
     segment = f"{n.segmentation or 'vlan'} {n.vlan}" if n.vlan is not None else "none"
-    if n.manager == "flat":
+    if not capabilities(n.manager).serves_dhcp:
         dhcp = "none (Flat: the address is written into the image)"
     else:
         dhcp = f"{n.dhcp_start} – {network.broadcast_address - 1}"

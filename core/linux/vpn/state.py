@@ -5,16 +5,25 @@ Kept free of the service so that the service itself can call it (``_vpn_state``)
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row
+from typing import Protocol
 
 from core.config import Settings
 from core.linux.vpn.server import ServerFiles
 
 
+class VpnNetwork(Protocol):
+    """What the state needs of a VLAN network (a row of the networks table has it)."""
+
+    @property
+    def project_name(self) -> str | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def vpn_enabled(self) -> bool: ...
+
+
 def vpn_state(
-    settings: Settings, network: Row[Any], netns: str | None = None, *, owed: bool = False
+    settings: Settings, network: VpnNetwork, netns: str | None = None, *, owed: bool = False
 ) -> str:
     """up: the server answers on its management socket; unresponsive: its process is
     alive but silent; down: wanted but not running; off: not wanted, not running;

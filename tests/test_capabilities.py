@@ -1,0 +1,25 @@
+"""Managers are asked what they do, not compared by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.managers import MANAGERS
+from core.managers.capabilities import BY_KIND, capabilities, kinds
+
+
+def test_each_manager_carries_its_capabilities() -> None:
+    assert set(MANAGERS) == set(BY_KIND)
+    for kind, manager in MANAGERS.items():
+        assert manager.capabilities == capabilities(kind)
+    assert MANAGERS["flat"].injects_config and not MANAGERS["vlan"].injects_config
+    assert MANAGERS["vlan"].runs_vpn and not MANAGERS["flatdhcp"].runs_vpn
+
+
+def test_the_managers_with_a_capability_are_found_for_a_query() -> None:
+    assert kinds(runs_vpn=True) == ("vlan",)
+    assert kinds(serves_dhcp=True) == ("flatdhcp", "vlan")
+    assert kinds(owns_bridge=False) == ("flat",)
+    assert kinds(serves_dhcp=True, isolates=False) == ("flatdhcp",)
+    with pytest.raises(TypeError):
+        kinds(sings=True)

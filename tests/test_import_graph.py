@@ -1,0 +1,127 @@
+"""The host layer's imports, read from its source: it never reaches the database, the
+service or the readers of the desired state, and neither its modules nor those readers
+import a circle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINUX = ROOT / "core" / "linux"
+# The readers the host layer is handed its desired state by: they import the host
+# layer's types, never the other way round.
+DESIRED = ROOT / "core" / "desired"
+# What the host layer must never import, however late (inside a function or not).
+FORBIDDEN = ("core.store", "core.service", "core.desired", "core.cli", "core.agent", "tui")
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules(*roots: Path) -> dict[str, Path]:
+    return {
+        _module(path): path for root in roots or (LINUX,) for path in sorted(root.rglob("*.py"))
+    }
+
+
+def _type_checking_only(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, known: set[str]) -> tuple[set[str], set[str]]:
+    """Every module ``path`` imports (by its dotted name; ``from package import name``
+    counts as the module ``package.name`` when there is one), and of those the ones
+    imported when it runs (not under ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = _module(path) if path.name == "__init__.py" else _module(path).rpartition(".")[0]
+    every: set[str] = set()
+    running: set[str] = set()
+
+    def visit(node: ast.AST, typing_only: bool) -> None:
+        if isinstance(node, ast.If) and _type_checking_only(node):
+            for child in node.body:
+                visit(child, True)
+            for child in node.orelse:
+                visit(child, typing_only)
+            return
+        found: set[str] = set()
+        if isinstance(node, ast.Import):
+            found = {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                name = f"{base}.{alias.name}"
+                found.add(name if name in known else base)
+        every.update(found)
+        if not typing_only:
+            running.update(found)
+        for child in ast.iter_child_nodes(node):
+            visit(child, typing_only)
+
+    visit(tree, False)
+    return every, running
+
+
+def test_the_host_layer_imports_no_database_service_or_reader() -> None:
+    modules = _modules()
+    found = []
+    for name, path in modules.items():
+        every, _ = _imports(path, set(modules))
+        found += [
+            f"{name} imports {imported}"
+            for imported in sorted(every)
+            if imported.startswith(FORBIDDEN) or imported.split(".")[0] == "sqlalchemy"
+        ]
+    assert found == []
+
+
+def test_the_host_layer_and_its_readers_import_no_circle() -> None:
+    modules = _modules(LINUX, DESIRED)
+    graph = {
+        name: {m for m in _imports(path, set(modules))[1] if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    # A package's __init__ is imported with each of its modules: an edge from a module
+    # to its own package is no circle of the code's making.
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                walk(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node)
+    assert circles == []
+
+
+def test_the_walk_sees_imports_inside_functions() -> None:
+    """The walk itself: a late import inside a function is found like a top-level one."""
+    modules = _modules()
+    every, running = _imports(LINUX / "host.py", set(modules))
+    assert "core.linux.executor" in every  # imported inside HostLayer._executor
+    assert "core.linux.nftelements" in every
+    assert "core.linux.netlink" in running
