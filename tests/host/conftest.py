@@ -157,19 +157,16 @@ class Lab:
             f"http.server.HTTPServer(('{address}', {port}), Echo).serve_forever()\n"
         )
         self.start(ns, sys.executable, "-c", program)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            probe = in_ns(
-                ns,
-                sys.executable,
-                "-c",
-                f"import socket; socket.create_connection(('{address}', {port}), 1)",
-                check=False,
-            )
-            if probe.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"HTTP server on {address}:{port} in {ns} did not start")
+        self.wait_listening(ns, port)
+
+    def wait_listening(self, ns: str, port: int, seconds: float = 15) -> None:
+        """Until a TCP server in ``ns`` listens on ``port``: a connection made while its
+        interpreter starts would be refused, and a fast run would take that for a broken
+        path."""
+        deadline = time.monotonic() + seconds
+        while not in_ns(ns, "ss", "-Hltn", f"sport = :{port}", check=False).stdout.strip():
+            assert time.monotonic() < deadline, f"no server listens on port {port} in {ns}"
+            time.sleep(0.05)
 
     def fetch(self, ns: str, url: str) -> str | None:
         """GET ``url`` from inside ``ns``: the body, or None when it cannot connect."""

@@ -146,12 +146,7 @@ def _tcp_echo(lab: Lab, ns: str, port: int) -> None:
         "-c",
         f"hostname {ns}; exec {sys.executable} -c " + shlex.quote(program),
     )
-    # Listening before anyone connects: a connection made while the interpreter starts
-    # would be refused, and a fast run would take that for a broken path.
-    deadline = time.monotonic() + 15
-    while not in_ns(ns, "ss", "-Hltn", f"sport = :{port}", check=False).stdout.strip():
-        assert time.monotonic() < deadline, f"the echo server in {ns} never listened"
-        time.sleep(0.05)
+    lab.wait_listening(ns, port)
 
 
 def test_an_established_tcp_stream_cannot_outlive_its_floating_ip(lab: Lab, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from core.linux import nft
@@ -120,11 +119,7 @@ def _named_server(lab: Lab, ns: str, name: str, port: int = 8080) -> None:
         f"http.server.HTTPServer(('0.0.0.0', {port}), Echo).serve_forever()\n"
     )
     lab.start(ns, sys.executable, "-c", program)
-    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"
-    deadline = time.monotonic() + 10
-    while in_ns(ns, sys.executable, "-c", probe, check=False).returncode != 0:
-        assert time.monotonic() < deadline, f"server {name} did not start"
-        time.sleep(0.1)
+    lab.wait_listening(ns, port)
 
 
 def test_instances_reach_their_own_and_their_neighbours_floating_ips(
