@@ -478,16 +478,9 @@ def plan(
         return []
     if not observed.readable:
         return []
-    ops: list[Operation] = []
-    if desired.ports:
-        if observed.bridge_netfilter is None:
-            problems.append(
-                "security groups need br_netfilter, which this kernel lacks "
-                "(modprobe br_netfilter, or a kernel with CONFIG_BRIDGE_NETFILTER)"
-            )
-            return []
-        if not observed.bridge_netfilter:
-            ops.append(EnableBridgeNetfilter())
+    ops = _bridge_netfilter(desired, observed.bridge_netfilter, problems)
+    if ops is None:
+        return []
     bridge, groups = observed.bridge, observed.groups
     if not bridge_needed and not bridge.exists and not groups.exists:
         return ops
@@ -520,16 +513,9 @@ def _keyed_plan(
     if not isinstance(observed, KeyedState):
         # A part of the filter is no reason to change the rest: nothing to plan from it.
         return []
-    ops: list[Operation] = []
-    if desired.ports:
-        if observed.bridge_netfilter is None:
-            problems.append(
-                "security groups need br_netfilter, which this kernel lacks "
-                "(modprobe br_netfilter, or a kernel with CONFIG_BRIDGE_NETFILTER)"
-            )
-            return []
-        if not observed.bridge_netfilter:
-            ops.append(EnableBridgeNetfilter())
+    ops = _bridge_netfilter(desired, observed.bridge_netfilter, problems)
+    if ops is None:
+        return []
     bridge, groups = observed.bridge, observed.groups
     ops += _dhcp_servers(desired, bridge, groups)
     ops += _groups(desired, groups)
@@ -537,6 +523,22 @@ def _keyed_plan(
     ops += _combinations(desired, groups)
     ops += _ports(desired, bridge, groups)
     return ops
+
+
+def _bridge_netfilter(
+    desired: DesiredFilter, state: bool | None, problems: list[str]
+) -> list[Operation] | None:
+    """br_netfilter on where instance ports are filtered; None (and the problem said)
+    when the kernel has none, and so no security group can be enforced here."""
+    if not desired.ports:
+        return []
+    if state is None:
+        problems.append(
+            "security groups need br_netfilter, which this kernel lacks "
+            "(modprobe br_netfilter, or a kernel with CONFIG_BRIDGE_NETFILTER)"
+        )
+        return None
+    return [] if state else [EnableBridgeNetfilter()]
 
 
 def _dynamic_ok(table: sg.Table, state: sg.TableState) -> bool:

@@ -8,6 +8,7 @@ together, in threads, so a dozen refused connections cost one timeout, not twelv
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -199,3 +200,44 @@ class Recorder:
     def lines(self, settle: float = 1.0) -> list[str]:
         time.sleep(settle)
         return self.path.read_text().splitlines()
+
+
+def open_connection(lab: Lab, ns: str, address: str, port: int = 7000) -> subprocess.Popen[str]:
+    """A TCP connection from ``ns`` kept open (tried for up to 10 s while the path comes
+    up): each line written to it is sent, and the answer printed ('reset' or 'gone' once
+    the connection fails). Talk to it with :func:`say`."""
+    client = subprocess.Popen(
+        [
+            "ip", "netns", "exec", ns, sys.executable, "-u", "-c",
+            "import socket, sys, time\n"
+            "deadline = time.monotonic() + 10\n"
+            "while True:\n"
+            "    try:\n"
+            f"        s = socket.create_connection(({address!r}, {port}), 1); break\n"
+            "    except OSError:\n"
+            "        if time.monotonic() > deadline: raise\n"
+            "        time.sleep(0.2)\n"
+            "s.settimeout(3)\n"
+            "for line in sys.stdin:\n"
+            "    try:\n"
+            "        s.sendall(line.encode())\n"
+            "        print(s.recv(100).decode().strip() or 'gone', flush=True)\n"
+            "    except ConnectionResetError:\n"
+            "        print('reset', flush=True)\n"
+            "    except OSError:\n"
+            "        print('gone', flush=True)\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    lab.processes.append(client)
+    return client
+
+
+def say(client: subprocess.Popen[str], text: str) -> str:
+    """One line sent on an :func:`open_connection`, and what came back."""
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write(text + "\n")
+    client.stdin.flush()
+    return client.stdout.readline().strip()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.linux.operations import AddNatElement, DeleteNatElement
 from tests.host.conftest import Lab, in_ns
+from tests.host.probes import open_connection, say
 from tests.host.scenario import PUBLIC_CLIENT, network_host
 
 STALE_MAC = "02:00:00:00:00:01"
@@ -239,36 +240,8 @@ def test_associate_moves_an_address_under_an_open_connection(lab: Lab, tmp_path:
 
     # One connection from the public side, kept open; each line sent is answered with
     # the line and the server's name, or 'reset' / 'gone' once the connection fails.
-    client = subprocess.Popen(
-        [
-            "ip", "netns", "exec", host.public, sys.executable, "-u", "-c",
-            "import socket, sys, time\n"
-            "deadline = time.monotonic() + 10\n"
-            "while True:\n"
-            "    try:\n"
-            f"        s = socket.create_connection(({address!r}, 7000), 1); break\n"
-            "    except OSError:\n"
-            "        if time.monotonic() > deadline: raise\n"
-            "        time.sleep(0.2)\n"
-            "s.settimeout(3)\n"
-            "for line in sys.stdin:\n"
-            "    try:\n"
-            "        s.sendall(line.encode())\n"
-            "        print(s.recv(100).decode().strip() or 'gone', flush=True)\n"
-            "    except ConnectionResetError:\n"
-            "        print('reset', flush=True)\n"
-            "    except OSError:\n"
-            "        print('gone', flush=True)\n",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    lab.processes.append(client)
-    assert client.stdin is not None and client.stdout is not None
-    client.stdin.write("one\n")
-    client.stdin.flush()
-    assert client.stdout.readline().strip() == f"one from {guests['vm1']}"
+    client = open_connection(lab, host.public, address)
+    assert say(client, "one") == f"one from {guests['vm1']}"
 
     # --no-move refuses in one line and writes nothing.
     refused = netcon(lab, "floating", "associate", address, "vm2", "--no-move")
@@ -289,9 +262,7 @@ def test_associate_moves_an_address_under_an_open_connection(lab: Lab, tmp_path:
     )
     assert host.sync.plan().operations == ()
 
-    client.stdin.write("two\n")
-    client.stdin.flush()
-    assert client.stdout.readline().strip() == "reset"
+    assert say(client, "two") == "reset"
     fresh = in_ns(
         host.public,
         sys.executable,

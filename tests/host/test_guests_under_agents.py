@@ -10,7 +10,6 @@ instances on h2 (they reach h1 through the segment).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,14 @@ from core.linux.ports import port_name
 from tests.host.agents import PUBLIC_CLIENT, Cloud
 from tests.host.conftest import Lab, in_ns
 from tests.host.guests import lease
-from tests.host.probes import Recorder, probe, send_arp_reply, send_udp
+from tests.host.probes import (
+    Recorder,
+    open_connection,
+    probe,
+    say,
+    send_arp_reply,
+    send_udp,
+)
 from tests.host.test_floating_moves import _tcp_echo
 
 pytestmark = pytest.mark.postgres
@@ -57,39 +63,6 @@ def _line(ns: str, address: str, text: str) -> str:
     return result.stdout.strip()
 
 
-def _open_connection(lab: Lab, ns: str, address: str) -> subprocess.Popen[str]:
-    """A connection kept open from ``ns``: each line written to it is sent, and the
-    answer printed ('reset' or 'gone' once the connection fails)."""
-    client = subprocess.Popen(
-        [
-            "ip", "netns", "exec", ns, sys.executable, "-u", "-c",
-            "import socket, sys\n"
-            f"s = socket.create_connection(({address!r}, 7000), 3)\n"
-            "s.settimeout(3)\n"
-            "for line in sys.stdin:\n"
-            "    try:\n"
-            "        s.sendall(line.encode())\n"
-            "        print(s.recv(100).decode().strip() or 'gone', flush=True)\n"
-            "    except ConnectionResetError:\n"
-            "        print('reset', flush=True)\n"
-            "    except OSError:\n"
-            "        print('gone', flush=True)\n",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    lab.processes.append(client)
-    return client
-
-
-def _say(client: subprocess.Popen[str], text: str) -> str:
-    assert client.stdin is not None and client.stdout is not None
-    client.stdin.write(text + "\n")
-    client.stdin.flush()
-    return client.stdout.readline().strip()
-
-
 def test_guests_behind_the_segment_see_hairpin_moves_and_closed_ports(
     cloud: Cloud, lab: Lab, tmp_path: Path
 ) -> None:
@@ -117,12 +90,12 @@ def test_guests_behind_the_segment_see_hairpin_moves_and_closed_ports(
     # Its own floating IP answers a guest (through h1, and back across the segment).
     assert _line(guests["vm1"], floating, "self") == f"self from {guests['vm1']}"
     # A neighbour's open connection to it...
-    client = _open_connection(lab, guests["client"], floating)
-    assert _say(client, "one") == f"one from {guests['vm1']}"
+    client = open_connection(lab, guests["client"], floating)
+    assert say(client, "one") == f"one from {guests['vm1']}"
     # ...is reset when the address moves, and the next one reaches the new instance.
     admin.associate_floating_ip(floating, "vm2")
     cloud.wait_applied((SERVING,))
-    assert _say(client, "two") == "reset"
+    assert say(client, "two") == "reset"
     assert _line(guests["client"], floating, "three") == f"three from {guests['vm2']}"
 
     # The terminated instance's port stays plugged; a port whose MAC no row holds joins.
