@@ -1,16 +1,6 @@
-"""The desired state of one host, read from the database in one transaction.
-
-A network hosted here gets everything: bridge, segment link, gateway address, dnsmasq
-and NAT. A network that only has instances placed on this host (a compute host) gets
-the bridge and its segment, so its instances reach the network host over the segment.
-
-A multi-host network (nova-network's multi_host) is served by every host with its
-instances, each from the address reserved for it in the network (fixed_ips.host): that
-address on the bridge, a dnsmasq handing it out as router and DNS to this host's own
-instances only (the others' are ignored, not refused: their hosts answer them over the
-same segment), SNAT and the floating IPs of its instances. Its network host without
-instances of its own keeps the network's gateway, behind which the VPN's clients are.
-"""
+"""The desired state of one host, read from the database in one transaction (what each
+network gets on a network host, a compute host or a multi-host network is said where the
+state's types are, in core.linux.desired)."""
 
 from __future__ import annotations
 

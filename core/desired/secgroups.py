@@ -9,7 +9,10 @@ members run).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, select
+import functools
+from typing import Any
+
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
@@ -67,30 +70,12 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
     )
     used = sorted({g for groups in memberships.values() for g in groups})
     rules: dict[int, list[GroupRule]] = {g: [] for g in used}
-    for row in connection.execute(
-        select(
-            security_group_rules.c.group_id,
-            security_group_rules.c.id,
-            security_group_rules.c.protocol,
-            security_group_rules.c.from_port,
-            security_group_rules.c.to_port,
-            security_group_rules.c.cidr,
-            security_group_rules.c.source_group_id,
-        )
-        .where(security_group_rules.c.group_id.in_(used))
-        .order_by(security_group_rules.c.id)
-    ):
+    for row in connection.execute(rules_of(), {"groups": used}):
         rules[row[0]].append(GroupRule(*row[1:]))
     source_ids = sorted({r.source for rs in rules.values() for r in rs if r.source is not None})
     labels = _labels(connection, sorted({*used, *source_ids}))
     members: dict[int, list[tuple[str, str]]] = {s: [] for s in source_ids}
-    for group_id, address, name in connection.execute(
-        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
-        .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(instance_security_groups.c.security_group_id.in_(source_ids))
-        .order_by(fixed_ips.c.address_int)
-    ):
+    for group_id, address, name in connection.execute(members_of(), {"groups": source_ids}):
         members[group_id].append((address, name))
     return DesiredFilter(
         ports=ports,
@@ -111,3 +96,37 @@ def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
             .where(security_groups.c.id.in_(ids))
         )
     }
+
+
+# The rules of groups, and the members of source groups, as both readers ask for them
+# (the whole filter, and a change's keys); built once.
+
+
+@functools.cache
+def rules_of() -> Select[Any]:
+    return (
+        select(
+            security_group_rules.c.group_id,
+            security_group_rules.c.id,
+            security_group_rules.c.protocol,
+            security_group_rules.c.from_port,
+            security_group_rules.c.to_port,
+            security_group_rules.c.cidr,
+            security_group_rules.c.source_group_id,
+        )
+        .where(security_group_rules.c.group_id.in_(bindparam("groups", expanding=True)))
+        .order_by(security_group_rules.c.id)
+    )
+
+
+@functools.cache
+def members_of() -> Select[Any]:
+    return (
+        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
+        .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True))
+        )
+        .order_by(fixed_ips.c.address_int)
+    )

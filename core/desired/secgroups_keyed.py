@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, func, select
 
+from core.desired.secgroups import members_of, rules_of
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
 from core.linux.secgroup_desired import FilteredGroup, FilteredPort, GroupRule, SourceGroup
@@ -63,7 +64,7 @@ def read_keyed_filter(
     used = _used_here(connection, host, named_groups)
     rules: dict[int, list[GroupRule]] = {g: [] for g in sorted(used)}
     if used:
-        for rule in connection.execute(_rules_of(), {"groups": sorted(used)}):
+        for rule in connection.execute(rules_of(), {"groups": sorted(used)}):
             rules[rule[0]].append(GroupRule(*rule[1:]))
     cited = {r.source for rs in rules.values() for r in rs if r.source is not None}
     # The named groups that are sources here: the named ports' membership in them is
@@ -89,7 +90,7 @@ def read_keyed_filter(
     whole = sorted(cited - keyed)
     members: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
     if whole:
-        for group_id, address, name in connection.execute(_members_of(), {"groups": whole}):
+        for group_id, address, name in connection.execute(members_of(), {"groups": whole}):
             members[group_id].append((address, name))
     sources += [SourceGroup(g, labels.get(g, f"group {g}"), tuple(members[g])) for g in whole]
     return KeyedFilter(
@@ -157,36 +158,6 @@ def _groups_of() -> Select[Any]:
         )
         .where(instance_security_groups.c.instance_id.in_(bindparam("ids", expanding=True)))
         .order_by(instance_security_groups.c.security_group_id)
-    )
-
-
-@functools.cache
-def _rules_of() -> Select[Any]:
-    return (
-        select(
-            security_group_rules.c.group_id,
-            security_group_rules.c.id,
-            security_group_rules.c.protocol,
-            security_group_rules.c.from_port,
-            security_group_rules.c.to_port,
-            security_group_rules.c.cidr,
-            security_group_rules.c.source_group_id,
-        )
-        .where(security_group_rules.c.group_id.in_(bindparam("groups", expanding=True)))
-        .order_by(security_group_rules.c.id)
-    )
-
-
-@functools.cache
-def _members_of() -> Select[Any]:
-    return (
-        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
-        .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(
-            instance_security_groups.c.security_group_id.in_(bindparam("groups", expanding=True))
-        )
-        .order_by(fixed_ips.c.address_int)
     )
 
 
