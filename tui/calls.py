@@ -117,22 +117,12 @@ def call_service(
         with contextlib.suppress(RuntimeError):
             app.call_from_thread(callback, value)
 
-    def work() -> None:
-        try:
-            result = call(api.get() if isinstance(api, ServiceSlot) else api)
-        except Exception as exc:  # the console stays up whatever the core does
-            answer(failed, failure_of(exc))
-            return
-        answer(done, result)
-
-    owner.run_worker(
-        work,
-        thread=True,
-        group=group,
-        exclusive=exclusive,
-        exit_on_error=False,
-        description=description or group,
-    )
+    _in_worker(
+        owner, api, call,
+        lambda result: answer(done, result),
+        lambda failure: answer(failed, failure),
+        group=group, exclusive=exclusive, description=description,
+    )  # fmt: skip
 
 
 def ask_service(
@@ -149,14 +139,35 @@ def ask_service(
     """Run ``call(api)`` in a worker; its result comes back to ``owner`` as the message
     ``answer(result)`` (or ``refusal(failure)``), handled in the owner's queue in turn
     with everything else it is told, never in the middle of another handler."""
+    _in_worker(
+        owner, api, call,
+        lambda result: owner.post_message(answer(result)),
+        lambda failure: owner.post_message(refusal(failure)),
+        group=group, exclusive=exclusive, description=description,
+    )  # fmt: skip
+
+
+def _in_worker(
+    owner: DOMNode,
+    api: NetconAPI | ServiceSlot,
+    call: Callable[[NetconAPI], R],
+    result_out: Callable[[R], object],
+    failure_out: Callable[[Failure], object],
+    *,
+    group: str,
+    exclusive: bool,
+    description: str,
+) -> None:
+    """Run ``call(api)`` in a thread worker of ``owner``; hand what came of it, from that
+    thread, to ``result_out`` or ``failure_out``."""
 
     def work() -> None:
         try:
             result = call(api.get() if isinstance(api, ServiceSlot) else api)
         except Exception as exc:  # the console stays up whatever the core does
-            owner.post_message(refusal(failure_of(exc)))
+            failure_out(failure_of(exc))
             return
-        owner.post_message(answer(result))
+        result_out(result)
 
     owner.run_worker(
         work,
