@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux import closedports, conntrack, dnsmasq, garp, netlink, nft, secgroups
 from core.linux.lease import Lease, LeaseLapsed
+from core.linux.metadata import server as metadata_server
+from core.linux.metadata import table as metadata_table
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
 from core.linux.observed import OWNER_ALIAS
@@ -111,7 +113,7 @@ class Executor:
             # A VPN server sits on its project's bridge: it stops before links go and
             # starts once bridges exist and are up.
             self._stop_vpns(ops)
-            metadata.stop(ops)
+            metadata_server.stop(ops)
             self._stop_dnsmasq(ops)
             self._removals(ops)
             self._index = None
@@ -142,7 +144,8 @@ class Executor:
             self.journal.unlink(missing_ok=True)
         self._announce(ops)
         failures = self._dhcp(ops)
-        failures += metadata.apply(ops, self.nft.binary, self.netns)
+        metadata_table.apply(ops, self.nft.binary, self.netns)
+        failures += metadata_server.start_all(ops, self.netns)
         failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:

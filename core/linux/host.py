@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, secgroups
+from core.linux import dnsmasq, namespace, processes, secgroup_nft, secgroups
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost
 from core.linux.lease import Lease
+from core.linux.metadata import observe as metadata_observe
+from core.linux.metadata import plan as metadata_plan
+from core.linux.metadata import spec as metadata
 from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
@@ -233,7 +236,7 @@ class HostLayer:
         )
         nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
         if bridges is not None:
-            have = metadata.observe_scoped(
+            have = metadata_observe.observe_scoped(
                 self.lookup,
                 self.settings.nft_binary,
                 self.netns,
@@ -242,7 +245,7 @@ class HostLayer:
                 may_change=can_change_host(),
             )
         else:
-            have = metadata.observe(
+            have = metadata_observe.observe(
                 self.settings.nft_binary,
                 self.netns,
                 want.files,
@@ -250,7 +253,7 @@ class HostLayer:
                 table_wanted=bool(routes) and nft_found,
                 may_change=can_change_host(),
             )
-        return metadata.plan(want, have, nft_found=nft_found, held=held)
+        return metadata_plan.plan(want, have, nft_found=nft_found, held=held)
 
     def apply(
         self,

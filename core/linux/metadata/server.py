@@ -1,0 +1,102 @@
+"""One metadata server process: started and waited for until it listens, or stopped."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import HostError
+from core.linux import namespace, processes
+from core.linux.metadata.operations import StartMetadataServer, StopMetadataServer
+from core.linux.metadata.spec import START_TIMEOUT
+from core.linux.operations import Operation
+
+
+def stop(ops: Sequence[Operation]) -> None:
+    """Stop the servers the plan stops (first: a new one needs the port)."""
+    processes.terminate(
+        [pid for op in ops if isinstance(op, StopMetadataServer) for pid in op.pids]
+    )
+
+
+def start_all(ops: Sequence[Operation], netns: str | None) -> list[str]:
+    """Start the servers the plan starts; why those that failed did (the kernel work
+    stays: the next apply tries the server again)."""
+    failures: list[str] = []
+    for op in ops:
+        if isinstance(op, StartMetadataServer):
+            try:
+                start(op, netns)
+            except HostError as exc:
+                failures.append(str(exc))
+    return failures
+
+
+def start(op: StartMetadataServer, netns: str | None) -> int:
+    """Start the server for ``netns`` and wait (at most START_TIMEOUT) until it listens."""
+    op.files.directory.mkdir(parents=True, exist_ok=True)
+    op.files.pid.unlink(missing_ok=True)
+    log = open(op.files.log, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        # Started here, not in ``netns``: it opens its listening socket there itself.
+        child = subprocess.Popen(
+            list(op.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=dict(op.env),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise HostError(f"metadata server: cannot start {op.argv[0]}: {exc.strerror}") from None
+    finally:
+        log.close()
+    # The server writes its pid file once it listens: the port is then its own, not
+    # another program's.
+    if processes.wait_until(
+        lambda: pid_in(op.files.pid) == child.pid and listens(netns, op.port),
+        START_TIMEOUT,
+        watch=child.pid,
+    ):
+        return child.pid
+    if child.poll() is not None:
+        raise HostError(
+            f"metadata server exited at start (status {child.returncode}): "
+            f"{_last_line(op.files.log)}"
+        )
+    child.kill()
+    child.wait()
+    raise HostError(
+        f"metadata server did not listen on port {op.port} within {START_TIMEOUT:.0f} s: "
+        f"{_last_line(op.files.log)}"
+    )
+
+
+def listens(netns: str | None, port: int) -> bool:
+    with namespace.entered(netns):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(0.5)
+        probe.connect(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def pid_in(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1].strip() if lines else "no output"
