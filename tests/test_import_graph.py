@@ -12,6 +12,7 @@ LINUX = ROOT / "core" / "linux"
 # The readers the host layer is handed its desired state by: they import the host
 # layer's types, never the other way round.
 DESIRED = ROOT / "core" / "desired"
+SERVICE = ROOT / "core" / "service"
 # What the host layer must never import, however late (inside a function or not).
 FORBIDDEN = ("core.store", "core.service", "core.desired", "core.cli", "core.agent", "tui")
 
@@ -74,6 +75,42 @@ def _imports(path: Path, known: set[str]) -> tuple[set[str], set[str]]:
     return every, running
 
 
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every loop of imports found by a depth-first walk of ``graph``."""
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                walk(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node)
+    return circles
+
+
+def test_the_service_and_its_parts_import_no_circle() -> None:
+    """The facade (core.service.facade, handed on by core.service) imports the parts
+    and the transaction context; no part imports the facade, its package's face or a
+    part that imports it back, however late."""
+    modules = _modules(SERVICE)
+    graph = {
+        name: {m for m in _imports(path, set(modules))[0] if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    assert graph["core.service.facade"] >= {"core.service.networks", "core.service.vpn"}
+    assert _circles(graph) == []
+
+
 def test_the_host_layer_imports_no_database_service_or_reader() -> None:
     modules = _modules()
     found = []
@@ -97,25 +134,7 @@ def test_the_host_layer_and_its_readers_import_no_circle() -> None:
     # to its own package is no circle of the code's making.
     for name in graph:
         graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
-    circles: list[list[str]] = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def walk(node: str) -> None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                circles.append([*path[path.index(nxt) :], nxt])
-            elif nxt not in state:
-                walk(nxt)
-        path.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            walk(node)
-    assert circles == []
+    assert _circles(graph) == []
 
 
 def test_the_walk_sees_imports_inside_functions() -> None:

@@ -25,11 +25,11 @@ from sqlalchemy import (
     update,
 )
 
+import core.service.hostgateways as hostgateways
 from core import validate
 from core.errors import Conflict, NotFound
-from core.service import hostgateways
-from core.service.base import ServiceBase
 from core.service.owed import Owed, OwedChange
+from core.service.part import Part
 from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, instances, networks
 from core.views import (
     ChangeStatusView,
@@ -152,7 +152,7 @@ def _applied_in_one() -> Update:
     )
 
 
-class AgentService(ServiceBase):
+class AgentsPart(Part):
     def heartbeat(self, host: str | None = None) -> None:
         """Mark a network host alive; the host layer calls this on every apply. This
         host also says where VPN clients reach it (its vpn_ip), so that a VPN answers
