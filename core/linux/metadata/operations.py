@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from core.errors import HostError
+from core.linux.metadata.server import start
 from core.linux.metadata.spec import ADDRESS, FAMILY, TABLE, ServerFiles
-from core.linux.operations import Operation
+from core.linux.operations import Operation, Phase
+
+if TYPE_CHECKING:
+    from core.linux.execution import Execution
 
 
 @dataclass(frozen=True)
-class CreateMetadataTable(Operation):
+class MetadataTableOperation(Operation):
+    """A change of the DNAT table: the apply's go as one nft script (table.py)."""
+
+    phase = Phase.METADATA_TABLE
+
+    def execute(self, run: Execution) -> None:
+        run.metadata_table.append(self)
+
+
+@dataclass(frozen=True)
+class CreateMetadataTable(MetadataTableOperation):
     replace: bool
     files: ServerFiles
 
@@ -19,7 +35,7 @@ class CreateMetadataTable(Operation):
 
 
 @dataclass(frozen=True)
-class DeleteMetadataTable(Operation):
+class DeleteMetadataTable(MetadataTableOperation):
     files: ServerFiles
 
     def describe(self) -> str:
@@ -27,7 +43,7 @@ class DeleteMetadataTable(Operation):
 
 
 @dataclass(frozen=True)
-class SetMetadataRoute(Operation):
+class SetMetadataRoute(MetadataTableOperation):
     bridge: str
     gateway: str
     port: int
@@ -39,7 +55,7 @@ class SetMetadataRoute(Operation):
 
 
 @dataclass(frozen=True)
-class DeleteMetadataRoute(Operation):
+class DeleteMetadataRoute(MetadataTableOperation):
     bridge: str
 
     def describe(self) -> str:
@@ -47,7 +63,7 @@ class DeleteMetadataRoute(Operation):
 
 
 @dataclass(frozen=True)
-class SetMetadataPort(Operation):
+class SetMetadataPort(MetadataTableOperation):
     port: int
     add: bool
 
@@ -59,6 +75,7 @@ class SetMetadataPort(Operation):
 
 @dataclass(frozen=True)
 class StartMetadataServer(Operation):
+    phase = Phase.METADATA_SERVER
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     files: ServerFiles
@@ -69,14 +86,24 @@ class StartMetadataServer(Operation):
         why = f" ({self.reason})" if self.reason else ""
         return f"start metadata server on port {self.port}{why}"
 
+    def execute(self, run: Execution) -> None:
+        try:
+            start(self, run.netns)
+        except HostError as exc:
+            run.failures.append(str(exc))  # the next apply tries the server again
+
 
 @dataclass(frozen=True)
 class StopMetadataServer(Operation):
+    phase = Phase.STOP_METADATA
     pids: tuple[int, ...]
     reason: str
 
     def describe(self) -> str:
         return f"stop metadata server (pid {', '.join(map(str, self.pids))}: {self.reason})"
+
+    def execute(self, run: Execution) -> None:
+        run.stopped_servers += self.pids
 
 
 TABLE_OPS = (

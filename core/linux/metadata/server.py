@@ -1,37 +1,18 @@
-"""One metadata server process: started and waited for until it listens, or stopped."""
+"""One metadata server process: started and waited for until it listens, and probed."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import HostError
 from core.linux import namespace, processes
-from core.linux.metadata.operations import StartMetadataServer, StopMetadataServer
 from core.linux.metadata.spec import START_TIMEOUT
-from core.linux.operations import Operation
 
-
-def stop(ops: Sequence[Operation]) -> None:
-    """Stop the servers the plan stops (first: a new one needs the port)."""
-    processes.terminate(
-        [pid for op in ops if isinstance(op, StopMetadataServer) for pid in op.pids]
-    )
-
-
-def start_all(ops: Sequence[Operation], netns: str | None) -> list[str]:
-    """Start the servers the plan starts; why those that failed did (the kernel work
-    stays: the next apply tries the server again)."""
-    failures: list[str] = []
-    for op in ops:
-        if isinstance(op, StartMetadataServer):
-            try:
-                start(op, netns)
-            except HostError as exc:
-                failures.append(str(exc))
-    return failures
+if TYPE_CHECKING:
+    from core.linux.metadata.operations import StartMetadataServer
 
 
 def start(op: StartMetadataServer, netns: str | None) -> int:
