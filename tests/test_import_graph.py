@@ -137,6 +137,21 @@ def test_the_host_layer_and_its_readers_import_no_circle() -> None:
     assert _circles(graph) == []
 
 
+def test_the_host_layer_imports_no_circle_even_for_its_types() -> None:
+    """Operations know the Execution they are handed; it knows none of them."""
+    modules = _modules(LINUX)
+    graph = {
+        name: {
+            m
+            for m in _imports(path, set(modules))[0]
+            if m in modules and m != name and not name.startswith(m + ".")
+        }
+        for name, path in modules.items()
+    }
+    assert "core.linux.execution" in graph["core.linux.operations"]
+    assert _circles(graph) == []
+
+
 def test_the_walk_sees_imports_inside_functions() -> None:
     """The walk itself: a late import inside a function is found like a top-level one."""
     modules = _modules()

@@ -2,7 +2,7 @@
 
 Every operation has a phase (operations.Phase) and an ``execute``; the executor runs
 the phases in order, hands each operation of a phase the one Execution of this apply,
-and flushes the phase's batch at its end. Netlink work is sent in pipelined rounds
+and sends the phase's batch at its end. Netlink work goes in pipelined rounds
 (removals, link creation, then enslaving/marking/addresses, which need the new links'
 indexes); nftables changes go as one atomic batch. If any of that fails, what this
 apply made in the kernel (the links it created and the addresses it added, by index:
@@ -16,15 +16,22 @@ name, and the next apply starts them again.
 
 from __future__ import annotations
 
+import errno
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HostError
-from core.linux import nft
-from core.linux.execution import Execution, needs_lease
-from core.linux.lease import Lease
+from core.linux import closedports, conntrack, dnsmasq, garp, netlink, nft, processes, secgroups
+from core.linux.execution import Batch, Execution
+from core.linux.lease import Lease, LeaseLapsed
+from core.linux.metadata import table as metadata_table
+from core.linux.namespace import entered
 from core.linux.netlink import Netlink
 from core.linux.operations import LAST_KERNEL_PHASE, Operation, Phase, Plan
+
+log = logging.getLogger("netcon.host")
 
 
 @dataclass
@@ -68,7 +75,7 @@ class Executor:
             self.lease,
             names={name for op in ops for name in op.links()},
         )
-        if needs_lease(ops):
+        if any(op.needs_lease() for op in ops):
             # Before anything changes: a host whose lease lapsed (its process was paused
             # mid-apply, say) must not bring up what another host may serve by now.
             run.lifetime()
@@ -78,7 +85,7 @@ class Executor:
         try:
             for phase in Phase:
                 if phase <= LAST_KERNEL_PHASE:
-                    _run_phase(run, phase, phases.get(phase, ()))
+                    _run_phase(run, phase, phases.get(phase, []))
         except Exception:
             if run.undo:
                 # Best effort: what this apply made goes again, so nothing is half made.
@@ -88,13 +95,149 @@ class Executor:
             self.journal.unlink(missing_ok=True)
         for phase in Phase:
             if phase > LAST_KERNEL_PHASE:
-                _run_phase(run, phase, phases.get(phase, ()))
+                _run_phase(run, phase, phases.get(phase, []))
         self.netlink.catch_up()
         if run.failures:
             raise HostError("; ".join(run.failures))
 
 
-def _run_phase(run: Execution, phase: Phase, ops: list[Operation] | tuple[()]) -> None:
+def _run_phase(run: Execution, phase: Phase, ops: list[Operation]) -> None:
     for op in ops:
         op.execute(run)
-    run.flush(phase)
+    send = SENDS.get(phase)
+    if send is not None:
+        send(run)
+
+
+# -- the end of each phase: what it gathered, sent ---------------------------------------
+
+
+def _stop_servers(run: Execution) -> None:
+    """Metadata servers stop first: a new one needs the port."""
+    processes.terminate(run.stopped_servers)
+
+
+def _stop_dnsmasq(run: Execution) -> None:
+    dnsmasq.stop_processes(run.stopped_dnsmasq)
+    for bridge in run.dhcp_gone:
+        dnsmasq.delete_files(dnsmasq.DhcpFiles(run.dhcp_dir, bridge))
+
+
+def _remove(run: Execution) -> None:
+    if run.removals.requests:
+        gone = (errno.ENODEV, errno.EADDRNOTAVAIL, errno.ESRCH)
+        run.removals.check(run.netlink.run(run.removals.requests), gone)
+    run.forget_index()
+
+
+def _create(run: Execution) -> None:
+    if not run.created:
+        return
+    # Named before they exist: an interrupted apply's links are known as netcon's.
+    run.journal.parent.mkdir(parents=True, exist_ok=True)
+    run.journal.write_text("".join(f"{name}\n" for name in run.created))
+    results = run.netlink.run(run.creations.requests)
+    made = [name for name, code in zip(run.created, results, strict=True) if code == 0]
+    if made:
+        run.forget_index()  # the new links' indexes come from a fresh dump
+        index = run.index()
+        run.undo.extend(netlink.del_link(index[name]) for name in made if name in index)
+    run.creations.check(results)
+
+
+def _configure(run: Execution) -> None:
+    if not run.configure.requests and not run.created:
+        return
+    index = run.index()
+    # First in the round: the links this apply created, marked as netcon's and
+    # enslaved to their bridge in the same request.
+    batch = Batch()
+    for op, name in zip(run.creations.sent, run.created, strict=True):
+        batch.add(op, run.claim(name, run.masters.get(name)))
+    batch.sent += run.configure.sent
+    batch.requests += run.configure.requests
+    results = run.netlink.run(batch.requests)
+    for op, code in zip(batch.sent, results, strict=True):
+        if code == 0:
+            run.undo += op.undo(index)
+    if run.leased and run.lease is not None and run.lease.lapsed():
+        # Stopped between counting the lifetime and sending it: what was given would
+        # outlive the lease, so it goes now (it was gone or going anyway).
+        run.netlink.run(run.leased)
+        raise LeaseLapsed(-run.lease.remaining())
+    batch.check(results)
+
+
+def _nft(run: Execution) -> None:
+    """NAT and security-group changes, as one atomic nft batch."""
+    filters = secgroups.commands(run.filters)
+    if run.renewed_ports:
+        filters += closedports.renewal(tuple(run.renewed_ports), run.port_lifetime())
+    run.nft.run(run.nat_commands + filters)
+    ports = tuple(run.leased_ports)
+    if ports and run.lease is not None and run.lease.lapsed():
+        # Paused between counting the timeout and sending it: the elements would
+        # outlive the lease, so they go now.
+        run.nft.run(closedports.removal(ports))
+        raise LeaseLapsed(-run.lease.remaining())
+
+
+def _hairpin_uplinks(run: Execution) -> None:
+    """Uplinks into hairpin mode once the nft batch that lets only NATed frames back
+    out of them is in the kernel (see SetUplinkHairpin)."""
+    if run.uplinks.requests:
+        run.uplinks.check(run.netlink.run(run.uplinks.requests))
+
+
+def _forget_old_mappings(run: Execution) -> None:
+    """A NAT mapping holds for a connection's life: once a floating IP's pair is gone
+    (disassociated, or moved to another instance), its tracked connections go too,
+    or they keep flowing to the old instance."""
+    if not run.forgotten:
+        return
+    try:
+        with entered(run.netns):
+            conntrack.forget(run.forgotten)
+    except OSError as exc:
+        log.warning("connections through %s not forgotten: %s", ", ".join(run.forgotten), exc)
+
+
+def _announce(run: Execution) -> None:
+    """Gratuitous ARP for every address this apply brought here (a floating IP, a
+    gateway after a failover), so neighbours stop sending to its old home now rather
+    than when their ARP entry expires. Best effort: the address works without it."""
+    if not run.announced:
+        return
+    with entered(run.netns):
+        for ifname, addresses in run.announced.items():
+            try:
+                garp.announce(ifname, addresses)
+            except OSError as exc:
+                log.warning("no gratuitous ARP for %s on %s: %s", addresses, ifname, exc)
+
+
+def _start_dnsmasq(run: Execution) -> None:
+    """Every dnsmasq started at once (its files are written), then all waited for."""
+    dnsmasq.stop_processes(run.replaced)
+    failed = dnsmasq.start_all(run.netns, run.dnsmasq_starts)
+    if failed:
+        run.failures.append(dnsmasq.failure_message(failed))
+
+
+def _metadata_table(run: Execution) -> None:
+    metadata_table.apply(run.metadata_table, run.nft.binary, run.netns)
+
+
+SENDS: dict[Phase, Callable[[Execution], None]] = {
+    Phase.STOP_METADATA: _stop_servers,
+    Phase.STOP_DNSMASQ: _stop_dnsmasq,
+    Phase.REMOVE_LINKS: _remove,
+    Phase.CREATE_LINKS: _create,
+    Phase.CONFIGURE_LINKS: _configure,
+    Phase.NFT: _nft,
+    Phase.HAIRPIN_UPLINKS: _hairpin_uplinks,
+    Phase.FORGET_MAPPINGS: _forget_old_mappings,
+    Phase.ANNOUNCE: _announce,
+    Phase.DHCP: _start_dnsmasq,
+    Phase.METADATA_TABLE: _metadata_table,
+}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from core.errors import HostError
 from core.linux import dnsmasq, secgroups
 from core.linux.desired import DesiredHost
-from core.linux.netlink import Address, Link, Netlink
+from core.linux.netlink import OWNER_ALIAS, Address, Link, Netlink
 from core.linux.nft import Nft, NftState
 from core.linux.secgroup_nft import FilterState
 from core.linux.sysctl import ipv6_disabled, read_forwarding, read_forwarding_v6
@@ -19,8 +19,6 @@ from core.linux.sysctl import ipv6_disabled, read_forwarding, read_forwarding_v6
 if TYPE_CHECKING:
     from core.linux.nftelements import Lookup
 
-# Links carry this alias once netcon has created them; nothing else is ever deleted.
-OWNER_ALIAS = "netcon"
 # Floating addresses on a public interface carry this label.
 FLOATING_LABEL = "netcon-fip"
 

@@ -3,6 +3,9 @@ which phase of an apply it is carried out, and how (``execute``)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, ClassVar
@@ -77,6 +80,10 @@ class Operation:
         """What takes it back once sent, if a later kernel phase fails."""
         return []
 
+    def explain(self, code: int) -> str:
+        """Why it failed, given the kernel's error number."""
+        return f"{self.describe()}: {os.strerror(code)}"
+
 
 # -- links and addresses (netlink) -------------------------------------------------
 
@@ -92,7 +99,7 @@ class CreateLink(Operation):
         return (self.name,)
 
     def execute(self, run: Execution) -> None:
-        run.created.append(self)
+        run.created.append(self.name)
         run.created_names.add(self.name)
         run.creations.add(self, self.request(run))
 
@@ -142,6 +149,15 @@ class CreateVlan(CreateLink):
     def request(self, run: Execution) -> Request:
         data = netlink.vlan_data(self.vlan_id)
         return netlink.new_link(self.name, "vlan", link=run.index()[self.parent], data=data)
+
+    def explain(self, code: int) -> str:
+        if code == errno.EOPNOTSUPP:
+            return (
+                f"network {self.network}: this kernel has no 802.1Q VLAN support ({self.name} "
+                f"on {self.parent}: {os.strerror(code)}); create the network with "
+                '--segmentation vxlan, or set segmentation = "vxlan" in netcon.toml'
+            )
+        return super().explain(code)
 
 
 @dataclass(frozen=True)
@@ -258,7 +274,7 @@ class SetUplinkHairpin(Operation):
 
     def execute(self, run: Execution) -> None:
         if self.on:
-            run.uplinks.append(self)
+            run.uplinks.add(self, netlink.set_port(run.index()[self.name], hairpin=True))
         else:
             run.configure.add(self, netlink.set_port(run.index()[self.name], hairpin=False))
 
@@ -557,7 +573,11 @@ class WriteHostsFile(Operation):
         return f"write dnsmasq hosts file for {self.bridge} ({count} host(s))"
 
     def execute(self, run: Execution) -> None:
-        run.hosts_files.append(self)
+        files = run.dhcp_files(self.bridge)
+        dnsmasq.write_atomically(files.opts, self.opts)
+        if self.names is not None:
+            dnsmasq.write_atomically(files.names, self.names)
+        dnsmasq.write_atomically(files.hosts, self.hosts)
 
 
 @dataclass(frozen=True)
@@ -579,7 +599,22 @@ class StartDnsmasq(Operation):
         return f"{verb} dnsmasq for {self.bridge}"
 
     def execute(self, run: Execution) -> None:
-        run.dnsmasq_starts.append(self)
+        """Its files now; the process with every other start, at the phase's end."""
+        files = run.dhcp_files(self.bridge)
+        run.lease_script()
+        text = dnsmasq.leases_text(self.leases, self.lease_time, time.time())
+        dnsmasq.write_atomically(files.leases, text)
+        known = "".join(f"{mac} {address}\n" for mac, address, _ in self.leases)
+        dnsmasq.write_atomically(files.leased, known)
+        if self.replaces is not None:
+            run.replaced.append(self.replaces)
+        env = dict(
+            run.dnsmasq_env,
+            NETWORK_ID=str(self.network_id),
+            DHCP_LEASE_TIME=str(self.lease_time),
+            NETCON_LEASES=str(files.leases),
+        )
+        run.dnsmasq_starts.append(dnsmasq.Start(files, self.argv, env))
 
 
 @dataclass(frozen=True)

@@ -428,7 +428,7 @@ def observe(
     return sg.FilterState(bridge, groups, sysctl.read_bridge_netfilter(netns))
 
 
-def commands(ops: Sequence[Operation]) -> list[Command]:
+def commands(ops: Sequence[object]) -> list[Command]:
     """One batch for every filter operation, in phase order, with one command per set for
     the elements a phase adds to it or deletes from it."""
     plain: dict[int, list[Command]] = {}

@@ -5,17 +5,30 @@ from __future__ import annotations
 import socket
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from core.errors import HostError
 from core.linux import namespace, processes
-from core.linux.metadata.spec import START_TIMEOUT
-
-if TYPE_CHECKING:
-    from core.linux.metadata.operations import StartMetadataServer
+from core.linux.metadata.spec import START_TIMEOUT, ServerFiles
 
 
-def start(op: StartMetadataServer, netns: str | None) -> int:
+class Launch(Protocol):
+    """What starting a server takes (StartMetadataServer has it)."""
+
+    @property
+    def argv(self) -> tuple[str, ...]: ...
+
+    @property
+    def env(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def files(self) -> ServerFiles: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def start(op: Launch, netns: str | None) -> int:
     """Start the server for ``netns`` and wait (at most START_TIMEOUT) until it listens."""
     op.files.directory.mkdir(parents=True, exist_ok=True)
     op.files.pid.unlink(missing_ok=True)

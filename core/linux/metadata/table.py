@@ -14,10 +14,9 @@ from core.linux.metadata.operations import (
     SetMetadataRoute,
 )
 from core.linux.metadata.spec import ADDRESS, FAMILY, PORTS, ROUTES, TABLE, table_marker
-from core.linux.operations import Operation
 
 
-def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> None:
+def apply(ops: Sequence[object], nft_binary: str, netns: str | None) -> None:
     """The table's changes as one nft batch, and its marker made or removed with it."""
     text = table_text(ops)
     if not text:
@@ -34,7 +33,7 @@ def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> None:
             table_marker(op.files).unlink(missing_ok=True)
 
 
-def table_text(ops: Sequence[Operation]) -> str:
+def table_text(ops: Sequence[object]) -> str:
     """The nft script for the plan's table operations (empty: none)."""
     lines: list[str] = []
     table = f"{FAMILY} {TABLE}"
