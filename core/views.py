@@ -263,6 +263,10 @@ class OwedView(NamedTuple):
     floating: tuple[str, ...] = ()
     # Some change named neither networks nor floating IPs (a security group's).
     whole_host: bool = False
+    # The security groups ("project/name") whose rules or members the changes touched,
+    # and the rules (by id) they added.
+    groups: tuple[str, ...] = ()
+    rules: tuple[int, ...] = ()
 
 
 class PendingOverview(NamedTuple):

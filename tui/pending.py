@@ -59,14 +59,32 @@ class Pending:
     def marks(self, host: str | None, subjects: Iterable[str]) -> bool:
         return bool(self.touching(host, subjects))
 
+    def owing(self, subjects: Iterable[str]) -> dict[str, list[str]]:
+        """Every host that still owes something acting on any of ``subjects`` (a
+        security group's filter lives on every host its members run on), and what."""
+        wanted = tuple(subjects)
+        found: dict[str, list[str]] = {}
+        for host in sorted({*self.plans, *self.changes}):
+            lines = self.touching(host, wanted)
+            if lines:
+                found[host] = lines
+        return found
+
 
 @dataclass(frozen=True)
 class Owed:
-    """The changes another host's agent has not applied, and the floating addresses and
-    bridges they touched (the names rows are marked by)."""
+    """The changes another host's agent has not applied, and the floating addresses,
+    bridges, security groups and added rules they touched (the names rows are marked
+    by)."""
 
     changes: tuple[int, ...]
     subjects: frozenset[str] = frozenset()
+
+
+def rule_token(rule: int) -> str:
+    """How a rule another host's agent has not applied is named among what it owes (its
+    record names the rule's group; the change's audit event, the rule)."""
+    return f"rule #{rule}"
 
 
 UNKNOWN = Pending(known=False)
@@ -106,5 +124,7 @@ def with_agents(api: NetconAPI, own: Pending) -> Pending:
         if owed is None:
             changes[other.name] = Owed(())
         else:
-            changes[other.name] = Owed(owed.changes, frozenset(owed.bridges + owed.floating))
+            subjects = owed.bridges + owed.floating + owed.groups
+            subjects += tuple(rule_token(rule) for rule in owed.rules)
+            changes[other.name] = Owed(owed.changes, frozenset(subjects))
     return replace(own, changes=changes, failed=failed, counts=counts)
