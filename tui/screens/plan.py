@@ -16,14 +16,29 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import Button, Label, Static
 
-from tui.calls import Failure, call_service
+from tui.calls import Failure, ask_service
 from tui.widgets.dialogs import Dialog, Working
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
     from core.views import PlanView
+
+
+class PlanApplied(Message):
+    """What an apply did, and the plan read after it."""
+
+    def __init__(self, done: PlanView, after: PlanView) -> None:
+        super().__init__()
+        self.done, self.after = done, after
+
+
+class ApplyRefused(Message):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__()
+        self.failure = failure
 
 
 class PlanScreen(Dialog):
@@ -146,12 +161,14 @@ class PlanScreen(Dialog):
         self.busy = True
         self.query_one("#apply", Button).disabled = True
         self.query_one(Working).start(f"applying {len(self.plan.operations)} operation(s)")
-        call_service(
-            self, self.api, _apply_and_replan, self._applied, self._failed, group="apply",
+        ask_service(
+            self, self.api, _apply_and_replan, lambda done: PlanApplied(*done), ApplyRefused,
+            group="apply",
         )
 
-    def _applied(self, result: tuple[PlanView, PlanView]) -> None:
-        done, after = result
+    @on(PlanApplied)
+    def _applied(self, applied: PlanApplied) -> None:
+        done, after = applied.done, applied.after
         message = Content(f"applied {len(done.operations)} operation(s) on {done.host}")
         if done.problems:
             message = Content.styled(
@@ -159,7 +176,9 @@ class PlanScreen(Dialog):
             )
         self._finished(message, after)
 
-    def _failed(self, failure: Failure) -> None:
+    @on(ApplyRefused)
+    def _failed(self, refused: ApplyRefused) -> None:
+        failure = refused.failure
         word = "refused" if failure.refused else "failed"
         self._finished(Content.styled(f"apply {word}: {failure.message}", "$error"), None)
 
