@@ -19,6 +19,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Label, Static
 
+from core.errors import HeldBack
 from tui.calls import Failure, ask_service
 from tui.widgets.dialogs import Dialog, Working
 
@@ -28,11 +29,14 @@ if TYPE_CHECKING:
 
 
 class PlanApplied(Message):
-    """What an apply did, and the plan read after it."""
+    """What an apply did (how many operations, on which host, and the problems that held
+    networks back), and the plan read after it."""
 
-    def __init__(self, done: PlanView, after: PlanView) -> None:
+    def __init__(
+        self, applied: int, host: str, held: tuple[str, ...], after: PlanView
+    ) -> None:
         super().__init__()
-        self.done, self.after = done, after
+        self.applied, self.host, self.held, self.after = applied, host, held, after
 
 
 class ApplyRefused(Message):
@@ -87,7 +91,10 @@ class PlanScreen(Dialog):
                     parts += [(f"! {warning}", "$warning"), "\n"]
                 for line in plan.describe():
                     parts.append(f"  {line}\n")
-                if not plan.operations:
+                if not plan.operations and plan.problems:
+                    # Held back: the host does not match, but nothing else is to change.
+                    parts.append("  nothing else to change\n")
+                elif not plan.operations:
                     parts.append("  nothing to change: the host matches the database\n")
                 yield Static(Content.assemble(*parts).rstrip())
             yield Static(self._status(), id="plan-status", classes="dialog-note")
@@ -162,19 +169,18 @@ class PlanScreen(Dialog):
         self.query_one("#apply", Button).disabled = True
         self.query_one(Working).start(f"applying {len(self.plan.operations)} operation(s)")
         ask_service(
-            self, self.api, _apply_and_replan, lambda done: PlanApplied(*done), ApplyRefused,
+            self, self.api, _apply_and_replan, lambda applied: applied, ApplyRefused,
             group="apply",
         )
 
     @on(PlanApplied)
     def _applied(self, applied: PlanApplied) -> None:
-        done, after = applied.done, applied.after
-        message = Content(f"applied {len(done.operations)} operation(s) on {done.host}")
-        if done.problems:
+        message = Content(f"applied {applied.applied} operation(s) on {applied.host}")
+        if applied.held:
             message = Content.styled(
-                f"{message.plain}; held back: {len(done.problems)} problem(s) above", "$warning"
+                f"{message.plain}; held back: {len(applied.held)} problem(s) above", "$warning"
             )
-        self._finished(message, after)
+        self._finished(message, applied.after)
 
     @on(ApplyRefused)
     def _failed(self, refused: ApplyRefused) -> None:
@@ -206,7 +212,12 @@ class PlanScreen(Dialog):
         self.query_one("#close", Button).focus()
 
 
-def _apply_and_replan(api: NetconAPI) -> tuple[PlanView, PlanView]:
-    """Apply, then read the plan again: what is left (nothing, or what was held back)."""
-    done = api.host_apply_view()
-    return done, api.host_plan_view()
+def _apply_and_replan(api: NetconAPI) -> PlanApplied:
+    """Apply, then read the plan again: what is left (nothing, or what was held back).
+    An apply that held networks back applied the rest: it is no refusal."""
+    try:
+        done = api.host_apply_view()
+    except HeldBack as held:
+        after = api.host_plan_view()
+        return PlanApplied(held.applied, after.host, held.problems, after)
+    return PlanApplied(len(done.operations), done.host, done.problems, api.host_plan_view())
