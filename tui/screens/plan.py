@@ -116,9 +116,9 @@ class PlanScreen(Dialog):
         if not self.wants_apply:
             return Content("")
         if plan.problems and plan.partial:
+            rest = "; applying brings in everything else." if plan.operations else "."
             return Content.styled(
-                "The networks named above are held back until their problem is fixed; "
-                "applying brings in everything else.",
+                f"The networks named above are held back until their problem is fixed{rest}",
                 "$warning",
             )
         if plan.problems:
