@@ -118,6 +118,8 @@ def test_owed_security_groups_and_rules_are_named_for_every_host(cloud: NetconSe
     rule = cloud.add_security_group_rule("alpha", "web", "tcp", 8443, 8443)
     owed = cloud.pending_overview().owed["nethost2"]
     assert owed.groups == ("alpha/web",) and owed.rules == (rule.id,)
+    added = cloud.last_change.change
+    assert owed.touched == ((added, ("alpha/web", f"rule #{rule.id}")),)
     cloud.record_applied("nethost2", cloud.last_change.change)
     assert "nethost2" not in cloud.pending_overview().owed
     cloud.set_instance_security_groups("far1", ["default"])

@@ -53,7 +53,8 @@ class Pending:
         owed = self.changes.get(host or "")
         if owed is None or not wanted.intersection(owed.subjects):
             return []
-        numbers = ", ".join(str(n) for n in owed.changes)
+        waited_for = [n for n, names in owed.touched if wanted.intersection(names)]
+        numbers = ", ".join(str(n) for n in waited_for or owed.changes)
         return [f"change {numbers} not yet applied by {host}'s agent"]
 
     def marks(self, host: str | None, subjects: Iterable[str]) -> bool:
@@ -79,12 +80,8 @@ class Owed:
 
     changes: tuple[int, ...]
     subjects: frozenset[str] = frozenset()
-
-
-def rule_token(rule: int) -> str:
-    """How a rule another host's agent has not applied is named among what it owes (its
-    record names the rule's group; the change's audit event, the rule)."""
-    return f"rule #{rule}"
+    # Change by change, the names it touched: the changes a row waits for.
+    touched: tuple[tuple[int, frozenset[str]], ...] = ()
 
 
 UNKNOWN = Pending(known=False)
@@ -124,7 +121,7 @@ def with_agents(api: NetconAPI, own: Pending) -> Pending:
         if owed is None:
             changes[other.name] = Owed(())
         else:
-            subjects = owed.bridges + owed.floating + owed.groups
-            subjects += tuple(rule_token(rule) for rule in owed.rules)
-            changes[other.name] = Owed(owed.changes, frozenset(subjects))
+            touched = tuple((n, frozenset(names)) for n, names in owed.touched)
+            subjects = frozenset().union(*(names for _, names in touched))
+            changes[other.name] = Owed(owed.changes, subjects, touched)
     return replace(own, changes=changes, failed=failed, counts=counts)

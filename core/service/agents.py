@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from core import validate
 from core.errors import Conflict, NotFound
+from core.secrules import rule_key
 from core.service import hostgateways
 from core.service.base import ServiceBase
 from core.service.owed import Owed, OwedChange
@@ -175,6 +176,7 @@ class _Gathered:
     floating: set[str] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
     rules: set[int] = field(default_factory=set)
+    touched: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     whole_host: bool = False
 
 
@@ -325,17 +327,22 @@ class AgentService(ServiceBase):
         for host, change, named_networks, named_floating, named_groups, whole in decoded:
             into = gathered.setdefault(host, _Gathered())
             into.changes.append(change)
-            into.bridges.update(bridges[n] for n in named_networks if n in bridges)
+            touched_bridges = [bridges[n] for n in named_networks if n in bridges]
+            touched_groups = [labels[g] for g in named_groups if g in labels]
+            into.bridges.update(touched_bridges)
             into.floating.update(named_floating)
-            into.groups.update(labels[g] for g in named_groups if g in labels)
+            into.groups.update(touched_groups)
+            names = touched_bridges + named_floating + touched_groups
             if change in added:
                 into.rules.add(added[change])
+                names.append(rule_key(added[change]))
+            into.touched.append((change, tuple(names)))
             into.whole_host = into.whole_host or whole
         owed = {
             host: OwedView(
                 host, tuple(into.changes), tuple(sorted(into.bridges)),
                 tuple(sorted(into.floating)), into.whole_host, tuple(sorted(into.groups)),
-                tuple(sorted(into.rules)),
+                tuple(sorted(into.rules)), tuple(into.touched),
             )
             for host, into in gathered.items()
         }  # fmt: skip

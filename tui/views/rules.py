@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from core.secrules import ports_text, rule_subject, rule_text, rule_words
+from core.secrules import ports_text, rule_key, rule_subject, rule_text, rule_words
 from core.views import RuleView
-from tui.pending import rule_token
 from tui.views.base import (
     Column,
     Confirm,
@@ -50,7 +49,7 @@ def _subjects(r: GroupRule) -> tuple[str, ...]:
     rule = r.rule
     source = f"{r.project}/{rule.source_group}" if rule.source_group is not None else None
     words = rule_words(rule.protocol, rule.from_port, rule.to_port, rule.cidr, source)
-    return (rule_subject(f"{r.project}/{r.group}", words), rule_token(rule.id))
+    return (rule_subject(f"{r.project}/{r.group}", words), rule_key(rule.id))
 
 
 def _ports(rule: RuleView) -> str:
