@@ -267,8 +267,9 @@ class OwedView(NamedTuple):
     # and the rules (by id) they added.
     groups: tuple[str, ...] = ()
     rules: tuple[int, ...] = ()
-    # Change by change, the names it touched (bridges, floating addresses, groups, and
-    # an added rule as core.secrules.rule_key names it): which changes a row waits for.
+    # Change by change, the names it touched (bridges, floating addresses, groups, the
+    # MACs of instance ports whose filter changed, and an added rule as
+    # core.secrules.rule_key names it): which changes a row waits for.
     touched: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 

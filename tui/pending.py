@@ -75,8 +75,8 @@ class Pending:
 @dataclass(frozen=True)
 class Owed:
     """The changes another host's agent has not applied, and the floating addresses,
-    bridges, security groups and added rules they touched (the names rows are marked
-    by)."""
+    bridges, security groups, instance ports and added rules they touched (the names
+    rows are marked by)."""
 
     changes: tuple[int, ...]
     subjects: frozenset[str] = frozenset()

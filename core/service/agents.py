@@ -126,6 +126,7 @@ def _owed_everywhere() -> Select[Any]:
             host_changes.c.security,
             host_changes.c.vpns,
             host_changes.c.groups,
+            host_changes.c.ports,
         )
         .select_from(host_changes.outerjoin(hosts, hosts.c.name == host_changes.c.host))
         .where(
@@ -295,10 +296,13 @@ class AgentService(ServiceBase):
             group_ids: set[int] = set()
             decoded = []
             for row in rows:
-                host, change, networks_json, floating_json, security, vpns_json, groups_json = row
+                host, change, networks_json, floating_json, security, vpns_json = row[:6]
+                groups_json, ports_json = row[6:]
                 named_networks = [int(n) for n in json.loads(networks_json)]
                 named_floating = [str(a) for a in json.loads(floating_json)]
                 named_groups = [int(g) for g in json.loads(groups_json)]
+                # An instance's port by its MAC, as the instance's row names it.
+                named_ports = [str(mac) for mac, _address in json.loads(ports_json)]
                 # A change that names nothing narrower asks for the whole host (as Owed).
                 narrower = bool(
                     named_networks or named_floating or security or json.loads(vpns_json)
@@ -307,7 +311,7 @@ class AgentService(ServiceBase):
                 group_ids.update(named_groups)
                 decoded.append(
                     (str(host), int(change), named_networks, named_floating, named_groups,
-                     not narrower)
+                     named_ports, not narrower)
                 )  # fmt: skip
             bridges: dict[int, str] = {}
             if ids:
@@ -324,7 +328,7 @@ class AgentService(ServiceBase):
                 _rules_added(connection, {row[1] for row in decoded}) if group_ids else {}
             )
         gathered: dict[str, _Gathered] = {}
-        for host, change, named_networks, named_floating, named_groups, whole in decoded:
+        for host, change, named_networks, named_floating, named_groups, ports, whole in decoded:
             into = gathered.setdefault(host, _Gathered())
             into.changes.append(change)
             touched_bridges = [bridges[n] for n in named_networks if n in bridges]
@@ -332,7 +336,7 @@ class AgentService(ServiceBase):
             into.bridges.update(touched_bridges)
             into.floating.update(named_floating)
             into.groups.update(touched_groups)
-            names = touched_bridges + named_floating + touched_groups
+            names = touched_bridges + named_floating + touched_groups + ports
             if change in added:
                 into.rules.add(added[change])
                 names.append(rule_key(added[change]))

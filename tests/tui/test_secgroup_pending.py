@@ -107,6 +107,14 @@ async def test_membership_set_at_once_marks_the_groups_it_changed(
         assert sorted((cells[0], cells[1]) for cells in marked(app)) == [
             ("alpha", "default"), ("alpha", "web")
         ]
+        # The member itself, on nethost2, in the instances view and the group's members.
+        press_at_once(pilot, "colon", *"instances", "enter")
+        await settle(pilot)
+        assert [cells[0] for cells in marked(app)] == ["far1"]
+        press_at_once(pilot, "colon", *"secgroups", "enter", "slash", *"web", "enter", "M")
+        await settle(pilot)
+        assert [cells[0] for cells in marked(app)] == ["far1"]
+        assert "pending on nethost2" in detail(app)
 
 
 def test_snapshot_rule_owed_by_another_host(
