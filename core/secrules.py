@@ -75,6 +75,12 @@ def rule_text(rule: StoredRule) -> str:
     return f"#{rule.id} {admitted} from {source_text(rule.cidr, rule.source_group)}"
 
 
+def rule_key(rule: int) -> str:
+    """How a rule is named among what another host owes: its record names the rule's
+    group, the change's audit event the rule itself."""
+    return f"rule #{rule}"
+
+
 def rule_subject(group: str, words: str) -> str:
     """How a host's plan names one rule of a group ("alpha/web: tcp 80 from 0.0.0.0/0"),
     so that the rule's row can be marked while the host owes it."""

@@ -263,6 +263,14 @@ class OwedView(NamedTuple):
     floating: tuple[str, ...] = ()
     # Some change named neither networks nor floating IPs (a security group's).
     whole_host: bool = False
+    # The security groups ("project/name") whose rules or members the changes touched,
+    # and the rules (by id) they added.
+    groups: tuple[str, ...] = ()
+    rules: tuple[int, ...] = ()
+    # Change by change, the names it touched (bridges, floating addresses, groups, the
+    # MACs of instance ports whose filter changed, and an added rule as
+    # core.secrules.rule_key names it): which changes a row waits for.
+    touched: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 class PendingOverview(NamedTuple):

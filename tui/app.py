@@ -29,6 +29,7 @@ from tui.typeahead import KeyHandled, KeysMayFlow, TypeAhead
 
 if TYPE_CHECKING:
     from textual.command import Provider
+    from textual.notifications import SeverityLevel
 
     from core.config import Settings
     from core.service.api import NetconAPI
@@ -141,6 +142,19 @@ class NetconApp(App[None]):
     def _service_failed(self, error: BaseException) -> None:
         self.open_error = error
         self.exit(return_code=1)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast says its text as given, never as markup: it holds names and the core's
+        refusals, whose brackets ("[contexts]", an IPv6 "[::1]:1194") are no tags."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.context, self.start_view)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import HostError
+from core.errors import HeldBack, HostError
 from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
@@ -91,11 +91,13 @@ class Executor:
             raise HostError(plan.problems[0])
         self._carry_out(plan.operations)
         if plan.problems:
-            raise HostError(
+            raise HeldBack(
                 f"{plan.problems[0]} (that network held back; everything else applied)"
                 if len(plan.problems) == 1
                 else f"{'; '.join(plan.problems)} (those networks held back; "
-                "everything else applied)"
+                "everything else applied)",
+                plan.problems,
+                len(plan.operations),
             )
 
     def _carry_out(self, ops: tuple[Operation, ...]) -> None:

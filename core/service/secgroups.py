@@ -299,6 +299,10 @@ class SecurityGroupService(IngressService):
             before = _instance_groups(connection, row.id)
             # Hosts that filter by the groups left are found while it is still a member.
             audit.hosts.update(filter_hosts(connection, sorted(current | wanted)))
+            # As joining and leaving one at a time would name them: the instance's ports
+            # and the groups whose members change, so hosts apply (and show) just those.
+            audit.filter_ports.update(instance_ports(connection, row.id))
+            audit.filter_groups.update(current ^ wanted)
             if current - wanted:
                 connection.execute(
                     delete(instance_security_groups).where(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tui.calls import Failure, ServiceSlot, call_service
+from tui.calls import Failure, ServiceSlot, ask_service
+from tui.screens.answers import ActionAnswer
 from tui.screens.state import ViewState
 from tui.settings import ContextStyle
 from tui.views.base import Choice, Known
@@ -68,7 +69,21 @@ def switch(screen: MainScreen, style: ContextStyle) -> None:
         screen.notify("this console cannot open another database", severity="warning")
         return
 
-    def opened(api: NetconAPI) -> None:
+    screen.show_working(f"Opening {style.name}")
+    ask_service(screen, screen.service, lambda _api: opener(style.database),
+                lambda api: ContextOpened(style, api),
+                lambda failure: ContextRefused(style, failure), group="context")  # fmt: skip
+
+
+class ContextOpened(ActionAnswer):
+    """Another context's database, open: the console starts over on it."""
+
+    def __init__(self, style: ContextStyle, api: NetconAPI) -> None:
+        super().__init__()
+        self.style, self.api = style, api
+
+    def deliver(self, screen: MainScreen) -> None:
+        context, style, api = screen.context, self.style, self.api
         screen.show_working(None)
         context.service = ServiceSlot(api)
         context.database = api.db.safe_url
@@ -77,14 +92,16 @@ def switch(screen: MainScreen, style: ContextStyle) -> None:
         start_over(screen)
         screen.notify(f"Context {style.name}: {context.database}", timeout=4)
 
-    def failed(failure: Failure) -> None:
-        screen.show_working(None)
-        screen.notify(failure.message, title=f"Context {style.name} not opened",
-                      severity="error", timeout=8)
 
-    screen.show_working(f"Opening {style.name}")
-    call_service(screen, screen.service, lambda _api: opener(style.database), opened, failed,
-                 group="context")
+class ContextRefused(ActionAnswer):
+    def __init__(self, style: ContextStyle, failure: Failure) -> None:
+        super().__init__()
+        self.style, self.failure = style, failure
+
+    def deliver(self, screen: MainScreen) -> None:
+        screen.show_working(None)
+        screen.notify(self.failure.message, title=f"Context {self.style.name} not opened",
+                      severity="error", timeout=8)
 
 
 def start_over(screen: MainScreen) -> None:

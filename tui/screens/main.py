@@ -27,6 +27,7 @@ from tui.calls import ServiceSlot
 from tui.palette import PaletteEntry
 from tui.pending import Pending, read_pending
 from tui.screens import columns, describe, marks
+from tui.screens.answers import ActionAnswer
 from tui.screens.loader import PAGE_SIZE as PAGE_SIZE  # where tests and benches look
 from tui.screens.loader import LoaderAnswer, ViewLoader
 from tui.screens.panes import Panes
@@ -247,6 +248,10 @@ class MainScreen(Screen[None]):
     @on(PendingRead)
     def _pending_read(self, read: PendingRead) -> None:
         self.tracker.arrived(read)
+
+    @on(ActionAnswer)
+    def _action_answer(self, answer: ActionAnswer) -> None:
+        answer.deliver(self)
 
     # -- header and breadcrumbs ----------------------------------------------------------
 

@@ -57,6 +57,8 @@ class PendingTracker:
         spec = self.screen.state.spec
         if not self.pending.known or spec.whole_plan:
             return False
+        if spec.every_host:
+            return bool(self.pending.owing(spec.subjects(row.item)))
         host = spec.host(row.item) or self.screen.this_host()
         return self.pending.marks(host, spec.subjects(row.item))
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from core.secrules import ports_text, rule_subject, rule_text, rule_words
+from core.secrules import ports_text, rule_key, rule_subject, rule_text, rule_words
 from core.views import RuleView
 from tui.views.base import (
     Column,
@@ -44,11 +44,12 @@ def _rules(api: NetconAPI, scope: Scope) -> Sequence[GroupRule]:
 
 
 def _subjects(r: GroupRule) -> tuple[str, ...]:
-    """The rule as the host's plan names it, so its row is marked while it is owed."""
+    """The rule as this host's plan names it, and as another host's agent's record does,
+    so its row is marked while any host owes it."""
     rule = r.rule
     source = f"{r.project}/{rule.source_group}" if rule.source_group is not None else None
     words = rule_words(rule.protocol, rule.from_port, rule.to_port, rule.cidr, source)
-    return (rule_subject(f"{r.project}/{r.group}", words),)
+    return (rule_subject(f"{r.project}/{r.group}", words), rule_key(rule.id))
 
 
 def _ports(rule: RuleView) -> str:
@@ -96,6 +97,7 @@ RULES: ViewSpec[GroupRule] = ViewSpec(
     ),
     key=lambda r: r.rule.id,
     subjects=_subjects,
+    every_host=True,
     detail=_detail,
     fetch=_rules,
     empty="No rules: nothing is let in. Press a to add one",

@@ -139,9 +139,11 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
     ),
     cells=lambda g: (g.project, g.name, str(len(g.rules)), str(g.instances), g.description),
     key=lambda g: g.id,
-    # Marked while this host's filter still lacks a change of the group (a rule, a
-    # member joining or leaving): the plan names the group as "project/name".
+    # Marked while a host's filter still lacks a change of the group (a rule, a member
+    # joining or leaving): this host's plan and the other hosts' records name the group
+    # as "project/name".
     subjects=lambda g: (f"{g.project}/{g.name}",),
+    every_host=True,
     detail=_detail,
     fetch=lambda api, scope: api.list_security_groups(
         project=str(scope["project"]) if scope.get("project") else None
