@@ -28,15 +28,20 @@ def _desired(*rules: GroupRule) -> DesiredFilter:
 
 
 def test_overlap_is_symmetric_and_exact() -> None:
-    tcp22 = ("tcp", 22, 22, "10.0.0.0/8", None)
-    assert secrules.overlap(tcp22, ("tcp", 20, 30, "10.1.0.0/16", None))
-    assert not secrules.overlap(tcp22, ("tcp", 23, 30, "10.1.0.0/16", None))
-    assert not secrules.overlap(tcp22, ("udp", 22, 22, "10.0.0.0/8", None))
-    assert secrules.overlap(tcp22, ("any", -1, -1, "0.0.0.0/0", None))
-    assert not secrules.overlap(tcp22, ("tcp", 22, 22, "192.168.0.0/16", None))
-    assert not secrules.overlap(tcp22, ("tcp", 22, 22, None, 3))
-    assert secrules.overlap(("icmp", 8, -1, None, 3), ("icmp", -1, -1, None, 3))
-    assert not secrules.overlap(("icmp", 8, 0, None, 3), ("icmp", 0, -1, None, 3))
+    tcp22 = ("tcp", 22, 22, "10.0.0.0/8", None, "IPv4")
+    assert secrules.overlap(tcp22, ("tcp", 20, 30, "10.1.0.0/16", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("tcp", 23, 30, "10.1.0.0/16", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("udp", 22, 22, "10.0.0.0/8", None, "IPv4"))
+    assert secrules.overlap(tcp22, ("any", -1, -1, "0.0.0.0/0", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("tcp", 22, 22, "192.168.0.0/16", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("tcp", 22, 22, None, 3, "IPv4"))
+    assert secrules.overlap(("icmp", 8, -1, None, 3, "IPv4"), ("icmp", -1, -1, None, 3, "IPv4"))
+    assert not secrules.overlap(("icmp", 8, 0, None, 3, "IPv4"), ("icmp", 0, -1, None, 3, "IPv4"))
+    # Two families never overlap; two IPv6 ranges do as IPv6 ranges.
+    assert not secrules.overlap(("any", -1, -1, None, 3, "IPv4"), ("any", -1, -1, None, 3, "IPv6"))
+    tcp22_v6 = ("tcp", 22, 22, "2001:db8::/32", None, "IPv6")
+    assert secrules.overlap(tcp22_v6, ("tcp", 22, 22, "2001:db8:1::/48", None, "IPv6"))
+    assert not secrules.overlap(tcp22_v6, ("tcp", 22, 22, "2001:db9::/32", None, "IPv6"))
 
 
 def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
