@@ -50,7 +50,7 @@ def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
     assert problems == []
     assert [op for op in ops if isinstance(op, CreateFilterTable)] == [
         CreateFilterTable("bridge", "netcon", False),
-        CreateFilterTable("ip", "netcon_groups", False),
+        CreateFilterTable("inet", "netcon_groups", False),
     ]
     assert (
         AddRuleElement(5, "alpha/web", "ports", "10.0.0.0/8 . 6 . 22-22", "tcp 22 from 10.0.0.0/8")
@@ -66,7 +66,8 @@ def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
         if "element" in c.get("add", {})
     ]
     assert len(names) == len(set(names))
-    assert names[-1] == ("ip", sg.INSTANCE_MAP)
+    # The ports' map elements come last: both families' (a port's link-local address too).
+    assert set(names[-2:]) == {("inet", sg.INSTANCE_MAP), ("inet", sg.INSTANCE_MAP6)}
 
 
 def test_rules_an_interval_set_cannot_hold_become_chain_rules() -> None:
