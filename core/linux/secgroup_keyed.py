@@ -17,8 +17,8 @@ jumps this change removes were the last.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from core import secrules
 from core.linux import nft, nftelements, spoof6, sysctl
@@ -257,7 +257,13 @@ def observe_keyed(
     )
 
 
-def _targets_v6(present: Any, table: str, family: int, v6_texts: set[str]) -> dict[str, str]:
+# What a set holds at some keys: (table, family, set, [(text, key)]) -> those found.
+Present = Callable[
+    [str, int | None, str, list[tuple[str, bytes]]], list[tuple[str, nftelements.Element]]
+]
+
+
+def _targets_v6(present: Present, table: str, family: int, v6_texts: set[str]) -> dict[str, str]:
     """The IPv6 instance map at the named ports' IPv6 addresses: address -> chain."""
     addresses = sorted({text.partition(" . ")[2] for text in v6_texts})
     keyed = [(a, nftelements.ipv6_key(a)) for a in addresses]
