@@ -87,6 +87,11 @@ class DeleteFilterTable(FilterOperation):
     name: str
 
     def describe(self) -> str:
+        if (self.family, self.name) == sg.OLD_GROUPS:
+            return (
+                f"delete nftables table {self.family} {self.name} (IPv4 only; table "
+                f"{sg.GROUPS[0]} {sg.GROUPS[1]} judges both families)"
+            )
         return (
             f"delete nftables table {self.family} {self.name} (no netcon bridge and no "
             "instance port here any more: no port to filter or close)"

@@ -198,6 +198,10 @@ def test_the_ipv4_only_groups_table_gives_way_to_the_inet_one(lab: Lab, tmp_path
     applied = host.sync.sync()
     assert CreateFilterTable(*sg.GROUPS, replace=False) in applied.operations
     assert DeleteFilterTable(*sg.OLD_GROUPS) in applied.operations
+    assert DeleteFilterTable(*sg.OLD_GROUPS).describe() == (
+        "delete nftables table ip netcon_groups (IPv4 only; table inet netcon_groups "
+        "judges both families)"
+    )
     tables = in_ns(host.ns, "nft", "list", "tables").stdout.split("\n")
     assert "table inet netcon_groups" in tables and "table ip netcon_groups" not in tables
     assert host.sync.plan().operations == ()
