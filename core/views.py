@@ -153,6 +153,7 @@ class RuleView(NamedTuple):
     to_port: int
     cidr: str | None
     source_group: str | None
+    ethertype: str = "IPv4"  # the family it judges: IPv4 or IPv6
 
 
 class SecurityGroupView(NamedTuple):
@@ -175,6 +176,7 @@ class IngressRuleView(NamedTuple):
     cidr: str | None
     source_group: str | None
     text: str  # "tcp 22 from 10.0.0.0/8"
+    ethertype: str = "IPv4"
 
 
 class InstancePortView(NamedTuple):

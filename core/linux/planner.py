@@ -551,14 +551,6 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         builder.adds.append(EnableForwarding())
     if any(n.ipv6 is not None for n in serving) and not observed.forwarding_v6:
         builder.adds.append(EnableForwardingV6())
-    for net in serving:
-        if net.ipv6 is not None:
-            # Said on every plan until the groups table judges IPv6: an admin must not
-            # take a dual-stack network's instances for filtered.
-            builder.warnings.append(
-                f"network {net.cidr}: security groups do not judge IPv6 yet; what routes to "
-                f"its instances' addresses in {net.ipv6.cidr} reaches them"
-            )
     loopback = observed.links.get("lo")
     if desired.networks and loopback is not None and not loopback.up:
         # A namespace made by `ip netns add` starts with lo down: the metadata server's

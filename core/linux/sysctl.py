@@ -21,19 +21,28 @@ def enable_forwarding(netns: str | None) -> None:
 # br_netfilter hands bridged IPv4 to the ip hooks (and conntrack): security groups judge
 # traffic between instances on one bridge there. The file is missing without br_netfilter.
 BRIDGE_NETFILTER = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+# The same for bridged IPv6 and the ip6 hooks.
+BRIDGE_NETFILTER_V6 = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
 
 
 def read_bridge_netfilter(netns: str | None) -> bool | None:
+    """Whether br_netfilter hands both families to the ip hooks (None: no br_netfilter)."""
     try:
-        with entered(netns), open(BRIDGE_NETFILTER) as handle:
-            return handle.read().strip() == "1"
+        with entered(netns):
+            found = []
+            for path in (BRIDGE_NETFILTER, BRIDGE_NETFILTER_V6):
+                with open(path) as handle:
+                    found.append(handle.read().strip() == "1")
+            return all(found)
     except FileNotFoundError:
         return None
 
 
 def enable_bridge_netfilter(netns: str | None) -> None:
-    with entered(netns), open(BRIDGE_NETFILTER, "w") as handle:
-        handle.write("1\n")
+    with entered(netns):
+        for path in (BRIDGE_NETFILTER, BRIDGE_NETFILTER_V6):
+            with open(path, "w") as handle:
+                handle.write("1\n")
 
 
 # IPv6 forwarding on every interface; it also makes them routers, which ignore the

@@ -62,11 +62,8 @@ def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
     # The host sees its IPv6 address and forwarding: a second apply does nothing.
     again = host.sync.plan()
     assert again.operations == ()
-    # ... and says, as long as it is true, that no security group judges this IPv6.
-    assert [w for w in again.warnings if "do not judge IPv6" in w] == [
-        f"network {network.cidr}: security groups do not judge IPv6 yet; what routes to "
-        "its instances' addresses in 2001:db8:24::/64 reaches them"
-    ]
+    # ... and, the groups judging IPv6 too, no warning that they do not.
+    assert [w for w in again.warnings if "IPv6" in w] == []
     assert in_ns(host.ns, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip() == "1"
 
     guest = host.instance("web1", web.mac, network.bridge)

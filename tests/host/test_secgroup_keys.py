@@ -117,6 +117,8 @@ def test_a_rule_change_touches_only_its_groups_elements(
     touched = {_named(c) for c in spy.commands()}
     assert touched <= {
         sg.INSTANCE_MAP,
+        # Its link-local address, judged over IPv6 as the groups say.
+        sg.INSTANCE_MAP6,
         sg.combination_chain(tuple(sorted((web_id, _group_id(host, "default"))))),
         sg.combination_chain((_group_id(host, "default"),)),
     }, touched
@@ -124,6 +126,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     assert not [c for c in spy.listed if c.startswith("list table")]
     # Only the client's own address was looked up in the instance map: not 22 ports'.
     assert spy.looked_up.count(sg.INSTANCE_MAP) == 1
+    assert spy.looked_up.count(sg.INSTANCE_MAP6) == 1
     assert host.sync.plan().operations == ()
 
     # The rule goes: nothing reaches the web guest again.
@@ -140,7 +143,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     _apply_change(host)
     assert not [c for c in spy.listed if c.startswith("list table")]
     gone = {_named(c) for c in spy.commands()}
-    assert {"ports", "port_mac", "port_ip", sg.INSTANCE_MAP} <= gone
+    assert {"ports", "port_mac", "port_ip", sg.INSTANCE_MAP, sg.INSTANCE_MAP6} <= gone
     assert host.sync.plan().operations == ()
 
 
@@ -181,7 +184,7 @@ def test_chains_go_when_the_kernel_counts_no_jump_left(lab: Lab, tmp_path: Path)
 
 
 def secgroup_chains(host: NetworkHost) -> set[str]:
-    listing = in_ns(host.ns, "nft", "-j", "list", "chains", "ip").stdout
+    listing = in_ns(host.ns, "nft", "-j", "list", "chains", sg.GROUPS[0]).stdout
     return {
         item["chain"]["name"]
         for item in json.loads(listing)["nftables"]
