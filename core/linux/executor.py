@@ -46,6 +46,7 @@ from core.linux.operations import (
     EnableForwarding,
     EnableForwardingV6,
     EnableIpv6,
+    IgnoreAdverts,
     Operation,
     Plan,
     ReleaseLeases,
@@ -64,7 +65,12 @@ from core.linux.operations import (
     StopVpn,
     WriteHostsFile,
 )
-from core.linux.sysctl import enable_forwarding, enable_forwarding_v6, enable_ipv6
+from core.linux.sysctl import (
+    enable_forwarding,
+    enable_forwarding_v6,
+    enable_ipv6,
+    ignore_adverts,
+)
 
 log = logging.getLogger("netcon.host")
 
@@ -123,6 +129,8 @@ class Executor:
             for op in ops:
                 if isinstance(op, EnableIpv6):
                     enable_ipv6(self.netns, op.name)
+                elif isinstance(op, IgnoreAdverts):
+                    ignore_adverts(self.netns, op.name)
             self._configure(ops, created, undo)
             if any(isinstance(op, EnableForwarding) for op in ops):
                 enable_forwarding(self.netns)
