@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux import (
+    closedports,
+    conntrack,
+    dnsmasq,
+    garp,
+    metadata,
+    metadata6,
+    netlink,
+    nft,
+    secgroups,
+)
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
@@ -151,6 +161,7 @@ class Executor:
         self._announce(ops)
         failures = self._dhcp(ops)
         failures += metadata.apply(ops, self.nft.binary, self.netns)
+        metadata6.apply(ops, self.nft.binary, self.netns, self.netlink)
         failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, metadata, namespace, processes, secgroup_nft, secgroups
+from core.linux import (
+    dnsmasq,
+    metadata,
+    metadata6,
+    namespace,
+    processes,
+    secgroup_nft,
+    secgroups,
+)
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost
 from core.linux.lease import Lease
@@ -176,6 +184,10 @@ class HostLayer:
             if wanted.routes is not None
             else []
         )
+        if wanted.routes is not None:
+            served += self._metadata6_plan(
+                desired, bool(wanted.routes), reach.bridges if reach is not None else None, result
+            )
         operations = result.operations + tuple(self._vpn_plan(wanted)) + tuple(served)
         return Planned(replace(result, operations=operations), desired)
 
@@ -251,6 +263,26 @@ class HostLayer:
                 may_change=can_change_host(),
             )
         return metadata.plan(want, have, nft_found=nft_found, held=held)
+
+    def _metadata6_plan(
+        self,
+        desired: DesiredHost,
+        serving: bool,
+        bridges: frozenset[str] | None,
+        result: Plan,
+    ) -> list[Operation]:
+        """fe80::a9fe:a9fe on the bridges of the dual-stack networks served here, and its
+        DNAT (see metadata6), beside the IPv4 server's."""
+        have = metadata6.observe(self.settings.nft_binary, self.netns, may_change=can_change_host())
+        return metadata6.plan(
+            metadata6.wanted_routes(desired.networks),
+            have,
+            serving=serving,
+            port=self.settings.metadata_port,
+            nft_found=dnsmasq.find_binary(self.settings.nft_binary) is not None,
+            bridges=bridges,
+            held=result.held,
+        )
 
     def apply(
         self,

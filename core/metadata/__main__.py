@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     service = NetconService(database_url(), settings, create=False)
 
     def lookup(source: str, local: str) -> MetadataView | None:
+        if ":" in source:  # over IPv6, DNATed from fe80::a9fe:a9fe to the /64's gateway
+            return service.instance_metadata_v6(source, via=local)
         return service.instance_metadata(source, via=local)
 
     # The socket is made in the namespace the guests' DNAT leads to; the process stays
@@ -48,21 +50,38 @@ def main(argv: list[str] | None = None) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address or "0.0.0.0", int(port)))
     listener.listen(1024)
+    listeners = [listener, *_ipv6_listener(args.netns, int(port))]
     home = namespace.identity(args.netns) if args.netns else None
-    asyncio.run(serve(make_app(lookup), listener, args.pid_file, args.netns, home))
+    asyncio.run(serve(make_app(lookup), listeners, args.pid_file, args.netns, home))
     return 0
+
+
+def _ipv6_listener(netns: str | None, port: int) -> list[socket.socket]:
+    """The same port over IPv6 (IPv6 only: IPv4 stays on its own socket, whose peers are
+    plain IPv4 addresses); none where the namespace has no IPv6."""
+    try:
+        with namespace.entered(netns):
+            listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("::", port))
+    except OSError:
+        return []
+    listener.listen(1024)
+    return [listener]
 
 
 async def serve(
     app: web.Application,
-    listener: socket.socket,
+    listeners: list[socket.socket],
     pid_file: str | None,
     netns: str | None = None,
     home: tuple[int, int] | None = None,
 ) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.SockSite(runner, listener).start()
+    for listener in listeners:
+        await web.SockSite(runner, listener).start()
     if pid_file:
         # Written once the port is ours: the host layer waits for this.
         temporary = f"{pid_file}.tmp"
