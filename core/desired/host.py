@@ -344,4 +344,5 @@ def _network(
         runs_vpn=able.runs_vpn,
         ipv6=network_v6(network, gateway),
         dual_stack=network.cidr_v6 is not None,
+        multi_host=bool(network.multi_host),
     )

@@ -126,6 +126,8 @@ class DesiredNetwork:
     ipv6: NetworkV6 | None = None
     # It has an IPv6 /64, whoever serves it: its bridge carries router adverts.
     dual_stack: bool = False
+    # Served by every host with its instances (nova-network's multi_host).
+    multi_host: bool = False
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from core.linux import (
     netlink,
     nft,
     secgroups,
+    segment6,
 )
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
@@ -161,7 +162,9 @@ class Executor:
         self._announce(ops)
         failures = self._dhcp(ops)
         failures += metadata.apply(ops, self.nft.binary, self.netns)
-        metadata6.apply(ops, self.nft.binary, self.netns, self.netlink)
+        # The host's state directory holds the NAT marker (and these tables' markers).
+        metadata6.apply(ops, self.nft.binary, self.netns, self.netlink, self.nat_marker.parent)
+        segment6.apply(ops, self.nft.binary, self.netns, self.nat_marker.parent)
         failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:

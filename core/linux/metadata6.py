@@ -29,12 +29,14 @@ import json
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
 from core.linux import namespace, nft
 from core.linux.desired import DesiredNetwork
+from core.linux.metadata import DesiredMetadata
 from core.linux.netlink import (
     IFA_ADDRESS,
     IFA_CACHEINFO,
@@ -76,6 +78,12 @@ class ObservedMetadata6:
     unread: bool = False
 
 
+def listening_v6(want: DesiredMetadata) -> DesiredMetadata:
+    """The server's command line with its IPv6 socket: the same port on every IPv6
+    address (only DNATed connections reach it, as over IPv4)."""
+    return replace(want, argv=(*want.argv, "--listen-v6", f"[::]:{want.port}"))
+
+
 def wanted_routes(networks: Sequence[DesiredNetwork]) -> tuple[Route6, ...]:
     """A route for each network this host serves IPv6 and metadata for (a FlatDHCP or
     VLAN network whose /64 gateway is here)."""
@@ -107,8 +115,22 @@ def carrying(netns: str | None) -> frozenset[str]:
     return frozenset(found)
 
 
-def observe(nft_binary: str, netns: str | None, *, may_change: bool = True) -> ObservedMetadata6:
+def marker(state_dir: Path) -> Path:
+    """There while the table is: a host that never had it is not asked for it."""
+    return state_dir / "metadata6-table"
+
+
+def observe(
+    nft_binary: str,
+    netns: str | None,
+    state_dir: Path,
+    *,
+    wanted: bool,
+    may_change: bool = True,
+) -> ObservedMetadata6:
     have = carrying(netns)
+    if not wanted and not marker(state_dir).exists():
+        return ObservedMetadata6(carrying=have)
     (result,) = nft.listings(nft_binary, netns, [f"list table {FAMILY} {TABLE}"], numeric=False)
     if result.returncode != 0:
         if "No such file or directory" in result.stderr:
@@ -245,7 +267,7 @@ def plan(
             ops.append(DeleteMetadataAddress6(bridge))
     if not nft_found or have.unread:
         return ops
-    if not serving:
+    if not table_wanted(routes, have, serving=serving, scoped=bridges is not None):
         if have.table:
             ops.append(DeleteMetadataTable6())
         return ops
@@ -260,6 +282,15 @@ def plan(
         if looked(bridge) and bridge not in held and current.get(bridge) != (gateway, to_port):
             ops.append(SetMetadataRoute6(bridge, gateway, to_port, replaces=bridge in current))
     return ops
+
+
+def table_wanted(
+    routes: tuple[Route6, ...], have: ObservedMetadata6, *, serving: bool, scoped: bool
+) -> bool:
+    """Whether the table (and so the server's IPv6 socket, which it guards) is wanted: a
+    server runs and a dual-stack network is served. A scoped plan sees only its own
+    networks: it keeps a table that is there, for the others."""
+    return serving and (bool(routes) or (scoped and have.table))
 
 
 # -- carrying them out ---------------------------------------------------------------
@@ -278,7 +309,9 @@ def _address_request(index: int, add: bool) -> Request:
     return Request(RTM_NEWADDR, flags, body)
 
 
-def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None, link: Netlink) -> None:
+def apply(
+    ops: Sequence[Operation], nft_binary: str, netns: str | None, link: Netlink, state_dir: Path
+) -> None:
     """The addresses over netlink, then the table's changes as one nft batch."""
     changes = [op for op in ops if isinstance(op, (AddMetadataAddress6, DeleteMetadataAddress6))]
     if changes:
@@ -299,6 +332,11 @@ def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None, link: Ne
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             raise HostError(f"nft: IPv6 metadata DNAT: {lines[0] if lines else 'failed'}")
+        if any(isinstance(op, CreateMetadataTable6) for op in ops):
+            state_dir.mkdir(parents=True, exist_ok=True)
+            marker(state_dir).touch()
+        elif any(isinstance(op, DeleteMetadataTable6) for op in ops):
+            marker(state_dir).unlink(missing_ok=True)
 
 
 def table_text(ops: Sequence[Operation]) -> str:

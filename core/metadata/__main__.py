@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dhcp-domain", help="the domain of instance hostnames")
     parser.add_argument("--physical-mtu", type=int, help="the MTU networks derive theirs from")
     parser.add_argument("--netns", help="the network namespace to listen in")
+    parser.add_argument("--listen-v6", metavar="[ADDRESS]:PORT", help="listen on IPv6 too")
     args = parser.parse_args(argv)
     address, _, port = args.listen.rpartition(":")
     settings = load_settings()
@@ -50,25 +51,25 @@ def main(argv: list[str] | None = None) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address or "0.0.0.0", int(port)))
     listener.listen(1024)
-    listeners = [listener, *_ipv6_listener(args.netns, int(port))]
+    listeners = [listener]
+    if args.listen_v6:
+        listeners.append(_ipv6_listener(args.netns, args.listen_v6))
     home = namespace.identity(args.netns) if args.netns else None
     asyncio.run(serve(make_app(lookup), listeners, args.pid_file, args.netns, home))
     return 0
 
 
-def _ipv6_listener(netns: str | None, port: int) -> list[socket.socket]:
-    """The same port over IPv6 (IPv6 only: IPv4 stays on its own socket, whose peers are
-    plain IPv4 addresses); none where the namespace has no IPv6."""
-    try:
-        with namespace.entered(netns):
-            listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("::", port))
-    except OSError:
-        return []
+def _ipv6_listener(netns: str | None, listen: str) -> socket.socket:
+    """An IPv6 socket ("[::]:8775"), IPv6 only: IPv4 stays on its own socket, whose
+    peers are plain IPv4 addresses."""
+    address, _, port = listen.rpartition(":")
+    with namespace.entered(netns):
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address.strip("[]") or "::", int(port)))
     listener.listen(1024)
-    return [listener]
+    return listener
 
 
 async def serve(

@@ -270,7 +270,7 @@ class GuestService(NetworkService):
 
     def instance_metadata_v6(self, address: str, via: str) -> MetadataView | None:
         """What the metadata service tells the instance that asked over IPv6: ``via`` is
-        the /64 gateway the connection was DNATed to (which names the network), and
+        the address in a /64 the connection was DNATed to (which names the network), and
         ``address`` its source there, the instance's link-local address (formed from
         its MAC) or its global one; IPv6 anti-spoofing makes either its own."""
         try:
@@ -284,7 +284,8 @@ class GuestService(NetworkService):
                 select(fixed_ips.c.address)
                 .join(networks, fixed_ips.c.network_id == networks.c.id)
                 .where(
-                    networks.c.gateway_v6 == str(arrived),
+                    # The /64 of the address it arrived at: ::1, or a multi host's own.
+                    networks.c.cidr_v6 == str(ipaddress.IPv6Network((arrived, ipv6.PREFIX), False)),
                     fixed_ips.c.instance_id.is_not(None),
                     fixed_ips.c.mac == mac
                     if mac is not None
