@@ -17,6 +17,7 @@ from core.linux.metadata6 import (
     Route6,
     SetMetadataRoute6,
 )
+from core.metadata.app import ec2_meta_data, openstack_network_data
 from tests.support import make_service
 
 ROUTES = (Route6("br100", "2001:db8:1::1"), Route6("br101", "2001:db8:2::1"))
@@ -125,6 +126,16 @@ def test_the_server_names_the_instance_by_either_of_its_ipv6_sources(tmp_path: P
         assert view is not None and (view.name, view.address) == ("web1", web.address), source
     view = service.instance_metadata_v6(link_local(db.mac), via)
     assert view is not None and view.name == "db1"
+    # Both families, as cloud-init reads them.
+    assert ec2_meta_data(view)["ipv6"] == db.address_v6
+    ipv4, ipv6 = openstack_network_data(view)["networks"]
+    assert (ipv4["type"], ipv4["ip_address"]) == ("ipv4", db.address)
+    assert (ipv6["type"], ipv6["ip_address"], ipv6["network_id"]) == (
+        "ipv6_slaac",
+        db.address_v6,
+        "2001:db8:24::/64",
+    )
+    assert ipv6["routes"] == [{"network": "::", "netmask": "::", "gateway": via}]
     # Arrived at another network's /64, or from an address no instance has: nobody.
     assert service.instance_metadata_v6(link_local(web.mac), "2001:db8:99::1") is None
     assert service.instance_metadata_v6("fe80::1", via) is None

@@ -292,7 +292,9 @@ class GuestService(NetworkService):
                     else fixed_ips.c.address_v6 == str(source),
                 )
             ).scalar()
-        return self.instance_metadata(found) if found is not None else None
+        view = self.instance_metadata(found) if found is not None else None
+        # Its IPv6 router is the address it asked through (its own host's).
+        return view._replace(gateway_v6=str(arrived)) if view is not None else None
 
     def instance_metadata(self, address: str, via: str | None = None) -> MetadataView | None:
         """What the metadata service tells the instance whose fixed IP is ``address`` (its
@@ -312,6 +314,7 @@ class GuestService(NetworkService):
                     instances.c.host,
                     projects.c.name.label("project"),
                     fixed_ips.c.address,
+                    fixed_ips.c.address_v6.label("instance_address_v6"),
                     fixed_ips.c.mac,
                     networks,
                     keys.c.name.label("key_name"),
@@ -370,6 +373,10 @@ class GuestService(NetworkService):
             key_name=row.key_name,
             public_key=row.public_key,
             user_data=row.user_data,
+            address_v6=row.instance_address_v6,
+            cidr_v6=row.cidr_v6,
+            gateway_v6=row.gateway_v6,
+            ipv6_mode=row.ipv6_mode,
         )
 
 
