@@ -72,9 +72,12 @@ def test_a_scoped_plan_touches_only_its_bridges_and_keeps_the_table() -> None:
         DeleteMetadataRoute6("br102"),
         SetMetadataRoute6("br101", "2001:db8:2::1", 8775),
     ]
-    # A scope with no dual-stack network keeps the others' table (and the IPv6 socket).
-    assert metadata6.table_wanted((), stale, serving=True, scoped=True)
-    assert not metadata6.table_wanted((), stale, serving=True, scoped=False)
+    # A scope with no dual-stack network keeps the others' table (and the IPv6 socket),
+    # and drops it when its own were the last.
+    assert metadata6.table_wanted((), stale, serving=True, bridges=frozenset({"br100"}))
+    both = frozenset({"br100", "br102"})
+    assert not metadata6.table_wanted((), stale, serving=True, bridges=both)
+    assert not metadata6.table_wanted((), stale, serving=True)
 
 
 def test_no_server_here_takes_everything_away() -> None:

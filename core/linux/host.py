@@ -307,7 +307,7 @@ class HostLayer:
             bridges=bridges,
             held=result.held,
         )
-        listen = metadata6.table_wanted(routes, have, serving=serving, scoped=bridges is not None)
+        listen = metadata6.table_wanted(routes, have, serving=serving, bridges=bridges)
         return ops, listen
 
     def apply(

@@ -267,7 +267,7 @@ def plan(
             ops.append(DeleteMetadataAddress6(bridge))
     if not nft_found or have.unread:
         return ops
-    if not table_wanted(routes, have, serving=serving, scoped=bridges is not None):
+    if not table_wanted(routes, have, serving=serving, bridges=bridges):
         if have.table:
             ops.append(DeleteMetadataTable6())
         return ops
@@ -285,12 +285,20 @@ def plan(
 
 
 def table_wanted(
-    routes: tuple[Route6, ...], have: ObservedMetadata6, *, serving: bool, scoped: bool
+    routes: tuple[Route6, ...],
+    have: ObservedMetadata6,
+    *,
+    serving: bool,
+    bridges: frozenset[str] | None = None,
 ) -> bool:
     """Whether the table (and so the server's IPv6 socket, which it guards) is wanted: a
-    server runs and a dual-stack network is served. A scoped plan sees only its own
-    networks: it keeps a table that is there, for the others."""
-    return serving and (bool(routes) or (scoped and have.table))
+    server runs and a dual-stack network is served. A scoped plan sees only the networks
+    of ``bridges``; the table's routes tell it of the others."""
+    if not serving:
+        return False
+    if routes:
+        return True
+    return bridges is not None and any(bridge not in bridges for bridge in have.routes)
 
 
 # -- carrying them out ---------------------------------------------------------------
