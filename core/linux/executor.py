@@ -140,8 +140,7 @@ class Executor:
             for op in ops:
                 if isinstance(op, EnableIpv6):
                     enable_ipv6(self.netns, op.name)
-                elif isinstance(op, IgnoreAdverts):
-                    ignore_adverts(self.netns, op.name)
+            ignore_adverts(self.netns, [op.name for op in ops if isinstance(op, IgnoreAdverts)])
             self._configure(ops, created, undo)
             if any(isinstance(op, EnableForwarding) for op in ops):
                 enable_forwarding(self.netns)

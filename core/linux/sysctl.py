@@ -98,8 +98,11 @@ def hearing_adverts(netns: str | None, ifnames: list[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def ignore_adverts(netns: str | None, ifname: str) -> None:
+def ignore_adverts(netns: str | None, ifnames: list[str]) -> None:
+    if not ifnames:
+        return
     with entered(netns):
-        for key in ADVERT_KEYS:
-            with open(_ipv6_conf(ifname, key), "w") as handle:
-                handle.write("0\n")
+        for ifname in ifnames:
+            for key in ADVERT_KEYS:
+                with open(_ipv6_conf(ifname, key), "w") as handle:
+                    handle.write("0\n")
