@@ -31,6 +31,7 @@ from core.linux import (
     garp,
     metadata,
     metadata6,
+    namespace,
     netlink,
     nft,
     secgroups,
@@ -158,16 +159,31 @@ class Executor:
             raise
         finally:
             self.journal.unlink(missing_ok=True)
+        # Before dnsmasq starts: each running dnsmasq reads every interface's addresses
+        # again for each address added, and its first advert already has the filter.
+        self._ipv6_side(ops)
         self._announce(ops)
         failures = self._dhcp(ops)
         failures += metadata.apply(ops, self.nft.binary, self.netns)
-        # The host's state directory holds the NAT marker (and these tables' markers).
-        metadata6.apply(ops, self.nft.binary, self.netns, self.netlink, self.nat_marker.parent)
-        segment6.apply(ops, self.nft.binary, self.netns, self.nat_marker.parent)
         failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:
             raise HostError("; ".join(failures))
+
+    def _ipv6_side(self, ops: Sequence[Operation]) -> None:
+        """The metadata address on the bridges, then the IPv6 metadata DNAT and the
+        multi-host segment filter in one nft batch."""
+        metadata6.apply_addresses(ops, self.netlink)
+        text = metadata6.table_text(ops) + segment6.table_text(ops)
+        if not text:
+            return
+        result = namespace.run(self.netns, [self.nft.binary, "-f", "-"], stdin=text)
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            raise HostError(f"nft: IPv6 metadata or segment filter: {lines[0] if lines else ''}")
+        # The host's state directory holds the NAT marker, and these tables' markers.
+        metadata6.record(ops, self.nat_marker.parent)
+        segment6.record(ops, self.nat_marker.parent)
 
     def _filter_commands(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
         """The filter's batch, with the lease's lifetime on the elements that carry it

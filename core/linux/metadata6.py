@@ -317,34 +317,30 @@ def _address_request(index: int, add: bool) -> Request:
     return Request(RTM_NEWADDR, flags, body)
 
 
-def apply(
-    ops: Sequence[Operation], nft_binary: str, netns: str | None, link: Netlink, state_dir: Path
-) -> None:
-    """The addresses over netlink, then the table's changes as one nft batch."""
+def apply_addresses(ops: Sequence[Operation], link: Netlink) -> None:
+    """The plan's fe80::a9fe:a9fe additions and removals, in one netlink batch."""
     changes = [op for op in ops if isinstance(op, (AddMetadataAddress6, DeleteMetadataAddress6))]
-    if changes:
-        indexes = link.indexes({op.bridge for op in changes})
-        # A bridge deleted by this apply took its address with it.
-        present = [op for op in changes if op.bridge in indexes]
-        requests = [
-            _address_request(indexes[op.bridge], isinstance(op, AddMetadataAddress6))
-            for op in present
-        ]
-        for op, errno in zip(present, link.run(requests), strict=True):
-            # Already there (EEXIST) or already gone (EADDRNOTAVAIL): as wanted.
-            if errno not in (0, 17, 99):
-                raise HostError(f"netlink: {op.describe()}: errno {errno}")
-    text = table_text(ops)
-    if text:
-        result = namespace.run(netns, [nft_binary, "-f", "-"], stdin=text)
-        if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            raise HostError(f"nft: IPv6 metadata DNAT: {lines[0] if lines else 'failed'}")
-        if any(isinstance(op, CreateMetadataTable6) for op in ops):
-            state_dir.mkdir(parents=True, exist_ok=True)
-            marker(state_dir).touch()
-        elif any(isinstance(op, DeleteMetadataTable6) for op in ops):
-            marker(state_dir).unlink(missing_ok=True)
+    if not changes:
+        return
+    indexes = link.indexes({op.bridge for op in changes})
+    # A bridge deleted by this apply took its address with it.
+    present = [op for op in changes if op.bridge in indexes]
+    requests = [
+        _address_request(indexes[op.bridge], isinstance(op, AddMetadataAddress6)) for op in present
+    ]
+    for op, errno in zip(present, link.run(requests), strict=True):
+        # Already there (EEXIST) or already gone (EADDRNOTAVAIL): as wanted.
+        if errno not in (0, 17, 99):
+            raise HostError(f"netlink: {op.describe()}: errno {errno}")
+
+
+def record(ops: Sequence[Operation], state_dir: Path) -> None:
+    """The table's marker follows what the plan did to the table (once nft has)."""
+    if any(isinstance(op, CreateMetadataTable6) for op in ops):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        marker(state_dir).touch()
+    elif any(isinstance(op, DeleteMetadataTable6) for op in ops):
+        marker(state_dir).unlink(missing_ok=True)
 
 
 def table_text(ops: Sequence[Operation]) -> str:

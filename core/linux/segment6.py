@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import HostError
-from core.linux import namespace, nft
+from core.linux import nft
 from core.linux.desired import DesiredNetwork
 from core.linux.operations import Operation
 
@@ -183,14 +183,8 @@ def table_text(ops: Sequence[Operation]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None, state_dir: Path) -> None:
-    text = table_text(ops)
-    if not text:
-        return
-    result = namespace.run(netns, [nft_binary, "-f", "-"], stdin=text)
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise HostError(f"nft: multi-host IPv6 segment filter: {lines[0] if lines else ''}")
+def record(ops: Sequence[Operation], state_dir: Path) -> None:
+    """The table's marker follows what the plan did to the table (once nft has)."""
     if any(isinstance(op, CreateSegmentTable6) for op in ops):
         state_dir.mkdir(parents=True, exist_ok=True)
         marker(state_dir).touch()
