@@ -10,16 +10,18 @@ while that address is still tentative (the bridge just got its first port), the 
 has no other link-local source for an advert than the metadata one; the table's output
 chain drops any router advert from fe80::a9fe:a9fe, and the next advert comes from the
 bridge's own. Guests so keep exactly one default router, as the tests check from inside
-them; with a full lifetime and no such rule, every guest had two.
+them; without the rule, guests that came up with the bridge had two.
 
 A DNAT then sends each bridge's connections to fe80::a9fe:a9fe port 80 to the metadata
-server at that bridge's network gateway (its /64's ``::1``), keeping the source, as the
+server at the bridge's IPv6 gateway here (the /64's ``::1``, or a multi-host host's own
+address), keeping the source, as the
 IPv4 DNAT does for 169.254.169.254: the server knows the network by the address the
 connection arrived at and the instance by its source, the guest's link-local or global
 address, which IPv6 anti-spoofing makes its own. The DNAT and a guard that lets only
 DNATed connections (and the host's own) reach the server's port over IPv6 live in a
 small table of their own, ``ip6 netcon_metadata6``, there while the host runs a metadata
-server; the server listens on the same port over IPv6 beside IPv4.
+server and serves a dual-stack network; only then does the server listen on IPv6 too
+(``--listen-v6``), so no IPv6 port of it is ever unguarded.
 """
 
 from __future__ import annotations
