@@ -397,3 +397,8 @@ class MetadataView(NamedTuple):
     key_name: str | None
     public_key: str | None
     user_data: bytes | None
+    # Its IPv6 side on a dual-stack network (None: IPv4 only).
+    address_v6: str | None = None
+    cidr_v6: str | None = None
+    gateway_v6: str | None = None
+    ipv6_mode: str | None = None

@@ -3,6 +3,7 @@ state holds, the dnsmasq command line and files per mode, and the ports' IPv6 el
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def test_ipv4_only_and_multi_host_networks_serve_no_ipv6(service: NetconService)
     assert "option6" not in dnsmasq.opts_text(network)
 
 
-def test_a_multi_host_network_is_served_ipv4_only(tmp_path: Path) -> None:
+def test_each_host_serves_a_multi_host_network_ipv6_from_its_own_address(
+    tmp_path: Path,
+) -> None:
     service = make_service(tmp_path, host="h1")
     service.heartbeat("h1")
     service.create_networks(
@@ -67,7 +70,12 @@ def test_a_multi_host_network_is_served_ipv4_only(tmp_path: Path) -> None:
     service.create_project("ops", "flatdhcp")
     service.launch_instance("ops", "a1", host="h1")
     (network,) = read_desired(service.db, service.settings).networks
-    assert network.gateway is not None and network.ipv6 is None
+    # h1's own IPv4 address, and the IPv6 one at the same offset in the /64.
+    assert network.gateway is not None and network.gateway != "10.70.0.1"
+    assert network.ipv6 is not None
+    offset = int(ipaddress.IPv4Address(network.gateway)) - int(ipaddress.IPv4Address("10.70.0.0"))
+    assert network.ipv6.gateway == str(ipaddress.IPv6Address("2001:db8:70::") + offset)
+    assert (network.multi_host, network.dual_stack) == (True, True)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HeldBack, HostError
-from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux import (
+    closedports,
+    conntrack,
+    dnsmasq,
+    garp,
+    metadata,
+    metadata6,
+    namespace,
+    netlink,
+    nft,
+    secgroups,
+    segment6,
+)
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
@@ -46,6 +58,7 @@ from core.linux.operations import (
     EnableForwarding,
     EnableForwardingV6,
     EnableIpv6,
+    IgnoreAdverts,
     Operation,
     Plan,
     ReleaseLeases,
@@ -64,7 +77,12 @@ from core.linux.operations import (
     StopVpn,
     WriteHostsFile,
 )
-from core.linux.sysctl import enable_forwarding, enable_forwarding_v6, enable_ipv6
+from core.linux.sysctl import (
+    enable_forwarding,
+    enable_forwarding_v6,
+    enable_ipv6,
+    ignore_adverts,
+)
 
 log = logging.getLogger("netcon.host")
 
@@ -125,6 +143,7 @@ class Executor:
             for op in ops:
                 if isinstance(op, EnableIpv6):
                     enable_ipv6(self.netns, op.name)
+            ignore_adverts(self.netns, [op.name for op in ops if isinstance(op, IgnoreAdverts)])
             self._configure(ops, created, undo)
             if any(isinstance(op, EnableForwarding) for op in ops):
                 enable_forwarding(self.netns)
@@ -142,6 +161,9 @@ class Executor:
             raise
         finally:
             self.journal.unlink(missing_ok=True)
+        # Before dnsmasq starts: each running dnsmasq reads every interface's addresses
+        # again for each address added, and its first advert already has the filter.
+        self._ipv6_side(ops)
         self._announce(ops)
         failures = self._dhcp(ops)
         failures += metadata.apply(ops, self.nft.binary, self.netns)
@@ -149,6 +171,21 @@ class Executor:
         self.netlink.catch_up()
         if failures:
             raise HostError("; ".join(failures))
+
+    def _ipv6_side(self, ops: Sequence[Operation]) -> None:
+        """The metadata address on the bridges, then the IPv6 metadata DNAT and the
+        multi-host segment filter in one nft batch."""
+        metadata6.apply_addresses(ops, self.netlink)
+        text = metadata6.table_text(ops) + segment6.table_text(ops)
+        if not text:
+            return
+        result = namespace.run(self.netns, [self.nft.binary, "-f", "-"], stdin=text)
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            raise HostError(f"nft: IPv6 metadata or segment filter: {lines[0] if lines else ''}")
+        # The host's state directory holds the NAT marker, and these tables' markers.
+        metadata6.record(ops, self.nat_marker.parent)
+        segment6.record(ops, self.nat_marker.parent)
 
     def _filter_commands(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
         """The filter's batch, with the lease's lifetime on the elements that carry it

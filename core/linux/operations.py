@@ -202,6 +202,17 @@ class EnableIpv6(Operation):
         return f"enable IPv6 on {self.name}"
 
 
+@dataclass(frozen=True)
+class IgnoreAdverts(Operation):
+    """A dual-stack network's bridge takes no address or route from the adverts it
+    carries (accept_ra and autoconf off): the host is not a guest of its own network."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"ignore router adverts on {self.name}"
+
+
 # -- nftables ------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from core.linux.operations import (
     EnableForwarding,
     EnableForwardingV6,
     EnableIpv6,
+    IgnoreAdverts,
     Operation,
     Plan,
     ReleaseLeases,
@@ -150,6 +151,7 @@ class _Builder:
                     self.configures.append(SetUp(net.bridge_interface))
         self._uplink(net)
         self._uplink_hairpin(net, bridge)
+        self._deaf_to_adverts(net, bridge)
         if net.gateway is not None:
             self._hairpin(net, bridge)
             self._address(
@@ -173,6 +175,13 @@ class _Builder:
         self._address(
             net.bridge, net.ipv6.gateway, prefixlen, None, None, f"gateway of {net.ipv6.cidr}"
         )
+
+    def _deaf_to_adverts(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        if not net.dual_stack or not net.owns_bridge:
+            return
+        hearing = self.observed.hearing_adverts
+        if net.bridge in hearing or (bridge is None and "default" in hearing):
+            self.configures.append(IgnoreAdverts(net.bridge))
 
     def _mtu(self, net: DesiredNetwork) -> None:
         """The bridge, segment link and instance ports at the network's MTU: a frame the

@@ -85,3 +85,33 @@ def ipv6_disabled(netns: str | None, ifnames: list[str]) -> frozenset[str]:
 def enable_ipv6(netns: str | None, ifname: str) -> None:
     with entered(netns), open(_ipv6_conf(ifname, "disable_ipv6"), "w") as handle:
         handle.write("0\n")
+
+
+# A bridge of a dual-stack network hears its own network's router adverts; one that
+# took them would give the host an address, and a default route, in a guest network.
+ADVERT_KEYS = ("accept_ra", "autoconf")
+
+
+def hearing_adverts(netns: str | None, ifnames: list[str]) -> frozenset[str]:
+    """Those of ``ifnames`` that would configure themselves from a router advert."""
+    found = set()
+    with entered(netns):
+        for ifname in ifnames:
+            for key in ADVERT_KEYS:
+                try:
+                    with open(_ipv6_conf(ifname, key)) as handle:
+                        if handle.read().strip() != "0":
+                            found.add(ifname)
+                except FileNotFoundError:
+                    continue
+    return frozenset(found)
+
+
+def ignore_adverts(netns: str | None, ifnames: list[str]) -> None:
+    if not ifnames:
+        return
+    with entered(netns):
+        for ifname in ifnames:
+            for key in ADVERT_KEYS:
+                with open(_ipv6_conf(ifname, key), "w") as handle:
+                    handle.write("0\n")

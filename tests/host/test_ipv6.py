@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from core.linux import metadata6
 from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, make_service, sh
@@ -37,9 +38,15 @@ pytestmark = pytest.mark.skipif(
 
 
 def _bridge_link_local(ns: str, bridge: str) -> str:
-    found = wait_for(lambda: addresses(ns, bridge, "link"))
-    assert found, f"{bridge} has no link-local address"
-    return str(found[0]).split("/")[0]  # type: ignore[index]
+    """The bridge's own link-local address (the kernel's), not the metadata service's."""
+
+    def formed() -> list[str]:
+        found = [a.split("/")[0] for a in addresses(ns, bridge, "link")]
+        return [a for a in found if a != metadata6.ADDRESS]
+
+    found = wait_for(formed)
+    assert found, f"{bridge} has no link-local address of its own"
+    return str(found[0])  # type: ignore[index]
 
 
 def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
