@@ -69,7 +69,7 @@ async def test_rows_owed_by_another_host_are_marked_until_it_applies(
 
         press_at_once(pilot, "enter")
         await settle(pilot)
-        rows = {row.cells[2]: app.main._row_pending(row) for row in app.main.table.source.rows}
+        rows = {row.cells[3]: app.main._row_pending(row) for row in app.main.table.source.rows}
         assert rows == {"80": False, "443": False, "8443": True}
         press_at_once(pilot, "end")
         await settle(pilot)
