@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core import ipv6
 from core.errors import NetconError
@@ -74,6 +75,55 @@ def test_slaac_address_is_the_macs_and_known_at_launch(
     assert address.address_v6 == str(ipv6.eui64(subnet, address.mac))
     shown = service.get_instance("web1").instance.addresses[0]
     assert shown.address_v6 == address.address_v6
+
+
+@pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateful"])
+def test_flat_injects_the_ipv6_address_static(
+    service: NetconService, tmp_path: Path, mode: str
+) -> None:
+    # No netcon host adverts on a Flat bridge: the guest is told its IPv6 address, prefix
+    # length and gateway in its image, as its IPv4 ones.
+    service.create_networks(
+        "192.168.7.0/24", 1, 256, None, None, "2001:db8:7::/64",
+        ipv6_mode=mode, manager="flat", bridge="brflat", dns="192.0.2.53",
+    )
+    service.create_project("legacy", manager="flat")
+    service.launch_instance("legacy", "mail1")
+    detail = service.get_instance("mail1")
+    (address,) = detail.instance.addresses
+    assert address.address_v6 is not None
+    assert detail.injected is not None
+    stanzas = detail.injected.interfaces.split("iface ")
+    assert stanzas[2].splitlines() == [
+        "eth0 inet6 static",
+        f"    address {address.address_v6}",
+        "    netmask 64",
+        "    gateway 2001:db8:7::1",
+        "    autoconf 0",
+        "    accept_ra 0",
+    ]
+    assert f"address {address.address}" in stanzas[1]
+    eth0 = yaml.safe_load(detail.injected.cloud_init)["ethernets"]["eth0"]
+    assert eth0["addresses"] == [f"{address.address}/24", f"{address.address_v6}/64"]
+    assert eth0["routes"] == [
+        {"to": "default", "via": "192.168.7.1"},
+        {"to": "::/0", "via": "2001:db8:7::1"},
+    ]
+    assert eth0["accept-ra"] is False
+    # What `instance show` prints is the same configuration.
+    shown = _netcon(tmp_path, "instance", "show", "mail1")
+    assert shown.returncode == 0, shown.stderr
+    assert detail.injected.interfaces in shown.stdout
+
+
+def test_flat_ipv4_only_injects_no_ipv6(service: NetconService) -> None:
+    service.create_networks("192.168.7.0/24", manager="flat", bridge="brflat")
+    service.create_project("legacy", manager="flat")
+    service.launch_instance("legacy", "mail1")
+    injected = service.get_instance("mail1").injected
+    assert injected is not None
+    assert "inet6" not in injected.interfaces and "::" not in injected.cloud_init
+    assert "accept-ra" not in injected.cloud_init
 
 
 def test_stateful_address_follows_the_ipv4_offset(service: NetconService) -> None:
