@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import HostError
-from core.linux import closedports, conntrack, dnsmasq, garp, metadata, netlink, nft, secgroups
+from core.linux import (
+    closedports,
+    conntrack,
+    dnsmasq,
+    dnsmasq6,
+    garp,
+    metadata,
+    netlink,
+    nft,
+    secgroups,
+)
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink, Request
@@ -49,6 +59,7 @@ from core.linux.operations import (
     Operation,
     Plan,
     ReleaseLeases,
+    ReleaseLeases6,
     ReloadDnsmasq,
     RenewLease,
     SetAddressLifetime,
@@ -478,6 +489,8 @@ class Executor:
             dnsmasq.write_atomically(files.leases, text)
             known = "".join(f"{mac} {address}\n" for mac, address, _ in start.leases)
             dnsmasq.write_atomically(files.leased, known)
+            # A new dnsmasq starts with no DHCPv6 lease.
+            files.leases6.unlink(missing_ok=True)
         for op in ops:
             if isinstance(op, WriteHostsFile):
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
@@ -509,6 +522,11 @@ class Executor:
                 dnsmasq.reload(op.pid)
             elif isinstance(op, ReleaseLeases):
                 dnsmasq.release_leases(self.netns, op.program, op.bridge, op.leases)
+            elif isinstance(op, ReleaseLeases6):
+                dnsmasq6.release_leases(self.netns, op.program, op.bridge, op.leases)
+                leases6 = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge).leases6
+                held = leases6.read_text() if leases6.exists() else None
+                dnsmasq.write_atomically(leases6, dnsmasq6.without(held, op.leases))
         return [dnsmasq.failure_message(failed)] if failed else []
 
 
