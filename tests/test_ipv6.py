@@ -189,6 +189,9 @@ CREATE_REFUSALS = [
     ("2001:db8::", "fixed_range_v6", "must be an IPv6 CIDR"),
     ("2001:db8::zz/64", "fixed_range_v6", "not a valid CIDR"),
     ("2001:db8:0:10::/62", "fixed_range_v6", "4 free of 4"),  # 5 networks asked below
+    ("::/0", "fixed_range_v6", "takes in the link-local range fe80::/10"),
+    ("::/64", "fixed_range_v6", "takes in the loopback range ::1/128"),
+    ("2001:db8:1::/64", "fixed_range_v6", "overlaps 2001:db8:1::/64, another network's"),
 ]
 
 
@@ -274,3 +277,56 @@ def test_command_line_positional_order_and_json(tmp_path: Path) -> None:
     assert ipaddress.IPv6Address(address["address_v6"]) in ipaddress.IPv6Network("fd00:a::/64")
     text = _netcon(tmp_path, "instance", "show", "web1").stdout
     assert address["address_v6"] in text
+
+
+CLI_REFUSALS = [
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "2001:db8:1::/64"],
+     "fixed_range_v6", "overlaps 2001:db8:1::/64"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "2001:db8:0:1:8000::/65"],
+     "fixed_range_v6", "smaller than a /64"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "fe80::/64"],
+     "fixed_range_v6", "link-local"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "ff02::/64"],
+     "fixed_range_v6", "multicast"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "::1/128"],
+     "fixed_range_v6", "loopback"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "::/0"],
+     "fixed_range_v6", "cannot be routed"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "10.5.0.0/16"],
+     "fixed_range_v6", "is IPv4"),
+    (["network", "create", "2001:db8:9::/64", "1", "256", "101", "1001"],
+     "fixed_range", "is IPv6"),
+    (["network", "create", "10.3.0.0/24", "--ipv6-mode", "slaac"],
+     "ipv6_mode", "needs an IPv6 range"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "2001:db8:3::/64",
+      "--ipv6-mode", "SLAAC"], "ipv6_mode", "must be one of"),
+    (["network", "modify", "10.2.0.0/24", "--fixed-range-v6", "2001:db8:4::/56",
+      "--ipv6-mode", "slaac"], "fixed_range_v6", "a network's IPv6 subnet is a /64"),
+    (["network", "modify", "10.2.0.0/24", "--fixed-range-v6", "2001:db8:1::/64"],
+     "fixed_range_v6", "overlaps 2001:db8:1::/64, network 10.1.0.0/24's range"),
+    (["network", "modify", "10.2.0.0/24", "--fixed-range-v6", "10.2.0.0/24"],
+     "fixed_range_v6", "is IPv4"),
+    (["network", "modify", "10.2.0.0/24", "--ipv6-mode", "dhcpv6-stateful"],
+     "ipv6_mode", "no IPv6"),
+    (["floating", "create", "h1", "2001:db8:f::/120"], "ip_range", "is IPv6"),
+]
+
+
+def test_the_command_line_refuses_bad_ipv6_in_one_line_writing_nothing(tmp_path: Path) -> None:
+    assert _netcon(tmp_path, "init").returncode == 0
+    for words in (
+        ["network", "create", "10.1.0.0/24", "1", "256", "90", "990", "2001:db8:1::/64"],
+        ["network", "create", "10.2.0.0/24", "1", "256", "91", "991"],
+    ):
+        made = _netcon(tmp_path, *words)
+        assert made.returncode == 0, made.stderr
+    before = sqlite_dump(_url(tmp_path))
+    for words, field, rule in CLI_REFUSALS:
+        refused = _netcon(tmp_path, *words)
+        assert refused.returncode == 2, (words, refused.stderr)
+        assert refused.stdout == "", words
+        assert refused.stderr.startswith(f"netcon: {field}: "), refused.stderr
+        assert refused.stderr.count("\n") == 1 and rule in refused.stderr, refused.stderr
+        assert sqlite_dump(_url(tmp_path)) == before, words
+        as_json = json.loads(_netcon(tmp_path, "--json", *words).stderr)
+        assert as_json["error"]["field"] == field
