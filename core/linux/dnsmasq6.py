@@ -29,7 +29,6 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.errors import HostError
 from core.linux import namespace
 from core.linux.desired import DesiredNetwork, Dhcp
 from core.linux.ipv6_host import NetworkV6
@@ -145,11 +144,17 @@ def stale_leases(network: DesiredNetwork, leases: Sequence[Lease6]) -> tuple[Lea
     return tuple(stale)
 
 
+# dhcp_release6 exits with the DHCPv6 status of dnsmasq's reply: NoBinding says the lease
+# is gone already (run out, or released by its client), which is what was wanted.
+_NO_BINDING = 3
+
+
 def release_leases(
     netns: str | None, program: str, bridge: str, leases: Sequence[Lease6]
-) -> None:
+) -> list[str]:
     """Send dnsmasq a DHCPv6 release on each client's behalf (dhcp_release6 waits for the
-    reply), so its address is free for its new owner at once."""
+    reply), so its address is free for its new owner at once; why each that failed did."""
+    failures = []
     for lease in leases:
         result = namespace.run(
             netns,
@@ -162,9 +167,10 @@ def release_leases(
                 "--iaid", lease.iaid,
             ],
         )
-        if result.returncode != 0:
+        if result.returncode not in (0, _NO_BINDING):
             message = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
-            raise HostError(f"dhcp_release6 {lease.address} on {bridge}: {message}")
+            failures.append(f"dhcp_release6 {lease.address} on {bridge}: {message}")
+    return failures
 
 
 def without(text: str | None, released: Sequence[Lease6]) -> str:

@@ -523,10 +523,15 @@ class Executor:
             elif isinstance(op, ReleaseLeases):
                 dnsmasq.release_leases(self.netns, op.program, op.bridge, op.leases)
             elif isinstance(op, ReleaseLeases6):
-                dnsmasq6.release_leases(self.netns, op.program, op.bridge, op.leases)
+                failures = dnsmasq6.release_leases(self.netns, op.program, op.bridge, op.leases)
+                # Forgotten even when dnsmasq would not release one (a lease of a server
+                # DUID it no longer has): asking again at every apply would not help, and
+                # such a lease runs out by itself.
                 leases6 = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge).leases6
                 held = leases6.read_text() if leases6.exists() else None
                 dnsmasq.write_atomically(leases6, dnsmasq6.without(held, op.leases))
+                if failures:
+                    raise HostError("; ".join(failures))
         return [dnsmasq.failure_message(failed)] if failed else []
 
 

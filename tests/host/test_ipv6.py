@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from core.linux import dnsmasq6
 from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6, ReleaseLeases6
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, make_service, sh
@@ -148,11 +149,18 @@ def test_a_relaunched_address_reaches_a_guest_with_a_new_duid_in_one_apply(
     new = service.launch_instance("alpha", "web1").addresses[0]
     assert (new.address, new.address_v6) == (old.address, old.address_v6)
     assert new.mac != old.mac
+    leases6 = host.layer.dhcp_dir / f"{network.bridge}.leases6"
+    (stale,) = dnsmasq6.parse_leases(leases6.read_text())
+    assert (stale.address, stale.mac) == (old.address_v6, old.mac)
     applied = host.sync.sync()
     (released,) = [op for op in applied.operations if isinstance(op, ReleaseLeases6)]
-    assert [(lease.address, lease.mac) for lease in released.leases] == [
-        (old.address_v6, old.mac)
-    ]
+    assert released.leases == (stale,)
+    assert dnsmasq6.parse_leases(leases6.read_text()) == ()
+    assert host.sync.plan().operations == ()
+    # A lease written down that dnsmasq no longer holds (its reply: no binding) is
+    # forgotten without a failure.
+    leases6.write_text(stale.line() + "\n")
+    assert host.sync.sync().operations == (released,)
     assert host.sync.plan().operations == ()
 
     second = host.instance("web1-again", new.mac, network.bridge)
@@ -162,6 +170,9 @@ def test_a_relaunched_address_reaches_a_guest_with_a_new_duid_in_one_apply(
     assert duid(second_duid) != duid(first_duid)
     assert given is not None and given["address"] == new.address_v6
     assert addresses(second) == [f"{new.address_v6}/{given['prefixlen']}"]
+    (mine,) = dnsmasq6.parse_leases(leases6.read_text())
+    assert (mine.address, mine.mac) == (new.address_v6, new.mac)
+    assert host.sync.plan().operations == ()
 
 
 def test_a_stateless_guest_forms_its_address_and_asks_dhcpv6_for_dns(
