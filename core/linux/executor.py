@@ -28,6 +28,7 @@ from core.linux import (
     closedports,
     conntrack,
     dnsmasq,
+    dnsmasq6,
     garp,
     metadata,
     metadata6,
@@ -62,6 +63,7 @@ from core.linux.operations import (
     Operation,
     Plan,
     ReleaseLeases,
+    ReleaseLeases6,
     ReloadDnsmasq,
     RenewLease,
     SetAddressLifetime,
@@ -517,6 +519,8 @@ class Executor:
             dnsmasq.write_atomically(files.leases, text)
             known = "".join(f"{mac} {address}\n" for mac, address, _ in start.leases)
             dnsmasq.write_atomically(files.leased, known)
+            # A new dnsmasq starts with no DHCPv6 lease.
+            files.leases6.unlink(missing_ok=True)
         for op in ops:
             if isinstance(op, WriteHostsFile):
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
@@ -548,6 +552,16 @@ class Executor:
                 dnsmasq.reload(op.pid)
             elif isinstance(op, ReleaseLeases):
                 dnsmasq.release_leases(self.netns, op.program, op.bridge, op.leases)
+            elif isinstance(op, ReleaseLeases6):
+                failures = dnsmasq6.release_leases(self.netns, op.program, op.bridge, op.leases)
+                # Forgotten even when dnsmasq would not release one (a lease of a server
+                # DUID it no longer has): asking again at every apply would not help, and
+                # such a lease runs out by itself.
+                leases6 = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge).leases6
+                held = leases6.read_text() if leases6.exists() else None
+                dnsmasq.write_atomically(leases6, dnsmasq6.without(held, op.leases))
+                if failures:
+                    raise HostError("; ".join(failures))
         return [dnsmasq.failure_message(failed)] if failed else []
 
 

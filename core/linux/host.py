@@ -351,6 +351,7 @@ class HostLayer:
             dnsmasq_binary=self.settings.dnsmasq_binary,
             nft_binary=self.settings.nft_binary,
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
+            dhcp_release6_path=dnsmasq.find_binary("dhcp_release6"),
             leased=self.leased,
             trusted_ports=self.settings.trusted_ports,
             vlan_supported=kernel_has_8021q(),

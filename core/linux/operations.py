@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from core.linux.dnsmasq6 import Lease6
     from core.linux.vpn.spec import VpnSpec
 
 
@@ -315,6 +316,20 @@ class ReleaseLeases(Operation):
     def describe(self) -> str:
         addresses = ", ".join(address for address, _ in self.leases)
         return f"release DHCP lease(s) of terminated instances on {self.bridge}: {addresses}"
+
+
+@dataclass(frozen=True)
+class ReleaseLeases6(Operation):
+    """DHCPv6 leases whose address no instance holds now, or holds behind another MAC:
+    released, so that the address's new owner (with a new DUID) gets it at once."""
+
+    bridge: str
+    leases: tuple[Lease6, ...]
+    program: str  # dhcp_release6, from dnsmasq-utils
+
+    def describe(self) -> str:
+        addresses = ", ".join(lease.address for lease in self.leases)
+        return f"release stale DHCPv6 lease(s) on {self.bridge}: {addresses}"
 
 
 @dataclass(frozen=True)

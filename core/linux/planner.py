@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.linux import closedports, dnsmasq, nft, secgroups
+from core.linux import closedports, dnsmasq, dnsmasq6, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -40,6 +40,7 @@ from core.linux.operations import (
     Operation,
     Plan,
     ReleaseLeases,
+    ReleaseLeases6,
     ReloadDnsmasq,
     SetAddressLifetime,
     SetHairpin,
@@ -63,6 +64,8 @@ class PlanContext:
     nft_binary: str
     # dhcp_release (dnsmasq-utils), or None: released leases then simply run out.
     dhcp_release_path: str | None = None
+    # dhcp_release6 (dnsmasq-utils), or None: a stale DHCPv6 lease then runs out.
+    dhcp_release6_path: str | None = None
     # Gateway and floating addresses carry this host's heartbeat lease (see lease.py).
     leased: bool = False
     # Ports that pass on netcon's bridges though nothing here owns them.
@@ -503,6 +506,15 @@ class _Builder:
                             tuple((lease.address, lease.mac) for lease in held),
                             context.dhcp_release_path,
                         )
+                    )
+            if state is not None and state.pid is not None and state.argv == argv:
+                # A dnsmasq started or restarted here holds no DHCPv6 lease (the lease
+                # init gives it the IPv4 ones only); a running one may hold some whose
+                # address has changed hands, which would keep it from its new owner.
+                stale = dnsmasq6.stale_leases(net, state.leases6)
+                if stale and context.dhcp_release6_path is not None:
+                    self.after.append(
+                        ReleaseLeases6(net.bridge, stale, context.dhcp_release6_path)
                     )
         reach = self.desired.reach
         for bridge, state in sorted(self.observed.dnsmasq.items()):
