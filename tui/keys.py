@@ -122,5 +122,14 @@ def view_keymap(
     return result
 
 
+def overrides(keymap: Mapping[str, str], declared: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``keymap`` that bind an id to other keys than ``declared`` (the
+    keys its Binding was declared with). Textual rewrites the bindings of every node
+    between the focus and the app with each keymap entry on every key it checks, at a
+    cost that grows with the square of the entries: the entries that change nothing
+    are left out, so that a key costs the same with every view's actions declared."""
+    return {i: keys for i, keys in keymap.items() if declared.get(i) != keys}
+
+
 def unknown_ids(keymap: Mapping[str, str], known: Sequence[str]) -> list[str]:
     return sorted(set(keymap) - set(known))

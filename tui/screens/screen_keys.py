@@ -16,6 +16,7 @@ from tui.keys import (
     TABLE_KEYS,
     KeySpec,
     build_bindings,
+    overrides,
     screen_bindings,
     unknown_ids,
     view_keymap,
@@ -49,6 +50,7 @@ SORT_KEYS = list({key.id: key for view in VIEWS.values() for key in column_sorts
                  .values())
 # What the main screen declares: the general keys, every view's actions and sorts.
 BINDINGS = screen_bindings(GENERAL, ACTION_KEYS + SORT_KEYS)
+DECLARED = {binding.id: binding.key for binding in BINDINGS if binding.id}
 
 
 class ScreenKeys:
@@ -87,7 +89,7 @@ class ScreenKeys:
         live = [*GENERAL, *action_keys(spec), *self.sorts]
         others = [key.id for key in ACTION_KEYS + SORT_KEYS]
         keymap = view_keymap(live, others, self.keymap)
-        screen.app.set_keymap(keymap)
+        screen.app.set_keymap(overrides(keymap, DECLARED))
         # A letter this view binds (`g` on instances) is the view's, not the table's:
         # the table cedes it rather than the view's binding jumping the typed queue.
         screen.table.ceded = TABLE_BOUND & {
