@@ -14,12 +14,19 @@ same path (focused widget, its parents, the app) and, a second time, follows wha
 handling it posted (an Input's Submitted reaching its dialog). A screen that is not
 ready for keys (a view still reading its rows, a dialog whose call is running) holds
 the queue until it posts :class:`KeysMayFlow`.
+
+While typed keys wait behind the one being handled, the screen is not drawn: what a key
+shows (a prompt opening, a view the next keys leave at once, a form's half-typed
+field) is superseded by the keys after it, and drawing it would only delay them. The
+screen is drawn once the queue is empty, or when a screen has held the keys for longer
+than :data:`QUIET_LIMIT` (a slow read: the admin sees it loading).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from textual import events
@@ -33,6 +40,8 @@ ROUNDS = 2
 # A marker lost with the widget it was sent to releases the queue after this long
 # rather than never (a dialog that closed releases it as soon as its screen is gone).
 LOST_MARKER = 2.0
+# The longest a screen holding keys goes undrawn while more keys wait.
+QUIET_LIMIT = 0.25
 
 
 @runtime_checkable
@@ -69,6 +78,9 @@ class TypeAhead:
         self._flights = 0
         self._lost_timer: asyncio.TimerHandle | None = None
         self._followed: DOMNode | None = None  # where the marker was sent
+        # Textual's batch of updates, held while keys wait (see the module's docstring).
+        self._quiet: AbstractContextManager[None] | None = None
+        self._quiet_timer: asyncio.TimerHandle | None = None
 
     @property
     def waiting(self) -> int:
@@ -96,6 +108,7 @@ class TypeAhead:
             self._finish()
         while not self._flight and self._waiting and not self._held():
             event = self._waiting.popleft()
+            self._hush()
             focused = self.app.focused
             if isinstance(event, events.Key) and focused is not None and (
                 focused.check_consume_key(event.key, event.character)
@@ -108,6 +121,38 @@ class TypeAhead:
             self._flight = self._flights
             await self._deliver(event)
             self._follow(self._target(), 1)
+        if not self._waiting and not self._flight:
+            # Keys that came in the same read from the terminal are queued behind this
+            # one as messages of the app: draw only once they have been handled too.
+            self.app.call_later(self._speak_if_done)
+        elif self._waiting and not self._flight and self._quiet_timer is None:
+            # A screen holds the keys: drawn anyway if it holds them long.
+            self._quiet_timer = asyncio.get_running_loop().call_later(
+                QUIET_LIMIT, self._speak
+            )
+
+    def _hush(self) -> None:
+        """A key is handed over: no frame until it, and the keys behind it, have been
+        handled."""
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
+        if self._quiet is None:
+            self._quiet = self.app.batch_update()
+            self._quiet.__enter__()
+
+    def _speak_if_done(self) -> None:
+        if not self._waiting and not self._flight:
+            self._speak()
+
+    def _speak(self) -> None:
+        """Draw the screen again, as it is now."""
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
+        quiet, self._quiet = self._quiet, None
+        if quiet is not None:
+            quiet.__exit__(None, None, None)
 
     async def _deliver(self, event: events.Key | events.Paste) -> None:
         # Textual's own way: priority bindings, then the focused widget.

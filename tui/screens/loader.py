@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from tui import heap
 from tui.calls import Failure, ask_service
 from tui.screens import columns
 from tui.screens.state import ViewState, matcher
@@ -332,6 +333,7 @@ class ViewLoader:
             self._started = True
             screen.call_after_refresh(self.refresh_known)
             screen.call_after_refresh(screen.tracker.read)
+            screen.call_after_refresh(heap.settle)
 
     def _opened(self) -> None:
         if self.opening:
