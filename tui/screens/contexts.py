@@ -18,7 +18,7 @@ from tui.views.base import Choice, Known
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 GLOB = set("*?[")
 
@@ -27,7 +27,7 @@ def switchable(contexts: tuple[ContextStyle, ...]) -> list[ContextStyle]:
     return [c for c in contexts if not GLOB & set(c.database)]
 
 
-def command(screen: MainScreen, name: str) -> None:
+def command(screen: MainFrame, name: str) -> None:
     """`:ctx` with or without a name."""
     contexts = switchable(screen.context.settings.contexts)
     if not contexts:
@@ -61,7 +61,7 @@ def command(screen: MainScreen, name: str) -> None:
     screen.app.push_screen(PickDialog("Switch to a context", choices), picked)
 
 
-def switch(screen: MainScreen, style: ContextStyle) -> None:
+def switch(screen: MainFrame, style: ContextStyle) -> None:
     context = screen.context
     opener = context.open_database
     if opener is None:
@@ -87,7 +87,7 @@ def switch(screen: MainScreen, style: ContextStyle) -> None:
                  group="context")
 
 
-def start_over(screen: MainScreen) -> None:
+def start_over(screen: MainFrame) -> None:
     """Another database: the same view from scratch, nothing of the old one carried over
     (the views behind, the marks, what its hosts owed)."""
     screen.stack.clear()

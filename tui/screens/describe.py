@@ -23,7 +23,7 @@ from tui.screens import status
 from tui.views.base import ViewSpec, text
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.screens.status import Parts
 
 Pairs = list[tuple[str, object]]
@@ -139,7 +139,7 @@ class DescribeScreen(Screen[None]):
         self.dismiss(None)
 
 
-def describe_current(screen: MainScreen) -> None:
+def describe_current(screen: MainFrame) -> None:
     """Describe the cursor's row: what it owns is read in a worker, then shown."""
     row = screen.table.current_row
     if row is None:
@@ -167,7 +167,7 @@ def describe_current(screen: MainScreen) -> None:
                  failed, group="action")
 
 
-def copy_current(screen: MainScreen) -> None:
+def copy_current(screen: MainFrame) -> None:
     """`y` on a row: its name or address, to the terminal's clipboard (OSC 52)."""
     row = screen.table.current_row
     if row is None:

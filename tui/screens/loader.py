@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
     from core.service.api import NetconAPI
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 PAGE_SIZE = 200
 
@@ -118,10 +118,10 @@ class KnownRead(LoaderAnswer):
 
 
 class ViewLoader:
-    """Loads for one :class:`MainScreen`: at most one load of a view at a time, the
-    keys that wait for its rows, and the timer that refreshes it."""
+    """Loads for one main screen: at most one load of a view at a time, the keys that
+    wait for its rows, and the timer that refreshes it."""
 
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.generation = 0
         # Rows are being read. Not the screen's own `loading` (Textual's), which would

@@ -28,8 +28,8 @@ from tui.views.base import BaseAction, RowAction, ViewAction, ViewSpec
 from tui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
+    from tui.screens.frame import MainFrame
     from tui.screens.help import HelpEntry
-    from tui.screens.main import MainScreen
 
 
 def action_keys(spec: ViewSpec[Any]) -> list[KeySpec]:
@@ -54,7 +54,7 @@ DECLARED = {binding.id: binding.key for binding in BINDINGS if binding.id}
 
 
 class ScreenKeys:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.problems: list[str] = []
         self.sorts: list[KeySpec] = []  # this view's shift+letter sorts

@@ -18,7 +18,7 @@ from tui.widgets.virtual_table import Row
 
 if TYPE_CHECKING:
     from core.views import OwingView
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.views.base import BaseAction
 
 
@@ -29,7 +29,7 @@ class PendingRead(Message):
 
 
 class PendingTracker:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.pending: Pending = UNKNOWN
         self._reading = False
