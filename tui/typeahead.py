@@ -19,13 +19,16 @@ While typed keys wait behind the one being handled, the screen is not drawn: wha
 shows (a prompt opening, a view the next keys leave at once, a form's half-typed
 field) is superseded by the keys after it, and drawing it would only delay them. The
 screen is drawn once the queue is empty, or when a screen has held the keys for longer
-than :data:`QUIET_LIMIT` (a slow read: the admin sees it loading).
+than :data:`QUIET_LIMIT` (a slow read: the admin sees it loading). Work that the keys
+after it may make pointless (reading a view's rows) can wait the same way
+(:meth:`TypeAhead.when_keys_stop`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -65,6 +68,12 @@ class KeyHandled(Message):
         self.round_number = round_number
 
 
+def keys_ahead(app: App[Any]) -> TypeAhead | None:
+    """The type-ahead queue of ``app``, if it keeps one."""
+    queue = getattr(app, "typeahead", None)
+    return queue if isinstance(queue, TypeAhead) else None
+
+
 class TypeAhead:
     """The queue of one app's typed keys; the app calls :meth:`typed` for each key and
     paste from the terminal, :meth:`marker_arrived` and :meth:`resume` from handlers."""
@@ -81,11 +90,22 @@ class TypeAhead:
         # Textual's batch of updates, held while keys wait (see the module's docstring).
         self._quiet: AbstractContextManager[None] | None = None
         self._quiet_timer: asyncio.TimerHandle | None = None
+        # What waits for the typed keys to stop flowing (see when_keys_stop).
+        self._on_stop: list[Callable[[], None]] = []
 
     @property
     def waiting(self) -> int:
         """How many typed keys wait to be handed over."""
         return len(self._waiting)
+
+    def when_keys_stop(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once no typed key waits to be handed over: now if none does, else
+        once the keys ahead have been handled or a screen holds them (a view waiting for
+        the rows ``then`` reads)."""
+        if not self._waiting:
+            then()
+        else:
+            self._on_stop.append(then)
 
     async def typed(self, event: events.Key | events.Paste) -> None:
         if isinstance(event, events.Key) and event.key in self.passing:
@@ -121,15 +141,26 @@ class TypeAhead:
             self._flight = self._flights
             await self._deliver(event)
             self._follow(self._target(), 1)
-        if not self._waiting and not self._flight:
+        if self._flight:
+            return
+        if not self._waiting:
             # Keys that came in the same read from the terminal are queued behind this
             # one as messages of the app: draw only once they have been handled too.
             self.app.call_later(self._speak_if_done)
-        elif self._waiting and not self._flight and self._quiet_timer is None:
-            # A screen holds the keys: drawn anyway if it holds them long.
+            self._stopped()
+            return
+        # A screen holds the keys: what waited for them to stop may be what it waits for.
+        self._stopped()
+        if self._quiet_timer is None:
+            # Drawn anyway if it holds them long.
             self._quiet_timer = asyncio.get_running_loop().call_later(
                 QUIET_LIMIT, self._speak
             )
+
+    def _stopped(self) -> None:
+        waiting, self._on_stop = self._on_stop, []
+        for then in waiting:
+            then()
 
     def _hush(self) -> None:
         """A key is handed over: no frame until it, and the keys behind it, have been

@@ -45,6 +45,8 @@ class RowsPart(Protocol):
 
     def refresh_known(self) -> None: ...
 
+    def refresh_known_after_load(self) -> None: ...
+
 
 class PendingPart(Protocol):
     """What the others call of the pending tracker

@@ -165,9 +165,12 @@ class MainScreen(MainFrame):
 
     @property
     def holds_keys(self) -> bool:
-        """Typed keys wait while a view opens (they are meant for its rows) and while
-        an action reads what its dialog offers (they are meant for the dialog)."""
-        return self.loader.opening or self.panes.working is not None
+        """Typed keys wait while a view opens (they are meant for its rows), behind a
+        key that waits for rows being read, and while an action reads what its dialog
+        offers (they are meant for the dialog)."""
+        return (
+            self.loader.opening or self.loader.rows_awaited or self.panes.working is not None
+        )
 
     @property
     def key_problems(self) -> list[str]:
@@ -346,7 +349,10 @@ class MainScreen(MainFrame):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        if self.query_one("#filter", Prompt).is_open:
+        prompt = self.query_one("#filter", Prompt)
+        # A value the letters typed after it have already changed is not shown: only
+        # the filter as it now stands is applied (a paged view reads it once).
+        if prompt.is_open and event.value == prompt.value:
             self.prompts.set_filter(event.value)
 
     # -- marks, sorting, columns, describe, copy ---------------------------------------

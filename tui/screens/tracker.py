@@ -77,7 +77,7 @@ class PendingTracker:
             screen.table.marked = state.marks
             screen.show_crumbs()
         screen.loader.reload()
-        screen.loader.refresh_known()
+        screen.loader.refresh_known_after_load()
         text = status.told(message, owing, saved=action.host_change)
         screen.notify(text, severity="warning" if warn else "information", timeout=6)
         if owing is not None and (owing.pending_on or owing.applied_on) or action.host_change:
