@@ -89,9 +89,15 @@ def build_bindings(
     return bindings, clashes
 
 
+# A key name no terminal sends, for the actions of the views not on screen. One name for
+# all of them: Textual rewrites a node's bindings per keymap entry on every key it
+# checks, walking every key the node binds, so each name more costs every key typed.
+UNBOUND = "unbound"
+
+
 def unbound(spec_id: str) -> str:
-    """A key name no terminal sends, for an action of a view not on screen."""
-    return f"unbound-{spec_id}"
+    """The key of ``spec_id`` while its view is not on screen."""
+    return UNBOUND
 
 
 def screen_bindings(general: Iterable[KeySpec], actions: Iterable[KeySpec]) -> list[Binding]:
