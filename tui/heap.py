@@ -6,7 +6,7 @@ collector walks all of it again: one such pass took 60 to 200 ms in the middle o
 burst of typed keys. Once started, the console moves what it holds out of the
 collector's sight (``gc.freeze``), so that a pass walks only what came after; it puts
 it back when it stops, so that a process that runs the console more than once (tests,
-a script) can still free what each run left.
+a script) frees what each run left when the next one starts.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import gc
 
 
 def settle() -> None:
-    """The console has started: what it holds now is kept for as long as it runs."""
+    """The console has started: what it holds now is kept for as long as it runs. What
+    it no longer holds (and what a run before it left) is collected first, once, while
+    the admin reads the first rows; frozen, it would never be."""
+    gc.collect()
     gc.freeze()
 
 

@@ -365,7 +365,9 @@ class ViewLoader:
             self._started = True
             screen.call_after_refresh(self.refresh_known)
             screen.call_after_refresh(screen.tracker.read)
-            screen.call_after_refresh(heap.settle)
+            if screen.service.ready:
+                # Else once the service is open (tui.app), with what it loaded.
+                screen.call_after_refresh(heap.settle)
 
     def _opened(self, held: bool = False) -> None:
         """The view's rows are up (or could not be read): the keys that waited for
