@@ -55,6 +55,14 @@ class HoldsKeys(Protocol):
     def holds_keys(self) -> bool: ...
 
 
+@runtime_checkable
+class LetsKeysThrough(Protocol):
+    """A screen holding keys that lets some through: those that need nothing it waits
+    for (a prompt's letters while a view's rows are read)."""
+
+    def lets_through(self, event: events.Key | events.Paste) -> bool: ...
+
+
 class KeysMayFlow(Message):
     """Posted to the app by a screen that held keys and is ready for them again."""
 
@@ -114,19 +122,26 @@ class TypeAhead:
         self._waiting.append(event)
         await self.resume()
 
-    def _held(self) -> bool:
+    def _held(self, event: events.Key | events.Paste | None = None) -> bool:
+        """Whether the screen holds typed keys (``event``, the next, in particular)."""
         try:
             screen = self.app.screen
         except Exception:  # no screen yet: Textual itself has nowhere to send the key
             return False
-        return isinstance(screen, HoldsKeys) and screen.holds_keys
+        if not (isinstance(screen, HoldsKeys) and screen.holds_keys):
+            return False
+        return not (
+            event is not None
+            and isinstance(screen, LetsKeysThrough)
+            and screen.lets_through(event)
+        )
 
     async def resume(self) -> None:
         """Hand over the next waiting key unless one is being handled or the screen
         holds them."""
         if self._flight and self._marker_gone():
             self._finish()
-        while not self._flight and self._waiting and not self._held():
+        while not self._flight and self._waiting and not self._held(self._waiting[0]):
             event = self._waiting.popleft()
             self._hush()
             focused = self.app.focused

@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -171,6 +171,16 @@ class MainScreen(MainFrame):
         return (
             self.loader.opening or self.loader.rows_awaited or self.panes.working is not None
         )
+
+    def lets_through(self, event: events.Key | events.Paste) -> bool:
+        """While a view's rows are read, what is typed for the `:` and `/` prompts needs
+        none of them: a burst that opens a view and leaves it at once (`:projects`
+        Enter) does not wait for rows it never uses, and they are not read."""
+        if not self.loader.opening or self.loader.rows_awaited or self.panes.working:
+            return False
+        if isinstance(self.focused, Prompt):
+            return True
+        return isinstance(event, events.Key) and event.key in self.keys.prompt_keys()
 
     @property
     def key_problems(self) -> list[str]:

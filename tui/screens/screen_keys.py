@@ -97,6 +97,15 @@ class ScreenKeys:
         }
         self.show()
 
+    def prompt_keys(self) -> frozenset[str]:
+        """The keys that open the `:` and `/` prompts, as bound."""
+        return frozenset(
+            key.strip()
+            for spec in GENERAL
+            if spec.action in ("command_line", "filter")
+            for key in self.keymap.get(spec.id, spec.key).split(",")
+        )
+
     def enabled(self, action: BaseAction) -> bool:
         return not (action.mutating and self.screen.context.read_only)
 
