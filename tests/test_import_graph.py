@@ -1,6 +1,6 @@
 """The host layer's imports, read from its source: it never reaches the database, the
 service or the readers of the desired state, and neither its modules nor those readers
-import a circle."""
+import a circle. Nor does the console's, counting its imports for types alone."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ LINUX = ROOT / "core" / "linux"
 # The readers the host layer is handed its desired state by: they import the host
 # layer's types, never the other way round.
 DESIRED = ROOT / "core" / "desired"
+CONSOLE = ROOT / "tui"
 # What the host layer must never import, however late (inside a function or not).
 FORBIDDEN = ("core.store", "core.service", "core.desired", "core.cli", "core.agent", "tui")
 
@@ -87,10 +88,14 @@ def test_the_host_layer_imports_no_database_service_or_reader() -> None:
     assert found == []
 
 
-def test_the_host_layer_and_its_readers_import_no_circle() -> None:
-    modules = _modules(LINUX, DESIRED)
+def _circles(modules: dict[str, Path], typing_too: bool) -> list[list[str]]:
+    """The circles among ``modules``' imports; with ``typing_too`` the imports made for
+    types alone (under ``if TYPE_CHECKING``) count as well."""
     graph = {
-        name: {m for m in _imports(path, set(modules))[1] if m in modules and m != name}
+        name: {
+            m for m in _imports(path, set(modules))[0 if typing_too else 1]
+            if m in modules and m != name
+        }
         for name, path in modules.items()
     }
     # A package's __init__ is imported with each of its modules: an edge from a module
@@ -115,7 +120,37 @@ def test_the_host_layer_and_its_readers_import_no_circle() -> None:
     for node in sorted(graph):
         if node not in state:
             walk(node)
-    assert circles == []
+    return circles
+
+
+def test_the_host_layer_and_its_readers_import_no_circle() -> None:
+    assert _circles(_modules(LINUX, DESIRED), typing_too=False) == []
+
+
+def test_the_console_imports_no_circle_not_even_for_types() -> None:
+    """The main screen's parts are typed against the frame the screen is built on
+    (tui.screens.frame), never against the screen that imports them."""
+    assert _circles(_modules(CONSOLE), typing_too=True) == []
+
+
+def test_the_walk_finds_a_circle_made_for_types_alone(tmp_path: Path) -> None:
+    """The walk itself: two modules that import each other, one of them only under
+    ``if TYPE_CHECKING``, are a circle when types count and none when they do not."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "screen.py").write_text("from pkg.part import Part\n")
+    (package / "part.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.screen import S\n"
+    )
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        modules = _modules(package)
+        assert _circles(modules, typing_too=True) == [["pkg.part", "pkg.screen", "pkg.part"]]
+        assert _circles(modules, typing_too=False) == []
+    finally:
+        ROOT = saved
 
 
 def test_the_walk_sees_imports_inside_functions() -> None:

@@ -19,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from tui import heap
 from tui.calls import Opening, ServiceSlot
 from tui.context import ConsoleContext
 from tui.pending import PendingSource, read_pending
@@ -129,6 +130,9 @@ class NetconApp(App[None]):
             # delay that frame.
             self.call_after_refresh(self._open_service)
 
+    def on_unmount(self) -> None:
+        heap.release()
+
     def _open_service(self) -> None:
         def work() -> None:
             try:
@@ -136,6 +140,10 @@ class NetconApp(App[None]):
             except BaseException as exc:  # whatever it is, the console cannot go on
                 with contextlib.suppress(RuntimeError):
                     self.call_from_thread(self._service_failed, exc)
+                return
+            # What opening the service loaded is kept while the console runs.
+            with contextlib.suppress(RuntimeError):
+                self.call_from_thread(heap.settle)
 
         self.run_worker(work, thread=True, group="open", exit_on_error=False)
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 
 class ActionAnswer(Message):
     """The result, or the refusal, of a worker an action started on the main screen."""
 
-    def deliver(self, screen: MainScreen) -> None:
+    def deliver(self, screen: MainFrame) -> None:
         raise NotImplementedError

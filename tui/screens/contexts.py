@@ -19,7 +19,7 @@ from tui.views.base import Choice, Known
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 GLOB = set("*?[")
 
@@ -28,7 +28,7 @@ def switchable(contexts: tuple[ContextStyle, ...]) -> list[ContextStyle]:
     return [c for c in contexts if not GLOB & set(c.database)]
 
 
-def command(screen: MainScreen, name: str) -> None:
+def command(screen: MainFrame, name: str) -> None:
     """`:ctx` with or without a name."""
     contexts = switchable(screen.context.settings.contexts)
     if not contexts:
@@ -62,7 +62,7 @@ def command(screen: MainScreen, name: str) -> None:
     screen.app.push_screen(PickDialog("Switch to a context", choices), picked)
 
 
-def switch(screen: MainScreen, style: ContextStyle) -> None:
+def switch(screen: MainFrame, style: ContextStyle) -> None:
     context = screen.context
     opener = context.open_database
     if opener is None:
@@ -82,7 +82,7 @@ class ContextOpened(ActionAnswer):
         super().__init__()
         self.style, self.api = style, api
 
-    def deliver(self, screen: MainScreen) -> None:
+    def deliver(self, screen: MainFrame) -> None:
         context, style, api = screen.context, self.style, self.api
         screen.show_working(None)
         context.service = ServiceSlot(api)
@@ -98,13 +98,13 @@ class ContextRefused(ActionAnswer):
         super().__init__()
         self.style, self.failure = style, failure
 
-    def deliver(self, screen: MainScreen) -> None:
+    def deliver(self, screen: MainFrame) -> None:
         screen.show_working(None)
         screen.notify(self.failure.message, title=f"Context {self.style.name} not opened",
                       severity="error", timeout=8)
 
 
-def start_over(screen: MainScreen) -> None:
+def start_over(screen: MainFrame) -> None:
     """Another database: the same view from scratch, nothing of the old one carried over
     (the views behind, the marks, what its hosts owed)."""
     screen.stack.clear()

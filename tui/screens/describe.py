@@ -24,7 +24,7 @@ from tui.screens.answers import ActionAnswer
 from tui.views.base import ViewSpec, text
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.screens.status import Parts
 
 Pairs = list[tuple[str, object]]
@@ -140,7 +140,7 @@ class DescribeScreen(Screen[None]):
         self.dismiss(None)
 
 
-def describe_current(screen: MainScreen) -> None:
+def describe_current(screen: MainFrame) -> None:
     """Describe the cursor's row: what it owns is read in a worker, then shown."""
     row = screen.table.current_row
     if row is None:
@@ -172,7 +172,7 @@ class Described(ActionAnswer):
         self.title, self.spec, self.item = title, spec, item
         self.owns, self.pending = owns, pending
 
-    def deliver(self, screen: MainScreen) -> None:
+    def deliver(self, screen: MainFrame) -> None:
         screen.show_working(None)
         body = describe(self.spec, self.item, self.owns, self.pending)
         screen.app.push_screen(DescribeScreen(self.title, body))
@@ -183,12 +183,12 @@ class DescribeRefused(ActionAnswer):
         super().__init__()
         self.failure = failure
 
-    def deliver(self, screen: MainScreen) -> None:
+    def deliver(self, screen: MainFrame) -> None:
         screen.show_working(None)
         screen.notify(self.failure.message, title="Describe failed", severity="error")
 
 
-def copy_current(screen: MainScreen) -> None:
+def copy_current(screen: MainFrame) -> None:
     """`y` on a row: its name or address, to the terminal's clipboard (OSC 52)."""
     row = screen.table.current_row
     if row is None:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from core.service.api import NetconAPI
     from core.views import OwingView
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.widgets.dialogs import ConfirmDialog, FormDialog
 
 
@@ -95,52 +95,57 @@ class Offer:
 
 
 class ActionDone(ActionAnswer):
-    def __init__(self, call: Call, done: Done) -> None:
+    def __init__(self, runner: ActionRunner, call: Call, done: Done) -> None:
         super().__init__()
+        self.runner = runner
         self.call, self.done = call, done
 
-    def deliver(self, screen: MainScreen) -> None:
-        screen.runner.succeeded(self.call, self.done)
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.succeeded(self.call, self.done)
 
 
 class ActionRefused(ActionAnswer):
-    def __init__(self, call: Call, failure: Failure) -> None:
+    def __init__(self, runner: ActionRunner, call: Call, failure: Failure) -> None:
         super().__init__()
+        self.runner = runner
         self.call, self.failure = call, failure
 
-    def deliver(self, screen: MainScreen) -> None:
-        screen.runner.refused(self.call, self.failure)
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.refused(self.call, self.failure)
 
 
 class ChoicesRead(ActionAnswer):
-    def __init__(self, offer: Offer, choices: Sequence[Any]) -> None:
+    def __init__(self, runner: ActionRunner, offer: Offer, choices: Sequence[Any]) -> None:
         super().__init__()
+        self.runner = runner
         self.offer, self.choices = offer, choices
 
-    def deliver(self, screen: MainScreen) -> None:
-        screen.runner.offer(self.offer, self.choices)
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.offer(self.offer, self.choices)
 
 
 class ScreenRead(ActionAnswer):
     """A screen to open (a host's plan, a VPN's configuration), read in the worker."""
 
-    def __init__(self, factory: Callable[[], Screen[object]]) -> None:
+    def __init__(self, runner: ActionRunner, factory: Callable[[], Screen[object]]) -> None:
         super().__init__()
+        self.runner = runner
         self.factory = factory
 
-    def deliver(self, screen: MainScreen) -> None:
-        screen.runner.opened(self.factory)
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.opened(self.factory)
 
 
 class OpenRefused(ActionAnswer):
     """A picker's choices or a screen could not be read."""
 
-    def __init__(self, what: str, failure: Failure) -> None:
+    def __init__(self, runner: ActionRunner, what: str, failure: Failure) -> None:
         super().__init__()
+        self.runner = runner
         self.what, self.failure = what, failure
 
-    def deliver(self, screen: MainScreen) -> None:
-        screen.runner.failed_open(self.what, self.failure)
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.failed_open(self.what, self.failure)
 
 
 class ActionRunner:
@@ -168,15 +173,15 @@ class ActionRunner:
         """Run ``work`` in a worker; what came of it comes back as a message."""
         ask_service(
             self._owner, self.service, self._tracked(work),
-            lambda done: ActionDone(call, done),
-            lambda failure: ActionRefused(call, failure),
+            lambda done: ActionDone(self, call, done),
+            lambda failure: ActionRefused(self, call, failure),
             group="action",
         )  # fmt: skip
 
     def _open(self, what: str, read: Callable[[NetconAPI], Callable[[], Screen[object]]]) -> None:
         ask_service(
-            self._owner, self.service, read, ScreenRead,
-            lambda failure: OpenRefused(what, failure), group="action",
+            self._owner, self.service, read, lambda factory: ScreenRead(self, factory),
+            lambda failure: OpenRefused(self, what, failure), group="action",
         )  # fmt: skip
 
     def _offer(self, offer: Offer) -> None:
@@ -184,8 +189,8 @@ class ActionRunner:
         self.stage.show_working(offer.label)
         ask_service(
             self._owner, self.service, lambda api: pick.choices(api, offer.item),
-            lambda choices: ChoicesRead(offer, choices),
-            lambda failure: OpenRefused(offer.label, failure), group="action",
+            lambda choices: ChoicesRead(self, offer, choices),
+            lambda failure: OpenRefused(self, offer.label, failure), group="action",
         )  # fmt: skip
 
     def _tracked(self, call: Callable[[NetconAPI], Outcome]) -> Callable[[NetconAPI], Done]:

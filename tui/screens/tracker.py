@@ -18,7 +18,7 @@ from tui.widgets.virtual_table import Row
 
 if TYPE_CHECKING:
     from core.views import OwingView
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.views.base import BaseAction
 
 
@@ -29,7 +29,7 @@ class PendingRead(Message):
 
 
 class PendingTracker:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.pending: Pending = UNKNOWN
         self._reading = False
@@ -79,7 +79,7 @@ class PendingTracker:
             screen.table.marked = state.marks
             screen.show_crumbs()
         screen.loader.reload()
-        screen.loader.refresh_known()
+        screen.loader.refresh_known_after_load()
         text = status.told(message, owing, saved=action.host_change)
         screen.notify(text, severity="warning" if warn else "information", timeout=6)
         if owing is not None and (owing.pending_on or owing.applied_on) or action.host_change:
