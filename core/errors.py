@@ -87,6 +87,16 @@ class HostError(NetconError):
     """The host could not be made to match the database."""
 
 
+class HeldBack(HostError):
+    """An apply that carried out all of its plan but the networks its problems hold back
+    (each problem concerns one network): the rest is on the host, the problems stand."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = (), applied: int = 0) -> None:
+        self.problems = problems
+        self.applied = applied  # the operations carried out
+        super().__init__(message)
+
+
 class DatabaseError(NetconError):
     """The database refused or could not be reached."""
 

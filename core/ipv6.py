@@ -57,8 +57,13 @@ def ipv6_range(field: str, value: object) -> ipaddress.IPv6Network:
     if network.network_address != ipaddress.IPv6Address(text.split("/")[0]):
         raise InvalidInput(field, f"{text} has host bits set; did you mean {network}?")
     for special, what in _SPECIAL:
-        if network.overlaps(special):
+        if network.subnet_of(special):
             raise InvalidInput(field, f"{network} is {what} ({special}); it cannot be routed")
+    for special, what in _SPECIAL:
+        if network.overlaps(special):
+            raise InvalidInput(
+                field, f"{network} takes in the {what} range {special}, which cannot be routed"
+            )
     if network.prefixlen > PREFIX:
         raise InvalidInput(
             field, f"{network} is smaller than a /{PREFIX}; each network needs a whole /{PREFIX}"
@@ -77,7 +82,9 @@ def subnets(
     used = set()
     for other in taken:
         if other.overlaps(whole):
-            if other.prefixlen < PREFIX or not other.subnet_of(whole):
+            # A network's /64 inside a wider range is stepped over; the very same /64, or
+            # a range that is part of a network's, is another network's range.
+            if other.prefixlen < PREFIX or not other.subnet_of(whole) or other == whole:
                 raise InvalidInput(field, f"{whole} overlaps {other}, another network's range")
             used.add(other)
     capacity = 2 ** (PREFIX - whole.prefixlen)

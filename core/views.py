@@ -153,6 +153,7 @@ class RuleView(NamedTuple):
     to_port: int
     cidr: str | None
     source_group: str | None
+    ethertype: str = "IPv4"  # the family it judges: IPv4 or IPv6
 
 
 class SecurityGroupView(NamedTuple):
@@ -175,6 +176,7 @@ class IngressRuleView(NamedTuple):
     cidr: str | None
     source_group: str | None
     text: str  # "tcp 22 from 10.0.0.0/8"
+    ethertype: str = "IPv4"
 
 
 class InstancePortView(NamedTuple):
@@ -263,6 +265,14 @@ class OwedView(NamedTuple):
     floating: tuple[str, ...] = ()
     # Some change named neither networks nor floating IPs (a security group's).
     whole_host: bool = False
+    # The security groups ("project/name") whose rules or members the changes touched,
+    # and the rules (by id) they added.
+    groups: tuple[str, ...] = ()
+    rules: tuple[int, ...] = ()
+    # Change by change, the names it touched (bridges, floating addresses, groups, the
+    # MACs of instance ports whose filter changed, and an added rule as
+    # core.secrules.rule_key names it): which changes a row waits for.
+    touched: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 class PendingOverview(NamedTuple):
@@ -387,3 +397,8 @@ class MetadataView(NamedTuple):
     key_name: str | None
     public_key: str | None
     user_data: bytes | None
+    # Its IPv6 side on a dual-stack network (None: IPv4 only).
+    address_v6: str | None = None
+    cidr_v6: str | None = None
+    gateway_v6: str | None = None
+    ipv6_mode: str | None = None

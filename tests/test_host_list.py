@@ -108,3 +108,20 @@ def test_one_count_of_pending_for_every_host(cloud: NetconService) -> None:
     assert moved.bridge in nethost2.bridges and nethost2.changes == (cloud.last_change.change,)
     cloud.record_applied("nethost2", cloud.last_change.change)
     assert "nethost2" not in cloud.pending_overview().owed
+
+
+def test_owed_security_groups_and_rules_are_named_for_every_host(cloud: NetconService) -> None:
+    """A rule added to a group whose member runs on nethost2: nethost2's record names
+    the group ("project/name", as rows and plans do) and the rule, until it applies."""
+    cloud.launch_instance("alpha", "far1", ["web"], host="nethost2")
+    cloud.record_applied("nethost2", cloud.last_change.change)
+    rule = cloud.add_security_group_rule("alpha", "web", "tcp", 8443, 8443)
+    owed = cloud.pending_overview().owed["nethost2"]
+    assert owed.groups == ("alpha/web",) and owed.rules == (rule.id,)
+    added = cloud.last_change.change
+    assert owed.touched == ((added, ("alpha/web", f"rule #{rule.id}")),)
+    cloud.record_applied("nethost2", cloud.last_change.change)
+    assert "nethost2" not in cloud.pending_overview().owed
+    cloud.set_instance_security_groups("far1", ["default"])
+    owed = cloud.pending_overview().owed["nethost2"]
+    assert owed.groups == ("alpha/default", "alpha/web") and owed.rules == ()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core import ipv6
 from core.errors import NetconError
@@ -76,6 +77,55 @@ def test_slaac_address_is_the_macs_and_known_at_launch(
     assert shown.address_v6 == address.address_v6
 
 
+@pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateful"])
+def test_flat_injects_the_ipv6_address_static(
+    service: NetconService, tmp_path: Path, mode: str
+) -> None:
+    # No netcon host adverts on a Flat bridge: the guest is told its IPv6 address, prefix
+    # length and gateway in its image, as its IPv4 ones.
+    service.create_networks(
+        "192.168.7.0/24", 1, 256, None, None, "2001:db8:7::/64",
+        ipv6_mode=mode, manager="flat", bridge="brflat", dns="192.0.2.53",
+    )
+    service.create_project("legacy", manager="flat")
+    service.launch_instance("legacy", "mail1")
+    detail = service.get_instance("mail1")
+    (address,) = detail.instance.addresses
+    assert address.address_v6 is not None
+    assert detail.injected is not None
+    stanzas = detail.injected.interfaces.split("iface ")
+    assert stanzas[2].splitlines() == [
+        "eth0 inet6 static",
+        f"    address {address.address_v6}",
+        "    netmask 64",
+        "    gateway 2001:db8:7::1",
+        "    autoconf 0",
+        "    accept_ra 0",
+    ]
+    assert f"address {address.address}" in stanzas[1]
+    eth0 = yaml.safe_load(detail.injected.cloud_init)["ethernets"]["eth0"]
+    assert eth0["addresses"] == [f"{address.address}/24", f"{address.address_v6}/64"]
+    assert eth0["routes"] == [
+        {"to": "default", "via": "192.168.7.1"},
+        {"to": "::/0", "via": "2001:db8:7::1"},
+    ]
+    assert eth0["accept-ra"] is False
+    # What `instance show` prints is the same configuration.
+    shown = _netcon(tmp_path, "instance", "show", "mail1")
+    assert shown.returncode == 0, shown.stderr
+    assert detail.injected.interfaces in shown.stdout
+
+
+def test_flat_ipv4_only_injects_no_ipv6(service: NetconService) -> None:
+    service.create_networks("192.168.7.0/24", manager="flat", bridge="brflat")
+    service.create_project("legacy", manager="flat")
+    service.launch_instance("legacy", "mail1")
+    injected = service.get_instance("mail1").injected
+    assert injected is not None
+    assert "inet6" not in injected.interfaces and "::" not in injected.cloud_init
+    assert "accept-ra" not in injected.cloud_init
+
+
 def test_stateful_address_follows_the_ipv4_offset(service: NetconService) -> None:
     service.create_networks(
         "10.0.0.0/24", 1, 256, 100, 1000, "2001:db8:6::/64", ipv6_mode="dhcpv6-stateful"
@@ -139,6 +189,9 @@ CREATE_REFUSALS = [
     ("2001:db8::", "fixed_range_v6", "must be an IPv6 CIDR"),
     ("2001:db8::zz/64", "fixed_range_v6", "not a valid CIDR"),
     ("2001:db8:0:10::/62", "fixed_range_v6", "4 free of 4"),  # 5 networks asked below
+    ("::/0", "fixed_range_v6", "takes in the link-local range fe80::/10"),
+    ("::/64", "fixed_range_v6", "takes in the loopback range ::1/128"),
+    ("2001:db8:1::/64", "fixed_range_v6", "overlaps 2001:db8:1::/64, another network's"),
 ]
 
 
@@ -224,3 +277,56 @@ def test_command_line_positional_order_and_json(tmp_path: Path) -> None:
     assert ipaddress.IPv6Address(address["address_v6"]) in ipaddress.IPv6Network("fd00:a::/64")
     text = _netcon(tmp_path, "instance", "show", "web1").stdout
     assert address["address_v6"] in text
+
+
+CLI_REFUSALS = [
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "2001:db8:1::/64"],
+     "fixed_range_v6", "overlaps 2001:db8:1::/64"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "2001:db8:0:1:8000::/65"],
+     "fixed_range_v6", "smaller than a /64"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "fe80::/64"],
+     "fixed_range_v6", "link-local"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "ff02::/64"],
+     "fixed_range_v6", "multicast"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "::1/128"],
+     "fixed_range_v6", "loopback"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "::/0"],
+     "fixed_range_v6", "cannot be routed"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "10.5.0.0/16"],
+     "fixed_range_v6", "is IPv4"),
+    (["network", "create", "2001:db8:9::/64", "1", "256", "101", "1001"],
+     "fixed_range", "is IPv6"),
+    (["network", "create", "10.3.0.0/24", "--ipv6-mode", "slaac"],
+     "ipv6_mode", "needs an IPv6 range"),
+    (["network", "create", "10.3.0.0/24", "1", "256", "101", "1001", "2001:db8:3::/64",
+      "--ipv6-mode", "SLAAC"], "ipv6_mode", "must be one of"),
+    (["network", "modify", "10.2.0.0/24", "--fixed-range-v6", "2001:db8:4::/56",
+      "--ipv6-mode", "slaac"], "fixed_range_v6", "a network's IPv6 subnet is a /64"),
+    (["network", "modify", "10.2.0.0/24", "--fixed-range-v6", "2001:db8:1::/64"],
+     "fixed_range_v6", "overlaps 2001:db8:1::/64, network 10.1.0.0/24's range"),
+    (["network", "modify", "10.2.0.0/24", "--fixed-range-v6", "10.2.0.0/24"],
+     "fixed_range_v6", "is IPv4"),
+    (["network", "modify", "10.2.0.0/24", "--ipv6-mode", "dhcpv6-stateful"],
+     "ipv6_mode", "no IPv6"),
+    (["floating", "create", "h1", "2001:db8:f::/120"], "ip_range", "is IPv6"),
+]
+
+
+def test_the_command_line_refuses_bad_ipv6_in_one_line_writing_nothing(tmp_path: Path) -> None:
+    assert _netcon(tmp_path, "init").returncode == 0
+    for words in (
+        ["network", "create", "10.1.0.0/24", "1", "256", "90", "990", "2001:db8:1::/64"],
+        ["network", "create", "10.2.0.0/24", "1", "256", "91", "991"],
+    ):
+        made = _netcon(tmp_path, *words)
+        assert made.returncode == 0, made.stderr
+    before = sqlite_dump(_url(tmp_path))
+    for words, field, rule in CLI_REFUSALS:
+        refused = _netcon(tmp_path, *words)
+        assert refused.returncode == 2, (words, refused.stderr)
+        assert refused.stdout == "", words
+        assert refused.stderr.startswith(f"netcon: {field}: "), refused.stderr
+        assert refused.stderr.count("\n") == 1 and rule in refused.stderr, refused.stderr
+        assert sqlite_dump(_url(tmp_path)) == before, words
+        as_json = json.loads(_netcon(tmp_path, "--json", *words).stderr)
+        assert as_json["error"]["field"] == field

@@ -3,6 +3,9 @@ state holds, the dnsmasq command line and files per mode, and the ports' IPv6 el
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,7 +57,9 @@ def test_ipv4_only_and_multi_host_networks_serve_no_ipv6(service: NetconService)
     assert "option6" not in dnsmasq.opts_text(network)
 
 
-def test_a_multi_host_network_is_served_ipv4_only(tmp_path: Path) -> None:
+def test_each_host_serves_a_multi_host_network_ipv6_from_its_own_address(
+    tmp_path: Path,
+) -> None:
     service = make_service(tmp_path, host="h1")
     service.heartbeat("h1")
     service.create_networks(
@@ -67,7 +72,12 @@ def test_a_multi_host_network_is_served_ipv4_only(tmp_path: Path) -> None:
     service.create_project("ops", "flatdhcp")
     service.launch_instance("ops", "a1", host="h1")
     (network,) = read_desired(service.db, service.settings).networks
-    assert network.gateway is not None and network.ipv6 is None
+    # h1's own IPv4 address, and the IPv6 one at the same offset in the /64.
+    assert network.gateway is not None and network.gateway != "10.70.0.1"
+    assert network.ipv6 is not None
+    offset = int(ipaddress.IPv4Address(network.gateway)) - int(ipaddress.IPv4Address("10.70.0.0"))
+    assert network.ipv6.gateway == str(ipaddress.IPv6Address("2001:db8:70::") + offset)
+    assert (network.multi_host, network.dual_stack) == (True, True)
 
 
 @pytest.mark.parametrize(
@@ -101,9 +111,65 @@ def test_dnsmasq_advertises_the_prefix_with_the_mode_mtu_and_dns(
         assert hosts == f"{web.mac},web1.novalocal,{web.address}\n"
 
 
-def test_the_lease_script_leaves_dhcpv6_leases_alone() -> None:
-    # The database has held an instance's IPv6 address since launch.
-    assert '[ -n "$DNSMASQ_IAID" ] && exit 0\n' in dnsmasq.script_text("/bin/python3")
+def test_the_lease_script_writes_dhcpv6_leases_down_beside_the_leases(tmp_path: Path) -> None:
+    # The database has held an instance's IPv6 address since launch: no netcon process
+    # (here one that would fail) is started, and the lease is only written down.
+    script = tmp_path / "dhcp-script"
+    script.write_text(dnsmasq.script_text("/bin/false"))
+    script.chmod(0o755)
+    files = dnsmasq.DhcpFiles(tmp_path, "br100")
+
+    def event(action: str, duid: str, address: str, iaid: str, mac: str | None) -> None:
+        env = {
+            "PATH": os.environ["PATH"],
+            "NETCON_LEASES": str(files.leases),
+            "DNSMASQ_IAID": iaid,
+            "DNSMASQ_SERVER_DUID": "00:01:00:01:2e:aa:bb:cc:0a:0b:0c:0d:0e:0f",
+            **({"DNSMASQ_MAC": mac} if mac else {}),
+        }
+        subprocess.run([str(script), action, duid, address, "web1"], env=env, check=True)
+
+    event("add", "00:03:00:01:fa:16:3e:00:00:01", "2001:db8::5", "1", "fa:16:3e:00:00:01")
+    event("add", "00:01:00:01:aa", "2001:db8::6", "7", None)
+    event("old", "00:03:00:01:fa:16:3e:00:00:01", "2001:db8::5", "1", "fa:16:3e:00:00:01")
+    server = "00:01:00:01:2e:aa:bb:cc:0a:0b:0c:0d:0e:0f"
+    leases = dnsmasq6.parse_leases(files.leases6.read_text())
+    assert leases == (
+        dnsmasq6.Lease6("2001:db8::6", "00:01:00:01:aa", "7", server, None),
+        dnsmasq6.Lease6(
+            "2001:db8::5", "00:03:00:01:fa:16:3e:00:00:01", "1", server, "fa:16:3e:00:00:01"
+        ),
+    )
+    event("del", "00:01:00:01:aa", "2001:db8::6", "7", None)
+    assert [lease.address for lease in dnsmasq6.parse_leases(files.leases6.read_text())] == [
+        "2001:db8::5"
+    ]
+    assert not files.leased.exists()
+
+
+def test_a_dhcpv6_lease_is_stale_once_its_address_changes_hands(
+    service: NetconService,
+) -> None:
+    service.create_networks(
+        "10.24.0.0/24", 1, 256, None, None, "2001:db8:24::/64", ipv6_mode="dhcpv6-stateful"
+    )
+    web = service.launch_instance("alpha", "web1").addresses[0]
+    assert web.address_v6 is not None
+    server = "00:01:00:01:2e:aa:bb:cc:0a:0b:0c:0d:0e:0f"
+    mine = dnsmasq6.Lease6(web.address_v6, "00:01:aa", "1", server, web.mac.upper())
+    unknown_mac = replace(mine, client_id="00:01:bb", mac=None)
+    gone = dnsmasq6.Lease6("2001:db8:24::9", "00:01:cc", "1", server, "fa:16:3e:00:00:09")
+    # Its own client's lease stays (whatever the DUID: dnsmasq knows the MAC or not).
+    assert dnsmasq6.stale_leases(_served(service), [mine, unknown_mac, gone]) == (gone,)
+
+    # Relaunched: the same address behind a new MAC.
+    service.terminate_instance("web1")
+    again = service.launch_instance("alpha", "web1").addresses[0]
+    assert (again.address_v6, again.mac != web.mac) == (web.address_v6, True)
+    assert dnsmasq6.stale_leases(_served(service), [mine, unknown_mac]) == (mine,)
+    assert dnsmasq6.without(
+        "".join(lease.line() + "\n" for lease in (mine, gone)), [mine]
+    ) == gone.line() + "\n"
 
 
 def test_a_port_may_send_from_its_link_local_and_global_address() -> None:

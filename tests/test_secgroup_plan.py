@@ -6,9 +6,16 @@ import json
 
 from core import secrules
 from core.linux import secgroup_nft as sg
-from core.linux.secgroup_desired import DesiredFilter, FilteredGroup, FilteredPort, GroupRule
+from core.linux.secgroup_desired import (
+    DesiredFilter,
+    FilteredGroup,
+    FilteredPort,
+    GroupRule,
+    SourceGroup,
+)
 from core.linux.secgroups import (
     AddGroupRule,
+    AddMember,
     AddRuleElement,
     CreateFilterTable,
     commands,
@@ -28,15 +35,20 @@ def _desired(*rules: GroupRule) -> DesiredFilter:
 
 
 def test_overlap_is_symmetric_and_exact() -> None:
-    tcp22 = ("tcp", 22, 22, "10.0.0.0/8", None)
-    assert secrules.overlap(tcp22, ("tcp", 20, 30, "10.1.0.0/16", None))
-    assert not secrules.overlap(tcp22, ("tcp", 23, 30, "10.1.0.0/16", None))
-    assert not secrules.overlap(tcp22, ("udp", 22, 22, "10.0.0.0/8", None))
-    assert secrules.overlap(tcp22, ("any", -1, -1, "0.0.0.0/0", None))
-    assert not secrules.overlap(tcp22, ("tcp", 22, 22, "192.168.0.0/16", None))
-    assert not secrules.overlap(tcp22, ("tcp", 22, 22, None, 3))
-    assert secrules.overlap(("icmp", 8, -1, None, 3), ("icmp", -1, -1, None, 3))
-    assert not secrules.overlap(("icmp", 8, 0, None, 3), ("icmp", 0, -1, None, 3))
+    tcp22 = ("tcp", 22, 22, "10.0.0.0/8", None, "IPv4")
+    assert secrules.overlap(tcp22, ("tcp", 20, 30, "10.1.0.0/16", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("tcp", 23, 30, "10.1.0.0/16", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("udp", 22, 22, "10.0.0.0/8", None, "IPv4"))
+    assert secrules.overlap(tcp22, ("any", -1, -1, "0.0.0.0/0", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("tcp", 22, 22, "192.168.0.0/16", None, "IPv4"))
+    assert not secrules.overlap(tcp22, ("tcp", 22, 22, None, 3, "IPv4"))
+    assert secrules.overlap(("icmp", 8, -1, None, 3, "IPv4"), ("icmp", -1, -1, None, 3, "IPv4"))
+    assert not secrules.overlap(("icmp", 8, 0, None, 3, "IPv4"), ("icmp", 0, -1, None, 3, "IPv4"))
+    # Two families never overlap; two IPv6 ranges do as IPv6 ranges.
+    assert not secrules.overlap(("any", -1, -1, None, 3, "IPv4"), ("any", -1, -1, None, 3, "IPv6"))
+    tcp22_v6 = ("tcp", 22, 22, "2001:db8::/32", None, "IPv6")
+    assert secrules.overlap(tcp22_v6, ("tcp", 22, 22, "2001:db8:1::/48", None, "IPv6"))
+    assert not secrules.overlap(tcp22_v6, ("tcp", 22, 22, "2001:db9::/32", None, "IPv6"))
 
 
 def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
@@ -45,7 +57,7 @@ def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
     assert problems == []
     assert [op for op in ops if isinstance(op, CreateFilterTable)] == [
         CreateFilterTable("bridge", "netcon", False),
-        CreateFilterTable("ip", "netcon_groups", False),
+        CreateFilterTable("inet", "netcon_groups", False),
     ]
     assert (
         AddRuleElement(5, "alpha/web", "ports", "10.0.0.0/8 . 6 . 22-22", "tcp 22 from 10.0.0.0/8")
@@ -61,7 +73,8 @@ def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
         if "element" in c.get("add", {})
     ]
     assert len(names) == len(set(names))
-    assert names[-1] == ("ip", sg.INSTANCE_MAP)
+    # The ports' map elements come last: both families' (a port's link-local address too).
+    assert set(names[-2:]) == {("inet", sg.INSTANCE_MAP), ("inet", sg.INSTANCE_MAP6)}
 
 
 def test_rules_an_interval_set_cannot_hold_become_chain_rules() -> None:
@@ -129,3 +142,72 @@ def test_nothing_to_filter_and_no_tables_means_no_nft() -> None:
     problems: list[str] = []
     assert plan(_desired(), None, problems) == []
     assert problems == ["nft: program not found; install nftables (security groups need it)"]
+
+
+def test_ipv6_rules_are_elements_of_the_groups_ipv6_sets() -> None:
+    port = FilteredPort(
+        "tapfa163e000001",
+        "vm1",
+        "fa:16:3e:00:00:01",
+        "10.0.0.3",
+        (5,),
+        "2001:db8::f816:3eff:fe00:1",
+    )
+    desired = DesiredFilter(
+        ports=(port,),
+        groups=(
+            FilteredGroup(
+                5,
+                "alpha/web",
+                (
+                    GroupRule(1, "tcp", 22, 22, "2001:db8:ff::/64", None, "IPv6"),
+                    GroupRule(2, "icmp", 128, -1, "::/0", None, "IPv6"),
+                    GroupRule(3, "any", -1, -1, None, 5, "IPv6"),
+                    GroupRule(4, "tcp", 22, 22, "0.0.0.0/0", None, "IPv4"),
+                ),
+            ),
+        ),
+        sources=(
+            SourceGroup(
+                5, "alpha/web", (("10.0.0.3", "vm1"),), (("2001:db8::f816:3eff:fe00:1", "vm1"),)
+            ),
+        ),
+    )
+    ops = plan(desired, EMPTY, [])
+    elements = {(op.kind, op.element, op.words) for op in ops if isinstance(op, AddRuleElement)}
+    assert elements == {
+        ("ports6", "2001:db8:ff::/64 . 6 . 22-22", "tcp 22 from 2001:db8:ff::/64"),
+        ("icmp6", "::/0 . 128-128 . 0-255", "icmpv6 type 128 from ::/0"),
+        ("ports", "0.0.0.0/0 . 6 . 22-22", "tcp 22 from 0.0.0.0/0"),
+    }
+    (line,) = [op for op in ops if isinstance(op, AddGroupRule)]
+    assert (line.source, line.family) == ("@m5-6", "IPv6")
+    assert line.words == "any IPv6 protocol from members of alpha/web over IPv6"
+    expr = sg.line_expr(line.source, line.protocol, line.from_port, line.to_port, line.family)
+    assert expr[0] == {
+        "match": {
+            "op": "==",
+            "left": {"payload": {"protocol": "ip6", "field": "saddr"}},
+            "right": "@m5-6",
+        }
+    }
+    members = {(op.group_id, op.address) for op in ops if isinstance(op, AddMember)}
+    assert members == {(5, "10.0.0.3"), (5, "2001:db8::f816:3eff:fe00:1")}
+    # The port is judged at its IPv4 address and at both its IPv6 ones.
+    batch = commands(ops)
+    keys = {
+        (c["add"]["element"]["name"], str(e[0]))
+        for c in batch
+        if c.get("add", {}).get("element", {}).get("name") in sg.INSTANCE_MAPS
+        for e in c["add"]["element"]["elem"]
+    }
+    assert keys == {
+        (sg.INSTANCE_MAP, "10.0.0.3"),
+        (sg.INSTANCE_MAP6, "fe80::f816:3eff:fe00:1"),
+        (sg.INSTANCE_MAP6, "2001:db8::f816:3eff:fe00:1"),
+    }
+    member_sets = {
+        c["add"]["set"]["name"]: c["add"]["set"]["type"] for c in batch if "set" in c.get("add", {})
+    }
+    assert member_sets["m5"] == "ipv4_addr" and member_sets["m5-6"] == "ipv6_addr"
+    assert member_sets["g5-icmp6"] == ["ipv6_addr", "icmpv6_type", "icmpv6_code"]

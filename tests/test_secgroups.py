@@ -83,8 +83,9 @@ def test_group_in_use_cannot_go(service: NetconService) -> None:
 
 def test_default_group_lets_its_members_in(service: NetconService) -> None:
     (default,) = service.list_security_groups("alpha")
-    assert [(r.protocol, r.cidr, r.source_group) for r in default.rules] == [
-        ("any", None, "default")
+    assert [(r.protocol, r.cidr, r.source_group, r.ethertype) for r in default.rules] == [
+        ("any", None, "default", "IPv4"),
+        ("any", None, "default", "IPv6"),
     ]
 
 

@@ -19,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from tui import heap
 from tui.calls import Opening, ServiceSlot
 from tui.context import ConsoleContext
 from tui.pending import PendingSource, read_pending
@@ -29,6 +30,7 @@ from tui.typeahead import KeyHandled, KeysMayFlow, TypeAhead
 
 if TYPE_CHECKING:
     from textual.command import Provider
+    from textual.notifications import SeverityLevel
 
     from core.config import Settings
     from core.service.api import NetconAPI
@@ -128,6 +130,9 @@ class NetconApp(App[None]):
             # delay that frame.
             self.call_after_refresh(self._open_service)
 
+    def on_unmount(self) -> None:
+        heap.release()
+
     def _open_service(self) -> None:
         def work() -> None:
             try:
@@ -135,12 +140,29 @@ class NetconApp(App[None]):
             except BaseException as exc:  # whatever it is, the console cannot go on
                 with contextlib.suppress(RuntimeError):
                     self.call_from_thread(self._service_failed, exc)
+                return
+            # What opening the service loaded is kept while the console runs.
+            with contextlib.suppress(RuntimeError):
+                self.call_from_thread(heap.settle)
 
         self.run_worker(work, thread=True, group="open", exit_on_error=False)
 
     def _service_failed(self, error: BaseException) -> None:
         self.open_error = error
         self.exit(return_code=1)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast says its text as given, never as markup: it holds names and the core's
+        refusals, whose brackets ("[contexts]", an IPv6 "[::1]:1194") are no tags."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.context, self.start_view)

@@ -5,8 +5,8 @@ A refusal of the core (:class:`NetconError`) keeps the field it names, so a form
 show it under that field; anything else is reported as a failure in one line, and the
 console stays up.
 
-The main screen's reads (rows, pages, what the hosts owe) come back as typed messages
-(:func:`ask_service`); a dialog's call as a callback (:func:`call_service`).
+Every answer comes back as a typed message (:func:`ask_service`): the main screen's
+reads (rows, pages, what the hosts owe), an action's call, a picker's choices, an apply.
 
 `netcon` draws its first rows before the service exists (:mod:`tui.start`) and opens it
 in a thread once they are up: calls reach it through a :class:`ServiceSlot`, where a
@@ -15,7 +15,6 @@ worker waits until the service is open.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,33 +97,6 @@ class ServiceSlot:
         return self._api
 
 
-def call_service(
-    owner: DOMNode,
-    api: NetconAPI | ServiceSlot,
-    call: Callable[[NetconAPI], R],
-    done: Callable[[R], object],
-    failed: Callable[[Failure], object],
-    *,
-    group: str = "call",
-    exclusive: bool = False,
-    description: str = "",
-) -> None:
-    """Run ``call(api)`` in a worker; then ``done(result)`` or ``failed(failure)``."""
-    app = owner.app
-
-    def answer(callback: Callable[..., object], value: object) -> None:
-        # RuntimeError: the console closed while the call ran.
-        with contextlib.suppress(RuntimeError):
-            app.call_from_thread(callback, value)
-
-    _in_worker(
-        owner, api, call,
-        lambda result: answer(done, result),
-        lambda failure: answer(failed, failure),
-        group=group, exclusive=exclusive, description=description,
-    )  # fmt: skip
-
-
 def ask_service(
     owner: DOMNode,
     api: NetconAPI | ServiceSlot,
@@ -139,35 +111,14 @@ def ask_service(
     """Run ``call(api)`` in a worker; its result comes back to ``owner`` as the message
     ``answer(result)`` (or ``refusal(failure)``), handled in the owner's queue in turn
     with everything else it is told, never in the middle of another handler."""
-    _in_worker(
-        owner, api, call,
-        lambda result: owner.post_message(answer(result)),
-        lambda failure: owner.post_message(refusal(failure)),
-        group=group, exclusive=exclusive, description=description,
-    )  # fmt: skip
-
-
-def _in_worker(
-    owner: DOMNode,
-    api: NetconAPI | ServiceSlot,
-    call: Callable[[NetconAPI], R],
-    result_out: Callable[[R], object],
-    failure_out: Callable[[Failure], object],
-    *,
-    group: str,
-    exclusive: bool,
-    description: str,
-) -> None:
-    """Run ``call(api)`` in a thread worker of ``owner``; hand what came of it, from that
-    thread, to ``result_out`` or ``failure_out``."""
 
     def work() -> None:
         try:
             result = call(api.get() if isinstance(api, ServiceSlot) else api)
         except Exception as exc:  # the console stays up whatever the core does
-            failure_out(failure_of(exc))
+            owner.post_message(refusal(failure_of(exc)))
             return
-        result_out(result)
+        owner.post_message(answer(result))
 
     owner.run_worker(
         work,

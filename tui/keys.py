@@ -89,9 +89,15 @@ def build_bindings(
     return bindings, clashes
 
 
+# A key name no terminal sends, for the actions of the views not on screen. One name for
+# all of them: Textual rewrites a node's bindings per keymap entry on every key it
+# checks, walking every key the node binds, so each name more costs every key typed.
+UNBOUND = "unbound"
+
+
 def unbound(spec_id: str) -> str:
-    """A key name no terminal sends, for an action of a view not on screen."""
-    return f"unbound-{spec_id}"
+    """The key of ``spec_id`` while its view is not on screen."""
+    return UNBOUND
 
 
 def screen_bindings(general: Iterable[KeySpec], actions: Iterable[KeySpec]) -> list[Binding]:
@@ -120,6 +126,15 @@ def view_keymap(
     result = {spec.id: keys.get(spec.id, unbound(spec.id)) for spec in live}
     result.update({spec_id: unbound(spec_id) for spec_id in others if spec_id not in result})
     return result
+
+
+def overrides(keymap: Mapping[str, str], declared: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``keymap`` that bind an id to other keys than ``declared`` (the
+    keys its Binding was declared with). Textual rewrites the bindings of every node
+    between the focus and the app with each keymap entry on every key it checks, at a
+    cost that grows with the square of the entries: the entries that change nothing
+    are left out, so that a key costs the same with every view's actions declared."""
+    return {i: keys for i, keys in keymap.items() if declared.get(i) != keys}
 
 
 def unknown_ids(keymap: Mapping[str, str], known: Sequence[str]) -> list[str]:

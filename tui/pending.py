@@ -53,20 +53,35 @@ class Pending:
         owed = self.changes.get(host or "")
         if owed is None or not wanted.intersection(owed.subjects):
             return []
-        numbers = ", ".join(str(n) for n in owed.changes)
+        waited_for = [n for n, names in owed.touched if wanted.intersection(names)]
+        numbers = ", ".join(str(n) for n in waited_for or owed.changes)
         return [f"change {numbers} not yet applied by {host}'s agent"]
 
     def marks(self, host: str | None, subjects: Iterable[str]) -> bool:
         return bool(self.touching(host, subjects))
 
+    def owing(self, subjects: Iterable[str]) -> dict[str, list[str]]:
+        """Every host that still owes something acting on any of ``subjects`` (a
+        security group's filter lives on every host its members run on), and what."""
+        wanted = tuple(subjects)
+        found: dict[str, list[str]] = {}
+        for host in sorted({*self.plans, *self.changes}):
+            lines = self.touching(host, wanted)
+            if lines:
+                found[host] = lines
+        return found
+
 
 @dataclass(frozen=True)
 class Owed:
-    """The changes another host's agent has not applied, and the floating addresses and
-    bridges they touched (the names rows are marked by)."""
+    """The changes another host's agent has not applied, and the floating addresses,
+    bridges, security groups, instance ports and added rules they touched (the names
+    rows are marked by)."""
 
     changes: tuple[int, ...]
     subjects: frozenset[str] = frozenset()
+    # Change by change, the names it touched: the changes a row waits for.
+    touched: tuple[tuple[int, frozenset[str]], ...] = ()
 
 
 UNKNOWN = Pending(known=False)
@@ -106,5 +121,7 @@ def with_agents(api: NetconAPI, own: Pending) -> Pending:
         if owed is None:
             changes[other.name] = Owed(())
         else:
-            changes[other.name] = Owed(owed.changes, frozenset(owed.bridges + owed.floating))
+            touched = tuple((n, frozenset(names)) for n, names in owed.touched)
+            subjects = frozenset().union(*(names for _, names in touched))
+            changes[other.name] = Owed(owed.changes, subjects, touched)
     return replace(own, changes=changes, failed=failed, counts=counts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from core.cli.context import Context
 from core.cli.output import col
 from core.cli.spec import Group, arg
-from core.secrules import rule_text
+from core.secrules import protocol_text, rule_text
 
 COLUMNS = (
     col("PROJECT"),
@@ -17,14 +17,15 @@ COLUMNS = (
 DETAIL = (*COLUMNS[:3], col("DESCRIPTION"), COLUMNS[3])
 RULE_COLUMNS = (
     col("ID"),
-    col("PROTOCOL"),
+    col("ETHERTYPE"),
+    col("PROTOCOL", text=lambda r: protocol_text(r.protocol, r.ethertype)),
     col("FROM", "from_port"),
     col("TO", "to_port"),
     col("CIDR"),
     col("SOURCE GROUP"),
 )
 
-PROTOCOLS = ("tcp", "udp", "icmp", "any")
+PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "any")
 EXPLAIN = (
     col("INSTANCE"),
     col("ADDRESS"),
@@ -36,7 +37,8 @@ EXPLAIN = (
 INGRESS = (
     col("GROUP"),
     col("ID"),
-    col("PROTOCOL"),
+    col("ETHERTYPE"),
+    col("PROTOCOL", text=lambda r: protocol_text(r.protocol, r.ethertype)),
     col("FROM", "from_port"),
     col("TO", "to_port"),
     col("SOURCE", value=lambda r: r.cidr or f"group {r.source_group}"),
@@ -73,7 +75,7 @@ def delete_group(ctx: Context) -> None:
     ctx.output.outcome(gone, DETAIL, f"deleted security group {gone.name} of {gone.project}")
 
 
-rules = group.group("rule", "add or remove rules")
+rules = group.group("rule", "list, add or remove rules")
 
 
 @rules.command(
@@ -81,11 +83,20 @@ rules = group.group("rule", "add or remove rules")
     "allow traffic into a group's instances",
     arg("--project", required=True, complete="project"),
     arg("group", complete="secgroup"),
-    arg("protocol", complete=PROTOCOLS, help="tcp, udp, icmp or any"),
+    arg(
+        "protocol",
+        complete=PROTOCOLS,
+        help="tcp, udp, icmp, icmpv6 (icmp of an IPv6 rule) or any",
+    ),
     arg("from_port", nargs="?", help="first port (icmp: type, -1 or none for any)"),
     arg("to_port", nargs="?", help="last port (default: from_port; icmp: code)"),
-    arg("--cidr", help="allowed source range (default 0.0.0.0/0)"),
+    arg("--cidr", help="allowed source range (default 0.0.0.0/0, or ::/0 for IPv6)"),
     arg("--source-group", complete="secgroup", help="allow members of this group of the project"),
+    arg(
+        "--ethertype",
+        complete=("IPv4", "IPv6"),
+        help="the family the rule judges: IPv4 or IPv6 (default: the CIDR's, else IPv4)",
+    ),
 )
 def add_rule(ctx: Context) -> None:
     a = ctx.args
@@ -97,8 +108,21 @@ def add_rule(ctx: Context) -> None:
         a.to_port,
         cidr=a.cidr,
         source_group=a.source_group,
+        ethertype=a.ethertype,
     )
     ctx.output.one(rule, RULE_COLUMNS)
+
+
+@rules.command(
+    "list",
+    "list a group's rules, both families",
+    arg("--project", required=True, complete="project"),
+    arg("group", complete="secgroup"),
+)
+def list_rules(ctx: Context) -> None:
+    ctx.output.rows(
+        ctx.service.list_security_group_rules(ctx.args.project, ctx.args.group), RULE_COLUMNS
+    )
 
 
 @rules.command("remove", "remove a rule by its id", arg("rule_id", metavar="ID"))
@@ -150,8 +174,7 @@ def instance_rules(ctx: Context) -> None:
         return
     ports = ", ".join(f"{p.port} ({p.address})" for p in view.ports) or "-"
     ctx.out.write(
-        f"{view.instance} ({view.project}), groups {', '.join(view.groups) or '-'}, "
-        f"port {ports}\n"
+        f"{view.instance} ({view.project}), groups {', '.join(view.groups) or '-'}, port {ports}\n"
     )
     if view.rules:
         ctx.output.rows(view.rules, INGRESS)
@@ -164,14 +187,24 @@ def instance_rules(ctx: Context) -> None:
     "would a new connection reach an instance, and which rule decides",
     arg("instance", complete="instance"),
     arg("--from", dest="source", required=True, metavar="ADDRESS"),
-    arg("--proto", required=True, choices=("tcp", "udp", "icmp")),
+    arg(
+        "--proto",
+        required=True,
+        choices=("tcp", "udp", "icmp", "icmpv6"),
+        help="icmp from an IPv6 address is ICMPv6",
+    ),
     arg("--port", help="destination port (tcp, udp)"),
-    arg("--icmp-type", help="ICMP type (default 8, echo request)"),
+    arg("--icmp-type", help="ICMP type (default echo request: 8, or 128 for ICMPv6)"),
     arg("--icmp-code", help="ICMP code (default 0)"),
 )
 def explain(ctx: Context) -> None:
     a = ctx.args
     verdict = ctx.service.explain_ingress(
-        a.instance, a.source, a.proto, a.port, icmp_type=a.icmp_type, icmp_code=a.icmp_code
+        a.instance,
+        a.source,
+        a.proto,
+        a.port,
+        icmp_type=a.icmp_type,
+        icmp_code=a.icmp_code,
     )
     ctx.output.one(verdict, EXPLAIN)

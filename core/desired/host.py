@@ -343,4 +343,6 @@ def _network(
         serves_dhcp=able.serves_dhcp,
         runs_vpn=able.runs_vpn,
         ipv6=network_v6(network, gateway),
+        dual_stack=network.cidr_v6 is not None,
+        multi_host=bool(network.multi_host),
     )

@@ -10,6 +10,7 @@ members run).
 from __future__ import annotations
 
 import functools
+import ipaddress
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select
@@ -75,14 +76,27 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
     source_ids = sorted({r.source for rs in rules.values() for r in rs if r.source is not None})
     labels = _labels(connection, sorted({*used, *source_ids}))
     members: dict[int, list[tuple[str, str]]] = {s: [] for s in source_ids}
-    for group_id, address, name in connection.execute(members_of(), {"groups": source_ids}):
+    members_v6: dict[int, list[tuple[str, str]]] = {s: [] for s in source_ids}
+    for group_id, address, name, address_v6 in connection.execute(
+        members_of(), {"groups": source_ids}
+    ):
         members[group_id].append((address, name))
+        if address_v6 is not None:
+            members_v6[group_id].append((address_v6, name))
     return DesiredFilter(
         ports=ports,
         groups=tuple(FilteredGroup(g, labels[g], tuple(rules[g])) for g in used),
-        sources=tuple(SourceGroup(s, labels[s], tuple(members[s])) for s in source_ids),
+        sources=tuple(
+            SourceGroup(s, labels[s], tuple(members[s]), tuple(sorted_v6(members_v6[s])))
+            for s in source_ids
+        ),
         dhcp_servers=tuple(sorted({row.gateway for row in rows})),
     )
+
+
+def sorted_v6(members: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """IPv6 members by address (the database orders members by their IPv4 address)."""
+    return sorted(members, key=lambda pair: ipaddress.IPv6Address(pair[0]))
 
 
 def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
@@ -113,6 +127,7 @@ def rules_of() -> Select[Any]:
             security_group_rules.c.to_port,
             security_group_rules.c.cidr,
             security_group_rules.c.source_group_id,
+            security_group_rules.c.ethertype,
         )
         .where(security_group_rules.c.group_id.in_(bindparam("groups", expanding=True)))
         .order_by(security_group_rules.c.id)
@@ -122,7 +137,12 @@ def rules_of() -> Select[Any]:
 @functools.cache
 def members_of() -> Select[Any]:
     return (
-        select(instance_security_groups.c.security_group_id, fixed_ips.c.address, instances.c.name)
+        select(
+            instance_security_groups.c.security_group_id,
+            fixed_ips.c.address,
+            instances.c.name,
+            fixed_ips.c.address_v6,
+        )
         .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
         .join(instances, instances.c.id == instance_security_groups.c.instance_id)
         .where(

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, func, select
 
-from core.desired.secgroups import members_of, rules_of
+from core.desired.secgroups import members_of, rules_of, sorted_v6
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
 from core.linux.secgroup_desired import FilteredGroup, FilteredPort, GroupRule, SourceGroup
@@ -37,8 +37,10 @@ def read_keyed_filter(
     addresses = [address for _, address in named]
     here: list[FilteredPort] = []
     servers: set[str] = set()
-    # Named address -> (the groups its instance is in, the instance's name).
-    memberships: dict[str, tuple[set[int], str]] = {}
+    # Named address -> (the groups its instance is in, the instance's name, its IPv6
+    # address).
+    memberships: dict[str, tuple[set[int], str, str | None]] = {}
+    named_v6: set[str] = set()
     if addresses:
         rows = connection.execute(_named_ports(), {"host": host, "addresses": addresses}).all()
         ids = [row.id for row in rows]
@@ -51,7 +53,9 @@ def read_keyed_filter(
                 continue
             mine = tuple(by_instance.get(row.id, ()))
             # A member of a group is in its member set wherever it runs.
-            memberships[row.address] = (set(mine), row.name)
+            memberships[row.address] = (set(mine), row.name, row.address_v6)
+            if row.address_v6 is not None:
+                named_v6.add(row.address_v6)
             if row.host == host:
                 here.append(
                     FilteredPort(
@@ -78,8 +82,21 @@ def read_keyed_filter(
             labels.get(g, f"group {g}"),
             tuple(
                 sorted(
-                    ((a, name) for a, (member_of, name) in memberships.items() if g in member_of),
+                    (
+                        (a, name)
+                        for a, (member_of, name, _) in memberships.items()
+                        if g in member_of
+                    ),
                     key=lambda pair: _address_key(pair[0]),
+                )
+            ),
+            tuple(
+                sorted_v6(
+                    [
+                        (v6, name)
+                        for member_of, name, v6 in memberships.values()
+                        if g in member_of and v6 is not None
+                    ]
                 )
             ),
         )
@@ -89,10 +106,20 @@ def read_keyed_filter(
     # missing (a rule naming a new source), else left as they are.
     whole = sorted(cited - keyed)
     members: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
+    members_v6: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
     if whole:
-        for group_id, address, name in connection.execute(members_of(), {"groups": whole}):
+        for group_id, address, name, address_v6 in connection.execute(
+            members_of(), {"groups": whole}
+        ):
             members[group_id].append((address, name))
-    sources += [SourceGroup(g, labels.get(g, f"group {g}"), tuple(members[g])) for g in whole]
+            if address_v6 is not None:
+                members_v6[group_id].append((address_v6, name))
+    sources += [
+        SourceGroup(
+            g, labels.get(g, f"group {g}"), tuple(members[g]), tuple(sorted_v6(members_v6[g]))
+        )
+        for g in whole
+    ]
     return KeyedFilter(
         ports=tuple(here),
         groups=tuple(FilteredGroup(g, labels.get(g, f"group {g}"), tuple(rules[g])) for g in rules),
@@ -102,6 +129,7 @@ def read_keyed_filter(
         named_groups=tuple(named_groups),
         keyed_sources=frozenset(keyed),
         unneeded_sources=unneeded,
+        named_v6=tuple(sorted(named_v6)),
     )
 
 

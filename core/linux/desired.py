@@ -124,6 +124,10 @@ class DesiredNetwork:
     runs_vpn: bool = False
     # Its IPv6 gateway, router adverts and DHCPv6 here (None: not served here).
     ipv6: NetworkV6 | None = None
+    # It has an IPv6 /64, whoever serves it: its bridge carries router adverts.
+    dual_stack: bool = False
+    # Served by every host with its instances (nova-network's multi_host).
+    multi_host: bool = False
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,11 @@ class DhcpFiles:
         return self.directory / f"{self.bridge}.leased"
 
     @property
+    def leases6(self) -> Path:
+        """The DHCPv6 leases this dnsmasq gave (see dnsmasq6.py), by its lease script."""
+        return self.directory / f"{self.bridge}.leases6"
+
+    @property
     def log(self) -> Path:
         return self.directory / f"{self.bridge}.log"
 
@@ -95,6 +100,8 @@ class DnsmasqState:
     # Other dnsmasq processes of this bridge: duplicates, or left in an old namespace.
     strays: tuple[int, ...] = ()
     names_text: str | None = None
+    # The DHCPv6 leases it gave, as its lease script wrote them down.
+    leases6: tuple[dnsmasq6.Lease6, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,11 +229,23 @@ def script_text(python: str = sys.executable) -> str:
     # - An event the database cannot be told now (a dnsmasq in a namespace, whose loopback
     #   is not the host's, with PostgreSQL on the host's) is written to the spool file
     #   (SPOOL), which the host's next apply records before it reads the database.
+    # - A DHCPv6 lease changes nothing in the database, which has held the address since
+    #   launch; it is written down beside the leases (address, client DUID, IAID, server
+    #   DUID, MAC), so that the apply can release it when its address changes hands.
     return (
         "#!/bin/sh\n"
         'leased="${NETCON_LEASES%.leases}.leased"\n'
-        # A DHCPv6 lease changes nothing: the database has held the address since launch.
-        '[ -n "$DNSMASQ_IAID" ] && exit 0\n'
+        'if [ -n "$DNSMASQ_IAID" ]; then\n'
+        '  [ -n "$NETCON_LEASES" ] || exit 0\n'
+        '  v6="${NETCON_LEASES%.leases}.leases6"\n'
+        '  case "$1" in add|old|del)\n'
+        '    { [ -r "$v6" ] && awk -v a="$3" -v c="$2" \'!($1 == a && $2 == c)\' "$v6"\n'
+        '      [ "$1" = del ] ||\n'
+        '        echo "$3 $2 $DNSMASQ_IAID $DNSMASQ_SERVER_DUID ${DNSMASQ_MAC:--}"\n'
+        '    } > "$v6.new" && mv -f "$v6.new" "$v6" ;;\n'
+        "  esac\n"
+        "  exit 0\n"
+        "fi\n"
         'case "$1" in\n'
         '  init) [ -n "$NETCON_LEASES" ] && [ -r "$NETCON_LEASES" ] &&\n'
         '        exec cat "$NETCON_LEASES" ;;\n'
@@ -336,6 +355,7 @@ def observe(
             hosts_text=_read(f"{base}/{bridge}.conf"),
             opts_text=_read(f"{base}/{bridge}.opts"),
             names_text=_read(f"{base}/{bridge}.names"),
+            leases6=dnsmasq6.parse_leases(_read(f"{base}/{bridge}.leases6")),
             adopted=adopted,
             strays=tuple(p.pid for p in mine if p.pid != pid),
         )
@@ -594,7 +614,9 @@ def stop_processes(pids: Iterable[int]) -> None:
 
 
 def delete_files(files: DhcpFiles) -> None:
-    for path in (files.pid, files.hosts, files.opts, files.names, files.leases, files.leased):
+    for path in (
+        files.pid, files.hosts, files.opts, files.names, files.leases, files.leased, files.leases6
+    ):
         path.unlink(missing_ok=True)
 
 

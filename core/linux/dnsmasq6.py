@@ -13,12 +13,23 @@ gets its DNS from the advert alone:
 * ``dhcpv6-stateful``: a ``static`` range: the advert's managed flag, and DHCPv6 hands
   each instance exactly the address the database holds (``[ADDRESS]`` in its line of
   the hosts file), nothing to unknown clients.
+
+A DHCPv6 lease binds its address to the client's DUID, and dnsmasq gives no address
+that another client's lease holds: a relaunched instance, whose address is the one the
+old instance had (the same IPv4 offset) behind a new MAC, and whose guest comes with a
+new DUID, would get none until the old lease ran out. So the lease script writes each
+DHCPv6 lease down (``BRIDGE.leases6``: address, client DUID, IAID, server DUID, MAC), and
+the apply releases (``dhcp_release6``, on the client's behalf) every lease whose address
+no instance holds any more or holds behind another MAC.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from core.linux import namespace
 from core.linux.desired import DesiredNetwork, Dhcp
 from core.linux.ipv6_host import NetworkV6
 
@@ -85,3 +96,86 @@ def names_file(v6: NetworkV6 | None, dhcp: Dhcp) -> str:
         f"{h.address_v6} {h.hostname}.{dhcp.domain} {h.hostname}\n" for h in named if h.address_v6
     )
     return dhcp.names_file + six
+
+
+@dataclass(frozen=True)
+class Lease6:
+    """One DHCPv6 lease dnsmasq gave, as its lease script wrote it down."""
+
+    address: str
+    client_id: str  # the client's DUID, colon-separated hex
+    iaid: str
+    server_id: str  # dnsmasq's own DUID
+    mac: str | None  # the client's, when dnsmasq knew it
+
+    def line(self) -> str:
+        return f"{self.address} {self.client_id} {self.iaid} {self.server_id} {self.mac or '-'}"
+
+
+def parse_leases(text: str | None) -> tuple[Lease6, ...]:
+    found = []
+    for line in (text or "").splitlines():
+        fields = line.split()
+        # A temporary address (IAID prefixed T) is never given here; a torn line is skipped.
+        if len(fields) != 5 or not fields[2].isdigit():
+            continue
+        address, client_id, iaid, server_id, mac = fields
+        found.append(Lease6(address, client_id, iaid, server_id, None if mac == "-" else mac))
+    return tuple(found)
+
+
+def stale_leases(network: DesiredNetwork, leases: Sequence[Lease6]) -> tuple[Lease6, ...]:
+    """The leases of ``network``'s dnsmasq whose address no instance holds now, or holds
+    behind another MAC (a relaunched instance's)."""
+    if not leases:
+        return ()
+    owners: dict[str, str] = {}
+    if network.dhcp is not None and network.ipv6 is not None:
+        owners = {
+            str(ipaddress.IPv6Address(h.address_v6)): h.mac.lower()
+            for h in network.dhcp.hosts
+            if h.address_v6
+        }
+    stale = []
+    for lease in leases:
+        owner = owners.get(str(ipaddress.IPv6Address(lease.address)))
+        if owner is None or (lease.mac is not None and lease.mac.lower() != owner):
+            stale.append(lease)
+    return tuple(stale)
+
+
+# dhcp_release6 exits with the DHCPv6 status of dnsmasq's reply: NoBinding says the lease
+# is gone already (run out, or released by its client), which is what was wanted.
+_NO_BINDING = 3
+
+
+def release_leases(
+    netns: str | None, program: str, bridge: str, leases: Sequence[Lease6]
+) -> list[str]:
+    """Send dnsmasq a DHCPv6 release on each client's behalf (dhcp_release6 waits for the
+    reply), so its address is free for its new owner at once; why each that failed did."""
+    failures = []
+    for lease in leases:
+        result = namespace.run(
+            netns,
+            [
+                program,
+                "--iface", bridge,
+                "--ip", lease.address,
+                "--client-id", lease.client_id,
+                "--server-id", lease.server_id,
+                "--iaid", lease.iaid,
+            ],
+        )
+        if result.returncode not in (0, _NO_BINDING):
+            message = " ".join(result.stderr.split()) or f"exit status {result.returncode}"
+            failures.append(f"dhcp_release6 {lease.address} on {bridge}: {message}")
+    return failures
+
+
+def without(text: str | None, released: Sequence[Lease6]) -> str:
+    """The lease file's text without ``released`` (dnsmasq's own ``del`` for them may
+    come after the next plan has read the file)."""
+    gone = {(lease.address, lease.client_id) for lease in released}
+    kept = [lease for lease in parse_leases(text) if (lease.address, lease.client_id) not in gone]
+    return "".join(lease.line() + "\n" for lease in kept)

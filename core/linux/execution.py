@@ -77,6 +77,8 @@ class Execution:
     creations: Batch = field(default_factory=Batch)
     created: list[str] = field(default_factory=list)
     created_names: set[str] = field(default_factory=set)
+    # Bridges of dual-stack networks that stop taking anything from router adverts.
+    ignoring_adverts: list[str] = field(default_factory=list)
     configure: Batch = field(default_factory=Batch)
     # The bridges of links this apply created, set as they are marked netcon's.
     masters: dict[str, str] = field(default_factory=dict)
@@ -93,6 +95,9 @@ class Execution:
     dnsmasq_starts: list[dnsmasq.Start] = field(default_factory=list)
     # Running dnsmasq processes a start replaces (stopped just before the starts).
     replaced: list[int] = field(default_factory=list)
+    # The IPv6 metadata address and DNAT, and the multi-host segment filter: one nft
+    # batch (metadata6, segment6).
+    ipv6_side: list[object] = field(default_factory=list)
     metadata_table: list[object] = field(default_factory=list)
 
     _index: dict[str, int] | None = None

@@ -22,8 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import HostError
-from core.linux import closedports, conntrack, dnsmasq, garp, netlink, nft, processes, secgroups
+from core.errors import HeldBack, HostError
+from core.linux import (
+    closedports,
+    conntrack,
+    dnsmasq,
+    garp,
+    metadata6,
+    namespace,
+    netlink,
+    nft,
+    processes,
+    secgroups,
+    segment6,
+    sysctl,
+)
 from core.linux.execution import Batch, Execution
 from core.linux.lease import Lease, LeaseLapsed
 from core.linux.metadata import table as metadata_table
@@ -53,11 +66,13 @@ class Executor:
             raise HostError(plan.problems[0])
         self._carry_out(plan.operations)
         if plan.problems:
-            raise HostError(
+            raise HeldBack(
                 f"{plan.problems[0]} (that network held back; everything else applied)"
                 if len(plan.problems) == 1
                 else f"{'; '.join(plan.problems)} (those networks held back; "
-                "everything else applied)"
+                "everything else applied)",
+                plan.problems,
+                len(plan.operations),
             )
 
     def _carry_out(self, ops: tuple[Operation, ...]) -> None:
@@ -145,6 +160,10 @@ def _create(run: Execution) -> None:
     run.creations.check(results)
 
 
+def _ignore_adverts(run: Execution) -> None:
+    sysctl.ignore_adverts(run.netns, run.ignoring_adverts)
+
+
 def _configure(run: Execution) -> None:
     if not run.configure.requests and not run.created:
         return
@@ -202,6 +221,22 @@ def _forget_old_mappings(run: Execution) -> None:
         log.warning("connections through %s not forgotten: %s", ", ".join(run.forgotten), exc)
 
 
+def _ipv6_side(run: Execution) -> None:
+    """The metadata address on the bridges, then the IPv6 metadata DNAT and the
+    multi-host segment filter in one nft batch."""
+    metadata6.apply_addresses(run.ipv6_side, run.netlink)
+    text = metadata6.table_text(run.ipv6_side) + segment6.table_text(run.ipv6_side)
+    if not text:
+        return
+    result = namespace.run(run.netns, [run.nft.binary, "-f", "-"], stdin=text)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise HostError(f"nft: IPv6 metadata or segment filter: {lines[0] if lines else ''}")
+    # The host's state directory holds the NAT marker, and these tables' markers.
+    metadata6.record(run.ipv6_side, run.nat_marker.parent)
+    segment6.record(run.ipv6_side, run.nat_marker.parent)
+
+
 def _announce(run: Execution) -> None:
     """Gratuitous ARP for every address this apply brought here (a floating IP, a
     gateway after a failover), so neighbours stop sending to its old home now rather
@@ -233,10 +268,12 @@ SENDS: dict[Phase, Callable[[Execution], None]] = {
     Phase.STOP_DNSMASQ: _stop_dnsmasq,
     Phase.REMOVE_LINKS: _remove,
     Phase.CREATE_LINKS: _create,
+    Phase.IGNORE_ADVERTS: _ignore_adverts,
     Phase.CONFIGURE_LINKS: _configure,
     Phase.NFT: _nft,
     Phase.HAIRPIN_UPLINKS: _hairpin_uplinks,
     Phase.FORGET_MAPPINGS: _forget_old_mappings,
+    Phase.IPV6_SIDE: _ipv6_side,
     Phase.ANNOUNCE: _announce,
     Phase.DHCP: _start_dnsmasq,
     Phase.METADATA_TABLE: _metadata_table,

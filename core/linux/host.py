@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
-from core.linux import dnsmasq, namespace, processes, secgroup_nft, secgroups
+from core.linux import (
+    dnsmasq,
+    metadata6,
+    namespace,
+    processes,
+    secgroup_nft,
+    secgroups,
+    segment6,
+)
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost
 from core.linux.lease import Lease
@@ -172,12 +180,27 @@ class HostLayer:
                 raise WholeHostNeeded
             observed = scoped
         result = plan(desired, observed, self._context())
-        served = (
-            self._metadata_plan(
-                wanted.routes, reach.bridges if reach is not None else None, held=result.held
+        served: list[Operation] = []
+        if wanted.routes is not None:
+            bridges = reach.bridges if reach is not None else None
+            six, listen_v6 = self._metadata6_plan(desired, bool(wanted.routes), bridges, result)
+            served = self._metadata_plan(
+                wanted.routes, bridges, held=result.held, listen_v6=listen_v6
             )
-            if wanted.routes is not None
-            else []
+            served += six
+        links = segment6.segment_links([n for n in desired.networks if n.bridge not in result.held])
+        have6 = segment6.observe(
+            self.settings.nft_binary,
+            self.netns,
+            self.state_dir,
+            wanted=bool(links),
+            may_change=can_change_host(),
+        )
+        served += segment6.plan(
+            links,
+            have6,
+            nft_found=dnsmasq.find_binary(self.settings.nft_binary) is not None,
+            scoped=reach is not None,
         )
         operations = result.operations + tuple(self._vpn_plan(wanted)) + tuple(served)
         return Planned(replace(result, operations=operations), desired)
@@ -228,12 +251,16 @@ class HostLayer:
         bridges: frozenset[str] | None = None,
         *,
         held: frozenset[str] = frozenset(),
+        listen_v6: bool = False,
     ) -> list[Operation]:
         """The metadata server and its DNAT, for the networks this host serves (of
-        ``bridges`` only, when given: a scoped apply looks up their routes by key)."""
+        ``bridges`` only, when given: a scoped apply looks up their routes by key);
+        ``listen_v6``: it listens on IPv6 too (metadata6)."""
         want = metadata.desired(
             routes, self.settings, self.state_dir, self._dnsmasq_env(), self.netns
         )
+        if listen_v6:
+            want = metadata6.listening_v6(want)
         nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
         if bridges is not None:
             have = metadata_observe.observe_scoped(
@@ -254,6 +281,36 @@ class HostLayer:
                 may_change=can_change_host(),
             )
         return metadata_plan.plan(want, have, nft_found=nft_found, held=held)
+
+    def _metadata6_plan(
+        self,
+        desired: DesiredHost,
+        serving: bool,
+        bridges: frozenset[str] | None,
+        result: Plan,
+    ) -> tuple[list[Operation], bool]:
+        """fe80::a9fe:a9fe on the bridges of the dual-stack networks served here, and its
+        DNAT (see metadata6), beside the IPv4 server's; and whether the server listens on
+        IPv6 too."""
+        routes = metadata6.wanted_routes(desired.networks)
+        have = metadata6.observe(
+            self.settings.nft_binary,
+            self.netns,
+            self.state_dir,
+            wanted=serving and bool(routes),
+            may_change=can_change_host(),
+        )
+        ops = metadata6.plan(
+            routes,
+            have,
+            serving=serving,
+            port=self.settings.metadata_port,
+            nft_found=dnsmasq.find_binary(self.settings.nft_binary) is not None,
+            bridges=bridges,
+            held=result.held,
+        )
+        listen = metadata6.table_wanted(routes, have, serving=serving, bridges=bridges)
+        return ops, listen
 
     def apply(
         self,
@@ -296,6 +353,7 @@ class HostLayer:
             dnsmasq_binary=self.settings.dnsmasq_binary,
             nft_binary=self.settings.nft_binary,
             dhcp_release_path=dnsmasq.find_binary("dhcp_release"),
+            dhcp_release6_path=dnsmasq.find_binary("dhcp_release6"),
             leased=self.leased,
             trusted_ports=self.settings.trusted_ports,
             vlan_supported=kernel_has_8021q(),

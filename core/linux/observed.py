@@ -14,7 +14,12 @@ from core.linux.desired import DesiredHost
 from core.linux.netlink import OWNER_ALIAS, Address, Link, Netlink
 from core.linux.nft import Nft, NftState
 from core.linux.secgroup_nft import FilterState
-from core.linux.sysctl import ipv6_disabled, read_forwarding, read_forwarding_v6
+from core.linux.sysctl import (
+    hearing_adverts,
+    ipv6_disabled,
+    read_forwarding,
+    read_forwarding_v6,
+)
 
 if TYPE_CHECKING:
     from core.linux.nftelements import Lookup
@@ -41,6 +46,8 @@ class ObservedHost:
     forwarding_v6: bool = False
     # Bridges with IPv6 switched off ("default" too: what a new bridge will have).
     ipv6_off: frozenset[str] = frozenset()
+    # Bridges that would take an address from router adverts ("default" too).
+    hearing_adverts: frozenset[str] = frozenset()
 
     def by_index(self) -> dict[int, Link]:
         return {link.index: link for link in self.links.values()}
@@ -99,6 +106,9 @@ def observe(
         security=security,
         forwarding_v6=read_forwarding_v6(netns),
         ipv6_off=ipv6_disabled(
+            netns, ["default", *(name for name, k in links.items() if k.kind == "bridge")]
+        ),
+        hearing_adverts=hearing_adverts(
             netns, ["default", *(name for name, k in links.items() if k.kind == "bridge")]
         ),
     )
@@ -188,6 +198,9 @@ def observe_scoped(
         security=security,
         forwarding_v6=read_forwarding_v6(netns),
         ipv6_off=ipv6_disabled(
+            netns, ["default", *(link.name for link in link_list if link.kind == "bridge")]
+        ),
+        hearing_adverts=hearing_adverts(
             netns, ["default", *(link.name for link in link_list if link.kind == "bridge")]
         ),
     )

@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, ClassVar
 
 from core.errors import HostError
-from core.linux import dnsmasq, netlink, nft, sysctl
+from core.linux import dnsmasq, dnsmasq6, netlink, nft, sysctl
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
@@ -27,9 +27,12 @@ class Phase(IntEnum):
     they use go. Links are removed, then created, then configured (which needs the new
     links' indexes). The NAT and filter changes go as one nft batch once the links
     exist; uplinks enter hairpin mode only once that batch lets NATed frames alone back
-    out. Up to FORGET_MAPPINGS a failure takes back what the apply made in the kernel;
-    daemons come last, once the addresses they bind to exist, and one that fails is
-    reported without taking back the kernel work.
+    out. Up to FORGET_MAPPINGS a failure takes back what the apply made in the kernel.
+    The IPv6 side (the metadata address on the bridges, the IPv6 metadata DNAT and the
+    multi-host segment filter) goes before dnsmasq starts: each running dnsmasq reads
+    every interface's addresses again for each address added, and its first advert
+    already has the filter. Daemons come last, once the addresses they bind to exist,
+    and one that fails is reported without taking back the kernel work.
     """
 
     STOP_VPNS = 10
@@ -38,13 +41,16 @@ class Phase(IntEnum):
     REMOVE_LINKS = 40
     CREATE_LINKS = 50
     ENABLE_IPV6 = 60
+    IGNORE_ADVERTS = 65
     CONFIGURE_LINKS = 70
     FORWARDING = 80
     PREPARE_FILTER = 90
     NFT = 100
     HAIRPIN_UPLINKS = 110
     FORGET_MAPPINGS = 120
-    # -- daemons: a failure here leaves the kernel work in place
+    # -- a failure from here on leaves the kernel work in place
+    IPV6_SIDE = 125
+    # -- daemons
     ANNOUNCE = 130
     DHCP = 140
     DHCP_FOLLOW_UP = 150
@@ -471,6 +477,23 @@ class EnableIpv6(Operation):
         sysctl.enable_ipv6(run.netns, self.name)
 
 
+@dataclass(frozen=True)
+class IgnoreAdverts(Operation):
+    """A dual-stack network's bridge takes no address or route from the adverts it
+    carries (accept_ra and autoconf off): the host is not a guest of its own network."""
+
+    name: str
+
+    phase = Phase.IGNORE_ADVERTS
+
+    def describe(self) -> str:
+        return f"ignore router adverts on {self.name}"
+
+    def execute(self, run: Execution) -> None:
+        # Gathered: the phase's end sets every bridge's in one pass through the namespace.
+        run.ignoring_adverts.append(self.name)
+
+
 # -- nftables ------------------------------------------------------------------------
 
 
@@ -606,6 +629,8 @@ class StartDnsmasq(Operation):
         dnsmasq.write_atomically(files.leases, text)
         known = "".join(f"{mac} {address}\n" for mac, address, _ in self.leases)
         dnsmasq.write_atomically(files.leased, known)
+        # A new dnsmasq starts with no DHCPv6 lease.
+        files.leases6.unlink(missing_ok=True)
         if self.replaces is not None:
             run.replaced.append(self.replaces)
         env = dict(
@@ -643,6 +668,33 @@ class ReleaseLeases(Operation):
 
     def execute(self, run: Execution) -> None:
         dnsmasq.release_leases(run.netns, self.program, self.bridge, self.leases)
+
+
+@dataclass(frozen=True)
+class ReleaseLeases6(Operation):
+    """DHCPv6 leases whose address no instance holds now, or holds behind another MAC:
+    released, so that the address's new owner (with a new DUID) gets it at once."""
+
+    bridge: str
+    leases: tuple[dnsmasq6.Lease6, ...]
+    program: str  # dhcp_release6, from dnsmasq-utils
+
+    phase = Phase.DHCP_FOLLOW_UP
+
+    def describe(self) -> str:
+        addresses = ", ".join(lease.address for lease in self.leases)
+        return f"release stale DHCPv6 lease(s) on {self.bridge}: {addresses}"
+
+    def execute(self, run: Execution) -> None:
+        failures = dnsmasq6.release_leases(run.netns, self.program, self.bridge, self.leases)
+        # Forgotten even when dnsmasq would not release one (a lease of a server DUID it
+        # no longer has): asking again at every apply would not help, and such a lease
+        # runs out by itself.
+        leases6 = dnsmasq.DhcpFiles(run.dhcp_dir, self.bridge).leases6
+        held = leases6.read_text() if leases6.exists() else None
+        dnsmasq.write_atomically(leases6, dnsmasq6.without(held, self.leases))
+        # Reported with the daemons that failed; the apply goes on.
+        run.failures += failures
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.linux import closedports, dnsmasq, nft, secgroups
+from core.linux import closedports, dnsmasq, dnsmasq6, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -36,9 +36,11 @@ from core.linux.operations import (
     EnableForwarding,
     EnableForwardingV6,
     EnableIpv6,
+    IgnoreAdverts,
     Operation,
     Plan,
     ReleaseLeases,
+    ReleaseLeases6,
     ReloadDnsmasq,
     SetAddressLifetime,
     SetHairpin,
@@ -62,6 +64,8 @@ class PlanContext:
     nft_binary: str
     # dhcp_release (dnsmasq-utils), or None: released leases then simply run out.
     dhcp_release_path: str | None = None
+    # dhcp_release6 (dnsmasq-utils), or None: a stale DHCPv6 lease then runs out.
+    dhcp_release6_path: str | None = None
     # Gateway and floating addresses carry this host's heartbeat lease (see lease.py).
     leased: bool = False
     # Ports that pass on netcon's bridges though nothing here owns them.
@@ -150,6 +154,7 @@ class _Builder:
                     self.configures.append(SetUp(net.bridge_interface))
         self._uplink(net)
         self._uplink_hairpin(net, bridge)
+        self._deaf_to_adverts(net, bridge)
         if net.gateway is not None:
             self._hairpin(net, bridge)
             self._address(
@@ -173,6 +178,13 @@ class _Builder:
         self._address(
             net.bridge, net.ipv6.gateway, prefixlen, None, None, f"gateway of {net.ipv6.cidr}"
         )
+
+    def _deaf_to_adverts(self, net: DesiredNetwork, bridge: Link | None) -> None:
+        if not net.dual_stack or not net.owns_bridge:
+            return
+        hearing = self.observed.hearing_adverts
+        if net.bridge in hearing or (bridge is None and "default" in hearing):
+            self.configures.append(IgnoreAdverts(net.bridge))
 
     def _mtu(self, net: DesiredNetwork) -> None:
         """The bridge, segment link and instance ports at the network's MTU: a frame the
@@ -495,6 +507,15 @@ class _Builder:
                             context.dhcp_release_path,
                         )
                     )
+            if state is not None and state.pid is not None and state.argv == argv:
+                # A dnsmasq started or restarted here holds no DHCPv6 lease (the lease
+                # init gives it the IPv4 ones only); a running one may hold some whose
+                # address has changed hands, which would keep it from its new owner.
+                stale = dnsmasq6.stale_leases(net, state.leases6)
+                if stale and context.dhcp_release6_path is not None:
+                    self.after.append(
+                        ReleaseLeases6(net.bridge, stale, context.dhcp_release6_path)
+                    )
         reach = self.desired.reach
         for bridge, state in sorted(self.observed.dnsmasq.items()):
             if bridge in wanted or (reach is not None and bridge not in reach.bridges):
@@ -551,14 +572,6 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         builder.adds.append(EnableForwarding())
     if any(n.ipv6 is not None for n in serving) and not observed.forwarding_v6:
         builder.adds.append(EnableForwardingV6())
-    for net in serving:
-        if net.ipv6 is not None:
-            # Said on every plan until the groups table judges IPv6: an admin must not
-            # take a dual-stack network's instances for filtered.
-            builder.warnings.append(
-                f"network {net.cidr}: security groups do not judge IPv6 yet; what routes to "
-                f"its instances' addresses in {net.ipv6.cidr} reaches them"
-            )
     loopback = observed.links.get("lo")
     if desired.networks and loopback is not None and not loopback.up:
         # A namespace made by `ip netns add` starts with lo down: the metadata server's

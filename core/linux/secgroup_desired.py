@@ -30,6 +30,7 @@ class GroupRule:
     to_port: int
     cidr: str | None
     source: int | None  # the source group's id
+    ethertype: str = "IPv4"  # the family it judges
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class SourceGroup:
     id: int
     label: str
     members: tuple[tuple[str, str], ...]  # (fixed address, instance), by address
+    # (IPv6 address, instance) of the members on dual-stack networks, by address.
+    members_v6: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

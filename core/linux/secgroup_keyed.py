@@ -17,8 +17,10 @@ jumps this change removes were the last.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from core import secrules
 from core.linux import nft, nftelements, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.nftelements import Lookup
@@ -41,6 +43,9 @@ class KeyedFilter(DesiredFilter):
     keyed_sources: frozenset[int] = frozenset()
     # Member sets of named groups that no rule here names any more.
     unneeded_sources: frozenset[int] = frozenset()
+    # The IPv6 addresses the database still holds for the named ports (a terminated
+    # port's went with its row: the full comparison takes its elements away).
+    named_v6: tuple[str, ...] = ()
 
     @property
     def keyed(self) -> bool:
@@ -68,11 +73,11 @@ def observe_keyed(
     sets is missing or shaped otherwise (the full comparison makes or mends it).
 
     ``open_ports``: the open sets' elements the closed-ports plan compares, by set."""
-    bridge_family, groups_family = nftelements.NFPROTO_BRIDGE, None
+    bridge_family, groups_family = nftelements.NFPROTO_BRIDGE, nftelements.NFPROTO_INET
     bridge_table, groups_table = sg.BRIDGE[1], sg.GROUPS[1]
     fixed_bridge = lookup.sets_present(bridge_table, sg.FIXED_SETS[sg.BRIDGE], bridge_family)
     fixed_groups = lookup.sets_present(
-        groups_table, [*sg.FIXED_SETS[sg.GROUPS], sg.INSTANCE_MAP], groups_family
+        groups_table, [*sg.FIXED_SETS[sg.GROUPS], *sg.INSTANCE_MAPS], groups_family
     )
     if not all(fixed_bridge.values()) or not all(fixed_groups.values()):
         return None
@@ -133,6 +138,7 @@ def observe_keyed(
         groups_table, groups_family, sg.INSTANCE_MAP, [(a, ipkey(a)) for _, _, a in ports]
     ):
         targets[address] = element.chain or ""
+    targets.update(_targets_v6(present, groups_table, groups_family, v6_texts))
 
     # Chains: the combinations the named ports want or leave, the named groups'.
     wanted_combinations = {sg.combination_chain(p.groups) for p in desired.ports}
@@ -146,6 +152,11 @@ def observe_keyed(
         if uses[name] is not None:
             chains[name] = rules[name]
     wanted_addresses = {p.address: sg.combination_chain(p.groups) for p in desired.ports}
+    wanted_addresses.update(
+        (text.partition(" . ")[2], sg.combination_chain(p.groups))
+        for p in desired.ports
+        for text in spoof6.port_elements(p)
+    )
     gone: dict[str, int] = {}  # combination -> map elements this change takes from it
     for address, chain in targets.items():
         if wanted_addresses.get(address) != chain:
@@ -165,7 +176,7 @@ def observe_keyed(
                 dropped[g] = dropped.get(g, 0) + 1
     used = {g.id for g in desired.groups}
     types: dict[str, sg.SetSpec] = {name: sg.FIXED_SETS[sg.GROUPS][name] for name in groups_sets}
-    types[sg.INSTANCE_MAP] = (("ipv4_addr",), False)
+    types.update((name, ((kind,), False)) for name, kind in sg.INSTANCE_MAPS.items())
     group_sets: list[str] = []
     for group_id in desired.named_groups:
         chain = sg.group_chain(group_id)
@@ -193,30 +204,38 @@ def observe_keyed(
         sets_found.update(_list_sets(binary, netns, listed))
     # Member sets: compared at the named addresses (keyed sources), made whole if missing
     # (sources a compared group's rules name), or taken away (no rule here names them).
-    member_names = {sg.member_set(s.id) for s in desired.sources} | {
-        sg.member_set(g) for g in desired.unneeded_sources
+    families = ((secrules.IPV4, sg.MEMBER_SET), (secrules.IPV6, sg.MEMBER_SET6))
+    member_names = {sg.member_set(s.id, f) for s in desired.sources for f, _ in families} | {
+        sg.member_set(g, f) for g in desired.unneeded_sources for f, _ in families
     }
     there = lookup.sets_present(groups_table, sorted(member_names), groups_family)
+    # The named ports' addresses of each family, as member sets are keyed.
+    asked_by = {
+        secrules.IPV4: [(a, ipkey(a)) for _, _, a in ports],
+        secrules.IPV6: [(a, nftelements.ipv6_key(a)) for a in desired.named_v6],
+    }
     for source in desired.sources:
-        name = sg.member_set(source.id)
-        if not there[name]:
+        for family, spec in families:
+            name = sg.member_set(source.id, family)
+            if not there[name]:
+                if source.id in desired.keyed_sources:
+                    return None  # wanted whole but read only at these keys
+                continue
+            types[name] = spec
             if source.id in desired.keyed_sources:
-                return None  # wanted whole but read only at these keys
-            continue
-        types[name] = sg.MEMBER_SET
-        if source.id in desired.keyed_sources:
-            asked = [(a, ipkey(a)) for _, _, a in ports]
-            sets_found[name] = frozenset(
-                text for text, _ in present(groups_table, groups_family, name, asked)
-            )
-        else:
-            # Wanted whole and there: taken as it is (its members change by their keys).
-            sets_found[name] = frozenset(a for a, _ in source.members)
+                sets_found[name] = frozenset(
+                    text for text, _ in present(groups_table, groups_family, name, asked_by[family])
+                )
+            else:
+                # Wanted whole and there: taken as it is (its members change by their keys).
+                members = source.members_v6 if family == secrules.IPV6 else source.members
+                sets_found[name] = frozenset(a for a, _ in members)
     for group_id in desired.unneeded_sources:
-        name = sg.member_set(group_id)
-        if there.get(name):
-            types[name] = sg.MEMBER_SET
-            sets_found[name] = frozenset()
+        for family, spec in families:
+            name = sg.member_set(group_id, family)
+            if there.get(name):
+                types[name] = spec
+                sets_found[name] = frozenset()
     bridge = sg.TableState(
         exists=True,
         sets={k: frozenset(v) for k, v in bridge_sets.items()},
@@ -236,6 +255,19 @@ def observe_keyed(
         groups,
         sysctl.read_bridge_netfilter(netns),
     )
+
+
+# What a set holds at some keys: (table, family, set, [(text, key)]) -> those found.
+Present = Callable[
+    [str, int | None, str, list[tuple[str, bytes]]], list[tuple[str, nftelements.Element]]
+]
+
+
+def _targets_v6(present: Present, table: str, family: int, v6_texts: set[str]) -> dict[str, str]:
+    """The IPv6 instance map at the named ports' IPv6 addresses: address -> chain."""
+    addresses = sorted({text.partition(" . ")[2] for text in v6_texts})
+    keyed = [(a, nftelements.ipv6_key(a)) for a in addresses]
+    return {a: e.chain or "" for a, e in present(table, family, sg.INSTANCE_MAP6, keyed)}
 
 
 def _list_sets(binary: str, netns: str | None, names: list[str]) -> dict[str, frozenset[str]]:

@@ -10,12 +10,17 @@ way. This kernel has no bridge meta expressions (``meta ibrname``), so a rule ca
 which bridge a port is on: the ports of other bridges are let through by name, as the
 last full apply found them (see closedports.py).
 
-``table ip netcon_groups`` judges, with conntrack, the IPv4 packets for those fixed IPs
-(bridged ones reach the ip hooks through br_netfilter): replies pass, then a verdict
-map from the fixed IP jumps to the chain of the port's combination of groups, which
-jumps to each group's chain and drops what none accepted. A group's chain matches its
-CIDR rules with three interval sets (tcp/udp ports, ICMP types, any protocol) and has
-one rule per source-group rule, matching a set of that group's members.
+``table inet netcon_groups`` judges, with conntrack, the IPv4 and IPv6 packets for those
+ports (bridged ones reach the ip and ip6 hooks through br_netfilter): replies and ICMP
+errors about allowed connections pass, then a verdict map from the destination (the
+fixed IPv4 address; the link-local and global IPv6 ones) jumps to the chain of the
+port's combination of groups, which jumps to each group's chain and drops what none
+accepted. Neighbour discovery, multicast listener messages and DHCPv6 answers pass
+whatever the rules (see ``admit``). A group's chain matches its CIDR rules with three
+interval sets per family (tcp/udp ports, ICMP types, any protocol) and has one rule per
+source-group rule, matching a set of that group's members' addresses of the rule's
+family. What is per family has its own set, keyed by the family's addresses, so a
+change is still element operations found by key.
 
 Everything that changes with instances and rules is a set or map element, a group's
 chain, or a combination's chain, so no change rewrites a table. Rules carry comments;
@@ -36,7 +41,9 @@ from core.errors import HostError
 from core.linux import nft, spoof6
 
 BRIDGE = ("bridge", "netcon")
-GROUPS = ("ip", "netcon_groups")
+GROUPS = ("inet", "netcon_groups")
+# The IPv4-only groups table of earlier netcon: replaced by the inet one.
+OLD_GROUPS = ("ip", "netcon_groups")
 TABLES = (BRIDGE, GROUPS)
 Table = tuple[str, str]
 Expr = list[dict[str, Any]]
@@ -63,12 +70,23 @@ FIXED_SETS: dict[Table, dict[str, SetSpec]] = {
 # heartbeat lease (see closedports.py), so a dead agent's VPN server reaches nothing.
 TIMED_SETS: dict[Table, frozenset[str]] = {BRIDGE: frozenset({"own_ports"})}
 INSTANCE_MAP = "instance_in"
+INSTANCE_MAP6 = "instance_in6"
+INSTANCE_MAPS = {INSTANCE_MAP: "ipv4_addr", INSTANCE_MAP6: "ipv6_addr"}
 GROUP_SETS: dict[str, SetSpec] = {
     "ports": (("ipv4_addr", "inet_proto", "inet_service"), True),
     "icmp": (("ipv4_addr", "icmp_type", "icmp_code"), True),
     "any": (("ipv4_addr",), True),
+    "ports6": (("ipv6_addr", "inet_proto", "inet_service"), True),
+    "icmp6": (("ipv6_addr", "icmpv6_type", "icmpv6_code"), True),
+    "any6": (("ipv6_addr",), True),
 }
 MEMBER_SET: SetSpec = (("ipv4_addr",), False)
+MEMBER_SET6: SetSpec = (("ipv6_addr",), False)
+
+
+def instance_map(address: str) -> str:
+    """The verdict map that holds ``address``: one per family."""
+    return INSTANCE_MAP6 if ":" in address else INSTANCE_MAP
 
 
 def _match(left: Any, right: Any, op: str = "==") -> dict[str, Any]:
@@ -97,6 +115,63 @@ _DHCP_ANSWER = [
 ]
 _REPLIES = [_match({"ct": {"key": "state"}}, ["established", "related"], "in"), ACCEPT]
 _TO_INSTANCES = [{"vmap": {"key": _field("ip", "daddr"), "data": f"@{INSTANCE_MAP}"}}]
+_TO_INSTANCES6 = [{"vmap": {"key": _field("ip6", "daddr"), "data": f"@{INSTANCE_MAP6}"}}]
+_LINK_LOCAL = {"prefix": {"addr": "fe80::", "len": 10}}
+_ICMPV6 = _match(_meta("l4proto"), "ipv6-icmp")
+# IPv6 that passes whatever the rules, as ARP and DHCP do for IPv4: neighbour discovery
+# only from the link (hop limit 255, which no router forwards), multicast listener
+# messages from link-local sources, and DHCPv6 answers (the bridge table already drops
+# them when an instance port sends them).
+_ADMIT6: tuple[tuple[str, Expr], ...] = (
+    (
+        "neighbour discovery",
+        [
+            _ICMPV6,
+            _match(
+                _field("icmpv6", "type"),
+                {
+                    "set": [
+                        "nd-router-solicit",
+                        "nd-router-advert",
+                        "nd-neighbor-solicit",
+                        "nd-neighbor-advert",
+                    ]
+                },
+            ),
+            _match(_field("ip6", "hoplimit"), 255),
+            ACCEPT,
+        ],
+    ),
+    (
+        "multicast listeners",
+        [
+            _ICMPV6,
+            _match(_field("ip6", "saddr"), _LINK_LOCAL),
+            _match(
+                _field("icmpv6", "type"),
+                {
+                    "set": [
+                        "mld-listener-query",
+                        "mld-listener-report",
+                        "mld-listener-done",
+                        "mld2-listener-report",
+                    ]
+                },
+            ),
+            ACCEPT,
+        ],
+    ),
+    (
+        "DHCPv6 answers",
+        [
+            _match(_field("ip6", "saddr"), _LINK_LOCAL),
+            _match(_meta("l4proto"), "udp"),
+            _match(_field("udp", "sport"), 547),
+            _match(_field("udp", "dport"), 546),
+            ACCEPT,
+        ],
+    ),
+)
 OPEN_SETS = ("ports", "own_ports", "trusted_ports", "foreign_ports")
 
 
@@ -246,17 +321,26 @@ FIXED_CHAINS: dict[Table, dict[str, ChainSpec]] = {
     GROUPS: {
         "forward": (
             ("filter", "forward", 0),
-            (("replies", _REPLIES), ("instances", _TO_INSTANCES)),
+            (
+                ("replies", _REPLIES),
+                ("instances", _TO_INSTANCES),
+                ("instances over IPv6", _TO_INSTANCES6),
+            ),
         ),
         "output": (
             ("filter", "output", 0),
-            (("replies", _REPLIES), ("instances", _TO_INSTANCES)),
+            (
+                ("replies", _REPLIES),
+                ("instances", _TO_INSTANCES),
+                ("instances over IPv6", _TO_INSTANCES6),
+            ),
         ),
         "admit": (
             None,
             (
                 ("invalid", [_match({"ct": {"key": "state"}}, "invalid", "in"), DROP]),
                 ("DHCP answers", _DHCP_ANSWER),
+                *_ADMIT6,
             ),
         ),
     },
@@ -271,8 +355,9 @@ def group_set(group_id: int, kind: str) -> str:
     return f"g{group_id}-{kind}"
 
 
-def member_set(group_id: int) -> str:
-    return f"m{group_id}"
+def member_set(group_id: int, family: str = secrules.IPV4) -> str:
+    """The set of a group's members' addresses of one family."""
+    return f"m{group_id}-6" if family == secrules.IPV6 else f"m{group_id}"
 
 
 def combination_chain(groups: tuple[int, ...]) -> str:
@@ -290,57 +375,74 @@ def combination_rules(groups: tuple[int, ...]) -> tuple[tuple[str, Expr], ...]:
     return tuple(rules)
 
 
-def group_head(group_id: int) -> tuple[tuple[str, Expr], ...]:
-    saddr = _field("ip", "saddr")
+# Per family: the address header, the ICMP header, its protocol number, the set suffix.
+_FAMILY = {secrules.IPV4: ("ip", "icmp", 1, ""), secrules.IPV6: ("ip6", "icmpv6", 58, "6")}
+HEAD_KINDS = tuple(GROUP_SETS)
+
+
+def _head(group_id: int, family: str) -> tuple[tuple[str, Expr], ...]:
+    """The three set lookups of one family at the top of a group's chain."""
+    header, icmp, number, suffix = _FAMILY[family]
+    saddr = _field(header, "saddr")
     return (
         (
-            "ports",
+            f"ports{suffix}",
             [
                 _match(
                     _concat(saddr, _meta("l4proto"), _field("th", "dport")),
-                    f"@{group_set(group_id, 'ports')}",
+                    f"@{group_set(group_id, 'ports' + suffix)}",
                 ),
                 ACCEPT,
             ],
         ),
         (
-            "icmp",
+            f"icmp{suffix}",
             [
+                _match(_meta("l4proto"), number),
                 _match(
-                    _concat(saddr, _field("icmp", "type"), _field("icmp", "code")),
-                    f"@{group_set(group_id, 'icmp')}",
+                    _concat(saddr, _field(icmp, "type"), _field(icmp, "code")),
+                    f"@{group_set(group_id, 'icmp' + suffix)}",
                 ),
                 ACCEPT,
             ],
         ),
-        ("any", [_match(saddr, f"@{group_set(group_id, 'any')}"), ACCEPT]),
+        (f"any{suffix}", [_match(saddr, f"@{group_set(group_id, 'any' + suffix)}"), ACCEPT]),
     )
 
 
-def line_expr(source: str, protocol: str, from_port: int, to_port: int) -> Expr:
+def group_head(group_id: int) -> tuple[tuple[str, Expr], ...]:
+    return _head(group_id, secrules.IPV4) + _head(group_id, secrules.IPV6)
+
+
+def line_expr(
+    source: str, protocol: str, from_port: int, to_port: int, family: str = secrules.IPV4
+) -> Expr:
     """One rule as a chain rule: from ``source`` (a CIDR or ``@set``), for its traffic."""
+    header, icmp, number, _ = _FAMILY[family]
     if source.startswith("@"):
         right: Any = source
     else:
         right = prefix(source)
-    expr: Expr = [_match(_field("ip", "saddr"), right)]
-    if protocol != "any":
+    expr: Expr = [_match(_field(header, "saddr"), right)]
+    if protocol == "icmp":
+        expr.append(_match(_meta("l4proto"), number))
+    elif protocol != "any":
         expr.append(_match(_meta("l4proto"), secrules.NUMBERS[protocol]))
     covered = secrules.ranges(protocol, from_port, to_port)
     if protocol in ("tcp", "udp"):
         expr.append(_match(_field("th", "dport"), _range(covered.first)))
     elif protocol == "icmp":
         if from_port != secrules.ANY:
-            expr.append(_match(_field("icmp", "type"), from_port))
+            expr.append(_match(_field(icmp, "type"), from_port))
         if to_port != secrules.ANY:
-            expr.append(_match(_field("icmp", "code"), to_port))
+            expr.append(_match(_field(icmp, "code"), to_port))
     expr.append(ACCEPT)
     return expr
 
 
 def prefix(cidr: str) -> dict[str, Any]:
     addr, _, length = cidr.partition("/")
-    return {"prefix": {"addr": addr, "len": int(length or 32)}}
+    return {"prefix": {"addr": addr, "len": int(length or (128 if ":" in addr else 32))}}
 
 
 def _range(pair: tuple[int, int]) -> Any:
@@ -359,9 +461,9 @@ def element_json(text: str, spec: SetSpec) -> Any:
 
 
 def _value_json(text: str, kind: str, interval: bool) -> Any:
-    if kind in ("ifname", "ether_addr", "ipv6_addr"):
+    if kind in ("ifname", "ether_addr"):
         return text
-    if kind == "ipv4_addr":
+    if kind in ("ipv4_addr", "ipv6_addr"):
         return prefix(text) if interval else text
     if kind == "inet_proto":
         return int(text)
@@ -377,9 +479,13 @@ def _value_text(value: Any, kind: str, interval: bool) -> str:
         return f"{low}-{high}"
     if kind == "ipv4_addr":
         return f"{value}/32" if interval else str(value)
+    if kind == "ipv6_addr":
+        return f"{value}/128" if interval else str(value)
     if kind == "inet_proto" and isinstance(value, str):
         return str(secrules.NUMBERS.get(value, value))
-    if kind in ("inet_service", "icmp_type", "icmp_code") and interval:
+    if kind in ("inet_service", "icmp_type", "icmp_code", "icmpv6_type", "icmpv6_code") and (
+        interval
+    ):
         return f"{value}-{value}"
     return str(value)
 
@@ -399,7 +505,7 @@ def element_text(elem: Any, spec: SetSpec) -> str:
 class TableState:
     exists: bool = False
     sets: dict[str, frozenset[str]] = field(default_factory=dict)
-    # The instance map: fixed IP -> the chain it jumps to.
+    # The instance maps (both families): address -> the chain it jumps to.
     targets: dict[str, str] = field(default_factory=dict)
     # Chain -> its rules' (comment, handle), in order.
     chains: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
@@ -418,7 +524,9 @@ class TableState:
                 return False
         if not TIMED_SETS.get(table, frozenset()) <= self.timed:
             return False
-        if table == GROUPS and self.types.get(INSTANCE_MAP) != (("ipv4_addr",), False):
+        if table == GROUPS and any(
+            self.types.get(name) != ((kind,), False) for name, kind in INSTANCE_MAPS.items()
+        ):
             return False
         for name, (hook, rules) in FIXED_CHAINS[table].items():
             if self.hooks.get(name, "missing") != hook:
@@ -436,6 +544,8 @@ class FilterState:
     bridge_netfilter: bool | None = True
     # False without CAP_NET_ADMIN: the tables could not be read, so nothing is planned.
     readable: bool = True
+    # Whether the IPv4-only groups table of earlier netcon is still there.
+    old_groups: bool = False
 
 
 def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list[TableState]:
@@ -587,8 +697,9 @@ def create_table(table: Table, replace: bool) -> list[dict[str, Any]]:
     for set_name, spec in FIXED_SETS[table].items():
         commands.append(add_set(table, set_name, spec))
     if table == GROUPS:
-        instance_map = {**_base(table), "name": INSTANCE_MAP, "type": "ipv4_addr", "map": "verdict"}
-        commands.append({"add": {"map": instance_map}})
+        for map_name, kind in INSTANCE_MAPS.items():
+            body = {**_base(table), "name": map_name, "type": kind, "map": "verdict"}
+            commands.append({"add": {"map": body}})
     # Regular chains first: base chains jump to them.
     specs = sorted(FIXED_CHAINS[table].items(), key=lambda item: item[1][0] is not None)
     for chain, (hook, _) in specs:

@@ -23,7 +23,7 @@ from core.errors import HostError
 from core.linux import dnsmasq, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation, Phase
-from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
+from core.linux.secgroup_desired import DesiredFilter, FilteredGroup, FilteredPort
 from core.linux.secgroup_keyed import KeyedState
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ Piece = tuple[sg.Table, str, str]
 Staged = Command | tuple[str, Piece]
 MARKER = "filter-tables"
 _GROUP_CHAIN = re.compile(r"g(\d+)\Z")
-_GROUP_SET = re.compile(r"g(\d+)-(ports|icmp|any)\Z")
-_MEMBER_SET = re.compile(r"m(\d+)\Z")
-HEAD = ("ports", "icmp", "any")
+_GROUP_SET = re.compile(r"g(\d+)-((?:ports|icmp|any)6?)\Z")
+_MEMBER_SET = re.compile(r"m(\d+)(-6)?\Z")
+HEAD = sg.HEAD_KINDS
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class EnableBridgeNetfilter(Operation):
 
     def describe(self) -> str:
         return (
-            "set net.bridge.bridge-nf-call-iptables = 1 (security groups judge bridged "
-            "traffic with conntrack)"
+            "set net.bridge.bridge-nf-call-iptables and bridge-nf-call-ip6tables = 1 "
+            "(security groups judge bridged IPv4 and IPv6 with conntrack)"
         )
 
     def execute(self, run: Execution) -> None:
@@ -105,6 +105,11 @@ class DeleteFilterTable(FilterOperation):
     name: str
 
     def describe(self) -> str:
+        if (self.family, self.name) == sg.OLD_GROUPS:
+            return (
+                f"delete nftables table {self.family} {self.name} (IPv4 only; table "
+                f"{sg.GROUPS[0]} {sg.GROUPS[1]} judges both families)"
+            )
         return (
             f"delete nftables table {self.family} {self.name} (no netcon bridge and no "
             "instance port here any more: no port to filter or close)"
@@ -276,17 +281,18 @@ class AddGroupRule(FilterOperation):
     group_id: int
     label: str
     comment: str
-    source: str  # a CIDR, or "@m<id>"
+    source: str  # a CIDR, or "@m<id>" ("@m<id>-6")
     protocol: str
     from_port: int
     to_port: int
     words: str
+    family: str = secrules.IPV4
 
     def describe(self) -> str:
         return f"allow {self.words} into {self.label}"
 
     def commands(self) -> list[tuple[int, Staged]]:
-        expr = sg.line_expr(self.source, self.protocol, self.from_port, self.to_port)
+        expr = sg.line_expr(self.source, self.protocol, self.from_port, self.to_port, self.family)
         chain = sg.group_chain(self.group_id)
         return [(ADD_ELEMENTS, sg.add_rule(sg.GROUPS, chain, self.comment, expr))]
 
@@ -306,28 +312,38 @@ class RemoveGroupRule(FilterOperation):
         return [(DROP_RULES, sg.delete_rule(sg.GROUPS, chain, self.handle))]
 
 
+def _over(family: str) -> str:
+    return " over IPv6" if family == secrules.IPV6 else ""
+
+
 @dataclass(frozen=True)
 class CreateMemberSet(FilterOperation):
     group_id: int
     label: str
+    family: str = secrules.IPV4
 
     def describe(self) -> str:
-        return f"track the members of {self.label} (a rule's source)"
+        return f"track the members of {self.label}{_over(self.family)} (a rule's source)"
 
     def commands(self) -> list[tuple[int, Staged]]:
-        name = sg.member_set(self.group_id)
-        return [(MAKE_SETS, sg.add_set(sg.GROUPS, name, sg.MEMBER_SET))]
+        name = sg.member_set(self.group_id, self.family)
+        return [(MAKE_SETS, sg.add_set(sg.GROUPS, name, spec_of(sg.GROUPS, name)))]
 
 
 @dataclass(frozen=True)
 class DeleteMemberSet(FilterOperation):
     group_id: int
+    family: str = secrules.IPV4
 
     def describe(self) -> str:
-        return f"stop tracking the members of group {self.group_id} (no rule here names it)"
+        return (
+            f"stop tracking the members of group {self.group_id}{_over(self.family)} "
+            "(no rule here names it)"
+        )
 
     def commands(self) -> list[tuple[int, Staged]]:
-        return [(DROP_MEMBER_SETS, sg.delete_set(sg.GROUPS, sg.member_set(self.group_id)))]
+        name = sg.member_set(self.group_id, self.family)
+        return [(DROP_MEMBER_SETS, sg.delete_set(sg.GROUPS, name))]
 
 
 @dataclass(frozen=True)
@@ -341,8 +357,8 @@ class AddMember(FilterOperation):
         return f"add {self.address} ({self.instance}) to the members of {self.label}"
 
     def commands(self) -> list[tuple[int, Staged]]:
-        piece = (sg.GROUPS, sg.member_set(self.group_id), self.address)
-        return _element_commands(ADD_ELEMENTS, "add", [piece])
+        name = sg.member_set(self.group_id, secrules.family_of(self.address))
+        return _element_commands(ADD_ELEMENTS, "add", [(sg.GROUPS, name, self.address)])
 
 
 @dataclass(frozen=True)
@@ -355,8 +371,8 @@ class RemoveMember(FilterOperation):
         return f"remove {self.address} from the members of {self.label}"
 
     def commands(self) -> list[tuple[int, Staged]]:
-        piece = (sg.GROUPS, sg.member_set(self.group_id), self.address)
-        return _element_commands(DROP_ELEMENTS, "delete", [piece])
+        name = sg.member_set(self.group_id, secrules.family_of(self.address))
+        return _element_commands(DROP_ELEMENTS, "delete", [(sg.GROUPS, name, self.address)])
 
 
 @dataclass(frozen=True)
@@ -399,7 +415,7 @@ def spec_of(table: sg.Table, name: str) -> sg.SetSpec:
     match = _GROUP_SET.match(name)
     if match is not None:
         return sg.GROUP_SETS[match.group(2)]
-    return sg.MEMBER_SET
+    return sg.MEMBER_SET6 if name.endswith("-6") else sg.MEMBER_SET
 
 
 # -- the host's side -------------------------------------------------------------------------
@@ -420,12 +436,14 @@ def observe(
     if not dnsmasq.find_binary(binary):
         return None
     try:
-        bridge, groups = sg.read_tables(binary, netns, (sg.BRIDGE, sg.GROUPS))
+        bridge, groups, old = sg.read_tables(binary, netns, (sg.BRIDGE, sg.GROUPS, sg.OLD_GROUPS))
     except HostError:
         if may_change:
             raise
         return sg.FilterState(sg.TableState(), sg.TableState(), readable=False)
-    return sg.FilterState(bridge, groups, sysctl.read_bridge_netfilter(netns))
+    return sg.FilterState(
+        bridge, groups, sysctl.read_bridge_netfilter(netns), old_groups=old.exists
+    )
 
 
 def commands(ops: Sequence[object]) -> list[Command]:
@@ -454,7 +472,7 @@ def commands(ops: Sequence[object]) -> list[Command]:
 
 
 def _elements_json(verb: str, table: sg.Table, name: str, texts: list[str]) -> list[Any]:
-    if name == sg.INSTANCE_MAP:
+    if name in sg.INSTANCE_MAPS:
         pairs = [text.partition(" : ") for text in texts]
         if verb == "delete":
             return [key for key, _, _ in pairs]
@@ -491,7 +509,7 @@ def plan(
         return []
     bridge, groups = observed.bridge, observed.groups
     if not bridge_needed and not bridge.exists and not groups.exists:
-        return ops
+        return ops + ([DeleteFilterTable(*sg.OLD_GROUPS)] if observed.old_groups else [])
     tables = {}
     for table, state in ((sg.BRIDGE, bridge), (sg.GROUPS, groups)):
         if table == sg.BRIDGE and not bridge_needed and not state.exists:
@@ -510,6 +528,8 @@ def plan(
     ops += _ports(desired, bridge, groups)
     if not bridge_needed and bridges_here is False and bridge.exists:
         ops.append(DeleteFilterTable(*sg.BRIDGE))
+    if observed.old_groups:
+        ops.append(DeleteFilterTable(*sg.OLD_GROUPS))
     return ops
 
 
@@ -521,6 +541,7 @@ def _keyed_plan(
     if not isinstance(observed, KeyedState):
         # A part of the filter is no reason to change the rest: nothing to plan from it.
         return []
+    # (The IPv4-only table of earlier netcon is the full comparison's to take away.)
     ops = _bridge_netfilter(desired, observed.bridge_netfilter, problems)
     if ops is None:
         return []
@@ -554,7 +575,7 @@ def _dynamic_ok(table: sg.Table, state: sg.TableState) -> bool:
     if table != sg.GROUPS:
         return all(name in sg.FIXED_SETS[table] for name in state.types)
     for name, spec in state.types.items():
-        if name in sg.FIXED_SETS[table] or name == sg.INSTANCE_MAP:
+        if name in sg.FIXED_SETS[table] or name in sg.INSTANCE_MAPS:
             continue
         if not (_GROUP_SET.match(name) or _MEMBER_SET.match(name)):
             return False
@@ -591,19 +612,20 @@ def _rule_elements(
     spans: dict[str, list[Span]] = {kind: [] for kind in HEAD}
     lines: dict[str, AddGroupRule] = {}
     for rule in group.rules:
-        what = secrules.what(rule.protocol, rule.from_port, rule.to_port)
+        family = rule.ethertype
+        what = secrules.what(rule.protocol, rule.from_port, rule.to_port, family)
         if rule.source is not None:
             source_label = str(labels.get(rule.source, rule.source))
             words = secrules.rule_words(
-                rule.protocol, rule.from_port, rule.to_port, None, source_label
+                rule.protocol, rule.from_port, rule.to_port, None, source_label, family
             )
             comment = f"rule {rule.id}: {what} from group {rule.source}"
-            source = "@" + sg.member_set(rule.source)
+            source = "@" + sg.member_set(rule.source, family)
         else:
             assert rule.cidr is not None
             kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
             words = secrules.rule_words(
-                rule.protocol, rule.from_port, rule.to_port, rule.cidr, None
+                rule.protocol, rule.from_port, rule.to_port, rule.cidr, None, family
             )
             covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
             mine = (rule.protocol, _bounds(rule.cidr), covered)
@@ -622,19 +644,22 @@ def _rule_elements(
             rule.from_port,
             rule.to_port,
             words,
+            family,
         )
     return elements, lines
 
 
 def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[str, str]:
+    """(kind of set, element) of a CIDR rule; the kinds of IPv6 end in 6."""
     covered = secrules.ranges(protocol, from_port, to_port)
+    suffix = "6" if secrules.family_of(cidr) == secrules.IPV6 else ""
     if protocol in ("tcp", "udp"):
         low, high = covered.first
-        return "ports", f"{cidr} . {secrules.NUMBERS[protocol]} . {low}-{high}"
+        return "ports" + suffix, f"{cidr} . {secrules.NUMBERS[protocol]} . {low}-{high}"
     if protocol == "icmp":
         (tl, th), (cl, ch) = covered
-        return "icmp", f"{cidr} . {tl}-{th} . {cl}-{ch}"
-    return "any", cidr
+        return "icmp" + suffix, f"{cidr} . {tl}-{th} . {cl}-{ch}"
+    return "any" + suffix, cidr
 
 
 # (protocol, first and last address of the CIDR, ranges) of one element of a set.
@@ -643,7 +668,7 @@ Span = tuple[str, tuple[int, int], secrules.Ranges]
 
 @functools.lru_cache(maxsize=4096)
 def _bounds(cidr: str) -> tuple[int, int]:
-    network = ipaddress.IPv4Network(cidr)
+    network = ipaddress.ip_network(cidr)
     return int(network.network_address), int(network.broadcast_address)
 
 
@@ -658,14 +683,16 @@ def _clash(mine: Span, other: Span) -> bool:
 def _words(kind: str, element: str) -> str:
     """An element that is on the host but not wanted, said as the rule it was."""
     parts = element.split(" . ")
-    if kind == "any":
-        return f"any protocol from {parts[0]}"
-    if kind == "ports":
+    family = secrules.IPV6 if kind.endswith("6") else secrules.IPV4
+    if kind.startswith("any"):
+        return f"{secrules.what('any', -1, -1, family)} from {parts[0]}"
+    if kind.startswith("ports"):
         names = {str(v): k for k, v in secrules.NUMBERS.items()}
         low, _, high = parts[2].partition("-")
         ports = low if low == high else parts[2]
         return f"{names.get(parts[1], parts[1])} {ports} from {parts[0]}"
-    return f"icmp types {parts[1]} codes {parts[2]} from {parts[0]}"
+    icmp = secrules.icmp_name(family)
+    return f"{icmp} types {parts[1]} codes {parts[2]} from {parts[0]}"
 
 
 def _groups(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
@@ -680,13 +707,13 @@ def _groups(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
         have_sets: dict[str, frozenset[str]] = {}
         have_lines: tuple[tuple[str, int], ...] = ()
         head = [c for c, _ in sg.group_head(group.id)]
-        if rules is None or len(present) < len(names) or [c for c, _ in rules[:3]] != head:
+        if rules is None or len(present) < len(names) or [c for c, _ in rules[: len(head)]] != head:
             ops.append(CreateGroupFilter(group.id, group.label, rules is not None, present))
         else:
             have_sets = {
                 kind: state.sets.get(sg.group_set(group.id, kind), frozenset()) for kind in HEAD
             }
-            have_lines = rules[3:]
+            have_lines = rules[len(head) :]
         elements, lines = _rule_elements(group, labels)
         for kind in HEAD:
             have = have_sets.get(kind, frozenset())
@@ -718,29 +745,38 @@ def _groups(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
 
 
 def _members(desired: DesiredFilter, state: sg.TableState) -> list[Operation]:
+    """A source group's member sets, one per family: its members' fixed IPv4 addresses,
+    and their IPv6 ones."""
     ops: list[Operation] = []
     wanted_ids = set()
     for source in desired.sources:
         wanted_ids.add(source.id)
-        name = sg.member_set(source.id)
-        have = state.sets.get(name)
-        if name not in state.types:
-            ops.append(CreateMemberSet(source.id, source.label))
-            have = frozenset()
-        have = have or frozenset()
-        wanted = dict(source.members)
-        for address in sorted(have - set(wanted), key=_address_key):
-            ops.append(RemoveMember(source.id, source.label, address))
-        for address in sorted(set(wanted) - have, key=_address_key):
-            ops.append(AddMember(source.id, source.label, address, wanted[address]))
+        for family, members in (
+            (secrules.IPV4, source.members),
+            (secrules.IPV6, source.members_v6),
+        ):
+            name = sg.member_set(source.id, family)
+            have = state.sets.get(name)
+            if name not in state.types:
+                ops.append(CreateMemberSet(source.id, source.label, family))
+                have = frozenset()
+            have = have or frozenset()
+            wanted = dict(members)
+            for address in sorted(have - set(wanted), key=_address_key):
+                ops.append(RemoveMember(source.id, source.label, address))
+            for address in sorted(set(wanted) - have, key=_address_key):
+                ops.append(AddMember(source.id, source.label, address, wanted[address]))
     for name in sorted(state.types):
         match = _MEMBER_SET.match(name)
         if match and int(match.group(1)) not in wanted_ids:
-            ops.append(DeleteMemberSet(int(match.group(1))))
+            family = secrules.IPV6 if match.group(2) else secrules.IPV4
+            ops.append(DeleteMemberSet(int(match.group(1)), family))
     return ops
 
 
 def _address_key(address: str) -> int:
+    if ":" in address:
+        return int(ipaddress.IPv6Address(address))
     return int.from_bytes(socket.inet_aton(address), "big")
 
 
@@ -770,21 +806,26 @@ def _ports(desired: DesiredFilter, bridge: sg.TableState, groups: sg.TableState)
         for text in bridge.sets.get(name, ()):
             holder, _, value = text.partition(" . ")
             have.setdefault(holder, set()).add((sg.BRIDGE, name, text))
-            if name == "port_ip":
+            if name in ("port_ip", spoof6.SET):
                 owner.setdefault(value, holder)
     wanted: dict[str, set[Piece]] = {}
     for p in desired.ports:
         owner[p.address] = p.name
+        chain = sg.combination_chain(p.groups)
         wanted[p.name] = {
             (sg.BRIDGE, "ports", p.name),
             (sg.BRIDGE, "port_mac", f"{p.name} . {p.mac}"),
             (sg.BRIDGE, "port_ip", f"{p.name} . {p.address}"),
-            (sg.GROUPS, sg.INSTANCE_MAP, f"{p.address} : {sg.combination_chain(p.groups)}"),
+            (sg.GROUPS, sg.INSTANCE_MAP, f"{p.address} : {chain}"),
             *((sg.BRIDGE, spoof6.SET, text) for text in spoof6.port_elements(p)),
+            *((sg.GROUPS, sg.INSTANCE_MAP6, f"{a} : {chain}") for a in _addresses_v6(p)),
         }
+        for address in _addresses_v6(p):
+            owner[address] = p.name
     for address, chain in groups.targets.items():
         holder = owner.get(address, f"(none for {address})")
-        have.setdefault(holder, set()).add((sg.GROUPS, sg.INSTANCE_MAP, f"{address} : {chain}"))
+        piece = (sg.GROUPS, sg.instance_map(address), f"{address} : {chain}")
+        have.setdefault(holder, set()).add(piece)
     ports = {p.name: p for p in desired.ports}
     names = desired.labels()
     ops: list[Operation] = []
@@ -809,6 +850,12 @@ def _ports(desired: DesiredFilter, bridge: sg.TableState, groups: sg.TableState)
         else:
             ops.append(ChangePortFilter(name, port.instance, port.address, removes, adds, labels))
     return ops
+
+
+def _addresses_v6(port: FilteredPort) -> list[str]:
+    """A port's IPv6 destinations the groups judge: its link-local address and, on a
+    dual-stack network, its global one (the ``port_ip6`` addresses)."""
+    return [text.partition(" . ")[2] for text in spoof6.port_elements(port)]
 
 
 def is_filter_operation(op: Operation) -> bool:

@@ -21,19 +21,28 @@ def enable_forwarding(netns: str | None) -> None:
 # br_netfilter hands bridged IPv4 to the ip hooks (and conntrack): security groups judge
 # traffic between instances on one bridge there. The file is missing without br_netfilter.
 BRIDGE_NETFILTER = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+# The same for bridged IPv6 and the ip6 hooks.
+BRIDGE_NETFILTER_V6 = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
 
 
 def read_bridge_netfilter(netns: str | None) -> bool | None:
+    """Whether br_netfilter hands both families to the ip hooks (None: no br_netfilter)."""
     try:
-        with entered(netns), open(BRIDGE_NETFILTER) as handle:
-            return handle.read().strip() == "1"
+        with entered(netns):
+            found = []
+            for path in (BRIDGE_NETFILTER, BRIDGE_NETFILTER_V6):
+                with open(path) as handle:
+                    found.append(handle.read().strip() == "1")
+            return all(found)
     except FileNotFoundError:
         return None
 
 
 def enable_bridge_netfilter(netns: str | None) -> None:
-    with entered(netns), open(BRIDGE_NETFILTER, "w") as handle:
-        handle.write("1\n")
+    with entered(netns):
+        for path in (BRIDGE_NETFILTER, BRIDGE_NETFILTER_V6):
+            with open(path, "w") as handle:
+                handle.write("1\n")
 
 
 # IPv6 forwarding on every interface; it also makes them routers, which ignore the
@@ -76,3 +85,33 @@ def ipv6_disabled(netns: str | None, ifnames: list[str]) -> frozenset[str]:
 def enable_ipv6(netns: str | None, ifname: str) -> None:
     with entered(netns), open(_ipv6_conf(ifname, "disable_ipv6"), "w") as handle:
         handle.write("0\n")
+
+
+# A bridge of a dual-stack network hears its own network's router adverts; one that
+# took them would give the host an address, and a default route, in a guest network.
+ADVERT_KEYS = ("accept_ra", "autoconf")
+
+
+def hearing_adverts(netns: str | None, ifnames: list[str]) -> frozenset[str]:
+    """Those of ``ifnames`` that would configure themselves from a router advert."""
+    found = set()
+    with entered(netns):
+        for ifname in ifnames:
+            for key in ADVERT_KEYS:
+                try:
+                    with open(_ipv6_conf(ifname, key)) as handle:
+                        if handle.read().strip() != "0":
+                            found.add(ifname)
+                except FileNotFoundError:
+                    continue
+    return frozenset(found)
+
+
+def ignore_adverts(netns: str | None, ifnames: list[str]) -> None:
+    if not ifnames:
+        return
+    with entered(netns):
+        for ifname in ifnames:
+            for key in ADVERT_KEYS:
+                with open(_ipv6_conf(ifname, key), "w") as handle:
+                    handle.write("0\n")

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dhcp-domain", help="the domain of instance hostnames")
     parser.add_argument("--physical-mtu", type=int, help="the MTU networks derive theirs from")
     parser.add_argument("--netns", help="the network namespace to listen in")
+    parser.add_argument("--listen-v6", metavar="[ADDRESS]:PORT", help="listen on IPv6 too")
     args = parser.parse_args(argv)
     address, _, port = args.listen.rpartition(":")
     settings = load_settings()
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     service = NetconService(database_url(), settings, create=False)
 
     def lookup(source: str, local: str) -> MetadataView | None:
+        if ":" in source:  # over IPv6, DNATed from fe80::a9fe:a9fe to the /64's gateway
+            return service.instance_metadata_v6(source, via=local)
         return service.instance_metadata(source, via=local)
 
     # The socket is made in the namespace the guests' DNAT leads to; the process stays
@@ -48,21 +51,38 @@ def main(argv: list[str] | None = None) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address or "0.0.0.0", int(port)))
     listener.listen(1024)
+    listeners = [listener]
+    if args.listen_v6:
+        listeners.append(_ipv6_listener(args.netns, args.listen_v6))
     home = namespace.identity(args.netns) if args.netns else None
-    asyncio.run(serve(make_app(lookup), listener, args.pid_file, args.netns, home))
+    asyncio.run(serve(make_app(lookup), listeners, args.pid_file, args.netns, home))
     return 0
+
+
+def _ipv6_listener(netns: str | None, listen: str) -> socket.socket:
+    """An IPv6 socket ("[::]:8775"), IPv6 only: IPv4 stays on its own socket, whose
+    peers are plain IPv4 addresses."""
+    address, _, port = listen.rpartition(":")
+    with namespace.entered(netns):
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((address.strip("[]") or "::", int(port)))
+    listener.listen(1024)
+    return listener
 
 
 async def serve(
     app: web.Application,
-    listener: socket.socket,
+    listeners: list[socket.socket],
     pid_file: str | None,
     netns: str | None = None,
     home: tuple[int, int] | None = None,
 ) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.SockSite(runner, listener).start()
+    for listener in listeners:
+        await web.SockSite(runner, listener).start()
     if pid_file:
         # Written once the port is ours: the host layer waits for this.
         temporary = f"{pid_file}.tmp"

@@ -90,6 +90,8 @@ def ec2_meta_data(view: MetadataView) -> dict[str, Any]:
         "placement": {"availability-zone": "nova"},
         "security-groups": "\n".join(view.security_groups),
     }
+    if view.address_v6:
+        tree["ipv6"] = view.address_v6
     if view.floating:
         tree["public-ipv4"] = view.floating
     if view.public_key:
@@ -113,19 +115,33 @@ def openstack_meta_data(view: MetadataView) -> dict[str, Any]:
 
 def openstack_network_data(view: MetadataView) -> dict[str, Any]:
     link = f"tap-{view.instance_id}"
+    networks = [
+        {
+            "id": "network0",
+            "link": link,
+            "type": "ipv4",
+            "ip_address": view.address,
+            "netmask": view.netmask,
+            "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": view.gateway}],
+            "network_id": view.cidr,
+        }
+    ]
+    if view.address_v6 and view.cidr_v6:
+        # OpenStack's types name the address mode: ipv6_slaac, ipv6_dhcpv6-stateful, ...
+        networks.append(
+            {
+                "id": "network1",
+                "link": link,
+                "type": f"ipv6_{view.ipv6_mode or 'slaac'}",
+                "ip_address": view.address_v6,
+                "netmask": "ffff:ffff:ffff:ffff::",
+                "routes": [{"network": "::", "netmask": "::", "gateway": view.gateway_v6}],
+                "network_id": view.cidr_v6,
+            }
+        )
     return {
         "links": [{"id": link, "type": "phy", "ethernet_mac_address": view.mac, "mtu": view.mtu}],
-        "networks": [
-            {
-                "id": "network0",
-                "link": link,
-                "type": "ipv4",
-                "ip_address": view.address,
-                "netmask": view.netmask,
-                "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": view.gateway}],
-                "network_id": view.cidr,
-            }
-        ],
+        "networks": networks,
         "services": [{"type": "dns", "address": address} for address in view.dns],
     }
 

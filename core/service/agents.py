@@ -28,9 +28,20 @@ from sqlalchemy import (
 import core.service.hostgateways as hostgateways
 from core import validate
 from core.errors import Conflict, NotFound
+from core.secrules import rule_key
 from core.service.owed import Owed, OwedChange
 from core.service.part import Part
-from core.store.schema import fixed_ips, floating_ips, host_changes, hosts, instances, networks
+from core.store.schema import (
+    audit_events,
+    fixed_ips,
+    floating_ips,
+    host_changes,
+    hosts,
+    instances,
+    networks,
+    projects,
+    security_groups,
+)
 from core.views import (
     ChangeStatusView,
     EvacuationView,
@@ -42,6 +53,9 @@ from core.views import (
 if TYPE_CHECKING:
     from core.linux.host import HostLayer
     from core.linux.lease import Lease
+
+# The audit action of a rule added (core.service.secgroups): its event names the rule.
+RULE_ADDED = "secgroup.rule.add"
 
 # Evacuations of down hosts are made by one agent at a time.
 EVACUATION_LOCK = 0x6E63657661
@@ -111,6 +125,8 @@ def _owed_everywhere() -> Select[Any]:
             host_changes.c.floating,
             host_changes.c.security,
             host_changes.c.vpns,
+            host_changes.c.groups,
+            host_changes.c.ports,
         )
         .select_from(host_changes.outerjoin(hosts, hosts.c.name == host_changes.c.host))
         .where(
@@ -150,6 +166,48 @@ def _applied_in_one() -> Update:
         )
         .add_cte(forgotten)
     )
+
+
+@dataclass
+class _Gathered:
+    """What one host owes, gathered change by change (pending_overview)."""
+
+    changes: list[int] = field(default_factory=list)
+    bridges: set[str] = field(default_factory=set)
+    floating: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    rules: set[int] = field(default_factory=set)
+    touched: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    whole_host: bool = False
+
+
+def _group_labels(connection: Connection, group_ids: set[int]) -> dict[int, str]:
+    """Security groups by id, as "project/name" (how rows and plans name them); a group
+    deleted since is left out: no row shows it."""
+    return {
+        int(number): f"{project}/{name}"
+        for number, project, name in connection.execute(
+            select(security_groups.c.id, projects.c.name, security_groups.c.name)
+            .join(projects, projects.c.id == security_groups.c.project_id)
+            .where(security_groups.c.id.in_(sorted(group_ids)))
+        )
+    }
+
+
+def _rules_added(connection: Connection, changes: set[int]) -> dict[int, int]:
+    """Of ``changes``, those that added a security-group rule, and the rule each added:
+    the change's own audit event says which (a host's record names only the group)."""
+    found: dict[int, int] = {}
+    for change, after in connection.execute(
+        select(audit_events.c.id, audit_events.c.after).where(
+            audit_events.c.id.in_(sorted(changes)),
+            audit_events.c.action == RULE_ADDED,
+        )
+    ):
+        rule = json.loads(after or "{}").get("id")
+        if isinstance(rule, int):
+            found[int(change)] = rule
+    return found
 
 
 class AgentsPart(Part):
@@ -235,18 +293,26 @@ class AgentsPart(Part):
             )
             rows = connection.execute(_owed_everywhere()).all()
             ids: set[int] = set()
+            group_ids: set[int] = set()
             decoded = []
-            for host, change, networks_json, floating_json, security, vpns_json in rows:
+            for row in rows:
+                host, change, networks_json, floating_json, security, vpns_json = row[:6]
+                groups_json, ports_json = row[6:]
                 named_networks = [int(n) for n in json.loads(networks_json)]
                 named_floating = [str(a) for a in json.loads(floating_json)]
+                named_groups = [int(g) for g in json.loads(groups_json)]
+                # An instance's port by its MAC, as the instance's row names it.
+                named_ports = [str(mac) for mac, _address in json.loads(ports_json)]
                 # A change that names nothing narrower asks for the whole host (as Owed).
                 narrower = bool(
                     named_networks or named_floating or security or json.loads(vpns_json)
                 )
                 ids.update(named_networks)
+                group_ids.update(named_groups)
                 decoded.append(
-                    (str(host), int(change), named_networks, named_floating, not narrower)
-                )
+                    (str(host), int(change), named_networks, named_floating, named_groups,
+                     named_ports, not narrower)
+                )  # fmt: skip
             bridges: dict[int, str] = {}
             if ids:
                 bridges = {
@@ -257,22 +323,33 @@ class AgentsPart(Part):
                         )
                     )
                 }
-        gathered: dict[str, tuple[list[int], set[str], set[str], list[bool]]] = {}
-        for host, change, named_networks, named_floating, whole_host in decoded:
-            changes, touched, addresses, whole = gathered.setdefault(
-                host, ([], set(), set(), [False])
+            labels = _group_labels(connection, group_ids) if group_ids else {}
+            added = (
+                _rules_added(connection, {row[1] for row in decoded}) if group_ids else {}
             )
-            changes.append(change)
-            touched.update(bridges[n] for n in named_networks if n in bridges)
-            addresses.update(named_floating)
-            whole[0] = whole[0] or whole_host
+        gathered: dict[str, _Gathered] = {}
+        for host, change, named_networks, named_floating, named_groups, ports, whole in decoded:
+            into = gathered.setdefault(host, _Gathered())
+            into.changes.append(change)
+            touched_bridges = [bridges[n] for n in named_networks if n in bridges]
+            touched_groups = [labels[g] for g in named_groups if g in labels]
+            into.bridges.update(touched_bridges)
+            into.floating.update(named_floating)
+            into.groups.update(touched_groups)
+            names = touched_bridges + named_floating + touched_groups + ports
+            if change in added:
+                into.rules.add(added[change])
+                names.append(rule_key(added[change]))
+            into.touched.append((change, tuple(names)))
+            into.whole_host = into.whole_host or whole
         owed = {
             host: OwedView(
-                host, tuple(changes), tuple(sorted(touched)), tuple(sorted(addresses)),
-                whole[0],
+                host, tuple(into.changes), tuple(sorted(into.bridges)),
+                tuple(sorted(into.floating)), into.whole_host, tuple(sorted(into.groups)),
+                tuple(sorted(into.rules)), tuple(into.touched),
             )
-            for host, (changes, touched, addresses, whole) in gathered.items()
-        }
+            for host, into in gathered.items()
+        }  # fmt: skip
         return PendingOverview(tuple(listed), owed)
 
     def record_applied(self, host: str, change: int | None, error: str | None = None) -> None:

@@ -175,7 +175,10 @@ class NetconAPI(Protocol):
         to_port: int | str | None = None,
         cidr: str | None = None,
         source_group: str | None = None,
+        ethertype: str | None = None,
     ) -> RuleView: ...
+
+    def list_security_group_rules(self, project: str, group: str) -> list[RuleView]: ...
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView: ...
 

@@ -159,6 +159,7 @@ class NetconService:
     add_key = _forward("guests", GuestsPart.add_key)
     delete_key = _forward("guests", GuestsPart.delete_key)
     instance_metadata = _forward("guests", GuestsPart.instance_metadata)
+    instance_metadata_v6 = _forward("guests", GuestsPart.instance_metadata_v6)
     list_keys = _forward("guests", GuestsPart.list_keys)
     modify_network = _forward("guests", GuestsPart.modify_network)
 
@@ -191,6 +192,7 @@ class NetconService:
     create_security_group = _forward("secgroups", SecurityGroupsPart.create_security_group)
     delete_security_group = _forward("secgroups", SecurityGroupsPart.delete_security_group)
     list_security_groups = _forward("secgroups", SecurityGroupsPart.list_security_groups)
+    list_security_group_rules = _forward("secgroups", SecurityGroupsPart.list_security_group_rules)
     remove_instance_security_group = _forward(
         "secgroups", SecurityGroupsPart.remove_instance_security_group
     )

@@ -68,9 +68,7 @@ class GuestsPart(Part):
         "vxlan" for a VLAN network's segment, keeping its id, while no instance is
         plugged into it (a kernel without 802.1Q, or a move to VXLAN between hosts)."""
         values: dict[str, Any] = {}
-        subnet_v6 = (
-            _network_v6(fixed_range_v6) if fixed_range_v6 not in (UNSET, None, "") else None
-        )
+        subnet_v6 = _network_v6(fixed_range_v6) if fixed_range_v6 not in (UNSET, None, "") else None
         if ipv6_mode is not None:
             ipv6.mode("ipv6_mode", ipv6_mode)
         if segmentation is not None and segmentation not in SEGMENTATIONS:
@@ -93,9 +91,7 @@ class GuestsPart(Part):
         with self._change("network.modify", str(ref)) as (connection, audit):
             network = self._network(connection, ref)
             if fixed_range_v6 is not UNSET or ipv6_mode is not None:
-                values.update(
-                    _v6_change(connection, network, fixed_range_v6, subnet_v6, ipv6_mode)
-                )
+                values.update(_v6_change(connection, network, fixed_range_v6, subnet_v6, ipv6_mode))
             segment_kind = network.segmentation
             if segmentation is not None:
                 self._check_segmentation(connection, network, segmentation)
@@ -165,8 +161,8 @@ class GuestsPart(Part):
     ) -> None:
         if not capabilities(network.manager).isolates or network.vlan is None:
             raise InvalidInput(
-                "segmentation", f"{network.cidr} is a {network.manager} network; only VLAN "
-                "networks have a segment"
+                "segmentation",
+                f"{network.cidr} is a {network.manager} network; only VLAN networks have a segment",
             )
         if segmentation == "vlan" and network.vlan > VlanManager.max_vlan_id:
             raise Conflict(
@@ -280,6 +276,34 @@ class GuestsPart(Part):
 
     # -- metadata ---------------------------------------------------------------------
 
+    def instance_metadata_v6(self, address: str, via: str) -> MetadataView | None:
+        """What the metadata service tells the instance that asked over IPv6: ``via`` is
+        the address in a /64 the connection was DNATed to (which names the network), and
+        ``address`` its source there, the instance's link-local address (formed from
+        its MAC) or its global one; IPv6 anti-spoofing makes either its own."""
+        try:
+            source = ipaddress.IPv6Address(address.split("%")[0])
+            arrived = ipaddress.IPv6Address(via.split("%")[0])
+        except ValueError:
+            return None
+        mac = _mac_of_link_local(source)
+        with self.db.read() as connection:
+            found = connection.execute(
+                select(fixed_ips.c.address)
+                .join(networks, fixed_ips.c.network_id == networks.c.id)
+                .where(
+                    # The /64 of the address it arrived at: ::1, or a multi host's own.
+                    networks.c.cidr_v6 == str(ipaddress.IPv6Network((arrived, ipv6.PREFIX), False)),
+                    fixed_ips.c.instance_id.is_not(None),
+                    fixed_ips.c.mac == mac
+                    if mac is not None
+                    else fixed_ips.c.address_v6 == str(source),
+                )
+            ).scalar()
+        view = self.instance_metadata(found) if found is not None else None
+        # Its IPv6 router is the address it asked through (its own host's).
+        return view._replace(gateway_v6=str(arrived)) if view is not None else None
+
     def instance_metadata(self, address: str, via: str | None = None) -> MetadataView | None:
         """What the metadata service tells the instance whose fixed IP is ``address`` (its
         source address, which anti-spoofing guarantees); None when no instance has it.
@@ -298,6 +322,7 @@ class GuestsPart(Part):
                     instances.c.host,
                     projects.c.name.label("project"),
                     fixed_ips.c.address,
+                    fixed_ips.c.address_v6.label("instance_address_v6"),
                     fixed_ips.c.mac,
                     networks,
                     keys.c.name.label("key_name"),
@@ -356,7 +381,24 @@ class GuestsPart(Part):
             key_name=row.key_name,
             public_key=row.public_key,
             user_data=row.user_data,
+            address_v6=row.instance_address_v6,
+            cidr_v6=row.cidr_v6,
+            gateway_v6=row.gateway_v6,
+            ipv6_mode=row.ipv6_mode,
         )
+
+
+_LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
+
+
+def _mac_of_link_local(address: ipaddress.IPv6Address) -> str | None:
+    """The MAC a modified EUI-64 link-local address was formed from (None: it was not)."""
+    if address not in _LINK_LOCAL:
+        return None
+    iid = address.packed[8:]
+    if iid[3:5] != b"\xff\xfe":
+        return None
+    return ":".join(f"{b:02x}" for b in (iid[0] ^ 0x02, *iid[1:3], *iid[5:]))
 
 
 def _key_views(connection: Connection, *where: Any) -> list[KeyView]:

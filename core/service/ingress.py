@@ -34,8 +34,13 @@ ALWAYS = (
     "replies to connections the instance opened (conntrack established, related)",
     "DHCP answers from its network's dnsmasq (udp 67 to 68)",
     "ARP",
+    "IPv6 neighbour discovery (icmpv6 types 133-136, hop limit 255) and multicast "
+    "listener messages (130-132, 143, from link-local addresses)",
+    "DHCPv6 answers (udp 547 to 546 from a link-local address)",
 )
-EXPLAIN_PROTOCOLS = ("tcp", "udp", "icmp")
+# ICMPv6 types that pass whatever the rules (neighbour discovery, multicast listeners).
+ALWAYS_ICMPV6 = {130, 131, 132, 133, 134, 135, 136, 143}
+EXPLAIN_PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6")
 
 
 class IngressPart(Part):
@@ -59,8 +64,8 @@ class IngressPart(Part):
         with self.db.read() as connection:
             row = self._instance(connection, instance)
             view = _ingress(connection, row)
-            address = view.ports[0].address if view.ports else "-"
-            if protocol == "udp" and packet.port == 68:
+            address = _address_for(connection, row.id, packet) if view.ports else "-"
+            if packet.protocol == "udp" and packet.port == 68:
                 for p in view.ports:
                     if p.dhcp_server == packet.source:
                         return IngressVerdictView(
@@ -72,9 +77,24 @@ class IngressPart(Part):
                             "source port 67)",
                             None,
                         )
+            if (
+                packet.ethertype == secrules.IPV6
+                and packet.protocol == "icmp"
+                and packet.port in ALWAYS_ICMPV6
+            ):
+                return IngressVerdictView(
+                    view.instance,
+                    address,
+                    packet.text(),
+                    True,
+                    "neighbour discovery and multicast listener messages always pass",
+                    None,
+                )
             members = _member_groups(connection, row.project_id, packet.source)
             for rule in view.rules:
-                if not secrules.admits(rule.protocol, rule.from_port, rule.to_port, packet):
+                if not secrules.admits(
+                    rule.protocol, rule.from_port, rule.to_port, packet, rule.ethertype
+                ):
                     continue
                 if rule.cidr is not None:
                     if not _within(packet.source, rule.cidr):
@@ -107,13 +127,18 @@ def _packet(
     icmp_type: int | str | None,
     icmp_code: int | str | None,
 ) -> secrules.Packet:
-    address = str(validate.ipv4_address("from", source))
+    address = _source_address(source)
     if protocol not in EXPLAIN_PROTOCOLS:
         raise InvalidInput("proto", f"{protocol!r} must be one of {', '.join(EXPLAIN_PROTOCOLS)}")
+    if protocol == "icmpv6":
+        if ":" not in address:
+            raise InvalidInput("proto", f"icmpv6 is IPv6's ICMP; {address} is an IPv4 address")
+        protocol = "icmp"
     if protocol == "icmp":
         if port is not None:
             raise InvalidInput("port", "icmp has no ports; give --icmp-type (and --icmp-code)")
-        kind = 8 if icmp_type is None else validate.integer("icmp_type", icmp_type, 0, 255)
+        echo = 128 if ":" in address else 8
+        kind = echo if icmp_type is None else validate.integer("icmp_type", icmp_type, 0, 255)
         code = 0 if icmp_code is None else validate.integer("icmp_code", icmp_code, 0, 255)
         return secrules.Packet(address, "icmp", kind, code)
     if icmp_type is not None or icmp_code is not None:
@@ -123,12 +148,35 @@ def _packet(
     return secrules.Packet(address, protocol, validate.port("port", port))
 
 
+def _source_address(source: str) -> str:
+    """The source a packet is asked about: an IPv4 or an IPv6 address."""
+    try:
+        return str(ipaddress.ip_address(source.strip()))
+    except ValueError:
+        raise InvalidInput(
+            "from", f"{source!r} is not an IPv4 or IPv6 address (e.g. 203.0.113.7, 2001:db8::7)"
+        ) from None
+
+
+def _address_for(connection: Connection, instance_id: int, packet: secrules.Packet) -> str:
+    """The instance's address of the packet's family ("-" when it has none: then no
+    rule is asked, and the default deny decides)."""
+    column = fixed_ips.c.address_v6 if packet.ethertype == secrules.IPV6 else fixed_ips.c.address
+    found = connection.execute(
+        select(column)
+        .where(fixed_ips.c.instance_id == instance_id, fixed_ips.c.mac.is_not(None))
+        .order_by(fixed_ips.c.address_int)
+    ).scalars()
+    return next((a for a in found if a is not None), "-")
+
+
 def _within(address: str, cidr: str) -> bool:
-    return ipaddress.IPv4Address(address) in ipaddress.IPv4Network(cidr)
+    return ipaddress.ip_address(address) in ipaddress.ip_network(cidr)
 
 
 def _member_groups(connection: Connection, project_id: int, address: str) -> set[str]:
-    """The project's groups whose members hold ``address`` as a fixed IP."""
+    """The project's groups whose members hold ``address`` as a fixed IP (IPv4 or IPv6)."""
+    column = fixed_ips.c.address_v6 if ":" in address else fixed_ips.c.address
     return set(
         connection.execute(
             select(security_groups.c.name)
@@ -137,7 +185,7 @@ def _member_groups(connection: Connection, project_id: int, address: str) -> set
                 instance_security_groups.c.security_group_id == security_groups.c.id,
             )
             .join(fixed_ips, fixed_ips.c.instance_id == instance_security_groups.c.instance_id)
-            .where(security_groups.c.project_id == project_id, fixed_ips.c.address == address)
+            .where(security_groups.c.project_id == project_id, column == address)
         ).scalars()
     )
 
@@ -167,8 +215,15 @@ def _ingress(connection: Connection, row: Any) -> InstanceIngressView:
                 rule.to_port,
                 rule.cidr,
                 rule.source_group,
-                f"{secrules.what(rule.protocol, rule.from_port, rule.to_port)} from "
-                f"{secrules.source_text(rule.cidr, rule.source_group)}",
+                secrules.rule_words(
+                    rule.protocol,
+                    rule.from_port,
+                    rule.to_port,
+                    rule.cidr,
+                    rule.source_group,
+                    rule.ethertype,
+                ),
+                rule.ethertype,
             )
             for group_id, rule in rules
         ),
@@ -206,6 +261,7 @@ def rule_views(connection: Connection, *where: Any) -> list[tuple[int, RuleView]
             security_group_rules.c.to_port,
             security_group_rules.c.cidr,
             source.c.name,
+            security_group_rules.c.ethertype,
         )
         .outerjoin(source, security_group_rules.c.source_group_id == source.c.id)
         .where(*where)

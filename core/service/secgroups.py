@@ -6,6 +6,7 @@ listeners so the hosts' filters follow, like any other change.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select
@@ -26,24 +27,30 @@ from core.store.schema import (
 from core.views import RuleView, SecurityGroupView
 
 PROTOCOLS = secrules.PROTOCOLS
-RuleKey = tuple[str, int, int, str | None, int | None]
+RuleKey = tuple[str, int, int, str | None, int | None, str]
 
 
 def add_default_group(connection: Connection, project_id: int) -> int:
-    """A project's ``default`` group, letting in anything from its own members (as
-    Neutron's does; nova-network's was empty and relied on allow_same_net_traffic)."""
+    """A project's ``default`` group, letting in anything from its own members over
+    either family (as Neutron's does, one rule per ethertype; nova-network's was empty
+    and relied on allow_same_net_traffic)."""
     (group_id,) = connection.execute(
         insert(security_groups).values(project_id=project_id, name="default", description="default")
     ).inserted_primary_key  # type: ignore[misc]
     connection.execute(
-        insert(security_group_rules).values(
-            group_id=group_id,
-            protocol="any",
-            from_port=secrules.ANY,
-            to_port=secrules.ANY,
-            cidr=None,
-            source_group_id=group_id,
-        )
+        insert(security_group_rules),
+        [
+            {
+                "group_id": group_id,
+                "protocol": "any",
+                "from_port": secrules.ANY,
+                "to_port": secrules.ANY,
+                "cidr": None,
+                "source_group_id": group_id,
+                "ethertype": family,
+            }
+            for family in secrules.ETHERTYPES
+        ],
     )
     return int(group_id)
 
@@ -132,13 +139,22 @@ class SecurityGroupsPart(Part):
         to_port: int | str | None = None,
         cidr: str | None = None,
         source_group: str | None = None,
+        ethertype: str | None = None,
     ) -> RuleView:
+        """``ethertype``: IPv4 or IPv6; by default the CIDR's family, else IPv4.
+        ``icmpv6`` is icmp on IPv6."""
+        protocol, family = _protocol_family(protocol, ethertype)
         low, high = _ports(protocol, from_port, to_port)
         if cidr is not None and source_group is not None:
             raise InvalidInput("cidr", "give a CIDR or a source group, not both")
-        cidr_text = str(validate.ipv4_network("cidr", cidr)) if cidr is not None else None
+        cidr_text = None
+        if cidr is not None:
+            network = _rule_network(cidr, family)
+            cidr_text = str(network)
+            family = secrules.IPV6 if network.version == 6 else secrules.IPV4
+        family = family or secrules.IPV4
         if cidr_text is None and source_group is None:
-            cidr_text = "0.0.0.0/0"
+            cidr_text = "::/0" if family == secrules.IPV6 else "0.0.0.0/0"
         with self._change("secgroup.rule.add", f"{project}/{group}") as (connection, audit):
             parent = self._group(connection, project, group)
             source = (
@@ -146,7 +162,14 @@ class SecurityGroupsPart(Part):
                 if source_group is not None
                 else None
             )
-            wanted: RuleKey = (protocol, low, high, cidr_text, source.id if source else None)
+            wanted: RuleKey = (
+                protocol,
+                low,
+                high,
+                cidr_text,
+                source.id if source else None,
+                family,
+            )
             existing = connection.execute(
                 select(
                     security_group_rules.c.id,
@@ -155,6 +178,7 @@ class SecurityGroupsPart(Part):
                     security_group_rules.c.to_port,
                     security_group_rules.c.cidr,
                     security_group_rules.c.source_group_id,
+                    security_group_rules.c.ethertype,
                 ).where(security_group_rules.c.group_id == parent.id)
             ).all()
             for rule in existing:
@@ -181,6 +205,7 @@ class SecurityGroupsPart(Part):
                     to_port=high,
                     cidr=cidr_text,
                     source_group_id=source.id if source else None,
+                    ethertype=family,
                 )
             ).inserted_primary_key  # type: ignore[misc]
             view = rule_views(connection, security_group_rules.c.id == rule_id)[0][1]
@@ -188,6 +213,15 @@ class SecurityGroupsPart(Part):
             audit.hosts.update(filter_hosts(connection, [parent.id]))
             audit.filter_groups.add(parent.id)
         return view
+
+    def list_security_group_rules(self, project: str, group: str) -> list[RuleView]:
+        """A group's rules of both families, in the order they were made."""
+        with self.db.read() as connection:
+            parent = self._group(connection, project, group)
+            return [
+                rule
+                for _, rule in rule_views(connection, security_group_rules.c.group_id == parent.id)
+            ]
 
     def remove_security_group_rule(self, rule_id: int | str) -> RuleView:
         number = validate.row_id("rule", rule_id)
@@ -273,9 +307,7 @@ class SecurityGroupsPart(Part):
             audit.before = {"group": group}
             return _instance_groups(connection, row.id)
 
-    def set_instance_security_groups(
-        self, instance: str, groups: list[str]
-    ) -> tuple[str, ...]:
+    def set_instance_security_groups(self, instance: str, groups: list[str]) -> tuple[str, ...]:
         """Make ``groups`` (of the instance's project) exactly the instance's groups, in
         one change: the ones it was not in are joined, the others left. Its groups after."""
         with self._change("instance.secgroup.set", instance) as (connection, audit):
@@ -300,6 +332,10 @@ class SecurityGroupsPart(Part):
             before = _instance_groups(connection, row.id)
             # Hosts that filter by the groups left are found while it is still a member.
             audit.hosts.update(filter_hosts(connection, sorted(current | wanted)))
+            # As joining and leaving one at a time would name them: the instance's ports
+            # and the groups whose members change, so hosts apply (and show) just those.
+            audit.filter_ports.update(instance_ports(connection, row.id))
+            audit.filter_groups.update(current ^ wanted)
             if current - wanted:
                 connection.execute(
                     delete(instance_security_groups).where(
@@ -405,12 +441,46 @@ def filter_hosts(connection: Connection, group_ids: list[int]) -> set[str]:
     )
 
 
+def _protocol_family(protocol: str, ethertype: str | None) -> tuple[str, str | None]:
+    """The stored protocol and the family a rule names (None: not said, so the CIDR's)."""
+    family = None
+    if ethertype is not None:
+        named = {e.lower(): e for e in secrules.ETHERTYPES}.get(str(ethertype).strip().lower())
+        if named is None:
+            raise InvalidInput("ethertype", f"{validate.shown(ethertype)} must be IPv4 or IPv6")
+        family = named
+    if protocol == "icmpv6":
+        if family == secrules.IPV4:
+            raise InvalidInput("protocol", "icmpv6 is IPv6's ICMP; the rule's ethertype is IPv4")
+        return "icmp", secrules.IPV6
+    return protocol, family
+
+
+def _rule_network(cidr: str, family: str | None) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A rule's source CIDR, of the rule's family when it names one."""
+    text = str(cidr).strip()
+    if "/" not in text:
+        raise InvalidInput(
+            "cidr", f"{validate.shown(text)} must be a CIDR like 10.0.0.0/8 or 2001:db8::/64"
+        )
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidInput("cidr", f"{validate.shown(text)} is not a valid CIDR") from None
+    if str(network) != text:
+        raise InvalidInput("cidr", f"{text} has host bits set; did you mean {network}?")
+    found = secrules.IPV6 if network.version == 6 else secrules.IPV4
+    if family is not None and found != family:
+        raise InvalidInput("cidr", f"{text} is an {found} range; the rule's ethertype is {family}")
+    return network
+
+
 def _ports(
     protocol: str, from_port: int | str | None, to_port: int | str | None
 ) -> tuple[int, int]:
     """The stored (from_port, to_port) of a rule, or the refusal naming the field."""
     if protocol not in PROTOCOLS:
-        raise InvalidInput("protocol", f"{protocol!r} must be one of {', '.join(PROTOCOLS)}")
+        raise InvalidInput("protocol", f"{protocol!r} must be one of tcp, udp, icmp, icmpv6 or any")
     if protocol == "any":
         for field, value in (("from_port", from_port), ("to_port", to_port)):
             if value not in (None, secrules.ANY, str(secrules.ANY)):
@@ -439,13 +509,13 @@ def _icmp(field: str, value: int | str | None) -> int:
 
 
 def _rule_words(connection: Connection, rule: RuleKey) -> str:
-    protocol, low, high, cidr, source_id = rule
+    protocol, low, high, cidr, source_id, family = rule
     source = None
     if source_id is not None:
         source = connection.execute(
             select(security_groups.c.name).where(security_groups.c.id == source_id)
         ).scalar_one()
-    return f"{secrules.what(protocol, low, high)} from {secrules.source_text(cidr, source)}"
+    return secrules.rule_words(protocol, low, high, cidr, source, family)
 
 
 def _instance_groups(connection: Connection, instance_id: int) -> tuple[str, ...]:

@@ -16,7 +16,19 @@ from urllib.parse import quote
 # imported only when the database is behind.
 # 0003 (security groups enforced) comes after 0007: it was written beside 0004-0007, and
 # a database already at 0007 must still go through it.
-REVISIONS = ("0001", "0002", "0004", "0006", "0007", "0003", "0008", "0009", "0010", "0011")
+REVISIONS = (
+    "0001",
+    "0002",
+    "0004",
+    "0006",
+    "0007",
+    "0003",
+    "0008",
+    "0009",
+    "0010",
+    "0011",
+    "0012",
+)
 HEAD_REVISION = REVISIONS[-1]
 
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -247,10 +247,13 @@ security_group_rules = Table(
     # tcp/udp: a port range; icmp: type and code, -1 meaning any; any: -1 and -1.
     _required("from_port", Integer),
     _required("to_port", Integer),
-    _optional("cidr", String(18)),
+    _optional("cidr", String(43)),
     _optional("source_group_id", ForeignKey("security_groups.id", ondelete="CASCADE"), index=True),
+    # The family the rule judges (Neutron's ethertype); icmp on IPv6 means ICMPv6.
+    _required("ethertype", String(4), default="IPv4", server_default="IPv4"),
     CheckConstraint("protocol IN ('tcp','udp','icmp','any')", name="protocol"),
     CheckConstraint("(cidr IS NULL) <> (source_group_id IS NULL)", name="one_source"),
+    CheckConstraint("ethertype IN ('IPv4','IPv6')", name="ethertype"),
 )
 
 instance_security_groups = Table(

@@ -62,11 +62,19 @@ case "$reason" in BOUND6|RENEW6|REBIND6|INFORM6)
 
 
 def dhcpv6(
-    lab: Lab, ns: str, ifname: str = "eth0", *, stateless: bool = False
+    lab: Lab,
+    ns: str,
+    ifname: str = "eth0",
+    *,
+    stateless: bool = False,
+    lease_file: Path | None = None,
 ) -> dict[str, str] | None:
     """One DHCPv6 exchange with isc-dhcp-client (``stateless``: an information request,
-    no address); what its script was given."""
+    no address); what its script was given. The client keeps its DUID in ``lease_file``
+    (one of the namespace's own by default): a new file is a new DUID, as a rebuilt
+    guest's."""
     out = lab.tmp_path / f"dhcp6-{ns}.json"
+    out.unlink(missing_ok=True)
     script = lab.tmp_path / f"dhcp6-{ns}.sh"
     script.write_text(DHCLIENT_SCRIPT.replace("{out}", str(out)))
     script.chmod(0o755)
@@ -82,7 +90,7 @@ def dhcpv6(
         "-sf",
         str(script),
         "-lf",
-        str(lab.tmp_path / f"dhcp6-{ns}.leases"),
+        str(lease_file or lab.tmp_path / f"dhcp6-{ns}.leases"),
         "-pf",
         str(pid),
         ifname,
@@ -91,6 +99,14 @@ def dhcpv6(
     )
     _stop(ns, pid)
     return json.loads(out.read_text()) if out.exists() else None
+
+
+def duid(lease_file: Path) -> str:
+    """The DUID isc-dhcp-client wrote into ``lease_file``."""
+    for line in lease_file.read_text().splitlines():
+        if line.startswith("default-duid"):
+            return line.split(None, 1)[1].rstrip(";")
+    raise AssertionError(f"no DUID in {lease_file}")
 
 
 def _stop(ns: str, pid_file: Path) -> None:

@@ -18,12 +18,13 @@ from tests.host.conftest import Lab, in_ns
 SERVER = r"""
 import selectors, socket, sys
 address, tcp, udp = sys.argv[1], sys.argv[2], sys.argv[3]
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
 selector = selectors.DefaultSelector()
 for port in filter(None, tcp.split(",")):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s = socket.socket(family); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((address, int(port))); s.listen(64); selector.register(s, selectors.EVENT_READ, "tcp")
 for port in filter(None, udp.split(",")):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((address, int(port)))
+    s = socket.socket(family, socket.SOCK_DGRAM); s.bind((address, int(port)))
     selector.register(s, selectors.EVENT_READ, "udp")
 print("ready", flush=True)
 while True:
@@ -44,14 +45,32 @@ def checksum(data):
     total = (total >> 16) + (total & 0xFFFF); total += total >> 16
     return ~total & 0xFFFF
 
+def echo6(i, address, kind):
+    # ICMPv6: the kernel fills in the checksum, and a raw socket reads no IP header.
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    s.settimeout(0.3); ident = (os.getpid() + i) & 0xFFFF
+    s.sendto(struct.pack("!BBHHH", kind, 0, 0, ident, 1) + b"probe", (address, 0))
+    deadline = time.time() + 1.5
+    while time.time() < deadline:
+        try:
+            data, peer = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        if peer[0] == address and data[0] == 129 and struct.unpack("!H", data[4:6])[0] == ident:
+            return True
+    return False
+
 def run(i, protocol, address, port):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
         if protocol == "tcp":
             s = socket.create_connection((address, port), timeout=1.5)
             s.settimeout(1.5); results[i] = s.recv(2) == b"ok"
         elif protocol == "udp":
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
+            s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(1.5)
             s.sendto(b"hi", (address, port)); results[i] = s.recvfrom(16)[0] == b"ok"
+        elif family == socket.AF_INET6:
+            results[i] = echo6(i, address, port)
         else:
             s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             s.settimeout(0.3); ident = (os.getpid() + i) & 0xFFFF
@@ -145,7 +164,8 @@ def serve(lab: Lab, ns: str, address: str, tcp: list[int], udp: list[int]) -> No
 
 
 def probe(ns: str, probes: list[tuple[str, str, int]]) -> list[bool]:
-    """For each (protocol, address, port or ICMP type): did an answer come back?"""
+    """For each (protocol, address, port or ICMP type): did an answer come back? (An
+    IPv6 address is probed over IPv6, ICMP as ICMPv6.)"""
     result = in_ns(ns, sys.executable, "-c", PROBE, json.dumps(probes), timeout=30)
     return list(json.loads(result.stdout))
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6
+from core.linux import dnsmasq6, metadata6
+from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6, ReleaseLeases6
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, make_service, sh
 from tests.host.guests import upstream_resolver
@@ -18,6 +19,7 @@ from tests.host.guests6 import (
     addresses,
     default_routes,
     dhcpv6,
+    duid,
     ip6_arpa,
     listener,
     ping6,
@@ -37,9 +39,15 @@ pytestmark = pytest.mark.skipif(
 
 
 def _bridge_link_local(ns: str, bridge: str) -> str:
-    found = wait_for(lambda: addresses(ns, bridge, "link"))
-    assert found, f"{bridge} has no link-local address"
-    return str(found[0]).split("/")[0]  # type: ignore[index]
+    """The bridge's own link-local address (the kernel's), not the metadata service's."""
+
+    def formed() -> list[str]:
+        found = [a.split("/")[0] for a in addresses(ns, bridge, "link")]
+        return [a for a in found if a != metadata6.ADDRESS]
+
+    found = wait_for(formed)
+    assert found, f"{bridge} has no link-local address of its own"
+    return str(found[0])  # type: ignore[index]
 
 
 def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
@@ -62,11 +70,8 @@ def test_a_slaac_guest_gets_the_database_address_route_mtu_and_dns(
     # The host sees its IPv6 address and forwarding: a second apply does nothing.
     again = host.sync.plan()
     assert again.operations == ()
-    # ... and says, as long as it is true, that no security group judges this IPv6.
-    assert [w for w in again.warnings if "do not judge IPv6" in w] == [
-        f"network {network.cidr}: security groups do not judge IPv6 yet; what routes to "
-        "its instances' addresses in 2001:db8:24::/64 reaches them"
-    ]
+    # ... and, the groups judging IPv6 too, no warning that they do not.
+    assert [w for w in again.warnings if "IPv6" in w] == []
     assert in_ns(host.ns, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip() == "1"
 
     guest = host.instance("web1", web.mac, network.bridge)
@@ -119,6 +124,58 @@ def test_a_stateful_guest_gets_exactly_its_address_from_dhcpv6(lab: Lab, tmp_pat
     gateway_ll = _bridge_link_local(host.ns, network.bridge)
     assert wait_for(lambda: default_routes(guest)) == [gateway_ll]
     assert ping6(guest, "2001:db8:25::1")
+
+
+def test_a_relaunched_address_reaches_a_guest_with_a_new_duid_in_one_apply(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # The field's failure: DHCPv6 binds an address to the client's DUID, and a rebuilt
+    # guest comes with a new one while the old lease still holds its address.
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (network,) = service.create_networks(
+        "10.26.0.0/24", 1, 256, None, None, "2001:db8:26::/64", ipv6_mode="dhcpv6-stateful"
+    )
+    old = service.launch_instance("alpha", "web1").addresses[0]
+    host.sync.sync()
+    first = host.instance("web1", old.mac, network.bridge)
+    assert wait_for(lambda: addresses(first, scope="link"))
+    first_duid = tmp_path / "first.leases"
+    given = dhcpv6(lab, first, lease_file=first_duid)
+    assert given is not None and given["address"] == old.address_v6
+    # The old guest goes without a word, as a rebuilt one does (no DHCPv6 release).
+    in_ns(first, "ip", "link", "set", "eth0", "down")
+
+    # Launched again: the same IPv4 address, so the same stateful IPv6 one, a new MAC.
+    service.terminate_instance("web1")
+    new = service.launch_instance("alpha", "web1").addresses[0]
+    assert (new.address, new.address_v6) == (old.address, old.address_v6)
+    assert new.mac != old.mac
+    leases6 = host.layer.dhcp_dir / f"{network.bridge}.leases6"
+    (stale,) = dnsmasq6.parse_leases(leases6.read_text())
+    assert (stale.address, stale.mac) == (old.address_v6, old.mac)
+    applied = host.sync.sync()
+    (released,) = [op for op in applied.operations if isinstance(op, ReleaseLeases6)]
+    assert released.leases == (stale,)
+    assert dnsmasq6.parse_leases(leases6.read_text()) == ()
+    assert host.sync.plan().operations == ()
+    # A lease written down that dnsmasq no longer holds (its reply: no binding) is
+    # forgotten without a failure.
+    leases6.write_text(stale.line() + "\n")
+    assert host.sync.sync().operations == (released,)
+    assert host.sync.plan().operations == ()
+
+    second = host.instance("web1-again", new.mac, network.bridge)
+    assert wait_for(lambda: addresses(second, scope="link"))
+    second_duid = tmp_path / "second.leases"
+    given = dhcpv6(lab, second, lease_file=second_duid)
+    assert duid(second_duid) != duid(first_duid)
+    assert given is not None and given["address"] == new.address_v6
+    assert addresses(second) == [f"{new.address_v6}/{given['prefixlen']}"]
+    (mine,) = dnsmasq6.parse_leases(leases6.read_text())
+    assert (mine.address, mine.mac) == (new.address_v6, new.mac)
+    assert host.sync.plan().operations == ()
 
 
 def test_a_stateless_guest_forms_its_address_and_asks_dhcpv6_for_dns(

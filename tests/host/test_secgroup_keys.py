@@ -117,6 +117,8 @@ def test_a_rule_change_touches_only_its_groups_elements(
     touched = {_named(c) for c in spy.commands()}
     assert touched <= {
         sg.INSTANCE_MAP,
+        # Its link-local address, judged over IPv6 as the groups say.
+        sg.INSTANCE_MAP6,
         sg.combination_chain(tuple(sorted((web_id, _group_id(host, "default"))))),
         sg.combination_chain((_group_id(host, "default"),)),
     }, touched
@@ -124,6 +126,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     assert not [c for c in spy.listed if c.startswith("list table")]
     # Only the client's own address was looked up in the instance map: not 22 ports'.
     assert spy.looked_up.count(sg.INSTANCE_MAP) == 1
+    assert spy.looked_up.count(sg.INSTANCE_MAP6) == 1
     assert host.sync.plan().operations == ()
 
     # The rule goes: nothing reaches the web guest again.
@@ -140,7 +143,7 @@ def test_a_rule_change_touches_only_its_groups_elements(
     _apply_change(host)
     assert not [c for c in spy.listed if c.startswith("list table")]
     gone = {_named(c) for c in spy.commands()}
-    assert {"ports", "port_mac", "port_ip", sg.INSTANCE_MAP} <= gone
+    assert {"ports", "port_mac", "port_ip", sg.INSTANCE_MAP, sg.INSTANCE_MAP6} <= gone
     assert host.sync.plan().operations == ()
 
 
@@ -181,9 +184,44 @@ def test_chains_go_when_the_kernel_counts_no_jump_left(lab: Lab, tmp_path: Path)
 
 
 def secgroup_chains(host: NetworkHost) -> set[str]:
-    listing = in_ns(host.ns, "nft", "-j", "list", "chains", "ip").stdout
+    listing = in_ns(host.ns, "nft", "-j", "list", "chains", sg.GROUPS[0]).stdout
     return {
         item["chain"]["name"]
         for item in json.loads(listing)["nftables"]
         if "chain" in item and item["chain"]["table"] == sg.GROUPS[1]
     }
+
+
+def test_groups_set_at_once_are_applied_at_their_keys(lab: Lab, tmp_path: Path) -> None:
+    """Setting an instance's groups in one change names its port and the groups joined
+    and left, as joining and leaving one at a time do: applied at those keys alone, the
+    host matches the database, and guests see it."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.95.0.0/24", 1, 256)
+    service.create_security_group("alpha", "web")
+    service.add_security_group_rule("alpha", "web", "tcp", 80, 80)
+    bridge = service.list_networks()[0].bridge
+    vm = service.launch_instance("alpha", "web", ["default"]).addresses[0]
+    client_vm = service.launch_instance("alpha", "client", ["default"]).addresses[0]
+    host.sync.sync()
+    web_ns = host.instance("web", vm.mac, bridge)
+    client_ns = host.instance("client", client_vm.mac, bridge)
+    assert lab.dhcp_client(web_ns) == vm.address
+    assert lab.dhcp_client(client_ns) == client_vm.address
+    serve(lab, web_ns, vm.address, [80, 8080], [])
+    ports = [("tcp", vm.address, 80), ("tcp", vm.address, 8080)]
+    # In default with the client: anything from a member of default gets in.
+    assert probe(client_ns, ports) == [True, True]
+
+    service.set_instance_security_groups("web", ["web"])
+    scope = _apply_change(host)
+    assert scope.filter_groups == {_group_id(host, "web"), _group_id(host, "default")}
+    assert host.sync.plan().operations == ()
+    assert probe(client_ns, ports) == [True, False]  # web's rule alone: port 80
+
+    service.set_instance_security_groups("web", ["default"])
+    _apply_change(host)
+    assert host.sync.plan().operations == ()
+    assert probe(client_ns, ports) == [True, True]

@@ -1080,7 +1080,7 @@ async def test_security_group_and_rule_rows_are_marked_while_a_host_owes_them(
         assert marked == [("alpha", "web")]
         press_at_once(pilot, "slash", *"web", "enter", "enter")
         await settle(pilot)
-        rows = {row.cells[2]: main._row_pending(row) for row in main.table.source.rows}
+        rows = {row.cells[3]: main._row_pending(row) for row in main.table.source.rows}
         assert rows == {"80": False, "443": False, "8443": True}
         detail = str(main.query_one("#detail").render())
         assert "pending on nethost1" not in detail  # the cursor is on a rule the host has

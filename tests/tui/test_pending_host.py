@@ -133,3 +133,50 @@ async def _drive(app: NetconApp) -> None:
         assert main.table.current_row is not None
         assert main.table.current_row.cells[5] == "0"
         assert main.table.current_row.cells[2] == "no"  # applied, but no agent beats
+
+
+def test_an_apply_that_holds_a_network_back_shows_what_is_left(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """18 and 12: a network this kernel cannot build (802.1Q) waits while the console's
+    apply brings in the rest; the screen then shows the plan as it is now, with the
+    problem that held the network back, and says what was applied: no refusal."""
+    from core.linux.netlink import kernel_has_8021q
+
+    if kernel_has_8021q():
+        pytest.skip("this kernel supports 802.1Q: nothing is held back")
+    host = network_host(lab, tmp_path, segmentation="vlan")
+    service = host.service
+    service.create_project("alpha")
+    service.create_project("beta")
+    service.create_networks("10.62.0.0/24", 1, 256)  # 802.1Q, as segmentation says
+    service.create_networks("10.63.0.0/24", 1, 256, 101, 1001, segmentation="vxlan")
+    service.launch_instance("alpha", "vm1")
+    service.launch_instance("beta", "vm2")
+    held = service.get_network("10.62.0.0/24")
+    built = service.get_network("10.63.0.0/24")
+    app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, start="hosts")
+    asyncio.run(_apply_partly(app))
+    links = host.layer.observe().links
+    assert built.bridge in links and held.bridge not in links
+    plan = host.sync.plan()
+    assert plan.partial and not plan.operations
+
+
+async def _apply_partly(app: NetconApp) -> None:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        press_at_once(pilot, "A")
+        await settle(pilot)
+        plan = app.screen
+        assert isinstance(plan, PlanScreen)
+        operations = len(plan.plan.operations)
+        press_at_once(pilot, "y")
+        await settle(pilot)
+        assert app.screen is plan and not plan.query("#apply")
+        status = str(plan.query_one("#plan-status").render())
+        assert f"applied {operations} operation(s) on nethost; held back: 1 problem" in status
+        assert "refused" not in status
+        shown = str(plan.query_one("#plan-operations Static").render())
+        assert "10.62.0.0/24: this kernel has no 802.1Q VLAN support" in shown
+        assert "nothing else to change" in shown

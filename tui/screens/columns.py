@@ -15,7 +15,7 @@ from tui.views.base import Choice, ViewSpec
 from tui.widgets.virtual_table import ListSource, VirtualTable
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 # Keys the table binds itself: no column takes one for sorting.
 TABLE_BOUND = frozenset(
@@ -48,13 +48,13 @@ def sort_keys(spec: ViewSpec[Any], taken: Iterable[str]) -> list[KeySpec]:
     return specs
 
 
-def hidden_of(screen: MainScreen, spec: ViewSpec[Any]) -> frozenset[int]:
+def hidden_of(screen: MainFrame, spec: ViewSpec[Any]) -> frozenset[int]:
     """The indexes of the columns the admin chose not to see in ``spec``'s view."""
     keys = set(screen.hidden_columns.get(spec.name, ()))
     return frozenset(i for i, column in enumerate(spec.columns) if column.key in keys)
 
 
-def choose_columns(screen: MainScreen) -> None:
+def choose_columns(screen: MainFrame) -> None:
     """`C`: tick the columns to show; at least the first stays."""
     from tui.widgets.checklist import ChecklistDialog
 
@@ -81,7 +81,7 @@ def choose_columns(screen: MainScreen) -> None:
     )
 
 
-def apply_wide(screen: MainScreen) -> None:
+def apply_wide(screen: MainFrame) -> None:
     """Show the view on screen with every column, or with those that fit."""
     wide = screen.state.spec.name in screen.wide_views
     screen.table.hidden = hidden_of(screen, screen.state.spec)
@@ -89,7 +89,7 @@ def apply_wide(screen: MainScreen) -> None:
     screen.query_one("#body").set_class(wide, "-all-columns")
 
 
-def toggle_wide(screen: MainScreen) -> None:
+def toggle_wide(screen: MainFrame) -> None:
     """`w`: every column of this view at full width, or back; kept between runs."""
     name = screen.state.spec.name
     screen.wide_views ^= {name}
@@ -100,7 +100,7 @@ def toggle_wide(screen: MainScreen) -> None:
                   timeout=2)
 
 
-def sort_by(screen: MainScreen, column_key: str) -> None:
+def sort_by(screen: MainFrame, column_key: str) -> None:
     """Shift+a column's letter: sort by it; again, the other way (as k9s does)."""
     state = screen.state
     keys = [column.key for column in state.spec.columns]
@@ -114,7 +114,7 @@ def sort_by(screen: MainScreen, column_key: str) -> None:
     resort(screen)
 
 
-def resort(screen: MainScreen) -> None:
+def resort(screen: MainFrame) -> None:
     """Show the rows in the view's order now: sorted here, or read again when the
     database pages them (and sorts them only by address)."""
     state, table = screen.state, screen.table

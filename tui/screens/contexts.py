@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tui.calls import Failure, ServiceSlot, call_service
+from tui.calls import Failure, ServiceSlot, ask_service
+from tui.screens.answers import ActionAnswer
 from tui.screens.state import ViewState
 from tui.settings import ContextStyle
 from tui.views.base import Choice, Known
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 GLOB = set("*?[")
 
@@ -27,7 +28,7 @@ def switchable(contexts: tuple[ContextStyle, ...]) -> list[ContextStyle]:
     return [c for c in contexts if not GLOB & set(c.database)]
 
 
-def command(screen: MainScreen, name: str) -> None:
+def command(screen: MainFrame, name: str) -> None:
     """`:ctx` with or without a name."""
     contexts = switchable(screen.context.settings.contexts)
     if not contexts:
@@ -61,14 +62,28 @@ def command(screen: MainScreen, name: str) -> None:
     screen.app.push_screen(PickDialog("Switch to a context", choices), picked)
 
 
-def switch(screen: MainScreen, style: ContextStyle) -> None:
+def switch(screen: MainFrame, style: ContextStyle) -> None:
     context = screen.context
     opener = context.open_database
     if opener is None:
         screen.notify("this console cannot open another database", severity="warning")
         return
 
-    def opened(api: NetconAPI) -> None:
+    screen.show_working(f"Opening {style.name}")
+    ask_service(screen, screen.service, lambda _api: opener(style.database),
+                lambda api: ContextOpened(style, api),
+                lambda failure: ContextRefused(style, failure), group="context")  # fmt: skip
+
+
+class ContextOpened(ActionAnswer):
+    """Another context's database, open: the console starts over on it."""
+
+    def __init__(self, style: ContextStyle, api: NetconAPI) -> None:
+        super().__init__()
+        self.style, self.api = style, api
+
+    def deliver(self, screen: MainFrame) -> None:
+        context, style, api = screen.context, self.style, self.api
         screen.show_working(None)
         context.service = ServiceSlot(api)
         context.database = api.db.safe_url
@@ -77,17 +92,19 @@ def switch(screen: MainScreen, style: ContextStyle) -> None:
         start_over(screen)
         screen.notify(f"Context {style.name}: {context.database}", timeout=4)
 
-    def failed(failure: Failure) -> None:
+
+class ContextRefused(ActionAnswer):
+    def __init__(self, style: ContextStyle, failure: Failure) -> None:
+        super().__init__()
+        self.style, self.failure = style, failure
+
+    def deliver(self, screen: MainFrame) -> None:
         screen.show_working(None)
-        screen.notify(failure.message, title=f"Context {style.name} not opened",
+        screen.notify(self.failure.message, title=f"Context {self.style.name} not opened",
                       severity="error", timeout=8)
 
-    screen.show_working(f"Opening {style.name}")
-    call_service(screen, screen.service, lambda _api: opener(style.database), opened, failed,
-                 group="context")
 
-
-def start_over(screen: MainScreen) -> None:
+def start_over(screen: MainFrame) -> None:
     """Another database: the same view from scratch, nothing of the old one carried over
     (the views behind, the marks, what its hosts owed)."""
     screen.stack.clear()

@@ -18,12 +18,13 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Label, Static
 
-from tui.calls import Failure, call_service
+from tui.calls import Failure, ask_service
 from tui.screens import status
+from tui.screens.answers import ActionAnswer
 from tui.views.base import ViewSpec, text
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.screens.status import Parts
 
 Pairs = list[tuple[str, object]]
@@ -139,7 +140,7 @@ class DescribeScreen(Screen[None]):
         self.dismiss(None)
 
 
-def describe_current(screen: MainScreen) -> None:
+def describe_current(screen: MainFrame) -> None:
     """Describe the cursor's row: what it owns is read in a worker, then shown."""
     row = screen.table.current_row
     if row is None:
@@ -154,20 +155,40 @@ def describe_current(screen: MainScreen) -> None:
     noun = spec.noun[0]
     title = f"{noun[:1].upper()}{noun[1:]} {copy_text(spec, item, row.cells)}"
 
-    def shown(owns: list[tuple[str, object]]) -> None:
-        screen.show_working(None)
-        screen.app.push_screen(DescribeScreen(title, describe(spec, item, owns, pending)))
-
-    def failed(failure: Failure) -> None:
-        screen.show_working(None)
-        screen.notify(failure.message, title="Describe failed", severity="error")
-
     screen.show_working("Describing")
-    call_service(screen, screen.service, lambda api: list(spec.owns(api, item)), shown,
-                 failed, group="action")
+    ask_service(screen, screen.service, lambda api: list(spec.owns(api, item)),
+                lambda owns: Described(title, spec, item, owns, pending),
+                DescribeRefused, group="action")  # fmt: skip
 
 
-def copy_current(screen: MainScreen) -> None:
+class Described(ActionAnswer):
+    """What a described row owns, read; the full-screen view of it follows."""
+
+    def __init__(
+        self, title: str, spec: ViewSpec[Any], item: object,
+        owns: list[tuple[str, object]], pending: Parts,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.title, self.spec, self.item = title, spec, item
+        self.owns, self.pending = owns, pending
+
+    def deliver(self, screen: MainFrame) -> None:
+        screen.show_working(None)
+        body = describe(self.spec, self.item, self.owns, self.pending)
+        screen.app.push_screen(DescribeScreen(self.title, body))
+
+
+class DescribeRefused(ActionAnswer):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__()
+        self.failure = failure
+
+    def deliver(self, screen: MainFrame) -> None:
+        screen.show_working(None)
+        screen.notify(self.failure.message, title="Describe failed", severity="error")
+
+
+def copy_current(screen: MainFrame) -> None:
     """`y` on a row: its name or address, to the terminal's clipboard (OSC 52)."""
     row = screen.table.current_row
     if row is None:

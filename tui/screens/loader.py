@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from tui import heap
 from tui.calls import Failure, ask_service
 from tui.screens import columns
 from tui.screens.state import ViewState, matcher
-from tui.typeahead import KeysMayFlow
+from tui.typeahead import KeysMayFlow, keys_ahead
 from tui.views.base import Known, ViewSpec
 from tui.widgets.detail import DetailText
 from tui.widgets.virtual_table import ListSource, PagedSource, Row
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
     from core.service.api import NetconAPI
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 PAGE_SIZE = 200
 
@@ -117,10 +118,10 @@ class KnownRead(LoaderAnswer):
 
 
 class ViewLoader:
-    """Loads for one :class:`MainScreen`: at most one load of a view at a time, the
-    keys that wait for its rows, and the timer that refreshes it."""
+    """Loads for one main screen: at most one load of a view at a time, the keys that
+    wait for its rows, and the timer that refreshes it."""
 
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.generation = 0
         # Rows are being read. Not the screen's own `loading` (Textual's), which would
@@ -139,6 +140,13 @@ class ViewLoader:
         # once they are up, never on the rows they replace.
         self._shown_generation = -1
         self._after_rows: list[Callable[[], None]] = []
+        # A read asked for while typed keys wait behind the key that asked for it: it
+        # starts once they have been handled (an Esc that leaves the view, the next
+        # letters of a filter make it pointless), with the generation it was asked for
+        # and whether the cursor goes to the top.
+        self._read_waits: tuple[int, bool] | None = None
+        # Names for pickers asked for while a load runs: read once its rows are up.
+        self._known_after_load = False
 
     def new_view(self) -> None:
         """The screen shows another view from scratch: what waited for the old one's
@@ -192,6 +200,12 @@ class ViewLoader:
         """The same view asks for other rows (a paged view's filter or sort)."""
         self.generation += 1
 
+    @property
+    def rows_awaited(self) -> bool:
+        """A key waits for the rows being read (Enter on a filter's rows): the keys
+        typed after it wait too, so that they act after it."""
+        return bool(self._after_rows)
+
     def when_rows_are_current(self, then: Callable[[], None]) -> bool:
         """True when the table shows the rows of the view as it is now; else ``then``
         runs once they arrive."""
@@ -207,8 +221,27 @@ class ViewLoader:
         puts the cursor on the first row (a new filter's first match).
 
         At most one load of a view runs at a time: asking again meanwhile queues one
-        more load for when it finishes, so a slow database never piles up queries.
+        more load for when it finishes, so a slow database never piles up queries. A
+        load asked for while typed keys wait starts once they have been handled, so
+        that keys which leave the view at once (or filter it further) cost no read.
         """
+        queue = keys_ahead(self.screen.app)
+        if queue is not None and queue.waiting:
+            waits = self._read_waits
+            if waits is None:
+                queue.when_keys_stop(self._start_waiting_read)
+            elif waits[0] == self.generation:
+                from_top = from_top or waits[1]
+            self._read_waits = (self.generation, from_top)
+            return
+        self._start_read(from_top)
+
+    def _start_waiting_read(self) -> None:
+        waits, self._read_waits = self._read_waits, None
+        if waits is not None and waits[0] == self.generation:
+            self._start_read(waits[1])
+
+    def _start_read(self, from_top: bool) -> None:
         screen = self.screen
         if self.reading and self._loading_generation == self.generation:
             self._reload_again = True
@@ -321,7 +354,7 @@ class ViewLoader:
         waiting, self._after_rows = self._after_rows, []
         for then in waiting:
             then()
-        self._opened()
+        self._opened(held=bool(waiting))
         if not self._started:
             # The first rows may be set while the screen mounts (`netcon`'s lean start),
             # and the table's Highlighted message would then reach the detail pane a
@@ -332,9 +365,14 @@ class ViewLoader:
             self._started = True
             screen.call_after_refresh(self.refresh_known)
             screen.call_after_refresh(screen.tracker.read)
+            if screen.service.ready:
+                # Else once the service is open (tui.app), with what it loaded.
+                screen.call_after_refresh(heap.settle)
 
-    def _opened(self) -> None:
-        if self.opening:
+    def _opened(self, held: bool = False) -> None:
+        """The view's rows are up (or could not be read): the keys that waited for
+        them may come."""
+        if self.opening or held:
             self.opening = False
             self.screen.app.post_message(KeysMayFlow())
 
@@ -346,14 +384,26 @@ class ViewLoader:
             self.reload()
         else:
             self.arm_timer()
+            if self._known_after_load:
+                self._known_after_load = False
+                self.refresh_known()
+
+    def refresh_known_after_load(self) -> None:
+        """Names for pickers, read once the load running now has shown its rows: the
+        rows an action changed come first."""
+        if self.reading or self._read_waits is not None:
+            self._known_after_load = True
+        else:
+            self.refresh_known()
 
     def load_failed(self, failed: LoadFailed) -> None:
         screen = self.screen
         if failed.generation == self.generation:
             screen.table.empty_text = "could not load"
             screen.table.refresh()
+            held = bool(self._after_rows)
             self._after_rows.clear()
-            self._opened()
+            self._opened(held)
         self._load_finished()
         screen.notify(failed.failure.message, title="Refresh failed", severity="error")
 

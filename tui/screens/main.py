@@ -8,7 +8,8 @@ last switch. The screen's helpers each do one job: :mod:`tui.screens.loader` rea
 rows, :mod:`tui.screens.tracker` what the hosts still owe, :mod:`tui.screens.screen_keys`
 binds the keys and describes them, :mod:`tui.screens.prompts` answers `:` and `/`,
 :mod:`tui.screens.panes` draws the header, breadcrumbs and detail, and
-:mod:`tui.screens.runner` runs the actions.
+:mod:`tui.screens.runner` runs the actions. They see the screen as the
+:class:`~tui.screens.frame.MainFrame` it is built on, so that none imports this module.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from tui.calls import ServiceSlot
 from tui.palette import PaletteEntry
-from tui.pending import Pending, read_pending
+from tui.pending import read_pending
 from tui.screens import columns, describe, marks
+from tui.screens.answers import ActionAnswer
+from tui.screens.frame import MainFrame
 from tui.screens.loader import PAGE_SIZE as PAGE_SIZE  # where tests and benches look
 from tui.screens.loader import LoaderAnswer, ViewLoader
 from tui.screens.panes import Panes
@@ -46,7 +47,6 @@ from tui.views.base import (
     RowAction,
     Situation,
     ViewAction,
-    ViewSpec,
 )
 from tui.widgets.detail import DetailText
 from tui.widgets.keybar import KeyBar
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from tui.screens.help import HelpEntry
 
 
-class MainScreen(Screen[None]):
+class MainScreen(MainFrame):
     DEFAULT_CSS = """
     MainScreen #header {
         dock: top; height: 1; background: $primary; color: $text;
@@ -86,12 +86,17 @@ class MainScreen(Screen[None]):
     # ScreenKeys.bind) gives keys to this view's.
     BINDINGS: ClassVar[list[BindingType]] = list(SCREEN_BINDINGS)
 
+    loader: ViewLoader
+    tracker: PendingTracker
+    keys: ScreenKeys
+    panes: Panes
+
     def __init__(self, context: ConsoleContext, start: str = "networks") -> None:
         super().__init__()
         self.context = context
         self.state = ViewState(VIEWS[start])
-        self.stack: list[ViewState] = []
-        self.previous: ViewState | None = None
+        self.stack = []
+        self.previous = None
         self.paused = False
         self.known = Known()
         self.runner = ActionRunner(self)
@@ -100,21 +105,11 @@ class MainScreen(Screen[None]):
         self.keys = ScreenKeys(self)
         self.prompts = PromptAnswers(self)
         self.panes = Panes(self)
-        # The views shown with every column (`w`), remembered between runs.
-        self.wide_views: set[str] = set(context.memory.wide() if context.memory else ())
-        # The columns each view does not show (`C`), by column key.
-        self.hidden_columns: dict[str, list[str]] = (
-            context.memory.hidden_columns() if context.memory else {}
-        )
+        # Both remembered between runs.
+        self.wide_views = set(context.memory.wide() if context.memory else ())
+        self.hidden_columns = context.memory.hidden_columns() if context.memory else {}
 
     # -- what the runner and the palette need ------------------------------------------
-
-    @property
-    def service(self) -> ServiceSlot:
-        return self.context.service
-
-    def this_host(self) -> str:
-        return self.context.config.host
 
     def situation(self) -> Situation:
         project = str(self.state.scope.get("project", ""))
@@ -162,33 +157,31 @@ class MainScreen(Screen[None]):
         # Keys held by a dialog that has closed are this screen's now.
         self.app.post_message(KeysMayFlow())
 
-    def focus_table_if_lost(self) -> None:
-        if self.app.screen is self and not isinstance(self.focused, Input):
-            self.set_focus(self.table)
-
     def on_resize(self) -> None:
         self.layout_for(self.size.width)
         self.call_after_refresh(self.show_header)
 
-    def layout_for(self, width: int) -> None:
-        # Wide terminals get the detail beside the table; 80 columns get it below. Very
-        # wide ones give the table its columns' full width and the detail the rest.
-        self.query_one("#body").set_class(width >= 120, "-wide")
-        pane = self.query_one("#detail-pane")
-        table_width = sum(column.width + 1 for column in self.state.spec.columns) + 4
-        pane.styles.width = max(48, width - table_width) if width >= 160 else None
-
-    @property
-    def table(self) -> VirtualTable:
-        return self.query_one("#table", VirtualTable)
 
     # -- keys ----------------------------------------------------------------------------
 
     @property
     def holds_keys(self) -> bool:
-        """Typed keys wait while a view opens (they are meant for its rows) and while
-        an action reads what its dialog offers (they are meant for the dialog)."""
-        return self.loader.opening or self.panes.working is not None
+        """Typed keys wait while a view opens (they are meant for its rows), behind a
+        key that waits for rows being read, and while an action reads what its dialog
+        offers (they are meant for the dialog)."""
+        return (
+            self.loader.opening or self.loader.rows_awaited or self.panes.working is not None
+        )
+
+    def lets_through(self, event: events.Key | events.Paste) -> bool:
+        """While a view's rows are read, what is typed for the `:` and `/` prompts needs
+        none of them: a burst that opens a view and leaves it at once (`:projects`
+        Enter) does not wait for rows it never uses, and they are not read."""
+        if not self.loader.opening or self.loader.rows_awaited or self.panes.working:
+            return False
+        if isinstance(self.focused, Prompt):
+            return True
+        return isinstance(event, events.Key) and event.key in self.keys.prompt_keys()
 
     @property
     def key_problems(self) -> list[str]:
@@ -223,10 +216,6 @@ class MainScreen(Screen[None]):
 
     # -- what the workers read --------------------------------------------------------
 
-    @property
-    def pending(self) -> Pending:
-        return self.tracker.pending
-
     def _row_pending(self, row: Row) -> bool:
         return self.tracker.row_pending(row)
 
@@ -248,19 +237,11 @@ class MainScreen(Screen[None]):
     def _pending_read(self, read: PendingRead) -> None:
         self.tracker.arrived(read)
 
+    @on(ActionAnswer)
+    def _action_answer(self, answer: ActionAnswer) -> None:
+        answer.deliver(self)
+
     # -- header and breadcrumbs ----------------------------------------------------------
-
-    def show_header(self) -> None:
-        self.panes.header()
-
-    def show_crumbs(self) -> None:
-        self.panes.crumbs()
-
-    def show_working(self, what: str | None) -> None:
-        self.panes.working_on(what)
-
-    def show_detail(self) -> None:
-        self.panes.detail()
 
     def action_scroll_detail(self, lines: int) -> None:
         self.query_one("#detail-pane", VerticalScroll).scroll_relative(y=lines, animate=False)
@@ -277,10 +258,6 @@ class MainScreen(Screen[None]):
             self.action_refresh_now()
 
     # -- the view on screen -------------------------------------------------------------
-
-    def open_view(self) -> None:
-        """Show the current state's view from scratch (a switch, a drill, a back)."""
-        self.loader.open_view()
 
     @property
     def reading(self) -> bool:
@@ -318,14 +295,6 @@ class MainScreen(Screen[None]):
     def current_item(self) -> object | None:
         row = self.table.current_row
         return row.item if row is not None else None
-
-    def switch_to(self, spec: ViewSpec[Any]) -> None:
-        if spec is not self.state.spec or self.stack:
-            self.previous = self.state
-        self.stack.clear()
-        self.state = ViewState(spec)
-        self.open_view()
-        self.table.focus()
 
     def go(self, drill: Drill) -> None:
         if drill.open is not None:
@@ -395,7 +364,10 @@ class MainScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        if self.query_one("#filter", Prompt).is_open:
+        prompt = self.query_one("#filter", Prompt)
+        # A value the letters typed after it have already changed is not shown: only
+        # the filter as it now stands is applied (a paged view reads it once).
+        if prompt.is_open and event.value == prompt.value:
             self.prompts.set_filter(event.value)
 
     # -- marks, sorting, columns, describe, copy ---------------------------------------

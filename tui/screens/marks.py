@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from tui.widgets.virtual_table import ListSource
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 
-def toggle_mark(screen: MainScreen) -> None:
+def toggle_mark(screen: MainFrame) -> None:
     table = screen.table
     row = table.current_row
     if row is None:
@@ -23,7 +23,7 @@ def toggle_mark(screen: MainScreen) -> None:
     screen.show_crumbs()
 
 
-def mark_range(screen: MainScreen) -> None:
+def mark_range(screen: MainFrame) -> None:
     table = screen.table
     source = table.source
     row = table.current_row

@@ -17,7 +17,7 @@ from tui.widgets.detail import DetailText
 if TYPE_CHECKING:
     from textual.timer import Timer
 
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 
 def _redraw_line(bar: Static, content: Content) -> None:
@@ -31,7 +31,7 @@ def _redraw_line(bar: Static, content: Content) -> None:
 
 
 class Panes:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         # A call without a dialog at work: what it is and when it started.
         self.working: tuple[str, float] | None = None

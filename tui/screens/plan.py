@@ -16,14 +16,33 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import Button, Label, Static
 
-from tui.calls import Failure, call_service
+from core.errors import HeldBack
+from tui.calls import Failure, ask_service
 from tui.widgets.dialogs import Dialog, Working
 
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
     from core.views import PlanView
+
+
+class PlanApplied(Message):
+    """What an apply did (how many operations, on which host, and the problems that held
+    networks back), and the plan read after it."""
+
+    def __init__(
+        self, applied: int, host: str, held: tuple[str, ...], after: PlanView
+    ) -> None:
+        super().__init__()
+        self.applied, self.host, self.held, self.after = applied, host, held, after
+
+
+class ApplyRefused(Message):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__()
+        self.failure = failure
 
 
 class PlanScreen(Dialog):
@@ -72,7 +91,10 @@ class PlanScreen(Dialog):
                     parts += [(f"! {warning}", "$warning"), "\n"]
                 for line in plan.describe():
                     parts.append(f"  {line}\n")
-                if not plan.operations:
+                if not plan.operations and plan.problems:
+                    # Held back: the host does not match, but nothing else is to change.
+                    parts.append("  nothing else to change\n")
+                elif not plan.operations:
                     parts.append("  nothing to change: the host matches the database\n")
                 yield Static(Content.assemble(*parts).rstrip())
             yield Static(self._status(), id="plan-status", classes="dialog-note")
@@ -94,9 +116,9 @@ class PlanScreen(Dialog):
         if not self.wants_apply:
             return Content("")
         if plan.problems and plan.partial:
+            rest = "; applying brings in everything else." if plan.operations else "."
             return Content.styled(
-                "The networks named above are held back until their problem is fixed; "
-                "applying brings in everything else.",
+                f"The networks named above are held back until their problem is fixed{rest}",
                 "$warning",
             )
         if plan.problems:
@@ -146,20 +168,23 @@ class PlanScreen(Dialog):
         self.busy = True
         self.query_one("#apply", Button).disabled = True
         self.query_one(Working).start(f"applying {len(self.plan.operations)} operation(s)")
-        call_service(
-            self, self.api, _apply_and_replan, self._applied, self._failed, group="apply",
+        ask_service(
+            self, self.api, _apply_and_replan, lambda applied: applied, ApplyRefused,
+            group="apply",
         )
 
-    def _applied(self, result: tuple[PlanView, PlanView]) -> None:
-        done, after = result
-        message = Content(f"applied {len(done.operations)} operation(s) on {done.host}")
-        if done.problems:
+    @on(PlanApplied)
+    def _applied(self, applied: PlanApplied) -> None:
+        message = Content(f"applied {applied.applied} operation(s) on {applied.host}")
+        if applied.held:
             message = Content.styled(
-                f"{message.plain}; held back: {len(done.problems)} problem(s) above", "$warning"
+                f"{message.plain}; held back: {len(applied.held)} problem(s) above", "$warning"
             )
-        self._finished(message, after)
+        self._finished(message, applied.after)
 
-    def _failed(self, failure: Failure) -> None:
+    @on(ApplyRefused)
+    def _failed(self, refused: ApplyRefused) -> None:
+        failure = refused.failure
         word = "refused" if failure.refused else "failed"
         self._finished(Content.styled(f"apply {word}: {failure.message}", "$error"), None)
 
@@ -187,7 +212,12 @@ class PlanScreen(Dialog):
         self.query_one("#close", Button).focus()
 
 
-def _apply_and_replan(api: NetconAPI) -> tuple[PlanView, PlanView]:
-    """Apply, then read the plan again: what is left (nothing, or what was held back)."""
-    done = api.host_apply_view()
-    return done, api.host_plan_view()
+def _apply_and_replan(api: NetconAPI) -> PlanApplied:
+    """Apply, then read the plan again: what is left (nothing, or what was held back).
+    An apply that held networks back applied the rest: it is no refusal."""
+    try:
+        done = api.host_apply_view()
+    except HeldBack as held:
+        after = api.host_plan_view()
+        return PlanApplied(held.applied, after.host, held.problems, after)
+    return PlanApplied(len(done.operations), done.host, done.problems, api.host_plan_view())

@@ -15,11 +15,11 @@ from tui.widgets.prompt import CommandPrompt, Prompt
 from tui.widgets.virtual_table import ListSource
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
 
 
 class PromptAnswers:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
 
     def any_open(self) -> bool:

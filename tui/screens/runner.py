@@ -2,23 +2,29 @@
 form, a confirmation, the call, and what the admin is told.
 
 Every step is data from ``tui/views/``; this module is the only place that turns it
-into dialogs and service calls, for one row or for every marked row.
+into dialogs and service calls, for one row or for every marked row. Each call runs in
+a worker of the main screen and comes back to it as a typed message (an
+:class:`ActionDone`, :class:`ActionRefused`, :class:`ChoicesRead`, :class:`ScreenRead`
+or :class:`OpenRefused`) carrying what was asked, which the runner then carries on with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from textual.app import App
 
-from tui.calls import Failure, ServiceSlot, call_service, failure_of
+from tui.calls import Failure, ServiceSlot, ask_service, failure_of
+from tui.screens.answers import ActionAnswer
 from tui.views.base import (
     BaseAction,
     Choice,
     Confirm,
     Drill,
     Outcome,
+    Pick,
     PickMany,
     RowAction,
     Situation,
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 
     from core.service.api import NetconAPI
     from core.views import OwingView
+    from tui.screens.frame import MainFrame
     from tui.widgets.dialogs import ConfirmDialog, FormDialog
 
 
@@ -66,6 +73,81 @@ class Done(NamedTuple):
     owing: OwingView
 
 
+@dataclass(frozen=True)
+class Call:
+    """A service call an action made: the dialog it was submitted from (open while the
+    call runs, and told a refusal under the field it names), or none; ``bulk``: one
+    call for every marked row."""
+
+    action: BaseAction
+    dialog: FormDialog | ConfirmDialog | None = None
+    bulk: bool = False
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A picker waiting for its choices: what it is for, and the step after it."""
+
+    label: str
+    item: object
+    pick: Pick[Any] | PickMany[Any]
+    then: Callable[[Values], None]
+
+
+class ActionDone(ActionAnswer):
+    def __init__(self, runner: ActionRunner, call: Call, done: Done) -> None:
+        super().__init__()
+        self.runner = runner
+        self.call, self.done = call, done
+
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.succeeded(self.call, self.done)
+
+
+class ActionRefused(ActionAnswer):
+    def __init__(self, runner: ActionRunner, call: Call, failure: Failure) -> None:
+        super().__init__()
+        self.runner = runner
+        self.call, self.failure = call, failure
+
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.refused(self.call, self.failure)
+
+
+class ChoicesRead(ActionAnswer):
+    def __init__(self, runner: ActionRunner, offer: Offer, choices: Sequence[Any]) -> None:
+        super().__init__()
+        self.runner = runner
+        self.offer, self.choices = offer, choices
+
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.offer(self.offer, self.choices)
+
+
+class ScreenRead(ActionAnswer):
+    """A screen to open (a host's plan, a VPN's configuration), read in the worker."""
+
+    def __init__(self, runner: ActionRunner, factory: Callable[[], Screen[object]]) -> None:
+        super().__init__()
+        self.runner = runner
+        self.factory = factory
+
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.opened(self.factory)
+
+
+class OpenRefused(ActionAnswer):
+    """A picker's choices or a screen could not be read."""
+
+    def __init__(self, runner: ActionRunner, what: str, failure: Failure) -> None:
+        super().__init__()
+        self.runner = runner
+        self.what, self.failure = what, failure
+
+    def deliver(self, screen: MainFrame) -> None:
+        self.runner.failed_open(self.what, self.failure)
+
+
 class ActionRunner:
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
@@ -86,6 +168,30 @@ class ActionRunner:
         word = "refused" if failure.refused else "failed"
         self.stage.app.notify(failure.message, title=f"{title} {word}", severity="error",
                               timeout=8)
+
+    def _ask(self, call: Call, work: Callable[[NetconAPI], Outcome]) -> None:
+        """Run ``work`` in a worker; what came of it comes back as a message."""
+        ask_service(
+            self._owner, self.service, self._tracked(work),
+            lambda done: ActionDone(self, call, done),
+            lambda failure: ActionRefused(self, call, failure),
+            group="action",
+        )  # fmt: skip
+
+    def _open(self, what: str, read: Callable[[NetconAPI], Callable[[], Screen[object]]]) -> None:
+        ask_service(
+            self._owner, self.service, read, lambda factory: ScreenRead(self, factory),
+            lambda failure: OpenRefused(self, what, failure), group="action",
+        )  # fmt: skip
+
+    def _offer(self, offer: Offer) -> None:
+        pick = offer.pick
+        self.stage.show_working(offer.label)
+        ask_service(
+            self._owner, self.service, lambda api: pick.choices(api, offer.item),
+            lambda choices: ChoicesRead(self, offer, choices),
+            lambda failure: OpenRefused(self, offer.label, failure), group="action",
+        )  # fmt: skip
 
     def _tracked(self, call: Callable[[NetconAPI], Outcome]) -> Callable[[NetconAPI], Done]:
         """``call``, and then which hosts owe the changes it made."""
@@ -116,7 +222,7 @@ class ActionRunner:
 
         if action.pick_many is not None:
             scope = self.stage.situation().scope
-            self._pick_many(action.pick_many, action.label, scope, after_form)
+            self._offer(Offer(action.label, scope, action.pick_many, after_form))
             return
         if action.form is None:
             after_form(Values())
@@ -157,10 +263,7 @@ class ActionRunner:
         if action.open is not None:
             opener = action.open
             self.stage.show_working(action.label)
-            call_service(
-                self._owner, self.service, lambda api: opener(api, item),
-                self._opened, lambda f: self._failed_open(action.label, f), group="action",
-            )
+            self._open(action.label, lambda api: opener(api, item))
             return
 
         function = action.call
@@ -186,9 +289,9 @@ class ActionRunner:
                 self._form_then(form, after_pick_and_form)
 
         if action.pick is not None:
-            self._pick(action, item, after_pick)
+            self._offer(Offer(action.label, item, action.pick, after_pick))
         elif action.pick_many is not None:
-            self._pick_many(action.pick_many, action.label, item, after_pick)
+            self._offer(Offer(action.label, item, action.pick_many, after_pick))
         else:
             after_pick(Values())
 
@@ -196,69 +299,73 @@ class ActionRunner:
         opener = drill.open
         assert opener is not None
         self.stage.show_working("Opening")
-        call_service(
-            self._owner, self.service, opener, self._opened,
-            lambda f: self._failed_open("Open", f), group="action",
-        )
+        self._open("Open", opener)
 
-    # -- steps --------------------------------------------------------------------------
+    # -- what the workers brought back ---------------------------------------------------
 
-    def _opened(self, factory: Callable[[], Screen[object]]) -> None:
+    def opened(self, factory: Callable[[], Screen[object]]) -> None:
         self.stage.show_working(None)
         self.stage.app.push_screen(factory())
 
-    def _failed_open(self, what: str, failure: Failure) -> None:
+    def failed_open(self, what: str, failure: Failure) -> None:
         self.stage.show_working(None)
         self._error(what, failure)
 
-    def _pick(self, action: RowAction[Any], item: object, then: Callable[[Values], None]) -> None:
-        pick = action.pick
-        assert pick is not None
+    def offer(self, offer: Offer, choices: Sequence[Any]) -> None:
+        """A picker with the choices read: one of them, or any of them ticked."""
+        self.stage.show_working(None)
+        if not choices:
+            self._warn(offer.pick.empty(offer.item))
+            return
+        if isinstance(offer.pick, PickMany):
+            self._tick(offer, list(choices))
+            return
+        from tui.widgets.dialogs import PickDialog
 
         def chosen(value: object) -> None:
             if isinstance(value, str):
-                then(Values({"choice": value}))
+                offer.then(Values({"choice": value}))
 
-        def offer(choices: list[Choice]) -> None:
-            self.stage.show_working(None)
-            if not choices:
-                self._warn(pick.empty(item))
-                return
-            from tui.widgets.dialogs import PickDialog
+        self.stage.app.push_screen(PickDialog(offer.pick.title(offer.item), list(choices)),
+                                   chosen)
 
-            self.stage.app.push_screen(PickDialog(pick.title(item), choices), chosen)
+    def _tick(self, offer: Offer, choices: list[tuple[Choice, bool]]) -> None:
+        before = [choice.value for choice, ticked in choices if ticked]
 
-        self.stage.show_working(action.label)
-        call_service(
-            self._owner, self.service, lambda api: pick.choices(api, item),
-            offer, lambda f: self._failed_open(action.label, f), group="action",
+        def chosen(value: object) -> None:
+            if isinstance(value, list) and value != before:
+                offer.then(Values({"chosen": value, "before": before}))
+
+        from tui.widgets.checklist import ChecklistDialog
+
+        self.stage.app.push_screen(
+            ChecklistDialog(offer.pick.title(offer.item), choices, offer.label), chosen
         )
 
-    def _pick_many(
-        self, pick: PickMany[Any], label: str, item: object, then: Callable[[Values], None]
-    ) -> None:
-        def offer(choices: list[tuple[Choice, bool]]) -> None:
-            self.stage.show_working(None)
-            if not choices:
-                self._warn(pick.empty(item))
-                return
-            before = [choice.value for choice, ticked in choices if ticked]
+    def succeeded(self, call: Call, done: Done) -> None:
+        dialog = call.dialog
+        if dialog is not None:
+            dialog.busy = False
+            dialog.dismiss(None)
+        message = done.outcome.message
+        if call.bulk:
+            self.stage.changed(call.action, message, done.owing, warn="refused" in message)
+            return
+        self.stage.show_working(None)
+        if done.outcome.show is not None:
+            self.stage.app.push_screen(done.outcome.show())
+        self.stage.changed(call.action, message, done.owing, warn=False)
 
-            def chosen(value: object) -> None:
-                if isinstance(value, list) and value != before:
-                    then(Values({"chosen": value, "before": before}))
+    def refused(self, call: Call, failure: Failure) -> None:
+        """A refusal goes back to the dialog the call was made from (under the field it
+        names); a call made without one says it in a toast."""
+        if call.dialog is not None:
+            call.dialog.refused(failure)
+            return
+        self.stage.show_working(None)
+        self._error(call.action.label, failure)
 
-            from tui.widgets.checklist import ChecklistDialog
-
-            self.stage.app.push_screen(
-                ChecklistDialog(pick.title(item), choices, label), chosen
-            )
-
-        self.stage.show_working(label)
-        call_service(
-            self._owner, self.service, lambda api: pick.choices(api, item),
-            offer, lambda f: self._failed_open(label, f), group="action",
-        )
+    # -- steps --------------------------------------------------------------------------
 
     def _form_then(self, form: Any, then: Callable[[Values], None]) -> None:
         from tui.widgets.dialogs import FormDialog
@@ -280,11 +387,7 @@ class ActionRunner:
 
         def submit(dialog: FormDialog, values: Values) -> None:
             dialog.working(action.label)
-            call_service(
-                self._owner, self.service, self._tracked(call(values)),
-                lambda done: self._succeeded(dialog, action, done),
-                dialog.refused, group="action",
-            )
+            self._ask(Call(action, dialog), call(values))
 
         self.stage.app.push_screen(FormDialog(form, submit))
 
@@ -299,11 +402,7 @@ class ActionRunner:
 
         def run(dialog: ConfirmDialog) -> None:
             dialog.working(action.label)
-            call_service(
-                self._owner, self.service, self._tracked(call),
-                lambda done: self._succeeded(dialog, action, done),
-                dialog.refused, group="action",
-            )
+            self._ask(Call(action, dialog), call)
 
         self.stage.app.push_screen(ConfirmDialog(confirm, run, targets))
 
@@ -311,30 +410,7 @@ class ActionRunner:
         self, action: BaseAction, call: Callable[[NetconAPI], Outcome]
     ) -> None:
         self.stage.show_working(action.label)
-
-        def failed(failure: Failure) -> None:
-            self.stage.show_working(None)
-            self._error(action.label, failure)
-
-        call_service(
-            self._owner, self.service, self._tracked(call),
-            lambda done: self._succeeded(None, action, done), failed,
-            group="action",
-        )
-
-    def _succeeded(
-        self,
-        dialog: FormDialog | ConfirmDialog | None,
-        action: BaseAction,
-        done: Done,
-    ) -> None:
-        self.stage.show_working(None)
-        if dialog is not None:
-            dialog.busy = False
-            dialog.dismiss(None)
-        if done.outcome.show is not None:
-            self.stage.app.push_screen(done.outcome.show())
-        self.stage.changed(action, done.outcome.message, done.owing, warn=False)
+        self._ask(Call(action), call)
 
     # -- marks ----------------------------------------------------------------------------
 
@@ -374,17 +450,7 @@ class ActionRunner:
 
         def run(dialog: ConfirmDialog) -> None:
             dialog.working(f"{action.label} {count}")
-
-            def finished(done: Done) -> None:
-                dialog.busy = False
-                dialog.dismiss(None)
-                message = done.outcome.message
-                self.stage.changed(action, message, done.owing, warn="refused" in message)
-
-            call_service(
-                self._owner, self.service, self._tracked(each), finished, dialog.refused,
-                group="action",
-            )
+            self._ask(Call(action, dialog, bulk=True), each)
 
         names = [action.name(item) for item in ready]
         self.stage.app.push_screen(ConfirmDialog(confirm, run, names))

@@ -16,6 +16,7 @@ from tui.keys import (
     TABLE_KEYS,
     KeySpec,
     build_bindings,
+    overrides,
     screen_bindings,
     unknown_ids,
     view_keymap,
@@ -27,8 +28,8 @@ from tui.views.base import BaseAction, RowAction, ViewAction, ViewSpec
 from tui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
+    from tui.screens.frame import MainFrame
     from tui.screens.help import HelpEntry
-    from tui.screens.main import MainScreen
 
 
 def action_keys(spec: ViewSpec[Any]) -> list[KeySpec]:
@@ -49,10 +50,11 @@ SORT_KEYS = list({key.id: key for view in VIEWS.values() for key in column_sorts
                  .values())
 # What the main screen declares: the general keys, every view's actions and sorts.
 BINDINGS = screen_bindings(GENERAL, ACTION_KEYS + SORT_KEYS)
+DECLARED = {binding.id: binding.key for binding in BINDINGS if binding.id}
 
 
 class ScreenKeys:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.problems: list[str] = []
         self.sorts: list[KeySpec] = []  # this view's shift+letter sorts
@@ -87,13 +89,22 @@ class ScreenKeys:
         live = [*GENERAL, *action_keys(spec), *self.sorts]
         others = [key.id for key in ACTION_KEYS + SORT_KEYS]
         keymap = view_keymap(live, others, self.keymap)
-        screen.app.set_keymap(keymap)
+        screen.app.set_keymap(overrides(keymap, DECLARED))
         # A letter this view binds (`g` on instances) is the view's, not the table's:
         # the table cedes it rather than the view's binding jumping the typed queue.
         screen.table.ceded = TABLE_BOUND & {
             key.strip() for spec_id in keymap for key in keymap[spec_id].split(",")
         }
         self.show()
+
+    def prompt_keys(self) -> frozenset[str]:
+        """The keys that open the `:` and `/` prompts, as bound."""
+        return frozenset(
+            key.strip()
+            for spec in GENERAL
+            if spec.action in ("command_line", "filter")
+            for key in self.keymap.get(spec.id, spec.key).split(",")
+        )
 
     def enabled(self, action: BaseAction) -> bool:
         return not (action.mutating and self.screen.context.read_only)

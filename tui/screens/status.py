@@ -138,12 +138,29 @@ def _agent_detail(host: str, pending: Pending) -> Parts:
     return parts
 
 
+def _owing_detail(pending: Pending, subjects: tuple[str, ...]) -> Parts:
+    """Each host that still owes a change to this row, and what: this host's plan
+    operation by operation, another host's changes as its agent's record has them."""
+    parts: Parts = []
+    for host, lines in pending.owing(subjects).items():
+        parts += ["\n", (f"pending on {host}", "bold $text-warning")]
+        if host in pending.plans:
+            parts.append(f"  {len(lines)} operation(s)")
+        for line in lines[:PENDING_LINES]:
+            parts.append(f"\n  ~ {line}")
+        if len(lines) > PENDING_LINES:
+            parts.append(f"\n  … {len(lines) - PENDING_LINES} more")
+    return parts
+
+
 def pending_detail(
     spec: ViewSpec[Any], item: object, pending: Pending, this_host: str, read_only: bool
 ) -> Parts:
     """What the row's host still owes that touches this row (all of it for a host)."""
     if not pending.known:
         return []
+    if spec.every_host:
+        return _owing_detail(pending, spec.subjects(item))
     host = spec.host(item) or this_host
     if spec.whole_plan:
         if host in pending.errors:

@@ -18,7 +18,7 @@ from tui.widgets.virtual_table import Row
 
 if TYPE_CHECKING:
     from core.views import OwingView
-    from tui.screens.main import MainScreen
+    from tui.screens.frame import MainFrame
     from tui.views.base import BaseAction
 
 
@@ -29,7 +29,7 @@ class PendingRead(Message):
 
 
 class PendingTracker:
-    def __init__(self, screen: MainScreen) -> None:
+    def __init__(self, screen: MainFrame) -> None:
         self.screen = screen
         self.pending: Pending = UNKNOWN
         self._reading = False
@@ -57,6 +57,8 @@ class PendingTracker:
         spec = self.screen.state.spec
         if not self.pending.known or spec.whole_plan:
             return False
+        if spec.every_host:
+            return bool(self.pending.owing(spec.subjects(row.item)))
         host = spec.host(row.item) or self.screen.this_host()
         return self.pending.marks(host, spec.subjects(row.item))
 
@@ -77,7 +79,7 @@ class PendingTracker:
             screen.table.marked = state.marks
             screen.show_crumbs()
         screen.loader.reload()
-        screen.loader.refresh_known()
+        screen.loader.refresh_known_after_load()
         text = status.told(message, owing, saved=action.host_change)
         screen.notify(text, severity="warning" if warn else "information", timeout=6)
         if owing is not None and (owing.pending_on or owing.applied_on) or action.host_change:

@@ -254,6 +254,9 @@ class ViewSpec(Generic[Item]):
     # row whose change the host has not applied yet.
     host: Callable[[Item], str | None] = field(default=lambda item: None)
     subjects: Callable[[Item], tuple[str, ...]] = field(default=lambda item: ())
+    # A row whose state lives on every host that needs it (a security group, in the
+    # filter of each host its members run on): marked while any host owes it.
+    every_host: bool = False
     # A view reached only by Enter (a group's rules): not offered by `:`.
     listed: bool = True
     # The column that shows how many changes a row's host still owes (kept up to date

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from core.secrules import ports_text, rule_subject, rule_text, rule_words
+from core.secrules import (
+    ports_text,
+    protocol_text,
+    rule_key,
+    rule_subject,
+    rule_text,
+    rule_words,
+)
 from core.views import RuleView
 from tui.views.base import (
     Column,
@@ -44,11 +51,14 @@ def _rules(api: NetconAPI, scope: Scope) -> Sequence[GroupRule]:
 
 
 def _subjects(r: GroupRule) -> tuple[str, ...]:
-    """The rule as the host's plan names it, so its row is marked while it is owed."""
+    """The rule as this host's plan names it, and as another host's agent's record does,
+    so its row is marked while any host owes it."""
     rule = r.rule
     source = f"{r.project}/{rule.source_group}" if rule.source_group is not None else None
-    words = rule_words(rule.protocol, rule.from_port, rule.to_port, rule.cidr, source)
-    return (rule_subject(f"{r.project}/{r.group}", words),)
+    words = rule_words(
+        rule.protocol, rule.from_port, rule.to_port, rule.cidr, source, rule.ethertype
+    )
+    return (rule_subject(f"{r.project}/{r.group}", words), rule_key(rule.id))
 
 
 def _ports(rule: RuleView) -> str:
@@ -59,7 +69,8 @@ def _detail(r: GroupRule) -> Content:
     return lines(
         [
             ("rule", f"#{r.rule.id} of {r.project}/{r.group}"),
-            ("protocol", r.rule.protocol),
+            ("family", r.rule.ethertype),
+            ("protocol", protocol_text(r.rule.protocol, r.rule.ethertype)),
             ("ports", _ports(r.rule)),
             ("from CIDR", r.rule.cidr),
             ("from group", r.rule.source_group),
@@ -84,18 +95,21 @@ RULES: ViewSpec[GroupRule] = ViewSpec(
     listed=False,
     columns=(
         Column("id", "#", 5, numeric=True, priority=2),
+        Column("family", "Family", 6, priority=3),
         Column("protocol", "Protocol", 8),
         Column("ports", "Ports", 11),
         Column("source", "From", 24, priority=1),
     ),
     cells=lambda r: (
         str(r.rule.id),
-        r.rule.protocol,
+        r.rule.ethertype,
+        protocol_text(r.rule.protocol, r.rule.ethertype),
         _ports(r.rule),
         r.rule.cidr or f"group {text(r.rule.source_group)}",
     ),
     key=lambda r: r.rule.id,
     subjects=_subjects,
+    every_host=True,
     detail=_detail,
     fetch=_rules,
     empty="No rules: nothing is let in. Press a to add one",

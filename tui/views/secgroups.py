@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from core import validate
+from core.errors import InvalidInput
 from core.secrules import rule_text
 from core.views import SecurityGroupView
 from tui.views.base import (
@@ -32,7 +34,8 @@ from tui.views.members import members_of
 if TYPE_CHECKING:
     from core.service.api import NetconAPI
 
-PROTOCOLS = ("tcp", "udp", "icmp", "any")
+PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "any")
+ETHERTYPES = ("IPv4", "IPv6")
 
 
 def _ports(field: str) -> Callable[[str], int]:
@@ -43,6 +46,17 @@ def _ports(field: str) -> Callable[[str], int]:
         return validate.integer(field, value, 0, 65535)
 
     return check
+
+
+def _cidr(text: str) -> str:
+    # Either family; the service checks it against the rule's ethertype.
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError:
+        raise InvalidInput(
+            "cidr", f"{validate.shown(text)} must be a CIDR like 10.0.0.0/8 or 2001:db8::/64"
+        ) from None
+    return str(network)
 
 
 def rule_form(project: str, group: str) -> Form:
@@ -56,10 +70,13 @@ def rule_form(project: str, group: str) -> Form:
                   example="22 (icmp: type, none for any)"),
             Field("to_port", "To port", _ports("to_port"), optional=True,
                   placeholder="the from port"),
-            Field("cidr", "CIDR", lambda t: str(validate.ipv4_network("cidr", t)),
-                  optional=True, placeholder="0.0.0.0/0"),
+            Field("cidr", "CIDR", _cidr, optional=True,
+                  placeholder="0.0.0.0/0, or ::/0 for IPv6"),
             Field("source_group", "Source group", partial(validate.name, "source_group"),
                   optional=True, example="web (instead of a CIDR)"),
+            # Neutron's ethertype: the family the rule judges.
+            Field("ethertype", "Family", choice("ethertype", ETHERTYPES), optional=True,
+                  choices=ETHERTYPES, placeholder="the CIDR's, else IPv4"),
         ),
         "Add",
         first="from_port",
@@ -71,6 +88,7 @@ def add_rule(api: NetconAPI, project: str, group: str, values: Values) -> Outcom
         project, group, values.text("protocol"), values.optional("from_port"),
         values.optional("to_port"), cidr=values.optional("cidr"),
         source_group=values.optional("source_group"),
+        ethertype=values.optional("ethertype"),
     )
     return Outcome(f"Rule added to {project}/{group}: {rule_text(rule)}")
 
@@ -139,9 +157,11 @@ SECGROUPS: ViewSpec[SecurityGroupView] = ViewSpec(
     ),
     cells=lambda g: (g.project, g.name, str(len(g.rules)), str(g.instances), g.description),
     key=lambda g: g.id,
-    # Marked while this host's filter still lacks a change of the group (a rule, a
-    # member joining or leaving): the plan names the group as "project/name".
+    # Marked while a host's filter still lacks a change of the group (a rule, a member
+    # joining or leaving): this host's plan and the other hosts' records name the group
+    # as "project/name".
     subjects=lambda g: (f"{g.project}/{g.name}",),
+    every_host=True,
     detail=_detail,
     fetch=lambda api, scope: api.list_security_groups(
         project=str(scope["project"]) if scope.get("project") else None
