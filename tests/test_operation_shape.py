@@ -10,15 +10,19 @@ import pkgutil
 from pathlib import Path
 
 import core.linux
-from core.linux import closedports, secgroups
+from core.linux import closedports, metadata6, secgroups, segment6
 from core.linux.metadata import operations as metadata_operations
 from core.linux.operations import (
     LAST_KERNEL_PHASE,
     AddAddress,
     CreateBridge,
     DeleteLink,
+    EnableIpv6,
+    IgnoreAdverts,
     Operation,
     Phase,
+    ReleaseLeases,
+    ReleaseLeases6,
     SetUplinkHairpin,
     StartDnsmasq,
     StartVpn,
@@ -74,6 +78,17 @@ def test_phases_order_what_the_apply_does() -> None:
     # An uplink leaves hairpin mode before the nft batch and enters it after.
     assert SetUplinkHairpin("vx1", on=False).phase < Phase.NFT
     assert SetUplinkHairpin("vx1", on=True).phase > Phase.NFT
+
+
+def test_the_ipv6_operations_have_their_place_in_the_order() -> None:
+    """A bridge stops hearing adverts once IPv6 is on and before its addresses come; the
+    IPv6 metadata address, its DNAT and the segment filter go after the kernel phases
+    and before anything announces or dnsmasq starts (its first advert is filtered)."""
+    assert EnableIpv6.phase < IgnoreAdverts.phase < AddAddress.phase
+    for cls in (metadata6.AddMetadataAddress6, metadata6.SetMetadataRoute6, segment6.SetSegment6):
+        assert cls.phase == Phase.IPV6_SIDE
+    assert LAST_KERNEL_PHASE < Phase.IPV6_SIDE < Phase.ANNOUNCE < StartDnsmasq.phase
+    assert ReleaseLeases6.phase == ReleaseLeases.phase > StartDnsmasq.phase
 
 
 def test_the_executor_names_no_operation_class() -> None:
