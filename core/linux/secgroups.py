@@ -20,7 +20,7 @@ from typing import Any
 
 from core import secrules
 from core.errors import HostError
-from core.linux import dnsmasq, spoof6, sysctl
+from core.linux import dnsmasq, nfttext, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
@@ -436,13 +436,26 @@ def commands(ops: Sequence[Operation]) -> list[Command]:
 
 
 def _elements_json(verb: str, table: sg.Table, name: str, texts: list[str]) -> list[Any]:
+    """The elements as nft writes them (see nfttext.py): netcon's element texts are nft's
+    syntax already but for the quotes of interface names and a map's verdicts."""
     if name == sg.INSTANCE_MAP:
         pairs = [text.partition(" : ") for text in texts]
         if verb == "delete":
-            return [key for key, _, _ in pairs]
-        return [[key, {"goto": {"target": chain}}] for key, _, chain in pairs]
-    spec = spec_of(table, name)
-    return [sg.element_json(text, spec) for text in texts]
+            return [nfttext.Syntax(key) for key, _, _ in pairs]
+        return [nfttext.Syntax(f"{key} : goto {chain}") for key, _, chain in pairs]
+    types, _ = spec_of(table, name)
+    if "ifname" not in types:
+        return [nfttext.Syntax(text) for text in texts]
+    names = [kind == "ifname" for kind in types]
+    return [
+        nfttext.Syntax(
+            " . ".join(
+                f'"{part}"' if is_name else part
+                for part, is_name in zip(text.split(" . "), names, strict=True)
+            )
+        )
+        for text in texts
+    ]
 
 
 def prepare(ops: Sequence[Operation], netns: str | None, state_dir: Path) -> None:
