@@ -3,11 +3,13 @@ state holds, the dnsmasq command line and files per mode, and the ports' IPv6 el
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from core import ipv6
 from core.desired.host import read_desired
 from core.linux import dnsmasq, dnsmasq6, spoof6
 from core.linux.desired import DesiredNetwork
@@ -104,6 +106,16 @@ def test_dnsmasq_advertises_the_prefix_with_the_mode_mtu_and_dns(
 def test_the_lease_script_leaves_dhcpv6_leases_alone() -> None:
     # The database has held an instance's IPv6 address since launch.
     assert '[ -n "$DNSMASQ_IAID" ] && exit 0\n' in dnsmasq.script_text("/bin/python3")
+
+
+def test_link_local_addresses_are_those_of_modified_eui64() -> None:
+    link = ipaddress.IPv6Network("fe80::/64")
+    macs = ["fa:16:3e:12:34:56", "02:00:00:00:00:00", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"]
+    macs += [":".join(f"{(k * 37 + j * 91) % 256:02x}" for j in range(6)) for k in range(300)]
+    for mac in macs:
+        assert link_local(mac) == str(ipv6.eui64(link, mac)), mac
+    with pytest.raises(ValueError, match="not a MAC address"):
+        link_local("fa:16:3e")
 
 
 def test_a_port_may_send_from_its_link_local_and_global_address() -> None:

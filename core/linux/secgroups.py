@@ -9,14 +9,15 @@ it and nothing refers to what is not made yet.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import secrules
 from core.errors import HostError
@@ -25,6 +26,9 @@ from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup
 from core.linux.secgroup_keyed import KeyedState
+
+if TYPE_CHECKING:
+    from core.linux.nftelements import Lookup
 
 Command = dict[str, Any]
 # (table, set or map, element as text); a map element is "key : chain".
@@ -393,21 +397,37 @@ def marker(state_dir: Path) -> Path:
 
 
 def observe(
-    binary: str, netns: str | None, state_dir: Path, *, needed: bool, may_change: bool
+    binary: str,
+    netns: str | None,
+    state_dir: Path,
+    *,
+    needed: bool,
+    may_change: bool,
+    lookup: Callable[[], Lookup] | None = None,
 ) -> sg.FilterState | None:
     """The two tables, or None when nft is missing (or, without CAP_NET_ADMIN, unreadable:
-    then ``FilterState.readable`` is False)."""
+    then ``FilterState.readable`` is False). With ``lookup``, the kernel is first asked
+    which of them exist, and only those are listed: on a first apply, nothing is."""
     if not needed and not marker(state_dir).exists():
         return sg.FilterState(sg.TableState(), sg.TableState())
     if not dnsmasq.find_binary(binary):
         return None
+    present = dict.fromkeys(sg.TABLES, True)
+    if lookup is not None:
+        with contextlib.suppress(HostError):  # then listing them says why
+            present = lookup().tables_present(sg.TABLES)
+    listed = [table for table in sg.TABLES if present[table]]
     try:
-        bridge, groups = sg.read_tables(binary, netns, (sg.BRIDGE, sg.GROUPS))
+        states = dict(zip(listed, sg.read_tables(binary, netns, listed), strict=True))
     except HostError:
         if may_change:
             raise
         return sg.FilterState(sg.TableState(), sg.TableState(), readable=False)
-    return sg.FilterState(bridge, groups, sysctl.read_bridge_netfilter(netns))
+    return sg.FilterState(
+        states.get(sg.BRIDGE, sg.TableState()),
+        states.get(sg.GROUPS, sg.TableState()),
+        sysctl.read_bridge_netfilter(netns),
+    )
 
 
 def commands(ops: Sequence[Operation]) -> list[Command]:
@@ -446,6 +466,11 @@ def _elements_json(verb: str, table: sg.Table, name: str, texts: list[str]) -> l
     types, _ = spec_of(table, name)
     if "ifname" not in types:
         return [nfttext.Syntax(text) for text in texts]
+    if types == ("ifname",):
+        return [nfttext.Syntax(f'"{text}"') for text in texts]
+    if "ifname" not in types[1:]:
+        # "tap1 . 10.0.0.5": the port's name quoted, the rest as it is.
+        return [nfttext.Syntax('"' + text.replace(" . ", '" . ', 1)) for text in texts]
     names = [kind == "ifname" for kind in types]
     return [
         nfttext.Syntax(
