@@ -24,6 +24,7 @@ netcon recognises its own rules by them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -275,6 +276,8 @@ def member_set(group_id: int) -> str:
     return f"m{group_id}"
 
 
+# Asked once per port or group on a full plan, with few distinct answers.
+@functools.lru_cache(maxsize=4096)
 def combination_chain(groups: tuple[int, ...]) -> str:
     """The chain for ports in exactly these groups (ids ascending); ``in-none`` for none."""
     name = "in-" + ("-".join(str(g) for g in groups) or "none")
@@ -283,6 +286,8 @@ def combination_chain(groups: tuple[int, ...]) -> str:
     return "in-" + hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
+# Asked once per port or group on a full plan, with few distinct answers.
+@functools.lru_cache(maxsize=4096)
 def combination_rules(groups: tuple[int, ...]) -> tuple[tuple[str, Expr], ...]:
     rules: list[tuple[str, Expr]] = [("admit", [{"jump": {"target": "admit"}}])]
     rules += [(group_chain(g), [{"jump": {"target": group_chain(g)}}]) for g in groups]
@@ -290,6 +295,8 @@ def combination_rules(groups: tuple[int, ...]) -> tuple[tuple[str, Expr], ...]:
     return tuple(rules)
 
 
+# Asked once per port or group on a full plan, with few distinct answers.
+@functools.lru_cache(maxsize=4096)
 def group_head(group_id: int) -> tuple[tuple[str, Expr], ...]:
     saddr = _field("ip", "saddr")
     return (
