@@ -90,6 +90,7 @@ log = logging.getLogger("netcon.host")
 
 CREATES = (CreateBridge, CreateVxlan, CreateVlan)
 NAT_OPS = (CreateNatTable, AddSetElement, DeleteSetElement, AddNatElement, DeleteNatElement)
+FILTER_OPS = (secgroups.FilterOperation, secgroups.EnableBridgeNetfilter)
 
 
 @dataclass
@@ -124,8 +125,11 @@ class Executor:
         if not ops:
             return
         undo: list[Request] = []
+        # The filter's operations (thousands on a first apply) go to one nft batch; the
+        # passes over links, addresses and daemons need not look at them.
+        everything, ops = ops, tuple(op for op in ops if not isinstance(op, FILTER_OPS))
         self._names = _link_names(ops)
-        if _needs_lease(ops):
+        if _needs_lease(everything):
             # Before anything changes: a host whose lease lapsed (its process was paused
             # mid-apply, say) must not bring up what another host may serve by now.
             self._lifetime()
@@ -151,9 +155,9 @@ class Executor:
                 enable_forwarding(self.netns)
             if any(isinstance(op, EnableForwardingV6) for op in ops):
                 enable_forwarding_v6(self.netns)
-            secgroups.prepare(ops, self.netns, self.nat_marker.parent)
+            secgroups.prepare(everything, self.netns, self.nat_marker.parent)
             nat = [op for op in ops if isinstance(op, NAT_OPS)]
-            self._nat(nat, self._filter_commands(ops))
+            self._nat(nat, self._filter_commands(everything))
             self._uplink_hairpins([op for op in ops if isinstance(op, SetUplinkHairpin) and op.on])
             self._forget_old_mappings(ops)
         except Exception:
