@@ -136,7 +136,8 @@ def baseline(ns: str, state: Path, folder: Path) -> str:
             words.append(word.replace(f"{dhcp}/", f"{mine}/"))
         bridge = next(w for w in argv if w.startswith("--interface=")).split("=", 1)[1]
         lease_file = mine / f"{bridge}.leases"
-        words.insert(-2, f"--dhcp-leasefile={lease_file}")
+        if not any(word.startswith("--dhcp-leasefile=") for word in words):
+            words.insert(-2, f"--dhcp-leasefile={lease_file}")
         for suffix in ("conf", "opts", "names"):
             text = (dhcp / f"{bridge}.{suffix}").read_text()
             lines.append(f"printf '%s' {shlex.quote(text)} > {mine}/{bridge}.{suffix}")

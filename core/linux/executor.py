@@ -140,9 +140,17 @@ class Executor:
             raise
         finally:
             self.journal.unlink(missing_ok=True)
-        self._announce(ops)
-        failures = self._dhcp(ops)
-        failures += metadata.apply(ops, self.nft.binary, self.netns)
+        metadata.apply_table(ops, self.nft.binary, self.netns)
+        # The metadata server starts while the rest is done, and is waited for last.
+        starting = metadata.launch(ops)
+        try:
+            self._announce(ops)
+            failures = self._dhcp(ops)
+        except BaseException:
+            for started in starting:
+                started.abandon()
+            raise
+        failures += metadata.wait_all(starting, self.netns)
         failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:
