@@ -1,7 +1,12 @@
 """`python -m core.metadata --listen ADDRESS:PORT [--netns NAME]`: the metadata server of
 one network host, started, watched and stopped by `host apply` (core.linux.metadata). The database
 comes from NETCON_DATABASE_URL; the settings that shape the answers come as options, so
-a change of them changes the command line and the next apply restarts the server."""
+a change of them changes the command line and the next apply restarts the server.
+
+It listens (and writes its pid file, which the apply waits for) as soon as it has seen
+the database answer, before it imports its web framework and SQLAlchemy: those take
+longer than the rest of a first apply, and a guest's request waits in the listening
+socket's queue meanwhile instead of being refused."""
 
 from __future__ import annotations
 
@@ -11,15 +16,15 @@ import os
 import signal
 import socket
 import sys
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from core.config import load_settings
+from core.errors import NetconError
 from core.linux import namespace
-from core.metadata.app import make_app
 from core.paths import database_url
-from core.service import NetconService
-from core.views import MetadataView
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.replace(dhcp_domain=args.dhcp_domain)
     if args.physical_mtu:
         settings = settings.replace(physical_mtu=args.physical_mtu)
-    service = NetconService(database_url(), settings, create=False)
-
-    def lookup(source: str, local: str) -> MetadataView | None:
-        return service.instance_metadata(source, via=local)
+    url = database_url()
+    try:
+        _check_database(url)
+    except NetconError as exc:
+        print(f"metadata server: {exc}", file=sys.stderr)
+        return 1
 
     # The socket is made in the namespace the guests' DNAT leads to; the process stays
     # where it was started, so it reaches the database as the host layer does.
@@ -48,27 +55,58 @@ def main(argv: list[str] | None = None) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((address or "0.0.0.0", int(port)))
     listener.listen(1024)
+    # The namespace it serves, as it was when the socket was made there.
     home = namespace.identity(args.netns) if args.netns else None
-    asyncio.run(serve(make_app(lookup), listener, args.pid_file, args.netns, home))
+    if args.pid_file:
+        _write_pid(args.pid_file)
+
+    from core.metadata.app import make_app
+    from core.service import NetconService
+    from core.views import MetadataView
+
+    service = NetconService(url, settings, create=False)
+
+    def lookup(source: str, local: str) -> MetadataView | None:
+        return service.instance_metadata(source, via=local)
+
+    asyncio.run(serve(make_app(lookup), listener, args.netns, home))
     return 0
+
+
+def _check_database(url: str) -> None:
+    """What can stop the server once it listens, seen before it does: the database
+    answers, and is netcon's (a server that listened and then died would pass the
+    apply that started it)."""
+    from core.store.raw import RawDatabase
+
+    database = RawDatabase(url, read_only=True)
+    try:
+        database.query("SELECT 1 FROM instances WHERE 1 = 0")
+    except Exception as exc:  # noqa: BLE001 - the driver's own error, whichever it is
+        raise NetconError(f"database {url}: {exc}") from None
+    finally:
+        database.close()
+
+
+def _write_pid(pid_file: str) -> None:
+    # Written once the port is ours: the host layer waits for this.
+    temporary = f"{pid_file}.tmp"
+    with open(temporary, "w") as file:
+        file.write(f"{os.getpid()}\n")
+    os.replace(temporary, pid_file)
 
 
 async def serve(
     app: web.Application,
     listener: socket.socket,
-    pid_file: str | None,
     netns: str | None = None,
     home: tuple[int, int] | None = None,
 ) -> None:
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, listener).start()
-    if pid_file:
-        # Written once the port is ours: the host layer waits for this.
-        temporary = f"{pid_file}.tmp"
-        with open(temporary, "w") as file:
-            file.write(f"{os.getpid()}\n")
-        os.replace(temporary, pid_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
