@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_host import NETCON, PYTHON, Cloud, namespace  # noqa: E402
+from bench_host import NETCON, PYTHON, Cloud, compile_netcon, namespace  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
 from core.linux import processes  # noqa: E402
@@ -230,6 +230,7 @@ def main() -> int:
     if not Path(NETCON).exists():
         print(f"{NETCON} is missing: pip install -e . first", file=sys.stderr)
         return 2
+    compile_netcon()
     root = Path(tempfile.mkdtemp(prefix="nc-first-"))
     root.chmod(0o755)
     try:
