@@ -37,12 +37,12 @@ from core.linux.desired import DesiredNetwork
 START_TIMEOUT = 10.0
 PID_FILE_GRACE = 2.0
 STOP_TIMEOUT = 5.0
-# dnsmasq processes starting at once: enough to keep every core busy, and few enough per
-# core that each one's lease init (a netcon process, about 0.15 s of CPU) finishes well
-# within START_TIMEOUT when several hosts' agents share a machine. With 64 in flight, three
-# agents bringing up 1,000 networks on two cores had every start time out: some 270 lease
-# inits at once, each with a sliver of a core.
-IN_FLIGHT = 8 * (os.cpu_count() or 1)
+# dnsmasq processes starting at once: enough that their waits (for the daemon each forks
+# to say it serves) overlap, and few enough to bound the open pipes. A start is dnsmasq
+# alone, a few milliseconds of CPU: it reads its leases from the file the apply wrote.
+# (When a lease script printed them, a netcon process of 0.15 s of CPU each, three agents
+# bringing up 1,000 networks on two cores with 64 in flight had every start time out.)
+IN_FLIGHT = 32 * (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
