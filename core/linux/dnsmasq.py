@@ -438,6 +438,22 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(temporary, path)
 
 
+def write_directly(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write in place: for the files of a dnsmasq that is not running, which nothing
+    reads until it starts (a rename per file costs the file system a journal entry)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
     """Start every dnsmasq without waiting for each in turn; returns why each one that
     failed did, by bridge.
