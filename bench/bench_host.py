@@ -219,6 +219,9 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
     desired: DesiredHost = read_desired(cloud.service.db, cloud.settings)
     binary = shutil.which("dnsmasq") or "dnsmasq"
     links: list[str] = []
+    # The uplinks of the bridges this host routes for, in hairpin mode once the ruleset
+    # is loaded (it lets out that way only what this host NATed).
+    hairpins: list[str] = []
     for net in desired.networks:
         assert net.segment is not None and net.gateway is not None
         vx = net.segment.ifname
@@ -230,6 +233,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
             f"link set {net.bridge} alias netcon",
             f"addr add {net.gateway}/{net.prefixlen} broadcast {net.broadcast} dev {net.bridge}",
         ]
+        hairpins.append(f"link set dev {vx} type bridge_slave hairpin on")
     commands = nft.table_commands(False)
     cidrs = [nft.net_element(c) for c in desired.snat_ranges]
     isolated = list(desired.isolated_bridges)
@@ -257,6 +261,9 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         f"mkdir -p {layer.layer.state_dir} && touch {secgroups.marker(layer.layer.state_dir)}",
         "nft -j -f - <<'EOF'",
         ruleset,
+        "EOF",
+        "ip -batch - <<'EOF'",
+        *hairpins,
         "EOF",
         f"printf '%s' {shlex.quote(dnsmasq.script_text())} > {directory}/dhcp-script",
         f"chmod 755 {directory}/dhcp-script",
