@@ -37,12 +37,12 @@ from core.linux.desired import DesiredNetwork
 START_TIMEOUT = 10.0
 PID_FILE_GRACE = 2.0
 STOP_TIMEOUT = 5.0
-# dnsmasq processes starting at once: enough that their waits (for the daemon each forks
-# to say it serves) overlap, and few enough to bound the open pipes. A start is dnsmasq
-# alone, a few milliseconds of CPU: it reads its leases from the file the apply wrote.
-# (When a lease script printed them, a netcon process of 0.15 s of CPU each, three agents
-# bringing up 1,000 networks on two cores with 64 in flight had every start time out.)
-IN_FLIGHT = 32 * (os.cpu_count() or 1)
+# dnsmasq processes starting at once: enough to keep every core busy, and few enough
+# that their starts do not crowd the kernel. Each lists every interface of the namespace
+# as it starts (a netlink dump under the RTNL lock): with 64 in flight among a thousand
+# bridges, starts took twice as long as 16, and some failed ("failed to find list of
+# interfaces: Cannot allocate memory").
+IN_FLIGHT = 8 * (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
