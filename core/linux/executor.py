@@ -170,9 +170,17 @@ class Executor:
         # Before dnsmasq starts: each running dnsmasq reads every interface's addresses
         # again for each address added, and its first advert already has the filter.
         self._ipv6_side(ops)
-        self._announce(ops)
-        failures = self._dhcp(ops)
-        failures += metadata.apply(ops, self.nft.binary, self.netns)
+        metadata.apply_table(ops, self.nft.binary, self.netns)
+        # The metadata server starts while the rest is done, and is waited for last.
+        starting = metadata.launch(ops)
+        try:
+            self._announce(ops)
+            failures = self._dhcp(ops)
+        except BaseException:
+            for started in starting:
+                started.abandon()
+            raise
+        failures += metadata.wait_all(starting, self.netns)
         failures += self._start_vpns(ops)
         self.netlink.catch_up()
         if failures:
@@ -517,21 +525,24 @@ class Executor:
             files = dnsmasq.DhcpFiles(self.dhcp_dir, "any")
             dnsmasq.write_atomically(files.script, dnsmasq.script_text(), mode=0o755)
         now = time.time()
+        # A dnsmasq that is not running has no reader to shield from half a file; one
+        # being replaced keeps its lease file open, so it gets new ones.
+        idle = {op.bridge for op in starts if op.replaces is None}
         for start in starts:
+            write = dnsmasq.write_directly if start.bridge in idle else dnsmasq.write_atomically
             files = dnsmasq.DhcpFiles(self.dhcp_dir, start.bridge)
-            text = dnsmasq.leases_text(start.leases, start.lease_time, now)
-            dnsmasq.write_atomically(files.leases, text)
-            known = "".join(f"{mac} {address}\n" for mac, address, _ in start.leases)
-            dnsmasq.write_atomically(files.leased, known)
+            write(files.leases, dnsmasq.leases_text(start.leases, start.lease_time, now))
+            write(files.leased, "".join(f"{mac} {address}\n" for mac, address, _ in start.leases))
             # A new dnsmasq starts with no DHCPv6 lease.
             files.leases6.unlink(missing_ok=True)
         for op in ops:
             if isinstance(op, WriteHostsFile):
+                write = dnsmasq.write_directly if op.bridge in idle else dnsmasq.write_atomically
                 files = dnsmasq.DhcpFiles(self.dhcp_dir, op.bridge)
-                dnsmasq.write_atomically(files.opts, op.opts)
+                write(files.opts, op.opts)
                 if op.names is not None:
-                    dnsmasq.write_atomically(files.names, op.names)
-                dnsmasq.write_atomically(files.hosts, op.hosts)
+                    write(files.names, op.names)
+                write(files.hosts, op.hosts)
         dnsmasq.stop_processes([op.replaces for op in starts if op.replaces is not None])
         failed = dnsmasq.start_all(
             self.netns,

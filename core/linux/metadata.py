@@ -415,28 +415,73 @@ def stop(ops: Sequence[Operation]) -> None:
 
 
 def apply(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> list[str]:
-    """The DNAT table's changes as one nft batch, then the server's start; returns why
-    what failed did (the kernel work stays: the next apply tries the server again)."""
-    failures: list[str] = []
+    """The DNAT table's changes, then the servers' starts; returns why what failed did
+    (the kernel work stays: the next apply tries the server again)."""
+    apply_table(ops, nft_binary, netns)
+    return wait_all(launch(ops), netns)
+
+
+def apply_table(ops: Sequence[Operation], nft_binary: str, netns: str | None) -> None:
+    """The DNAT table's changes as one nft batch."""
     text = table_text(ops)
-    if text:
-        result = namespace.run(netns, [nft_binary, "-f", "-"], stdin=text)
-        if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            raise HostError(f"nft: metadata DNAT: {lines[0] if lines else 'failed'}")
-        for op in ops:
-            if isinstance(op, CreateMetadataTable):
-                op.files.directory.mkdir(parents=True, exist_ok=True)
-                _table_marker(op.files).touch()
-            elif isinstance(op, DeleteMetadataTable):
-                _table_marker(op.files).unlink(missing_ok=True)
+    if not text:
+        return
+    result = namespace.run(netns, [nft_binary, "-f", "-"], stdin=text)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise HostError(f"nft: metadata DNAT: {lines[0] if lines else 'failed'}")
+    for op in ops:
+        if isinstance(op, CreateMetadataTable):
+            op.files.directory.mkdir(parents=True, exist_ok=True)
+            _table_marker(op.files).touch()
+        elif isinstance(op, DeleteMetadataTable):
+            _table_marker(op.files).unlink(missing_ok=True)
+
+
+def launch(ops: Sequence[Operation]) -> list[Launch]:
+    """Start the servers the plan starts, without waiting for them: a server takes
+    longer to start (a Python process and its imports) than the rest of an apply, which
+    goes on meanwhile; :func:`wait_all` then waits for each to listen."""
+    launched = []
     for op in ops:
         if isinstance(op, StartMetadataServer):
             try:
-                start(op, netns)
+                launched.append(Launch(op, spawn(op)))
             except HostError as exc:
-                failures.append(str(exc))
+                launched.append(Launch(op, None, str(exc)))
+    return launched
+
+
+def wait_all(launched: Sequence[Launch], netns: str | None) -> list[str]:
+    """Wait for each launched server to listen; why each that did not."""
+    failures = []
+    for started in launched:
+        try:
+            started.wait(netns)
+        except HostError as exc:
+            failures.append(str(exc))
     return failures
+
+
+@dataclass
+class Launch:
+    """A server started and not yet known to listen (``child`` None: it could not be
+    started, for ``error``)."""
+
+    op: StartMetadataServer
+    child: subprocess.Popen[bytes] | None
+    error: str = ""
+
+    def wait(self, netns: str | None) -> int:
+        if self.child is None:
+            raise HostError(self.error)
+        return _wait_listening(self.op, self.child, netns)
+
+    def abandon(self) -> None:
+        """Stop it: the apply failed before it could be told to serve."""
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()
+            self.child.wait()
 
 
 def table_text(ops: Sequence[Operation]) -> str:
@@ -478,12 +523,17 @@ def table_text(ops: Sequence[Operation]) -> str:
 
 def start(op: StartMetadataServer, netns: str | None) -> int:
     """Start the server for ``netns`` and wait (at most START_TIMEOUT) until it listens."""
+    return _wait_listening(op, spawn(op), netns)
+
+
+def spawn(op: StartMetadataServer) -> subprocess.Popen[bytes]:
+    """Start the server, not waiting for it."""
     op.files.directory.mkdir(parents=True, exist_ok=True)
     op.files.pid.unlink(missing_ok=True)
     log = open(op.files.log, "ab")  # noqa: SIM115 - handed to the child
     try:
         # Started here, not in ``netns``: it opens its listening socket there itself.
-        child = subprocess.Popen(
+        return subprocess.Popen(
             list(op.argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -495,6 +545,12 @@ def start(op: StartMetadataServer, netns: str | None) -> int:
         raise HostError(f"metadata server: cannot start {op.argv[0]}: {exc.strerror}") from None
     finally:
         log.close()
+
+
+def _wait_listening(
+    op: StartMetadataServer, child: subprocess.Popen[bytes], netns: str | None
+) -> int:
+    """Wait (at most START_TIMEOUT from now) until ``child`` listens; its pid."""
     # The server writes its pid file once it listens: the port is then its own, not
     # another program's.
     if processes.wait_until(

@@ -391,7 +391,10 @@ class _Libnftables:
 
 @functools.cache
 def _library() -> _Libnftables | None:
-    for name in ("libnftables.so.1", ctypes.util.find_library("nftables")):
+    # The soname first: find_library runs `ldconfig -p` (a process, and a read of the
+    # whole library cache), which only a library under another name needs.
+    for find in (lambda: "libnftables.so.1", lambda: ctypes.util.find_library("nftables")):
+        name = find()
         if name is None:
             continue
         try:
