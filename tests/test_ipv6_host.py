@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core import ipv6
 from core.desired.host import read_desired
 from core.linux import dnsmasq, dnsmasq6, spoof6
 from core.linux.desired import DesiredNetwork
@@ -170,6 +171,16 @@ def test_a_dhcpv6_lease_is_stale_once_its_address_changes_hands(
     assert dnsmasq6.without(
         "".join(lease.line() + "\n" for lease in (mine, gone)), [mine]
     ) == gone.line() + "\n"
+
+
+def test_link_local_addresses_are_those_of_modified_eui64() -> None:
+    link = ipaddress.IPv6Network("fe80::/64")
+    macs = ["fa:16:3e:12:34:56", "02:00:00:00:00:00", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"]
+    macs += [":".join(f"{(k * 37 + j * 91) % 256:02x}" for j in range(6)) for k in range(300)]
+    for mac in macs:
+        assert link_local(mac) == str(ipv6.eui64(link, mac)), mac
+    with pytest.raises(ValueError, match="not a MAC address"):
+        link_local("fa:16:3e")
 
 
 def test_a_port_may_send_from_its_link_local_and_global_address() -> None:

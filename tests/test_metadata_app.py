@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -152,3 +156,20 @@ def test_lookups_run_one_at_a_time_and_a_burst_asks_once() -> None:
 
     asyncio.run(main())
     assert calls.count("127.0.0.1") == 1 and len(calls) == 5
+
+
+def test_the_server_listens_only_once_it_has_seen_the_database(tmp_path: Path) -> None:
+    """It listens (and writes the pid file the apply waits for) before loading its
+    framework, so what would make it fail later is seen first: a database that is not
+    there ends it before it listens, saying why, and the apply that started it says so."""
+    pid_file = tmp_path / "server.pid"
+    env = {**os.environ, "NETCON_DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    argv = [sys.executable, "-m", "core.metadata", "--listen", "127.0.0.1:0"]
+    result = subprocess.run(
+        [*argv, "--pid-file", str(pid_file)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("metadata server: database sqlite:///")
+    assert "missing.db" in result.stderr
+    assert not pid_file.exists()

@@ -101,3 +101,12 @@ def test_the_executor_names_no_operation_class() -> None:
         and node.func.id == "isinstance"
     ]
     assert calls == []
+
+
+def test_the_metadata_server_is_launched_before_dnsmasq_and_waited_for_after() -> None:
+    """Its table goes with the IPv6 side; the server (slowest to start) starts before
+    the announcements and dnsmasq, and the apply waits for it once they are done."""
+    start = metadata_operations.StartMetadataServer
+    assert Phase.IPV6_SIDE < metadata_operations.SetMetadataRoute.phase < start.phase
+    assert start.phase < Phase.ANNOUNCE < StartDnsmasq.phase < ReleaseLeases.phase
+    assert ReleaseLeases.phase < Phase.WAIT_METADATA < StartVpn.phase

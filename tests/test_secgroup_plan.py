@@ -195,8 +195,9 @@ def test_ipv6_rules_are_elements_of_the_groups_ipv6_sets() -> None:
     assert members == {(5, "10.0.0.3"), (5, "2001:db8::f816:3eff:fe00:1")}
     # The port is judged at its IPv4 address and at both its IPv6 ones.
     batch = commands(ops)
+    # Elements are handed over in nft's syntax: "KEY : goto CHAIN".
     keys = {
-        (c["add"]["element"]["name"], str(e[0]))
+        (c["add"]["element"]["name"], str(e).partition(" : ")[0])
         for c in batch
         if c.get("add", {}).get("element", {}).get("name") in sg.INSTANCE_MAPS
         for e in c["add"]["element"]["elem"]

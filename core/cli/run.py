@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from core.cli import collector
 from core.cli.commands import COMMANDS
 from core.cli.context import Context
 from core.cli.outcome import guarded, parse, report
@@ -28,8 +29,14 @@ def run_command(
         if console is None:
             build_parser(COMMANDS).print_help(sys.stderr)
             return 2
-        return guarded(context, lambda: console(_console_service(context), bool(args.read_only)))
+        return guarded(context, lambda: _open_console(context, console))
     return guarded(context, lambda: args.handler(context))
+
+
+def _open_console(context: Context, console: Console) -> int:
+    service = _console_service(context)
+    collector.resume()
+    return console(service, bool(context.args.read_only))
 
 
 def _console_service(context: Context) -> NetconService:

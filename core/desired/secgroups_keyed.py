@@ -5,11 +5,13 @@ core.linux.secgroup_keyed for what the host layer compares with them)."""
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, func, select
 
+from core import ipv6
 from core.desired.secgroups import members_of, rules_of, sorted_v6
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
@@ -41,6 +43,7 @@ def read_keyed_filter(
     # address).
     memberships: dict[str, tuple[set[int], str, str | None]] = {}
     named_v6: set[str] = set()
+    gone_v6: list[tuple[str, str, str]] = []
     if addresses:
         rows = connection.execute(_named_ports(), {"host": host, "addresses": addresses}).all()
         ids = [row.id for row in rows]
@@ -48,9 +51,11 @@ def read_keyed_filter(
         for instance_id, group_id in connection.execute(_groups_of(), {"ids": ids}):
             by_instance.setdefault(instance_id, []).append(group_id)
         wanted_keys = set(named)
+        found: set[tuple[str, str]] = set()
         for row in rows:
             if row.mac is None or (row.mac.lower(), row.address) not in wanted_keys:
                 continue
+            found.add((row.mac.lower(), row.address))
             mine = tuple(by_instance.get(row.id, ()))
             # A member of a group is in its member set wherever it runs.
             memberships[row.address] = (set(mine), row.name, row.address_v6)
@@ -64,6 +69,8 @@ def read_keyed_filter(
                 )
                 if row.gateway is not None:
                     servers.add(row.gateway)
+        gone_v6 = _gone_v6(connection, wanted_keys - found)
+        named_v6.update(address for _, _, address in gone_v6)
     named_groups = sorted({*groups, *(g for port in here for g in port.groups)})
     used = _used_here(connection, host, named_groups)
     rules: dict[int, list[GroupRule]] = {g: [] for g in sorted(used)}
@@ -130,7 +137,31 @@ def read_keyed_filter(
         keyed_sources=frozenset(keyed),
         unneeded_sources=unneeded,
         named_v6=tuple(sorted(named_v6)),
+        gone_v6=tuple(gone_v6),
     )
+
+
+def _gone_v6(connection: Connection, gone: set[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """The global IPv6 address each named port that is no more had: from its MAC and the
+    dual-stack network its fixed address is in, as it was given at launch."""
+    if not gone:
+        return []
+    rows = connection.execute(
+        _networks_of(), {"addresses": sorted({address for _, address in gone})}
+    ).all()
+    by_address = {row.address: row for row in rows}
+    found = []
+    for mac, address in sorted(gone):
+        row = by_address.get(address)
+        if row is None or row.cidr_v6 is None:
+            continue
+        base = ipaddress.IPv4Network(row.cidr).network_address
+        offset = int(ipaddress.IPv4Address(address)) - int(base)
+        v6 = ipv6.instance_address(
+            ipaddress.IPv6Network(row.cidr_v6), row.ipv6_mode or ipv6.DEFAULT_MODE, mac, offset
+        )
+        found.append((port_name(mac), mac, str(v6)))
+    return found
 
 
 def _used_here(connection: Connection, host: str, group_ids: list[int]) -> set[int]:
@@ -172,6 +203,15 @@ def _named_ports() -> Select[Any]:
             fixed_ips.c.address_v6,
         )
         .join(fixed_ips, fixed_ips.c.instance_id == instances.c.id)
+        .join(networks, fixed_ips.c.network_id == networks.c.id)
+        .where(fixed_ips.c.address.in_(bindparam("addresses", expanding=True)))
+    )
+
+
+@functools.cache
+def _networks_of() -> Select[Any]:
+    return (
+        select(fixed_ips.c.address, networks.c.cidr, networks.c.cidr_v6, networks.c.ipv6_mode)
         .join(networks, fixed_ips.c.network_id == networks.c.id)
         .where(fixed_ips.c.address.in_(bindparam("addresses", expanding=True)))
     )

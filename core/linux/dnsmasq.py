@@ -3,9 +3,10 @@
 The hosts file holds exactly the network's allocated addresses (MAC, hostname, IP),
 the names file the same instances as DNS names (forward and reverse, leased or not);
 dnsmasq is told about new versions with SIGHUP, which re-reads both, and the options
-file. Its ``--dhcp-script`` reports lease events to ``netcon dhcp-event``, and at start
-(``init``) prints the network's current leases from the database, so a restarted
-dnsmasq ACKs a renewing guest at once.
+file. Its ``--dhcp-script`` reports lease events to ``netcon dhcp-event``. It starts
+from a lease file the apply writes just before, from the database (``--dhcp-leasefile``,
+which it then keeps itself), so a restarted dnsmasq ACKs a renewing guest at once, and
+restoring leases starts no process at all.
 
 Each dnsmasq serves its own bridge only: ``--interface`` with no ``--listen-address``
 makes it bind its DHCP socket to that device (SO_BINDTODEVICE), so a unicast renewal
@@ -36,11 +37,11 @@ from core.linux.desired import DesiredNetwork
 START_TIMEOUT = 10.0
 PID_FILE_GRACE = 2.0
 STOP_TIMEOUT = 5.0
-# dnsmasq processes starting at once: enough to keep every core busy, and few enough per
-# core that each one's lease init (a netcon process, about 0.15 s of CPU) finishes well
-# within START_TIMEOUT when several hosts' agents share a machine. With 64 in flight, three
-# agents bringing up 1,000 networks on two cores had every start time out: some 270 lease
-# inits at once, each with a sliver of a core.
+# dnsmasq processes starting at once: enough to keep every core busy, and few enough
+# that their starts do not crowd the kernel. Each lists every interface of the namespace
+# as it starts (a netlink dump under the RTNL lock): with 64 in flight among a thousand
+# bridges, starts took twice as long as 16, and some failed ("failed to find list of
+# interfaces: Cannot allocate memory").
 IN_FLIGHT = 8 * (os.cpu_count() or 1)
 
 
@@ -182,7 +183,9 @@ def argv(binary: str, network: DesiredNetwork, files: DhcpFiles) -> tuple[str, .
         *(("--dhcp-ignore=tag:!known",) if dhcp.serving_host is not None else ()),
         "--no-hosts",
         f"--addn-hosts={base}.names",
-        "--leasefile-ro",
+        # The leases the database holds, written by the apply that starts it: read at
+        # start, where "--leasefile-ro" would run the lease script ("init") for them.
+        f"--dhcp-leasefile={base}.leases",
         # Names in the network's domain are answered here or not at all (NXDOMAIN);
         # single-label names never leave; the rest goes to the upstream resolvers.
         "--no-resolv",
@@ -217,15 +220,15 @@ def script_text(python: str = sys.executable) -> str:
     # dnsmasq runs this as root with its own environment, which carries the database
     # URL, the import path and NETWORK_ID. What the database already knows is answered by
     # the shell; only news starts a Python process:
-    # - "init" prints the leases the apply wrote just before it started this dnsmasq
-    #   (NETCON_LEASES), so bringing up 50 networks at once (an evacuation) starts no
-    #   Python process per network (without the file, the database is read).
+    # - "init" is not asked for: dnsmasq reads the lease file the apply wrote. A dnsmasq
+    #   started by hand with --leasefile-ro gets that file printed (NETCON_LEASES), or
+    #   without it the database's leases.
     # - "old" comes for every lease at start (DNSMASQ_DATA_MISSING=1: the database told
-    #   it those) and, with --leasefile-ro, at every renewal: 50 guests renewing at once
-    #   after an evacuation started 50 Python processes, and a host of 5,000 guests one
-    #   every 25 ms. A lease the database is known to hold (in the ".leased" file, from
-    #   the apply and from each event recorded since) is left at that; any other (a lost
-    #   "add" when the database was away) is recorded, as it was.
+    #   it those) and, for a dnsmasq with --leasefile-ro, at every renewal: 50 guests
+    #   renewing at once after an evacuation would start 50 Python processes. A lease the
+    #   database is known to hold (in the ".leased" file, from the apply and from each
+    #   event recorded since) is left at that; any other (a lost "add" when the database
+    #   was away) is recorded, as it was.
     # - An event the database cannot be told now (a dnsmasq in a namespace, whose loopback
     #   is not the host's, with PostgreSQL on the host's) is written to the spool file
     #   (SPOOL), which the host's next apply records before it reads the database.
@@ -453,6 +456,22 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, path)
+
+
+def write_directly(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write in place: for the files of a dnsmasq that is not running, which nothing
+    reads until it starts (a rename per file costs the file system a journal entry)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import HostError
 from core.linux import dnsmasq, netlink, nft
 from core.linux.lease import Lease
 from core.linux.netlink import OWNER_ALIAS, Netlink, Request
+
+if TYPE_CHECKING:
+    from core.linux.metadata.server import Starting
 
 
 class Carried(Protocol):
@@ -95,10 +98,17 @@ class Execution:
     dnsmasq_starts: list[dnsmasq.Start] = field(default_factory=list)
     # Running dnsmasq processes a start replaces (stopped just before the starts).
     replaced: list[int] = field(default_factory=list)
+    # Bridges whose dnsmasq starts and is not running now: nothing reads their files.
+    idle_dnsmasq: set[str] = field(default_factory=set)
+    # dnsmasq's files, (bridge, path, text), written at the DHCP phase's end: only then
+    # is it known which bridges' dnsmasq is idle.
+    dhcp_writes: list[tuple[str, Path, str]] = field(default_factory=list)
     # The IPv6 metadata address and DNAT, and the multi-host segment filter: one nft
     # batch (metadata6, segment6).
     ipv6_side: list[object] = field(default_factory=list)
     metadata_table: list[object] = field(default_factory=list)
+    # Metadata servers launched and not yet known to listen (metadata.server).
+    launched: list[Starting] = field(default_factory=list)
 
     _index: dict[str, int] | None = None
     _address_lifetime: int | None = None
@@ -159,3 +169,18 @@ class Execution:
             files = self.dhcp_files("any")
             dnsmasq.write_atomically(files.script, dnsmasq.script_text(), mode=0o755)
             self._script_written = True
+
+    def dhcp_file(self, bridge: str, path: Path, text: str) -> None:
+        """A dnsmasq file to write at the DHCP phase's end (write_dhcp_files)."""
+        self.dhcp_writes.append((bridge, path, text))
+
+    def write_dhcp_files(self) -> None:
+        """A dnsmasq that is not running has no reader to shield from half a file, so
+        its files are written in place; one being replaced keeps its lease file open, and
+        a running one reads its files at any time, so theirs are replaced atomically."""
+        for bridge, path, text in self.dhcp_writes:
+            if bridge in self.idle_dnsmasq:
+                dnsmasq.write_directly(path, text)
+            else:
+                dnsmasq.write_atomically(path, text)
+        self.dhcp_writes.clear()

@@ -11,7 +11,9 @@ never another's) is taken back, so nothing is left half made.
 Daemons come last, once the addresses they bind to exist: every dnsmasq is started
 at once and then all are waited for. A daemon that fails does not take back the
 kernel work, which is right as it is: the apply reports every daemon that failed, by
-name, and the next apply starts them again.
+name, and the next apply starts them again. The metadata server, slowest to start, is
+launched before the announcements and dnsmasq and waited for after them; should a phase
+between raise, it is stopped again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from core.linux import (
 )
 from core.linux.execution import Batch, Execution
 from core.linux.lease import Lease, LeaseLapsed
+from core.linux.metadata import server as metadata_server
 from core.linux.metadata import table as metadata_table
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink
@@ -88,15 +91,20 @@ class Executor:
             self.dnsmasq_env,
             self.state_dir,
             self.lease,
-            names={name for op in ops for name in op.links()},
+            names=set(),
         )
-        if any(op.needs_lease() for op in ops):
+        # One pass over the plan (thousands of filter operations on a first apply): each
+        # phase then sees only its own operations.
+        phases: dict[Phase, list[Operation]] = {}
+        needs_lease = False
+        for op in ops:
+            phases.setdefault(op.phase, []).append(op)
+            run.names.update(op.links())
+            needs_lease = needs_lease or op.needs_lease()
+        if needs_lease:
             # Before anything changes: a host whose lease lapsed (its process was paused
             # mid-apply, say) must not bring up what another host may serve by now.
             run.lifetime()
-        phases: dict[Phase, list[Operation]] = {}
-        for op in ops:
-            phases.setdefault(op.phase, []).append(op)
         try:
             for phase in Phase:
                 if phase <= LAST_KERNEL_PHASE:
@@ -108,9 +116,16 @@ class Executor:
             raise
         finally:
             self.journal.unlink(missing_ok=True)
-        for phase in Phase:
-            if phase > LAST_KERNEL_PHASE:
-                _run_phase(run, phase, phases.get(phase, []))
+        try:
+            for phase in Phase:
+                if phase > LAST_KERNEL_PHASE:
+                    _run_phase(run, phase, phases.get(phase, []))
+        except BaseException:
+            # A metadata server launched and not yet waited for would serve an apply
+            # that failed: it goes (the next apply starts it again).
+            for starting in run.launched:
+                starting.abandon()
+            raise
         self.netlink.catch_up()
         if run.failures:
             raise HostError("; ".join(run.failures))
@@ -252,7 +267,9 @@ def _announce(run: Execution) -> None:
 
 
 def _start_dnsmasq(run: Execution) -> None:
-    """Every dnsmasq started at once (its files are written), then all waited for."""
+    """Every dnsmasq's files written, then every dnsmasq started at once and all
+    waited for."""
+    run.write_dhcp_files()
     dnsmasq.stop_processes(run.replaced)
     failed = dnsmasq.start_all(run.netns, run.dnsmasq_starts)
     if failed:
@@ -261,6 +278,13 @@ def _start_dnsmasq(run: Execution) -> None:
 
 def _metadata_table(run: Execution) -> None:
     metadata_table.apply(run.metadata_table, run.nft.binary, run.netns)
+
+
+def _wait_for_metadata(run: Execution) -> None:
+    """The metadata servers launched before the announcements and dnsmasq, waited for
+    until they listen; one that does not is reported (the kernel work stays)."""
+    launched, run.launched = run.launched, []
+    run.failures += metadata_server.wait_all(launched, run.netns)
 
 
 SENDS: dict[Phase, Callable[[Execution], None]] = {
@@ -275,6 +299,7 @@ SENDS: dict[Phase, Callable[[Execution], None]] = {
     Phase.FORGET_MAPPINGS: _forget_old_mappings,
     Phase.IPV6_SIDE: _ipv6_side,
     Phase.ANNOUNCE: _announce,
-    Phase.DHCP: _start_dnsmasq,
     Phase.METADATA_TABLE: _metadata_table,
+    Phase.DHCP: _start_dnsmasq,
+    Phase.WAIT_METADATA: _wait_for_metadata,
 }

@@ -142,6 +142,7 @@ class HostLayer:
             security_needed=desired is None
             or bool(desired.security and desired.security.ports)
             or any(n.owns_bridge for n in desired.networks),
+            lookup=self.lookup,
         )
 
     def plan(self, wanted: Wanted | DesiredHost) -> Planned:

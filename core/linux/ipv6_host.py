@@ -50,5 +50,14 @@ LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
 
 
 def link_local(mac: str) -> str:
-    """The link-local address a port with ``mac`` forms (modified EUI-64)."""
-    return str(ipv6.eui64(LINK_LOCAL, mac))
+    """The link-local address a port with ``mac`` forms (modified EUI-64), written as
+    ipaddress writes it: the filter names one per port, so a host of thousands of ports
+    asks for thousands at once."""
+    o = bytes.fromhex(mac.replace(":", ""))
+    if len(o) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    first = (o[0] ^ 0x02) << 8 | o[1]
+    # fe80:0:0:0 (and the first interface group when it is zero too) is the longest run
+    # of zero groups, the one written as "::": the fourth group has 0xfe in it.
+    rest = f"{o[2] << 8 | 0xFF:x}:{0xFE00 | o[3]:x}:{o[4] << 8 | o[5]:x}"
+    return f"fe80::{first:x}:{rest}" if first else f"fe80::{rest}"

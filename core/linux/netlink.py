@@ -443,6 +443,8 @@ class Netlink:
     def links_named(self, names: Iterable[str], indexes: Iterable[int] = ()) -> list[Link]:
         """The links of these names and indexes that exist."""
         names, indexes = set(names), set(indexes)
+        if not names and not indexes:
+            return []
         self._drain()
         self._flush()
         if self._links is not None or not self._watching:
@@ -467,6 +469,8 @@ class Netlink:
     def addresses_matching(self, indexes: Iterable[int], addresses: Iterable[str]) -> list[Address]:
         """The addresses on these interfaces, and these addresses wherever they are."""
         indexes, wanted = set(indexes), set(addresses)
+        if not indexes and not wanted:
+            return []  # a change to security groups alone: no dump of every address
         self._drain()
         self._flush()
         if self._addrs is not None:

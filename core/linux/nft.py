@@ -1,8 +1,10 @@
 """The one nftables table netcon owns: floating-IP NAT maps, SNAT and project isolation.
 
 Every address-dependent part is an element of a set or map, so associating one
-floating IP adds one element to each NAT map and never rewrites the table. Changes go
-to the ``nft`` binary as one JSON batch, which nftables applies atomically.
+floating IP adds one element to each NAT map and never rewrites the table. Changes are
+built as nftables' JSON objects and go to nft (its library in this process, or the
+program) as one batch in nft's own syntax (nfttext.py), which nftables applies
+atomically.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import HostError
-from core.linux import namespace
+from core.linux import namespace, nfttext
+from core.linux.nfttext import UnknownShape
 
 FAMILY = "ip"
 TABLE = "netcon"
@@ -283,7 +286,10 @@ class Nft:
     def run(self, commands: list[dict[str, Any]]) -> None:
         if not commands:
             return
-        payload = json.dumps({"nftables": commands})
+        try:
+            payload = nfttext.batch(commands)
+        except (UnknownShape, KeyError, TypeError, ValueError) as error:
+            raise HostError(f"nft: cannot write the batch in nft's syntax: {error}") from None
         library = _library() if self.binary == DEFAULT_BINARY else None
         if library is not None:
             # The library the nft program is made of, in this process: the same batch,
@@ -296,7 +302,7 @@ class Nft:
             if failure is not None:
                 raise HostError(f"nft: {_first_line(failure)}")
             return
-        result = namespace.run(self.netns, [self.binary, "-j", "-f", "-"], stdin=payload)
+        result = namespace.run(self.netns, [self.binary, "-f", "-"], stdin=payload)
         if result.returncode != 0:
             raise HostError(f"nft: {_first_line(result.stderr)}")
 
@@ -353,7 +359,7 @@ class _Libnftables:
             self.lib.nft_ctx_free(ctx)
 
     def run(self, payload: str, ctx: int | None = None) -> str | None:
-        """Apply one JSON batch; None when it worked, else nft's error text. ``ctx``: a
+        """Apply one batch (nft's syntax); None when it worked, else nft's error text. ``ctx``: a
         context kept by the caller (see :meth:`context`), else one for this batch."""
         own = ctx is None
         if ctx is None:
@@ -374,7 +380,7 @@ class _Libnftables:
         ctx = self.lib.nft_ctx_new(0)
         if not ctx:
             return None
-        self.lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
+        # Batches are nft's own syntax (nfttext.py), which it reads fastest.
         self.lib.nft_ctx_buffer_output(ctx)
         self.lib.nft_ctx_buffer_error(ctx)
         return int(ctx)
@@ -385,7 +391,10 @@ class _Libnftables:
 
 @functools.cache
 def _library() -> _Libnftables | None:
-    for name in ("libnftables.so.1", ctypes.util.find_library("nftables")):
+    # The soname first: find_library runs `ldconfig -p` (a process, and a read of the
+    # whole library cache), which only a library under another name needs.
+    for find in (lambda: "libnftables.so.1", lambda: ctypes.util.find_library("nftables")):
+        name = find()
         if name is None:
             continue
         try:

@@ -25,12 +25,20 @@ from core.linux.netlink import split_messages
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_GETTABLE = 1
 NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, NFT_MSG_GETSETELEM = 4, 7, 10, 13
+NFTA_TABLE_NAME = 1
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NFPROTO_BRIDGE = 7
 NFPROTO_INET = 1
+FAMILIES = {
+    "ip": socket.AF_INET,
+    "ip6": socket.AF_INET6,
+    "inet": NFPROTO_INET,
+    "bridge": NFPROTO_BRIDGE,
+}
 NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_USE = 1, 3, 6
 NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE, NFTA_RULE_USERDATA = 1, 2, 3, 7
 # A rule's user data is type-length-value records; nft keeps its comment in type 0.
@@ -137,6 +145,24 @@ class Lookup:
 
     def close(self) -> None:
         self._sock.close()
+
+    def tables_present(self, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """Whether each (family, name) table exists: one request each, no listing."""
+        answers = [
+            self._ask(
+                [(NFT_MSG_GETTABLE, _attr(NFTA_TABLE_NAME, name.encode() + b"\0"))],
+                FAMILIES[family],
+            )[0]
+            for family, name in tables
+        ]
+        found: dict[tuple[str, str], bool] = {}
+        for table, answer in zip(tables, answers, strict=True):
+            if isinstance(answer, int) and answer not in (0, errno.ENOENT):
+                raise HostError(
+                    f"nfnetlink: cannot look up table {table[0]} {table[1]}: {os.strerror(answer)}"
+                )
+            found[table] = isinstance(answer, bytes)
+        return found
 
     def sets_exist(self, table: str, names: Iterable[str], family: int | None = None) -> bool:
         """Whether the table has all these sets and maps."""

@@ -68,6 +68,7 @@ def observe(
     may_change: bool = True,
     security_dir: Path | None = None,
     security_needed: bool = True,
+    lookup: Callable[[], Lookup] | None = None,
 ) -> ObservedHost:
     link_list, address_list = netlink.state(fresh=True)
     links = {link.name: link for link in link_list}
@@ -90,7 +91,12 @@ def observe(
     security = None
     if security_dir is not None:
         security = secgroups.observe(
-            nft.binary, netns, security_dir, needed=security_needed, may_change=may_change
+            nft.binary,
+            netns,
+            security_dir,
+            needed=security_needed,
+            may_change=may_change,
+            lookup=lookup,
         )
     pending: frozenset[str] = frozenset()
     if journal.is_file():

@@ -32,7 +32,10 @@ class Phase(IntEnum):
     multi-host segment filter) goes before dnsmasq starts: each running dnsmasq reads
     every interface's addresses again for each address added, and its first advert
     already has the filter. Daemons come last, once the addresses they bind to exist,
-    and one that fails is reported without taking back the kernel work.
+    and one that fails is reported without taking back the kernel work. The metadata
+    server (a Python process and its imports) takes longer to start than the rest of an
+    apply: it is launched before the announcements and dnsmasq, and waited for once
+    they are done.
     """
 
     STOP_VPNS = 10
@@ -50,12 +53,13 @@ class Phase(IntEnum):
     FORGET_MAPPINGS = 120
     # -- a failure from here on leaves the kernel work in place
     IPV6_SIDE = 125
+    METADATA_TABLE = 126
     # -- daemons
+    LAUNCH_METADATA = 128
     ANNOUNCE = 130
     DHCP = 140
     DHCP_FOLLOW_UP = 150
-    METADATA_TABLE = 160
-    METADATA_SERVER = 170
+    WAIT_METADATA = 170
     START_VPNS = 180
 
 
@@ -597,10 +601,10 @@ class WriteHostsFile(Operation):
 
     def execute(self, run: Execution) -> None:
         files = run.dhcp_files(self.bridge)
-        dnsmasq.write_atomically(files.opts, self.opts)
+        run.dhcp_file(self.bridge, files.opts, self.opts)
         if self.names is not None:
-            dnsmasq.write_atomically(files.names, self.names)
-        dnsmasq.write_atomically(files.hosts, self.hosts)
+            run.dhcp_file(self.bridge, files.names, self.names)
+        run.dhcp_file(self.bridge, files.hosts, self.hosts)
 
 
 @dataclass(frozen=True)
@@ -626,12 +630,14 @@ class StartDnsmasq(Operation):
         files = run.dhcp_files(self.bridge)
         run.lease_script()
         text = dnsmasq.leases_text(self.leases, self.lease_time, time.time())
-        dnsmasq.write_atomically(files.leases, text)
+        run.dhcp_file(self.bridge, files.leases, text)
         known = "".join(f"{mac} {address}\n" for mac, address, _ in self.leases)
-        dnsmasq.write_atomically(files.leased, known)
+        run.dhcp_file(self.bridge, files.leased, known)
         # A new dnsmasq starts with no DHCPv6 lease.
         files.leases6.unlink(missing_ok=True)
-        if self.replaces is not None:
+        if self.replaces is None:
+            run.idle_dnsmasq.add(self.bridge)
+        else:
             run.replaced.append(self.replaces)
         env = dict(
             run.dnsmasq_env,

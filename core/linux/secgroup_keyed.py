@@ -43,9 +43,13 @@ class KeyedFilter(DesiredFilter):
     keyed_sources: frozenset[int] = frozenset()
     # Member sets of named groups that no rule here names any more.
     unneeded_sources: frozenset[int] = frozenset()
-    # The IPv6 addresses the database still holds for the named ports (a terminated
-    # port's went with its row: the full comparison takes its elements away).
+    # The global IPv6 addresses of the named ports: those the database holds, and those
+    # a terminated port had (worked out from its MAC and its fixed address's network),
+    # whose elements go.
     named_v6: tuple[str, ...] = ()
+    # Named ports that are gone, with the global IPv6 address they had: (port name, MAC,
+    # IPv6 address).
+    gone_v6: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def keyed(self) -> bool:
@@ -109,12 +113,17 @@ def observe_keyed(
     ]
     for text, _ in present(bridge_table, bridge_family, "port_ip", ips):
         bridge_sets["port_ip"].add(text)
-    # A port's IPv6 sources: its link-local address (from its MAC) and the global one of
-    # a port that is still wanted (a terminated port's went with its row; the full
-    # comparison takes such an element away).
-    v6_texts = {
-        text for name, mac, _ in ports for text in spoof6.port_elements_of(name, mac, None)
-    } | {text for p in desired.ports for text in spoof6.port_elements(p)}
+    # A port's IPv6 sources: its link-local address (from its MAC) and its global one,
+    # wanted or, for a terminated port, to go.
+    v6_texts = (
+        {text for name, mac, _ in ports for text in spoof6.port_elements_of(name, mac, None)}
+        | {text for p in desired.ports for text in spoof6.port_elements(p)}
+        | {
+            text
+            for name, mac, address in desired.gone_v6
+            for text in spoof6.port_elements_of(name, mac, address)
+        }
+    )
     v6 = []
     for text in sorted(v6_texts):
         name, _, address = text.partition(" . ")

@@ -29,6 +29,7 @@ netcon recognises its own rules by them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -360,6 +361,8 @@ def member_set(group_id: int, family: str = secrules.IPV4) -> str:
     return f"m{group_id}-6" if family == secrules.IPV6 else f"m{group_id}"
 
 
+# Asked once per port or group on a full plan, with few distinct answers.
+@functools.lru_cache(maxsize=4096)
 def combination_chain(groups: tuple[int, ...]) -> str:
     """The chain for ports in exactly these groups (ids ascending); ``in-none`` for none."""
     name = "in-" + ("-".join(str(g) for g in groups) or "none")
@@ -368,6 +371,8 @@ def combination_chain(groups: tuple[int, ...]) -> str:
     return "in-" + hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
+# Asked once per port or group on a full plan, with few distinct answers.
+@functools.lru_cache(maxsize=4096)
 def combination_rules(groups: tuple[int, ...]) -> tuple[tuple[str, Expr], ...]:
     rules: list[tuple[str, Expr]] = [("admit", [{"jump": {"target": "admit"}}])]
     rules += [(group_chain(g), [{"jump": {"target": group_chain(g)}}]) for g in groups]
@@ -410,6 +415,8 @@ def _head(group_id: int, family: str) -> tuple[tuple[str, Expr], ...]:
     )
 
 
+# Asked once per group on a full plan.
+@functools.lru_cache(maxsize=4096)
 def group_head(group_id: int) -> tuple[tuple[str, Expr], ...]:
     return _head(group_id, secrules.IPV4) + _head(group_id, secrules.IPV6)
 

@@ -9,18 +9,19 @@ it and nothing refers to what is not made yet.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import secrules
 from core.errors import HostError
-from core.linux import dnsmasq, spoof6, sysctl
+from core.linux import dnsmasq, nfttext, spoof6, sysctl
 from core.linux import secgroup_nft as sg
 from core.linux.operations import Operation, Phase
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup, FilteredPort
@@ -28,6 +29,7 @@ from core.linux.secgroup_keyed import KeyedState
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
+    from core.linux.nftelements import Lookup
 
 Command = dict[str, Any]
 # (table, set or map, element as text); a map element is "key : chain".
@@ -427,22 +429,39 @@ def marker(state_dir: Path) -> Path:
 
 
 def observe(
-    binary: str, netns: str | None, state_dir: Path, *, needed: bool, may_change: bool
+    binary: str,
+    netns: str | None,
+    state_dir: Path,
+    *,
+    needed: bool,
+    may_change: bool,
+    lookup: Callable[[], Lookup] | None = None,
 ) -> sg.FilterState | None:
     """The two tables, or None when nft is missing (or, without CAP_NET_ADMIN, unreadable:
-    then ``FilterState.readable`` is False)."""
+    then ``FilterState.readable`` is False). With ``lookup``, the kernel is first asked
+    which of them exist, and only those are listed: on a first apply, nothing is."""
     if not needed and not marker(state_dir).exists():
         return sg.FilterState(sg.TableState(), sg.TableState())
     if not dnsmasq.find_binary(binary):
         return None
+    # The IPv4-only groups table of earlier versions is looked for too, to be replaced.
+    tables = (*sg.TABLES, sg.OLD_GROUPS)
+    present = dict.fromkeys(tables, True)
+    if lookup is not None:
+        with contextlib.suppress(HostError):  # then listing them says why
+            present = lookup().tables_present(tables)
+    listed = [table for table in tables if present[table]]
     try:
-        bridge, groups, old = sg.read_tables(binary, netns, (sg.BRIDGE, sg.GROUPS, sg.OLD_GROUPS))
+        states = dict(zip(listed, sg.read_tables(binary, netns, listed), strict=True))
     except HostError:
         if may_change:
             raise
         return sg.FilterState(sg.TableState(), sg.TableState(), readable=False)
     return sg.FilterState(
-        bridge, groups, sysctl.read_bridge_netfilter(netns), old_groups=old.exists
+        states.get(sg.BRIDGE, sg.TableState()),
+        states.get(sg.GROUPS, sg.TableState()),
+        sysctl.read_bridge_netfilter(netns),
+        old_groups=states.get(sg.OLD_GROUPS, sg.TableState()).exists,
     )
 
 
@@ -472,13 +491,31 @@ def commands(ops: Sequence[object]) -> list[Command]:
 
 
 def _elements_json(verb: str, table: sg.Table, name: str, texts: list[str]) -> list[Any]:
+    """The elements as nft writes them (see nfttext.py): netcon's element texts are nft's
+    syntax already but for the quotes of interface names and a map's verdicts."""
     if name in sg.INSTANCE_MAPS:
         pairs = [text.partition(" : ") for text in texts]
         if verb == "delete":
-            return [key for key, _, _ in pairs]
-        return [[key, {"goto": {"target": chain}}] for key, _, chain in pairs]
-    spec = spec_of(table, name)
-    return [sg.element_json(text, spec) for text in texts]
+            return [nfttext.Syntax(key) for key, _, _ in pairs]
+        return [nfttext.Syntax(f"{key} : goto {chain}") for key, _, chain in pairs]
+    types, _ = spec_of(table, name)
+    if "ifname" not in types:
+        return [nfttext.Syntax(text) for text in texts]
+    if types == ("ifname",):
+        return [nfttext.Syntax(f'"{text}"') for text in texts]
+    if "ifname" not in types[1:]:
+        # "tap1 . 10.0.0.5": the port's name quoted, the rest as it is.
+        return [nfttext.Syntax('"' + text.replace(" . ", '" . ', 1)) for text in texts]
+    names = [kind == "ifname" for kind in types]
+    return [
+        nfttext.Syntax(
+            " . ".join(
+                f'"{part}"' if is_name else part
+                for part, is_name in zip(text.split(" . "), names, strict=True)
+            )
+        )
+        for text in texts
+    ]
 
 
 # -- the plan --------------------------------------------------------------------------------

@@ -1,28 +1,37 @@
 """`python -m core.metadata --listen ADDRESS:PORT [--netns NAME]`: the metadata server of
 one network host, started, watched and stopped by `host apply` (core.linux.metadata). The database
 comes from NETCON_DATABASE_URL; the settings that shape the answers come as options, so
-a change of them changes the command line and the next apply restarts the server."""
+a change of them changes the command line and the next apply restarts the server.
+
+It listens (and writes its pid file, which the apply waits for) as soon as it has seen
+the database answer, before it imports its web framework and SQLAlchemy: those take
+longer than the rest of a first apply, and a guest's request waits in the listening
+socket's queue meanwhile instead of being refused."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import socket
 import sys
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from core.config import load_settings
+from core.errors import NetconError
 from core.linux import namespace
-from core.metadata.app import make_app
 from core.paths import database_url
-from core.service import NetconService
-from core.views import MetadataView
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Its start-up makes objects that live as long as it does: no cycle collection over
+    # them while it starts (as a command, see core.cli.collector), and none after.
+    gc.disable()
     parser = argparse.ArgumentParser(prog="python -m core.metadata")
     parser.add_argument("--listen", default="0.0.0.0:8775", metavar="ADDRESS:PORT")
     parser.add_argument("--pid-file", help="written once the server listens")
@@ -37,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.replace(dhcp_domain=args.dhcp_domain)
     if args.physical_mtu:
         settings = settings.replace(physical_mtu=args.physical_mtu)
-    service = NetconService(database_url(), settings, create=False)
-
-    def lookup(source: str, local: str) -> MetadataView | None:
-        if ":" in source:  # over IPv6, DNATed from fe80::a9fe:a9fe to the /64's gateway
-            return service.instance_metadata_v6(source, via=local)
-        return service.instance_metadata(source, via=local)
+    url = database_url()
+    try:
+        _check_database(url)
+    except NetconError as exc:
+        print(f"metadata server: {exc}", file=sys.stderr)
+        return 1
 
     # The socket is made in the namespace the guests' DNAT leads to; the process stays
     # where it was started, so it reaches the database as the host layer does.
@@ -54,8 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     listeners = [listener]
     if args.listen_v6:
         listeners.append(_ipv6_listener(args.netns, args.listen_v6))
+    # The namespace it serves, as it was when the socket was made there.
     home = namespace.identity(args.netns) if args.netns else None
-    asyncio.run(serve(make_app(lookup), listeners, args.pid_file, args.netns, home))
+    if args.pid_file:
+        _write_pid(args.pid_file)
+
+    from core.metadata.app import make_app
+    from core.service import NetconService
+    from core.views import MetadataView
+
+    service = NetconService(url, settings, create=False)
+
+    def lookup(source: str, local: str) -> MetadataView | None:
+        if ":" in source:  # over IPv6, DNATed from fe80::a9fe:a9fe to the /64's gateway
+            return service.instance_metadata_v6(source, via=local)
+        return service.instance_metadata(source, via=local)
+
+    gc.freeze()
+    gc.enable()
+    asyncio.run(serve(make_app(lookup), listeners, args.netns, home))
     return 0
 
 
@@ -72,23 +98,41 @@ def _ipv6_listener(netns: str | None, listen: str) -> socket.socket:
     return listener
 
 
+def _check_database(url: str) -> None:
+    """What can stop the server once it listens, seen before it does: the database
+    answers, and is netcon's (a server that listened and then died would pass the
+    apply that started it)."""
+    from core.store.raw import RawDatabase
+
+    database = RawDatabase(url, read_only=True)
+    try:
+        database.query("SELECT 1 FROM instances WHERE 1 = 0")
+    except Exception as exc:  # noqa: BLE001 - the driver's own error, whichever it is
+        raise NetconError(f"database {url}: {exc}") from None
+    finally:
+        database.close()
+
+
+def _write_pid(pid_file: str) -> None:
+    # Written once the port is ours: the host layer waits for this.
+    temporary = f"{pid_file}.tmp"
+    with open(temporary, "w") as file:
+        file.write(f"{os.getpid()}\n")
+    os.replace(temporary, pid_file)
+
+
 async def serve(
     app: web.Application,
     listeners: list[socket.socket],
-    pid_file: str | None,
     netns: str | None = None,
     home: tuple[int, int] | None = None,
 ) -> None:
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     for listener in listeners:
         await web.SockSite(runner, listener).start()
-    if pid_file:
-        # Written once the port is ours: the host layer waits for this.
-        temporary = f"{pid_file}.tmp"
-        with open(temporary, "w") as file:
-            file.write(f"{os.getpid()}\n")
-        os.replace(temporary, pid_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

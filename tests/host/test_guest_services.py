@@ -226,10 +226,13 @@ def test_a_restarted_dnsmasq_acks_a_renewal_at_once(lab: Lab, tmp_path: Path) ->
 
     _restart_under(host, network.bridge)
     # The new dnsmasq learnt the lease from the database: the apply wrote what it read
-    # beside the hosts file, and the script's "init" printed it (no Python started).
-    written = (host.layer.dhcp_dir / f"{network.bridge}.leases").read_text().split()
+    # beside the hosts file, and dnsmasq started from that file (no process ran for it).
+    leases = host.layer.dhcp_dir / f"{network.bridge}.leases"
+    written = leases.read_text().split()
     assert written[1:] == [vm.mac, vm.address, "vm1", "*"]
     assert int(written[0]) > time.time() + 100  # a whole lease time (120 s) from the start
+    argv = host.layer.observe().dnsmasq[network.bridge].argv
+    assert f"--dhcp-leasefile={leases}" in argv and "--leasefile-ro" not in argv
     # Its renewals are of a lease the database is known to hold: no Python for them.
     known = (host.layer.dhcp_dir / f"{network.bridge}.leased").read_text()
     assert known == f"{vm.mac} {vm.address}\n"

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from core.linux import nft, nftelements
+from core.linux import secgroup_nft as sg
 from core.linux.netlink import Netlink
 from core.linux.operations import AddAddress, AddNatElement, DeleteAddress, DeleteNatElement
 from core.linux.scope import Scope
@@ -245,3 +246,14 @@ def test_a_scoped_apply_on_a_compute_host_stops_no_dnsmasq_it_never_ran(
         assert layer.plan(Scope(ids, frozenset())).operations == ()
     finally:
         layer.close()
+
+
+def test_the_kernel_says_which_tables_exist_without_a_listing(lab: Lab) -> None:
+    ns = lab.netns("tables")
+    lookup = nftelements.Lookup(ns)
+    try:
+        assert lookup.tables_present(sg.TABLES) == {sg.BRIDGE: False, sg.GROUPS: False}
+        nft.Nft("nft", ns).run(sg.create_table(sg.GROUPS, False))
+        assert lookup.tables_present(sg.TABLES) == {sg.BRIDGE: False, sg.GROUPS: True}
+    finally:
+        lookup.close()

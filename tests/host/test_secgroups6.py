@@ -241,3 +241,15 @@ def test_an_ipv6_rule_change_is_elements_of_its_groups_ipv6_sets(
     assert not [c for c in spy.listed if c.startswith("list table")]
     assert host.sync.plan().operations == ()
     assert _reached(client.ns, web) == {"tcp 80", "tcp 22"}
+
+    # Terminated: its IPv6 elements go by key too (the global address is worked out
+    # from its MAC and its network), so the whole comparison finds nothing left.
+    spy.reset()
+    service.terminate_instance("client")
+    _apply_change(host, compare=False)
+    # (The network's own small IPv6 metadata table is read whole: its hosts file changed.)
+    filter_tables = [f"list table {family} {name}" for family, name in sg.TABLES]
+    assert not [c for c in spy.listed if c in filter_tables]
+    assert host.sync.plan().operations == ()
+    listing = in_ns(host.ns, "nft", "list", "ruleset").stdout
+    assert client.v6 not in listing

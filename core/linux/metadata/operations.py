@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import HostError
-from core.linux.metadata.server import start
+from core.linux.metadata.server import launch
 from core.linux.metadata.spec import ADDRESS, FAMILY, TABLE, ServerFiles
 from core.linux.operations import Operation, Phase
 
@@ -75,7 +74,10 @@ class SetMetadataPort(MetadataTableOperation):
 
 @dataclass(frozen=True)
 class StartMetadataServer(Operation):
-    phase = Phase.METADATA_SERVER
+    """Launched before the announcements and dnsmasq, waited for after them (the
+    executor's WAIT_METADATA phase)."""
+
+    phase = Phase.LAUNCH_METADATA
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     files: ServerFiles
@@ -87,10 +89,9 @@ class StartMetadataServer(Operation):
         return f"start metadata server on port {self.port}{why}"
 
     def execute(self, run: Execution) -> None:
-        try:
-            start(self, run.netns)
-        except HostError as exc:
-            run.failures.append(str(exc))  # the next apply tries the server again
+        # A server that cannot start is a failure the wait reports: the next apply
+        # tries it again.
+        run.launched.append(launch(self))
 
 
 @dataclass(frozen=True)

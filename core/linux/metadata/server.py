@@ -1,9 +1,12 @@
-"""One metadata server process: started and waited for until it listens, and probed."""
+"""One metadata server process: launched, waited for until it listens (or abandoned),
+and probed."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,14 +31,56 @@ class Launch(Protocol):
     def port(self) -> int: ...
 
 
-def start(op: Launch, netns: str | None) -> int:
-    """Start the server for ``netns`` and wait (at most START_TIMEOUT) until it listens."""
+def launch(op: Launch) -> Starting:
+    """Start the server without waiting for it: it takes longer to start (a Python
+    process and its imports) than the rest of an apply, which goes on meanwhile;
+    :meth:`Starting.wait` then waits for it to listen."""
+    try:
+        return Starting(op, spawn(op))
+    except HostError as exc:
+        return Starting(op, None, str(exc))
+
+
+def wait_all(launched: Sequence[Starting], netns: str | None) -> list[str]:
+    """Wait for each launched server to listen; why each that did not."""
+    failures = []
+    for starting in launched:
+        try:
+            starting.wait(netns)
+        except HostError as exc:
+            failures.append(str(exc))
+    return failures
+
+
+@dataclass
+class Starting:
+    """A server started and not yet known to listen (``child`` None: it could not be
+    started, for ``error``)."""
+
+    op: Launch
+    child: subprocess.Popen[bytes] | None
+    error: str = ""
+
+    def wait(self, netns: str | None) -> int:
+        if self.child is None:
+            raise HostError(self.error)
+        return _wait_listening(self.op, self.child, netns)
+
+    def abandon(self) -> None:
+        """Stop it: the apply failed before it could be told to serve."""
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()
+            self.child.wait()
+
+
+def spawn(op: Launch) -> subprocess.Popen[bytes]:
+    """Start the server, not waiting for it."""
     op.files.directory.mkdir(parents=True, exist_ok=True)
     op.files.pid.unlink(missing_ok=True)
     log = open(op.files.log, "ab")  # noqa: SIM115 - handed to the child
     try:
         # Started here, not in ``netns``: it opens its listening socket there itself.
-        child = subprocess.Popen(
+        return subprocess.Popen(
             list(op.argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -47,6 +92,10 @@ def start(op: Launch, netns: str | None) -> int:
         raise HostError(f"metadata server: cannot start {op.argv[0]}: {exc.strerror}") from None
     finally:
         log.close()
+
+
+def _wait_listening(op: Launch, child: subprocess.Popen[bytes], netns: str | None) -> int:
+    """Wait (at most START_TIMEOUT from now) until ``child`` listens; its pid."""
     # The server writes its pid file once it listens: the port is then its own, not
     # another program's.
     if processes.wait_until(

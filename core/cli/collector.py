@@ -1,0 +1,23 @@
+"""The cycle collector while a command starts.
+
+A command allocates a few hundred thousand objects as it starts (modules, classes,
+SQLAlchemy's constructs) that live as long as it does, and the collector went over
+them again and again: a tenth of the CPU of a no-change `host apply`. A command runs
+without it; one that runs on (the agent, `serve`, the console, `batch`) resumes it
+once started, with what start-up made kept out of every later collection.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def defer() -> None:
+    gc.disable()
+
+
+def resume() -> None:
+    """Collect from now on, leaving out everything made so far (it lives as long as
+    the process)."""
+    gc.freeze()
+    gc.enable()
