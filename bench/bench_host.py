@@ -55,9 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
 from core.desired.host import read_desired  # noqa: E402
-from core.linux import dnsmasq, metadata, nft, processes, secgroups  # noqa: E402
+from core.linux import dnsmasq, nft, processes, secgroups  # noqa: E402
 from core.linux import secgroup_nft as sg  # noqa: E402
 from core.linux.desired import DesiredHost  # noqa: E402
+from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS  # noqa: E402
 from core.service import NetconService  # noqa: E402
 from core.service.hostsync import HostSync  # noqa: E402
 
@@ -184,7 +185,7 @@ def empty(name: str) -> None:
     # the namespace its command line names.
     alive += [
         found.pid
-        for program in sorted(metadata.PROGRAMS)
+        for program in sorted(METADATA_PROGRAMS)
         for found in processes.find(program, name, None)
     ]
     for pid in alive:

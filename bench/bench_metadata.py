@@ -45,7 +45,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
-from core.linux import metadata  # noqa: E402
+from core.linux.metadata.observe import find_servers  # noqa: E402
+from core.linux.metadata.spec import ServerFiles  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
 from core.service import NetconService  # noqa: E402
 from core.service.hostsync import HostSync  # noqa: E402
@@ -191,8 +192,8 @@ class Cloud:
             run("ip", "netns", "del", guest, check=False)
 
     def servers(self) -> tuple[int, ...]:
-        files = metadata.ServerFiles(self.layer.layer.state_dir / "metadata")
-        return tuple(p.pid for p in metadata.find_servers(files, self.ns))
+        files = ServerFiles(self.layer.layer.state_dir / "metadata")
+        return tuple(p.pid for p in find_servers(files, self.ns))
 
 
 def cpu_seconds(pid: int) -> float:

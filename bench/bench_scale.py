@@ -191,8 +191,8 @@ def writer_main(args: argparse.Namespace) -> int:
         number += 1
         changes = ChangeSet(hosts=frozenset({random.choice(hosts)}), change=number)
         with service.db.write() as connection:
-            service._record_for_hosts(connection, changes)
-        service._wake(changes)
+            service.context.record_for_hosts(connection, changes)
+        service.context.wake(changes)
         done += 1
     print(done, flush=True)
     return 0

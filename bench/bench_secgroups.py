@@ -64,7 +64,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
-from core.linux import metadata, processes, secgroup_nft  # noqa: E402
+from core.linux import processes, secgroup_nft  # noqa: E402
+from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS  # noqa: E402
 from core.linux.namespace import entered  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
 from core.linux.scope import Scope  # noqa: E402
@@ -147,7 +148,7 @@ def namespace() -> Iterator[str]:
             with suppress(ProcessLookupError):
                 os.kill(int(pid), 15)
         # The metadata server runs outside the namespace (it only listens there).
-        for program in sorted(metadata.PROGRAMS):
+        for program in sorted(METADATA_PROGRAMS):
             for found in processes.find(program, name, None):
                 with suppress(ProcessLookupError):
                     os.kill(found.pid, 15)

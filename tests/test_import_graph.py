@@ -12,6 +12,7 @@ LINUX = ROOT / "core" / "linux"
 # The readers the host layer is handed its desired state by: they import the host
 # layer's types, never the other way round.
 DESIRED = ROOT / "core" / "desired"
+SERVICE = ROOT / "core" / "service"
 CONSOLE = ROOT / "tui"
 # What the host layer must never import, however late (inside a function or not).
 FORBIDDEN = ("core.store", "core.service", "core.desired", "core.cli", "core.agent", "tui")
@@ -88,9 +89,14 @@ def test_the_host_layer_imports_no_database_service_or_reader() -> None:
     assert found == []
 
 
-def _circles(modules: dict[str, Path], typing_too: bool) -> list[list[str]]:
-    """The circles among ``modules``' imports; with ``typing_too`` the imports made for
-    types alone (under ``if TYPE_CHECKING``) count as well."""
+def _graph(
+    modules: dict[str, Path], typing_too: bool, *, to_own_package: bool = False
+) -> dict[str, set[str]]:
+    """Who imports whom among ``modules``; with ``typing_too`` the imports made for types
+    alone (under ``if TYPE_CHECKING``) count as well. A package's __init__ is imported
+    with each of its modules: an edge from a module to its own package is no circle of
+    the code's making, unless ``to_own_package`` (the package's face must not be
+    imported by its own parts)."""
     graph = {
         name: {
             m for m in _imports(path, set(modules))[0 if typing_too else 1]
@@ -98,10 +104,14 @@ def _circles(modules: dict[str, Path], typing_too: bool) -> list[list[str]]:
         }
         for name, path in modules.items()
     }
-    # A package's __init__ is imported with each of its modules: an edge from a module
-    # to its own package is no circle of the code's making.
-    for name in graph:
-        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    if not to_own_package:
+        for name in graph:
+            graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    return graph
+
+
+def _walk(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every loop of imports found by a depth-first walk of ``graph``."""
     circles: list[list[str]] = []
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
@@ -123,8 +133,29 @@ def _circles(modules: dict[str, Path], typing_too: bool) -> list[list[str]]:
     return circles
 
 
+def _circles(modules: dict[str, Path], typing_too: bool) -> list[list[str]]:
+    """The circles among ``modules``' imports (see _graph)."""
+    return _walk(_graph(modules, typing_too))
+
+
+def test_the_service_and_its_parts_import_no_circle() -> None:
+    """The facade (core.service.facade, handed on by core.service) imports the parts
+    and the transaction context; no part imports the facade, its package's face or a
+    part that imports it back, however late."""
+    graph = _graph(_modules(SERVICE), typing_too=True, to_own_package=True)
+    assert graph["core.service.facade"] >= {"core.service.networks", "core.service.vpn"}
+    assert _walk(graph) == []
+
+
 def test_the_host_layer_and_its_readers_import_no_circle() -> None:
     assert _circles(_modules(LINUX, DESIRED), typing_too=False) == []
+
+
+def test_the_host_layer_imports_no_circle_even_for_its_types() -> None:
+    """Operations know the Execution they are handed; it knows none of them."""
+    graph = _graph(_modules(LINUX), typing_too=True)
+    assert "core.linux.execution" in graph["core.linux.operations"]
+    assert _walk(graph) == []
 
 
 def test_the_console_imports_no_circle_not_even_for_types() -> None:

@@ -13,8 +13,9 @@ import pytest
 from core.desired.host import read_desired
 from core.desired.metadata import wanted_routes
 from core.errors import Conflict
-from core.linux import dnsmasq, metadata
+from core.linux import dnsmasq
 from core.linux.desired import DesiredNetwork
+from core.linux.metadata.spec import Route
 from core.linux.scope import Scope
 from core.service import NetconService
 from tests.support import make_service
@@ -68,7 +69,7 @@ def test_each_host_with_instances_serves_them_from_its_own_address(
         settings = cloud.settings.replace(host=host)
         with cloud.db.read() as connection:
             routes = wanted_routes(connection, settings)
-        assert routes == (metadata.Route("brmh", own[host]),)
+        assert routes == (Route("brmh", own[host]),)
         security = read_desired(cloud.db, settings).security
         assert security is not None and security.dhcp_servers == (own[host],)
     # h3 has no instance there: nothing of the network.

@@ -6,7 +6,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select
 
 from core.config import Settings
 from core.desired.served import own_gateway
-from core.linux.metadata import Route
+from core.linux.metadata.spec import Route
 from core.managers.capabilities import kinds
 from core.store.schema import networks
 

@@ -21,7 +21,7 @@ clients into nothing once the lease ends, as the gateway's address goes then too
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.linux import secgroup_nft as sg
@@ -38,6 +38,7 @@ from core.linux.secgroups import (
 )
 
 if TYPE_CHECKING:
+    from core.linux.execution import Execution
     from core.linux.observed import ObservedHost
 
 # Before elements are dropped: the elements a removal makes sure of first.
@@ -96,6 +97,13 @@ class LeasePort(FilterOperation):
     def commands(self) -> list[tuple[int, Staged]]:
         element = {"elem": {"val": self.port, "timeout": self.lifetime}}
         return [(ADD_ELEMENTS, sg.elements("add", sg.BRIDGE, "own_ports", [element]))]
+
+    def needs_lease(self) -> bool:
+        return True
+
+    def execute(self, run: Execution) -> None:
+        run.leased_ports.append(self.port)
+        run.filters.append(replace(self, lifetime=run.port_lifetime()))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import (
     dnsmasq,
-    metadata,
     metadata6,
     namespace,
     processes,
@@ -32,6 +31,9 @@ from core.linux import (
 from core.linux.applylock import ApplyLock, WaitNotice
 from core.linux.desired import DesiredHost
 from core.linux.lease import Lease
+from core.linux.metadata import observe as metadata_observe
+from core.linux.metadata import plan as metadata_plan
+from core.linux.metadata import spec as metadata
 from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
@@ -262,7 +264,7 @@ class HostLayer:
             want = metadata6.listening_v6(want)
         nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
         if bridges is not None:
-            have = metadata.observe_scoped(
+            have = metadata_observe.observe_scoped(
                 self.lookup,
                 self.settings.nft_binary,
                 self.netns,
@@ -271,7 +273,7 @@ class HostLayer:
                 may_change=can_change_host(),
             )
         else:
-            have = metadata.observe(
+            have = metadata_observe.observe(
                 self.settings.nft_binary,
                 self.netns,
                 want.files,
@@ -279,7 +281,7 @@ class HostLayer:
                 table_wanted=bool(routes) and nft_found,
                 may_change=can_change_host(),
             )
-        return metadata.plan(want, have, nft_found=nft_found, held=held)
+        return metadata_plan.plan(want, have, nft_found=nft_found, held=held)
 
     def _metadata6_plan(
         self,

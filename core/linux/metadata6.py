@@ -33,12 +33,12 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import HostError
 from core.linux import namespace, nft
 from core.linux.desired import DesiredNetwork
-from core.linux.metadata import DesiredMetadata
+from core.linux.metadata.spec import DesiredMetadata
 from core.linux.netlink import (
     IFA_ADDRESS,
     IFA_CACHEINFO,
@@ -49,7 +49,10 @@ from core.linux.netlink import (
     Request,
     _attr,
 )
-from core.linux.operations import Operation
+from core.linux.operations import Operation, Phase
+
+if TYPE_CHECKING:
+    from core.linux.execution import Execution
 
 ADDRESS = "fe80::a9fe:a9fe"
 PREFIXLEN = 64
@@ -185,7 +188,18 @@ def _parse(objects: list[dict[str, Any]]) -> tuple[dict[str, tuple[str, int]], i
 
 
 @dataclass(frozen=True)
-class AddMetadataAddress6(Operation):
+class Metadata6Operation(Operation):
+    """A change to fe80::a9fe:a9fe on a bridge, or to the IPv6 metadata DNAT table:
+    carried out with the rest of the apply's IPv6 side, before dnsmasq starts."""
+
+    phase = Phase.IPV6_SIDE
+
+    def execute(self, run: Execution) -> None:
+        run.ipv6_side.append(self)
+
+
+@dataclass(frozen=True)
+class AddMetadataAddress6(Metadata6Operation):
     bridge: str
 
     def describe(self) -> str:
@@ -193,7 +207,7 @@ class AddMetadataAddress6(Operation):
 
 
 @dataclass(frozen=True)
-class DeleteMetadataAddress6(Operation):
+class DeleteMetadataAddress6(Metadata6Operation):
     bridge: str
 
     def describe(self) -> str:
@@ -201,7 +215,7 @@ class DeleteMetadataAddress6(Operation):
 
 
 @dataclass(frozen=True)
-class CreateMetadataTable6(Operation):
+class CreateMetadataTable6(Metadata6Operation):
     replace: bool
     port: int
 
@@ -211,13 +225,13 @@ class CreateMetadataTable6(Operation):
 
 
 @dataclass(frozen=True)
-class DeleteMetadataTable6(Operation):
+class DeleteMetadataTable6(Metadata6Operation):
     def describe(self) -> str:
         return f"delete nftables table {FAMILY} {TABLE} (no network here serves metadata)"
 
 
 @dataclass(frozen=True)
-class SetMetadataRoute6(Operation):
+class SetMetadataRoute6(Metadata6Operation):
     bridge: str
     gateway: str
     port: int
@@ -228,7 +242,7 @@ class SetMetadataRoute6(Operation):
 
 
 @dataclass(frozen=True)
-class DeleteMetadataRoute6(Operation):
+class DeleteMetadataRoute6(Metadata6Operation):
     bridge: str
 
     def describe(self) -> str:
@@ -319,7 +333,7 @@ def _address_request(index: int, add: bool) -> Request:
     return Request(RTM_NEWADDR, flags, body)
 
 
-def apply_addresses(ops: Sequence[Operation], link: Netlink) -> None:
+def apply_addresses(ops: Sequence[object], link: Netlink) -> None:
     """The plan's fe80::a9fe:a9fe additions and removals, in one netlink batch."""
     changes = [op for op in ops if isinstance(op, (AddMetadataAddress6, DeleteMetadataAddress6))]
     if not changes:
@@ -336,7 +350,7 @@ def apply_addresses(ops: Sequence[Operation], link: Netlink) -> None:
             raise HostError(f"netlink: {op.describe()}: errno {errno}")
 
 
-def record(ops: Sequence[Operation], state_dir: Path) -> None:
+def record(ops: Sequence[object], state_dir: Path) -> None:
     """The table's marker follows what the plan did to the table (once nft has)."""
     if any(isinstance(op, CreateMetadataTable6) for op in ops):
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +359,7 @@ def record(ops: Sequence[Operation], state_dir: Path) -> None:
         marker(state_dir).unlink(missing_ok=True)
 
 
-def table_text(ops: Sequence[Operation]) -> str:
+def table_text(ops: Sequence[object]) -> str:
     lines: list[str] = []
     table = f"{FAMILY} {TABLE}"
     for op in ops:

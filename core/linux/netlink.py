@@ -32,6 +32,8 @@ from typing import Any
 from core.errors import HostError
 from core.linux.namespace import entered
 
+# Links carry this alias once netcon has created them; nothing else is ever deleted.
+OWNER_ALIAS = "netcon"
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12

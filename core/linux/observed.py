@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from core.errors import HostError
 from core.linux import dnsmasq, secgroups
 from core.linux.desired import DesiredHost
-from core.linux.netlink import Address, Link, Netlink
+from core.linux.netlink import OWNER_ALIAS, Address, Link, Netlink
 from core.linux.nft import Nft, NftState
 from core.linux.secgroup_nft import FilterState
 from core.linux.sysctl import (
@@ -24,8 +24,6 @@ from core.linux.sysctl import (
 if TYPE_CHECKING:
     from core.linux.nftelements import Lookup
 
-# Links carry this alias once netcon has created them; nothing else is ever deleted.
-OWNER_ALIAS = "netcon"
 # Floating addresses on a public interface carry this label.
 FLOATING_LABEL = "netcon-fip"
 

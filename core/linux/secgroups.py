@@ -23,11 +23,12 @@ from core import secrules
 from core.errors import HostError
 from core.linux import dnsmasq, nfttext, spoof6, sysctl
 from core.linux import secgroup_nft as sg
-from core.linux.operations import Operation
+from core.linux.operations import Operation, Phase
 from core.linux.secgroup_desired import DesiredFilter, FilteredGroup, FilteredPort
 from core.linux.secgroup_keyed import KeyedState
 
 if TYPE_CHECKING:
+    from core.linux.execution import Execution
     from core.linux.nftelements import Lookup
 
 Command = dict[str, Any]
@@ -44,10 +45,16 @@ HEAD = sg.HEAD_KINDS
 
 @dataclass(frozen=True)
 class FilterOperation(Operation):
-    """An operation on the security-group tables: its nft commands, each with a phase."""
+    """An operation on the security-group tables: its nft commands, each with a phase
+    of the batch; the filter's operations of an apply go in one batch (commands())."""
+
+    phase = Phase.NFT
 
     def commands(self) -> list[tuple[int, Staged]]:
         raise NotImplementedError
+
+    def execute(self, run: Execution) -> None:
+        run.filters.append(self)
 
 
 # Phases of the batch: removals of elements, then of rules, chains and sets that nothing
@@ -60,14 +67,16 @@ DROP_TABLE = 90
 
 @dataclass(frozen=True)
 class EnableBridgeNetfilter(Operation):
+    phase = Phase.PREPARE_FILTER
+
     def describe(self) -> str:
         return (
             "set net.bridge.bridge-nf-call-iptables and bridge-nf-call-ip6tables = 1 "
             "(security groups judge bridged IPv4 and IPv6 with conntrack)"
         )
 
-    def apply(self, netns: str | None) -> None:
-        sysctl.enable_bridge_netfilter(netns)
+    def execute(self, run: Execution) -> None:
+        sysctl.enable_bridge_netfilter(run.netns)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,13 @@ class CreateFilterTable(FilterOperation):
 
     def commands(self) -> list[tuple[int, Staged]]:
         return [(0, c) for c in sg.create_table((self.family, self.name), self.replace)]
+
+    def execute(self, run: Execution) -> None:
+        super().execute(run)
+        # Before the batch: the marker says netcon made (or is making) its tables here.
+        state_dir = run.nat_marker.parent
+        state_dir.mkdir(parents=True, exist_ok=True)
+        marker(state_dir).touch()
 
 
 @dataclass(frozen=True)
@@ -449,7 +465,7 @@ def observe(
     )
 
 
-def commands(ops: Sequence[Operation]) -> list[Command]:
+def commands(ops: Sequence[object]) -> list[Command]:
     """One batch for every filter operation, in phase order, with one command per set for
     the elements a phase adds to it or deletes from it."""
     plain: dict[int, list[Command]] = {}
@@ -500,16 +516,6 @@ def _elements_json(verb: str, table: sg.Table, name: str, texts: list[str]) -> l
         )
         for text in texts
     ]
-
-
-def prepare(ops: Sequence[Operation], netns: str | None, state_dir: Path) -> None:
-    """What must hold before the batch: br_netfilter on, and the tables' marker."""
-    for op in ops:
-        if isinstance(op, EnableBridgeNetfilter):
-            op.apply(netns)
-    if any(isinstance(op, CreateFilterTable) for op in ops):
-        state_dir.mkdir(parents=True, exist_ok=True)
-        marker(state_dir).touch()
 
 
 # -- the plan --------------------------------------------------------------------------------

@@ -19,11 +19,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import HostError
 from core.linux import nft
 from core.linux.desired import DesiredNetwork
-from core.linux.operations import Operation
+from core.linux.operations import Operation, Phase
+
+if TYPE_CHECKING:
+    from core.linux.execution import Execution
 
 FAMILY = "bridge"
 TABLE = "netcon_segment6"
@@ -103,7 +107,18 @@ def observe(
 
 
 @dataclass(frozen=True)
-class CreateSegmentTable6(Operation):
+class Segment6Operation(Operation):
+    """A change to the multi-host segment filter: carried out with the rest of the
+    apply's IPv6 side, before dnsmasq starts."""
+
+    phase = Phase.IPV6_SIDE
+
+    def execute(self, run: Execution) -> None:
+        run.ipv6_side.append(self)
+
+
+@dataclass(frozen=True)
+class CreateSegmentTable6(Segment6Operation):
     replace: bool
 
     def describe(self) -> str:
@@ -115,13 +130,13 @@ class CreateSegmentTable6(Operation):
 
 
 @dataclass(frozen=True)
-class DeleteSegmentTable6(Operation):
+class DeleteSegmentTable6(Segment6Operation):
     def describe(self) -> str:
         return f"delete nftables table {FAMILY} {TABLE} (no multi-host dual-stack network here)"
 
 
 @dataclass(frozen=True)
-class SetSegment6(Operation):
+class SetSegment6(Segment6Operation):
     link: str
     add: bool
 
@@ -158,7 +173,7 @@ def plan(
     return ops
 
 
-def table_text(ops: Sequence[Operation]) -> str:
+def table_text(ops: Sequence[object]) -> str:
     lines: list[str] = []
     table = f"{FAMILY} {TABLE}"
     for op in ops:
@@ -183,7 +198,7 @@ def table_text(ops: Sequence[Operation]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def record(ops: Sequence[Operation], state_dir: Path) -> None:
+def record(ops: Sequence[object], state_dir: Path) -> None:
     """The table's marker follows what the plan did to the table (once nft has)."""
     if any(isinstance(op, CreateSegmentTable6) for op in ops):
         state_dir.mkdir(parents=True, exist_ok=True)

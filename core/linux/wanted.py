@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.linux.desired import DesiredHost
-from core.linux.metadata import Route
+from core.linux.metadata.spec import Route
 from core.linux.operations import Plan
 from core.linux.vpn.spec import VpnSpec
 

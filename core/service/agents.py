@@ -25,12 +25,12 @@ from sqlalchemy import (
     update,
 )
 
+import core.service.hostgateways as hostgateways
 from core import validate
 from core.errors import Conflict, NotFound
 from core.secrules import rule_key
-from core.service import hostgateways
-from core.service.base import ServiceBase
 from core.service.owed import Owed, OwedChange
+from core.service.part import Part
 from core.store.schema import (
     audit_events,
     fixed_ips,
@@ -210,7 +210,7 @@ def _rules_added(connection: Connection, changes: set[int]) -> dict[int, int]:
     return found
 
 
-class AgentService(ServiceBase):
+class AgentsPart(Part):
     def heartbeat(self, host: str | None = None) -> None:
         """Mark a network host alive; the host layer calls this on every apply. This
         host also says where VPN clients reach it (its vpn_ip), so that a VPN answers

@@ -1,4 +1,5 @@
-"""State shared by every part of the service: database, settings, audit, notifications."""
+"""The service's transaction context, shared by every part of it: database, settings,
+the audit record and change set of each write, and who hears of a committed change."""
 
 from __future__ import annotations
 
@@ -138,7 +139,11 @@ class ChangeSet:
 Listener = Callable[[ChangeSet], None]
 
 
-class ServiceBase:
+class ServiceContext:
+    """One per service: each part (networks, instances, ...) holds it and writes
+    through :meth:`change`, so that every change is one transaction with its audit
+    record, told once committed to the listeners, the broker and the hosts' tables."""
+
     def __init__(
         self,
         db_url: str | None = None,
@@ -176,7 +181,7 @@ class ServiceBase:
         self._tracking = threading.local()
 
     @contextmanager
-    def _change(self, action: str, target: str) -> Iterator[tuple[Connection, _Audit]]:
+    def change(self, action: str, target: str) -> Iterator[tuple[Connection, _Audit]]:
         """One write transaction that records its own AuditEvent, then tells listeners."""
         audit = _Audit()
         try:
@@ -199,7 +204,7 @@ class ServiceBase:
                     frozenset(audit.network_ids),
                     audit.floating or bool(audit.floating_addresses),
                     frozenset(audit.floating_addresses),
-                    frozenset(self._hosts_concerned(connection, audit)),
+                    frozenset(self.hosts_concerned(connection, audit)),
                     int(change),
                     # Every change to an instance, a project or a group may move a port
                     # in or out of a group, or change what a group lets in.
@@ -208,14 +213,14 @@ class ServiceBase:
                     frozenset(audit.filter_ports),
                     frozenset(audit.vpns),
                 )
-                self._record_for_hosts(connection, changes)
+                self.record_for_hosts(connection, changes)
         except _NothingToDo:
             return
         self.last_change = changes
         for made in getattr(self._tracking, "lists", ()):
             made.append(changes)
-        self._wake(changes)
-        self._tell(changes)
+        self.wake(changes)
+        self.tell(changes)
 
     @contextmanager
     def tracking_changes(self) -> Iterator[list[ChangeSet]]:
@@ -231,7 +236,7 @@ class ServiceBase:
         finally:
             lists.remove(made)
 
-    def _wake(self, changes: ChangeSet) -> None:
+    def wake(self, changes: ChangeSet) -> None:
         """With a broker set, wake the agents of the hosts a committed change names, on
         their own subjects. Told after the commit, so an agent that wakes finds the
         change; a wake-up that does not arrive is caught from the change table."""
@@ -243,7 +248,7 @@ class ServiceBase:
             self._publisher = Publisher(self.settings.bus)
         self._publisher.publish(changes.hosts, {"change": changes.change})
 
-    def _tell(self, changes: ChangeSet) -> None:
+    def tell(self, changes: ChangeSet) -> None:
         if not changes:
             return
         if self._held is not None:
@@ -264,9 +269,9 @@ class ServiceBase:
             yield
         finally:
             held, self._held = self._held, None
-            self._tell(held)
+            self.tell(held)
 
-    def _hosts_concerned(self, connection: Connection, audit: _Audit) -> set[str]:
+    def hosts_concerned(self, connection: Connection, audit: _Audit) -> set[str]:
         """The network hosts a change must reach: those its body named (a deleted
         network's host, a terminated instance's), the hosts of the networks it touched
         and of their instances, and the hosts of the floating IPs it touched."""
@@ -300,10 +305,10 @@ class ServiceBase:
             )
         return found
 
-    def _record_for_hosts(self, connection: Connection, changes: ChangeSet) -> None:
+    def record_for_hosts(self, connection: Connection, changes: ChangeSet) -> None:
         """One row per host the change concerns, in the change's own transaction, and on
         PostgreSQL without a broker a NOTIFY naming those hosts, which is delivered only
-        on commit (with a broker, :meth:`_wake` tells them after the commit instead: a
+        on commit (with a broker, :meth:`wake` tells them after the commit instead: a
         NOTIFY would still cost every listening backend)."""
         if not changes.hosts:
             return
@@ -334,7 +339,7 @@ class ServiceBase:
 
     # -- look-ups that raise NotFound with the field's name ---------------------------
 
-    def _project(self, connection: Connection, name: str, *, lock: bool = False) -> Row[Any]:
+    def project(self, connection: Connection, name: str, *, lock: bool = False) -> Row[Any]:
         validate.name("project", name)
         query = select(projects).where(projects.c.name == name)
         if lock:
@@ -344,14 +349,14 @@ class ServiceBase:
             raise NotFound("project", f"no project named {name!r}")
         return project
 
-    def _instance(self, connection: Connection, name: str) -> Row[Any]:
+    def instance(self, connection: Connection, name: str) -> Row[Any]:
         validate.hostname("instance", name)
         instance = connection.execute(select(instances).where(instances.c.name == name)).first()
         if instance is None:
             raise NotFound("instance", f"no instance named {name!r}")
         return instance
 
-    def _network(self, connection: Connection, ref: str | int) -> Row[Any]:
+    def network(self, connection: Connection, ref: str | int) -> Row[Any]:
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
             number = validate.row_id("network", ref)
             query = select(networks).where(networks.c.id == number)
@@ -363,14 +368,14 @@ class ServiceBase:
             raise NotFound("network", f"no network {ref}")
         return network
 
-    def _fixed_ip(self, connection: Connection, address: str) -> Row[Any]:
+    def fixed_ip(self, connection: Connection, address: str) -> Row[Any]:
         text = str(validate.ipv4_address("address", address))
         fixed = connection.execute(select(fixed_ips).where(fixed_ips.c.address == text)).first()
         if fixed is None:
             raise NotFound("address", f"{text} is not a fixed IP of any network")
         return fixed
 
-    def _pick_host(self, connection: Connection) -> str:
+    def pick_host(self, connection: Connection) -> str:
         """The least-loaded live network host; this host when none has a heartbeat."""
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)
         load = (
@@ -388,10 +393,10 @@ class ServiceBase:
         ).first()
         if row is not None:
             return str(row[0])
-        self._ensure_host(connection, self.settings.host)
+        self.ensure_host(connection, self.settings.host)
         return self.settings.host
 
-    def _ensure_host(self, connection: Connection, name: str) -> None:
+    def ensure_host(self, connection: Connection, name: str) -> None:
         """Register a network host by name unless it is known already (this host with
         the address its VPN clients reach it at)."""
         values: dict[str, str | None] = {"name": name, "role": "network"}

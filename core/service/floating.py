@@ -10,9 +10,9 @@ from sqlalchemy import Connection, Row, Select, delete, func, insert, select, up
 
 from core import validate
 from core.errors import Conflict, NoMoreFloatingIps, NotFound, QuotaExceeded
-from core.service.base import ServiceBase
 from core.service.names import refuse_taken
 from core.service.networks import RANGE_LOCK
+from core.service.part import Part
 from core.store.db import bulk_insert
 from core.store.export import json_array
 from core.store.schema import (
@@ -26,7 +26,7 @@ from core.store.schema import (
 from core.views import FloatingIPView, FloatingRangeView
 
 
-class FloatingService(ServiceBase):
+class FloatingPart(Part):
     def create_floating_range(
         self, host: str, ip_range: str, pool: str | None = None, interface: str | None = None
     ) -> FloatingRangeView:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
@@ -15,7 +15,7 @@ from core.managers.base import SEGMENT_OVERHEAD, address_v6, effective_mtu
 from core.managers.capabilities import capabilities
 from core.managers.vlan import SEGMENTATIONS, VlanManager
 from core.service.names import refuse_taken
-from core.service.networks import NetworkService
+from core.service.part import Part
 from core.store.schema import (
     fixed_ips,
     floating_ips,
@@ -29,10 +29,18 @@ from core.store.schema import (
 )
 from core.views import KeyView, MetadataView, NetworkView
 
+if TYPE_CHECKING:
+    from core.service.base import ServiceContext
+    from core.service.networks import NetworksPart
+
 UNSET = object()
 
 
-class GuestService(NetworkService):
+class GuestsPart(Part):
+    def __init__(self, context: ServiceContext, networks: NetworksPart) -> None:
+        super().__init__(context)
+        self._networks = networks
+
     # -- network modify ---------------------------------------------------------------
 
     def modify_network(
@@ -136,7 +144,7 @@ class GuestService(NetworkService):
                 audit.floating_addresses.update(
                     self._move_floating_with(connection, network, values["host"])
                 )
-        return self.get_network(network.id)
+        return self._networks.get_network(network.id)
 
     def _check_live_host(self, connection: Connection, host: str) -> None:
         cutoff = self.clock() - timedelta(seconds=self.settings.host_down_time)

@@ -12,16 +12,24 @@ from sqlalchemy import delete, or_, select
 from core.defaults import LOCK_TIMEOUT
 from core.errors import HostError
 from core.secrules import rule_subject
-from core.service.agents import AgentService
+from core.service.part import Part
 from core.store.schema import host_changes, hosts
 from core.views import OwingView, PlannedOperation, PlanView
 
 if TYPE_CHECKING:
     from core.linux.operations import Operation, Plan
-    from core.service.base import ChangeSet
+    from core.service.agents import AgentsPart
+    from core.service.base import ChangeSet, ServiceContext
 
 
-class HostService(AgentService):
+class HostPart(Part):
+    """This host's side: HostSync is handed the agents' part, which says what the
+    host owes and records what it applied."""
+
+    def __init__(self, context: ServiceContext, agents: AgentsPart) -> None:
+        super().__init__(context)
+        self._agents = agents
+
     def host_plan(self, netns: str | None = None) -> Plan:
         """What `host apply` would change on this host, or in namespace ``netns`` (a rehearsal).
 
@@ -29,7 +37,7 @@ class HostService(AgentService):
         """
         from core.service.hostsync import HostSync
 
-        with HostSync(self, netns=netns) as sync:
+        with HostSync(self._agents, netns=netns) as sync:
             return sync.plan()
 
     def host_apply(
@@ -49,7 +57,7 @@ class HostService(AgentService):
         """
         from core.service.hostsync import HostSync
 
-        with HostSync(self, netns=netns) as sync:
+        with HostSync(self._agents, netns=netns) as sync:
             return sync.apply(lock_timeout=lock_timeout, on_wait=on_wait)
 
     def owing(self, made: Sequence[ChangeSet], *, look_here: bool = False) -> OwingView:
@@ -107,7 +115,7 @@ class HostService(AgentService):
             return False  # netcon's tables cannot be read: the plan would leave them out
         merged = functools.reduce(lambda a, b: a | b, made)
         scope = Scope.of(merged)
-        with HostSync(self) as sync:
+        with HostSync(self._agents) as sync:
             try:
                 plan = sync.plan(scope if scope else None)
             except (HostError, OSError):

@@ -40,9 +40,14 @@ class SyncedService(Protocol):
     """What HostSync needs of the service: the database, what a host owes, and where
     it records an apply (and, on a leased host, a heartbeat)."""
 
-    settings: Settings
-    db: Database
-    listeners: list[Listener]
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def listeners(self) -> list[Listener]: ...
 
     def owed(self, host: str) -> Owed: ...
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, select
 from core import secrules, validate
 from core.errors import InvalidInput
 from core.linux.ports import port_name
-from core.service.base import ServiceBase
+from core.service.part import Part
 from core.store.schema import (
     fixed_ips,
     instance_security_groups,
@@ -43,7 +43,7 @@ ALWAYS_ICMPV6 = {130, 131, 132, 133, 134, 135, 136, 143}
 EXPLAIN_PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6")
 
 
-class IngressService(ServiceBase):
+class IngressPart(Part):
     def instance_ingress(self, instance: str) -> InstanceIngressView:
         """The rules that let traffic into ``instance``, from all of its groups."""
         with self.db.read() as connection:

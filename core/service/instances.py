@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
+import core.service.hostgateways as hostgateways
 from core import validate
 from core.errors import Conflict, InvalidInput, NoMoreFixedIps, NotFound, QuotaExceeded
 from core.managers import MANAGERS
@@ -15,9 +16,8 @@ from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
 from core.managers.capabilities import capabilities, kinds
 from core.managers.flat import injected_config
-from core.service import hostgateways
-from core.service.base import ServiceBase
 from core.service.names import refuse_taken
+from core.service.part import Part
 from core.service.secgroups import add_default_group
 from core.store.schema import (
     fixed_ips,
@@ -35,7 +35,7 @@ from core.views import AddressView, InstanceDetail, InstanceView, ProjectView
 MAC_ATTEMPTS = 5
 
 
-class InstanceService(ServiceBase):
+class InstancesPart(Part):
     # -- projects ------------------------------------------------------------------
 
     def create_project(self, name: str, manager: str | None = None) -> ProjectView:

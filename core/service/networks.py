@@ -30,7 +30,7 @@ from core import ipv6, validate
 from core.errors import Conflict, InvalidInput
 from core.managers import manager as get_manager
 from core.managers.base import NetworkRequest
-from core.service.base import ServiceBase
+from core.service.part import Part
 from core.store import listing
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects
 from core.views import FixedIPView, NetworkView, Page
@@ -40,7 +40,7 @@ from core.views import FixedIPView, NetworkView, Page
 RANGE_LOCK = 0x6E6574636F6E
 
 
-class NetworkService(ServiceBase):
+class NetworksPart(Part):
     def create_networks(
         self,
         fixed_range: str | None = None,

@@ -6,11 +6,12 @@ import json
 
 from sqlalchemy import Connection, select
 
+import core.service.vpnclients as vpnclients
 from core import validate
 from core.errors import InvalidInput
 from core.managers.capabilities import kinds
-from core.service import vpnclients
-from core.service.base import ChangeSet, ServiceBase
+from core.service.base import ChangeSet
+from core.service.part import Part
 from core.store.leases import record_lease
 from core.store.raw import RawDatabase
 from core.store.schema import audit_events, host_changes, hosts, networks, projects
@@ -19,7 +20,7 @@ from core.views import AuditView, HostView, VpnView
 DHCP_ACTIONS = ("add", "old", "del")
 
 
-class OperationsService(ServiceBase):
+class OperationsPart(Part):
     def list_vpns(self, netns: str | None = None) -> list[VpnView]:
         """Every VLAN network's VPN endpoint, as `vpn list` prints it.
 
@@ -113,7 +114,7 @@ class OperationsService(ServiceBase):
             database.close()
         if network_id is None:
             return False
-        self._tell(ChangeSet(frozenset({network_id})))
+        self._context.tell(ChangeSet(frozenset({network_id})))
         return True
 
 

@@ -13,8 +13,9 @@ from sqlalchemy import Connection, Row, delete, func, insert, select
 
 from core import secrules, validate
 from core.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from core.service.ingress import IngressService, rule_views
+from core.service.ingress import rule_views
 from core.service.names import refuse_taken
+from core.service.part import Part
 from core.store.schema import (
     fixed_ips,
     instance_security_groups,
@@ -54,7 +55,7 @@ def add_default_group(connection: Connection, project_id: int) -> int:
     return int(group_id)
 
 
-class SecurityGroupService(IngressService):
+class SecurityGroupsPart(Part):
     def create_security_group(
         self, project: str, name: str, description: str = ""
     ) -> SecurityGroupView:

@@ -16,20 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, select, update
 
+import core.service.vpnclients as vpnclients
 from core import validate
 from core.errors import Conflict, HostError
 from core.linux.namespace import check_netns
-from core.service import vpnclients
-from core.service.agents import AgentService
+from core.service.part import Part
 from core.store.schema import fixed_ips, hosts, networks
 from core.views import VpnUserView
 
 if TYPE_CHECKING:
     from core.linux.vpn.server import ServerFiles
     from core.linux.vpn.spec import VpnSpec
+    from core.service.agents import AgentsPart
+    from core.service.base import ServiceContext
 
 
-class VpnService(AgentService):
+class VpnPart(Part):
+    def __init__(self, context: ServiceContext, agents: AgentsPart) -> None:
+        super().__init__(context)
+        self._agents = agents
+
     # The VPN's host code is imported on use: its PKI pulls in cryptography, which
     # most commands never need.
 
@@ -240,7 +246,7 @@ class VpnService(AgentService):
         from core.service.hostsync import HostSync
 
         try:
-            with HostSync(self, netns=netns) as sync:
+            with HostSync(self._agents, netns=netns) as sync:
                 done = sync.apply(
                     Scope(vpns=frozenset(projects)), lock_timeout=self.db.lock_timeout
                 )

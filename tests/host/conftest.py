@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from core.config import load_settings
-from core.linux import metadata, processes
+from core.linux import processes
+from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS
 from core.service import NetconService
 from core.service.hostsync import install_auto_apply
 
@@ -201,7 +202,7 @@ class Lab:
                     process.kill()
         # Daemons the host layer started for this test, found by their command line (which
         # names this test's state directory), pid file or not.
-        for program in ("dnsmasq", "openvpn", *sorted(metadata.PROGRAMS)):
+        for program in ("dnsmasq", "openvpn", *sorted(METADATA_PROGRAMS)):
             for process in processes.find(program, f"{self.state_dir}/", None):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from core.linux import metadata, processes
+from core.linux import processes
+from core.linux.metadata import observe, spec
+from core.linux.metadata.operations import METADATA_OPS
 from core.linux.scope import Scope
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import NetworkHost, network_host
@@ -24,7 +26,7 @@ ED25519 = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs1t0bK3dyzX0dNf8XX3bE0m0qBq2rVqv3pQqk6t5cN admin@example"
 )
 USER_DATA = b"#cloud-config\nhostname: web1\nruncmd: [echo hello]\n"
-BASE = f"http://{metadata.ADDRESS}"
+BASE = f"http://{spec.ADDRESS}"
 # What cloud-init reads at boot (EC2 and OpenStack data sources).
 PATHS = (
     "/latest/meta-data/hostname",
@@ -167,7 +169,7 @@ def _cidr_of(host: NetworkHost, address: str) -> str:
 def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path: Path) -> None:
     host = _host(lab, tmp_path)
     first = host.sync.plan()
-    assert not any(isinstance(op, metadata.METADATA_OPS) for op in first.operations)
+    assert not any(isinstance(op, METADATA_OPS) for op in first.operations)
     vm = host.service.launch_instance("alpha", "web1").addresses[0]
     described = host.sync.sync().describe()
     assert "start metadata server on port 8775" in described
@@ -177,8 +179,8 @@ def test_the_apply_path_starts_restarts_and_stops_the_server(lab: Lab, tmp_path:
     assert not host.sync.plan()
     ns = host.instance("web1", vm.mac, bridge)
     assert lab.dhcp_client(ns) == vm.address
-    files = metadata.ServerFiles(host.layer.state_dir / "metadata")
-    (server,) = metadata.find_servers(files, host.ns)
+    files = spec.ServerFiles(host.layer.state_dir / "metadata")
+    (server,) = observe.find_servers(files, host.ns)
     # Killed: the next apply sees it gone and starts another, which answers.
     os.kill(server.pid, signal.SIGKILL)
     assert host.sync.plan().describe() == ["start metadata server on port 8775"]
@@ -208,7 +210,7 @@ def test_a_scoped_apply_of_a_new_network_starts_the_server(
     assert "start metadata server on port 8775" in described
     # Asked again, by key only: the server through its pid file, routes over nfnetlink.
     monkeypatch.setattr("core.linux.processes.find", _refuse)
-    monkeypatch.setattr(metadata, "observe", _refuse)
+    monkeypatch.setattr(observe, "observe", _refuse)
     assert not host.sync.sync(scope=scope)
     # A change that touches no network does not look for the server at all.
     assert not host.sync.plan(scope=Scope(security=True))
@@ -218,15 +220,15 @@ def test_the_server_and_its_dnat_go_with_the_last_network_served(lab: Lab, tmp_p
     host = _host(lab, tmp_path)
     host.service.launch_instance("alpha", "web1")
     host.sync.sync()
-    files = metadata.ServerFiles(host.layer.state_dir / "metadata")
-    assert len(metadata.find_servers(files, host.ns)) == 1
+    files = spec.ServerFiles(host.layer.state_dir / "metadata")
+    assert len(observe.find_servers(files, host.ns)) == 1
     host.service.terminate_instance("web1")
     for network in host.service.list_networks():
         host.service.delete_network(network.cidr)
     described = host.sync.sync().describe()
     assert any(line.startswith("stop metadata server") for line in described), described
     assert any("delete nftables table ip netcon_metadata" in line for line in described)
-    assert metadata.find_servers(files, host.ns) == ()
+    assert observe.find_servers(files, host.ns) == ()
     listed = in_ns(host.ns, "nft", "list", "tables").stdout
     assert "netcon_metadata" not in listed
     assert not host.sync.plan()
@@ -238,8 +240,8 @@ def test_the_server_ends_when_its_namespace_is_deleted(lab: Lab, tmp_path: Path)
     host = _host(lab, tmp_path)
     host.service.launch_instance("alpha", "web1")
     host.sync.sync()
-    files = metadata.ServerFiles(host.layer.state_dir / "metadata")
-    (server,) = metadata.find_servers(files, host.ns)
+    files = spec.ServerFiles(host.layer.state_dir / "metadata")
+    (server,) = observe.find_servers(files, host.ns)
     host.layer.close()
     links = in_ns(host.ns, "ip", "-o", "link", "show").stdout.splitlines()
     for name in [line.split(":")[1].strip().split("@")[0] for line in links]:
