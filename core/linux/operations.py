@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.linux.dnsmasq6 import Lease6
+    from core.linux.filter_record import Record
     from core.linux.vpn.spec import VpnSpec
 
 
@@ -415,6 +416,8 @@ class Plan:
     # What an admin should know that the plan neither changes nor holds back: a bridge
     # port netcon closed, guests cut off from their DHCP server.
     warnings: tuple[str, ...] = ()
+    # What to record once this plan is applied (see filter_record), for a full plan.
+    filter_record: Record | None = None
 
     def __bool__(self) -> bool:
         return bool(self.operations)
