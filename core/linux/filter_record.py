@@ -83,6 +83,8 @@ def _canonical(item: Any) -> Any:
             {f.name: _canonical(getattr(item, f.name)) for f in dataclasses.fields(item)},
         ]
     if isinstance(item, (set, frozenset)):
+        if all(isinstance(x, str) for x in item):
+            return sorted(item)  # the usual case (port names), and much the cheapest
         return sorted((_canonical(x) for x in item), key=lambda x: json.dumps(x))
     if isinstance(item, (list, tuple)):
         return [_canonical(x) for x in item]
