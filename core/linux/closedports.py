@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.linux import secgroup_nft as sg
 from core.linux.desired import DesiredHost
+from core.linux.filter_record import VouchedState
 from core.linux.operations import Operation
 from core.linux.ownports import own_ports, owned_bridges, scoped_own, vpn_taps
 from core.linux.secgroups import (
@@ -218,6 +219,8 @@ def plan(
     table as it is or as ``security`` (the filter's own operations) leaves it."""
     if observed is None or not observed.readable:
         return []
+    if isinstance(observed, VouchedState):
+        return []  # the sets are what the last apply of this same plan made them
     state = observed.bridge
     for op in security:
         if isinstance(op, CreateFilterTable) and (op.family, op.name) == sg.BRIDGE:

@@ -21,6 +21,7 @@ from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import (
     dnsmasq,
+    filter_record,
     metadata6,
     namespace,
     processes,
@@ -346,6 +347,27 @@ class HostLayer:
         """Carry out a plan; the caller holds the apply lock."""
         if operations.operations or operations.problems:
             self._executor().apply(operations)
+        self._record_filter(operations)
+
+    def _record_filter(self, applied: Plan) -> None:
+        """After the whole apply (the NAT and metadata tables' changes move the ruleset
+        generation too): the generation that the filter, as the plan left it, has."""
+        record = applied.filter_record
+        if record is None or applied.problems:
+            return
+        try:
+            now = self.lookup().generation()
+        except HostError:
+            filter_record.forget(self.state_dir)
+            return
+        if not applied.operations and now != record.generation:
+            # Nothing applied, yet the ruleset changed since it was read: someone else's
+            # change, which the next apply must look at.
+            filter_record.forget(self.state_dir)
+            return
+        done = filter_record.Record(now, record.digest)
+        if filter_record.read(self.state_dir) != done:
+            filter_record.write(self.state_dir, done)
 
     def _context(self) -> PlanContext:
         return PlanContext(

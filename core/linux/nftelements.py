@@ -27,6 +27,8 @@ NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_GETTABLE = 1
 NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET, NFT_MSG_GETSETELEM = 4, 7, 10, 13
+NFT_MSG_GETGEN = 16
+NFTA_GEN_ID = 1
 NFTA_TABLE_NAME = 1
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
@@ -163,6 +165,17 @@ class Lookup:
                 )
             found[table] = isinstance(answer, bytes)
         return found
+
+    def generation(self) -> int:
+        """The ruleset's generation id: every change of any table in this namespace, by
+        anyone, gives a new one. One request, whatever the size of the ruleset."""
+        answer = self._ask([(NFT_MSG_GETGEN, b"")], socket.AF_UNSPEC)[0]
+        if isinstance(answer, int):
+            raise HostError(f"nfnetlink: cannot read the ruleset generation: {os.strerror(answer)}")
+        found = _attrs(answer, _HEADER.size + 4).get(NFTA_GEN_ID)
+        if found is None or len(found) < 4:
+            raise HostError("nfnetlink: the ruleset generation came without its id")
+        return int(struct.unpack_from(">I", found)[0])
 
     def sets_exist(self, table: str, names: Iterable[str], family: int | None = None) -> bool:
         """Whether the table has all these sets and maps."""

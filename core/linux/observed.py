@@ -3,6 +3,7 @@ its dnsmasq processes and files, and IPv4 forwarding."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class ObservedHost:
     ipv6_off: frozenset[str] = frozenset()
     # Bridges that would take an address from router adverts ("default" too).
     hearing_adverts: frozenset[str] = frozenset()
+    # The nftables ruleset generation, read before anything else was (None: not read,
+    # in a scoped observation, or unreadable): see filter_record.
+    generation: int | None = None
 
     def by_index(self) -> dict[int, Link]:
         return {link.index: link for link in self.links.values()}
@@ -70,6 +74,11 @@ def observe(
     security_needed: bool = True,
     lookup: Callable[[], Lookup] | None = None,
 ) -> ObservedHost:
+    generation = None
+    if lookup is not None and security_dir is not None:
+        # First: a change made while the rest is read then tells on the next apply.
+        with contextlib.suppress(HostError):
+            generation = lookup().generation()
     link_list, address_list = netlink.state(fresh=True)
     links = {link.name: link for link in link_list}
     addresses = tuple(address_list)
@@ -97,6 +106,7 @@ def observe(
             needed=security_needed,
             may_change=may_change,
             lookup=lookup,
+            generation=generation,
         )
     pending: frozenset[str] = frozenset()
     if journal.is_file():
@@ -117,6 +127,7 @@ def observe(
         hearing_adverts=hearing_adverts(
             netns, ["default", *(name for name, k in links.items() if k.kind == "bridge")]
         ),
+        generation=generation,
     )
 
 

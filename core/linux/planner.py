@@ -12,10 +12,10 @@ starts, so nothing is left half-made.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.linux import closedports, dnsmasq, dnsmasq6, nft, secgroups
+from core.linux import closedports, dnsmasq, dnsmasq6, filter_record, nft, secgroups
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -533,12 +533,17 @@ def _has_files(state: dnsmasq.DnsmasqState) -> bool:
     )
 
 
-def _hairpins_behind_the_filter(after: list[Operation], observed: ObservedHost) -> list[Operation]:
+def _hairpins_behind_the_filter(
+    after: list[Operation], observed: ObservedHost, opened: closedports.OpenPorts
+) -> list[Operation]:
     """An uplink goes into hairpin mode only where the bridge table has, or this plan
     gives it, the element that lets back out of it only what this host NATed: without
     it (no nft, the table unreadable) hairpin mode would reflect every flooded frame."""
     filtered: set[str] = set()
-    if observed.security is not None and observed.security.readable:
+    if isinstance(observed.security, filter_record.VouchedState):
+        # The last apply of this same plan gave every routed uplink its element.
+        filtered = set(opened.uplinks)
+    elif observed.security is not None and observed.security.readable:
         have = observed.security.bridge.sets.get("hairpin_uplinks", frozenset())
         filtered = {element.split(" . ")[0] for element in have}
     filtered |= {op.port for op in after if isinstance(op, closedports.HairpinUplink)}
@@ -579,13 +584,19 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         builder.configures.append(SetUp("lo"))
     builder.nat()
     opened = closedports.wanted(desired, observed, context.trusted_ports, leased=context.leased)
+    record = _filter_record(desired, observed, opened)
+    if isinstance(observed.security, filter_record.VouchedState) and (
+        record is None or record.digest != observed.security.digest
+    ):
+        # Not the plan the record vouches for: the tables are listed, as without one.
+        observed = replace(observed, security=observed.security.listing())
     security = secgroups.plan(
         desired.security, observed.security, builder.problems, bridges_here=opened.bridges_here
     )
     builder.after += security
     if desired.security is not None:
         builder.after += closedports.plan(opened, observed.security, security)
-    builder.after = _hairpins_behind_the_filter(builder.after, observed)
+    builder.after = _hairpins_behind_the_filter(builder.after, observed, opened)
     builder.dhcp(context)
     return Plan(
         operations=builder.operations(),
@@ -594,4 +605,24 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         held=frozenset(held),
         warnings=tuple(builder.warnings)
         + tuple(closedports.closed_port_warnings(desired, observed, opened)),
+        filter_record=record,
+    )
+
+
+def _filter_record(
+    desired: DesiredHost, observed: ObservedHost, opened: closedports.OpenPorts
+) -> filter_record.Record | None:
+    """What a successful apply of this plan lets the host record: a full plan's, from
+    what the filter's plan and the open sets' are made of."""
+    if (
+        desired.reach is not None
+        or desired.security is None
+        or desired.security.keyed
+        or observed.generation is None
+        or observed.security is None
+        or not observed.security.readable
+    ):
+        return None
+    return filter_record.Record(
+        observed.generation, filter_record.digest(desired.security, opened)
     )

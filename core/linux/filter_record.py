@@ -1,0 +1,113 @@
+"""The record that lets a no-change apply skip listing the security-group tables.
+
+Listing the two filter tables costs nft one netlink round trip per set (hundreds), on
+every apply, although nothing changed. nftables keeps a ruleset generation id that any
+change of any table in the namespace, by anyone, moves on. After an apply that left the
+filter as its plan wanted, the host records that id with a digest of everything the
+filter's plan was made from. When the next apply finds the same id in the kernel and
+computes the same digest, the tables are what that plan left: their plan is empty, and
+nothing is listed. A different id (a hand-made `nft delete element`, a heartbeat's
+renewal, any apply) or digest, and the tables are listed and compared as always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.linux import secgroup_nft as sg
+
+FILE = "filter-record"
+# The code that makes the filter: another version of it may want other tables.
+_MAKERS = (
+    "secgroups.py",
+    "secgroup_nft.py",
+    "closedports.py",
+    "secgroup_desired.py",
+    "spoof6.py",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    generation: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class VouchedState(sg.FilterState):
+    """The tables, not listed: the kernel's ruleset is still the one recorded after an
+    apply that left them as ``digest`` wanted. ``listing`` lists them, for a plan whose
+    digest differs."""
+
+    digest: str = ""
+    listing: Callable[[], sg.FilterState | None] = field(
+        default=lambda: None, compare=False, repr=False
+    )
+
+
+def read(state_dir: Path) -> Record | None:
+    try:
+        data = json.loads((state_dir / FILE).read_text())
+        return Record(int(data["generation"]), str(data["digest"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write(state_dir: Path, record: Record) -> None:
+    """Written whole or not at all: a torn record must not vouch for anything."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    temporary = state_dir / f".{FILE}.{os.getpid()}"
+    temporary.write_text(json.dumps({"generation": record.generation, "digest": record.digest}))
+    temporary.replace(state_dir / FILE)
+
+
+def forget(state_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (state_dir / FILE).unlink()
+
+
+def digest(*inputs: object) -> str:
+    """A digest of the plan's inputs that is the same in every process (a frozenset's
+    order is not: string hashes are salted per process), and of the code that plans."""
+    text = json.dumps([_canonical(item) for item in inputs], separators=(",", ":"))
+    return hashlib.sha256((_makers() + text).encode()).hexdigest()
+
+
+def _canonical(item: Any) -> Any:
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return [
+            type(item).__name__,
+            {f.name: _canonical(getattr(item, f.name)) for f in dataclasses.fields(item)},
+        ]
+    if isinstance(item, (set, frozenset)):
+        if all(isinstance(x, str) for x in item):
+            return sorted(item)  # the usual case (port names), and much the cheapest
+        return sorted((_canonical(x) for x in item), key=lambda x: json.dumps(x))
+    if isinstance(item, (list, tuple)):
+        return [_canonical(x) for x in item]
+    if isinstance(item, dict):
+        return sorted(
+            ([_canonical(k), _canonical(v)] for k, v in item.items()),
+            key=lambda x: json.dumps(x),
+        )
+    if item is None or isinstance(item, (bool, int, float, str)):
+        return item
+    return repr(item)
+
+
+@functools.cache
+def _makers() -> str:
+    here = Path(__file__).parent
+    code = hashlib.sha256()
+    for name in _MAKERS:
+        code.update((here / name).read_bytes())
+    return code.hexdigest()
