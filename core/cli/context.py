@@ -89,6 +89,12 @@ class Context:
             print(f"netcon: created database {service.db.safe_url}", file=sys.stderr)
         return service
 
+    def close(self) -> None:
+        """Close the database, if the command opened it."""
+        service = self.__dict__.get("service")
+        if service is not None:
+            service.db.dispose()
+
     @property
     def lock_timeout(self) -> float:
         value = getattr(self.args, "lock_timeout", None)

@@ -25,12 +25,18 @@ def run_command(
     except NetconError as exc:
         return report(exc, as_json)
     context = Context(args, console=console, serve=serve)
-    if getattr(args, "command", None) is None:
-        if console is None:
-            build_parser(COMMANDS).print_help(sys.stderr)
-            return 2
-        return guarded(context, lambda: _open_console(context, console))
-    return guarded(context, lambda: args.handler(context))
+    try:
+        if getattr(args, "command", None) is None:
+            if console is None:
+                build_parser(COMMANDS).print_help(sys.stderr)
+                return 2
+            return guarded(context, lambda: _open_console(context, console))
+        return guarded(context, lambda: args.handler(context))
+    finally:
+        # Closed on purpose: the collector may never reach the connections (they are
+        # frozen with the rest of start-up), and SQLite removes its -wal and -shm
+        # files only when the last connection closes.
+        context.close()
 
 
 def _open_console(context: Context, console: Console) -> int:
