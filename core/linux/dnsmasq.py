@@ -474,6 +474,13 @@ def write_directly(path: Path, text: str, mode: int = 0o644) -> None:
         os.close(fd)
 
 
+# dnsmasq lists the namespace's interfaces over netlink as it starts; with hundreds of
+# bridges and many dnsmasq starting at once the kernel now and then answers that dump
+# with ENOMEM, and dnsmasq gives up. Such a start is tried again.
+TRANSIENT = "failed to find list of interfaces: Cannot allocate memory"
+START_TRIES = 3
+
+
 def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
     """Start every dnsmasq without waiting for each in turn; returns why each one that
     failed did, by bridge.
@@ -488,6 +495,7 @@ def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
         item.files.pid.unlink(missing_ok=True)
     queue = list(starts)
     queue.reverse()
+    tries: dict[str, int] = {}
     running: list[_Launch] = []
     served: list[Start] = []
     with namespace.entered(netns):
@@ -511,7 +519,13 @@ def start_all(netns: str | None, starts: Sequence[Start]) -> dict[str, str]:
                     launch.close()
                     served.append(launch.item)
                 else:
-                    failed[launch.item.files.bridge] = launch.complaint(status)
+                    complaint = launch.complaint(status)
+                    bridge = launch.item.files.bridge
+                    tries[bridge] = tries.get(bridge, 0) + 1
+                    if TRANSIENT in complaint and tries[bridge] < START_TRIES:
+                        queue.insert(0, launch.item)  # again, after the others
+                    else:
+                        failed[bridge] = complaint
             running = still
             if running:
                 time.sleep(0.002)
