@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
 from core.desired.host import read_desired  # noqa: E402
-from core.linux import dnsmasq, nft, processes, secgroups  # noqa: E402
+from core.linux import dnsmasq, nft, nfttext, processes, secgroups  # noqa: E402
 from core.linux import secgroup_nft as sg  # noqa: E402
 from core.linux.desired import DesiredHost  # noqa: E402
 from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS  # noqa: E402
@@ -248,7 +248,9 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
     # same tables and elements, made in the same batch.
     filter_ops = secgroups.plan(desired.security, EMPTY_FILTER, [])
     commands += secgroups.commands(filter_ops)
-    ruleset = json.dumps({"nftables": commands})
+    # Written out in nft's own syntax, as an admin's script would hold it (the filter's
+    # elements are that already).
+    ruleset = nfttext.batch(commands)
     directory = layer.layer.dhcp_dir
     lines = [
         "set -e",
@@ -260,7 +262,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         "modprobe br_netfilter 2>/dev/null || true",
         "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
         f"mkdir -p {layer.layer.state_dir} && touch {secgroups.marker(layer.layer.state_dir)}",
-        "nft -j -f - <<'EOF'",
+        "nft -f - <<'EOF'",
         ruleset,
         "EOF",
         "ip -batch - <<'EOF'",
