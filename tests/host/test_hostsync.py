@@ -130,6 +130,10 @@ def test_a_port_plugged_after_an_apply_gets_its_network_mtu_at_once(
     in_ns(host.ns, "ip", "link", "set", port, "master", "br100", "up")
     assert _mtu(guest, "eth0") == 1500
     _until(lambda: _mtu(host.ns, port) == 1450, "the port at its network's MTU")
-    assert any(line.startswith(f"port(s) {port} plugged") for line in said)
+    # Said once its apply is recorded, a moment after the kernel has the MTU.
+    _until(
+        lambda: any(line.startswith(f"port(s) {port} plugged") for line in said),
+        "the agent said the port was plugged",
+    )
     # Through the plan, so nothing is left for the next one.
     assert host.sync.plan().operations == ()
