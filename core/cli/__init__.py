@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from core.cli import collector
+from core.cli.collector import defer as defer_collector
 from core.cli.words import command_index
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def main(
     console: Console | None = None,
     serve: Serve | None = None,
 ) -> int:
-    collector.defer()
+    defer_collector()
     words = list(sys.argv[1:] if argv is None else argv)
     at = command_index(words)
     if at is not None and words[at] in LEAN and not {"-h", "--help"} & set(words):

@@ -7,7 +7,7 @@ import sys
 import threading
 from datetime import datetime
 
-from core.cli import collector
+from core.cli.collector import resume as resume_collector
 from core.cli.context import Context
 from core.cli.spec import Command, arg, netns_arg
 
@@ -46,7 +46,7 @@ def run_agent(ctx: Context) -> int:
     # The agent is that host: it heartbeats with this machine's settings (its vpn_ip).
     service.settings = service.settings.replace(host=host)
 
-    collector.resume()
+    resume_collector()
     Agent(service, host, ctx.args.netns, on_apply=say, poll=poll).run(stop)
     return 0
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
-from core.cli import collector
+from core.cli.collector import resume as resume_collector
 from core.cli.context import Context
 from core.cli.outcome import guarded, parse, report
 from core.cli.parser import build_parser
@@ -30,7 +30,7 @@ MAX_LINE = 8192
 
 
 def run_batch(ctx: Context, lines: IO[str] | None = None) -> int:
-    collector.resume()
+    resume_collector()
     parser = build_parser(ctx.args.commands)
     worst = 0
     with ctx.service.deferred_changes():

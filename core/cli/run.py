@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from core.cli import collector
+from core.cli.collector import resume as resume_collector
 from core.cli.commands import COMMANDS
 from core.cli.context import Context
 from core.cli.outcome import guarded, parse, report
@@ -41,7 +41,7 @@ def run_command(
 
 def _open_console(context: Context, console: Console) -> int:
     service = _console_service(context)
-    collector.resume()
+    resume_collector()
     return console(service, bool(context.args.read_only))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import validate
-from core.cli import collector
+from core.cli.collector import resume as resume_collector
 from core.cli.context import Context
 from core.cli.frontends import ServeOptions
 from core.cli.spec import Command, arg
@@ -145,7 +145,7 @@ def run_serve(ctx: Context) -> int:
     # Opened once here so that a database the consoles could not open is said now, in
     # one line, not in every browser that connects.
     ctx.service.db.dispose()
-    collector.resume()
+    resume_collector()
     return ctx.serve(options)
 
 
