@@ -256,7 +256,9 @@ class Agent:
                 # A dead host is looked for as often as this one says it is alive, so
                 # its networks move within a heartbeat of host_down_time, not a re-sync.
                 self._evacuate_down_hosts()
-            if now - self.state.last_resync >= self.resync:
+            # Until one whole-host apply has succeeded the agent has no picture of what
+            # the host serves (new ports would find no network): it keeps trying whole.
+            if now - self.state.last_resync >= self.resync or self.sync.desired is None:
                 self._apply(full=True)
                 self.state.last_resync = time.monotonic()
             else:
