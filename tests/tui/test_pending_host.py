@@ -200,3 +200,18 @@ async def _apply_partly(app: NetconApp, owed: int, still_owed: int) -> None:
         assert f"nethost ~{still_owed} pending" in header, header
         assert main.table.current_row is not None
         assert main.table.current_row.cells[5] == str(still_owed)
+        # The network held back is still owed: marked, and its detail says why.
+        press_at_once(pilot, "colon", *"networks", "enter", "slash", *"10.62", "enter")
+        await settle(pilot)
+        row = main.table.current_row
+        assert row is not None and row.cells[0] == "10.62.0.0/24"
+        assert main._row_pending(row)
+        detail = str(main.query_one("#detail").render())
+        assert "pending on nethost  held back" in detail, detail
+        assert "✗ network 10.62.0.0/24: this kernel has no 802.1Q" in detail
+        assert "applied on" not in detail
+        # And so are its instances: vm1 is on it, vm2 on the network that went in.
+        press_at_once(pilot, "escape", "colon", *"instances", "enter")
+        await settle(pilot)
+        rows = {row.cells[0]: row for row in main.table.source.rows}
+        assert main._row_pending(rows["vm1"]) and not main._row_pending(rows["vm2"])
