@@ -381,6 +381,8 @@ class AgentsPart(Part):
         values: dict[str, Any]
         if error is not None:
             values = {"last_error": " ".join(error.split())[:1000], "error_at": now}
+            if forgotten:
+                values["applied_at"] = now  # it applied something, if not everything
         else:
             values = {"applied_at": now, "last_error": None, "error_at": None}
             if change is not None:

@@ -176,6 +176,7 @@ def test_an_apply_that_holds_a_network_back_owes_only_that_network(
     (listed,) = [h for h in service.pending_overview().hosts if h.name == here]
     assert listed.pending == len(beta_changes)
     assert listed.last_error is not None and beta.cidr in listed.last_error
+    assert listed.applied_at is not None  # what went in was applied, and when
     # Applied again with the link still there: still owed, never recorded as applied.
     with pytest.raises(HeldBack):
         host.sync.apply()
