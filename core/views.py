@@ -351,6 +351,9 @@ class PlanView(NamedTuple):
     # What an admin should know that the plan neither changes nor holds back (a bridge
     # port that is closed, guests cut off from their DHCP server).
     warnings: tuple[str, ...] = ()
+    # The bridges of the networks the problems hold back: still owed, though the plan
+    # has no operation for them.
+    held: tuple[str, ...] = ()
 
     def describe(self) -> list[str]:
         return [operation.text for operation in self.operations]

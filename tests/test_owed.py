@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.linux.scope import Scope
-from core.service.owed import Owed, OwedChange
+from core.service.owed import Owed, OwedChange, Withheld
 
 NETWORK = Scope(network_ids=frozenset({7}))
 RULE = Scope(security=True, filter_groups=frozenset({3}))
@@ -62,3 +62,22 @@ def test_an_owed_rule_change_is_applied_at_its_keys() -> None:
     assert owed.scope == RULE | PORT and owed.scope.filter_keyed
     assert owed.carried_out(owed.scope) == 12
     assert owed.carried_out(RULE) == 11
+
+
+def test_an_apply_that_held_a_network_back_carried_out_the_rest() -> None:
+    """A partial apply: every covered change that touches neither the held network nor
+    a floating address the apply did not NAT elsewhere is owed no more, wherever it
+    stands in the order; a change that asks for the whole host stays owed."""
+    other = Scope(network_ids=frozenset({8}), security=True)
+    nated = Scope(floating=frozenset({"203.0.113.4"}))
+    into_held = Scope(floating=frozenset({"203.0.113.1"}))
+    owed = _owed(
+        (11, NETWORK), (12, other), (13, nated), (14, into_held), (15, RULE), (16, None)
+    )
+    withheld = Withheld(network_ids=frozenset({7}), nated=frozenset({"203.0.113.4"}))
+    assert owed.carried_out_besides(None, withheld) == (12, 13, 15)
+    # A narrower apply carries out only what it covers.
+    assert owed.carried_out_besides(nated, withheld) == (13,)
+    # Nothing held back that a change touches: all it covers.
+    nothing = Withheld(network_ids=frozenset({9}), nated=frozenset({"203.0.113.1", "203.0.113.4"}))
+    assert owed.carried_out_besides(None, nothing) == (11, 12, 13, 14, 15)

@@ -57,8 +57,20 @@ class Pending:
         numbers = ", ".join(str(n) for n in waited_for or owed.changes)
         return [f"change {numbers} not yet applied by {host}'s agent"]
 
+    def held(self, host: str | None, subjects: Iterable[str]) -> list[str]:
+        """The problems of ``host``'s plan that hold back a network among ``subjects``:
+        it has no operation for it, yet the host owes it."""
+        plan = self.plans.get(host or "")
+        if plan is None or not plan.held:
+            return []
+        wanted = set(subjects)
+        named = [p for p in plan.problems if wanted.intersection(_words(p))]
+        if named or not wanted.intersection(plan.held):
+            return named
+        return list(plan.problems)
+
     def marks(self, host: str | None, subjects: Iterable[str]) -> bool:
-        return bool(self.touching(host, subjects))
+        return bool(self.touching(host, subjects) or self.held(host, subjects))
 
     def owing(self, subjects: Iterable[str]) -> dict[str, list[str]]:
         """Every host that still owes something acting on any of ``subjects`` (a
@@ -82,6 +94,11 @@ class Owed:
     subjects: frozenset[str] = frozenset()
     # Change by change, the names it touched: the changes a row waits for.
     touched: tuple[tuple[int, frozenset[str]], ...] = ()
+
+
+def _words(text: str) -> set[str]:
+    """The names a problem's text mentions ("network 10.0.2.0/24: br102 exists ...")."""
+    return {word.strip(":;,.()'\"") for word in text.split()}
 
 
 UNKNOWN = Pending(known=False)

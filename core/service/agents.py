@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -352,12 +352,26 @@ class AgentsPart(Part):
         }  # fmt: skip
         return PendingOverview(tuple(listed), owed)
 
-    def record_applied(self, host: str, change: int | None, error: str | None = None) -> None:
+    def record_applied(
+        self,
+        host: str,
+        change: int | None,
+        error: str | None = None,
+        *,
+        forgotten: Collection[int] = (),
+    ) -> None:
         """What ``host``'s agent did: applied everything up to ``change``, or failed with
-        ``error`` (the changes stay pending). Applied rows are forgotten."""
+        ``error`` (the changes stay pending). Applied rows are forgotten, and so are the
+        changes ``forgotten`` names: those an apply that held something back (``error``
+        says what) carried out all the same."""
         name = validate.host_name("host", host)
         now = self.clock()
-        if error is None and change is not None and self.db.dialect == "postgresql":
+        if (
+            error is None
+            and change is not None
+            and not forgotten
+            and self.db.dialect == "postgresql"
+        ):
             # Every apply of every agent ends here: one statement, built once.
             with self.db.single(write=True) as connection:
                 applied = {"host": name, "change": change, "now": now}
@@ -367,6 +381,8 @@ class AgentsPart(Part):
         values: dict[str, Any]
         if error is not None:
             values = {"last_error": " ".join(error.split())[:1000], "error_at": now}
+            if forgotten:
+                values["applied_at"] = now  # it applied something, if not everything
         else:
             values = {"applied_at": now, "last_error": None, "error_at": None}
             if change is not None:
@@ -383,6 +399,13 @@ class AgentsPart(Part):
                 connection.execute(
                     delete(host_changes).where(
                         host_changes.c.host == name, host_changes.c.change_id <= change
+                    )
+                )
+            if forgotten:
+                connection.execute(
+                    delete(host_changes).where(
+                        host_changes.c.host == name,
+                        host_changes.c.change_id.in_(sorted(forgotten)),
                     )
                 )
             statement = update(hosts).where(hosts.c.name == name).values(**values)

@@ -148,6 +148,7 @@ def _plan_view(host: str, plan: Plan) -> PlanView:
         problems=tuple(plan.problems),
         partial=plan.partial,
         warnings=tuple(plan.warnings),
+        held=tuple(sorted(plan.held)),
     )
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Protocol
 
 from core.defaults import LOCK_TIMEOUT
-from core.errors import HostError, NetconError
+from core.errors import HeldBack, HostError, NetconError
 from core.linux.scope import Scope
 from core.linux.wanted import WholeHostNeeded
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from core.linux.operations import Plan
     from core.linux.wanted import Planned
     from core.service.base import ChangeSet, Listener
-    from core.service.owed import Owed
+    from core.service.owed import Owed, Withheld
     from core.store.db import Database
 
 log = logging.getLogger("netcon.host")
@@ -51,7 +52,14 @@ class SyncedService(Protocol):
 
     def owed(self, host: str) -> Owed: ...
 
-    def record_applied(self, host: str, change: int | None, error: str | None = None) -> None: ...
+    def record_applied(
+        self,
+        host: str,
+        change: int | None,
+        error: str | None = None,
+        *,
+        forgotten: Collection[int] = (),
+    ) -> None: ...
 
     def announce_vpn_ip(self) -> None: ...
 
@@ -134,7 +142,10 @@ class HostSync:
     ) -> Plan:
         """Plan and apply ``scope`` under the apply lock, recording nothing (a rehearsal
         or a test drives the host this way); returns what was applied."""
-        return self._sync(scope, lock_timeout, on_wait).plan
+        planned, held = self._sync(scope, lock_timeout, on_wait)
+        if held is not None:
+            raise held
+        return planned.plan
 
     def _planned(self, scope: Scope | None) -> Planned:
         """Read what the host must have (of ``scope``), and plan it; a scope the host
@@ -151,7 +162,9 @@ class HostSync:
 
     def _sync(
         self, scope: Scope | None, lock_timeout: float | None, on_wait: WaitNotice | None
-    ) -> Planned:
+    ) -> tuple[Planned, HeldBack | None]:
+        """What was planned and applied, and what held part of it back (the rest went
+        in): the caller records the one and raises the other."""
         from core.linux.host import need_net_admin
 
         need_net_admin("host apply")
@@ -161,8 +174,11 @@ class HostSync:
         with layer.lock.hold(lock_timeout, on_wait):
             self.record_spooled_leases()
             planned = self._planned(scope)
-            layer.execute(planned.plan)
-        return planned
+            try:
+                layer.execute(planned.plan)
+            except HeldBack as held:
+                return planned, held
+        return planned, None
 
     def record_spooled_leases(self) -> None:
         """Record the lease events this host's dnsmasq processes could not (see
@@ -224,10 +240,19 @@ class HostSync:
         try:
             if self.heartbeats:
                 layer.lease = self.service.serving_lease(layer)
-            applied = self._sync(scope, lock_timeout, on_wait)
+            applied, held = self._sync(scope, lock_timeout, on_wait)
         except HostError as exc:
             self._record(None, failure=exc)
             raise
+        if held is not None:
+            # What went in is owed no longer; what was held back stays owed, and the
+            # problems are the host's error until an apply brings it in.
+            carried = owed.carried_out_besides(scope, _withheld(applied))
+            with contextlib.suppress(NetconError):
+                self.service.record_applied(
+                    self.host, None, error=held.message, forgotten=carried
+                )
+            raise held
         done, planned = applied.plan, applied.desired
         if scope is None:
             self.desired = planned
@@ -285,6 +310,26 @@ class HostSync:
     def _waiting(self, holder: Holder | None, waited: float) -> None:
         if waited < 2:  # said once
             log.warning("%s; waiting", self.layer.lock.busy_message(holder))
+
+
+def _withheld(applied: Planned) -> Withheld:
+    """What a partial apply held back: its networks (the plan names their bridges), and
+    the floating addresses it NATed into the networks it brought in."""
+    import ipaddress
+
+    from core.service.owed import Withheld
+
+    desired = applied.desired
+    if desired is None:
+        return Withheld(frozenset(), frozenset())
+    held = [n for n in desired.networks if n.bridge in applied.plan.held]
+    ranges = [ipaddress.ip_network(n.cidr) for n in held]
+    nated = frozenset(
+        nat.floating
+        for nat in desired.floating
+        if not any(ipaddress.ip_address(nat.fixed) in cidr for cidr in ranges)
+    )
+    return Withheld(frozenset(n.id for n in held), nated)
 
 
 def install_auto_apply(service: SyncedService) -> HostSync | None:

@@ -1,5 +1,6 @@
 """What a host owes: the changes recorded for it that it has not applied, each with the
-scope it asks to apply, and the rule that says which of them an apply carried out."""
+scope it asks to apply, and the rule that says which of them an apply carried out (or,
+when the apply held some networks back, which it carried out all the same)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,20 @@ class OwedChange:
             frozenset((str(m), str(a)) for m, a in json.loads(row.ports)),
         )
         return cls(int(row.change_id), scope)
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """What an apply held back while it applied the rest: the networks a problem of
+    their own kept out; and, of the floating addresses, the apply vouches only for
+    those it NATed into a network it did not hold back. Any other address may keep a
+    NAT into a held network (the plan leaves those alone and does not say which)."""
+
+    network_ids: frozenset[int]
+    nated: frozenset[str]
+
+    def touches(self, scope: Scope) -> bool:
+        return bool(scope.network_ids & self.network_ids) or not scope.floating <= self.nated
 
 
 @dataclass(frozen=True)
@@ -73,3 +88,17 @@ class Owed:
                 break
             upto = owed.change
         return upto
+
+    def carried_out_besides(self, applied: Scope | None, withheld: Withheld) -> tuple[int, ...]:
+        """The changes an apply of ``applied`` (None: the whole host) carried out although
+        it held ``withheld`` back: each that it covers and that touches nothing held back.
+        They are owed no longer, though changes before them may still be. A change that
+        named nothing narrower than the whole host may concern what was held back: it
+        stays owed."""
+        return tuple(
+            owed.change
+            for owed in self.changes
+            if owed.scope is not None
+            and (applied is None or applied.covers(owed.scope))
+            and not withheld.touches(owed.scope)
+        )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import HostError
+from core.errors import HeldBack, HostError
 from core.linux.nft import Nft
 from core.linux.secgroups import is_filter_operation
 from core.service.hostsync import HostSync
@@ -138,6 +138,56 @@ def test_links_left_by_an_interrupted_apply_are_finished(lab: Lab, tmp_path: Pat
     assert "mark br100 as netcon's" in applied and "create bridge br100" not in applied
     assert host.layer.observe().links["br100"].alias == "netcon"
     assert host.sync.plan().operations == ()
+
+
+def test_an_apply_that_holds_a_network_back_owes_only_that_network(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """After a partial apply the host owes what it held back and nothing it brought in:
+    `host list`'s PENDING (and the console's, the same count) drops by what went in."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    here = service.settings.host
+    service.create_networks("10.85.0.0/23", 2, 256)
+    service.create_project("alpha")
+    service.create_project("beta")
+    service.launch_instance("alpha", "a1")
+    service.create_floating_range(here, "203.0.113.40/30", pool="public")
+    address = service.allocate_floating_ip("alpha", "public").address
+    service.associate_floating_ip(address, "a1")
+    held = service.get_network("10.85.0.0/24")
+    # beta's network is the one in the way; alpha's and its floating IP go in.
+    service.launch_instance("beta", "b1")
+    beta = service.get_network("10.85.1.0/24")
+    assert (held.project, beta.project) == ("alpha", "beta")
+    in_ns(host.ns, "ip", "link", "add", beta.bridge, "type", "veth", "peer", "name", "other0")
+    owed_before = service.pending_for(here).changes
+    beta_changes = tuple(
+        change
+        for change in service.owed(here).changes
+        if change.scope is not None and beta.id in change.scope.network_ids
+    )
+    assert beta_changes and len(beta_changes) < len(owed_before)
+
+    with pytest.raises(HeldBack):
+        host.sync.apply()
+    pending = service.pending_for(here)
+    assert pending.changes == tuple(c.change for c in beta_changes)
+    (listed,) = [h for h in service.pending_overview().hosts if h.name == here]
+    assert listed.pending == len(beta_changes)
+    assert listed.last_error is not None and beta.cidr in listed.last_error
+    assert listed.applied_at is not None  # what went in was applied, and when
+    # Applied again with the link still there: still owed, never recorded as applied.
+    with pytest.raises(HeldBack):
+        host.sync.apply()
+    assert service.pending_for(here).changes == pending.changes
+
+    # Once the link is gone, the next apply brings beta's network in: nothing owed.
+    in_ns(host.ns, "ip", "link", "del", beta.bridge)
+    host.sync.apply()
+    assert service.pending_for(here).changes == ()
+    (listed,) = [h for h in service.pending_overview().hosts if h.name == here]
+    assert listed.pending == 0 and listed.last_error is None
 
 
 def test_a_link_in_one_networks_way_holds_back_that_network_only(lab: Lab, tmp_path: Path) -> None:

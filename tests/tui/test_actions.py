@@ -185,7 +185,10 @@ async def test_w_shows_every_column_and_is_remembered(
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         table = app.main.table
-        full = [(i, c.width) for i, c in enumerate(table.columns)]
+        full = [
+            (i, max(c.width, *(len(row.cells[i]) for row in table.source.rows)))
+            for i, c in enumerate(table.columns)
+        ]
         assert table.layout_columns != full  # some narrowed or left out to fit
         press_at_once(pilot, "w", "l")
         await settle(pilot)
@@ -197,6 +200,26 @@ async def test_w_shows_every_column_and_is_remembered(
     async with again.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert again.main.table.wide
+
+
+async def test_w_shows_a_cell_wider_than_its_column_whole(
+    make_app: MakeApp, demo_service: NetconService
+) -> None:
+    """A VXLAN network's segment ("vxlan 102") is wider than the VLAN column's usual
+    width: at 80 columns it is cut, and `w` shows it whole."""
+    demo_service.modify_network("10.0.2.0/24", segmentation="vxlan")
+    app = make_app(start="networks")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.main.table
+        vlan = [c.key for c in table.columns].index("vlan")
+        assert dict(table.layout_columns)[vlan] < len("vxlan 102")
+        press_at_once(pilot, "w")
+        await settle(pilot)
+        assert dict(table.layout_columns)[vlan] == len("vxlan 102")
+        assert "vxlan 102" in "".join(
+            strip.text for strip in (table.render_line(y) for y in range(1, 8))
+        )
 
 
 async def test_c_chooses_the_columns_a_view_shows(make_app: MakeApp, tmp_path: Any) -> None:

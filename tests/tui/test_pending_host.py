@@ -155,17 +155,30 @@ def test_an_apply_that_holds_a_network_back_shows_what_is_left(
     service.launch_instance("beta", "vm2")
     held = service.get_network("10.62.0.0/24")
     built = service.get_network("10.63.0.0/24")
+    owed = service.owed("nethost").changes
+    still_owed = [
+        c.change for c in owed if c.scope is not None and held.id in c.scope.network_ids
+    ]
+    assert 0 < len(still_owed) < len(owed)
     app = NetconApp(service, clock=lambda: FIXED_TIME, refresh_interval=0, start="hosts")
-    asyncio.run(_apply_partly(app))
+    asyncio.run(_apply_partly(app, len(owed), len(still_owed)))
     links = host.layer.observe().links
     assert built.bridge in links and held.bridge not in links
     plan = host.sync.plan()
     assert plan.partial and not plan.operations
+    # 10: what went in is owed no more, what was held back still is, in `host list` too.
+    assert list(service.pending_for("nethost").changes) == still_owed
+    listed = next(h for h in service.list_hosts() if h.name == "nethost")
+    assert listed.pending == len(still_owed)
 
 
-async def _apply_partly(app: NetconApp) -> None:
+async def _apply_partly(app: NetconApp, owed: int, still_owed: int) -> None:
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
+        main = app.main
+        assert f"nethost ~{owed} pending" in str(main.query_one("#header").render())
+        assert main.table.current_row is not None
+        assert main.table.current_row.cells[5] == str(owed)
         press_at_once(pilot, "A")
         await settle(pilot)
         plan = app.screen
@@ -180,3 +193,25 @@ async def _apply_partly(app: NetconApp) -> None:
         shown = str(plan.query_one("#plan-operations Static").render())
         assert "10.62.0.0/24: this kernel has no 802.1Q VLAN support" in shown
         assert "nothing else to change" in shown
+        press_at_once(pilot, "n")
+        await settle(pilot)
+        assert app.screen is main
+        header = str(main.query_one("#header").render())
+        assert f"nethost ~{still_owed} pending" in header, header
+        assert main.table.current_row is not None
+        assert main.table.current_row.cells[5] == str(still_owed)
+        # The network held back is still owed: marked, and its detail says why.
+        press_at_once(pilot, "colon", *"networks", "enter", "slash", *"10.62", "enter")
+        await settle(pilot)
+        row = main.table.current_row
+        assert row is not None and row.cells[0] == "10.62.0.0/24"
+        assert main._row_pending(row)
+        detail = str(main.query_one("#detail").render())
+        assert "pending on nethost  held back" in detail, detail
+        assert "✗ network 10.62.0.0/24: this kernel has no 802.1Q" in detail
+        assert "applied on" not in detail
+        # And so are its instances: vm1 is on it, vm2 on the network that went in.
+        press_at_once(pilot, "escape", "colon", *"instances", "enter")
+        await settle(pilot)
+        rows = {row.cells[0]: row for row in main.table.source.rows}
+        assert main._row_pending(rows["vm1"]) and not main._row_pending(rows["vm2"])

@@ -172,7 +172,7 @@ def pending_detail(
         problems = list(plan.problems)
     else:
         lines = pending.touching(host, spec.subjects(item))
-        problems = []
+        problems = pending.held(host, spec.subjects(item))
     if not lines and not problems:
         if host in pending.failed:
             return ["\n", ("last apply failed", "bold $text-error"), f"  {pending.failed[host]}"]
@@ -186,8 +186,10 @@ def pending_detail(
             parts.append(f"  {count} change(s)")
         parts.append(f"; plan: {len(lines)} operation(s)")
         parts.append(" · P shows it" + ("" if read_only else ", A applies it"))
-    else:
+    elif lines:
         parts.append(f"  {len(lines)} operation(s)")
+    else:
+        parts.append("  held back")
     for problem in problems:
         parts += ["\n  ", (f"✗ {problem}", "$text-error")]
     for line in lines[:PENDING_LINES]:

@@ -223,8 +223,12 @@ INSTANCES: ViewSpec[InstanceView] = ViewSpec(
     copy=lambda i: i.name,
     empty="No instances: press n to launch one",
     host=lambda i: i.host,
+    # The network too: a network its host holds back leaves its instances unserved.
     subjects=lambda i: tuple(
-        name for a in i.addresses for name in (a.address, a.mac, a.floating) if name
+        name
+        for a in i.addresses
+        for name in (a.address, a.mac, a.floating, a.network)
+        if name
     ),
     actions=(
         ViewAction(

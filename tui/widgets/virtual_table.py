@@ -49,6 +49,8 @@ class Column:
 
 GUTTER = 2  # a mark ('*') and a pending host change ('~') before each row
 EXTRA = 5  # columns of this priority or more go before any other column is narrowed
+# Wide mode measures this many rows' cells at most: a view's width, not a scan of a /16.
+FULL_WIDTH_ROWS = 2000
 
 
 def fit_columns(columns: Sequence[Column], width: int) -> list[tuple[int, int]]:
@@ -382,10 +384,21 @@ class VirtualTable(ScrollView, can_focus=True):
     def _fit(self) -> None:
         # Narrow, columns always fit the width (see fit_columns), so the virtual width is
         # nominal: there is nothing to scroll sideways to. Wide, it is every column's.
-        full = GUTTER + sum(column.width + 1 for column in self.columns) if self.wide else 1
+        full = GUTTER + sum(width + 1 for width in self._full_widths()) if self.wide else 1
         self.virtual_size = Size(full, self.source.total + 1)
         self.styles.overflow_x = "auto" if self.wide else "hidden"
         self._fitted = (-1, [])
+
+    def _full_widths(self) -> list[int]:
+        """Each column's full width: its own, or its longest cell's among the rows in
+        memory (the first FULL_WIDTH_ROWS of them), whichever is wider."""
+        widths = [column.width for column in self.columns]
+        if isinstance(self.source, ListSource):
+            for row in self.source.all_rows[:FULL_WIDTH_ROWS]:
+                for i, cell in enumerate(row.cells[: len(widths)]):
+                    if len(cell) > widths[i]:
+                        widths[i] = len(cell)
+        return widths
 
     def set_hidden(self, hidden: frozenset[int]) -> None:
         self.hidden = hidden
@@ -404,7 +417,7 @@ class VirtualTable(ScrollView, can_focus=True):
         width = self.size.width
         if self._fitted[0] != width:
             if self.wide:
-                fitted = [(i, column.width) for i, column in enumerate(self.columns)]
+                fitted = list(enumerate(self._full_widths()))
             else:
                 room = max(0, width - GUTTER - 1)  # one cell for the vertical scroll bar
                 shown = [i for i in range(len(self.columns)) if i not in self.hidden]
