@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from core import validate
-from core.errors import DatabaseError, HostError, InvalidInput, NetconError
+from core.errors import DatabaseError, HeldBack, HostError, InvalidInput, NetconError
 from core.linux import lease as leases
 from core.linux import namespace
 from core.linux.lease import Lease, LeaseLapsed
@@ -338,6 +338,10 @@ class Agent:
             )
         except LeaseLapsed:
             self._fence()
+            return
+        except HeldBack as exc:
+            # The rest went in and is recorded; only the held networks stay owed.
+            self.on_apply(f"applied all but what is held back (pending): {exc.message}")
             return
         except HostError as exc:
             self.on_apply(f"apply failed (pending until the next try): {exc.message}")

@@ -234,8 +234,6 @@ class HostSync:
         lock_timeout: float | None,
         on_wait: WaitNotice | None,
     ) -> Plan:
-        from core.linux.desired import patched
-
         layer = self.layer
         try:
             if self.heartbeats:
@@ -244,6 +242,7 @@ class HostSync:
         except HostError as exc:
             self._record(None, failure=exc)
             raise
+        self._remember(scope, applied.desired)
         if held is not None:
             # What went in is owed no longer; what was held back stays owed, and the
             # problems are the host's error until an apply brings it in.
@@ -253,11 +252,7 @@ class HostSync:
                     self.host, None, error=held.message, forgotten=carried
                 )
             raise held
-        done, planned = applied.plan, applied.desired
-        if scope is None:
-            self.desired = planned
-        elif self.desired is not None and planned is not None:
-            self.desired = patched(self.desired, planned)
+        done = applied.plan
         if self.heartbeats and layer.lease is None and self.host == self.service.settings.host:
             # An apply is no heartbeat: only a running agent says the host is alive. (A
             # leased apply did heartbeat, in serving_lease: what it brought up lives
@@ -266,6 +261,16 @@ class HostSync:
         self.recorded = owed.carried_out(scope)
         self._record(self.recorded, problems=done.problems)
         return done
+
+    def _remember(self, scope: Scope | None, planned: DesiredHost | None) -> None:
+        """Keep the picture of what this host serves (what a port plugged later is
+        matched against) up to date with what was just applied."""
+        from core.linux.desired import patched
+
+        if scope is None:
+            self.desired = planned
+        elif self.desired is not None and planned is not None:
+            self.desired = patched(self.desired, planned)
 
     def _record(
         self,

@@ -171,6 +171,9 @@ def test_an_apply_that_holds_a_network_back_owes_only_that_network(
 
     with pytest.raises(HeldBack):
         host.sync.apply()
+    # What went in is the picture a port plugged later is matched against.
+    assert host.sync.desired is not None
+    assert held.bridge in {n.bridge for n in host.sync.desired.networks}
     pending = service.pending_for(here)
     assert pending.changes == tuple(c.change for c in beta_changes)
     (listed,) = [h for h in service.pending_overview().hosts if h.name == here]
