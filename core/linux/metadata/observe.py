@@ -95,13 +95,13 @@ def read_table(
 ) -> ObservedTable:
     """A family's table, in one listing: asked for while a network here is served in
     that family, or while netcon's marker says it made it."""
-    routes = want.routes if family == IPV4 else want.routes6
+    served = want.routes if family == IPV4 else want.routes6
     found = nfttable.read(
         family.table,
         nft_binary,
         netns,
         want.files.state_dir,
-        wanted=bool(want.routes) and bool(routes) and nft_found,
+        wanted=bool(want.routes) and bool(served) and nft_found,
         may_change=may_change,
     )
     gateways: dict[str, tuple[str, int]] = {}
@@ -131,13 +131,13 @@ def observe_scoped(
     nft_found = shutil.which(nft_binary) is not None
     answers = len(servers) == 1 and listens(netns, want.port)
     six = read_table(IPV6, nft_binary, netns, want, nft_found=nft_found, may_change=may_change)
-    seen = ObservedMetadata(ipv6=six, servers=servers, answers=answers, carrying=carrying(netns))
+    have = ObservedMetadata(ipv6=six, servers=servers, answers=answers, carrying=carrying(netns))
     if not want.routes and not table_marker(want.files).exists():
-        return seen
+        return have
     source = lookup() if nft_found and table_marker(want.files).exists() else None
     if source is None or not source.sets_exist(IPV4.table.name, (ROUTES, PORTS)):
         four = read_table(IPV4, nft_binary, netns, want, nft_found=nft_found, may_change=may_change)
-        return replace(seen, ipv4=four)
+        return replace(have, ipv4=four)
     from core.linux.nftelements import ifname_key
 
     names = sorted(bridges)
@@ -149,7 +149,7 @@ def observe_scoped(
             routes[name] = (socket.inet_ntoa(element.data[:4]), port)
     (guard,) = source.get(IPV4.table.name, PORTS, [struct.pack("!H", want.port)])
     ports = frozenset({want.port}) if guard is not None else frozenset()
-    return replace(seen, ipv4=ObservedTable(True, True, routes, ports, seen=frozenset(bridges)))
+    return replace(have, ipv4=ObservedTable(True, True, routes, ports, seen=frozenset(bridges)))
 
 
 def _server_by_pid_file(want: DesiredMetadata) -> tuple[processes.Process, ...] | None:

@@ -96,7 +96,6 @@ IPV6 = Family(
         address_type="ipv6_addr",
     ),
 )
-FAMILIES = (IPV4, IPV6)
 FAMILY = IPV4.table.family
 TABLE = IPV4.table.name
 TABLE6 = IPV6.table.name
