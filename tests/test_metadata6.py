@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.config import Settings
-from core.linux import segment6
+from core.linux import nfttable, segment6
 from core.linux.ipv6_host import gateway_v6_of, link_local
 from core.linux.metadata import plan, spec, table
 from core.linux.metadata.observe import ObservedMetadata, ObservedTable
@@ -128,6 +128,32 @@ def test_the_table_drops_adverts_from_the_metadata_address() -> None:
     # The IPv4 table's layout, and an output chain with the advert guard.
     four = table.table_text([CreateMetadataTable(False)])
     assert text.count("\n") == four.count("\n") + 2
+
+
+def test_a_table_of_the_earlier_layout_is_made_again() -> None:
+    """An IPv6 table that guarded its port in its rules (no set of ports) is not the
+    layout written now: the plan makes it again, whole, with its routes."""
+
+    def rule(chain: str) -> dict[str, object]:
+        return {"rule": {"chain": chain, "expr": []}}
+
+    earlier = [
+        {"table": {"name": spec.TABLE6}},
+        {"map": {"name": "gateways", "elem": [["br100", {"concat": ["2001:db8:1::1", 8775]}]]}},
+        *({"chain": {"name": name}} for name in ("prerouting", "input", "output")),
+        rule("prerouting"),
+        rule("input"),
+        rule("input"),
+        rule("output"),
+    ]
+    found = nfttable.parse(IPV6.table, earlier)
+    assert found.present and not found.layout_ok
+    assert nfttable.parse(IPV6.table, [*earlier, {"set": {"name": "server_port"}}]).layout_ok
+    have = _have(ObservedTable(True, False, {"br100": ("2001:db8:1::1", 8775)}))
+    assert _plan(have, want=_want(routes6=ROUTES6[:1]), bridges=frozenset({"br100"}))[:2] == [
+        AddMetadataAddress6("br100"),
+        CreateMetadataTable(True, family=IPV6),
+    ]
 
 
 def test_the_segment_filter_is_made_once_and_kept_by_scoped_plans() -> None:

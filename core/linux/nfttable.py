@@ -109,10 +109,10 @@ def read(
         objects = json.loads(result.stdout)["nftables"]
     except (ValueError, KeyError):
         raise HostError(f"nft: unreadable listing of table {table.qualified}") from None
-    return _parse(table, objects)
+    return parse(table, objects)
 
 
-def _parse(table: NftTable, objects: list[dict[str, Any]]) -> Listing:
+def parse(table: NftTable, objects: list[dict[str, Any]]) -> Listing:
     elements: dict[str, list[Any]] = {}
     rules: dict[str, int] = {}
     for obj in objects:
