@@ -126,8 +126,9 @@ class SetMetadataPort(MetadataTableOperation):
 
 @dataclass(frozen=True)
 class MetadataAddress6(MetadataHostOperation):
-    """fe80::a9fe:a9fe on a bridge (see address.py): one goes before the table batch
-    and one comes after it, so the table's advert guard is there whenever it is."""
+    """fe80::a9fe:a9fe on a bridge (see address.py): a removal goes before the table
+    batch and an addition after it, so the table's advert guard is there whenever the
+    address is."""
 
     bridge: str
     add: ClassVar[bool]
