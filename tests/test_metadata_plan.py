@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.config import Settings
 from core.linux.metadata import plan, spec, table
-from core.linux.metadata.observe import ObservedMetadata
+from core.linux.metadata.observe import ObservedMetadata, ObservedTable
 from core.linux.metadata.operations import (
     CreateMetadataTable,
     DeleteMetadataRoute,
@@ -35,10 +35,12 @@ def _running(want: spec.DesiredMetadata, argv: tuple[str, ...] | None = None) ->
 
 def _as_it_should_be(want: spec.DesiredMetadata) -> ObservedMetadata:
     return ObservedMetadata(
-        table=True,
-        layout_ok=True,
-        routes={r.bridge: (r.gateway, want.port) for r in want.routes},
-        ports=frozenset({want.port}),
+        ipv4=ObservedTable(
+            table=True,
+            layout_ok=True,
+            routes={r.bridge: (r.gateway, want.port) for r in want.routes},
+            ports=frozenset({want.port}),
+        ),
         servers=(_running(want),),
         answers=True,
     )
@@ -51,7 +53,7 @@ def test_nothing_to_do_when_the_host_has_it_all() -> None:
 
 def test_a_bare_host_gets_the_table_its_routes_and_a_server() -> None:
     want = _want()
-    ops = plan.plan(want, ObservedMetadata(False, False), nft_found=True)
+    ops = plan.plan(want, ObservedMetadata(), nft_found=True)
     assert [op.describe() for op in ops] == [
         "start metadata server on port 8775",
         "create nftables table ip netcon_metadata (DNAT of 169.254.169.254:80 for guests)",
@@ -113,14 +115,15 @@ def test_no_network_served_stops_the_server_and_deletes_the_table() -> None:
     ops = plan.plan(_want(()), have, nft_found=True)
     assert ops == [
         StopMetadataServer((4242,), "no network here needs it"),
-        DeleteMetadataTable(_want().files),
+        DeleteMetadataTable(),
     ]
-    assert plan.plan(_want(()), ObservedMetadata(False, False), nft_found=True) == []
+    assert plan.plan(_want(()), ObservedMetadata(), nft_found=True) == []
 
 
 def test_a_table_in_another_shape_is_made_again() -> None:
     want = _want()
-    have = replace(_as_it_should_be(want), layout_ok=False)
+    good = _as_it_should_be(want)
+    have = replace(good, ipv4=replace(good.ipv4, layout_ok=False))
     ops = plan.plan(want, have, nft_found=True)
-    assert ops[0] == CreateMetadataTable(True, want.files)
+    assert ops[0] == CreateMetadataTable(True)
     assert len([op for op in ops if isinstance(op, SetMetadataRoute)]) == 2

@@ -10,7 +10,7 @@ import pkgutil
 from pathlib import Path
 
 import core.linux
-from core.linux import closedports, metadata6, secgroups, segment6
+from core.linux import closedports, secgroups, segment6
 from core.linux.metadata import operations as metadata_operations
 from core.linux.operations import (
     LAST_KERNEL_PHASE,
@@ -82,12 +82,15 @@ def test_phases_order_what_the_apply_does() -> None:
 
 def test_the_ipv6_operations_have_their_place_in_the_order() -> None:
     """A bridge stops hearing adverts once IPv6 is on and before its addresses come; the
-    IPv6 metadata address, its DNAT and the segment filter go after the kernel phases
-    and before anything announces or dnsmasq starts (its first advert is filtered)."""
+    segment filter, then the IPv6 metadata address and its DNAT (with the IPv4 one), go
+    after the kernel phases and before anything announces or dnsmasq starts (its first
+    advert is filtered)."""
     assert EnableIpv6.phase < IgnoreAdverts.phase < AddAddress.phase
-    for cls in (metadata6.AddMetadataAddress6, metadata6.SetMetadataRoute6, segment6.SetSegment6):
-        assert cls.phase == Phase.IPV6_SIDE
-    assert LAST_KERNEL_PHASE < Phase.IPV6_SIDE < Phase.ANNOUNCE < StartDnsmasq.phase
+    assert segment6.SetSegment6.phase == Phase.IPV6_SIDE
+    for cls in (metadata_operations.AddMetadataAddress6, metadata_operations.SetMetadataRoute):
+        assert cls.phase == Phase.METADATA_TABLE
+    assert LAST_KERNEL_PHASE < Phase.IPV6_SIDE < Phase.METADATA_TABLE < Phase.ANNOUNCE
+    assert StartDnsmasq.phase > Phase.ANNOUNCE
     assert ReleaseLeases6.phase == ReleaseLeases.phase > StartDnsmasq.phase
 
 

@@ -22,6 +22,7 @@ from core.linux.netlink import OWNER_ALIAS, Netlink, Request
 
 if TYPE_CHECKING:
     from core.linux.metadata.server import Starting
+    from core.linux.nfttable import TableChange
 
 
 class Carried(Protocol):
@@ -103,9 +104,10 @@ class Execution:
     # dnsmasq's files, (bridge, path, text), written at the DHCP phase's end: only then
     # is it known which bridges' dnsmasq is idle.
     dhcp_writes: list[tuple[str, Path, str]] = field(default_factory=list)
-    # The IPv6 metadata address and DNAT, and the multi-host segment filter: one nft
-    # batch (metadata6, segment6).
-    ipv6_side: list[object] = field(default_factory=list)
+    # The multi-host segment filter's changes: one nft batch (segment6).
+    ipv6_side: list[TableChange] = field(default_factory=list)
+    # Both families' metadata DNAT tables (one nft batch) and the IPv6 metadata address
+    # (metadata.table).
     metadata_table: list[object] = field(default_factory=list)
     # Metadata servers launched and not yet known to listen (metadata.server).
     launched: list[Starting] = field(default_factory=list)

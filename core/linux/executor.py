@@ -30,13 +30,11 @@ from core.linux import (
     conntrack,
     dnsmasq,
     garp,
-    metadata6,
-    namespace,
     netlink,
     nft,
+    nfttable,
     processes,
     secgroups,
-    segment6,
     sysctl,
 )
 from core.linux.execution import Batch, Execution
@@ -237,19 +235,11 @@ def _forget_old_mappings(run: Execution) -> None:
 
 
 def _ipv6_side(run: Execution) -> None:
-    """The metadata address on the bridges, then the IPv6 metadata DNAT and the
-    multi-host segment filter in one nft batch."""
-    metadata6.apply_addresses(run.ipv6_side, run.netlink)
-    text = metadata6.table_text(run.ipv6_side) + segment6.table_text(run.ipv6_side)
-    if not text:
-        return
-    result = namespace.run(run.netns, [run.nft.binary, "-f", "-"], stdin=text)
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise HostError(f"nft: IPv6 metadata or segment filter: {lines[0] if lines else ''}")
-    # The host's state directory holds the NAT marker, and these tables' markers.
-    metadata6.record(run.ipv6_side, run.nat_marker.parent)
-    segment6.record(run.ipv6_side, run.nat_marker.parent)
+    """The multi-host segment filter, in one nft batch."""
+    # The host's state directory holds the NAT marker, and the tables' markers.
+    nfttable.apply(
+        run.ipv6_side, run.nft.binary, run.netns, run.nat_marker.parent, "IPv6 segment filter"
+    )
 
 
 def _announce(run: Execution) -> None:
@@ -277,7 +267,10 @@ def _start_dnsmasq(run: Execution) -> None:
 
 
 def _metadata_table(run: Execution) -> None:
-    metadata_table.apply(run.metadata_table, run.nft.binary, run.netns)
+    """Both families' DNAT tables in one nft batch, and the IPv6 metadata address."""
+    metadata_table.apply(
+        run.metadata_table, run.netlink, run.nft.binary, run.netns, run.nat_marker.parent
+    )
 
 
 def _wait_for_metadata(run: Execution) -> None:

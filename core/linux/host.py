@@ -22,7 +22,6 @@ from core.errors import HostError
 from core.linux import (
     dnsmasq,
     filter_record,
-    metadata6,
     namespace,
     processes,
     secgroup_nft,
@@ -185,11 +184,7 @@ class HostLayer:
         served: list[Operation] = []
         if wanted.routes is not None:
             bridges = reach.bridges if reach is not None else None
-            six, listen_v6 = self._metadata6_plan(desired, bool(wanted.routes), bridges, result)
-            served = self._metadata_plan(
-                wanted.routes, bridges, held=result.held, listen_v6=listen_v6
-            )
-            served += six
+            served = self._metadata_plan(wanted.routes, desired, bridges, held=result.held)
         links = segment6.segment_links([n for n in desired.networks if n.bridge not in result.held])
         have6 = segment6.observe(
             self.settings.nft_binary,
@@ -250,19 +245,22 @@ class HostLayer:
     def _metadata_plan(
         self,
         routes: tuple[metadata.Route, ...],
+        desired: DesiredHost,
         bridges: frozenset[str] | None = None,
         *,
         held: frozenset[str] = frozenset(),
-        listen_v6: bool = False,
     ) -> list[Operation]:
-        """The metadata server and its DNAT, for the networks this host serves (of
-        ``bridges`` only, when given: a scoped apply looks up their routes by key);
-        ``listen_v6``: it listens on IPv6 too (metadata6)."""
+        """The metadata server, its DNAT in both families and fe80::a9fe:a9fe on the
+        dual-stack networks' bridges, for the networks this host serves (of ``bridges``
+        only, when given: a scoped apply looks up their routes by key)."""
         want = metadata.desired(
-            routes, self.settings, self.state_dir, self._dnsmasq_env(), self.netns
+            routes,
+            self.settings,
+            self.state_dir,
+            self._dnsmasq_env(),
+            self.netns,
+            metadata.wanted_routes6(desired.networks),
         )
-        if listen_v6:
-            want = metadata6.listening_v6(want)
         nft_found = dnsmasq.find_binary(self.settings.nft_binary) is not None
         if bridges is not None:
             have = metadata_observe.observe_scoped(
@@ -277,42 +275,11 @@ class HostLayer:
             have = metadata_observe.observe(
                 self.settings.nft_binary,
                 self.netns,
-                want.files,
-                want.port,
-                table_wanted=bool(routes) and nft_found,
+                want,
+                nft_found=nft_found,
                 may_change=can_change_host(),
             )
-        return metadata_plan.plan(want, have, nft_found=nft_found, held=held)
-
-    def _metadata6_plan(
-        self,
-        desired: DesiredHost,
-        serving: bool,
-        bridges: frozenset[str] | None,
-        result: Plan,
-    ) -> tuple[list[Operation], bool]:
-        """fe80::a9fe:a9fe on the bridges of the dual-stack networks served here, and its
-        DNAT (see metadata6), beside the IPv4 server's; and whether the server listens on
-        IPv6 too."""
-        routes = metadata6.wanted_routes(desired.networks)
-        have = metadata6.observe(
-            self.settings.nft_binary,
-            self.netns,
-            self.state_dir,
-            wanted=serving and bool(routes),
-            may_change=can_change_host(),
-        )
-        ops = metadata6.plan(
-            routes,
-            have,
-            serving=serving,
-            port=self.settings.metadata_port,
-            nft_found=dnsmasq.find_binary(self.settings.nft_binary) is not None,
-            bridges=bridges,
-            held=result.held,
-        )
-        listen = metadata6.table_wanted(routes, have, serving=serving, bridges=bridges)
-        return ops, listen
+        return metadata_plan.plan(want, have, nft_found=nft_found, held=held, bridges=bridges)
 
     def apply(
         self,

@@ -29,10 +29,10 @@ class Phase(IntEnum):
     links' indexes). The NAT and filter changes go as one nft batch once the links
     exist; uplinks enter hairpin mode only once that batch lets NATed frames alone back
     out. Up to FORGET_MAPPINGS a failure takes back what the apply made in the kernel.
-    The IPv6 side (the metadata address on the bridges, the IPv6 metadata DNAT and the
-    multi-host segment filter) goes before dnsmasq starts: each running dnsmasq reads
-    every interface's addresses again for each address added, and its first advert
-    already has the filter. Daemons come last, once the addresses they bind to exist,
+    The multi-host segment filter, then the metadata DNAT of both families and the IPv6
+    metadata address on the bridges, go before dnsmasq starts: each running dnsmasq
+    reads every interface's addresses again for each address added, and its first
+    advert already has the filter. Daemons come last, once the addresses they bind to exist,
     and one that fails is reported without taking back the kernel work. The metadata
     server (a Python process and its imports) takes longer to start than the rest of an
     apply: it is launched before the announcements and dnsmasq, and waited for once

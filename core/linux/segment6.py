@@ -15,32 +15,48 @@ other, and their neighbours' names, over the segment.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from core.errors import HostError
-from core.linux import nft
+from core.linux import nfttable
 from core.linux.desired import DesiredNetwork
+from core.linux.nfttable import Chain, NftTable
 from core.linux.operations import Operation, Phase
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
 
-FAMILY = "bridge"
-TABLE = "netcon_segment6"
 SET = "segments"
 # What only a router or a DHCPv6 server sends (as the RA guard on instance ports).
 _ROUTER_ONLY = (
     "ether type ip6 meta l4proto ipv6-icmp icmpv6 type { nd-router-advert, nd-redirect }",
     "ether type ip6 meta l4proto udp udp sport 547",
 )
-# (chain, hook, direction of the segment link in it)
-_CHAINS = (("forward", "forward", "iifname"), ("forward", "forward", "oifname"),
-           ("input", "input", "iifname"), ("output", "output", "oifname"))  # fmt: skip
-RULES = len(_CHAINS) * len(_ROUTER_ONLY)
+
+
+def _chain(hook: str, *directions: str) -> Chain:
+    """A chain on ``hook`` that drops what only a router sends, going the ``directions``
+    (iifname, oifname) of a segment link."""
+    rules = tuple(f"{d} @{SET} {what} drop" for d in directions for what in _ROUTER_ONLY)
+    return Chain(hook, f"type filter hook {hook} priority -10; policy accept;", rules)
+
+
+SEGMENT_TABLE = NftTable(
+    "bridge",
+    "netcon_segment6",
+    "segment6-table",
+    sets=(("set", SET, "ifname"),),
+    chains=(
+        _chain("forward", "iifname", "oifname"),
+        _chain("input", "iifname"),
+        _chain("output", "oifname"),
+    ),
+)
+FAMILY = SEGMENT_TABLE.family
+TABLE = SEGMENT_TABLE.name
+RULES = sum(len(chain.rules) for chain in SEGMENT_TABLE.chains)
 
 
 def segment_links(networks: Sequence[DesiredNetwork]) -> frozenset[str]:
@@ -64,11 +80,6 @@ class ObservedSegments6:
     unread: bool = False
 
 
-def marker(state_dir: Path) -> Path:
-    """There while the table is: a host that never had it is not asked for it."""
-    return state_dir / "segment6-table"
-
-
 def observe(
     nft_binary: str,
     netns: str | None,
@@ -77,33 +88,11 @@ def observe(
     wanted: bool,
     may_change: bool = True,
 ) -> ObservedSegments6:
-    if not wanted and not marker(state_dir).exists():
-        return ObservedSegments6()
-    (result,) = nft.listings(nft_binary, netns, [f"list table {FAMILY} {TABLE}"], numeric=False)
-    if result.returncode != 0:
-        if "No such file or directory" in result.stderr:
-            return ObservedSegments6()
-        if not may_change:
-            return ObservedSegments6(unread=True)
-        raise HostError(f"nft: cannot read table {FAMILY} {TABLE}: {result.stderr.strip()}")
-    try:
-        objects = json.loads(result.stdout)["nftables"]
-    except (ValueError, KeyError):
-        raise HostError(f"nft: unreadable listing of table {FAMILY} {TABLE}") from None
-    links: set[str] = set()
-    has_set = False
-    rules = 0
-    chains = set()
-    for obj in objects:
-        if "set" in obj and obj["set"]["name"] == SET:
-            has_set = True
-            links.update(str(e) for e in obj["set"].get("elem", []))
-        elif "chain" in obj:
-            chains.add(obj["chain"]["name"])
-        elif "rule" in obj:
-            rules += 1
-    layout = has_set and chains == {c for c, _, _ in _CHAINS} and rules == RULES
-    return ObservedSegments6(True, layout, frozenset(links))
+    found = nfttable.read(
+        SEGMENT_TABLE, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change
+    )
+    links = frozenset(str(e) for e in found.elements.get(SET, []))
+    return ObservedSegments6(found.present, found.layout_ok, links, found.unread)
 
 
 @dataclass(frozen=True)
@@ -112,14 +101,20 @@ class Segment6Operation(Operation):
     apply's IPv6 side, before dnsmasq starts."""
 
     phase = Phase.IPV6_SIDE
+    table: ClassVar[NftTable] = SEGMENT_TABLE
+    table_present: ClassVar[bool | None] = None
 
     def execute(self, run: Execution) -> None:
         run.ipv6_side.append(self)
+
+    def commands(self) -> list[str]:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class CreateSegmentTable6(Segment6Operation):
     replace: bool
+    table_present = True
 
     def describe(self) -> str:
         verb = "recreate" if self.replace else "create"
@@ -128,11 +123,19 @@ class CreateSegmentTable6(Segment6Operation):
             "replies cross a multi-host segment)"
         )
 
+    def commands(self) -> list[str]:
+        return SEGMENT_TABLE.create(self.replace)
+
 
 @dataclass(frozen=True)
 class DeleteSegmentTable6(Segment6Operation):
+    table_present = False
+
     def describe(self) -> str:
         return f"delete nftables table {FAMILY} {TABLE} (no multi-host dual-stack network here)"
+
+    def commands(self) -> list[str]:
+        return SEGMENT_TABLE.delete()
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ class SetSegment6(Segment6Operation):
         if self.add:
             return f"keep IPv6 adverts and DHCPv6 replies from crossing {self.link}"
         return f"no IPv6 advert filter on {self.link} any more"
+
+    def commands(self) -> list[str]:
+        return [SEGMENT_TABLE.element(self.add, SET, f'"{self.link}"')]
 
 
 SEGMENT6_OPS = (CreateSegmentTable6, DeleteSegmentTable6, SetSegment6)
@@ -173,35 +179,5 @@ def plan(
     return ops
 
 
-def table_text(ops: Sequence[object]) -> str:
-    lines: list[str] = []
-    table = f"{FAMILY} {TABLE}"
-    for op in ops:
-        if isinstance(op, DeleteSegmentTable6):
-            lines.append(f"delete table {table}")
-        elif isinstance(op, CreateSegmentTable6):
-            if op.replace:
-                lines.append(f"delete table {table}")
-            lines += [f"add table {table}", f"add set {table} {SET} {{ type ifname; }}"]
-            for chain in dict.fromkeys(c for c, _, _ in _CHAINS):
-                hook = next(h for c, h, _ in _CHAINS if c == chain)
-                lines.append(
-                    f"add chain {table} {chain} "
-                    f"{{ type filter hook {hook} priority -10; policy accept; }}"
-                )
-            for chain, _, direction in _CHAINS:
-                for what in _ROUTER_ONLY:
-                    lines.append(f"add rule {table} {chain} {direction} @{SET} {what} drop")
-        elif isinstance(op, SetSegment6):
-            verb = "add" if op.add else "delete"
-            lines.append(f'{verb} element {table} {SET} {{ "{op.link}" }}')
-    return "".join(line + "\n" for line in lines)
-
-
-def record(ops: Sequence[object], state_dir: Path) -> None:
-    """The table's marker follows what the plan did to the table (once nft has)."""
-    if any(isinstance(op, CreateSegmentTable6) for op in ops):
-        state_dir.mkdir(parents=True, exist_ok=True)
-        marker(state_dir).touch()
-    elif any(isinstance(op, DeleteSegmentTable6) for op in ops):
-        marker(state_dir).unlink(missing_ok=True)
+def table_text(ops: Sequence[Segment6Operation]) -> str:
+    return nfttable.script(ops)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.linux import dnsmasq6, metadata6
+from core.linux import dnsmasq6
+from core.linux.metadata.spec import ADDRESS6
 from core.linux.operations import AddAddress, EnableForwardingV6, EnableIpv6, ReleaseLeases6
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, make_service, sh
@@ -43,7 +44,7 @@ def _bridge_link_local(ns: str, bridge: str) -> str:
 
     def formed() -> list[str]:
         found = [a.split("/")[0] for a in addresses(ns, bridge, "link")]
-        return [a for a in found if a != metadata6.ADDRESS]
+        return [a for a in found if a != ADDRESS6]
 
     found = wait_for(formed)
     assert found, f"{bridge} has no link-local address of its own"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.linux import metadata6
+from core.linux.metadata import address, spec
+from core.linux.metadata.operations import AddMetadataAddress6, SetMetadataRoute
 from tests.host.conftest import Lab, in_ns, sh
 from tests.host.guests6 import addresses, default_routes, rdisc6, wait_for
 from tests.host.scenario import network_host
@@ -45,7 +46,7 @@ def _link_local(ns: str, ifname: str = "eth0") -> str:
 
     def formed() -> list[str]:
         found = [a.split("/")[0] for a in addresses(ns, ifname, "link")]
-        return [a for a in found if a != metadata6.ADDRESS]
+        return [a for a in found if a != spec.ADDRESS6]
 
     found = wait_for(formed)
     assert found, f"{ifname} in {ns} has no link-local address of its own"
@@ -64,16 +65,16 @@ def test_a_guest_reads_its_own_metadata_over_ipv6_with_one_default_router(
     web = service.launch_instance("alpha", "web1").addresses[0]
     db = service.launch_instance("alpha", "db1").addresses[0]
     applied = host.sync.sync()
-    assert metadata6.AddMetadataAddress6(network.bridge) in applied.operations
+    assert AddMetadataAddress6(network.bridge) in applied.operations
     assert (
-        metadata6.SetMetadataRoute6(network.bridge, "2001:db8:94::1", 8775)
+        SetMetadataRoute(network.bridge, "2001:db8:94::1", 8775, family=spec.IPV6)
         in applied.operations
     )
     assert host.sync.plan().operations == ()  # a second apply does nothing
     bridge = network.bridge
     # On the bridge, fe80::a9fe:a9fe is valid and never preferred.
     shown = json.loads(in_ns(host.ns, "ip", "-j", "-6", "addr", "show", "dev", bridge).stdout)
-    (meta,) = [a for a in shown[0]["addr_info"] if a["local"] == metadata6.ADDRESS]
+    (meta,) = [a for a in shown[0]["addr_info"] if a["local"] == spec.ADDRESS6]
     assert (meta["preferred_life_time"], meta["valid_life_time"]) == (0, 4294967295)
 
     first = host.instance("web1", web.mac, bridge)
@@ -114,6 +115,6 @@ def test_a_guest_reads_its_own_metadata_over_ipv6_with_one_default_router(
     service.terminate_instance("db1")
     service.delete_network(network.cidr)
     host.sync.sync()
-    assert metadata6.carrying(host.ns) == frozenset()
-    table = in_ns(host.ns, "nft", "list", "table", "ip6", metadata6.TABLE, check=False)
+    assert address.carrying(host.ns) == frozenset()
+    table = in_ns(host.ns, "nft", "list", "table", "ip6", spec.TABLE6, check=False)
     assert table.returncode != 0

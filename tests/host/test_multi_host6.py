@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.linux import metadata6, segment6
+from core.linux import segment6
+from core.linux.metadata.spec import ADDRESS6
 from core.linux.ports import port_name
 from core.service import NetconService
 from core.service.hostsync import HostSync
@@ -42,7 +43,7 @@ PREFIX = "2001:db8:16::"
 def _own_link_local(ns: str, ifname: str) -> str:
     def formed() -> list[str]:
         found = [a.split("/")[0] for a in addresses(ns, ifname, "link")]
-        return [a for a in found if a != metadata6.ADDRESS]
+        return [a for a in found if a != ADDRESS6]
 
     found = wait_for(formed)
     assert found, f"{ifname} in {ns} has no link-local address of its own"

@@ -1,27 +1,27 @@
-"""What this host has of the metadata service: its server processes, and the DNAT table
-read in full or, for a scoped apply, by key."""
+"""What this host has of the metadata service: its server processes, the DNAT table of
+each family read in full (the IPv4 one by key, for a scoped apply), and the bridges that
+carry fe80::a9fe:a9fe."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from core.errors import HostError
-from core.linux import nft, processes
+from core.linux import nfttable, processes
+from core.linux.metadata.address import carrying
 from core.linux.metadata.server import listens, pid_in
 from core.linux.metadata.spec import (
-    CHAINS,
-    FAMILY,
+    IPV4,
+    IPV6,
     PORTS,
     PROGRAMS,
     ROUTES,
-    TABLE,
     DesiredMetadata,
+    Family,
     ServerFiles,
     table_marker,
 )
@@ -31,18 +31,28 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ObservedMetadata:
-    table: bool
-    layout_ok: bool
+class ObservedTable:
+    """One family's DNAT table."""
+
+    table: bool = False
+    layout_ok: bool = False
     routes: dict[str, tuple[str, int]] = field(default_factory=dict)
     ports: frozenset[int] = frozenset()
-    servers: tuple[processes.Process, ...] = ()
-    # Whether something listens on the metadata port in the namespace.
-    answers: bool = False
     # The table could not be read (no CAP_NET_ADMIN): its operations are left out.
     unread: bool = False
     # Set when only these bridges' routes were looked up (a scoped apply).
     seen: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class ObservedMetadata:
+    ipv4: ObservedTable = ObservedTable()
+    ipv6: ObservedTable = ObservedTable()
+    servers: tuple[processes.Process, ...] = ()
+    # Whether something listens on the metadata port in the namespace.
+    answers: bool = False
+    # Bridges (any link) that carry fe80::a9fe:a9fe.
+    carrying: frozenset[str] = frozenset()
 
 
 def find_servers(files: ServerFiles, netns: str | None) -> tuple[processes.Process, ...]:
@@ -59,29 +69,47 @@ def find_servers(files: ServerFiles, netns: str | None) -> tuple[processes.Proce
 def observe(
     nft_binary: str,
     netns: str | None,
-    files: ServerFiles,
-    port: int,
+    want: DesiredMetadata,
     *,
-    table_wanted: bool,
+    nft_found: bool,
     may_change: bool = True,
 ) -> ObservedMetadata:
-    servers = find_servers(files, netns)
-    answers = len(servers) == 1 and listens(netns, port)
-    if not table_wanted and not table_marker(files).exists():
-        return ObservedMetadata(table=False, layout_ok=False, servers=servers, answers=answers)
-    (result,) = nft.listings(nft_binary, netns, [f"list table {FAMILY} {TABLE}"], numeric=False)
-    if result.returncode != 0:
-        if "No such file or directory" in result.stderr:
-            return ObservedMetadata(False, False, servers=servers, answers=answers)
-        if not may_change:
-            # `host plan` without CAP_NET_ADMIN: the table is not known, so not planned.
-            return ObservedMetadata(False, False, servers=servers, answers=answers, unread=True)
-        raise HostError(f"nft: cannot read table {FAMILY} {TABLE}: {result.stderr.strip()}")
-    try:
-        objects = json.loads(result.stdout)["nftables"]
-    except (ValueError, KeyError):
-        raise HostError(f"nft: unreadable listing of table {FAMILY} {TABLE}") from None
-    return replace(_parse(objects, servers), answers=answers)
+    servers = find_servers(want.files, netns)
+    return ObservedMetadata(
+        read_table(IPV4, nft_binary, netns, want, nft_found=nft_found, may_change=may_change),
+        read_table(IPV6, nft_binary, netns, want, nft_found=nft_found, may_change=may_change),
+        servers,
+        len(servers) == 1 and listens(netns, want.port),
+        carrying(netns),
+    )
+
+
+def read_table(
+    family: Family,
+    nft_binary: str,
+    netns: str | None,
+    want: DesiredMetadata,
+    *,
+    nft_found: bool,
+    may_change: bool = True,
+) -> ObservedTable:
+    """A family's table, in one listing: asked for while a network here is served in
+    that family, or while netcon's marker says it made it."""
+    served = want.routes if family == IPV4 else want.routes6
+    found = nfttable.read(
+        family.table,
+        nft_binary,
+        netns,
+        want.files.state_dir,
+        wanted=bool(want.routes) and bool(served) and nft_found,
+        may_change=may_change,
+    )
+    gateways: dict[str, tuple[str, int]] = {}
+    for bridge, target in found.elements.get(ROUTES, []):
+        gateway, port = target["concat"]
+        gateways[str(bridge)] = (str(gateway), int(port))
+    ports = frozenset(int(p) for p in found.elements.get(PORTS, []))
+    return ObservedTable(found.present, found.layout_ok, gateways, ports, found.unread)
 
 
 def observe_scoped(
@@ -93,46 +121,35 @@ def observe_scoped(
     *,
     may_change: bool = True,
 ) -> ObservedMetadata:
-    """What the host has of the server and of these bridges' routes, asked by key: the
-    server through its pid file, the routes from the kernel over nfnetlink. Whatever
-    cannot be known that way (no pid file, no table yet) is looked at in full."""
+    """What the host has of the server and of these bridges' IPv4 routes, asked by
+    key: the server through its pid file, the routes from the kernel over nfnetlink.
+    Whatever cannot be known that way (no pid file, no table yet) is looked at in full,
+    as is the IPv6 table (a few dual-stack networks' routes)."""
     servers = _server_by_pid_file(want)
     if servers is None:
         servers = find_servers(want.files, netns)
-    answers = len(servers) == 1 and listens(netns, want.port)
     nft_found = shutil.which(nft_binary) is not None
+    answers = len(servers) == 1 and listens(netns, want.port)
+    six = read_table(IPV6, nft_binary, netns, want, nft_found=nft_found, may_change=may_change)
+    have = ObservedMetadata(ipv6=six, servers=servers, answers=answers, carrying=carrying(netns))
     if not want.routes and not table_marker(want.files).exists():
-        return ObservedMetadata(False, False, servers=servers, answers=answers)
+        return have
     source = lookup() if nft_found and table_marker(want.files).exists() else None
-    if source is None or not source.sets_exist(TABLE, (ROUTES, PORTS)):
-        full = observe(
-            nft_binary,
-            netns,
-            want.files,
-            want.port,
-            table_wanted=bool(want.routes) and nft_found,
-            may_change=may_change,
-        )
-        return replace(full, servers=servers, answers=answers)
+    if source is None or not source.sets_exist(IPV4.table.name, (ROUTES, PORTS)):
+        four = read_table(IPV4, nft_binary, netns, want, nft_found=nft_found, may_change=may_change)
+        return replace(have, ipv4=four)
     from core.linux.nftelements import ifname_key
 
     names = sorted(bridges)
-    found = source.get(TABLE, ROUTES, [ifname_key(name) for name in names])
+    found = source.get(IPV4.table.name, ROUTES, [ifname_key(name) for name in names])
     routes = {}
     for name, element in zip(names, found, strict=True):
         if element is not None and element.data is not None and len(element.data) >= 6:
             (port,) = struct.unpack("!H", element.data[4:6])
             routes[name] = (socket.inet_ntoa(element.data[:4]), port)
-    (guard,) = source.get(TABLE, PORTS, [struct.pack("!H", want.port)])
-    return ObservedMetadata(
-        table=True,
-        layout_ok=True,
-        routes=routes,
-        ports=frozenset({want.port}) if guard is not None else frozenset(),
-        servers=servers,
-        answers=answers,
-        seen=frozenset(bridges),
-    )
+    (guard,) = source.get(IPV4.table.name, PORTS, [struct.pack("!H", want.port)])
+    ports = frozenset({want.port}) if guard is not None else frozenset()
+    return replace(have, ipv4=ObservedTable(True, True, routes, ports, seen=frozenset(bridges)))
 
 
 def _server_by_pid_file(want: DesiredMetadata) -> tuple[processes.Process, ...] | None:
@@ -142,28 +159,3 @@ def _server_by_pid_file(want: DesiredMetadata) -> tuple[processes.Process, ...] 
     if pid is None or argv is None or argv[1:] != want.argv[1:]:
         return None
     return (processes.Process(pid, processes.parent(pid), argv, here=False),)
-
-
-def _parse(
-    objects: list[dict[str, Any]], servers: tuple[processes.Process, ...]
-) -> ObservedMetadata:
-    routes: dict[str, tuple[str, int]] = {}
-    ports: set[int] = set()
-    sets: set[str] = set()
-    rules: dict[str, int] = {}
-    for obj in objects:
-        if "map" in obj and obj["map"]["name"] == ROUTES:
-            sets.add(ROUTES)
-            for bridge, target in obj["map"].get("elem", []):
-                address, port = target["concat"]
-                routes[str(bridge)] = (str(address), int(port))
-        elif "set" in obj and obj["set"]["name"] == PORTS:
-            sets.add(PORTS)
-            ports.update(int(p) for p in obj["set"].get("elem", []))
-        elif "chain" in obj:
-            rules.setdefault(obj["chain"]["name"], 0)
-        elif "rule" in obj:
-            chain = obj["rule"]["chain"]
-            rules[chain] = rules.get(chain, 0) + 1
-    layout_ok = sets == {ROUTES, PORTS} and rules == CHAINS
-    return ObservedMetadata(True, layout_ok, routes, frozenset(ports), servers)

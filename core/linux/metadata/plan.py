@@ -1,12 +1,16 @@
-"""The metadata part of the host plan: server and DNAT wanted against what the host has."""
+"""The metadata part of the host plan: server, DNAT tables of both families and the IPv6
+metadata address wanted against what the host has."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
-from core.linux.metadata.observe import ObservedMetadata
+from core.linux.metadata.observe import ObservedMetadata, ObservedTable
 from core.linux.metadata.operations import (
+    AddMetadataAddress6,
     CreateMetadataTable,
+    DeleteMetadataAddress6,
     DeleteMetadataRoute,
     DeleteMetadataTable,
     SetMetadataPort,
@@ -14,7 +18,7 @@ from core.linux.metadata.operations import (
     StartMetadataServer,
     StopMetadataServer,
 )
-from core.linux.metadata.spec import DesiredMetadata
+from core.linux.metadata.spec import IPV4, IPV6, DesiredMetadata, Family, listening_v6
 from core.linux.operations import Operation
 
 
@@ -24,40 +28,78 @@ def plan(
     *,
     nft_found: bool,
     held: frozenset[str] = frozenset(),
+    bridges: frozenset[str] | None = None,
 ) -> list[Operation]:
-    """What makes the host's server and DNAT match ``want`` (empty when they do); the
-    routes of ``held`` bridges (networks held back by a problem) stay as they are."""
-    ops: list[Operation] = []
+    """What makes the host's server, DNAT tables and metadata addresses match ``want``
+    (empty when they do). ``bridges``: a scoped plan, which compares only these bridges'
+    addresses and routes. The routes of ``held`` bridges (networks held back by a
+    problem) stay as they are."""
     serving = bool(want.routes)
-    ops += _plan_server(want, have, serving)
-    if not nft_found or have.unread:
+    six = ipv6_wanted(want, have.ipv6, bridges)
+    if six:
+        want = listening_v6(want)
+    ops = _plan_server(want, have, serving)
+
+    def in_scope(bridge: str, looked: frozenset[str] | None) -> bool:
+        return (looked is None or bridge in looked) and bridge not in held
+
+    on = {r.bridge for r in want.routes6} if serving else set()
+    ops += [AddMetadataAddress6(b) for b in sorted(on - have.carrying) if in_scope(b, bridges)]
+    ops += [DeleteMetadataAddress6(b) for b in sorted(have.carrying - on) if in_scope(b, bridges)]
+    if not nft_found:
         return ops  # the host plan already says nft is missing when NAT needs it
-    if not serving:
-        if have.table:
-            ops.append(DeleteMetadataTable(want.files))
-        return ops
-    routes = dict(have.routes)
+    for family, table, routes, wanted, looked in (
+        (IPV4, have.ipv4, want.routes, serving, have.ipv4.seen),
+        (IPV6, have.ipv6, want.routes6 if serving else (), six, bridges),
+    ):
+        targets = {r.bridge: (r.gateway, want.port) for r in routes if in_scope(r.bridge, looked)}
+        scoped = {b: route for b, route in table.routes.items() if in_scope(b, looked)}
+        ops += _plan_table(family, targets, scoped, table, want.port, wanted=wanted)
+    return ops
+
+
+def ipv6_wanted(
+    want: DesiredMetadata, have: ObservedTable, bridges: frozenset[str] | None = None
+) -> bool:
+    """Whether the IPv6 table (and so the server's IPv6 socket, which it guards) is
+    wanted: a server runs and a dual-stack network is served. A scoped plan sees only
+    the networks of ``bridges``; the table's routes tell it of the others."""
+    if not want.routes:
+        return False
+    if want.routes6:
+        return True
+    return bridges is not None and any(bridge not in bridges for bridge in have.routes)
+
+
+def _plan_table(
+    family: Family,
+    targets: Mapping[str, tuple[str, int]],
+    routes: Mapping[str, tuple[str, int]],
+    have: ObservedTable,
+    port: int,
+    *,
+    wanted: bool,
+) -> list[Operation]:
+    """One family's table: ``targets`` and ``routes`` are the wanted and present routes
+    of the bridges the plan may change."""
+    if have.unread:
+        return []
+    if not wanted:
+        return [DeleteMetadataTable(family=family)] if have.table else []
+    ops: list[Operation] = []
     ports = set(have.ports)
     if not have.table or not have.layout_ok:
-        ops.append(CreateMetadataTable(have.table, want.files))
+        ops.append(CreateMetadataTable(have.table, family=family))
         routes, ports = {}, set()
-    wanted = {r.bridge: (r.gateway, want.port) for r in want.routes}
-    if have.seen is not None:
-        wanted = {b: target for b, target in wanted.items() if b in have.seen}
-    for bridge in held:
-        if bridge in routes:
-            wanted[bridge] = routes[bridge]
-        else:
-            wanted.pop(bridge, None)
-    ops += [DeleteMetadataRoute(b) for b in sorted(set(routes) - set(wanted))]
+    ops += [DeleteMetadataRoute(b, family=family) for b in sorted(set(routes) - set(targets))]
     ops += [
-        SetMetadataRoute(bridge, gateway, port, replaces=bridge in routes)
-        for bridge, (gateway, port) in sorted(wanted.items())
-        if routes.get(bridge) != (gateway, port)
+        SetMetadataRoute(bridge, gateway, to, replaces=bridge in routes, family=family)
+        for bridge, (gateway, to) in sorted(targets.items())
+        if routes.get(bridge) != (gateway, to)
     ]
-    ops += [SetMetadataPort(p, add=False) for p in sorted(ports - {want.port})]
-    if want.port not in ports:
-        ops.append(SetMetadataPort(want.port, add=True))
+    ops += [SetMetadataPort(p, add=False, family=family) for p in sorted(ports - {port})]
+    if port not in ports:
+        ops.append(SetMetadataPort(port, add=True, family=family))
     return ops
 
 
@@ -77,6 +119,3 @@ def _plan_server(want: DesiredMetadata, have: ObservedMetadata, serving: bool) -
     else:
         return []
     return [StopMetadataServer(pids, reason), replace(start, reason="restart")]
-
-
-# -- carrying them out ---------------------------------------------------------------
