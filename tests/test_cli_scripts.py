@@ -108,6 +108,18 @@ def test_a_commands_process_leaves_what_it_made_to_the_exit_not_the_collector(
     assert frozen_at_exit(in_process) == 0
 
 
+def test_a_command_imports_its_own_module_and_no_other_commands() -> None:
+    from core.cli.commands import DECLARED, every_command
+
+    # The table the parser reads names every command as its module declares it.
+    assert [name for name, _, _ in DECLARED] == [item.name for item in every_command()]
+    modules = {module for _, module, _ in DECLARED}
+    loaded = modules_after("host", "apply", "--help")
+    assert loaded & modules == {"core.cli.host"}
+    # The help lists every command, and `batch` reads them all.
+    assert modules <= modules_after("--help")
+
+
 def test_lists_objects_and_deletions_have_one_shape(db: Path) -> None:
     code, out, _ = run(db, "--json", "network", "list")
     networks = json.loads(out)
