@@ -1,8 +1,9 @@
 """Every command netcon has, in the order `netcon --help` lists them.
 
-A command line that names a command needs only that command's module: the others are
-named to the parser (so that a mistyped name is still refused with the list) and not
-imported. The help, `batch` and `completion` take every command whole (COMMANDS).
+A command line that names a command needs only that command's module and its parser:
+the words go to it whatever the others are. A line that names none (the help, a
+mistyped name, which is refused with the list of them all), `batch` and `completion`
+take every command (COMMANDS).
 """
 
 from __future__ import annotations
@@ -47,16 +48,14 @@ def every_command() -> tuple[Group | Command, ...]:
 
 
 def commands_for(words: list[str]) -> tuple[Group | Command, ...]:
-    """What the parser of ``words`` needs: the command they name whole, every other one
-    by its name alone; every command whole when they name none (or one of NEED_ALL)."""
+    """What the parser of ``words`` needs: the command they name; every command when
+    they name none (or one of NEED_ALL)."""
     at = command_index(words)
     named = words[at] if at is not None else None
-    if named in NEED_ALL or named not in {name for name, _, _ in DECLARED}:
-        return every_command()
-    return tuple(
-        _declared(module, attribute) if name == named else Group(name, "")
-        for name, module, attribute in DECLARED
-    )
+    for name, module, attribute in DECLARED:
+        if name == named and name not in NEED_ALL:
+            return (_declared(module, attribute),)
+    return every_command()
 
 
 def __getattr__(name: str) -> Any:
