@@ -79,6 +79,47 @@ def test_a_read_command_imports_no_orm_alembic_host_stack_or_console(db: Path) -
     assert not loaded & {"sqlalchemy.orm", "alembic", "pyroute2", "textual"}
 
 
+def frozen_at_exit(probe: str) -> int:
+    """How many objects the collector no longer looks at when the process's at-exit
+    handlers run, after ``probe`` (which runs a command)."""
+    script = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write(f'FROZEN {gc.get_freeze_count()}'))\n"
+        + probe
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    marker = result.stderr.rindex("FROZEN ")
+    return int(result.stderr[marker + len("FROZEN ") :].split()[0])
+
+
+def test_a_commands_process_leaves_what_it_made_to_the_exit_not_the_collector(
+    db: Path,
+) -> None:
+    # The executable (and python -m tui): its command line is the process's own.
+    argv = ["netcon", "--db", f"sqlite:///{db}", "network", "list"]
+    executable = f"from tui.launch import main\nsys.argv = {argv!r}\nsys.exit(main())\n"
+    assert frozen_at_exit(executable) > 10_000
+    # A caller that runs a command in its own process keeps its collector as it was.
+    in_process = f"from tui.launch import main\nmain({argv[1:]!r})\n"
+    assert frozen_at_exit(in_process) == 0
+    in_process = f"from core.cli import main\nmain({argv[1:]!r})\n"
+    assert frozen_at_exit(in_process) == 0
+
+
+def test_a_command_imports_its_own_module_and_no_other_commands() -> None:
+    from core.cli.commands import DECLARED, every_command
+
+    # The table the parser reads names every command as its module declares it.
+    assert [name for name, _, _ in DECLARED] == [item.name for item in every_command()]
+    modules = {module for _, module, _ in DECLARED}
+    loaded = modules_after("host", "apply", "--help")
+    assert loaded & modules == {"core.cli.host"}
+    # The help lists every command, and `batch` reads them all.
+    assert modules <= modules_after("--help")
+
+
 def test_lists_objects_and_deletions_have_one_shape(db: Path) -> None:
     code, out, _ = run(db, "--json", "network", "list")
     networks = json.loads(out)

@@ -51,7 +51,17 @@ def console_words(words: list[str]) -> tuple[str | None, bool] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
+    """``argv`` None: the process's own command line; the process ends when this
+    returns (the `netcon` executable, `python -m tui`)."""
+    status = _run(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        from core.cli.collector import finish
+
+        finish()
+    return status
+
+
+def _run(words: list[str]) -> int:
     options = console_words(words)
     if options is not None:
         from tui.start import start_console

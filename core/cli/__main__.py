@@ -3,5 +3,8 @@
 import sys
 
 from core.cli import main
+from core.cli.collector import finish
 
-sys.exit(main())
+status = main()
+finish()  # the process ends here: see core.cli.collector
+sys.exit(status)

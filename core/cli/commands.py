@@ -1,41 +1,65 @@
-"""Every command netcon has, in the order `netcon --help` lists them."""
+"""Every command netcon has, in the order `netcon --help` lists them.
+
+A command line that names a command needs only that command's module and its parser:
+the words go to it whatever the others are. A line that names none (the help, a
+mistyped name, which is refused with the list of them all), `batch` and `completion`
+take every command (COMMANDS).
+"""
 
 from __future__ import annotations
 
-from core.cli.agent import command as agent
-from core.cli.batch import command as batch
-from core.cli.completion import command as completion
-from core.cli.database import command as database
-from core.cli.demo import command as demo
-from core.cli.fixed import group as fixed
-from core.cli.floating import group as floating
-from core.cli.host import group as host
-from core.cli.instances import group as instances
-from core.cli.keys import group as keys
-from core.cli.lean import complete_command, dhcp_event_command
-from core.cli.networks import group as networks
-from core.cli.projects import group as projects
-from core.cli.secgroups import group as secgroups
-from core.cli.serve import command as serve
-from core.cli.spec import Command, Group
-from core.cli.vpn import group as vpn
+import importlib
+from typing import Any
 
-COMMANDS: tuple[Group | Command, ...] = (
-    networks,
-    fixed,
-    floating,
-    projects,
-    instances,
-    secgroups,
-    keys,
-    vpn,
-    host,
-    agent,
-    serve,
-    database,
-    demo,
-    batch,
-    completion,
-    complete_command,
-    dhcp_event_command,
+from core.cli.spec import Command, Group
+from core.cli.words import command_index
+
+# Each command's name, and the module and attribute that declare it.
+DECLARED: tuple[tuple[str, str, str], ...] = (
+    ("network", "core.cli.networks", "group"),
+    ("fixed", "core.cli.fixed", "group"),
+    ("floating", "core.cli.floating", "group"),
+    ("project", "core.cli.projects", "group"),
+    ("instance", "core.cli.instances", "group"),
+    ("secgroup", "core.cli.secgroups", "group"),
+    ("key", "core.cli.keys", "group"),
+    ("vpn", "core.cli.vpn", "group"),
+    ("host", "core.cli.host", "group"),
+    ("agent", "core.cli.agent", "command"),
+    ("serve", "core.cli.serve", "command"),
+    ("init", "core.cli.database", "command"),
+    ("demo", "core.cli.demo", "command"),
+    ("batch", "core.cli.batch", "command"),
+    ("completion", "core.cli.completion", "command"),
+    ("complete", "core.cli.lean", "complete_command"),
+    ("dhcp-event", "core.cli.lean", "dhcp_event_command"),
 )
+# Commands that read or describe every other one.
+NEED_ALL = ("batch", "completion")
+
+
+def _declared(module: str, attribute: str) -> Group | Command:
+    found: Group | Command = getattr(importlib.import_module(module), attribute)
+    return found
+
+
+def every_command() -> tuple[Group | Command, ...]:
+    return tuple(_declared(module, attribute) for _, module, attribute in DECLARED)
+
+
+def commands_for(words: list[str]) -> tuple[Group | Command, ...]:
+    """What the parser of ``words`` needs: the command they name; every command when
+    they name none (or one of NEED_ALL)."""
+    at = command_index(words)
+    named = words[at] if at is not None else None
+    for name, module, attribute in DECLARED:
+        if name == named and name not in NEED_ALL:
+            return (_declared(module, attribute),)
+    return every_command()
+
+
+def __getattr__(name: str) -> Any:
+    # COMMANDS, for whoever wants every command whole: built on first use.
+    if name == "COMMANDS":
+        return every_command()
+    raise AttributeError(name)

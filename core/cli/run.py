@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from core.cli.collector import resume as resume_collector
-from core.cli.commands import COMMANDS
+from core.cli.commands import commands_for, every_command
 from core.cli.context import Context
 from core.cli.outcome import guarded, parse, report
 from core.cli.parser import build_parser
@@ -21,14 +21,14 @@ def run_command(
 ) -> int:
     as_json = "--json" in words
     try:
-        args = parse(build_parser(COMMANDS, words), words)
+        args = parse(build_parser(commands_for(words), words), words)
     except NetconError as exc:
         return report(exc, as_json)
     context = Context(args, console=console, serve=serve)
     try:
         if getattr(args, "command", None) is None:
             if console is None:
-                build_parser(COMMANDS).print_help(sys.stderr)
+                build_parser(every_command()).print_help(sys.stderr)
                 return 2
             return guarded(context, lambda: _open_console(context, console))
         return guarded(context, lambda: args.handler(context))

@@ -267,10 +267,11 @@ def closed_port_warnings(
         return []
     instance_ports = {p.name for p in desired.security.ports} if desired.security else set()
     known = instance_ports | opened.own | opened.trusted
+    ours = owned_bridges(desired)
     bridges = {
         link.index: link.name
         for link in observed.links.values()
-        if link.kind == "bridge" and link.name in owned_bridges(desired)
+        if link.kind == "bridge" and link.name in ours
     }
     found = []
     for link in sorted(observed.links.values(), key=lambda k: k.name):

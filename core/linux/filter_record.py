@@ -82,12 +82,17 @@ def digest(*inputs: object) -> str:
     return hashlib.sha256((_makers() + text).encode()).hexdigest()
 
 
+# Exactly these types are written as they are; the test below them is the slow way.
+_PLAIN = frozenset((str, int, bool, float, type(None)))
+
+
 def _canonical(item: Any) -> Any:
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return [
-            type(item).__name__,
-            {f.name: _canonical(getattr(item, f.name)) for f in dataclasses.fields(item)},
-        ]
+    kind = type(item)
+    if kind in _PLAIN:
+        return item  # most of the inputs: names, addresses, ports
+    names = _field_names(kind)
+    if names is not None:
+        return [kind.__name__, {name: _canonical(getattr(item, name)) for name in names}]
     if isinstance(item, (set, frozenset)):
         if all(isinstance(x, str) for x in item):
             return sorted(item)  # the usual case (port names), and much the cheapest
@@ -102,6 +107,23 @@ def _canonical(item: Any) -> Any:
     if item is None or isinstance(item, (bool, int, float, str)):
         return item
     return repr(item)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """The fields of a dataclass, in order; None for any other type (a dataclass's class
+    itself included)."""
+    try:
+        return _FIELD_NAMES[kind]
+    except KeyError:
+        pass
+    names = None
+    if kind is not type and dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in dataclasses.fields(kind))
+    _FIELD_NAMES[kind] = names
+    return names
 
 
 @functools.cache
