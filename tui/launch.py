@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def open_console(service: NetconService, read_only: bool) -> int:
-    refused = _refused_without_terminal()
+    from tui.needs_terminal import refused_without_terminal
+
+    refused = refused_without_terminal()
     if refused is not None:
         return refused
     from tui.app import run_console
@@ -53,24 +55,10 @@ def console_words(words: list[str]) -> tuple[str | None, bool] | None:
     return db, read_only
 
 
-def _refused_without_terminal() -> int | None:
-    """Exit status 2 and one line when there is no terminal to run the console in."""
-    from tui.needs_terminal import missing_terminal
-
-    reason = missing_terminal()
-    if reason is None:
-        return None
-    print(reason, file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     options = console_words(words)
     if options is not None:
-        refused = _refused_without_terminal()
-        if refused is not None:
-            return refused
         from tui.start import start_console
 
         status = start_console(*options)

@@ -1,8 +1,9 @@
 """No console without a terminal: one line and exit status 2, at once.
 
-Checked before anything of the console is imported, so that a script that runs `netcon`
-with no command and no terminal learns it at once instead of waiting on a console that
-can neither draw nor read.
+Checked once the database is known to be one the console can open (a wrong database is
+said first, as the command line says it) and before the console is imported, so that a
+script that runs `netcon` with no command and no terminal learns it at once instead of
+waiting on a console that can neither draw nor read.
 """
 
 from __future__ import annotations
@@ -29,3 +30,13 @@ def missing_terminal() -> str | None:
     if all(stream is not None and stream.isatty() for stream in streams):
         return None
     return NEEDS_TERMINAL
+
+
+def refused_without_terminal() -> int | None:
+    """Exit status 2 (a usage error) after saying why, when the console cannot run here;
+    None when it can."""
+    reason = missing_terminal()
+    if reason is None:
+        return None
+    print(reason, file=sys.stderr)
+    return 2

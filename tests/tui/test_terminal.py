@@ -156,11 +156,16 @@ def test_netcon_without_a_terminal_says_so_and_exits(
 
 
 def test_netcon_with_keys_from_a_terminal_but_no_screen_exits(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'cloud.db'}"
+    subprocess.run(
+        [*_netcon(), "--db", database, "demo"], check=True, capture_output=True,
+        env=_environment(tmp_path),
+    )
     # stdin a terminal, stderr (where Textual draws) a pipe.
     primary, secondary = pty.openpty()
     try:
         done = subprocess.run(
-            [*_netcon(), "--db", f"sqlite:///{tmp_path / 'cloud.db'}"], stdin=secondary,
+            [*_netcon(), "--db", database], stdin=secondary,
             capture_output=True, text=True, timeout=30, env=_environment(tmp_path),
         )
     finally:
