@@ -3,19 +3,21 @@ console's driver reads keys with (tui.terminal), and `netcon` with no terminal."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
+import tty
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual import events
-from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 
 from core.service import NetconService
@@ -83,10 +85,39 @@ def test_escape_at_the_end_of_one_read_and_keys_in_the_next() -> None:
     assert names(messages) == ["escape", "colon", "q"]
 
 
-def test_the_console_reads_its_terminal_with_this_parser(make_app: MakeApp) -> None:
-    # Textual picks its Linux terminal driver here; the console swaps in its own.
-    assert issubclass(TerminalDriver, LinuxDriver)
-    assert make_app().driver_class is TerminalDriver
+class RecordingDriver(TerminalDriver):
+    """The console's terminal driver, keeping what it reads instead of posting it."""
+
+    def __init__(self, app: NetconApp) -> None:
+        super().__init__(app)
+        self.received: list[Message] = []
+
+    def process_message(self, message: Message) -> None:
+        self.received.append(message)
+
+
+async def test_the_console_reads_its_terminal_with_this_parser(make_app: MakeApp) -> None:
+    app = make_app()
+    # Where Textual would pick its Linux terminal driver, the console picks its own.
+    assert app.driver_class is TerminalDriver
+    driver = RecordingDriver(app)
+    primary, secondary = pty.openpty()
+    tty.setraw(secondary)  # as Textual sets the terminal: every byte as it is typed
+    driver.fileno = secondary
+    reader = threading.Thread(target=driver.run_input_thread)
+    reader.start()
+    try:
+        os.write(primary, b"\x1b:secgroups\r\x1b[A")
+        deadline = time.monotonic() + 10
+        while len(driver.received) < 12 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        driver.exit_event.set()
+        reader.join(timeout=10)
+        os.close(primary)
+        os.close(secondary)
+    assert not reader.is_alive()
+    assert names(driver.received) == ["escape", "colon", *"secgroups", "enter", "up"]
 
 
 async def test_escape_then_a_view_switch_in_one_read_closes_the_dialog(
