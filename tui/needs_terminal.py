@@ -16,15 +16,19 @@ NEEDS_TERMINAL = (
     "use 'netcon COMMAND' from scripts"
 )
 
+# Textual's own terminal driver, which TEXTUAL_DRIVER may also name.
+TERMINAL_DRIVER = ":LinuxDriver"
+
 
 def missing_terminal() -> str | None:
     """Why the console cannot run here, in one line; None when it can.
 
     Textual draws on stderr and reads keys from stdin; without a terminal on both it
-    would draw nowhere or read nothing (and poll an ended input for ever). Under another
-    driver (TEXTUAL_DRIVER, as netcon serve sets for its browser consoles) the keys and
-    screen go elsewhere."""
-    if os.environ.get("TEXTUAL_DRIVER"):
+    would draw nowhere or read nothing (and redraw for ever). Under another driver
+    (TEXTUAL_DRIVER, as netcon serve sets for its browser consoles) the keys and screen
+    go elsewhere."""
+    driver = os.environ.get("TEXTUAL_DRIVER", "")
+    if driver and not driver.endswith(TERMINAL_DRIVER):
         return None
     streams = (sys.__stdin__, sys.__stderr__)
     if all(stream is not None and stream.isatty() for stream in streams):

@@ -186,6 +186,24 @@ def test_netcon_without_a_terminal_says_so_and_exits(
     assert done.stdout == ""
 
 
+def test_netcon_named_to_use_the_terminal_driver_without_a_terminal_exits(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'cloud.db'}"
+    environment = {
+        **_environment(tmp_path), "TEXTUAL_DRIVER": "textual.drivers.linux_driver:LinuxDriver"
+    }
+    subprocess.run(
+        [*_netcon(), "--db", database, "demo"], check=True, capture_output=True,
+        env=environment,
+    )
+    done = subprocess.run(
+        [*_netcon(), "--db", database], stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=30, env=environment,
+    )
+    assert (done.returncode, done.stderr) == (2, NEEDS_TERMINAL + "\n")
+
+
 def test_netcon_with_keys_from_a_terminal_but_no_screen_exits(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'cloud.db'}"
     subprocess.run(
