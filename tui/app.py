@@ -30,6 +30,7 @@ from tui.typeahead import KeyHandled, KeysMayFlow, TypeAhead
 
 if TYPE_CHECKING:
     from textual.command import Provider
+    from textual.driver import Driver
     from textual.notifications import SeverityLevel
 
     from core.config import Settings
@@ -123,6 +124,12 @@ class NetconApp(App[None]):
     @on(KeysMayFlow)
     async def _keys_may_flow(self) -> None:
         await self.typeahead.resume()
+
+    def get_driver_class(self) -> type[Driver]:
+        # Escape typed ahead of other keys stays Escape (tui.terminal).
+        from tui.terminal import console_driver
+
+        return console_driver(super().get_driver_class())
 
     def on_mount(self) -> None:
         if not self.service.ready:

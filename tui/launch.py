@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 
 def open_console(service: NetconService, read_only: bool) -> int:
+    from tui.needs_terminal import refused_without_terminal
+
+    refused = refused_without_terminal()
+    if refused is not None:
+        return refused
     from tui.app import run_console
 
     run_console(service, read_only=read_only)

@@ -52,6 +52,10 @@ def start_console(db: str | None, read_only: bool) -> int | None:
     listing = read_networks(url, settings.physical_mtu)
     if listing is None:
         return None
+    from tui.needs_terminal import refused_without_terminal
+
+    if (refused := refused_without_terminal()) is not None:
+        return refused
     from tui.app import NetconApp
     from tui.calls import Opening
 

@@ -229,6 +229,8 @@ def test_a_service_that_fails_after_the_first_rows_is_one_line(
     service.db.dispose()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    # Tests have no terminal; the console runs under Textual's headless driver.
+    monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.headless_driver:HeadlessDriver")
     ran: list[NetconApp] = []
 
     def run(app: NetconApp, **_: object) -> None:

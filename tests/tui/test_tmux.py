@@ -264,3 +264,24 @@ def test_keys_typed_ahead_act_on_the_view_they_were_typed_for(terminal: Terminal
     terminal.wait_for("10.0.0.31/24")
     terminal.keys("Escape")
     terminal.wait_gone("New network (nova-network")
+
+
+def test_escape_typed_ahead_closes_the_dialog_before_the_keys_after_it(
+    tmp_path: Path,
+) -> None:
+    terminal = _open(tmp_path)
+    try:
+        terminal.wait_for("Networks (6)")
+        time.sleep(1.0)  # the terminal's replies to Textual's start-up queries come first
+        terminal.keys(":instances", "Enter")
+        terminal.wait_for("Instances (7)")
+        terminal.keys("g")
+        terminal.wait_for("Security groups of")
+        # One send-keys call: ESC and the keys after it reach netcon in one read. The
+        # picker is cancelled (never confirmed) and the `:` command switches views.
+        terminal.keys("Escape", ":secgroups", "Enter")
+        screen = terminal.wait_for("Security groups (")
+        assert "Security groups of" not in screen
+        assert "Groups" not in screen  # nor does it stay open behind the view
+    finally:
+        subprocess.run([*TMUX, "kill-session", "-t", terminal.session], capture_output=True)
