@@ -12,7 +12,7 @@ import os
 import sys
 
 NEEDS_TERMINAL = (
-    "netcon: the console needs a terminal (stdin and stderr are not both one); "
+    "netcon: the console needs a terminal (stdin or stderr is not a terminal); "
     "use 'netcon COMMAND' from scripts"
 )
 
