@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.managers import MANAGERS
 from core.managers.capabilities import BY_KIND, capabilities, kinds
+from core.managers.registry import MANAGERS
 
 
 def test_each_manager_carries_its_capabilities() -> None:
