@@ -28,6 +28,7 @@ from core.store.listing import LeanListing, read_networks, sqlite_file
 from core.store.rules import HEAD_REVISION
 from tests.support import make_service
 from tests.tui.conftest import DB_NAME, FIXED_TIME, demo_plan, fixed_pending, settle
+from tests.tui.test_flows import messages, press_at_once
 from tui import start
 from tui.app import NetconApp
 from tui.calls import Opening
@@ -451,3 +452,34 @@ async def test_the_first_rows_are_drawn_as_the_service_draws_them(
     assert marked  # the demo plan marks alpha's network
     # But for those marks, the first rows are the service's rows as drawn.
     assert [line[:1] + line[2:] for line in first] == [line[:1] + line[2:] for line in serviced]
+
+
+async def test_keys_typed_before_the_service_is_open_act_in_order(
+    demo_service: NetconService,
+) -> None:
+    # Typed in one burst on the first rows: `D` on floating IPs waits for that view (and
+    # so for the service), then acts on it, never on the projects view typed after it.
+    release = threading.Event()
+
+    def open_service() -> NetconAPI:
+        release.wait(20)
+        return demo_service
+
+    app, _ = starting(demo_service, open_service)
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await pilot.pause()
+            assert not app.service.ready
+            press_at_once(pilot, "colon", *"fip", "enter", "D", "colon", *"projects", "enter")
+            await pilot.pause()
+            assert app.screen is app.main and app.main.state.spec.name != "projects"
+            release.set()
+            await until(lambda: app.main.state.spec.name == "projects")
+            await settle(pilot)
+            assert messages(app) == [
+                "203.0.113.1 is associated with web1: disassociate it first (x)"
+            ]
+            assert app.screen is app.main
+            assert "alpha" in {p.name for p in demo_service.list_projects()}
+    finally:
+        release.set()
