@@ -4,6 +4,7 @@
     python bench/bench_tui.py --quick          # skip the 1,000,000-address memory figure
     python bench/bench_tui.py --memory-only    # only that
     python bench/bench_tui.py --hosts-only     # only the 1,000-host figures
+    python bench/bench_tui.py --startup-only   # only the start-up figure
 
 Figures (medians; nothing here asserts a time, it prints them):
 
@@ -907,6 +908,7 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help="only the memory figure")
     parser.add_argument("--burst-only", action="store_true", help="only the burst of keys")
     parser.add_argument("--hosts-only", action="store_true", help="only the 1,000-host figures")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up figure")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -922,6 +924,9 @@ def main() -> None:
             return
         if args.hosts_only:
             hosts_figures(directory, args.runs)
+            return
+        if args.startup_only:
+            startup_figures(directory, args.runs)
             return
         if not args.memory_only:
             speed_figures(directory, args.runs)

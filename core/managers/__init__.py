@@ -1,19 +1,7 @@
-"""The three network managers; they co-exist, and each project uses one of them."""
+"""The three network managers; they co-exist, and each project uses one of them.
 
-from __future__ import annotations
-
-from core.errors import InvalidInput
-from core.managers.base import NetworkManager
-from core.managers.flat import FlatManager
-from core.managers.flatdhcp import FlatDHCPManager
-from core.managers.vlan import VlanManager
-
-MANAGERS: dict[str, NetworkManager] = {
-    m.kind: m for m in (FlatManager(), FlatDHCPManager(), VlanManager())
-}
-
-
-def manager(kind: object, field: str = "manager") -> NetworkManager:
-    if not isinstance(kind, str) or kind not in MANAGERS:
-        raise InvalidInput(field, f"{kind!r} must be one of {', '.join(MANAGERS)}")
-    return MANAGERS[kind]
+The managers by name are in :mod:`core.managers.registry`, their capabilities in
+:mod:`core.managers.capabilities`. This package imports nothing itself: the console's
+first rows ask a network's capabilities before SQLAlchemy, which the managers' rules
+need, is loaded.
+"""

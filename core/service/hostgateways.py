@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
-from core.managers import MANAGERS
+from core.managers.registry import MANAGERS
 from core.store.schema import fixed_ips
 
 

@@ -11,11 +11,11 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 import core.service.hostgateways as hostgateways
 from core import validate
 from core.errors import Conflict, InvalidInput, NoMoreFixedIps, NotFound, QuotaExceeded
-from core.managers import MANAGERS
-from core.managers import manager as get_manager
 from core.managers.base import NetworkManager, random_mac
 from core.managers.capabilities import capabilities, kinds
 from core.managers.flat import injected_config
+from core.managers.registry import MANAGERS
+from core.managers.registry import manager as get_manager
 from core.service.names import refuse_taken
 from core.service.part import Part
 from core.service.secgroups import add_default_group

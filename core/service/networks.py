@@ -28,8 +28,8 @@ from sqlalchemy import (
 
 from core import ipv6, validate
 from core.errors import Conflict, InvalidInput
-from core.managers import manager as get_manager
 from core.managers.base import NetworkRequest
+from core.managers.registry import manager as get_manager
 from core.service.part import Part
 from core.store import listing
 from core.store.schema import fixed_ips, floating_ips, instances, networks, projects

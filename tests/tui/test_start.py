@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -26,7 +27,8 @@ from core.service.demo import load_demo
 from core.store.listing import LeanListing, read_networks, sqlite_file
 from core.store.rules import HEAD_REVISION
 from tests.support import make_service
-from tests.tui.conftest import DB_NAME, FIXED_TIME, settle
+from tests.tui.conftest import DB_NAME, FIXED_TIME, demo_plan, fixed_pending, settle
+from tests.tui.test_flows import messages, press_at_once
 from tui import start
 from tui.app import NetconApp
 from tui.calls import Opening
@@ -357,3 +359,129 @@ async def test_rows_read_at_start_serve_the_first_load_only(
         main = app.main
         shown = [main.table.source.row(i).item for i in range(main.table.source.total)]
         assert shown == demo_service.list_networks() != listing.networks
+
+
+# -- what the start loads before its first rows ----------------------------------------
+
+# `netcon --db URL` run as the executable runs it, headless, until the moment the console
+# opens its service (after the first frame): what it imported by then, and what it drew.
+_UNTIL_FIRST_ROWS = """
+import json, sys
+from tui.app import NetconApp
+from tui.launch import main
+
+seen = {}
+
+def first_frame(app):
+    seen["modules"] = sorted(sys.modules)
+    table = app.main.table
+    seen["rows"] = [table.source.row(i).item.cidr for i in range(table.source.total)]
+    seen["screen"] = app.export_screenshot()
+    app.exit()
+
+run = NetconApp.run
+NetconApp._open_service = first_frame
+NetconApp.run = lambda app, **_: run(app, headless=True, size=(80, 24))
+status = main(["--db", sys.argv[1]])
+print(json.dumps({**seen, "status": status}))
+"""
+
+
+def test_the_first_rows_are_drawn_without_sqlalchemy(
+    demo_service: NetconService, tmp_path: Path
+) -> None:
+    listing = lean(demo_service)
+    demo_service.db.dispose()
+    result = subprocess.run(
+        [sys.executable, "-c", _UNTIL_FIRST_ROWS, f"sqlite:///{tmp_path / DB_NAME}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+        env={
+            **os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        },
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 0
+    assert seen["rows"] == [n.cidr for n in listing.networks]
+    assert listing.networks[0].cidr in seen["screen"]
+    assert [m for m in seen["modules"] if m.partition(".")[0] == "sqlalchemy"] == []
+    # Nor the service, which the console opens once those rows are up.
+    assert "core.service" not in seen["modules"]
+
+
+def _drawn(app: NetconApp) -> list[str]:
+    """The networks table as it is on screen: its header, its rows, their marks."""
+    table = app.main.table
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
+async def test_the_first_rows_are_drawn_as_the_service_draws_them(
+    demo_service: NetconService,
+) -> None:
+    # The same rows, columns, order and formatting; the marks of what the hosts owe
+    # come with the service, as they come after the first read of a console opened on it.
+    pending = fixed_pending(demo_plan())
+    release = threading.Event()
+
+    def open_service() -> NetconAPI:
+        release.wait(20)
+        return demo_service
+
+    app, _ = starting(demo_service, open_service, pending_source=pending)
+    ordinary = NetconApp(
+        demo_service, clock=lambda: FIXED_TIME, refresh_interval=0, pending_source=pending
+    )
+    async with ordinary.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        serviced = _drawn(ordinary)
+        marked = sum(line[1:2] == "~" for line in serviced)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert not app.service.ready
+            first = _drawn(app)
+            # Before the service, nothing is said of what the hosts owe: no row is
+            # marked, and the header names the host without a count.
+            assert all(line[1:2] == " " for line in first)
+            assert "pending" not in str(app.main.query_one("#header").render())
+            release.set()
+            await until(lambda: app.service.ready)
+            await settle(pilot)
+            assert _drawn(app) == serviced
+    finally:
+        release.set()
+    assert marked  # the demo plan marks alpha's network
+    # But for those marks, the first rows are the service's rows as drawn.
+    assert [line[:1] + line[2:] for line in first] == [line[:1] + line[2:] for line in serviced]
+
+
+async def test_keys_typed_before_the_service_is_open_act_in_order(
+    demo_service: NetconService,
+) -> None:
+    # Typed in one burst on the first rows: `D` on floating IPs waits for that view (and
+    # so for the service), then acts on it, never on the projects view typed after it.
+    release = threading.Event()
+
+    def open_service() -> NetconAPI:
+        release.wait(20)
+        return demo_service
+
+    app, _ = starting(demo_service, open_service)
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await pilot.pause()
+            assert not app.service.ready
+            press_at_once(pilot, "colon", *"fip", "enter", "D", "colon", *"projects", "enter")
+            await pilot.pause()
+            assert app.screen is app.main and app.main.state.spec.name != "projects"
+            release.set()
+            await until(lambda: app.main.state.spec.name == "projects")
+            await settle(pilot)
+            assert messages(app) == [
+                "203.0.113.1 is associated with web1: disassociate it first (x)"
+            ]
+            assert app.screen is app.main
+            assert "alpha" in {p.name for p in demo_service.list_projects()}
+    finally:
+        release.set()
