@@ -398,6 +398,8 @@ def test_the_first_rows_are_drawn_without_sqlalchemy(
         env={
             **os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
             "XDG_STATE_HOME": str(tmp_path / "state"),
+            # Headless, as the test has no terminal for the console to refuse to start without.
+            "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver",
         },
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
