@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Select, bindparam, func, select
 
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
-from core.linux.secgroup_desired import (
+from core.linux.secgroups.spec import (
     DesiredFilter,
     FilteredGroup,
     FilteredPort,
