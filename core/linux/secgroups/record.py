@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.linux.secgroups.spec import DesiredFilter
 from core.linux.secgroups.state import FilterState
 
 FILE = "filter-record"
@@ -86,6 +87,11 @@ def digest(*inputs: object) -> str:
 
 
 def _canonical(item: Any) -> Any:
+    if type(item) is DesiredFilter:
+        # Tuples of frozen dataclasses of strings, numbers and None all the way down: its
+        # repr is already the same in every process, and costs a fraction of the walk
+        # below over thousands of ports.
+        return repr(item)
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return [
             type(item).__name__,
