@@ -37,7 +37,7 @@ from core.linux.secgroups.operations import (
     RemovePortFilter,
     RemoveRuleElement,
 )
-from core.linux.secgroups.spec import DesiredFilter, FilteredGroup, FilteredPort
+from core.linux.secgroups.spec import DesiredFilter, FilteredGroup
 from core.linux.secgroups.state import FilterState, TableState
 
 HEAD = sg.HEAD_KINDS
@@ -375,15 +375,19 @@ def _ports(desired: DesiredFilter, bridge: TableState, groups: TableState) -> li
     for p in desired.ports:
         owner[p.address] = p.name
         chain = sg.combination_chain(p.groups)
+        # The port_ip6 elements: its link-local address and, on a dual-stack network,
+        # its global one; the groups judge both.
+        elements6 = spoof6.port_elements(p)
         wanted[p.name] = {
             (sg.BRIDGE, "ports", p.name),
             (sg.BRIDGE, "port_mac", f"{p.name} . {p.mac}"),
             (sg.BRIDGE, "port_ip", f"{p.name} . {p.address}"),
             (sg.GROUPS, sg.INSTANCE_MAP, f"{p.address} : {chain}"),
-            *((sg.BRIDGE, spoof6.SET, text) for text in spoof6.port_elements(p)),
-            *((sg.GROUPS, sg.INSTANCE_MAP6, f"{a} : {chain}") for a in _addresses_v6(p)),
+            *((sg.BRIDGE, spoof6.SET, text) for text in elements6),
         }
-        for address in _addresses_v6(p):
+        for text in elements6:
+            address = text.partition(" . ")[2]
+            wanted[p.name].add((sg.GROUPS, sg.INSTANCE_MAP6, f"{address} : {chain}"))
             owner[address] = p.name
     for address, chain in groups.targets.items():
         holder = owner.get(address, f"(none for {address})")
@@ -391,6 +395,20 @@ def _ports(desired: DesiredFilter, bridge: TableState, groups: TableState) -> li
         have.setdefault(holder, set()).add(piece)
     ports = {p.name: p for p in desired.ports}
     names = desired.labels()
+    if not have:
+        # Nothing on the host (a first apply): every port is added whole.
+        return [
+            AddPortFilter(
+                name,
+                port.instance,
+                port.address,
+                (),
+                tuple(sorted(wanted[name])),
+                port.mac,
+                tuple(names.get(g, str(g)) for g in port.groups),
+            )
+            for name, port in sorted(ports.items())
+        ]
     ops: list[Operation] = []
     for name in sorted(set(have) | set(wanted)):
         before, after = have.get(name, set()), wanted.get(name, set())
@@ -414,8 +432,3 @@ def _ports(desired: DesiredFilter, bridge: TableState, groups: TableState) -> li
             ops.append(ChangePortFilter(name, port.instance, port.address, removes, adds, labels))
     return ops
 
-
-def _addresses_v6(port: FilteredPort) -> list[str]:
-    """A port's IPv6 destinations the groups judge: its link-local address and, on a
-    dual-stack network, its global one (the ``port_ip6`` addresses)."""
-    return [text.partition(" . ")[2] for text in spoof6.port_elements(port)]
