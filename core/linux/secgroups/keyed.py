@@ -4,7 +4,7 @@ A change to security groups names what it touched (core.linux.scope.Scope): the 
 whose rules or members changed, and the instance ports, as (MAC, fixed address), that
 came, went or changed groups. Then the database is asked for those rows alone
 (core/desired/secgroups_keyed.py) and the kernel for the elements, chains and sets under
-those keys (over nfnetlink, as nftelements.py does for NAT), so a change costs the same
+those keys (over nfnetlink, as core/linux/nftelements.py does for NAT), so a change costs the same
 on a host of 100 ports as on one of 10,000. What nothing names (another port's
 elements, a group no port here is in) is left as it is; the full comparison (`host
 apply`, the agent's re-sync) sees everything.
@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import secrules
-from core.linux import nft, nftelements, spoof6, sysctl
+from core.linux import nftelements, spoof6, sysctl
 from core.linux.nftelements import Lookup
 from core.linux.secgroups import tables as sg
 from core.linux.secgroups.spec import DesiredFilter
-from core.linux.secgroups.state import FilterState, TableState, parsed_listing
+from core.linux.secgroups.state import FilterState, TableState, read_sets
 
 _COMBINATION = re.compile(r"in-(\d+(?:-\d+)*)\Z")
 
@@ -285,10 +285,7 @@ def _list_sets(binary: str, netns: str | None, names: list[str]) -> dict[str, fr
     elements), each listed alone."""
     if not names:
         return {}
-    family, table = sg.GROUPS
-    results = nft.listings(binary, netns, [f"list set {family} {table} {n}" for n in names])
-    found: dict[str, frozenset[str]] = {}
-    for name, result in zip(names, results, strict=True):
-        state = parsed_listing(sg.GROUPS, result)
-        found[name] = state.sets.get(name, frozenset())
-    return found
+    states = read_sets(binary, netns, sg.GROUPS, names)
+    return {
+        name: state.sets.get(name, frozenset()) for name, state in zip(names, states, strict=True)
+    }

@@ -55,7 +55,12 @@ def observe(
             sysctl.read_bridge_netfilter(netns),
             digest=recorded.digest,
             listing=functools.partial(
-                observe, binary, netns, state_dir, needed=needed, may_change=may_change,
+                observe,
+                binary,
+                netns,
+                state_dir,
+                needed=needed,
+                may_change=may_change,
                 lookup=lookup,
             ),
         )

@@ -431,4 +431,3 @@ def _ports(desired: DesiredFilter, bridge: TableState, groups: TableState) -> li
         else:
             ops.append(ChangePortFilter(name, port.instance, port.address, removes, adds, labels))
     return ops
-

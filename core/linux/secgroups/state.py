@@ -80,9 +80,17 @@ def read_tables(binary: str, netns: str | None, tables: Sequence[Table]) -> list
 def read_set(binary: str, netns: str | None, table: Table, name: str) -> TableState:
     """One set of ``table`` and its elements, listed alone (the rest of the table is not
     read); an empty state when the table or the set is missing."""
+    (state,) = read_sets(binary, netns, table, [name])
+    return state
+
+
+def read_sets(
+    binary: str, netns: str | None, table: Table, names: Sequence[str]
+) -> list[TableState]:
+    """A few sets of ``table``, each listed alone, in one call."""
     family, table_name = table
-    (result,) = nft.listings(binary, netns, [f"list set {family} {table_name} {name}"])
-    return parsed_listing(table, result)
+    commands = [f"list set {family} {table_name} {name}" for name in names]
+    return [parsed_listing(table, result) for result in nft.listings(binary, netns, commands)]
 
 
 def read_table(binary: str, netns: str | None, table: Table) -> TableState:
