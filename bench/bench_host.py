@@ -55,17 +55,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
 from core.desired.host import read_desired  # noqa: E402
-from core.linux import dnsmasq, nft, nfttext, processes, secgroups  # noqa: E402
-from core.linux import secgroup_nft as sg  # noqa: E402
+from core.linux import dnsmasq, nft, nfttext, processes  # noqa: E402
 from core.linux.desired import DesiredHost  # noqa: E402
 from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS  # noqa: E402
+from core.linux.secgroups import plan as filter_plan  # noqa: E402
+from core.linux.secgroups import render as filter_render  # noqa: E402
+from core.linux.secgroups.observe import marker as filter_marker  # noqa: E402
+from core.linux.secgroups.state import FilterState, TableState  # noqa: E402
 from core.service import NetconService  # noqa: E402
 from core.service.hostsync import HostSync  # noqa: E402
 
 PYTHON = sys.executable
 NETCON = str(Path(PYTHON).parent / "netcon")
 UNDERLAY = "192.168.90.1/24"
-EMPTY_FILTER = sg.FilterState(sg.TableState(), sg.TableState())
+EMPTY_FILTER = FilterState(TableState(), TableState())
 RESULTS: list[tuple[str, bool]] = []
 
 
@@ -246,8 +249,8 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
     ]
     # The security-group filter (anti-spoofing of the instances' ports, their groups): the
     # same tables and elements, made in the same batch.
-    filter_ops = secgroups.plan(desired.security, EMPTY_FILTER, [])
-    commands += secgroups.commands(filter_ops)
+    filter_ops = filter_plan.plan(desired.security, EMPTY_FILTER, [])
+    commands += filter_render.commands(filter_ops)
     # Written out in nft's own syntax, as an admin's script would hold it (the filter's
     # elements are that already).
     ruleset = nfttext.batch(commands)
@@ -261,7 +264,7 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         "echo 1 > /proc/sys/net/ipv4/ip_forward",
         "modprobe br_netfilter 2>/dev/null || true",
         "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
-        f"mkdir -p {layer.layer.state_dir} && touch {secgroups.marker(layer.layer.state_dir)}",
+        f"mkdir -p {layer.layer.state_dir} && touch {filter_marker(layer.layer.state_dir)}",
         "nft -f - <<'EOF'",
         ruleset,
         "EOF",

@@ -64,11 +64,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import load_settings  # noqa: E402
-from core.linux import processes, secgroup_nft  # noqa: E402
+from core.linux import processes  # noqa: E402
 from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS  # noqa: E402
 from core.linux.namespace import entered  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402
 from core.linux.scope import Scope  # noqa: E402
+from core.linux.secgroups import tables as filter_tables  # noqa: E402
 from core.service import NetconService  # noqa: E402
 from core.service.hostsync import HostSync  # noqa: E402
 
@@ -242,13 +243,13 @@ class Cloud:
             raise RuntimeError(f"netcon host apply: {result.stderr.strip()[:300]}")
 
     def drop_filter(self) -> None:
-        for family, name in secgroup_nft.TABLES:
+        for family, name in filter_tables.TABLES:
             inside(self.ns, "nft", "delete", "table", family, name, check=False)
 
     def ruleset(self) -> str:
         return "".join(
             inside(self.ns, "nft", "list", "table", family, name)
-            for family, name in secgroup_nft.TABLES
+            for family, name in filter_tables.TABLES
         )
 
 

@@ -11,7 +11,6 @@ import pytest
 from core.config import load_settings
 from core.errors import InvalidInput
 from core.linux import closedports
-from core.linux import secgroup_nft as sg
 from core.linux.closedports import (
     ClosePort,
     HairpinUplink,
@@ -23,9 +22,11 @@ from core.linux.desired import DesiredHost, DesiredNetwork, Segment
 from core.linux.netlink import Link
 from core.linux.observed import OWNER_ALIAS, ObservedHost
 from core.linux.scope import Reach
-from core.linux.secgroup_desired import DesiredFilter, FilteredPort
-from core.linux.secgroups import CreateFilterTable, DeleteFilterTable, commands
-from core.linux.secgroups import plan as filter_plan
+from core.linux.secgroups.operations import CreateFilterTable, DeleteFilterTable
+from core.linux.secgroups.plan import plan as filter_plan
+from core.linux.secgroups.render import commands
+from core.linux.secgroups.spec import DesiredFilter, FilteredPort
+from core.linux.secgroups.state import FilterState, TableState, parse_table
 from core.managers.capabilities import capabilities
 
 
@@ -111,7 +112,7 @@ def test_netcons_own_ports_are_its_segments_uplinks_and_vpn_taps() -> None:
 
 def test_a_full_plan_sets_each_open_set_element_by_element() -> None:
     opened = closedports.wanted(_desired(), OBSERVED, ("trust0",))
-    have = sg.TableState(
+    have = TableState(
         exists=True,
         sets={
             "own_ports": frozenset({"vx100", "vx99"}),
@@ -120,7 +121,7 @@ def test_a_full_plan_sets_each_open_set_element_by_element() -> None:
             "hairpin_uplinks": frozenset({"vx100 . vx100", "vx99 . vx99"}),
         },
     )
-    state = sg.FilterState(have, sg.TableState(exists=True))
+    state = FilterState(have, TableState(exists=True))
     ops = closedports.plan(opened, state, [])
     assert ops == [
         ClosePort("own_ports", "vx99"),
@@ -155,21 +156,21 @@ def test_a_scoped_plan_closes_only_what_its_networks_owned() -> None:
     )
     opened = closedports.wanted(scoped, OBSERVED, ())
     assert opened.foreign is None and opened.bridges_here is None
-    have = sg.TableState(
+    have = TableState(
         exists=True,
         sets={"own_ports": frozenset({"vx99", "tapvpn99", "vx100"}), "foreign_ports": frozenset()},
     )
-    ops = closedports.plan(opened, sg.FilterState(have, sg.TableState(exists=True)), [])
+    ops = closedports.plan(opened, FilterState(have, TableState(exists=True)), [])
     assert ops == [ClosePort("own_ports", "tapvpn99"), ClosePort("own_ports", "vx99")]
 
 
 def test_the_bridge_table_is_made_for_bridges_alone_and_goes_with_them() -> None:
-    empty = sg.FilterState(sg.TableState(), sg.TableState())
+    empty = FilterState(TableState(), TableState())
     # A network host serving a network with no instance here yet: closed all the same.
     made = filter_plan(DesiredFilter(), empty, [], bridges_here=True)
     assert CreateFilterTable("bridge", "netcon", False) in made
     # No bridge and no instance port of netcon's left (a full plan knows): it goes.
-    there = sg.FilterState(sg.TableState(exists=True), sg.TableState(exists=True))
+    there = FilterState(TableState(exists=True), TableState(exists=True))
     assert DeleteFilterTable("bridge", "netcon") in filter_plan(
         DesiredFilter(), there, [], bridges_here=False
     )
@@ -205,21 +206,21 @@ def test_trusted_ports_are_checked_when_read(tmp_path: Path) -> None:
 def test_a_fenced_hosts_vpn_tap_passes_only_as_long_as_its_lease() -> None:
     opened = closedports.wanted(_desired(), OBSERVED, (), leased=True)
     assert opened.leased == {"tapvpn100"}
-    tables = sg.TableState(exists=True)
-    permanent = sg.TableState(
+    tables = TableState(exists=True)
+    permanent = TableState(
         exists=True, sets={"own_ports": frozenset({"vx100", "vx101", "eth2", "tapvpn100"})}
     )
-    ops = closedports.plan(opened, sg.FilterState(permanent, tables), [])
+    ops = closedports.plan(opened, FilterState(permanent, tables), [])
     # A permanent element becomes a leased one: taken out and put back, in one batch.
     assert ops[:2] == [ClosePort("own_ports", "tapvpn100"), LeasePort("tapvpn100")]
-    leased = sg.TableState(
+    leased = TableState(
         exists=True,
         sets=permanent.sets,
         expiring={"own_ports": frozenset({"tapvpn100"})},
     )
     assert [
         op
-        for op in closedports.plan(opened, sg.FilterState(leased, tables), [])
+        for op in closedports.plan(opened, FilterState(leased, tables), [])
         if getattr(op, "port", "") == "tapvpn100"
     ] == []
     # The executor gives the lifetime; the element carries it as its timeout.
@@ -254,7 +255,7 @@ def test_timed_elements_are_read_back_from_nft() -> None:
             }
         }
     ]
-    state = sg.parse_table(listing)
+    state = parse_table(listing)
     assert state.sets["own_ports"] == {"vx100", "tapvpn100"}
     assert state.expiring["own_ports"] == {"tapvpn100"}
     assert state.timed == {"own_ports"}
@@ -272,7 +273,7 @@ def test_an_uplink_goes_into_hairpin_mode_only_behind_its_filter_element(tmp_pat
     context = PlanContext(tmp_path, None, "dnsmasq", "nft")
     # The underlay and the flat uplink are there too: no network is held back.
     links = {**OBSERVED.links, "und0": _link(40, "und0", "veth"), "eth2": _link(41, "eth2")}
-    unread = sg.FilterState(sg.TableState(), sg.TableState(), readable=False)
+    unread = FilterState(TableState(), TableState(), readable=False)
     without = host_plan(
         _desired(),
         ObservedHost(links=links, addresses=(), forwarding=True, nft=None, security=unread),
@@ -280,7 +281,7 @@ def test_an_uplink_goes_into_hairpin_mode_only_behind_its_filter_element(tmp_pat
     )
     assert without.problems == ()
     assert not [op for op in without.operations if isinstance(op, SetUplinkHairpin)]
-    table = sg.FilterState(sg.TableState(exists=True), sg.TableState(exists=True))
+    table = FilterState(TableState(exists=True), TableState(exists=True))
     observed = ObservedHost(links=links, addresses=(), forwarding=True, nft=None, security=table)
     planned = host_plan(_desired(), observed, context).operations
     assert [op.name for op in planned if isinstance(op, SetUplinkHairpin)] == ["vx100", "eth2"]

@@ -16,7 +16,7 @@ from core.desired.host import read_desired
 from core.linux import dnsmasq, dnsmasq6, spoof6
 from core.linux.desired import DesiredNetwork
 from core.linux.ipv6_host import NetworkV6, link_local
-from core.linux.secgroup_desired import FilteredPort
+from core.linux.secgroups.spec import FilteredPort
 from core.service import NetconService
 from tests.support import make_service
 

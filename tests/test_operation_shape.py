@@ -10,7 +10,7 @@ import pkgutil
 from pathlib import Path
 
 import core.linux
-from core.linux import closedports, secgroups, segment6
+from core.linux import closedports, segment6
 from core.linux.metadata import operations as metadata_operations
 from core.linux.operations import (
     LAST_KERNEL_PHASE,
@@ -28,6 +28,7 @@ from core.linux.operations import (
     StartVpn,
     StopVpn,
 )
+from core.linux.secgroups import operations as filter_operations
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def _concrete_operations() -> list[type[Operation]]:
 def test_every_operation_has_a_phase_and_an_execute() -> None:
     operations = _concrete_operations()
     assert {
-        secgroups.AddMember,
+        filter_operations.AddMember,
         closedports.LeasePort,
         metadata_operations.StartMetadataServer,
     } <= set(operations)
@@ -73,7 +74,7 @@ def test_the_phase_is_no_field_of_an_operation() -> None:
 
 def test_phases_order_what_the_apply_does() -> None:
     assert StopVpn.phase < DeleteLink.phase < CreateBridge.phase < AddAddress.phase
-    assert AddAddress.phase < secgroups.AddMember.phase <= LAST_KERNEL_PHASE
+    assert AddAddress.phase < filter_operations.AddMember.phase <= LAST_KERNEL_PHASE
     assert LAST_KERNEL_PHASE < StartDnsmasq.phase < StartVpn.phase
     # An uplink leaves hairpin mode before the nft batch and enters it after.
     assert SetUplinkHairpin("vx1", on=False).phase < Phase.NFT

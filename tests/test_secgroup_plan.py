@@ -5,24 +5,25 @@ from __future__ import annotations
 import json
 
 from core import secrules
-from core.linux import secgroup_nft as sg
-from core.linux.secgroup_desired import (
+from core.linux.secgroups import tables as sg
+from core.linux.secgroups.operations import (
+    AddGroupRule,
+    AddMember,
+    AddRuleElement,
+    CreateFilterTable,
+)
+from core.linux.secgroups.plan import plan
+from core.linux.secgroups.render import commands
+from core.linux.secgroups.spec import (
     DesiredFilter,
     FilteredGroup,
     FilteredPort,
     GroupRule,
     SourceGroup,
 )
-from core.linux.secgroups import (
-    AddGroupRule,
-    AddMember,
-    AddRuleElement,
-    CreateFilterTable,
-    commands,
-    plan,
-)
+from core.linux.secgroups.state import FilterState, TableState, parse_table
 
-EMPTY = sg.FilterState(sg.TableState(), sg.TableState())
+EMPTY = FilterState(TableState(), TableState())
 
 
 def _desired(*rules: GroupRule) -> DesiredFilter:
@@ -127,7 +128,7 @@ def test_listing_is_read_back_as_the_elements_netcon_wrote() -> None:
             }
         },
     ]
-    state = sg.parse_table(json.loads(json.dumps(listing)))
+    state = parse_table(json.loads(json.dumps(listing)))
     assert state.sets["g5-ports"] == {"10.0.0.0/8 . 6 . 22-22", "1.2.3.4/32 . 17 . 1000-2000"}
     assert state.sets["g5-icmp"] == {"0.0.0.0/0 . 8-8 . 0-255"}
     assert state.targets == {"10.0.0.3": "in-5"}

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Select, bindparam, func, select
 
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
-from core.linux.secgroup_desired import (
+from core.linux.secgroups.spec import (
     DesiredFilter,
     FilteredGroup,
     FilteredPort,
@@ -61,7 +61,7 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
         .join(instances, instances.c.id == instance_security_groups.c.instance_id)
         .where(instances.c.host == host)
         .order_by(instance_security_groups.c.security_group_id)
-    ):
+    ).all():
         memberships.setdefault(instance_id, []).append(group_id)
     ports = tuple(
         FilteredPort(
@@ -71,7 +71,7 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
     )
     used = sorted({g for groups in memberships.values() for g in groups})
     rules: dict[int, list[GroupRule]] = {g: [] for g in used}
-    for row in connection.execute(rules_of(), {"groups": used}):
+    for row in connection.execute(rules_of(), {"groups": used}).all():
         rules[row[0]].append(GroupRule(*row[1:]))
     source_ids = sorted({r.source for rs in rules.values() for r in rs if r.source is not None})
     labels = _labels(connection, sorted({*used, *source_ids}))
@@ -79,7 +79,7 @@ def read_filter(connection: Connection, host: str) -> DesiredFilter:
     members_v6: dict[int, list[tuple[str, str]]] = {s: [] for s in source_ids}
     for group_id, address, name, address_v6 in connection.execute(
         members_of(), {"groups": source_ids}
-    ):
+    ).all():
         members[group_id].append((address, name))
         if address_v6 is not None:
             members_v6[group_id].append((address_v6, name))

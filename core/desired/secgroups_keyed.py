@@ -1,6 +1,6 @@
 """The desired security-group filter at the keys a change names, read from the
 database: the rows of the named groups and instance ports alone (see
-core.linux.secgroup_keyed for what the host layer compares with them)."""
+core/linux/secgroups/keyed.py for what the host layer compares with them)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from core import ipv6
 from core.desired.secgroups import members_of, rules_of, sorted_v6
 from core.desired.served import own_gateway
 from core.linux.ports import port_name
-from core.linux.secgroup_desired import FilteredGroup, FilteredPort, GroupRule, SourceGroup
-from core.linux.secgroup_keyed import KeyedFilter
+from core.linux.secgroups.keyed import KeyedFilter
+from core.linux.secgroups.spec import FilteredGroup, FilteredPort, GroupRule, SourceGroup
 from core.store.schema import (
     fixed_ips,
     instance_security_groups,

@@ -1,7 +1,7 @@
 """Fail closed on netcon's bridges: which ports pass, element by element.
 
 A frame passes a bridge port of this host only if the port is in one of the open sets of
-``table bridge netcon`` (see secgroup_nft.py): an instance port of this host (``ports``,
+``table bridge netcon`` (see secgroups/tables.py): an instance port of this host (``ports``,
 filtered further by anti-spoofing), netcon's own (``own_ports``: a network's segment
 link, its bridge_interface, its VPN tap), a port the admin trusts (``trusted_ports``,
 a setting) or a port of a bridge netcon does not own (``foreign_ports``: an admin's Flat
@@ -24,12 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from core.linux import secgroup_nft as sg
 from core.linux.desired import DesiredHost
-from core.linux.filter_record import VouchedState
 from core.linux.operations import Operation
 from core.linux.ownports import own_ports, owned_bridges, scoped_own, vpn_taps
-from core.linux.secgroups import (
+from core.linux.secgroups import tables as sg
+from core.linux.secgroups.operations import (
     ADD_ELEMENTS,
     DROP_ELEMENTS,
     CreateFilterTable,
@@ -37,6 +36,8 @@ from core.linux.secgroups import (
     FilterOperation,
     Staged,
 )
+from core.linux.secgroups.record import VouchedState
+from core.linux.secgroups.state import FilterState, TableState
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
@@ -213,7 +214,7 @@ def wanted(
 
 
 def plan(
-    opened: OpenPorts, observed: sg.FilterState | None, security: list[Operation]
+    opened: OpenPorts, observed: FilterState | None, security: list[Operation]
 ) -> list[Operation]:
     """The element changes that make the open sets what ``opened`` says, in the bridge
     table as it is or as ``security`` (the filter's own operations) leaves it."""
@@ -224,7 +225,7 @@ def plan(
     state = observed.bridge
     for op in security:
         if isinstance(op, CreateFilterTable) and (op.family, op.name) == sg.BRIDGE:
-            state = sg.TableState(exists=True)
+            state = TableState(exists=True)
         elif isinstance(op, DeleteFilterTable) and (op.family, op.name) == sg.BRIDGE:
             return []
     if not state.exists:

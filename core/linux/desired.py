@@ -21,7 +21,7 @@ from functools import cached_property
 
 from core.linux.ipv6_host import NetworkV6
 from core.linux.scope import Reach
-from core.linux.secgroup_desired import DesiredFilter
+from core.linux.secgroups.spec import DesiredFilter
 
 
 @dataclass(frozen=True)

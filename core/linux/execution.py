@@ -89,7 +89,7 @@ class Execution:
     # Removals of what was given the lease's lifetime, if the lease lapses meanwhile.
     leased: list[Request] = field(default_factory=list)
     nat_commands: list[dict[str, Any]] = field(default_factory=list)
-    # The filter's operations: their commands are merged into one batch (secgroups).
+    # The filter's operations: their commands are merged into one batch (secgroups/render.py).
     filters: list[object] = field(default_factory=list)
     leased_ports: list[str] = field(default_factory=list)
     renewed_ports: list[str] = field(default_factory=list)

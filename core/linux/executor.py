@@ -34,7 +34,6 @@ from core.linux import (
     nft,
     nfttable,
     processes,
-    secgroups,
     sysctl,
 )
 from core.linux.execution import Batch, Execution
@@ -44,6 +43,7 @@ from core.linux.metadata import table as metadata_table
 from core.linux.namespace import entered
 from core.linux.netlink import Netlink
 from core.linux.operations import LAST_KERNEL_PHASE, Operation, Phase, Plan
+from core.linux.secgroups.render import commands as filter_batch
 
 log = logging.getLogger("netcon.host")
 
@@ -202,7 +202,7 @@ def _configure(run: Execution) -> None:
 
 def _nft(run: Execution) -> None:
     """NAT and security-group changes, as one atomic nft batch."""
-    filters = secgroups.commands(run.filters)
+    filters = filter_batch(run.filters)
     if run.renewed_ports:
         filters += closedports.renewal(tuple(run.renewed_ports), run.port_lifetime())
     run.nft.run(run.nat_commands + filters)

@@ -21,11 +21,8 @@ from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import (
     dnsmasq,
-    filter_record,
     namespace,
     processes,
-    secgroup_nft,
-    secgroups,
     segment6,
 )
 from core.linux.applylock import ApplyLock, WaitNotice
@@ -39,6 +36,10 @@ from core.linux.nft import Nft
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost, observe, observe_scoped
 from core.linux.operations import Operation, Plan, RenewLease, VpnOperation
 from core.linux.planner import PlanContext, plan
+from core.linux.secgroups import record as filter_record
+from core.linux.secgroups import tables as filter_tables
+from core.linux.secgroups.observe import marker as filter_marker
+from core.linux.secgroups.state import read_set
 from core.linux.vpn import plan as vpn_plan
 from core.linux.wanted import Planned, Wanted, WholeHostNeeded
 
@@ -230,9 +231,9 @@ class HostLayer:
             )
         )
         ports: tuple[str, ...] = ()
-        if secgroups.marker(self.state_dir).exists():
-            bridge = secgroup_nft.read_set(
-                self.settings.nft_binary, self.netns, secgroup_nft.BRIDGE, "own_ports"
+        if filter_marker(self.state_dir).exists():
+            bridge = read_set(
+                self.settings.nft_binary, self.netns, filter_tables.BRIDGE, "own_ports"
             )
             ports = tuple(sorted(bridge.expiring.get("own_ports", frozenset())))
         return Plan(operations=(RenewLease(found, ports),) if found or ports else ())

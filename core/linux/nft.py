@@ -64,7 +64,7 @@ CHAINS: dict[str, tuple[str, str, int, list[list[dict[str, Any]]]]] = {
     # back out the link it arrived on, which a bridge does only in hairpin mode; and in
     # hairpin mode a segment link would also reflect every flooded frame across the
     # underlay. So the packets of connections this host NATed carry a mark, and the
-    # bridge table (secgroup_nft.py) lets back out an uplink only those.
+    # bridge table (secgroups/tables.py) lets back out an uplink only those.
     "hairpin": (
         "filter",
         "prerouting",

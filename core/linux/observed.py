@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import HostError
-from core.linux import dnsmasq, secgroups
+from core.linux import dnsmasq
 from core.linux.desired import DesiredHost
 from core.linux.netlink import OWNER_ALIAS, Address, Link, Netlink
 from core.linux.nft import Nft, NftState
-from core.linux.secgroup_nft import FilterState
+from core.linux.secgroups import observe as filter_observe
+from core.linux.secgroups.state import FilterState
 from core.linux.sysctl import (
     hearing_adverts,
     ipv6_disabled,
@@ -50,7 +51,7 @@ class ObservedHost:
     # Bridges that would take an address from router adverts ("default" too).
     hearing_adverts: frozenset[str] = frozenset()
     # The nftables ruleset generation, read before anything else was (None: not read,
-    # in a scoped observation, or unreadable): see filter_record.
+    # in a scoped observation, or unreadable): see secgroups/record.py.
     generation: int | None = None
 
     def by_index(self) -> dict[int, Link]:
@@ -99,7 +100,7 @@ def observe(
     states = dnsmasq.observe(dhcp_dir, netns)
     security = None
     if security_dir is not None:
-        security = secgroups.observe(
+        security = filter_observe.observe(
             nft.binary,
             netns,
             security_dir,
@@ -193,7 +194,7 @@ def observe_scoped(
         if security is None:
             return None  # the tables are not whole: the full comparison mends them
     elif desired.security is not None:
-        security = secgroups.observe(
+        security = filter_observe.observe(
             nft_binary,
             netns,
             security_dir,
@@ -232,7 +233,7 @@ def _observe_keyed(
 ) -> FilterState | None:
     """The filter at the keys a change names, and the open ports a scoped plan compares."""
     from core.linux import ownports
-    from core.linux.secgroup_keyed import KeyedFilter, observe_keyed
+    from core.linux.secgroups.keyed import KeyedFilter, observe_keyed
 
     assert isinstance(desired.security, KeyedFilter) and desired.reach is not None
     own = ownports.own_ports(desired) | ownports.scoped_own(desired.reach.links)

@@ -15,8 +15,8 @@ from core.linux import dnsmasq, dnsmasq6, netlink, nft, sysctl
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
-    from core.linux.filter_record import Record
     from core.linux.netlink import Request
+    from core.linux.secgroups.record import Record
     from core.linux.vpn.spec import VpnSpec
 
 
@@ -821,7 +821,7 @@ class Plan:
     # What an admin should know that the plan neither changes nor holds back: a bridge
     # port netcon closed, guests cut off from their DHCP server.
     warnings: tuple[str, ...] = ()
-    # What to record once this plan is applied (see filter_record), for a full plan.
+    # What to record once this plan is applied (see secgroups/record.py), for a full plan.
     filter_record: Record | None = None
 
     def __bool__(self) -> bool:

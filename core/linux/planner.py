@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.linux import closedports, dnsmasq, dnsmasq6, filter_record, nft, secgroups
+from core.linux import closedports, dnsmasq, dnsmasq6, nft
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -53,6 +53,8 @@ from core.linux.operations import (
     StopStrayDnsmasq,
     WriteHostsFile,
 )
+from core.linux.secgroups import plan as filter_plan
+from core.linux.secgroups import record as filter_record
 
 
 @dataclass(frozen=True)
@@ -590,7 +592,7 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
     ):
         # Not the plan the record vouches for: the tables are listed, as without one.
         observed = replace(observed, security=observed.security.listing())
-    security = secgroups.plan(
+    security = filter_plan.plan(
         desired.security, observed.security, builder.problems, bridges_here=opened.bridges_here
     )
     builder.after += security

@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import HeldBack, HostError
 from core.linux.nft import Nft
-from core.linux.secgroups import is_filter_operation
+from core.linux.secgroups.operations import is_filter_operation
 from core.service.hostsync import HostSync
 from tests.host.conftest import Lab, in_ns
 from tests.host.scenario import NetworkHost, network_host

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.linux import filter_record
-from core.linux import secgroup_nft as sg
 from core.linux.scope import Scope
+from core.linux.secgroups import record as filter_record
+from core.linux.secgroups import tables as sg
 from tests.host.conftest import Lab, in_ns
 from tests.host.probes import probe, serve
 from tests.host.scenario import NetworkHost, network_host

@@ -14,7 +14,7 @@ from core.agent import Agent
 from core.linux.operations import Plan
 from core.linux.ports import port_name
 from core.linux.scope import Scope
-from core.linux.secgroups import AddRuleElement, FilterOperation
+from core.linux.secgroups.operations import AddRuleElement, FilterOperation
 from core.service.hostsync import HostSync
 from core.service.owed import Owed
 from tests.host.conftest import Lab, in_ns

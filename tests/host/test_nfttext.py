@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from core import secrules
-from core.linux import closedports, nft, nfttext, secgroups, spoof6
-from core.linux import secgroup_nft as sg
+from core.linux import closedports, nft, nfttext, spoof6
+from core.linux.secgroups import operations as secgroups
+from core.linux.secgroups import render
+from core.linux.secgroups import tables as sg
 from tests.host.conftest import Lab, in_ns
 
 GROUP = 7
@@ -70,7 +72,7 @@ def _as_json(table: sg.Table, name: str, texts: list[str]) -> list[Any]:
     if name in sg.INSTANCE_MAPS:
         pairs = [text.partition(" : ") for text in texts]
         return [[key, {"goto": {"target": chain}}] for key, _, chain in pairs]
-    return [sg.element_json(text, secgroups.spec_of(table, name)) for text in texts]
+    return [sg.element_json(text, sg.spec_of(table, name)) for text in texts]
 
 
 def _nat_elements() -> list[dict[str, Any]]:
@@ -110,7 +112,7 @@ def test_text_batches_load_what_their_json_loads(lab: Lab, with_elements: bool) 
     if with_elements:
         for table, name, texts in ELEMENTS:
             text_batch.append(
-                sg.elements("add", table, name, secgroups._elements_json("add", table, name, texts))
+                sg.elements("add", table, name, render._elements_json("add", table, name, texts))
             )
             json_batch.append(sg.elements("add", table, name, _as_json(table, name, texts)))
         text_batch += _nat_elements()
@@ -128,7 +130,7 @@ def test_text_batches_load_what_their_json_loads(lab: Lab, with_elements: bool) 
     if with_elements:
         # And taken away again by the same texts.
         removal = [
-            sg.elements("delete", table, name, secgroups._elements_json("delete", table, name, t))
+            sg.elements("delete", table, name, render._elements_json("delete", table, name, t))
             for table, name, t in ELEMENTS
             if name != "hairpin_uplinks"
         ]

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import update
 
 from core.linux import nft, nftelements
-from core.linux import secgroup_nft as sg
 from core.linux.netlink import Netlink
 from core.linux.operations import AddAddress, AddNatElement, DeleteAddress, DeleteNatElement
 from core.linux.scope import Scope
+from core.linux.secgroups import tables as sg
 from core.store.schema import networks
 from tests.host.conftest import Lab, in_ns, make_service
 from tests.host.scenario import PUBLIC_CLIENT, NetworkHost, network_host

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from core.linux import nft, nftelements
-from core.linux import secgroup_nft as sg
 from core.linux.scope import Scope
+from core.linux.secgroups import tables as sg
 from tests.host.conftest import Lab, in_ns
 from tests.host.probes import probe, serve
 from tests.host.scenario import NetworkHost, network_host

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from core.linux import secgroup_nft
-from core.linux.secgroups import (
+from core.linux.secgroups import tables as filter_tables
+from core.linux.secgroups.operations import (
     AddMember,
     AddRuleElement,
     ChangePortFilter,
@@ -25,6 +25,7 @@ from core.linux.secgroups import (
     RemoveMember,
     is_filter_operation,
 )
+from core.linux.secgroups.state import read_table
 from core.store.schema import security_group_rules
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns
@@ -247,7 +248,7 @@ def test_kill_during_apply_converges(lab: Lab, tmp_path: Path) -> None:
     time.sleep(0.3)
     os.killpg(apply.pid, signal.SIGKILL)
     apply.wait()
-    assert not secgroup_nft.read_table("nft", host.ns, secgroup_nft.GROUPS).exists
+    assert not read_table("nft", host.ns, filter_tables.GROUPS).exists
     # The next apply finishes the job, and the one after has nothing left to do.
     done = host.sync.sync().operations
     assert any(isinstance(op, CreateFilterTable) for op in done)

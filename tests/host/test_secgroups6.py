@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from core.linux import secgroup_nft as sg
 from core.linux.scope import Scope
-from core.linux.secgroups import CreateFilterTable, DeleteFilterTable
+from core.linux.secgroups import tables as sg
+from core.linux.secgroups.operations import CreateFilterTable, DeleteFilterTable
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, sh
 from tests.host.guests6 import addresses, default_routes, rdisc6, resolve6, wait_for

@@ -16,7 +16,7 @@ from core.linux.host import HostLayer
 from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.operations import CreateBridge, CreateVlan, SetMaster
 from core.linux.ports import port_name
-from core.linux.secgroups import AddPortFilter, is_filter_operation
+from core.linux.secgroups.operations import AddPortFilter, is_filter_operation
 from core.service import NetconService
 from core.service.hostsync import HostSync
 from core.store.schema import instances

@@ -1061,7 +1061,7 @@ async def test_security_group_and_rule_rows_are_marked_while_a_host_owes_them(
     """A rule added to alpha/web: this host's plan allows it into the group's filter,
     and the group's row and that rule's row show `~` until the host has it."""
     from core.linux.operations import Plan
-    from core.linux.secgroups import AddRuleElement
+    from core.linux.secgroups.operations import AddRuleElement
     from core.service.host import _plan_view
 
     demo_service.add_security_group_rule("alpha", "web", "tcp", 8443, 8443, cidr="0.0.0.0/0")

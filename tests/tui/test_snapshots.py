@@ -220,7 +220,7 @@ def test_security_rows_pending(
     """A rule added to alpha/web that this host's filter still lacks: the group's row
     and that rule's row carry `~`."""
     from core.linux.operations import Plan
-    from core.linux.secgroups import AddRuleElement
+    from core.linux.secgroups.operations import AddRuleElement
     from core.service.host import _plan_view
 
     demo_service.add_security_group_rule("alpha", "web", "tcp", 8443, 8443, cidr="0.0.0.0/0")

@@ -3,8 +3,8 @@
 A change to security groups names what it touched (core.linux.scope.Scope): the groups
 whose rules or members changed, and the instance ports, as (MAC, fixed address), that
 came, went or changed groups. Then the database is asked for those rows alone
-(core.desired.secgroups_keyed) and the kernel for the elements, chains and sets under
-those keys (over nfnetlink, as nftelements.py does for NAT), so a change costs the same
+(core/desired/secgroups_keyed.py) and the kernel for the elements, chains and sets under
+those keys (over nfnetlink, as core/linux/nftelements.py does for NAT), so a change costs the same
 on a host of 100 ports as on one of 10,000. What nothing names (another port's
 elements, a group no port here is in) is left as it is; the full comparison (`host
 apply`, the agent's re-sync) sees everything.
@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import secrules
-from core.linux import nft, nftelements, spoof6, sysctl
-from core.linux import secgroup_nft as sg
+from core.linux import nftelements, spoof6, sysctl
 from core.linux.nftelements import Lookup
-from core.linux.secgroup_desired import DesiredFilter
+from core.linux.secgroups import tables as sg
+from core.linux.secgroups.spec import DesiredFilter
+from core.linux.secgroups.state import FilterState, TableState, read_sets
 
 _COMBINATION = re.compile(r"in-(\d+(?:-\d+)*)\Z")
 
@@ -60,7 +61,7 @@ class KeyedFilter(DesiredFilter):
 
 
 @dataclass(frozen=True)
-class KeyedState(sg.FilterState):
+class KeyedState(FilterState):
     """The two tables as far as the named keys go, in the shape of a full observation:
     a set holds only the looked-up elements it has, ``chains`` only the chains looked
     up (a chain that may go is there only when nothing else jumps to it)."""
@@ -203,13 +204,13 @@ def observe_keyed(
             chains[chain] = rules[chain]
         for name, made in lookup.sets_present(groups_table, names_here, groups_family).items():
             if made:
-                types[name] = sg.GROUP_SETS[name.rsplit("-", 1)[1]]
+                types[name] = sg.spec_of(sg.GROUPS, name)
     sets_found: dict[str, frozenset[str]] = {}
     if group_sets:
         found = lookup.sets_present(groups_table, group_sets, groups_family)
         listed = [name for name in group_sets if found[name]]
         for name in listed:
-            types[name] = sg.GROUP_SETS[name.rsplit("-", 1)[1]]
+            types[name] = sg.spec_of(sg.GROUPS, name)
         sets_found.update(_list_sets(binary, netns, listed))
     # Member sets: compared at the named addresses (keyed sources), made whole if missing
     # (sources a compared group's rules name), or taken away (no rule here names them).
@@ -245,14 +246,14 @@ def observe_keyed(
             if there.get(name):
                 types[name] = spec
                 sets_found[name] = frozenset()
-    bridge = sg.TableState(
+    bridge = TableState(
         exists=True,
         sets={k: frozenset(v) for k, v in bridge_sets.items()},
         types=dict(sg.FIXED_SETS[sg.BRIDGE]),
         timed=sg.TIMED_SETS[sg.BRIDGE],
         expiring={k: frozenset(v) for k, v in expiring.items()},
     )
-    groups = sg.TableState(
+    groups = TableState(
         exists=True,
         sets={**{k: frozenset(v) for k, v in groups_sets.items()}, **sets_found},
         targets=targets,
@@ -284,10 +285,7 @@ def _list_sets(binary: str, netns: str | None, names: list[str]) -> dict[str, fr
     elements), each listed alone."""
     if not names:
         return {}
-    family, table = sg.GROUPS
-    results = nft.listings(binary, netns, [f"list set {family} {table} {n}" for n in names])
-    found: dict[str, frozenset[str]] = {}
-    for name, result in zip(names, results, strict=True):
-        state = sg.parsed_listing(sg.GROUPS, result)
-        found[name] = state.sets.get(name, frozenset())
-    return found
+    states = read_sets(binary, netns, sg.GROUPS, names)
+    return {
+        name: state.sets.get(name, frozenset()) for name, state in zip(names, states, strict=True)
+    }

@@ -59,7 +59,7 @@ class DesiredFilter:
 
     @property
     def keyed(self) -> bool:
-        """Whether this is only the part a change names (secgroup_keyed.KeyedFilter)."""
+        """Whether this is only the part a change names (keyed.KeyedFilter)."""
         return False
 
     def labels(self) -> dict[int, str]:

@@ -23,15 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.linux import secgroup_nft as sg
+from core.linux.secgroups.spec import DesiredFilter
+from core.linux.secgroups.state import FilterState
 
 FILE = "filter-record"
 # The code that makes the filter: another version of it may want other tables.
 _MAKERS = (
-    "secgroups.py",
-    "secgroup_nft.py",
+    "secgroups/tables.py",
+    "secgroups/state.py",
+    "secgroups/operations.py",
+    "secgroups/plan.py",
+    "secgroups/render.py",
+    "secgroups/spec.py",
     "closedports.py",
-    "secgroup_desired.py",
     "spoof6.py",
 )
 
@@ -43,13 +47,13 @@ class Record:
 
 
 @dataclass(frozen=True)
-class VouchedState(sg.FilterState):
+class VouchedState(FilterState):
     """The tables, not listed: the kernel's ruleset is still the one recorded after an
     apply that left them as ``digest`` wanted. ``listing`` lists them, for a plan whose
     digest differs."""
 
     digest: str = ""
-    listing: Callable[[], sg.FilterState | None] = field(
+    listing: Callable[[], FilterState | None] = field(
         default=lambda: None, compare=False, repr=False
     )
 
@@ -90,6 +94,11 @@ def _canonical(item: Any) -> Any:
     kind = type(item)
     if kind in _PLAIN:
         return item  # most of the inputs: names, addresses, ports
+    if kind is DesiredFilter:
+        # Tuples of frozen dataclasses of strings, numbers and None all the way down: its
+        # repr is already the same in every process, and costs a fraction of the walk
+        # below over thousands of ports.
+        return repr(item)
     names = _field_names(kind)
     if names is not None:
         return [kind.__name__, {name: _canonical(getattr(item, name)) for name in names}]
@@ -128,7 +137,7 @@ def _field_names(kind: type) -> tuple[str, ...] | None:
 
 @functools.cache
 def _makers() -> str:
-    here = Path(__file__).parent
+    here = Path(__file__).parent.parent
     code = hashlib.sha256()
     for name in _MAKERS:
         code.update((here / name).read_bytes())
