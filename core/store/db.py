@@ -95,6 +95,17 @@ class Database:
         else:
             raise InvalidInput("--db", "must be a sqlite:/// or postgresql:// URL")
         try:
+            self._open_schema(create, migrate_schema)
+        except BaseException:
+            # A database refused at opening is left as it was found, its WAL files
+            # included: the connection that looked is closed before the error goes up
+            # (a command's process does not collect it at exit).
+            self.engine.dispose()
+            raise
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+
+    def _open_schema(self, create: bool, migrate_schema: bool) -> None:
+        try:
             self._check_schema(create, migrate_schema)
         except OperationalError as exc:
             if self.dialect == "postgresql" and _unreachable(_cause(exc)):
@@ -102,7 +113,6 @@ class Database:
             raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
         except (SQLAlchemyError, RuntimeError) as exc:
             raise DatabaseError(f"database {self.safe_url}: {_cause(exc)}") from None
-        self._write_engine = self.engine.execution_options(**{_WRITE: True})
 
     # -- opening --------------------------------------------------------------------
 
