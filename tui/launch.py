@@ -60,5 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         if status is not None:
             return status
     from core.cli import main as command_line
+    from core.cli.collector import spare_exit
 
-    return command_line(words, console=open_console, serve=serve_console)
+    status = command_line(words, console=open_console, serve=serve_console)
+    spare_exit()
+    return status

@@ -21,3 +21,10 @@ def resume() -> None:
     the process)."""
     gc.freeze()
     gc.enable()
+
+
+def spare_exit() -> None:
+    """For a process about to end: the interpreter's last collection, as it shuts
+    down, leaves out what the command made (it all goes with the process). Walking it
+    took some 70 ms after a `host apply`."""
+    gc.freeze()
