@@ -60,7 +60,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
-from bench_host import namespace  # noqa: E402
+from hostbench import namespace  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.service import NetconService  # noqa: E402

@@ -63,7 +63,7 @@ sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
 from bench_agents import AgentProcess, load, postgres  # noqa: E402
-from bench_host import empty  # noqa: E402
+from hostbench import empty  # noqa: E402
 
 from core.config import Settings, load_settings  # noqa: E402
 from core.linux.ports import port_name  # noqa: E402

@@ -15,8 +15,10 @@ right after such a deletion.
   script run the same way that does the same work with the standard tools: ``ip -batch``
   for the links and addresses, ``nft -f`` for the ruleset, the hosts files, and the
   same dnsmasq command lines, started one after another as a script does, and also all
-  in the background followed by ``wait``. The script's namespace is then checked with
-  ``netcon host plan``: nothing to change, so it did the same work. Also at --large
+  in the background followed by ``wait``; in place of netcon's metadata server (netcon's
+  own code, which a baseline never runs) the standard library's HTTP server on its port.
+  The script's namespace is then checked with ``netcon host plan``: nothing to change
+  but starting netcon's metadata server, so it did the same work. Also at --large
   networks.
 * Dual stack: the same first apply of N networks, each with a /64 (its gateway on the
   bridge, router adverts and DHCPv6 from its dnsmasq, the ports' IPv6 anti-spoofing),
@@ -32,124 +34,42 @@ right after such a deletion.
 
 from __future__ import annotations
 
-import argparse
-import compileall
-import contextlib
 import ipaddress
-import json
-import os
-import secrets
 import shlex
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import load_settings  # noqa: E402
+from hostbench import (  # noqa: E402
+    PYTHON,
+    Cloud,
+    arguments,
+    check,
+    median,
+    namespace,
+    report,
+    run,
+    run_script,
+)
+
 from core.desired.host import read_desired  # noqa: E402
-from core.linux import dnsmasq, nft, nfttext, processes  # noqa: E402
+from core.linux import dnsmasq, nft, nfttext  # noqa: E402
 from core.linux.desired import DesiredHost  # noqa: E402
-from core.linux.metadata.spec import PROGRAMS as METADATA_PROGRAMS  # noqa: E402
-from core.linux.secgroups import plan as filter_plan  # noqa: E402
+from core.linux.metadata import table as metadata_table  # noqa: E402
+from core.linux.metadata.operations import (  # noqa: E402
+    MetadataTableOperation,
+    StartMetadataServer,
+)
+from core.linux.metadata.spec import table_marker  # noqa: E402
 from core.linux.secgroups import render as filter_render  # noqa: E402
 from core.linux.secgroups.observe import marker as filter_marker  # noqa: E402
-from core.linux.secgroups.state import FilterState, TableState  # noqa: E402
-from core.service import NetconService  # noqa: E402
-from core.service.hostsync import HostSync  # noqa: E402
-
-PYTHON = sys.executable
-NETCON = str(Path(PYTHON).parent / "netcon")
-UNDERLAY = "192.168.90.1/24"
-EMPTY_FILTER = FilterState(TableState(), TableState())
-RESULTS: list[tuple[str, bool]] = []
-
-
-def ip(*argv: str, stdin: str | None = None) -> None:
-    subprocess.run(["ip", *argv], input=stdin, text=True, check=True, capture_output=True)
-
-
-def compile_netcon() -> None:
-    """Byte-compile netcon's code, as installing it does: an editable install under
-    PYTHONDONTWRITEBYTECODE would otherwise compile every module in every timed process,
-    while the SQLAlchemy of the baseline comes compiled."""
-    root = Path(__file__).resolve().parent.parent
-    for package in ("core", "tui"):
-        compileall.compile_dir(root / package, quiet=1)
-
-
-def report(label: str, value: float, target: str, ok: bool) -> None:
-    RESULTS.append((label, ok))
-    print(f"  {label:<60} {value:8.3f}   target {target:<8} {'PASS' if ok else 'FAIL'}")
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-# -- the cloud, its configuration and its namespaces ------------------------------------
-
-
-class Cloud:
-    """A database, a state directory and a netcon.toml for the `netcon` processes."""
-
-    def __init__(self, root: Path, name: str, **settings: object) -> None:
-        self.root = root / name
-        self.state = self.root / "state"
-        self.state.mkdir(parents=True)
-        for folder in (root, self.root, self.state):
-            folder.chmod(0o755)  # dnsmasq reads its files as nobody
-        self.url = f"sqlite:///{self.root / 'netcon.db'}"
-        values: dict[str, object] = {
-            "host": "bench",
-            "state_dir": str(self.state),
-            "vlan_interface": "und0",
-            "public_interface": "und1",
-            "segmentation": "vxlan",
-            "quota_floating_ips": -1,
-            **settings,
-        }
-        config = self.root / "config" / "netcon"
-        config.mkdir(parents=True)
-        config.joinpath("netcon.toml").write_text(
-            "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
-        )
-        self.settings = load_settings(paths=[config / "netcon.toml"])
-        self.env = dict(
-            os.environ, XDG_CONFIG_HOME=str(self.root / "config"), NETCON_DATABASE_URL=self.url
-        )
-        self.service = NetconService(self.url, self.settings, actor="bench")
-
-    def netcon(self, *argv: str) -> float:
-        """Run `netcon ARGV` as a whole process; its wall time."""
-        start = time.perf_counter()
-        result = subprocess.run([NETCON, *argv], env=self.env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            raise SystemExit(f"netcon {' '.join(argv)} failed: {result.stderr.strip()}")
-        return elapsed
-
-    def plan_is_empty(self, ns: str) -> bool:
-        result = subprocess.run(
-            [NETCON, "--json", "host", "plan", "--netns", ns],
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        document = json.loads(result.stdout or "{}")
-        if document.get("operations"):
-            print(f"    (plan not empty: {document['operations'][:3]})")
-        return result.returncode == 0 and document.get("operations") == []
-
-    def layer(self, ns: str) -> HostSync:
-        return HostSync(self.service, settings=self.settings, netns=ns)
+from core.linux.secgroups.operations import FilterOperation  # noqa: E402
 
 
 def vxlan_cloud(cloud: Cloud, count: int, instances: int = 1, v6: str | None = None) -> None:
@@ -164,62 +84,20 @@ def vxlan_cloud(cloud: Cloud, count: int, instances: int = 1, v6: str | None = N
                 service.launch_instance(f"p{index}", f"vm{index}-{number}")
 
 
-@contextmanager
-def namespace(purpose: str) -> Iterator[str]:
-    # Short enough for a setting (netns names an interface-like name, at most 15).
-    name = f"ncb-{purpose}-{secrets.token_hex(2)}"
-    ip("netns", "add", name)
-    try:
-        ip("-n", name, "link", "set", "lo", "up")
-        ip("-n", name, "link", "add", "und0", "type", "veth", "peer", "name", "und1")
-        ip("-n", name, "link", "set", "und0", "up")
-        ip("-n", name, "link", "set", "und1", "up")
-        ip("-n", name, "addr", "add", UNDERLAY, "dev", "und0")
-        yield name
-    finally:
-        empty(name)
-
-
-def empty(name: str) -> None:
-    """Stop what runs in the namespace, delete its interfaces, then the namespace."""
-    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    alive = [int(pid) for pid in pids.stdout.split()]
-    # The metadata server runs outside the namespace (it only listens there): found by
-    # the namespace its command line names.
-    alive += [
-        found.pid
-        for program in sorted(METADATA_PROGRAMS)
-        for found in processes.find(program, name, None)
-    ]
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if os.path.exists(f"/proc/{pid}")]
-        time.sleep(0.05)
-    links = subprocess.run(
-        ["ip", "-n", name, "-o", "link", "show"], capture_output=True, text=True
-    ).stdout.splitlines()
-    names = [line.split(":")[1].strip().split("@")[0] for line in links]
-    # Bridges first: the VXLAN links go with their underlay.
-    order = sorted((n for n in names if n != "lo"), key=lambda n: not n.startswith("br"))
-    batch = "".join(f"link del {n}\n" for n in order)
-    subprocess.run(
-        ["ip", "-n", name, "-force", "-batch", "-"], input=batch, text=True, capture_output=True
-    )
-    ip("netns", "del", name)
-    # Let the kernel finish tearing down before anything else is timed.
-    time.sleep(1.0)
-
-
 # -- the shell script that does the same work -----------------------------------------
 
 
 def script(cloud: Cloud, ns: str, background: bool) -> str:
     """A shell script doing what `netcon host apply` does in a fresh ``ns``, with the
-    standard tools: the same links, addresses, ruleset, files and dnsmasq command lines."""
+    standard tools: the same links, addresses, ruleset, files and daemons' command lines.
+
+    The filter's and the metadata DNAT's elements are those netcon's plan of the fresh
+    namespace holds (the instances' ports, netcon's own ports, the VPN taps, the
+    hairpinned uplinks), written in nft's own syntax; in place of netcon's metadata server
+    the script starts the standard library's HTTP server on its port."""
     layer = cloud.layer(ns)
+    # What a first apply of this namespace does, element by element.
+    planned = layer.plan().operations
     desired: DesiredHost = read_desired(cloud.service.db, cloud.settings)
     binary = shutil.which("dnsmasq") or "dnsmasq"
     links: list[str] = []
@@ -247,13 +125,16 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         nft.element_command("add", "isolated", isolated),
         nft.element_command("add", nft.PAIR_SET, [{"concat": [b, b]} for b in isolated]),
     ]
-    # The security-group filter (anti-spoofing of the instances' ports, their groups): the
-    # same tables and elements, made in the same batch.
-    filter_ops = filter_plan.plan(desired.security, EMPTY_FILTER, [])
+    # The filter (anti-spoofing of the instances' ports, their groups, the ports that
+    # pass as netcon's own, the uplinks NATed frames go back out): the same tables and
+    # elements, made in the same batch.
+    filter_ops = [op for op in planned if isinstance(op, FilterOperation)]
     commands += filter_render.commands(filter_ops)
     # Written out in nft's own syntax, as an admin's script would hold it (the filter's
-    # elements are that already).
-    ruleset = nfttext.batch(commands)
+    # elements are that already), with the metadata DNAT table.
+    ruleset = nfttext.batch(commands).rstrip("\n") + "\n" + metadata_table.table_text(planned)
+    servers = [op for op in planned if isinstance(op, StartMetadataServer)]
+    families = {op.family for op in planned if isinstance(op, MetadataTableOperation)}
     directory = layer.layer.dhcp_dir
     lines = [
         "set -e",
@@ -265,8 +146,12 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
         "modprobe br_netfilter 2>/dev/null || true",
         "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
         f"mkdir -p {layer.layer.state_dir} && touch {filter_marker(layer.layer.state_dir)}",
+        *(
+            f"mkdir -p {marker.parent} && touch {marker}"
+            for marker in {table_marker(op.files, family) for op in servers for family in families}
+        ),
         "nft -f - <<'EOF'",
-        ruleset,
+        ruleset.rstrip("\n"),
         "EOF",
         "ip -batch - <<'EOF'",
         *hairpins,
@@ -291,16 +176,16 @@ def script(cloud: Cloud, ns: str, background: bool) -> str:
     lines += starts
     if background:
         lines.append("wait")
+    # netcon's metadata server is netcon's own code, which a baseline never runs: in
+    # its place the script starts the standard library's HTTP server on the same port,
+    # once dnsmasq serves (as netcon starts its own), and waits until it listens.
+    for op in servers:
+        lines += [
+            f"setsid -f python3 -m http.server --bind 0.0.0.0 {op.port} >/dev/null 2>&1 </dev/null",
+            f"until ss -Hltn 'sport = :{op.port}' | grep -q .; do sleep 0.005; done",
+        ]
     layer.close()
     return "\n".join(lines) + "\n"
-
-
-def run_script(text: str, ns: str, folder: Path) -> float:
-    path = folder / f"apply-{ns}.sh"
-    path.write_text(text)
-    start = time.perf_counter()
-    subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "sh", str(path)], check=True)
-    return time.perf_counter() - start
 
 
 # -- first apply and no change ---------------------------------------------------------
@@ -323,7 +208,7 @@ def bench_first(root: Path, count: int, repeat: int, label: str, no_change: bool
         for variant, times in ((False, serial), (True, background)):
             with namespace("sh") as ns:
                 times.append(run_script(script(cloud, ns, variant), ns, cloud.root))
-                same_work = cloud.plan_is_empty(ns) and same_work
+                same_work = cloud.plan_is_empty(ns, stand_in_server=True) and same_work
         if no_change:
             with namespace("in") as ns:
                 layer = cloud.layer(ns)
@@ -345,7 +230,7 @@ def bench_first(root: Path, count: int, repeat: int, label: str, no_change: bool
         report("netcon / faster script  (x its time)", mine / best, "<= 1.5", mine / best <= 1.5)
     else:
         report("netcon / faster script  (x its time)", mine / best, "<= 1.0", mine / best <= 1.0)
-    RESULTS.append(("the script did the same work", same_work))
+    check("the script did the same work", same_work)
     if no_change:
         nothing, floor = median(again), median(importing)
         print(f"\nno-change apply of the same {count} networks, median of {len(again)}:")
@@ -385,7 +270,7 @@ def bench_dual(root: Path, count: int, repeat: int) -> None:
     print(f"  netcon host apply --netns NS, dual stack, whole process {both:.3f} s")
     print(f"  (a second plan finds nothing to change: {same_work})")
     report("dual stack / IPv4-only  (x its time)", both / v4, "<= 1.2", both / v4 <= 1.2)
-    RESULTS.append(("the dual-stack apply left nothing to change", same_work))
+    check("the dual-stack apply left nothing to change", same_work)
 
 
 # -- floating associate ------------------------------------------------------------------
@@ -464,7 +349,7 @@ def bench_floating(root: Path, large: int, associated: int, repeat: int) -> None
         "<= 1.2",
         big / small <= 1.2,
     )
-    RESULTS.append(("floating: later plans empty", converged))
+    check("floating: later plans empty", converged)
 
 
 # -- an allocation reaching dnsmasq -----------------------------------------------------
@@ -497,53 +382,36 @@ def bench_dhcp(root: Path, repeat: int) -> None:
     print(f"  into a network of 4000 instances                     {many * 1000:.1f} ms")
     print(f"  (afterwards netcon host plan finds nothing to change: {converged})")
     report("4000 instances / 40  (x)", many / few, "< 2", many / few < 2)
-    RESULTS.append(("dhcp: later plan empty", converged))
+    check("dhcp: later plan empty", converged)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--networks", type=int, default=200)
     parser.add_argument("--large", type=int, default=1000, help="0: skip the large runs")
     parser.add_argument("--floating", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
     parser.add_argument(
         "--only", choices=("first", "dual", "floating", "dhcp"), help="run one part"
     )
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench_host.py needs root: it creates network namespaces", file=sys.stderr)
-        return 2
-    if not Path(NETCON).exists():
-        print(f"{NETCON} is missing: pip install -e . first", file=sys.stderr)
-        return 2
-    compile_netcon()
-    root = Path(tempfile.mkdtemp(prefix="nc-bench-"))
-    root.chmod(0o755)
-    steps: dict[str, Callable[[], None]] = {
-        "first": lambda: (
-            bench_first(root, args.networks, args.repeat, "the usual size", True),
-            args.large and bench_first(root, args.large, 1, "large", False),
-        ),
-        "dual": lambda: bench_dual(root, args.networks, args.repeat),
-        "floating": lambda: bench_floating(
-            root, args.large or 1000, args.floating, max(args.repeat, 15)
-        ),
-        "dhcp": lambda: bench_dhcp(root, max(args.repeat, 7)),
-    }
-    try:
-        for name, step in steps.items():
+
+    def steps(root: Path) -> None:
+        chosen: dict[str, Callable[[], object]] = {
+            "first": lambda: (
+                bench_first(root, args.networks, args.repeat, "the usual size", True),
+                args.large and bench_first(root, args.large, 1, "large", False),
+            ),
+            "dual": lambda: bench_dual(root, args.networks, args.repeat),
+            "floating": lambda: bench_floating(
+                root, args.large or 1000, args.floating, max(args.repeat, 15)
+            ),
+            "dhcp": lambda: bench_dhcp(root, max(args.repeat, 7)),
+        }
+        for name, step in chosen.items():
             if args.only in (None, name):
                 step()
-    finally:
-        # Daemons of this run that outlived their namespace (none should).
-        for found in processes.find("dnsmasq", f"{root}/", None):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(found.pid, signal.SIGTERM)
-        shutil.rmtree(root, ignore_errors=True)
-    failed = [label for label, ok in RESULTS if not ok]
-    print(f"\n{len(RESULTS) - len(failed)} of {len(RESULTS)} targets met")
-    return 1 if failed and args.strict else 0
+
+    return run("bench_host.py", "nc-bench-", steps, args.strict)
 
 
 if __name__ == "__main__":

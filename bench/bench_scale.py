@@ -397,7 +397,7 @@ class RealHosts:
     def __init__(
         self, stack: ExitStack, root: Path, url: str, names: list[str], **settings: Any
     ) -> None:
-        from bench_host import namespace
+        from hostbench import namespace
 
         from core.config import load_settings
         from core.service import NetconService

@@ -1,5 +1,5 @@
-"""The metadata server is launched early in an apply and waited for last: an apply that
-fails in between leaves no server behind."""
+"""The metadata server is launched once dnsmasq serves and waited for last: an apply
+that fails in between leaves no server behind."""
 
 from __future__ import annotations
 
@@ -29,20 +29,20 @@ SLEEPER = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid()));
 
 
 @dataclass(frozen=True)
-class FailingAnnouncement(Operation):
+class FailingFollowUp(Operation):
     """Fails once the launched server runs (its pid file written)."""
 
     pid_file: str
-    phase = Phase.ANNOUNCE
+    phase = Phase.DHCP_FOLLOW_UP
 
     def describe(self) -> str:
-        return "announce, and fail"
+        return "follow dnsmasq up, and fail"
 
     def execute(self, run: Execution) -> None:
         deadline = time.monotonic() + 30
         while not Path(self.pid_file).exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        raise HostError("announcement failed")
+        raise HostError("follow-up failed")
 
 
 def _executor(tmp_path: Path) -> Executor:
@@ -73,8 +73,8 @@ def test_a_phase_failing_after_the_launch_stops_the_server(tmp_path: Path) -> No
     start = StartMetadataServer(
         (sys.executable, "-c", SLEEPER, str(marker)), tuple(os.environ.items()), files, 8775
     )
-    plan = Plan(operations=(start, FailingAnnouncement(str(marker))))
-    with pytest.raises(HostError, match="announcement failed"):
+    plan = Plan(operations=(start, FailingFollowUp(str(marker))))
+    with pytest.raises(HostError, match="follow-up failed"):
         _executor(tmp_path).apply(plan)
     assert not _alive(int(marker.read_text()))
 

@@ -107,10 +107,11 @@ def test_the_executor_names_no_operation_class() -> None:
     assert calls == []
 
 
-def test_the_metadata_server_is_launched_before_dnsmasq_and_waited_for_after() -> None:
-    """Its table goes with the IPv6 side; the server (slowest to start) starts before
-    the announcements and dnsmasq, and the apply waits for it once they are done."""
+def test_the_metadata_server_is_launched_after_dnsmasq_and_waited_for_last() -> None:
+    """Its table goes with the IPv6 side; the server starts once every dnsmasq serves
+    (its imports would take the CPU their starts need), and the apply waits for it
+    after dnsmasq's follow-ups."""
     start = metadata_operations.StartMetadataServer
-    assert Phase.IPV6_SIDE < metadata_operations.SetMetadataRoute.phase < start.phase
-    assert start.phase < Phase.ANNOUNCE < StartDnsmasq.phase < ReleaseLeases.phase
+    assert Phase.IPV6_SIDE < metadata_operations.SetMetadataRoute.phase < Phase.ANNOUNCE
+    assert Phase.ANNOUNCE < StartDnsmasq.phase < start.phase < ReleaseLeases.phase
     assert ReleaseLeases.phase < Phase.WAIT_METADATA < StartVpn.phase

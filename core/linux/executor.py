@@ -11,9 +11,9 @@ never another's) is taken back, so nothing is left half made.
 Daemons come last, once the addresses they bind to exist: every dnsmasq is started
 at once and then all are waited for. A daemon that fails does not take back the
 kernel work, which is right as it is: the apply reports every daemon that failed, by
-name, and the next apply starts them again. The metadata server, slowest to start, is
-launched before the announcements and dnsmasq and waited for after them; should a phase
-between raise, it is stopped again.
+name, and the next apply starts them again. The metadata server is launched once the
+dnsmasq processes serve (its imports would take the CPU their starts need) and waited
+for after dnsmasq's follow-ups; should a phase between raise, it is stopped again.
 """
 
 from __future__ import annotations
@@ -274,8 +274,8 @@ def _metadata_table(run: Execution) -> None:
 
 
 def _wait_for_metadata(run: Execution) -> None:
-    """The metadata servers launched before the announcements and dnsmasq, waited for
-    until they listen; one that does not is reported (the kernel work stays)."""
+    """The metadata servers launched once dnsmasq serves, waited for until they
+    listen; one that does not is reported (the kernel work stays)."""
     launched, run.launched = run.launched, []
     run.failures += metadata_server.wait_all(launched, run.netns)
 

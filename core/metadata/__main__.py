@@ -11,7 +11,6 @@ socket's queue meanwhile instead of being refused."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import signal
@@ -25,6 +24,8 @@ from core.linux import namespace
 from core.paths import database_url
 
 if TYPE_CHECKING:
+    import asyncio
+
     from aiohttp import web
 
 
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
     gc.freeze()
     gc.enable()
+    # Imported once it listens, as the rest is: the apply that started it waits until then.
+    import asyncio
+
     asyncio.run(serve(make_app(lookup), listeners, args.netns, home))
     return 0
 
@@ -127,6 +131,8 @@ async def serve(
     netns: str | None = None,
     home: tuple[int, int] | None = None,
 ) -> None:
+    import asyncio
+
     from aiohttp import web
 
     runner = web.AppRunner(app, access_log=None)
@@ -147,6 +153,8 @@ async def serve(
 async def _outlive_not(netns: str, home: tuple[int, int] | None, stop: asyncio.Event) -> None:
     """The server runs outside the namespace it listens in, so nothing ends it with the
     namespace: once the namespace is deleted (or another made under its name), stop."""
+    import asyncio
+
     while not stop.is_set():
         await asyncio.sleep(2.0)
         if namespace.identity(netns) != home:

@@ -152,8 +152,8 @@ class DeleteMetadataAddress6(MetadataAddress6):
 
 @dataclass(frozen=True)
 class StartMetadataServer(Operation):
-    """Launched before the announcements and dnsmasq, waited for after them (the
-    executor's WAIT_METADATA phase)."""
+    """Launched once dnsmasq serves (its imports would take the CPU the dnsmasq starts
+    need), waited for in the executor's WAIT_METADATA phase."""
 
     phase = Phase.LAUNCH_METADATA
     argv: tuple[str, ...]

@@ -31,10 +31,15 @@ class Launch(Protocol):
     def port(self) -> int: ...
 
 
+# How often the wait looks for the pid file: the server listens some 0.1 s after it
+# starts, and the apply ends once it does.
+READY_INTERVAL = 0.005
+
+
 def launch(op: Launch) -> Starting:
-    """Start the server without waiting for it: it takes longer to start (a Python
-    process and its imports) than the rest of an apply, which goes on meanwhile;
-    :meth:`Starting.wait` then waits for it to listen."""
+    """Start the server without waiting for it (a Python process and its imports): what
+    is left of the apply goes on meanwhile; :meth:`Starting.wait` then waits for it to
+    listen."""
     try:
         return Starting(op, spawn(op))
     except HostError as exc:
@@ -102,6 +107,7 @@ def _wait_listening(op: Launch, child: subprocess.Popen[bytes], netns: str | Non
         lambda: pid_in(op.files.pid) == child.pid and listens(netns, op.port),
         START_TIMEOUT,
         watch=child.pid,
+        interval=READY_INTERVAL,
     ):
         return child.pid
     if child.poll() is not None:
