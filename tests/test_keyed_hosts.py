@@ -13,6 +13,7 @@ from core.desired.host import read_desired
 from core.linux import dnsmasq
 from core.linux.desired import DesiredHost, DesiredNetwork, patched
 from core.linux.scope import Scope
+from core.linux.secgroups.keyed import KeyedFilter
 from core.service import NetconService
 from tests.support import make_service
 
@@ -101,3 +102,34 @@ def test_a_line_goes_back_where_its_address_sorts() -> None:
 def test_a_file_that_is_none_of_ours_is_refused() -> None:
     with pytest.raises(ValueError):
         dnsmasq.keyed_text("garbage\n", frozenset({"10.0.0.1"}), "", names=False)
+
+
+def _keyed_filter(service: NetconService) -> KeyedFilter:
+    security = _keyed(service).security
+    assert isinstance(security, KeyedFilter)
+    return security
+
+
+def test_a_source_other_instances_here_need_is_not_read(service: NetconService) -> None:
+    for group in ("src", "web", "app", "db", "lonely"):
+        service.create_security_group("alpha", group)
+    service.add_security_group_rule("alpha", "web", "tcp", 5000, None, source_group="src")
+    service.add_security_group_rule("alpha", "app", "tcp", 5000, None, source_group="src")
+    service.add_security_group_rule("alpha", "db", "tcp", 5432, None, source_group="lonely")
+    service.launch_instance("alpha", "a1", ["app"])
+    service.launch_instance("alpha", "s1", ["src"])
+    lonely = service.launch_instance("alpha", "l1", ["lonely"]).addresses[0]
+    ids = {g.name: g.id for g in service.list_security_groups("alpha")}
+
+    # app's member here needs src's set too: it is in the kernel, its members unread.
+    service.add_instance_security_group("web1", "web")
+    security = _keyed_filter(service)
+    (src,) = [s for s in security.sources if s.id == ids["src"]]
+    assert ids["src"] in security.unread_sources and src.members == ()
+
+    # Nobody here needed lonely's set before: read whole, to be made if missing.
+    service.add_instance_security_group("web1", "db")
+    security = _keyed_filter(service)
+    (source,) = [s for s in security.sources if s.id == ids["lonely"]]
+    assert ids["lonely"] not in security.unread_sources
+    assert [address for address, _ in source.members] == [lonely.address]
