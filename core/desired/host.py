@@ -30,6 +30,7 @@ from core.linux.desired import (
     DhcpHost,
     FloatingNat,
     HeldLease,
+    NetworkKeys,
     Segment,
 )
 from core.linux.ipv6_host import network_v6
@@ -87,14 +88,33 @@ def desired_from_connection(
         reach = _reach(named, scope, settings)
     serving = [n for n in rows if _serves_dhcp(n, host)]
     hosted = [n.id for n in serving]
+    keys = _keys(scope)
+    keyed = {n.id for n in rows if _keyable(n, host)} if keys is not None else set()
     leases, held = _fixed_with_mac(
         connection,
         host,
-        hosted,
+        [i for i in hosted if i not in keyed],
         [n.id for n in serving if n.multi_host],
         scoped=scope is not None,
     )
-    ports = _ports(connection, host, [n.id for n in rows] if scope is not None else None)
+    ports = _ports(
+        connection, host, [n.id for n in rows if n.id not in keyed] if scope is not None else None
+    )
+    if keys is not None and keyed:
+        # A launch or termination: the hosts and ports of its addresses alone, whatever
+        # the size of the network (the planner keeps the rest of its hosts file).
+        addresses = sorted(keys.addresses)
+        named_leases, named_held = _fixed_with_mac(
+            connection,
+            host,
+            [i for i in hosted if i in keyed],
+            [],
+            scoped=True,
+            addresses=addresses,
+        )
+        leases |= named_leases
+        held |= named_held
+        ports |= _ports(connection, host, sorted(keyed), addresses=addresses)
     upstream = (settings.dns_servers or host_resolvers(settings.netns)) if hosted else ()
     wanted = tuple(
         replace(
@@ -107,6 +127,7 @@ def desired_from_connection(
                 upstream,
             ),
             ports=ports.get(network.id, ()),
+            keys=keys if network.id in keyed else None,
         )
         for network in rows
     )
@@ -181,6 +202,24 @@ def _reach(named: Sequence[Row[Any]], scope: Scope, settings: Settings) -> Reach
     )
 
 
+def _keys(scope: Scope | None) -> NetworkKeys | None:
+    """The addresses a launch or termination named: its networks are read at them."""
+    if scope is None or not scope.filter_keyed or not scope.filter_ports:
+        return None
+    return NetworkKeys(
+        frozenset(address for _, address in scope.filter_ports),
+        frozenset(port_name(mac) for mac, _ in scope.filter_ports),
+    )
+
+
+def _keyable(network: Row[Any], host: str) -> bool:
+    """Whether a network can be read at a change's addresses: its hosts file is one line
+    an address, and every one of them is this host's to serve (or none is)."""
+    if network.multi_host or network.cidr_v6 is not None:
+        return False
+    return _serves_dhcp(network, host) or not capabilities(network.manager).serves_dhcp
+
+
 def _fixed_with_mac(
     connection: Connection,
     host: str,
@@ -188,10 +227,12 @@ def _fixed_with_mac(
     multi_host: list[int],
     *,
     scoped: bool,
+    addresses: list[str] | None = None,
 ) -> tuple[dict[int, tuple[DhcpHost, ...]], dict[int, tuple[HeldLease, ...]]]:
     """The DHCP hosts (addresses with an instance) and held leases (released, still
     leased) of the networks whose DHCP this host serves, in one query; of the
-    ``multi_host`` ones among them, each instance with the host it runs on.
+    ``multi_host`` ones among them, each instance with the host it runs on. With
+    ``addresses``, of those fixed addresses only (found by their unique index).
 
     Only addresses with a MAC qualify, which the unique index on mac finds directly;
     going by network would walk every address of every network.
@@ -223,6 +264,8 @@ def _fixed_with_mac(
     )
     if scoped:
         query = query.where(fixed_ips.c.network_id.in_(network_ids))
+    if addresses is not None:
+        query = query.where(fixed_ips.c.address.in_(addresses))
     found: dict[int, list[DhcpHost]] = {}
     held: dict[int, list[HeldLease]] = {}
     for network_id, mac, name, address, instance_id, leased, runs_on, v6 in connection.execute(
@@ -241,10 +284,13 @@ def _fixed_with_mac(
 
 
 def _ports(
-    connection: Connection, host: str, network_ids: list[int] | None
+    connection: Connection,
+    host: str,
+    network_ids: list[int] | None,
+    addresses: list[str] | None = None,
 ) -> dict[int, tuple[str, ...]]:
     """The port names of this host's instances, by network (of ``network_ids`` only, when
-    given)."""
+    given; of the fixed ``addresses`` only, when given)."""
     if network_ids is not None and not network_ids:
         return {}
     query = (
@@ -255,6 +301,8 @@ def _ports(
     )
     if network_ids is not None:
         query = query.where(fixed_ips.c.network_id.in_(network_ids))
+    if addresses is not None:
+        query = query.where(fixed_ips.c.address.in_(addresses))
     found: dict[int, list[str]] = {}
     for network_id, mac in connection.execute(query):
         found.setdefault(network_id, []).append(port_name(str(mac)))

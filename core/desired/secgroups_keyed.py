@@ -44,6 +44,7 @@ def read_keyed_filter(
     memberships: dict[str, tuple[set[int], str, str | None]] = {}
     named_v6: set[str] = set()
     gone_v6: list[tuple[str, str, str]] = []
+    ids: list[int] = []
     if addresses:
         rows = connection.execute(_named_ports(), {"host": host, "addresses": addresses}).all()
         ids = [row.id for row in rows]
@@ -112,11 +113,16 @@ def read_keyed_filter(
     # Sources a compared group's rules name that are no named group: made whole if
     # missing (a rule naming a new source), else left as they are.
     whole = sorted(cited - keyed)
+    # One a rule of another instance's group here names has its set in the kernel
+    # already (its members change by their own keys): its members are not read, which
+    # would cost what the group holds.
+    standing = _cited_by_others(connection, host, whole, ids)
+    unread = [g for g in whole if g not in standing]
     members: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
     members_v6: dict[int, list[tuple[str, str]]] = {g: [] for g in whole}
-    if whole:
+    if unread:
         for group_id, address, name, address_v6 in connection.execute(
-            members_of(), {"groups": whole}
+            members_of(), {"groups": unread}
         ):
             members[group_id].append((address, name))
             if address_v6 is not None:
@@ -136,6 +142,7 @@ def read_keyed_filter(
         named_groups=tuple(named_groups),
         keyed_sources=frozenset(keyed),
         unneeded_sources=unneeded,
+        unread_sources=frozenset(standing),
         named_v6=tuple(sorted(named_v6)),
         gone_v6=tuple(gone_v6),
     )
@@ -176,6 +183,20 @@ def _sources_here(connection: Connection, host: str, group_ids: list[int]) -> se
     if not group_ids:
         return set()
     return set(connection.execute(_cited(), {"host": host, "groups": group_ids}).scalars())
+
+
+def _cited_by_others(
+    connection: Connection, host: str, group_ids: list[int], named: list[int]
+) -> set[int]:
+    """The groups a rule of a group names as source, where that group has an instance on
+    this host that is none of the ``named`` ones."""
+    if not group_ids:
+        return set()
+    return set(
+        connection.execute(
+            _cited_elsewhere(), {"host": host, "groups": group_ids, "named": named}
+        ).scalars()
+    )
 
 
 def _labels(connection: Connection, ids: list[int]) -> dict[int, str]:
@@ -258,6 +279,28 @@ def _cited() -> Select[Any]:
         .where(
             security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
             exists(member_here),
+        )
+        .distinct()
+    )
+
+
+@functools.cache
+def _cited_elsewhere() -> Select[Any]:
+    other_here = (
+        select(instance_security_groups.c.instance_id)
+        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
+        .where(
+            instance_security_groups.c.security_group_id == security_group_rules.c.group_id,
+            instances.c.host == bindparam("host"),
+            instances.c.id.not_in(bindparam("named", expanding=True)),
+        )
+        .correlate(security_group_rules)
+    )
+    return (
+        select(security_group_rules.c.source_group_id)
+        .where(
+            security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
+            exists(other_here),
         )
         .distinct()
     )

@@ -15,9 +15,11 @@ instances of its own keeps the network's gateway, behind which the VPN's clients
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TypeVar
 
 from core.linux.ipv6_host import NetworkV6
 from core.linux.scope import Reach
@@ -93,6 +95,16 @@ class Dhcp:
 
 
 @dataclass(frozen=True)
+class NetworkKeys:
+    """The fixed addresses a change named (an instance launched or terminated), and
+    their ports. A network read at them carries the DHCP hosts, held leases and ports
+    of these addresses alone: the rest of its hosts file is as the host has it."""
+
+    addresses: frozenset[str]
+    ports: frozenset[str]
+
+
+@dataclass(frozen=True)
 class DesiredNetwork:
     id: int
     cidr: str
@@ -128,6 +140,8 @@ class DesiredNetwork:
     dual_stack: bool = False
     # Served by every host with its instances (nova-network's multi_host).
     multi_host: bool = False
+    # Set when read at a change's keys alone (see NetworkKeys); None: read whole.
+    keys: NetworkKeys | None = None
 
 
 @dataclass(frozen=True)
@@ -170,9 +184,11 @@ def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
     reach = scoped.reach
     if reach is None:
         return scoped
+    before = {n.id: n for n in whole.networks}
     networks_ = tuple(
         sorted(
-            [n for n in whole.networks if n.bridge not in reach.bridges] + list(scoped.networks),
+            [n for n in whole.networks if n.bridge not in reach.bridges]
+            + [_patched_network(before.get(n.id), n) for n in scoped.networks],
             key=lambda n: n.id,
         )
     )
@@ -194,6 +210,40 @@ def patched(whole: DesiredHost, scoped: DesiredHost) -> DesiredHost:
             else whole.security
         ),
     )
+
+
+def _patched_network(whole: DesiredNetwork | None, keyed: DesiredNetwork) -> DesiredNetwork:
+    """A network read at some keys, completed from its whole state before."""
+    keys = keyed.keys
+    if keys is None:
+        return keyed
+    if whole is None or whole.keys is not None:
+        # Nothing whole to complete it from: its other hosts stay unknown here.
+        return keyed
+    ports = tuple(p for p in whole.ports if p not in keys.ports) + keyed.ports
+    dhcp = keyed.dhcp
+    if dhcp is not None and whole.dhcp is not None:
+        dhcp = replace(
+            dhcp,
+            hosts=_by_address(
+                [h for h in whole.dhcp.hosts if h.address not in keys.addresses], dhcp.hosts
+            ),
+            held_leases=_by_address(
+                [h for h in whole.dhcp.held_leases if h.address not in keys.addresses],
+                dhcp.held_leases,
+            ),
+        )
+    return replace(keyed, ports=ports, dhcp=dhcp, keys=None)
+
+
+_Addressed = TypeVar("_Addressed", DhcpHost, HeldLease)
+
+
+def _by_address(kept: list[_Addressed], added: tuple[_Addressed, ...]) -> tuple[_Addressed, ...]:
+    """``added`` put among ``kept`` (in address order) where their addresses sort."""
+    for item in added:
+        bisect.insort(kept, item, key=lambda h: int(ipaddress.IPv4Address(h.address)))
+    return tuple(kept)
 
 
 def fenced(desired: DesiredHost) -> DesiredHost:

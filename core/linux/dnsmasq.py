@@ -15,6 +15,7 @@ to one network's gateway is never taken by another network's dnsmasq on the same
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ipaddress
 import os
@@ -122,6 +123,28 @@ def hosts_text(network: DesiredNetwork) -> str:
 def names_text(network: DesiredNetwork) -> str:
     assert network.dhcp is not None
     return dnsmasq6.names_file(network.ipv6, network.dhcp)
+
+
+def keyed_text(have: str, addresses: frozenset[str], wanted: str, *, names: bool) -> str:
+    """``have``, a hosts (or, with ``names``, a names) file as an apply wrote it (in
+    address order), with the lines of ``addresses`` replaced by ``wanted``'s: what the
+    whole file would be, found without the rest of the network's hosts. Raises
+    ValueError for a line that is none of ours."""
+
+    def address_of(line: str) -> str:
+        return line.split(" ", 1)[0] if names else line.rstrip("\n").rsplit(",", 1)[-1]
+
+    def key(line: str) -> int:
+        return int(ipaddress.IPv4Address(address_of(line)))
+
+    lines = have.splitlines(keepends=True)
+    for address in addresses:
+        at = bisect.bisect_left(lines, int(ipaddress.IPv4Address(address)), key=key)
+        while at < len(lines) and address_of(lines[at]) == address:
+            del lines[at]
+    for line in wanted.splitlines(keepends=True):
+        bisect.insort(lines, line, key=key)
+    return "".join(lines)
 
 
 def leases(network: DesiredNetwork) -> tuple[tuple[str, str, str], ...]:
@@ -648,7 +671,13 @@ def stop_processes(pids: Iterable[int]) -> None:
 
 def delete_files(files: DhcpFiles) -> None:
     for path in (
-        files.pid, files.hosts, files.opts, files.names, files.leases, files.leased, files.leases6
+        files.pid,
+        files.hosts,
+        files.opts,
+        files.names,
+        files.leases,
+        files.leased,
+        files.leases6,
     ):
         path.unlink(missing_ok=True)
 

@@ -55,6 +55,7 @@ from core.linux.operations import (
 )
 from core.linux.secgroups import plan as filter_plan
 from core.linux.secgroups import record as filter_record
+from core.linux.wanted import WholeHostNeeded
 
 
 @dataclass(frozen=True)
@@ -465,6 +466,8 @@ class _Builder:
             opts = dnsmasq.opts_text(net)
             names = dnsmasq.names_text(net)
             argv = dnsmasq.argv(context.dnsmasq_path, net, files)
+            if net.keys is not None:
+                hosts, names = _keyed_files(net.keys.addresses, hosts, names, state, argv)
             changed = (
                 state is None
                 or state.hosts_text != hosts
@@ -527,6 +530,35 @@ class _Builder:
             if state.pid is None and not state.strays and not _has_files(state):
                 continue
             self.stops.append(StopDnsmasq(bridge, state.pid, state.strays))
+
+
+def _keyed_files(
+    addresses: frozenset[str],
+    hosts: str,
+    names: str,
+    state: dnsmasq.DnsmasqState | None,
+    argv: tuple[str, ...],
+) -> tuple[str, str]:
+    """The hosts and names files of a network read at some addresses: the running
+    dnsmasq's files with those addresses' lines as wanted. A dnsmasq to start (or
+    adopt), or files that are not as an apply wrote them, need the whole network."""
+    if (
+        state is None
+        or state.pid is None
+        or state.adopted
+        or state.strays
+        or state.argv != argv
+        or state.hosts_text is None
+        or state.names_text is None
+    ):
+        raise WholeHostNeeded
+    try:
+        return (
+            dnsmasq.keyed_text(state.hosts_text, addresses, hosts, names=False),
+            dnsmasq.keyed_text(state.names_text, addresses, names, names=True),
+        )
+    except ValueError:
+        raise WholeHostNeeded from None
 
 
 def _has_files(state: dnsmasq.DnsmasqState) -> bool:

@@ -103,8 +103,13 @@ def test_changes_reach_the_host_scoped_and_only_them(
     assert lab.fetch(host.public, f"http://{address}:8080/") is None
     assert host.sync.plan().describe() == JUNK_REMOVAL
 
-    # Terminated: its NAT goes with it, and the public side no longer gets anywhere.
+    # Terminated: its NAT goes with it, and the public side no longer gets anywhere. Its
+    # network's hosts file loses its line, read at its address alone.
+    _forbid_full_reads(monkeypatch)
     service.terminate_instance("beta-vm3")
+    monkeypatch.undo()
+    hosts = host.layer.observe().dnsmasq["br101"].hosts_text
+    assert hosts is not None and other.mac not in hosts and vm.mac in hosts
     assert nft.Nft("nft", host.ns).observe().dnat == {}
     assert host.sync.plan().describe() == JUNK_REMOVAL
     assert "brjunk" in host.layer.observe().links

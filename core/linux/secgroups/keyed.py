@@ -44,6 +44,9 @@ class KeyedFilter(DesiredFilter):
     keyed_sources: frozenset[int] = frozenset()
     # Member sets of named groups that no rule here names any more.
     unneeded_sources: frozenset[int] = frozenset()
+    # Sources wanted whole whose members were not read (they are in ``sources`` with
+    # none): other instances here need them too, so their sets are there already.
+    unread_sources: frozenset[int] = frozenset()
     # The global IPv6 addresses of the named ports: those the database holds, and those
     # a terminated port had (worked out from its MAC and its fixed address's network),
     # whose elements go.
@@ -228,8 +231,8 @@ def observe_keyed(
         for family, spec in families:
             name = sg.member_set(source.id, family)
             if not there[name]:
-                if source.id in desired.keyed_sources:
-                    return None  # wanted whole but read only at these keys
+                if source.id in desired.keyed_sources or source.id in desired.unread_sources:
+                    return None  # wanted whole but read only at these keys, or not at all
                 continue
             types[name] = spec
             if source.id in desired.keyed_sources:
