@@ -92,7 +92,7 @@ def _set_body(kind: str, obj: dict[str, Any]) -> str:
 
 
 def elements(elems: Iterable[Any]) -> str:
-    return ", ".join(_element(e) for e in elems)
+    return ", ".join(map(_element, elems))
 
 
 def _element(elem: Any) -> str:

@@ -37,7 +37,7 @@ from core.linux.secgroups.operations import (
     RemovePortFilter,
     RemoveRuleElement,
 )
-from core.linux.secgroups.spec import DesiredFilter, FilteredGroup
+from core.linux.secgroups.spec import DesiredFilter, FilteredGroup, FilteredPort
 from core.linux.secgroups.state import FilterState, TableState
 
 HEAD = sg.HEAD_KINDS
@@ -371,44 +371,35 @@ def _ports(desired: DesiredFilter, bridge: TableState, groups: TableState) -> li
             have.setdefault(holder, set()).add((sg.BRIDGE, name, text))
             if name in ("port_ip", spoof6.SET):
                 owner.setdefault(value, holder)
-    wanted: dict[str, set[Piece]] = {}
-    for p in desired.ports:
-        owner[p.address] = p.name
-        chain = sg.combination_chain(p.groups)
-        # The port_ip6 elements: its link-local address and, on a dual-stack network,
-        # its global one; the groups judge both.
-        elements6 = spoof6.port_elements(p)
-        wanted[p.name] = {
-            (sg.BRIDGE, "ports", p.name),
-            (sg.BRIDGE, "port_mac", f"{p.name} . {p.mac}"),
-            (sg.BRIDGE, "port_ip", f"{p.name} . {p.address}"),
-            (sg.GROUPS, sg.INSTANCE_MAP, f"{p.address} : {chain}"),
-            *((sg.BRIDGE, spoof6.SET, text) for text in elements6),
-        }
-        for text in elements6:
-            address = text.partition(" . ")[2]
-            wanted[p.name].add((sg.GROUPS, sg.INSTANCE_MAP6, f"{address} : {chain}"))
-            owner[address] = p.name
+    if groups.targets:
+        # A map key's owner: the wanted port of that address first, else the one the
+        # bridge table says has it.
+        for p in desired.ports:
+            owner[p.address] = p.name
+            for text in spoof6.port_elements(p):
+                owner[text.partition(" . ")[2]] = p.name
     for address, chain in groups.targets.items():
         holder = owner.get(address, f"(none for {address})")
         piece = (sg.GROUPS, sg.instance_map(address), f"{address} : {chain}")
         have.setdefault(holder, set()).add(piece)
-    ports = {p.name: p for p in desired.ports}
     names = desired.labels()
     if not have:
-        # Nothing on the host (a first apply): every port is added whole.
+        # Nothing on the host (a first apply): every port is added whole, its elements
+        # written once, in the order the batch takes them (no sets to compare).
         return [
             AddPortFilter(
-                name,
+                port.name,
                 port.instance,
                 port.address,
                 (),
-                tuple(sorted(wanted[name])),
+                _port_pieces(port),
                 port.mac,
                 tuple(names.get(g, str(g)) for g in port.groups),
             )
-            for name, port in sorted(ports.items())
+            for port in sorted(desired.ports, key=_port_name)
         ]
+    wanted = {p.name: set(_port_pieces(p)) for p in desired.ports}
+    ports = {p.name: p for p in desired.ports}
     ops: list[Operation] = []
     for name in sorted(set(have) | set(wanted)):
         before, after = have.get(name, set()), wanted.get(name, set())
@@ -431,3 +422,27 @@ def _ports(desired: DesiredFilter, bridge: TableState, groups: TableState) -> li
         else:
             ops.append(ChangePortFilter(name, port.instance, port.address, removes, adds, labels))
     return ops
+
+
+def _port_name(port: FilteredPort) -> str:
+    return port.name
+
+
+def _port_pieces(port: FilteredPort) -> tuple[Piece, ...]:
+    """Every element a port has in the two tables: itself, its MAC and addresses (the
+    ``port_ip6`` ones: its link-local address and, on a dual-stack network, its global
+    one), and its addresses' keys in the instance maps, which the groups judge (the bridge
+    table's first, as the batch has always taken them)."""
+    name, chain = port.name, sg.combination_chain(port.groups)
+    elements6 = spoof6.port_elements(port)
+    return (
+        (sg.BRIDGE, "ports", name),
+        (sg.BRIDGE, "port_mac", f"{name} . {port.mac}"),
+        (sg.BRIDGE, "port_ip", f"{name} . {port.address}"),
+        *((sg.BRIDGE, spoof6.SET, text) for text in elements6),
+        (sg.GROUPS, sg.INSTANCE_MAP, f"{port.address} : {chain}"),
+        *(
+            (sg.GROUPS, sg.INSTANCE_MAP6, f"{text.partition(' . ')[2]} : {chain}")
+            for text in elements6
+        ),
+    )

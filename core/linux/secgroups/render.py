@@ -23,9 +23,16 @@ def commands(ops: Sequence[object]) -> list[Command]:
         for phase, item in op.commands():
             if isinstance(item, dict):
                 plain.setdefault(phase, []).append(item)
+                continue
+            # Thousands of elements on a first apply: one lookup each, no list made
+            # for an element whose set has one already.
+            verb, (table, name, text) = item
+            key = (phase, verb, table, name)
+            texts = staged.get(key)
+            if texts is None:
+                staged[key] = [text]
             else:
-                verb, (table, name, text) = item
-                staged.setdefault((phase, verb, table, name), []).append(text)
+                texts.append(text)
     batch: list[Command] = []
     for phase in sorted({*plain, *(key[0] for key in staged)}):
         batch += plain.get(phase, [])
