@@ -117,8 +117,18 @@ def _where(table: sg.Table) -> str:
 
 
 def _set(name: str, spec: sg.SetSpec, elements: list[str]) -> str:
-    head = nfttext.command(sg.add_set(sg.GROUPS, name, spec))
-    return _with_elements(head, elements)
+    before, after = _set_head(spec)
+    return _with_elements(f"{before}{name}{after}", elements)
+
+
+@functools.lru_cache(maxsize=16)
+def _set_head(spec: sg.SetSpec) -> tuple[str, str]:
+    """A set of the groups table of this type, said around its name (a few types for
+    hundreds of sets)."""
+    placeholder = "NAME"
+    text = nfttext.command(sg.add_set(sg.GROUPS, placeholder, spec))
+    before, _, after = text.partition(f" {placeholder} ")
+    return f"{before} ", f" {after}"
 
 
 def _with_elements(head: str, elements: list[str]) -> str:
