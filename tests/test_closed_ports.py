@@ -22,11 +22,13 @@ from core.linux.desired import DesiredHost, DesiredNetwork, Segment
 from core.linux.netlink import Link
 from core.linux.observed import OWNER_ALIAS, ObservedHost
 from core.linux.scope import Reach
-from core.linux.secgroups.operations import CreateFilterTable, DeleteFilterTable
+from core.linux.secgroups.operations import DeleteFilterTable
 from core.linux.secgroups.plan import plan as filter_plan
 from core.linux.secgroups.render import commands
 from core.linux.secgroups.spec import DesiredFilter, FilteredPort
 from core.linux.secgroups.state import FilterState, TableState, parse_table
+from core.linux.secgroups.whole import CreateWholeFilter
+from core.linux.secgroups.whole import text as whole_text
 from core.managers.capabilities import capabilities
 
 
@@ -167,8 +169,11 @@ def test_a_scoped_plan_closes_only_what_its_networks_owned() -> None:
 def test_the_bridge_table_is_made_for_bridges_alone_and_goes_with_them() -> None:
     empty = FilterState(TableState(), TableState())
     # A network host serving a network with no instance here yet: closed all the same.
-    made = filter_plan(DesiredFilter(), empty, [], bridges_here=True)
-    assert CreateFilterTable("bridge", "netcon", False) in made
+    (made,) = filter_plan(DesiredFilter(), empty, [], bridges_here=True)
+    assert isinstance(made, CreateWholeFilter)
+    assert "add table bridge netcon\n" in whole_text(made.desired)
+    # And its open sets are filled in the same batch, in the table it makes.
+    assert closedports.plan(closedports.wanted(_desired(), OBSERVED, ("trust0",)), empty, [made])
     # No bridge and no instance port of netcon's left (a full plan knows): it goes.
     there = FilterState(TableState(exists=True), TableState(exists=True))
     assert DeleteFilterTable("bridge", "netcon") in filter_plan(

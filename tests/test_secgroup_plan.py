@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from core import secrules
+from core.linux import nfttext
 from core.linux.secgroups import tables as sg
 from core.linux.secgroups.operations import (
     AddGroupRule,
     AddMember,
     AddRuleElement,
     CreateFilterTable,
+    FilterOperation,
 )
 from core.linux.secgroups.plan import plan
 from core.linux.secgroups.render import commands
@@ -24,6 +26,8 @@ from core.linux.secgroups.spec import (
 from core.linux.secgroups.state import FilterState, TableState, parse_table
 
 EMPTY = FilterState(TableState(), TableState())
+# Both tables there but not in netcon's shape: made again, element by element.
+MISSHAPEN = FilterState(TableState(exists=True), TableState(exists=True))
 
 
 def _desired(*rules: GroupRule) -> DesiredFilter:
@@ -52,29 +56,48 @@ def test_overlap_is_symmetric_and_exact() -> None:
     assert not secrules.overlap(tcp22_v6, ("tcp", 22, 22, "2001:db9::/32", None, "IPv6"))
 
 
-def test_first_apply_is_one_batch_of_tables_sets_and_elements() -> None:
+def test_first_apply_is_one_operation_written_in_one_pass() -> None:
     problems: list[str] = []
-    ops = plan(_desired(GroupRule(1, "tcp", 22, 22, "10.0.0.0/8", None)), EMPTY, problems)
+    desired = _desired(GroupRule(1, "tcp", 22, 22, "10.0.0.0/8", None))
+    ops = plan(desired, EMPTY, problems)
     assert problems == []
+    assert [op.describe() for op in ops if isinstance(op, FilterOperation)] == [
+        "make the security-group filter: 1 ports, 1 groups, 1 rules"
+    ]
+    (batch,) = commands(ops)
+    lines = nfttext.command(batch).splitlines()
+    # Tables first, each set with its elements inside, the maps' elements last.
+    assert lines[0] == "add table bridge netcon"
+    assert 'add set bridge netcon ports { type ifname; elements = { "tapfa163e000001" }; }' in lines
+    assert (
+        "add set inet netcon_groups g5-ports { type ipv4_addr . inet_proto . inet_service; "
+        "flags interval; elements = { 10.0.0.0/8 . 6 . 22-22 }; }"
+    ) in lines
+    assert [line.split(" {")[0] for line in lines[-2:]] == [
+        f"add element inet netcon_groups {sg.INSTANCE_MAP}",
+        f"add element inet netcon_groups {sg.INSTANCE_MAP6}",
+    ]
+    assert lines[-2].endswith("{ 10.0.0.3 : goto in-5 }")
+
+
+def test_misshapen_tables_are_made_again_element_by_element() -> None:
+    ops = plan(_desired(GroupRule(1, "tcp", 22, 22, "10.0.0.0/8", None)), MISSHAPEN, [])
     assert [op for op in ops if isinstance(op, CreateFilterTable)] == [
-        CreateFilterTable("bridge", "netcon", False),
-        CreateFilterTable("inet", "netcon_groups", False),
+        CreateFilterTable("bridge", "netcon", True),
+        CreateFilterTable("inet", "netcon_groups", True),
     ]
     assert (
         AddRuleElement(5, "alpha/web", "ports", "10.0.0.0/8 . 6 . 22-22", "tcp 22 from 10.0.0.0/8")
         in ops
     )
     batch = commands(ops)
-    # Tables first, then sets and chains, then what refers to them; one command per set.
-    verbs = [next(iter(c)) for c in batch]
-    assert verbs[0] == "add" and "table" in batch[0]["add"]
     names = [
         (c["add"]["element"]["family"], c["add"]["element"]["name"])
         for c in batch
         if "element" in c.get("add", {})
     ]
+    # One command per set; the ports' map elements last (a port's link-local address too).
     assert len(names) == len(set(names))
-    # The ports' map elements come last: both families' (a port's link-local address too).
     assert set(names[-2:]) == {("inet", sg.INSTANCE_MAP), ("inet", sg.INSTANCE_MAP6)}
 
 
@@ -86,7 +109,7 @@ def test_rules_an_interval_set_cannot_hold_become_chain_rules() -> None:
             GroupRule(2, "tcp", 25, 35, "10.1.0.0/16", None),
             GroupRule(3, "udp", 25, 35, "10.1.0.0/16", None),
         ),
-        EMPTY,
+        MISSHAPEN,
         [],
     )
     elements = [op.element for op in ops if isinstance(op, AddRuleElement)]
@@ -174,7 +197,7 @@ def test_ipv6_rules_are_elements_of_the_groups_ipv6_sets() -> None:
             ),
         ),
     )
-    ops = plan(desired, EMPTY, [])
+    ops = plan(desired, MISSHAPEN, [])
     elements = {(op.kind, op.element, op.words) for op in ops if isinstance(op, AddRuleElement)}
     assert elements == {
         ("ports6", "2001:db8:ff::/64 . 6 . 22-22", "tcp 22 from 2001:db8:ff::/64"),

@@ -38,6 +38,7 @@ from core.linux.secgroups.operations import (
 )
 from core.linux.secgroups.record import VouchedState
 from core.linux.secgroups.state import FilterState, TableState
+from core.linux.secgroups.whole import CreateWholeFilter
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
@@ -224,7 +225,9 @@ def plan(
         return []  # the sets are what the last apply of this same plan made them
     state = observed.bridge
     for op in security:
-        if isinstance(op, CreateFilterTable) and (op.family, op.name) == sg.BRIDGE:
+        if isinstance(op, CreateWholeFilter) or (
+            isinstance(op, CreateFilterTable) and (op.family, op.name) == sg.BRIDGE
+        ):
             state = TableState(exists=True)
         elif isinstance(op, DeleteFilterTable) and (op.family, op.name) == sg.BRIDGE:
             return []

@@ -33,10 +33,21 @@ def batch(commands: Iterable[dict[str, Any]]) -> str:
     return "".join(command(c) + "\n" for c in commands)
 
 
+def verbatim(text: str) -> dict[str, Any]:
+    """Commands already written in nft's syntax, one a line, carried in a batch as they are
+    (a whole filter written in one pass, where building JSON first would cost more)."""
+    return {VERBATIM: text}
+
+
+VERBATIM = "text"
+
+
 def command(cmd: dict[str, Any]) -> str:
     if len(cmd) != 1:
         raise UnknownShape(f"one verb per command: {sorted(cmd)}")
     ((verb, body),) = cmd.items()
+    if verb == VERBATIM:
+        return str(body).rstrip("\n")
     if verb not in ("add", "delete", "flush", "create"):
         raise UnknownShape(f"verb {verb!r}")
     if len(body) != 1:

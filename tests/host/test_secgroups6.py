@@ -16,7 +16,8 @@ import pytest
 
 from core.linux.scope import Scope
 from core.linux.secgroups import tables as sg
-from core.linux.secgroups.operations import CreateFilterTable, DeleteFilterTable
+from core.linux.secgroups.operations import DeleteFilterTable
+from core.linux.secgroups.whole import CreateWholeFilter
 from core.views import AddressView
 from tests.host.conftest import Lab, in_ns, sh
 from tests.host.guests6 import addresses, default_routes, rdisc6, resolve6, wait_for
@@ -196,7 +197,8 @@ def test_the_ipv4_only_groups_table_gives_way_to_the_inet_one(lab: Lab, tmp_path
           "{ type filter hook forward priority 0; }")  # fmt: skip
     host.service.launch_instance("alpha", "web1")
     applied = host.sync.sync()
-    assert CreateFilterTable(*sg.GROUPS, replace=False) in applied.operations
+    (made,) = [op for op in applied.operations if isinstance(op, CreateWholeFilter)]
+    assert [port.instance for port in made.desired.ports] == ["web1"]
     assert DeleteFilterTable(*sg.OLD_GROUPS) in applied.operations
     assert DeleteFilterTable(*sg.OLD_GROUPS).describe() == (
         "delete nftables table ip netcon_groups (IPv4 only; table inet netcon_groups "

@@ -16,7 +16,8 @@ from core.linux.host import HostLayer
 from core.linux.netlink import Netlink, kernel_has_8021q
 from core.linux.operations import CreateBridge, CreateVlan, SetMaster
 from core.linux.ports import port_name
-from core.linux.secgroups.operations import AddPortFilter, is_filter_operation
+from core.linux.secgroups.operations import is_filter_operation
+from core.linux.secgroups.whole import CreateWholeFilter
 from core.service import NetconService
 from core.service.hostsync import HostSync
 from core.store.schema import instances
@@ -57,8 +58,8 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
         "set MTU of vx100 to 1450",
     ]
     # ...and the filter of the port of the instance it runs.
-    ports = [op for op in applied if isinstance(op, AddPortFilter)]
-    assert [(op.port, op.instance) for op in ports] == [(port_name(far.mac), "far")]
+    (made,) = [op for op in applied if isinstance(op, CreateWholeFilter)]
+    assert [(p.name, p.instance) for p in made.desired.ports] == [(port_name(far.mac), "far")]
 
     near_ns = host.instance("near", near.mac, "br100")
     far_ns = lab.netns("far")

@@ -4,7 +4,6 @@ filter (keyed.py) is compared at the keys its change names only."""
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
 
@@ -16,7 +15,6 @@ from core.linux.secgroups import tables as sg
 from core.linux.secgroups.keyed import KeyedState
 from core.linux.secgroups.operations import (
     AddDhcpServer,
-    AddGroupRule,
     AddMember,
     AddPortFilter,
     AddRuleElement,
@@ -37,8 +35,10 @@ from core.linux.secgroups.operations import (
     RemovePortFilter,
     RemoveRuleElement,
 )
-from core.linux.secgroups.spec import DesiredFilter, FilteredGroup, FilteredPort
+from core.linux.secgroups.rules import rule_elements
+from core.linux.secgroups.spec import DesiredFilter, FilteredPort
 from core.linux.secgroups.state import FilterState, TableState
+from core.linux.secgroups.whole import CreateWholeFilter
 
 HEAD = sg.HEAD_KINDS
 
@@ -72,6 +72,10 @@ def plan(
         return ops
     bridge, groups = observed.bridge, observed.groups
     if not bridge_needed and not bridge.exists and not groups.exists:
+        return ops + ([DeleteFilterTable(*sg.OLD_GROUPS)] if observed.old_groups else [])
+    if not bridge.exists and not groups.exists:
+        # A first apply: both tables written whole in one pass, nothing to compare.
+        ops.append(CreateWholeFilter(desired))
         return ops + ([DeleteFilterTable(*sg.OLD_GROUPS)] if observed.old_groups else [])
     tables = {}
     for table, state in ((sg.BRIDGE, bridge), (sg.GROUPS, groups)):
@@ -166,83 +170,6 @@ def _dhcp_servers(
     return ops
 
 
-def _rule_elements(
-    group: FilteredGroup, labels: dict[int, str]
-) -> tuple[dict[str, dict[str, str]], dict[str, AddGroupRule]]:
-    """(kind -> element -> words, comment -> chain rule) for one group's rules."""
-    elements: dict[str, dict[str, str]] = {kind: {} for kind in HEAD}
-    # What each set holds so far: (protocol, cidr, ranges) of its elements.
-    spans: dict[str, list[Span]] = {kind: [] for kind in HEAD}
-    lines: dict[str, AddGroupRule] = {}
-    for rule in group.rules:
-        family = rule.ethertype
-        what = secrules.what(rule.protocol, rule.from_port, rule.to_port, family)
-        if rule.source is not None:
-            source_label = str(labels.get(rule.source, rule.source))
-            words = secrules.rule_words(
-                rule.protocol, rule.from_port, rule.to_port, None, source_label, family
-            )
-            comment = f"rule {rule.id}: {what} from group {rule.source}"
-            source = "@" + sg.member_set(rule.source, family)
-        else:
-            assert rule.cidr is not None
-            kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
-            words = secrules.rule_words(
-                rule.protocol, rule.from_port, rule.to_port, rule.cidr, None, family
-            )
-            covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
-            mine = (rule.protocol, _bounds(rule.cidr), covered)
-            if not any(_clash(mine, other) for other in spans[kind]):
-                spans[kind].append(mine)
-                elements[kind][element] = words
-                continue
-            comment = f"rule {rule.id}: {what} from {rule.cidr}"
-            source = rule.cidr
-        lines[comment] = AddGroupRule(
-            group.id,
-            group.label,
-            comment,
-            source,
-            rule.protocol,
-            rule.from_port,
-            rule.to_port,
-            words,
-            family,
-        )
-    return elements, lines
-
-
-def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[str, str]:
-    """(kind of set, element) of a CIDR rule; the kinds of IPv6 end in 6."""
-    covered = secrules.ranges(protocol, from_port, to_port)
-    suffix = "6" if secrules.family_of(cidr) == secrules.IPV6 else ""
-    if protocol in ("tcp", "udp"):
-        low, high = covered.first
-        return "ports" + suffix, f"{cidr} . {secrules.NUMBERS[protocol]} . {low}-{high}"
-    if protocol == "icmp":
-        (tl, th), (cl, ch) = covered
-        return "icmp" + suffix, f"{cidr} . {tl}-{th} . {cl}-{ch}"
-    return "any" + suffix, cidr
-
-
-# (protocol, first and last address of the CIDR, ranges) of one element of a set.
-Span = tuple[str, tuple[int, int], secrules.Ranges]
-
-
-@functools.lru_cache(maxsize=4096)
-def _bounds(cidr: str) -> tuple[int, int]:
-    network = ipaddress.ip_network(cidr)
-    return int(network.network_address), int(network.broadcast_address)
-
-
-def _clash(mine: Span, other: Span) -> bool:
-    """Whether two elements of one interval set would overlap (the kernel refuses that)."""
-    return mine[0] == other[0] and all(
-        a[0] <= b[1] and b[0] <= a[1]
-        for a, b in zip((mine[1], *mine[2]), (other[1], *other[2]), strict=True)
-    )
-
-
 def _words(kind: str, element: str) -> str:
     """An element that is on the host but not wanted, said as the rule it was."""
     parts = element.split(" . ")
@@ -277,7 +204,7 @@ def _groups(desired: DesiredFilter, state: TableState) -> list[Operation]:
                 kind: state.sets.get(sg.group_set(group.id, kind), frozenset()) for kind in HEAD
             }
             have_lines = rules[len(head) :]
-        elements, lines = _rule_elements(group, labels)
+        elements, lines = rule_elements(group, labels)
         for kind in HEAD:
             have = have_sets.get(kind, frozenset())
             for element in sorted(have - set(elements[kind])):
