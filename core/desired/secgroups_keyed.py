@@ -194,7 +194,7 @@ def _cited_by_others(
         return set()
     return set(
         connection.execute(
-            _cited_elsewhere(), {"host": host, "groups": group_ids, "named": named}
+            _cited(besides_named=True), {"host": host, "groups": group_ids, "named": named}
         ).scalars()
     )
 
@@ -264,7 +264,9 @@ def _used() -> Select[Any]:
 
 
 @functools.cache
-def _cited() -> Select[Any]:
+def _cited(*, besides_named: bool = False) -> Select[Any]:
+    """The source groups among ``groups`` that a rule of a group with a member on
+    ``host`` cites (``besides_named``: a member other than the ``named`` instances)."""
     member_here = (
         select(instance_security_groups.c.instance_id)
         .join(instances, instances.c.id == instance_security_groups.c.instance_id)
@@ -274,33 +276,15 @@ def _cited() -> Select[Any]:
         )
         .correlate(security_group_rules)
     )
+    if besides_named:
+        member_here = member_here.where(
+            instances.c.id.not_in(bindparam("named", expanding=True))
+        )
     return (
         select(security_group_rules.c.source_group_id)
         .where(
             security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
             exists(member_here),
-        )
-        .distinct()
-    )
-
-
-@functools.cache
-def _cited_elsewhere() -> Select[Any]:
-    other_here = (
-        select(instance_security_groups.c.instance_id)
-        .join(instances, instances.c.id == instance_security_groups.c.instance_id)
-        .where(
-            instance_security_groups.c.security_group_id == security_group_rules.c.group_id,
-            instances.c.host == bindparam("host"),
-            instances.c.id.not_in(bindparam("named", expanding=True)),
-        )
-        .correlate(security_group_rules)
-    )
-    return (
-        select(security_group_rules.c.source_group_id)
-        .where(
-            security_group_rules.c.source_group_id.in_(bindparam("groups", expanding=True)),
-            exists(other_here),
         )
         .distinct()
     )
