@@ -44,8 +44,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hostbench import timed_netcon  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
@@ -193,12 +195,7 @@ class Bench:
               "dev", "eth0")  # fmt: skip
 
     def netcon(self, *argv: str) -> float:
-        start = time.perf_counter()
-        result = subprocess.run([NETCON, *argv], env=self.env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            raise SystemExit(f"netcon {' '.join(argv)} failed: {result.stderr.strip()}")
-        return elapsed
+        return timed_netcon(self.env, *argv)
 
     def init_output(self) -> str:
         result = subprocess.run(

@@ -75,6 +75,17 @@ def check(label: str, ok: bool) -> None:
 # -- the cloud, its configuration and its namespaces ------------------------------------
 
 
+def timed_netcon(env: dict[str, str], *argv: str) -> float:
+    """Run `netcon ARGV` with ``env`` as a whole process; its wall time (a failure ends
+    the bench, saying why)."""
+    start = time.perf_counter()
+    result = subprocess.run([NETCON, *argv], env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"netcon {' '.join(argv)} failed: {result.stderr.strip()}")
+    return elapsed
+
+
 class Cloud:
     """A database, a state directory and a netcon.toml for the `netcon` processes."""
 
@@ -107,12 +118,7 @@ class Cloud:
 
     def netcon(self, *argv: str) -> float:
         """Run `netcon ARGV` as a whole process; its wall time."""
-        start = time.perf_counter()
-        result = subprocess.run([NETCON, *argv], env=self.env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            raise SystemExit(f"netcon {' '.join(argv)} failed: {result.stderr.strip()}")
-        return elapsed
+        return timed_netcon(self.env, *argv)
 
     def plan_is_empty(self, ns: str, *, stand_in_server: bool = False) -> bool:
         """Whether `netcon host plan` finds nothing to change in ``ns`` (what it would
