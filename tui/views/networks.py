@@ -38,9 +38,11 @@ SEGMENTATIONS = ("vlan", "vxlan")
 
 
 def _segment(n: NetworkView) -> str:
+    """The VLAN column: an 802.1Q id as the seed showed it, a VXLAN id by the name of
+    its link on the host (``vx102``), which fits the column where "vxlan 102" was cut."""
     if n.vlan is None:
         return "-"
-    return f"vxlan {n.vlan}" if n.segmentation == "vxlan" else str(n.vlan)
+    return f"vx{n.vlan}" if n.segmentation == "vxlan" else str(n.vlan)
 
 
 def _detail(n: NetworkView) -> Content:
