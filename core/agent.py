@@ -371,7 +371,13 @@ class Agent:
         # shows which changes reached this host and when.
         if done or not full:
             upto = self.sync.recorded
-            self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+            count = f"{len(done.operations)} operation(s)"
+            if upto is None:
+                # A re-sync that found the host short of what no owed change names (a
+                # port plugged while no agent ran, a change made by hand).
+                self.on_apply(f"re-sync applied what the host lacked: {count}")
+            else:
+                self.on_apply(f"applied change {upto}: {count}")
 
     def _watch_ports(self, stop: threading.Event, netns: str | None) -> None:
         """A port plugged into one of this host's bridges gets what its network's plan
