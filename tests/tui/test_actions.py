@@ -598,3 +598,21 @@ def test_grey_text_is_a_default_only_where_empty_is_allowed() -> None:
                 assert one.grey.startswith("default: ")
             elif one.example:
                 assert one.grey == f"e.g. {one.example}"
+
+
+def test_a_networks_detail_names_its_segment_in_words(demo_service: NetconService) -> None:
+    from tui.views.networks import NETWORKS
+
+    demo_service.modify_network("10.0.2.0/24", segmentation="vxlan")
+    networks = {n.cidr: n for n in demo_service.list_networks()}
+    assert NETWORKS.detail is not None
+
+    def segment(cidr: str) -> str:
+        said = NETWORKS.detail(networks[cidr]).plain.splitlines()
+        return next(line for line in said if line.startswith("segment")).split(None, 1)[1]
+
+    assert segment("10.0.1.0/24") == "vlan 101"
+    assert segment("10.0.2.0/24") == "vxlan 102"
+    # FlatDHCP and Flat networks have no segment of their own: not "none -".
+    assert segment("10.10.0.0/24") == "none"
+    assert segment("10.20.0.0/24") == "none"
