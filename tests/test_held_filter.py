@@ -17,6 +17,7 @@ from core.linux.secgroups import tables as sg
 from core.linux.secgroups.operations import (
     AddDhcpServer,
     AddPortFilter,
+    DeleteFilterTable,
     RemoveDhcpServer,
     RemovePortFilter,
 )
@@ -136,3 +137,21 @@ def test_what_a_held_network_has_is_left_as_it_is(tmp_path: Path) -> None:
     assert _touching_br100(held.operations) == []
     assert not [op for op in held.operations if isinstance(op, RemovePortFilter)]
     assert not [op for op in held.operations if isinstance(op, DeleteLink | DeleteAddress)]
+
+
+def test_the_bridge_table_stays_while_its_only_network_is_held(tmp_path: Path) -> None:
+    # br100 alone here, with web1's port filtered, when its underlay goes: nothing else
+    # needs the bridge table, but web1's port still does.
+    desired = _with_ports()
+    only = replace(
+        desired,
+        networks=desired.networks[:1],
+        security=DesiredFilter(ports=(WEB1,), dhcp_servers=("10.100.0.1",)),
+    )
+    bridge = _laid_out(sg.BRIDGE, {"ports": frozenset({WEB1.name})})
+    state = FilterState(bridge, _laid_out(sg.GROUPS, {}))
+    observed = ObservedHost(links=LINKS, addresses=(), forwarding=True, nft=None, security=state)
+    held = host_plan(only, observed, PlanContext(tmp_path, None, "dnsmasq", "nft"))
+    assert held.held == {"br100"}
+    assert DeleteFilterTable("bridge", "netcon") not in held.operations
+    assert _touching_br100(held.operations) == []

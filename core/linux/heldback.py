@@ -24,11 +24,13 @@ from core.linux.closedports import (
 )
 from core.linux.desired import DesiredHost
 from core.linux.operations import Operation
-from core.linux.ownports import own_ports
+from core.linux.ownports import own_ports, owned_bridges
+from core.linux.secgroups import tables as sg
 from core.linux.secgroups.operations import (
     AddDhcpServer,
     AddPortFilter,
     ChangePortFilter,
+    DeleteFilterTable,
     RemoveDhcpServer,
     RemovePortFilter,
 )
@@ -42,8 +44,14 @@ class HeldBack:
     gateways: frozenset[str]
     own: frozenset[str]
     uplinks: frozenset[str]
+    # Their bridges of netcon's own: the bridge table closes them too.
+    bridges: frozenset[str]
 
     def touches(self, op: Operation) -> bool:
+        if isinstance(op, DeleteFilterTable) and (op.family, op.name) == sg.BRIDGE:
+            # Planned away for want of any other bridge or port here: it still filters
+            # and closes the held networks'.
+            return bool(self.ports or self.bridges)
         if isinstance(op, AddPortFilter | ChangePortFilter | RemovePortFilter):
             return op.port in self.ports
         if isinstance(op, AddDhcpServer | RemoveDhcpServer):
@@ -70,6 +78,7 @@ def split(desired: DesiredHost, held: frozenset[str]) -> tuple[DesiredHost, Held
         - kept_gateways,
         own=own_ports(alone) - own_ports(kept),
         uplinks=routed_uplinks(alone) - routed_uplinks(kept),
+        bridges=owned_bridges(alone) - owned_bridges(kept),
     )
     security = desired.security
     if security is not None:
