@@ -138,3 +138,49 @@ async def test_read_only_context(make_app: MakeApp) -> None:
         header = str(app.main.query_one("#header").render())
         assert "PROD" in header and "read-only" in header
         assert app.read_only
+
+
+def test_the_console_on_a_namespace_auto_applies_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`netcon --netns rehearsal` with auto_apply: the console's plan is the rehearsal's,
+    and so is where its changes are applied, never the host the console runs on."""
+    import argparse
+    import os
+    import subprocess
+
+    from core.cli.context import Context
+    from core.cli.run import _console_service
+    from core.service.hostsync import HostSync
+    from tests.support import make_service
+
+    config = tmp_path / "config" / "netcon"
+    config.mkdir(parents=True)
+    (config / "netcon.toml").write_text(
+        f'auto_apply = true\nhost = "nethost1"\nstate_dir = "{tmp_path / "state"}"\n'
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config.parent))
+    make_service(tmp_path).db.dispose()  # the database the console opens
+    rehearsal = f"nc-console-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", rehearsal], check=True)
+    args = argparse.Namespace(
+        command=None,
+        db=f"sqlite:///{tmp_path / 'netcon.db'}",
+        read_only=False,
+        json=False,
+        lock_timeout=None,
+        console_netns=rehearsal,
+    )
+    try:
+        service = _console_service(Context(args))
+        assert service.settings.netns == rehearsal
+        (sync,) = [
+            listener.__self__
+            for listener in service.listeners
+            if isinstance(getattr(listener, "__self__", None), HostSync)
+        ]
+        assert sync.layer.netns == rehearsal
+        sync.close()
+        service.db.dispose()
+    finally:
+        subprocess.run(["ip", "netns", "del", rehearsal], check=True)
