@@ -140,6 +140,28 @@ async def test_read_only_context(make_app: MakeApp) -> None:
         assert app.read_only
 
 
+@pytest.mark.parametrize("auto_apply", [True, False])
+def test_a_database_switched_to_applies_changes_as_one_opened_by_a_command(
+    tmp_path: Path, auto_apply: bool
+) -> None:
+    """`:ctx lab` opens lab's database as `netcon --db LAB` does: with auto_apply, the
+    changes made there are applied to this host at once, not left pending."""
+    from core.service.hostsync import HostSync
+    from tests.support import make_service
+    from tui.app import open_database
+
+    made = make_service(tmp_path)  # the database a context names exists already
+    made.db.dispose()
+    settings = load_settings(paths=[], host="nethost1", auto_apply=auto_apply)
+    service = open_database(settings, f"sqlite:///{tmp_path / 'netcon.db'}")
+    appliers = [
+        listener
+        for listener in service.listeners  # type: ignore[attr-defined]
+        if isinstance(getattr(listener, "__self__", None), HostSync)
+    ]
+    assert len(appliers) == (1 if auto_apply else 0)
+
+
 def test_the_console_on_a_namespace_auto_applies_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
