@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from core import validate
+from core.defaults import STOP_WAIT
 from core.errors import DatabaseError, HeldBack, HostError, InvalidInput, NetconError
 from core.linux import lease as leases
 from core.linux import namespace
@@ -48,8 +49,9 @@ PORT_WAIT = 0.5
 
 
 class ChangeWatch(Protocol):
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds; True when a change may concern this host."""
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Block up to ``timeout`` seconds, or until ``stop`` is set; True when a change
+        may concern this host."""
 
     def close(self) -> None: ...
 
@@ -71,14 +73,21 @@ class PostgresWatch:
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot listen for changes: {exc}") from None
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         import psycopg
 
+        deadline = time.monotonic() + max(timeout, 0.0)
         try:
             # notifies() yields each notice as it arrives and ends only at its timeout:
-            # leave it at the first notice for this host.
-            with contextlib.closing(self.connection.notifies(timeout=max(timeout, 0.0))) as notices:
-                if not any(self._concerns_us(notice.payload) for notice in notices):
+            # leave it at the first notice for this host. Waited for in slices, so that
+            # a stop is seen (a notice between two slices waits on the connection).
+            while True:
+                left = max(deadline - time.monotonic(), 0.0)
+                part = left if stop is None else min(left, STOP_WAIT)
+                with contextlib.closing(self.connection.notifies(timeout=part)) as notices:
+                    if any(self._concerns_us(notice.payload) for notice in notices):
+                        break
+                if part >= left or (stop is not None and stop.is_set()):
                     return False
             # Take what else has already arrived: a burst of changes is one apply.
             with contextlib.closing(self.connection.notifies(timeout=0.0)) as rest:
@@ -109,7 +118,7 @@ class SqliteWatch:
     def _version(self) -> int:
         return int(self.connection.execute("PRAGMA data_version").fetchone()[0])
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             current = self._version()
@@ -119,7 +128,10 @@ class SqliteWatch:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(SQLITE_POLL, left))
+            if stop is None:
+                time.sleep(min(SQLITE_POLL, left))
+            elif stop.wait(min(SQLITE_POLL, left)):
+                return False
 
     def close(self) -> None:
         self.connection.close()
@@ -133,8 +145,12 @@ class PollWatch:
     def __init__(self, period: float) -> None:
         self.period = period
 
-    def wait(self, timeout: float) -> bool:
-        time.sleep(max(min(self.period, timeout), 0.0))
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        period = max(min(self.period, timeout), 0.0)
+        if stop is None:
+            time.sleep(period)
+        else:
+            stop.wait(period)
         return True
 
     def close(self) -> None:
@@ -181,6 +197,8 @@ class Agent:
         self.on_apply = on_apply or (lambda line: log.info("%s", line))
         self.state = AgentState()
         self.watch: ChangeWatch | None = None
+        # What stops run(), which a wait for a change looks at too.
+        self._stop: threading.Event | None = None
         # Every apply goes through the host's one HostSync, which keeps one host layer
         # for the agent's life: its netlink socket stays open and its copy of the
         # kernel's links is kept current by notifications. The agent heartbeats itself.
@@ -205,6 +223,7 @@ class Agent:
             )
         where = self.netns if self.netns is not None else self.service.settings.netns
         namespace.check_netns(where)
+        self._stop = stop
         self.on_apply(f"agent for host {self.host} started")
         ports = threading.Thread(
             target=self._watch_ports, args=(stop, where), name="netcon-ports", daemon=True
@@ -267,7 +286,7 @@ class Agent:
                 self.heartbeat_every - (time.monotonic() - self.state.last_heartbeat),
                 self.resync - (time.monotonic() - self.state.last_resync),
             )
-            return self.watch.wait(max(timeout, 0.0))
+            return self.watch.wait(max(timeout, 0.0), self._stop)
         except DatabaseError as exc:
             self._database_lost(exc)
             return None
@@ -352,7 +371,13 @@ class Agent:
         # shows which changes reached this host and when.
         if done or not full:
             upto = self.sync.recorded
-            self.on_apply(f"applied change {upto}: {len(done.operations)} operation(s)")
+            count = f"{len(done.operations)} operation(s)"
+            if upto is None:
+                # A re-sync that found the host short of what no owed change names (a
+                # port plugged while no agent ran, a change made by hand).
+                self.on_apply(f"re-sync applied what the host lacked: {count}")
+            else:
+                self.on_apply(f"applied change {upto}: {count}")
 
     def _watch_ports(self, stop: threading.Event, netns: str | None) -> None:
         """A port plugged into one of this host's bridges gets what its network's plan

@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from core.defaults import STOP_WAIT
 from core.errors import InvalidInput
 
 log = logging.getLogger("netcon.bus")
@@ -305,15 +306,20 @@ class BusWatch:
             with contextlib.suppress(Exception):
                 await client.close()
 
-    def wait(self, timeout: float) -> bool:
-        if self.up:
-            woke = self.woken.wait(max(timeout, 0.0))
-        else:
-            # Polling while the broker is away: every period is a look at the table.
-            self.woken.wait(max(min(timeout, self.poll), 0.0))
-            woke = True
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        polling = not self.up
+        # Polling while the broker is away: every period is a look at the table.
+        period = max(min(timeout, self.poll) if polling else timeout, 0.0)
+        deadline = time.monotonic() + period
+        woke = False
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            # In slices when there is a stop to see.
+            woke = self.woken.wait(left if stop is None else min(left, STOP_WAIT))
+            if woke or left <= STOP_WAIT or stop is None or stop.is_set():
+                break
         self.woken.clear()
-        return woke
+        return woke or polling
 
     def close(self) -> None:
         self.closing = True

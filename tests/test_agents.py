@@ -7,14 +7,17 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
+from core.agent import ChangeWatch, PollWatch, PostgresWatch, SqliteWatch
 from core.errors import Conflict, NotFound
 from core.service import ChangeSet, NetconService
+from core.service.base import CHANGES_CHANNEL
 from core.service.demo import load_demo
 from core.store.schema import host_changes, hosts
 from tests.support import FIXED_TIME, make_service
@@ -295,3 +298,44 @@ def test_a_change_says_which_hosts_owe_it(cloud: NetconService) -> None:
         other.join()
         cloud.create_project("sigma", "flat")
     assert len(mine) == 1 and mine[0] is cloud.last_change  # sigma's, not omega's
+
+
+def _returns_on_stop(make: Callable[[], ChangeWatch]) -> bool | None:
+    """What a watch's ``wait`` returns when stopped an hour before its timeout (None: it
+    had not returned 30 s after the stop). Made, used and closed in one thread, as the
+    agent does (a SQLite connection stays in its thread)."""
+    stop = threading.Event()
+    waiting = threading.Event()
+    returned: list[bool] = []
+
+    def wait() -> None:
+        watch = make()
+        try:
+            waiting.set()
+            returned.append(watch.wait(3600, stop))
+        finally:
+            watch.close()
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    assert waiting.wait(30)
+    stop.set()
+    thread.join(30)
+    return returned[0] if returned else None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "poll", "postgresql"])
+def test_a_stopped_agent_stops_waiting_for_a_change(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """SIGTERM sets the agent's stop while it waits for a change, which lasts until the
+    next heartbeat: the wait sees it, so `systemctl stop` does not wait for that."""
+    url = request.getfixturevalue("pg_url") if kind == "postgresql" else None
+    service = make_service(tmp_path, url=url)
+    makers: dict[str, Callable[[], ChangeWatch]] = {
+        "sqlite": lambda: SqliteWatch(str(service.db.path)),
+        "poll": lambda: PollWatch(3600),
+        "postgresql": lambda: PostgresWatch(service.db.url, "nethost1", CHANGES_CHANNEL),
+    }
+    # False: no change came; the poll's every wake-up is a look at the database.
+    assert _returns_on_stop(makers[kind]) is (kind == "poll")

@@ -248,3 +248,22 @@ def test_a_bad_bus_setting_is_refused_in_one_line(tmp_path: Path, sqlite_url: st
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "bus" in result.stderr, result.stderr
+
+
+def test_a_stopped_agent_stops_waiting_for_a_wake_up(nats_server: NatsServer) -> None:
+    """Stopped (SIGTERM) while it waits for a wake-up, the agent's wait returns then,
+    not at the next heartbeat: no change came, so it says none."""
+    watch = BusWatch(nats_server.url, "h1", poll=60, on_state=[].append)
+    try:
+        watch.wait(0)  # the wake-up every new subscription starts with
+        stop = threading.Event()
+        returned: list[bool] = []
+        waiting = threading.Thread(
+            target=lambda: returned.append(watch.wait(3600, stop)), daemon=True
+        )
+        waiting.start()
+        stop.set()
+        waiting.join(30)
+        assert returned == [False]
+    finally:
+        watch.close()

@@ -186,10 +186,14 @@ class NetconApp(App[None]):
 
 
 def open_database(settings: Settings, url: str) -> NetconAPI:
-    """Another database for `:ctx`: never created by a switch, only opened."""
+    """Another database for `:ctx`: never created by a switch, only opened, and its
+    changes applied to this host at once as `netcon --db URL` would (auto_apply)."""
     from core.service import NetconService
+    from core.service.hostsync import install_auto_apply
 
-    return NetconService(url, settings, create=False, application="netcon console")
+    service = NetconService(url, settings, create=False, application="netcon console")
+    install_auto_apply(service)
+    return service
 
 
 def run_console(

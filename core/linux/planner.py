@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.linux import closedports, dnsmasq, dnsmasq6, nft
+from core.linux import closedports, dnsmasq, dnsmasq6, heldback, nft
 from core.linux.desired import DesiredHost, DesiredNetwork
 from core.linux.netlink import Link
 from core.linux.observed import FLOATING_LABEL, OWNER_ALIAS, ObservedHost
@@ -118,6 +118,24 @@ class _Builder:
         )
 
     # -- links -------------------------------------------------------------------------
+
+    def keep(self, net: DesiredNetwork) -> None:
+        """A held-back network's links of netcon's, and their addresses, stay as they
+        are: its problem may have stopped its plan before it named them wanted (a
+        missing vlan_interface, a bridge turned into another kind of link)."""
+        names = {net.bridge} | ({net.segment.ifname} if net.segment is not None else set())
+        kept = {
+            name: link
+            for name in names
+            if (link := self.links.get(name)) is not None and self.observed.owns(link)
+        }
+        self.wanted_links.update(kept)
+        homes = {link.index: name for name, link in kept.items()}
+        self.wanted_addresses.update(
+            (homes[a.index], a.address, a.prefixlen)
+            for a in self.observed.addresses
+            if a.index in homes
+        )
 
     def network(self, net: DesiredNetwork) -> None:
         bridge = self.links.get(net.bridge)
@@ -601,6 +619,7 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
             # links stay wanted), and its dnsmasq is left as it is.
             for ops, mark in zip(lists, marks, strict=True):
                 del ops[mark:]
+            builder.keep(net)
             held.add(net.bridge)
     local = len(builder.problems)
     builder.held = held
@@ -617,19 +636,24 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         # readiness probe, and the host's own connections to it, go through lo.
         builder.configures.append(SetUp("lo"))
     builder.nat()
-    opened = closedports.wanted(desired, observed, context.trusted_ports, leased=context.leased)
-    record = _filter_record(desired, observed, opened)
+    # The filter and the open sets are planned for the whole host at once: without the
+    # held networks, and leaving what they have as it is.
+    filtered, held_back = heldback.split(desired, frozenset(held))
+    opened = closedports.wanted(filtered, observed, context.trusted_ports, leased=context.leased)
+    record = _filter_record(filtered, observed, opened)
     if isinstance(observed.security, filter_record.VouchedState) and (
         record is None or record.digest != observed.security.digest
     ):
         # Not the plan the record vouches for: the tables are listed, as without one.
         observed = replace(observed, security=observed.security.listing())
     security = filter_plan.plan(
-        desired.security, observed.security, builder.problems, bridges_here=opened.bridges_here
+        filtered.security, observed.security, builder.problems, bridges_here=opened.bridges_here
     )
+    if filtered.security is not None:
+        security += closedports.plan(opened, observed.security, security)
+    if held_back is not None:
+        security = [op for op in security if not held_back.touches(op)]
     builder.after += security
-    if desired.security is not None:
-        builder.after += closedports.plan(opened, observed.security, security)
     builder.after = _hairpins_behind_the_filter(builder.after, observed, opened)
     builder.dhcp(context)
     return Plan(
@@ -638,7 +662,7 @@ def plan(desired: DesiredHost, observed: ObservedHost, context: PlanContext) -> 
         partial=bool(held) and len(builder.problems) == local,
         held=frozenset(held),
         warnings=tuple(builder.warnings)
-        + tuple(closedports.closed_port_warnings(desired, observed, opened)),
+        + tuple(closedports.closed_port_warnings(filtered, observed, opened)),
         filter_record=record,
     )
 

@@ -6,9 +6,10 @@ scope reads only those rows, looks at only the kernel objects they own (asked fo
 name and key, never by listing everything), and plans only them. Such an apply never
 deletes anything outside its scope, so it is safe with any scope, idempotent like the
 full one, and costs what the change costs, however large the host. `host apply` keeps
-the full comparison, which also finds what nobody announced.
+the full comparison, which also finds what nobody announced. The host layer plans the
+desired state a scope was read for; HostSync (core.service) reads it and applies:
 
-    layer.sync(scope=Scope(network_ids=frozenset({7}), floating=frozenset({"203.0.113.9"})))
+    sync.apply(Scope(network_ids=frozenset({7}), floating=frozenset({"203.0.113.9"})))
 """
 
 from __future__ import annotations

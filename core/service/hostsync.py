@@ -103,9 +103,8 @@ class HostSync:
     ) -> None:
         """``settings``: the service's unless given (a rehearsal with other binaries)."""
         self.service = service
-        base = settings if settings is not None else service.settings
-        self.host = host if host is not None else base.host
-        self.settings = base if host is None else base.replace(host=host)
+        self._given = settings
+        self.host = host if host is not None else (settings or service.settings).host
         self.netns = netns
         self.heartbeats = heartbeats
         # What this host serves as of its last apply (a scoped apply patches it): an
@@ -115,6 +114,14 @@ class HostSync:
         self.recorded: int | None = None
         self._layer: HostLayer | None = None
         self._guard = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The service's settings as they are when asked, not when this was made: the
+        console given `--netns` sets its namespace after the command's context has
+        installed auto-apply, whose applies must happen there too."""
+        base = self._given if self._given is not None else self.service.settings
+        return base if base.host == self.host else base.replace(host=self.host)
 
     @property
     def layer(self) -> HostLayer:

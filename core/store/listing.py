@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from core.managers.capabilities import capabilities, kinds
 from core.store.rules import HEAD_REVISION, SQLITE_HEADER, sqlite_uri, writable
 from core.views import NetworkView
 
@@ -45,9 +46,12 @@ def _mtu(own: int | None, segmentation: str | None, physical_mtu: int) -> int:
 # are the one list of what the listing reads.
 _COUNTED = ("size", "used", "reserved", "free")
 _STORED = tuple(name for name in NetworkView._fields if name not in _COUNTED)
+# Only the managers whose networks run a VPN have a VPN address (quoted: the kinds are
+# fixed words of netcon's own, never input).
+_VPN_KINDS = ", ".join(f"'{kind}'" for kind in kinds(runs_vpn=True))
 _JOINED = {
     "project": "projects.name",
-    "vpn_public_address": "CASE WHEN networks.manager = 'vlan' THEN hosts.vpn_ip END",
+    "vpn_public_address": f"CASE WHEN networks.manager IN ({_VPN_KINDS}) THEN hosts.vpn_ip END",
 }
 _COLUMNS = ", ".join(_JOINED.get(name, f"networks.{name}") for name in _STORED)
 
@@ -93,8 +97,8 @@ def _view(
     stored = dict(zip(_STORED, row, strict=True))
     total, reserved, used = totals.get(stored["id"], (0, 0, 0))
     stored["multi_host"] = bool(stored["multi_host"])  # SQLite stores 0 or 1
-    if stored["manager"] != "flat":
-        # The MTU DHCP hands guests; a flat network has no DHCP here: only its own.
+    if capabilities(stored["manager"]).serves_dhcp:
+        # The MTU DHCP hands guests; a network without DHCP here has only its own.
         stored["mtu"] = _mtu(stored["mtu"], stored["segmentation"], physical_mtu)
     return NetworkView(
         **stored, size=total, used=used, reserved=reserved, free=total - reserved - used

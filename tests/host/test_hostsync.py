@@ -3,6 +3,10 @@ command's own apply would, and records exactly what it carried out."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +24,7 @@ from core.service.owed import Owed
 from tests.host.conftest import Lab, in_ns
 from tests.host.probes import probe, serve
 from tests.host.scenario import NetworkHost, network_host
+from tests.host.test_cli import REPO
 
 # Generous: the agent wakes within a fraction of a second of a commit.
 WAIT = 20.0
@@ -136,4 +141,65 @@ def test_a_port_plugged_after_an_apply_gets_its_network_mtu_at_once(
         "the agent said the port was plugged",
     )
     # Through the plan, so nothing is left for the next one.
+    assert host.sync.plan().operations == ()
+
+
+def test_a_restarted_agent_sets_up_ports_plugged_while_it_was_dead_and_after(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`netcon agent` killed (no goodbye, SIGKILL) and started again: a port plugged
+    meanwhile gets its MTU from the new agent's first apply, and one plugged after that
+    from its watch of the bridges."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    service.create_networks("10.95.0.0/24", 1, 256)
+    vm1, vm2 = (service.launch_instance("alpha", name).addresses[0] for name in ("vm1", "vm2"))
+    config = tmp_path / "agent-config" / "netcon"
+    config.mkdir(parents=True)
+    (config / "netcon.toml").write_text(
+        f'host = "nethost"\nstate_dir = "{lab.state_dir}"\npublic_interface = "pub0"\n'
+        'vlan_interface = "und0"\nsegmentation = "vxlan"\n'
+    )
+    env = dict(
+        os.environ,
+        XDG_CONFIG_HOME=str(config.parent),
+        PYTHONPATH=str(REPO),
+        NETCON_DATABASE_URL=service.db.url,
+    )
+    log = tmp_path / "agent.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "core.cli", "agent", "--netns", host.ns],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def plug(name: str, mac: str) -> None:
+        # As a compute side that knows nothing of MTUs plugs it: at the kernel's 1500.
+        guest = lab.netns(name)
+        lab.veth(guest, "eth0", host.ns, port_name(mac), mac_a=mac)
+        in_ns(host.ns, "ip", "link", "set", port_name(mac), "master", "br100", "up")
+
+    agent = start()
+    try:
+        _until(lambda: "applied change" in log.read_text(), "the agent's first apply")
+        assert _mtu(host.ns, "br100") == 1450
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        plug("vm1", vm1.mac)
+        assert _mtu(host.ns, port_name(vm1.mac)) == 1500  # nobody watching
+        agent = start()
+        _until(lambda: _mtu(host.ns, port_name(vm1.mac)) == 1450, "vm1's port at 1450")
+        # Owing nothing, the restarted agent's first apply is said as a re-sync.
+        _until(lambda: "re-sync applied what the host lacked" in log.read_text(), "said")
+        plug("vm2", vm2.mac)
+        _until(lambda: _mtu(host.ns, port_name(vm2.mac)) == 1450, "vm2's port at 1450")
+        _until(lambda: f"port(s) {port_name(vm2.mac)} plugged" in log.read_text(), "said")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
     assert host.sync.plan().operations == ()

@@ -202,23 +202,45 @@ async def test_w_shows_every_column_and_is_remembered(
         assert again.main.table.wide
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_a_vxlan_segment_reads_whole_in_the_vlan_column(
+    make_app: MakeApp, demo_service: NetconService, size: tuple[int, int]
+) -> None:
+    """A VXLAN network's id is shown by its link's name on the host, which fits the
+    VLAN column at 80 and 120 columns beside the 802.1Q ids."""
+    demo_service.modify_network("10.0.2.0/24", segmentation="vxlan")
+    app = make_app(start="networks")
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        vlan = [c.key for c in app.main.table.columns].index("vlan")
+        segments = dict(zip(cells(app), cells(app, vlan), strict=True))
+        assert segments["10.0.2.0/24"] == "vx102"
+        assert segments["10.0.1.0/24"] == "101"
+        shown = "".join(
+            strip.text for strip in (app.main.table.render_line(y) for y in range(1, 8))
+        )
+        assert " vx102 " in shown
+
+
 async def test_w_shows_a_cell_wider_than_its_column_whole(
     make_app: MakeApp, demo_service: NetconService
 ) -> None:
-    """A VXLAN network's segment ("vxlan 102") is wider than the VLAN column's usual
+    """A VXLAN id beyond 802.1Q's ("vx5000000") is wider than the VLAN column's usual
     width: at 80 columns it is cut, and `w` shows it whole."""
-    demo_service.modify_network("10.0.2.0/24", segmentation="vxlan")
+    demo_service.create_networks(
+        "10.0.200.0/24", 1, 256, 5000000, 2000, segmentation="vxlan", label="wide"
+    )
     app = make_app(start="networks")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         table = app.main.table
         vlan = [c.key for c in table.columns].index("vlan")
-        assert dict(table.layout_columns)[vlan] < len("vxlan 102")
+        assert dict(table.layout_columns)[vlan] < len("vx5000000")
         press_at_once(pilot, "w")
         await settle(pilot)
-        assert dict(table.layout_columns)[vlan] == len("vxlan 102")
-        assert "vxlan 102" in "".join(
-            strip.text for strip in (table.render_line(y) for y in range(1, 8))
+        assert dict(table.layout_columns)[vlan] == len("vx5000000")
+        assert "vx5000000" in "".join(
+            strip.text for strip in (table.render_line(y) for y in range(1, 9))
         )
 
 
@@ -576,3 +598,21 @@ def test_grey_text_is_a_default_only_where_empty_is_allowed() -> None:
                 assert one.grey.startswith("default: ")
             elif one.example:
                 assert one.grey == f"e.g. {one.example}"
+
+
+def test_a_networks_detail_names_its_segment_in_words(demo_service: NetconService) -> None:
+    from tui.views.networks import NETWORKS
+
+    demo_service.modify_network("10.0.2.0/24", segmentation="vxlan")
+    networks = {n.cidr: n for n in demo_service.list_networks()}
+    assert NETWORKS.detail is not None
+
+    def segment(cidr: str) -> str:
+        said = NETWORKS.detail(networks[cidr]).plain.splitlines()
+        return next(line for line in said if line.startswith("segment")).split(None, 1)[1]
+
+    assert segment("10.0.1.0/24") == "vlan 101"
+    assert segment("10.0.2.0/24") == "vxlan 102"
+    # FlatDHCP and Flat networks have no segment of their own: not "none -".
+    assert segment("10.10.0.0/24") == "none"
+    assert segment("10.20.0.0/24") == "none"

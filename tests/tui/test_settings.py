@@ -138,3 +138,71 @@ async def test_read_only_context(make_app: MakeApp) -> None:
         header = str(app.main.query_one("#header").render())
         assert "PROD" in header and "read-only" in header
         assert app.read_only
+
+
+@pytest.mark.parametrize("auto_apply", [True, False])
+def test_a_database_switched_to_applies_changes_as_one_opened_by_a_command(
+    tmp_path: Path, auto_apply: bool
+) -> None:
+    """`:ctx lab` opens lab's database as `netcon --db LAB` does: with auto_apply, the
+    changes made there are applied to this host at once, not left pending."""
+    from core.service.hostsync import HostSync
+    from tests.support import make_service
+    from tui.app import open_database
+
+    made = make_service(tmp_path)  # the database a context names exists already
+    made.db.dispose()
+    settings = load_settings(paths=[], host="nethost1", auto_apply=auto_apply)
+    service = open_database(settings, f"sqlite:///{tmp_path / 'netcon.db'}")
+    appliers = [
+        listener
+        for listener in service.listeners  # type: ignore[attr-defined]
+        if isinstance(getattr(listener, "__self__", None), HostSync)
+    ]
+    assert len(appliers) == (1 if auto_apply else 0)
+
+
+def test_the_console_on_a_namespace_auto_applies_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`netcon --netns rehearsal` with auto_apply: the console's plan is the rehearsal's,
+    and so is where its changes are applied, never the host the console runs on."""
+    import argparse
+    import os
+    import subprocess
+
+    from core.cli.context import Context
+    from core.cli.run import _console_service
+    from core.service.hostsync import HostSync
+    from tests.support import make_service
+
+    config = tmp_path / "config" / "netcon"
+    config.mkdir(parents=True)
+    (config / "netcon.toml").write_text(
+        f'auto_apply = true\nhost = "nethost1"\nstate_dir = "{tmp_path / "state"}"\n'
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config.parent))
+    make_service(tmp_path).db.dispose()  # the database the console opens
+    rehearsal = f"nc-console-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", rehearsal], check=True)
+    args = argparse.Namespace(
+        command=None,
+        db=f"sqlite:///{tmp_path / 'netcon.db'}",
+        read_only=False,
+        json=False,
+        lock_timeout=None,
+        console_netns=rehearsal,
+    )
+    try:
+        service = _console_service(Context(args))
+        assert service.settings.netns == rehearsal
+        (sync,) = [
+            listener.__self__
+            for listener in service.listeners
+            if isinstance(getattr(listener, "__self__", None), HostSync)
+        ]
+        assert sync.layer.netns == rehearsal
+        sync.close()
+        service.db.dispose()
+    finally:
+        subprocess.run(["ip", "netns", "del", rehearsal], check=True)

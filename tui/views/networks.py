@@ -38,9 +38,17 @@ SEGMENTATIONS = ("vlan", "vxlan")
 
 
 def _segment(n: NetworkView) -> str:
+    """The VLAN column: an 802.1Q id as the seed showed it, a VXLAN id by the name of
+    its link on the host (``vx102``), which fits the column where "vxlan 102" was cut."""
     if n.vlan is None:
         return "-"
-    return f"vxlan {n.vlan}" if n.segmentation == "vxlan" else str(n.vlan)
+    return f"vx{n.vlan}" if n.segmentation == "vxlan" else str(n.vlan)
+
+
+def _segment_words(n: NetworkView) -> str:
+    """The segment in words, for a detail: "vlan 100", "vxlan 102", or "none" (a flat
+    network's bridge is its only segment)."""
+    return f"{n.segmentation or 'vlan'} {n.vlan}" if n.vlan is not None else "none"
 
 
 def _detail(n: NetworkView) -> Content:
@@ -51,7 +59,7 @@ def _detail(n: NetworkView) -> Content:
         [
             ("network", f"{n.cidr}  (id {n.id}, {n.label})"),
             ("manager", n.manager),
-            ("segment", f"{n.segmentation or 'none'} {text(n.vlan)}"),
+            ("segment", _segment_words(n)),
             ("bridge", n.bridge + (f" (port {n.bridge_interface})" if n.bridge_interface else "")),
             ("gateway", n.gateway),
             ("netmask", n.netmask),
@@ -154,7 +162,7 @@ def _owns(api: NetconAPI, n: NetworkView) -> list[tuple[str, object]]:
         (i, a) for i in api.list_instances() for a in i.addresses if a.network == n.cidr
     ]
     floating = [a.floating for _, a in on_it if a.floating]
-    segment = f"{n.segmentation or 'vlan'} {n.vlan}" if n.vlan is not None else "none"
+    segment = _segment_words(n)
     if not capabilities(n.manager).serves_dhcp:
         dhcp = "none (Flat: the address is written into the image)"
     else:
