@@ -210,13 +210,23 @@ class HostLayer:
     ) -> list[Operation]:
         """The host input filter of netcon's bridges (a held network's left as it is)."""
         bridges = hostinput.guarded_bridges([n for n in desired.networks if n.bridge not in held])
-        have = hostinput.observe(
-            self.settings.nft_binary,
-            self.netns,
-            self.state_dir,
-            wanted=bool(bridges),
-            may_change=can_change_host(),
-        )
+        if scoped:
+            have = hostinput.observe_scoped(
+                self.lookup,
+                self.settings.nft_binary,
+                self.netns,
+                self.state_dir,
+                bridges,
+                may_change=can_change_host(),
+            )
+        else:
+            have = hostinput.observe(
+                self.settings.nft_binary,
+                self.netns,
+                self.state_dir,
+                wanted=bool(bridges),
+                may_change=can_change_host(),
+            )
         return hostinput.plan(
             bridges,
             have,

@@ -15,7 +15,7 @@ in the set. Neither is a bridge of a network held back (its element stays as it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -27,6 +27,7 @@ from core.linux.operations import Operation, Phase
 
 if TYPE_CHECKING:
     from core.linux.execution import Execution
+    from core.linux.nftelements import Lookup
 
 SET = "bridges"
 # What a guest may send to the host; the chain drops the rest from the set's bridges.
@@ -85,6 +86,32 @@ def observe(
     )
     bridges = frozenset(str(e) for e in found.elements.get(SET, []))
     return ObservedHostInput(found.present, found.layout_ok, bridges, found.unread)
+
+
+def observe_scoped(
+    lookup: Callable[[], Lookup],
+    nft_binary: str,
+    netns: str | None,
+    state_dir: Path,
+    bridges: frozenset[str],
+    *,
+    may_change: bool = True,
+) -> ObservedHostInput:
+    """Which of ``bridges`` the set holds, asked by key (a scoped apply lists no table).
+    A table netcon has not made yet, or one without its set, is read in full."""
+    if not bridges:
+        return ObservedHostInput()
+    from core.linux.nftelements import FAMILIES, ifname_key
+
+    family = FAMILIES[FAMILY]
+    if HOST_INPUT_TABLE.marker(state_dir).exists():
+        source = lookup()
+        if source.sets_exist(TABLE, (SET,), family):
+            names = sorted(bridges)
+            found = source.get(TABLE, SET, [ifname_key(name) for name in names], family)
+            held = frozenset(n for n, e in zip(names, found, strict=True) if e is not None)
+            return ObservedHostInput(table=True, layout_ok=True, bridges=held)
+    return observe(nft_binary, netns, state_dir, wanted=True, may_change=may_change)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.linux import hostinput
+from core.linux.hostinput import GuardBridge
+from core.linux.scope import Scope
 from tests.host.conftest import Lab, in_ns, sh
 from tests.host.guests import resolve
 from tests.host.guests6 import addresses, default_routes, ping6, rdisc6, resolve6, wait_for
@@ -142,3 +144,35 @@ def test_an_ipv6_guest_gets_adverts_and_ping_and_nothing_else(lab: Lab, tmp_path
         False,
         False,
     ]
+
+
+def test_a_scoped_apply_guards_its_networks_bridge_by_key(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (first,) = service.create_networks("10.65.0.0/24", 1, 256)
+    service.launch_instance("alpha", "web1")
+    # Made by the first scoped apply (no table yet: read in full)...
+    described = host.sync.sync(scope=Scope(frozenset({first.id}))).describe()
+    assert f"let guests on {first.bridge} reach only DHCP, DNS, ping and metadata on this host" in (
+        described
+    )
+    # ...then asked by key only: a scoped apply lists no table.
+    service.create_project("beta")
+    (second,) = service.create_networks("10.66.0.0/24", 1, 256, 101)
+    service.launch_instance("beta", "db1")
+    monkeypatch.setattr(hostinput, "observe", _refuse)
+    scope = Scope(frozenset({second.id}))
+    assert [op for op in host.sync.sync(scope=scope).operations if isinstance(op, GuardBridge)] == [
+        GuardBridge(second.bridge, add=True)
+    ]
+    assert not host.sync.sync(scope=scope)
+    monkeypatch.undo()
+    assert _guarded(host.ns) == {first.bridge, second.bridge}
+    assert host.sync.plan().operations == ()
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a scoped apply read the whole table")
