@@ -10,6 +10,7 @@ from core.linux.hostinput import (
     ObservedHostInput,
     plan,
 )
+from core.linux.operations import LAST_KERNEL_PHASE, Phase, StartDnsmasq
 
 
 def _have(*bridges: str, layout_ok: bool = True) -> ObservedHostInput:
@@ -71,3 +72,12 @@ def test_the_plan_says_what_a_guest_gets() -> None:
     assert GuardBridge("br100", add=True).describe() == (
         "let guests on br100 reach only DHCP, DNS, ping and metadata on this host"
     )
+
+
+def test_the_filter_is_in_place_before_any_daemon_starts() -> None:
+    """A guest never finds a freshly started service of the host unguarded; a failure
+    of the filter's batch leaves the rest of the kernel work in place (as the segment
+    filter's)."""
+    assert GuardBridge.phase == CreateHostInputTable.phase == Phase.HOST_INPUT
+    assert LAST_KERNEL_PHASE < Phase.METADATA_TABLE < Phase.HOST_INPUT < Phase.ANNOUNCE
+    assert StartDnsmasq.phase > Phase.HOST_INPUT
