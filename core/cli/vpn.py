@@ -60,9 +60,10 @@ def stop_vpn(ctx: Context) -> None:
     "issue a client certificate and print the user's .ovpn file",
     arg("project", complete="project"),
     arg("user"),
+    netns_arg(),
 )
 def client_config(ctx: Context) -> None:
-    text = ctx.service.vpn_client_config(ctx.args.project, ctx.args.user)
+    text = ctx.service.vpn_client_config(ctx.args.project, ctx.args.user, ctx.args.netns)
     if ctx.json:
         ctx.output.document({"project": ctx.args.project, "user": ctx.args.user, "ovpn": text})
     else:
@@ -73,9 +74,10 @@ def client_config(ctx: Context) -> None:
     "users",
     "the users of a project's VPN; out of date: made before the VPN moved, issue again",
     arg("project", complete="project"),
+    netns_arg(),
 )
 def list_users(ctx: Context) -> None:
-    ctx.output.rows(ctx.service.list_vpn_users(ctx.args.project), USER_COLUMNS)
+    ctx.output.rows(ctx.service.list_vpn_users(ctx.args.project, ctx.args.netns), USER_COLUMNS)
 
 
 @group.command(
@@ -83,10 +85,11 @@ def list_users(ctx: Context) -> None:
     "revoke a user's certificate; the server refuses it",
     arg("project", complete="project"),
     arg("user"),
+    netns_arg(),
 )
 def revoke_user(ctx: Context) -> None:
     a = ctx.args
-    serial = ctx.service.revoke_vpn_user(a.project, a.user)
+    serial = ctx.service.revoke_vpn_user(a.project, a.user, a.netns)
     ctx.output.done(
         f"revoked {a.user} of project {a.project} (serial {serial:x})",
         {"project": a.project, "user": a.user, "serial": f"{serial:x}"},

@@ -106,6 +106,8 @@ class Execution:
     dhcp_writes: list[tuple[str, Path, str]] = field(default_factory=list)
     # The multi-host segment filter's changes: one nft batch (segment6).
     ipv6_side: list[TableChange] = field(default_factory=list)
+    # The host input filter's changes: one nft batch (hostinput).
+    host_input: list[TableChange] = field(default_factory=list)
     # Both families' metadata DNAT tables (one nft batch) and the IPv6 metadata address
     # (metadata.table).
     metadata_table: list[object] = field(default_factory=list)

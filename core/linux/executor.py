@@ -242,6 +242,13 @@ def _ipv6_side(run: Execution) -> None:
     )
 
 
+def _host_input(run: Execution) -> None:
+    """The host input filter, in one nft batch."""
+    nfttable.apply(
+        run.host_input, run.nft.binary, run.netns, run.nat_marker.parent, "host input filter"
+    )
+
+
 def _announce(run: Execution) -> None:
     """Gratuitous ARP for every address this apply brought here (a floating IP, a
     gateway after a failover), so neighbours stop sending to its old home now rather
@@ -293,6 +300,7 @@ SENDS: dict[Phase, Callable[[Execution], None]] = {
     Phase.IPV6_SIDE: _ipv6_side,
     Phase.ANNOUNCE: _announce,
     Phase.METADATA_TABLE: _metadata_table,
+    Phase.HOST_INPUT: _host_input,
     Phase.DHCP: _start_dnsmasq,
     Phase.WAIT_METADATA: _wait_for_metadata,
 }

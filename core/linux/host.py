@@ -21,6 +21,7 @@ from core.defaults import LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT
 from core.errors import HostError
 from core.linux import (
     dnsmasq,
+    hostinput,
     namespace,
     processes,
     segment6,
@@ -200,8 +201,39 @@ class HostLayer:
             nft_found=dnsmasq.find_binary(self.settings.nft_binary) is not None,
             scoped=reach is not None,
         )
+        served += self._host_input_plan(desired, result.held, scoped=reach is not None)
         operations = result.operations + tuple(self._vpn_plan(wanted)) + tuple(served)
         return Planned(replace(result, operations=operations), desired)
+
+    def _host_input_plan(
+        self, desired: DesiredHost, held: frozenset[str], *, scoped: bool
+    ) -> list[Operation]:
+        """The host input filter of netcon's bridges (a held network's left as it is)."""
+        bridges = hostinput.guarded_bridges([n for n in desired.networks if n.bridge not in held])
+        if scoped:
+            have = hostinput.observe_scoped(
+                self.lookup,
+                self.settings.nft_binary,
+                self.netns,
+                self.state_dir,
+                bridges,
+                may_change=can_change_host(),
+            )
+        else:
+            have = hostinput.observe(
+                self.settings.nft_binary,
+                self.netns,
+                self.state_dir,
+                wanted=bool(bridges),
+                may_change=can_change_host(),
+            )
+        return hostinput.plan(
+            bridges,
+            have,
+            nft_found=dnsmasq.find_binary(self.settings.nft_binary) is not None,
+            held=held,
+            scoped=scoped,
+        )
 
     def _vpn_plan(self, wanted: Wanted) -> list[VpnOperation]:
         specs = list(wanted.vpns)

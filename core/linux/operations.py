@@ -30,7 +30,8 @@ class Phase(IntEnum):
     exist; uplinks enter hairpin mode only once that batch lets NATed frames alone back
     out. Up to FORGET_MAPPINGS a failure takes back what the apply made in the kernel.
     The multi-host segment filter, then the metadata DNAT of both families and the IPv6
-    metadata address on the bridges, go before dnsmasq starts: each running dnsmasq
+    metadata address on the bridges, then the host input filter (what guests reach of
+    the host itself), go before dnsmasq starts: each running dnsmasq
     reads every interface's addresses again for each address added, and its first
     advert already has the filter. Daemons come last, once the addresses they bind to exist,
     and one that fails is reported without taking back the kernel work. The metadata
@@ -56,6 +57,7 @@ class Phase(IntEnum):
     # -- a failure from here on leaves the kernel work in place
     IPV6_SIDE = 125
     METADATA_TABLE = 126
+    HOST_INPUT = 127
     # -- daemons
     ANNOUNCE = 130
     DHCP = 140

@@ -134,7 +134,7 @@ class VpnPart(Part):
         done = self._apply_vpns(here, netns) if here else []
         return done + elsewhere
 
-    def vpn_client_config(self, project: str, user: str) -> str:
+    def vpn_client_config(self, project: str, user: str, netns: str | None = None) -> str:
         """Issue (or reuse) the user's certificate; a self-contained .ovpn with its key."""
         from core.desired import vpn as vpn_desired
         from core.linux.vpn.render import client_config
@@ -150,7 +150,7 @@ class VpnPart(Part):
                     "vpn_public_address",
                     f"network {network.cidr} has none for clients to reach; set vpn_ip",
                 )
-            files = self._local_vpn_files(network)
+            files = self._local_vpn_files(network, netns)
             issued = files.pki.client(user)
             text = client_config(spec, issued)
             # What the configuration says is recorded with it, and this host says its
@@ -170,20 +170,20 @@ class VpnPart(Part):
             audit.after = {"user": user, "endpoint": made_for.text}
         return text
 
-    def revoke_vpn_user(self, project: str, user: str) -> int:
+    def revoke_vpn_user(self, project: str, user: str, netns: str | None = None) -> int:
         """Put the user's certificate on the project's CRL (the server refuses it at
         once); returns its serial."""
         user = validate.name("user", user)
         serial = 0
         with self._change("vpn.revoke", f"{project}/{user}") as (connection, audit):
             network = self._vpn_network(connection, project)
-            files = self._local_vpn_files(network)
+            files = self._local_vpn_files(network, netns)
             serial = files.pki.revoke(user)
             vpnclients.forget(connection, network.project_id, user)
             audit.after = {"user": user, "serial": f"{serial:x}"}
         return serial
 
-    def list_vpn_users(self, project: str) -> list[VpnUserView]:
+    def list_vpn_users(self, project: str, netns: str | None = None) -> list[VpnUserView]:
         """The users of the project's VPN: the configurations handed out (active, or out
         of date when made before the VPN moved to another host or address) and this
         host's certificates, then revoked ones."""
@@ -203,7 +203,9 @@ class VpnPart(Part):
             )
             records = {r.username: r for r in vpnclients.issued(connection, [owner.id])}
         name = owner.name
-        pki = ProjectPki(vpn_root(self.settings.state_dir) / name, name)
+        where = self._vpn_netns(netns)
+        check_netns(where)
+        pki = ProjectPki(vpn_root(self.settings.state_dir, where) / name, name)
         users = []
         # Certificates of this host's authority with no record were issued before netcon
         # recorded them: current only if this host is still the VPN's.
@@ -284,8 +286,9 @@ class VpnPart(Part):
         connection.execute(update(networks).where(networks.c.id == network.id).values(host=host))
         return host
 
-    def _local_vpn_files(self, network: Row[Any]) -> ServerFiles:
-        """The project's VPN files on this host; creates its PKI directory on first use."""
+    def _local_vpn_files(self, network: Row[Any], netns: str | None) -> ServerFiles:
+        """The project's VPN files on this host (in ``netns``, or the configured
+        namespace); creates its PKI directory on first use."""
         from core.desired import vpn as vpn_desired
         from core.linux.vpn.server import ServerFiles
 
@@ -295,7 +298,9 @@ class VpnPart(Part):
                 "project",
                 f"the VPN of {project} lives on host {network.host}; run this there",
             )
-        files = ServerFiles(self.settings.state_dir, project, self.settings.netns)
+        where = self._vpn_netns(netns)
+        check_netns(where)
+        files = ServerFiles(self.settings.state_dir, project, where)
         files.claim(vpn_desired.project_identity(network))
         return files
 

@@ -267,18 +267,24 @@ def test_a_guest_cannot_spoof_a_neighbour_or_advertise_itself_as_router(
     host, web, db, first, second = _two_guests(lab, tmp_path)
     assert web.address_v6 is not None and db.address_v6 is not None
     record = tmp_path / "heard"
-    gateway = "2001:db8:26::1"
-    listener(lab, host.ns, gateway, 5000, record)
+    # Heard past the network host, on the public side (the host itself takes nothing
+    # from guests on port 5000): routed there without NAT, as the guest sent it.
+    lab.address(host.ns, "pub0", "2001:db8:ff::2/64")
+    lab.address(host.public, "eth0", "2001:db8:ff::1/64")
+    in_ns(host.public, "ip", "-6", "route", "add", "2001:db8:26::/64", "via", "2001:db8:ff::2")
+    assert wait_for(lambda: addresses(host.public))
+    target = "2001:db8:ff::1"
+    listener(lab, host.public, target, 5000, record)
     own = db.address_v6
-    send_from(second, own, gateway, 5000, "own")
+    send_from(second, own, target, 5000, "own")
     assert wait_for(lambda: f"{own} own" in record.read_text())
     # From its neighbour's address, or any other of the prefix: dropped at its port.
     in_ns(second, "ip", "addr", "add", f"{web.address_v6}/64", "dev", "eth0", "nodad")
-    send_from(second, web.address_v6, gateway, 5000, "spoofed")
-    send_from(second, "2001:db8:26::bad", gateway, 5000, "made-up")
+    send_from(second, web.address_v6, target, 5000, "spoofed")
+    send_from(second, "2001:db8:26::bad", target, 5000, "made-up")
     # What a DHCPv6 server answers from: dropped even from its own address.
-    send_from(second, own, gateway, 5000, "server", source_port=547)
-    send_from(second, own, gateway, 5000, "after")
+    send_from(second, own, target, 5000, "server", source_port=547)
+    send_from(second, own, target, 5000, "after")
     assert wait_for(lambda: f"{own} after" in record.read_text())
     heard = record.read_text()
     assert "spoofed" not in heard and "made-up" not in heard and "server" not in heard

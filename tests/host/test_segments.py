@@ -49,13 +49,17 @@ def test_two_vxlan_hosts_carry_a_project_between_them(lab: Lab, tmp_path: Path) 
     )
     compute_layer = HostSync(compute_service)
     applied = compute_layer.sync().operations
-    # A compute host carries the segment and bridge only: no gateway, no DHCP server...
+    # A compute host carries the segment and bridge only: no gateway, no DHCP server
+    # (its guests reach nothing of the host itself, its link-local address included)...
     assert [op.describe() for op in applied if not is_filter_operation(op)] == [
         "create bridge br100",
         "create VXLAN vx100 (VNI 100) over und0, group 239.1.1.1",
         "enslave vx100 to br100",
         "set MTU of br100 to 1450",
         "set MTU of vx100 to 1450",
+        "create nftables table inet netcon_hostinput (guests reach only DHCP, DNS, ping and "
+        "metadata on this host)",
+        "let guests on br100 reach only DHCP, DNS, ping and metadata on this host",
     ]
     # ...and the filter of the port of the instance it runs.
     (made,) = [op for op in applied if isinstance(op, CreateWholeFilter)]

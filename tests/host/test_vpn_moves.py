@@ -92,7 +92,8 @@ def test_a_vpn_follows_its_network_to_the_host_it_is_evacuated_to(cloud: Cloud) 
     # Before: alice's configuration names h1's address, and reaches the instance.
     (before,) = admin.list_vpns()
     assert (before.public_address, before.public_port) == ("203.0.113.11", PORT)
-    old = cloud.service("h1").vpn_client_config("zeta", "alice")
+    # Issued by h1's own authority: its agent runs in its namespace.
+    old = cloud.service("h1").vpn_client_config("zeta", "alice", cloud.ns["h1"])
     assert f"remote 203.0.113.11 {PORT}\n" in old
     alice = VpnClient(cloud, "alice")
     given = alice.connect(old, "old")
@@ -127,7 +128,7 @@ def test_a_vpn_follows_its_network_to_the_host_it_is_evacuated_to(cloud: Cloud) 
     )
 
     # Issued again on h2: it names h2's address, connects, and reaches the instance.
-    new = cloud.service("h2").vpn_client_config("zeta", "alice")
+    new = cloud.service("h2").vpn_client_config("zeta", "alice", cloud.ns["h2"])
     assert f"remote 203.0.113.12 {PORT}\n" in new
     given = alice.connect(new, "new")
     assert ipaddress.IPv4Address(given) in ipaddress.IPv4Network(CIDR)

@@ -55,6 +55,11 @@ def netcon(tmp_path: Path, state_dir: Path) -> Iterator[Netcon]:
         server.stop(ServerFiles(state_dir, record.parent.name, namespace))
 
 
+def _ca(ovpn: str) -> str:
+    """The authority a client configuration trusts."""
+    return ovpn.split("<ca>", 1)[1].split("</ca>", 1)[0]
+
+
 def _state(netcon: Netcon, *netns: str) -> str:
     rows = json.loads(netcon.ok("vpn", "list", "--json", *netns))
     return {row["project"]: row["state"] for row in rows}["alpha"]
@@ -71,14 +76,26 @@ def test_vpn_commands_end_to_end(netcon: Netcon, lab: Lab) -> None:
     listing = netcon.ok("vpn", "list", "--netns", lab.host)
     assert "alpha" in listing and "192.0.2.1:11950" in listing and "up" in listing
 
-    ovpn = netcon.ok("vpn", "client-config", "alpha", "alice")
+    ovpn = netcon.ok("vpn", "client-config", "alpha", "alice", "--netns", lab.host)
     assert ovpn.startswith("# netcon VPN of project alpha: user alice\n")
+    # The rehearsal has an authority of its own: the real host's for alpha is another,
+    # in its own place, and signs other configurations.
+    assert (netcon.state_dir / f"netns-{lab.host}" / "vpn-ca" / "alpha" / "ca.crt").exists()
+    assert not (netcon.state_dir / "vpn" / "alpha").exists()
+    on_host = netcon.ok("vpn", "client-config", "alpha", "alice")
+    assert (netcon.state_dir / "vpn" / "alpha" / "ca.crt").exists()
+    assert _ca(on_host) != _ca(ovpn)
+    assert _ca(netcon.ok("vpn", "client-config", "alpha", "alice", "--netns", lab.host)) == _ca(
+        ovpn
+    )
     client = lab.start_client("alice", ovpn)
     wait_for(client.connected, "alice's tunnel")
     assert lab.http_get_from_remote() == "hello from the instance\n"
     lab.stop_client(client)
 
-    revoked = netcon.ok("vpn", "revoke", "alpha", "alice")
+    users = json.loads(netcon.ok("vpn", "users", "alpha", "--json", "--netns", lab.host))
+    assert [u["user"] for u in users] == ["alice"]
+    revoked = netcon.ok("vpn", "revoke", "alpha", "alice", "--netns", lab.host)
     assert revoked.startswith("revoked alice of project alpha (serial ")
     for output in (out, listing, revoked):
         assert "PRIVATE KEY" not in output

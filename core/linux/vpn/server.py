@@ -1,7 +1,10 @@
 """One OpenVPN server process per project and namespace: start, probe, stop.
 
-The project's PKI lives in ``<state_dir>/vpn/<project>/`` whatever the namespace: the
-CA is the project's. The running server's files live per namespace, as the host
+The project's PKI lives in ``<state_dir>/vpn/<project>/`` on the host itself and in
+``<state_dir>/netns-<name>/vpn-ca/<project>/`` in a namespace: a rehearsal's server and
+client configurations never share the real host's authority for a project of the same
+name (a client made for one does not connect to the other). The running server's files
+live per namespace, as the host
 layer keeps its own (``<state_dir>/host/vpn/<project>/``, or ``netns-<name>`` instead of
 ``host``), so a rehearsal in a namespace never disturbs the real server:
 ``server.conf``, ``openvpn.pid``, ``openvpn.log``, ``mgmt.sock`` (the management
@@ -39,9 +42,12 @@ PROBE_TIMEOUT = 1.0
 MAX_SOCKET_PATH = 107
 
 
-def vpn_root(state_dir: str | Path) -> Path:
-    """Where the projects' certificate authorities live."""
-    return Path(state_dir) / "vpn"
+def vpn_root(state_dir: str | Path, namespace: str | None = None) -> Path:
+    """Where the projects' certificate authorities of a namespace live (the host's
+    where they always were)."""
+    if namespace is None:
+        return Path(state_dir) / "vpn"
+    return Path(state_dir) / f"netns-{namespace}" / "vpn-ca"
 
 
 def runtime_root(state_dir: str | Path, namespace: str | None) -> Path:
@@ -67,7 +73,7 @@ class ServerFiles:
         # Imported on use: the PKI's cryptography costs a host apply with no VPN 30 ms.
         from core.linux.vpn.pki import ProjectPki
 
-        self.pki: ProjectPki = ProjectPki(vpn_root(state_dir) / project, project)
+        self.pki: ProjectPki = ProjectPki(vpn_root(state_dir, namespace) / project, project)
 
     @property
     def config(self) -> Path:

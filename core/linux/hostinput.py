@@ -1,0 +1,200 @@
+"""What a guest reaches of the network host itself: only what netcon serves it there.
+
+Without a filter, a guest reaches any service listening on the host at its gateway
+address (the host's sshd, a database). ``inet netcon_hostinput`` fails closed: traffic
+that comes in from a bridge netcon owns (a FlatDHCP or VLAN/VXLAN network's, listed in
+its set) and is addressed to the host gets DHCP and DHCPv6, DNS (to the network's
+dnsmasq), ICMP echo and the ICMPv6 that neighbour discovery and router solicitation
+need, the connections the metadata table DNATed to its server, and the replies to what
+the host started; nothing else. Forwarded traffic (guest to guest, to the outside,
+floating IPs) never passes the input hook, so it is not touched.
+
+A Flat network's bridge is the admin's and may carry the host's own uplink: it is not
+in the set. Neither is a bridge of a network held back (its element stays as it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from core.linux import nfttable
+from core.linux.desired import DesiredNetwork
+from core.linux.nfttable import Chain, NftTable
+from core.linux.operations import Operation, Phase
+
+if TYPE_CHECKING:
+    from core.linux.execution import Execution
+    from core.linux.nftelements import Lookup
+
+SET = "bridges"
+# What a guest may send to the host; the chain drops the rest from the set's bridges.
+SERVED = (
+    "ct state established,related accept",
+    # The metadata table's DNAT to its server (its own guard lets only these through).
+    "ct status dnat accept",
+    # DHCP, DHCPv6 and DNS to the network's dnsmasq.
+    "udp dport { 53, 67, 547 } accept",
+    "tcp dport 53 accept",
+    "icmp type echo-request accept",
+    "icmpv6 type { echo-request, nd-router-solicit, nd-neighbor-solicit, "
+    "nd-neighbor-advert } accept",
+)
+
+HOST_INPUT_TABLE = NftTable(
+    "inet",
+    "netcon_hostinput",
+    "hostinput-table",
+    sets=(("set", SET, "ifname"),),
+    chains=(
+        Chain(
+            "input",
+            "type filter hook input priority -5; policy accept;",
+            (f"iifname != @{SET} accept", *SERVED, "drop"),
+        ),
+    ),
+)
+FAMILY = HOST_INPUT_TABLE.family
+TABLE = HOST_INPUT_TABLE.name
+
+
+def guarded_bridges(networks: Sequence[DesiredNetwork]) -> frozenset[str]:
+    """The bridges netcon makes here (never a Flat network's, which is the admin's)."""
+    return frozenset(net.bridge for net in networks if net.owns_bridge)
+
+
+@dataclass(frozen=True)
+class ObservedHostInput:
+    table: bool = False
+    layout_ok: bool = False
+    bridges: frozenset[str] = frozenset()
+    unread: bool = False
+
+
+def observe(
+    nft_binary: str,
+    netns: str | None,
+    state_dir: Path,
+    *,
+    wanted: bool,
+    may_change: bool = True,
+) -> ObservedHostInput:
+    found = nfttable.read(
+        HOST_INPUT_TABLE, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change
+    )
+    bridges = frozenset(str(e) for e in found.elements.get(SET, []))
+    return ObservedHostInput(found.present, found.layout_ok, bridges, found.unread)
+
+
+def observe_scoped(
+    lookup: Callable[[], Lookup],
+    nft_binary: str,
+    netns: str | None,
+    state_dir: Path,
+    bridges: frozenset[str],
+    *,
+    may_change: bool = True,
+) -> ObservedHostInput:
+    """Which of ``bridges`` the set holds, asked by key (a scoped apply lists no table).
+    A table netcon has not made yet, or one without its set, is read in full."""
+    if not bridges:
+        return ObservedHostInput()
+    from core.linux.nftelements import FAMILIES, ifname_key
+
+    family = FAMILIES[FAMILY]
+    if HOST_INPUT_TABLE.marker(state_dir).exists():
+        source = lookup()
+        if source.sets_exist(TABLE, (SET,), family):
+            names = sorted(bridges)
+            found = source.get(TABLE, SET, [ifname_key(name) for name in names], family)
+            held = frozenset(n for n, e in zip(names, found, strict=True) if e is not None)
+            return ObservedHostInput(table=True, layout_ok=True, bridges=held)
+    return observe(nft_binary, netns, state_dir, wanted=True, may_change=may_change)
+
+
+@dataclass(frozen=True)
+class HostInputOperation(Operation):
+    """A change to the host input filter: one nft batch, before any daemon starts."""
+
+    phase = Phase.HOST_INPUT
+    table: ClassVar[NftTable] = HOST_INPUT_TABLE
+    table_present: ClassVar[bool | None] = None
+
+    def execute(self, run: Execution) -> None:
+        run.host_input.append(self)
+
+    def commands(self) -> list[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CreateHostInputTable(HostInputOperation):
+    replace: bool
+    table_present = True
+
+    def describe(self) -> str:
+        verb = "recreate" if self.replace else "create"
+        return (
+            f"{verb} nftables table {FAMILY} {TABLE} (guests reach only DHCP, DNS, ping "
+            "and metadata on this host)"
+        )
+
+    def commands(self) -> list[str]:
+        return HOST_INPUT_TABLE.create(self.replace)
+
+
+@dataclass(frozen=True)
+class DeleteHostInputTable(HostInputOperation):
+    table_present = False
+
+    def describe(self) -> str:
+        return f"delete nftables table {FAMILY} {TABLE} (no bridge of netcon's here)"
+
+    def commands(self) -> list[str]:
+        return HOST_INPUT_TABLE.delete()
+
+
+@dataclass(frozen=True)
+class GuardBridge(HostInputOperation):
+    bridge: str
+    add: bool
+
+    def describe(self) -> str:
+        if self.add:
+            return (
+                f"let guests on {self.bridge} reach only DHCP, DNS, ping and metadata on this host"
+            )
+        return f"no host input filter for {self.bridge} any more"
+
+    def commands(self) -> list[str]:
+        return [HOST_INPUT_TABLE.element(self.add, SET, f'"{self.bridge}"')]
+
+
+def plan(
+    wanted: frozenset[str],
+    have: ObservedHostInput,
+    *,
+    nft_found: bool,
+    held: frozenset[str] = frozenset(),
+    scoped: bool = False,
+) -> list[Operation]:
+    """What makes the set ``wanted``. A ``held`` bridge's element stays as it is; a
+    ``scoped`` plan adds what its networks need and removes nothing (it does not see
+    the other networks)."""
+    if not nft_found or have.unread:
+        return []
+    present = have.bridges if have.table and have.layout_ok else frozenset()
+    kept = present & held
+    if not wanted and not kept:
+        return [DeleteHostInputTable()] if have.table and not scoped else []
+    ops: list[Operation] = []
+    if not have.table or not have.layout_ok:
+        ops.append(CreateHostInputTable(have.table))
+        # A table made again loses its elements: a held bridge's guard comes back.
+        wanted |= have.bridges & held
+    if not scoped:
+        ops += [GuardBridge(b, add=False) for b in sorted(present - wanted - held)]
+    ops += [GuardBridge(b, add=True) for b in sorted(wanted - present)]
+    return ops
