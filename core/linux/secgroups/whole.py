@@ -10,6 +10,7 @@ elements.
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,15 +57,17 @@ def text(desired: DesiredFilter) -> str:
     addresses6: list[str] = []
     targets: list[str] = []
     targets6: list[str] = []
-    for port in sorted(desired.ports, key=lambda p: p.name):
+    chains: dict[tuple[int, ...], str] = {}
+    for port in sorted(desired.ports, key=_name):
         quoted = f'"{port.name}"'
-        chain = sg.combination_chain(port.groups)
+        chain = chains.get(port.groups)
+        if chain is None:
+            chain = chains[port.groups] = sg.combination_chain(port.groups)
         names.append(quoted)
         macs.append(f"{quoted} . {port.mac}")
         addresses.append(f"{quoted} . {port.address}")
         targets.append(f"{port.address} : goto {chain}")
-        for element in spoof6.port_elements(port):
-            address6 = element.partition(" . ")[2]
+        for address6 in spoof6.port_addresses(port.mac, port.address_v6):
             addresses6.append(f"{quoted} . {address6}")
             targets6.append(f"{address6} : goto {chain}")
     servers = list(dict.fromkeys(desired.dhcp_servers))
@@ -103,13 +106,15 @@ def text(desired: DesiredFilter) -> str:
             spec = sg.spec_of(sg.GROUPS, name)
             lines.append(_set(name, spec, [address for address, _ in members]))
     lines += chain_rules
-    combinations = {sg.combination_chain(p.groups): p.groups for p in desired.ports}
-    for chain, group_ids in sorted(combinations.items()):
+    for chain, group_ids in sorted((chain, groups) for groups, chain in chains.items()):
         lines += _combination(chain, group_ids)
     for name, found in ((sg.INSTANCE_MAP, targets), (sg.INSTANCE_MAP6, targets6)):
         if found:
             lines.append(f"add element {_where(sg.GROUPS)} {name} {{ {', '.join(found)} }}")
     return "\n".join(lines) + "\n"
+
+
+_name = operator.attrgetter("name")
 
 
 def _where(table: sg.Table) -> str:
