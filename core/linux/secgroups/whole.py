@@ -88,8 +88,6 @@ def text(desired: DesiredFilter) -> str:
         elements, group_lines = rule_elements(group, labels)
         for kind, spec in sg.GROUP_SETS.items():
             lines.append(_set(sg.group_set(group.id, kind), spec, list(elements[kind])))
-        chain = sg.group_chain(group.id)
-        lines.append(nfttext.command(sg.add_chain(sg.GROUPS, chain)))
         lines += _group_head(group.id)
         # After the member sets they may name are made, as the element-by-element plan does.
         chain_rules += [
@@ -159,18 +157,52 @@ def _fixed(table: sg.Table) -> tuple[str, ...]:
     return tuple(nfttext.command(c) for c in sg.create_table(table, replace=False))
 
 
-@functools.lru_cache(maxsize=4096)
-def _group_head(group_id: int) -> tuple[str, ...]:
+def _group_head(group_id: int) -> list[str]:
+    """A group's chain and the set lookups at its top: the same for every group but for
+    its id, so written out once (hundreds of groups, a handful of rules each)."""
+    number = str(group_id)
+    return [line.replace(_SOME_GROUP, number) for line in _group_head_text()]
+
+
+# A group id and a chain name that stand for a group's and a combination chain's own in
+# the texts written once (nothing else in those texts has these digits).
+_SOME_GROUP = "987654321"
+_SOME_CHAIN = "in-987654320"
+
+
+@functools.cache
+def _group_head_text() -> tuple[str, ...]:
+    group_id = int(_SOME_GROUP)
     chain = sg.group_chain(group_id)
-    return tuple(
+    return (nfttext.command(sg.add_chain(sg.GROUPS, chain)),) + tuple(
         nfttext.command(sg.add_rule(sg.GROUPS, chain, comment, expr))
         for comment, expr in sg.group_head(group_id)
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def _combination(chain: str, groups: tuple[int, ...]) -> tuple[str, ...]:
-    return (nfttext.command(sg.add_chain(sg.GROUPS, chain)),) + tuple(
-        nfttext.command(sg.add_rule(sg.GROUPS, chain, comment, expr))
-        for comment, expr in sg.combination_rules(groups)
+def _combination(chain: str, groups: tuple[int, ...]) -> list[str]:
+    """The chain of the ports in exactly ``groups``: admitted first, then a jump to each
+    group's chain, then the drop; written from one text of each line."""
+    made, first, each, last = _combination_text()
+    return [
+        made.replace(_SOME_CHAIN, chain),
+        *(line.replace(_SOME_CHAIN, chain) for line in first),
+        *(each.replace(_SOME_GROUP, str(group)).replace(_SOME_CHAIN, chain) for group in groups),
+        *(line.replace(_SOME_CHAIN, chain) for line in last),
+    ]
+
+
+@functools.cache
+def _combination_text() -> tuple[str, tuple[str, ...], str, tuple[str, ...]]:
+    """The chain's line, the rules before the groups' jumps, one jump, the rules after."""
+    lines = [
+        nfttext.command(sg.add_rule(sg.GROUPS, _SOME_CHAIN, comment, expr))
+        for comment, expr in sg.combination_rules((int(_SOME_GROUP),))
+    ]
+    (at,) = [index for index, line in enumerate(lines) if _SOME_GROUP in line]
+    return (
+        nfttext.command(sg.add_chain(sg.GROUPS, _SOME_CHAIN)),
+        tuple(lines[:at]),
+        lines[at],
+        tuple(lines[at + 1 :]),
     )
