@@ -1,6 +1,7 @@
 """The filter's first apply: neither table is in the kernel, so the whole of both is
-written in one pass from the desired filter, as nft text (tables, chains, sets with their
-elements inline, the maps' elements), with nothing to compare and no operation per port.
+written in one pass from the desired filter, as nft text (each table a block of its sets
+and maps with their elements inline, then its chains with their rules), with nothing to
+compare and no operation per port.
 
 The kernel ends up holding exactly what the element-by-element plan makes from empty
 tables: the same sets and chains made in the same order, the same rules, the same
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from core import secrules
 from core.linux import nfttext, spoof6
+from core.linux.nftblocks import as_blocks
 from core.linux.secgroups import tables as sg
 from core.linux.secgroups.observe import marker
 from core.linux.secgroups.operations import FilterOperation, Staged
@@ -50,7 +52,8 @@ class CreateWholeFilter(FilterOperation):
 
 
 def text(desired: DesiredFilter) -> str:
-    """Both tables, whole, as one nft text."""
+    """Both tables, whole, as one nft text: written a command a line, said in blocks
+    (nftblocks.py), which nft reads faster."""
     names: list[str] = []
     macs: list[str] = []
     addresses: list[str] = []
@@ -109,7 +112,7 @@ def text(desired: DesiredFilter) -> str:
     for name, found in ((sg.INSTANCE_MAP, targets), (sg.INSTANCE_MAP6, targets6)):
         if found:
             lines.append(f"add element {_where(sg.GROUPS)} {name} {{ {', '.join(found)} }}")
-    return "\n".join(lines) + "\n"
+    return as_blocks(lines)
 
 
 _name = operator.attrgetter("name")
