@@ -325,6 +325,17 @@ def bench_first_apply(cloud: Cloud, repeat: int) -> None:
     print(f"  nft -f of the same ruleset as one file                          {base:.3f} s")
     print(f"  python3 -c 'import sqlalchemy'                                  {interpreter:.3f} s")
     print(f"  (netcon host apply with nothing to change                       {idle:.3f} s)")
+    # Each run's ratio against the baseline timed beside it: how close to the line the
+    # worst one came.
+    each = [ours_run / base_run for ours_run, base_run in zip(in_process, nft_file, strict=True)]
+    each_command = [
+        whole_run / (base_run + interpreter_run)
+        for whole_run, base_run, interpreter_run in zip(command, nft_file, imports, strict=True)
+    ]
+    print(
+        f"  run by run: in process {min(each):.2f}-{max(each):.2f}x, "
+        f"as a command {min(each_command):.2f}-{max(each_command):.2f}x"
+    )
     report(
         "in the applying process / nft -f  (x its time)", ours / base, "<= 1.5", ours / base <= 1.5
     )

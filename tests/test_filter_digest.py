@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from core.linux.closedports import OpenPorts
@@ -83,3 +83,45 @@ def test_the_digest_changes_with_any_part_of_the_filter() -> None:
         digests.add(record.digest(other, open_sets))
     digests.add(record.digest(base, replace(open_sets, trusted=frozenset({"eth8"}))))
     assert len(digests) == len(changed) + 2
+
+
+def _other(value: object) -> object:
+    """A different value of the same kind as ``value``."""
+    if isinstance(value, bool) or value is None:
+        return "changed"
+    if isinstance(value, int):
+        return value + 1000
+    if isinstance(value, str):
+        return value + "x"
+    assert isinstance(value, tuple)
+    return value[1:] if value else (1,)
+
+
+def test_the_digest_changes_with_every_field_of_every_part() -> None:
+    """A field added to a port, group, rule or source group is digested too."""
+    base = desired()
+    open_sets = opened()
+    seen = {record.digest(base, open_sets)}
+    expected = 1
+    port, group, source = base.ports[0], base.groups[0], base.sources[0]
+    rule = group.rules[0]
+    for name in (f.name for f in fields(FilteredPort)):
+        other = replace(port, **{name: _other(getattr(port, name))})
+        seen.add(record.digest(replace(base, ports=(other, *base.ports[1:])), open_sets))
+        expected += 1
+    for name in (f.name for f in fields(GroupRule)):
+        other_rule = replace(rule, **{name: _other(getattr(rule, name))})
+        other_group = replace(group, rules=(other_rule, *group.rules[1:]))
+        seen.add(record.digest(replace(base, groups=(other_group, *base.groups[1:])), open_sets))
+        expected += 1
+    for name in (f.name for f in fields(FilteredGroup)):
+        if name == "rules":
+            continue  # each field of a rule, above
+        other_group = replace(group, **{name: _other(getattr(group, name))})
+        seen.add(record.digest(replace(base, groups=(other_group, *base.groups[1:])), open_sets))
+        expected += 1
+    for name in (f.name for f in fields(SourceGroup)):
+        other_source = replace(source, **{name: _other(getattr(source, name))})
+        seen.add(record.digest(replace(base, sources=(other_source,)), open_sets))
+        expected += 1
+    assert len(seen) == expected

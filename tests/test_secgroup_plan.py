@@ -66,18 +66,22 @@ def test_first_apply_is_one_operation_written_in_one_pass() -> None:
     ]
     (batch,) = commands(ops)
     lines = nfttext.command(batch).splitlines()
-    # Tables first, each set with its elements inside, the maps' elements last.
-    assert lines[0] == "add table bridge netcon"
-    assert 'add set bridge netcon ports { type ifname; elements = { "tapfa163e000001" }; }' in lines
+    # Each table once, as a block: each set with its elements inside, the maps too.
+    assert [line for line in lines if line.startswith("table ")] == [
+        "table bridge netcon {",
+        "table inet netcon_groups {",
+    ]
+    assert '\tset ports { type ifname; elements = { "tapfa163e000001" }; }' in lines
     assert (
-        "add set inet netcon_groups g5-ports { type ipv4_addr . inet_proto . inet_service; "
+        "\tset g5-ports { type ipv4_addr . inet_proto . inet_service; "
         "flags interval; elements = { 10.0.0.0/8 . 6 . 22-22 }; }"
     ) in lines
-    assert [line.split(" {")[0] for line in lines[-2:]] == [
-        f"add element inet netcon_groups {sg.INSTANCE_MAP}",
-        f"add element inet netcon_groups {sg.INSTANCE_MAP6}",
-    ]
-    assert lines[-2].endswith("{ 10.0.0.3 : goto in-5 }")
+    assert (
+        f"\tmap {sg.INSTANCE_MAP} {{ type ipv4_addr : verdict; "
+        "elements = { 10.0.0.3 : goto in-5 }; }"
+    ) in lines
+    chain = lines.index("\tchain g5 {")
+    assert lines[chain + 1].startswith("\t\tip saddr . meta l4proto . th dport @g5-ports accept")
 
 
 def test_misshapen_tables_are_made_again_element_by_element() -> None:

@@ -10,6 +10,7 @@ WholeHostNeeded, and the whole host is compared instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import replace
@@ -56,8 +57,12 @@ LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT
 CAP_NET_ADMIN = 12
 
 
+@functools.cache
 def can_change_host() -> bool:
-    """Whether this process holds CAP_NET_ADMIN (root normally does)."""
+    """Whether this process holds CAP_NET_ADMIN (root normally does). Read once: a
+    process's capabilities change only when it changes them, which netcon never does,
+    and an apply asks several times (each read makes the kernel write all of
+    /proc/self/status)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("CapEff:"):

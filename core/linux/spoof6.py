@@ -102,7 +102,11 @@ def port_elements(port: PortAddresses) -> list[str]:
 
 
 def port_elements_of(name: str, mac: str, address_v6: str | None) -> list[str]:
-    found = [f"{name} . {link_local(mac)}"]
-    if address_v6:
-        found.append(f"{name} . {address_v6}")
-    return found
+    return [f"{name} . {address}" for address in port_addresses(mac, address_v6)]
+
+
+def port_addresses(mac: str, address_v6: str | None) -> tuple[str, ...]:
+    """The IPv6 sources of a port with ``mac``: its link-local address, and its global
+    one on a dual-stack network."""
+    local = link_local(mac)
+    return (local, address_v6) if address_v6 else (local,)

@@ -25,26 +25,28 @@ def rule_elements(
     lines: dict[str, AddGroupRule] = {}
     for rule in group.rules:
         family = rule.ethertype
-        what = secrules.what(rule.protocol, rule.from_port, rule.to_port, family)
         if rule.source is not None:
             source_label = str(labels.get(rule.source, rule.source))
             words = secrules.rule_words(
                 rule.protocol, rule.from_port, rule.to_port, None, source_label, family
             )
+            what = secrules.what(rule.protocol, rule.from_port, rule.to_port, family)
             comment = f"rule {rule.id}: {what} from group {rule.source}"
             source = "@" + sg.member_set(rule.source, family)
         else:
             assert rule.cidr is not None
-            kind, element = _element(rule.protocol, rule.from_port, rule.to_port, rule.cidr)
+            covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
+            kind, element = _element(rule.protocol, covered, rule.cidr)
             words = secrules.rule_words(
                 rule.protocol, rule.from_port, rule.to_port, rule.cidr, None, family
             )
-            covered = secrules.ranges(rule.protocol, rule.from_port, rule.to_port)
             mine = (rule.protocol, _bounds(rule.cidr), covered)
-            if not any(_clash(mine, other) for other in spans[kind]):
-                spans[kind].append(mine)
+            held = spans[kind]
+            if not any(_clash(mine, other) for other in held):
+                held.append(mine)
                 elements[kind][element] = words
                 continue
+            what = secrules.what(rule.protocol, rule.from_port, rule.to_port, family)
             comment = f"rule {rule.id}: {what} from {rule.cidr}"
             source = rule.cidr
         lines[comment] = AddGroupRule(
@@ -61,9 +63,9 @@ def rule_elements(
     return elements, lines
 
 
-def _element(protocol: str, from_port: int, to_port: int, cidr: str) -> tuple[str, str]:
-    """(kind of set, element) of a CIDR rule; the kinds of IPv6 end in 6."""
-    covered = secrules.ranges(protocol, from_port, to_port)
+def _element(protocol: str, covered: secrules.Ranges, cidr: str) -> tuple[str, str]:
+    """(kind of set, element) of a CIDR rule covering ``covered``; the kinds of IPv6 end
+    in 6."""
     suffix = "6" if secrules.family_of(cidr) == secrules.IPV6 else ""
     if protocol in ("tcp", "udp"):
         low, high = covered.first
@@ -86,7 +88,15 @@ def _bounds(cidr: str) -> tuple[int, int]:
 
 def _clash(mine: Span, other: Span) -> bool:
     """Whether two elements of one interval set would overlap (the kernel refuses that)."""
-    return mine[0] == other[0] and all(
-        a[0] <= b[1] and b[0] <= a[1]
-        for a, b in zip((mine[1], *mine[2]), (other[1], *other[2]), strict=True)
+    if mine[0] != other[0]:
+        return False
+    (low, high), ((first, last), (code, top)) = mine[1], mine[2]
+    (low2, high2), ((first2, last2), (code2, top2)) = other[1], other[2]
+    return (
+        low <= high2
+        and low2 <= high
+        and first <= last2
+        and first2 <= last
+        and code <= top2
+        and code2 <= top
     )

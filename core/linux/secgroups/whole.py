@@ -1,6 +1,7 @@
 """The filter's first apply: neither table is in the kernel, so the whole of both is
-written in one pass from the desired filter, as nft text (tables, chains, sets with their
-elements inline, the maps' elements), with nothing to compare and no operation per port.
+written in one pass from the desired filter, as nft text (each table a block of its sets
+and maps with their elements inline, then its chains with their rules), with nothing to
+compare and no operation per port.
 
 The kernel ends up holding exactly what the element-by-element plan makes from empty
 tables: the same sets and chains made in the same order, the same rules, the same
@@ -10,11 +11,13 @@ elements.
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import secrules
 from core.linux import nfttext, spoof6
+from core.linux.nftblocks import as_blocks
 from core.linux.secgroups import tables as sg
 from core.linux.secgroups.observe import marker
 from core.linux.secgroups.operations import FilterOperation, Staged
@@ -49,22 +52,25 @@ class CreateWholeFilter(FilterOperation):
 
 
 def text(desired: DesiredFilter) -> str:
-    """Both tables, whole, as one nft text."""
+    """Both tables, whole, as one nft text: written a command a line, said in blocks
+    (nftblocks.py), which nft reads faster."""
     names: list[str] = []
     macs: list[str] = []
     addresses: list[str] = []
     addresses6: list[str] = []
     targets: list[str] = []
     targets6: list[str] = []
-    for port in sorted(desired.ports, key=lambda p: p.name):
+    chains: dict[tuple[int, ...], str] = {}
+    for port in sorted(desired.ports, key=_name):
         quoted = f'"{port.name}"'
-        chain = sg.combination_chain(port.groups)
+        chain = chains.get(port.groups)
+        if chain is None:
+            chain = chains[port.groups] = sg.combination_chain(port.groups)
         names.append(quoted)
         macs.append(f"{quoted} . {port.mac}")
         addresses.append(f"{quoted} . {port.address}")
         targets.append(f"{port.address} : goto {chain}")
-        for element in spoof6.port_elements(port):
-            address6 = element.partition(" . ")[2]
+        for address6 in spoof6.port_addresses(port.mac, port.address_v6):
             addresses6.append(f"{quoted} . {address6}")
             targets6.append(f"{address6} : goto {chain}")
     servers = list(dict.fromkeys(desired.dhcp_servers))
@@ -85,8 +91,6 @@ def text(desired: DesiredFilter) -> str:
         elements, group_lines = rule_elements(group, labels)
         for kind, spec in sg.GROUP_SETS.items():
             lines.append(_set(sg.group_set(group.id, kind), spec, list(elements[kind])))
-        chain = sg.group_chain(group.id)
-        lines.append(nfttext.command(sg.add_chain(sg.GROUPS, chain)))
         lines += _group_head(group.id)
         # After the member sets they may name are made, as the element-by-element plan does.
         chain_rules += [
@@ -103,13 +107,15 @@ def text(desired: DesiredFilter) -> str:
             spec = sg.spec_of(sg.GROUPS, name)
             lines.append(_set(name, spec, [address for address, _ in members]))
     lines += chain_rules
-    combinations = {sg.combination_chain(p.groups): p.groups for p in desired.ports}
-    for chain, group_ids in sorted(combinations.items()):
+    for chain, group_ids in sorted((chain, groups) for groups, chain in chains.items()):
         lines += _combination(chain, group_ids)
     for name, found in ((sg.INSTANCE_MAP, targets), (sg.INSTANCE_MAP6, targets6)):
         if found:
             lines.append(f"add element {_where(sg.GROUPS)} {name} {{ {', '.join(found)} }}")
-    return "\n".join(lines) + "\n"
+    return as_blocks(lines)
+
+
+_name = operator.attrgetter("name")
 
 
 def _where(table: sg.Table) -> str:
@@ -154,18 +160,52 @@ def _fixed(table: sg.Table) -> tuple[str, ...]:
     return tuple(nfttext.command(c) for c in sg.create_table(table, replace=False))
 
 
-@functools.lru_cache(maxsize=4096)
-def _group_head(group_id: int) -> tuple[str, ...]:
+def _group_head(group_id: int) -> list[str]:
+    """A group's chain and the set lookups at its top: the same for every group but for
+    its id, so written out once (hundreds of groups, a handful of rules each)."""
+    number = str(group_id)
+    return [line.replace(_SOME_GROUP, number) for line in _group_head_text()]
+
+
+# A group id and a chain name that stand for a group's and a combination chain's own in
+# the texts written once (nothing else in those texts has these digits).
+_SOME_GROUP = "987654321"
+_SOME_CHAIN = "in-987654320"
+
+
+@functools.cache
+def _group_head_text() -> tuple[str, ...]:
+    group_id = int(_SOME_GROUP)
     chain = sg.group_chain(group_id)
-    return tuple(
+    return (nfttext.command(sg.add_chain(sg.GROUPS, chain)),) + tuple(
         nfttext.command(sg.add_rule(sg.GROUPS, chain, comment, expr))
         for comment, expr in sg.group_head(group_id)
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def _combination(chain: str, groups: tuple[int, ...]) -> tuple[str, ...]:
-    return (nfttext.command(sg.add_chain(sg.GROUPS, chain)),) + tuple(
-        nfttext.command(sg.add_rule(sg.GROUPS, chain, comment, expr))
-        for comment, expr in sg.combination_rules(groups)
+def _combination(chain: str, groups: tuple[int, ...]) -> list[str]:
+    """The chain of the ports in exactly ``groups``: admitted first, then a jump to each
+    group's chain, then the drop; written from one text of each line."""
+    made, first, each, last = _combination_text()
+    return [
+        made.replace(_SOME_CHAIN, chain),
+        *(line.replace(_SOME_CHAIN, chain) for line in first),
+        *(each.replace(_SOME_GROUP, str(group)).replace(_SOME_CHAIN, chain) for group in groups),
+        *(line.replace(_SOME_CHAIN, chain) for line in last),
+    ]
+
+
+@functools.cache
+def _combination_text() -> tuple[str, tuple[str, ...], str, tuple[str, ...]]:
+    """The chain's line, the rules before the groups' jumps, one jump, the rules after."""
+    lines = [
+        nfttext.command(sg.add_rule(sg.GROUPS, _SOME_CHAIN, comment, expr))
+        for comment, expr in sg.combination_rules((int(_SOME_GROUP),))
+    ]
+    (at,) = [index for index, line in enumerate(lines) if _SOME_GROUP in line]
+    return (
+        nfttext.command(sg.add_chain(sg.GROUPS, _SOME_CHAIN)),
+        tuple(lines[:at]),
+        lines[at],
+        tuple(lines[at + 1 :]),
     )
