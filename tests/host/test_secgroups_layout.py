@@ -5,6 +5,8 @@ plan has nothing to do."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any
 
 from core.linux import nft
 from core.linux.secgroups import render
@@ -12,9 +14,21 @@ from core.linux.secgroups import tables as sg
 from core.linux.secgroups.observe import observe
 from core.linux.secgroups.operations import CreateFilterTable
 from core.linux.secgroups.plan import plan
+from core.linux.secgroups.spec import DesiredFilter, FilteredGroup, FilteredPort, GroupRule
 from core.linux.secgroups.state import FilterState, TableState
 from tests.host.conftest import Lab, in_ns
-from tests.host.test_secgroups_whole import DESIRED, _ruleset
+
+DESIRED = DesiredFilter(
+    ports=(
+        FilteredPort("tapfa163e000001", "vm1", "fa:16:3e:00:00:01", "10.9.0.5", (5,)),
+        FilteredPort("tapfa163e000002", "vm2", "fa:16:3e:00:00:02", "10.9.0.6", (5, 6)),
+    ),
+    groups=(
+        FilteredGroup(5, "alpha/web", (GroupRule(1, "tcp", 80, 80, "0.0.0.0/0", None),)),
+        FilteredGroup(6, "alpha/db", (GroupRule(2, "udp", 53, 53, "192.0.2.0/24", None),)),
+    ),
+    dhcp_servers=("10.9.0.1",),
+)
 
 # The base chains of the earlier layout: the same three rules at two hooks.
 _EARLIER_HOOKS = "; ".join(
@@ -29,6 +43,21 @@ _EARLIER_HOOKS = "; ".join(
         'comment "instances over IPv6"',
     )
 )
+
+
+def _ruleset(ns: str) -> list[Any]:
+    """The ruleset as JSON without handles, each set's elements sorted (a hash set lists
+    them in its hash's order)."""
+    found = []
+    for item in json.loads(in_ns(ns, "nft", "-j", "list", "ruleset").stdout)["nftables"]:
+        ((kind, body),) = item.items()
+        if kind == "metainfo":
+            continue
+        body = {k: v for k, v in body.items() if k != "handle"}
+        if "elem" in body:
+            body["elem"] = sorted(body["elem"], key=json.dumps)
+        found.append({kind: body})
+    return found
 
 
 def _observed(lab: Lab, ns: str) -> FilterState:
