@@ -40,7 +40,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hostbench import PYTHON, Cloud, arguments, check, in_ns, namespace, report, run, run_script  # noqa: E402
+from hostbench import (  # noqa: E402
+    PYTHON,
+    Cloud,
+    arguments,
+    check,
+    in_ns,
+    load,
+    namespace,
+    report,
+    run,
+    run_script,
+)
 from sqlalchemy import update  # noqa: E402
 
 from core.linux import namespace as netns_  # noqa: E402
@@ -185,6 +196,7 @@ def summary(ns: str, state: Path) -> tuple[object, ...]:
 
 def bench(root: Path, count: int, repeat: int) -> None:
     cloud = flat_cloud(root, count)
+    before = load()
     ours: list[float] = []
     theirs: list[float] = []
     same = True
@@ -211,6 +223,7 @@ def bench(root: Path, count: int, repeat: int) -> None:
     print(f"  netcon host apply --netns NS, whole process                  {mine:.3f} s")
     print(f"  script: ip -batch, nft -f, files, dnsmasq, import sqlalchemy {base:.3f} s")
     print(f"  (same bridges, addresses, ruleset and dnsmasq count: {same})")
+    print(f"  ({before} before, {load()} after)")
     print(
         f"  (range: netcon {min(ours):.3f}-{max(ours):.3f} s, "
         f"script {min(theirs):.3f}-{max(theirs):.3f} s)"
