@@ -4,12 +4,14 @@ table comes and goes (a held network's guard and a scoped plan's unseen ones sta
 from __future__ import annotations
 
 from core.linux.hostinput import (
+    HOST_INPUT_TABLE,
     CreateHostInputTable,
     DeleteHostInputTable,
     GuardBridge,
     ObservedHostInput,
     plan,
 )
+from core.linux.nfttable import parse
 from core.linux.operations import LAST_KERNEL_PHASE, Phase, StartDnsmasq
 
 
@@ -81,3 +83,26 @@ def test_the_filter_is_in_place_before_any_daemon_starts() -> None:
     assert GuardBridge.phase == CreateHostInputTable.phase == Phase.HOST_INPUT
     assert LAST_KERNEL_PHASE < Phase.METADATA_TABLE < Phase.HOST_INPUT < Phase.ANNOUNCE
     assert StartDnsmasq.phase > Phase.HOST_INPUT
+
+
+def test_a_table_without_the_address_check_is_made_again() -> None:
+    """The table as it was before guests were held to their own bridge's addresses
+    (the same rules, that one missing) is not the layout: the plan makes it whole."""
+    (chain,) = HOST_INPUT_TABLE.chains
+    older = [rule for rule in chain.rules if not rule.startswith("fib daddr . iif type")]
+    assert len(older) == len(chain.rules) - 1
+    listing = [
+        {"table": {"family": "inet", "name": HOST_INPUT_TABLE.name}},
+        {"set": {"name": "bridges", "elem": ["br100"]}},
+        {"chain": {"name": chain.name}},
+        *({"rule": {"chain": chain.name, "expr": rule}} for rule in older),
+    ]
+    found = parse(HOST_INPUT_TABLE, listing)
+    assert not found.layout_ok
+    have = ObservedHostInput(table=True, layout_ok=found.layout_ok, bridges=frozenset({"br100"}))
+    assert plan(frozenset({"br100"}), have, nft_found=True) == [
+        CreateHostInputTable(replace=True),
+        GuardBridge("br100", add=True),
+    ]
+    current = [*listing[:3], *({"rule": {"chain": chain.name}} for _ in chain.rules)]
+    assert parse(HOST_INPUT_TABLE, current).layout_ok

@@ -6,8 +6,10 @@ that comes in from a bridge netcon owns (a FlatDHCP or VLAN/VXLAN network's, lis
 its set) and is addressed to the host gets DHCP and DHCPv6, DNS (to the network's
 dnsmasq), ICMP echo and the ICMPv6 that neighbour discovery and router solicitation
 need, the connections the metadata table DNATed to its server, and the replies to what
-the host started; nothing else. Forwarded traffic (guest to guest, to the outside,
-floating IPs) never passes the input hook, so it is not touched.
+the host started; nothing else, and only at an address of the bridge it came in on
+(or that link's broadcast and multicast): a guest of one network does not reach
+another network's dnsmasq at that network's gateway. Forwarded traffic (guest to
+guest, to the outside, floating IPs) never passes the input hook, so it is not touched.
 
 A Flat network's bridge is the admin's and may carry the host's own uplink: it is not
 in the set. Neither is a bridge of a network held back (its element stays as it is).
@@ -30,9 +32,19 @@ if TYPE_CHECKING:
     from core.linux.nftelements import Lookup
 
 SET = "bridges"
+# The address types a guest's packet to the host may have, as the bridge it came in
+# on sees them (nft's `fib daddr . iif type`).
+OWN_LINK = ("local", "broadcast", "multicast")
 # What a guest may send to the host; the chain drops the rest from the set's bridges.
 SERVED = (
     "ct state established,related accept",
+    # Only at an address of the bridge the packet came in on (or its broadcast and
+    # multicast, which DHCP and neighbour discovery use): a guest does not reach
+    # another network's dnsmasq at that network's gateway, nor anything the host
+    # serves at its other addresses. The metadata DNAT (prerouting) has already made
+    # the destination this bridge's own gateway; replies to what the host started
+    # were let through above, whatever address the host sent them from.
+    f"fib daddr . iif type != {{ {', '.join(OWN_LINK)} }} drop",
     # The metadata table's DNAT to its server (its own guard lets only these through).
     "ct status dnat accept",
     # DHCP, DHCPv6 and DNS to the network's dnsmasq.

@@ -1,6 +1,7 @@
 """What a guest reaches of its network host itself, seen from inside guest namespaces:
-DHCP, DNS, ping and metadata, and nothing else that listens there; what the host
-started, and what crosses it, still flows; a Flat network's bridge is left alone."""
+DHCP, DNS, ping and metadata, only at its own network's addresses, and nothing else that
+listens there; what the host started, and what crosses it, still flows; a Flat network's
+bridge is left alone."""
 
 from __future__ import annotations
 
@@ -171,6 +172,99 @@ def test_a_scoped_apply_guards_its_networks_bridge_by_key(
     assert not host.sync.sync(scope=scope)
     monkeypatch.undo()
     assert _guarded(host.ns) == {first.bridge, second.bridge}
+    assert host.sync.plan().operations == ()
+
+
+@pytest.mark.skipif(
+    sh("sh", "-c", "command -v rdisc6", check=False).returncode != 0,
+    reason="missing program: rdisc6 (Debian: ndisc6)",
+)
+def test_a_guest_reaches_the_host_only_at_its_own_networks_addresses(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Two projects' VLAN networks on one host: a guest of the first gets DHCP, DNS,
+    ping and metadata at its own gateway, over IPv4 and IPv6, and no answer at all
+    (not even to ping) at the other network's gateway, where that project's dnsmasq
+    would name its instances."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (own,) = service.create_networks("10.67.0.0/24", 1, 256, None, None, "2001:db8:67::/64")
+    vm = service.launch_instance("alpha", "vm1").addresses[0]
+    service.create_project("beta")
+    (other,) = service.create_networks("10.68.0.0/24", 1, 256, 102, None, "2001:db8:68::/64")
+    secret = service.launch_instance("beta", "secret1").addresses[0]
+    host.sync.sync()
+    assert host.sync.plan().operations == ()
+    assert _guarded(host.ns) == {own.bridge, other.bridge}
+    assert own.gateway is not None and other.gateway is not None
+    own6, other6 = "2001:db8:67::1", "2001:db8:68::1"
+
+    guest = host.instance("vm1", vm.mac, own.bridge)
+    # Its own network over IPv6 first (the DHCP client's script flushes eth0's
+    # addresses): router solicitation and neighbour discovery (multicast, link-local)
+    # give it SLAAC and a default route; ping and DNS answer at its gateway.
+    assert wait_for(lambda: addresses(guest)) == [f"{vm.address_v6}/64"]
+    assert wait_for(lambda: default_routes(guest))
+    assert rdisc6(guest)["Prefix"] == "2001:db8:67::/64"
+    assert ping6(guest, own6)
+    assert resolve6(guest, own6, "vm1") == ("NOERROR", [vm.address_v6])
+    # The other network's gateway: its dnsmasq does not answer (it would name beta's
+    # instance), and neither does ping.
+    assert resolve6(guest, other6, "secret1")[0] == "TIMEOUT"
+    assert not ping6(guest, other6)
+
+    # IPv4: DHCP (a broadcast), DNS, ping and metadata (the DNAT made the destination
+    # this bridge's gateway) at its own gateway; nothing at the other's.
+    assert lab.dhcp_client(guest) == vm.address
+    assert resolve(guest, own.gateway, "vm1") == ("NOERROR", [vm.address])
+    assert fetch(guest, (HOSTNAME,))[HOSTNAME] == [200, "vm1.novalocal"]
+    assert resolve(guest, other.gateway, "secret1")[0] == "TIMEOUT"
+    # A resolver the host runs for itself on its public address is not reached either.
+    serve(lab, host.ns, PUBLIC_HOST, tcp=[53], udp=[53])
+    assert probe(
+        guest,
+        [
+            ("icmp", own.gateway, ECHO),
+            ("icmp", other.gateway, ECHO),
+            ("tcp", PUBLIC_HOST, 53),
+            ("udp", PUBLIC_HOST, 53),
+        ],
+    ) == [True, False, False, False]
+    # Which is what beta's own guest gets there.
+    neighbour = host.instance("secret1", secret.mac, other.bridge)
+    assert lab.dhcp_client(neighbour) == secret.address
+    assert resolve(neighbour, other.gateway, "secret1") == ("NOERROR", [secret.address])
+
+
+def test_a_table_with_the_old_rules_is_made_again_once(lab: Lab, tmp_path: Path) -> None:
+    """A host that has the table as it was before the address check (the same rules
+    without it) gets it made whole once, keeping its guards; then nothing is planned."""
+    host = network_host(lab, tmp_path)
+    service = host.service
+    service.create_project("alpha")
+    (network,) = service.create_networks("10.69.0.0/24", 1, 256)
+    service.launch_instance("alpha", "vm1")
+    host.sync.sync()
+    older = [
+        line
+        for line in hostinput.HOST_INPUT_TABLE.create(replace=True)
+        if " fib daddr " not in line
+    ]
+    older.append(hostinput.HOST_INPUT_TABLE.element(True, hostinput.SET, f'"{network.bridge}"'))
+    script = tmp_path / "older.nft"
+    script.write_text("".join(line + "\n" for line in older))
+    in_ns(host.ns, "nft", "-f", str(script))
+    listed = in_ns(host.ns, "nft", "list", "table", hostinput.FAMILY, hostinput.TABLE).stdout
+    assert " fib daddr " not in listed
+    described = host.sync.sync().describe()
+    assert any(
+        d.startswith(f"recreate nftables table {hostinput.FAMILY} {hostinput.TABLE}")
+        for d in described
+    ), described
+    listed = in_ns(host.ns, "nft", "list", "table", hostinput.FAMILY, hostinput.TABLE).stdout
+    assert "fib daddr . iif type != { local, broadcast, multicast } drop" in listed
+    assert _guarded(host.ns) == {network.bridge}
     assert host.sync.plan().operations == ()
 
 
