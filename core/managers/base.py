@@ -14,11 +14,9 @@ from sqlalchemy import Connection, Row, false, select, text, update
 from core import ipv6, validate
 from core.errors import InvalidInput, NoMoreFixedIps
 from core.managers.capabilities import Capabilities
+from core.managers.mtu import SEGMENT_OVERHEAD as SEGMENT_OVERHEAD
+from core.managers.mtu import effective_mtu as effective_mtu
 from core.store.db import bulk_insert
-
-# Defined beside the listing of networks, which reads them without SQLAlchemy.
-from core.store.listing import SEGMENT_OVERHEAD as SEGMENT_OVERHEAD
-from core.store.listing import effective_mtu as effective_mtu
 from core.store.schema import fixed_ips, networks
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from sqlalchemy import Row
 from core.errors import InvalidInput
 from core.managers.base import NetworkManager, NetworkRequest
 from core.managers.capabilities import FLAT
-from core.views import InjectedConfig
 
 if TYPE_CHECKING:
     from core.config import Settings
+    from core.views import InjectedConfig
 
 
 class FlatManager(NetworkManager):
@@ -36,6 +36,9 @@ def injected_config(network: Row[Any], fixed: Row[Any], interface: str = "eth0")
     On a dual-stack network the IPv6 address is injected static too, as nova-network's
     interfaces template did with ``use_ipv6``: no netcon host serves a Flat bridge, so
     nothing there sends the router adverts or DHCPv6 replies that would tell the guest."""
+    # Imported here: the host path loads the managers but makes no views.
+    from core.views import InjectedConfig
+
     dns = [d for d in (network.dns1, network.dns2) if d]
     prefix = ipaddress.IPv4Network(network.cidr).prefixlen
     v6 = fixed.address_v6 is not None and network.cidr_v6 is not None

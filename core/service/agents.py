@@ -42,17 +42,13 @@ from core.store.schema import (
     projects,
     security_groups,
 )
-from core.views import (
-    ChangeStatusView,
-    EvacuationView,
-    OwedView,
-    PendingOverview,
-    PendingView,
-)
 
+# The views are imported where they are made: `host apply` uses this part for what a
+# host owes and what it applied, which are no views.
 if TYPE_CHECKING:
     from core.linux.host import HostLayer
     from core.linux.lease import Lease
+    from core.views import ChangeStatusView, EvacuationView, PendingOverview, PendingView
 
 # The audit action of a rule added (core.service.secgroups): its event names the rule.
 RULE_ADDED = "secgroup.rule.add"
@@ -266,6 +262,8 @@ class AgentsPart(Part):
 
     def pending_for(self, host: str) -> PendingView:
         """The changes ``host`` has not applied yet, and what they touched."""
+        from core.views import PendingView
+
         owed = self.owed(host)
         scopes = [change.scope for change in owed.changes if change.scope is not None]
         return PendingView(
@@ -284,6 +282,7 @@ class AgentsPart(Part):
         the bridges and floating addresses they touched. Three statements however many
         hosts there are, so that the console's marks cost the same with 1,000 hosts."""
         from core.store.hostlist import read_hosts
+        from core.views import OwedView, PendingOverview
 
         with self.db.read() as connection:
             listed = read_hosts(
@@ -415,6 +414,8 @@ class AgentsPart(Part):
 
     def change_status(self, change: int) -> ChangeStatusView:
         """Which hosts have applied change ``change`` and which still owe it."""
+        from core.views import ChangeStatusView
+
         with self.db.read() as connection:
             owing = set(
                 connection.execute(
@@ -465,6 +466,8 @@ class AgentsPart(Part):
         transaction; each new host's agent brings them up. Its instances on multi-host
         networks go too (that host served them): the new host routes them, answers their
         DHCP and NATs their floating IPs, and the dead one, back, serves them no more."""
+        from core.views import EvacuationView
+
         dead = validate.host_name("host", dead)
         if to is not None:
             to = validate.host_name("to", to)

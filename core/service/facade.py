@@ -10,29 +10,71 @@ one-line message naming the field and the rule.
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from core.config import Settings
 from core.defaults import LOCK_TIMEOUT
-from core.service.agents import AgentsPart
 from core.service.base import ChangeSet, Listener, ServiceContext
-from core.service.floating import FloatingPart
-from core.service.guests import GuestsPart
-from core.service.host import HostPart
-from core.service.ingress import IngressPart
-from core.service.instances import InstancesPart
-from core.service.networks import NetworksPart
-from core.service.operations import OperationsPart
-from core.service.secgroups import SecurityGroupsPart
-from core.service.vpn import VpnPart
 from core.store.db import Database
 from core.store.schema import utcnow
 
+if TYPE_CHECKING:
+    from core.service.agents import AgentsPart
+    from core.service.floating import FloatingPart
+    from core.service.guests import GuestsPart
+    from core.service.host import HostPart
+    from core.service.ingress import IngressPart
+    from core.service.instances import InstancesPart
+    from core.service.networks import NetworksPart
+    from core.service.operations import OperationsPart
+    from core.service.secgroups import SecurityGroupsPart
+    from core.service.vpn import VpnPart
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class _PartMethod:
+    """A part's method named in the facade's class body before its module is imported."""
+
+    def __init__(self, module: str, part: str, name: str) -> None:
+        self._where = (module, part)
+        self.__name__ = name
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        module, part = self._where
+        method = getattr(getattr(importlib.import_module(module), part), self.__name__)
+        return method.__doc__  # type: ignore[no-any-return]
+
+
+class _Part:
+    """Stands for a part's class at run time, so that naming its methods below imports
+    nothing; mypy sees the classes themselves."""
+
+    def __init__(self, module: str, part: str) -> None:
+        self._where = (module, part)
+
+    def __getattr__(self, name: str) -> _PartMethod:
+        return _PartMethod(*self._where, name)
+
+
+if not TYPE_CHECKING:
+    AgentsPart = _Part("core.service.agents", "AgentsPart")
+    FloatingPart = _Part("core.service.floating", "FloatingPart")
+    GuestsPart = _Part("core.service.guests", "GuestsPart")
+    HostPart = _Part("core.service.host", "HostPart")
+    IngressPart = _Part("core.service.ingress", "IngressPart")
+    InstancesPart = _Part("core.service.instances", "InstancesPart")
+    NetworksPart = _Part("core.service.networks", "NetworksPart")
+    OperationsPart = _Part("core.service.operations", "OperationsPart")
+    SecurityGroupsPart = _Part("core.service.secgroups", "SecurityGroupsPart")
+    VpnPart = _Part("core.service.vpn", "VpnPart")
 
 
 class _Forward(Generic[P, R]):
@@ -41,7 +83,12 @@ class _Forward(Generic[P, R]):
     def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
         self.part = part
         self.name = method.__name__
-        self.__doc__ = method.__doc__
+        self._method = method
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        # Read on demand: the part's module may not be imported yet.
+        return self._method.__doc__
 
     @overload
     def __get__(self, service: None, owner: type) -> _Forward[P, R]: ...
@@ -79,7 +126,7 @@ class NetconService:
         application: str = "netcon",
     ) -> None:
         """See ServiceContext for the arguments."""
-        self.context = context = ServiceContext(
+        self.context = ServiceContext(
             db_url,
             settings,
             actor,
@@ -89,16 +136,69 @@ class NetconService:
             lock_timeout=lock_timeout,
             application=application,
         )
-        self.networks = NetworksPart(context)
-        self.guests = GuestsPart(context, self.networks)
-        self.instances = InstancesPart(context)
-        self.floating = FloatingPart(context)
-        self.secgroups = SecurityGroupsPart(context)
-        self.ingress = IngressPart(context)
-        self.agents = AgentsPart(context)
-        self.vpn = VpnPart(context, self.agents)
-        self.this_host = HostPart(context, self.agents)
-        self.operations = OperationsPart(context)
+
+    # -- the parts, each made (and its module imported) on first use: a command that
+    # uses one part, such as `host apply`, does not pay for the others' imports.
+
+    @cached_property
+    def networks(self) -> NetworksPart:
+        from core.service.networks import NetworksPart
+
+        return NetworksPart(self.context)
+
+    @cached_property
+    def guests(self) -> GuestsPart:
+        from core.service.guests import GuestsPart
+
+        return GuestsPart(self.context, self.networks)
+
+    @cached_property
+    def instances(self) -> InstancesPart:
+        from core.service.instances import InstancesPart
+
+        return InstancesPart(self.context)
+
+    @cached_property
+    def floating(self) -> FloatingPart:
+        from core.service.floating import FloatingPart
+
+        return FloatingPart(self.context)
+
+    @cached_property
+    def secgroups(self) -> SecurityGroupsPart:
+        from core.service.secgroups import SecurityGroupsPart
+
+        return SecurityGroupsPart(self.context)
+
+    @cached_property
+    def ingress(self) -> IngressPart:
+        from core.service.ingress import IngressPart
+
+        return IngressPart(self.context)
+
+    @cached_property
+    def agents(self) -> AgentsPart:
+        from core.service.agents import AgentsPart
+
+        return AgentsPart(self.context)
+
+    @cached_property
+    def vpn(self) -> VpnPart:
+        from core.service.vpn import VpnPart
+
+        return VpnPart(self.context, self.agents)
+
+    @cached_property
+    def this_host(self) -> HostPart:
+        from core.service.host import HostPart
+
+        return HostPart(self.context, self.agents)
+
+    @cached_property
+    def operations(self) -> OperationsPart:
+        from core.service.operations import OperationsPart
+
+        return OperationsPart(self.context)
 
     # -- the context -----------------------------------------------------------------
 

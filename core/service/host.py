@@ -14,12 +14,14 @@ from core.errors import HostError
 from core.secrules import rule_subject
 from core.service.part import Part
 from core.store.schema import host_changes, hosts
-from core.views import OwingView, PlannedOperation, PlanView
 
+# The views are imported where they are made: `host plan` and `host apply` print the
+# plan itself.
 if TYPE_CHECKING:
     from core.linux.operations import Operation, Plan
     from core.service.agents import AgentsPart
     from core.service.base import ChangeSet, ServiceContext
+    from core.views import OwingView, PlanView
 
 
 class HostPart(Part):
@@ -70,6 +72,8 @@ class HostPart(Part):
         host nothing, and they are recorded so: `host list` and the console stop
         counting them. A plan that cannot be read, or a process that could not read
         all of it (no CAP_NET_ADMIN), leaves them pending."""
+        from core.views import OwingView
+
         numbers = tuple(sorted({c.change for c in made if c.change is not None}))
         named: set[str] = set()
         for changes in made:
@@ -139,6 +143,8 @@ class HostPart(Part):
 
 
 def _plan_view(host: str, plan: Plan) -> PlanView:
+    from core.views import PlannedOperation, PlanView
+
     return PlanView(
         host=host,
         operations=tuple(

@@ -19,25 +19,12 @@ from typing import Any
 from urllib.parse import quote
 
 from core.managers.capabilities import capabilities, kinds
+from core.managers.mtu import own_or_physical_mtu
 from core.store.rules import HEAD_REVISION, SQLITE_HEADER, sqlite_uri, writable
 from core.views import NetworkView
 
-# Bytes a segment's encapsulation takes from the physical MTU.
-SEGMENT_OVERHEAD = {"vxlan": 50, "vlan": 0, None: 0}
-
 # A lean read that finds the database busy gives way to the service rather than wait.
 _BUSY_SECONDS = 1.0
-
-
-def effective_mtu(network: Any, physical_mtu: int) -> int:
-    """A network's MTU: its own, or the physical MTU less its segment's overhead."""
-    return _mtu(network.mtu, network.segmentation, physical_mtu)
-
-
-def _mtu(own: int | None, segmentation: str | None, physical_mtu: int) -> int:
-    if own is not None:
-        return int(own)
-    return physical_mtu - SEGMENT_OVERHEAD.get(segmentation, 0)
 
 
 # A NetworkView's address counts come from fixed_ips; every other field is the networks
@@ -99,7 +86,7 @@ def _view(
     stored["multi_host"] = bool(stored["multi_host"])  # SQLite stores 0 or 1
     if capabilities(stored["manager"]).serves_dhcp:
         # The MTU DHCP hands guests; a network without DHCP here has only its own.
-        stored["mtu"] = _mtu(stored["mtu"], stored["segmentation"], physical_mtu)
+        stored["mtu"] = own_or_physical_mtu(stored["mtu"], stored["segmentation"], physical_mtu)
     return NetworkView(
         **stored, size=total, used=used, reserved=reserved, free=total - reserved - used
     )

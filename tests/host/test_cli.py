@@ -17,9 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def netcon(
-    lab: Lab, *argv: str, host: str = "nethost", settings: str = ""
+    lab: Lab,
+    *argv: str,
+    host: str = "nethost",
+    settings: str = "",
+    program: tuple[str, ...] = ("-m", "core.cli"),
 ) -> subprocess.CompletedProcess[str]:
-    """`netcon ARGV` as the admin of ``host`` runs it (``settings``: more netcon.toml)."""
+    """`netcon ARGV` as the admin of ``host`` runs it (``settings``: more netcon.toml;
+    ``program``: what the interpreter runs, `python -m core.cli` unless told)."""
     folder = "config" if host == "nethost" else f"config-{host}"
     config = lab.tmp_path / folder / "netcon"
     config.mkdir(parents=True, exist_ok=True)
@@ -30,7 +35,7 @@ def netcon(
     env = dict(os.environ, XDG_CONFIG_HOME=str(lab.tmp_path / folder), PYTHONPATH=str(REPO))
     url = "sqlite:///" + str(lab.tmp_path / "n.db")
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", "--db", url, *argv],
+        [sys.executable, *program, "--db", url, *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -76,6 +81,46 @@ def test_plan_apply_and_dhcp_event_on_the_command_line(lab: Lab, tmp_path: Path)
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0
     assert "does not exist" in missing.stderr
+
+
+# The parts of the service, and the views, that making a host match the database never uses.
+NOT_FOR_THE_HOST = {
+    "core.views",
+    "core.store.listing",
+    "core.service.networks",
+    "core.service.guests",
+    "core.service.instances",
+    "core.service.floating",
+    "core.service.secgroups",
+    "core.service.ingress",
+    "core.service.vpn",
+    "core.service.operations",
+}
+
+# `python -m core.cli`, saying at the end which modules the command loaded.
+REPORTS_MODULES = (
+    "-c",
+    "import json, sys\n"
+    "from core.cli import main\n"
+    "status = main()\n"
+    "print('MODULES ' + json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    "sys.exit(status)\n",
+)
+
+
+def test_host_apply_loads_no_part_of_the_service_it_does_not_use(lab: Lab, tmp_path: Path) -> None:
+    host = network_host(lab, tmp_path)
+    host.service.create_project("alpha")
+    host.service.create_networks("10.91.0.0/24", 1, 256)
+    host.service.launch_instance("alpha", "vm1")
+
+    applied = netcon(lab, "host", "apply", "--netns", host.ns, program=REPORTS_MODULES)
+    assert applied.returncode == 0, applied.stderr
+    assert "  create bridge br100" in applied.stdout.splitlines()
+    marker = applied.stderr.rindex("MODULES ")
+    loaded = set(json.loads(applied.stderr[marker + len("MODULES ") :]))
+    assert "core.service.host" in loaded and "core.linux.executor" in loaded
+    assert not loaded & NOT_FOR_THE_HOST, loaded & NOT_FOR_THE_HOST
 
 
 def test_a_service_change_reaches_the_host_at_once_with_auto_apply(
