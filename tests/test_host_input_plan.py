@@ -8,19 +8,18 @@ from core.linux.hostinput import (
     CreateHostInputTable,
     DeleteHostInputTable,
     GuardBridge,
-    ObservedHostInput,
     plan,
 )
-from core.linux.nfttable import parse
+from core.linux.nfttable import ObservedNames, parse
 from core.linux.operations import LAST_KERNEL_PHASE, Phase, StartDnsmasq
 
 
-def _have(*bridges: str, layout_ok: bool = True) -> ObservedHostInput:
-    return ObservedHostInput(table=True, layout_ok=layout_ok, bridges=frozenset(bridges))
+def _have(*bridges: str, layout_ok: bool = True) -> ObservedNames:
+    return ObservedNames(table=True, layout_ok=layout_ok, names=frozenset(bridges))
 
 
 def test_a_first_bridge_makes_the_table_and_guards_it() -> None:
-    assert plan(frozenset({"br100"}), ObservedHostInput(), nft_found=True) == [
+    assert plan(frozenset({"br100"}), ObservedNames(), nft_found=True) == [
         CreateHostInputTable(replace=False),
         GuardBridge("br100", add=True),
     ]
@@ -35,7 +34,7 @@ def test_a_gone_bridge_loses_its_guard_and_the_last_takes_the_table() -> None:
         GuardBridge("br101", add=False)
     ]
     assert plan(frozenset(), _have("br100"), nft_found=True) == [DeleteHostInputTable()]
-    assert plan(frozenset(), ObservedHostInput(), nft_found=True) == []
+    assert plan(frozenset(), ObservedNames(), nft_found=True) == []
 
 
 def test_a_held_networks_guard_stays_as_it_is() -> None:
@@ -65,8 +64,8 @@ def test_a_scoped_plan_only_adds() -> None:
 
 
 def test_without_nft_or_the_right_to_read_nothing_is_planned() -> None:
-    assert plan(frozenset({"br100"}), ObservedHostInput(), nft_found=False) == []
-    unread = ObservedHostInput(unread=True)
+    assert plan(frozenset({"br100"}), ObservedNames(), nft_found=False) == []
+    unread = ObservedNames(unread=True)
     assert plan(frozenset({"br100"}), unread, nft_found=True) == []
 
 
@@ -99,7 +98,7 @@ def test_a_table_without_the_address_check_is_made_again() -> None:
     ]
     found = parse(HOST_INPUT_TABLE, listing)
     assert not found.layout_ok
-    have = ObservedHostInput(table=True, layout_ok=found.layout_ok, bridges=frozenset({"br100"}))
+    have = ObservedNames(table=True, layout_ok=found.layout_ok, names=frozenset({"br100"}))
     assert plan(frozenset({"br100"}), have, nft_found=True) == [
         CreateHostInputTable(replace=True),
         GuardBridge("br100", add=True),

@@ -157,13 +157,13 @@ def test_a_table_of_the_earlier_layout_is_made_again() -> None:
 
 
 def test_the_segment_filter_is_made_once_and_kept_by_scoped_plans() -> None:
-    none = segment6.ObservedSegments6()
+    none = nfttable.ObservedNames()
     made = segment6.plan(frozenset({"vx116"}), none, nft_found=True)
     assert made == [segment6.CreateSegmentTable6(False), segment6.SetSegment6("vx116", add=True)]
     text = segment6.table_text(made)
     assert text.count(" drop\n") == segment6.RULES
     assert "oifname @segments ether type ip6 meta l4proto udp udp sport 547 drop" in text
-    have = segment6.ObservedSegments6(True, True, frozenset({"vx116", "vx117"}))
+    have = nfttable.ObservedNames(True, True, frozenset({"vx116", "vx117"}))
     assert segment6.plan(frozenset({"vx116"}), have, nft_found=True) == [
         segment6.SetSegment6("vx117", add=False)
     ]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from core.linux import nfttable
 from core.linux.desired import DesiredNetwork
-from core.linux.nfttable import Chain, NftTable
+from core.linux.nfttable import Chain, NftTable, ObservedNames
 from core.linux.operations import Operation, Phase
 
 if TYPE_CHECKING:
@@ -77,14 +77,6 @@ def guarded_bridges(networks: Sequence[DesiredNetwork]) -> frozenset[str]:
     return frozenset(net.bridge for net in networks if net.owns_bridge)
 
 
-@dataclass(frozen=True)
-class ObservedHostInput:
-    table: bool = False
-    layout_ok: bool = False
-    bridges: frozenset[str] = frozenset()
-    unread: bool = False
-
-
 def observe(
     nft_binary: str,
     netns: str | None,
@@ -92,12 +84,10 @@ def observe(
     *,
     wanted: bool,
     may_change: bool = True,
-) -> ObservedHostInput:
-    found = nfttable.read(
-        HOST_INPUT_TABLE, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change
+) -> ObservedNames:
+    return nfttable.read_names(
+        HOST_INPUT_TABLE, SET, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change
     )
-    bridges = frozenset(str(e) for e in found.elements.get(SET, []))
-    return ObservedHostInput(found.present, found.layout_ok, bridges, found.unread)
 
 
 def observe_scoped(
@@ -108,11 +98,11 @@ def observe_scoped(
     bridges: frozenset[str],
     *,
     may_change: bool = True,
-) -> ObservedHostInput:
+) -> ObservedNames:
     """Which of ``bridges`` the set holds, asked by key (a scoped apply lists no table).
     A table netcon has not made yet, or one without its set, is read in full."""
     if not bridges:
-        return ObservedHostInput()
+        return ObservedNames()
     from core.linux.nftelements import FAMILIES, ifname_key
 
     family = FAMILIES[FAMILY]
@@ -122,7 +112,7 @@ def observe_scoped(
             names = sorted(bridges)
             found = source.get(TABLE, SET, [ifname_key(name) for name in names], family)
             held = frozenset(n for n, e in zip(names, found, strict=True) if e is not None)
-            return ObservedHostInput(table=True, layout_ok=True, bridges=held)
+            return ObservedNames(table=True, layout_ok=True, names=held)
     return observe(nft_binary, netns, state_dir, wanted=True, may_change=may_change)
 
 
@@ -186,27 +176,21 @@ class GuardBridge(HostInputOperation):
 
 def plan(
     wanted: frozenset[str],
-    have: ObservedHostInput,
+    have: ObservedNames,
     *,
     nft_found: bool,
     held: frozenset[str] = frozenset(),
     scoped: bool = False,
 ) -> list[Operation]:
-    """What makes the set ``wanted``. A ``held`` bridge's element stays as it is; a
-    ``scoped`` plan adds what its networks need and removes nothing (it does not see
-    the other networks)."""
-    if not nft_found or have.unread:
-        return []
-    present = have.bridges if have.table and have.layout_ok else frozenset()
-    kept = present & held
-    if not wanted and not kept:
-        return [DeleteHostInputTable()] if have.table and not scoped else []
-    ops: list[Operation] = []
-    if not have.table or not have.layout_ok:
-        ops.append(CreateHostInputTable(have.table))
-        # A table made again loses its elements: a held bridge's guard comes back.
-        wanted |= have.bridges & held
-    if not scoped:
-        ops += [GuardBridge(b, add=False) for b in sorted(present - wanted - held)]
-    ops += [GuardBridge(b, add=True) for b in sorted(wanted - present)]
-    return ops
+    """What makes the set ``wanted`` (see ``nfttable.plan_names``; a held bridge's
+    element stays as it is)."""
+    return nfttable.plan_names(
+        wanted,
+        have,
+        nft_found=nft_found,
+        create=CreateHostInputTable,
+        delete=DeleteHostInputTable,
+        member=GuardBridge,
+        held=held,
+        scoped=scoped,
+    )

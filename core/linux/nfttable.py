@@ -1,5 +1,7 @@
 """A small nftables table of netcon's own, written whole from its layout and changed by
-element: the metadata DNAT tables (one per family) and the multi-host segment filter.
+element: the metadata DNAT tables (one per family), the multi-host segment filter and
+the host input filter. The last two hold one set of interface names, read and planned
+here (``read_names``, ``plan_names``).
 
 Such a table is made in one batch (its sets, chains and rules, from ``NftTable``),
 then only its elements change. A host that never had it is not asked for it: a marker
@@ -11,10 +13,10 @@ makes it again, whole).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.errors import HostError
 from core.linux import namespace, nft
@@ -162,3 +164,63 @@ def apply(
     for change in changes:
         if change.table_present is not None:
             change.table.record(state_dir, present=change.table_present)
+
+
+@dataclass(frozen=True)
+class ObservedNames:
+    """A table whose one set holds interface names, as read."""
+
+    table: bool = False
+    layout_ok: bool = False
+    names: frozenset[str] = frozenset()
+    unread: bool = False
+
+
+def read_names(
+    table: NftTable,
+    set_name: str,
+    nft_binary: str,
+    netns: str | None,
+    state_dir: Path,
+    *,
+    wanted: bool,
+    may_change: bool = True,
+) -> ObservedNames:
+    found = read(table, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change)
+    names = frozenset(str(e) for e in found.elements.get(set_name, []))
+    return ObservedNames(found.present, found.layout_ok, names, found.unread)
+
+
+Op = TypeVar("Op")
+
+
+def plan_names(
+    wanted: frozenset[str],
+    have: ObservedNames,
+    *,
+    nft_found: bool,
+    create: Callable[[bool], Op],
+    delete: Callable[[], Op],
+    member: Callable[[str, bool], Op],
+    held: frozenset[str] = frozenset(),
+    scoped: bool = False,
+) -> list[Op]:
+    """What makes the set hold ``wanted``: ``create(replace)`` makes the table (again),
+    ``delete()`` takes it away, ``member(name, add)`` changes one element. A ``held``
+    name's element stays as it is; a ``scoped`` plan adds what its networks need and
+    removes nothing (it does not see the other networks)."""
+    if not nft_found or have.unread:
+        return []
+    present = have.names if have.table and have.layout_ok else frozenset()
+    kept = present & held
+    if not wanted and not kept:
+        return [delete()] if have.table and not scoped else []
+    ops: list[Op] = []
+    if not have.table or not have.layout_ok:
+        ops.append(create(have.table))
+        # A table made again loses its elements: a held name's comes back.
+        wanted |= have.names & held
+    if not scoped:
+        ops += [member(name, False) for name in sorted(present - wanted - held)]
+    ops += [member(name, True) for name in sorted(wanted - present)]
+    return ops

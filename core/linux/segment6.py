@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from core.linux import nfttable
 from core.linux.desired import DesiredNetwork
-from core.linux.nfttable import Chain, NftTable
+from core.linux.nfttable import Chain, NftTable, ObservedNames
 from core.linux.operations import Operation, Phase
 
 if TYPE_CHECKING:
@@ -72,14 +72,6 @@ def segment_links(networks: Sequence[DesiredNetwork]) -> frozenset[str]:
     return frozenset(found)
 
 
-@dataclass(frozen=True)
-class ObservedSegments6:
-    table: bool = False
-    layout_ok: bool = False
-    links: frozenset[str] = frozenset()
-    unread: bool = False
-
-
 def observe(
     nft_binary: str,
     netns: str | None,
@@ -87,12 +79,10 @@ def observe(
     *,
     wanted: bool,
     may_change: bool = True,
-) -> ObservedSegments6:
-    found = nfttable.read(
-        SEGMENT_TABLE, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change
+) -> ObservedNames:
+    return nfttable.read_names(
+        SEGMENT_TABLE, SET, nft_binary, netns, state_dir, wanted=wanted, may_change=may_change
     )
-    links = frozenset(str(e) for e in found.elements.get(SET, []))
-    return ObservedSegments6(found.present, found.layout_ok, links, found.unread)
 
 
 @dataclass(frozen=True)
@@ -157,26 +147,21 @@ SEGMENT6_OPS = (CreateSegmentTable6, DeleteSegmentTable6, SetSegment6)
 
 def plan(
     wanted: frozenset[str],
-    have: ObservedSegments6,
+    have: ObservedNames,
     *,
     nft_found: bool,
     scoped: bool = False,
 ) -> list[Operation]:
-    """What makes the table match ``wanted``. A ``scoped`` plan adds what its networks
-    need and removes nothing (it does not see the other networks)."""
-    if not nft_found or have.unread:
-        return []
-    if not wanted:
-        return [DeleteSegmentTable6()] if have.table and not scoped else []
-    ops: list[Operation] = []
-    links = have.links
-    if not have.table or not have.layout_ok:
-        ops.append(CreateSegmentTable6(have.table))
-        links = frozenset()
-    if not scoped:
-        ops += [SetSegment6(link, add=False) for link in sorted(links - wanted)]
-    ops += [SetSegment6(link, add=True) for link in sorted(wanted - links)]
-    return ops
+    """What makes the table match ``wanted`` (see ``nfttable.plan_names``)."""
+    return nfttable.plan_names(
+        wanted,
+        have,
+        nft_found=nft_found,
+        create=CreateSegmentTable6,
+        delete=DeleteSegmentTable6,
+        member=SetSegment6,
+        scoped=scoped,
+    )
 
 
 def table_text(ops: Sequence[Segment6Operation]) -> str:
