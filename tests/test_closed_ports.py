@@ -171,7 +171,7 @@ def test_the_bridge_table_is_made_for_bridges_alone_and_goes_with_them() -> None
     # A network host serving a network with no instance here yet: closed all the same.
     (made,) = filter_plan(DesiredFilter(), empty, [], bridges_here=True)
     assert isinstance(made, CreateWholeFilter)
-    assert "add table bridge netcon\n" in whole_text(made.desired)
+    assert "table bridge netcon {\n" in whole_text(made.desired)
     # And its open sets are filled in the same batch, in the table it makes.
     assert closedports.plan(closedports.wanted(_desired(), OBSERVED, ("trust0",)), empty, [made])
     # No bridge and no instance port of netcon's left (a full plan knows): it goes.
