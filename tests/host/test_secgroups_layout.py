@@ -5,8 +5,6 @@ plan has nothing to do."""
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any
 
 from core.linux import nft
 from core.linux.secgroups import render
@@ -17,6 +15,7 @@ from core.linux.secgroups.plan import plan
 from core.linux.secgroups.spec import DesiredFilter, FilteredGroup, FilteredPort, GroupRule
 from core.linux.secgroups.state import FilterState, TableState
 from tests.host.conftest import Lab, in_ns
+from tests.host.rulesets import comparable_ruleset
 
 DESIRED = DesiredFilter(
     ports=(
@@ -45,21 +44,6 @@ _EARLIER_HOOKS = "; ".join(
 )
 
 
-def _ruleset(ns: str) -> list[Any]:
-    """The ruleset as JSON without handles, each set's elements sorted (a hash set lists
-    them in its hash's order)."""
-    found = []
-    for item in json.loads(in_ns(ns, "nft", "-j", "list", "ruleset").stdout)["nftables"]:
-        ((kind, body),) = item.items()
-        if kind == "metainfo":
-            continue
-        body = {k: v for k, v in body.items() if k != "handle"}
-        if "elem" in body:
-            body["elem"] = sorted(body["elem"], key=json.dumps)
-        found.append({kind: body})
-    return found
-
-
 def _observed(lab: Lab, ns: str) -> FilterState:
     found = observe("nft", ns, lab.state_dir, needed=True, may_change=False)
     assert found is not None and found.groups.exists
@@ -81,5 +65,5 @@ def test_the_earlier_two_hook_layout_is_rebuilt_once(lab: Lab) -> None:
     assert CreateFilterTable(*sg.BRIDGE, replace=True) not in ops
     nft.Nft("nft", earlier).run(render.commands(ops))
 
-    assert _ruleset(earlier) == _ruleset(fresh)
+    assert comparable_ruleset(earlier) == comparable_ruleset(fresh)
     assert plan(DESIRED, _observed(lab, earlier), []) == []

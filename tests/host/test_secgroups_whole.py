@@ -4,8 +4,6 @@ what the element-by-element plan makes, and a plan after it has nothing to do.""
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any
 
 from core.linux import nft
 from core.linux.secgroups import render
@@ -22,6 +20,7 @@ from core.linux.secgroups.spec import (
 from core.linux.secgroups.state import FilterState, TableState
 from core.linux.secgroups.whole import CreateWholeFilter
 from tests.host.conftest import Lab, in_ns
+from tests.host.rulesets import comparable_ruleset
 
 V6 = "2001:db8::f816:3eff:fe00:2"
 DESIRED = DesiredFilter(
@@ -51,22 +50,6 @@ DESIRED = DesiredFilter(
 )
 
 
-def _ruleset(ns: str) -> list[Any]:
-    """The ruleset as JSON, without handles, each set's elements in one order (a hash
-    set lists them in the order of its hash, which is not the same twice)."""
-    listing = json.loads(in_ns(ns, "nft", "-j", "list", "ruleset").stdout)["nftables"]
-    found = []
-    for item in listing:
-        ((kind, body),) = item.items()
-        if kind == "metainfo":
-            continue
-        body = {k: v for k, v in body.items() if k != "handle"}
-        if "elem" in body:
-            body["elem"] = sorted(body["elem"], key=json.dumps)
-        found.append({kind: body})
-    return found
-
-
 def test_first_apply_in_one_pass_makes_what_the_element_plan_makes(lab: Lab) -> None:
     whole, by_element = lab.netns("whole"), lab.netns("elements")
     empty = FilterState(TableState(), TableState(), True)
@@ -85,8 +68,8 @@ def test_first_apply_in_one_pass_makes_what_the_element_plan_makes(lab: Lab) -> 
     assert len([op for op in element_ops if isinstance(op, FilterOperation)]) > 10
     nft.Nft("nft", by_element).run(render.commands(element_ops))
 
-    made = _ruleset(whole)
-    assert made == _ruleset(by_element)
+    made = comparable_ruleset(whole)
+    assert made == comparable_ruleset(by_element)
     assert any("elem" in next(iter(item.values())) for item in made)
 
     observed = observe("nft", whole, lab.state_dir, needed=True, may_change=False)
